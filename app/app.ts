@@ -1,0 +1,163 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import crypto from 'node:crypto';
+import express, { type Express } from 'express';
+import session from 'express-session';
+import helmet from 'helmet';
+import { pinoHttp } from 'pino-http';
+import { Passport } from 'passport';
+import { Strategy as LocalStrategy } from 'passport-local';
+import { csrfSync } from 'csrf-sync';
+import { ConnectSessionKnexStore } from 'connect-session-knex';
+import type { Knex } from 'knex';
+import type { Config } from '../config/index.ts';
+import type { Clock } from './lib/clock.ts';
+import { type Logger, redactUrl } from './lib/logger.ts';
+import { createI18n } from './lib/i18n.ts';
+import { createMailer, type Mailer } from './lib/mailer.ts';
+import { RateLimiter } from './lib/rate-limiter.ts';
+import { layoutEngine } from './lib/views.ts';
+import * as accounts from './models/accounts.ts';
+import { brandingByHost } from './middleware/branding.ts';
+import { locals } from './middleware/locals.ts';
+import { forcePasswordChange } from './middleware/auth.ts';
+import { errorHandler, notFoundHandler } from './middleware/errors.ts';
+import { buildRoutes } from './routes.ts';
+import { authenticate } from './services/auth.ts';
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface AppDeps {
+  db: Knex;
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  mailer?: Mailer;
+}
+
+/** Everything a controller may use, built once per app (no module-level singletons). */
+export interface AppContext {
+  db: Knex;
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  mailer: Mailer;
+  limiter: RateLimiter;
+  i18n: ReturnType<typeof createI18n>;
+  passport: InstanceType<typeof Passport>;
+  state: { shuttingDown: boolean };
+}
+
+export interface PorticoApp extends Express {
+  locals: Express['locals'] & { ctx: AppContext };
+}
+
+export function createApp(deps: AppDeps): PorticoApp {
+  const { db, config, logger, clock } = deps;
+  if (!config.sessionSecret) throw new Error('createApp needs config.sessionSecret (server.ts provides one)');
+  const i18n = createI18n();
+  const passport = new Passport();
+  const ctx: AppContext = {
+    db,
+    config,
+    logger,
+    clock,
+    mailer: deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db, clock, logger }),
+    limiter: new RateLimiter(db, clock),
+    i18n,
+    passport,
+    state: { shuttingDown: false },
+  };
+
+  const app = express() as unknown as PorticoApp;
+  app.locals.ctx = ctx;
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy);
+  app.set('views', path.join(root, 'views'));
+  app.engine('ejs', layoutEngine(path.join(root, 'views'), config.env === 'production'));
+  app.set('view engine', 'ejs');
+
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && /^[\w.-]{8,64}$/.test(incoming) ? incoming : crypto.randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      serializers: {
+        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
+        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
+      },
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+    }),
+  );
+
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          fontSrc: ["'self'"],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          objectSrc: ["'none'"],
+          baseUri: ["'self'"],
+          ...(config.cookieSecure ? { upgradeInsecureRequests: [] } : {}),
+        },
+      },
+      strictTransportSecurity: config.cookieSecure,
+      crossOriginEmbedderPolicy: false,
+    }),
+  );
+
+  app.use('/static', express.static(path.join(root, 'public'), { index: false, maxAge: config.env === 'production' ? '1d' : 0 }));
+  app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
+  app.use(express.json({ limit: '100kb' }));
+
+  app.use(
+    session({
+      name: 'portico.sid',
+      secret: config.sessionSecret,
+      store: new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 0 }),
+      resave: false,
+      saveUninitialized: false,
+      rolling: true,
+      cookie: { httpOnly: true, sameSite: 'lax', secure: config.cookieSecure, maxAge: config.sessionMaxAgeMs },
+    }),
+  );
+
+  passport.use(
+    new LocalStrategy({ usernameField: 'email', passwordField: 'password', passReqToCallback: true }, (req, email, password, done) => {
+      authenticate(ctx, req.actor, email, password).then((result) => done(null, result.ok ? result.account : false), done);
+    }),
+  );
+  passport.serializeUser((user, done) => done(null, (user as accounts.Account).id));
+  passport.deserializeUser((id: number, done) => {
+    accounts.findById(db, Number(id)).then(
+      (account) => done(null, account && !account.disabled ? account : false),
+      (err) => done(err),
+    );
+  });
+  app.use(passport.initialize());
+  app.use(passport.session());
+
+  const { generateToken, csrfSynchronisedProtection } = csrfSync({
+    getTokenFromRequest: (req) => (req.body?._csrf as string | undefined) ?? (req.headers['x-csrf-token'] as string | undefined),
+  });
+  app.use(brandingByHost(db));
+  app.use(locals(i18n, config.defaultLanguage, (req) => generateToken(req)));
+  app.use(forcePasswordChange);
+
+  app.use(buildRoutes(ctx, { csrf: csrfSynchronisedProtection }));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(i18n, logger));
+  return app;
+}

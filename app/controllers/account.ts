@@ -1,0 +1,58 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../app.ts';
+import { changePasswordForm, languageForm, profileForm } from '../forms/auth.ts';
+import { parseForm } from '../forms/parse.ts';
+import { ValidationError } from '../lib/errors.ts';
+import { flash } from '../lib/flash.ts';
+import { safeReturnPath } from '../paths.ts';
+import { changePassword, updateProfile } from '../services/auth.ts';
+import { homeFor } from './sessions.ts';
+
+/** The signed-in account's own settings: name, language, password. */
+export function accountController(ctx: AppContext) {
+  const showPage = (req: Request, res: Response, status = 200, extra: object = {}) =>
+    res.status(status).render('account/show', { title: req.t('account.title'), values: { name: req.user!.name, language: req.user!.language }, ...extra });
+  const passwordPage = (req: Request, res: Response, status = 200, errors = {}) =>
+    res.status(status).render('account/password', { title: req.t('account.password.title'), forced: req.user!.mustChangePassword, errors });
+
+  return {
+    show: (req: Request, res: Response) => showPage(req, res),
+
+    async update(req: Request, res: Response) {
+      const form = parseForm(profileForm, req.body);
+      if (!form.ok) return showPage(req, res, 422, { values: req.body, errors: form.errors });
+      await updateProfile(ctx, req.actor, req.user!.id, form.data);
+      req.session.lang = form.data.language;
+      flash(req, 'success', ctx.i18n.getFixedT(form.data.language)('account.saved'));
+      res.redirect(303, res.locals.paths.account());
+    },
+
+    showPassword: (req: Request, res: Response) => passwordPage(req, res),
+
+    async changePassword(req: Request, res: Response) {
+      const form = parseForm(changePasswordForm, req.body);
+      if (!form.ok) return passwordPage(req, res, 422, form.errors);
+      try {
+        await changePassword(ctx, req.actor, req.user!.id, form.data.current_password, form.data.password);
+      } catch (err) {
+        if (err instanceof ValidationError) return passwordPage(req, res, 422, err.fieldErrors);
+        throw err;
+      }
+      flash(req, 'success', req.t('account.password.changed'));
+      res.redirect(303, req.user!.mustChangePassword ? homeFor(req.user!, res.locals.paths) : res.locals.paths.account());
+    },
+
+    /** The language switcher in the layout: remembered for the visit, and on the account when signed in. */
+    async setLanguage(req: Request, res: Response) {
+      const form = parseForm(languageForm, req.body);
+      const back = safeReturnPath(req.body?.return_to) ?? res.locals.paths.home();
+      if (!form.ok) {
+        flash(req, 'error', req.t('validation.language'));
+        return res.redirect(303, back);
+      }
+      req.session.lang = form.data.language;
+      if (req.user) await updateProfile(ctx, req.actor, req.user.id, { name: req.user.name, language: form.data.language });
+      res.redirect(303, back);
+    },
+  };
+}

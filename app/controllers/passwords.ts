@@ -1,0 +1,48 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../app.ts';
+import { forgotPasswordForm, resetPasswordForm } from '../forms/auth.ts';
+import { parseForm } from '../forms/parse.ts';
+import { flash } from '../lib/flash.ts';
+import { RESET_LINK_MINUTES, isResetTokenUsable, requestPasswordReset, resetPassword } from '../services/auth.ts';
+
+/** Forgot password (e-mailed single-use link) and the reset form behind that link. */
+export function passwordsController(ctx: AppContext) {
+  const translatorFor = (lng: string) => ctx.i18n.getFixedT(lng);
+  const token = (req: Request) => String(req.params.token ?? '');
+
+  return {
+    showForgot(_req: Request, res: Response) {
+      res.render('auth/forgot', { title: res.locals.t('auth.forgot.title') });
+    },
+
+    async forgot(req: Request, res: Response) {
+      const form = parseForm(forgotPasswordForm, req.body);
+      if (!form.ok) return res.status(422).render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: form.errors });
+      await requestPasswordReset({ ...ctx, baseUrl: ctx.config.baseUrl, translatorFor }, req.actor, form.data.email);
+      // The same answer whether or not the address has an account.
+      flash(req, 'info', req.t('auth.forgot.sent', { minutes: RESET_LINK_MINUTES }));
+      res.redirect(303, res.locals.paths.login());
+    },
+
+    async showReset(req: Request, res: Response) {
+      if (!(await isResetTokenUsable(ctx, token(req)))) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
+      res.set('Referrer-Policy', 'no-referrer').render('auth/reset', { title: req.t('auth.reset.title'), token: token(req) });
+    },
+
+    async reset(req: Request, res: Response) {
+      const form = parseForm(resetPasswordForm, req.body);
+      if (!form.ok) {
+        if (!(await isResetTokenUsable(ctx, token(req)))) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
+        return res.status(422).render('auth/reset', { title: req.t('auth.reset.title'), token: token(req), errors: form.errors });
+      }
+      try {
+        await resetPassword(ctx, req.actor, token(req), form.data.password);
+      } catch (err) {
+        if ((err as { status?: number }).status === 410) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
+        throw err;
+      }
+      flash(req, 'success', req.t('auth.reset.done'));
+      res.redirect(303, res.locals.paths.login());
+    },
+  };
+}

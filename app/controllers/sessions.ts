@@ -1,0 +1,56 @@
+import type { NextFunction, Request, Response } from 'express';
+import type { AppContext } from '../app.ts';
+import type { Account } from '../models/accounts.ts';
+import { loginForm } from '../forms/auth.ts';
+import { parseForm } from '../forms/parse.ts';
+import { HttpError } from '../lib/errors.ts';
+import { flash } from '../lib/flash.ts';
+import { safeReturnPath, type Paths } from '../paths.ts';
+import { recordLogout } from '../services/auth.ts';
+
+export function homeFor(account: Account, paths: Paths): string {
+  return account.role === 'admin' ? paths.admin() : paths.portal();
+}
+
+export function sessionsController(ctx: AppContext) {
+  const render = (res: Response, status: number, values: object, errors: object, formError?: string) =>
+    res.status(status).render('auth/login', { title: res.locals.t('auth.login.title'), values, errors, formError });
+
+  return {
+    show(req: Request, res: Response) {
+      if (req.user) return res.redirect(303, homeFor(req.user, res.locals.paths));
+      render(res, 200, {}, {});
+    },
+
+    create(req: Request, res: Response, next: NextFunction) {
+      const form = parseForm(loginForm, req.body);
+      const values = { email: typeof req.body?.email === 'string' ? req.body.email : '' };
+      if (!form.ok) return render(res, 422, values, form.errors);
+      ctx.passport.authenticate('local', (err: unknown, account: Account | false) => {
+        if (err instanceof HttpError && err.status === 429) {
+          res.set(err.headers);
+          return render(res, 429, values, {}, res.locals.t('auth.login.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) }));
+        }
+        if (err) return next(err);
+        if (!account) return render(res, 401, values, {}, res.locals.t('auth.login.invalid'));
+        const returnTo = safeReturnPath(req.session.returnTo);
+        // passport regenerates the session here: the session id changes at login (no fixation).
+        req.logIn(account, (loginErr) => {
+          if (loginErr) return next(loginErr);
+          res.redirect(303, account.mustChangePassword ? res.locals.paths.accountPassword() : (returnTo ?? homeFor(account, res.locals.paths)));
+        });
+      })(req, res, next);
+    },
+
+    async destroy(req: Request, res: Response, next: NextFunction) {
+      if (req.user) await recordLogout(ctx, req.actor);
+      const lang = req.lang;
+      req.logOut((err) => {
+        if (err) return next(err);
+        req.session.lang = lang;
+        flash(req, 'success', req.t('auth.logout.done'));
+        res.redirect(303, res.locals.paths.login());
+      });
+    },
+  };
+}

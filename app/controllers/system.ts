@@ -1,0 +1,44 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../app.ts';
+import { listTrustedKeys, publicKeyDocument } from '../crypto/signing-keys.ts';
+import { findLogo } from '../models/brandings.ts';
+import { notFound } from '../lib/errors.ts';
+
+const HEX = /^#[0-9a-fA-F]{6}$/;
+
+/** Health, readiness, public keys and the per-host branding stylesheet. */
+export function systemController(ctx: AppContext) {
+  return {
+    healthz(_req: Request, res: Response) {
+      res.set('Cache-Control', 'no-store').json({ status: 'ok' });
+    },
+
+    async readyz(_req: Request, res: Response) {
+      res.set('Cache-Control', 'no-store');
+      if (ctx.state.shuttingDown) return res.status(503).json({ status: 'shutting_down' });
+      try {
+        await ctx.db.raw('select 1 as ok');
+        res.json({ status: 'ready' });
+      } catch {
+        res.status(503).json({ status: 'database_unavailable' });
+      }
+    },
+
+    async publicKeys(_req: Request, res: Response) {
+      res.set('Cache-Control', 'public, max-age=300').json(publicKeyDocument(await listTrustedKeys(ctx.db)));
+    },
+
+    brandingCss(req: Request, res: Response) {
+      const primary = HEX.test(req.branding.primaryColor) ? req.branding.primaryColor : '#1f4e79';
+      const accent = HEX.test(req.branding.accentColor) ? req.branding.accentColor : '#d9822b';
+      res.type('text/css').set('Cache-Control', 'public, max-age=60').send(`:root{--brand-primary:${primary};--brand-accent:${accent};}\n`);
+    },
+
+    async brandingLogo(req: Request, res: Response) {
+      const logo = req.branding.id && req.branding.hasLogo ? await findLogo(ctx.db, req.branding.id) : undefined;
+      if (!logo) throw notFound();
+      // Served as an image with its own strict policy: an SVG opened directly can run nothing.
+      res.set({ 'Content-Type': logo.mime, 'Cache-Control': 'public, max-age=300', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox" }).send(logo.data);
+    },
+  };
+}

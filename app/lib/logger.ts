@@ -1,0 +1,29 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/** Paths whose values never reach a log line. */
+export const REDACT_PATHS = [
+  'req.headers.cookie',
+  'req.headers.authorization',
+  'req.headers["x-csrf-token"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.password_hash',
+  '*.passwordHash',
+  '*.token',
+  '*.secret',
+  '*.privateKey',
+];
+
+/** URL path segments that are credentials themselves (one-time links) are masked in logs. */
+export function redactUrl(url: string): string {
+  return url
+    .replace(/(\/password\/reset\/)[^/?#]+/, '$1[REDACTED]')
+    .replace(/(\/setup\/)[^/?#]+/, '$1[REDACTED]')
+    .replace(/([?&](?:token|code|key)=)[^&#]+/gi, '$1[REDACTED]');
+}
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[REDACTED]' } }, destination);
+}

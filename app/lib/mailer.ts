@@ -1,0 +1,42 @@
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Knex } from 'knex';
+import type { Clock } from './clock.ts';
+import type { Logger } from './logger.ts';
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+export interface Mailer {
+  send(mail: Mail): Promise<'smtp' | 'outbox'>;
+}
+
+/**
+ * Sends over SMTP when SMTP_URL is set; otherwise, or when SMTP fails, the mail goes to the outbox
+ * table, which an admin reads in the console. A mail is never silently lost.
+ */
+export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; clock: Clock; logger: Logger }): Mailer {
+  const transport: Transporter | undefined = opts.smtpUrl ? nodemailer.createTransport(opts.smtpUrl) : undefined;
+  const toOutbox = async (mail: Mail, reason: string, error: string | null) => {
+    await opts.db('mail_outbox').insert({ to_address: mail.to, subject: mail.subject, text_body: mail.text, reason, error, created_at: opts.clock.now() });
+  };
+  return {
+    async send(mail) {
+      if (!transport) {
+        await toOutbox(mail, 'no_smtp', null);
+        return 'outbox';
+      }
+      try {
+        await transport.sendMail({ from: opts.from, to: mail.to, subject: mail.subject, text: mail.text });
+        return 'smtp';
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        opts.logger.warn({ err: message }, 'SMTP delivery failed; mail kept in the outbox');
+        await toOutbox(mail, 'smtp_failed', message.slice(0, 1000));
+        return 'outbox';
+      }
+    },
+  };
+}

@@ -1,0 +1,70 @@
+import crypto from 'node:crypto';
+import type { Knex } from 'knex';
+import { isSqlite } from '../../db/knexfile.ts';
+import type { Clock } from './clock.ts';
+
+export interface RateRule {
+  limit: number;
+  windowMs: number;
+}
+
+export interface RateState {
+  hits: number;
+  retryAfterSeconds: number;
+}
+
+/**
+ * Fixed-window counters kept in the database, so every server process behind a load balancer
+ * shares them. One atomic upsert per hit; no read-modify-write race.
+ */
+export class RateLimiter {
+  constructor(
+    private readonly db: Knex,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Keys are hashed: an e-mail address or IP in a key is not stored in clear. */
+  static key(...parts: string[]): string {
+    return crypto.createHash('sha256').update(parts.join('\u0000')).digest('hex');
+  }
+
+  async hit(key: string, rule: RateRule): Promise<RateState> {
+    const now = this.clock.now().getTime();
+    const windowEnds = now + rule.windowMs;
+    if (isSqlite(this.db)) {
+      await this.db.raw(
+        `INSERT INTO rate_limits (key, hits, window_ends_ms) VALUES (?, 1, ?)
+         ON CONFLICT(key) DO UPDATE SET
+           hits = CASE WHEN rate_limits.window_ends_ms <= ? THEN 1 ELSE rate_limits.hits + 1 END,
+           window_ends_ms = CASE WHEN rate_limits.window_ends_ms <= ? THEN excluded.window_ends_ms ELSE rate_limits.window_ends_ms END`,
+        [key, windowEnds, now, now],
+      );
+    } else {
+      // MySQL applies the assignments left to right: hits is computed from the old window end.
+      await this.db.raw(
+        'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
+          'hits = IF(window_ends_ms <= ?, 1, hits + 1), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
+        [key, windowEnds, now, now],
+      );
+    }
+    return (await this.peek(key))!;
+  }
+
+  /** The current count, or zero when the window has passed. */
+  async peek(key: string): Promise<RateState> {
+    const now = this.clock.now().getTime();
+    const row = await this.db('rate_limits').where({ key }).first();
+    const ends = Number(row?.window_ends_ms ?? 0);
+    if (!row || ends <= now) return { hits: 0, retryAfterSeconds: 0 };
+    return { hits: Number(row.hits), retryAfterSeconds: Math.max(1, Math.ceil((ends - now) / 1000)) };
+  }
+
+  async reset(key: string): Promise<void> {
+    await this.db('rate_limits').where({ key }).delete();
+  }
+
+  /** Removes finished windows; called now and then so the table stays small. */
+  async purge(): Promise<void> {
+    await this.db('rate_limits').where('window_ends_ms', '<=', this.clock.now().getTime()).delete();
+  }
+}

@@ -1,0 +1,11 @@
+import crypto from 'node:crypto';
+
+/** A URL-safe random token with 256 bits of entropy (reset links, setup links). */
+export function randomToken(): string {
+  return crypto.randomBytes(32).toString('base64url');
+}
+
+/** Tokens are stored only as their SHA-256 so a database dump cannot be replayed. */
+export function hashToken(token: string): string {
+  return crypto.createHash('sha256').update(token, 'utf8').digest('hex');
+}

@@ -1,0 +1,27 @@
+import type { RequestHandler } from 'express';
+import type { Role } from '../models/accounts.ts';
+import { notFound } from '../lib/errors.ts';
+
+/** Anonymous visitors are sent to the login page and come back after logging in. */
+export const requireLogin: RequestHandler = (req, res, next) => {
+  if (req.user) return next();
+  if (req.method === 'GET') req.session.returnTo = req.originalUrl;
+  res.redirect(303, res.locals.paths.login());
+};
+
+/** A logged-in account without the role gets 404: the area's existence is not confirmed. */
+export function requireRole(...roles: Role[]): RequestHandler {
+  return (req, res, next) => {
+    if (!req.user) return requireLogin(req, res, next);
+    if (!roles.includes(req.user.role)) return next(notFound());
+    next();
+  };
+}
+
+const ALLOWED_DURING_FORCED_CHANGE = new Set(['/account/password', '/logout', '/language']);
+
+/** An account with an initial password can do nothing else until it has chosen its own. */
+export const forcePasswordChange: RequestHandler = (req, res, next) => {
+  if (!req.user?.mustChangePassword || ALLOWED_DURING_FORCED_CHANGE.has(req.path) || req.path.startsWith('/static/')) return next();
+  res.redirect(303, res.locals.paths.accountPassword());
+};

@@ -1,0 +1,18 @@
+import type { Knex } from 'knex';
+import type { Clock } from '../lib/clock.ts';
+
+/** Who is acting, from where: every service call carries it so audit rows can name the actor. */
+export interface Actor {
+  accountId: number | null;
+  label: string | null;
+  ip: string | null;
+  requestId: string | null;
+}
+
+/** What a service needs from the outside world. */
+export interface ServiceDeps {
+  db: Knex;
+  clock: Clock;
+}
+
+export const systemActor = (label = 'system'): Actor => ({ accountId: null, label, ip: null, requestId: null });

@@ -1,0 +1,96 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+export const SUPPORTED_LANGUAGES = ['en', 'de', 'fr', 'es'] as const;
+export type Language = (typeof SUPPORTED_LANGUAGES)[number];
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const port = z.coerce
+  .number({ message: 'must be a whole number' })
+  .int({ message: 'must be a whole number' })
+  .min(0, { message: 'must be between 0 and 65535' })
+  .max(65535, { message: 'must be between 0 and 65535' });
+
+/** Every setting Portico reads from the environment, with a default that works out of the box. */
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }).default('development'),
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATA_DIR: z.string().min(1).default('data'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^(sqlite:|mysql:\/\/|mariadb:\/\/)/, { message: 'must start with sqlite: or mysql:// (for example mysql://user:pass@127.0.0.1:3306/portico)' })
+    .optional(),
+  BASE_URL: z.url({ message: 'must be an absolute http(s) URL such as https://licenses.example.com' }).optional(),
+  SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters long' }).optional(),
+  SESSION_MAX_AGE_MINUTES: z.coerce.number({ message: 'must be a number' }).int().min(5).max(60 * 24 * 30).default(480),
+  COOKIE_SECURE: bool.optional(),
+  TRUST_PROXY: z.string().default('false'),
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, { message: 'must start with smtp:// or smtps://' }).optional(),
+  MAIL_FROM: z.string().min(3).default('Portico <no-reply@localhost>'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+  DEFAULT_LANGUAGE: z.enum(SUPPORTED_LANGUAGES, { message: `must be one of ${SUPPORTED_LANGUAGES.join(', ')}` }).default('en'),
+});
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string;
+  baseUrl: string;
+  sessionSecret?: string;
+  sessionMaxAgeMs: number;
+  cookieSecure: boolean;
+  trustProxy: boolean | number | string;
+  smtpUrl?: string;
+  mailFrom: string;
+  logLevel: string;
+  defaultLanguage: Language;
+}
+
+export class ConfigError extends Error {}
+
+function parseTrustProxy(value: string): boolean | number | string {
+  if (value === 'true') return true;
+  if (value === 'false' || value === '') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  return value; // an address list such as "loopback, 10.0.0.0/8", handed to Express as is
+}
+
+/** Reads the configuration; a bad value throws a ConfigError whose message is one line naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0]);
+    throw new ConfigError(`Invalid configuration: ${name} ${issue.message} (got ${JSON.stringify(input[name] ?? '')})`);
+  }
+  const c = parsed.data;
+  const dataDir = path.resolve(c.DATA_DIR);
+  const baseUrl = (c.BASE_URL ?? `http://localhost:${c.PORT || 3000}`).replace(/\/+$/, '');
+  return {
+    env: c.NODE_ENV,
+    port: c.PORT,
+    host: c.HOST,
+    dataDir,
+    databaseUrl: c.DATABASE_URL ?? `sqlite:${path.join(dataDir, 'portico.sqlite')}`,
+    baseUrl,
+    sessionSecret: c.SESSION_SECRET,
+    sessionMaxAgeMs: c.SESSION_MAX_AGE_MINUTES * 60_000,
+    cookieSecure: c.COOKIE_SECURE ?? baseUrl.startsWith('https://'),
+    trustProxy: parseTrustProxy(c.TRUST_PROXY),
+    smtpUrl: c.SMTP_URL,
+    mailFrom: c.MAIL_FROM,
+    logLevel: c.LOG_LEVEL,
+    defaultLanguage: c.DEFAULT_LANGUAGE,
+  };
+}

@@ -1,0 +1,36 @@
+import knex, { type Knex } from 'knex';
+import { knexConfig } from './knexfile.ts';
+import * as initial from './migrations/0001_initial.ts';
+
+export type Db = Knex;
+
+interface Migration {
+  name: string;
+  up(db: Knex): Promise<void>;
+  down(db: Knex): Promise<void>;
+}
+
+/** Migrations in order. Once merged, a migration is never edited: add a new one. */
+const migrations: Migration[] = [{ name: '0001_initial', ...initial }];
+
+const migrationSource: Knex.MigrationSource<Migration> = {
+  getMigrations: async () => migrations,
+  getMigrationName: (m) => m.name,
+  getMigration: async (m) => m,
+};
+
+const migratorConfig = { migrationSource, tableName: 'knex_migrations' };
+
+export function openDatabase(databaseUrl: string): Knex {
+  return knex(knexConfig(databaseUrl));
+}
+
+export async function migrateLatest(db: Knex): Promise<string[]> {
+  const [, applied] = await db.migrate.latest(migratorConfig);
+  return applied as string[];
+}
+
+export async function rollback(db: Knex, all = false): Promise<string[]> {
+  const [, undone] = await db.migrate.rollback(migratorConfig, all);
+  return undone as string[];
+}
