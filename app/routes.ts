@@ -15,8 +15,8 @@ import { adminController } from './controllers/admin.ts';
 const hostServes = (portal: Portal | 'admin'): RequestHandler => (req, _res, next) =>
   !req.boundPortal || req.boundPortal === portal ? next() : next(notFound());
 
-/** Passes only on a host bound to `portal`, which serves it at `/`. */
-const hostBoundTo = (portal: Portal): RequestHandler => (req, _res, next) => (req.boundPortal === portal ? next() : next('router'));
+/** Mounts `router` at `/` only for requests on a host bound to `portal`. */
+const onHostBoundTo = (portal: Portal, router: Router): RequestHandler => (req, res, next) => (req.boundPortal === portal ? router(req, res, next) : next());
 
 /**
  * THE route table: every URL, its guards and its controller action. CSRF protection covers every
@@ -60,7 +60,7 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   const userPortal = Router();
   userPortal.get('/', requireLogin, portal.dashboard);
   r.use('/portal', hostServes('portal'), userPortal);
-  r.use('/', hostBoundTo('portal'), userPortal);
+  r.use(onHostBoundTo('portal', userPortal));
 
   // Vendor console: admins only (everyone else: 404), never on a host bound to one portal.
   const console = Router();
