@@ -300,6 +300,10 @@ export async function up(db: Knex): Promise<void> {
   await db.schema.createTable('default_permissions', (t) => {
     t.string('permission', 48).primary();
   });
+  // SPEC §2's default set; the vendor changes it in the console.
+  await db('default_permissions').insert(
+    ['manage_license_users', 'manage_user_credentials', 'issue_license', 'create_order', 'reset_license', 'reset_device'].map((permission) => ({ permission })),
+  );
 
   await db.schema.createTable('audit_events', (t) => {
     t.bigIncrements('id');

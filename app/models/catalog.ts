@@ -1,0 +1,161 @@
+import type { Knex } from 'knex';
+
+/** Inserts for products, features, policies, customers and orders (the console builds on these). */
+
+export interface Entitlements {
+  licenseType: 'perpetual' | 'time-limited' | 'subscription' | 'consumption';
+  isTrial: boolean;
+  trialDays: number | null;
+  validityDays: number | null;
+  maxActivations: number;
+  unlimitedActivations: boolean;
+  maxTransfers: number;
+  allowOffline: boolean;
+  airgapped: boolean;
+  floating: boolean;
+  floatingUsers: number | null;
+  floatingTimeoutMinutes: number | null;
+  canBorrow: boolean;
+  maxBorrowHours: number | null;
+  maintenanceDays: number | null;
+}
+
+export function entitlementColumns(e: Entitlements) {
+  return {
+    license_type: e.licenseType,
+    is_trial: e.isTrial,
+    trial_days: e.trialDays,
+    validity_days: e.validityDays,
+    max_activations: e.maxActivations,
+    unlimited_activations: e.unlimitedActivations,
+    max_transfers: e.maxTransfers,
+    allow_offline: e.allowOffline,
+    airgapped: e.airgapped,
+    floating: e.floating,
+    floating_users: e.floatingUsers,
+    floating_timeout_minutes: e.floatingTimeoutMinutes,
+    can_borrow: e.canBorrow,
+    max_borrow_hours: e.maxBorrowHours,
+    maintenance_days: e.maintenanceDays,
+  };
+}
+
+export const DEFAULT_ENTITLEMENTS: Entitlements = {
+  licenseType: 'perpetual',
+  isTrial: false,
+  trialDays: null,
+  validityDays: null,
+  maxActivations: 1,
+  unlimitedActivations: false,
+  maxTransfers: -1,
+  allowOffline: false,
+  airgapped: false,
+  floating: false,
+  floatingUsers: null,
+  floatingTimeoutMinutes: null,
+  canBorrow: false,
+  maxBorrowHours: null,
+  maintenanceDays: null,
+};
+
+const idOf = ([id]: unknown[]) => Number(id);
+
+export async function insertProduct(db: Knex, p: { name: string; code: string; authorizationMethod: 'key' | 'user'; description?: string }, now: Date) {
+  return idOf(await db('products').insert({ name: p.name, code: p.code, authorization_method: p.authorizationMethod, description: p.description ?? null, archived: false, created_at: now, updated_at: now }));
+}
+
+export async function insertFeature(db: Knex, f: { productId: number; code: string; name: string; type: 'activation' | 'consumption' }, now: Date) {
+  return idOf(await db('features').insert({ product_id: f.productId, code: f.code, name: f.name, type: f.type, created_at: now, updated_at: now }));
+}
+
+export async function insertPolicy(db: Knex, p: { productId: number; name: string; isDefault: boolean; entitlements: Entitlements; createdBy?: number | null }, now: Date) {
+  return idOf(
+    await db('license_policies').insert({
+      product_id: p.productId,
+      name: p.name,
+      is_default: p.isDefault,
+      ...entitlementColumns(p.entitlements),
+      archived: false,
+      created_by_account_id: p.createdBy ?? null,
+      created_at: now,
+      updated_at: now,
+    }),
+  );
+}
+
+export async function insertCustomer(db: Knex, c: { kind: 'company' | 'person'; name: string; contactName?: string; email?: string; phone?: string; address?: string; reference?: string }, now: Date) {
+  return idOf(
+    await db('customers').insert({
+      kind: c.kind,
+      name: c.name,
+      contact_name: c.contactName ?? null,
+      email: c.email ?? null,
+      phone: c.phone ?? null,
+      address: c.address ?? null,
+      reference: c.reference ?? null,
+      created_at: now,
+      updated_at: now,
+    }),
+  );
+}
+
+export async function insertOrder(db: Knex, o: { orderRef: string; reference?: string; customerId: number; isTest?: boolean; isTrial?: boolean; createdBy?: number | null }, now: Date) {
+  return idOf(
+    await db('orders').insert({
+      order_ref: o.orderRef,
+      reference: o.reference ?? null,
+      customer_id: o.customerId,
+      is_test: o.isTest ?? false,
+      is_trial: o.isTrial ?? false,
+      created_by_account_id: o.createdBy ?? null,
+      created_at: now,
+      updated_at: now,
+    }),
+  );
+}
+
+/** Expiry and maintenance end follow from the entitlements and the start date. */
+export function licenseDates(e: Entitlements, start: Date) {
+  const days = (n: number) => new Date(start.getTime() + n * 86_400_000);
+  const expiresAt = e.isTrial && e.trialDays ? days(e.trialDays) : e.validityDays && e.licenseType !== 'perpetual' ? days(e.validityDays) : null;
+  return { expiresAt, maintenanceUntil: e.maintenanceDays ? days(e.maintenanceDays) : null };
+}
+
+export async function insertLicense(
+  db: Knex,
+  l: { orderId: number; productId: number; policyId: number | null; licenseKey: string | null; entitlements: Entitlements; startDate: Date; issuedBy?: number | null; note?: string },
+  now: Date,
+) {
+  const { expiresAt, maintenanceUntil } = licenseDates(l.entitlements, l.startDate);
+  return idOf(
+    await db('licenses').insert({
+      order_id: l.orderId,
+      product_id: l.productId,
+      policy_id: l.policyId,
+      license_key: l.licenseKey,
+      enabled: true,
+      ...entitlementColumns(l.entitlements),
+      start_date: l.startDate,
+      expires_at: expiresAt,
+      maintenance_until: maintenanceUntil,
+      times_activated: 0,
+      transfer_count: 0,
+      note: l.note ?? null,
+      issued_by_account_id: l.issuedBy ?? null,
+      created_at: now,
+      updated_at: now,
+    }),
+  );
+}
+
+export async function assignManager(db: Knex, accountId: number, orderId: number, now: Date) {
+  await db('manager_orders').insert({ account_id: accountId, order_id: orderId, created_at: now });
+}
+
+export async function grantPermissions(db: Knex, accountId: number, permissions: readonly string[]) {
+  if (permissions.length) await db('manager_permissions').insert(permissions.map((permission) => ({ account_id: accountId, permission })));
+}
+
+export async function assignLicenseUser(db: Knex, licenseId: number, accountId: number, maxActivations: number, now: Date) {
+  await db('license_user_assignments').insert({ license_id: licenseId, account_id: accountId, max_activations: maxActivations, times_activated: 0, created_at: now });
+}

@@ -1,0 +1,108 @@
+/**
+ * `npm run demo`: fills the configured database with a demo vendor and prints the demo logins.
+ * Passwords are generated on every run (there are no default credentials anywhere); running it
+ * again keeps the data and issues fresh passwords for the demo accounts.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { Knex } from 'knex';
+import { loadConfig, ConfigError } from '../../config/index.ts';
+import { openDatabase, migrateLatest } from '../index.ts';
+import { ensureSigningKey } from '../../app/crypto/signing-keys.ts';
+import { hashPassword } from '../../app/lib/passwords.ts';
+import { generateLicenseKey } from '../../app/lib/license-keys.ts';
+import * as accounts from '../../app/models/accounts.ts';
+import * as catalog from '../../app/models/catalog.ts';
+import { PERMISSIONS } from '../../app/policies/permissions.ts';
+import { recordAudit } from '../../app/services/audit.ts';
+import { systemActor } from '../../app/services/context.ts';
+
+const DEMO_ACCOUNTS = [
+  { email: 'admin@demo.portico.test', name: 'Dana Admin', role: 'admin' as const },
+  { email: 'reseller@demo.portico.test', name: 'Rita Reseller', role: 'manager' as const },
+  { email: 'it-admin@demo.portico.test', name: 'Ivan IT', role: 'manager' as const },
+  { email: 'enduser@demo.portico.test', name: 'Eve Enduser', role: 'end_user' as const },
+];
+
+const password = () => crypto.randomBytes(12).toString('base64url');
+
+async function seed(db: Knex, now: Date): Promise<void> {
+  const ids: Record<string, number> = {};
+  for (const a of DEMO_ACCOUNTS) {
+    ids[a.email] = await accounts.insert(db, { ...a, passwordHash: null, language: 'en' }, now);
+  }
+  const cad = await catalog.insertProduct(db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key', description: 'Desktop CAD suite' }, now);
+  await catalog.insertFeature(db, { productId: cad, code: 'pdf-export', name: 'PDF export', type: 'activation' }, now);
+  await catalog.insertFeature(db, { productId: cad, code: 'render-minutes', name: 'Cloud render minutes', type: 'consumption' }, now);
+  const analytics = await catalog.insertProduct(db, { name: 'Acme Analytics', code: 'acme-analytics', authorizationMethod: 'user' }, now);
+  const plant = await catalog.insertProduct(db, { name: 'Acme Plant Control', code: 'acme-plant', authorizationMethod: 'key' }, now);
+
+  const base = catalog.DEFAULT_ENTITLEMENTS;
+  const cadPerpetual = { ...base, maxActivations: 3, maxTransfers: 2, allowOffline: true, maintenanceDays: 365 };
+  const cadSubscription = { ...base, licenseType: 'subscription' as const, validityDays: 365, maxActivations: 2, maxTransfers: 0 };
+  const cadTrial = { ...base, licenseType: 'time-limited' as const, isTrial: true, trialDays: 30, maxActivations: 1 };
+  const analyticsTeam = { ...base, maxActivations: 2, maxTransfers: 0, floating: true, floatingUsers: 5, floatingTimeoutMinutes: 30, canBorrow: true, maxBorrowHours: 72 };
+  const plantAirgap = { ...base, allowOffline: true, airgapped: true, maxActivations: 1 };
+  const cadPerpetualId = await catalog.insertPolicy(db, { productId: cad, name: 'Perpetual, 3 seats', isDefault: true, entitlements: cadPerpetual }, now);
+  const cadSubscriptionId = await catalog.insertPolicy(db, { productId: cad, name: 'Annual subscription', isDefault: false, entitlements: cadSubscription }, now);
+  await catalog.insertPolicy(db, { productId: cad, name: '30-day trial', isDefault: false, entitlements: cadTrial }, now);
+  const analyticsId = await catalog.insertPolicy(db, { productId: analytics, name: 'Team (floating)', isDefault: true, entitlements: analyticsTeam }, now);
+  const plantId = await catalog.insertPolicy(db, { productId: plant, name: 'Air-gapped site', isDefault: true, entitlements: plantAirgap }, now);
+
+  const globex = await catalog.insertCustomer(db, { kind: 'company', name: 'Globex GmbH', contactName: 'Greta Globex', email: 'it@globex.example', address: 'Hauptstraße 1, 10115 Berlin' }, now);
+  const initech = await catalog.insertCustomer(db, { kind: 'company', name: 'Initech SA', contactName: 'Pierre Lumbergh', email: 'licences@initech.example' }, now);
+  await catalog.insertCustomer(db, { kind: 'person', name: 'Jane Roe', email: 'jane.roe@example.com' }, now);
+
+  const o1 = await catalog.insertOrder(db, { orderRef: 'ORD-1001', reference: 'Globex CAD rollout', customerId: globex }, now);
+  const o2 = await catalog.insertOrder(db, { orderRef: 'ORD-1002', reference: 'Initech analytics team', customerId: initech }, now);
+  const o3 = await catalog.insertOrder(db, { orderRef: 'ORD-1003', reference: 'Globex plant', customerId: globex }, now);
+  for (let i = 0; i < 10; i++) await catalog.insertLicense(db, { orderId: o1, productId: cad, policyId: cadPerpetualId, licenseKey: generateLicenseKey(), entitlements: cadPerpetual, startDate: now }, now);
+  for (let i = 0; i < 2; i++) await catalog.insertLicense(db, { orderId: o1, productId: cad, policyId: cadSubscriptionId, licenseKey: generateLicenseKey(), entitlements: cadSubscription, startDate: now }, now);
+  for (let i = 0; i < 3; i++) {
+    const license = await catalog.insertLicense(db, { orderId: o2, productId: analytics, policyId: analyticsId, licenseKey: null, entitlements: analyticsTeam, startDate: now }, now);
+    if (i === 0) await catalog.assignLicenseUser(db, license, ids['enduser@demo.portico.test']!, 2, now);
+  }
+  for (let i = 0; i < 2; i++) await catalog.insertLicense(db, { orderId: o3, productId: plant, policyId: plantId, licenseKey: generateLicenseKey(), entitlements: plantAirgap, startDate: now }, now);
+
+  const reseller = ids['reseller@demo.portico.test']!;
+  const itAdmin = ids['it-admin@demo.portico.test']!;
+  for (const order of [o1, o2, o3]) await catalog.assignManager(db, reseller, order, now);
+  await catalog.assignManager(db, itAdmin, o2, now);
+  await catalog.grantPermissions(db, reseller, PERMISSIONS);
+  await catalog.grantPermissions(db, itAdmin, ['reset_device', 'manage_license_users']);
+}
+
+async function main() {
+  const config = loadConfig();
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = openDatabase(config.databaseUrl);
+  try {
+    await migrateLatest(db);
+    const now = new Date();
+    await ensureSigningKey(db, config.dataDir, now);
+    const logins: { email: string; role: string; password: string }[] = [];
+    await db.transaction(async (trx) => {
+      const existing = await trx('products').where({ code: 'acme-cad' }).first();
+      if (!existing) await seed(trx, now);
+      for (const a of DEMO_ACCOUNTS) {
+        const account = await accounts.findByEmail(trx, a.email);
+        if (!account) continue;
+        const pw = password();
+        await accounts.update(trx, account.id, { passwordHash: await hashPassword(pw), mustChangePassword: false, disabled: false }, now);
+        logins.push({ email: a.email, role: a.role, password: pw });
+      }
+      await recordAudit(trx, systemActor('npm run demo'), now, { action: existing ? 'demo.passwords_renewed' : 'demo.seeded' });
+    });
+    console.log(`Demo data is in ${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice(7) : 'the configured database'}.`);
+    console.log('Demo logins (new passwords on every run):');
+    for (const l of logins) console.log(`  ${l.role.padEnd(9)} ${l.email.padEnd(28)} ${l.password}`);
+    console.log(`Start the server with "npm start" and log in at ${config.baseUrl}/login`);
+  } finally {
+    await db.destroy();
+  }
+}
+
+main().catch((err) => {
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exitCode = 1;
+});

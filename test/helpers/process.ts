@@ -1,0 +1,35 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const projectRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
+
+/** Runs one of the project's TypeScript entry points (server.ts, a script) as a real child process. */
+export function runScript(script: string, env: Record<string, string>): ChildProcessWithoutNullStreams & { output: () => string } {
+  const child = spawn(tsx, [script], { cwd: projectRoot, env: { ...process.env, ...env } });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d.toString()));
+  child.stderr.on('data', (d) => (out += d.toString()));
+  return Object.assign(child, { output: () => out });
+}
+
+export function waitFor(child: ReturnType<typeof runScript>, pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      const match = pattern.exec(child.output());
+      if (match) {
+        clearInterval(timer);
+        resolve(match);
+      } else if (child.exitCode !== null || Date.now() - started > timeoutMs) {
+        clearInterval(timer);
+        reject(new Error(`did not see ${pattern} (exit ${child.exitCode}); output:\n${child.output()}`));
+      }
+    }, 50);
+  });
+}
+
+export function exitOf(child: ReturnType<typeof runScript>): Promise<number | null> {
+  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+}

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import request from 'supertest';
+import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { runScript, waitFor, exitOf } from '../helpers/process.ts';
+import { csrfFrom } from '../helpers/app.ts';
+
+describe('server.ts and npm run demo as real processes', function () {
+  this.timeout(60_000);
+  let database: TestDatabase;
+  let dataDir: string;
+  before(async () => {
+    database = await createTestDatabase({ migrate: false });
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-server-'));
+  });
+  after(async () => {
+    await database.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('stops at once with one clear line naming a bad variable', async () => {
+    const child = runScript('server.ts', { PORT: 'eighty', DATA_DIR: dataDir, DATABASE_URL: database.url });
+    assert.equal(await exitOf(child), 1);
+    const lines = child.output().trim().split('\n');
+    assert.equal(lines.length, 1);
+    assert.match(lines[0]!, /^Invalid configuration: PORT must be a whole number \(got "eighty"\)$/);
+  });
+
+  it('first start: migrates, makes a 0600 signing key, prints a one-time setup link that works once; stops gracefully', async () => {
+    const child = runScript('server.ts', { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, LOG_LEVEL: 'warn', BASE_URL: '' });
+    try {
+      const [, base] = await waitFor(child, /listening on (http:\/\/\S+)/);
+      const [, link] = await waitFor(child, /one-time link[^\n]*\n\s+(http:\/\/\S+)/);
+      const url = base!.replace('localhost', '127.0.0.1');
+      await request(url).get('/login').expect(200);
+      assert.equal(Number((await database.db('accounts').count({ n: '*' }).first())!.n), 0, 'no account before the link is used');
+      const keys = fs.readdirSync(path.join(dataDir, 'keys'));
+      assert.equal(keys.length, 1);
+      assert.equal(fs.statSync(path.join(dataDir, 'keys', keys[0]!)).mode & 0o777, 0o600);
+
+      const setupPath = new URL(link!).pathname;
+      const agent = request.agent(url);
+      const page = await agent.get(setupPath).expect(200);
+      await agent.post(setupPath).type('form').send({ _csrf: csrfFrom(page.text), name: 'First Admin', email: 'first@vendor.example', language: 'en', password: 'a long first password', password_confirmation: 'a long first password' }).expect(303);
+      await request(url).get(setupPath).expect(404);
+      assert.equal(Number((await database.db('accounts').count({ n: '*' }).first())!.n), 1);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exitOf(child), 0, child.output());
+  });
+
+  it('a restart after setup prints no setup link and keeps its key', async () => {
+    const child = runScript('server.ts', { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, LOG_LEVEL: 'warn' });
+    try {
+      await waitFor(child, /listening on/);
+      await new Promise((r) => setTimeout(r, 200));
+      assert.doesNotMatch(child.output(), /setup/);
+      assert.equal(fs.readdirSync(path.join(dataDir, 'keys')).length, 1);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exitOf(child), 0);
+  });
+
+  it('npm run demo fills the demo vendor and prints logins that work', async () => {
+    const child = runScript('db/seeds/demo.ts', { DATA_DIR: dataDir, DATABASE_URL: database.url });
+    assert.equal(await exitOf(child), 0, child.output());
+    const [, password] = /reseller@demo\.portico\.test\s+(\S+)/.exec(child.output())!;
+    const server = runScript('server.ts', { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, LOG_LEVEL: 'warn' });
+    try {
+      const [, base] = await waitFor(server, /listening on (http:\/\/\S+)/);
+      const agent = request.agent(base!.replace('localhost', '127.0.0.1'));
+      const page = await agent.get('/login').expect(200);
+      await agent.post('/login').type('form').send({ _csrf: csrfFrom(page.text), email: 'reseller@demo.portico.test', password }).expect(303);
+      const dash = await agent.get('/portal').expect(200);
+      assert.match(dash.text, /ORD-1001/);
+      assert.match(dash.text, /Globex GmbH/);
+    } finally {
+      server.kill('SIGTERM');
+    }
+    assert.equal(await exitOf(server), 0);
+    const counts = await database.db('licenses').count({ n: '*' }).first();
+    assert.equal(Number(counts!.n), 17);
+    const managers = await database.db('accounts').where({ role: 'manager' }).count({ n: '*' }).first();
+    assert.equal(Number(managers!.n), 2);
+  });
+});

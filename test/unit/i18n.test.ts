@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SUPPORTED_LANGUAGES } from '../../config/index.ts';
+import { createI18n, fromAcceptLanguage, loadLocale } from '../../app/lib/i18n.ts';
+import { projectRoot } from '../helpers/process.ts';
+
+function flatten(obj: Record<string, unknown>, prefix = ''): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj)) {
+    if (v && typeof v === 'object') Object.assign(out, flatten(v as Record<string, unknown>, `${prefix}${k}.`));
+    else out[`${prefix}${k}`] = String(v);
+  }
+  return out;
+}
+
+const placeholders = (s: string) => [...s.matchAll(/\{\{(\w+)\}\}/g)].map((m) => m[1]).sort();
+
+/** Every literal t('…') key in the code and views. */
+function keysUsedInSource(): Set<string> {
+  const keys = new Set<string>();
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (/\.(ts|ejs)$/.test(entry.name)) {
+        for (const m of fs.readFileSync(file, 'utf8').matchAll(/\bt\(\s*'([a-zA-Z][\w.]+)'/g)) keys.add(m[1]!);
+        for (const m of fs.readFileSync(file, 'utf8').matchAll(/'((?:validation|errors)\.[a-zA-Z]+)'/g)) keys.add(m[1]!);
+      }
+    }
+  };
+  for (const dir of ['app', 'views']) walk(path.join(projectRoot, dir));
+  return keys;
+}
+
+describe('i18n', () => {
+  const english = flatten(loadLocale('en'));
+
+  for (const lng of SUPPORTED_LANGUAGES.filter((l) => l !== 'en')) {
+    it(`${lng} has every English key, with the same placeholders, translated`, () => {
+      const other = flatten(loadLocale(lng));
+      assert.deepEqual(Object.keys(other).sort(), Object.keys(english).sort());
+      for (const [key, text] of Object.entries(english)) assert.deepEqual(placeholders(other[key]!), placeholders(text), `${lng}:${key}`);
+      const same = Object.keys(english).filter((k) => english[k] === other[k] && english[k]!.length > 12);
+      assert.ok(same.length <= 3, `${lng} still has English text for: ${same.join(', ')}`);
+    });
+  }
+
+  it('every key the code and views use exists in English', () => {
+    // A key ending in '.' is a prefix completed at run time (t('status.' + s)): some key must start with it.
+    const missing = [...keysUsedInSource()].filter((k) => (k.endsWith('.') ? !Object.keys(english).some((e) => e.startsWith(k)) : !(k in english)));
+    assert.deepEqual(missing, []);
+  });
+
+  it('picks the best supported language from Accept-Language', () => {
+    assert.equal(fromAcceptLanguage('de-CH,de;q=0.9,en;q=0.8'), 'de');
+    assert.equal(fromAcceptLanguage('it-IT, es;q=0.5, fr;q=0.7'), 'fr');
+    assert.equal(fromAcceptLanguage('ja'), undefined);
+    assert.equal(fromAcceptLanguage('en;q=0, es'), 'es');
+    assert.equal(fromAcceptLanguage(undefined), undefined);
+  });
+
+  it('translates with interpolation per instance', () => {
+    const i18n = createI18n();
+    assert.match(i18n.getFixedT('de')('pager.position', { page: 2, pages: 5 }), /2.*5/);
+    assert.notEqual(i18n.getFixedT('es')('auth.login.title'), i18n.getFixedT('en')('auth.login.title'));
+  });
+});
