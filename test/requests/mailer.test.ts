@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+import request from 'supertest';
+import { buildTestApp, createAccount, csrfFrom, type TestApp } from '../helpers/app.ts';
+
+interface Received {
+  to: string[];
+  data: string;
+}
+
+/** A real SMTP server on loopback that keeps what it receives. */
+async function startSmtp(): Promise<{ server: SMTPServer; port: number; received: Received[] }> {
+  const received: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    onData(stream, session, callback) {
+      let data = '';
+      stream.on('data', (c: Buffer) => (data += c.toString()));
+      stream.on('end', () => {
+        received.push({ to: session.envelope.rcptTo.map((r) => r.address), data });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, port: (server.server.address() as AddressInfo).port, received };
+}
+
+async function requestReset(t: TestApp, email: string) {
+  const agent = request.agent(t.app);
+  const page = await agent.get('/password/forgot');
+  await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(page.text), email }).expect(303);
+}
+
+describe('mail delivery: SMTP when configured, the outbox otherwise', () => {
+  it('delivers over SMTP when SMTP_URL is set (nothing in the outbox)', async () => {
+    const smtp = await startSmtp();
+    const t = await buildTestApp({ smtpUrl: `smtp://127.0.0.1:${smtp.port}`, mailFrom: 'Portico <portal@vendor.example>' });
+    try {
+      const { email } = await createAccount(t.db, { language: 'fr' });
+      await requestReset(t, email);
+      assert.equal(smtp.received.length, 1);
+      assert.deepEqual(smtp.received[0]!.to, [email]);
+      assert.match(smtp.received[0]!.data, /password\/reset\//);
+      assert.match(smtp.received[0]!.data, /From: Portico <portal@vendor\.example>/);
+      assert.equal(Number((await t.db('mail_outbox').count({ n: '*' }).first())!.n), 0);
+    } finally {
+      await t.close();
+      await new Promise<void>((resolve) => smtp.server.close(() => resolve()));
+    }
+  });
+
+  it('keeps the mail in the outbox with the reason when SMTP fails', async () => {
+    const smtp = await startSmtp();
+    const port = smtp.port;
+    await new Promise<void>((resolve) => smtp.server.close(() => resolve())); // nothing listens there now
+    const t = await buildTestApp({ smtpUrl: `smtp://127.0.0.1:${port}` });
+    try {
+      const { email } = await createAccount(t.db);
+      await requestReset(t, email);
+      const mail = await t.db('mail_outbox').where({ to_address: email }).first();
+      assert.equal(mail.reason, 'smtp_failed');
+      assert.ok(mail.error);
+      assert.match(mail.text_body, /password\/reset\//);
+    } finally {
+      await t.close();
+    }
+  });
+});
