@@ -149,7 +149,9 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.use(passport.session());
 
   const { generateToken, csrfSynchronisedProtection } = csrfSync({
-    getTokenFromRequest: (req) => (req.body?._csrf as string | undefined) ?? (req.headers['x-csrf-token'] as string | undefined),
+    // Multipart forms carry the token in the action URL: their body is parsed after this check.
+    getTokenFromRequest: (req) =>
+      (req.body?._csrf as string | undefined) ?? (req.headers['x-csrf-token'] as string | undefined) ?? (req.is('multipart/form-data') ? (req.query._csrf as string | undefined) : undefined),
   });
   app.use(brandingByHost(db));
   app.use(locals(i18n, config.defaultLanguage, (req) => generateToken(req)));

@@ -2,6 +2,16 @@
  * Every URL the app renders or redirects to. Views and controllers never write a URL by hand.
  * `portalBase` is '' on a host bound to the User Portal (served at /) and '/portal' elsewhere.
  */
+/** Appends the non-empty parameters as a query string. */
+export function withQuery(path: string, params: Record<string, string | number | undefined | null> = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '' && !(k === 'page' && Number(v) <= 1)) q.set(k, String(v));
+  const s = q.toString();
+  return s ? `${path}?${s}` : path;
+}
+
+type Query = Record<string, string | number | undefined | null>;
+
 export function makePaths(portalBase: string) {
   const enc = encodeURIComponent;
   return {
@@ -19,10 +29,36 @@ export function makePaths(portalBase: string) {
     brandingCss: () => '/branding.css',
     brandingLogo: () => '/branding/logo',
     asset: (file: string) => `/static/${file}`,
+    /** The action URL of a multipart form: its CSRF token travels in the query string. */
+    withCsrf: (url: string, token: string) => `${url}${url.includes('?') ? '&' : '?'}_csrf=${enc(token)}`,
     portal: () => portalBase || '/',
     admin: () => '/admin',
-    adminOutbox: (page?: number) => (page && page > 1 ? `/admin/outbox?page=${page}` : '/admin/outbox'),
+    adminOutbox: (query: Query = {}) => withQuery('/admin/outbox', query),
     adminOutboxMail: (id: number) => `/admin/outbox/${id}`,
+    adminProducts: (query: Query = {}) => withQuery('/admin/products', query),
+    adminProductNew: () => '/admin/products/new',
+    adminProduct: (id: number) => `/admin/products/${id}`,
+    adminProductEdit: (id: number) => `/admin/products/${id}/edit`,
+    adminProductArchive: (id: number) => `/admin/products/${id}/archive`,
+    adminProductUnarchive: (id: number) => `/admin/products/${id}/unarchive`,
+    adminProductDelete: (id: number) => `/admin/products/${id}/delete`,
+    adminFeatures: (productId: number) => `/admin/products/${productId}/features`,
+    adminFeature: (productId: number, featureId: number) => `/admin/products/${productId}/features/${featureId}`,
+    adminFeatureDelete: (productId: number, featureId: number) => `/admin/products/${productId}/features/${featureId}/delete`,
+    // --- customers, orders, licenses, license users, managers ---
+    // --- brandings, settings, signing keys ---
+    adminBrandings: () => '/admin/brandings',
+    adminSettings: () => '/admin/settings',
+    adminKeys: () => '/admin/keys',
+    // --- audit log ---
+    adminAudit: (query: Query = {}) => withQuery('/admin/audit', query),
+    adminPolicies: (productId: number) => `/admin/products/${productId}/policies`,
+    adminPolicyNew: (productId: number) => `/admin/products/${productId}/policies/new`,
+    adminPolicy: (id: number) => `/admin/policies/${id}`,
+    adminPolicyEdit: (id: number) => `/admin/policies/${id}/edit`,
+    adminPolicyDefault: (id: number) => `/admin/policies/${id}/default`,
+    adminPolicyArchive: (id: number) => `/admin/policies/${id}/archive`,
+    adminPolicyUnarchive: (id: number) => `/admin/policies/${id}/unarchive`,
   };
 }
 

@@ -8,8 +8,22 @@ export type { TFunction };
 
 const localesDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'locales');
 
-export function loadLocale(lng: Language): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(path.join(localesDir, `${lng}.json`), 'utf8')) as Record<string, unknown>;
+type Tree = Record<string, unknown>;
+
+function merge(into: Tree, from: Tree): Tree {
+  for (const [k, v] of Object.entries(from)) {
+    into[k] = v && typeof v === 'object' && into[k] && typeof into[k] === 'object' ? merge(into[k] as Tree, v as Tree) : v;
+  }
+  return into;
+}
+
+/**
+ * A language's strings: `<lng>.json` merged with every `<lng>.<area>.json` beside it, so each area of
+ * the product can keep its strings in a file of its own.
+ */
+export function loadLocale(lng: Language): Tree {
+  const files = [`${lng}.json`, ...fs.readdirSync(localesDir).filter((f) => f.startsWith(`${lng}.`) && f.endsWith('.json') && f !== `${lng}.json`).sort()];
+  return files.reduce<Tree>((tree, f) => merge(tree, JSON.parse(fs.readFileSync(path.join(localesDir, f), 'utf8')) as Tree), {});
 }
 
 /** One i18next instance per app (no global singleton), every language loaded synchronously. */

@@ -21,7 +21,7 @@ export function redactUrl(url: string): string {
   return url
     .replace(/(\/password\/reset\/)[^/?#]+/, '$1[REDACTED]')
     .replace(/(\/setup\/)[^/?#]+/, '$1[REDACTED]')
-    .replace(/([?&](?:token|code|key)=)[^&#]+/gi, '$1[REDACTED]');
+    .replace(/([?&](?:token|code|key|_csrf)=)[^&#]+/gi, '$1[REDACTED]');
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

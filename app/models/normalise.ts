@@ -23,3 +23,22 @@ export function parseJson<T>(value: unknown): T | null {
 export function affected(result: unknown): number {
   return typeof result === 'number' ? result : Number(result ?? 0);
 }
+
+/** True when an insert or update broke a unique key (SQLite or MySQL/MariaDB). */
+export function isUniqueViolation(err: unknown): boolean {
+  const e = err as { code?: string; errno?: number; message?: string };
+  return e?.code === 'SQLITE_CONSTRAINT_UNIQUE' || e?.code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || e?.code === 'ER_DUP_ENTRY' || e?.errno === 1062;
+}
+
+/**
+ * A LIKE condition that matches `text` literally (the user's % and _ are not wildcards). The escape
+ * character is "!" because a backslash literal is read differently by MySQL and SQLite.
+ */
+export function likeSql(column: string, text: string, mode: 'contains' | 'prefix' = 'contains'): [string, string[]] {
+  const escaped = text.replace(/[!%_]/g, (c) => `!${c}`);
+  return [`${column} LIKE ? ESCAPE '!'`, [mode === 'prefix' ? `${escaped}%` : `%${escaped}%`]];
+}
+
+export function countOf(row: unknown): number {
+  return Number((row as { n?: unknown } | undefined)?.n ?? 0);
+}

@@ -98,3 +98,24 @@ export async function submitForm(agent: ReturnType<typeof request.agent>, pageUr
 export async function auditActions(db: Knex): Promise<string[]> {
   return (await db('audit_events').orderBy('id').select('action')).map((r: { action: string }) => r.action);
 }
+
+/** A logged-in admin agent and its account. */
+export async function adminAgent(t: TestApp, language = 'en') {
+  const admin = await createAccount(t.db, { role: 'admin', language });
+  return { agent: await loginAgent(t.app, admin.email, admin.password), admin };
+}
+
+/** The audit events of one object, oldest first, with parsed before/after. */
+export async function auditOf(db: Knex, objectType: string, objectId: number | string) {
+  const rows = await db('audit_events').where({ object_type: objectType, object_id: String(objectId) }).orderBy('id');
+  return rows.map((r: Record<string, unknown>) => ({
+    action: String(r.action),
+    actor: r.actor_account_id === null ? null : Number(r.actor_account_id),
+    before: r.before_state ? JSON.parse(String(r.before_state)) : null,
+    after: r.after_state ? JSON.parse(String(r.after_state)) : null,
+  }));
+}
+
+export async function countRows(db: Knex, table: string, where: Record<string, unknown> = {}): Promise<number> {
+  return Number((await db(table).where(where).count({ n: '*' }).first())?.n ?? 0);
+}

@@ -1,0 +1,97 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as products from '../../models/products.ts';
+import * as policies from '../../models/policies.ts';
+import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { entitlementValues, featureLimits, policyForm, toEntitlements } from '../../forms/policies.ts';
+import * as service from '../../services/policies.ts';
+import { attempt, done, idParam, orNotFound, refuse } from '../helpers.ts';
+
+export function adminPoliciesController(ctx: AppContext) {
+  const render = async (req: Request, res: Response, status: number, product: products.Product, policy: policies.Policy | null, values: Record<string, unknown>, errors: object) => {
+    const features = await products.listFeatures(ctx.db, product.id);
+    res.status(status).render(policy ? 'admin/policies/edit' : 'admin/policies/new', { title: req.t(policy ? 'admin.policies.edit' : 'admin.policies.new'), product, policy, features, values, errors });
+  };
+
+  /** Parses the form into service input, or re-renders it with 422. */
+  const parse = async (req: Request, res: Response, product: products.Product, policy: policies.Policy | null) => {
+    const form = parseForm(policyForm, req.body);
+    const ids = form.ok ? form.data.features : [];
+    const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
+    if (!form.ok || Object.keys(limitErrors).length) {
+      await render(req, res, 422, product, policy, { ...req.body, features: [].concat(req.body?.features ?? []).map(Number) }, { ...(form.ok ? {} : form.errors), ...limitErrors });
+      return undefined;
+    }
+    return { name: form.data.name, isDefault: form.data.is_default, entitlements: toEntitlements(form.data), features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })) };
+  };
+
+  const valuesOf = (p: policies.Policy, features: policies.PolicyFeature[]) => ({
+    name: p.name,
+    is_default: p.isDefault,
+    ...entitlementValues(p),
+    features: features.map((f) => f.featureId),
+    ...Object.fromEntries(features.map((f) => [`max_consumption_${f.featureId}`, f.maxConsumption])),
+  });
+
+  return {
+    async new(req: Request, res: Response) {
+      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      await render(req, res, 200, product, null, { ...entitlementValues(DEFAULT_ENTITLEMENTS), features: [] }, {});
+    },
+
+    async create(req: Request, res: Response) {
+      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const input = await parse(req, res, product, null);
+      if (!input) return;
+      const r = await attempt(req, res, () => service.createPolicy(ctx, req.actor, product.id, input), {
+        back: res.locals.paths.adminProduct(product.id),
+        rerender: (errors) => void render(req, res, 422, product, null, req.body, errors),
+      });
+      if (r.ok) done(req, res, res.locals.paths.adminPolicy(r.value), 'admin.policies.created');
+    },
+
+    async show(req: Request, res: Response) {
+      const policy = orNotFound(await policies.findById(ctx.db, idParam(req)));
+      const [product, features, policyFeatures] = await Promise.all([products.findById(ctx.db, policy.productId), products.listFeatures(ctx.db, policy.productId), policies.listFeatures(ctx.db, policy.id)]);
+      res.render('admin/policies/show', { title: policy.name, policy, product, features, policyFeatures });
+    },
+
+    async edit(req: Request, res: Response) {
+      const policy = orNotFound(await policies.findById(ctx.db, idParam(req)));
+      const product = (await products.findById(ctx.db, policy.productId))!;
+      if (policy.airgapped) return refuse(req, res, res.locals.paths.adminPolicy(policy.id), 'policies.airgappedLocked');
+      await render(req, res, 200, product, policy, valuesOf(policy, await policies.listFeatures(ctx.db, policy.id)), {});
+    },
+
+    async update(req: Request, res: Response) {
+      const policy = orNotFound(await policies.findById(ctx.db, idParam(req)));
+      const product = (await products.findById(ctx.db, policy.productId))!;
+      const back = res.locals.paths.adminPolicy(policy.id);
+      // Checked before the form so a frozen policy never shows field errors as if it could be saved.
+      if (policy.airgapped) return refuse(req, res, back, 'policies.airgappedLocked');
+      const input = await parse(req, res, product, policy);
+      if (!input) return;
+      const r = await attempt(req, res, () => service.updatePolicy(ctx, req.actor, policy.id, input), { back, rerender: (errors) => void render(req, res, 422, product, policy, req.body, errors) });
+      if (r.ok) done(req, res, back, 'admin.policies.updated');
+    },
+
+    async makeDefault(req: Request, res: Response) {
+      const id = idParam(req);
+      const r = await attempt(req, res, () => service.makeDefaultPolicy(ctx, req.actor, id), { back: res.locals.paths.adminPolicy(id) });
+      if (r.ok) done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.madeDefault');
+    },
+
+    async archive(req: Request, res: Response) {
+      const id = idParam(req);
+      await service.setPolicyArchived(ctx, req.actor, id, true);
+      done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.archived');
+    },
+
+    async unarchive(req: Request, res: Response) {
+      const id = idParam(req);
+      await service.setPolicyArchived(ctx, req.actor, id, false);
+      done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.unarchived');
+    },
+  };
+}

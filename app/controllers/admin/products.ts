@@ -1,0 +1,104 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as products from '../../models/products.ts';
+import * as policies from '../../models/policies.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { featureCreateForm, featureUpdateForm, productCreateForm, productUpdateForm } from '../../forms/products.ts';
+import { pageCount, pageFrom } from '../../lib/pagination.ts';
+import * as service from '../../services/products.ts';
+import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+
+export function adminProductsController(ctx: AppContext) {
+  const formView = (req: Request, res: Response, status: number, view: 'new' | 'edit', values: object, errors: object, product?: products.Product) =>
+    res.status(status).render(`admin/products/${view}`, { title: req.t(view === 'new' ? 'admin.products.new' : 'admin.products.edit'), values, errors, product });
+
+  const showView = async (res: Response, product: products.Product, status = 200, featureValues: object = {}, featureErrors: object = {}) => {
+    const [features, productPolicies] = await Promise.all([products.listFeatures(ctx.db, product.id), policies.listForProduct(ctx.db, product.id)]);
+    res.status(status).render('admin/products/show', { title: product.name, product, features, policies: productPolicies, featureValues, featureErrors, hasLicenses: await products.hasLicenses(ctx.db, product.id) });
+  };
+
+  return {
+    async index(req: Request, res: Response) {
+      const query = listQuery(req, ['q', 'archived']);
+      const filter = { q: query.q, archived: query.archived === 'yes' ? true : query.archived === 'all' ? undefined : false };
+      const { page, limit, offset } = pageFrom(req.query);
+      const [rows, total] = await Promise.all([products.list(ctx.db, filter, limit, offset), products.count(ctx.db, filter)]);
+      res.render('admin/products/index', { title: req.t('admin.products.title'), products: rows, query, page, pages: pageCount(total), total });
+    },
+
+    new(req: Request, res: Response) {
+      formView(req, res, 200, 'new', { authorization_method: 'key' }, {});
+    },
+
+    async create(req: Request, res: Response) {
+      const form = parseForm(productCreateForm, req.body);
+      if (!form.ok) return formView(req, res, 422, 'new', req.body, form.errors);
+      const r = await attempt(req, res, () => service.createProduct(ctx, req.actor, form.data), { back: res.locals.paths.adminProducts(), rerender: (errors) => formView(req, res, 422, 'new', req.body, errors) });
+      if (r.ok) done(req, res, res.locals.paths.adminProduct(r.value), 'admin.products.created');
+    },
+
+    async show(req: Request, res: Response) {
+      await showView(res, orNotFound(await products.findById(ctx.db, idParam(req))));
+    },
+
+    async edit(req: Request, res: Response) {
+      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      formView(req, res, 200, 'edit', { name: product.name, description: product.description, authorization_method: product.authorizationMethod }, {}, product);
+    },
+
+    async update(req: Request, res: Response) {
+      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const form = parseForm(productUpdateForm, req.body);
+      if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, product);
+      const r = await attempt(req, res, () => service.updateProduct(ctx, req.actor, product.id, form.data), { back: res.locals.paths.adminProduct(product.id), rerender: (errors) => formView(req, res, 422, 'edit', req.body, errors, product) });
+      if (r.ok) done(req, res, res.locals.paths.adminProduct(product.id), 'admin.products.updated');
+    },
+
+    async archive(req: Request, res: Response) {
+      const id = idParam(req);
+      await service.setProductArchived(ctx, req.actor, id, true);
+      done(req, res, res.locals.paths.adminProduct(id), 'admin.products.archived');
+    },
+
+    async unarchive(req: Request, res: Response) {
+      const id = idParam(req);
+      await service.setProductArchived(ctx, req.actor, id, false);
+      done(req, res, res.locals.paths.adminProduct(id), 'admin.products.unarchived');
+    },
+
+    async destroy(req: Request, res: Response) {
+      const id = idParam(req);
+      const r = await attempt(req, res, () => service.deleteProduct(ctx, req.actor, id), { back: res.locals.paths.adminProduct(id) });
+      if (r.ok) done(req, res, res.locals.paths.adminProducts(), 'admin.products.deleted');
+    },
+
+    async createFeature(req: Request, res: Response) {
+      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const form = parseForm(featureCreateForm, req.body);
+      if (!form.ok) return showView(res, product, 422, req.body, form.errors);
+      const r = await attempt(req, res, () => service.addFeature(ctx, req.actor, product.id, form.data), {
+        back: res.locals.paths.adminProduct(product.id),
+        rerender: (errors) => void showView(res, product, 422, req.body, errors),
+      });
+      if (r.ok) done(req, res, res.locals.paths.adminProduct(product.id), 'admin.features.created');
+    },
+
+    async updateFeature(req: Request, res: Response) {
+      const productId = idParam(req);
+      const featureId = idParam(req, 'featureId');
+      const form = parseForm(featureUpdateForm, req.body);
+      if (!form.ok) {
+        const product = orNotFound(await products.findById(ctx.db, productId));
+        return showView(res, product, 422, {}, { [`feature_${featureId}`]: form.errors.name! });
+      }
+      await service.renameFeature(ctx, req.actor, productId, featureId, form.data.name);
+      done(req, res, res.locals.paths.adminProduct(productId), 'admin.features.updated');
+    },
+
+    async destroyFeature(req: Request, res: Response) {
+      const productId = idParam(req);
+      const r = await attempt(req, res, () => service.deleteFeature(ctx, req.actor, productId, idParam(req, 'featureId')), { back: res.locals.paths.adminProduct(productId) });
+      if (r.ok) done(req, res, res.locals.paths.adminProduct(productId), 'admin.features.deleted');
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { Request, Response } from 'express';
+import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
+import { flash } from '../lib/flash.ts';
+
+/** A positive whole-number URL parameter; anything else is 404 (an id that cannot exist). */
+export function idParam(req: Request, name = 'id'): number {
+  const raw = req.params[name];
+  const n = typeof raw === 'string' && /^\d{1,10}$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 2_147_483_647) throw notFound();
+  return n;
+}
+
+export function orNotFound<T>(value: T | undefined | null): T {
+  if (value === undefined || value === null) throw notFound();
+  return value;
+}
+
+/** Success: flash the message and redirect with 303 (post/redirect/get). */
+export function done(req: Request, res: Response, url: string, messageKey: string, vars: Record<string, unknown> = {}) {
+  flash(req, 'success', req.t(messageKey, vars));
+  res.redirect(303, url);
+}
+
+/** A change that is not allowed in this state: say why and go back (the service enforces the same rule). */
+export function refuse(req: Request, res: Response, url: string, messageKey: string) {
+  flash(req, 'error', req.t(messageKey));
+  res.redirect(303, url);
+}
+
+/**
+ * Runs a service call from a form. A ValidationError re-renders the form (422) through `rerender`;
+ * a 409 (the change is not allowed in this state) flashes its message and goes back to `back`.
+ */
+export async function attempt<T>(req: Request, res: Response, call: () => Promise<T>, handlers: { rerender?: (errors: Record<string, string>) => void; back: string }): Promise<{ ok: true; value: T } | { ok: false }> {
+  try {
+    return { ok: true, value: await call() };
+  } catch (err) {
+    if (err instanceof ValidationError && handlers.rerender) {
+      handlers.rerender(err.fieldErrors);
+      return { ok: false };
+    }
+    if (err instanceof HttpError && err.status === 409) {
+      refuse(req, res, handlers.back, err.messageKey);
+      return { ok: false };
+    }
+    throw err;
+  }
+}
+
+/** The query string of a list page, kept for search, filter and paging links. */
+export function listQuery(req: Request, keys: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of keys) {
+    const v = req.query[k];
+    if (typeof v === 'string' && v.trim() !== '' && v.length <= 200) out[k] = v.trim();
+  }
+  return out;
+}
