@@ -1,7 +1,36 @@
 import type { Knex } from 'knex';
+import type { Entitlements } from './catalog.ts';
+import { entitlementColumns } from './catalog.ts';
+import { entitlementsFromRow } from './policies.ts';
+import { countOf, likeSql, toBool, toDate } from './normalise.ts';
 
 export const LICENSE_STATUSES = ['disabled', 'expired', 'active', 'inactive'] as const;
 export type LicenseStatus = (typeof LICENSE_STATUSES)[number];
+
+export interface License extends Entitlements {
+  id: number;
+  orderId: number;
+  orderRef: string;
+  customerName: string;
+  productId: number;
+  productName: string;
+  productCode: string;
+  authorizationMethod: 'key' | 'user';
+  policyId: number | null;
+  licenseKey: string | null;
+  enabled: boolean;
+  status: LicenseStatus;
+  startDate: Date | null;
+  expiresAt: Date | null;
+  maintenanceUntil: Date | null;
+  timesActivated: number;
+  transferCount: number;
+  note: string | null;
+  dispatchedTo: string | null;
+  dispatchedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
 
 /** The derived status (SPEC §1) as one SQL expression, so lists can filter and count by it. */
 export function statusSql(db: Knex, now: Date, alias = 'licenses'): Knex.Raw {
@@ -9,6 +38,98 @@ export function statusSql(db: Knex, now: Date, alias = 'licenses'): Knex.Raw {
     `CASE WHEN ${alias}.enabled = ? THEN 'disabled' WHEN ${alias}.expires_at IS NOT NULL AND ${alias}.expires_at <= ? THEN 'expired' WHEN ${alias}.times_activated > 0 THEN 'active' ELSE 'inactive' END`,
     [false, now],
   );
+}
+
+/** The same rule as statusSql, for a row already loaded. */
+export function statusOf(l: { enabled: boolean; expiresAt: Date | null; timesActivated: number }, now: Date): LicenseStatus {
+  if (!l.enabled) return 'disabled';
+  if (l.expiresAt && l.expiresAt.getTime() <= now.getTime()) return 'expired';
+  return l.timesActivated > 0 ? 'active' : 'inactive';
+}
+
+/** Filters a licenses query by derived status using plain indexed conditions. */
+function whereStatus(q: Knex.QueryBuilder, status: LicenseStatus, now: Date) {
+  if (status === 'disabled') return q.where('licenses.enabled', false);
+  q.where('licenses.enabled', true);
+  if (status === 'expired') return q.whereNotNull('licenses.expires_at').where('licenses.expires_at', '<=', now);
+  q.where((w) => w.whereNull('licenses.expires_at').orWhere('licenses.expires_at', '>', now));
+  return status === 'active' ? q.where('licenses.times_activated', '>', 0) : q.where('licenses.times_activated', 0);
+}
+
+const SELECT = ['licenses.*', 'products.name as product_name', 'products.code as product_code', 'products.authorization_method', 'orders.order_ref', 'customers.name as customer_name'];
+
+function joined(db: Knex) {
+  return db('licenses').join('products', 'products.id', 'licenses.product_id').join('orders', 'orders.id', 'licenses.order_id').join('customers', 'customers.id', 'orders.customer_id');
+}
+
+function fromRow(r: Record<string, unknown>, now: Date): License {
+  const base = {
+    enabled: toBool(r.enabled),
+    expiresAt: toDate(r.expires_at),
+    timesActivated: Number(r.times_activated),
+  };
+  return {
+    id: Number(r.id),
+    orderId: Number(r.order_id),
+    orderRef: String(r.order_ref),
+    customerName: String(r.customer_name),
+    productId: Number(r.product_id),
+    productName: String(r.product_name),
+    productCode: String(r.product_code),
+    authorizationMethod: r.authorization_method as License['authorizationMethod'],
+    policyId: r.policy_id === null ? null : Number(r.policy_id),
+    licenseKey: (r.license_key as string | null) ?? null,
+    ...entitlementsFromRow(r),
+    ...base,
+    status: statusOf(base, now),
+    startDate: toDate(r.start_date),
+    maintenanceUntil: toDate(r.maintenance_until),
+    transferCount: Number(r.transfer_count),
+    note: (r.note as string | null) ?? null,
+    dispatchedTo: (r.dispatched_to as string | null) ?? null,
+    dispatchedAt: toDate(r.dispatched_at),
+    createdAt: toDate(r.created_at)!,
+    updatedAt: toDate(r.updated_at)!,
+  };
+}
+
+export async function findById(db: Knex, id: number, now: Date): Promise<License | undefined> {
+  const row = await joined(db).where('licenses.id', id).first(SELECT);
+  return row ? fromRow(row, now) : undefined;
+}
+
+/** A license only when it belongs to an order of the given scope (see policies/orders.ts). */
+export async function findInOrders(db: Knex, orderIds: Knex.QueryBuilder, id: number, now: Date): Promise<License | undefined> {
+  const row = await joined(db).where('licenses.id', id).whereIn('licenses.order_id', orderIds).first(SELECT);
+  return row ? fromRow(row, now) : undefined;
+}
+
+export interface LicenseFilter {
+  orderId?: number;
+  status?: LicenseStatus;
+  productId?: number;
+  key?: string;
+  userEmail?: string;
+}
+
+function filtered(db: Knex, f: LicenseFilter, now: Date) {
+  const q = joined(db);
+  if (f.orderId) q.where('licenses.order_id', f.orderId);
+  if (f.status) whereStatus(q, f.status, now);
+  if (f.productId) q.where('licenses.product_id', f.productId);
+  if (f.key) q.whereRaw(...likeSql('licenses.license_key', f.key.toUpperCase(), 'prefix'));
+  if (f.userEmail) {
+    q.whereIn('licenses.id', db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id').whereRaw(...likeSql('accounts.email', f.userEmail.toLowerCase(), 'prefix')).select('license_user_assignments.license_id'));
+  }
+  return q;
+}
+
+export async function list(db: Knex, f: LicenseFilter, now: Date, limit: number, offset: number): Promise<License[]> {
+  return (await filtered(db, f, now).orderBy('licenses.id', 'desc').limit(limit).offset(offset).select(SELECT)).map((r: Record<string, unknown>) => fromRow(r, now));
+}
+
+export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<number> {
+  return countOf(await filtered(db, f, now).count({ n: '*' }).first());
 }
 
 /** License counts by status for a set of orders (a sub-query of order ids). */
@@ -35,4 +156,29 @@ export async function listForLicenseUser(db: Knex, accountId: number, now: Date)
     maxActivations: Number(r.max_activations),
     timesActivated: Number(r.times_activated),
   }));
+}
+
+export interface LicenseChanges {
+  entitlements?: Entitlements;
+  startDate?: Date | null;
+  expiresAt?: Date | null;
+  maintenanceUntil?: Date | null;
+  note?: string | null;
+  enabled?: boolean;
+}
+
+export async function update(db: Knex, id: number, c: LicenseChanges, now: Date): Promise<void> {
+  const row: Record<string, unknown> = { updated_at: now };
+  if (c.entitlements) Object.assign(row, entitlementColumns(c.entitlements));
+  if (c.startDate !== undefined) row.start_date = c.startDate;
+  if (c.expiresAt !== undefined) row.expires_at = c.expiresAt;
+  if (c.maintenanceUntil !== undefined) row.maintenance_until = c.maintenanceUntil;
+  if (c.note !== undefined) row.note = c.note;
+  if (c.enabled !== undefined) row.enabled = c.enabled;
+  await db('licenses').where({ id }).update(row);
+}
+
+export function auditView(l: License) {
+  const { id: _i, orderRef: _o, customerName: _c, productName: _p, productCode: _pc, authorizationMethod: _a, status: _s, createdAt: _cr, updatedAt: _u, ...rest } = l;
+  return rest;
 }

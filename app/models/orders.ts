@@ -1,5 +1,17 @@
 import type { Knex } from 'knex';
-import { toDate } from './normalise.ts';
+import { countOf, likeSql, toBool, toDate } from './normalise.ts';
+
+export interface Order {
+  id: number;
+  orderRef: string;
+  reference: string | null;
+  customerId: number;
+  customerName: string;
+  isTest: boolean;
+  isTrial: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
 
 export interface OrderSummary {
   id: number;
@@ -9,11 +21,40 @@ export interface OrderSummary {
   licenseCount: number;
 }
 
-/** A page of orders from a scope (see policies/orders.ts), newest first, with customer and license count. */
-export async function listSummaries(db: Knex, scope: Knex.QueryBuilder, limit: number, offset = 0): Promise<OrderSummary[]> {
-  const rows = await scope
-    .clone()
-    .join('customers', 'customers.id', 'orders.customer_id')
+function fromRow(r: Record<string, unknown>): Order {
+  return {
+    id: Number(r.id),
+    orderRef: String(r.order_ref),
+    reference: (r.reference as string | null) ?? null,
+    customerId: Number(r.customer_id),
+    customerName: String(r.customer_name ?? ''),
+    isTest: toBool(r.is_test),
+    isTrial: toBool(r.is_trial),
+    createdAt: toDate(r.created_at)!,
+    updatedAt: toDate(r.updated_at)!,
+  };
+}
+
+/** One order from a scope (see policies/orders.ts), with its customer's name. */
+export async function findInScope(scope: Knex.QueryBuilder, id: number): Promise<Order | undefined> {
+  const row = await scope.clone().join('customers', 'customers.id', 'orders.customer_id').where('orders.id', id).first('orders.*', 'customers.name as customer_name');
+  return row ? fromRow(row) : undefined;
+}
+
+export async function findById(db: Knex, id: number): Promise<Order | undefined> {
+  return findInScope(db('orders'), id);
+}
+
+function searched(scope: Knex.QueryBuilder, q?: string, customerId?: number) {
+  const query = scope.clone().join('customers', 'customers.id', 'orders.customer_id');
+  if (q) query.where((w) => w.whereRaw(...likeSql('orders.order_ref', q)).orWhereRaw(...likeSql('orders.reference', q)).orWhereRaw(...likeSql('customers.name', q)));
+  if (customerId) query.where('orders.customer_id', customerId);
+  return query;
+}
+
+/** A page of orders from a scope, newest first, with customer and license count. */
+export async function listSummaries(db: Knex, scope: Knex.QueryBuilder, limit: number, offset = 0, filter: { q?: string; customerId?: number } = {}): Promise<OrderSummary[]> {
+  const rows = await searched(scope, filter.q, filter.customerId)
     .orderBy('orders.id', 'desc')
     .limit(limit)
     .offset(offset)
@@ -27,4 +68,30 @@ export async function listSummaries(db: Knex, scope: Knex.QueryBuilder, limit: n
     createdAt: toDate(r.created_at)!,
     licenseCount: Number(r.license_count),
   }));
+}
+
+export async function countInScope(scope: Knex.QueryBuilder, filter: { q?: string; customerId?: number } = {}): Promise<number> {
+  return countOf(await searched(scope, filter.q, filter.customerId).count({ n: '*' }).first());
+}
+
+export async function update(db: Knex, id: number, f: { order_ref: string; reference: string | null; is_test: boolean; is_trial: boolean }, now: Date): Promise<void> {
+  await db('orders').where({ id }).update({ ...f, updated_at: now });
+}
+
+export async function hasLicenses(db: Knex, id: number): Promise<boolean> {
+  return !!(await db('licenses').where({ order_id: id }).first('id'));
+}
+
+export async function remove(db: Knex, id: number): Promise<void> {
+  await db('orders').where({ id }).delete();
+}
+
+/** The managers assigned to an order. */
+export async function listManagers(db: Knex, orderId: number) {
+  const rows = await db('manager_orders').join('accounts', 'accounts.id', 'manager_orders.account_id').where('manager_orders.order_id', orderId).orderBy('accounts.email').select('accounts.id', 'accounts.email', 'accounts.name');
+  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), email: String(r.email), name: String(r.name) }));
+}
+
+export function auditView(o: Order) {
+  return { orderRef: o.orderRef, reference: o.reference, customerId: o.customerId, isTest: o.isTest, isTrial: o.isTrial };
 }

@@ -1,0 +1,78 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as customers from '../../models/customers.ts';
+import * as orders from '../../models/orders.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { customerForm, orderForm } from '../../forms/console.ts';
+import { pageCount, pageFrom } from '../../lib/pagination.ts';
+import * as service from '../../services/customers.ts';
+import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+
+const valuesOf = (c: customers.Customer) => ({ kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
+
+export function adminCustomersController(ctx: AppContext) {
+  const form = (req: Request, res: Response, status: number, customer: customers.Customer | null, values: object, errors: object) =>
+    res.status(status).render(customer ? 'admin/customers/edit' : 'admin/customers/new', { title: req.t(customer ? 'admin.customers.edit' : 'admin.customers.new'), customer, values, errors });
+  const orderFormView = (req: Request, res: Response, status: number, customer: customers.Customer, values: object, errors: object) =>
+    res.status(status).render('admin/orders/new', { title: req.t('admin.orders.new'), customer, values, errors });
+
+  return {
+    async index(req: Request, res: Response) {
+      const query = listQuery(req, ['q']);
+      const { page, limit, offset } = pageFrom(req.query);
+      const [rows, total] = await Promise.all([customers.list(ctx.db, query.q, limit, offset), customers.count(ctx.db, query.q)]);
+      res.render('admin/customers/index', { title: req.t('admin.customers.title'), customers: rows, query, page, pages: pageCount(total), total });
+    },
+
+    new: (req: Request, res: Response) => form(req, res, 200, null, { kind: 'company' }, {}),
+
+    async create(req: Request, res: Response) {
+      const parsed = parseForm(customerForm, req.body);
+      if (!parsed.ok) return form(req, res, 422, null, req.body, parsed.errors);
+      const id = await service.createCustomer(ctx, req.actor, parsed.data);
+      done(req, res, res.locals.paths.adminCustomer(id), 'admin.customers.created');
+    },
+
+    async show(req: Request, res: Response) {
+      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const { page, limit, offset } = pageFrom(req.query);
+      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db, ctx.db('orders'), limit, offset, { customerId: customer.id }), orders.countInScope(ctx.db('orders'), { customerId: customer.id })]);
+      res.render('admin/customers/show', { title: customer.name, customer, orders: rows, page, pages: pageCount(total) });
+    },
+
+    async edit(req: Request, res: Response) {
+      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      form(req, res, 200, customer, valuesOf(customer), {});
+    },
+
+    async update(req: Request, res: Response) {
+      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const parsed = parseForm(customerForm, req.body);
+      if (!parsed.ok) return form(req, res, 422, customer, req.body, parsed.errors);
+      await service.updateCustomer(ctx, req.actor, customer.id, parsed.data);
+      done(req, res, res.locals.paths.adminCustomer(customer.id), 'admin.customers.updated');
+    },
+
+    async destroy(req: Request, res: Response) {
+      const id = idParam(req);
+      const r = await attempt(req, res, () => service.deleteCustomer(ctx, req.actor, id), { back: res.locals.paths.adminCustomer(id) });
+      if (r.ok) done(req, res, res.locals.paths.adminCustomers(), 'admin.customers.deleted');
+    },
+
+    async newOrder(req: Request, res: Response) {
+      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      orderFormView(req, res, 200, customer, {}, {});
+    },
+
+    async createOrder(req: Request, res: Response) {
+      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const parsed = parseForm(orderForm, req.body);
+      if (!parsed.ok) return orderFormView(req, res, 422, customer, req.body, parsed.errors);
+      const r = await attempt(req, res, () => service.createOrder(ctx, req.actor, customer.id, parsed.data), {
+        back: res.locals.paths.adminCustomer(customer.id),
+        rerender: (errors) => orderFormView(req, res, 422, customer, req.body, errors),
+      });
+      if (r.ok) done(req, res, res.locals.paths.adminOrder(r.value), 'admin.orders.created');
+    },
+  };
+}

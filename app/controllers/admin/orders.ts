@@ -1,0 +1,93 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as orders from '../../models/orders.ts';
+import * as licenses from '../../models/licenses.ts';
+import * as policies from '../../models/policies.ts';
+import * as products from '../../models/products.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { issueForm, orderForm } from '../../forms/console.ts';
+import { pageCount, pageFrom } from '../../lib/pagination.ts';
+import * as service from '../../services/customers.ts';
+import { issueLicenses } from '../../services/licenses.ts';
+import { findOrCreateEndUser, assignInTransaction } from '../../services/license-users.ts';
+import { mailAccountLink } from '../../services/auth.ts';
+import * as accounts from '../../models/accounts.ts';
+import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { licenseFilterFrom } from './licenses.ts';
+
+export function adminOrdersController(ctx: AppContext) {
+  const showPage = async (req: Request, res: Response, order: orders.Order, status = 200, issueValues: object = {}, issueErrors: object = {}) => {
+    const now = ctx.clock.now();
+    const query = listQuery(req, ['q', 'status', 'product', 'key', 'user']);
+    const filter = { ...licenseFilterFrom(query), orderId: order.id };
+    const { page, limit, offset } = pageFrom(req.query);
+    const [rows, total, managers, issuable, productList] = await Promise.all([
+      licenses.list(ctx.db, filter, now, limit, offset),
+      licenses.count(ctx.db, filter, now),
+      orders.listManagers(ctx.db, order.id),
+      policies.listIssuable(ctx.db),
+      products.listActive(ctx.db),
+    ]);
+    res.status(status).render('admin/orders/show', { title: order.orderRef, order, licenses: rows, total, page, pages: pageCount(total), query, managers, issuable, products: productList, issueValues, issueErrors });
+  };
+
+  const editView = (req: Request, res: Response, status: number, order: orders.Order, values: object, errors: object) => res.status(status).render('admin/orders/edit', { title: req.t('admin.orders.edit'), order, values, errors });
+
+  return {
+    async index(req: Request, res: Response) {
+      const query = listQuery(req, ['q']);
+      const { page, limit, offset } = pageFrom(req.query);
+      const scope = ctx.db('orders');
+      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db, scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
+      res.render('admin/orders/index', { title: req.t('admin.orders.title'), orders: rows, query, page, pages: pageCount(total), total });
+    },
+
+    async show(req: Request, res: Response) {
+      await showPage(req, res, orNotFound(await orders.findById(ctx.db, idParam(req))));
+    },
+
+    async edit(req: Request, res: Response) {
+      const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
+      editView(req, res, 200, order, { order_ref: order.orderRef, reference: order.reference, is_test: order.isTest, is_trial: order.isTrial }, {});
+    },
+
+    async update(req: Request, res: Response) {
+      const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
+      const parsed = parseForm(orderForm, req.body);
+      if (!parsed.ok) return editView(req, res, 422, order, req.body, parsed.errors);
+      const r = await attempt(req, res, () => service.updateOrder(ctx, req.actor, order.id, parsed.data), { back: res.locals.paths.adminOrder(order.id), rerender: (errors) => editView(req, res, 422, order, req.body, errors) });
+      if (r.ok) done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.updated');
+    },
+
+    async destroy(req: Request, res: Response) {
+      const id = idParam(req);
+      const r = await attempt(req, res, () => service.deleteOrder(ctx, req.actor, id), { back: res.locals.paths.adminOrder(id) });
+      if (r.ok) done(req, res, res.locals.paths.adminOrders(), 'admin.orders.deleted');
+    },
+
+    /** Issues licenses in bulk: a quantity for key-based products, one per e-mail for user-based ones. */
+    async issue(req: Request, res: Response) {
+      const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
+      const parsed = parseForm(issueForm, req.body);
+      if (!parsed.ok) return showPage(req, res, order, 422, req.body, parsed.errors);
+      const invited: number[] = [];
+      const r = await attempt(
+        req,
+        res,
+        () =>
+          issueLicenses(ctx, req.actor, order.id, { policyId: parsed.data.policy_id, quantity: parsed.data.quantity ?? undefined, emails: parsed.data.emails, startDate: parsed.data.start_date }, {
+            assignUser: async (trx, licenseId, email, maxActivations, now) => {
+              const { account, created } = await findOrCreateEndUser(trx, email, null, req.lang, now);
+              await assignInTransaction(trx, licenseId, account.id, maxActivations, now);
+              if (created) invited.push(account.id);
+              return { accountId: account.id, created };
+            },
+          }),
+        { back: res.locals.paths.adminOrder(order.id), rerender: (errors) => void showPage(req, res, order, 422, req.body, errors) },
+      );
+      if (!r.ok) return;
+      for (const id of invited) await mailAccountLink(ctx, (await accounts.findById(ctx.db, id))!, 'invite');
+      done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.issued', { count: r.value.licenseIds.length });
+    },
+  };
+}

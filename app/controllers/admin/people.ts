@@ -1,0 +1,174 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as accounts from '../../models/accounts.ts';
+import * as managers from '../../models/managers.ts';
+import * as policies from '../../models/policies.ts';
+import * as products from '../../models/products.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { assignOrderForm, credentialsForm, licenseUserForm, managerInviteForm, managerProfileForm, permissionsForm, policiesForm, quotaForm } from '../../forms/console.ts';
+import { pageCount, pageFrom } from '../../lib/pagination.ts';
+import { PERMISSIONS } from '../../policies/permissions.ts';
+import * as users from '../../services/license-users.ts';
+import * as service from '../../services/managers.ts';
+import { attempt, done, idParam, listQuery, orNotFound, refuse } from '../helpers.ts';
+
+/** License users (end users) and license managers: the people outside the vendor. */
+export function adminPeopleController(ctx: AppContext) {
+  const findRole = async (req: Request, role: 'manager' | 'end_user') => {
+    const account = await accounts.findById(ctx.db, idParam(req));
+    return orNotFound(account && account.role === role ? account : undefined);
+  };
+
+  const listPage = (role: 'manager' | 'end_user', view: string, titleKey: string) => async (req: Request, res: Response) => {
+    const query = listQuery(req, ['q']);
+    const { page, limit, offset } = pageFrom(req.query);
+    const { rows, total } = await managers.listAccounts(ctx.db, role, query.q, limit, offset);
+    res.render(view, { title: req.t(titleKey), people: rows, query, page, pages: pageCount(total), total });
+  };
+
+  const userNew = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/license-users/new', { title: req.t('admin.licenseUsers.new'), values, errors });
+
+  /** A one-time password is shown once, in the response to the POST, and never stored or cached. */
+  const showOneTimePassword = (req: Request, res: Response, account: accounts.Account, password: string) =>
+    res.set('Cache-Control', 'no-store').render('admin/license-users/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), account, password });
+
+  const managerShow = async (res: Response, manager: accounts.Account, status = 200, errors: object = {}, values: object = {}) => {
+    const [permissions, orderList, quotas, allowed, issuable, productList] = await Promise.all([
+      managers.permissionsOf(ctx.db, manager.id),
+      managers.ordersOf(ctx.db, manager.id),
+      managers.quotasOf(ctx.db, manager.id),
+      managers.allowedPoliciesOf(ctx.db, manager.id),
+      policies.listIssuable(ctx.db),
+      products.listActive(ctx.db),
+    ]);
+    res.status(status).render('admin/managers/show', { title: manager.name, manager, permissions, allPermissions: PERMISSIONS, orders: orderList, quotas, allowed, issuable, products: productList, errors, values });
+  };
+
+  const managerNew = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/managers/new', { title: req.t('admin.managers.new'), values, errors });
+
+  return {
+    licenseUsers: listPage('end_user', 'admin/license-users/index', 'admin.licenseUsers.title'),
+
+    newLicenseUser: (req: Request, res: Response) => userNew(req, res, 200, { language: req.lang, credentials: 'email' }, {}),
+
+    async createLicenseUser(req: Request, res: Response) {
+      const parsed = parseForm(licenseUserForm, req.body);
+      if (!parsed.ok) return userNew(req, res, 422, req.body, parsed.errors);
+      const r = await attempt(req, res, () => users.createLicenseUser(ctx, req.actor, parsed.data), { back: res.locals.paths.adminLicenseUsers(), rerender: (errors) => userNew(req, res, 422, req.body, errors) });
+      if (!r.ok) return;
+      const account = (await accounts.findById(ctx.db, r.value.id))!;
+      if (r.value.oneTimePassword) return showOneTimePassword(req, res, account, r.value.oneTimePassword);
+      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.invited', { email: account.email });
+    },
+
+    async licenseUser(req: Request, res: Response) {
+      const account = await findRole(req, 'end_user');
+      const assignments = await ctx.db('license_user_assignments')
+        .join('licenses', 'licenses.id', 'license_user_assignments.license_id')
+        .join('products', 'products.id', 'licenses.product_id')
+        .join('orders', 'orders.id', 'licenses.order_id')
+        .where('license_user_assignments.account_id', account.id)
+        .orderBy('licenses.id', 'desc')
+        .limit(200)
+        .select('licenses.id', 'products.name as product_name', 'orders.order_ref', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated');
+      res.render('admin/license-users/show', { title: account.name, account, assignments });
+    },
+
+    async resetLicenseUserPassword(req: Request, res: Response) {
+      const account = await findRole(req, 'end_user');
+      const parsed = parseForm(credentialsForm, req.body);
+      if (!parsed.ok) return refuse(req, res, res.locals.paths.adminLicenseUser(account.id), 'validation.choice');
+      const password = await users.resetEndUserPassword(ctx, req.actor, account.id, parsed.data.credentials);
+      if (password) return showOneTimePassword(req, res, account, password);
+      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.linkSent', { email: account.email });
+    },
+
+    managers: listPage('manager', 'admin/managers/index', 'admin.managers.title'),
+
+    newManager: (req: Request, res: Response) => managerNew(req, res, 200, { language: req.lang }, {}),
+
+    async inviteManager(req: Request, res: Response) {
+      const parsed = parseForm(managerInviteForm, req.body);
+      if (!parsed.ok) return managerNew(req, res, 422, req.body, parsed.errors);
+      const r = await attempt(req, res, () => service.inviteManager(ctx, req.actor, parsed.data), { back: res.locals.paths.adminManagers(), rerender: (errors) => managerNew(req, res, 422, req.body, errors) });
+      if (r.ok) done(req, res, res.locals.paths.adminManager(r.value), 'admin.managers.invited', { email: parsed.data.email });
+    },
+
+    manager: async (req: Request, res: Response) => managerShow(res, await findRole(req, 'manager')),
+
+    async updateManager(req: Request, res: Response) {
+      const manager = await findRole(req, 'manager');
+      const parsed = parseForm(managerProfileForm, req.body);
+      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
+      await service.updateManagerProfile(ctx, req.actor, manager.id, parsed.data);
+      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.updated');
+    },
+
+    async resendInvitation(req: Request, res: Response) {
+      const id = idParam(req);
+      const r = await attempt(req, res, () => service.resendInvitation(ctx, req.actor, id), { back: res.locals.paths.adminManager(id) });
+      if (r.ok) done(req, res, res.locals.paths.adminManager(id), 'admin.managers.invitationResent');
+    },
+
+    async setPermissions(req: Request, res: Response) {
+      const manager = await findRole(req, 'manager');
+      const parsed = parseForm(permissionsForm, req.body);
+      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors);
+      await service.setManagerPermissions(ctx, req.actor, manager.id, parsed.data.permissions);
+      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.permissionsSaved');
+    },
+
+    async assignOrder(req: Request, res: Response) {
+      const manager = await findRole(req, 'manager');
+      const parsed = parseForm(assignOrderForm, req.body);
+      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
+      const r = await attempt(req, res, () => service.assignManagerToOrder(ctx, req.actor, manager.id, parsed.data.order_ref), {
+        back: res.locals.paths.adminManager(manager.id),
+        rerender: (errors) => void managerShow(res, manager, 422, errors, req.body),
+      });
+      if (r.ok) done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.orderAssigned');
+    },
+
+    async unassignOrder(req: Request, res: Response) {
+      const id = idParam(req);
+      await service.unassignManagerFromOrder(ctx, req.actor, id, idParam(req, 'orderId'));
+      done(req, res, res.locals.paths.adminManager(id), 'admin.managers.orderUnassigned');
+    },
+
+    async setQuota(req: Request, res: Response) {
+      const manager = await findRole(req, 'manager');
+      const parsed = parseForm(quotaForm, req.body);
+      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
+      const r = await attempt(req, res, () => service.setManagerQuota(ctx, req.actor, manager.id, parsed.data.product_id, parsed.data.quota), {
+        back: res.locals.paths.adminManager(manager.id),
+        rerender: (errors) => void managerShow(res, manager, 422, errors, req.body),
+      });
+      if (r.ok) done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.quotaSaved');
+    },
+
+    async removeQuota(req: Request, res: Response) {
+      const id = idParam(req);
+      await service.removeManagerQuota(ctx, req.actor, id, idParam(req, 'productId'));
+      done(req, res, res.locals.paths.adminManager(id), 'admin.managers.quotaRemoved');
+    },
+
+    async setPolicies(req: Request, res: Response) {
+      const manager = await findRole(req, 'manager');
+      const parsed = parseForm(policiesForm, req.body);
+      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors);
+      await service.setManagerPolicies(ctx, req.actor, manager.id, parsed.data.policy_ids);
+      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.policiesSaved');
+    },
+
+    async defaults(req: Request, res: Response) {
+      res.render('admin/managers/defaults', { title: req.t('admin.managers.defaultsTitle'), permissions: await managers.defaultPermissions(ctx.db), allPermissions: PERMISSIONS, errors: {} });
+    },
+
+    async saveDefaults(req: Request, res: Response) {
+      const parsed = parseForm(permissionsForm, req.body);
+      if (!parsed.ok) return res.status(422).render('admin/managers/defaults', { title: req.t('admin.managers.defaultsTitle'), permissions: [], allPermissions: PERMISSIONS, errors: parsed.errors });
+      await service.setDefaultPermissionSet(ctx, req.actor, parsed.data.permissions);
+      done(req, res, res.locals.paths.adminManagerDefaults(), 'admin.managers.defaultsSaved');
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import type { Knex } from 'knex';
+import { countOf, likeSql, toDate } from './normalise.ts';
+
+export interface Customer {
+  id: number;
+  kind: 'company' | 'person';
+  name: string;
+  contactName: string | null;
+  email: string | null;
+  phone: string | null;
+  address: string | null;
+  reference: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CustomerFields {
+  kind: 'company' | 'person';
+  name: string;
+  contact_name: string | null;
+  email: string | null;
+  phone: string | null;
+  address: string | null;
+  reference: string | null;
+}
+
+function fromRow(r: Record<string, unknown>): Customer {
+  return {
+    id: Number(r.id),
+    kind: r.kind as Customer['kind'],
+    name: String(r.name),
+    contactName: (r.contact_name as string | null) ?? null,
+    email: (r.email as string | null) ?? null,
+    phone: (r.phone as string | null) ?? null,
+    address: (r.address as string | null) ?? null,
+    reference: (r.reference as string | null) ?? null,
+    createdAt: toDate(r.created_at)!,
+    updatedAt: toDate(r.updated_at)!,
+  };
+}
+
+export async function findById(db: Knex, id: number): Promise<Customer | undefined> {
+  const row = await db('customers').where({ id }).first();
+  return row ? fromRow(row) : undefined;
+}
+
+function filtered(db: Knex, q?: string) {
+  const query = db('customers');
+  if (q) query.where((w) => w.whereRaw(...likeSql('name', q)).orWhereRaw(...likeSql('email', q)).orWhereRaw(...likeSql('contact_name', q)).orWhereRaw(...likeSql('reference', q)));
+  return query;
+}
+
+export async function list(db: Knex, q: string | undefined, limit: number, offset: number): Promise<Customer[]> {
+  return (await filtered(db, q).orderBy('name').orderBy('id').limit(limit).offset(offset)).map(fromRow);
+}
+
+export async function count(db: Knex, q?: string): Promise<number> {
+  return countOf(await filtered(db, q).count({ n: '*' }).first());
+}
+
+export async function update(db: Knex, id: number, f: CustomerFields, now: Date): Promise<void> {
+  await db('customers').where({ id }).update({ ...f, updated_at: now });
+}
+
+export async function hasOrders(db: Knex, id: number): Promise<boolean> {
+  return !!(await db('orders').where({ customer_id: id }).first('id'));
+}
+
+export async function remove(db: Knex, id: number): Promise<void> {
+  await db('customers').where({ id }).delete();
+}
+
+export function auditView(c: Customer) {
+  const { id: _i, createdAt: _c, updatedAt: _u, ...rest } = c;
+  return rest;
+}
