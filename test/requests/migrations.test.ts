@@ -11,10 +11,11 @@ describe('migrations', () => {
 
   it('run up, down and up again, leaving the whole model with its keys', async () => {
     const { db } = database;
-    assert.deepEqual(await migrateLatest(db), ['0001_initial']);
-    assert.deepEqual(await rollback(db, true), ['0001_initial']);
+    const applied = await migrateLatest(db);
+    assert.equal(applied[0], '0001_initial');
+    assert.deepEqual((await rollback(db, true)).sort(), [...applied].sort());
     assert.equal(await db.schema.hasTable('accounts'), false);
-    assert.deepEqual(await migrateLatest(db), ['0001_initial']);
+    assert.deepEqual(await migrateLatest(db), applied);
     for (const table of ['products', 'features', 'license_policies', 'customers', 'orders', 'licenses', 'license_user_assignments', 'devices', 'activation_history', 'accounts', 'manager_orders', 'manager_permissions', 'manager_quotas', 'manager_policies', 'default_permissions', 'audit_events', 'sessions', 'password_reset_tokens', 'brandings', 'branding_hosts', 'signing_keys', 'mail_outbox', 'one_time_codes', 'request_nonces']) {
       assert.ok(await db.schema.hasTable(table), table);
     }

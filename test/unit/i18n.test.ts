@@ -25,7 +25,11 @@ function keysUsedInSource(): Set<string> {
       if (entry.isDirectory()) walk(file);
       else if (/\.(ts|ejs)$/.test(entry.name)) {
         for (const m of fs.readFileSync(file, 'utf8').matchAll(/\bt\(\s*'([a-zA-Z][\w.]+)'/g)) keys.add(m[1]!);
-        for (const m of fs.readFileSync(file, 'utf8').matchAll(/'((?:validation|errors)\.[a-zA-Z]+)'/g)) keys.add(m[1]!);
+        const text = fs.readFileSync(file, 'utf8');
+        // Message keys handed to errors, form schemas and flash helpers.
+        for (const pattern of [/'((?:validation|errors)\.[a-zA-Z]+)'/g, /HttpError\(\d+, '([\w.]+)'/g, /ValidationError\(\{[^}]*?: '([\w.]+)'/g, /message: '([\w.]+)'/g, /\b(?:done|refuse)\([^;]*?'([a-z]\w*\.[\w.]+)'(?:, \{[^}]*\})?\)/g]) {
+          for (const m of text.matchAll(pattern)) keys.add(m[1]!);
+        }
       }
     }
   };
