@@ -10,6 +10,7 @@ import { Strategy as LocalStrategy } from 'passport-local';
 import { csrfSync } from 'csrf-sync';
 import { ConnectSessionKnexStore } from 'connect-session-knex';
 import type { Knex } from 'knex';
+import type { TFunction } from 'i18next';
 import type { Config } from '../config/index.ts';
 import type { Clock } from './lib/clock.ts';
 import { type Logger, redactUrl } from './lib/logger.ts';
@@ -46,6 +47,9 @@ export interface AppContext {
   i18n: ReturnType<typeof createI18n>;
   passport: InstanceType<typeof Passport>;
   state: { shuttingDown: boolean };
+  /** The public URL (for links in mails) and a translator for a recipient's language. */
+  baseUrl: string;
+  translatorFor: (lng: string) => TFunction;
 }
 
 export interface PorticoApp extends Express {
@@ -67,6 +71,8 @@ export function createApp(deps: AppDeps): PorticoApp {
     i18n,
     passport,
     state: { shuttingDown: false },
+    baseUrl: config.baseUrl,
+    translatorFor: (lng) => i18n.getFixedT(lng),
   };
 
   const app = express() as unknown as PorticoApp;

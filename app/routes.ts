@@ -8,10 +8,22 @@ import { sessionsController, homeFor } from './controllers/sessions.ts';
 import { passwordsController } from './controllers/passwords.ts';
 import { accountController } from './controllers/account.ts';
 import { setupController } from './controllers/setup.ts';
-import { portalController } from './controllers/portal.ts';
+import { portalHomeController } from './controllers/portal/self-service.ts';
+import { portalOrdersController } from './controllers/portal/orders.ts';
+import { portalLicensesController } from './controllers/portal/licenses.ts';
+import { loadPermissions, managersOnly, endUsersOnly } from './controllers/portal/context.ts';
+import { singleUpload } from './middleware/uploads.ts';
 import { adminController } from './controllers/admin.ts';
 import { adminProductsController } from './controllers/admin/products.ts';
 import { adminPoliciesController } from './controllers/admin/policies.ts';
+import { adminBrandingsController } from './controllers/admin/brandings.ts';
+import { adminSettingsController } from './controllers/admin/settings.ts';
+import { adminKeysController } from './controllers/admin/keys.ts';
+import { adminCustomersController } from './controllers/admin/customers.ts';
+import { adminOrdersController } from './controllers/admin/orders.ts';
+import { adminLicensesController } from './controllers/admin/licenses.ts';
+import { adminPeopleController } from './controllers/admin/people.ts';
+import { adminAuditController } from './controllers/admin/audit.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -33,10 +45,20 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const passwords = passwordsController(ctx);
   const account = accountController(ctx);
   const setup = setupController(ctx);
-  const portal = portalController(ctx);
+  const home = portalHomeController(ctx);
+  const portalOrders = portalOrdersController(ctx);
+  const portalLicenses = portalLicensesController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
+  const brandings = adminBrandingsController(ctx);
+  const settings = adminSettingsController(ctx);
+  const signingKeys = adminKeysController(ctx);
+  const customers = adminCustomersController(ctx);
+  const orders = adminOrdersController(ctx);
+  const licenses = adminLicensesController(ctx);
+  const people = adminPeopleController(ctx);
+  const audit = adminAuditController(ctx);
 
   const routes: RouteDef[] = [];
   const add = (area: Area) => ({
@@ -68,8 +90,42 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   acc.post('/account/password', requireLogin, account.changePassword);
   acc.get('/', requireLogin, (req, res) => res.redirect(303, homeFor(req.user!, res.locals.paths)));
 
+  // User Portal: every route needs a login (mounted below); `mgr` pages are for managers (and admins),
+  // each action then checks its permission code after loading its object through the order scope.
   const up = add('portal');
-  up.get('/', requireLogin, portal.dashboard);
+  const mgr = managersOnly;
+  up.get('/', home.dashboard);
+  up.post('/my/devices/:deviceId/release', endUsersOnly, home.release);
+  up.get('/orders', mgr, portalOrders.index);
+  up.get('/orders/new', mgr, portalOrders.new);
+  up.post('/orders', mgr, portalOrders.create);
+  up.get('/orders/bundle/new', mgr, portalOrders.newBundle);
+  up.post('/orders/bundle', mgr, portalOrders.createBundle);
+  up.get('/orders/:id', mgr, portalOrders.show);
+  up.get('/orders/:id/export.csv', mgr, portalOrders.exportCsv);
+  up.get('/orders/:id/dispatch', mgr, portalOrders.dispatchForm);
+  up.post('/orders/:id/dispatch', mgr, portalOrders.dispatch);
+  up.post('/orders/:id/dispatch/csv', mgr, singleUpload('csv', 1024 * 1024), portalOrders.dispatchCsv);
+  up.post('/orders/:id/licenses', mgr, portalOrders.issue);
+  up.post('/orders/:id/managers', mgr, portalOrders.addManager);
+  up.post('/orders/:id/managers/:accountId/delete', mgr, portalOrders.removeManager);
+  up.get('/orders/:id/customer/edit', mgr, portalOrders.editCustomer);
+  up.post('/orders/:id/customer', mgr, portalOrders.updateCustomer);
+  up.get('/licenses/:id', mgr, portalLicenses.show);
+  up.post('/licenses/:id/disable', mgr, portalLicenses.disable);
+  up.post('/licenses/:id/enable', mgr, portalLicenses.enable);
+  up.post('/licenses/:id/note', mgr, portalLicenses.note);
+  up.post('/licenses/:id/reset', mgr, portalLicenses.reset);
+  up.get('/licenses/:id/devices/:deviceId/reset', mgr, portalLicenses.confirmResetDevice);
+  up.post('/licenses/:id/devices/:deviceId/reset', mgr, portalLicenses.resetDevice);
+  up.post('/licenses/:id/devices/:deviceId/revoke', mgr, portalLicenses.revokeDevice);
+  up.post('/licenses/:id/devices/:deviceId/borrow', mgr, portalLicenses.borrow);
+  up.post('/licenses/:id/users', mgr, portalLicenses.assignUser);
+  up.post('/licenses/:id/users/:accountId', mgr, portalLicenses.setUserLimit);
+  up.post('/licenses/:id/users/:accountId/delete', mgr, portalLicenses.unassignUser);
+  up.post('/licenses/:id/users/:accountId/password', mgr, portalLicenses.userPassword);
+  up.get('/policies/new', mgr, home.newPolicy);
+  up.post('/policies', mgr, home.createPolicy);
 
   // Every admin route is behind requireRole('admin') (mounted below): others get 404.
   const adm = add('admin');
@@ -91,8 +147,75 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/products/:id/policies/new', policies.new);
   adm.post('/products/:id/policies', policies.create);
   // --- customers, orders, licenses, license users, managers ---
+  adm.get('/customers', customers.index);
+  adm.get('/customers/new', customers.new);
+  adm.post('/customers', customers.create);
+  adm.get('/customers/:id', customers.show);
+  adm.get('/customers/:id/edit', customers.edit);
+  adm.post('/customers/:id', customers.update);
+  adm.post('/customers/:id/delete', customers.destroy);
+  adm.get('/customers/:id/orders/new', customers.newOrder);
+  adm.post('/customers/:id/orders', customers.createOrder);
+  adm.get('/orders', orders.index);
+  adm.get('/orders/:id', orders.show);
+  adm.get('/orders/:id/edit', orders.edit);
+  adm.post('/orders/:id', orders.update);
+  adm.post('/orders/:id/delete', orders.destroy);
+  adm.post('/orders/:id/licenses', orders.issue);
+  adm.get('/licenses', licenses.index);
+  adm.get('/licenses/:id', licenses.show);
+  adm.get('/licenses/:id/edit', licenses.edit);
+  adm.post('/licenses/:id', licenses.update);
+  adm.post('/licenses/:id/disable', licenses.disable);
+  adm.post('/licenses/:id/enable', licenses.enable);
+  adm.post('/licenses/:id/reset', licenses.reset);
+  adm.post('/licenses/:id/devices/:deviceId/reset', licenses.resetDevice);
+  adm.post('/licenses/:id/devices/:deviceId/blacklist', licenses.blacklistDevice);
+  adm.post('/licenses/:id/users', licenses.assignUser);
+  adm.post('/licenses/:id/users/:accountId', licenses.setUserLimit);
+  adm.post('/licenses/:id/users/:accountId/delete', licenses.unassignUser);
+  adm.get('/license-users', people.licenseUsers);
+  adm.get('/license-users/new', people.newLicenseUser);
+  adm.post('/license-users', people.createLicenseUser);
+  adm.get('/license-users/:id', people.licenseUser);
+  adm.post('/license-users/:id/password', people.resetLicenseUserPassword);
+  adm.get('/managers', people.managers);
+  adm.get('/managers/new', people.newManager);
+  adm.post('/managers', people.inviteManager);
+  adm.get('/managers/defaults', people.defaults);
+  adm.post('/managers/defaults', people.saveDefaults);
+  adm.get('/managers/:id', people.manager);
+  adm.post('/managers/:id', people.updateManager);
+  adm.post('/managers/:id/invitation', people.resendInvitation);
+  adm.post('/managers/:id/permissions', people.setPermissions);
+  adm.post('/managers/:id/orders', people.assignOrder);
+  adm.post('/managers/:id/orders/:orderId/delete', people.unassignOrder);
+  adm.post('/managers/:id/quotas', people.setQuota);
+  adm.post('/managers/:id/quotas/:productId/delete', people.removeQuota);
+  adm.post('/managers/:id/policies', people.setPolicies);
   // --- brandings, settings, signing keys ---
+  adm.get('/brandings', brandings.index);
+  adm.get('/brandings/new', brandings.new);
+  adm.post('/brandings', brandings.create);
+  adm.get('/brandings/:id', brandings.show);
+  adm.get('/brandings/:id/edit', brandings.edit);
+  adm.post('/brandings/:id', brandings.update);
+  adm.post('/brandings/:id/delete', brandings.destroy);
+  adm.post('/brandings/:id/hosts', brandings.addHost);
+  adm.post('/brandings/:id/hosts/:hostId/delete', brandings.removeHost);
+  adm.get('/brandings/:id/logo', brandings.logo);
+  adm.post('/brandings/:id/logo', brandings.logoUpload, brandings.uploadLogo);
+  adm.post('/brandings/:id/logo/delete', brandings.removeLogo);
+  adm.get('/settings', settings.show);
+  adm.post('/settings', settings.update);
+  adm.get('/keys', signingKeys.index);
+  adm.post('/keys', signingKeys.create);
+  adm.post('/keys/:kid/activate', signingKeys.activate);
+  adm.post('/keys/:kid/retire', signingKeys.retire);
   // --- audit log ---
+  adm.get('/audit', audit.index);
+  adm.get('/audit.csv', audit.csv);
+  adm.get('/audit/:id', audit.show);
   adm.get('/policies/:id', policies.show);
   adm.get('/policies/:id/edit', policies.edit);
   adm.post('/policies/:id', policies.update);
@@ -114,7 +237,10 @@ const onHostBoundTo = (portal: Portal, router: Router): RequestHandler => (req, 
 export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): Router {
   const routers: Record<Area, Router> = { public: Router(), account: Router(), portal: Router(), admin: Router() };
   routers.admin.use(hostServes('admin'), requireRole('admin'));
-  for (const route of routeTable(ctx)) routers[route.area][route.method](route.path, ...route.handlers);
+  // Per route, not router.use(): on a host bound to the User Portal this router sits at `/`, where
+  // a router-level guard would also catch /login.
+  const portalGuards = [requireLogin, loadPermissions(ctx)];
+  for (const route of routeTable(ctx)) routers[route.area][route.method](route.path, ...(route.area === 'portal' ? portalGuards : []), ...route.handlers);
 
   const r = Router();
   r.use(routers.public);

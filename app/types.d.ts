@@ -2,6 +2,7 @@ import type { Account } from './models/accounts.ts';
 import type { Actor } from './services/context.ts';
 import type { TFunction } from 'i18next';
 import type { Branding } from './models/brandings.ts';
+import type { Permission } from './policies/permissions.ts';
 
 declare global {
   namespace Express {
@@ -15,6 +16,8 @@ declare global {
       branding: Branding;
       /** The portal this request's host is bound to (served at `/`), or null for path-based routing. */
       boundPortal: string | null;
+      /** The User Portal permissions of the signed-in account (set on portal routes). */
+      permissions: Set<Permission>;
     }
   }
 }

@@ -1,6 +1,8 @@
 import knex, { type Knex } from 'knex';
 import { knexConfig } from './knexfile.ts';
 import * as initial from './migrations/0001_initial.ts';
+import * as auditIndexes from './migrations/0002_audit_indexes.ts';
+import * as brandingLogoSize from './migrations/0003_branding_logo_size.ts';
 
 export type Db = Knex;
 
@@ -11,7 +13,11 @@ interface Migration {
 }
 
 /** Migrations in order. Once merged, a migration is never edited: add a new one. */
-const migrations: Migration[] = [{ name: '0001_initial', ...initial }];
+const migrations: Migration[] = [
+  { name: '0001_initial', ...initial },
+  { name: '0002_audit_indexes', ...auditIndexes },
+  { name: '0003_branding_logo_size', ...brandingLogoSize },
+];
 
 const migrationSource: Knex.MigrationSource<Migration> = {
   getMigrations: async () => migrations,

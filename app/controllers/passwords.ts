@@ -7,7 +7,6 @@ import { RESET_LINK_MINUTES, isResetTokenUsable, requestPasswordReset, resetPass
 
 /** Forgot password (e-mailed single-use link) and the reset form behind that link. */
 export function passwordsController(ctx: AppContext) {
-  const translatorFor = (lng: string) => ctx.i18n.getFixedT(lng);
   const token = (req: Request) => String(req.params.token ?? '');
 
   return {
@@ -18,7 +17,7 @@ export function passwordsController(ctx: AppContext) {
     async forgot(req: Request, res: Response) {
       const form = parseForm(forgotPasswordForm, req.body);
       if (!form.ok) return res.status(422).render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: form.errors });
-      await requestPasswordReset({ ...ctx, baseUrl: ctx.config.baseUrl, translatorFor }, req.actor, form.data.email);
+      await requestPasswordReset(ctx, req.actor, form.data.email);
       // The same answer whether or not the address has an account.
       flash(req, 'info', req.t('auth.forgot.sent', { minutes: RESET_LINK_MINUTES }));
       res.redirect(303, res.locals.paths.login());

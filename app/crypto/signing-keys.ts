@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { toDate } from '../models/normalise.ts';
+import { affected, toDate } from '../models/normalise.ts';
 
 /**
  * Ed25519 signing keys. Metadata and public keys live in the database (so every process and the
@@ -17,6 +17,8 @@ export interface SigningKeyInfo {
   publicKeyPem: string;
   status: KeyStatus;
   createdAt: Date;
+  activatedAt: Date | null;
+  retiredAt: Date | null;
 }
 
 export function keysDir(dataDir: string): string {
@@ -40,6 +42,8 @@ function fromRow(r: Record<string, unknown>): SigningKeyInfo {
     publicKeyPem: String(r.public_key_pem),
     status: r.status as KeyStatus,
     createdAt: toDate(r.created_at)!,
+    activatedAt: toDate(r.activated_at),
+    retiredAt: toDate(r.retired_at),
   };
 }
 
@@ -48,11 +52,10 @@ export async function generateSigningKey(db: Knex, dataDir: string, now: Date, s
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const kid = kidFor(publicKeyPem);
-  const dir = keysDir(dataDir);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  fs.writeFileSync(path.join(dir, `${kid}.pem`), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+  fs.mkdirSync(keysDir(dataDir), { recursive: true, mode: 0o700 });
+  fs.writeFileSync(privateKeyPath(dataDir, kid), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
   await db('signing_keys').insert({ kid, algorithm: 'Ed25519', public_key_pem: publicKeyPem, status, created_at: now, activated_at: status === 'active' ? now : null });
-  return { kid, algorithm: 'Ed25519', publicKeyPem, status, createdAt: now };
+  return { kid, algorithm: 'Ed25519', publicKeyPem, status, createdAt: now, activatedAt: status === 'active' ? now : null, retiredAt: null };
 }
 
 /** On first start there is no key: make one. Returns the active key. */
@@ -67,9 +70,48 @@ export async function listTrustedKeys(db: Knex): Promise<SigningKeyInfo[]> {
   return (await db('signing_keys').whereIn('status', ['active', 'trusted']).orderBy('created_at', 'desc')).map(fromRow);
 }
 
-export function loadPrivateKey(dataDir: string, kid: string): crypto.KeyObject {
+function privateKeyPath(dataDir: string, kid: string): string {
   if (!/^[\w-]+$/.test(kid)) throw new Error('invalid kid');
-  return crypto.createPrivateKey(fs.readFileSync(path.join(keysDir(dataDir), `${kid}.pem`)));
+  return path.join(keysDir(dataDir), `${kid}.pem`);
+}
+
+export function loadPrivateKey(dataDir: string, kid: string): crypto.KeyObject {
+  return crypto.createPrivateKey(fs.readFileSync(privateKeyPath(dataDir, kid)));
+}
+
+/** Whether this process can sign with the key (its private half is in DATA_DIR/keys). */
+export function hasPrivateKey(dataDir: string, kid: string): boolean {
+  return fs.existsSync(privateKeyPath(dataDir, kid));
+}
+
+/** Deletes the private key file of a key that was never recorded (its generation was rolled back). */
+export function discardPrivateKey(dataDir: string, kid: string): void {
+  fs.rmSync(privateKeyPath(dataDir, kid), { force: true });
+}
+
+/** Every key, whatever its status: the active one first, then the newest. */
+export async function listAllKeys(db: Knex): Promise<SigningKeyInfo[]> {
+  const keys = (await db('signing_keys').orderBy('created_at', 'desc').orderBy('kid')).map(fromRow);
+  return [...keys.filter((k) => k.status === 'active'), ...keys.filter((k) => k.status !== 'active')];
+}
+
+export async function findKey(db: Knex, kid: string): Promise<SigningKeyInfo | undefined> {
+  const row = await db('signing_keys').where({ kid }).first();
+  return row ? fromRow(row) : undefined;
+}
+
+/**
+ * Makes a trusted key the one that signs; the key that signed until now stays trusted (it still
+ * verifies what it signed). Run it in a transaction. False when the key is no longer trusted.
+ */
+export async function activateKey(db: Knex, kid: string, now: Date): Promise<boolean> {
+  await db('signing_keys').where({ status: 'active' }).whereNot({ kid }).update({ status: 'trusted' });
+  return affected(await db('signing_keys').where({ kid, status: 'trusted' }).update({ status: 'active', activated_at: now })) === 1;
+}
+
+/** Retires a trusted key: it no longer verifies anything. False when the key is not trusted. */
+export async function retireKey(db: Knex, kid: string, now: Date): Promise<boolean> {
+  return affected(await db('signing_keys').where({ kid, status: 'trusted' }).update({ status: 'retired', retired_at: now })) === 1;
 }
 
 /** The public description served at /.well-known/portico-keys.json (JWK fields plus the PEM). */

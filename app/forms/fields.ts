@@ -47,7 +47,7 @@ export const language = z.enum(SUPPORTED_LANGUAGES, { message: 'validation.langu
 
 /** A yyyy-mm-dd date from an <input type="date">, as midnight UTC; empty is null. */
 export const optionalDate = z.preprocess(
-  (v) => (typeof v === 'string' && v.trim() === '' ? null : v),
+  (v) => (v === undefined || (typeof v === 'string' && v.trim() === '') ? null : v),
   z
     .string()
     .regex(/^\d{4}-\d{2}-\d{2}$/, { message: 'validation.date' })

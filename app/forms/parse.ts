@@ -12,7 +12,8 @@ export function parseForm<S extends z.ZodType>(schema: S, body: unknown): { ok: 
   const errors: FieldErrors = {};
   for (const issue of result.error.issues) {
     const field = String(issue.path[0] ?? '_form');
-    errors[field] ??= issue.message.startsWith('validation.') ? issue.message : 'validation.invalid';
+    // Our schemas give i18n keys (area.key); anything else (a library's own text) becomes a generic message.
+    errors[field] ??= /^[a-z]\w*(\.\w+)+$/i.test(issue.message) ? issue.message : 'validation.invalid';
   }
   return { ok: false, errors };
 }

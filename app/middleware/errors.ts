@@ -21,6 +21,7 @@ function classify(err: unknown): HttpError {
   if (e.code === 'EBADCSRFTOKEN' || (e.status === 403 && /csrf/i.test(String((err as Error).message)))) return new HttpError(403, 'errors.csrf');
   if (e.type === 'entity.too.large' || e.code === 'LIMIT_FILE_SIZE') return new HttpError(413, 'errors.tooLarge');
   if (e.type === 'entity.parse.failed') return new HttpError(400, 'errors.badRequest');
+  if ((err as Error)?.name === 'MulterError') return new HttpError(400, 'errors.badRequest');
   const status = e.status ?? e.statusCode;
   if (status && status >= 400 && status < 500) return new HttpError(status, status === 404 ? 'errors.notFound' : 'errors.badRequest');
   return new HttpError(500, 'errors.server');

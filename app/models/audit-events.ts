@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
-import { parseJson, toDate } from './normalise.ts';
+import { isSqlite } from '../../db/knexfile.ts';
+import { countOf, likeSql, parseJson, toDate } from './normalise.ts';
 
 export interface AuditEventInput {
   actorAccountId: number | null;
@@ -78,4 +79,157 @@ export async function list(db: Knex, filter: AuditFilter, limit: number, offset 
   if (filter.objectType) q.where('object_type', filter.objectType);
   if (filter.objectId) q.where('object_id', filter.objectId);
   return (await q).map(fromRow);
+}
+
+export async function findById(db: Knex, id: number): Promise<AuditEvent | undefined> {
+  const row = await db('audit_events').where({ id }).first();
+  return row ? fromRow(row) : undefined;
+}
+
+/**
+ * The console's audit log filters. `actor` matches exactly when it is a whole e-mail address and as a
+ * prefix otherwise; `action` matches as a prefix when it ends in "." and exactly otherwise; `to` is
+ * exclusive. Callers pass actor and action in lower case, as they are stored.
+ */
+export interface AuditSearch {
+  actor?: string;
+  action?: string;
+  objectType?: string;
+  objectId?: string;
+  from?: Date;
+  to?: Date;
+}
+
+const WHOLE_ADDRESS = /^[^@\s]+@[^@\s]+\.[^@\s.]+$/;
+
+const actorIsExact = (f: AuditSearch) => !!f.actor && WHOLE_ADDRESS.test(f.actor);
+const actionIsExact = (f: AuditSearch) => !!f.action && !f.action.endsWith('.');
+
+/** The first string after every string that starts with `prefix`, in code point (SQLite BINARY) order. */
+function successor(prefix: string): string | undefined {
+  const chars = Array.from(prefix);
+  while (chars.length) {
+    const last = chars.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) return chars.join('') + String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1);
+  }
+  return undefined;
+}
+
+/**
+ * `column` starts with `prefix`, in a form the database can answer from an index. MySQL reads a LIKE
+ * with a constant prefix as an index range; SQLite's LIKE ignores case and so cannot use a BINARY
+ * index, but a range on the raw text can.
+ */
+function whereStartsWith(db: Knex, q: Knex.QueryBuilder, column: string, prefix: string) {
+  if (!isSqlite(db)) return q.whereRaw(...likeSql(column, prefix, 'prefix'));
+  q.where(column, '>=', prefix);
+  const end = successor(prefix);
+  return end === undefined ? q : q.where(column, '<', end);
+}
+
+/** Each filter can be answered from an index of its own (see migrations 0001 and 0002). */
+function searched(db: Knex, f: AuditSearch, q: Knex.QueryBuilder = db('audit_events')) {
+  if (actorIsExact(f)) q.where('actor_label', f.actor!);
+  else if (f.actor) whereStartsWith(db, q, 'actor_label', f.actor);
+  if (actionIsExact(f)) q.where('action', f.action!);
+  else if (f.action) whereStartsWith(db, q, 'action', f.action);
+  if (f.objectType) q.where('object_type', f.objectType);
+  if (f.objectId) q.where('object_id', f.objectId);
+  if (f.from) q.where('occurred_at', '>=', f.from);
+  if (f.to) q.where('occurred_at', '<', f.to);
+  return q;
+}
+
+const newestFirst = (q: Knex.QueryBuilder) => q.orderBy('occurred_at', 'desc').orderBy('id', 'desc');
+
+export async function search(db: Knex, f: AuditSearch, limit: number, offset = 0): Promise<AuditEvent[]> {
+  return (await newestFirst(searched(db, f)).limit(limit).offset(offset)).map(fromRow);
+}
+
+/** How many events match, counting no further than `cap`: a count of the whole log would read all of it. */
+export async function countUpTo(db: Knex, f: AuditSearch, cap: number): Promise<number> {
+  const matching = searched(db, f).select(db.raw('1')).limit(cap).as('matching');
+  return countOf(await db.from(matching).count({ n: '*' }).first());
+}
+
+/** The object types that occur in the log, for the filter's pick list. */
+export async function objectTypes(db: Knex): Promise<string[]> {
+  const rows = await db('audit_events').distinct('object_type').whereNotNull('object_type').orderBy('object_type');
+  return rows.map((r: { object_type: string }) => r.object_type);
+}
+
+/**
+ * The index an export walks: the most selective one whose entries for the matching rows are already
+ * in (occurred_at, id) order, so each batch reads on from where the last one stopped. Left to itself
+ * the planner may instead read a prefix range and sort every remaining match again for each batch
+ * (SQLite), or take the equality part of an index and skip over the rows already sent (MariaDB).
+ */
+function exportIndex(f: AuditSearch): string {
+  if (actionIsExact(f)) return 'audit_events_action_occurred_at_index';
+  if (actorIsExact(f)) return 'audit_events_actor_label_occurred_at_index';
+  if (f.objectType && f.objectId) return 'audit_events_object_occurred_at_index';
+  if (f.objectType) return 'audit_events_object_type_occurred_at_index';
+  return 'audit_events_occurred_at_index';
+}
+
+const walking = (db: Knex, index: string) => db.from(db.raw(isSqlite(db) ? '?? INDEXED BY ??' : '?? FORCE INDEX (??)', ['audit_events', index]));
+
+/**
+ * Every matching event, newest first, `batchSize` at a time and at most `max` in all. Each batch
+ * continues after the last row of the one before (keyset on occurred_at, id), so every query is one
+ * index range however deep into the log the export is.
+ */
+export async function* batches(db: Knex, f: AuditSearch, batchSize: number, max: number): AsyncGenerator<AuditEvent[]> {
+  const index = exportIndex(f);
+  let last: AuditEvent | undefined;
+  let left = max;
+  while (left > 0) {
+    // After the first batch the keyset is the upper bound; `to` would only be a second one, and SQLite
+    // would start its range at the looser of the two.
+    const q = searched(db, last ? { ...f, to: undefined } : f, walking(db, index));
+    if (last) {
+      const { occurredAt, id } = last;
+      q.where('occurred_at', '<=', occurredAt).where((w) => w.where('occurred_at', '<', occurredAt).orWhere('id', '<', id));
+    }
+    const rows = (await newestFirst(q).limit(Math.min(batchSize, left))).map(fromRow);
+    if (rows.length === 0) return;
+    yield rows;
+    if (rows.length < batchSize) return;
+    left -= rows.length;
+    last = rows[rows.length - 1];
+  }
+}
+
+export interface FieldChange {
+  field: string;
+  before: unknown;
+  after: unknown;
+  /** False when the key is missing on that side (created or removed), as opposed to null. */
+  inBefore: boolean;
+  inAfter: boolean;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** JSON with object keys sorted, so equal values compare equal whatever order their keys were written in. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (isRecord(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** The top-level keys whose values differ between before and after (a missing side counts as {}). */
+export function changedFields(before: unknown, after: unknown): FieldChange[] {
+  const b = isRecord(before) ? before : before === null || before === undefined ? {} : undefined;
+  const a = isRecord(after) ? after : after === null || after === undefined ? {} : undefined;
+  if (!b || !a) return [];
+  const keys = [...new Set([...Object.keys(b), ...Object.keys(a)])];
+  return keys
+    .filter((k) => !(k in b && k in a && canonical(b[k]) === canonical(a[k])))
+    .map((k) => ({ field: k, before: b[k], after: a[k], inBefore: k in b, inAfter: k in a }));
+}
+
+/** The newest events of a set of orders (a sub-query of order ids), for a manager's dashboard. */
+export async function listForOrders(db: Knex, orderIds: Knex.QueryBuilder, limit: number): Promise<AuditEvent[]> {
+  return (await db('audit_events').whereIn('order_id', orderIds).orderBy('id', 'desc').limit(limit)).map(fromRow);
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { countOf, likeSql, toDate } from './normalise.ts';
 
 export const PORTALS = ['portal', 'offline', 'airgap'] as const;
 export type Portal = (typeof PORTALS)[number];
@@ -74,6 +75,129 @@ export async function insert(db: Knex, b: NewBranding, now: Date): Promise<numbe
   return Number(id);
 }
 
-export async function insertHost(db: Knex, brandingId: number, hostname: string, portal: Portal | null, now: Date): Promise<void> {
-  await db('branding_hosts').insert({ branding_id: brandingId, hostname: hostname.toLowerCase(), portal, created_at: now, updated_at: now });
+export async function insertHost(db: Knex, brandingId: number, hostname: string, portal: Portal | null, now: Date): Promise<number> {
+  const [id] = await db('branding_hosts').insert({ branding_id: brandingId, hostname: hostname.toLowerCase(), portal, created_at: now, updated_at: now });
+  return Number(id);
+}
+
+/** A branding as the console manages it: every column but the logo bytes (their size instead). */
+export interface BrandingRecord {
+  id: number;
+  name: string;
+  displayName: string;
+  primaryColor: string;
+  accentColor: string;
+  supportEmail: string | null;
+  defaultLanguage: string;
+  logoMime: string | null;
+  logoSize: number | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface BrandingHost {
+  id: number;
+  brandingId: number;
+  hostname: string;
+  portal: Portal | null;
+}
+
+const recordColumns = (db: Knex) => ['id', 'name', 'display_name', 'primary_color', 'accent_color', 'support_email', 'default_language', 'logo_mime', db.raw('LENGTH(logo_data) AS logo_size'), 'created_at', 'updated_at'];
+
+function recordFromRow(r: Record<string, unknown>): BrandingRecord {
+  return {
+    id: Number(r.id),
+    name: String(r.name),
+    displayName: String(r.display_name),
+    primaryColor: String(r.primary_color),
+    accentColor: String(r.accent_color),
+    supportEmail: (r.support_email as string | null) ?? null,
+    defaultLanguage: String(r.default_language),
+    logoMime: (r.logo_mime as string | null) ?? null,
+    logoSize: r.logo_size === null || r.logo_size === undefined ? null : Number(r.logo_size),
+    createdAt: toDate(r.created_at)!,
+    updatedAt: toDate(r.updated_at)!,
+  };
+}
+
+function hostFromRow(r: Record<string, unknown>): BrandingHost {
+  return { id: Number(r.id), brandingId: Number(r.branding_id), hostname: String(r.hostname), portal: (r.portal as Portal | null) ?? null };
+}
+
+export async function findById(db: Knex, id: number): Promise<BrandingRecord | undefined> {
+  const row = await db('brandings').where({ id }).first(recordColumns(db));
+  return row ? recordFromRow(row) : undefined;
+}
+
+function filtered(db: Knex, q: string | undefined) {
+  const query = db('brandings');
+  if (q) query.where((w) => w.whereRaw(...likeSql('name', q)).orWhereRaw(...likeSql('display_name', q)));
+  return query;
+}
+
+export async function list(db: Knex, filter: { q?: string }, limit: number, offset: number): Promise<BrandingRecord[]> {
+  return (await filtered(db, filter.q).orderBy('name').orderBy('id').limit(limit).offset(offset).select(recordColumns(db))).map(recordFromRow);
+}
+
+export async function count(db: Knex, filter: { q?: string }): Promise<number> {
+  return countOf(await filtered(db, filter.q).count({ n: '*' }).first());
+}
+
+export async function update(db: Knex, id: number, b: Required<NewBranding>, now: Date): Promise<void> {
+  await db('brandings').where({ id }).update({
+    name: b.name,
+    display_name: b.displayName,
+    primary_color: b.primaryColor,
+    accent_color: b.accentColor,
+    support_email: b.supportEmail,
+    default_language: b.defaultLanguage,
+    updated_at: now,
+  });
+}
+
+/** Sets (or with null, clears) the logo. */
+export async function setLogo(db: Knex, id: number, logo: { data: Buffer; mime: string } | null, now: Date): Promise<void> {
+  await db('brandings').where({ id }).update({ logo_data: logo?.data ?? null, logo_mime: logo?.mime ?? null, updated_at: now });
+}
+
+export async function remove(db: Knex, id: number): Promise<void> {
+  await db('branding_hosts').where({ branding_id: id }).delete();
+  await db('brandings').where({ id }).delete();
+}
+
+export async function listHosts(db: Knex, brandingId: number): Promise<BrandingHost[]> {
+  return (await db('branding_hosts').where({ branding_id: brandingId }).orderBy('hostname')).map(hostFromRow);
+}
+
+/** The host names of several brandings at once (for a list page), by branding id. */
+export async function hostsByBranding(db: Knex, brandingIds: number[]): Promise<Map<number, BrandingHost[]>> {
+  const out = new Map<number, BrandingHost[]>();
+  if (brandingIds.length === 0) return out;
+  for (const host of (await db('branding_hosts').whereIn('branding_id', brandingIds).orderBy('hostname')).map(hostFromRow)) {
+    out.set(host.brandingId, [...(out.get(host.brandingId) ?? []), host]);
+  }
+  return out;
+}
+
+export async function findHost(db: Knex, brandingId: number, hostId: number): Promise<BrandingHost | undefined> {
+  const row = await db('branding_hosts').where({ id: hostId, branding_id: brandingId }).first();
+  return row ? hostFromRow(row) : undefined;
+}
+
+export async function removeHost(db: Knex, hostId: number): Promise<void> {
+  await db('branding_hosts').where({ id: hostId }).delete();
+}
+
+/** What the audit trail keeps of a branding: never the logo bytes, only their type and size. */
+export function auditView(b: BrandingRecord) {
+  return {
+    name: b.name,
+    displayName: b.displayName,
+    primaryColor: b.primaryColor,
+    accentColor: b.accentColor,
+    supportEmail: b.supportEmail,
+    defaultLanguage: b.defaultLanguage,
+    logoMime: b.logoMime,
+    logoSize: b.logoSize,
+  };
 }

@@ -104,3 +104,8 @@ export async function listHistory(db: Knex, licenseId: number, limit = 100) {
     occurredAt: toDate(r.occurred_at)!,
   }));
 }
+
+/** The active devices an end user activated (user-based licenses), for "My licenses". */
+export async function activeForLicenseUser(db: Knex, accountId: number): Promise<Device[]> {
+  return (await db('devices').where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)).map(fromRow);
+}

@@ -106,7 +106,7 @@ export async function updateProfile({ db, clock }: ServiceDeps, actor: Actor, ac
  * client's request rate can change the answer (429).
  */
 export async function requestPasswordReset(
-  deps: AuthDeps & { mailer: Mailer; baseUrl: string; translatorFor: (lng: string) => TFunction },
+  deps: AuthDeps & LinkMailDeps,
   actor: Actor,
   email: string,
 ): Promise<void> {
@@ -128,16 +128,34 @@ export async function requestPasswordReset(
     await recordAudit(db, { ...actor, label: address }, now, { action: 'auth.password_reset_requested', after: { email: address, known: false } });
     return;
   }
-  const token = randomToken();
   await db.transaction(async (trx) => {
-    await tokens.insertResetToken(trx, account.id, hashToken(token), new Date(now.getTime() + RESET_LINK_MINUTES * 60_000), actor.ip, now);
     await recordAudit(trx, { ...actor, label: address }, now, { action: 'auth.password_reset_requested', objectType: 'account', objectId: account.id, after: { email: address, known: true } });
   });
+  await mailAccountLink(deps, account, 'reset');
+}
+
+export const INVITE_LINK_DAYS = 7;
+
+export interface LinkMailDeps extends ServiceDeps {
+  mailer: Mailer;
+  baseUrl: string;
+  translatorFor: (lng: string) => TFunction;
+}
+
+/**
+ * E-mails a single-use link to choose a password: `reset` (valid 60 minutes) for a forgotten
+ * password, `invite` (valid 7 days) for an account the vendor created.
+ */
+export async function mailAccountLink(deps: LinkMailDeps, account: accounts.Account, kind: 'reset' | 'invite'): Promise<void> {
+  const now = deps.clock.now();
+  const token = randomToken();
+  const minutes = kind === 'reset' ? RESET_LINK_MINUTES : INVITE_LINK_DAYS * 24 * 60;
+  await tokens.insertResetToken(deps.db, account.id, hashToken(token), new Date(now.getTime() + minutes * 60_000), null, now);
   const t = deps.translatorFor(account.language);
   await deps.mailer.send({
     to: account.email,
-    subject: t('mail.reset.subject'),
-    text: t('mail.reset.body', { name: account.name, link: `${deps.baseUrl}/password/reset/${token}`, minutes: RESET_LINK_MINUTES }),
+    subject: t(`mail.${kind}.subject`),
+    text: t(`mail.${kind}.body`, { name: account.name, link: `${deps.baseUrl}/password/reset/${token}`, minutes, days: INVITE_LINK_DAYS }),
   });
 }
 

@@ -46,7 +46,7 @@ describe('console access: only admins, everyone else 404', () => {
   it('an admin without a CSRF token is refused (403) on every console POST', async () => {
     const admin = await createAccount(t.db, { role: 'admin' });
     const agent = await loginAgent(t.app, admin.email, admin.password);
-    for (const { method, url } of consoleUrls(t).filter((r) => r.method === 'post')) {
+    for (const { url } of consoleUrls(t).filter((r) => r.method === 'post')) {
       const res = await agent.post(url).type('form').send({ name: 'x' });
       assert.equal(res.status, 403, `POST ${url}`);
     }

@@ -1,0 +1,40 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import { getSettings, settingDefaults, type Settings } from '../../models/settings.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { settingsForm } from '../../forms/settings.ts';
+import * as service from '../../services/settings.ts';
+import { done } from '../helpers.ts';
+
+const valuesOf = (s: Settings) => ({
+  end_user_self_service: s.endUserSelfService,
+  manager_second_factor: s.managerSecondFactor,
+  default_language: s.defaultLanguage,
+  offline_lease_days: s.offlineLeaseDays,
+  airgap_code_minutes: s.airgapCodeMinutes,
+});
+
+export function adminSettingsController(ctx: AppContext) {
+  const defaults = settingDefaults(ctx.config.defaultLanguage);
+  const render = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/settings/show', { title: req.t('admin.settings.title'), values, errors });
+
+  return {
+    async show(req: Request, res: Response) {
+      render(req, res, 200, valuesOf(await getSettings(ctx.db, defaults)), {});
+    },
+
+    async update(req: Request, res: Response) {
+      const form = parseForm(settingsForm, req.body);
+      if (!form.ok) return render(req, res, 422, req.body, form.errors);
+      const d = form.data;
+      await service.updateSettings(ctx, req.actor, defaults, {
+        endUserSelfService: d.end_user_self_service,
+        managerSecondFactor: d.manager_second_factor,
+        defaultLanguage: d.default_language,
+        offlineLeaseDays: d.offline_lease_days,
+        airgapCodeMinutes: d.airgap_code_minutes,
+      });
+      done(req, res, res.locals.paths.adminSettings(), 'admin.settings.saved');
+    },
+  };
+}

@@ -1,0 +1,159 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as licenses from '../../models/licenses.ts';
+import * as devices from '../../models/devices.ts';
+import * as accounts from '../../models/accounts.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { assignUserForm, credentialsForm, limitForm, noteForm } from '../../forms/console.ts';
+import { borrowForm } from '../../forms/portal.ts';
+import { authorize } from '../../policies/portal.ts';
+import * as service from '../../services/licenses.ts';
+import * as users from '../../services/license-users.ts';
+import { borrowDevice } from '../../services/portal.ts';
+import { notFound } from '../../lib/errors.ts';
+import { attempt, done, idParam, orNotFound } from '../helpers.ts';
+import { scoped } from './context.ts';
+
+/** Transfers left before the next activation on a new machine is refused (null: no limit applies). */
+export function transfersLeft(l: licenses.License): number | null {
+  if (l.unlimitedActivations || l.maxTransfers === 0) return null;
+  if (l.maxTransfers === -1) return 0;
+  return Math.max(0, l.maxTransfers - l.transferCount);
+}
+
+export function portalLicensesController(ctx: AppContext) {
+  const load = scoped(ctx);
+
+  const userRows = (licenseId: number) =>
+    ctx.db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id').where('license_id', licenseId).orderBy('accounts.email').select('accounts.id', 'accounts.email', 'accounts.name', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated');
+
+  const showPage = async (req: Request, res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
+    const [deviceList, history, userList] = await Promise.all([devices.listForLicense(ctx.db, license.id), devices.listHistory(ctx.db, license.id), userRows(license.id)]);
+    res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, userValues, userErrors, can: req.permissions, transfersLeft: transfersLeft(license) });
+  };
+
+  /** A device of a license in scope, or 404. */
+  const device = async (license: licenses.License, req: Request) => orNotFound(await devices.findForLicense(ctx.db, license.id, idParam(req, 'deviceId')));
+
+  /** An end user assigned to the license, or 404 (a user of another license is out of scope). */
+  const assignedUser = async (license: licenses.License, req: Request) => {
+    const accountId = idParam(req, 'accountId');
+    const row = await ctx.db('license_user_assignments').where({ license_id: license.id, account_id: accountId }).first();
+    if (!row) throw notFound();
+    return accountId;
+  };
+
+  return {
+    show: async (req: Request, res: Response) => showPage(req, res, await load.license(req)),
+
+    async disable(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'edit_license');
+      await service.setLicenseEnabled(ctx, req.actor, license.id, false);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.disabled');
+    },
+
+    async enable(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'edit_license');
+      await service.setLicenseEnabled(ctx, req.actor, license.id, true);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.enabled');
+    },
+
+    async note(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'edit_license');
+      const form = parseForm(noteForm, req.body);
+      if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);
+      await service.setLicenseNote(ctx, req.actor, license.id, form.data.note);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'portal.licenses.noteSaved');
+    },
+
+    async reset(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'reset_license');
+      const count = await service.resetLicense(ctx, req.actor, license.id);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.resetDone', { count });
+    },
+
+    /** The "move to another machine" page: what a device reset does and how many transfers remain. */
+    async confirmResetDevice(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'reset_device');
+      const d = await device(license, req);
+      res.render('portal/licenses/reset-device', { title: req.t('portal.transfer.title'), license, device: d, transfersLeft: transfersLeft(license) });
+    },
+
+    async resetDevice(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'reset_device');
+      const d = await device(license, req);
+      const r = await attempt(req, res, () => service.resetDevice(ctx, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
+      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'portal.transfer.done');
+    },
+
+    async revokeDevice(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'revoke_device');
+      const d = await device(license, req);
+      const r = await attempt(req, res, () => service.blacklistDevice(ctx, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
+      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.deviceBlacklisted');
+    },
+
+    async borrow(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'borrow_license');
+      const d = await device(license, req);
+      const form = parseForm(borrowForm, req.body);
+      if (!form.ok) return showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: form.errors.hours! });
+      const r = await attempt(req, res, () => borrowDevice(ctx, req.actor, license, d.id, form.data.hours), {
+        back: res.locals.paths.portalLicense(license.id),
+        rerender: (errors) => void showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: errors.hours! }),
+      });
+      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'portal.licenses.borrowed', { date: r.value.toISOString().slice(0, 16).replace('T', ' ') });
+    },
+
+    async assignUser(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'manage_license_users');
+      const form = parseForm(assignUserForm, req.body);
+      if (!form.ok) return showPage(req, res, license, 422, req.body, form.errors);
+      const r = await attempt(req, res, () => users.assignUser(ctx, req.actor, license.id, { email: form.data.email, name: form.data.name, maxActivations: form.data.max_activations }), {
+        back: res.locals.paths.portalLicense(license.id),
+        rerender: (errors) => void showPage(req, res, license, 422, req.body, errors),
+      });
+      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userAssigned');
+    },
+
+    async setUserLimit(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'manage_license_users');
+      const accountId = await assignedUser(license, req);
+      const form = parseForm(limitForm, req.body);
+      if (!form.ok) return showPage(req, res, license, 422, {}, { [`limit_${accountId}`]: form.errors.max_activations! });
+      await users.setAssignmentLimit(ctx, req.actor, license.id, accountId, form.data.max_activations);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userLimitChanged');
+    },
+
+    async unassignUser(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'manage_license_users');
+      const accountId = await assignedUser(license, req);
+      const r = await attempt(req, res, () => users.unassignUser(ctx, req.actor, license.id, accountId), { back: res.locals.paths.portalLicense(license.id) });
+      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userUnassigned');
+    },
+
+    /** Resets the password of a user of this license: a one-time password shown once, or an e-mailed link. */
+    async userPassword(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'manage_user_credentials');
+      const accountId = await assignedUser(license, req);
+      const form = parseForm(credentialsForm, req.body);
+      if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);
+      const password = await users.resetEndUserPassword(ctx, req.actor, accountId, form.data.credentials);
+      const account = (await accounts.findById(ctx.db, accountId))!;
+      if (password) return res.set('Cache-Control', 'no-store').render('portal/licenses/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), license, account, password });
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenseUsers.linkSent', { email: account.email });
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import * as licenses from '../../models/licenses.ts';
+import * as devices from '../../models/devices.ts';
+import * as orders from '../../models/orders.ts';
+import * as products from '../../models/products.ts';
+import * as auditEvents from '../../models/audit-events.ts';
+import { getSettings, settingDefaults } from '../../models/settings.ts';
+import { parseForm } from '../../forms/parse.ts';
+import { policyForm, featureLimits, toEntitlements, entitlementValues } from '../../forms/policies.ts';
+import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
+import { authorize } from '../../policies/portal.ts';
+import { scopeOrders } from '../../policies/orders.ts';
+import { RateLimiter } from '../../lib/rate-limiter.ts';
+import { notFound } from '../../lib/errors.ts';
+import { rateLimited } from '../../services/auth.ts';
+import { createPolicyAsManager, releaseOwnDevice } from '../../services/portal.ts';
+import { attempt, done, idParam } from '../helpers.ts';
+
+/** Devices an end user may release per hour (self-service must not become a free-transfer loophole). */
+export const RELEASES_PER_HOUR = { limit: 5, windowMs: 3600_000 };
+
+export function portalHomeController(ctx: AppContext) {
+  const settings = () => getSettings(ctx.db, settingDefaults(ctx.config.defaultLanguage));
+
+  const myLicenses = async (accountId: number) => {
+    const now = ctx.clock.now();
+    const [mine, active] = await Promise.all([licenses.listForLicenseUser(ctx.db, accountId, now), devices.activeForLicenseUser(ctx.db, accountId)]);
+    return mine.map((l) => ({ ...l, devices: active.filter((d) => d.licenseId === l.id) }));
+  };
+
+  const policyPage = async (req: Request, res: Response, status: number, values: Record<string, unknown>, errors: object) => {
+    const allowed = req.user!.role === 'admin' ? await products.listActive(ctx.db) : await ctx.db('products').whereIn('id', ctx.db('manager_quotas').where('account_id', req.user!.id).select('product_id')).where('archived', false).orderBy('name').select('id', 'name');
+    const productId = Number(values.product_id ?? allowed[0]?.id ?? 0);
+    const features = productId ? await products.listFeatures(ctx.db, productId) : [];
+    res.status(status).render('portal/policies/new', { title: req.t('admin.policies.new'), products: allowed, features, values: { product_id: productId, ...values }, errors });
+  };
+
+  return {
+    async dashboard(req: Request, res: Response) {
+      const account = req.user!;
+      const now = ctx.clock.now();
+      if (account.role === 'end_user') {
+        const enabled = (await settings()).endUserSelfService;
+        return res.render('portal/dashboard', { title: req.t('portal.dashboard.title'), selfService: enabled, myLicenses: enabled ? await myLicenses(account.id) : [], orders: [], counts: null, activity: [] });
+      }
+      const scope = scopeOrders(ctx.db, account);
+      const [recentOrders, counts, activity] = await Promise.all([
+        orders.listSummaries(ctx.db, scope, 10),
+        licenses.countByStatus(ctx.db, scope.clone().select('orders.id'), now),
+        auditEvents.listForOrders(ctx.db, scope.clone().select('orders.id'), 10),
+      ]);
+      res.render('portal/dashboard', { title: req.t('portal.dashboard.title'), orders: recentOrders, counts, activity, myLicenses: null, selfService: false, can: req.permissions });
+    },
+
+    /** An end user releases one of their own devices: rate-limited per account, audited. */
+    async release(req: Request, res: Response) {
+      if (!(await settings()).endUserSelfService) throw notFound();
+      const deviceId = idParam(req, 'deviceId');
+      const state = await ctx.limiter.hit(RateLimiter.key('self-release', String(req.user!.id)), RELEASES_PER_HOUR);
+      if (state.hits > RELEASES_PER_HOUR.limit) throw rateLimited(state.retryAfterSeconds);
+      const r = await attempt(req, res, () => releaseOwnDevice(ctx, req.actor, req.user!.id, deviceId), { back: res.locals.paths.portal() });
+      if (r.ok) done(req, res, res.locals.paths.portal(), 'portal.self.released');
+    },
+
+    async newPolicy(req: Request, res: Response) {
+      authorize(req.permissions, 'create_license_policy');
+      await policyPage(req, res, 200, { ...entitlementValues(DEFAULT_ENTITLEMENTS), product_id: req.query.product, features: [] }, {});
+    },
+
+    async createPolicy(req: Request, res: Response) {
+      authorize(req.permissions, 'create_license_policy');
+      const form = parseForm(policyForm, req.body);
+      const productId = /^\d{1,10}$/.test(String(req.body?.product_id ?? '')) ? Number(req.body.product_id) : 0;
+      const ids = form.ok ? form.data.features : [];
+      const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
+      if (!form.ok || !productId || Object.keys(limitErrors).length) return policyPage(req, res, 422, req.body, { ...(form.ok ? {} : form.errors), ...limitErrors, ...(productId ? {} : { product_id: 'validation.choice' }) });
+      const input = { name: form.data.name, isDefault: false, entitlements: toEntitlements(form.data), features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })) };
+      const r = await attempt(req, res, () => createPolicyAsManager(ctx, req.actor, req.user!, productId, input), { back: res.locals.paths.portal(), rerender: (errors) => void policyPage(req, res, 422, req.body, errors) });
+      if (r.ok) done(req, res, res.locals.paths.portal(), 'admin.policies.created');
+    },
+  };
+}

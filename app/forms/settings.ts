@@ -1,0 +1,11 @@
+import { z } from 'zod';
+import { SETTING_LIMITS } from '../models/settings.ts';
+import { checkbox, language, wholeNumber } from './fields.ts';
+
+export const settingsForm = z.object({
+  end_user_self_service: checkbox,
+  manager_second_factor: checkbox,
+  default_language: language,
+  offline_lease_days: wholeNumber(SETTING_LIMITS.offlineLeaseDays.min, SETTING_LIMITS.offlineLeaseDays.max),
+  airgap_code_minutes: wholeNumber(SETTING_LIMITS.airgapCodeMinutes.min, SETTING_LIMITS.airgapCodeMinutes.max),
+});

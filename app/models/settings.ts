@@ -1,0 +1,67 @@
+import type { Knex } from 'knex';
+import { SUPPORTED_LANGUAGES, type Language } from '../../config/index.ts';
+
+/** Installation-wide settings the vendor changes in the console (key/value text in `settings`). */
+export interface Settings {
+  /** End users may sign in to the User Portal and manage their own licenses. */
+  endUserSelfService: boolean;
+  /** License managers must use a second factor to sign in. */
+  managerSecondFactor: boolean;
+  defaultLanguage: Language;
+  /** How long an offline license file works before it must be refreshed. */
+  offlineLeaseDays: number;
+  /** How long an air-gap code stays valid. */
+  airgapCodeMinutes: number;
+}
+
+export const SETTING_LIMITS = {
+  offlineLeaseDays: { min: 1, max: 3650 },
+  airgapCodeMinutes: { min: 5, max: 10080 },
+} as const;
+
+/** The defaults for keys never saved; only the language depends on the configuration. */
+export function settingDefaults(defaultLanguage: Language): Settings {
+  return { endUserSelfService: false, managerSecondFactor: false, defaultLanguage, offlineLeaseDays: 30, airgapCodeMinutes: 60 };
+}
+
+interface Codec<T> {
+  key: string;
+  /** The stored text as a value, or undefined when it is not a valid one (the default applies). */
+  read(text: string): T | undefined;
+}
+
+const flag = (key: string): Codec<boolean> => ({ key, read: (s) => (s === 'true' ? true : s === 'false' ? false : undefined) });
+const whole = (key: string, { min, max }: { min: number; max: number }): Codec<number> => ({
+  key,
+  read: (s) => (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max ? Number(s) : undefined),
+});
+const languageCodec = (key: string): Codec<Language> => ({ key, read: (s) => SUPPORTED_LANGUAGES.find((l) => l === s) });
+
+const CODECS: { [K in keyof Settings]: Codec<Settings[K]> } = {
+  endUserSelfService: flag('end_user_self_service'),
+  managerSecondFactor: flag('manager_second_factor'),
+  defaultLanguage: languageCodec('default_language'),
+  offlineLeaseDays: whole('offline_lease_days', SETTING_LIMITS.offlineLeaseDays),
+  airgapCodeMinutes: whole('airgap_code_minutes', SETTING_LIMITS.airgapCodeMinutes),
+};
+
+const NAMES = Object.keys(CODECS) as (keyof Settings)[];
+
+/** Every setting, typed; a key that was never saved (or holds an unreadable value) has its default. */
+export async function getSettings(db: Knex, defaults: Settings): Promise<Settings> {
+  const rows: { key: string; value: string }[] = await db('settings').whereIn('key', NAMES.map((n) => CODECS[n].key)).select('key', 'value');
+  const stored = new Map(rows.map((r) => [r.key, String(r.value)]));
+  const out = { ...defaults };
+  for (const name of NAMES) {
+    const text = stored.get(CODECS[name].key);
+    const value = text === undefined ? undefined : CODECS[name].read(text);
+    if (value !== undefined) (out as Record<keyof Settings, unknown>)[name] = value;
+  }
+  return out;
+}
+
+/** Writes the given settings (insert or update per key: ON CONFLICT on SQLite, ON DUPLICATE KEY on MySQL). */
+export async function saveSettings(db: Knex, values: Partial<Settings>, now: Date): Promise<void> {
+  const rows = NAMES.filter((n) => values[n] !== undefined).map((n) => ({ key: CODECS[n].key, value: String(values[n]), updated_at: now }));
+  if (rows.length) await db('settings').insert(rows).onConflict('key').merge(['value', 'updated_at']);
+}

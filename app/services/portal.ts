@@ -1,0 +1,136 @@
+import type { Knex } from 'knex';
+import * as accounts from '../models/accounts.ts';
+import * as managers from '../models/managers.ts';
+import * as devices from '../models/devices.ts';
+import * as licenses from '../models/licenses.ts';
+import { affected } from '../models/normalise.ts';
+import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
+import type { Account } from '../models/accounts.ts';
+import { issuableFor } from '../policies/portal.ts';
+import { auditedChange } from './changes.ts';
+import { issueLicenses, type IssueRequest, type IssueResult } from './licenses.ts';
+import { findOrCreateEndUser, assignInTransaction } from './license-users.ts';
+import { createCustomer, createOrder, type OrderFields } from './customers.ts';
+import type { CustomerFields } from '../models/customers.ts';
+import type { Actor, ServiceDeps } from './context.ts';
+import { createPolicy, type PolicyInput } from './policies.ts';
+
+/** What the User Portal adds on top of the console's services: quotas, scope-bound actions, dispatch. */
+
+/**
+ * Counts `count` licenses against the manager's quota for the product with one guarded update, so
+ * two racing requests can never both pass the last free unit (on SQLite and MySQL alike).
+ */
+export async function consumeQuota(trx: Knex, accountId: number, productId: number, count: number): Promise<void> {
+  const n = await trx('manager_quotas')
+    .where({ account_id: accountId, product_id: productId })
+    .where((w) => w.whereNull('quota').orWhereRaw('issued + ? <= quota', [count]))
+    .update({ issued: trx.raw('issued + ?', [count]) });
+  if (affected(n) !== 1) throw new ValidationError({ quantity: 'portal.quotaExceeded' });
+}
+
+/** Issues licenses as a manager: only from allowed policies, within quota, users created as needed. */
+export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: Account, orderId: number, request: IssueRequest, invited: number[]): Promise<IssueResult> {
+  if (account.role !== 'admin') {
+    const allowed = await issuableFor(deps.db, account);
+    if (!allowed.some((p) => p.id === request.policyId)) throw new ValidationError({ policy_id: 'portal.policyNotAllowed' });
+  }
+  return issueLicenses(deps, actor, orderId, request, {
+    beforeInsert: account.role === 'admin' ? undefined : (trx, productId, count) => consumeQuota(trx, account.id, productId, count),
+    assignUser: async (trx, licenseId, email, maxActivations, now) => {
+      const { account: user, created } = await findOrCreateEndUser(trx, email, null, account.language, now);
+      await assignInTransaction(trx, licenseId, user.id, maxActivations, now);
+      if (created) invited.push(user.id);
+      return { accountId: user.id, created };
+    },
+  });
+}
+
+export interface NewOrder {
+  customerId: number | null;
+  customer: CustomerFields | null;
+  order: OrderFields;
+  lines: IssueRequest[];
+}
+
+/**
+ * Creates an order (and its customer when new) with the manager assigned to it, and issues the
+ * bundle's lines, all in one transaction: a refused line (quota, policy) leaves nothing behind.
+ */
+export async function createOrderAsManager(deps: ServiceDeps, actor: Actor, account: Account, input: NewOrder, invited: number[]): Promise<number> {
+  return deps.db.transaction(async (trx) => {
+    const inner = { ...deps, db: trx };
+    const customerId = input.customerId ?? (await createCustomer(inner, actor, input.customer!));
+    const orderId = await createOrder(inner, actor, customerId, input.order, async (t, id, now) => {
+      if (account.role === 'manager') await managers.assignOrder(t, account.id, id, now);
+    });
+    for (const line of input.lines) await issueAsManager(inner, actor, account, orderId, line, invited);
+    return orderId;
+  });
+}
+
+/** Customers a manager may pick for a new order: those of the orders they manage. */
+export async function customersInScope(db: Knex, orderIds: Knex.QueryBuilder) {
+  const rows = await db('customers').whereIn('id', orderIds.clone().clearSelect().select('orders.customer_id')).orderBy('name').limit(500).select('id', 'name');
+  return rows.map((r: { id: number; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
+}
+
+export async function addOrderManager(deps: ServiceDeps, actor: Actor, orderId: number, email: string): Promise<void> {
+  await auditedChange(deps, actor, async (trx, now) => {
+    const manager = await accounts.findByEmail(trx, email);
+    if (!manager || manager.role !== 'manager') throw new ValidationError({ email: 'portal.notAManager' });
+    if (await managers.isAssigned(trx, manager.id, orderId)) throw new ValidationError({ email: 'managers.alreadyAssigned' });
+    await managers.assignOrder(trx, manager.id, orderId, now);
+    return { result: undefined, audit: { action: 'order.manager_added', objectType: 'order', objectId: orderId, orderId, after: { accountId: manager.id, email: manager.email } } };
+  });
+}
+
+export async function removeOrderManager(deps: ServiceDeps, actor: Actor, orderId: number, accountId: number): Promise<void> {
+  await auditedChange(deps, actor, async (trx) => {
+    if (accountId === actor.accountId) throw new HttpError(409, 'portal.cannotRemoveSelf');
+    if (!(await managers.unassignOrder(trx, accountId, orderId))) throw notFound();
+    return { result: undefined, audit: { action: 'order.manager_removed', objectType: 'order', objectId: orderId, orderId, before: { accountId } } };
+  });
+}
+
+/** Marks a device of a floating license as borrowed until `until` (capped by the policy's maximum). */
+export async function borrowDevice(deps: ServiceDeps, actor: Actor, license: licenses.License, deviceId: number, hours: number): Promise<Date> {
+  return auditedChange(deps, actor, async (trx, now) => {
+    if (!license.floating || !license.canBorrow) throw new HttpError(409, 'portal.borrowNotAllowed');
+    if (hours > (license.maxBorrowHours ?? 0)) throw new ValidationError({ hours: 'portal.borrowTooLong' });
+    const device = await devices.findForLicense(trx, license.id, deviceId);
+    if (!device) throw notFound();
+    if (!device.active) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
+    const until = new Date(now.getTime() + hours * 3600_000);
+    await trx('devices').where({ id: deviceId }).update({ borrowed_until: until });
+    await devices.addHistory(trx, { licenseId: license.id, deviceId, event: 'borrowed', channel: device.channel, hardwareId: device.hardwareId, detail: until.toISOString(), actorId: actor.accountId }, now);
+    return { result: until, audit: { action: 'device.borrowed', objectType: 'device', objectId: deviceId, orderId: license.orderId, before: { borrowedUntil: device.borrowedUntil }, after: { borrowedUntil: until } } };
+  });
+}
+
+/** An end user releases one of their own active devices (self-service). */
+export async function releaseOwnDevice(deps: ServiceDeps, actor: Actor, accountId: number, deviceId: number): Promise<void> {
+  await auditedChange(deps, actor, async (trx, now) => {
+    const row = await trx('devices').where({ id: deviceId, license_user_account_id: accountId }).first('license_id');
+    if (!row) throw notFound();
+    const device = (await devices.findForLicense(trx, Number(row.license_id), deviceId))!;
+    if (!(await devices.deactivate(trx, deviceId, 'device', now))) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
+    await devices.releaseSeat(trx, device, now);
+    await devices.addHistory(trx, { licenseId: device.licenseId, deviceId, event: 'deactivated', channel: device.channel, hardwareId: device.hardwareId, detail: 'self-service', actorId: accountId }, now);
+    const orderId = Number((await trx('licenses').where({ id: device.licenseId }).first('order_id')).order_id);
+    return { result: undefined, audit: { action: 'device.released_by_user', objectType: 'device', objectId: deviceId, orderId, before: { active: true }, after: { active: false, hardwareId: device.hardwareId } } };
+  });
+}
+
+/**
+ * A manager with create_license_policy creates a policy for a product they may issue; when the vendor
+ * restricted their policies to a list, the new policy joins that list so they can issue from it.
+ */
+export async function createPolicyAsManager(deps: ServiceDeps, actor: Actor, account: Account, productId: number, input: PolicyInput): Promise<number> {
+  return deps.db.transaction(async (trx) => {
+    if (account.role !== 'admin' && !(await trx('manager_quotas').where({ account_id: account.id, product_id: productId }).first())) throw new ValidationError({ product_id: 'portal.productNotAllowed' });
+    const id = await createPolicy({ ...deps, db: trx }, actor, productId, { ...input, isDefault: account.role === 'admin' ? input.isDefault : false });
+    if (account.role === 'manager' && (await managers.allowedPoliciesOf(trx, account.id)).length) await trx('manager_policies').insert({ account_id: account.id, policy_id: id });
+    return id;
+  });
+}

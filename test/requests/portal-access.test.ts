@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { buildTestApp, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
+import * as catalog from '../../app/models/catalog.ts';
+import { portalWorld } from '../helpers/portal.ts';
+import { routeTable, fullPath } from '../../app/routes.ts';
+import type { Permission } from '../../app/policies/permissions.ts';
+
+type World = Awaited<ReturnType<typeof portalWorld>>;
+
+/**
+ * Every User Portal route: the permission it needs (null: any manager of the order), whether it
+ * addresses an object of order A (so the manager of order B must get 404), who it is for, and how to
+ * fill its parameters. A route missing here fails the meta-test below.
+ */
+interface Row {
+  perm: Permission | null;
+  scoped: boolean;
+  for: 'managers' | 'end_users' | 'everyone';
+  params?: (w: World, s: Scratch) => Record<string, number>;
+}
+
+/** Made afresh for each role's run, so that one run's removals do not change the next run's answers. */
+interface Scratch {
+  managerId: number;
+  userId: number;
+}
+
+const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
+const userLicense = (w: World, s: Scratch) => ({ id: w.userLicense, accountId: s.userId });
+const order = (w: World, s: Scratch) => ({ id: w.orderA, accountId: s.managerId });
+
+const MATRIX: Record<string, Row> = {
+  'GET /portal': { perm: null, scoped: false, for: 'everyone' },
+  'POST /portal/my/devices/:deviceId/release': { perm: null, scoped: false, for: 'end_users', params: (w) => ({ deviceId: w.userDevice }) },
+  'GET /portal/orders': { perm: null, scoped: false, for: 'managers' },
+  'GET /portal/orders/new': { perm: 'create_order', scoped: false, for: 'managers' },
+  'POST /portal/orders': { perm: 'create_order', scoped: false, for: 'managers' },
+  'GET /portal/orders/bundle/new': { perm: 'create_bundle_order', scoped: false, for: 'managers' },
+  'POST /portal/orders/bundle': { perm: 'create_bundle_order', scoped: false, for: 'managers' },
+  'GET /portal/orders/:id': { perm: null, scoped: true, for: 'managers', params: order },
+  'GET /portal/orders/:id/export.csv': { perm: null, scoped: true, for: 'managers', params: order },
+  'GET /portal/orders/:id/dispatch': { perm: null, scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/dispatch': { perm: null, scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/dispatch/csv': { perm: null, scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/licenses': { perm: 'issue_license', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/managers': { perm: 'manage_managers', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/managers/:accountId/delete': { perm: 'manage_managers', scoped: true, for: 'managers', params: order },
+  'GET /portal/orders/:id/customer/edit': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/customer': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
+  'GET /portal/licenses/:id': { perm: null, scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/disable': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/enable': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/note': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/reset': { perm: 'reset_license', scoped: true, for: 'managers', params: license },
+  'GET /portal/licenses/:id/devices/:deviceId/reset': { perm: 'reset_device', scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/devices/:deviceId/reset': { perm: 'reset_device', scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/devices/:deviceId/revoke': { perm: 'revoke_device', scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/devices/:deviceId/borrow': { perm: 'borrow_license', scoped: true, for: 'managers', params: license },
+  'GET /portal/licenses/:id/devices/:deviceId/refresh': { perm: null, scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/users': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
+  'POST /portal/licenses/:id/users/:accountId': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
+  'POST /portal/licenses/:id/users/:accountId/password': { perm: 'manage_user_credentials', scoped: true, for: 'managers', params: userLicense },
+  'POST /portal/licenses/:id/users/:accountId/delete': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
+  'GET /portal/policies/new': { perm: 'create_license_policy', scoped: false, for: 'managers' },
+  'POST /portal/policies': { perm: 'create_license_policy', scoped: false, for: 'managers' },
+};
+
+type Who = 'anonymous' | 'managerAll' | 'managerNone' | 'managerB' | 'endUser' | 'admin';
+type Expected = 'login' | 'allowed' | 403 | 404;
+
+function expected(row: Row, who: Who): Expected {
+  if (who === 'anonymous') return 'login';
+  if (row.for === 'end_users') return who === 'endUser' ? 'allowed' : 404;
+  if (who === 'endUser') return row.for === 'everyone' ? 'allowed' : 404;
+  if (who === 'managerB' && row.scoped) return 404;
+  if (who === 'managerNone' && row.perm) return 403;
+  return 'allowed';
+}
+
+const portalRoutes = (t: TestApp) => routeTable(t.app.locals.ctx).filter((r) => r.area === 'portal').map((r) => `${r.method.toUpperCase()} ${fullPath(r)}`);
+
+describe('User Portal access matrix', function () {
+  this.timeout(120_000);
+  let t: TestApp;
+  let w: World;
+  before(async () => {
+    t = await buildTestApp();
+    w = await portalWorld(t.db);
+    await t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: new Date() });
+  });
+  after(async () => t.close());
+
+  it('lists every User Portal route (a new route must be added to this matrix)', () => {
+    assert.deepEqual([...portalRoutes(t)].sort(), Object.keys(MATRIX).sort());
+  });
+
+  const everyone: Who[] = ['anonymous', 'managerNone', 'managerB', 'endUser', 'managerAll', 'admin'];
+  for (const who of everyone) {
+    it(`as ${who}`, async () => {
+      const account = who === 'anonymous' ? null : w[who];
+      const agent = account ? await loginAgent(t.app, account.email, account.password) : request.agent(t.app);
+      const token = csrfFrom((await agent.get(account ? '/account' : '/login')).text);
+      const now = new Date();
+      const scratchManager = await createAccount(t.db, { role: 'manager' });
+      const scratchUser = await createAccount(t.db, { role: 'end_user' });
+      await catalog.assignManager(t.db, scratchManager.id, w.orderA, now);
+      await catalog.assignLicenseUser(t.db, w.userLicense, scratchUser.id, 1, now);
+      const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id };
+      const failures: string[] = [];
+      for (const [key, row] of Object.entries(MATRIX)) {
+        const [method, pattern] = key.split(' ') as ['GET' | 'POST', string];
+        const params = row.params?.(w, scratch) ?? {};
+        const url = pattern.replace(/:(\w+)/g, (_m, name: string) => String(params[name]));
+        const res = method === 'GET' ? await agent.get(url) : await agent.post(url).type('form').send({ _csrf: token });
+        const want = expected(row, who);
+        const ok =
+          want === 'login' ? res.status === 303 && res.headers.location === '/login'
+          : want === 'allowed' ? [200, 303, 422].includes(res.status) && res.headers.location !== '/login'
+          : res.status === want;
+        if (!ok) failures.push(`${key} → ${res.status}${res.headers.location ? ' ' + res.headers.location : ''}, expected ${want}`);
+      }
+      assert.deepEqual(failures, []);
+    });
+  }
+});
