@@ -120,6 +120,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/licenses/:id/devices/:deviceId/reset', mgr, portalLicenses.resetDevice);
   up.post('/licenses/:id/devices/:deviceId/revoke', mgr, portalLicenses.revokeDevice);
   up.post('/licenses/:id/devices/:deviceId/borrow', mgr, portalLicenses.borrow);
+  up.get('/licenses/:id/devices/:deviceId/refresh', mgr, portalLicenses.refresh);
   up.post('/licenses/:id/users', mgr, portalLicenses.assignUser);
   up.post('/licenses/:id/users/:accountId', mgr, portalLicenses.setUserLimit);
   up.post('/licenses/:id/users/:accountId/delete', mgr, portalLicenses.unassignUser);

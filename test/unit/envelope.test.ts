@@ -53,7 +53,7 @@ function signRaw(typ: EnvelopeType, payloadText: string, key = server.privateKey
   return encodeEnvelope({ typ, kid, payloadBytes, signature: crypto.sign(null, signingInput(typ, kid, payloadBytes), key) });
 }
 
-const verifyLicense = (text: string) => verifyEnvelope(text, { expectedType: 'license', trustedKeys: trusted });
+const verifyLicense = (text: string | Uint8Array) => verifyEnvelope(text, { expectedType: 'license', trustedKeys: trusted });
 
 describe('artifact envelope (sdk/src/envelope.ts)', () => {
   describe('round trip', () => {

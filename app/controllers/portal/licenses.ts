@@ -10,6 +10,7 @@ import { authorize } from '../../policies/portal.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { borrowDevice } from '../../services/portal.ts';
+import { issueRefreshFile } from '../../services/license-files.ts';
 import { notFound } from '../../lib/errors.ts';
 import { attempt, done, idParam, orNotFound } from '../helpers.ts';
 import { scoped } from './context.ts';
@@ -45,6 +46,15 @@ export function portalLicensesController(ctx: AppContext) {
 
   return {
     show: async (req: Request, res: Response) => showPage(req, res, await load.license(req)),
+
+    /** Downloads a refresh license file for an offline device: new entitlements without a new request. */
+    async refresh(req: Request, res: Response) {
+      const license = await load.license(req);
+      const d = await device(license, req);
+      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
+      if (!r.ok) return;
+      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${r.value.filename}"`, 'Cache-Control': 'no-store' }).send(r.value.text);
+    },
 
     async disable(req: Request, res: Response) {
       const license = await load.license(req);
