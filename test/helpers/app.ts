@@ -44,7 +44,7 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<Tes
   });
   const clock = new ManualClock();
   await ensureSigningKey(database.db, dataDir, clock.now());
-  const app = createApp({ db: database.db, config, logger: createLogger('info', sink), clock });
+  const app = createApp({ db: database.db, config, logger: createLogger(overrides.logLevel ?? 'info', sink), clock });
   return {
     app,
     db: database.db,
