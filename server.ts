@@ -45,7 +45,7 @@ const server: Server = app.listen(config.port, config.host, () => {
   process.stdout.write(`Portico is listening on ${baseUrl}\n`);
   if (setupToken) {
     // Printed once, not logged: whoever can read this console sets up the first admin.
-    process.stdout.write(`\nNo administrator exists yet. Open this one-time link to create the first one (valid 24 hours):\n  ${baseUrl}${makePaths('/portal').setup(setupToken)}\n\n`);
+    process.stdout.write(`\nNo administrator exists yet. Open this one-time link to create the first one (valid 24 hours):\n  ${baseUrl}${makePaths(null).setup(setupToken)}\n\n`);
   }
 });
 

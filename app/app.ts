@@ -21,7 +21,8 @@ import { layoutEngine } from './lib/views.ts';
 import * as accounts from './models/accounts.ts';
 import { brandingByHost } from './middleware/branding.ts';
 import { locals } from './middleware/locals.ts';
-import { forcePasswordChange } from './middleware/auth.ts';
+import { forcePasswordChange, forceSecondFactorEnrolment } from './middleware/auth.ts';
+import { settingDefaults } from './models/settings.ts';
 import { errorHandler, notFoundHandler } from './middleware/errors.ts';
 import { buildRoutes } from './routes.ts';
 import { authenticate } from './services/auth.ts';
@@ -162,6 +163,7 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.use(brandingByHost(db));
   app.use(locals(i18n, config.defaultLanguage, (req) => generateToken(req)));
   app.use(forcePasswordChange);
+  app.use(forceSecondFactorEnrolment(db, settingDefaults(config.defaultLanguage)));
 
   app.use(buildRoutes(ctx, { csrf: csrfSynchronisedProtection }));
 

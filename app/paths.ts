@@ -1,7 +1,3 @@
-/**
- * Every URL the app renders or redirects to. Views and controllers never write a URL by hand.
- * `portalBase` is '' on a host bound to the User Portal (served at /) and '/portal' elsewhere.
- */
 /** Appends the non-empty parameters as a query string. */
 export function withQuery(path: string, params: Record<string, string | number | undefined | null> = {}): string {
   const q = new URLSearchParams();
@@ -12,8 +8,15 @@ export function withQuery(path: string, params: Record<string, string | number |
 
 type Query = Record<string, string | number | undefined | null>;
 
-export function makePaths(portalBase: string) {
+/**
+ * Every URL the app renders or redirects to. Views and controllers never write a URL by hand.
+ * A host bound to one portal serves it at `/` (SPEC §8): that portal's base is '' there and
+ * '/portal', '/offline' or '/airgap' everywhere else.
+ */
+export function makePaths(boundPortal: string | null) {
   const enc = encodeURIComponent;
+  const portalBase = boundPortal === 'portal' ? '' : '/portal';
+  const offlineBase = boundPortal === 'offline' ? '' : '/offline';
   return {
     home: () => '/',
     login: () => '/login',
@@ -23,6 +26,12 @@ export function makePaths(portalBase: string) {
     setup: (token: string) => `/setup/${enc(token)}`,
     account: () => '/account',
     accountPassword: () => '/account/password',
+    accountTwoFactor: () => '/account/two-factor',
+    accountTwoFactorSetup: () => '/account/two-factor/setup',
+    accountTwoFactorConfirm: () => '/account/two-factor/confirm',
+    accountTwoFactorRecoveryCodes: () => '/account/two-factor/recovery-codes',
+    accountTwoFactorDisable: () => '/account/two-factor/disable',
+    loginTwoFactor: () => '/login/two-factor',
     language: () => '/language',
     healthz: () => '/healthz',
     publicKeys: () => '/.well-known/portico-keys.json',
@@ -32,6 +41,10 @@ export function makePaths(portalBase: string) {
     /** The action URL of a multipart form: its CSRF token travels in the query string. */
     withCsrf: (url: string, token: string) => `${url}${url.includes('?') ? '&' : '?'}_csrf=${enc(token)}`,
     portal: () => portalBase || '/',
+    offline: () => offlineBase || '/',
+    offlineUpload: () => `${offlineBase}/requests`,
+    offlineDownload: (token: string) => `${offlineBase}/download/${enc(token)}`,
+    offlineScript: () => '/static/js/offline.js',
     portalOrders: (query: Query = {}) => withQuery(`${portalBase}/orders`, query),
     portalOrderNew: () => `${portalBase}/orders/new`,
     portalBundleNew: () => `${portalBase}/orders/bundle/new`,
@@ -95,6 +108,7 @@ export function makePaths(portalBase: string) {
     adminLicenseReset: (id: number) => `/admin/licenses/${id}/reset`,
     adminDeviceReset: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/reset`,
     adminDeviceBlacklist: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/blacklist`,
+    adminDeviceRefresh: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/refresh`,
     adminLicenseAssignUser: (id: number) => `/admin/licenses/${id}/users`,
     adminLicenseUserLimit: (id: number, accountId: number) => `/admin/licenses/${id}/users/${accountId}`,
     adminLicenseUserUnassign: (id: number, accountId: number) => `/admin/licenses/${id}/users/${accountId}/delete`,

@@ -7,12 +7,15 @@ import { systemController } from './controllers/system.ts';
 import { sessionsController, homeFor } from './controllers/sessions.ts';
 import { passwordsController } from './controllers/passwords.ts';
 import { accountController } from './controllers/account.ts';
+import { twoFactorController } from './controllers/two-factor.ts';
 import { setupController } from './controllers/setup.ts';
 import { portalHomeController } from './controllers/portal/self-service.ts';
 import { portalOrdersController } from './controllers/portal/orders.ts';
 import { portalLicensesController } from './controllers/portal/licenses.ts';
 import { loadPermissions, managersOnly, endUsersOnly } from './controllers/portal/context.ts';
 import { singleUpload } from './middleware/uploads.ts';
+import { offlineController } from './controllers/offline.ts';
+import { MAX_ZIP_BYTES } from './services/offline.ts';
 import { adminController } from './controllers/admin.ts';
 import { adminProductsController } from './controllers/admin/products.ts';
 import { adminPoliciesController } from './controllers/admin/policies.ts';
@@ -29,7 +32,7 @@ import { adminAuditController } from './controllers/admin/audit.ts';
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
  * host bound to the User Portal), `admin` under /admin for admins only.
  */
-export type Area = 'public' | 'account' | 'portal' | 'admin';
+export type Area = 'public' | 'account' | 'portal' | 'offline' | 'admin';
 
 export interface RouteDef {
   method: 'get' | 'post';
@@ -44,10 +47,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const sessions = sessionsController(ctx);
   const passwords = passwordsController(ctx);
   const account = accountController(ctx);
+  const twoFactor = twoFactorController(ctx);
   const setup = setupController(ctx);
   const home = portalHomeController(ctx);
   const portalOrders = portalOrdersController(ctx);
   const portalLicenses = portalLicensesController(ctx);
+  const offline = offlineController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -76,6 +81,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const acc = add('account');
   acc.get('/login', sessions.show);
   acc.post('/login', sessions.create);
+  acc.get('/login/two-factor', twoFactor.showChallenge);
+  acc.post('/login/two-factor', twoFactor.answerChallenge);
   acc.post('/logout', sessions.destroy);
   acc.get('/password/forgot', passwords.showForgot);
   acc.post('/password/forgot', passwords.forgot);
@@ -88,6 +95,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   acc.post('/account', requireLogin, account.update);
   acc.get('/account/password', requireLogin, account.showPassword);
   acc.post('/account/password', requireLogin, account.changePassword);
+  acc.get('/account/two-factor', requireLogin, twoFactor.show);
+  acc.post('/account/two-factor/setup', requireLogin, twoFactor.start);
+  acc.post('/account/two-factor/confirm', requireLogin, twoFactor.confirm);
+  acc.post('/account/two-factor/recovery-codes', requireLogin, twoFactor.regenerateRecoveryCodes);
+  acc.get('/account/two-factor/disable', requireLogin, twoFactor.showDisable);
+  acc.post('/account/two-factor/disable', requireLogin, twoFactor.disable);
   acc.get('/', requireLogin, (req, res) => res.redirect(303, homeFor(req.user!, res.locals.paths)));
 
   // User Portal: every route needs a login (mounted below); `mgr` pages are for managers (and admins),
@@ -127,6 +140,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/licenses/:id/users/:accountId/password', mgr, portalLicenses.userPassword);
   up.get('/policies/new', mgr, home.newPolicy);
   up.post('/policies', mgr, home.createPolicy);
+
+  // Offline Activation Portal: public (the file is the credential), rate-limited in the controller.
+  const off = add('offline');
+  off.get('/', offline.show);
+  off.post('/requests', singleUpload('file', MAX_ZIP_BYTES), offline.upload);
+  off.get('/download/:token', offline.download);
 
   // Every admin route is behind requireRole('admin') (mounted below): others get 404.
   const adm = add('admin');
@@ -172,6 +191,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/licenses/:id/reset', licenses.reset);
   adm.post('/licenses/:id/devices/:deviceId/reset', licenses.resetDevice);
   adm.post('/licenses/:id/devices/:deviceId/blacklist', licenses.blacklistDevice);
+  adm.get('/licenses/:id/devices/:deviceId/refresh', licenses.refresh);
   adm.post('/licenses/:id/users', licenses.assignUser);
   adm.post('/licenses/:id/users/:accountId', licenses.setUserLimit);
   adm.post('/licenses/:id/users/:accountId/delete', licenses.unassignUser);
@@ -236,7 +256,7 @@ const onHostBoundTo = (portal: Portal, router: Router): RequestHandler => (req, 
 
 /** Mounts the route table. CSRF protection covers every state-changing request (GET/HEAD/OPTIONS pass). */
 export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): Router {
-  const routers: Record<Area, Router> = { public: Router(), account: Router(), portal: Router(), admin: Router() };
+  const routers: Record<Area, Router> = { public: Router(), account: Router(), portal: Router(), offline: Router(), admin: Router() };
   routers.admin.use(hostServes('admin'), requireRole('admin'));
   // Per route, not router.use(): on a host bound to the User Portal this router sits at `/`, where
   // a router-level guard would also catch /login.
@@ -248,6 +268,8 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   r.use(guards.csrf);
   r.use('/portal', hostServes('portal'), routers.portal);
   r.use(onHostBoundTo('portal', routers.portal));
+  r.use('/offline', hostServes('offline'), routers.offline);
+  r.use(onHostBoundTo('offline', routers.offline));
   r.use('/admin', routers.admin);
   r.use(routers.account);
   return r;
@@ -255,6 +277,6 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
 
 /** The URL a route answers at on an unbound host (for tests and the route listing). */
 export function fullPath(route: RouteDef): string {
-  const prefix = route.area === 'portal' ? '/portal' : route.area === 'admin' ? '/admin' : '';
+  const prefix = route.area === 'portal' || route.area === 'offline' || route.area === 'admin' ? `/${route.area}` : '';
   return route.path === '/' && prefix ? prefix : prefix + route.path;
 }

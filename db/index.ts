@@ -3,6 +3,7 @@ import { knexConfig } from './knexfile.ts';
 import * as initial from './migrations/0001_initial.ts';
 import * as auditIndexes from './migrations/0002_audit_indexes.ts';
 import * as brandingLogoSize from './migrations/0003_branding_logo_size.ts';
+import * as totpLastStep from './migrations/0004_totp_last_step.ts';
 
 export type Db = Knex;
 
@@ -17,6 +18,7 @@ const migrations: Migration[] = [
   { name: '0001_initial', ...initial },
   { name: '0002_audit_indexes', ...auditIndexes },
   { name: '0003_branding_logo_size', ...brandingLogoSize },
+  { name: '0004_totp_last_step', ...totpLastStep },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

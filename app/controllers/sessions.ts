@@ -7,9 +7,15 @@ import { HttpError } from '../lib/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { safeReturnPath, type Paths } from '../paths.ts';
 import { recordLogout } from '../services/auth.ts';
+import { awaitSecondFactor } from './two-factor.ts';
 
 export function homeFor(account: Account, paths: Paths): string {
   return account.role === 'admin' ? paths.admin() : paths.portal();
+}
+
+/** Where a completed login goes: the forced password change, else where the visitor was going, else home. */
+export function afterLoginPath(account: Account, returnTo: string | undefined, paths: Paths): string {
+  return account.mustChangePassword ? paths.accountPassword() : (returnTo ?? homeFor(account, paths));
 }
 
 export function sessionsController(ctx: AppContext) {
@@ -34,10 +40,11 @@ export function sessionsController(ctx: AppContext) {
         if (err) return next(err);
         if (!account) return render(res, 401, values, {}, res.locals.t('auth.login.invalid'));
         const returnTo = safeReturnPath(req.session.returnTo);
+        if (account.totpEnabledAt) return awaitSecondFactor(ctx, req, account, returnTo).then(() => res.redirect(303, res.locals.paths.loginTwoFactor()), next);
         // passport regenerates the session here: the session id changes at login (no fixation).
         req.logIn(account, (loginErr) => {
           if (loginErr) return next(loginErr);
-          res.redirect(303, account.mustChangePassword ? res.locals.paths.accountPassword() : (returnTo ?? homeFor(account, res.locals.paths)));
+          res.redirect(303, afterLoginPath(account, returnTo, res.locals.paths));
         });
       })(req, res, next);
     },

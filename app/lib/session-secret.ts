@@ -8,15 +8,22 @@ import path from 'node:path';
  * either the variable or the data folder.
  */
 export function resolveSessionSecret(configured: string | undefined, dataDir: string): string {
-  if (configured) return configured;
-  const file = path.join(dataDir, 'session-secret');
+  return configured || readOrCreateSecretFile(dataDir, 'session-secret', () => crypto.randomBytes(48).toString('base64url'));
+}
+
+/**
+ * The secret kept in DATA_DIR/<name> (mode 0600), created by `generate` on first use. When several
+ * processes start at once, the first file written wins and every process reads that one.
+ */
+export function readOrCreateSecretFile(dataDir: string, name: string, generate: () => string): string {
+  const file = path.join(dataDir, name);
   try {
     return fs.readFileSync(file, 'utf8').trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const secret = crypto.randomBytes(48).toString('base64url');
+  const secret = generate();
   try {
     fs.writeFileSync(file, secret, { mode: 0o600, flag: 'wx' });
     return secret;

@@ -46,7 +46,7 @@ export function errorHandler(i18n: i18n, logger: Logger): ErrorRequestHandler {
     const view = {
       t,
       lang,
-      paths: res.locals.paths ?? makePaths('/portal'),
+      paths: res.locals.paths ?? makePaths(null),
       branding: req.branding ?? BUILT_IN_BRANDING,
       currentUser: req.user ?? null,
       currentPath: req.originalUrl,

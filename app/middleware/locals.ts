@@ -17,7 +17,7 @@ export function locals(i18n: i18n, defaultLanguage: Language, generateCsrfToken:
     req.actor = { accountId: req.user?.id ?? null, label: req.user?.email ?? null, ip: req.ip ?? null, requestId: String(req.id) };
     req.t = i18n.getFixedT(lang);
     res.set('Content-Language', lang);
-    const paths = makePaths(req.boundPortal === 'portal' ? '' : '/portal');
+    const paths = makePaths(req.boundPortal);
     Object.assign(res.locals, {
       t: req.t,
       lang,

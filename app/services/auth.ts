@@ -1,4 +1,5 @@
 import type { TFunction } from 'i18next';
+import type { Knex } from 'knex';
 import * as accounts from '../models/accounts.ts';
 import * as tokens from '../models/tokens.ts';
 import { dummyPasswordHash, hashPassword, verifyPassword } from '../lib/passwords.ts';
@@ -54,11 +55,19 @@ export async function authenticate({ db, clock, limiter }: AuthDeps, actor: Acto
     return { ok: false };
   }
   await limiter.reset(pairKey);
-  await db.transaction(async (trx) => {
-    await accounts.update(trx, account.id, { lastLoginAt: now }, now);
-    await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.login', objectType: 'account', objectId: account.id });
-  });
+  if (account.totpEnabledAt) {
+    // The password was right, but the login completes (and is audited as auth.login) after the second factor.
+    await recordAudit(db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.two_factor_required', objectType: 'account', objectId: account.id });
+    return { ok: true, account };
+  }
+  await db.transaction((trx) => recordLogin(trx, actor, account, now));
   return { ok: true, account };
+}
+
+/** What a completed login writes: the last-login time and the `auth.login` event (pass the transaction). */
+export async function recordLogin(trx: Knex, actor: Actor, account: accounts.Account, now: Date, after?: Record<string, unknown>): Promise<void> {
+  await accounts.update(trx, account.id, { lastLoginAt: now }, now);
+  await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.login', objectType: 'account', objectId: account.id, after });
 }
 
 export async function recordLogout({ db, clock }: ServiceDeps, actor: Actor): Promise<void> {

@@ -74,12 +74,13 @@ export async function issueRefreshFile(deps: ServiceDeps & { dataDir: string; de
     const row = await trx('devices').where({ id: deviceId }).first('device_public_key', 'license_counter');
     if (!device.active || device.channel !== 'offline' || !row.device_public_key) throw new HttpError(409, 'portal.refresh.notOffline');
     if (!license.enabled) throw new HttpError(409, 'portal.refresh.disabled');
-    const nonce = await trx('request_nonces').where({ device_id: deviceId, kind: 'activation' }).orderBy('created_at', 'desc').first('nonce');
+    const nonce = await trx('request_nonces').where({ device_id: deviceId, kind: 'activation' }).orderBy('created_at').first('nonce');
+    if (!nonce) throw new HttpError(409, 'portal.refresh.notOffline');
     const user = device.licenseUserAccountId ? await trx('accounts').where({ id: device.licenseUserAccountId }).first('email') : null;
     const counter = Number(row.license_counter) + 1;
     await trx('devices').where({ id: deviceId }).update({ license_counter: counter });
     await devices.addHistory(trx, { licenseId, deviceId, event: 'refreshed', channel: device.channel, hardwareId: device.hardwareId, detail: `counter ${counter}`, actorId: actor.accountId }, now);
-    const payload = await licensePayload(trx, { license, deviceId, hardwareId: device.hardwareId, devicePublicKey: String(row.device_public_key), requestNonce: nonce ? String(nonce.nonce) : '', counter, userEmail: user ? String(user.email) : null, now, leaseDays: settings.offlineLeaseDays });
+    const payload = await licensePayload(trx, { license, deviceId, hardwareId: device.hardwareId, devicePublicKey: String(row.device_public_key), requestNonce: String(nonce.nonce), counter, userEmail: user ? String(user.email) : null, now, leaseDays: settings.offlineLeaseDays });
     const text = await signAsServer(trx, deps.dataDir, 'refresh', payload);
     return {
       result: { text, filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}-refresh-${counter}.lic` },

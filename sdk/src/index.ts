@@ -24,3 +24,57 @@ export {
   type VerifiedEnvelope,
   type VerifyOptions,
 } from './envelope.ts';
+export { LicenseError, LICENSE_ERROR_CODES, type LicenseErrorCode } from './license-error.ts';
+export {
+  PAYLOAD_VERSION,
+  PAYLOAD_LIMITS,
+  CODE_PATTERN,
+  HARDWARE_ID_PATTERN,
+  NONCE_PATTERN,
+  DEVICE_PUBLIC_KEY_PATTERN,
+  isIsoUtc,
+  readActivationRequestPayload,
+  readLicensePayload,
+  readDeactivationRequestPayload,
+  readDeactivationReceiptPayload,
+  type ActivationRequestPayload,
+  type LicensePayload,
+  type LicenseFeature,
+  type UsageEntry,
+  type DeactivationRequestPayload,
+  type DeactivationReceiptPayload,
+} from './payloads.ts';
+export { DEVICE_KEY_FILE, deviceKeyFrom, loadOrCreateDeviceKey, hardwareId, type DeviceKey } from './device.ts';
+export {
+  LICENSE_TYPES,
+  DEFAULT_SKEW_SECONDS,
+  verifyLicense,
+  applyRefresh,
+  trustedKeysFromWellKnown,
+  type LicenseFileType,
+  type LicenseInfo,
+  type VerifyLicenseOptions,
+  type ApplyRefreshOptions,
+} from './license.ts';
+export {
+  newNonce,
+  createActivationRequest,
+  createDeactivationRequest,
+  verifyDeactivationReceipt,
+  type CreatedRequest,
+  type ActivationRequestInput,
+  type DeactivationRequestInput,
+  type LicenseReference,
+  type VerifyReceiptOptions,
+  type DeactivationReceipt,
+} from './requests.ts';
+export {
+  STATE_FILES,
+  DeviceState,
+  StateError,
+  type StateFile,
+  type DeviceConfig,
+  type PendingRequests,
+  type PendingActivation,
+  type PendingDeactivation,
+} from './state.ts';

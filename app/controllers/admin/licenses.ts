@@ -11,6 +11,7 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
+import { issueRefreshFile } from '../../services/license-files.ts';
 import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
 
 /** List filters from the query string (shared by the order page and the license list). */
@@ -63,6 +64,14 @@ export function adminLicensesController(ctx: AppContext) {
       if (!parsed.ok) return editView(req, res, 422, license, body, parsed.errors);
       await service.updateLicense(ctx, req.actor, license.id, { entitlements: toEntitlements(parsed.data), startDate: parsed.data.start_date, expiresAt: parsed.data.expires_at, maintenanceUntil: parsed.data.maintenance_until, note: parsed.data.note });
       done(req, res, res.locals.paths.adminLicense(license.id), 'admin.licenses.updated');
+    },
+
+    /** The same refresh file the User Portal offers, from the same service. */
+    async refresh(req: Request, res: Response) {
+      const id = idParam(req);
+      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage }, req.actor, id, idParam(req, 'deviceId')), { back: res.locals.paths.adminLicense(id) });
+      if (!r.ok) return;
+      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${r.value.filename}"`, 'Cache-Control': 'no-store' }).send(r.value.text);
     },
 
     async disable(req: Request, res: Response) {

@@ -1,0 +1,86 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../app.ts';
+import * as tokens from '../models/tokens.ts';
+import { RateLimiter } from '../lib/rate-limiter.ts';
+import { hashToken, randomToken } from '../lib/tokens.ts';
+import { notFound } from '../lib/errors.ts';
+import { rateLimited } from '../services/auth.ts';
+import { ActivationError } from '../services/activation.ts';
+import { ArtifactError, MAX_REQUEST_BYTES, isZip, outcomeFile, processRequest, processZip, resultZip, type Outcome } from '../services/offline.ts';
+
+/** Requests per client address on the public offline pages (uploads and downloads). */
+export const OFFLINE_REQUESTS_PER_CLIENT = { limit: 120, windowMs: 15 * 60_000 };
+const DOWNLOAD_MINUTES = 30;
+
+type DownloadItem = { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string };
+
+/** The Offline Activation Portal: public pages, the file is the credential, rate-limited per client. */
+export function offlineController(ctx: AppContext) {
+  const deps = { ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage };
+
+  const limit = async (req: Request) => {
+    const state = await ctx.limiter.hit(RateLimiter.key('offline', req.ip ?? 'unknown'), OFFLINE_REQUESTS_PER_CLIENT);
+    if (state.hits > OFFLINE_REQUESTS_PER_CLIENT.limit) throw rateLimited(state.retryAfterSeconds);
+  };
+
+  /** A link that fetches the answer files again for a while (they are regenerated, not stored). */
+  const downloadToken = async (items: DownloadItem[]) => {
+    const token = randomToken();
+    const now = ctx.clock.now();
+    await tokens.insertOneTimeCode(ctx.db, 'offline_download', hashToken(token), new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000), now, { items });
+    return token;
+  };
+
+  const uploadPage = (req: Request, res: Response, status = 200, error: { code: string } | null = null, values: Record<string, string> = {}) =>
+    res.status(status).set('Cache-Control', 'no-store').render('offline/index', { title: req.t('offline.title'), error, values, maxKb: MAX_REQUEST_BYTES / 1024 });
+
+  const refusal = (err: unknown): { status: number; code: string } | null => {
+    if (err instanceof ArtifactError) return { status: err.status, code: err.code };
+    if (err instanceof ActivationError) return { status: err.status === 404 ? 422 : err.status, code: err.code };
+    return null;
+  };
+
+  return {
+    show: (req: Request, res: Response) => uploadPage(req, res),
+
+    async upload(req: Request, res: Response) {
+      await limit(req);
+      const values = { request: typeof req.body?.request === 'string' ? req.body.request.slice(0, MAX_REQUEST_BYTES) : '', email: typeof req.body?.email === 'string' ? req.body.email.slice(0, 254) : '' };
+      const file = req.file?.buffer;
+      const pasted = typeof req.body?.request === 'string' ? req.body.request : '';
+      if ((!file || !file.length) && !pasted.trim()) return uploadPage(req, res, 422, { code: 'nothing' }, values);
+      const credentials = typeof req.body?.email === 'string' && req.body.email.trim() && typeof req.body?.password === 'string' ? { email: req.body.email, password: String(req.body.password) } : null;
+      try {
+        if (file && isZip(file)) {
+          const rows = await processZip(deps, req.actor, file);
+          const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));
+          const token = ok.length ? await downloadToken(ok) : null;
+          return res.set('Cache-Control', 'no-store').render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
+        }
+        const text = file && file.length ? file.toString('utf8') : pasted;
+        if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
+        const outcome: Outcome = await processRequest(deps, req.actor, text, credentials);
+        const token = await downloadToken([{ name: 'request', kind: outcome.kind, deviceId: outcome.deviceId, nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined }]);
+        res.set('Cache-Control', 'no-store').render(outcome.kind === 'activation' ? 'offline/activated' : 'offline/deactivated', { title: req.t(outcome.kind === 'activation' ? 'offline.activated.title' : 'offline.deactivated.title'), outcome, token });
+      } catch (err) {
+        const r = refusal(err);
+        if (!r) throw err;
+        uploadPage(req, res, r.status, { code: r.code }, { ...values, request: '' });
+      }
+    },
+
+    /** The license file (or receipt, or ZIP of them) behind a download link: attachment, never cached. */
+    async download(req: Request, res: Response) {
+      await limit(req);
+      const code = await tokens.findUsableOneTimeCode(ctx.db, 'offline_download', hashToken(String(req.params.token ?? '')), ctx.clock.now());
+      if (!code) throw notFound();
+      const items = (code.data as { items: DownloadItem[] }).items;
+      res.set('Cache-Control', 'no-store');
+      if (items.length === 1) {
+        const file = await outcomeFile(deps, items[0]!);
+        return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
+      }
+      res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(deps, items));
+    },
+  };
+}

@@ -1,0 +1,189 @@
+import crypto from 'node:crypto';
+import yauzl from 'yauzl';
+import yazl from 'yazl';
+import { verifyDeviceSigned } from '../../sdk/src/envelope.ts';
+import { EnvelopeError } from '../../sdk/src/errors.ts';
+import { readActivationRequestPayload, readDeactivationRequestPayload } from '../../sdk/src/payloads.ts';
+import { LicenseError } from '../../sdk/src/license-error.ts';
+import { normaliseLicenseKey } from '../lib/license-keys.ts';
+import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, type ActivationDeps } from './activation.ts';
+import type { Actor } from './context.ts';
+
+/**
+ * The offline portal's work between an uploaded file and the activation service: read the request,
+ * check its signature and shape, call the one activation service, and describe the outcome.
+ */
+
+export const MAX_REQUEST_BYTES = 64 * 1024;
+export const MAX_ZIP_BYTES = 8 * 1024 * 1024;
+export const MAX_ZIP_ENTRIES = 200;
+export const MAX_ZIP_TOTAL = 16 * 1024 * 1024;
+const MAX_RATIO = 100;
+
+/** Why a file was refused, as a stable code the page translates (offline.refusals.<code>). */
+export class ArtifactError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status = 400,
+  ) {
+    super(code);
+  }
+}
+
+export type Outcome =
+  | { kind: 'activation'; deviceId: number; repeated: boolean; transfer: boolean; productName: string; licenseKey: string | null; licenseType: string; expiresAt: Date | null; seatsLeft: number | null }
+  | { kind: 'deactivation'; deviceId: number; nonce: string; repeated: boolean; productName: string; licenseKey: string | null };
+
+export interface Credentials {
+  email: string;
+  password: string;
+}
+
+/** Reads one request file (activation or deactivation) and carries it out. */
+export async function processRequest(deps: ActivationDeps, actor: Actor, text: string, credentials: Credentials | null): Promise<Outcome> {
+  let verified;
+  try {
+    verified = verifyDeviceSigned(text, ['activation-request', 'deactivation-request']);
+  } catch (err) {
+    if (err instanceof EnvelopeError) throw new ArtifactError(err.code === 'type' ? 'wrong_type' : err.code === 'signature' ? 'signature' : 'damaged', err.code === 'too_large' ? 413 : 400);
+    throw err;
+  }
+  const requestHash = crypto.createHash('sha256').update(text.trim()).digest('hex');
+  // The payload rules are the SDK's own readers: one implementation of the format (ARCHITECTURE).
+  const read = <T>(reader: () => T): T => {
+    try {
+      return reader();
+    } catch (err) {
+      if (err instanceof LicenseError) throw new ArtifactError('damaged');
+      throw err;
+    }
+  };
+  if (verified.typ === 'activation-request') {
+    const p = read(() => readActivationRequestPayload(verified.payload));
+    if (p.user && (!credentials || credentials.email.trim().toLowerCase() !== p.user.toLowerCase())) throw new ArtifactError('credentials_needed', 401);
+    const result = await activate(deps, actor, {
+      channel: 'offline',
+      productCode: p.product,
+      licenseKey: p.licenseKey ? normaliseLicenseKey(p.licenseKey) : null,
+      user: p.user ? { email: p.user, password: credentials!.password } : null,
+      hardwareId: p.hardwareId,
+      devicePublicKey: p.devicePublicKey,
+      nonce: p.nonce,
+      requestHash,
+      hostname: p.hostname,
+      os: p.os,
+      appVersion: p.appVersion,
+    });
+    const l = result.license;
+    return {
+      kind: 'activation',
+      deviceId: result.deviceId,
+      repeated: result.repeated,
+      transfer: result.transfer,
+      productName: l.productName,
+      licenseKey: l.licenseKey,
+      licenseType: l.licenseType,
+      expiresAt: l.expiresAt,
+      seatsLeft: l.unlimitedActivations ? null : Math.max(0, l.maxActivations - l.timesActivated),
+    };
+  }
+  const p = read(() => readDeactivationRequestPayload(verified.payload));
+  const result = await deactivate(deps, actor, { channel: 'offline', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, devicePublicKey: p.devicePublicKey, activationNonce: p.activationNonce, nonce: p.nonce, usage: p.usage });
+  return { kind: 'deactivation', deviceId: result.deviceId, nonce: p.nonce, repeated: result.repeated, productName: result.license.productName, licenseKey: result.license.licenseKey };
+}
+
+/** The file to download for an outcome: the license file, or the deactivation receipt. */
+export async function outcomeFile(deps: ActivationDeps, o: { kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }): Promise<{ text: string; filename: string }> {
+  if (o.kind === 'activation') return licenseFile(deps, o.deviceId);
+  return { text: await deactivationReceipt(deps, o.deviceId, o.nonce!), filename: `deactivation-receipt-${o.deviceId}.txt` };
+}
+
+export function isZip(bytes: Buffer): boolean {
+  return bytes.length >= 4 && bytes.readUInt32LE(0) === 0x04034b50;
+}
+
+/**
+ * The request files inside a ZIP, read from memory with hard limits checked before and while
+ * inflating (entry count, each entry's size, the total, the compression ratio), so a ZIP bomb is
+ * refused without ever being expanded.
+ */
+export function readZip(bytes: Buffer): Promise<{ name: string; text: string }[]> {
+  return new Promise((resolve, reject) => {
+    const refuse = (code: string) => reject(new ArtifactError(code, code === 'zip_too_large' ? 413 : 400));
+    yauzl.fromBuffer(bytes, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false }, (err, zip) => {
+      if (err || !zip) return refuse('zip_damaged');
+      const files: { name: string; text: string }[] = [];
+      let total = 0;
+      let entries = 0;
+      zip.on('error', () => refuse('zip_damaged'));
+      zip.on('end', () => resolve(files));
+      zip.on('entry', (entry: yauzl.Entry) => {
+        if (/\/$/.test(entry.fileName)) return zip.readEntry();
+        entries += 1;
+        if (entries > MAX_ZIP_ENTRIES) return refuse('zip_too_many');
+        if (entry.uncompressedSize > MAX_REQUEST_BYTES || entry.uncompressedSize > Math.max(1024, entry.compressedSize * MAX_RATIO)) return refuse('zip_too_large');
+        total += entry.uncompressedSize;
+        if (total > MAX_ZIP_TOTAL) return refuse('zip_too_large');
+        zip.openReadStream(entry, (e, stream) => {
+          if (e || !stream) return refuse('zip_damaged');
+          const chunks: Buffer[] = [];
+          let size = 0;
+          stream.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > MAX_REQUEST_BYTES) {
+              stream.destroy();
+              return refuse('zip_too_large');
+            }
+            chunks.push(c);
+          });
+          stream.on('error', () => refuse('zip_damaged'));
+          stream.on('end', () => {
+            files.push({ name: entry.fileName.split('/').pop()!.slice(0, 200), text: Buffer.concat(chunks).toString('utf8') });
+            zip.readEntry();
+          });
+        });
+      });
+      zip.readEntry();
+    });
+  });
+}
+
+export interface BulkRow {
+  name: string;
+  outcome: Outcome | null;
+  error: string | null;
+}
+
+/** Processes every request of a ZIP with the same rules as a single upload; one failure does not stop the rest. */
+export async function processZip(deps: ActivationDeps, actor: Actor, bytes: Buffer): Promise<BulkRow[]> {
+  const files = await readZip(bytes);
+  if (!files.length) throw new ArtifactError('zip_empty');
+  const rows: BulkRow[] = [];
+  for (const f of files) {
+    try {
+      rows.push({ name: f.name, outcome: await processRequest(deps, actor, f.text, null), error: null });
+    } catch (err) {
+      if (err instanceof ArtifactError || err instanceof ActivationError) rows.push({ name: f.name, outcome: null, error: err.code });
+      else throw err;
+    }
+  }
+  return rows;
+}
+
+/** The answer files of a bulk upload as one ZIP (names follow the request files). */
+export async function resultZip(deps: ActivationDeps, rows: { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }[]): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  const used = new Set<string>();
+  for (const r of rows) {
+    const file = await outcomeFile(deps, r);
+    let name = `${r.name.replace(/\.[^.]*$/, '').replace(/[^\w.-]/g, '_') || 'request'}${r.kind === 'activation' ? '.lic' : '-receipt.txt'}`;
+    for (let i = 2; used.has(name); i++) name = name.replace(/(-\d+)?(\.[^.]+)$/, `-${i}$2`);
+    used.add(name);
+    zip.addBuffer(Buffer.from(file.text), name);
+  }
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const c of zip.outputStream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+

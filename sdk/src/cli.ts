@@ -1,0 +1,486 @@
+#!/usr/bin/env tsx
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { hardwareId } from './device.ts';
+import { EnvelopeError } from './errors.ts';
+import { LicenseError } from './license-error.ts';
+import { applyRefresh, verifyLicense, type LicenseInfo, type VerifyLicenseOptions } from './license.ts';
+import { HARDWARE_ID_PATTERN, type UsageEntry } from './payloads.ts';
+import { createActivationRequest, createDeactivationRequest, verifyDeactivationReceipt } from './requests.ts';
+import { DeviceState, STATE_FILES, StateError, type DeviceConfig } from './state.ts';
+
+/**
+ * portico-device: the reference client. One entry per command in COMMANDS (its options, its
+ * positional arguments, its help and what it does): adding a command is adding an entry.
+ */
+
+const PROGRAM = 'portico-device';
+const DEFAULT_DIR = './.portico-device';
+const MAX_INPUT_BYTES = 1024 * 1024;
+
+export const EXIT = { ok: 0, failure: 1, usage: 2, noLicense: 3 } as const;
+
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  now: () => Date;
+}
+
+type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
+type OptionValues = Record<string, string | boolean | Array<string | boolean> | undefined>;
+
+interface CommandContext {
+  state: DeviceState;
+  values: OptionValues;
+  args: string[];
+  io: CliIo;
+  now: Date;
+  say: (line?: string) => void;
+}
+
+interface Command {
+  summary: string;
+  usage: string;
+  /** Lines after the usage line in `help <command>`. */
+  details?: string[];
+  options?: OptionSpecs;
+  args?: { min: number; max: number };
+  run: (ctx: CommandContext) => number | void;
+}
+
+/** A mistake on the command line: exit code 2, with the command's usage. */
+class UsageError extends Error {}
+/** An expected failure: exit code 1, the message only. */
+class CliError extends Error {}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+const COMMANDS: Record<string, Command> = {
+  init: {
+    summary: 'Set up the state folder: device key, trusted server keys, product and license',
+    usage: 'init --product <code> (--key <license key> | --user <email>) --keys <portico-keys.json> [--hardware-id <id>] [--hostname <name>] [--force]',
+    details: [
+      '--keys is the server\'s /.well-known/portico-keys.json, saved to a file.',
+      'Without --hardware-id the id is derived from this machine (and checked again at every use).',
+      'A user-based license names the user only: the portal asks for the password, never the file.',
+      '--force sets up again while a license is installed (e.g. to take a new key document); the license stays.',
+    ],
+    options: {
+      product: { type: 'string' },
+      key: { type: 'string' },
+      user: { type: 'string' },
+      keys: { type: 'string' },
+      'hardware-id': { type: 'string' },
+      hostname: { type: 'string' },
+      force: { type: 'boolean' },
+    },
+    run({ state, values, io, now, say }) {
+      const product = requiredOption(values, 'product');
+      const keysFile = requiredOption(values, 'keys');
+      const licenseKey = stringOption(values, 'key') ?? null;
+      const user = stringOption(values, 'user') ?? null;
+      if ((licenseKey === null) === (user === null)) throw new UsageError('give exactly one of --key <license key> and --user <email>');
+      const givenId = stringOption(values, 'hardware-id');
+      if (givenId !== undefined && !HARDWARE_ID_PATTERN.test(givenId)) {
+        throw new UsageError('--hardware-id must be 1–128 characters of A–Z a–z 0–9 . _ : -');
+      }
+      const config: DeviceConfig = {
+        product,
+        licenseKey,
+        user,
+        hardwareId: givenId ?? hardwareId(),
+        hardwareIdSource: givenId === undefined ? 'auto' : 'given',
+        hostname: stringOption(values, 'hostname') ?? (os.hostname() || null),
+      };
+      if (state.exists(STATE_FILES.license) && values.force !== true) {
+        throw new CliError(`a license is installed in ${state.dir}: deactivate it first, or pass --force to set up again and keep it`);
+      }
+      const keysText = readInputFile(io, keysFile, 'the key file');
+      const deviceKey = state.deviceKey();
+      // A request made now must be valid, so every value is checked by the rules the portal applies.
+      createActivationRequest({ ...config, deviceKey, os: osDescription(), now });
+      let kids: string[];
+      try {
+        kids = [...state.writeTrustedKeys(keysText).keys()];
+      } catch (err) {
+        if (err instanceof LicenseError) throw new CliError(`${keysFile} is not a usable Portico key document: ${err.message}`);
+        throw err;
+      }
+      state.writeConfig(config);
+      say(`Set up ${state.dir}`);
+      say(`  product:       ${product}`);
+      say(licenseKey !== null ? `  license key:   ${licenseKey}` : `  user:          ${user}`);
+      say(`  hardware id:   ${config.hardwareId}${config.hardwareIdSource === 'auto' ? ' (this machine)' : ''}`);
+      say(`  device key:    ${deviceKey.publicKeyString}`);
+      say(`  trusted keys:  ${kids.join(', ')}`);
+      say(`Next: ${PROGRAM} request`);
+    },
+  },
+
+  request: {
+    summary: 'Write an activation request to upload to the Offline Activation Portal',
+    usage: 'request [--out <file>] [--app-version <version>]',
+    details: ['Default file: activation-request.req in the current directory ("-" writes to standard output).'],
+    options: { out: { type: 'string' }, 'app-version': { type: 'string' } },
+    run({ state, values, io, now, say }) {
+      const config = state.config();
+      const request = createActivationRequest({
+        product: config.product,
+        licenseKey: config.licenseKey,
+        user: config.user,
+        hardwareId: currentHardwareId(config),
+        deviceKey: state.deviceKey(),
+        hostname: config.hostname,
+        os: osDescription(),
+        appVersion: stringOption(values, 'app-version') ?? null,
+        now,
+      });
+      const out = writeOutputFile(io, stringOption(values, 'out') ?? 'activation-request.req', request.text);
+      const pending = state.pending();
+      state.writePending({ ...pending, activation: { nonce: request.nonce, createdAt: request.payload.createdAt } });
+      if (out === undefined) return;
+      say(`Activation request written to ${out}`);
+      say('Upload it to the Offline Activation Portal and download the license file it gives back.');
+      if (config.user !== null) say(`The portal will ask for the password of ${config.user}.`);
+      if (state.exists(STATE_FILES.license)) say('Note: a license is installed already; activating the answer to this request replaces it.');
+      say(`Next: ${PROGRAM} activate <license file>`);
+    },
+  },
+
+  activate: {
+    summary: 'Install the license file the portal gave for the last activation request',
+    usage: 'activate <license file>',
+    args: { min: 1, max: 1 },
+    run({ state, args, io, now, say }) {
+      const { nonce } = state.pending().activation ?? {};
+      if (nonce === undefined) throw new CliError(`no activation request was made from ${state.dir}: run "${PROGRAM} request" first`);
+      const text = readInputFile(io, args[0], 'the license file');
+      const license = verifyLicense(text, { ...verifyOptions(state, now), requestNonce: nonce });
+      state.writeText(STATE_FILES.license, text);
+      say('License activated.');
+      printLicense(say, license);
+    },
+  },
+
+  status: {
+    summary: `Show whether a valid license is installed (exit code 0 if so, ${EXIT.noLicense} if not)`,
+    usage: 'status',
+    run({ state, now, say }) {
+      try {
+        const text = state.readText(STATE_FILES.license);
+        if (text === undefined) {
+          say('No license installed.');
+          if (state.pending().deactivation) say(`A deactivation is waiting for its receipt: ${PROGRAM} receipt <file>`);
+          return EXIT.noLicense;
+        }
+        const license = verifyLicense(text, verifyOptions(state, now));
+        say('License valid.');
+        printLicense(say, license);
+        return EXIT.ok;
+      } catch (err) {
+        if (err instanceof StateError) {
+          say(`No license: ${err.message}`);
+          return EXIT.noLicense;
+        }
+        if (err instanceof LicenseError) {
+          say(`The installed license is not valid (${err.code}): ${err.message}`);
+          return EXIT.noLicense;
+        }
+        throw err;
+      }
+    },
+  },
+
+  deactivate: {
+    summary: 'Write a deactivation request and remove the license from this machine',
+    usage: 'deactivate [--out <file>] [--usage <feature>=<amount> ...]',
+    details: [
+      'Default file: deactivation-request.req in the current directory ("-" writes to standard output).',
+      '--usage may be repeated (or take a comma-separated list) to report consumption per feature.',
+      `The license is kept as ${STATE_FILES.deactivatedLicense} until the portal's receipt is checked.`,
+    ],
+    options: { out: { type: 'string' }, usage: { type: 'string', multiple: true } },
+    run({ state, values, io, now, say }) {
+      const usage = parseUsage(values.usage);
+      const text = state.readText(STATE_FILES.license);
+      if (text === undefined) throw new CliError('no license is installed');
+      // An expired license can still be given back: its seat is what the deactivation frees.
+      const license = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
+      const request = createDeactivationRequest({ license, deviceKey: state.deviceKey(), usage, now });
+      const out = writeOutputFile(io, stringOption(values, 'out') ?? 'deactivation-request.req', request.text);
+      const { licenseId, activationId, hardwareId: hw } = license;
+      state.writePending({ ...state.pending(), deactivation: { nonce: request.nonce, createdAt: request.payload.createdAt, licenseId, activationId, hardwareId: hw } });
+      state.move(STATE_FILES.license, STATE_FILES.deactivatedLicense);
+      if (out === undefined) return;
+      say(`Deactivation request written to ${out}`);
+      say('The license is removed from this machine. Upload the request to the Offline Activation Portal to free its seat.');
+      say(`Next: ${PROGRAM} receipt <receipt file>`);
+    },
+  },
+
+  receipt: {
+    summary: 'Check the portal\'s receipt for the last deactivation request',
+    usage: 'receipt <receipt file>',
+    args: { min: 1, max: 1 },
+    run({ state, args, io, say }) {
+      const pending = state.pending();
+      if (!pending.deactivation) throw new CliError(`no deactivation request is waiting for a receipt in ${state.dir}`);
+      const text = readInputFile(io, args[0], 'the receipt');
+      const receipt = verifyDeactivationReceipt(text, { trustedKeys: state.trustedKeys(), license: pending.deactivation, nonce: pending.deactivation.nonce });
+      state.remove(STATE_FILES.deactivatedLicense);
+      state.writePending({ ...pending, deactivation: undefined });
+      say(`Deactivation confirmed: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`);
+    },
+  },
+
+  refresh: {
+    summary: 'Install a refresh file: a new lease and entitlements for the same activation',
+    usage: 'refresh <refresh file>',
+    args: { min: 1, max: 1 },
+    run({ state, args, io, now, say }) {
+      const current = state.readText(STATE_FILES.license);
+      if (current === undefined) throw new CliError(`no license is installed: a refresh file renews an installed license`);
+      const options = verifyOptions(state, now);
+      // The installed license may have expired or run out of lease: that is what refresh files are for.
+      const installed = verifyLicense(current, { ...options, checkDates: false });
+      const text = readInputFile(io, args[0], 'the refresh file');
+      const license = applyRefresh(installed, text, options);
+      state.writeText(STATE_FILES.license, text);
+      say(`License refreshed (file ${license.counter}).`);
+      printLicense(say, license);
+    },
+  },
+
+  help: {
+    summary: 'Show help for a command',
+    usage: 'help [<command>]',
+    args: { min: 0, max: 1 },
+    run({ args, say }) {
+      say(args.length === 0 ? mainHelp() : commandHelp(commandNamed(args[0])));
+    },
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared by the commands
+
+function currentHardwareId(config: DeviceConfig): string {
+  return config.hardwareIdSource === 'auto' ? hardwareId() : config.hardwareId;
+}
+
+function verifyOptions(state: DeviceState, now: Date): VerifyLicenseOptions {
+  const config = state.config();
+  return {
+    trustedKeys: state.trustedKeys(),
+    product: config.product,
+    hardwareId: currentHardwareId(config),
+    devicePublicKey: state.deviceKey().publicKeyString,
+    now,
+  };
+}
+
+function osDescription(): string {
+  return `${os.type()} ${os.release()} ${os.arch()}`.slice(0, 128);
+}
+
+function printLicense(say: (line?: string) => void, l: LicenseInfo): void {
+  const rows: Array<[string, string]> = [
+    ['product', l.product],
+    [l.licenseKey !== null ? 'license key' : 'user', `${l.licenseKey ?? l.user} (license ${l.licenseId}, activation ${l.activationId})`],
+    ['type', `${l.licenseType}${l.trial ? ' (trial)' : ''}`],
+    ...(l.startsAt !== null ? [['starts', l.startsAt] as [string, string]] : []),
+    ['expires', l.expiresAt ?? 'never'],
+    ['lease ends', `${l.leaseEndsAt} (a refresh file renews it)`],
+    ...(l.maintenanceUntil !== null ? [['maintenance', `until ${l.maintenanceUntil}`] as [string, string]] : []),
+    ...(l.floating !== null ? [['floating', `${l.floating.users} users, ${l.floating.timeoutMinutes} min timeout`] as [string, string]] : []),
+    ['features', l.features.length === 0 ? 'none' : l.features.map((f) => (f.maxConsumption === null ? f.code : `${f.code} (max ${f.maxConsumption})`)).join(', ')],
+    ['hardware id', l.hardwareId],
+  ];
+  for (const [name, value] of rows) say(`  ${`${name}:`.padEnd(14)} ${value}`);
+}
+
+function parseUsage(values: OptionValues[string]): UsageEntry[] {
+  const items = (Array.isArray(values) ? values : []).flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+  return items.map((item) => {
+    const m = /^([^=\s]+)=(\d{1,15})$/.exec(item);
+    if (!m) throw new UsageError(`--usage takes <feature>=<amount> with a whole number, not "${item}"`);
+    return { feature: m[1], amount: Number(m[2]) };
+  });
+}
+
+function stringOption(values: OptionValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function requiredOption(values: OptionValues, name: string): string {
+  const value = stringOption(values, name)?.trim();
+  if (!value) throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function readInputFile(io: CliIo, file: string, what: string): string {
+  const full = path.resolve(io.cwd, file);
+  try {
+    if (fs.statSync(full).size > MAX_INPUT_BYTES) throw new CliError(`${file} is too large to be ${what}`);
+    return fs.readFileSync(full, 'utf8');
+  } catch (err) {
+    throw fileError(err, `cannot read ${what} ${file}`);
+  }
+}
+
+/** Writes `text` to `file` (relative to the working directory), or to standard output for "-". Returns the path written. */
+function writeOutputFile(io: CliIo, file: string, text: string): string | undefined {
+  if (file === '-') {
+    io.stdout(text);
+    return undefined;
+  }
+  const full = path.resolve(io.cwd, file);
+  try {
+    fs.writeFileSync(full, text);
+  } catch (err) {
+    throw fileError(err, `cannot write ${file}`);
+  }
+  const relative = path.relative(io.cwd, full);
+  return relative && !relative.startsWith('..') && !path.isAbsolute(relative) ? relative : full;
+}
+
+function fileError(err: unknown, what: string): Error {
+  if (err instanceof CliError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const reasons: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'it is a directory', ENOTDIR: 'a parent is not a directory' };
+  if (code !== undefined && code in reasons) return new CliError(`${what}: ${reasons[code]}`);
+  return err as Error;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Help
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  return [
+    `Usage: ${PROGRAM} [--dir <folder>] <command> [options]`,
+    '',
+    'The Portico device client: activates this machine with request and license files.',
+    '',
+    'Commands:',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+    '',
+    'Global options:',
+    `  --dir <folder>  state folder (default: $PORTICO_DEVICE_DIR, else ${DEFAULT_DIR})`,
+    '  -h, --help      show help (also after a command)',
+    '',
+    `Exit codes: ${EXIT.ok} success, ${EXIT.failure} failure, ${EXIT.usage} usage error, ${EXIT.noLicense} no valid license (status).`,
+    `Run "${PROGRAM} help <command>" for a command's options.`,
+  ].join('\n');
+}
+
+function commandHelp(command: Command): string {
+  return [`Usage: ${PROGRAM} [--dir <folder>] ${command.usage}`, '', command.summary + '.', ...(command.details ?? [])].join('\n');
+}
+
+function commandNamed(name: string): Command {
+  if (!Object.hasOwn(COMMANDS, name)) throw new UsageError(`unknown command "${name}"`);
+  return COMMANDS[name];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entry point
+
+const GLOBAL_OPTIONS: OptionSpecs = { dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } };
+
+/** Runs one command line (without the program name) and returns the exit code. */
+export function runCli(argv: readonly string[], io: CliIo): number {
+  let command: Command | undefined;
+  try {
+    // Global options may come before the command; the command's own options come after it.
+    let i = 0;
+    while (i < argv.length && argv[i].startsWith('-')) i += argv[i] === '--dir' ? 2 : 1;
+    const name = argv[i];
+    const { values: globals } = parseCommandLine(argv.slice(0, i), GLOBAL_OPTIONS, 0);
+    if (name === undefined) {
+      if (globals.help !== true) throw new UsageError('no command given');
+      say(io, mainHelp());
+      return EXIT.ok;
+    }
+    command = commandNamed(name);
+    const { values, positionals } = parseCommandLine(argv.slice(i + 1), { ...GLOBAL_OPTIONS, ...command.options }, command.args?.max ?? 0);
+    if (globals.help === true || values.help === true) {
+      say(io, commandHelp(command));
+      return EXIT.ok;
+    }
+    if (positionals.length < (command.args?.min ?? 0)) throw new UsageError('missing argument');
+    const dir = stringOption(values, 'dir') ?? stringOption(globals, 'dir') ?? (io.env.PORTICO_DEVICE_DIR || DEFAULT_DIR);
+    const state = new DeviceState(path.resolve(io.cwd, dir));
+    const code = command.run({ state, values, args: positionals, io, now: io.now(), say: (line = '') => say(io, line) });
+    return code ?? EXIT.ok;
+  } catch (err) {
+    return reportError(io, err, command);
+  }
+}
+
+function parseCommandLine(args: string[], options: OptionSpecs, maxPositionals: number): { values: OptionValues; positionals: string[] } {
+  let parsed: { values: OptionValues; positionals: string[] };
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    // parseArgs explains at length; its first sentence is the point.
+    throw new UsageError((err as Error).message.split('. ')[0].replace(/\.$/, ''));
+  }
+  if (parsed.positionals.length > maxPositionals) throw new UsageError(`unexpected argument "${parsed.positionals[maxPositionals]}"`);
+  return parsed;
+}
+
+function say(io: CliIo, line: string): void {
+  io.stdout(`${line}\n`);
+}
+
+function reportError(io: CliIo, err: unknown, command: Command | undefined): number {
+  const fail = (message: string) => io.stderr(`${PROGRAM}: ${message}\n`);
+  if (err instanceof UsageError || (err instanceof LicenseError && err.code === 'input')) {
+    fail(err.message);
+    io.stderr(`Usage: ${PROGRAM} [--dir <folder>] ${command ? command.usage : '<command> [options]'}\n`);
+    io.stderr(`Run "${PROGRAM} help${command ? ` ${Object.keys(COMMANDS).find((n) => COMMANDS[n] === command)}` : ''}" for more.\n`);
+    return EXIT.usage;
+  }
+  if (err instanceof LicenseError || err instanceof EnvelopeError) {
+    fail(`refused (${err.code}): ${err.message}`);
+    return EXIT.failure;
+  }
+  if (err instanceof CliError || err instanceof StateError) {
+    fail(err.message);
+    return EXIT.failure;
+  }
+  const fileFailure = fileError(err, 'file error');
+  if (fileFailure instanceof CliError) {
+    fail(`${fileFailure.message} (${(err as NodeJS.ErrnoException).path ?? ''})`);
+    return EXIT.failure;
+  }
+  fail(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  return EXIT.failure;
+}
+
+function isMain(): boolean {
+  if (!process.argv[1]) return false;
+  try {
+    return fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  process.exitCode = runCli(process.argv.slice(2), {
+    stdout: (text) => process.stdout.write(text),
+    stderr: (text) => process.stderr.write(text),
+    cwd: process.cwd(),
+    env: process.env,
+    now: () => new Date(),
+  });
+}

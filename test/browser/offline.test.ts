@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import type { Browser } from 'playwright-core';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { makeDevice } from '../helpers/device.ts';
+import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import * as catalog from '../../app/models/catalog.ts';
+import { verifyEnvelope } from '../../sdk/src/envelope.ts';
+import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+
+describe('browser: the Offline Activation Portal', function () {
+  this.timeout(60_000);
+  let t: TestApp;
+  let browser: Browser;
+  let server: Server;
+  let url: string;
+  let dir: string;
+
+  before(async function () {
+    if (!browserAvailable()) return this.skip();
+    t = await buildTestApp();
+    ({ url, server } = await listen(t.app));
+    browser = await launchBrowser();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-offline-'));
+  });
+  after(async () => {
+    await browser?.close();
+    server?.close();
+    await t?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('uploads a request with the file picker and downloads the license file; axe finds no violations', async () => {
+    const now = t.clock.now();
+    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
+    const order = await catalog.insertOrder(t.db, { orderRef: 'O-9', customerId: customer }, now);
+    const key = 'QQQQ-QQQQ-QQQQ-QQQQ-QQQQ-QQQQ-QQQQ';
+    await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true }, startDate: now }, now);
+    const device = makeDevice('HW-BROWSER');
+    const requestFile = path.join(dir, 'activation-request.req');
+    fs.writeFileSync(requestFile, device.activationRequest({ product: 'acme-cad', licenseKey: key }).text);
+
+    const { page, problems, close } = await openPage(browser);
+    try {
+      await page.goto(`${url}/offline`);
+      await page.getByRole('heading', { name: 'Offline activation' }).waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'upload page');
+
+      await page.getByRole('button', { name: 'Upload request' }).click();
+      await page.getByText('No request was given.').waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'upload page with a refusal');
+
+      await page.getByLabel('Request file (or a ZIP of many)').setInputFiles(requestFile);
+      await page.getByRole('button', { name: 'Upload request' }).click();
+      await page.getByRole('heading', { name: 'License activated' }).waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'result page');
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download the license file' }).click()]);
+      assert.equal(download.suggestedFilename(), 'acme-cad-HW-BROWSER.lic');
+      const saved = path.join(dir, 'license.lic');
+      await download.saveAs(saved);
+      const verified = verifyEnvelope(fs.readFileSync(saved, 'utf8'), { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) });
+      assert.equal((verified.payload as { hardwareId: string }).hardwareId, 'HW-BROWSER');
+      assert.deepEqual(problems, []);
+    } finally {
+      await close();
+    }
+  });
+});

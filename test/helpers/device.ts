@@ -1,0 +1,34 @@
+import crypto from 'node:crypto';
+import { signEnvelope, devicePublicKeyString } from '../../sdk/src/envelope.ts';
+
+/** A device for tests that speaks the request formats directly (the SDK's own tests cover the SDK). */
+export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('hex')}`) {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  const devicePublicKey = devicePublicKeyString(publicKey);
+  return {
+    hardwareId,
+    privateKey,
+    devicePublicKey,
+    activationRequest(fields: { product: string; licenseKey?: string | null; user?: string | null; nonce?: string; devicePublicKey?: string }) {
+      const nonce = fields.nonce ?? crypto.randomBytes(16).toString('base64url');
+      const payload = {
+        v: 1,
+        product: fields.product,
+        licenseKey: fields.licenseKey ?? null,
+        user: fields.user ?? null,
+        hardwareId,
+        hostname: `${hardwareId.toLowerCase()}.example`,
+        os: 'TestOS 1',
+        appVersion: '1.0.0',
+        devicePublicKey: fields.devicePublicKey ?? devicePublicKey,
+        nonce,
+        createdAt: new Date().toISOString(),
+      };
+      return { text: signEnvelope('activation-request', 'device', payload, privateKey), nonce };
+    },
+    deactivationRequest(license: { product: string; licenseId: number; activationId: number; requestNonce: string }, usage: { feature: string; amount: number }[] = [], nonce = crypto.randomBytes(16).toString('base64url')) {
+      const payload = { v: 1, product: license.product, licenseId: license.licenseId, activationId: license.activationId, hardwareId, devicePublicKey, activationNonce: license.requestNonce, nonce, createdAt: new Date().toISOString(), usage };
+      return { text: signEnvelope('deactivation-request', 'device', payload, privateKey), nonce };
+    },
+  };
+}

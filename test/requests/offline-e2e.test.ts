@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { listen } from '../helpers/browser.ts';
+import { projectRoot } from '../helpers/process.ts';
+import * as catalog from '../../app/models/catalog.ts';
+
+const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
+const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'file-formats.md'), 'utf8');
+
+/** Runs the CLI as the end user's machine would. */
+function cli(dir: string, args: string[], cwd: string) {
+  const r = spawnSync(tsx, [path.join(projectRoot, 'sdk', 'src', 'cli.ts'), '--dir', dir, ...args], { cwd, encoding: 'utf8' });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Uploads a file to the offline portal like a browser would (form with its CSRF token) and follows the download link. */
+async function uploadAndDownload(base: string, file: string): Promise<{ page: string; file: string | null }> {
+  const form = await fetch(`${base}/offline`);
+  const cookie = form.headers.get('set-cookie')!.split(';')[0]!;
+  const action = /action="([^"]*\/offline\/requests\?_csrf=[^"]+)"/.exec(await form.text())![1]!.replace(/&amp;/g, '&');
+  const body = new FormData();
+  body.set('file', new Blob([fs.readFileSync(file)]), path.basename(file));
+  const res = await fetch(`${base}${action}`, { method: 'POST', body, headers: { cookie } });
+  const page = await res.text();
+  const link = /href="(\/offline\/download\/[^"]+)"/.exec(page)?.[1];
+  return { page, file: link ? await (await fetch(`${base}${link}`, { headers: { cookie } })).text() : null };
+}
+
+describe('end to end: the CLI plays an offline machine against the portal over HTTP', function () {
+  this.timeout(120_000);
+  let t: TestApp;
+  let server: Server;
+  let base: string;
+  let work: string;
+  before(async () => {
+    t = await buildTestApp();
+    ({ url: base, server } = await listen(t.app));
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-e2e-'));
+  });
+  after(async () => {
+    server?.close();
+    await t.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('request → portal → license file → SDK verifies and activates → deactivate → portal frees the seat; openssl verifies the license file by the documented steps', async () => {
+    const now = t.clock.now();
+    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+    await catalog.insertFeature(t.db, { productId: product, code: 'render', name: 'Render minutes', type: 'consumption' }, now);
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
+    const order = await catalog.insertOrder(t.db, { orderRef: 'E2E-1', customerId: customer }, now);
+    const key = 'E2E0-E2E0-E2E0-E2E0-E2E0-E2E0-E2E0';
+    const licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 1 }, startDate: now }, now);
+    const feature = await t.db('features').where({ code: 'render' }).first();
+    await t.db('license_features').insert({ license_id: licenseId, feature_id: feature.id, max_consumption: 1000, total_consumption: 0 });
+
+    const keysFile = path.join(work, 'portico-keys.json');
+    fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
+    const dir = path.join(work, 'device');
+    assert.equal(cli(dir, ['init', '--product', 'acme-cad', '--key', key, '--keys', keysFile, '--hardware-id', 'E2E-MACHINE'], work).code, 0);
+    const request = cli(dir, ['request', '--out', path.join(work, 'activation.req')], work);
+    assert.equal(request.code, 0, request.out);
+
+    const activation = await uploadAndDownload(base, path.join(work, 'activation.req'));
+    assert.match(activation.page, /License activated/);
+    assert.ok(activation.file);
+    fs.writeFileSync(path.join(work, 'license.lic'), activation.file!);
+    const activated = cli(dir, ['activate', path.join(work, 'license.lic')], work);
+    assert.equal(activated.code, 0, activated.out);
+    assert.equal(cli(dir, ['status'], work).code, 0);
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
+
+    // The license file verifies with openssl by the steps written in docs/file-formats.md.
+    const steps = /<!-- test: verify-license[^>]*-->\s*```sh\n([\s\S]*?)```/.exec(doc)![1]!;
+    const verifyDir = fs.mkdtempSync(path.join(work, 'openssl-'));
+    fs.copyFileSync(path.join(work, 'license.lic'), path.join(verifyDir, 'license.lic'));
+    fs.copyFileSync(keysFile, path.join(verifyDir, 'portico-keys.json'));
+    const out = execFileSync('bash', ['-e', '-c', steps], { cwd: verifyDir, encoding: 'utf8' });
+    assert.match(out, /Signature Verified Successfully/);
+    assert.match(out, /"hardwareId":"E2E-MACHINE"/);
+
+    const deactivation = cli(dir, ['deactivate', '--out', path.join(work, 'deactivation.req'), '--usage', 'render=42'], work);
+    assert.equal(deactivation.code, 0, deactivation.out);
+    assert.equal(cli(dir, ['status'], work).code, 3, 'the license is gone from the machine');
+    const freed = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
+    assert.match(freed.page, /License deactivated/);
+    fs.writeFileSync(path.join(work, 'receipt.txt'), freed.file!);
+    const receipt = cli(dir, ['receipt', path.join(work, 'receipt.txt')], work);
+    assert.equal(receipt.code, 0, receipt.out);
+    const license = await t.db('licenses').where({ id: licenseId }).first();
+    assert.equal(license.times_activated, 0, 'the seat is free');
+    assert.equal(Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption), 42, 'usage recorded');
+
+    // Replaying the deactivation changes nothing.
+    const replay = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
+    assert.match(replay.page, /processed before; nothing changed/);
+    assert.equal(Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption), 42);
+  });
+});
