@@ -160,6 +160,29 @@ describe('Offline Activation Portal', function () {
     assert.ok(refused.length >= 6);
   });
 
+  it('refuses a request signed by one device but naming another device\'s key, and JSON with __proto__ keys (400, clear message)', async () => {
+    await addLicense(key('W'));
+    const honest = makeDevice('HW-W');
+    const impostor = makeDevice('HW-W');
+    // The impostor signs with its own key a request that names the honest device's key.
+    const payload = JSON.parse(Buffer.from(JSON.parse(Buffer.from(impostor.activationRequest({ product: 'acme-cad', licenseKey: key('W') }).text.split('\n').slice(1, -2).join(''), 'base64').toString()).payload, 'base64url').toString());
+    payload.devicePublicKey = honest.devicePublicKey;
+    const bytes = Buffer.from(JSON.stringify(payload));
+    const sig = crypto.sign(null, Buffer.concat([Buffer.from(`PORTICO-ENVELOPE-V1\nactivation-request\ndevice\n`), bytes]), impostor.privateKey).toString('base64url');
+    const armour = (json: string) => `-----BEGIN PORTICO ACTIVATION REQUEST-----\n${Buffer.from(json).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PORTICO ACTIVATION REQUEST-----\n`;
+    const forged = await upload(agent, armour(JSON.stringify({ v: 1, typ: 'activation-request', alg: 'Ed25519', kid: 'device', payload: bytes.toString('base64url'), sig })));
+    assert.equal(forged.status, 400);
+    assert.match(forged.text, /signature is not valid/);
+
+    const proto = Buffer.from(`{"v":1,"__proto__":{"polluted":true},"product":"acme-cad"}`);
+    const sig2 = crypto.sign(null, Buffer.concat([Buffer.from(`PORTICO-ENVELOPE-V1\nactivation-request\ndevice\n`), proto]), honest.privateKey).toString('base64url');
+    const polluted = await upload(agent, armour(JSON.stringify({ v: 1, typ: 'activation-request', alg: 'Ed25519', kid: 'device', payload: proto.toString('base64url'), sig: sig2 })));
+    assert.equal(polluted.status, 400);
+    assert.match(polluted.text, /damaged or is not a Portico request/);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    assert.equal(await countRows(t.db, 'devices', { hardware_id: 'HW-W' }), 0);
+  });
+
   it('no seats left; a blacklisted machine; transfers run out', async () => {
     const id = await addLicense(key('F'), { maxActivations: 1, maxTransfers: 1 });
     const a = makeDevice('HW-F1');
