@@ -17,6 +17,7 @@ export function makePaths(boundPortal: string | null) {
   const enc = encodeURIComponent;
   const portalBase = boundPortal === 'portal' ? '' : '/portal';
   const offlineBase = boundPortal === 'offline' ? '' : '/offline';
+  const airgapBase = boundPortal === 'airgap' ? '' : '/airgap';
   return {
     home: () => '/',
     login: () => '/login',
@@ -45,6 +46,11 @@ export function makePaths(boundPortal: string | null) {
     offlineUpload: () => `${offlineBase}/requests`,
     offlineDownload: (token: string) => `${offlineBase}/download/${enc(token)}`,
     offlineScript: () => '/static/js/offline.js',
+    airgap: (query: Query = {}) => withQuery(airgapBase || '/', query),
+    airgapActivate: () => `${airgapBase}/activate`,
+    airgapDeactivate: () => `${airgapBase}/deactivate`,
+    airgapDownload: (token: string) => `${airgapBase}/download/${enc(token)}`,
+    copyScript: () => '/static/js/copy.js',
     portalOrders: (query: Query = {}) => withQuery(`${portalBase}/orders`, query),
     portalOrderNew: () => `${portalBase}/orders/new`,
     portalBundleNew: () => `${portalBase}/orders/bundle/new`,

@@ -15,6 +15,7 @@ import { portalLicensesController } from './controllers/portal/licenses.ts';
 import { loadPermissions, managersOnly, endUsersOnly } from './controllers/portal/context.ts';
 import { singleUpload } from './middleware/uploads.ts';
 import { offlineController } from './controllers/offline.ts';
+import { airgapController } from './controllers/airgap.ts';
 import { MAX_ZIP_BYTES } from './services/offline.ts';
 import { adminController } from './controllers/admin.ts';
 import { adminProductsController } from './controllers/admin/products.ts';
@@ -32,7 +33,7 @@ import { adminAuditController } from './controllers/admin/audit.ts';
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
  * host bound to the User Portal), `admin` under /admin for admins only.
  */
-export type Area = 'public' | 'account' | 'portal' | 'offline' | 'admin';
+export type Area = 'public' | 'account' | 'portal' | 'offline' | 'airgap' | 'admin';
 
 export interface RouteDef {
   method: 'get' | 'post';
@@ -53,6 +54,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const portalOrders = portalOrdersController(ctx);
   const portalLicenses = portalLicensesController(ctx);
   const offline = offlineController(ctx);
+  const airgap = airgapController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -146,6 +148,13 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   off.get('/', offline.show);
   off.post('/requests', singleUpload('file', MAX_ZIP_BYTES), offline.upload);
   off.get('/download/:token', offline.download);
+
+  // Air-Gapped Activation Portal: public (license key + codes are the credential), rate-limited in the controller.
+  const ag = add('airgap');
+  ag.get('/', airgap.show);
+  ag.post('/activate', airgap.activate);
+  ag.post('/deactivate', airgap.deactivate);
+  ag.get('/download/:token', airgap.download);
 
   // Every admin route is behind requireRole('admin') (mounted below): others get 404.
   const adm = add('admin');
@@ -256,7 +265,7 @@ const onHostBoundTo = (portal: Portal, router: Router): RequestHandler => (req, 
 
 /** Mounts the route table. CSRF protection covers every state-changing request (GET/HEAD/OPTIONS pass). */
 export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): Router {
-  const routers: Record<Area, Router> = { public: Router(), account: Router(), portal: Router(), offline: Router(), admin: Router() };
+  const routers: Record<Area, Router> = { public: Router(), account: Router(), portal: Router(), offline: Router(), airgap: Router(), admin: Router() };
   routers.admin.use(hostServes('admin'), requireRole('admin'));
   // Per route, not router.use(): on a host bound to the User Portal this router sits at `/`, where
   // a router-level guard would also catch /login.
@@ -270,6 +279,8 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   r.use(onHostBoundTo('portal', routers.portal));
   r.use('/offline', hostServes('offline'), routers.offline);
   r.use(onHostBoundTo('offline', routers.offline));
+  r.use('/airgap', hostServes('airgap'), routers.airgap);
+  r.use(onHostBoundTo('airgap', routers.airgap));
   r.use('/admin', routers.admin);
   r.use(routers.account);
   return r;
@@ -277,6 +288,6 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
 
 /** The URL a route answers at on an unbound host (for tests and the route listing). */
 export function fullPath(route: RouteDef): string {
-  const prefix = route.area === 'portal' || route.area === 'offline' || route.area === 'admin' ? `/${route.area}` : '';
+  const prefix = route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin' ? `/${route.area}` : '';
   return route.path === '/' && prefix ? prefix : prefix + route.path;
 }

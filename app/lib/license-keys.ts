@@ -1,7 +1,12 @@
 import crypto from 'node:crypto';
+import { CODE_ALPHABET, normaliseLicenseKey } from '../../sdk/src/codes.ts';
 
-/** Crockford's base32: no I, L, O or U, so a key read aloud or typed is hard to get wrong. */
-export const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+/**
+ * License keys use Crockford's base32 (no I, L, O or U) so a key read aloud or typed is hard to get
+ * wrong. The reading rules (case, spaces, dashes, I/L → 1, O → 0) are the SDK's: one implementation.
+ */
+export const CROCKFORD = CODE_ALPHABET;
+export { normaliseLicenseKey };
 
 const KEY_SYMBOLS = 28; // 28 × 5 bits = 140 bits of randomness (SPEC: ≥ 128)
 
@@ -11,10 +16,4 @@ export function generateLicenseKey(): string {
   let symbols = '';
   for (const b of bytes) symbols += CROCKFORD[b & 31]; // 256 is a multiple of 32: every symbol equally likely
   return symbols.match(/.{4}/g)!.join('-');
-}
-
-/** Normalises what a person typed: case, spaces and dashes do not matter; I/L read as 1 and O as 0. */
-export function normaliseLicenseKey(input: string): string {
-  const symbols = input.toUpperCase().replace(/[\s-]/g, '').replace(/[IL]/g, '1').replace(/O/g, '0');
-  return symbols.match(/.{1,4}/g)?.join('-') ?? '';
 }

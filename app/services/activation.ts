@@ -39,6 +39,9 @@ export const REFUSALS = [
   'activation_unknown',
   'already_deactivated',
   'deactivation_forged',
+  'code_malformed',
+  'code_expired',
+  'code_used',
 ] as const;
 export type Refusal = (typeof REFUSALS)[number];
 
@@ -141,7 +144,8 @@ async function takeTransfer(trx: Knex, l: licenses.License, at: Date) {
   if (affected(await q.update({ transfer_count: trx.raw('transfer_count + 1'), updated_at: at })) !== 1) throw new ActivationError('no_transfers');
 }
 
-async function recordRefusal(deps: ServiceDeps, actor: Actor, input: { channel: Channel; hardwareId: string; licenseId?: number | null; orderId?: number | null }, code: Refusal, action = 'activation.refused') {
+/** Records a refusal: an audit event, and a history row when the license is known. */
+export async function recordRefusal(deps: ServiceDeps, actor: Actor, input: { channel: Channel; hardwareId: string; licenseId?: number | null; orderId?: number | null }, code: Refusal, action = 'activation.refused') {
   const at = now(deps);
   await deps.db.transaction(async (trx) => {
     if (input.licenseId) await devices.addHistory(trx, { licenseId: input.licenseId, deviceId: null, event: 'refused', channel: input.channel, hardwareId: input.hardwareId, detail: code }, at);
@@ -248,10 +252,19 @@ export interface DeactivationInput {
   licenseId: number;
   activationId: number;
   hardwareId: string;
-  devicePublicKey: string;
-  activationNonce: string;
   nonce: string;
   usage: { feature: string; amount: number }[];
+  /**
+   * Whether the request proves it comes from the holder of this activation: the offline portal
+   * compares the signing device key and the activation's nonce, the air-gap portal checks a MAC
+   * under the per-activation secret. A request that does not prove it changes nothing.
+   */
+  proves: (device: { hardware_id: string; device_public_key: string | null; airgap_secret: Buffer | null }, activationNonce: string | null) => boolean;
+}
+
+/** The offline proof: signed by the device key registered at that activation, naming that activation. */
+export function signedByRegisteredDevice(devicePublicKey: string, hardwareId: string, activationNonce: string): DeactivationInput['proves'] {
+  return (device, registered) => device.device_public_key === devicePublicKey && device.hardware_id === hardwareId && registered !== null && registered === activationNonce;
 }
 
 /**
@@ -269,7 +282,8 @@ export async function deactivate(deps: ActivationDeps, actor: Actor, input: Deac
       const license = (await licenses.findById(trx, input.licenseId, at))!;
       orderId = license.orderId;
       const registeredNonce = await trx('request_nonces').where({ device_id: device.id, kind: 'activation' }).orderBy('created_at').first('nonce');
-      if (device.device_public_key !== input.devicePublicKey || device.hardware_id !== input.hardwareId || !registeredNonce || registeredNonce.nonce !== input.activationNonce) {
+      const secret = device.airgap_secret === null || device.airgap_secret === undefined ? null : Buffer.from(device.airgap_secret as Uint8Array);
+      if (!input.proves({ hardware_id: String(device.hardware_id), device_public_key: (device.device_public_key as string | null) ?? null, airgap_secret: secret }, registeredNonce ? String(registeredNonce.nonce) : null)) {
         throw new ActivationError('deactivation_forged', 403);
       }
       const seen = await trx('request_nonces').where({ nonce: input.nonce }).first();

@@ -6,7 +6,7 @@ import { EnvelopeError } from '../../sdk/src/errors.ts';
 import { readActivationRequestPayload, readDeactivationRequestPayload } from '../../sdk/src/payloads.ts';
 import { LicenseError } from '../../sdk/src/license-error.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
-import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, type ActivationDeps } from './activation.ts';
+import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
 import type { Actor } from './context.ts';
 
 /**
@@ -88,7 +88,7 @@ export async function processRequest(deps: ActivationDeps, actor: Actor, text: s
     };
   }
   const p = read(() => readDeactivationRequestPayload(verified.payload));
-  const result = await deactivate(deps, actor, { channel: 'offline', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, devicePublicKey: p.devicePublicKey, activationNonce: p.activationNonce, nonce: p.nonce, usage: p.usage });
+  const result = await deactivate(deps, actor, { channel: 'offline', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, nonce: p.nonce, usage: p.usage, proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce) });
   return { kind: 'deactivation', deviceId: result.deviceId, nonce: p.nonce, repeated: result.repeated, productName: result.license.productName, licenseKey: result.license.licenseKey };
 }
 

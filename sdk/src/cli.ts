@@ -4,13 +4,22 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import {
+  createAirgapRequest,
+  createDeactivationCode,
+  hardwareHash,
+  verifyActivationCode,
+  verifyConfirmationCode,
+  type AirgapRequest,
+} from './airgap.ts';
+import { CodeError } from './codes.ts';
 import { hardwareId } from './device.ts';
 import { EnvelopeError } from './errors.ts';
 import { LicenseError } from './license-error.ts';
 import { applyRefresh, verifyLicense, type LicenseInfo, type VerifyLicenseOptions } from './license.ts';
 import { HARDWARE_ID_PATTERN, type UsageEntry } from './payloads.ts';
 import { createActivationRequest, createDeactivationRequest, verifyDeactivationReceipt } from './requests.ts';
-import { DeviceState, STATE_FILES, StateError, type DeviceConfig } from './state.ts';
+import { DeviceState, STATE_FILES, StateError, type AirgapActivationState, type DeviceConfig } from './state.ts';
 
 /**
  * portico-device: the reference client. One entry per command in COMMANDS (its options, its
@@ -172,12 +181,17 @@ const COMMANDS: Record<string, Command> = {
     summary: `Show whether a valid license is installed (exit code 0 if so, ${EXIT.noLicense} if not)`,
     usage: 'status',
     run({ state, now, say }) {
+      // An air-gap activation (airgap-activate) licenses the machine as well as a license file does.
+      let airgap: boolean | undefined;
       try {
+        airgap = airgapStatus(state, now, say);
         const text = state.readText(STATE_FILES.license);
         if (text === undefined) {
-          say('No license installed.');
+          if (airgap === undefined) say('No license installed.');
           if (state.pending().deactivation) say(`A deactivation is waiting for its receipt: ${PROGRAM} receipt <file>`);
-          return EXIT.noLicense;
+          const closing = state.airgap().deactivation;
+          if (closing) say(`An air-gap deactivation (activation ${closing.activationId}) is waiting for its confirmation code: ${PROGRAM} airgap-confirm <code>`);
+          return airgap ? EXIT.ok : EXIT.noLicense;
         }
         const license = verifyLicense(text, verifyOptions(state, now));
         say('License valid.');
@@ -190,7 +204,7 @@ const COMMANDS: Record<string, Command> = {
         }
         if (err instanceof LicenseError) {
           say(`The installed license is not valid (${err.code}): ${err.message}`);
-          return EXIT.noLicense;
+          return airgap ? EXIT.ok : EXIT.noLicense;
         }
         throw err;
       }
@@ -257,6 +271,104 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 
+  'airgap-request': {
+    summary: 'Show a request code to type (or scan) into the Air-Gapped Activation Portal',
+    usage: 'airgap-request [--portal <base URL>]',
+    details: [
+      'For machines no file may leave: the code is about 40 characters, with check symbols that catch typos.',
+      '--portal <base URL> also prints the portal address with the code filled in (for a QR code).',
+      'Air-gapped activation uses the license key given to "init --key".',
+    ],
+    options: { portal: { type: 'string' } },
+    run({ state, values, now, say }) {
+      const config = state.config();
+      if (config.licenseKey === null) throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
+      const portal = portalUrl(stringOption(values, 'portal'));
+      const { code, request } = createAirgapRequest({ product: config.product, hardwareId: currentHardwareId(config), now });
+      state.writeAirgap({ ...state.airgap(), request: { ...request, code, createdAt: now.toISOString() } });
+      say(`Request code: ${code}`);
+      if (portal !== undefined) say(`Portal:       ${portal}/airgap?code=${code}`);
+      say(`Enter it with the license key ${config.licenseKey} in the Air-Gapped Activation Portal; it shows an activation code.`);
+      if (state.airgap().activation) say('Note: an air-gap activation is installed already; activating the answer to this request replaces it.');
+      say(`Next: ${PROGRAM} airgap-activate <activation code>`);
+    },
+  },
+
+  'airgap-activate': {
+    summary: 'Install the activation code the Air-Gapped Activation Portal gave for the last request code',
+    usage: 'airgap-activate <activation code or file>',
+    details: [
+      'The code may be typed with or without hyphens and spaces, in any case; a file holding it (or the portal URL with ?code=) works too.',
+      'A mistyped group is named, so only that group needs typing again.',
+    ],
+    args: { min: 1, max: 64 },
+    run({ state, args, io, now, say }) {
+      const config = state.config();
+      const airgap = state.airgap();
+      if (!airgap.request) throw new CliError(`no air-gap request was made from ${state.dir}: run "${PROGRAM} airgap-request" first`);
+      if (config.licenseKey === null) throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
+      const request = airgapRequestOf(airgap.request);
+      if (hardwareHash(currentHardwareId(config)) !== request.hardwareHash) {
+        throw new CliError(`the last request code was made on another machine: run "${PROGRAM} airgap-request" again`);
+      }
+      const code = codeArgument(io, args, 'the activation code');
+      const verified = verifyActivationCode(code, { trustedKeys: state.trustedKeys(), request, licenseKey: config.licenseKey, now });
+      const activation: AirgapActivationState = {
+        code,
+        request,
+        licenseKey: config.licenseKey,
+        activationId: verified.activationId,
+        expiresAt: verified.expiresAt?.toISOString() ?? null,
+        features: verified.features,
+        secret: verified.secret.toString('hex'),
+        kid: verified.kid,
+        activatedAt: now.toISOString(),
+      };
+      state.writeAirgap({ activation, deactivation: airgap.deactivation });
+      say('Air-gap activation installed.');
+      printAirgapActivation(say, config, activation);
+    },
+  },
+
+  'airgap-deactivate': {
+    summary: 'Show a deactivation code for the Air-Gapped Activation Portal and stop using the air-gap activation',
+    usage: 'airgap-deactivate',
+    details: [
+      'The code proves this machine held the activation; the portal frees the seat and shows a confirmation code.',
+      'Run again before confirming, it shows the same code.',
+    ],
+    run({ state, now, say }) {
+      const airgap = state.airgap();
+      let closing = airgap.deactivation;
+      if (!closing || airgap.activation) {
+        if (!airgap.activation) throw new CliError(`no air-gap activation is installed in ${state.dir}`);
+        const { code, nonce } = createDeactivationCode({ activationId: airgap.activation.activationId, secret: Buffer.from(airgap.activation.secret, 'hex') });
+        closing = { ...airgap.activation, nonce, code, requestedAt: now.toISOString() };
+        state.writeAirgap({ ...airgap, activation: undefined, deactivation: closing });
+      }
+      say(`Deactivation code: ${closing.code}`);
+      say(`Enter it with the license key ${closing.licenseKey} in the Air-Gapped Activation Portal; it frees the seat and shows a confirmation code.`);
+      say(`Next: ${PROGRAM} airgap-confirm <confirmation code>`);
+    },
+  },
+
+  'airgap-confirm': {
+    summary: 'Check the confirmation code the portal showed for the air-gap deactivation',
+    usage: 'airgap-confirm <confirmation code>',
+    args: { min: 1, max: 16 },
+    run({ state, args, io, say }) {
+      const airgap = state.airgap();
+      const closing = airgap.deactivation;
+      if (!closing) throw new CliError(`no air-gap deactivation is waiting for a confirmation in ${state.dir}`);
+      const code = codeArgument(io, args, 'the confirmation code');
+      if (!verifyConfirmationCode(code, { secret: Buffer.from(closing.secret, 'hex'), activationId: closing.activationId, nonce: closing.nonce })) {
+        throw new CliError(`this confirmation code does not answer the deactivation code ${closing.code}`);
+      }
+      state.writeAirgap({ ...airgap, deactivation: undefined });
+      say(`Deactivation confirmed: air-gap activation ${closing.activationId} released.`);
+    },
+  },
+
   help: {
     summary: 'Show help for a command',
     usage: 'help [<command>]',
@@ -283,6 +395,65 @@ function verifyOptions(state: DeviceState, now: Date): VerifyLicenseOptions {
     devicePublicKey: state.deviceKey().publicKeyString,
     now,
   };
+}
+
+/** Whether an air-gap activation is installed and valid (printing it), undefined when there is none. */
+function airgapStatus(state: DeviceState, now: Date, say: (line?: string) => void): boolean | undefined {
+  const activation = state.airgap().activation;
+  if (!activation) return undefined;
+  const config = state.config();
+  if (hardwareHash(currentHardwareId(config)) !== activation.request.hardwareHash) {
+    say('The air-gap activation is not valid (hardware): it was made for another machine.');
+    return false;
+  }
+  try {
+    verifyActivationCode(activation.code, { trustedKeys: state.trustedKeys(), request: activation.request, licenseKey: activation.licenseKey, now });
+  } catch (err) {
+    if (!(err instanceof CodeError)) throw err;
+    say(`The air-gap activation is not valid (${err.code}): ${err.message}`);
+    return false;
+  }
+  say('Air-gap activation valid.');
+  printAirgapActivation(say, config, activation);
+  return true;
+}
+
+function printAirgapActivation(say: (line?: string) => void, config: DeviceConfig, a: AirgapActivationState): void {
+  const bits = [...Array(8).keys()].filter((i) => (a.features >> i) & 1);
+  const rows: Array<[string, string]> = [
+    ['product', a.request.product],
+    ['license key', `${a.licenseKey} (air-gap activation ${a.activationId})`],
+    ['expires', a.expiresAt ?? 'never'],
+    ['features', bits.length === 0 ? 'none' : `bits ${bits.join(', ')} of the product's feature list`],
+    ['hardware id', config.hardwareId],
+    ['signed by', a.kid],
+  ];
+  for (const [name, value] of rows) say(`  ${`${name}:`.padEnd(14)} ${value}`);
+}
+
+function airgapRequestOf(r: AirgapRequest): AirgapRequest {
+  return { product: r.product, productHash: r.productHash, hardwareHash: r.hardwareHash, nonce: r.nonce, hour: r.hour };
+}
+
+/** A typed code from the command line: the code itself (in one or several pieces), or a file holding it or the portal URL. */
+function codeArgument(io: CliIo, args: string[], what: string): string {
+  const single = args.length === 1 ? path.resolve(io.cwd, args[0]) : undefined;
+  const text = single !== undefined && fs.statSync(single, { throwIfNoEntry: false })?.isFile() ? readInputFile(io, args[0], what) : args.join(' ');
+  const fromUrl = /[?&]code=([^&#\s]+)/.exec(text);
+  if (fromUrl) return decodeURIComponent(fromUrl[1]);
+  return text.split(/\r?\n/).filter((line) => !line.trim().startsWith('#')).join(' ');
+}
+
+function portalUrl(base: string | undefined): string | undefined {
+  if (base === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(base);
+  } catch {
+    throw new UsageError(`--portal must be the portal's base URL (https://…), not "${base}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError('--portal must be an http or https URL');
+  return url.href.replace(/\/+$/, '');
 }
 
 function osDescription(): string {
@@ -449,7 +620,7 @@ function reportError(io: CliIo, err: unknown, command: Command | undefined): num
     io.stderr(`Run "${PROGRAM} help${command ? ` ${Object.keys(COMMANDS).find((n) => COMMANDS[n] === command)}` : ''}" for more.\n`);
     return EXIT.usage;
   }
-  if (err instanceof LicenseError || err instanceof EnvelopeError) {
+  if (err instanceof LicenseError || err instanceof EnvelopeError || err instanceof CodeError) {
     fail(`refused (${err.code}): ${err.message}`);
     return EXIT.failure;
   }

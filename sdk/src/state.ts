@@ -1,4 +1,5 @@
 import crypto, { type KeyObject } from 'node:crypto';
+import type { AirgapRequest } from './airgap.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey, type DeviceKey } from './device.ts';
@@ -17,6 +18,7 @@ export const STATE_FILES = {
   license: 'license.lic',
   deactivatedLicense: 'license.lic.deactivated',
   pending: 'pending-request.json',
+  airgap: 'airgap.json',
 } as const;
 
 export type StateFile = (typeof STATE_FILES)[keyof typeof STATE_FILES];
@@ -48,6 +50,28 @@ export interface PendingDeactivation {
 export interface PendingRequests {
   activation?: PendingActivation;
   deactivation?: PendingDeactivation;
+}
+
+/** An air-gap activation as installed: the code and what it was checked against, so `status` can check it again. */
+export interface AirgapActivationState {
+  code: string;
+  request: AirgapRequest;
+  /** The license key given to `init`, as the activation code was verified with it. */
+  licenseKey: string;
+  activationId: number;
+  expiresAt: string | null;
+  features: number;
+  /** The per-activation secret (hex) that makes deactivation codes. */
+  secret: string;
+  kid: string;
+  activatedAt: string;
+}
+
+/** The air-gap codes in flight: the last request code, the installed activation, a deactivation awaiting its confirmation. */
+export interface AirgapState {
+  request?: AirgapRequest & { code: string; createdAt: string };
+  activation?: AirgapActivationState;
+  deactivation?: AirgapActivationState & { nonce: string; code: string; requestedAt: string };
 }
 
 /** A state file that is missing where it is needed, or damaged. */
@@ -157,6 +181,20 @@ export class DeviceState {
 
   writePending(pending: PendingRequests): void {
     this.writeJson(STATE_FILES.pending, pending);
+  }
+
+  airgap(): AirgapState {
+    const doc = this.readJson(STATE_FILES.airgap) ?? {};
+    const entryOk = (e: unknown) => e === undefined || (typeof e === 'object' && e !== null && !Array.isArray(e));
+    const a = doc as AirgapState;
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !entryOk(a.request) || !entryOk(a.activation) || !entryOk(a.deactivation)) {
+      throw new StateError(`${this.path(STATE_FILES.airgap)} is damaged`);
+    }
+    return a;
+  }
+
+  writeAirgap(airgap: AirgapState): void {
+    this.writeJson(STATE_FILES.airgap, airgap);
   }
 
   private readJson(file: StateFile): unknown {

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
+import type { Browser } from 'playwright-core';
+import { decodeQrPng } from '../helpers/qr.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import * as catalog from '../../app/models/catalog.ts';
+import { createAirgapRequest, verifyActivationCode } from '../../sdk/src/airgap.ts';
+import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+
+describe('browser: the Air-Gapped Activation Portal', function () {
+  this.timeout(60_000);
+  let t: TestApp;
+  let browser: Browser;
+  let server: Server;
+  let url: string;
+
+  before(async function () {
+    if (!browserAvailable()) return this.skip();
+    t = await buildTestApp();
+    ({ url, server } = await listen(t.app));
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    server?.close();
+    await t?.close();
+  });
+
+  it('a person types the license key and the request code and gets an activation code and its QR code; axe finds no violations', async () => {
+    const now = t.clock.now();
+    const product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
+    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-B', customerId: customer }, now);
+    const key = 'TYPE-TYPE-TYPE-TYPE-TYPE-TYPE-TYPE';
+    await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true }, startDate: now }, now);
+    const { code, request } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-BROWSER', now });
+
+    const { page, problems, close } = await openPage(browser);
+    try {
+      await page.goto(`${url}/airgap`);
+      await page.getByRole('heading', { name: 'Air-gapped activation' }).waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'activate tab');
+      await page.getByRole('link', { name: 'Deactivate' }).click();
+      await page.getByLabel('Deactivation code').waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'deactivate tab');
+      await page.getByRole('link', { name: 'Activate', exact: true }).click();
+
+      await page.getByLabel('License key').pressSequentially(key.toLowerCase().replace(/-/g, ' '));
+      await page.getByLabel('Request code').pressSequentially(code);
+      await page.getByRole('button', { name: 'Activate' }).click();
+      await page.getByRole('heading', { name: 'Activation code', exact: true }).waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'activation code page');
+
+      const shown = (await page.locator('#activation-code').textContent())!.trim();
+      const verified = verifyActivationCode(shown, { trustedKeys: await trustedKeyMap(t.db), request, licenseKey: key });
+      assert.ok(verified.activationId > 0);
+      const src = (await page.getByRole('img', { name: 'QR code of the activation code' }).getAttribute('src'))!;
+      assert.equal(decodeQrPng(src), shown, 'the QR code decodes to the same code');
+      assert.deepEqual(problems, []);
+    } finally {
+      await close();
+    }
+  });
+});

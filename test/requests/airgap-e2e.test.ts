@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { listen } from '../helpers/browser.ts';
+import { projectRoot } from '../helpers/process.ts';
+import * as catalog from '../../app/models/catalog.ts';
+
+const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
+
+function cli(dir: string, args: string[]) {
+  const r = spawnSync(tsx, [path.join(projectRoot, 'sdk', 'src', 'cli.ts'), '--dir', dir, ...args], { encoding: 'utf8' });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+/** Submits a portal form like a person typing into it: GET the page for its token, POST the fields. */
+async function typeInto(base: string, action: string, fields: Record<string, string>): Promise<string> {
+  const page = await fetch(`${base}/airgap`);
+  const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
+  const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())![1]!;
+  const res = await fetch(`${base}${action}`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: token, ...fields }) });
+  return res.text();
+}
+
+describe('end to end: the CLI plays an air-gapped machine, a person carries the codes', function () {
+  this.timeout(120_000);
+  let t: TestApp;
+  let server: Server;
+  let base: string;
+  let work: string;
+  before(async () => {
+    t = await buildTestApp();
+    ({ url: base, server } = await listen(t.app));
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-airgap-'));
+  });
+  after(async () => {
+    server?.close();
+    await t.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('request code → portal → activation code typed back → active; deactivation code → portal → seat freed → confirmation accepted', async () => {
+    const now = t.clock.now();
+    const product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
+    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-E2E', customerId: customer }, now);
+    const key = 'SAFE-SAFE-SAFE-SAFE-SAFE-SAFE-SAFE';
+    const licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true }, startDate: now }, now);
+    const keysFile = path.join(work, 'keys.json');
+    fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
+    const dir = path.join(work, 'device');
+    assert.equal(cli(dir, ['init', '--product', 'plant', '--key', key, '--keys', keysFile, '--hardware-id', 'PLANT-PC-7']).code, 0);
+
+    const request = cli(dir, ['airgap-request', '--portal', base]);
+    assert.equal(request.code, 0, request.out);
+    const requestCode = /Request code: (\S+)/.exec(request.out)![1]!;
+    assert.ok(requestCode.replace(/-/g, '').length <= 40);
+    assert.match(request.out, new RegExp(`${base}/airgap\\?code=${requestCode}`));
+
+    const activated = await typeInto(base, '/airgap/activate', { license_key: key, request_code: requestCode.toLowerCase().replace(/-/g, ' ') });
+    const activationCode = /id="activation-code"[^>]*>([^<]+)</.exec(activated)![1]!.trim();
+    const installed = cli(dir, ['airgap-activate', activationCode]);
+    assert.equal(installed.code, 0, installed.out);
+    assert.equal(cli(dir, ['status']).code, 0);
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
+
+    const deactivation = cli(dir, ['airgap-deactivate']);
+    assert.equal(deactivation.code, 0, deactivation.out);
+    const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
+    assert.ok(deactivationCode.replace(/-/g, '').length <= 40);
+    const freed = await typeInto(base, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
+    const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');
+    const confirmed = cli(dir, ['airgap-confirm', confirmation]);
+    assert.equal(confirmed.code, 0, confirmed.out);
+    assert.equal(cli(dir, ['status']).code, 3);
+  });
+});
