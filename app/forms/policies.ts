@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { checkbox, oneOf, optionalWholeNumber, requiredText, wholeNumber } from './fields.ts';
-import type { Entitlements } from '../models/catalog.ts';
+import { entitlementColumns, type Entitlements } from '../models/catalog.ts';
 
 export const LICENSE_TYPES = ['perpetual', 'time-limited', 'subscription', 'consumption'] as const;
 
@@ -58,26 +58,8 @@ export function toEntitlements(v: EntitlementInput): Entitlements {
   };
 }
 
-/** The form values for an existing set of entitlements (edit pages). */
-export function entitlementValues(e: Entitlements) {
-  return {
-    license_type: e.licenseType,
-    is_trial: e.isTrial,
-    trial_days: e.trialDays,
-    validity_days: e.validityDays,
-    max_activations: e.maxActivations,
-    unlimited_activations: e.unlimitedActivations,
-    max_transfers: e.maxTransfers,
-    allow_offline: e.allowOffline,
-    airgapped: e.airgapped,
-    floating: e.floating,
-    floating_users: e.floatingUsers,
-    floating_timeout_minutes: e.floatingTimeoutMinutes,
-    can_borrow: e.canBorrow,
-    max_borrow_hours: e.maxBorrowHours,
-    maintenance_days: e.maintenanceDays,
-  };
-}
+/** The form values for an existing set of entitlements (edit pages): the fields are named like the columns. */
+export const entitlementValues = entitlementColumns;
 
 const featureIds = z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.string().regex(/^\d{1,10}$/, { message: 'validation.choice' }).transform(Number)).max(500));
 

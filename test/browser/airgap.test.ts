@@ -1,33 +1,16 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { Browser } from 'playwright-core';
 import { decodeQrPng } from '../helpers/qr.ts';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { createAirgapRequest, verifyActivationCode } from '../../sdk/src/airgap.ts';
 import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
 
 describe('browser: the Air-Gapped Activation Portal', function () {
   this.timeout(60_000);
-  let t: TestApp;
-  let browser: Browser;
-  let server: Server;
-  let url: string;
-
-  before(async function () {
-    if (!browserAvailable()) return this.skip();
-    t = await buildTestApp();
-    ({ url, server } = await listen(t.app));
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    server?.close();
-    await t?.close();
-  });
+  const app = useBrowserApp();
 
   it('a person types the license key and the request code and gets an activation code and its QR code; axe finds no violations', async () => {
+    const { t, browser, url } = app;
     const now = t.clock.now();
     const product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);

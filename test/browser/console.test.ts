@@ -1,30 +1,14 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { Browser } from 'playwright-core';
-import { buildTestApp, createAccount, type TestApp } from '../helpers/app.ts';
-import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import { createAccount } from '../helpers/app.ts';
+import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
 describe('browser: the vendor console', function () {
   this.timeout(90_000);
-  let t: TestApp;
-  let browser: Browser;
-  let server: Server;
-  let url: string;
-
-  before(async function () {
-    if (!browserAvailable()) return this.skip();
-    t = await buildTestApp();
-    ({ url, server } = await listen(t.app));
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    server?.close();
-    await t?.close();
-  });
+  const app = useBrowserApp();
 
   it('an admin issues licenses into an order and disables one; axe finds no violations on the pages visited', async () => {
+    const { t, browser, url } = app;
     const now = new Date();
     const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' }, now);
     await catalog.insertFeature(t.db, { productId: product, code: 'pdf', name: 'PDF export', type: 'activation' }, now);

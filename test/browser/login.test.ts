@@ -1,30 +1,14 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { Browser } from 'playwright-core';
-import { buildTestApp, createAccount, type TestApp } from '../helpers/app.ts';
-import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import { createAccount } from '../helpers/app.ts';
+import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
 describe('browser: log in through the real form', function () {
   this.timeout(60_000);
-  let t: TestApp;
-  let browser: Browser;
-  let server: Server;
-  let url: string;
-
-  before(async function () {
-    if (!browserAvailable()) return this.skip();
-    t = await buildTestApp();
-    ({ url, server } = await listen(t.app));
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    server?.close();
-    await t?.close();
-  });
+  const app = useBrowserApp();
 
   it('a manager logs in and sees the dashboard; axe finds no violations; no CSP errors', async () => {
+    const { t, browser, url } = app;
     const now = new Date();
     const manager = await createAccount(t.db, { role: 'manager', name: 'Mia Manager' });
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Umbrella Corp' }, now);
@@ -61,6 +45,7 @@ describe('browser: log in through the real form', function () {
   });
 
   it('an admin reaches the console dashboard; axe finds no violations', async () => {
+    const { t, browser, url } = app;
     const admin = await createAccount(t.db, { role: 'admin' });
     const { page, problems, close } = await openPage(browser);
     try {

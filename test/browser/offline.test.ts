@@ -2,38 +2,23 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import type { Browser } from 'playwright-core';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { makeDevice } from '../helpers/device.ts';
-import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
 import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
 
 describe('browser: the Offline Activation Portal', function () {
   this.timeout(60_000);
-  let t: TestApp;
-  let browser: Browser;
-  let server: Server;
-  let url: string;
+  const app = useBrowserApp();
   let dir: string;
-
-  before(async function () {
-    if (!browserAvailable()) return this.skip();
-    t = await buildTestApp();
-    ({ url, server } = await listen(t.app));
-    browser = await launchBrowser();
+  before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-offline-'));
   });
-  after(async () => {
-    await browser?.close();
-    server?.close();
-    await t?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('uploads a request with the file picker and downloads the license file; axe finds no violations', async () => {
+    const { t, browser, url } = app;
     const now = t.clock.now();
     const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);

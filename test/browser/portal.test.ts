@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
-import type { Browser } from 'playwright-core';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
-import { axeViolations, browserAvailable, launchBrowser, listen, openPage } from '../helpers/browser.ts';
+import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 
 describe('browser: a license manager in the User Portal', function () {
   this.timeout(90_000);
-  let t: TestApp;
-  let browser: Browser;
-  let server: Server;
-  let url: string;
-
-  before(async function () {
-    if (!browserAvailable()) return this.skip();
-    t = await buildTestApp();
-    ({ url, server } = await listen(t.app));
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    server?.close();
-    await t?.close();
-  });
+  const app = useBrowserApp();
 
   it('logs in, finds an order, issues 2 licenses, dispatches one by e-mail, resets a device; axe finds no violations', async () => {
+    const { t, browser, url } = app;
     const w = await portalWorld(t.db);
     const { page, problems, close } = await openPage(browser);
     const checkAxe = async (label: string) => assert.deepEqual(await axeViolations(page), [], label);

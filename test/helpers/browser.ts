@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { PorticoApp } from '../../app/app.ts';
+import { buildTestApp, type TestApp } from './app.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -54,4 +55,32 @@ export async function axeViolations(page: Page): Promise<string[]> {
     return axe.run('html', { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } });
   });
   return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => JSON.stringify(n.target)).join(', ')})`);
+}
+
+export interface BrowserApp {
+  t: TestApp;
+  browser: Browser;
+  url: string;
+}
+
+/**
+ * Registers the suite's hooks: a test app listening on loopback and one Chromium; the suite skips
+ * without Chromium (unless REQUIRE_BROWSER=1). Read the fields inside tests, after `before` ran.
+ */
+export function useBrowserApp(): BrowserApp {
+  const s = {} as BrowserApp & { server?: Server };
+  before(async function () {
+    if (!browserAvailable()) return this.skip();
+    s.t = await buildTestApp();
+    const listening = await listen(s.t.app);
+    s.url = listening.url;
+    s.server = listening.server;
+    s.browser = await launchBrowser();
+  });
+  after(async () => {
+    await s.browser?.close();
+    s.server?.close();
+    await s.t?.close();
+  });
+  return s;
 }
