@@ -16,6 +16,7 @@ import { loadPermissions, managersOnly, endUsersOnly } from './controllers/porta
 import { singleUpload } from './middleware/uploads.ts';
 import { offlineController } from './controllers/offline.ts';
 import { airgapController } from './controllers/airgap.ts';
+import { apiController } from './controllers/api.ts';
 import { MAX_ZIP_BYTES } from './services/offline.ts';
 import { adminController } from './controllers/admin.ts';
 import { adminProductsController } from './controllers/admin/products.ts';
@@ -33,7 +34,7 @@ import { adminAuditController } from './controllers/admin/audit.ts';
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
  * host bound to the User Portal), `admin` under /admin for admins only.
  */
-export type Area = 'public' | 'account' | 'portal' | 'offline' | 'airgap' | 'admin';
+export type Area = 'public' | 'api' | 'account' | 'portal' | 'offline' | 'airgap' | 'admin';
 
 export interface RouteDef {
   method: 'get' | 'post';
@@ -55,6 +56,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const portalLicenses = portalLicensesController(ctx);
   const offline = offlineController(ctx);
   const airgap = airgapController(ctx);
+  const api = apiController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -79,6 +81,13 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   pub.get('/.well-known/portico-keys.json', system.publicKeys);
   pub.get('/branding.css', system.brandingCss);
   pub.get('/branding/logo', system.brandingLogo);
+
+  // License API (/api/v1): JSON for the SDK, no session and no CSRF (a signed request is the credential).
+  const v1 = add('api');
+  v1.post('/activate', api.activate);
+  v1.post('/check', api.check);
+  v1.post('/deactivate', api.deactivate);
+  v1.post('/release', api.release);
 
   const acc = add('account');
   acc.get('/login', sessions.show);
@@ -265,7 +274,7 @@ const onHostBoundTo = (portal: Portal, router: Router): RequestHandler => (req, 
 
 /** Mounts the route table. CSRF protection covers every state-changing request (GET/HEAD/OPTIONS pass). */
 export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): Router {
-  const routers: Record<Area, Router> = { public: Router(), account: Router(), portal: Router(), offline: Router(), airgap: Router(), admin: Router() };
+  const routers: Record<Area, Router> = { public: Router(), api: Router(), account: Router(), portal: Router(), offline: Router(), airgap: Router(), admin: Router() };
   routers.admin.use(hostServes('admin'), requireRole('admin'));
   // Per route, not router.use(): on a host bound to the User Portal this router sits at `/`, where
   // a router-level guard would also catch /login.
@@ -274,6 +283,7 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
 
   const r = Router();
   r.use(routers.public);
+  r.use('/api/v1', routers.api, (_req, _res, next) => next(notFound()));
   r.use(guards.csrf);
   r.use('/portal', hostServes('portal'), routers.portal);
   r.use(onHostBoundTo('portal', routers.portal));
@@ -288,6 +298,6 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
 
 /** The URL a route answers at on an unbound host (for tests and the route listing). */
 export function fullPath(route: RouteDef): string {
-  const prefix = route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin' ? `/${route.area}` : '';
+  const prefix = route.area === 'api' ? '/api/v1' : route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin' ? `/${route.area}` : '';
   return route.path === '/' && prefix ? prefix : prefix + route.path;
 }

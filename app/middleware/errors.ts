@@ -41,7 +41,7 @@ export function errorHandler(i18n: i18n, logger: Logger): ErrorRequestHandler {
     const t = req.t ?? i18n.getFixedT(lang);
     res.status(httpError.status).set(httpError.headers).set('Cache-Control', 'no-store');
     if (req.path.startsWith('/api/') || (req.accepts(['html', 'json']) === 'json')) {
-      return res.json({ error: { code: httpError.messageKey.replace(/^errors\./, ''), message: t(httpError.messageKey), requestId } });
+      return res.json({ error: { code: httpError.messageKey.replace(/^errors\./, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), message: t(httpError.messageKey), requestId } });
     }
     const view = {
       t,

@@ -126,10 +126,31 @@ async function countsAsTransfer(trx: Knex, l: licenses.License, hardwareId: stri
   return distinct >= l.maxActivations;
 }
 
+/** Floating licenses: the seats are concurrent users; a slot not checked in within the timeout (and not borrowed) is free again. */
+export async function expireFloatingSlots(trx: Knex, l: licenses.License, at: Date): Promise<number> {
+  if (!l.floating) return 0;
+  const stale = await trx('devices')
+    .where({ license_id: l.id })
+    .whereNull('deactivated_at')
+    .where('floating_expires_at', '<=', at)
+    .where((w) => w.whereNull('borrowed_until').orWhere('borrowed_until', '<=', at))
+    .select('id');
+  let freed = 0;
+  for (const row of stale) {
+    if (!(await devices.deactivate(trx, Number(row.id), 'expired_slot', at))) continue;
+    await devices.releaseSeat(trx, (await devices.findForLicense(trx, l.id, Number(row.id)))!, at);
+    freed += 1;
+  }
+  return freed;
+}
+
+/** The number of seats: concurrent users for a floating license, activations otherwise. */
+const seatLimit = (l: licenses.License) => (l.floating && l.floatingUsers ? l.floatingUsers : l.maxActivations);
+
 /** Takes one seat with a guarded update: refused when none is free, whatever runs at the same time. */
 async function takeSeat(trx: Knex, l: licenses.License, userId: number | null, at: Date) {
   const q = trx('licenses').where({ id: l.id });
-  if (!l.unlimitedActivations && l.authorizationMethod === 'key') q.where('times_activated', '<', l.maxActivations);
+  if (!l.unlimitedActivations && l.authorizationMethod === 'key') q.where('times_activated', '<', seatLimit(l));
   if (affected(await q.update({ times_activated: trx.raw('times_activated + 1'), updated_at: at })) !== 1) throw new ActivationError('no_seats');
   if (userId) {
     const a = trx('license_user_assignments').where({ license_id: l.id, account_id: userId }).where('times_activated', '<', trx.ref('max_activations'));
@@ -183,7 +204,8 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         return { license, deviceId: Number(active.id), repeated: true, transfer: false };
       }
 
-      const transfer = await countsAsTransfer(trx, license, input.hardwareId);
+      if (await expireFloatingSlots(trx, license, at)) Object.assign(license, (await licenses.findById(trx, license.id, at))!);
+      const transfer = license.floating ? false : await countsAsTransfer(trx, license, input.hardwareId);
       if (transfer) await takeTransfer(trx, license, at);
       await takeSeat(trx, license, userId, at);
       const [deviceId] = await trx('devices').insert({
@@ -199,6 +221,7 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         request_hash: input.requestHash,
         activated_at: at,
         last_seen_at: at,
+        floating_expires_at: license.floating && license.floatingTimeoutMinutes ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000) : null,
       });
       await trx('request_nonces').insert({ nonce: input.nonce, kind: 'activation', license_id: license.id, device_id: deviceId, created_at: at });
       await devices.addHistory(trx, { licenseId: license.id, deviceId: Number(deviceId), event: 'activated', channel: input.channel, hardwareId: input.hardwareId, detail: transfer ? 'transfer' : null }, at);

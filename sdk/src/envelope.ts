@@ -27,6 +27,7 @@ export const ENVELOPE_TYPES = [
   'deactivation-request',
   'deactivation-receipt',
   'refresh',
+  'check-request',
 ] as const;
 export type EnvelopeType = (typeof ENVELOPE_TYPES)[number];
 

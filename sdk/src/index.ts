@@ -37,12 +37,14 @@ export {
   readLicensePayload,
   readDeactivationRequestPayload,
   readDeactivationReceiptPayload,
+  readCheckRequestPayload,
   type ActivationRequestPayload,
   type LicensePayload,
   type LicenseFeature,
   type UsageEntry,
   type DeactivationRequestPayload,
   type DeactivationReceiptPayload,
+  type CheckRequestPayload,
 } from './payloads.ts';
 export { DEVICE_KEY_FILE, deviceKeyFrom, loadOrCreateDeviceKey, hardwareId, type DeviceKey } from './device.ts';
 export {

@@ -109,6 +109,18 @@ export interface DeactivationRequestPayload {
   usage: UsageEntry[];
 }
 
+/** An online check (License API): the device proves it still holds its activation. */
+export interface CheckRequestPayload {
+  v: 1;
+  product: string;
+  licenseId: number;
+  activationId: number;
+  hardwareId: string;
+  devicePublicKey: string;
+  nonce: string;
+  createdAt: string;
+}
+
 export interface DeactivationReceiptPayload {
   v: 1;
   licenseId: number;
@@ -256,6 +268,17 @@ const deactivationRequestShape = object({
   usage: usageShape,
 });
 
+const checkRequestShape = object({
+  v: version,
+  product: code,
+  licenseId: id,
+  activationId: id,
+  hardwareId,
+  devicePublicKey,
+  nonce,
+  createdAt: date,
+});
+
 const deactivationReceiptShape = object({
   v: version,
   licenseId: id,
@@ -284,6 +307,10 @@ export function readDeactivationRequestPayload(payload: JsonObject): Deactivatio
   const p = deactivationRequestShape(payload, '');
   checkUsage(p.usage);
   return p;
+}
+
+export function readCheckRequestPayload(payload: JsonObject): CheckRequestPayload {
+  return checkRequestShape(payload, '');
 }
 
 export function readDeactivationReceiptPayload(payload: JsonObject): DeactivationReceiptPayload {

@@ -26,6 +26,10 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
       };
       return { text: signEnvelope('activation-request', 'device', payload, privateKey), nonce };
     },
+    checkRequest(license: { product: string; licenseId: number; activationId: number }) {
+      const payload = { v: 1, product: license.product, licenseId: license.licenseId, activationId: license.activationId, hardwareId, devicePublicKey, nonce: crypto.randomBytes(16).toString('base64url'), createdAt: new Date().toISOString() };
+      return signEnvelope('check-request', 'device', payload, privateKey);
+    },
     deactivationRequest(license: { product: string; licenseId: number; activationId: number; requestNonce: string }, usage: { feature: string; amount: number }[] = [], nonce = crypto.randomBytes(16).toString('base64url')) {
       const payload = { v: 1, product: license.product, licenseId: license.licenseId, activationId: license.activationId, hardwareId, devicePublicKey, activationNonce: license.requestNonce, nonce, createdAt: new Date().toISOString(), usage };
       return { text: signEnvelope('deactivation-request', 'device', payload, privateKey), nonce };
