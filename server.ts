@@ -67,6 +67,8 @@ async function shutdown(signal: string) {
     server.closeAllConnections();
   }, SHUTDOWN_GRACE_MS);
   force.unref();
+  // Never hang on the way out (a stuck database call must not keep a stopped server alive).
+  setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + 5_000).unref();
   server.close(async () => {
     await db.destroy();
     logger.info('stopped');

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
+import { decodeEnvelope } from '../../sdk/src/envelope.ts';
 import { HttpError } from '../lib/errors.ts';
 import { ActivationError } from '../services/activation.ts';
 import { ApiError, activateOnline, checkOnline, deactivateOnline } from '../services/online.ts';
@@ -15,8 +16,21 @@ const API_MESSAGES: Record<string, string> = {
   user_credentials: 'This license is assigned to a user: send "user": { "email", "password" } with the request.',
 };
 
-/** Requests per client address, and per license (from the request's license id or key) per minute. */
+/** Requests per client address, and per license (from the request's license key, id or user) per minute. */
 export const API_PER_CLIENT = { limit: 600, windowMs: 60_000 };
+export const API_PER_LICENSE = { limit: 120, windowMs: 60_000 };
+
+/** Which license a request names, read without trusting it (only to count it). */
+function licenseOf(text: unknown): string | null {
+  if (typeof text !== 'string') return null;
+  try {
+    const p = JSON.parse(decodeEnvelope(text).payloadBytes.toString('utf8')) as Record<string, unknown>;
+    const id = p.licenseKey ?? p.licenseId ?? p.user;
+    return typeof id === 'string' || typeof id === 'number' ? `${p.product}:${id}` : null;
+  } catch {
+    return null;
+  }
+}
 
 /** The License API (`/api/v1`, JSON): online activation, check, deactivation and release for the SDK. */
 export function apiController(ctx: AppContext) {
@@ -30,8 +44,11 @@ export function apiController(ctx: AppContext) {
   /** Every endpoint: rate limit, run, map refusals to stable JSON error codes. */
   const endpoint = (run: (req: Request) => Promise<object>) => async (req: Request, res: Response, next: NextFunction) => {
     try {
-      const state = await ctx.limiter.hit(RateLimiter.key('api', req.ip ?? 'unknown'), API_PER_CLIENT);
-      if (state.hits > API_PER_CLIENT.limit) return fail(res, 429, 'rate_limited', { 'Retry-After': String(state.retryAfterSeconds) });
+      const license = licenseOf(req.body?.request);
+      for (const [key, rule] of [[RateLimiter.key('api', req.ip ?? 'unknown'), API_PER_CLIENT], ...(license ? [[RateLimiter.key('api-license', license), API_PER_LICENSE] as const] : [])] as const) {
+        const state = await ctx.limiter.hit(key, rule);
+        if (state.hits > rule.limit) return fail(res, 429, 'rate_limited', { 'Retry-After': String(state.retryAfterSeconds) });
+      }
       res.set('Cache-Control', 'no-store').json(await run(req));
     } catch (err) {
       if (err instanceof ApiError) return fail(res, err.status, err.code);

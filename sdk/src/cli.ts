@@ -17,6 +17,7 @@ import { hardwareId } from './device.ts';
 import { EnvelopeError } from './errors.ts';
 import { LicenseError } from './license-error.ts';
 import { applyRefresh, verifyLicense, type LicenseInfo, type VerifyLicenseOptions } from './license.ts';
+import { ApiCallError, PorticoClient } from './online.ts';
 import { HARDWARE_ID_PATTERN, type UsageEntry } from './payloads.ts';
 import { createActivationRequest, createDeactivationRequest, verifyDeactivationReceipt } from './requests.ts';
 import { DeviceState, STATE_FILES, StateError, type AirgapActivationState, type DeviceConfig } from './state.ts';
@@ -59,13 +60,18 @@ interface Command {
   details?: string[];
   options?: OptionSpecs;
   args?: { min: number; max: number };
-  run: (ctx: CommandContext) => number | void;
+  run: (ctx: CommandContext) => number | void | Promise<number | void>;
 }
 
 /** A mistake on the command line: exit code 2, with the command's usage. */
 class UsageError extends Error {}
 /** An expected failure: exit code 1, the message only. */
 class CliError extends Error {}
+
+/** config.json as `activate --online` leaves it: the server's base URL is remembered for check and deactivate. */
+type OnlineConfig = DeviceConfig & { server?: string };
+
+const PASSWORD_ENV = 'PORTICO_DEVICE_PASSWORD';
 
 // ---------------------------------------------------------------------------------------------
 // Commands
@@ -110,6 +116,9 @@ const COMMANDS: Record<string, Command> = {
       if (state.exists(STATE_FILES.license) && values.force !== true) {
         throw new CliError(`a license is installed in ${state.dir}: deactivate it first, or pass --force to set up again and keep it`);
       }
+      // init --force keeps the license, so it keeps the server that license was activated with.
+      const server = state.exists(STATE_FILES.license) ? rememberedServer(state) : undefined;
+      if (server !== undefined) (config as OnlineConfig).server = server;
       const keysText = readInputFile(io, keysFile, 'the key file');
       const deviceKey = state.deviceKey();
       // A request made now must be valid, so every value is checked by the rules the portal applies.
@@ -163,10 +172,56 @@ const COMMANDS: Record<string, Command> = {
   },
 
   activate: {
-    summary: 'Install the license file the portal gave for the last activation request',
-    usage: 'activate <license file>',
-    args: { min: 1, max: 1 },
-    run({ state, args, io, now, say }) {
+    summary: 'Install the license file the portal gave for the last activation request, or activate online',
+    usage: 'activate <license file> | activate --online --server <base URL> [--password <password>] [--app-version <version>]',
+    details: [
+      '--online sends a new activation request to the License API of the server at --server and installs the license it answers with.',
+      'The server URL is remembered for "check" and "deactivate --online".',
+      `A user-based license needs the license user's password: --password, or $${PASSWORD_ENV} (kept out of the process list); it is never stored.`,
+    ],
+    options: { online: { type: 'boolean' }, server: { type: 'string' }, password: { type: 'string' }, 'app-version': { type: 'string' } },
+    args: { min: 0, max: 1 },
+    async run({ state, values, args, io, now, say }) {
+      const online = values.online === true;
+      if (!online) {
+        for (const name of ['server', 'password', 'app-version']) if (values[name] !== undefined) throw new UsageError(`--${name} goes with --online`);
+        if (args.length === 0) throw new UsageError('missing argument: the license file (or --online)');
+      } else if (args.length > 0) {
+        throw new UsageError(`activate --online takes no file (got "${args[0]}")`);
+      }
+      if (online) {
+        const config = state.config();
+        const server = serverUrl(requiredOption(values, 'server'));
+        const password = stringOption(values, 'password') ?? (io.env[PASSWORD_ENV] || undefined);
+        if (config.user === null && stringOption(values, 'password') !== undefined) throw new UsageError('--password is for user-based licenses only: this folder is set up with a license key');
+        if (config.user !== null && password === undefined) throw new UsageError(`the license of ${config.user} needs that user's password: --password <password> (or $${PASSWORD_ENV})`);
+        const deviceKey = state.deviceKey();
+        const request = createActivationRequest({
+          product: config.product,
+          licenseKey: config.licenseKey,
+          user: config.user,
+          hardwareId: currentHardwareId(config),
+          deviceKey,
+          hostname: config.hostname,
+          os: osDescription(),
+          appVersion: stringOption(values, 'app-version') ?? null,
+          now,
+        });
+        const client = new PorticoClient({ baseUrl: server, trustedKeys: state.trustedKeys(), now: io.now });
+        const license = await client.activate({
+          request: request.text,
+          nonce: request.nonce,
+          expected: { product: config.product, hardwareId: request.payload.hardwareId, devicePublicKey: deviceKey.publicKeyString },
+          ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
+        });
+        state.writeText(STATE_FILES.license, license.text);
+        const remembered: OnlineConfig = { ...config, server };
+        state.writeConfig(remembered);
+        say(`License activated online (${server})${license.repeated ? ': the server had activated this request already' : ''}.`);
+        printLicense(say, license);
+        say(`Next: ${PROGRAM} check   (renews the lease before it ends)`);
+        return;
+      }
       const { nonce } = state.pending().activation ?? {};
       if (nonce === undefined) throw new CliError(`no activation request was made from ${state.dir}: run "${PROGRAM} request" first`);
       const text = readInputFile(io, args[0], 'the license file');
@@ -212,20 +267,33 @@ const COMMANDS: Record<string, Command> = {
   },
 
   deactivate: {
-    summary: 'Write a deactivation request and remove the license from this machine',
-    usage: 'deactivate [--out <file>] [--usage <feature>=<amount> ...]',
+    summary: 'Write a deactivation request and remove the license from this machine (or deactivate online)',
+    usage: 'deactivate [--out <file>] [--usage <feature>=<amount> ...] | deactivate --online [--server <base URL>] [--usage <feature>=<amount> ...]',
     details: [
       'Default file: deactivation-request.req in the current directory ("-" writes to standard output).',
       '--usage may be repeated (or take a comma-separated list) to report consumption per feature.',
       `The license is kept as ${STATE_FILES.deactivatedLicense} until the portal's receipt is checked.`,
+      '--online sends the request to the License API instead (default server: the one "activate --online" used), checks',
+      'the receipt it answers with and then removes the license; if the call fails, the license stays installed.',
     ],
-    options: { out: { type: 'string' }, usage: { type: 'string', multiple: true } },
-    run({ state, values, io, now, say }) {
+    options: { out: { type: 'string' }, usage: { type: 'string', multiple: true }, online: { type: 'boolean' }, server: { type: 'string' } },
+    async run({ state, values, io, now, say }) {
       const usage = parseUsage(values.usage);
+      const online = values.online === true;
+      if (online && values.out !== undefined) throw new UsageError('--out is for the offline request file, not with --online');
+      if (!online && values.server !== undefined) throw new UsageError('--server goes with --online');
       const text = state.readText(STATE_FILES.license);
       if (text === undefined) throw new CliError('no license is installed');
       // An expired license can still be given back: its seat is what the deactivation frees.
       const license = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
+      if (online) {
+        const client = new PorticoClient({ baseUrl: serverFor(state, values), trustedKeys: state.trustedKeys(), now: io.now });
+        const receipt = await client.deactivate(license, state.deviceKey(), usage);
+        state.remove(STATE_FILES.license);
+        say(`Deactivation confirmed by ${client.baseUrl}: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`);
+        say('The license is removed from this machine.');
+        return;
+      }
       const request = createDeactivationRequest({ license, deviceKey: state.deviceKey(), usage, now });
       const out = writeOutputFile(io, stringOption(values, 'out') ?? 'deactivation-request.req', request.text);
       const { licenseId, activationId, hardwareId: hw } = license;
@@ -268,6 +336,28 @@ const COMMANDS: Record<string, Command> = {
       state.writeText(STATE_FILES.license, text);
       say(`License refreshed (file ${license.counter}).`);
       printLicense(say, license);
+    },
+  },
+
+  check: {
+    summary: 'Check the installed license online: the server renews its lease and entitlements',
+    usage: 'check [--server <base URL>]',
+    details: [
+      'Proves with the device key that this machine still holds the activation; the answer is a refresh file, installed like "refresh" does.',
+      'Default server: the one "activate --online" used. A license whose lease has ended can be checked (that renews it).',
+    ],
+    options: { server: { type: 'string' } },
+    async run({ state, values, io, now, say }) {
+      const text = state.readText(STATE_FILES.license);
+      if (text === undefined) throw new CliError(`no license is installed: run "${PROGRAM} activate --online --server <base URL>" first`);
+      const installed = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
+      const client = new PorticoClient({ baseUrl: serverFor(state, values), trustedKeys: state.trustedKeys(), now: io.now });
+      const license = await client.check(installed, state.deviceKey());
+      state.writeText(STATE_FILES.license, license.text);
+      say(`License valid (checked with ${client.baseUrl}, file ${license.counter}).`);
+      say(`  ${'lease ends:'.padEnd(14)} ${license.leaseEndsAt}`);
+      if (license.expiresAt !== null) say(`  ${'expires:'.padEnd(14)} ${license.expiresAt}`);
+      if (license.floatingExpiresAt !== null) say(`  ${'floating slot:'.padEnd(14)} held until ${license.floatingExpiresAt} (check again before)`);
     },
   },
 
@@ -381,6 +471,42 @@ const COMMANDS: Record<string, Command> = {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers shared by the commands
+
+/** The server's base URL from --server, else the one `activate --online` remembered. */
+function serverFor(state: DeviceState, values: OptionValues): string {
+  const given = stringOption(values, 'server');
+  if (given !== undefined) return serverUrl(given);
+  const remembered = rememberedServer(state);
+  if (remembered === undefined) throw new UsageError('--server <base URL> is required: no server was remembered by "activate --online"');
+  return remembered;
+}
+
+function rememberedServer(state: DeviceState): string | undefined {
+  let config: OnlineConfig;
+  try {
+    config = state.config();
+  } catch {
+    return undefined;
+  }
+  if (typeof config.server !== 'string') return undefined;
+  try {
+    return serverUrl(config.server);
+  } catch {
+    throw new StateError(`${state.path(STATE_FILES.config)} names an unusable server ("${config.server}"): pass --server`);
+  }
+}
+
+function serverUrl(base: string): string {
+  let url: URL;
+  try {
+    url = new URL(base.trim());
+  } catch {
+    throw new UsageError(`--server must be the server's base URL (https://…), not "${base}"`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError('--server must be an http or https URL');
+  if (url.username || url.password || url.search || url.hash) throw new UsageError('--server must be a plain base URL (no credentials, query or fragment)');
+  return url.href.replace(/\/+$/, '');
+}
 
 function currentHardwareId(config: DeviceConfig): string {
   return config.hardwareIdSource === 'auto' ? hardwareId() : config.hardwareId;
@@ -538,7 +664,7 @@ function mainHelp(): string {
   return [
     `Usage: ${PROGRAM} [--dir <folder>] <command> [options]`,
     '',
-    'The Portico device client: activates this machine with request and license files.',
+    'The Portico device client: activates this machine online (License API), with request and license files, or with air-gap codes.',
     '',
     'Commands:',
     ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
@@ -567,7 +693,7 @@ function commandNamed(name: string): Command {
 const GLOBAL_OPTIONS: OptionSpecs = { dir: { type: 'string' }, help: { type: 'boolean', short: 'h' } };
 
 /** Runs one command line (without the program name) and returns the exit code. */
-export function runCli(argv: readonly string[], io: CliIo): number {
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let command: Command | undefined;
   try {
     // Global options may come before the command; the command's own options come after it.
@@ -589,7 +715,7 @@ export function runCli(argv: readonly string[], io: CliIo): number {
     if (positionals.length < (command.args?.min ?? 0)) throw new UsageError('missing argument');
     const dir = stringOption(values, 'dir') ?? stringOption(globals, 'dir') ?? (io.env.PORTICO_DEVICE_DIR || DEFAULT_DIR);
     const state = new DeviceState(path.resolve(io.cwd, dir));
-    const code = command.run({ state, values, args: positionals, io, now: io.now(), say: (line = '') => say(io, line) });
+    const code = await command.run({ state, values, args: positionals, io, now: io.now(), say: (line = '') => say(io, line) });
     return code ?? EXIT.ok;
   } catch (err) {
     return reportError(io, err, command);
@@ -628,6 +754,11 @@ function reportError(io: CliIo, err: unknown, command: Command | undefined): num
     fail(err.message);
     return EXIT.failure;
   }
+  if (err instanceof ApiCallError) {
+    const wait = err.retryAfterSeconds !== undefined ? ` (try again in ${err.retryAfterSeconds} s)` : '';
+    fail(err.code === 'network' ? `${err.message}${wait}` : `the server refused (${err.code}${err.status ? `, HTTP ${err.status}` : ''}): ${err.message}${wait}`);
+    return EXIT.failure;
+  }
   const fileFailure = fileError(err, 'file error');
   if (fileFailure instanceof CliError) {
     fail(`${fileFailure.message} (${(err as NodeJS.ErrnoException).path ?? ''})`);
@@ -647,7 +778,7 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
-  process.exitCode = runCli(process.argv.slice(2), {
+  process.exitCode = await runCli(process.argv.slice(2), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),
     cwd: process.cwd(),

@@ -7,9 +7,11 @@ import {
   checkOutgoing,
   checkUsage,
   readActivationRequestPayload,
+  readCheckRequestPayload,
   readDeactivationReceiptPayload,
   readDeactivationRequestPayload,
   type ActivationRequestPayload,
+  type CheckRequestPayload,
   type DeactivationReceiptPayload,
   type DeactivationRequestPayload,
   type LicensePayload,
@@ -100,6 +102,39 @@ export function createDeactivationRequest(input: DeactivationRequestInput): Crea
   return { text: signAsDevice('deactivation-request', payload, deviceKey.privateKey), nonce: payload.nonce, payload };
 }
 
+/** The license fields a check request names. */
+export type CheckReference = Pick<LicensePayload, 'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey'>;
+
+export interface CheckRequestInput {
+  /** The installed license (a LicenseInfo will do). */
+  license: CheckReference;
+  /** Must be the key the license is bound to: the signature proves this device holds the activation. */
+  deviceKey: DeviceKey;
+  now?: Date;
+}
+
+/**
+ * A check request (device-signed) for the License API's `check`: proves this device still holds
+ * the activation; the answer is a refresh file. A bad argument is LicenseError 'input'.
+ */
+export function createCheckRequest(input: CheckRequestInput): CreatedRequest<CheckRequestPayload> {
+  const { license, deviceKey } = input;
+  if (deviceKey.publicKeyString !== license.devicePublicKey) {
+    throw new LicenseError('device_key', 'this device key is not the one the license is bound to');
+  }
+  const payload = checkOutgoing(readCheckRequestPayload, {
+    v: PAYLOAD_VERSION,
+    product: license.product,
+    licenseId: license.licenseId,
+    activationId: license.activationId,
+    hardwareId: license.hardwareId,
+    devicePublicKey: license.devicePublicKey,
+    nonce: newNonce(),
+    createdAt: (input.now ?? new Date()).toISOString(),
+  });
+  return { text: signAsDevice('check-request', payload, deviceKey.privateKey), nonce: payload.nonce, payload };
+}
+
 export interface VerifyReceiptOptions {
   trustedKeys: ReadonlyMap<string, KeyInput>;
   /** The license that was given back. */
@@ -128,7 +163,7 @@ export function verifyDeactivationReceipt(text: string | Uint8Array, options: Ve
   return { ...receipt, kid: envelope.kid };
 }
 
-function signAsDevice(typ: 'activation-request' | 'deactivation-request', payload: object, privateKey: KeyInput): string {
+function signAsDevice(typ: 'activation-request' | 'deactivation-request' | 'check-request', payload: object, privateKey: KeyInput): string {
   return asLicenseError(() => signEnvelope(typ, DEVICE_KID, payload, privateKey));
 }
 

@@ -1,104 +1,221 @@
 /**
  * `npm run bench`: speed figures printed next to a baseline measured in the same run, on this
- * machine, never as pass/fail tests. Loopback only, bounded in time. Uses SQLite unless
- * DATABASE_URL points at MySQL/MariaDB (a scratch database is created there and dropped).
+ * machine, never as pass/fail tests. One table for SQLite and, when DATABASE_URL points at
+ * MySQL/MariaDB, one for that server (a scratch database is created there and dropped).
+ *
+ * Portico runs as its own process (server.ts, NODE_ENV=production) so that its peak RSS is its own
+ * and the load generator does not share its event loop; the no-database baseline runs as another.
+ * Loopback only; every run is bounded in requests and seconds (load.ts). See docs/performance.md.
+ *
+ * Knobs (environment): BENCH_SECONDS (per page figure, 4), BENCH_ACTIVATION_SECONDS (5),
+ * BENCH_ACTIVATIONS (most activations per run, 8000), BENCH_CONCURRENCY (activation clients, 16),
+ * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
+ * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql).
  */
-import type { AddressInfo } from 'node:net';
-import http from 'node:http';
-import { buildTestApp, createAccount, csrfFrom } from '../helpers/app.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { usingMysql } from '../helpers/db.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import { generateLicenseKey } from '../../app/lib/license-keys.ts';
+import { generateLicenses } from './generate.ts';
+import { ORDER_LICENSES, countLicenses, mysqlDatabase, scratchDir, seed, sqliteDatabase, type BenchDatabase, type Fixture } from './fixture.ts';
+import { startBaseline, startPortico, type ServerProcess } from './processes.ts';
+import { activationUploads, baselineActivations, login, offlineActivations, pages } from './scenarios.ts';
+import { measureOnlineApi } from './online.ts';
+import { printTable, printVerdicts, ratios, type Row, type Verdict } from './report.ts';
+import { cpuMsOf, type Figures } from './load.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 200);
+const env = (name: string, fallback: number) => (process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback);
+const SECONDS = env('BENCH_SECONDS', 4);
+const ACTIVATION_SECONDS = env('BENCH_ACTIVATION_SECONDS', 5);
+const ACTIVATIONS = env('BENCH_ACTIVATIONS', 8000);
+const CONCURRENCY = env('BENCH_CONCURRENCY', 16);
+const PAGE_CONCURRENCY = env('BENCH_PAGE_CONCURRENCY', 8);
+const LARGE = env('BENCH_LARGE', 1_000_000);
+const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
+const SEATS = 10;
+const WARMUP = CONCURRENCY * 10;
+const ONLINE_CONCURRENCY = 32;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const progress = (s: string) => process.stderr.write(`· ${s}\n`);
+const thousands = (n: number) => n.toLocaleString('en-US');
+
+interface Phase {
+  licenses: number;
+  activation: Figures;
+  activationsRecorded: number;
+  account: Figures;
+  orderPage: Figures;
+  portalKey: Figures;
+  adminKey: Figures;
+  /** Only in the large phase: the page of the order that holds most of the licenses. */
+  bigOrderPage?: Figures;
+  /** Only in the small phase: the License API rows (online.ts). */
+  online?: Row[];
+  peakRssMb: number;
 }
 
-/** Sequential GETs with a cookie: latency per request in milliseconds. */
-async function measure(base: string, path: string, cookie: string, rounds: number): Promise<number[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const one = () =>
-    new Promise<number>((resolve, reject) => {
-      const started = process.hrtime.bigint();
-      http
-        .get(`${base}${path}`, { agent, headers: { cookie } }, (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - started) / 1e6) : reject(new Error(`${path}: HTTP ${res.statusCode}`))));
-        })
-        .on('error', reject);
-    });
-  for (let i = 0; i < 20; i++) await one(); // warm-up: compiled views, prepared statements, JIT
-  const times: number[] = [];
-  for (let i = 0; i < rounds; i++) times.push(await one());
-  agent.destroy();
-  return times.sort((a, b) => a - b);
+async function measurePhase(d: BenchDatabase, f: Fixture, dataDir: string, pool: number, o: { adminKeys: string[]; bigOrder?: number; online?: boolean }): Promise<Phase> {
+  const licenses = await countLicenses(d.db);
+  progress(`${d.label}: ${thousands(licenses)} licenses — starting server.ts`);
+  const server: ServerProcess = await startPortico({ databaseUrl: d.url, dataDir, logLevel: LOG_LEVEL });
+  const cpu = () => [server.cpuMs(), ...(d.serverPid ? [cpuMsOf(d.serverPid)] : [])];
+  try {
+    progress('preparing signed activation requests');
+    const uploads = activationUploads(f.productCode, f.pools[pool]!, Math.min(ACTIVATIONS + WARMUP + 1, f.pools[pool]!.length * f.seatsPerLicense));
+    const before = Number((await d.db('devices').count({ n: '*' }).first())?.n ?? 0);
+    progress(`offline activation, ${CONCURRENCY} clients`);
+    const activation = await offlineActivations({ base: server.base, concurrency: CONCURRENCY, uploads, warmup: WARMUP, maxSeconds: ACTIVATION_SECONDS, cpu });
+    const activationsRecorded = Number((await d.db('devices').count({ n: '*' }).first())?.n ?? 0) - before;
+
+    const manager = await login(server.base, f.manager.email, f.manager.password);
+    const admin = await login(server.base, f.admin.email, f.admin.password);
+    const page = (cookie: string, paths: string[], mustContain?: RegExp) => pages({ base: server.base, cookie, paths, concurrency: PAGE_CONCURRENCY, maxRequests: 100_000, maxSeconds: SECONDS, mustContain, cpu });
+    progress('pages');
+    const account = await page(manager, ['/account']);
+    const orderPage = await page(manager, [`/portal/orders/${f.order}`], /BENCH-10000/);
+    const portalKey = await page(manager, f.orderKeys.map((k) => `/portal/orders/${f.order}?key=${encodeURIComponent(k)}`), new RegExp(f.orderKeys[0]!));
+    const adminKey = await page(admin, o.adminKeys.map((k) => `/admin/licenses?key=${encodeURIComponent(k)}`), new RegExp(o.adminKeys[0]!));
+    const bigOrderPage = o.bigOrder ? await page(manager, [`/portal/orders/${o.bigOrder}`], /BENCH-LARGE/) : undefined;
+    const online = o.online ? await measureOnlineApi({ base: server.base, productCode: f.productCode, keys: f.pools[2]!, concurrency: ONLINE_CONCURRENCY, maxSeconds: SECONDS }) : undefined;
+    if ([activation, account, orderPage, portalKey, adminKey, bigOrderPage].some((x) => x?.failed)) console.error(`server.ts output (end):\n${server.logTail()}`);
+    return { licenses, activation, activationsRecorded, account, orderPage, portalKey, adminKey, bigOrderPage, online, peakRssMb: server.peakRssMb() };
+  } catch (err) {
+    console.error(`server.ts output (end):\n${server.logTail()}`);
+    throw err;
+  } finally {
+    await server.stop();
+  }
 }
 
-async function seedOrder(db: Parameters<typeof catalog.insertProduct>[0], licenses: number) {
-  const now = new Date();
-  const product = await catalog.insertProduct(db, { name: 'Bench CAD', code: `bench-${Date.now()}`, authorizationMethod: 'key' }, now);
-  const policy = await catalog.insertPolicy(db, { productId: product, name: 'Standard', isDefault: true, entitlements: catalog.DEFAULT_ENTITLEMENTS }, now);
-  const customer = await catalog.insertCustomer(db, { kind: 'company', name: 'Bench Customer' }, now);
-  const order = await catalog.insertOrder(db, { orderRef: `BENCH-${licenses}`, customerId: customer }, now);
-  const rows = Array.from({ length: licenses }, (_, i) => ({
-    order_id: order,
-    product_id: product,
-    policy_id: policy,
-    license_key: generateLicenseKey(),
-    enabled: i % 50 !== 0,
-    ...catalog.entitlementColumns(catalog.DEFAULT_ENTITLEMENTS),
-    start_date: now,
-    times_activated: i % 3 === 0 ? 1 : 0,
-    transfer_count: 0,
-    created_at: now,
-    updated_at: now,
-  }));
-  for (let i = 0; i < rows.length; i += 200) await db('licenses').insert(rows.slice(i, i + 200));
-  return order;
+interface DatabaseResult {
+  label: string;
+  small: Phase;
+  large: Phase;
+  baseline: Figures;
+  baselineRssMb: number;
+  generatedSeconds: number;
+}
+
+async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: ServerProcess): Promise<DatabaseResult> {
+  const dir = scratchDir('portico-bench-');
+  const dataDir = path.join(dir, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  const d = await open();
+  try {
+    progress(`${d.label}: seeding`);
+    const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
+    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: true });
+
+    progress('no-database baseline');
+    const uploads = activationUploads(f.productCode, f.pools[0]!, 500);
+    const baselineFigures = await baselineActivations({ base: baseline.base, concurrency: CONCURRENCY, uploads, maxRequests: 200_000, maxSeconds: ACTIVATION_SECONDS, cpu: () => [baseline.cpuMs()] });
+
+    const bigCount = LARGE - ORDER_LICENSES;
+    progress(`generating ${thousands(bigCount)} licenses`);
+    const now = new Date();
+    const bigOrder = await catalog.insertOrder(d.db, { orderRef: 'BENCH-LARGE', customerId: f.customerId }, now);
+    const manager = await d.db('accounts').where({ email: f.manager.email }).first('id');
+    await catalog.assignManager(d.db, Number(manager.id), bigOrder, now);
+    const generated = await generateLicenses(d.db, { orderId: bigOrder, productId: f.productId, policyId: f.policyId, count: bigCount, now, disabledEvery: 50, activeEvery: 3, sampleKeys: 500 });
+    progress(`generated in ${generated.seconds.toFixed(1)} s`);
+    const large = await measurePhase(d, f, dataDir, 1, { adminKeys: generated.sample, bigOrder });
+    return { label: d.label, small, large, baseline: baselineFigures, baselineRssMb: baseline.peakRssMb(), generatedSeconds: generated.seconds };
+  } finally {
+    await d.drop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(r: DatabaseResult) {
+  const s = r.small;
+  const l = r.large;
+  const S = `${thousands(s.licenses)}`;
+  const L = `${thousands(l.licenses)}`;
+  const noDb = `no database: verify + sign, ${CONCURRENCY} clients`;
+  printTable(
+    `${r.label} — Portico server.ts as its own process (NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}), loopback`,
+    [
+      `databases: small = ${S} licenses (the 10,000-license order + activation pools), large = ${L} (+ an order of ${thousands(LARGE - ORDER_LICENSES)}, generated in ${r.generatedSeconds.toFixed(1)} s)`,
+      `activation: POST /offline/requests (multipart upload → activation → result page), ${CONCURRENCY} clients, each request a new device on a license with free seats;`,
+      `pages: ${PAGE_CONCURRENCY} clients with a logged-in session; figures after warm-up; p50/p99 are per-request latencies under that concurrency;`,
+      `cpu ms: CPU time per request of the server process${r.label.startsWith("SQLite") ? "" : " + of the database server"}, from /proc (steady where req/s suffers from other load on the machine)`,
+    ],
+    [
+      {
+        title: 'against a baseline measured in the same run',
+        rows: [
+          { name: `offline activation, ${CONCURRENCY} clients (${S})`, fig: s.activation, baseName: noDb, base: r.baseline },
+          { name: `offline activation, ${CONCURRENCY} clients (${L})`, fig: l.activation, baseName: noDb, base: r.baseline },
+          { name: `order page, 10,000 licenses (${S})`, fig: s.orderPage, baseName: '/account: same layout, no data', base: s.account },
+          { name: `order page, 10,000 licenses (${L})`, fig: l.orderPage, baseName: '/account: same layout, no data', base: l.account },
+        ],
+      },
+      {
+        title: `${L} licenses against ${S} (baseline: the same request on the small database)`,
+        rows: [
+          { name: 'lookup by key: console /admin/licenses?key=', fig: l.adminKey, baseName: `same, ${S}`, base: s.adminKey },
+          { name: 'lookup by key: order page ?key=', fig: l.portalKey, baseName: `same, ${S}`, base: s.portalKey },
+          { name: 'lookup by key: offline activation', fig: l.activation, baseName: `same, ${S}`, base: s.activation },
+          { name: 'order page, 10,000-license order', fig: l.orderPage, baseName: `same, ${S}`, base: s.orderPage },
+          { name: `order page, ${thousands(LARGE - ORDER_LICENSES)}-license order`, fig: l.bigOrderPage!, baseName: `10,000-license order, ${S}`, base: s.orderPage },
+        ],
+      },
+      { title: `License API, ${ONLINE_CONCURRENCY} clients`, rows: s.online ?? [] },
+    ],
+  );
+  const recorded = (p: Phase) => p.activation.requests + WARMUP + 1 - p.activation.failed;
+  for (const [name, p] of [['small', s], ['large', l]] as const) {
+    if (p.activationsRecorded !== recorded(p)) console.log(`  ! ${name}: ${p.activationsRecorded} devices recorded for ${recorded(p)} successful uploads`);
+  }
+  console.log(`  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process: ${r.baselineRssMb.toFixed(0)} MB`);
+}
+
+function verdicts(results: DatabaseResult[]): Verdict[] {
+  const mark = (ok: boolean, text: string) => `${ok ? 'met' : 'NOT met'}: ${text}`;
+  const cell = (fn: (r: DatabaseResult) => string) => results.map(fn);
+  return [
+    { target: 'offline activation ≥ 1,000/s (SQLite)', cell: (r: DatabaseResult) => mark(r.small.activation.rps >= 1000, `${r.small.activation.rps.toFixed(0)}/s`) },
+    { target: 'offline activation ≥ 1/3 of its no-database baseline', cell: (r: DatabaseResult) => mark(r.small.activation.rps / r.baseline.rps >= 1 / 3, `${(r.small.activation.rps / r.baseline.rps).toFixed(2)}`) },
+    { target: `online check p99 < 20 ms at ${ONLINE_CONCURRENCY} connections`, cell: () => 'not measured: no License API yet' },
+    { target: 'order page (10,000 licenses) ≥ 1/2 of static baseline', cell: (r: DatabaseResult) => mark(r.small.orderPage.rps / r.small.account.rps >= 0.5, `${(r.small.orderPage.rps / r.small.account.rps).toFixed(2)}`) },
+    {
+      target: `lookups by key at ${thousands(LARGE)} within 2× of 10,000`,
+      cell: (r: DatabaseResult) => {
+        const worst = Math.max(...[[r.large.adminKey, r.small.adminKey], [r.large.portalKey, r.small.portalKey], [r.large.activation, r.small.activation]].map(([big, small]) => ratios({ name: '', baseName: '', fig: small!, base: big! }).rps));
+        return mark(worst <= 2, `worst ${worst.toFixed(2)}× slower`);
+      },
+    },
+    { target: 'server peak RSS < 250 MB', cell: (r: DatabaseResult) => mark(Math.max(r.small.peakRssMb, r.large.peakRssMb) < 250, `${Math.max(r.small.peakRssMb, r.large.peakRssMb).toFixed(0)} MB`) },
+  ].map((v) => ({ target: v.target, cells: cell(v.cell) }));
 }
 
 async function main() {
-  const t = await buildTestApp({ env: 'production', logLevel: 'silent' });
-  const server = t.app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const started = Date.now();
+  const wanted = (process.env.BENCH_DATABASES ?? 'sqlite,mysql').split(',');
+  const openers: (() => Promise<BenchDatabase>)[] = [];
+  const dir = scratchDir('portico-bench-');
+  if (wanted.includes('sqlite')) openers.push(() => sqliteDatabase(dir));
+  if (wanted.includes('mysql') && usingMysql) openers.push(() => mysqlDatabase(process.env.DATABASE_URL!));
+  const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`Portico benchmark — ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+  const baseline = await startBaseline(dir);
+  const results: DatabaseResult[] = [];
   try {
-    const order = await seedOrder(t.db, 10_000);
-    const manager = await createAccount(t.db, { role: 'manager' });
-    await catalog.assignManager(t.db, manager.id, order, new Date());
-
-    // Log in through the real form to get a session cookie.
-    const loginPage = await fetch(`${base}/login`);
-    const anonCookie = loginPage.headers.get('set-cookie')!.split(';')[0]!;
-    const login = await fetch(`${base}/login`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: anonCookie },
-      body: new URLSearchParams({ _csrf: csrfFrom(await loginPage.text()), email: manager.email, password: manager.password }),
-    });
-    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-
-    const db = t.config.databaseUrl.startsWith('sqlite') ? 'SQLite' : 'MySQL/MariaDB';
-    const rows: [string, number[]][] = [
-      ['baseline: /account (same layout, no data)', await measure(base, '/account', cookie, ROUNDS)],
-      ['User Portal order page, 10,000 licenses', await measure(base, `/portal/orders/${order}`, cookie, ROUNDS)],
-      ['  … filtered by status (inactive)', await measure(base, `/portal/orders/${order}?status=inactive`, cookie, ROUNDS)],
-      ['  … last page', await measure(base, `/portal/orders/${order}?page=200`, cookie, ROUNDS)],
-    ];
-    const baseline = rows[0]![1];
-    console.log(`\nPortico benchmark — ${db}, ${ROUNDS} sequential requests each, node ${process.version}\n`);
-    console.log(`${'page'.padEnd(46)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'req/s'.padStart(8)} ${'p50 vs baseline'.padStart(16)}`);
-    for (const [name, times] of rows) {
-      const p50 = percentile(times, 50);
-      const mean = times.reduce((a, b) => a + b, 0) / times.length;
-      console.log(`${name.padEnd(46)} ${p50.toFixed(1).padStart(8)} ${percentile(times, 99).toFixed(1).padStart(8)} ${(1000 / mean).toFixed(0).padStart(8)} ${(p50 / percentile(baseline, 50)).toFixed(2).padStart(15)}×`);
+    for (const open of openers) {
+      const r = await benchDatabase(open, baseline);
+      results.push(r);
+      report(r);
     }
-    console.log(`\npeak RSS of this process (server + client): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
   } finally {
-    server.close();
-    await t.close();
+    await baseline.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
+  printVerdicts(
+    results.map((r) => r.label),
+    verdicts(results),
+  );
+  console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }
 
 await main();

@@ -8,6 +8,10 @@ const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
 /** Runs one of the project's TypeScript entry points (server.ts, a script) as a real child process. */
 export function runScript(script: string, env: Record<string, string>): ChildProcessWithoutNullStreams & { output: () => string } {
   const child = spawn(tsx, [script], { cwd: projectRoot, env: { ...process.env, ...env } });
+  // A test run that ends early (failure, Ctrl-C) must not leave servers running behind it.
+  const reap = () => child.kill('SIGKILL');
+  process.once('exit', reap);
+  child.once('exit', () => process.off('exit', reap));
   let out = '';
   child.stdout.on('data', (d) => (out += d.toString()));
   child.stderr.on('data', (d) => (out += d.toString()));

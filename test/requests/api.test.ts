@@ -142,6 +142,22 @@ describe('License API /api/v1', function () {
     assert.ok((await auditOf(t.db, 'license', id)).filter((e) => e.action === 'activation.granted').length >= 3);
   });
 
+  it('rate-limits one license across clients (429)', async () => {
+    const limited = await buildTestApp({ trustProxy: true });
+    try {
+      const text = makeDevice().checkRequest({ product: 'acme-cad', licenseId: 424242, activationId: 1 });
+      let res;
+      for (let i = 0; i < 125; i++) {
+        res = await request(limited.app).post('/api/v1/check').set('X-Forwarded-For', `10.9.${i >> 8}.${i & 255}`).send({ request: text });
+        if (res.status === 429) break;
+      }
+      assert.equal(res!.status, 429);
+      assert.equal(res!.body.error.code, 'rate_limited');
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('rate-limits a client (429 with Retry-After and a JSON error)', async () => {
     const limited = await buildTestApp();
     try {

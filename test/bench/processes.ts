@@ -1,0 +1,96 @@
+/**
+ * The servers under measurement run as processes of their own, so that their memory (VmHWM) and
+ * CPU are theirs alone and the load generator does not share their event loop. Node is started
+ * directly with tsx's loader (not through the tsx CLI, which would put a wrapper process in between
+ * and make the pid the wrong one to read).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { projectRoot } from '../helpers/process.ts';
+import { cpuMsOf } from './load.ts';
+
+export interface ServerProcess {
+  base: string;
+  pid: number;
+  /** Peak resident set size so far (VmHWM), in MiB. */
+  peakRssMb(): number;
+  /** CPU time used so far, in milliseconds. */
+  cpuMs(): number;
+  /** The end of its output (for a report when something went wrong). */
+  logTail(): string;
+  stop(): Promise<void>;
+}
+
+function statusField(pid: number, field: string): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * Starts a TypeScript entry point and waits until its log says which port it listens on. Output
+ * goes to a file (not a pipe the bench would have to drain while measuring).
+ */
+export async function startProcess(script: string, env: Record<string, string>, logFile: string, listening: RegExp, nodeArgs: string[] = [], timeoutMs = 30_000): Promise<ServerProcess> {
+  const out = fs.openSync(logFile, 'w');
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  fs.closeSync(out);
+  const started = Date.now();
+  let port: string | undefined;
+  while (!port) {
+    const m = listening.exec(fs.readFileSync(logFile, 'utf8'));
+    if (m) port = m[1];
+    else if (child.exitCode !== null || Date.now() - started > timeoutMs) {
+      child.kill('SIGKILL');
+      throw new Error(`${script} did not start (exit ${child.exitCode}):\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
+    } else await new Promise((r) => setTimeout(r, 50));
+  }
+  const pid = child.pid!;
+  return {
+    logTail: () => fs.readFileSync(logFile, 'utf8').slice(-4000),
+    base: `http://127.0.0.1:${port}`,
+    pid,
+    peakRssMb: () => statusField(pid, 'VmHWM'),
+    cpuMs: () => cpuMsOf(pid),
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/**
+ * Portico's own server.ts, as in production: its own pool, migrations, signing key, sessions in the
+ * database. BENCH_SERVER_NODE_ARGS adds node options (for example `--cpu-prof --cpu-prof-dir=/tmp/p`
+ * to see where the server's time goes).
+ */
+export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel: string }): Promise<ServerProcess> {
+  return startProcess(
+    'server.ts',
+    {
+      NODE_ENV: 'production',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATABASE_URL: o.databaseUrl,
+      DATA_DIR: o.dataDir,
+      SESSION_SECRET: 'bench-session-secret-that-is-long-enough-0123456789',
+      // The load generator plays many clients behind a local proxy: X-Forwarded-For names each one
+      // (the offline portal's per-client rate limit would otherwise stop the run after 120 uploads).
+      TRUST_PROXY: 'loopback',
+      LOG_LEVEL: o.logLevel,
+      BASE_URL: '',
+    },
+    path.join(o.dataDir, 'server.log'),
+    /Portico is listening on http:\/\/[^:\s]+:(\d+)/,
+    (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+  );
+}
+
+/** The no-database baseline (baseline-server.ts). */
+export function startBaseline(dir: string): Promise<ServerProcess> {
+  return startProcess('test/bench/baseline-server.ts', { NODE_ENV: 'production' }, path.join(dir, 'baseline.log'), /baseline listening on (\d+)/);
+}
