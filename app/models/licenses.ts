@@ -182,3 +182,13 @@ export function auditView(l: License) {
   const { id: _i, orderRef: _o, customerName: _c, productName: _p, productCode: _pc, authorizationMethod: _a, status: _s, createdAt: _cr, updatedAt: _u, ...rest } = l;
   return rest;
 }
+
+/**
+ * Locks the license row for update (MySQL; SQLite has one writer at a time anyway). Every transaction
+ * that changes a license's devices or seats takes this lock before any other: the device set cannot
+ * change under it, and no shared lock (a foreign-key check on the license) is ever upgraded while
+ * another transaction waits for the row, which MySQL answers with a deadlock.
+ */
+export async function lockLicense(trx: Knex, licenseId: number): Promise<void> {
+  await trx('licenses').where({ id: licenseId }).forUpdate().first('id');
+}

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as licenses from '../models/licenses.ts';
+import { lockLicense } from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import * as accounts from '../models/accounts.ts';
 import { affected, isUniqueViolation, toDate } from '../models/normalise.ts';
@@ -121,8 +122,9 @@ function checkLicense(l: licenses.License, channel: Channel, at: Date) {
 /** A transfer is an activation on a hardware id new to the license once every seat has served some machine. */
 async function countsAsTransfer(trx: Knex, l: licenses.License, hardwareId: string): Promise<boolean> {
   if (l.unlimitedActivations) return false;
-  if (await trx('devices').where({ license_id: l.id, hardware_id: hardwareId }).first('id')) return false;
-  const distinct = Number((await trx('devices').where({ license_id: l.id }).countDistinct({ n: 'hardware_id' }).first())?.n ?? 0);
+  // Locking reads (under lockLicense): the latest committed rows, not the snapshot MySQL's repeatable read took at the first select.
+  if (await trx('devices').where({ license_id: l.id, hardware_id: hardwareId }).forShare().first('id')) return false;
+  const distinct = Number((await trx('devices').where({ license_id: l.id }).forShare().countDistinct({ n: 'hardware_id' }).first())?.n ?? 0);
   return distinct >= l.maxActivations;
 }
 
@@ -204,6 +206,7 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         return { license, deviceId: Number(active.id), repeated: true, transfer: false };
       }
 
+      await lockLicense(trx, license.id);
       if (await expireFloatingSlots(trx, license, at)) Object.assign(license, (await licenses.findById(trx, license.id, at))!);
       const transfer = license.floating ? false : await countsAsTransfer(trx, license, input.hardwareId);
       if (transfer) await takeTransfer(trx, license, at);
@@ -300,6 +303,7 @@ export async function deactivate(deps: ActivationDeps, actor: Actor, input: Deac
   try {
     return await deps.db.transaction(async (trx) => {
       const at = now(deps);
+      await lockLicense(trx, input.licenseId);
       const device = await trx('devices').where({ id: input.activationId, license_id: input.licenseId }).first();
       if (!device) throw new ActivationError('activation_unknown', 404);
       const license = (await licenses.findById(trx, input.licenseId, at))!;

@@ -185,6 +185,7 @@ export async function setLicenseNote(deps: ServiceDeps, actor: Actor, id: number
 /** Deactivates every device of the license: times activated goes back to 0. */
 export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number): Promise<number> {
   return auditedChange(deps, actor, async (trx, now) => {
+    await licenses.lockLicense(trx, id);
     const before = await mustFindLicense(trx, id, now);
     let released = 0;
     for (const device of await devices.activeForLicense(trx, id)) {
@@ -204,6 +205,7 @@ export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number):
 /** Deactivates one device and frees its seat: how a license moves to another machine. */
 export async function resetDevice(deps: ServiceDeps, actor: Actor, licenseId: number, deviceId: number): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
+    await licenses.lockLicense(trx, licenseId);
     const license = await mustFindLicense(trx, licenseId, now);
     const device = await devices.findForLicense(trx, licenseId, deviceId);
     if (!device) throw notFound();
@@ -220,6 +222,7 @@ export async function resetDevice(deps: ServiceDeps, actor: Actor, licenseId: nu
 /** Blacklists a device's hardware id for this license (it can never activate it again) and deactivates it. */
 export async function blacklistDevice(deps: ServiceDeps, actor: Actor, licenseId: number, deviceId: number): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
+    await licenses.lockLicense(trx, licenseId);
     const license = await mustFindLicense(trx, licenseId, now);
     const device = await devices.findForLicense(trx, licenseId, deviceId);
     if (!device) throw notFound();

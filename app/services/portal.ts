@@ -113,6 +113,7 @@ export async function releaseOwnDevice(deps: ServiceDeps, actor: Actor, accountI
   await auditedChange(deps, actor, async (trx, now) => {
     const row = await trx('devices').where({ id: deviceId, license_user_account_id: accountId }).first('license_id');
     if (!row) throw notFound();
+    await licenses.lockLicense(trx, Number(row.license_id));
     const device = (await devices.findForLicense(trx, Number(row.license_id), deviceId))!;
     if (!(await devices.deactivate(trx, deviceId, 'device', now))) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);

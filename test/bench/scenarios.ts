@@ -82,8 +82,8 @@ export function baselineActivations(o: { base: string; concurrency: number; uplo
 }
 
 /** GETs of one or several pages (cycled) with a session cookie; each page is checked once first. */
-export async function pages(o: { base: string; cookie: string; paths: string[]; concurrency: number; maxRequests: number; maxSeconds: number; mustContain?: RegExp; cpu?: () => number[] }): Promise<Figures> {
+export async function pages(o: { base: string; cookie: string; paths: string[]; concurrency: number; maxRequests: number; maxSeconds: number; warmup?: number; mustContain?: RegExp; cpu?: () => number[] }): Promise<Figures> {
   const first = await fetchOnce(o.base, { method: 'GET', path: o.paths[0]!, headers: { cookie: o.cookie } });
   if (first.status !== 200 || (o.mustContain && !o.mustContain.test(first.body))) throw new Error(`GET ${o.paths[0]}: HTTP ${first.status}, not the expected page`);
-  return runLoad({ base: o.base, concurrency: o.concurrency, maxRequests: o.maxRequests, maxSeconds: o.maxSeconds, cpu: o.cpu, call: (i) => ({ method: 'GET', path: o.paths[i % o.paths.length]!, headers: { cookie: o.cookie } }) });
+  return runLoad({ base: o.base, concurrency: o.concurrency, maxRequests: o.maxRequests, maxSeconds: o.maxSeconds, warmup: o.warmup, cpu: o.cpu, call: (i) => ({ method: 'GET', path: o.paths[i % o.paths.length]!, headers: { cookie: o.cookie } }) });
 }

@@ -3,11 +3,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const projectRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
 
 /** Runs one of the project's TypeScript entry points (server.ts, a script) as a real child process. */
 export function runScript(script: string, env: Record<string, string>): ChildProcessWithoutNullStreams & { output: () => string } {
-  const child = spawn(tsx, [script], { cwd: projectRoot, env: { ...process.env, ...env } });
+  // node itself with the tsx loader (not the tsx wrapper), so a signal reaches the real process.
+  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: projectRoot, env: { ...process.env, ...env } });
   // A test run that ends early (failure, Ctrl-C) must not leave servers running behind it.
   const reap = () => child.kill('SIGKILL');
   process.once('exit', reap);
@@ -26,7 +26,7 @@ export function waitFor(child: ReturnType<typeof runScript>, pattern: RegExp, ti
       if (match) {
         clearInterval(timer);
         resolve(match);
-      } else if (child.exitCode !== null || Date.now() - started > timeoutMs) {
+      } else if (child.exitCode !== null || child.signalCode !== null || Date.now() - started > timeoutMs) {
         clearInterval(timer);
         reject(new Error(`did not see ${pattern} (exit ${child.exitCode}); output:\n${child.output()}`));
       }
@@ -35,5 +35,6 @@ export function waitFor(child: ReturnType<typeof runScript>, pattern: RegExp, ti
 }
 
 export function exitOf(child: ReturnType<typeof runScript>): Promise<number | null> {
-  return child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.on('exit', (code) => resolve(code)));
 }

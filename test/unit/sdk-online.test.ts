@@ -60,7 +60,7 @@ describe('SDK: PorticoClient and the CLI\'s online commands against the License 
   let order: number;
   const key = (c: string) => Array(7).fill(c.repeat(4)).join('-');
   const addLicense = (licenseKey: string | null, productId = product, over: Partial<typeof catalog.DEFAULT_ENTITLEMENTS> = {}) =>
-    catalog.insertLicense(t.db, { orderId: order, productId, policyId: null, licenseKey, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 1, ...over }, startDate: t.clock.now() }, t.clock.now());
+    catalog.insertLicense(t.db, { orderId: order, productId, policyId: null, licenseKey, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 1, maxTransfers: 0, ...over }, startDate: t.clock.now() }, t.clock.now());
 
   before(async () => {
     t = await buildTestApp();
