@@ -1,4 +1,7 @@
+import crypto from 'node:crypto';
 import type { Knex } from 'knex';
+import type { ActivationRequestPayload } from '../../sdk/src/payloads.ts';
+import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import * as licenses from '../models/licenses.ts';
 import { lockLicense } from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
@@ -69,6 +72,33 @@ export interface ActivationInput {
   hostname: string | null;
   os: string | null;
   appVersion: string | null;
+}
+
+/**
+ * The activation input of a device-signed activation request (offline upload or API call): the
+ * credentials of a user-based license come from the page or the call, never from the file; null
+ * when they are needed but missing or name another user.
+ */
+export function requestActivationInput(
+  channel: 'offline' | 'online',
+  p: ActivationRequestPayload,
+  requestText: string,
+  credentials: { email: string; password: string } | null,
+): ActivationInput | null {
+  if (p.user && (!credentials || credentials.email.trim().toLowerCase() !== p.user.toLowerCase())) return null;
+  return {
+    channel,
+    productCode: p.product,
+    licenseKey: p.licenseKey ? normaliseLicenseKey(p.licenseKey) : null,
+    user: p.user ? { email: p.user, password: credentials!.password } : null,
+    hardwareId: p.hardwareId,
+    devicePublicKey: p.devicePublicKey,
+    nonce: p.nonce,
+    requestHash: crypto.createHash('sha256').update(requestText.trim()).digest('hex'),
+    hostname: p.hostname,
+    os: p.os,
+    appVersion: p.appVersion,
+  };
 }
 
 export interface ActivationResult {

@@ -1,12 +1,10 @@
-import crypto from 'node:crypto';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { verifyDeviceSigned } from '../../sdk/src/envelope.ts';
 import { EnvelopeError } from '../../sdk/src/errors.ts';
 import { readActivationRequestPayload, readDeactivationRequestPayload } from '../../sdk/src/payloads.ts';
 import { LicenseError } from '../../sdk/src/license-error.ts';
-import { normaliseLicenseKey } from '../lib/license-keys.ts';
-import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
+import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, requestActivationInput, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
 import type { Actor } from './context.ts';
 
 /**
@@ -48,7 +46,6 @@ export async function processRequest(deps: ActivationDeps, actor: Actor, text: s
     if (err instanceof EnvelopeError) throw new ArtifactError(err.code === 'type' ? 'wrong_type' : err.code === 'signature' ? 'signature' : 'damaged', err.code === 'too_large' ? 413 : 400);
     throw err;
   }
-  const requestHash = crypto.createHash('sha256').update(text.trim()).digest('hex');
   // The payload rules are the SDK's own readers: one implementation of the format (ARCHITECTURE).
   const read = <T>(reader: () => T): T => {
     try {
@@ -60,20 +57,9 @@ export async function processRequest(deps: ActivationDeps, actor: Actor, text: s
   };
   if (verified.typ === 'activation-request') {
     const p = read(() => readActivationRequestPayload(verified.payload));
-    if (p.user && (!credentials || credentials.email.trim().toLowerCase() !== p.user.toLowerCase())) throw new ArtifactError('credentials_needed', 401);
-    const result = await activate(deps, actor, {
-      channel: 'offline',
-      productCode: p.product,
-      licenseKey: p.licenseKey ? normaliseLicenseKey(p.licenseKey) : null,
-      user: p.user ? { email: p.user, password: credentials!.password } : null,
-      hardwareId: p.hardwareId,
-      devicePublicKey: p.devicePublicKey,
-      nonce: p.nonce,
-      requestHash,
-      hostname: p.hostname,
-      os: p.os,
-      appVersion: p.appVersion,
-    });
+    const input = requestActivationInput('offline', p, text, credentials);
+    if (!input) throw new ArtifactError('credentials_needed', 401);
+    const result = await activate(deps, actor, input);
     const l = result.license;
     return {
       kind: 'activation',

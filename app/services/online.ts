@@ -1,13 +1,11 @@
-import crypto from 'node:crypto';
 import { verifyDeviceSigned } from '../../sdk/src/envelope.ts';
 import { EnvelopeError } from '../../sdk/src/errors.ts';
 import { LicenseError } from '../../sdk/src/license-error.ts';
 import { readActivationRequestPayload, readCheckRequestPayload, readDeactivationRequestPayload } from '../../sdk/src/payloads.ts';
 import * as licenses from '../models/licenses.ts';
 import { getSettings, settingDefaults } from '../models/settings.ts';
-import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { signAsServer } from '../crypto/envelopes.ts';
-import { activate, deactivate, deactivationReceipt, expireFloatingSlots, licenseFile, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
+import { activate, deactivate, requestActivationInput, deactivationReceipt, expireFloatingSlots, licenseFile, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
 import { licensePayload } from './license-files.ts';
 import type { Actor } from './context.ts';
 
@@ -37,24 +35,12 @@ function readEnvelope<T>(text: unknown, typ: 'activation-request' | 'deactivatio
   }
 }
 
-const hash = (text: string) => crypto.createHash('sha256').update(text.trim()).digest('hex');
 
 export async function activateOnline(deps: ActivationDeps, actor: Actor, requestText: unknown, credentials: { email: string; password: string } | null) {
   const p = readEnvelope(requestText, 'activation-request', readActivationRequestPayload);
-  if (p.user && (!credentials || credentials.email.trim().toLowerCase() !== p.user.toLowerCase())) throw new ApiError('user_credentials', 401);
-  const result = await activate(deps, actor, {
-    channel: 'online',
-    productCode: p.product,
-    licenseKey: p.licenseKey ? normaliseLicenseKey(p.licenseKey) : null,
-    user: p.user ? { email: p.user, password: credentials!.password } : null,
-    hardwareId: p.hardwareId,
-    devicePublicKey: p.devicePublicKey,
-    nonce: p.nonce,
-    requestHash: hash(String(requestText)),
-    hostname: p.hostname,
-    os: p.os,
-    appVersion: p.appVersion,
-  });
+  const input = requestActivationInput('online', p, String(requestText), credentials);
+  if (!input) throw new ApiError('user_credentials', 401);
+  const result = await activate(deps, actor, input);
   const file = await licenseFile(deps, result.deviceId);
   return { activationId: result.deviceId, repeated: result.repeated, license: file.text };
 }
