@@ -8,16 +8,16 @@ import { pinoHttp } from 'pino-http';
 import { Passport } from 'passport';
 import { Strategy as LocalStrategy } from 'passport-local';
 import { csrfSync } from 'csrf-sync';
-import { ConnectSessionKnexStore } from 'connect-session-knex';
 import type { Knex } from 'knex';
 import type { TFunction } from 'i18next';
 import type { Config } from '../config/index.ts';
 import type { Clock } from './lib/clock.ts';
 import { type Logger, redactUrl } from './lib/logger.ts';
-import { createI18n } from './lib/i18n.ts';
+import { createI18n, memoizedTranslators } from './lib/i18n.ts';
 import { createMailer, type Mailer } from './lib/mailer.ts';
 import { RateLimiter } from './lib/rate-limiter.ts';
 import { layoutEngine } from './lib/views.ts';
+import { SessionStore } from './lib/session-store.ts';
 import * as accounts from './models/accounts.ts';
 import { brandingByHost } from './middleware/branding.ts';
 import { locals } from './middleware/locals.ts';
@@ -61,6 +61,7 @@ export function createApp(deps: AppDeps): PorticoApp {
   const { db, config, logger, clock } = deps;
   if (!config.sessionSecret) throw new Error('createApp needs config.sessionSecret (server.ts provides one)');
   const i18n = createI18n();
+  const translatorFor = memoizedTranslators(i18n);
   const passport = new Passport();
   const ctx: AppContext = {
     db,
@@ -73,7 +74,7 @@ export function createApp(deps: AppDeps): PorticoApp {
     passport,
     state: { shuttingDown: false },
     baseUrl: config.baseUrl,
-    translatorFor: (lng) => i18n.getFixedT(lng),
+    translatorFor,
   };
 
   const app = express() as unknown as PorticoApp;
@@ -132,7 +133,7 @@ export function createApp(deps: AppDeps): PorticoApp {
     session({
       name: 'portico.sid',
       secret: config.sessionSecret,
-      store: new ConnectSessionKnexStore({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 0 }),
+      store: new SessionStore(db),
       resave: false,
       saveUninitialized: false,
       rolling: true,
@@ -161,7 +162,7 @@ export function createApp(deps: AppDeps): PorticoApp {
       (req.body?._csrf as string | undefined) ?? (req.headers['x-csrf-token'] as string | undefined) ?? (req.is('multipart/form-data') ? (req.query._csrf as string | undefined) : undefined),
   });
   app.use(brandingByHost(db));
-  app.use(locals(i18n, config.defaultLanguage, (req) => generateToken(req)));
+  app.use(locals(translatorFor, config.defaultLanguage, (req) => generateToken(req)));
   app.use(forcePasswordChange);
   app.use(forceSecondFactorEnrolment(db, settingDefaults(config.defaultLanguage)));
 

@@ -2,6 +2,34 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 
+interface SqliteConnection {
+  pragma(s: string): unknown;
+  prepare(sql: string): unknown;
+}
+
+const STATEMENT_CACHE = 500;
+
+/**
+ * knex prepares every statement anew on SQLite (parse + plan each time: a few per cent of a request).
+ * The same SQL text always gets the same prepared statement back here; better-sqlite3 runs each
+ * statement to completion synchronously, so one is never in use twice, and SQLite re-prepares a
+ * statement by itself after a schema change. Bounded: the cache starts over when full (knex's SQL
+ * text has placeholders, so the distinct texts are few: the queries in the code).
+ */
+function rememberStatements(conn: SqliteConnection) {
+  const prepare = conn.prepare.bind(conn);
+  const statements = new Map<string, unknown>();
+  conn.prepare = (sql: string) => {
+    let statement = statements.get(sql);
+    if (statement === undefined) {
+      statement = prepare(sql);
+      if (statements.size >= STATEMENT_CACHE) statements.clear();
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
+}
+
 /** Builds the knex configuration for a DATABASE_URL (sqlite:<file> or mysql://…). */
 export function knexConfig(databaseUrl: string): Knex.Config {
   if (databaseUrl.startsWith('sqlite:')) {
@@ -14,13 +42,14 @@ export function knexConfig(databaseUrl: string): Knex.Config {
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { pragma(s: string): unknown }, done: (err: Error | null, conn: unknown) => void) {
+        afterCreate(conn: SqliteConnection, done: (err: Error | null, conn: unknown) => void) {
           // WAL lets readers in other processes work while one writes; busy_timeout makes a
           // second process wait for the write lock instead of failing at once.
           conn.pragma('journal_mode = WAL');
           conn.pragma('synchronous = NORMAL');
           conn.pragma('foreign_keys = ON');
           conn.pragma('busy_timeout = 10000');
+          rememberStatements(conn);
           done(null, conn);
         },
       },

@@ -1,7 +1,7 @@
-import crypto, { type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { Knex } from 'knex';
 import { signEnvelope, type EnvelopeType } from '../../sdk/src/envelope.ts';
-import { listTrustedKeys, loadPrivateKey } from './signing-keys.ts';
+import { listTrustedKeys, loadPrivateKey, publicKeyObject } from './signing-keys.ts';
 
 /**
  * What only the server adds to the SDK's envelope code: its own keys. Signing uses the active key
@@ -17,5 +17,5 @@ export async function signAsServer(db: Knex, dataDir: string, typ: EnvelopeType,
 
 /** kid → public key of every key whose signatures the server accepts. */
 export async function trustedKeyMap(db: Knex): Promise<Map<string, KeyObject>> {
-  return new Map((await listTrustedKeys(db)).map((k) => [k.kid, crypto.createPublicKey(k.publicKeyPem)]));
+  return new Map((await listTrustedKeys(db)).map((k) => [k.kid, publicKeyObject(k.publicKeyPem)]));
 }

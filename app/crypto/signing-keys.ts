@@ -75,8 +75,33 @@ function privateKeyPath(dataDir: string, kid: string): string {
   return path.join(keysDir(dataDir), `${kid}.pem`);
 }
 
+/**
+ * Private keys parsed once per process: a kid names its key by the key's own bytes, so the file of a
+ * kid never changes (only disappears, see discardPrivateKey). Which key signs is still read from the
+ * database per call, so a rotation in one process is seen by every other at once.
+ */
+const privateKeys = new Map<string, crypto.KeyObject>();
+
 export function loadPrivateKey(dataDir: string, kid: string): crypto.KeyObject {
-  return crypto.createPrivateKey(fs.readFileSync(privateKeyPath(dataDir, kid)));
+  const file = privateKeyPath(dataDir, kid);
+  let key = privateKeys.get(file);
+  if (!key) {
+    key = crypto.createPrivateKey(fs.readFileSync(file));
+    privateKeys.set(file, key);
+  }
+  return key;
+}
+
+const publicKeys = new Map<string, crypto.KeyObject>();
+
+/** The key object of a public key PEM, parsed once per process. */
+export function publicKeyObject(publicKeyPem: string): crypto.KeyObject {
+  let key = publicKeys.get(publicKeyPem);
+  if (!key) {
+    key = crypto.createPublicKey(publicKeyPem);
+    publicKeys.set(publicKeyPem, key);
+  }
+  return key;
 }
 
 /** Whether this process can sign with the key (its private half is in DATA_DIR/keys). */
@@ -86,6 +111,7 @@ export function hasPrivateKey(dataDir: string, kid: string): boolean {
 
 /** Deletes the private key file of a key that was never recorded (its generation was rolled back). */
 export function discardPrivateKey(dataDir: string, kid: string): void {
+  privateKeys.delete(privateKeyPath(dataDir, kid));
   fs.rmSync(privateKeyPath(dataDir, kid), { force: true });
 }
 

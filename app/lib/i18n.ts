@@ -42,6 +42,36 @@ export function createI18n(): i18n {
   return instance;
 }
 
+/**
+ * A language's translator with the translations of plain keys (no options) remembered: strings are
+ * loaded once at start and never change, and a list page asks for the same few labels on every row.
+ * Built once per language and app.
+ */
+const MEMO_LIMIT = 10_000;
+
+export function memoizedTranslators(instance: i18n): (lng: string) => TFunction {
+  const byLanguage = new Map<Language, TFunction>();
+  return (requested) => {
+    const lng: Language = isLanguage(requested) ? requested : 'en';
+    let t = byLanguage.get(lng);
+    if (!t) {
+      const fixed = instance.getFixedT(lng);
+      const remembered = new Map<string, string>();
+      t = ((key: unknown, ...rest: unknown[]) => {
+        if (rest.length || typeof key !== 'string') return (fixed as unknown as (...a: unknown[]) => string)(key, ...rest);
+        let text = remembered.get(key);
+        if (text === undefined) {
+          text = fixed(key);
+          if (remembered.size < MEMO_LIMIT) remembered.set(key, text);
+        }
+        return text;
+      }) as unknown as TFunction;
+      byLanguage.set(lng, t);
+    }
+    return t;
+  };
+}
+
 export function isLanguage(value: unknown): value is Language {
   return typeof value === 'string' && (SUPPORTED_LANGUAGES as readonly string[]).includes(value);
 }

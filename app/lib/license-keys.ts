@@ -10,6 +10,9 @@ export { normaliseLicenseKey };
 
 const KEY_SYMBOLS = 28; // 28 × 5 bits = 140 bits of randomness (SPEC: ≥ 128)
 
+/** The shape of a whole generated key (a lookup by a whole key is an equality, not a prefix search). */
+export const WHOLE_LICENSE_KEY = /^[0-9A-Z]{4}(-[0-9A-Z]{4}){6}$/;
+
 /** A new license key such as 7KQ2-MX4P-…: 7 groups of 4 symbols. */
 export function generateLicenseKey(): string {
   const bytes = crypto.randomBytes(KEY_SYMBOLS);

@@ -13,6 +13,12 @@ export interface RateState {
   retryAfterSeconds: number;
 }
 
+function stateOf(row: { hits: unknown; window_ends_ms: unknown } | undefined, now: number): RateState {
+  const ends = Number(row?.window_ends_ms ?? 0);
+  if (!row || ends <= now) return { hits: 0, retryAfterSeconds: 0 };
+  return { hits: Number(row.hits), retryAfterSeconds: Math.max(1, Math.ceil((ends - now) / 1000)) };
+}
+
 /**
  * Fixed-window counters kept in the database, so every server process behind a load balancer
  * shares them. One atomic upsert per hit; no read-modify-write race.
@@ -32,13 +38,16 @@ export class RateLimiter {
     const now = this.clock.now().getTime();
     const windowEnds = now + rule.windowMs;
     if (isSqlite(this.db)) {
-      await this.db.raw(
+      // One statement: the upsert returns the counter it left (SQLite 3.35+).
+      const rows = (await this.db.raw(
         `INSERT INTO rate_limits (key, hits, window_ends_ms) VALUES (?, 1, ?)
          ON CONFLICT(key) DO UPDATE SET
            hits = CASE WHEN rate_limits.window_ends_ms <= ? THEN 1 ELSE rate_limits.hits + 1 END,
-           window_ends_ms = CASE WHEN rate_limits.window_ends_ms <= ? THEN excluded.window_ends_ms ELSE rate_limits.window_ends_ms END`,
+           window_ends_ms = CASE WHEN rate_limits.window_ends_ms <= ? THEN excluded.window_ends_ms ELSE rate_limits.window_ends_ms END
+         RETURNING hits, window_ends_ms`,
         [key, windowEnds, now, now],
-      );
+      )) as { hits: number; window_ends_ms: number }[];
+      return stateOf(rows[0], now);
     } else {
       // MySQL applies the assignments left to right: hits is computed from the old window end.
       await this.db.raw(
@@ -53,10 +62,7 @@ export class RateLimiter {
   /** The current count, or zero when the window has passed. */
   async peek(key: string): Promise<RateState> {
     const now = this.clock.now().getTime();
-    const row = await this.db('rate_limits').where({ key }).first();
-    const ends = Number(row?.window_ends_ms ?? 0);
-    if (!row || ends <= now) return { hits: 0, retryAfterSeconds: 0 };
-    return { hits: Number(row.hits), retryAfterSeconds: Math.max(1, Math.ceil((ends - now) / 1000)) };
+    return stateOf(await this.db('rate_limits').where({ key }).first(), now);
   }
 
   async reset(key: string): Promise<void> {

@@ -1,10 +1,19 @@
 import type { RequestHandler } from 'express';
 import type { Knex } from 'knex';
-import { resolveHost } from '../models/brandings.ts';
+import { BUILT_IN_BRANDING, resolveHost } from '../models/brandings.ts';
 
-/** Resolves the request's Host to its branding and to the portal that host serves at `/` (SPEC §8). */
+/**
+ * Resolves the request's Host to its branding and to the portal that host serves at `/` (SPEC §8).
+ * The License API answers JSON to applications, the same on every host: it shows no branding and
+ * skips the lookup.
+ */
 export function brandingByHost(db: Knex): RequestHandler {
   return async (req, _res, next) => {
+    if (req.path.startsWith('/api/')) {
+      req.branding = BUILT_IN_BRANDING;
+      req.boundPortal = null;
+      return next();
+    }
     try {
       const { branding, portal } = await resolveHost(db, req.hostname ?? '');
       req.branding = branding;

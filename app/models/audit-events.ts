@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
 import { isSqlite } from '../../db/knexfile.ts';
-import { countOf, likeSql, parseJson, toDate } from './normalise.ts';
+import { countOf, parseJson, toDate, whereStartsWith } from './normalise.ts';
 
 export interface AuditEventInput {
   actorAccountId: number | null;
@@ -104,28 +104,6 @@ const WHOLE_ADDRESS = /^[^@\s]+@[^@\s]+\.[^@\s.]+$/;
 
 const actorIsExact = (f: AuditSearch) => !!f.actor && WHOLE_ADDRESS.test(f.actor);
 const actionIsExact = (f: AuditSearch) => !!f.action && !f.action.endsWith('.');
-
-/** The first string after every string that starts with `prefix`, in code point (SQLite BINARY) order. */
-function successor(prefix: string): string | undefined {
-  const chars = Array.from(prefix);
-  while (chars.length) {
-    const last = chars.pop()!.codePointAt(0)!;
-    if (last < 0x10ffff) return chars.join('') + String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1);
-  }
-  return undefined;
-}
-
-/**
- * `column` starts with `prefix`, in a form the database can answer from an index. MySQL reads a LIKE
- * with a constant prefix as an index range; SQLite's LIKE ignores case and so cannot use a BINARY
- * index, but a range on the raw text can.
- */
-function whereStartsWith(db: Knex, q: Knex.QueryBuilder, column: string, prefix: string) {
-  if (!isSqlite(db)) return q.whereRaw(...likeSql(column, prefix, 'prefix'));
-  q.where(column, '>=', prefix);
-  const end = successor(prefix);
-  return end === undefined ? q : q.where(column, '<', end);
-}
 
 /** Each filter can be answered from an index of its own (see migrations 0001 and 0002). */
 function searched(db: Knex, f: AuditSearch, q: Knex.QueryBuilder = db('audit_events')) {

@@ -39,12 +39,18 @@ function fromRow(r: Record<string, unknown>): Branding {
   };
 }
 
-/** The branding and bound portal for a host name; the branding named "default" applies to unknown hosts. */
+/**
+ * The branding and bound portal for a host name; the branding named "default" applies to unknown
+ * hosts. One statement on every request: the host's own branding sorts before the default one.
+ */
 export async function resolveHost(db: Knex, hostname: string): Promise<{ branding: Branding; portal: Portal | null }> {
-  const row = await db('branding_hosts').join('brandings', 'brandings.id', 'branding_hosts.branding_id').where('branding_hosts.hostname', hostname.toLowerCase()).first([...COLUMNS, 'branding_hosts.portal']);
-  if (row) return { branding: fromRow(row), portal: (row.portal as Portal | null) ?? null };
-  const fallback = await db('brandings').where({ name: 'default' }).first(COLUMNS);
-  return { branding: fallback ? fromRow(fallback) : BUILT_IN_BRANDING, portal: null };
+  const row = await db('brandings')
+    .leftJoin('branding_hosts', (j) => j.on('branding_hosts.branding_id', 'brandings.id').andOn('branding_hosts.hostname', db.raw('?', [hostname.toLowerCase()])))
+    .where((w) => w.whereNotNull('branding_hosts.id').orWhere('brandings.name', 'default'))
+    .orderByRaw('CASE WHEN branding_hosts.id IS NULL THEN 1 ELSE 0 END')
+    .first([...COLUMNS, 'branding_hosts.portal']);
+  if (!row) return { branding: BUILT_IN_BRANDING, portal: null };
+  return { branding: fromRow(row), portal: (row.portal as Portal | null) ?? null };
 }
 
 export async function findLogo(db: Knex, id: number): Promise<{ data: Buffer; mime: string } | undefined> {

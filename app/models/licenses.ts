@@ -2,7 +2,8 @@ import type { Knex } from 'knex';
 import type { Entitlements } from './catalog.ts';
 import { entitlementColumns } from './catalog.ts';
 import { entitlementsFromRow } from './policies.ts';
-import { countOf, likeSql, toBool, toDate } from './normalise.ts';
+import { countOf, toBool, toDate, whereStartsWith } from './normalise.ts';
+import { WHOLE_LICENSE_KEY } from '../lib/license-keys.ts';
 
 export const LICENSE_STATUSES = ['disabled', 'expired', 'active', 'inactive'] as const;
 export type LicenseStatus = (typeof LICENSE_STATUSES)[number];
@@ -112,14 +113,18 @@ export interface LicenseFilter {
   userEmail?: string;
 }
 
-function filtered(db: Knex, f: LicenseFilter, now: Date) {
-  const q = joined(db);
+/** Every filter is on licenses' own columns (or a sub-query), so a count needs none of the joins. */
+function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = joined(db)) {
   if (f.orderId) q.where('licenses.order_id', f.orderId);
   if (f.status) whereStatus(q, f.status, now);
   if (f.productId) q.where('licenses.product_id', f.productId);
-  if (f.key) q.whereRaw(...likeSql('licenses.license_key', f.key.toUpperCase(), 'prefix'));
+  // A whole key is one entry of the unique index; a part of one, a range on it (on both databases:
+  // a LIKE would read every license on SQLite).
+  const key = f.key?.toUpperCase();
+  if (key && WHOLE_LICENSE_KEY.test(key)) q.where('licenses.license_key', key);
+  else if (key) whereStartsWith(db, q, 'licenses.license_key', key);
   if (f.userEmail) {
-    q.whereIn('licenses.id', db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id').whereRaw(...likeSql('accounts.email', f.userEmail.toLowerCase(), 'prefix')).select('license_user_assignments.license_id'));
+    q.whereIn('licenses.id', whereStartsWith(db, db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id'), 'accounts.email', f.userEmail.toLowerCase()).select('license_user_assignments.license_id'));
   }
   return q;
 }
@@ -129,7 +134,9 @@ export async function list(db: Knex, f: LicenseFilter, now: Date, limit: number,
 }
 
 export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<number> {
-  return countOf(await filtered(db, f, now).count({ n: '*' }).first());
+  // Without the joins (every license has its product, order and customer: NOT NULL foreign keys),
+  // the count reads one index instead of four tables per license.
+  return countOf(await filtered(db, f, now, db('licenses')).count({ n: '*' }).first());
 }
 
 /** License counts by status for a set of orders (a sub-query of order ids). */

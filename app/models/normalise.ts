@@ -1,3 +1,6 @@
+import type { Knex } from 'knex';
+import { isSqlite } from '../../db/knexfile.ts';
+
 /** MySQL and SQLite return dates, booleans and JSON in different shapes; models turn them into one. */
 
 export function toDate(value: unknown): Date | null {
@@ -41,4 +44,26 @@ export function likeSql(column: string, text: string, mode: 'contains' | 'prefix
 
 export function countOf(row: unknown): number {
   return Number((row as { n?: unknown } | undefined)?.n ?? 0);
+}
+
+/** The first string after every string that starts with `prefix`, in code point (SQLite BINARY) order. */
+function successor(prefix: string): string | undefined {
+  const chars = Array.from(prefix);
+  while (chars.length) {
+    const last = chars.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) return chars.join('') + String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1);
+  }
+  return undefined;
+}
+
+/**
+ * `column` starts with `prefix`, in a form the database can answer from an index. MySQL reads a LIKE
+ * with a constant prefix as an index range; SQLite's LIKE ignores case and so cannot use a BINARY
+ * index, but a range on the raw text can.
+ */
+export function whereStartsWith(db: Knex, q: Knex.QueryBuilder, column: string, prefix: string) {
+  if (!isSqlite(db)) return q.whereRaw(...likeSql(column, prefix, 'prefix'));
+  q.where(column, '>=', prefix);
+  const end = successor(prefix);
+  return end === undefined ? q : q.where(column, '<', end);
 }

@@ -59,8 +59,9 @@ export async function checkOnline(deps: ActivationDeps, _actor: Actor, requestTe
     if (!device || device.device_public_key !== p.devicePublicKey || device.hardware_id !== p.hardwareId) throw new ApiError('activation_unknown', 404);
     let license = (await licenses.findById(trx, p.licenseId, at))!;
     if (license.productCode !== p.product) throw new ApiError('activation_unknown', 404);
-    await expireFloatingSlots(trx, license, at);
-    const current = await trx('devices').where({ id: device.id }).first('deactivated_at', 'license_counter');
+    // Only when stale floating slots were freed (this device's among them, perhaps) is anything read again.
+    const freed = await expireFloatingSlots(trx, license, at);
+    const current = freed ? await trx('devices').where({ id: device.id }).first('deactivated_at', 'license_counter') : device;
     if (current.deactivated_at !== null) throw new ApiError('activation_inactive', 410);
     if (!license.enabled) throw new ApiError('license_disabled', 403);
     if (license.expiresAt && license.expiresAt <= at) throw new ApiError('expired', 403);
@@ -68,7 +69,7 @@ export async function checkOnline(deps: ActivationDeps, _actor: Actor, requestTe
     await trx('devices')
       .where({ id: device.id })
       .update({ last_seen_at: at, license_counter: counter, ...(license.floating && license.floatingTimeoutMinutes ? { floating_expires_at: new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000) } : {}) });
-    license = (await licenses.findById(trx, p.licenseId, at))!;
+    if (freed) license = (await licenses.findById(trx, p.licenseId, at))!;
     const nonce = await trx('request_nonces').where({ device_id: device.id, kind: 'activation' }).orderBy('created_at').first('nonce');
     const user = device.license_user_account_id ? await trx('accounts').where({ id: device.license_user_account_id }).first('email') : null;
     const payload = await licensePayload(trx, { license, deviceId: Number(device.id), hardwareId: p.hardwareId, devicePublicKey: p.devicePublicKey, requestNonce: String(nonce?.nonce ?? ''), counter, userEmail: user ? String(user.email) : null, now: at, leaseDays: settings.offlineLeaseDays });

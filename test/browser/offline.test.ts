@@ -15,7 +15,9 @@ describe('browser: the Offline Activation Portal', function () {
   before(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-offline-'));
   });
-  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   it('uploads a request with the file picker and downloads the license file; axe finds no violations', async () => {
     const { t, browser, url } = app;

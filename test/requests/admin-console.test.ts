@@ -123,6 +123,21 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.match(inactive.text, /5 in total/);
   });
 
+  it('looks licenses up by a whole key or its beginning, in any case, and wildcards match nothing', async () => {
+    const keys = (await t.db('licenses').whereNotNull('license_key').orderBy('id').pluck('license_key')) as string[];
+    const [key, other] = [keys[0]!, keys[1]!];
+    const whole = await agent.get(`/admin/licenses?key=${encodeURIComponent(key.toLowerCase())}`).expect(200);
+    assert.ok(whole.text.includes(key));
+    assert.ok(!whole.text.includes(other));
+    assert.match(whole.text, /1 in total/);
+    const start = await agent.get(`/admin/licenses?key=${encodeURIComponent(key.slice(0, 6))}`).expect(200);
+    assert.ok(start.text.includes(key));
+    for (const wildcard of ['%', '_', key.slice(0, 4) + '%', '*', '[']) {
+      const none = await agent.get(`/admin/licenses?key=${encodeURIComponent(wildcard)}`).expect(200);
+      assert.ok(!keys.some((k) => none.text.includes(k)), `"${wildcard}" matches no key`);
+    }
+  });
+
   it('edits a license (type fixed), disables and enables it, all audited', async () => {
     const license = await t.db('licenses').whereNotNull('license_key').first();
     const url = `/admin/licenses/${license.id}`;
