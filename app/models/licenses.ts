@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isSqlite } from '../../db/knexfile.ts';
 import type { Entitlements } from './catalog.ts';
 import { entitlementColumns } from './catalog.ts';
 import { entitlementsFromRow } from './policies.ts';
@@ -96,6 +97,12 @@ function fromRow(r: Record<string, unknown>, now: Date): License {
 
 export async function findById(db: Knex, id: number, now: Date): Promise<License | undefined> {
   const row = await joined(db).where('licenses.id', id).first(SELECT);
+  return row ? fromRow(row, now) : undefined;
+}
+
+/** A key-based license by its key and its product's code (one statement: the activation's lookup). */
+export async function findByKey(db: Knex, licenseKey: string, productCode: string, now: Date): Promise<License | undefined> {
+  const row = await joined(db).where('licenses.license_key', licenseKey).where('products.code', productCode).first(SELECT);
   return row ? fromRow(row, now) : undefined;
 }
 
@@ -197,5 +204,6 @@ export function auditView(l: License) {
  * another transaction waits for the row, which MySQL answers with a deadlock.
  */
 export async function lockLicense(trx: Knex, licenseId: number): Promise<void> {
+  if (isSqlite(trx)) return; // FOR UPDATE means nothing there: the transaction's first write takes the lock
   await trx('licenses').where({ id: licenseId }).forUpdate().first('id');
 }

@@ -117,6 +117,9 @@ export interface ActivationDeps extends ServiceDeps {
 const now = (deps: ServiceDeps) => deps.clock.now();
 
 async function findLicense(trx: Knex, input: ActivationInput, at: Date): Promise<{ license: licenses.License; userId: number | null }> {
+  // The usual case in one statement; anything else (and every refusal) takes the long way below.
+  const byKey = input.licenseKey ? await licenses.findByKey(trx, input.licenseKey, input.productCode, at) : undefined;
+  if (byKey && byKey.authorizationMethod === 'key') return { license: byKey, userId: null };
   const product = await trx('products').where({ code: input.productCode }).first('id', 'authorization_method');
   if (!product) throw new ActivationError('product_unknown', 404);
   if (product.authorization_method === 'key') {
@@ -266,7 +269,9 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         before: { timesActivated: license.timesActivated, transferCount: license.transferCount },
         after: { deviceId: Number(deviceId), channel: input.channel, hardwareId: input.hardwareId, transfer },
       });
-      return { license: (await licenses.findById(trx, license.id, at))!, deviceId: Number(deviceId), repeated: false, transfer };
+      // The row as it now is (this transaction holds it): one seat more, one transfer more if it was one.
+      const after = { ...license, timesActivated: license.timesActivated + 1, transferCount: license.transferCount + (transfer ? 1 : 0), updatedAt: at };
+      return { license: { ...after, status: licenses.statusOf(after, at) }, deviceId: Number(deviceId), repeated: false, transfer };
     });
   } catch (err) {
     // A racing twin of this request (same nonce or same machine) won the unique key: answer as a repeat.
