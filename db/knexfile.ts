@@ -70,7 +70,18 @@ export function knexConfig(databaseUrl: string): Knex.Config {
       bigNumberStrings: false,
       dateStrings: false,
     },
-    pool: { min: 0, max: Number(url.searchParams.get('pool') ?? 10) },
+    pool: {
+      min: 0,
+      max: Number(url.searchParams.get('pool') ?? 10),
+      // READ COMMITTED: a locking read takes no gap locks, so activations of different licenses never
+      // deadlock on the gap between their devices (they did under REPEATABLE READ, several a second
+      // at 16 clients), and a plain read in a transaction sees the latest committed rows. What must
+      // not change under a transaction is guarded by the license row lock (models/licenses.ts
+      // lockLicense), guarded updates and unique keys, not by snapshots. See docs/deployment.md.
+      afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+        conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => done(err, conn));
+      },
+    },
   };
 }
 

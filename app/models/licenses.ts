@@ -136,8 +136,16 @@ function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = 
   return q;
 }
 
+/**
+ * A page of licenses, newest first. The page's ids come from licenses alone (an order's page walks
+ * the (order_id, id) index backwards and stops after `limit`); only those rows are joined. Joining
+ * first lets MySQL/MariaDB start from products and sort every license of the product (30 ms for
+ * 10,000 licenses, seconds for a million).
+ */
 export async function list(db: Knex, f: LicenseFilter, now: Date, limit: number, offset: number): Promise<License[]> {
-  return (await filtered(db, f, now).orderBy('licenses.id', 'desc').limit(limit).offset(offset).select(SELECT)).map((r: Record<string, unknown>) => fromRow(r, now));
+  const page = filtered(db, f, now, db('licenses')).orderBy('licenses.id', 'desc').limit(limit).offset(offset).select('licenses.id');
+  const rows = await joined(db).join(db.raw('(?) as page', [page]), 'page.id', 'licenses.id').orderBy('licenses.id', 'desc').select(SELECT);
+  return rows.map((r: Record<string, unknown>) => fromRow(r, now));
 }
 
 export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<number> {

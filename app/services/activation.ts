@@ -155,9 +155,10 @@ function checkLicense(l: licenses.License, channel: Channel, at: Date) {
 /** A transfer is an activation on a hardware id new to the license once every seat has served some machine. */
 async function countsAsTransfer(trx: Knex, l: licenses.License, hardwareId: string): Promise<boolean> {
   if (l.unlimitedActivations) return false;
-  // Locking reads (under lockLicense): the latest committed rows, not the snapshot MySQL's repeatable read took at the first select.
-  if (await trx('devices').where({ license_id: l.id, hardware_id: hardwareId }).forShare().first('id')) return false;
-  const distinct = Number((await trx('devices').where({ license_id: l.id }).forShare().countDistinct({ n: 'hardware_id' }).first())?.n ?? 0);
+  // Under lockLicense no other transaction changes this license's devices, and under READ COMMITTED
+  // (db/knexfile.ts) these reads see the latest committed rows: no locking read, no gap lock.
+  if (await trx('devices').where({ license_id: l.id, hardware_id: hardwareId }).first('id')) return false;
+  const distinct = Number((await trx('devices').where({ license_id: l.id }).countDistinct({ n: 'hardware_id' }).first())?.n ?? 0);
   return distinct >= l.maxActivations;
 }
 

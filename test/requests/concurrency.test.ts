@@ -192,6 +192,21 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
       }
     });
 
+    it('60 simultaneous activations of 30 different licenses (two each) are all granted: none fails on another license\'s locks', async function () {
+      // Under MySQL's REPEATABLE READ the seat checks took gap locks between the devices of
+      // neighbouring licenses, and concurrent activations of different licenses deadlocked (HTTP 500).
+      const LICENSES = 30;
+      const licensesMade = await Promise.all(range(LICENSES).map(() => addLicense({ maxActivations: 2, maxTransfers: 0 })));
+      const browsers = await Promise.all(range(LICENSES * 2).map(() => openBrowser(base)));
+      const devices = range(LICENSES * 2).map((i) => makeDevice(`HW-MANY-${i}`));
+      const responses = await Promise.all(devices.map((d, i) => upload(base, browsers[i]!, d.activationRequest({ product: PRODUCT, licenseKey: licensesMade[i % LICENSES]!.licenseKey }).text, `10.200.${i}.1`)));
+      assert.deepEqual(tally(responses.map(told)), { [GRANTED]: LICENSES * 2 });
+      for (const { id } of licensesMade) {
+        assert.equal((await activeDevices(t.db, id)).length, 2);
+        assert.deepEqual(await licenseRow(t.db, id), { timesActivated: 2, transferCount: 0 });
+      }
+    });
+
     it('activations, device resets, license resets and deactivation uploads at the same time keep times_activated = active devices ≤ seats, and count transfers exactly', async function () {
       const SEATS = 3;
       const ROUNDS = 6;
