@@ -4,6 +4,7 @@ import * as initial from './migrations/0001_initial.ts';
 import * as auditIndexes from './migrations/0002_audit_indexes.ts';
 import * as brandingLogoSize from './migrations/0003_branding_logo_size.ts';
 import * as totpLastStep from './migrations/0004_totp_last_step.ts';
+import * as requestNonceDeviceIndex from './migrations/0005_request_nonce_device_index.ts';
 
 export type Db = Knex;
 
@@ -19,6 +20,7 @@ const migrations: Migration[] = [
   { name: '0002_audit_indexes', ...auditIndexes },
   { name: '0003_branding_logo_size', ...brandingLogoSize },
   { name: '0004_totp_last_step', ...totpLastStep },
+  { name: '0005_request_nonce_device_index', ...requestNonceDeviceIndex },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

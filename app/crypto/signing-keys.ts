@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
 import { affected, toDate } from '../models/normalise.ts';
+import { rawEd25519PublicKey } from '../../sdk/src/envelope.ts';
 
 /**
  * Ed25519 signing keys. Metadata and public keys live in the database (so every process and the
@@ -26,8 +27,7 @@ export function keysDir(dataDir: string): string {
 }
 
 function rawPublicKey(publicKeyPem: string): Buffer {
-  const jwk = crypto.createPublicKey(publicKeyPem).export({ format: 'jwk' }) as { x: string };
-  return Buffer.from(jwk.x, 'base64url');
+  return rawEd25519PublicKey(crypto.createPublicKey(publicKeyPem));
 }
 
 /** The kid names the key by its own bytes: the first 12 bytes of SHA-256 of the raw public key. */

@@ -231,18 +231,30 @@ export function verifyDeviceSigned(input: string | Uint8Array, expectedType: Env
   return { typ: envelope.typ, kid: envelope.kid, payload };
 }
 
+/** The fixed start of an Ed25519 public key's SPKI DER encoding; the raw 32-byte key follows it. */
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+/**
+ * The raw 32 bytes of an Ed25519 public key, from its SPKI DER encoding. Not through a JWK export:
+ * on Node 20.20 exporting an Ed25519 key object as JWK can deadlock the process for good when a
+ * garbage collection in the middle of it finalises another key object sharing the same native key
+ * (docs/performance.md).
+ */
+export function rawEd25519PublicKey(publicKey: KeyObject): Buffer {
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  if (der.length !== ED25519_SPKI_PREFIX.length + ED25519_PUBLIC_KEY_BYTES || !der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) throw new EnvelopeError('key', 'not an Ed25519 key');
+  return der.subarray(ED25519_SPKI_PREFIX.length);
+}
+
 /** A device public key as it travels in payloads: its raw 32 bytes, base64url without padding (43 characters). */
 export function devicePublicKeyString(key: KeyInput): string {
-  const publicKey = ed25519Key(key, 'public');
-  const { x } = publicKey.export({ format: 'jwk' });
-  if (typeof x !== 'string') throw new EnvelopeError('key', 'not an Ed25519 key');
-  return x;
+  return rawEd25519PublicKey(ed25519Key(key, 'public')).toString('base64url');
 }
 
 export function devicePublicKeyFromString(text: string): KeyObject {
-  const x = decodeBase64url(text, '"devicePublicKey"', ED25519_PUBLIC_KEY_BYTES).toString('base64url');
+  const raw = decodeBase64url(text, '"devicePublicKey"', ED25519_PUBLIC_KEY_BYTES);
   try {
-    return crypto.createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+    return crypto.createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
   } catch {
     throw new EnvelopeError('key', '"devicePublicKey" is not an Ed25519 public key');
   }
