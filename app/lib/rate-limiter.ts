@@ -48,15 +48,19 @@ export class RateLimiter {
         [key, windowEnds, now, now],
       )) as { hits: number; window_ends_ms: number }[];
       return stateOf(rows[0], now);
-    } else {
-      // MySQL applies the assignments left to right: hits is computed from the old window end.
-      await this.db.raw(
-        'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
-          'hits = IF(window_ends_ms <= ?, 1, hits + 1), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
-        [key, windowEnds, now, now],
-      );
     }
-    return (await this.peek(key))!;
+    // MySQL applies the assignments left to right: hits is computed from the old window end. There is
+    // no RETURNING: LAST_INSERT_ID(expr) hands the new count back in the statement's own result
+    // (insertId; 0 when the row was new, so one hit). Only a caller over its limit needs the
+    // window's end (Retry-After), and reads it.
+    const [result] = (await this.db.raw(
+      'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
+        'hits = LAST_INSERT_ID(IF(window_ends_ms <= ?, 1, hits + 1)), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
+      [key, windowEnds, now, now],
+    )) as [{ insertId: number }];
+    const hits = Number(result.insertId) || 1;
+    if (hits > 1 && hits >= rule.limit) return this.peek(key);
+    return { hits, retryAfterSeconds: Math.max(1, Math.ceil(rule.windowMs / 1000)) };
   }
 
   /** The current count, or zero when the window has passed. */
