@@ -12,7 +12,6 @@ import { migrateLatest, openDatabase } from '../../db/index.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { createAccount } from '../helpers/app.ts';
 import { generateLicenses } from './generate.ts';
-import { localDatabaseServerPid } from './load.ts';
 
 export interface BenchDatabase {
   label: string;
@@ -53,13 +52,24 @@ export async function mysqlDatabase(serverUrl: string): Promise<BenchDatabase> {
     label: /mariadb/i.test(v) ? `MariaDB ${v.replace(/-.*/, '')}` : `MySQL ${v}`,
     url: url.toString(),
     db,
-    serverPid: ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) ? (localDatabaseServerPid() ?? undefined) : undefined,
+    serverPid: ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname) ? await serverPidOf(admin) : undefined,
     async drop() {
       await db.destroy();
       await admin.raw(`DROP DATABASE IF EXISTS \`${name}\``);
       await admin.destroy();
     },
   };
+}
+
+/** The process of a database server on this machine, from its own pid file (several may run). */
+async function serverPidOf(db: Knex): Promise<number | undefined> {
+  try {
+    const { f } = (await db.raw('select @@pid_file as f'))[0][0];
+    const pid = Number(fs.readFileSync(String(f), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export function scratchDir(prefix: string): string {

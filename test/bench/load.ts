@@ -26,12 +26,19 @@ export interface LoadOptions {
   expectStatus?: number;
   /** Cumulative CPU milliseconds of the processes doing the work (server, database server), read around the measured phase. */
   cpu?: () => number[];
+  /**
+   * Paced (open loop) instead of back to back: the clients together send this many requests per
+   * second, so latencies are those of a server that is not saturated.
+   */
+  ratePerSecond?: number;
 }
 
 export interface Figures {
+  /** Requests sent in the measured phase, and how many of them got an unexpected answer. */
   requests: number;
   failed: number;
   seconds: number;
+  /** Expected answers per second (failures do not count). */
   rps: number;
   p50: number;
   p99: number;
@@ -69,6 +76,9 @@ function send(base: URL, agent: http.Agent, c: Call): Promise<{ status: number; 
   });
 }
 
+/** An HTML error page by its title, anything else by its start. */
+const summary = (body: string) => (/<title>([^<]*)<\/title>/.exec(body)?.[1] ?? body).replace(/\s+/g, ' ').slice(0, 200);
+
 export async function runLoad(o: LoadOptions): Promise<Figures> {
   const base = new URL(o.base);
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname)) throw new Error(`benchmarks run on loopback only, not ${base.hostname}`);
@@ -80,16 +90,23 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
   let firstFailure: string | undefined;
 
   const phase = async (limit: number, deadline: number, times: number[] | null) => {
+    const first = next;
+    const phaseStart = Date.now();
     const client = async (n: number) => {
       while (next < limit && Date.now() < deadline) {
-        const c = o.call(next++, n);
-        const started = process.hrtime.bigint();
+        const i = next++;
+        if (o.ratePerSecond) {
+          const wait = phaseStart + ((i - first) * 1000) / o.ratePerSecond - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
+        const c = o.call(i, n);
+        const sent = process.hrtime.bigint();
         const r = await send(base, agents[n]!, c).catch((err: Error) => ({ status: 0, body: err.message }));
-        if (times) times.push(Number(process.hrtime.bigint() - started) / 1e6);
+        if (times) times.push(Number(process.hrtime.bigint() - sent) / 1e6);
         if (r.status === expect) okTotal += 1;
         else {
           failed += 1;
-          firstFailure ??= `${c.method} ${c.path} → HTTP ${r.status} ${(r.body ?? '').replace(/\s+/g, ' ').slice(0, 300)}`;
+          firstFailure ??= `${c.method} ${c.path.replace(/\?.*/, '')} → HTTP ${r.status} ${summary(r.body ?? '')}`;
         }
       }
     };
@@ -107,7 +124,7 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const cpuMs = cpuBefore && o.cpu!().map((after, k) => (after - cpuBefore[k]!) / Math.max(1, times.length));
     times.sort((a, b) => a - b);
-    return { requests: times.length, failed, seconds, rps: times.length / seconds, p50: percentile(times, 50), p99: percentile(times, 99), okTotal, cpuMs, firstFailure };
+    return { requests: times.length, failed, seconds, rps: (times.length - failed) / seconds, p50: percentile(times, 50), p99: percentile(times, 99), okTotal, cpuMs, firstFailure };
   } finally {
     for (const a of agents) a.destroy();
   }
@@ -124,19 +141,6 @@ export function cpuMsOf(pid: number): number {
   } catch {
     return NaN;
   }
-}
-
-/** The local MySQL/MariaDB server process, so that its CPU per request can be shown too. */
-export function localDatabaseServerPid(): number | null {
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (/^(mariadbd|mysqld)$/.test(fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) return Number(entry);
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return null;
 }
 
 /** One request outside a load run (set-up, sanity checks): status, headers and body. */

@@ -17,8 +17,10 @@ export interface ServerProcess {
   peakRssMb(): number;
   /** CPU time used so far, in milliseconds. */
   cpuMs(): number;
-  /** The end of its output (for a report when something went wrong). */
+  /** The end of its output (for a report when it did not start or crashed). */
   logTail(): string;
+  /** The errors it logged (level error or fatal), counted by code and message. */
+  loggedErrors(): string[];
   stop(): Promise<void>;
 }
 
@@ -48,6 +50,16 @@ export async function startProcess(script: string, env: Record<string, string>, 
   const pid = child.pid!;
   return {
     logTail: () => fs.readFileSync(logFile, 'utf8').slice(-4000),
+    loggedErrors: () => {
+      const counts = new Map<string, number>();
+      for (const line of fs.readFileSync(logFile, 'utf8').split('\n')) {
+        if (!/"level":(50|60)/.test(line)) continue;
+        const err = (JSON.parse(line) as { err?: { code?: string; message?: string } }).err;
+        const key = `${err?.code ?? 'error'}: ${(err?.message ?? '').replace(/^.* - /, '').slice(0, 120)}`;
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      }
+      return [...counts].map(([k, n]) => `${n} × ${k}`);
+    },
     base: `http://127.0.0.1:${port}`,
     pid,
     peakRssMb: () => statusField(pid, 'VmHWM'),
@@ -63,10 +75,19 @@ export async function startProcess(script: string, env: Record<string, string>, 
   };
 }
 
+/** The node options of `npm start` (package.json), so the bench measures the server as it is run. */
+export function startNodeOptions(): string[] {
+  const start = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+  const options = start.slice(start.indexOf('node') + 1, start.indexOf('server.ts'));
+  const loader = options.indexOf('--import');
+  if (loader >= 0) options.splice(loader, 2);
+  return options;
+}
+
 /**
- * Portico's own server.ts, as in production: its own pool, migrations, signing key, sessions in the
- * database. BENCH_SERVER_NODE_ARGS adds node options (for example `--cpu-prof --cpu-prof-dir=/tmp/p`
- * to see where the server's time goes).
+ * Portico's own server.ts, as in production (`npm start`'s node options): its own pool, migrations,
+ * signing key, sessions in the database. BENCH_SERVER_NODE_ARGS adds node options (for example
+ * `--cpu-prof --cpu-prof-dir=/tmp/p` to see where the server's time goes).
  */
 export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel: string }): Promise<ServerProcess> {
   return startProcess(
@@ -86,7 +107,7 @@ export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel
     },
     path.join(o.dataDir, 'server.log'),
     /Portico is listening on http:\/\/[^:\s]+:(\d+)/,
-    (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
+    [...startNodeOptions(), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)],
   );
 }
 

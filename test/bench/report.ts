@@ -29,11 +29,11 @@ const cpu = (f: Figures | null, width: number) => (f?.cpuMs ? f.cpuMs.map((c) =>
 export function printTable(title: string, subtitle: string[], sections: Section[]): void {
   const W = 46;
   const B = 38;
-  const line = '─'.repeat(W + 36 + 3 + B + 34 + 18);
+  const line = '─'.repeat(W + 37 + 3 + B + 35 + 18);
   console.log(`\n${title}`);
   for (const s of subtitle) console.log(`  ${s}`);
   console.log(line);
-  console.log(`${'figure'.padEnd(W)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'cpu ms'.padStart(10)} │ ${'baseline'.padEnd(B)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'cpu ms'.padStart(10)} │ ${'req/s ÷'.padStart(8)} ${'p50 ×'.padStart(7)}`);
+  console.log(`${'figure'.padEnd(W)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'cpu ms'.padStart(11)} │ ${'baseline'.padEnd(B)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'cpu ms'.padStart(11)} │ ${'req/s ÷'.padStart(8)} ${'p50 ×'.padStart(7)}`);
   for (const section of sections) {
     console.log(line);
     console.log(section.title);
@@ -47,7 +47,7 @@ export function printTable(title: string, subtitle: string[], sections: Section[
       const q = ratios(r);
       const failed = f.failed ? `  (${f.failed} failed: ${f.firstFailure})` : '';
       console.log(
-        `${r.name.padEnd(W)} ${num(f.rps, 7)} ${ms(f.p50, 8)} ${ms(f.p99, 8)} ${cpu(f, 10)} │ ${r.baseName.padEnd(B)} ${b ? num(b.rps, 7) : ''.padStart(7)} ${b ? ms(b.p50, 7) : ''.padStart(7)} ${b ? ms(b.p99, 7) : ''.padStart(7)} ${cpu(b, 10)} │ ${num(q.rps, 8, 2)} ${num(q.p50, 6, 2)}×${failed}`,
+        `${r.name.padEnd(W)} ${num(f.rps, 7)} ${ms(f.p50, 8)} ${ms(f.p99, 8)} ${cpu(f, 11)} │ ${r.baseName.padEnd(B)} ${b ? num(b.rps, 7) : ''.padStart(7)} ${b ? ms(b.p50, 7) : ''.padStart(7)} ${b ? ms(b.p99, 7) : ''.padStart(7)} ${cpu(b, 11)} │ ${num(q.rps, 8, 2)} ${num(q.p50, 6, 2)}×${failed}`,
       );
     }
   }

@@ -7,7 +7,7 @@
  * and the load generator does not share its event loop; the no-database baseline runs as another.
  * Loopback only; every run is bounded in requests and seconds (load.ts). See docs/performance.md.
  *
- * Knobs (environment): BENCH_SECONDS (per page figure, 4), BENCH_ACTIVATION_SECONDS (5),
+ * Knobs (environment): BENCH_SECONDS (per page and API figure, 3), BENCH_ACTIVATION_SECONDS (4),
  * BENCH_ACTIVATIONS (most activations per run, 8000), BENCH_CONCURRENCY (activation clients, 16),
  * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
  * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql).
@@ -21,13 +21,13 @@ import { generateLicenses } from './generate.ts';
 import { ORDER_LICENSES, countLicenses, mysqlDatabase, refreshStatistics, scratchDir, seed, sqliteDatabase, type BenchDatabase, type Fixture } from './fixture.ts';
 import { startBaseline, startPortico, type ServerProcess } from './processes.ts';
 import { activationUploads, baselineActivations, login, offlineActivations, pages } from './scenarios.ts';
-import { measureOnlineApi } from './online.ts';
-import { printTable, printVerdicts, ratios, type Row, type Verdict } from './report.ts';
+import { measureOnlineApi, type OnlineFigures } from './online.ts';
+import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 
 const env = (name: string, fallback: number) => (process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback);
-const SECONDS = env('BENCH_SECONDS', 4);
-const ACTIVATION_SECONDS = env('BENCH_ACTIVATION_SECONDS', 5);
+const SECONDS = env('BENCH_SECONDS', 3);
+const ACTIVATION_SECONDS = env('BENCH_ACTIVATION_SECONDS', 4);
 const ACTIVATIONS = env('BENCH_ACTIVATIONS', 8000);
 const CONCURRENCY = env('BENCH_CONCURRENCY', 16);
 const PAGE_CONCURRENCY = env('BENCH_PAGE_CONCURRENCY', 8);
@@ -51,12 +51,14 @@ interface Phase {
   adminKey: Figures;
   /** Only in the large phase: the page of the order that holds most of the licenses. */
   bigOrderPage?: Figures;
-  /** Only in the small phase: the License API rows (online.ts). */
-  online?: Row[];
+  /** Only in the small phase: the License API figures (online.ts). */
+  online?: OnlineFigures;
+  /** What the server logged as errors during the phase. */
+  errors: string[];
   peakRssMb: number;
 }
 
-async function measurePhase(d: BenchDatabase, f: Fixture, dataDir: string, pool: number, o: { adminKeys: string[]; bigOrder?: number; online?: boolean }): Promise<Phase> {
+async function measurePhase(d: BenchDatabase, f: Fixture, dataDir: string, pool: number, o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess }): Promise<Phase> {
   const licenses = await countLicenses(d.db);
   progress(`${d.label}: ${thousands(licenses)} licenses — starting server.ts`);
   const server: ServerProcess = await startPortico({ databaseUrl: d.url, dataDir, logLevel: LOG_LEVEL });
@@ -80,9 +82,12 @@ async function measurePhase(d: BenchDatabase, f: Fixture, dataDir: string, pool:
     const adminKey = await page(admin, o.adminKeys.map((k) => `/admin/licenses?key=${encodeURIComponent(k)}`), new RegExp(o.adminKeys[0]!));
     // Seconds per request where the count runs over the whole order: two clients keep the run short.
     const bigOrderPage = o.bigOrder ? await page(manager, [`/portal/orders/${o.bigOrder}`], /BENCH-LARGE/, BIG_ORDER_CONCURRENCY) : undefined;
-    const online = o.online ? await measureOnlineApi({ base: server.base, productCode: f.productCode, keys: f.pools[2]!, concurrency: ONLINE_CONCURRENCY, maxSeconds: SECONDS }) : undefined;
-    if ([activation, account, orderPage, portalKey, adminKey, bigOrderPage].some((x) => x?.failed)) console.error(`server.ts output (end):\n${server.logTail()}`);
-    return { licenses, activation, activationsRecorded, account, orderPage, portalKey, adminKey, bigOrderPage, online, peakRssMb: server.peakRssMb() };
+    if (o.online) progress(`License API, ${ONLINE_CONCURRENCY} clients`);
+    const baseline = o.online;
+    const online = baseline
+      ? await measureOnlineApi({ base: server.base, baselineBase: baseline.base, db: d.db, productCode: f.productCode, keys: f.pools[2]!, seatsPerLicense: f.seatsPerLicense, concurrency: ONLINE_CONCURRENCY, maxSeconds: SECONDS, maxActivations: Math.min(ACTIVATIONS, 4000), cpu, baselineCpu: () => [baseline.cpuMs()] })
+      : undefined;
+    return { licenses, activation, activationsRecorded, account, orderPage, portalKey, adminKey, bigOrderPage, online, errors: server.loggedErrors(), peakRssMb: server.peakRssMb() };
   } catch (err) {
     console.error(`server.ts output (end):\n${server.logTail()}`);
     throw err;
@@ -108,13 +113,13 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
   try {
     progress(`${d.label}: seeding`);
     const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
-    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: true });
+    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline });
 
     progress('no-database baseline');
     const uploads = activationUploads(f.productCode, f.pools[0]!, 500);
     const baselineFigures = await baselineActivations({ base: baseline.base, concurrency: CONCURRENCY, uploads, maxRequests: 200_000, maxSeconds: ACTIVATION_SECONDS, cpu: () => [baseline.cpuMs()] });
 
-    const bigCount = LARGE - ORDER_LICENSES;
+    const bigCount = Math.max(0, LARGE - ORDER_LICENSES);
     progress(`generating ${thousands(bigCount)} licenses`);
     const now = new Date();
     const bigOrder = await catalog.insertOrder(d.db, { orderRef: 'BENCH-LARGE', customerId: f.customerId }, now);
@@ -165,13 +170,14 @@ function report(r: DatabaseResult) {
           { name: `order page, ${thousands(LARGE - ORDER_LICENSES)}-license order (${BIG_ORDER_CONCURRENCY} cl.)`, fig: l.bigOrderPage!, baseName: `10,000-license order, ${S}`, base: s.orderPage },
         ],
       },
-      { title: `License API, ${ONLINE_CONCURRENCY} clients`, rows: s.online ?? [] },
+      { title: `License API (POST /api/v1/activate and /check, JSON), each activation a new device`, rows: s.online?.rows ?? [] },
     ],
   );
   // Every successful upload (and the one sanity upload before the run) must be a new device: no repeats, nothing lost.
   for (const [name, p] of [['small', s], ['large', l]] as const) {
     if (p.activationsRecorded !== p.activation.okTotal + 1) console.log(`  ! ${name}: ${p.activationsRecorded} devices recorded for ${p.activation.okTotal + 1} successful uploads`);
   }
+  for (const [name, p] of [['small', s], ['large', l]] as const) for (const e of p.errors) console.log(`  ! server errors (${name}): ${e}`);
   console.log(`  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process: ${r.baselineRssMb.toFixed(0)} MB`);
 }
 
@@ -179,9 +185,20 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
   const mark = (ok: boolean, text: string) => `${ok ? 'met' : 'NOT met'}: ${text}`;
   const cell = (fn: (r: DatabaseResult) => string) => results.map(fn);
   return [
-    { target: 'offline activation ≥ 1,000/s (SQLite)', cell: (r: DatabaseResult) => mark(r.small.activation.rps >= 1000, `${r.small.activation.rps.toFixed(0)}/s`) },
+    {
+      target: 'offline activation ≥ 1,000/s on SQLite',
+      cell: (r: DatabaseResult) => (r.label.startsWith('SQLite') ? mark(r.small.activation.rps >= 1000, `${r.small.activation.rps.toFixed(0)}/s`) : `(SQLite target) ${r.small.activation.rps.toFixed(0)}/s`),
+    },
     { target: 'offline activation ≥ 1/3 of its no-database baseline', cell: (r: DatabaseResult) => mark(r.small.activation.rps / r.baseline.rps >= 1 / 3, `${(r.small.activation.rps / r.baseline.rps).toFixed(2)}`) },
-    { target: `online check p99 < 20 ms at ${ONLINE_CONCURRENCY} connections`, cell: () => 'not measured: no License API yet' },
+    {
+      target: `online check p99 < 20 ms at ${ONLINE_CONCURRENCY} connections`,
+      cell: (r: DatabaseResult) => {
+        const c = r.small.online?.check;
+        const paced = r.small.online?.pacedCheck;
+        if (!c || !paced) return 'not measured: no License API';
+        return mark(c.p99 < 20 && !c.failed, `p99 ${c.p99.toFixed(0)} ms (paced ${paced.p99.toFixed(0)} ms)`);
+      },
+    },
     { target: 'order page (10,000 licenses) ≥ 1/2 of static baseline', cell: (r: DatabaseResult) => mark(r.small.orderPage.rps / r.small.account.rps >= 0.5, `${(r.small.orderPage.rps / r.small.account.rps).toFixed(2)}`) },
     {
       target: `lookups by key at ${thousands(LARGE)} within 2× of 10,000`,

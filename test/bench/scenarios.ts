@@ -4,7 +4,7 @@
  */
 import crypto from 'node:crypto';
 import { csrfFrom } from '../helpers/app.ts';
-import { makeDevice } from '../helpers/device.ts';
+import { DEVICE_KID, encodeEnvelope, signingInput } from '../../sdk/src/envelope.ts';
 import { fetchOnce, multipartFile, runLoad, type Call, type Figures } from './load.ts';
 
 /** A distinct client address per request (see TRUST_PROXY in processes.ts): 10.x.y.z. */
@@ -24,13 +24,47 @@ export async function login(base: string, email: string, password: string): Prom
   return cookie;
 }
 
+export interface BenchDevice {
+  hardwareId: string;
+  devicePublicKey: string;
+  privateKey: crypto.KeyObject;
+}
+
+/**
+ * A device as the SDK makes one: a new Ed25519 key pair and a hardware id (a hash on real machines:
+ * random, not a sequence, which would crowd one end of every index on it). The public key string is
+ * the end of the SPKI DER encoding, as the SDK's devicePublicKeyString takes it (not a JWK export,
+ * which can deadlock Node 20.20 under garbage collection: docs/performance.md). The bench signs with
+ * the SDK's envelope pieces (signingInput, encodeEnvelope) directly, without the test helpers.
+ */
+export function newDevice(): BenchDevice {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
+  return { hardwareId: `HW-${crypto.randomBytes(12).toString('hex')}`, devicePublicKey: publicKey.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64url'), privateKey };
+}
+
+function deviceSigned(typ: 'activation-request' | 'check-request', payload: object, device: BenchDevice): string {
+  const payloadBytes = Buffer.from(JSON.stringify(payload), 'utf8');
+  const signature = crypto.sign(null, signingInput(typ, DEVICE_KID, payloadBytes), device.privateKey);
+  return encodeEnvelope({ typ, kid: DEVICE_KID, payloadBytes, signature });
+}
+
+const nonce = () => crypto.randomBytes(16).toString('base64url');
+
+/** An activation request as the SDK makes it (the payload of test/helpers/device.ts). */
+export function activationRequest(device: BenchDevice, productCode: string, licenseKey: string): string {
+  const { hardwareId, devicePublicKey } = device;
+  return deviceSigned('activation-request', { v: 1, product: productCode, licenseKey, user: null, hardwareId, hostname: `${hardwareId.toLowerCase()}.example`, os: 'BenchOS 1', appVersion: '1.0.0', devicePublicKey, nonce: nonce(), createdAt: new Date().toISOString() }, device);
+}
+
+/** A check request of an activated device (License API). */
+export function checkRequest(device: BenchDevice, productCode: string, licenseId: number, activationId: number): string {
+  const { hardwareId, devicePublicKey } = device;
+  return deviceSigned('check-request', { v: 1, product: productCode, licenseId, activationId, hardwareId, devicePublicKey, nonce: nonce(), createdAt: new Date().toISOString() }, device);
+}
+
 /** Pre-built multipart uploads of activation requests: device i activates license keys[i % keys.length]. */
 export function activationUploads(productCode: string, keys: string[], count: number): { body: Buffer; contentType: string }[] {
-  const runId = crypto.randomBytes(3).toString('hex');
-  return Array.from({ length: count }, (_, i) => {
-    const device = makeDevice(`BENCH-${runId}-${i}`);
-    return multipartFile('file', 'activation-request.req', device.activationRequest({ product: productCode, licenseKey: keys[i % keys.length]! }).text);
-  });
+  return Array.from({ length: count }, (_, i) => multipartFile('file', 'activation-request.req', activationRequest(newDevice(), productCode, keys[i % keys.length]!)));
 }
 
 /** Each client opens the offline page once, as a browser would: its session cookie and the form's action (CSRF token in the query). */
