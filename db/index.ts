@@ -5,6 +5,7 @@ import * as auditIndexes from './migrations/0002_audit_indexes.ts';
 import * as brandingLogoSize from './migrations/0003_branding_logo_size.ts';
 import * as totpLastStep from './migrations/0004_totp_last_step.ts';
 import * as requestNonceDeviceIndex from './migrations/0005_request_nonce_device_index.ts';
+import * as orderLicenseCount from './migrations/0006_order_license_count.ts';
 
 export type Db = Knex;
 
@@ -21,6 +22,7 @@ const migrations: Migration[] = [
   { name: '0003_branding_logo_size', ...brandingLogoSize },
   { name: '0004_totp_last_step', ...totpLastStep },
   { name: '0005_request_nonce_device_index', ...requestNonceDeviceIndex },
+  { name: '0006_order_license_count', ...orderLicenseCount },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

@@ -127,7 +127,7 @@ export async function insertLicense(
   now: Date,
 ) {
   const { expiresAt, maintenanceUntil } = licenseDates(l.entitlements, l.startDate);
-  return idOf(
+  const id = idOf(
     await db('licenses').insert({
       order_id: l.orderId,
       product_id: l.productId,
@@ -146,6 +146,13 @@ export async function insertLicense(
       updated_at: now,
     }),
   );
+  await countLicensesOf(db, l.orderId, 1);
+  return id;
+}
+
+/** Adds to an order's license count (orders.license_count): every insert of licenses calls it, in its transaction. */
+export async function countLicensesOf(db: Knex, orderId: number, added: number): Promise<void> {
+  await db('orders').where({ id: orderId }).increment('license_count', added);
 }
 
 export async function assignManager(db: Knex, accountId: number, orderId: number, now: Date) {

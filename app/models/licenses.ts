@@ -154,6 +154,12 @@ export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<numb
   return countOf(await filtered(db, f, now, db('licenses')).count({ n: '*' }).first());
 }
 
+/** The count of an order's licenses under a filter: the order's own count when nothing else filters. */
+export async function countInOrder(db: Knex, order: { id: number; licenseCount: number }, f: LicenseFilter, now: Date): Promise<number> {
+  const filtered = f.status || f.productId || f.key || f.userEmail;
+  return filtered ? count(db, { ...f, orderId: order.id }, now) : order.licenseCount;
+}
+
 /** License counts by status for a set of orders (a sub-query of order ids). */
 export async function countByStatus(db: Knex, orderIds: Knex.QueryBuilder, now: Date): Promise<Record<LicenseStatus, number>> {
   const rows = await db('licenses').whereIn('order_id', orderIds).select({ status: statusSql(db, now) }).count({ n: '*' }).groupBy('status');

@@ -9,6 +9,8 @@ export interface Order {
   customerName: string;
   isTest: boolean;
   isTrial: boolean;
+  /** How many licenses it holds (kept with the order, see migration 0006). */
+  licenseCount: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -30,6 +32,7 @@ function fromRow(r: Record<string, unknown>): Order {
     customerName: String(r.customer_name ?? ''),
     isTest: toBool(r.is_test),
     isTrial: toBool(r.is_trial),
+    licenseCount: Number(r.license_count ?? 0),
     createdAt: toDate(r.created_at)!,
     updatedAt: toDate(r.updated_at)!,
   };
@@ -53,14 +56,12 @@ function searched(scope: Knex.QueryBuilder, q?: string, customerId?: number) {
 }
 
 /** A page of orders from a scope, newest first, with customer and license count. */
-export async function listSummaries(db: Knex, scope: Knex.QueryBuilder, limit: number, offset = 0, filter: { q?: string; customerId?: number } = {}): Promise<OrderSummary[]> {
+export async function listSummaries(scope: Knex.QueryBuilder, limit: number, offset = 0, filter: { q?: string; customerId?: number } = {}): Promise<OrderSummary[]> {
   const rows = await searched(scope, filter.q, filter.customerId)
     .orderBy('orders.id', 'desc')
     .limit(limit)
     .offset(offset)
-    .select('orders.id', 'orders.order_ref', 'orders.created_at', 'customers.name as customer_name', {
-      license_count: db('licenses').count('*').whereRaw('licenses.order_id = orders.id'),
-    });
+    .select('orders.id', 'orders.order_ref', 'orders.created_at', 'customers.name as customer_name', 'orders.license_count');
   return rows.map((r: Record<string, unknown>) => ({
     id: Number(r.id),
     orderRef: String(r.order_ref),

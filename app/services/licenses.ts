@@ -67,6 +67,7 @@ async function insertKeyed(trx: Knex, base: Omit<Parameters<typeof catalog.inser
       updated_at: now,
     }));
     await trx('licenses').insert(rows);
+    await catalog.countLicensesOf(trx, base.orderId, rows.length);
     const inserted = await trx('licenses').whereIn('license_key', keys).orderBy('id').select('id');
     ids.push(...inserted.map((r: { id: number }) => Number(r.id)));
   }
@@ -90,7 +91,10 @@ async function copyFeatures(trx: Knex, policyId: number, licenseIds: number[]) {
 export async function issueLicenses(deps: ServiceDeps, actor: Actor, orderId: number, request: IssueRequest, hooks: IssueHooks = {}): Promise<IssueResult> {
   const run = () =>
     auditedChange(deps, actor, async (trx, now) => {
-      if (!(await trx('orders').where({ id: orderId }).first('id'))) throw notFound();
+      // The order row first, for update: the inserts below add to its license count, and two issues
+      // into one order must queue here rather than both hold a shared lock (the licenses' foreign
+      // key) and then both wait to write it.
+      if (!(await trx('orders').where({ id: orderId }).forUpdate().first('id'))) throw notFound();
       const { policy, product } = await issuablePolicy(trx, request.policyId);
       const entitlements: Entitlements = policy;
       const startDate = request.startDate ?? now;

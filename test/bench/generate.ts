@@ -13,7 +13,7 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { isSqlite } from '../../db/knexfile.ts';
 import { CROCKFORD } from '../../app/lib/license-keys.ts';
-import { DEFAULT_ENTITLEMENTS, entitlementColumns, type Entitlements } from '../../app/models/catalog.ts';
+import { DEFAULT_ENTITLEMENTS, countLicensesOf, entitlementColumns, type Entitlements } from '../../app/models/catalog.ts';
 
 export interface LicenseBatch {
   orderId: number;
@@ -152,5 +152,6 @@ export async function generateLicenses(db: Knex, b: LicenseBatch): Promise<Gener
   };
   if (isSqlite(db)) await generateSqlite(db, b, keyOf);
   else await generateMysql(db, b, keyOf);
+  await countLicensesOf(db, b.orderId, b.count); // as the app's own inserts do
   return { count: b.count, seconds: Number(process.hrtime.bigint() - started) / 1e9, sample };
 }

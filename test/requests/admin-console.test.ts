@@ -339,5 +339,25 @@ describe('console: issuing at volume', function () {
     const page = await agent.get(`/admin/orders/${order}`).expect(200);
     assert.match(page.text, /Page 1 of 200/);
     await agent.get(`/admin/orders/${order}?page=200`).expect(200);
+    // The order keeps its own count (the pages read it instead of counting), and it is the true one.
+    assert.equal(Number((await t.db('orders').where({ id: order }).first('license_count')).license_count), 10_000);
+    const more = await submitForm(agent, `/admin/orders/${order}`, `/admin/orders/${order}/licenses`, { policy_id: String(ids.keyPolicy), quantity: '3' });
+    assert.equal(more.status, 303);
+    assert.equal(Number((await t.db('orders').where({ id: order }).first('license_count')).license_count), 10_003);
+    assert.match((await agent.get(`/admin/orders/${order}`).expect(200)).text, /Licenses \(10003\)/);
+    assert.match((await agent.get(`/admin/orders?q=BIG-1`).expect(200)).text, /10003/);
+  });
+
+  it('two issues into one order at the same time both land, and the order counts both', async () => {
+    const { agent } = await adminAgent(t);
+    const keyPolicy = Number((await t.db('license_policies').join('products', 'products.id', 'license_policies.product_id').where('products.code', 'cad').first('license_policies.id')).id);
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Twice' }, new Date());
+    const order = await catalog.insertOrder(t.db, { orderRef: 'TWICE-1', customerId: customer }, new Date());
+    const page = await agent.get(`/admin/orders/${order}`).expect(200);
+    const csrf = csrfFrom(page.text);
+    const results = await Promise.all([250, 170].map((n) => agent.post(`/admin/orders/${order}/licenses`).type('form').send({ _csrf: csrf, policy_id: String(keyPolicy), quantity: String(n) })));
+    assert.deepEqual(results.map((r) => r.status), [303, 303]);
+    assert.equal(await countRows(t.db, 'licenses', { order_id: order }), 420);
+    assert.equal(Number((await t.db('orders').where({ id: order }).first('license_count')).license_count), 420);
   });
 });

@@ -36,7 +36,7 @@ export function adminCustomersController(ctx: AppContext) {
     async show(req: Request, res: Response) {
       const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
       const { page, limit, offset } = pageFrom(req.query);
-      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db, ctx.db('orders'), limit, offset, { customerId: customer.id }), orders.countInScope(ctx.db('orders'), { customerId: customer.id })]);
+      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db('orders'), limit, offset, { customerId: customer.id }), orders.countInScope(ctx.db('orders'), { customerId: customer.id })]);
       res.render('admin/customers/show', { title: customer.name, customer, orders: rows, page, pages: pageCount(total) });
     },
 

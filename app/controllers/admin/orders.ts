@@ -23,7 +23,7 @@ export function adminOrdersController(ctx: AppContext) {
     const { page, limit, offset } = pageFrom(req.query);
     const [rows, total, managers, issuable, productList] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
-      licenses.count(ctx.db, filter, now),
+      licenses.countInOrder(ctx.db, order, filter, now),
       orders.listManagers(ctx.db, order.id),
       policies.listIssuable(ctx.db),
       products.listActive(ctx.db),
@@ -38,7 +38,7 @@ export function adminOrdersController(ctx: AppContext) {
       const query = listQuery(req, ['q']);
       const { page, limit, offset } = pageFrom(req.query);
       const scope = ctx.db('orders');
-      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db, scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
+      const [rows, total] = await Promise.all([orders.listSummaries(scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
       res.render('admin/orders/index', { title: req.t('admin.orders.title'), orders: rows, query, page, pages: pageCount(total), total });
     },
 

@@ -35,7 +35,7 @@ export function portalOrdersController(ctx: AppContext) {
     const canIssue = req.permissions.has('issue_license');
     const [rows, total, orderManagers, issuable, quotas, productList] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
-      licenses.count(ctx.db, filter, now),
+      licenses.countInOrder(ctx.db, order, filter, now),
       orders.listManagers(ctx.db, order.id),
       canIssue ? issuableFor(ctx.db, req.user!) : Promise.resolve([]),
       req.user!.role === 'manager' ? managers.quotasOf(ctx.db, req.user!.id) : Promise.resolve([]),
@@ -84,7 +84,7 @@ export function portalOrdersController(ctx: AppContext) {
       const query = listQuery(req, ['q']);
       const { page, limit, offset } = pageFrom(req.query);
       const scope = load.scope(req);
-      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db, scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
+      const [rows, total] = await Promise.all([orders.listSummaries(scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
       res.render('portal/orders/index', { title: req.t('portal.orders.title'), orders: rows, query, page, pages: pageCount(total), total, can: req.permissions });
     },
 

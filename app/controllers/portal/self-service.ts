@@ -46,7 +46,7 @@ export function portalHomeController(ctx: AppContext) {
       }
       const scope = scopeOrders(ctx.db, account);
       const [recentOrders, counts, activity] = await Promise.all([
-        orders.listSummaries(ctx.db, scope, 10),
+        orders.listSummaries(scope, 10),
         licenses.countByStatus(ctx.db, scope.clone().select('orders.id'), now),
         auditEvents.listForOrders(ctx.db, scope.clone().select('orders.id'), 10),
       ]);
