@@ -3,6 +3,7 @@ import { EnvelopeError } from '../../sdk/src/errors.ts';
 import { LicenseError } from '../../sdk/src/license-error.ts';
 import { readActivationRequestPayload, readCheckRequestPayload, readDeactivationRequestPayload } from '../../sdk/src/payloads.ts';
 import * as licenses from '../models/licenses.ts';
+import { lockLicense } from '../models/licenses.ts';
 import { getSettings, settingDefaults } from '../models/settings.ts';
 import { signAsServer } from '../crypto/envelopes.ts';
 import { activate, deactivate, requestActivationInput, deactivationReceipt, expireFloatingSlots, licenseFile, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
@@ -57,6 +58,9 @@ export async function checkOnline(deps: ActivationDeps, _actor: Actor, requestTe
     const at = deps.clock.now();
     const device = await trx('devices').where({ id: p.activationId, license_id: p.licenseId }).first();
     if (!device || device.device_public_key !== p.devicePublicKey || device.hardware_id !== p.hardwareId) throw new ApiError('activation_unknown', 404);
+    // The license row before any change to its devices, as in every such transaction (models/licenses.ts
+    // lockLicense): freeing lapsed floating slots here must not cross an activation doing the same.
+    await lockLicense(trx, p.licenseId);
     let license = (await licenses.findById(trx, p.licenseId, at))!;
     if (license.productCode !== p.product) throw new ApiError('activation_unknown', 404);
     // Only when stale floating slots were freed (this device's among them, perhaps) is anything read again.

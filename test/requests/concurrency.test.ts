@@ -207,6 +207,36 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
       }
     });
 
+    it('floating license: checks of lapsed devices and new online activations at the same time free and take slots without a server error, and seats = active devices', async function () {
+      const SLOTS = 3;
+      const { id, licenseKey } = await addLicense({ floating: true, floatingUsers: SLOTS, floatingTimeoutMinutes: 10, maxActivations: 1000 });
+      const api = (action: string, body: object, i: number) => request(base).post(`/api/v1/${action}`).set('X-Forwarded-For', `10.250.${i}.1`).send(body);
+      for (let round = 0; round < 4; round++) {
+        // Fill the slots, let them lapse, then everyone at once: the old devices check in, new ones activate.
+        const holders = range(SLOTS).map((i) => makeDevice(`HW-FLOAT-${round}-OLD-${i}`));
+        const refs = [];
+        for (const [i, d] of holders.entries()) {
+          const active = (await activeDevices(t.db, id)).length;
+          if (active >= SLOTS) break;
+          const res = await api('activate', { request: d.activationRequest({ product: PRODUCT, licenseKey }).text }, i).expect(200);
+          refs.push({ device: d, ref: { product: PRODUCT, licenseId: id, activationId: Number(res.body.activationId) } });
+        }
+        t.clock.advance(11 * 60_000);
+        const newcomers = range(8).map((i) => makeDevice(`HW-FLOAT-${round}-NEW-${i}`));
+        const answers = await Promise.all([
+          ...refs.map(({ device, ref }, i) => api('check', { request: device.checkRequest(ref) }, 100 + i)),
+          ...newcomers.map((d, i) => api('activate', { request: d.activationRequest({ product: PRODUCT, licenseKey }).text }, 200 + i)),
+        ]);
+        const statuses = answers.map((a) => a.status);
+        assert.ok(statuses.every((s) => [200, 409, 410].includes(s)), `round ${round + 1}: only granted, no seats or lapsed, got ${JSON.stringify(tally(statuses))}`);
+        const active = await activeDevices(t.db, id);
+        assert.ok(active.length <= SLOTS, `round ${round + 1}: ${active.length} active devices on ${SLOTS} slots`);
+        assert.equal((await licenseRow(t.db, id)).timesActivated, active.length, `round ${round + 1}: times_activated = active devices`);
+        assert.equal(answers.slice(refs.length).filter((a) => a.status === 200).length + answers.slice(0, refs.length).filter((a) => a.status === 200).length, active.length, `round ${round + 1}: every 200 holds a slot`);
+        t.clock.advance(11 * 60_000);
+      }
+    });
+
     it('activations, device resets, license resets and deactivation uploads at the same time keep times_activated = active devices ≤ seats, and count transfers exactly', async function () {
       const SEATS = 3;
       const ROUNDS = 6;
