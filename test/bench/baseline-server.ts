@@ -1,6 +1,7 @@
 /**
  * The no-database baseline of the offline activation: the same HTTP and crypto work as Portico's
- * POST /offline/requests with everything else taken away. Express with the same multipart parser
+ * POST /offline/requests and the license download after it, with everything else taken away (and
+ * in one request: the signed license comes back in the page). Express with the same multipart parser
  * (multer, memory storage, same limits), the SDK's verifyDeviceSigned and payload reader, the
  * request hash, and a license envelope signed with signEnvelope, sent back in a small HTML page;
  * and the same for the License API's activate and check (JSON). No session, no CSRF, no rate

@@ -31,6 +31,12 @@ export interface LoadOptions {
    * second, so latencies are those of a server that is not saturated.
    */
   ratePerSecond?: number;
+  /**
+   * A second request that completes the same piece of work, made from the first answer's body (the
+   * download behind the link of a result page): one iteration is then both, timed together, and
+   * fails unless both answer `expectStatus`.
+   */
+  followUp?: (body: string, i: number, client: number) => Call | undefined;
 }
 
 export interface Figures {
@@ -55,20 +61,20 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-function send(base: URL, agent: http.Agent, c: Call): Promise<{ status: number; body?: string }> {
+function send(base: URL, agent: http.Agent, c: Call, keepBody = false): Promise<{ status: number; body?: string }> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...c.headers };
     if (c.body) headers['content-length'] = c.body.length;
     const req = http.request({ host: base.hostname, port: base.port, method: c.method, path: c.path, agent, headers }, (res) => {
       const status = res.statusCode ?? 0;
-      if (status < 400) {
+      if (status < 400 && !keepBody) {
         res.resume();
         res.on('end', () => resolve({ status }));
         return;
       }
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (body.length < 4000 ? (body += d) : undefined));
+      res.on('data', (d: string) => (body.length < (keepBody ? 1_000_000 : 4000) ? (body += d) : undefined));
       res.on('end', () => resolve({ status, body }));
     });
     req.on('error', reject);
@@ -99,9 +105,14 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
           const wait = phaseStart + ((i - first) * 1000) / o.ratePerSecond - Date.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         }
-        const c = o.call(i, n);
+        let c = o.call(i, n);
         const sent = process.hrtime.bigint();
-        const r = await send(base, agents[n]!, c).catch((err: Error) => ({ status: 0, body: err.message }));
+        let r = await send(base, agents[n]!, c, !!o.followUp).catch((err: Error) => ({ status: 0, body: err.message }));
+        const second = r.status === expect && o.followUp ? o.followUp(r.body ?? '', i, n) : undefined;
+        if (second) {
+          c = second;
+          r = await send(base, agents[n]!, c).catch((err: Error) => ({ status: 0, body: err.message }));
+        } else if (r.status === expect && o.followUp) r = { status: -1, body: 'no follow-up request could be made from the answer' };
         if (times) times.push(Number(process.hrtime.bigint() - sent) / 1e6);
         if (r.status === expect) okTotal += 1;
         else {

@@ -146,7 +146,7 @@ function report(r: DatabaseResult) {
     `${r.label} — Portico server.ts as its own process (NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}), loopback`,
     [
       `databases: small = ${S} licenses (the 10,000-license order + activation pools), large = ${L} (+ an order of ${thousands(LARGE - ORDER_LICENSES)}, generated in ${r.generatedSeconds.toFixed(1)} s)`,
-      `activation: POST /offline/requests (multipart upload → activation → result page), ${CONCURRENCY} clients, each request a new device on a license with free seats;`,
+      `offline activation: POST /offline/requests (multipart upload → activation → result page), then GET of the signed license file behind its download link, timed together; ${CONCURRENCY} clients, each a new device on a license with free seats; baseline: one request verifying the request and returning a signed license in the page;`,
       `pages: ${PAGE_CONCURRENCY} clients with a logged-in session; figures after warm-up; p50/p99 are per-request latencies under that concurrency;`,
       `cpu ms: CPU time per request of the server process${r.label.startsWith("SQLite") ? "" : " + of the database server"}, from /proc (steady where req/s suffers from other load on the machine)`,
     ],

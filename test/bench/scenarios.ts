@@ -80,11 +80,23 @@ async function offlineClients(base: string, n: number): Promise<{ cookie: string
   );
 }
 
-/** POST /offline/requests with one upload after another; what a browser sends when the user drops a request file. */
+/** The license file behind the download link of a result page, fetched as the browser that uploaded. */
+function downloadCall(client: { cookie: string }, page: string, i: number): Call | undefined {
+  const link = /href="([^"]*\/download\/[^"]+)"/.exec(page)?.[1]?.replace(/&amp;/g, '&');
+  return link ? { method: 'GET', path: link, headers: { cookie: client.cookie, 'x-forwarded-for': clientAddress(i) } } : undefined;
+}
+
+/**
+ * An offline activation as a person does it: POST /offline/requests with the request file (what a
+ * browser sends when the file is dropped), then the download of the signed license file from the
+ * result page. One figure per upload + download.
+ */
 export async function offlineActivations(o: { base: string; concurrency: number; uploads: { body: Buffer; contentType: string }[]; warmup: number; maxSeconds: number; cpu?: () => number[] }): Promise<Figures> {
   const clients = await offlineClients(o.base, o.concurrency);
   const sample = await fetchOnce(o.base, uploadCall(clients[0]!, o.uploads[0]!, 0));
   if (sample.status !== 200 || !/License activated/.test(sample.body)) throw new Error(`offline activation does not work: HTTP ${sample.status} ${sample.body.slice(0, 500)}`);
+  const file = await fetchOnce(o.base, downloadCall(clients[0]!, sample.body, 0) ?? { method: 'GET', path: '/offline/download/missing' });
+  if (file.status !== 200 || !/^-----BEGIN PORTICO LICENSE-----/m.test(file.body)) throw new Error(`the license file does not download: HTTP ${file.status} ${file.body.slice(0, 300)}`);
   return runLoad({
     base: o.base,
     concurrency: o.concurrency,
@@ -93,6 +105,7 @@ export async function offlineActivations(o: { base: string; concurrency: number;
     maxSeconds: o.maxSeconds,
     cpu: o.cpu,
     call: (i, c) => uploadCall(clients[c]!, o.uploads[i + 1]!, i + 1),
+    followUp: (page, i, c) => downloadCall(clients[c]!, page, i + 1),
   });
 }
 
