@@ -1,7 +1,7 @@
 /**
  * `npm run bench:queries`: the SQL statements behind one request of each kind `npm run bench`
- * measures (offline activation, online activate and check, /account, the order page, lookups by
- * key), in order, with their time, and the mean time of TRACE_TIMES (20) more of the same. A tool for
+ * measures (offline activation and the license download after it, online activate and check,
+ * /account, the order page, lookups by key), in order, with their time, and the mean time of TRACE_TIMES (20) more of the same. A tool for
  * whoever wants to know why a figure is what it is. A temporary SQLite file, or a scratch database
  * on DATABASE_URL's server (its name must contain "bench"; it is dropped).
  *
@@ -75,6 +75,12 @@ const uploads = activationUploads(f.productCode, f.pools[0]!, TIMES + 10);
 let u = 0;
 let ip = 0;
 const xff = () => `10.0.${(++ip >> 8) & 255}.${ip & 255}`;
+{
+  // The download of the license file behind the result page's link (the second half of an offline activation).
+  const page = await fetchOnce(base, { method: 'POST', path: action, body: uploads[TIMES + 9]!.body, headers: { cookie, 'content-type': uploads[TIMES + 9]!.contentType, 'x-forwarded-for': xff() } });
+  const link = /href="([^"]*\/download\/[^"]+)"/.exec(page.body)![1]!;
+  await traced('license download', (() => ({ method: 'GET', path: link, headers: { cookie, 'x-forwarded-for': xff() } })) as unknown as Call);
+}
 await traced('offline activation', (() => ({ method: 'POST', path: action, body: uploads[u]!.body, headers: { cookie, 'content-type': uploads[u++]!.contentType, 'x-forwarded-for': xff() } })) as unknown as Call);
 
 const devices = Array.from({ length: TIMES + 10 }, () => newDevice());
