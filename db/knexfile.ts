@@ -11,6 +11,7 @@ const STATEMENT_CACHE = 500;
 
 /**
  * knex prepares every statement anew on SQLite (parse + plan each time: a few per cent of a request).
+ * (And its transactions begin IMMEDIATE, see below.)
  * The same SQL text always gets the same prepared statement back here; better-sqlite3 runs each
  * statement to completion synchronously, so one is never in use twice, and SQLite re-prepares a
  * statement by itself after a schema change. Bounded: the cache starts over when full (knex's SQL
@@ -22,7 +23,11 @@ function rememberStatements(conn: SqliteConnection) {
   conn.prepare = (sql: string) => {
     let statement = statements.get(sql);
     if (statement === undefined) {
-      statement = prepare(sql);
+      // knex opens every transaction with a deferred BEGIN. A deferred transaction that has read and
+      // then wants to write while another process holds the write lock gets SQLITE_BUSY at once,
+      // without waiting busy_timeout ("database is locked"). BEGIN IMMEDIATE takes the write lock
+      // first, waiting for it: transactions of several processes on one file queue instead of failing.
+      statement = prepare(sql === 'BEGIN;' ? 'BEGIN IMMEDIATE;' : sql);
       if (statements.size >= STATEMENT_CACHE) statements.clear();
       statements.set(sql, statement);
     }
