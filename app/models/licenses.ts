@@ -156,8 +156,8 @@ export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<numb
 
 /** The count of an order's licenses under a filter: the order's own count when nothing else filters. */
 export async function countInOrder(db: Knex, order: { id: number; licenseCount: number }, f: LicenseFilter, now: Date): Promise<number> {
-  const filtered = f.status || f.productId || f.key || f.userEmail;
-  return filtered ? count(db, { ...f, orderId: order.id }, now) : order.licenseCount;
+  const narrowed = f.status || f.productId || f.key || f.userEmail;
+  return narrowed ? count(db, { ...f, orderId: order.id }, now) : order.licenseCount;
 }
 
 /** License counts by status for a set of orders (a sub-query of order ids). */
@@ -218,6 +218,6 @@ export function auditView(l: License) {
  * another transaction waits for the row, which MySQL answers with a deadlock.
  */
 export async function lockLicense(trx: Knex, licenseId: number): Promise<void> {
-  if (isSqlite(trx)) return; // FOR UPDATE means nothing there: the transaction's first write takes the lock
+  if (isSqlite(trx)) return; // FOR UPDATE means nothing there: every transaction holds the file's write lock from BEGIN IMMEDIATE (db/knexfile.ts)
   await trx('licenses').where({ id: licenseId }).forUpdate().first('id');
 }

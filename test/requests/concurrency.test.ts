@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +10,7 @@ import type { Knex } from 'knex';
 import { buildTestApp, createAccount, type TestApp } from '../helpers/app.ts';
 import { createTestDatabase, usingMysql, type TestDatabase } from '../helpers/db.ts';
 import { makeDevice } from '../helpers/device.ts';
-import { projectRoot, waitFor } from '../helpers/process.ts';
+import { runScript, waitFor } from '../helpers/process.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { generateLicenseKey } from '../../app/lib/license-keys.ts';
 import { ensureSigningKey } from '../../app/crypto/signing-keys.ts';
@@ -53,24 +52,9 @@ function upload(base: string, browser: Browser, text: string, clientIp: string) 
   return request(base).post(browser.action).set('Cookie', browser.cookie).set('X-Forwarded-For', clientIp).attach('file', Buffer.from(text), 'activation-request.req');
 }
 
-type ServerProcess = ChildProcessWithoutNullStreams & { output: () => string };
-
-/**
- * server.ts as a real process. Node runs it directly (--import tsx) rather than through the tsx
- * wrapper of helpers/process.ts: SIGKILL must reach the server itself, and a wrapper killed with
- * SIGKILL would leave its server running.
- */
-function serverProcess(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server.ts'], { cwd: projectRoot, env: { ...process.env, ...env } });
-  // A run that ends early must not leave servers behind.
-  const reap = () => child.kill('SIGKILL');
-  process.once('exit', reap);
-  child.once('exit', () => process.off('exit', reap));
-  let out = '';
-  child.stdout.on('data', (d) => (out += d.toString()));
-  child.stderr.on('data', (d) => (out += d.toString()));
-  return Object.assign(child, { output: () => out });
-}
+/** server.ts as a real process (node itself with the tsx loader: SIGKILL reaches the server). */
+type ServerProcess = ReturnType<typeof runScript>;
+const serverProcess = (env: Record<string, string>): ServerProcess => runScript('server.ts', env);
 
 async function stopProcess(child: ServerProcess, signal: NodeJS.Signals) {
   if (child.exitCode !== null || child.signalCode !== null) return;
