@@ -7,7 +7,7 @@ import { createLogger } from './app/lib/logger.ts';
 import { systemClock } from './app/lib/clock.ts';
 import { resolveSessionSecret } from './app/lib/session-secret.ts';
 import { RateLimiter } from './app/lib/rate-limiter.ts';
-import { ensureSigningKey } from './app/crypto/signing-keys.ts';
+import { ensureSigningKey } from './app/services/signing-keys.ts';
 import { issueSetupTokenIfNeeded } from './app/services/setup.ts';
 import { makePaths } from './app/paths.ts';
 

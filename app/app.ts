@@ -26,6 +26,7 @@ import { settingDefaults } from './models/settings.ts';
 import { errorHandler, notFoundHandler } from './middleware/errors.ts';
 import { buildRoutes } from './routes.ts';
 import { authenticate } from './services/auth.ts';
+import { createSigner, type Signer } from './services/signer.ts';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -45,6 +46,8 @@ export interface AppContext {
   clock: Clock;
   mailer: Mailer;
   limiter: RateLimiter;
+  /** Everything the server signs goes through it (services/signer.ts). */
+  signer: Signer;
   i18n: ReturnType<typeof createI18n>;
   passport: InstanceType<typeof Passport>;
   state: { shuttingDown: boolean };
@@ -70,6 +73,7 @@ export function createApp(deps: AppDeps): PorticoApp {
     clock,
     mailer: deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db, clock, logger }),
     limiter: new RateLimiter(db, clock),
+    signer: createSigner(config.dataDir),
     i18n,
     passport,
     state: { shuttingDown: false },

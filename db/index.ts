@@ -6,6 +6,7 @@ import * as brandingLogoSize from './migrations/0003_branding_logo_size.ts';
 import * as totpLastStep from './migrations/0004_totp_last_step.ts';
 import * as requestNonceDeviceIndex from './migrations/0005_request_nonce_device_index.ts';
 import * as orderLicenseCount from './migrations/0006_order_license_count.ts';
+import * as airgapCommitment from './migrations/0007_airgap_commitment.ts';
 
 export type Db = Knex;
 
@@ -23,6 +24,7 @@ const migrations: Migration[] = [
   { name: '0004_totp_last_step', ...totpLastStep },
   { name: '0005_request_nonce_device_index', ...requestNonceDeviceIndex },
   { name: '0006_order_license_count', ...orderLicenseCount },
+  { name: '0007_airgap_commitment', ...airgapCommitment },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

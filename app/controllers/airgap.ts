@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import QRCode from 'qrcode';
 import type { AppContext } from '../app.ts';
 import * as tokens from '../models/tokens.ts';
+import * as devices from '../models/devices.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
@@ -19,7 +20,7 @@ const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, ma
 
 /** The Air-Gapped Activation Portal: license key + typed codes in, codes (and QR codes) out. */
 export function airgapController(ctx: AppContext) {
-  const deps = { ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage };
+  const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
 
   const page = (req: Request, res: Response, status: number, tab: 'activate' | 'deactivate', values: Record<string, string>, errors: Record<string, string> = {}, refusal: string | null = null, vars: Record<string, unknown> = {}) =>
     res.status(status).set('Cache-Control', 'no-store').render('airgap/index', { title: req.t('airgap.title'), tab, values, errors, refusal, vars });
@@ -37,10 +38,10 @@ export function airgapController(ctx: AppContext) {
 
   const qr = (content: string) => QRCode.toDataURL(content, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
 
-  const downloadToken = async (code: string, filename: string) => {
+  const downloadToken = async (code: string, deviceId: number) => {
     const token = randomToken();
     const now = ctx.clock.now();
-    await tokens.insertOneTimeCode(ctx.db, 'airgap_download', hashToken(token), new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000), now, { code, filename });
+    await tokens.insertOneTimeCode(ctx.db, 'airgap_download', hashToken(token), new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000), now, { code, deviceId });
     return token;
   };
 
@@ -71,7 +72,7 @@ export function airgapController(ctx: AppContext) {
         parseActivationInput(values.request_code);
         await count(req, values.license_key);
         const result = await activateByCode(deps, req.actor, values.license_key, values.request_code);
-        const token = await downloadToken(result.code, `activation-code-${result.deviceId}.txt`);
+        const token = await downloadToken(result.code, result.deviceId);
         res.set('Cache-Control', 'no-store').render('airgap/activated', { title: req.t('airgap.activated.title'), result, qr: await qr(result.code), token });
       });
     },
@@ -90,12 +91,14 @@ export function airgapController(ctx: AppContext) {
       });
     },
 
-    /** The activation code as a small file, for sites that allow files in. */
+    /** The activation code as a small file, for sites that allow files in; only while its activation lasts. */
     async download(req: Request, res: Response) {
       const code = await tokens.findUsableOneTimeCode(ctx.db, 'airgap_download', hashToken(String(req.params.token ?? '')), ctx.clock.now());
       if (!code) throw notFound();
-      const data = code.data as { code: string; filename: string };
-      res.set({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Disposition': `attachment; filename="${data.filename}"`, 'Cache-Control': 'no-store' }).send(`${data.code}\n`);
+      const data = code.data as { code: string; deviceId: number };
+      const device = await devices.findById(ctx.db, data.deviceId);
+      if (!device?.active) return page(req, res, 410, 'activate', {}, {}, 'activation_inactive');
+      res.set({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Disposition': `attachment; filename="activation-code-${device.id}.txt"`, 'Cache-Control': 'no-store' }).send(`${data.code}\n`);
     },
   };
 }

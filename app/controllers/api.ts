@@ -34,7 +34,7 @@ function licenseOf(text: unknown): string | null {
 
 /** The License API (`/api/v1`, JSON): online activation, check, deactivation and release for the SDK. */
 export function apiController(ctx: AppContext) {
-  const deps = { ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage };
+  const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
   const t = ctx.i18n.getFixedT('en');
 
   /** API messages are for the vendor's developers: English; refusal texts are the portals' own. */

@@ -16,7 +16,7 @@ type DownloadItem = { name: string; kind: 'activation' | 'deactivation'; deviceI
 
 /** The Offline Activation Portal: public pages, the file is the credential, rate-limited per client. */
 export function offlineController(ctx: AppContext) {
-  const deps = { ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage };
+  const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
 
   const limit = async (req: Request) => {
     const state = await ctx.limiter.hit(RateLimiter.key('offline', req.ip ?? 'unknown'), OFFLINE_REQUESTS_PER_CLIENT);
@@ -76,11 +76,17 @@ export function offlineController(ctx: AppContext) {
       if (!code) throw notFound();
       const items = (code.data as { items: DownloadItem[] }).items;
       res.set('Cache-Control', 'no-store');
-      if (items.length === 1) {
-        const file = await outcomeFile(deps, items[0]!);
-        return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
+      try {
+        if (items.length === 1) {
+          const file = await outcomeFile(deps, items[0]!);
+          return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
+        }
+        res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(deps, items));
+      } catch (err) {
+        // The activation ended after the page was shown (deactivated, reset, blacklisted): no license file any more.
+        if (err instanceof ActivationError) return uploadPage(req, res, err.status === 404 ? 410 : err.status, { code: err.code });
+        throw err;
       }
-      res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(deps, items));
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
-import { listTrustedKeys, publicKeyDocument } from '../crypto/signing-keys.ts';
+import { publicKeyDocument } from '../crypto/signing-keys.ts';
+import { listTrusted as listTrustedKeys } from '../models/signing-keys.ts';
 import { findLogo } from '../models/brandings.ts';
 import { notFound } from '../lib/errors.ts';
 

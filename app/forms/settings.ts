@@ -8,4 +8,5 @@ export const settingsForm = z.object({
   default_language: language,
   offline_lease_days: wholeNumber(SETTING_LIMITS.offlineLeaseDays.min, SETTING_LIMITS.offlineLeaseDays.max),
   airgap_code_minutes: wholeNumber(SETTING_LIMITS.airgapCodeMinutes.min, SETTING_LIMITS.airgapCodeMinutes.max),
+  accept_legacy_airgap_deactivation: checkbox,
 });

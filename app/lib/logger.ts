@@ -16,11 +16,14 @@ export const REDACT_PATHS = [
   '*.privateKey',
 ];
 
-/** URL path segments that are credentials themselves (one-time links) are masked in logs. */
+/**
+ * URL path segments that are credentials themselves are masked in logs: every one-time link
+ * (password reset, first-admin setup, and the offline and air-gap download links, which a host
+ * bound to one portal serves at /download/… too).
+ */
 export function redactUrl(url: string): string {
   return url
-    .replace(/(\/password\/reset\/)[^/?#]+/, '$1[REDACTED]')
-    .replace(/(\/setup\/)[^/?#]+/, '$1[REDACTED]')
+    .replace(/(\/(?:password\/reset|setup|download)\/)[^/?#]+/, '$1[REDACTED]')
     .replace(/([?&](?:token|code|key|_csrf)=)[^&#]+/gi, '$1[REDACTED]');
 }
 

@@ -1,6 +1,36 @@
 import type { Knex } from 'knex';
-import { affected, toBool, toDate } from './normalise.ts';
+import { affected, countOf, toBool, toDate } from './normalise.ts';
 
+export type Channel = 'online' | 'offline' | 'airgap';
+
+/** A devices row as both databases return it (dates, booleans and blobs normalised by fromRow). */
+export interface DeviceRow {
+  id: number;
+  license_id: number;
+  license_user_account_id: number | null;
+  hardware_id: string;
+  active_hardware_id: string | null;
+  hostname: string | null;
+  os: string | null;
+  app_version: string | null;
+  channel: Channel;
+  device_public_key: string | null;
+  request_hash: string | null;
+  /** Air-gap codes version 1: the secret derived from the activation code's signature (anyone who saw that code knows it). */
+  airgap_secret: Uint8Array | null;
+  /** Air-gap codes version 2: the commitment to the secret only the device holds (20 hex digits). */
+  airgap_commitment: string | null;
+  license_counter: number;
+  activated_at: Date | number | string;
+  last_seen_at: Date | number | string | null;
+  deactivated_at: Date | number | string | null;
+  deactivation_reason: string | null;
+  blacklisted: boolean | number;
+  borrowed_until: Date | number | string | null;
+  floating_expires_at: Date | number | string | null;
+}
+
+/** One activation of a license on one machine (SPEC §1); deactivated rows are kept as history. */
 export interface Device {
   id: number;
   licenseId: number;
@@ -9,48 +39,180 @@ export interface Device {
   hostname: string | null;
   os: string | null;
   appVersion: string | null;
-  channel: 'online' | 'offline' | 'airgap';
+  channel: Channel;
+  devicePublicKey: string | null;
+  requestHash: string | null;
+  airgapSecret: Buffer | null;
+  airgapCommitment: string | null;
+  /** The counter of the newest license or refresh file issued to this activation (0: the license file). */
+  licenseCounter: number;
   activatedAt: Date;
   lastSeenAt: Date | null;
   deactivatedAt: Date | null;
   deactivationReason: string | null;
   blacklisted: boolean;
   borrowedUntil: Date | null;
+  floatingExpiresAt: Date | null;
   active: boolean;
 }
 
-function fromRow(r: Record<string, unknown>): Device {
+function fromRow(r: DeviceRow): Device {
   return {
     id: Number(r.id),
     licenseId: Number(r.license_id),
     licenseUserAccountId: r.license_user_account_id === null ? null : Number(r.license_user_account_id),
     hardwareId: String(r.hardware_id),
-    hostname: (r.hostname as string | null) ?? null,
-    os: (r.os as string | null) ?? null,
-    appVersion: (r.app_version as string | null) ?? null,
-    channel: r.channel as Device['channel'],
+    hostname: r.hostname ?? null,
+    os: r.os ?? null,
+    appVersion: r.app_version ?? null,
+    channel: r.channel,
+    devicePublicKey: r.device_public_key ?? null,
+    requestHash: r.request_hash ?? null,
+    airgapSecret: r.airgap_secret === null || r.airgap_secret === undefined ? null : Buffer.from(r.airgap_secret),
+    airgapCommitment: r.airgap_commitment ?? null,
+    licenseCounter: Number(r.license_counter),
     activatedAt: toDate(r.activated_at)!,
     lastSeenAt: toDate(r.last_seen_at),
     deactivatedAt: toDate(r.deactivated_at),
-    deactivationReason: (r.deactivation_reason as string | null) ?? null,
+    deactivationReason: r.deactivation_reason ?? null,
     blacklisted: toBool(r.blacklisted),
     borrowedUntil: toDate(r.borrowed_until),
+    floatingExpiresAt: toDate(r.floating_expires_at),
     active: r.deactivated_at === null,
   };
 }
 
+const table = (db: Knex) => db<DeviceRow>('devices');
+
+export async function findById(db: Knex, id: number): Promise<Device | undefined> {
+  const row = await table(db).where({ id }).first();
+  return row ? fromRow(row) : undefined;
+}
+
+/** The active activation of a hardware id on a license (at most one: unique key on active_hardware_id). */
+export async function findActive(db: Knex, licenseId: number, hardwareId: string): Promise<Device | undefined> {
+  const row = await table(db).where({ license_id: licenseId, active_hardware_id: hardwareId }).first();
+  return row ? fromRow(row) : undefined;
+}
+
+/** The newest activation (active or not) of a hardware id on a license. */
+export async function findLatest(db: Knex, licenseId: number, hardwareId: string): Promise<Device | undefined> {
+  const row = await table(db).where({ license_id: licenseId, hardware_id: hardwareId }).orderBy('id', 'desc').first();
+  return row ? fromRow(row) : undefined;
+}
+
+/** Whether this hardware id ever held an activation of the license (a returning machine is no transfer). */
+export async function hasHeld(db: Knex, licenseId: number, hardwareId: string): Promise<boolean> {
+  return (await table(db).where({ license_id: licenseId, hardware_id: hardwareId }).first('id')) !== undefined;
+}
+
+/** How many distinct machines have ever held an activation of the license. */
+export async function distinctMachines(db: Knex, licenseId: number): Promise<number> {
+  return countOf(await table(db).where({ license_id: licenseId }).countDistinct({ n: 'hardware_id' }).first());
+}
+
+/** Active floating slots not checked in since `at` and not borrowed past it. */
+export async function lapsedSlots(db: Knex, licenseId: number, at: Date): Promise<Device[]> {
+  const rows = await table(db)
+    .where({ license_id: licenseId })
+    .whereNull('deactivated_at')
+    .where('floating_expires_at', '<=', at)
+    .where((w) => w.whereNull('borrowed_until').orWhere('borrowed_until', '<=', at));
+  return rows.map(fromRow);
+}
+
+export interface NewDevice {
+  licenseId: number;
+  licenseUserAccountId: number | null;
+  hardwareId: string;
+  hostname: string | null;
+  os: string | null;
+  appVersion: string | null;
+  channel: Channel;
+  devicePublicKey: string | null;
+  requestHash: string;
+  airgapCommitment: string | null;
+  floatingExpiresAt: Date | null;
+}
+
+/** Inserts an active device; a second active device of the same machine breaks the unique key. */
+export async function insert(db: Knex, d: NewDevice, now: Date): Promise<number> {
+  const [id] = await table(db).insert({
+    license_id: d.licenseId,
+    license_user_account_id: d.licenseUserAccountId,
+    hardware_id: d.hardwareId,
+    active_hardware_id: d.hardwareId,
+    hostname: d.hostname,
+    os: d.os,
+    app_version: d.appVersion,
+    channel: d.channel,
+    device_public_key: d.devicePublicKey,
+    request_hash: d.requestHash,
+    airgap_commitment: d.airgapCommitment,
+    activated_at: now,
+    last_seen_at: now,
+    floating_expires_at: d.floatingExpiresAt,
+  });
+  return Number(id);
+}
+
+/** Records that the device was seen (and, for a floating slot, holds it until `floatingExpiresAt`). */
+export async function touch(db: Knex, id: number, now: Date, floatingExpiresAt?: Date | null): Promise<void> {
+  await table(db)
+    .where({ id })
+    .update({ last_seen_at: now, ...(floatingExpiresAt ? { floating_expires_at: floatingExpiresAt } : {}) });
+}
+
+/**
+ * The next counter of the device's license files, taken in one statement so that no two files ever
+ * carry the same counter. Call it under the license row lock (models/licenses.ts lockLicense), which
+ * every path that issues a file takes first: the increment and the read back see no other writer.
+ */
+export async function nextCounter(db: Knex, id: number): Promise<number> {
+  await table(db).where({ id }).update({ license_counter: db.raw('license_counter + 1') });
+  return Number((await table(db).where({ id }).first('license_counter'))!.license_counter);
+}
+
+export async function setBorrowedUntil(db: Knex, id: number, until: Date): Promise<void> {
+  await table(db).where({ id }).update({ borrowed_until: until });
+}
+
+/** The license of a device that an end user activated, or undefined when it is not theirs. */
+export async function licenseOfUserDevice(db: Knex, id: number, accountId: number): Promise<number | undefined> {
+  const row = await table(db).where({ id, license_user_account_id: accountId }).first('license_id');
+  return row ? Number(row.license_id) : undefined;
+}
+
+export async function hasActiveForUser(db: Knex, licenseId: number, accountId: number): Promise<boolean> {
+  return (await table(db).where({ license_id: licenseId, license_user_account_id: accountId }).whereNull('deactivated_at').first('id')) !== undefined;
+}
+
+export async function isBlacklisted(db: Knex, licenseId: number, hardwareId: string): Promise<boolean> {
+  return (await db('license_blacklist').where({ license_id: licenseId, hardware_id: hardwareId }).first('license_id')) !== undefined;
+}
+
+/** Air-gap activations made with version 1 codes that are still active: their deactivation codes cannot be proven. */
+export async function listLegacyAirgap(db: Knex, limit = 200): Promise<Device[]> {
+  const rows = await table(db).where({ channel: 'airgap' }).whereNull('deactivated_at').whereNull('airgap_commitment').orderBy('id').limit(limit);
+  return rows.map(fromRow);
+}
+
+export async function countLegacyAirgap(db: Knex): Promise<number> {
+  return countOf(await table(db).where({ channel: 'airgap' }).whereNull('deactivated_at').whereNull('airgap_commitment').count({ n: '*' }).first());
+}
+
 /** Active devices first, then the history, newest first (bounded: a license page never loads thousands). */
 export async function listForLicense(db: Knex, licenseId: number, limit = 200): Promise<Device[]> {
-  return (await db('devices').where({ license_id: licenseId }).orderByRaw('CASE WHEN deactivated_at IS NULL THEN 0 ELSE 1 END').orderBy('id', 'desc').limit(limit)).map(fromRow);
+  return (await table(db).where({ license_id: licenseId }).orderByRaw('CASE WHEN deactivated_at IS NULL THEN 0 ELSE 1 END').orderBy('id', 'desc').limit(limit)).map(fromRow);
 }
 
 export async function findForLicense(db: Knex, licenseId: number, deviceId: number): Promise<Device | undefined> {
-  const row = await db('devices').where({ id: deviceId, license_id: licenseId }).first();
+  const row = await table(db).where({ id: deviceId, license_id: licenseId }).first();
   return row ? fromRow(row) : undefined;
 }
 
 export async function activeForLicense(db: Knex, licenseId: number): Promise<Device[]> {
-  return (await db('devices').where({ license_id: licenseId }).whereNull('deactivated_at')).map(fromRow);
+  return (await table(db).where({ license_id: licenseId }).whereNull('deactivated_at')).map(fromRow);
 }
 
 /**
@@ -58,7 +220,7 @@ export async function activeForLicense(db: Knex, licenseId: number): Promise<Dev
  * counts move exactly once even when two requests race.
  */
 export async function deactivate(db: Knex, deviceId: number, reason: string, now: Date): Promise<boolean> {
-  return affected(await db('devices').where({ id: deviceId }).whereNull('deactivated_at').update({ deactivated_at: now, active_hardware_id: null, deactivation_reason: reason })) === 1;
+  return affected(await table(db).where({ id: deviceId }).whereNull('deactivated_at').update({ deactivated_at: now, active_hardware_id: null, deactivation_reason: reason })) === 1;
 }
 
 /** Frees one seat on the license (and on the license user's assignment), never below zero. */
@@ -70,7 +232,7 @@ export async function releaseSeat(db: Knex, device: Device, now: Date): Promise<
 }
 
 export async function markBlacklisted(db: Knex, deviceId: number): Promise<void> {
-  await db('devices').where({ id: deviceId }).update({ blacklisted: true });
+  await table(db).where({ id: deviceId }).update({ blacklisted: true });
 }
 
 export async function addToBlacklist(db: Knex, licenseId: number, hardwareId: string, actorId: number | null, now: Date): Promise<boolean> {
@@ -107,5 +269,5 @@ export async function listHistory(db: Knex, licenseId: number, limit = 100) {
 
 /** The active devices an end user activated (user-based licenses), for "My licenses". */
 export async function activeForLicenseUser(db: Knex, accountId: number): Promise<Device[]> {
-  return (await db('devices').where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)).map(fromRow);
+  return (await table(db).where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)).map(fromRow);
 }

@@ -221,3 +221,59 @@ export async function lockLicense(trx: Knex, licenseId: number): Promise<void> {
   if (isSqlite(trx)) return; // FOR UPDATE means nothing there: every transaction holds the file's write lock from BEGIN IMMEDIATE (db/knexfile.ts)
   await trx('licenses').where({ id: licenseId }).forUpdate().first('id');
 }
+
+export interface LicenseFeature {
+  featureId: number;
+  code: string;
+  type: string;
+  maxConsumption: number | null;
+}
+
+/** The features a license holds, by code (what its files carry). */
+export async function featuresOf(db: Knex, licenseId: number): Promise<LicenseFeature[]> {
+  const rows = await db('license_features').join('features', 'features.id', 'license_features.feature_id').where('license_features.license_id', licenseId).orderBy('features.code').select('features.id', 'features.code', 'features.type', 'license_features.max_consumption');
+  return rows.map((r: Record<string, unknown>) => ({ featureId: Number(r.id), code: String(r.code), type: String(r.type), maxConsumption: r.max_consumption === null ? null : Number(r.max_consumption) }));
+}
+
+/** Adds reported usage to a consumption feature the license holds (unknown or other features: nothing). */
+export async function addConsumption(db: Knex, license: { id: number; productId: number }, featureCode: string, amount: number): Promise<void> {
+  const feature = await db('features').where({ product_id: license.productId, code: featureCode, type: 'consumption' }).first('id');
+  if (feature) await db('license_features').where({ license_id: license.id, feature_id: feature.id }).update({ total_consumption: db.raw('total_consumption + ?', [amount]) });
+}
+
+/**
+ * Locks a license already read and returns it as it is now: read again under the lock on MySQL (a
+ * change may have committed between the read and the lock); on SQLite the read was made inside
+ * BEGIN IMMEDIATE, which no other writer can cross, so it is current already.
+ */
+export async function lockFresh(trx: Knex, license: License, now: Date): Promise<License> {
+  await lockLicense(trx, license.id);
+  return isSqlite(trx) ? license : ((await findById(trx, license.id, now)) ?? license);
+}
+
+/** A license id by key (and product, when given). */
+export async function idByKey(db: Knex, licenseKey: string, productId?: number): Promise<number | undefined> {
+  const q = db('licenses').where({ license_key: licenseKey });
+  if (productId !== undefined) q.where({ product_id: productId });
+  const row = await q.first('id');
+  return row ? Number(row.id) : undefined;
+}
+
+/** One seat more, guarded by `limit` (null: unlimited or counted elsewhere); false when none is free. */
+export async function takeSeat(db: Knex, id: number, limit: number | null, now: Date): Promise<boolean> {
+  const q = db('licenses').where({ id });
+  if (limit !== null) q.where('times_activated', '<', limit);
+  return Number(await q.update({ times_activated: db.raw('times_activated + 1'), updated_at: now })) === 1;
+}
+
+/** One transfer more, guarded by `limit` (null: unlimited); false when none is left. */
+export async function takeTransfer(db: Knex, id: number, limit: number | null, now: Date): Promise<boolean> {
+  const q = db('licenses').where({ id });
+  if (limit !== null) q.where('transfer_count', '<', limit);
+  return Number(await q.update({ transfer_count: db.raw('transfer_count + 1'), updated_at: now })) === 1;
+}
+
+/** A license reset: no seat in use. */
+export async function clearSeats(db: Knex, id: number, now: Date): Promise<void> {
+  await db('licenses').where({ id }).update({ times_activated: 0, updated_at: now });
+}

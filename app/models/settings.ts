@@ -12,6 +12,12 @@ export interface Settings {
   offlineLeaseDays: number;
   /** How long an air-gap code stays valid. */
   airgapCodeMinutes: number;
+  /**
+   * Whether deactivation codes of air-gap activations made with version 1 codes are still accepted.
+   * Such a code cannot be proven to come from the device (anyone who saw the activation code can
+   * make one), so the vendor decides (docs/file-formats.md, "Air-gap codes").
+   */
+  acceptLegacyAirgapDeactivation: boolean;
 }
 
 export const SETTING_LIMITS = {
@@ -21,7 +27,7 @@ export const SETTING_LIMITS = {
 
 /** The defaults for keys never saved; only the language depends on the configuration. */
 export function settingDefaults(defaultLanguage: Language): Settings {
-  return { endUserSelfService: false, managerSecondFactor: false, defaultLanguage, offlineLeaseDays: 30, airgapCodeMinutes: 60 };
+  return { endUserSelfService: false, managerSecondFactor: false, defaultLanguage, offlineLeaseDays: 30, airgapCodeMinutes: 60, acceptLegacyAirgapDeactivation: true };
 }
 
 interface Codec<T> {
@@ -43,6 +49,7 @@ const CODECS: { [K in keyof Settings]: Codec<Settings[K]> } = {
   defaultLanguage: languageCodec('default_language'),
   offlineLeaseDays: whole('offline_lease_days', SETTING_LIMITS.offlineLeaseDays),
   airgapCodeMinutes: whole('airgap_code_minutes', SETTING_LIMITS.airgapCodeMinutes),
+  acceptLegacyAirgapDeactivation: flag('accept_legacy_airgap_deactivation'),
 };
 
 const NAMES = Object.keys(CODECS) as (keyof Settings)[];

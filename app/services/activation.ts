@@ -2,62 +2,32 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { ActivationRequestPayload } from '../../sdk/src/payloads.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
+import { verifyPassword } from '../lib/passwords.ts';
+import { inTransaction } from '../lib/transaction.ts';
+import type { RateLimiter } from '../lib/rate-limiter.ts';
 import * as licenses from '../models/licenses.ts';
-import { lockLicense } from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import * as accounts from '../models/accounts.ts';
-import { affected, isUniqueViolation, toDate } from '../models/normalise.ts';
-import { getSettings, settingDefaults } from '../models/settings.ts';
-import { verifyPassword } from '../lib/passwords.ts';
-import { signAsServer } from '../crypto/envelopes.ts';
-import type { Language } from '../../config/index.ts';
+import * as products from '../models/products.ts';
+import * as licenseUsers from '../models/license-users.ts';
+import * as requestNonces from '../models/request-nonces.ts';
+import { isUniqueViolation } from '../models/normalise.ts';
 import { recordAudit } from './audit.ts';
-import { licensePayload } from './license-files.ts';
-import type { Actor, ServiceDeps } from './context.ts';
+import { issueLicenseFile, type ArtifactDeps } from './license-files.ts';
+import { ActivationError, assertUsable, recordRefusal, type RefusalRecord } from './refusals.ts';
+import type { Actor } from './context.ts';
+
+export { ActivationError, REFUSALS, type Refusal } from './refusals.ts';
 
 /**
  * THE activation service: the offline portal, the air-gap portal and the License API all call it,
- * and differ only in how the request arrives and the answer leaves. Every rule of SPEC §3 is checked
- * here, in one transaction with the device row, the seat count, the transfer count and the audit
- * event; seats hold across processes through guarded updates and unique keys, never memory.
+ * and differ only in how the request arrives and the answer leaves. Every rule of the activation is
+ * checked here, in one transaction with the device row, the request nonce, the seat and transfer
+ * counts and the audit event; seats hold across processes through the license row lock, guarded
+ * updates and unique keys, never memory. Every refusal is recorded (refusals.ts).
  */
 
-export type Channel = 'online' | 'offline' | 'airgap';
-
-export const REFUSALS = [
-  'product_unknown',
-  'license_unknown',
-  'license_disabled',
-  'not_started',
-  'expired',
-  'offline_not_allowed',
-  'airgap_required',
-  'airgap_only',
-  'blacklisted',
-  'no_seats',
-  'no_transfers',
-  'user_credentials',
-  'user_not_assigned',
-  'already_active_other_key',
-  'nonce_reused',
-  'activation_unknown',
-  'already_deactivated',
-  'deactivation_forged',
-  'code_malformed',
-  'code_expired',
-  'code_used',
-] as const;
-export type Refusal = (typeof REFUSALS)[number];
-
-/** A refusal with a stable code; the portals translate it (activation.refusals.<code>). */
-export class ActivationError extends Error {
-  constructor(
-    readonly code: Refusal,
-    readonly status = 409,
-  ) {
-    super(code);
-  }
-}
+export type Channel = devices.Channel;
 
 export interface ActivationInput {
   channel: Channel;
@@ -72,7 +42,12 @@ export interface ActivationInput {
   hostname: string | null;
   os: string | null;
   appVersion: string | null;
+  /** Air-gap: the request code's commitment to the secret that only the device holds (stored with the device, in the same transaction). */
+  airgapCommitment: string | null;
 }
+
+/** SHA-256 of a request as received: what audit events and devices keep instead of the request. */
+export const requestHashOf = (text: string) => crypto.createHash('sha256').update(text.trim()).digest('hex');
 
 /**
  * The activation input of a device-signed activation request (offline upload or API call): the
@@ -94,87 +69,61 @@ export function requestActivationInput(
     hardwareId: p.hardwareId,
     devicePublicKey: p.devicePublicKey,
     nonce: p.nonce,
-    requestHash: crypto.createHash('sha256').update(requestText.trim()).digest('hex'),
+    requestHash: requestHashOf(requestText),
     hostname: p.hostname,
     os: p.os,
     appVersion: p.appVersion,
+    airgapCommitment: null,
   };
 }
 
 export interface ActivationResult {
   license: licenses.License;
-  deviceId: number;
+  device: devices.Device;
   /** True when this exact request (or this machine with this key) was already active: no seat was used. */
   repeated: boolean;
   transfer: boolean;
 }
 
-export interface ActivationDeps extends ServiceDeps {
-  dataDir: string;
-  defaultLanguage: Language;
+export interface ActivationDeps extends ArtifactDeps {
+  limiter: RateLimiter;
 }
-
-const now = (deps: ServiceDeps) => deps.clock.now();
 
 async function findLicense(trx: Knex, input: ActivationInput, at: Date): Promise<{ license: licenses.License; userId: number | null }> {
   // The usual case in one statement; anything else (and every refusal) takes the long way below.
   const byKey = input.licenseKey ? await licenses.findByKey(trx, input.licenseKey, input.productCode, at) : undefined;
   if (byKey && byKey.authorizationMethod === 'key') return { license: byKey, userId: null };
-  const product = await trx('products').where({ code: input.productCode }).first('id', 'authorization_method');
+  const product = await products.findByCode(trx, input.productCode);
   if (!product) throw new ActivationError('product_unknown', 404);
-  if (product.authorization_method === 'key') {
-    if (!input.licenseKey) throw new ActivationError('license_unknown', 404);
-    const row = await trx('licenses').where({ license_key: input.licenseKey, product_id: product.id }).first('id');
-    if (!row) throw new ActivationError('license_unknown', 404);
-    return { license: (await licenses.findById(trx, Number(row.id), at))!, userId: null };
+  if (product.authorizationMethod === 'key') {
+    const id = input.licenseKey ? await licenses.idByKey(trx, input.licenseKey, product.id) : undefined;
+    if (!id) throw new ActivationError('license_unknown', 404);
+    return { license: (await licenses.findById(trx, id, at))!, userId: null };
   }
   if (!input.user) throw new ActivationError('user_credentials', 401);
   const account = await accounts.findByEmail(trx, input.user.email);
   if (!account || account.role !== 'end_user' || account.disabled || !(await verifyPassword(account.passwordHash, input.user.password))) throw new ActivationError('user_credentials', 401);
-  // The user's license of this product with a free seat of their own (first issued first).
-  const rows = await trx('license_user_assignments as a')
-    .join('licenses', 'licenses.id', 'a.license_id')
-    .where('a.account_id', account.id)
-    .where('licenses.product_id', product.id)
-    .orderByRaw('CASE WHEN a.times_activated < a.max_activations THEN 0 ELSE 1 END')
-    .orderBy('licenses.id')
-    .select('licenses.id');
-  if (!rows.length) throw new ActivationError('user_not_assigned', 404);
-  return { license: (await licenses.findById(trx, Number(rows[0].id), at))!, userId: account.id };
-}
-
-function checkLicense(l: licenses.License, channel: Channel, at: Date) {
-  if (!l.enabled) throw new ActivationError('license_disabled', 403);
-  if (l.startDate && l.startDate > at) throw new ActivationError('not_started', 403);
-  if (l.expiresAt && l.expiresAt <= at) throw new ActivationError('expired', 403);
-  if (channel === 'offline' && !l.allowOffline) throw new ActivationError('offline_not_allowed', 403);
-  if (channel === 'airgap' && !l.airgapped) throw new ActivationError('airgap_required', 403);
-  if (channel === 'online' && l.airgapped) throw new ActivationError('airgap_only', 403);
+  const id = await licenseUsers.licenseToActivate(trx, account.id, product.id);
+  if (!id) throw new ActivationError('user_not_assigned', 404);
+  return { license: (await licenses.findById(trx, id, at))!, userId: account.id };
 }
 
 /** A transfer is an activation on a hardware id new to the license once every seat has served some machine. */
 async function countsAsTransfer(trx: Knex, l: licenses.License, hardwareId: string): Promise<boolean> {
-  if (l.unlimitedActivations) return false;
-  // Under lockLicense no other transaction changes this license's devices, and under READ COMMITTED
-  // (db/knexfile.ts) these reads see the latest committed rows: no locking read, no gap lock.
-  if (await trx('devices').where({ license_id: l.id, hardware_id: hardwareId }).first('id')) return false;
-  const distinct = Number((await trx('devices').where({ license_id: l.id }).countDistinct({ n: 'hardware_id' }).first())?.n ?? 0);
-  return distinct >= l.maxActivations;
+  if (l.unlimitedActivations || l.floating) return false;
+  // Under the license row lock no other transaction changes this license's devices, and under READ
+  // COMMITTED (db/knexfile.ts) these reads see the latest committed rows: no locking read, no gap lock.
+  if (await devices.hasHeld(trx, l.id, hardwareId)) return false;
+  return (await devices.distinctMachines(trx, l.id)) >= l.maxActivations;
 }
 
-/** Floating licenses: the seats are concurrent users; a slot not checked in within the timeout (and not borrowed) is free again. */
+/** Floating licenses: the seats are concurrent users; a slot not checked in within the timeout (and not borrowed) is free again. Call under the license lock. */
 export async function expireFloatingSlots(trx: Knex, l: licenses.License, at: Date): Promise<number> {
   if (!l.floating) return 0;
-  const stale = await trx('devices')
-    .where({ license_id: l.id })
-    .whereNull('deactivated_at')
-    .where('floating_expires_at', '<=', at)
-    .where((w) => w.whereNull('borrowed_until').orWhere('borrowed_until', '<=', at))
-    .select('id');
   let freed = 0;
-  for (const row of stale) {
-    if (!(await devices.deactivate(trx, Number(row.id), 'expired_slot', at))) continue;
-    await devices.releaseSeat(trx, (await devices.findForLicense(trx, l.id, Number(row.id)))!, at);
+  for (const device of await devices.lapsedSlots(trx, l.id, at)) {
+    if (!(await devices.deactivate(trx, device.id, 'expired_slot', at))) continue;
+    await devices.releaseSeat(trx, device, at);
     freed += 1;
   }
   return freed;
@@ -185,128 +134,120 @@ const seatLimit = (l: licenses.License) => (l.floating && l.floatingUsers ? l.fl
 
 /** Takes one seat with a guarded update: refused when none is free, whatever runs at the same time. */
 async function takeSeat(trx: Knex, l: licenses.License, userId: number | null, at: Date) {
-  const q = trx('licenses').where({ id: l.id });
-  if (!l.unlimitedActivations && l.authorizationMethod === 'key') q.where('times_activated', '<', seatLimit(l));
-  if (affected(await q.update({ times_activated: trx.raw('times_activated + 1'), updated_at: at })) !== 1) throw new ActivationError('no_seats');
-  if (userId) {
-    const a = trx('license_user_assignments').where({ license_id: l.id, account_id: userId }).where('times_activated', '<', trx.ref('max_activations'));
-    if (affected(await a.update({ times_activated: trx.raw('times_activated + 1') })) !== 1) throw new ActivationError('no_seats');
-  }
+  const limit = !l.unlimitedActivations && l.authorizationMethod === 'key' ? seatLimit(l) : null;
+  if (!(await licenses.takeSeat(trx, l.id, limit, at))) throw new ActivationError('no_seats');
+  if (userId && !(await licenseUsers.takeSeat(trx, l.id, userId))) throw new ActivationError('no_seats');
 }
 
 async function takeTransfer(trx: Knex, l: licenses.License, at: Date) {
-  if (l.maxTransfers === -1) throw new ActivationError('no_transfers');
-  const q = trx('licenses').where({ id: l.id });
-  if (l.maxTransfers > 0) q.where('transfer_count', '<', l.maxTransfers);
-  if (affected(await q.update({ transfer_count: trx.raw('transfer_count + 1'), updated_at: at })) !== 1) throw new ActivationError('no_transfers');
+  if (l.maxTransfers === -1 || !(await licenses.takeTransfer(trx, l.id, l.maxTransfers > 0 ? l.maxTransfers : null, at))) throw new ActivationError('no_transfers');
 }
 
-/** Records a refusal: an audit event, and a history row when the license is known. */
-export async function recordRefusal(deps: ServiceDeps, actor: Actor, input: { channel: Channel; hardwareId: string; licenseId?: number | null; orderId?: number | null }, code: Refusal, action = 'activation.refused') {
-  const at = now(deps);
-  await deps.db.transaction(async (trx) => {
-    if (input.licenseId) await devices.addHistory(trx, { licenseId: input.licenseId, deviceId: null, event: 'refused', channel: input.channel, hardwareId: input.hardwareId, detail: code }, at);
-    await recordAudit(trx, actor, at, { action, objectType: input.licenseId ? 'license' : undefined, objectId: input.licenseId ?? undefined, orderId: input.orderId ?? null, after: { code, channel: input.channel, hardwareId: input.hardwareId } });
-  });
+/** The same request again: its activation, or a clear refusal when that activation has ended. */
+async function repeatOf(trx: Knex, seen: requestNonces.RequestNonce, input: ActivationInput, at: Date): Promise<ActivationResult> {
+  const device = seen.deviceId ? await devices.findById(trx, seen.deviceId) : undefined;
+  if (seen.kind !== 'activation' || !device || device.requestHash !== input.requestHash) throw new ActivationError('nonce_reused');
+  if (!device.active) throw new ActivationError('activation_inactive', 410);
+  return { license: (await licenses.findById(trx, device.licenseId, at))!, device, repeated: true, transfer: false };
 }
+
+/** The refusal's record: what the activation service knew when it refused. */
+const refusalOf = (input: ActivationInput, known: licenses.License | null): RefusalRecord => ({
+  action: 'activation.refused',
+  channel: input.channel,
+  requestHash: input.requestHash,
+  hardwareId: input.hardwareId,
+  licenseId: known?.id ?? null,
+  orderId: known?.orderId ?? null,
+});
 
 /**
- * Activates a device. The same request again returns the same activation and uses no second seat;
- * a refusal throws ActivationError after recording it (audit event + history row).
+ * Activates a device. The same request again returns the same activation and uses no second seat,
+ * unless that activation has ended (`activation_inactive`); a refusal throws ActivationError after
+ * recording it.
  */
-export async function activate(deps: ActivationDeps, actor: Actor, input: ActivationInput, retried = false): Promise<ActivationResult> {
-  let known: { licenseId: number; orderId: number } | null = null;
-  try {
-    return await deps.db.transaction(async (trx) => {
-      const at = now(deps);
-      const seen = await trx('request_nonces').where({ nonce: input.nonce }).first();
-      if (seen) {
-        const device = seen.device_id ? await trx('devices').where({ id: seen.device_id }).first() : null;
-        if (seen.kind !== 'activation' || !device || device.request_hash !== input.requestHash) throw new ActivationError('nonce_reused');
-        const license = (await licenses.findById(trx, Number(device.license_id), at))!;
-        return { license, deviceId: Number(device.id), repeated: true, transfer: false };
-      }
-      const { license, userId } = await findLicense(trx, input, at);
-      known = { licenseId: license.id, orderId: license.orderId };
-      checkLicense(license, input.channel, at);
-      if (await trx('license_blacklist').where({ license_id: license.id, hardware_id: input.hardwareId }).first()) throw new ActivationError('blacklisted', 403);
+export async function activate(deps: ActivationDeps, actor: Actor, input: ActivationInput): Promise<ActivationResult> {
+  let known: licenses.License | null = null;
+  const attempt = () =>
+    inTransaction(deps.db, async (trx) => {
+      const at = deps.clock.now();
+      const seen = await requestNonces.find(trx, input.nonce);
+      if (seen) return repeatOf(trx, seen, input, at);
+      const found = await findLicense(trx, input, at);
+      known = found.license;
+      const license = await licenses.lockFresh(trx, found.license, at);
+      await assertUsable(trx, license, input.channel, input.hardwareId, at);
 
-      const active = await trx('devices').where({ license_id: license.id, active_hardware_id: input.hardwareId }).first();
+      const active = await devices.findActive(trx, license.id, input.hardwareId);
       if (active) {
-        // This machine is active already: the same key may fetch its license again; another key may not take it over.
-        if (active.device_public_key && input.devicePublicKey && active.device_public_key !== input.devicePublicKey) throw new ActivationError('already_active_other_key');
-        await trx('request_nonces').insert({ nonce: input.nonce, kind: 'activation', license_id: license.id, device_id: active.id, created_at: at });
-        await trx('devices').where({ id: active.id }).update({ last_seen_at: at });
-        return { license, deviceId: Number(active.id), repeated: true, transfer: false };
+        // This machine is active already: the same key (or, air-gap, the same channel and no key) may
+        // fetch its license again; nothing else may take it over or be signed for it.
+        if (active.channel !== input.channel && (active.channel === 'airgap' || input.channel === 'airgap')) throw new ActivationError('already_active_other_key');
+        if (active.devicePublicKey !== input.devicePublicKey) throw new ActivationError('already_active_other_key');
+        if (input.channel === 'airgap') throw new ActivationError('already_active_other_key'); // a new request code is a new secret: deactivate first
+        await requestNonces.insert(trx, { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId: active.id }, at);
+        await devices.touch(trx, active.id, at);
+        return { license, device: active, repeated: true, transfer: false };
       }
 
-      await lockLicense(trx, license.id);
       if (await expireFloatingSlots(trx, license, at)) Object.assign(license, (await licenses.findById(trx, license.id, at))!);
-      const transfer = license.floating ? false : await countsAsTransfer(trx, license, input.hardwareId);
+      // The seat first: with every seat taken the answer is no_seats, whatever the transfers.
+      await takeSeat(trx, license, found.userId, at);
+      const transfer = await countsAsTransfer(trx, license, input.hardwareId);
       if (transfer) await takeTransfer(trx, license, at);
-      await takeSeat(trx, license, userId, at);
-      const [deviceId] = await trx('devices').insert({
-        license_id: license.id,
-        license_user_account_id: userId,
-        hardware_id: input.hardwareId,
-        active_hardware_id: input.hardwareId,
-        hostname: input.hostname,
-        os: input.os,
-        app_version: input.appVersion,
-        channel: input.channel,
-        device_public_key: input.devicePublicKey,
-        request_hash: input.requestHash,
-        activated_at: at,
-        last_seen_at: at,
-        floating_expires_at: license.floating && license.floatingTimeoutMinutes ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000) : null,
-      });
-      await trx('request_nonces').insert({ nonce: input.nonce, kind: 'activation', license_id: license.id, device_id: deviceId, created_at: at });
-      await devices.addHistory(trx, { licenseId: license.id, deviceId: Number(deviceId), event: 'activated', channel: input.channel, hardwareId: input.hardwareId, detail: transfer ? 'transfer' : null }, at);
+      const deviceId = await devices.insert(
+        trx,
+        {
+          licenseId: license.id,
+          licenseUserAccountId: found.userId,
+          hardwareId: input.hardwareId,
+          hostname: input.hostname,
+          os: input.os,
+          appVersion: input.appVersion,
+          channel: input.channel,
+          devicePublicKey: input.devicePublicKey,
+          requestHash: input.requestHash,
+          airgapCommitment: input.airgapCommitment,
+          floatingExpiresAt: license.floating && license.floatingTimeoutMinutes ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000) : null,
+        },
+        at,
+      );
+      await requestNonces.insert(trx, { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId }, at);
+      await devices.addHistory(trx, { licenseId: license.id, deviceId, event: 'activated', channel: input.channel, hardwareId: input.hardwareId, detail: transfer ? 'transfer' : null }, at);
       await recordAudit(trx, actor, at, {
         action: 'activation.granted',
         objectType: 'license',
         objectId: license.id,
         orderId: license.orderId,
         before: { timesActivated: license.timesActivated, transferCount: license.transferCount },
-        after: { deviceId: Number(deviceId), channel: input.channel, hardwareId: input.hardwareId, transfer },
+        after: { deviceId, channel: input.channel, hardwareId: input.hardwareId, transfer, requestHash: input.requestHash },
       });
       // The row as it now is (this transaction holds it): one seat more, one transfer more if it was one.
       const after = { ...license, timesActivated: license.timesActivated + 1, transferCount: license.transferCount + (transfer ? 1 : 0), updatedAt: at };
-      return { license: { ...after, status: licenses.statusOf(after, at) }, deviceId: Number(deviceId), repeated: false, transfer };
+      return { license: { ...after, status: licenses.statusOf(after, at) }, device: (await devices.findById(trx, deviceId))!, repeated: false, transfer };
     });
-  } catch (err) {
-    // A racing twin of this request (same nonce or same machine) won the unique key: answer as a repeat.
-    if (isUniqueViolation(err) && !retried) return activate(deps, actor, input, true);
-    if (err instanceof ActivationError) {
-      const k = known as { licenseId: number; orderId: number } | null;
-      await recordRefusal(deps, actor, { channel: input.channel, hardwareId: input.hardwareId, licenseId: k?.licenseId, orderId: k?.orderId }, err.code);
+  try {
+    try {
+      return await attempt();
+    } catch (err) {
+      // A racing twin of this request (same nonce or same machine) won the unique key: answer as a repeat.
+      if (isUniqueViolation(err)) return await attempt();
+      throw err;
     }
+  } catch (err) {
+    if (err instanceof ActivationError) await recordRefusal(deps, actor, refusalOf(input, known), err.code);
     throw err;
   }
 }
 
-/** The license file of an activation: deterministic, so the same activation always yields the same file. */
+/** The license file of an active activation (deterministic: the same activation, the same file). */
 export async function licenseFile(deps: ActivationDeps, deviceId: number): Promise<{ text: string; filename: string; license: licenses.License }> {
-  const at = now(deps);
-  const settings = await getSettings(deps.db, settingDefaults(deps.defaultLanguage));
-  const device = await deps.db('devices').where({ id: deviceId }).first();
-  const license = (await licenses.findById(deps.db, Number(device.license_id), at))!;
-  const nonce = await deps.db('request_nonces').where({ device_id: deviceId, kind: 'activation' }).orderBy('created_at').first('nonce');
-  const user = device.license_user_account_id ? await deps.db('accounts').where({ id: device.license_user_account_id }).first('email') : null;
-  const issuedAt = toDate(device.activated_at)!;
-  const payload = await licensePayload(deps.db, {
-    license,
-    deviceId,
-    hardwareId: String(device.hardware_id),
-    devicePublicKey: String(device.device_public_key ?? ''),
-    requestNonce: nonce ? String(nonce.nonce) : '',
-    counter: 0,
-    userEmail: user ? String(user.email) : null,
-    now: issuedAt,
-    leaseDays: settings.offlineLeaseDays,
-  });
-  const text = await signAsServer(deps.db, deps.dataDir, 'license', payload);
-  return { text, filename: `${license.productCode}-${String(device.hardware_id).replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`, license };
+  const at = deps.clock.now();
+  const device = await devices.findById(deps.db, deviceId);
+  if (!device) throw new ActivationError('activation_unknown', 404);
+  const license = (await licenses.findById(deps.db, device.licenseId, at))!;
+  const { text } = await issueLicenseFile(deps.db, deps, license, device, 'license', at);
+  return { text, filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`, license };
 }
 
 export interface DeactivationInput {
@@ -315,73 +256,68 @@ export interface DeactivationInput {
   activationId: number;
   hardwareId: string;
   nonce: string;
+  requestHash: string;
   usage: { feature: string; amount: number }[];
   /**
-   * Whether the request proves it comes from the holder of this activation: the offline portal
-   * compares the signing device key and the activation's nonce, the air-gap portal checks a MAC
-   * under the per-activation secret. A request that does not prove it changes nothing.
+   * Whether the request proves it comes from the holder of this activation: the offline portal and
+   * the API compare the signing device key and the activation's nonce, the air-gap portal checks the
+   * revealed secret against the commitment. Throws an ActivationError for a refusal of its own
+   * (e.g. legacy codes the vendor no longer accepts). A request that does not prove it changes nothing.
    */
-  proves: (device: { hardware_id: string; device_public_key: string | null; airgap_secret: Buffer | null }, activationNonce: string | null) => boolean;
+  proves: (device: devices.Device, activationNonce: string | null) => boolean;
 }
 
-/** The offline proof: signed by the device key registered at that activation, naming that activation. */
+/** The offline and online proof: signed by the device key registered at that activation, naming that activation. */
 export function signedByRegisteredDevice(devicePublicKey: string, hardwareId: string, activationNonce: string): DeactivationInput['proves'] {
-  return (device, registered) => device.device_public_key === devicePublicKey && device.hardware_id === hardwareId && registered !== null && registered === activationNonce;
+  return (device, registered) => device.devicePublicKey === devicePublicKey && device.hardwareId === hardwareId && registered !== null && registered === activationNonce;
 }
 
 /**
- * Deactivates a device on the strength of a request signed by the key registered at that activation,
- * naming that activation. A replay returns the first answer and changes nothing; a forgery changes
- * nothing and is audited.
+ * Deactivates a device on the strength of a request that proves it holds that activation. A replay
+ * returns the first answer and changes nothing; a forgery changes nothing and is recorded.
  */
-export async function deactivate(deps: ActivationDeps, actor: Actor, input: DeactivationInput): Promise<{ deviceId: number; license: licenses.License; repeated: boolean }> {
+export async function deactivate(deps: ActivationDeps, actor: Actor, input: DeactivationInput): Promise<{ device: devices.Device; license: licenses.License; repeated: boolean }> {
   let orderId: number | null = null;
   try {
-    return await deps.db.transaction(async (trx) => {
-      const at = now(deps);
-      await lockLicense(trx, input.licenseId);
-      const device = await trx('devices').where({ id: input.activationId, license_id: input.licenseId }).first();
+    return await inTransaction(deps.db, async (trx) => {
+      const at = deps.clock.now();
+      await licenses.lockLicense(trx, input.licenseId);
+      const device = await devices.findForLicense(trx, input.licenseId, input.activationId);
       if (!device) throw new ActivationError('activation_unknown', 404);
       const license = (await licenses.findById(trx, input.licenseId, at))!;
       orderId = license.orderId;
-      const registeredNonce = await trx('request_nonces').where({ device_id: device.id, kind: 'activation' }).orderBy('created_at').first('nonce');
-      const secret = device.airgap_secret === null || device.airgap_secret === undefined ? null : Buffer.from(device.airgap_secret as Uint8Array);
-      if (!input.proves({ hardware_id: String(device.hardware_id), device_public_key: (device.device_public_key as string | null) ?? null, airgap_secret: secret }, registeredNonce ? String(registeredNonce.nonce) : null)) {
-        throw new ActivationError('deactivation_forged', 403);
-      }
-      const seen = await trx('request_nonces').where({ nonce: input.nonce }).first();
+      if (!input.proves(device, await requestNonces.activationNonceOf(trx, device.id))) throw new ActivationError('deactivation_forged', 403);
+      const seen = await requestNonces.find(trx, input.nonce);
       if (seen) {
-        if (seen.kind === 'deactivation' && Number(seen.device_id) === Number(device.id)) return { deviceId: Number(device.id), license, repeated: true };
+        if (seen.kind === 'deactivation' && seen.deviceId === device.id) return { device, license, repeated: true };
         throw new ActivationError('nonce_reused');
       }
-      if (!(await devices.deactivate(trx, Number(device.id), 'device', at))) throw new ActivationError('already_deactivated');
-      await trx('request_nonces').insert({ nonce: input.nonce, kind: 'deactivation', license_id: license.id, device_id: device.id, created_at: at });
-      const model = (await devices.findForLicense(trx, license.id, Number(device.id)))!;
-      await devices.releaseSeat(trx, model, at);
-      for (const u of input.usage) {
-        if (!Number.isSafeInteger(u.amount) || u.amount <= 0) continue;
-        const feature = await trx('features').where({ product_id: license.productId, code: u.feature, type: 'consumption' }).first('id');
-        if (feature) await trx('license_features').where({ license_id: license.id, feature_id: feature.id }).update({ total_consumption: trx.raw('total_consumption + ?', [u.amount]) });
-      }
-      await devices.addHistory(trx, { licenseId: license.id, deviceId: Number(device.id), event: 'deactivated', channel: input.channel, hardwareId: input.hardwareId }, at);
-      await recordAudit(trx, actor, at, { action: 'deactivation.granted', objectType: 'device', objectId: Number(device.id), orderId: license.orderId, before: { active: true }, after: { active: false, channel: input.channel, usage: input.usage } });
-      return { deviceId: Number(device.id), license: (await licenses.findById(trx, license.id, at))!, repeated: false };
+      if (!(await devices.deactivate(trx, device.id, 'device', at))) throw new ActivationError('already_deactivated');
+      await requestNonces.insert(trx, { nonce: input.nonce, kind: 'deactivation', licenseId: license.id, deviceId: device.id }, at);
+      await devices.releaseSeat(trx, device, at);
+      for (const u of input.usage) if (Number.isSafeInteger(u.amount) && u.amount > 0) await licenses.addConsumption(trx, license, u.feature, u.amount);
+      await devices.addHistory(trx, { licenseId: license.id, deviceId: device.id, event: 'deactivated', channel: input.channel, hardwareId: input.hardwareId }, at);
+      await recordAudit(trx, actor, at, { action: 'deactivation.granted', objectType: 'device', objectId: device.id, orderId: license.orderId, before: { active: true }, after: { active: false, channel: input.channel, usage: input.usage, requestHash: input.requestHash } });
+      return { device: (await devices.findById(trx, device.id))!, license: (await licenses.findById(trx, license.id, at))!, repeated: false };
     });
   } catch (err) {
-    if (err instanceof ActivationError) await recordRefusal(deps, actor, { channel: input.channel, hardwareId: input.hardwareId, licenseId: input.licenseId > 0 && orderId ? input.licenseId : null, orderId }, err.code, 'deactivation.refused');
+    if (err instanceof ActivationError) {
+      await recordRefusal(deps, actor, { action: 'deactivation.refused', channel: input.channel, requestHash: input.requestHash, hardwareId: input.hardwareId, licenseId: orderId ? input.licenseId : null, orderId }, err.code);
+    }
     throw err;
   }
 }
 
 /** The signed receipt of a deactivation (deterministic from the device row). */
 export async function deactivationReceipt(deps: ActivationDeps, deviceId: number, deactivationNonce: string): Promise<string> {
-  const device = await deps.db('devices').where({ id: deviceId }).first();
-  return signAsServer(deps.db, deps.dataDir, 'deactivation-receipt', {
+  const device = await devices.findById(deps.db, deviceId);
+  if (!device || !device.deactivatedAt) throw new ActivationError('activation_unknown', 404);
+  return deps.signer.receipt(deps.db, {
     v: 1,
-    licenseId: Number(device.license_id),
+    licenseId: device.licenseId,
     activationId: deviceId,
-    hardwareId: String(device.hardware_id),
+    hardwareId: device.hardwareId,
     deactivationNonce,
-    deactivatedAt: toDate(device.deactivated_at)!.toISOString(),
+    deactivatedAt: device.deactivatedAt.toISOString(),
   });
 }

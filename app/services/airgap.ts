@@ -1,30 +1,30 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import {
-  airgapActivationMessage,
-  airgapExpiresDay,
-  airgapSecret,
-  confirmationCode,
-  deactivationTagValid,
-  encodeActivationCode,
-  parseAirgapRequest,
-  parseDeactivationCode,
-  productHash,
-} from '../../sdk/src/airgap.ts';
+import { airgapCommitment, confirmationCode, legacyConfirmationCode, legacyDeactivationTagValid, parseAirgapRequest, parseDeactivationCode, productHash, type ParsedDeactivationCode } from '../../sdk/src/airgap.ts';
 import { CodeError, normaliseCodeText } from '../../sdk/src/codes.ts';
-import { listTrustedKeys, loadPrivateKey } from '../crypto/signing-keys.ts';
+import * as devices from '../models/devices.ts';
+import * as licenses from '../models/licenses.ts';
+import * as products from '../models/products.ts';
 import { getSettings, settingDefaults } from '../models/settings.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
-import { ActivationError, activate, deactivate, recordRefusal, type ActivationDeps } from './activation.ts';
+import { activate, deactivate, type ActivationDeps } from './activation.ts';
+import { airgapActivationCode } from './license-files.ts';
+import { ActivationError, recordRefusal } from './refusals.ts';
 import type { Actor } from './context.ts';
 
 /**
  * The Air-Gapped Activation Portal's work between typed codes and the one activation service.
- * Codes are made and read by the SDK (sdk/src/airgap.ts); the server adds its private key and the
- * database. docs/file-formats.md describes every bit.
+ * Codes are made and read by the SDK (sdk/src/airgap.ts); the server adds its signer and the
+ * database. docs/file-formats.md describes every bit and the threat model.
+ *
+ * Version 2: the request code commits to a secret S that only the device holds; the activation
+ * stores that commitment with the device in the activation's own transaction; a deactivation code
+ * reveals S, which nothing the portal ever showed lets anyone compute. Version 1 activations (made
+ * before) have a secret derived from their activation code: their deactivation codes are accepted
+ * only while the vendor allows it (Settings), and the console lists them.
  */
 
-/** A typed code that failed its check symbols: a typo, not an attempt (it never counts). */
+/** A typed code that failed its check symbols or has a character too many, too few or out of the alphabet: a typo, not an attempt (it never counts). */
 export class TypoError extends Error {
   constructor(
     readonly field: string,
@@ -39,7 +39,8 @@ function readCode<T>(field: string, read: () => T): T {
     return read();
   } catch (err) {
     if (err instanceof CodeError) {
-      if (err.code === 'typo') throw new TypoError(field, err.group ?? null);
+      if (err.code === 'typo' || (err.code === 'format' && err.group !== undefined && err.actualKind === undefined)) throw new TypoError(field, err.group ?? null);
+      if (err.code === 'outdated') throw new ActivationError('code_outdated', 422);
       throw new ActivationError('code_malformed', 422);
     }
     throw err;
@@ -51,13 +52,25 @@ export function parseActivationInput(requestCode: string, now?: Date) {
   return readCode('request_code', () => parseAirgapRequest(requestCode, now));
 }
 
-export function parseDeactivationInput(code: string) {
+export function parseDeactivationInput(code: string): ParsedDeactivationCode {
   return readCode('deactivation_code', () => parseDeactivationCode(code));
 }
 
-async function productFor(db: Knex, hash: number): Promise<{ id: number; code: string } | undefined> {
-  const rows: { id: number; code: string }[] = await db('products').select('id', 'code');
-  return rows.find((p) => productHash(p.code) === hash);
+async function productFor(db: Knex, hash: number) {
+  return (await products.listActive(db)).find((p) => productHash(p.code) === hash);
+}
+
+const codeHash = (code: string) => crypto.createHash('sha256').update(normaliseCodeText(code)).digest('hex');
+const airgapHardwareId = (hardwareHash: string) => `ag-${hardwareHash}`;
+
+/** Refusals found before the activation service runs are recorded like its own. */
+async function recorded<T>(deps: ActivationDeps, actor: Actor, action: 'activation.refused' | 'deactivation.refused', requestHash: string, hardwareId: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof ActivationError && !(err as { recorded?: boolean }).recorded) await recordRefusal(deps, actor, { action, channel: 'airgap', requestHash, hardwareId }, err.code);
+    throw err;
+  }
 }
 
 /** The activation service records its own refusals: mark them so they are not recorded twice. */
@@ -70,7 +83,6 @@ async function markRecorded<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-
 export interface AirgapActivation {
   code: string;
   deviceId: number;
@@ -82,92 +94,89 @@ export interface AirgapActivation {
 
 /**
  * Activates from a license key and a request code: the same checks as every activation (the license
- * must be air-gapped), then the signed activation code bound to the request.
+ * must be air-gapped), the commitment stored with the device in the same transaction, then the
+ * signed activation code bound to the request. The same request code again answers with the same
+ * code while the activation lasts.
  */
-/** Refusals found before the activation service runs are recorded like its own. */
-async function audited<T>(deps: ActivationDeps, actor: Actor, action: string, hardwareId: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof ActivationError && !(err as { recorded?: boolean }).recorded) await recordRefusal(deps, actor, { channel: 'airgap', hardwareId }, err.code, action);
-    throw err;
-  }
-}
-
 export async function activateByCode(deps: ActivationDeps, actor: Actor, typedKey: string, requestCode: string): Promise<AirgapActivation> {
-  const request = parseActivationInput(requestCode, deps.clock.now());
-  return audited(deps, actor, 'activation.refused', `ag-${request.hardwareHash}`, () => activateParsed(deps, actor, typedKey, requestCode, request));
+  const at = deps.clock.now();
+  const request = parseActivationInput(requestCode, at);
+  const requestHash = codeHash(requestCode);
+  const hardwareId = airgapHardwareId(request.hardwareHash);
+  return recorded(deps, actor, 'activation.refused', requestHash, hardwareId, async () => {
+    const settings = await getSettings(deps.db, settingDefaults(deps.defaultLanguage));
+    // The code carries the hour it was made in: allow that hour on top of the lifetime.
+    const age = at.getTime() - request.issuedAt.getTime();
+    if (age > settings.airgapCodeMinutes * 60_000 + 3600_000 || age < -3600_000) throw new ActivationError('code_expired', 422);
+    const product = await productFor(deps.db, request.productHash);
+    if (!product) throw new ActivationError('product_unknown', 404);
+    const licenseKey = normaliseLicenseKey(typedKey);
+    const result = await markRecorded(() =>
+      activate(deps, actor, {
+        channel: 'airgap',
+        productCode: product.code,
+        licenseKey,
+        user: null,
+        hardwareId,
+        devicePublicKey: null,
+        nonce: `aga-${request.hardwareHash}-${request.commitment}`,
+        requestHash,
+        hostname: null,
+        os: null,
+        appVersion: null,
+        airgapCommitment: request.commitment,
+      }),
+    );
+    const { license, device } = result;
+    return {
+      code: await airgapActivationCode(deps.db, deps, license, device, request, at),
+      deviceId: device.id,
+      productName: license.productName,
+      licenseKey,
+      expiresAt: license.expiresAt,
+      seatsLeft: license.unlimitedActivations ? null : Math.max(0, license.maxActivations - license.timesActivated),
+    };
+  });
 }
 
-async function activateParsed(deps: ActivationDeps, actor: Actor, typedKey: string, requestCode: string, request: ReturnType<typeof parseActivationInput>): Promise<AirgapActivation> {
-  const settings = await getSettings(deps.db, settingDefaults(deps.defaultLanguage));
-  const at = deps.clock.now();
-  // The code carries the hour it was made in: allow that hour on top of the lifetime.
-  const age = at.getTime() - request.issuedAt.getTime();
-  if (age > settings.airgapCodeMinutes * 60_000 + 3600_000 || age < -3600_000) throw new ActivationError('code_expired', 422);
-  const product = await productFor(deps.db, request.productHash);
-  if (!product) throw new ActivationError('product_unknown', 404);
-  const licenseKey = normaliseLicenseKey(typedKey);
-  const nonce = `aga-${request.hardwareHash}-${request.nonce}`;
-  if (await deps.db('request_nonces').where({ nonce }).first()) throw new ActivationError('code_used', 409);
-  const result = await markRecorded(() => activate(deps, actor, {
-    channel: 'airgap',
-    productCode: product.code,
-    licenseKey,
-    user: null,
-    hardwareId: `ag-${request.hardwareHash}`,
-    devicePublicKey: null,
-    nonce,
-    requestHash: crypto.createHash('sha256').update(normaliseCodeText(requestCode)).digest('hex'),
-    hostname: null,
-    os: null,
-    appVersion: null,
-  }));
-  const license = result.license;
-  const features = await deps.db('features').where({ product_id: license.productId }).orderBy('code').select('id');
-  const held = new Set((await deps.db('license_features').where({ license_id: license.id }).select('feature_id')).map((r: { feature_id: number }) => Number(r.feature_id)));
-  const bitmap = features.slice(0, 8).reduce((bits: number, f: { id: number }, i: number) => (held.has(Number(f.id)) ? bits | (1 << i) : bits), 0);
-  const expiresDay = airgapExpiresDay(license.expiresAt);
-  const active = (await listTrustedKeys(deps.db)).find((k) => k.status === 'active');
-  if (!active) throw new Error('No active signing key');
-  const message = airgapActivationMessage({ productCode: product.code, hardwareHash: request.hardwareHash, nonce: request.nonce, licenseKey, activationId: result.deviceId, expiresDay, features: bitmap });
-  const signature = crypto.sign(null, message, loadPrivateKey(deps.dataDir, active.kid));
-  // The secret only this answer delivers; the server keeps it to check deactivation codes.
-  await deps.db('devices').where({ id: result.deviceId }).update({ airgap_secret: airgapSecret(signature) });
-  return {
-    code: encodeActivationCode({ activationId: result.deviceId, expiresDay, features: bitmap, signature }),
-    deviceId: result.deviceId,
-    productName: license.productName,
-    licenseKey,
-    expiresAt: license.expiresAt,
-    seatsLeft: license.unlimitedActivations ? null : Math.max(0, license.maxActivations - license.timesActivated),
-  };
+/** Constant-time comparison of two hex strings of the same length. */
+function sameHex(a: string, b: string): boolean {
+  return a.length === b.length && crypto.timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
 }
 
 /**
- * Deactivates from a license key and a deactivation code: the code's MAC must verify under the
- * activation's secret. Returns the confirmation code the device checks.
+ * Deactivates from a license key and a deactivation code. Version 2: the code reveals the secret
+ * whose commitment the activation stored; version 1: a MAC under the activation's old secret,
+ * accepted only while the vendor allows it. Returns the confirmation code the device checks.
  */
 export async function deactivateByCode(deps: ActivationDeps, actor: Actor, typedKey: string, code: string): Promise<{ confirmation: string; productName: string; repeated: boolean }> {
   const parsed = parseDeactivationInput(code);
-  return audited(deps, actor, 'deactivation.refused', `activation-${parsed.activationId}`, () => deactivateParsed(deps, actor, typedKey, parsed));
-}
-
-async function deactivateParsed(deps: ActivationDeps, actor: Actor, typedKey: string, parsed: ReturnType<typeof parseDeactivationInput>) {
-  const licenseKey = normaliseLicenseKey(typedKey);
-  const license = await deps.db('licenses').where({ license_key: licenseKey }).first('id');
-  if (!license) throw new ActivationError('license_unknown', 404);
-  const device = await deps.db('devices').where({ id: parsed.activationId, license_id: license.id, channel: 'airgap' }).first('id', 'hardware_id');
-  if (!device) throw new ActivationError('activation_unknown', 404);
-  const result = await markRecorded(() => deactivate(deps, actor, {
-    channel: 'airgap',
-    licenseId: Number(license.id),
-    activationId: parsed.activationId,
-    hardwareId: String(device.hardware_id),
-    nonce: `agd-${parsed.activationId}-${parsed.nonce}`,
-    usage: [],
-    proves: (d) => d.airgap_secret !== null && deactivationTagValid(d.airgap_secret, parsed.activationId, parsed.nonce, parsed.tag),
-  }));
-  const secret = Buffer.from((await deps.db('devices').where({ id: parsed.activationId }).first('airgap_secret')).airgap_secret as Uint8Array);
-  return { confirmation: confirmationCode(secret, parsed.activationId, parsed.nonce), productName: result.license.productName, repeated: result.repeated };
+  const requestHash = codeHash(code);
+  return recorded(deps, actor, 'deactivation.refused', requestHash, parsed.version === 2 ? airgapHardwareId(parsed.hardwareHash) : `activation-${parsed.activationId}`, async () => {
+    const licenseId = await licenses.idByKey(deps.db, normaliseLicenseKey(typedKey));
+    const license = licenseId ? await licenses.findById(deps.db, licenseId, deps.clock.now()) : undefined;
+    if (!licenseId || !license) throw new ActivationError('license_unknown', 404);
+    // Found here to name it; the activation service reads it again under the license lock.
+    const device = parsed.version === 2 ? await devices.findLatest(deps.db, licenseId, airgapHardwareId(parsed.hardwareHash)) : await devices.findForLicense(deps.db, licenseId, parsed.activationId);
+    if (!device || device.channel !== 'airgap') throw new ActivationError('activation_unknown', 404);
+    if (parsed.version === 1 && !(await getSettings(deps.db, settingDefaults(deps.defaultLanguage))).acceptLegacyAirgapDeactivation) throw new ActivationError('legacy_deactivation_refused', 403);
+    const proves =
+      parsed.version === 2
+        ? (d: devices.Device) => d.airgapCommitment !== null && sameHex(d.airgapCommitment, airgapCommitment({ productHash: productHash(license.productCode), hardwareHash: parsed.hardwareHash, secret: parsed.secret }))
+        : (d: devices.Device) => d.airgapCommitment === null && d.airgapSecret !== null && legacyDeactivationTagValid(d.airgapSecret, parsed.activationId, parsed.nonce, parsed.tag);
+    const result = await markRecorded(() =>
+      deactivate(deps, actor, {
+        channel: 'airgap',
+        licenseId,
+        activationId: device.id,
+        hardwareId: device.hardwareId,
+        nonce: parsed.version === 2 ? `agd-${device.id}` : `agd-${parsed.activationId}-${parsed.nonce}`,
+        requestHash,
+        usage: [],
+        proves,
+      }),
+    );
+    const confirmation = parsed.version === 2 ? confirmationCode({ secret: parsed.secret, hardwareHash: parsed.hardwareHash }) : legacyConfirmationCode(device.airgapSecret!, parsed.activationId, parsed.nonce);
+    return { confirmation, productName: result.license.productName, repeated: result.repeated };
+  });
 }

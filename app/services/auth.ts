@@ -9,6 +9,7 @@ import type { Mailer } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
+import { inTransaction } from '../lib/transaction.ts';
 
 /** Failed logins per client and address: the client is slowed, the account stays usable for others. */
 export const LOGIN_FAILURES_PER_CLIENT_AND_EMAIL: RateRule = { limit: 5, windowMs: 15 * 60_000 };
@@ -60,7 +61,7 @@ export async function authenticate({ db, clock, limiter }: AuthDeps, actor: Acto
     await recordAudit(db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.two_factor_required', objectType: 'account', objectId: account.id });
     return { ok: true, account };
   }
-  await db.transaction((trx) => recordLogin(trx, actor, account, now));
+  await inTransaction(db, (trx) => recordLogin(trx, actor, account, now));
   return { ok: true, account };
 }
 
@@ -82,7 +83,7 @@ export async function changePassword({ db, clock }: ServiceDeps, actor: Actor, a
   if (currentPassword === newPassword) throw new ValidationError({ password: 'validation.passwordUnchanged' });
   const passwordHash = await hashPassword(newPassword);
   const now = clock.now();
-  await db.transaction(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await accounts.update(trx, accountId, { passwordHash, mustChangePassword: false }, now);
     await tokens.invalidateResetTokens(trx, accountId, now);
     await recordAudit(trx, actor, now, {
@@ -97,7 +98,7 @@ export async function changePassword({ db, clock }: ServiceDeps, actor: Actor, a
 
 export async function updateProfile({ db, clock }: ServiceDeps, actor: Actor, accountId: number, changes: { name: string; language: string }): Promise<void> {
   const now = clock.now();
-  await db.transaction(async (trx) => {
+  await inTransaction(db, async (trx) => {
     const before = (await accounts.findById(trx, accountId))!;
     await accounts.update(trx, accountId, changes, now);
     await recordAudit(trx, actor, now, {
@@ -137,7 +138,7 @@ export async function requestPasswordReset(
     await recordAudit(db, { ...actor, label: address }, now, { action: 'auth.password_reset_requested', after: { email: address, known: false } });
     return;
   }
-  await db.transaction(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await recordAudit(trx, { ...actor, label: address }, now, { action: 'auth.password_reset_requested', objectType: 'account', objectId: account.id, after: { email: address, known: true } });
   });
   await mailAccountLink(deps, account, 'reset');
@@ -176,7 +177,7 @@ export async function isResetTokenUsable({ db, clock }: ServiceDeps, token: stri
 export async function resetPassword({ db, clock }: ServiceDeps, actor: Actor, token: string, newPassword: string): Promise<accounts.Account> {
   const passwordHash = await hashPassword(newPassword);
   const now = clock.now();
-  const accountId = await db.transaction(async (trx) => {
+  const accountId = await inTransaction(db, async (trx) => {
     const found = await tokens.findUsableResetToken(trx, hashToken(token), now);
     if (!found || !(await tokens.consumeResetToken(trx, found.id, now))) throw new HttpError(410, 'auth.reset.linkInvalid');
     await accounts.update(trx, found.accountId, { passwordHash, mustChangePassword: false }, now);

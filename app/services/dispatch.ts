@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import * as licenses from '../models/licenses.ts';
+import * as licenseUsers from '../models/license-users.ts';
 import { ValidationError, notFound } from '../lib/errors.ts';
 import { statusOf } from '../models/licenses.ts';
 import { toBool, toDate } from '../models/normalise.ts';
@@ -68,9 +69,7 @@ export async function* exportBatches(db: Knex, orderId: number, now: Date): Asyn
       .select('licenses.*', 'products.name as product_name');
     if (!rows.length) return;
     const ids = rows.map((r: { id: number }) => Number(r.id));
-    const users = await db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id').whereIn('license_id', ids).select('license_id', 'accounts.email');
-    const byLicense = new Map<number, string[]>();
-    for (const u of users as { license_id: number; email: string }[]) byLicense.set(Number(u.license_id), [...(byLicense.get(Number(u.license_id)) ?? []), u.email]);
+    const byLicense = await licenseUsers.emailsByLicense(db, ids);
     yield rows.map((r: Record<string, unknown>) => {
       const expiresAt = toDate(r.expires_at);
       return [

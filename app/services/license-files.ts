@@ -1,54 +1,50 @@
 import type { Knex } from 'knex';
+import { airgapActivationMessage, airgapExpiresDay, encodeActivationCode, AIRGAP_MAX_FEATURES } from '../../sdk/src/airgap.ts';
+import type { LicensePayload } from '../../sdk/src/payloads.ts';
 import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
+import * as accounts from '../models/accounts.ts';
+import * as products from '../models/products.ts';
+import * as requestNonces from '../models/request-nonces.ts';
 import { getSettings, settingDefaults } from '../models/settings.ts';
-import { signAsServer } from '../crypto/envelopes.ts';
 import { HttpError, notFound } from '../lib/errors.ts';
 import type { Language } from '../../config/index.ts';
-import { auditedChange } from './changes.ts';
+import { inTransaction } from '../lib/transaction.ts';
+import { recordAudit } from './audit.ts';
+import { ActivationError, assertUsable } from './refusals.ts';
+import type { Signer } from './signer.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
 /**
- * License files: the signed answer an offline device keeps (typ `license`), and refresh files (typ
- * `refresh`) that carry the current entitlements to a device already activated, with a counter that
- * only grows so a device can refuse an older file. docs/file-formats.md describes the payload.
+ * THE license-artifact path: every license file (typ `license`, counter 0, the answer to an
+ * activation), every refresh file (typ `refresh`, a counter that only grows: API checks, console and
+ * portal refreshes) and every air-gap activation code is built, counted and signed here, through
+ * the app's one signer. docs/file-formats.md describes the payloads.
  */
 
 export const LICENSE_PAYLOAD_VERSION = 1;
 
-export interface LicensePayloadInput {
-  license: licenses.License;
-  deviceId: number;
-  hardwareId: string;
-  devicePublicKey: string;
-  requestNonce: string;
-  counter: number;
-  userEmail: string | null;
-  now: Date;
-  leaseDays: number;
-}
-
-async function featuresOf(db: Knex, licenseId: number) {
-  const rows = await db('license_features').join('features', 'features.id', 'license_features.feature_id').where('license_features.license_id', licenseId).orderBy('features.code').select('features.code', 'features.type', 'license_features.max_consumption');
-  return rows.map((r: Record<string, unknown>) => ({ code: String(r.code), type: String(r.type), maxConsumption: r.max_consumption === null ? null : Number(r.max_consumption) }));
+export interface ArtifactDeps extends ServiceDeps {
+  signer: Signer;
+  defaultLanguage: Language;
 }
 
 /** The payload every license and refresh file carries: bound to product, license, hardware id, device key and request nonce. */
-export async function licensePayload(db: Knex, p: LicensePayloadInput) {
-  const l = p.license;
-  const leaseEnd = new Date(p.now.getTime() + p.leaseDays * 86_400_000);
+async function licensePayload(db: Knex, l: licenses.License, device: devices.Device, counter: number, issuedAt: Date, leaseDays: number): Promise<LicensePayload> {
+  const leaseEnd = new Date(issuedAt.getTime() + leaseDays * 86_400_000);
+  const user = device.licenseUserAccountId ? await accounts.findById(db, device.licenseUserAccountId) : undefined;
   return {
     v: LICENSE_PAYLOAD_VERSION,
     product: l.productCode,
     licenseId: l.id,
     licenseKey: l.licenseKey,
-    user: p.userEmail,
-    activationId: p.deviceId,
-    hardwareId: p.hardwareId,
-    devicePublicKey: p.devicePublicKey,
-    requestNonce: p.requestNonce,
-    issuedAt: p.now.toISOString(),
-    counter: p.counter,
+    user: user?.email ?? null,
+    activationId: device.id,
+    hardwareId: device.hardwareId,
+    devicePublicKey: device.devicePublicKey ?? '',
+    requestNonce: (await requestNonces.activationNonceOf(db, device.id)) ?? '',
+    issuedAt: issuedAt.toISOString(),
+    counter,
     licenseType: l.licenseType,
     trial: l.isTrial,
     startsAt: l.startDate?.toISOString() ?? null,
@@ -56,35 +52,66 @@ export async function licensePayload(db: Knex, p: LicensePayloadInput) {
     leaseEndsAt: (l.expiresAt && l.expiresAt < leaseEnd ? l.expiresAt : leaseEnd).toISOString(),
     maintenanceUntil: l.maintenanceUntil?.toISOString() ?? null,
     maxActivations: l.unlimitedActivations ? null : l.maxActivations,
-    floating: l.floating ? { users: l.floatingUsers, timeoutMinutes: l.floatingTimeoutMinutes } : null,
-    features: await featuresOf(db, l.id),
+    floating: l.floating ? { users: l.floatingUsers as number, timeoutMinutes: l.floatingTimeoutMinutes as number } : null,
+    features: (await licenses.featuresOf(db, l.id)).map((f) => ({ code: f.code, type: f.type, maxConsumption: f.maxConsumption })),
   };
 }
 
 /**
- * A fresh license file for an active offline device, with today's entitlements and a counter one
- * higher than any file it got before. Audited; the device's history records it.
+ * A signed license (`license`) or refresh (`refresh`) file for an ACTIVE device, under the one
+ * validity rule. The license file is deterministic (counter 0, issued at the activation), so the
+ * same activation always yields the same file; a refresh file takes the device's next counter in
+ * one statement — the caller holds the license row lock (lockLicense), as every path that issues
+ * one does, so no two files of a device ever carry the same counter.
  */
-export async function issueRefreshFile(deps: ServiceDeps & { dataDir: string; defaultLanguage: Language }, actor: Actor, licenseId: number, deviceId: number): Promise<{ text: string; filename: string }> {
-  const settings = await getSettings(deps.db, settingDefaults(deps.defaultLanguage));
-  return auditedChange(deps, actor, async (trx, now) => {
+export async function issueLicenseFile(db: Knex, deps: ArtifactDeps, license: licenses.License, device: devices.Device, typ: 'license' | 'refresh', at: Date): Promise<{ text: string; payload: LicensePayload }> {
+  if (!device.active) throw new ActivationError('activation_inactive', 410);
+  if (device.channel === 'airgap' || !device.devicePublicKey) throw new ActivationError('airgap_only', 403);
+  await assertUsable(db, license, device.channel, device.hardwareId, at);
+  const settings = await getSettings(db, settingDefaults(deps.defaultLanguage));
+  const counter = typ === 'refresh' ? await devices.nextCounter(db, device.id) : 0;
+  const payload = await licensePayload(db, license, device, counter, typ === 'refresh' ? at : device.activatedAt, settings.offlineLeaseDays);
+  return { text: await deps.signer.license(db, typ, payload), payload };
+}
+
+/** The bitmap of the first 8 features of the product (by code) that the license holds. */
+async function featureBitmap(db: Knex, license: licenses.License): Promise<number> {
+  const held = new Set((await licenses.featuresOf(db, license.id)).map((f) => f.featureId));
+  const all = (await products.listFeatures(db, license.productId)).slice(0, AIRGAP_MAX_FEATURES);
+  return all.reduce((bits, f, i) => (held.has(f.id) ? bits | (1 << i) : bits), 0);
+}
+
+/** The signed air-gap activation code of an active air-gap device, deterministic for the activation. */
+export async function airgapActivationCode(db: Knex, deps: ArtifactDeps, license: licenses.License, device: devices.Device, request: { hardwareHash: string; commitment: string }, at: Date): Promise<string> {
+  if (!device.active) throw new ActivationError('activation_inactive', 410);
+  await assertUsable(db, license, 'airgap', device.hardwareId, at);
+  const fields = { expiresDay: airgapExpiresDay(license.expiresAt), features: await featureBitmap(db, license) };
+  const message = airgapActivationMessage({ productCode: license.productCode, hardwareHash: request.hardwareHash, commitment: request.commitment, licenseKey: license.licenseKey ?? '', ...fields });
+  return encodeActivationCode({ ...fields, signature: await deps.signer.signature(db, message) });
+}
+
+/**
+ * A fresh refresh file for an active offline device, issued from the console or the User Portal:
+ * today's entitlements, the next counter. Audited; the device's history records it.
+ */
+export async function issueRefreshFile(deps: ArtifactDeps, actor: Actor, licenseId: number, deviceId: number): Promise<{ text: string; filename: string }> {
+  return inTransaction(deps.db, async (trx) => {
+    const now = deps.clock.now();
+    await licenses.lockLicense(trx, licenseId);
     const license = await licenses.findById(trx, licenseId, now);
     const device = license ? await devices.findForLicense(trx, licenseId, deviceId) : undefined;
     if (!license || !device) throw notFound();
-    const row = await trx('devices').where({ id: deviceId }).first('device_public_key', 'license_counter');
-    if (!device.active || device.channel !== 'offline' || !row.device_public_key) throw new HttpError(409, 'portal.refresh.notOffline');
-    if (!license.enabled) throw new HttpError(409, 'portal.refresh.disabled');
-    const nonce = await trx('request_nonces').where({ device_id: deviceId, kind: 'activation' }).orderBy('created_at').first('nonce');
-    if (!nonce) throw new HttpError(409, 'portal.refresh.notOffline');
-    const user = device.licenseUserAccountId ? await trx('accounts').where({ id: device.licenseUserAccountId }).first('email') : null;
-    const counter = Number(row.license_counter) + 1;
-    await trx('devices').where({ id: deviceId }).update({ license_counter: counter });
+    if (!device.active || device.channel !== 'offline' || !device.devicePublicKey) throw new HttpError(409, 'portal.refresh.notOffline');
+    let file;
+    try {
+      file = await issueLicenseFile(trx, deps, license, device, 'refresh', now);
+    } catch (err) {
+      if (err instanceof ActivationError) throw new HttpError(409, `offline.refusals.${err.code}.why`);
+      throw err;
+    }
+    const { counter, leaseEndsAt } = file.payload;
     await devices.addHistory(trx, { licenseId, deviceId, event: 'refreshed', channel: device.channel, hardwareId: device.hardwareId, detail: `counter ${counter}`, actorId: actor.accountId }, now);
-    const payload = await licensePayload(trx, { license, deviceId, hardwareId: device.hardwareId, devicePublicKey: String(row.device_public_key), requestNonce: String(nonce.nonce), counter, userEmail: user ? String(user.email) : null, now, leaseDays: settings.offlineLeaseDays });
-    const text = await signAsServer(trx, deps.dataDir, 'refresh', payload);
-    return {
-      result: { text, filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}-refresh-${counter}.lic` },
-      audit: { action: 'device.refresh_file_issued', objectType: 'device', objectId: deviceId, orderId: license.orderId, after: { counter, leaseEndsAt: payload.leaseEndsAt } },
-    };
+    await recordAudit(trx, actor, now, { action: 'device.refresh_file_issued', objectType: 'device', objectId: deviceId, orderId: license.orderId, after: { counter, leaseEndsAt } });
+    return { text: file.text, filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}-refresh-${counter}.lic` };
   });
 }

@@ -2,6 +2,8 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import * as accounts from '../models/accounts.ts';
 import * as licenses from '../models/licenses.ts';
+import * as assignments from '../models/license-users.ts';
+import * as devices from '../models/devices.ts';
 import { hashPassword } from '../lib/passwords.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
@@ -62,8 +64,8 @@ async function userBasedLicense(trx: Knex, licenseId: number, now: Date) {
 }
 
 export async function assignInTransaction(trx: Knex, licenseId: number, accountId: number, maxActivations: number, now: Date): Promise<void> {
-  if (await trx('license_user_assignments').where({ license_id: licenseId, account_id: accountId }).first()) throw new ValidationError({ email: 'licenseUsers.alreadyAssigned' });
-  await trx('license_user_assignments').insert({ license_id: licenseId, account_id: accountId, max_activations: maxActivations, times_activated: 0, created_at: now });
+  if (await assignments.find(trx, licenseId, accountId)) throw new ValidationError({ email: 'licenseUsers.alreadyAssigned' });
+  await assignments.insert(trx, licenseId, accountId, maxActivations, now);
 }
 
 /** Assigns a user (by e-mail, created and invited if new) to a user-based license. */
@@ -83,10 +85,10 @@ export async function assignUser(deps: LinkMailDeps, actor: Actor, licenseId: nu
 export async function setAssignmentLimit(deps: ServiceDeps, actor: Actor, licenseId: number, accountId: number, maxActivations: number): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const license = await userBasedLicense(trx, licenseId, now);
-    const before = await trx('license_user_assignments').where({ license_id: licenseId, account_id: accountId }).first();
+    const before = await assignments.find(trx, licenseId, accountId);
     if (!before) throw notFound();
-    await trx('license_user_assignments').where({ license_id: licenseId, account_id: accountId }).update({ max_activations: maxActivations });
-    return { result: undefined, audit: { action: 'license_user.limit_changed', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { accountId, maxActivations: Number(before.max_activations) }, after: { accountId, maxActivations } } };
+    await assignments.setLimit(trx, licenseId, accountId, maxActivations);
+    return { result: undefined, audit: { action: 'license_user.limit_changed', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { accountId, maxActivations: before.maxActivations }, after: { accountId, maxActivations } } };
   });
 }
 
@@ -94,11 +96,11 @@ export async function setAssignmentLimit(deps: ServiceDeps, actor: Actor, licens
 export async function unassignUser(deps: ServiceDeps, actor: Actor, licenseId: number, accountId: number): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const license = await userBasedLicense(trx, licenseId, now);
-    const before = await trx('license_user_assignments').where({ license_id: licenseId, account_id: accountId }).first();
+    const before = await assignments.find(trx, licenseId, accountId);
     if (!before) throw notFound();
-    if (await trx('devices').where({ license_id: licenseId, license_user_account_id: accountId }).whereNull('deactivated_at').first('id')) throw new HttpError(409, 'licenseUsers.hasActiveDevices');
-    await trx('license_user_assignments').where({ license_id: licenseId, account_id: accountId }).delete();
-    return { result: undefined, audit: { action: 'license_user.unassigned', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { accountId, maxActivations: Number(before.max_activations) } } };
+    if (await devices.hasActiveForUser(trx, licenseId, accountId)) throw new HttpError(409, 'licenseUsers.hasActiveDevices');
+    await assignments.remove(trx, licenseId, accountId);
+    return { result: undefined, audit: { action: 'license_user.unassigned', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { accountId, maxActivations: before.maxActivations } } };
   });
 }
 

@@ -5,6 +5,7 @@ import * as licenses from '../models/licenses.ts';
 import * as policies from '../models/policies.ts';
 import * as products from '../models/products.ts';
 import * as devices from '../models/devices.ts';
+import * as assignments from '../models/license-users.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import { generateLicenseKey } from '../lib/license-keys.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
@@ -197,8 +198,8 @@ export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number):
       released += 1;
       await devices.addHistory(trx, { licenseId: id, deviceId: device.id, event: 'reset', channel: device.channel, hardwareId: device.hardwareId, actorId: actor.accountId }, now);
     }
-    await trx('licenses').where({ id }).update({ times_activated: 0, updated_at: now });
-    await trx('license_user_assignments').where({ license_id: id }).update({ times_activated: 0 });
+    await licenses.clearSeats(trx, id, now);
+    await assignments.resetCounts(trx, id);
     return {
       result: released,
       audit: { action: 'license.reset', objectType: 'license', objectId: id, orderId: before.orderId, before: { timesActivated: before.timesActivated }, after: { timesActivated: 0, devicesDeactivated: released } },

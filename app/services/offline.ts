@@ -1,15 +1,15 @@
 import yauzl from 'yauzl';
 import yazl from 'yazl';
-import { verifyDeviceSigned } from '../../sdk/src/envelope.ts';
-import { EnvelopeError } from '../../sdk/src/errors.ts';
-import { readActivationRequestPayload, readDeactivationRequestPayload } from '../../sdk/src/payloads.ts';
-import { LicenseError } from '../../sdk/src/license-error.ts';
 import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, requestActivationInput, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
+import { ArtifactError, readSignedRequest } from './requests.ts';
 import type { Actor } from './context.ts';
 
+export { ArtifactError } from './requests.ts';
+
 /**
- * The offline portal's work between an uploaded file and the activation service: read the request,
- * check its signature and shape, call the one activation service, and describe the outcome.
+ * The offline portal's work between an uploaded file and the activation service: read the request
+ * (requests.ts: signature and shape, refusals recorded), call the one activation service, and
+ * describe the outcome.
  */
 
 export const MAX_REQUEST_BYTES = 64 * 1024;
@@ -17,16 +17,6 @@ export const MAX_ZIP_BYTES = 8 * 1024 * 1024;
 export const MAX_ZIP_ENTRIES = 200;
 export const MAX_ZIP_TOTAL = 16 * 1024 * 1024;
 const MAX_RATIO = 100;
-
-/** Why a file was refused, as a stable code the page translates (offline.refusals.<code>). */
-export class ArtifactError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status = 400,
-  ) {
-    super(code);
-  }
-}
 
 export type Outcome =
   | { kind: 'activation'; deviceId: number; repeated: boolean; transfer: boolean; productName: string; licenseKey: string | null; licenseType: string; expiresAt: Date | null; seatsLeft: number | null }
@@ -39,31 +29,15 @@ export interface Credentials {
 
 /** Reads one request file (activation or deactivation) and carries it out. */
 export async function processRequest(deps: ActivationDeps, actor: Actor, text: string, credentials: Credentials | null): Promise<Outcome> {
-  let verified;
-  try {
-    verified = verifyDeviceSigned(text, ['activation-request', 'deactivation-request']);
-  } catch (err) {
-    if (err instanceof EnvelopeError) throw new ArtifactError(err.code === 'type' ? 'wrong_type' : err.code === 'signature' ? 'signature' : 'damaged', err.code === 'too_large' ? 413 : 400);
-    throw err;
-  }
-  // The payload rules are the SDK's own readers: one implementation of the format (ARCHITECTURE).
-  const read = <T>(reader: () => T): T => {
-    try {
-      return reader();
-    } catch (err) {
-      if (err instanceof LicenseError) throw new ArtifactError('damaged');
-      throw err;
-    }
-  };
-  if (verified.typ === 'activation-request') {
-    const p = read(() => readActivationRequestPayload(verified.payload));
-    const input = requestActivationInput('offline', p, text, credentials);
+  const request = await readSignedRequest(deps, actor, 'offline', text, ['activation-request', 'deactivation-request']);
+  if (request.typ === 'activation-request') {
+    const input = requestActivationInput('offline', request.payload, text, credentials);
     if (!input) throw new ArtifactError('credentials_needed', 401);
     const result = await activate(deps, actor, input);
     const l = result.license;
     return {
       kind: 'activation',
-      deviceId: result.deviceId,
+      deviceId: result.device.id,
       repeated: result.repeated,
       transfer: result.transfer,
       productName: l.productName,
@@ -73,9 +47,9 @@ export async function processRequest(deps: ActivationDeps, actor: Actor, text: s
       seatsLeft: l.unlimitedActivations ? null : Math.max(0, l.maxActivations - l.timesActivated),
     };
   }
-  const p = read(() => readDeactivationRequestPayload(verified.payload));
-  const result = await deactivate(deps, actor, { channel: 'offline', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, nonce: p.nonce, usage: p.usage, proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce) });
-  return { kind: 'deactivation', deviceId: result.deviceId, nonce: p.nonce, repeated: result.repeated, productName: result.license.productName, licenseKey: result.license.licenseKey };
+  const p = request.payload as import('../../sdk/src/payloads.ts').DeactivationRequestPayload;
+  const result = await deactivate(deps, actor, { channel: 'offline', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, nonce: p.nonce, requestHash: request.requestHash, usage: p.usage, proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce) });
+  return { kind: 'deactivation', deviceId: result.device.id, nonce: p.nonce, repeated: result.repeated, productName: result.license.productName, licenseKey: result.license.licenseKey };
 }
 
 /** The file to download for an outcome: the license file, or the deactivation receipt. */
@@ -161,12 +135,20 @@ export async function resultZip(deps: ActivationDeps, rows: { name: string; kind
   const zip = new yazl.ZipFile();
   const used = new Set<string>();
   for (const r of rows) {
-    const file = await outcomeFile(deps, r);
+    let file;
+    try {
+      file = await outcomeFile(deps, r);
+    } catch (err) {
+      // An activation that ended since the upload gets no license file; the others still do.
+      if (err instanceof ActivationError && err.code === 'activation_inactive') continue;
+      throw err;
+    }
     let name = `${r.name.replace(/\.[^.]*$/, '').replace(/[^\w.-]/g, '_') || 'request'}${r.kind === 'activation' ? '.lic' : '-receipt.txt'}`;
     for (let i = 2; used.has(name); i++) name = name.replace(/(-\d+)?(\.[^.]+)$/, `-${i}$2`);
     used.add(name);
     zip.addBuffer(Buffer.from(file.text), name);
   }
+  if (!used.size) throw new ActivationError('activation_inactive', 410);
   zip.end();
   const chunks: Buffer[] = [];
   for await (const c of zip.outputStream) chunks.push(c as Buffer);

@@ -14,6 +14,7 @@ import { createCustomer, createOrder, type OrderFields } from './customers.ts';
 import type { CustomerFields } from '../models/customers.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { createPolicy, type PolicyInput } from './policies.ts';
+import { inTransaction } from '../lib/transaction.ts';
 
 /** What the User Portal adds on top of the console's services: quotas, scope-bound actions, dispatch. */
 
@@ -58,7 +59,7 @@ export interface NewOrder {
  * bundle's lines, all in one transaction: a refused line (quota, policy) leaves nothing behind.
  */
 export async function createOrderAsManager(deps: ServiceDeps, actor: Actor, account: Account, input: NewOrder, invited: number[]): Promise<number> {
-  return deps.db.transaction(async (trx) => {
+  return inTransaction(deps.db, async (trx) => {
     const inner = { ...deps, db: trx };
     const customerId = input.customerId ?? (await createCustomer(inner, actor, input.customer!));
     const orderId = await createOrder(inner, actor, customerId, input.order, async (t, id, now) => {
@@ -102,7 +103,7 @@ export async function borrowDevice(deps: ServiceDeps, actor: Actor, license: lic
     if (!device) throw notFound();
     if (!device.active) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     const until = new Date(now.getTime() + hours * 3600_000);
-    await trx('devices').where({ id: deviceId }).update({ borrowed_until: until });
+    await devices.setBorrowedUntil(trx, deviceId, until);
     await devices.addHistory(trx, { licenseId: license.id, deviceId, event: 'borrowed', channel: device.channel, hardwareId: device.hardwareId, detail: until.toISOString(), actorId: actor.accountId }, now);
     return { result: until, audit: { action: 'device.borrowed', objectType: 'device', objectId: deviceId, orderId: license.orderId, before: { borrowedUntil: device.borrowedUntil }, after: { borrowedUntil: until } } };
   });
@@ -111,10 +112,10 @@ export async function borrowDevice(deps: ServiceDeps, actor: Actor, license: lic
 /** An end user releases one of their own active devices (self-service). */
 export async function releaseOwnDevice(deps: ServiceDeps, actor: Actor, accountId: number, deviceId: number): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
-    const row = await trx('devices').where({ id: deviceId, license_user_account_id: accountId }).first('license_id');
-    if (!row) throw notFound();
-    await licenses.lockLicense(trx, Number(row.license_id));
-    const device = (await devices.findForLicense(trx, Number(row.license_id), deviceId))!;
+    const licenseId = await devices.licenseOfUserDevice(trx, deviceId, accountId);
+    if (!licenseId) throw notFound();
+    await licenses.lockLicense(trx, licenseId);
+    const device = (await devices.findForLicense(trx, licenseId, deviceId))!;
     if (!(await devices.deactivate(trx, deviceId, 'device', now))) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);
     await devices.addHistory(trx, { licenseId: device.licenseId, deviceId, event: 'deactivated', channel: device.channel, hardwareId: device.hardwareId, detail: 'self-service', actorId: accountId }, now);
@@ -128,7 +129,7 @@ export async function releaseOwnDevice(deps: ServiceDeps, actor: Actor, accountI
  * restricted their policies to a list, the new policy joins that list so they can issue from it.
  */
 export async function createPolicyAsManager(deps: ServiceDeps, actor: Actor, account: Account, productId: number, input: PolicyInput): Promise<number> {
-  return deps.db.transaction(async (trx) => {
+  return inTransaction(deps.db, async (trx) => {
     if (account.role !== 'admin' && !(await trx('manager_quotas').where({ account_id: account.id, product_id: productId }).first())) throw new ValidationError({ product_id: 'portal.productNotAllowed' });
     const id = await createPolicy({ ...deps, db: trx }, actor, productId, { ...input, isDefault: account.role === 'admin' ? input.isDefault : false });
     if (account.role === 'manager' && (await managers.allowedPoliciesOf(trx, account.id)).length) await trx('manager_policies').insert({ account_id: account.id, policy_id: id });

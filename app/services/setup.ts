@@ -5,6 +5,7 @@ import { hashToken, randomToken } from '../lib/tokens.ts';
 import { notFound } from '../lib/errors.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
+import { inTransaction } from '../lib/transaction.ts';
 
 const SETUP_LINK_HOURS = 24;
 
@@ -16,7 +17,7 @@ export async function issueSetupTokenIfNeeded({ db, clock }: ServiceDeps): Promi
   if ((await accounts.countByRole(db, 'admin')) > 0) return null;
   const token = randomToken();
   const now = clock.now();
-  await db.transaction(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await tokens.invalidateOneTimeCodes(trx, 'setup', now);
     await tokens.insertOneTimeCode(trx, 'setup', hashToken(token), new Date(now.getTime() + SETUP_LINK_HOURS * 3600_000), now);
   });
@@ -39,7 +40,7 @@ export interface FirstAdmin {
 export async function completeSetup({ db, clock }: ServiceDeps, actor: Actor, token: string, admin: FirstAdmin): Promise<accounts.Account> {
   const passwordHash = await hashPassword(admin.password);
   const now = clock.now();
-  const id = await db.transaction(async (trx) => {
+  const id = await inTransaction(db, async (trx) => {
     const code = await tokens.findUsableOneTimeCode(trx, 'setup', hashToken(token), now);
     if (!code || !(await tokens.consumeOneTimeCode(trx, code.id, now))) throw notFound();
     if ((await accounts.countByRole(trx, 'admin')) > 0) throw notFound();

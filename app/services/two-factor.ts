@@ -10,6 +10,7 @@ import { groupSecret, looksLikeRecoveryCode, matchTotp, newRecoveryCodes, newTot
 import { rateLimited, recordLogin, type AuthDeps } from './auth.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor } from './context.ts';
+import { inTransaction } from '../lib/transaction.ts';
 
 /** Wrong codes per client and account: 5 per 15 minutes, then 429 (as for passwords). */
 export const TWO_FACTOR_FAILURES_PER_CLIENT_AND_ACCOUNT: RateRule = { limit: 5, windowMs: 15 * 60_000 };
@@ -72,7 +73,7 @@ export async function confirmEnrolment(deps: TwoFactorDeps, actor: Actor, accoun
   const step = await matchTotp(secret, code, now);
   if (step === null) throw new ValidationError({ code: 'twoFactor.codeWrong' });
   const codes = newRecoveryCodes();
-  await db.transaction(async (trx) => {
+  await inTransaction(db, async (trx) => {
     await twoFactor.enableTotp(trx, account.id, secretBox.seal(secret, storedContext(account.id)), step, now);
     await twoFactor.replaceRecoveryCodes(trx, account.id, codes.map(hashToken), now);
     await recordAudit(trx, actor, now, { action: 'account.two_factor_enabled', objectType: 'account', objectId: account.id, after: { recoveryCodes: codes.length } });
@@ -146,7 +147,7 @@ async function withSecondFactor<T>(
   }
 
   const now = clock.now();
-  const outcome = await db.transaction(async (trx) => {
+  const outcome = await inTransaction(db, async (trx) => {
     const factor = await useSecondFactor(trx, deps.secretBox, account, input.code, now);
     if ('reason' in factor) return factor;
     return { value: await change(trx, now, factor) };

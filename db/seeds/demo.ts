@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import type { Knex } from 'knex';
 import { loadConfig, ConfigError } from '../../config/index.ts';
 import { openDatabase, migrateLatest } from '../index.ts';
-import { ensureSigningKey } from '../../app/crypto/signing-keys.ts';
+import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import { generateLicenseKey } from '../../app/lib/license-keys.ts';
 import * as accounts from '../../app/models/accounts.ts';
@@ -16,6 +16,7 @@ import * as catalog from '../../app/models/catalog.ts';
 import { PERMISSIONS } from '../../app/policies/permissions.ts';
 import { recordAudit } from '../../app/services/audit.ts';
 import { systemActor } from '../../app/services/context.ts';
+import { inTransaction } from '../../app/lib/transaction.ts';
 
 const DEMO_ACCOUNTS = [
   { email: 'admin@demo.portico.test', name: 'Dana Admin', role: 'admin' as const },
@@ -81,7 +82,7 @@ async function main() {
     const now = new Date();
     await ensureSigningKey(db, config.dataDir, now);
     const logins: { email: string; role: string; password: string }[] = [];
-    await db.transaction(async (trx) => {
+    await inTransaction(db, async (trx) => {
       const existing = await trx('products').where({ code: 'acme-cad' }).first();
       if (!existing) await seed(trx, now);
       for (const a of DEMO_ACCOUNTS) {

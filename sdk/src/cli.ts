@@ -7,20 +7,33 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
   createAirgapRequest,
   createDeactivationCode,
+  createLegacyDeactivationCode,
   hardwareHash,
   verifyActivationCode,
   verifyConfirmationCode,
+  verifyLegacyActivationCode,
+  verifyLegacyConfirmationCode,
   type AirgapRequest,
 } from './airgap.ts';
 import { CodeError } from './codes.ts';
 import { hardwareId } from './device.ts';
 import { EnvelopeError } from './errors.ts';
 import { LicenseError } from './license-error.ts';
-import { applyRefresh, verifyLicense, type LicenseInfo, type VerifyLicenseOptions } from './license.ts';
+import { applyRefresh, checkNotOlder, closeActivation, licenseMark, verifyLicense, type LicenseInfo, type LicenseMark, type VerifyLicenseOptions } from './license.ts';
 import { ApiCallError, PorticoClient } from './online.ts';
 import { HARDWARE_ID_PATTERN, type UsageEntry } from './payloads.ts';
 import { createActivationRequest, createDeactivationRequest, verifyDeactivationReceipt } from './requests.ts';
-import { DeviceState, STATE_FILES, StateError, type AirgapActivationState, type DeviceConfig } from './state.ts';
+import {
+  DeviceState,
+  STATE_FILES,
+  StateError,
+  isLegacyAirgapActivation,
+  type AirgapDeactivationState,
+  type AirgapPendingRequest,
+  type AirgapState,
+  type DeviceConfig,
+  type InstalledAirgapActivation,
+} from './state.ts';
 
 /**
  * portico-device: the reference client. One entry per command in COMMANDS (its options, its
@@ -177,6 +190,7 @@ const COMMANDS: Record<string, Command> = {
     details: [
       '--online sends a new activation request to the License API of the server at --server and installs the license it answers with.',
       'The server URL is remembered for "check" and "deactivate --online".',
+      `No file older than one this machine has installed for the same activation is installed (${STATE_FILES.counters}), whichever command brings it.`,
       `A user-based license needs the license user's password: --password, or $${PASSWORD_ENV} (kept out of the process list); it is never stored.`,
     ],
     options: { online: { type: 'boolean' }, server: { type: 'string' }, password: { type: 'string' }, 'app-version': { type: 'string' } },
@@ -214,7 +228,7 @@ const COMMANDS: Record<string, Command> = {
           expected: { product: config.product, hardwareId: request.payload.hardwareId, devicePublicKey: deviceKey.publicKeyString },
           ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
         });
-        state.writeText(STATE_FILES.license, license.text);
+        installLicense(state, license, license.text, now);
         const remembered: OnlineConfig = { ...config, server };
         state.writeConfig(remembered);
         say(`License activated online (${server})${license.repeated ? ': the server had activated this request already' : ''}.`);
@@ -226,7 +240,7 @@ const COMMANDS: Record<string, Command> = {
       if (nonce === undefined) throw new CliError(`no activation request was made from ${state.dir}: run "${PROGRAM} request" first`);
       const text = readInputFile(io, args[0], 'the license file');
       const license = verifyLicense(text, { ...verifyOptions(state, now), requestNonce: nonce });
-      state.writeText(STATE_FILES.license, text);
+      installLicense(state, license, text, now);
       say('License activated.');
       printLicense(say, license);
     },
@@ -245,7 +259,7 @@ const COMMANDS: Record<string, Command> = {
           if (airgap === undefined) say('No license installed.');
           if (state.pending().deactivation) say(`A deactivation is waiting for its receipt: ${PROGRAM} receipt <file>`);
           const closing = state.airgap().deactivation;
-          if (closing) say(`An air-gap deactivation (activation ${closing.activationId}) is waiting for its confirmation code: ${PROGRAM} airgap-confirm <code>`);
+          if (closing) say(`An air-gap deactivation (${airgapName(closing)}) is waiting for its confirmation code: ${PROGRAM} airgap-confirm <code>`);
           return airgap ? EXIT.ok : EXIT.noLicense;
         }
         const license = verifyLicense(text, verifyOptions(state, now));
@@ -289,6 +303,7 @@ const COMMANDS: Record<string, Command> = {
       if (online) {
         const client = new PorticoClient({ baseUrl: serverFor(state, values), trustedKeys: state.trustedKeys(), now: io.now });
         const receipt = await client.deactivate(license, state.deviceKey(), usage);
+        state.writeLicenseHistory(closeActivation(licenseHistory(state, now), license, text));
         state.remove(STATE_FILES.license);
         say(`Deactivation confirmed by ${client.baseUrl}: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`);
         say('The license is removed from this machine.');
@@ -298,6 +313,7 @@ const COMMANDS: Record<string, Command> = {
       const out = writeOutputFile(io, stringOption(values, 'out') ?? 'deactivation-request.req', request.text);
       const { licenseId, activationId, hardwareId: hw } = license;
       state.writePending({ ...state.pending(), deactivation: { nonce: request.nonce, createdAt: request.payload.createdAt, licenseId, activationId, hardwareId: hw } });
+      state.writeLicenseHistory(closeActivation(licenseHistory(state, now), license, text));
       state.move(STATE_FILES.license, STATE_FILES.deactivatedLicense);
       if (out === undefined) return;
       say(`Deactivation request written to ${out}`);
@@ -324,6 +340,7 @@ const COMMANDS: Record<string, Command> = {
   refresh: {
     summary: 'Install a refresh file: a new lease and entitlements for the same activation',
     usage: 'refresh <refresh file>',
+    details: ['The file must be newer (a greater counter) than the installed license and than any this machine has installed for that activation.'],
     args: { min: 1, max: 1 },
     run({ state, args, io, now, say }) {
       const current = state.readText(STATE_FILES.license);
@@ -333,7 +350,7 @@ const COMMANDS: Record<string, Command> = {
       const installed = verifyLicense(current, { ...options, checkDates: false });
       const text = readInputFile(io, args[0], 'the refresh file');
       const license = applyRefresh(installed, text, options);
-      state.writeText(STATE_FILES.license, text);
+      installLicense(state, license, text, now);
       say(`License refreshed (file ${license.counter}).`);
       printLicense(say, license);
     },
@@ -353,7 +370,7 @@ const COMMANDS: Record<string, Command> = {
       const installed = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
       const client = new PorticoClient({ baseUrl: serverFor(state, values), trustedKeys: state.trustedKeys(), now: io.now });
       const license = await client.check(installed, state.deviceKey());
-      state.writeText(STATE_FILES.license, license.text);
+      installLicense(state, license, license.text, now);
       say(`License valid (checked with ${client.baseUrl}, file ${license.counter}).`);
       say(`  ${'lease ends:'.padEnd(14)} ${license.leaseEndsAt}`);
       if (license.expiresAt !== null) say(`  ${'expires:'.padEnd(14)} ${license.expiresAt}`);
@@ -365,21 +382,26 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Show a request code to type (or scan) into the Air-Gapped Activation Portal',
     usage: 'airgap-request [--portal <base URL>]',
     details: [
-      'For machines no file may leave: the code is about 40 characters, with check symbols that catch typos.',
+      'For machines no file may leave: the code is 40 characters (47 with hyphens), with check symbols that catch typos.',
       '--portal <base URL> also prints the portal address with the code filled in (for a QR code).',
       'Air-gapped activation uses the license key given to "init --key".',
+      'While an air-gap activation is installed the portal will not activate this machine again: give it back first (airgap-deactivate). --force makes a request anyway (after a manager reset the device); the installed activation and its secret are then discarded.',
+      `Every request code commits to a new secret kept in ${STATE_FILES.airgap}; only this machine can later give the activation back.`,
     ],
-    options: { portal: { type: 'string' } },
+    options: { portal: { type: 'string' }, force: { type: 'boolean' } },
     run({ state, values, now, say }) {
       const config = state.config();
       if (config.licenseKey === null) throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
       const portal = portalUrl(stringOption(values, 'portal'));
-      const { code, request } = createAirgapRequest({ product: config.product, hardwareId: currentHardwareId(config), now });
-      state.writeAirgap({ ...state.airgap(), request: { ...request, code, createdAt: now.toISOString() } });
+      const airgap = state.airgap();
+      if (airgap.activation && values.force !== true) {
+        throw new CliError(`an air-gap activation is installed in ${state.dir}: the portal activates a machine once; give it back first (${PROGRAM} airgap-deactivate), or pass --force after a manager reset this device`);
+      }
+      const { code, request, secret } = createAirgapRequest({ product: config.product, hardwareId: currentHardwareId(config), now });
+      state.writeAirgap({ ...airgap, activation: values.force === true ? undefined : airgap.activation, request: { ...request, code, secret, createdAt: now.toISOString() } });
       say(`Request code: ${code}`);
       if (portal !== undefined) say(`Portal:       ${portal}/airgap?code=${code}`);
       say(`Enter it with the license key ${config.licenseKey} in the Air-Gapped Activation Portal; it shows an activation code.`);
-      if (state.airgap().activation) say('Note: an air-gap activation is installed already; activating the answer to this request replaces it.');
       say(`Next: ${PROGRAM} airgap-activate <activation code>`);
     },
   },
@@ -396,6 +418,9 @@ const COMMANDS: Record<string, Command> = {
       const config = state.config();
       const airgap = state.airgap();
       if (!airgap.request) throw new CliError(`no air-gap request was made from ${state.dir}: run "${PROGRAM} airgap-request" first`);
+      if (!isCurrentRequest(airgap.request)) {
+        throw new CliError(`the last request code was made by an older version of ${PROGRAM} (air-gap codes version 1): run "${PROGRAM} airgap-request" again and enter the new code in the portal`);
+      }
       if (config.licenseKey === null) throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
       const request = airgapRequestOf(airgap.request);
       if (hardwareHash(currentHardwareId(config)) !== request.hardwareHash) {
@@ -403,17 +428,17 @@ const COMMANDS: Record<string, Command> = {
       }
       const code = codeArgument(io, args, 'the activation code');
       const verified = verifyActivationCode(code, { trustedKeys: state.trustedKeys(), request, licenseKey: config.licenseKey, now });
-      const activation: AirgapActivationState = {
+      const activation: InstalledAirgapActivation = {
         code,
         request,
         licenseKey: config.licenseKey,
-        activationId: verified.activationId,
         expiresAt: verified.expiresAt?.toISOString() ?? null,
         features: verified.features,
-        secret: verified.secret.toString('hex'),
+        secret: airgap.request.secret,
         kid: verified.kid,
         activatedAt: now.toISOString(),
       };
+      // The request is answered: its secret now belongs to the activation.
       state.writeAirgap({ activation, deactivation: airgap.deactivation });
       say('Air-gap activation installed.');
       printAirgapActivation(say, config, activation);
@@ -424,7 +449,8 @@ const COMMANDS: Record<string, Command> = {
     summary: 'Show a deactivation code for the Air-Gapped Activation Portal and stop using the air-gap activation',
     usage: 'airgap-deactivate',
     details: [
-      'The code proves this machine held the activation; the portal frees the seat and shows a confirmation code.',
+      'The code proves this machine made the request the activation answered (it reveals the secret only this machine kept);',
+      'the portal frees the seat and shows a confirmation code. The activation is removed from this machine at once.',
       'Run again before confirming, it shows the same code.',
     ],
     run({ state, now, say }) {
@@ -432,8 +458,7 @@ const COMMANDS: Record<string, Command> = {
       let closing = airgap.deactivation;
       if (!closing || airgap.activation) {
         if (!airgap.activation) throw new CliError(`no air-gap activation is installed in ${state.dir}`);
-        const { code, nonce } = createDeactivationCode({ activationId: airgap.activation.activationId, secret: Buffer.from(airgap.activation.secret, 'hex') });
-        closing = { ...airgap.activation, nonce, code, requestedAt: now.toISOString() };
+        closing = deactivationOf(airgap.activation, now);
         state.writeAirgap({ ...airgap, activation: undefined, deactivation: closing });
       }
       say(`Deactivation code: ${closing.code}`);
@@ -451,11 +476,12 @@ const COMMANDS: Record<string, Command> = {
       const closing = airgap.deactivation;
       if (!closing) throw new CliError(`no air-gap deactivation is waiting for a confirmation in ${state.dir}`);
       const code = codeArgument(io, args, 'the confirmation code');
-      if (!verifyConfirmationCode(code, { secret: Buffer.from(closing.secret, 'hex'), activationId: closing.activationId, nonce: closing.nonce })) {
-        throw new CliError(`this confirmation code does not answer the deactivation code ${closing.code}`);
-      }
+      const answers = isLegacyAirgapActivation(closing)
+        ? verifyLegacyConfirmationCode(code, { secret: Buffer.from(closing.secret, 'hex'), activationId: closing.activationId, nonce: closing.nonce })
+        : verifyConfirmationCode(code, { secret: closing.secret, hardwareHash: closing.request.hardwareHash });
+      if (!answers) throw new CliError(`this confirmation code does not answer the deactivation code ${closing.code}`);
       state.writeAirgap({ ...airgap, deactivation: undefined });
-      say(`Deactivation confirmed: air-gap activation ${closing.activationId} released.`);
+      say(`Deactivation confirmed: ${airgapName(closing)} released.`);
     },
   },
 
@@ -523,6 +549,40 @@ function verifyOptions(state: DeviceState, now: Date): VerifyLicenseOptions {
   };
 }
 
+/**
+ * Installs a verified license or refresh file: every command that writes the license goes through
+ * here, so none installs a file older than one this device has had (checkNotOlder).
+ */
+function installLicense(state: DeviceState, license: LicenseInfo, text: string, now: Date): void {
+  state.writeLicenseHistory(checkNotOlder(licenseHistory(state, now), license, text));
+  state.writeText(STATE_FILES.license, text);
+}
+
+/**
+ * What this device has installed per activation: counters.json, or, on a device set up before that
+ * file existed, what the license files it holds say (a given-back license is a closed activation).
+ */
+function licenseHistory(state: DeviceState, now: Date): LicenseMark[] {
+  const stored = state.licenseHistory();
+  if (stored !== undefined) return stored;
+  const options: VerifyLicenseOptions = { ...verifyOptions(state, now), checkDates: false };
+  const held: Array<[typeof STATE_FILES.license | typeof STATE_FILES.deactivatedLicense, boolean]> = [
+    [STATE_FILES.license, false],
+    [STATE_FILES.deactivatedLicense, true],
+  ];
+  return held.flatMap(([file, closed]) => {
+    const text = state.readText(file);
+    if (text === undefined) return [];
+    try {
+      return [licenseMark(verifyLicense(text, options), text, closed)];
+    } catch (err) {
+      // A file that no longer verifies here (damaged, another machine's) says nothing about this device's history.
+      if (err instanceof LicenseError) return [];
+      throw err;
+    }
+  });
+}
+
 /** Whether an air-gap activation is installed and valid (printing it), undefined when there is none. */
 function airgapStatus(state: DeviceState, now: Date, say: (line?: string) => void): boolean | undefined {
   const activation = state.airgap().activation;
@@ -533,7 +593,9 @@ function airgapStatus(state: DeviceState, now: Date, say: (line?: string) => voi
     return false;
   }
   try {
-    verifyActivationCode(activation.code, { trustedKeys: state.trustedKeys(), request: activation.request, licenseKey: activation.licenseKey, now });
+    const options = { trustedKeys: state.trustedKeys(), licenseKey: activation.licenseKey, now };
+    if (isLegacyAirgapActivation(activation)) verifyLegacyActivationCode(activation.code, { ...options, request: activation.request });
+    else verifyActivationCode(activation.code, { ...options, request: activation.request });
   } catch (err) {
     if (!(err instanceof CodeError)) throw err;
     say(`The air-gap activation is not valid (${err.code}): ${err.message}`);
@@ -544,11 +606,11 @@ function airgapStatus(state: DeviceState, now: Date, say: (line?: string) => voi
   return true;
 }
 
-function printAirgapActivation(say: (line?: string) => void, config: DeviceConfig, a: AirgapActivationState): void {
+function printAirgapActivation(say: (line?: string) => void, config: DeviceConfig, a: InstalledAirgapActivation): void {
   const bits = [...Array(8).keys()].filter((i) => (a.features >> i) & 1);
   const rows: Array<[string, string]> = [
     ['product', a.request.product],
-    ['license key', `${a.licenseKey} (air-gap activation ${a.activationId})`],
+    ['license key', `${a.licenseKey} (${airgapName(a)})`],
     ['expires', a.expiresAt ?? 'never'],
     ['features', bits.length === 0 ? 'none' : `bits ${bits.join(', ')} of the product's feature list`],
     ['hardware id', config.hardwareId],
@@ -557,8 +619,30 @@ function printAirgapActivation(say: (line?: string) => void, config: DeviceConfi
   for (const [name, value] of rows) say(`  ${`${name}:`.padEnd(14)} ${value}`);
 }
 
+/** How an air-gap activation is named to the person: version 1 activations have an id, version 2 ones are this machine's. */
+function airgapName(a: InstalledAirgapActivation): string {
+  return isLegacyAirgapActivation(a) ? `air-gap activation ${a.activationId}` : `air-gap activation of this machine`;
+}
+
 function airgapRequestOf(r: AirgapRequest): AirgapRequest {
-  return { product: r.product, productHash: r.productHash, hardwareHash: r.hardwareHash, nonce: r.nonce, hour: r.hour };
+  return { product: r.product, productHash: r.productHash, hardwareHash: r.hardwareHash, commitment: r.commitment, hour: r.hour };
+}
+
+/** A request stored by this version (with its secret), not by a version 1 CLI. */
+function isCurrentRequest(request: NonNullable<AirgapState['request']>): request is AirgapPendingRequest {
+  const r = request as Partial<AirgapPendingRequest>;
+  return typeof r.secret === 'string' && typeof r.commitment === 'string';
+}
+
+/** The deactivation code of an installed activation, in the version it was made with. */
+function deactivationOf(activation: InstalledAirgapActivation, now: Date): AirgapDeactivationState {
+  const requestedAt = now.toISOString();
+  if (isLegacyAirgapActivation(activation)) {
+    const { code, nonce } = createLegacyDeactivationCode({ activationId: activation.activationId, secret: Buffer.from(activation.secret, 'hex') });
+    return { ...activation, code, nonce, requestedAt };
+  }
+  const { code } = createDeactivationCode({ hardwareHash: activation.request.hardwareHash, secret: activation.secret });
+  return { ...activation, code, requestedAt };
 }
 
 /** A typed code from the command line: the code itself (in one or several pieces), or a file holding it or the portal URL. */

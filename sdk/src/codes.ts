@@ -144,9 +144,25 @@ export function encodeCode(kind: CodeKind, data: Uint8Array, bitLength: number):
  * CodeError `format` (length, characters) or `typo` (with the first group whose check fails).
  */
 export function decodeCode(kind: CodeKind, text: string, bitLength: number): Uint8Array {
-  const layout = codeLayout(bitLength);
+  return decodeCodeOf(kind, text, [bitLength]).data;
+}
+
+/**
+ * Reads a typed code of `kind` that may carry any one of `bitLengths` bits (the layouts of several
+ * versions of a code, which must differ in their number of symbols). The layout is the one whose
+ * length the text has; when none has it, the one the person was most likely typing — the fewest
+ * groups of the wrong size when the groups were typed apart, then the nearest length, then the
+ * first listed — so that a missing, extra or foreign character is reported in its group of that
+ * layout.
+ */
+export function decodeCodeOf(kind: CodeKind, text: string, bitLengths: readonly number[]): { bitLength: number; data: Uint8Array } {
+  const layouts = bitLengths.map(codeLayout);
   checkKind(kind);
-  const symbols = readSymbols(text, layout);
+  if (layouts.length === 0 || new Set(layouts.map((l) => l.symbols)).size !== layouts.length) {
+    throw new RangeError('the layouts of a code must differ in length');
+  }
+  const { layout, symbols } = readSymbols(text, layouts);
+  const bitLength = bitLengths[layouts.indexOf(layout)];
   const data: number[] = [];
   for (let g = 0; g < layout.groups; g++) {
     const shown = symbols.slice(g * (CODE_GROUP_DATA_SYMBOLS + 1), (g + 1) * (CODE_GROUP_DATA_SYMBOLS + 1));
@@ -160,48 +176,73 @@ export function decodeCode(kind: CodeKind, text: string, bitLength: number): Uin
   if ((data[data.length - 1] & ((1 << padding) - 1)) !== 0) {
     throw new CodeError('format', 'the code is not one this software makes (its unused bits are set)');
   }
-  return symbolsToBytes(data, bitLength);
+  return { bitLength, data: symbolsToBytes(data, bitLength) };
 }
 
 function checkKind(kind: CodeKind): void {
   if (!CODE_KINDS.includes(kind)) throw new RangeError(`unknown code kind "${String(kind)}"`);
 }
 
-function readSymbols(text: string, layout: CodeLayout): number[] {
+function readSymbols(text: string, layouts: readonly CodeLayout[]): { layout: CodeLayout; symbols: number[] } {
   if (typeof text !== 'string' || text.length > MAX_INPUT_CHARS) {
-    throw new CodeError('format', `the code is too long: it should have ${layout.symbols} characters`);
+    throw new CodeError('format', `the code is too long: it should have ${layouts[0].symbols} characters`);
   }
-  const normalised = normaliseCodeText(text);
+  const characters = [...normaliseCodeText(text)];
+  const typed = typedGroups(text);
+  const layout = likeliestLayout(characters.length, typed, layouts);
+  // Only when the person kept the groups apart can a group be named by what was typed.
+  const apart = typed.length === layout.groups;
   const symbols: number[] = [];
-  for (const [i, ch] of [...normalised].entries()) {
+  for (const [i, ch] of characters.entries()) {
     const s = CODE_ALPHABET.indexOf(ch);
     if (s < 0) {
-      const group = i < layout.symbols ? Math.floor(i / (CODE_GROUP_DATA_SYMBOLS + 1)) + 1 : undefined;
+      const group = apart ? typedGroupAt(typed, i) : i < layout.symbols ? Math.floor(i / (CODE_GROUP_DATA_SYMBOLS + 1)) + 1 : undefined;
       throw new CodeError('format', `"${ch}" is not a code character (character ${i + 1}${group ? `, group ${group}` : ''}): codes use 0–9 and A–Z without U`, { group });
     }
     symbols.push(s);
   }
   if (symbols.length !== layout.symbols) {
-    const group = groupWithWrongLength(text, layout);
-    const which = group === undefined ? '' : ` (group ${group} has ${symbols.length < layout.symbols ? 'too few' : 'too many'})`;
+    const wrong = apart ? wrongSizedGroups(typed, layout) : [];
+    const group = wrong.length > 0 ? wrong[0] + 1 : undefined;
+    const fewer = symbols.length < layout.symbols;
+    const which = group === undefined ? '' : ` (group ${group} has ${fewer ? 'too few' : 'too many'})`;
     throw new CodeError(
       'format',
-      `the code has ${symbols.length} characters but should have ${layout.symbols}: a character is ${symbols.length < layout.symbols ? 'missing' : 'extra'}${which}`,
+      `the code has ${symbols.length} characters but should have ${layout.symbols}: a character is ${fewer ? 'missing' : 'extra'}${which}`,
       { group },
     );
   }
-  return symbols;
+  return { layout, symbols };
 }
 
-/** When the person kept the groups apart, the first one of the wrong length. */
-function groupWithWrongLength(text: string, layout: CodeLayout): number | undefined {
-  const typed = text.trim().split(/[\s-]+/).filter(Boolean);
-  if (typed.length !== layout.groups) return undefined;
-  const index = typed.findIndex((part, g) => {
-    const expected = Math.min(CODE_GROUP_DATA_SYMBOLS, layout.dataSymbols - g * CODE_GROUP_DATA_SYMBOLS) + 1;
-    return part.length !== expected;
+/** The pieces the person typed between hyphens and white space, normalised: the groups, when they were kept apart. */
+function typedGroups(text: string): string[][] {
+  return text.trim().split(/[\s-]+/).filter(Boolean).map((part) => [...normaliseCodeText(part)]);
+}
+
+/** The 1-based typed group holding character `index` of the normalised text. */
+function typedGroupAt(typed: readonly string[][], index: number): number {
+  let end = 0;
+  for (const [g, part] of typed.entries()) {
+    end += part.length;
+    if (index < end) return g + 1;
+  }
+  return typed.length;
+}
+
+/** The 0-based indices of the typed groups whose size is not the layout's (typed.length must be layout.groups). */
+function wrongSizedGroups(typed: readonly string[][], layout: CodeLayout): number[] {
+  return typed.flatMap((part, g) => (part.length === Math.min(CODE_GROUP_DATA_SYMBOLS, layout.dataSymbols - g * CODE_GROUP_DATA_SYMBOLS) + 1 ? [] : [g]));
+}
+
+function likeliestLayout(length: number, typed: readonly string[][], layouts: readonly CodeLayout[]): CodeLayout {
+  const exact = layouts.find((l) => l.symbols === length);
+  if (exact !== undefined) return exact;
+  const score = (l: CodeLayout) => [typed.length === l.groups ? wrongSizedGroups(typed, l).length : Infinity, Math.abs(l.symbols - length)];
+  return layouts.reduce((best, l) => {
+    const [a, b] = [score(l), score(best)];
+    return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]) ? l : best;
   });
-  return index < 0 ? undefined : index + 1;
 }
 
 function bytesToSymbols(data: Uint8Array, count: number): number[] {

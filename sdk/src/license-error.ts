@@ -15,7 +15,7 @@ export const LICENSE_ERROR_CODES = [
   'expired', // the license has expired
   'lease_expired', // the offline lease ended: a refresh file (or a new activation) is needed
   'issued_in_future', // issued later than now (plus the allowed clock skew): the clock is wrong or the file forged
-  'counter', // a refresh file that is not newer than the license installed
+  'counter', // older than a file the device has installed for the same activation (a refresh must be newer), or of an activation it deactivated
   'input', // an argument handed to the SDK is not valid (not a property of any file)
 ] as const;
 

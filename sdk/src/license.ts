@@ -1,5 +1,5 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { devicePublicKeyString, verifyEnvelope, type KeyInput } from './envelope.ts';
+import { decodeEnvelope, devicePublicKeyString, verifyEnvelope, type KeyInput } from './envelope.ts';
 import { parseJsonStrict } from './json.ts';
 import { LicenseError, asLicenseError } from './license-error.ts';
 import { readLicensePayload, type LicensePayload } from './payloads.ts';
@@ -104,6 +104,68 @@ export function applyRefresh(current: LicenseInfo, refreshText: string | Uint8Ar
     throw new LicenseError('counter', `the file is not newer than the installed license (its counter is ${next.counter}, the installed one's ${current.counter})`);
   }
   return next;
+}
+
+/**
+ * What a device remembers of the newest license or refresh file it installed for one activation,
+ * so that no older file is installed again even after the installed one was deleted or given back.
+ */
+export interface LicenseMark {
+  licenseId: number;
+  activationId: number;
+  /** The highest counter installed for this activation. */
+  counter: number;
+  /** SHA-256 (hex) of that file's signed payload bytes: another file with the same counter is not the same file. */
+  payloadSha256: string;
+  /** Deactivated on this device: no file of this activation is installed again. */
+  closed: boolean;
+}
+
+/** The mark of a verified license or refresh file (`license` is what verifyLicense made of `text`). */
+export function licenseMark(license: LicenseInfo, text: string | Uint8Array, closed = false): LicenseMark {
+  const payloadBytes = asLicenseError(() => decodeEnvelope(text)).payloadBytes;
+  return {
+    licenseId: license.licenseId,
+    activationId: license.activationId,
+    counter: license.counter,
+    payloadSha256: crypto.createHash('sha256').update(payloadBytes).digest('hex'),
+    closed,
+  };
+}
+
+const sameActivation = (a: Pick<LicenseMark, 'licenseId' | 'activationId'>, b: Pick<LicenseMark, 'licenseId' | 'activationId'>) =>
+  a.licenseId === b.licenseId && a.activationId === b.activationId;
+
+/**
+ * The one rule every way of installing a license or refresh file goes through: the device never
+ * installs a file older than one it has had. Against `history` (the marks of what it installed),
+ * a file of the same activation (license and activation id) is refused (`counter`) when its
+ * counter is lower than the highest installed, when it has that counter but another payload, or
+ * when the device has deactivated that activation. The same file again is accepted (installing it
+ * changes nothing); a file of another activation (a new activation after a deactivation) is
+ * accepted. Returns the history to store with `next` installed.
+ */
+export function checkNotOlder(history: readonly LicenseMark[], next: LicenseInfo, nextText: string | Uint8Array): LicenseMark[] {
+  const mark = licenseMark(next, nextText);
+  const seen = history.find((m) => sameActivation(m, mark));
+  const which = `license ${next.licenseId}, activation ${next.activationId}`;
+  if (seen?.closed) {
+    throw new LicenseError('counter', `${which} was deactivated on this device: none of its files is installed again (a new activation gives a new file)`);
+  }
+  if (seen !== undefined && mark.counter < seen.counter) {
+    throw new LicenseError('counter', `the file is older than one this device has installed for ${which} (its counter is ${mark.counter}, the device has had ${seen.counter}): an older file is never installed again`);
+  }
+  if (seen !== undefined && mark.counter === seen.counter && mark.payloadSha256 !== seen.payloadSha256) {
+    throw new LicenseError('counter', `the file has counter ${mark.counter} of ${which}, as the one installed, but says something else: only one file per counter is installed`);
+  }
+  return [...history.filter((m) => m !== seen), mark];
+}
+
+/** The history after the device gave `license` back (deactivated it): that activation is closed for good. */
+export function closeActivation(history: readonly LicenseMark[], license: LicenseInfo, text: string | Uint8Array): LicenseMark[] {
+  const seen = history.find((m) => sameActivation(m, license));
+  const closed = seen !== undefined && seen.counter > license.counter ? { ...seen, closed: true } : licenseMark(license, text, true);
+  return [...history.filter((m) => m !== seen), closed];
 }
 
 const KID = /^[A-Za-z0-9_-]{1,64}$/;

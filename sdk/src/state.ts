@@ -1,9 +1,9 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import type { AirgapRequest } from './airgap.ts';
+import type { AirgapRequest, LegacyAirgapRequest } from './airgap.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey, type DeviceKey } from './device.ts';
-import { trustedKeysFromWellKnown } from './license.ts';
+import { trustedKeysFromWellKnown, type LicenseMark } from './license.ts';
 import { CODE_PATTERN, HARDWARE_ID_PATTERN, NONCE_PATTERN } from './payloads.ts';
 
 /**
@@ -19,6 +19,7 @@ export const STATE_FILES = {
   deactivatedLicense: 'license.lic.deactivated',
   pending: 'pending-request.json',
   airgap: 'airgap.json',
+  counters: 'counters.json',
 } as const;
 
 export type StateFile = (typeof STATE_FILES)[keyof typeof STATE_FILES];
@@ -52,26 +53,55 @@ export interface PendingRequests {
   deactivation?: PendingDeactivation;
 }
 
-/** An air-gap activation as installed: the code and what it was checked against, so `status` can check it again. */
-export interface AirgapActivationState {
+/** The last request code made, until answered: with its secret S (20 hex), which leaves the device only in the deactivation code. */
+export interface AirgapPendingRequest extends AirgapRequest {
   code: string;
-  request: AirgapRequest;
+  secret: string;
+  createdAt: string;
+}
+
+interface AirgapActivationCommon {
+  /** The activation code, kept so `status` can check it again. */
+  code: string;
   /** The license key given to `init`, as the activation code was verified with it. */
   licenseKey: string;
-  activationId: number;
   expiresAt: string | null;
   features: number;
-  /** The per-activation secret (hex) that makes deactivation codes. */
-  secret: string;
   kid: string;
   activatedAt: string;
 }
 
+/** A version 2 air-gap activation: the request (with its commitment) and its secret S (20 hex) make the deactivation code. */
+export interface AirgapActivationState extends AirgapActivationCommon {
+  request: AirgapRequest;
+  secret: string;
+}
+
+/** A version 1 air-gap activation, installed before version 2: its id and its secret (16 bytes, hex) make a version 1 deactivation code. */
+export interface LegacyAirgapActivationState extends AirgapActivationCommon {
+  request: LegacyAirgapRequest;
+  activationId: number;
+  secret: string;
+}
+
+export type InstalledAirgapActivation = AirgapActivationState | LegacyAirgapActivationState;
+
+/** Version 1 activations are the ones with an activation id (version 2 codes name none). */
+export function isLegacyAirgapActivation(activation: InstalledAirgapActivation): activation is LegacyAirgapActivationState {
+  return typeof (activation as Partial<LegacyAirgapActivationState>).activationId === 'number';
+}
+
+/** An activation given back: the deactivation code shown (and, for version 1, its nonce), until the confirmation code is checked. */
+export type AirgapDeactivationState =
+  | (AirgapActivationState & { code: string; requestedAt: string })
+  | (LegacyAirgapActivationState & { code: string; nonce: string; requestedAt: string });
+
 /** The air-gap codes in flight: the last request code, the installed activation, a deactivation awaiting its confirmation. */
 export interface AirgapState {
-  request?: AirgapRequest & { code: string; createdAt: string };
-  activation?: AirgapActivationState;
-  deactivation?: AirgapActivationState & { nonce: string; code: string; requestedAt: string };
+  /** A request stored by a version 1 CLI has a `nonce` and no `secret`: it cannot be answered any more. */
+  request?: AirgapPendingRequest | (LegacyAirgapRequest & { code: string; createdAt: string });
+  activation?: InstalledAirgapActivation;
+  deactivation?: AirgapDeactivationState;
 }
 
 /** A state file that is missing where it is needed, or damaged. */
@@ -195,6 +225,27 @@ export class DeviceState {
 
   writeAirgap(airgap: AirgapState): void {
     this.writeJson(STATE_FILES.airgap, airgap);
+  }
+
+  /**
+   * What the device has installed per activation (counters.json), or undefined before that file
+   * was first written (by a CLI that did not keep it yet).
+   */
+  licenseHistory(): LicenseMark[] | undefined {
+    const doc = this.readJson(STATE_FILES.counters);
+    if (doc === undefined) return undefined;
+    const marks = (doc as { activations?: unknown }).activations;
+    const markOk = (m: Partial<LicenseMark>) =>
+      Number.isInteger(m.licenseId) && Number.isInteger(m.activationId) && Number.isInteger(m.counter) &&
+      typeof m.payloadSha256 === 'string' && /^[0-9a-f]{64}$/.test(m.payloadSha256) && typeof m.closed === 'boolean';
+    if (!Array.isArray(marks) || !marks.every((m) => typeof m === 'object' && m !== null && markOk(m))) {
+      throw new StateError(`${this.path(STATE_FILES.counters)} is damaged`);
+    }
+    return marks as LicenseMark[];
+  }
+
+  writeLicenseHistory(marks: readonly LicenseMark[]): void {
+    this.writeJson(STATE_FILES.counters, { activations: marks });
   }
 
   private readJson(file: StateFile): unknown {

@@ -15,7 +15,7 @@ import { loadConfig } from '../../config/index.ts';
 import { createApp } from '../../app/app.ts';
 import { createLogger } from '../../app/lib/logger.ts';
 import { systemClock } from '../../app/lib/clock.ts';
-import { ensureSigningKey } from '../../app/crypto/signing-keys.ts';
+import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import { usingMysql } from '../helpers/db.ts';
 import { mysqlDatabase, scratchDir, seed, sqliteDatabase } from './fixture.ts';
 import { activationRequest, activationUploads, checkRequest, login, newDevice } from './scenarios.ts';

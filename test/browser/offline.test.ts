@@ -6,7 +6,7 @@ import { makeDevice } from '../helpers/device.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
-import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+import { trustedKeyMap } from '../../app/services/signer.ts';
 
 describe('browser: the Offline Activation Portal', function () {
   this.timeout(60_000);

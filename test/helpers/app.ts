@@ -8,7 +8,7 @@ import { createApp, type PorticoApp } from '../../app/app.ts';
 import { loadConfig, type Config } from '../../config/index.ts';
 import { createLogger } from '../../app/lib/logger.ts';
 import { ManualClock } from '../../app/lib/clock.ts';
-import { ensureSigningKey } from '../../app/crypto/signing-keys.ts';
+import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import * as accounts from '../../app/models/accounts.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';

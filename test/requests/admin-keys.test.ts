@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { buildTestApp, adminAgent, auditOf, countRows, createAccount, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
-import { keysDir } from '../../app/crypto/signing-keys.ts';
+import { keysDir } from '../../app/lib/key-files.ts';
 
 interface PublishedKey {
   kid: string;

@@ -39,7 +39,7 @@ describe('console: settings', () => {
   });
 
   it('has typed defaults for keys never saved; the language default is DEFAULT_LANGUAGE', async () => {
-    assert.deepEqual(await getSettings(t.db, defaults), { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'fr', offlineLeaseDays: 30, airgapCodeMinutes: 60 });
+    assert.deepEqual(await getSettings(t.db, defaults), { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'fr', offlineLeaseDays: 30, airgapCodeMinutes: 60, acceptLegacyAirgapDeactivation: true });
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(page.text, /<input type="checkbox" id="field-end_user_self_service" name="end_user_self_service"(?! checked)/);
     assert.match(page.text, /<option value="fr" lang="fr" selected>/);
@@ -83,22 +83,22 @@ describe('console: settings', () => {
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(page.text, /The settings have been saved/);
     assert.match(page.text, /name="end_user_self_service" checked/);
-    const saved = { endUserSelfService: true, managerSecondFactor: true, defaultLanguage: 'es', offlineLeaseDays: 14, airgapCodeMinutes: 120 };
+    const saved = { endUserSelfService: true, managerSecondFactor: true, defaultLanguage: 'es', offlineLeaseDays: 14, airgapCodeMinutes: 120, acceptLegacyAirgapDeactivation: false };
     assert.deepEqual(await getSettings(t.db, defaults), saved);
 
     let events = await auditOf(t.db, 'settings', 'installation');
     assert.equal(events.length, 1);
     assert.equal(events[0]!.action, 'settings.updated');
     assert.equal(events[0]!.actor, adminId);
-    assert.deepEqual(events[0]!.before, { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'fr', offlineLeaseDays: 30, airgapCodeMinutes: 60 });
+    assert.deepEqual(events[0]!.before, { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'fr', offlineLeaseDays: 30, airgapCodeMinutes: 60, acceptLegacyAirgapDeactivation: true });
     assert.deepEqual(events[0]!.after, saved);
 
     // Unchecked boxes are absent from the form: they mean "off".
     const again = await submitForm(agent, '/admin/settings', '/admin/settings', { default_language: 'de', offline_lease_days: '3650', airgap_code_minutes: '5' });
     assert.equal(again.status, 303);
-    const changed = { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'de', offlineLeaseDays: 3650, airgapCodeMinutes: 5 };
+    const changed = { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'de', offlineLeaseDays: 3650, airgapCodeMinutes: 5, acceptLegacyAirgapDeactivation: false };
     assert.deepEqual(await getSettings(t.db, defaults), changed);
-    assert.equal(await countRows(t.db, 'settings'), 5, 'one row per key, updated in place');
+    assert.equal(await countRows(t.db, 'settings'), 6, 'one row per key, updated in place');
     events = await auditOf(t.db, 'settings', 'installation');
     assert.equal(events.length, 2);
     assert.deepEqual(events[1]!.before, saved);

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { decodeQrPng } from '../helpers/qr.ts';
-import { buildTestApp, auditOf, countRows, csrfFrom, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, adminAgent, auditOf, countRows, csrfFrom, type TestApp } from '../helpers/app.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import { createAirgapRequest, createDeactivationCode, verifyActivationCode, verifyConfirmationCode } from '../../sdk/src/airgap.ts';
-import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+import crypto from 'node:crypto';
+import { createAirgapRequest, createDeactivationCode, createLegacyDeactivationCode, legacyAirgapSecret, verifyActivationCode, verifyConfirmationCode, verifyLegacyConfirmationCode } from '../../sdk/src/airgap.ts';
+import { encodeCode } from '../../sdk/src/codes.ts';
+import { trustedKeyMap } from '../../app/services/signer.ts';
 
 type Agent = ReturnType<typeof request.agent>;
 
@@ -48,29 +50,72 @@ describe('Air-Gapped Activation Portal', function () {
   });
 
   it('activation: request code → activation code the SDK verifies; deactivation code → seat freed → confirmation the SDK accepts', async () => {
-    const { code, request: req } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-A', now: t.clock.now() });
+    const { code, request: req, secret } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-A', now: t.clock.now() });
     const res = await post(agent, '/airgap/activate', { license_key: key.toLowerCase(), request_code: code.toLowerCase() });
     assert.equal(res.status, 200, res.text.slice(0, 500));
     const activationCode = codeOn(res.text, 'activation-code');
-    assert.ok(activationCode.replace(/-/g, '').length <= 145, `activation code length ${activationCode.length}`);
+    assert.ok(activationCode.replace(/-/g, '').length <= 140, `activation code length ${activationCode.length}`);
     assert.equal(qrOn(res.text), activationCode, 'the QR code decodes to the same code');
-    const verified = verifyActivationCode(activationCode, { trustedKeys: await trustedKeyMap(t.db), request: req, licenseKey: key });
+    verifyActivationCode(activationCode, { trustedKeys: await trustedKeyMap(t.db), request: req, licenseKey: key });
     const device = await t.db('devices').where({ license_id: licenseId }).first();
-    assert.equal(verified.activationId, device.id);
     assert.equal(device.channel, 'airgap');
+    assert.equal(device.airgap_commitment, req.commitment, 'the commitment is stored with the device');
+    assert.equal(device.airgap_secret, null, 'no secret the server could leak');
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
 
     const again = await post(agent, '/airgap/activate', { license_key: key, request_code: code });
-    assert.equal(again.status, 409);
-    assert.match(again.text, /already been used/);
+    assert.equal(again.status, 200, 'the same request code answers with the same activation code');
+    assert.equal(codeOn(again.text, 'activation-code'), activationCode);
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
 
-    const { code: deactivationCode, nonce } = createDeactivationCode({ activationId: verified.activationId, secret: verified.secret });
+    const { code: deactivationCode } = createDeactivationCode({ hardwareHash: req.hardwareHash, secret });
     const done = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
-    assert.equal(done.status, 200);
+    assert.equal(done.status, 200, done.text.slice(0, 300));
     const confirmation = codeOn(done.text, 'confirmation-code');
-    assert.ok(verifyConfirmationCode(confirmation, { secret: verified.secret, activationId: verified.activationId, nonce }));
+    assert.ok(verifyConfirmationCode(confirmation, { secret, hardwareHash: req.hardwareHash }));
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0);
+    const replay = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
+    assert.equal(replay.status, 200, 'a replayed deactivation code answers with the same confirmation and changes nothing');
+    assert.equal(codeOn(replay.text, 'confirmation-code'), confirmation);
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0);
     assert.ok((await auditOf(t.db, 'license', licenseId)).some((e) => e.action === 'activation.granted'));
+
+    const used = await post(agent, '/airgap/activate', { license_key: key, request_code: code });
+    assert.equal(used.status, 410, 'the request of an ended activation never yields a code again');
+    assert.match(used.text, /activation has ended/);
+  });
+
+  it('a request code of the first version (no commitment) is refused with what to do', async () => {
+    const bytes = Buffer.alloc(16);
+    bytes[0] = 0x10; // version 1 in the first 4 bits; the rest does not matter
+    const res = await post(agent, '/airgap/activate', { license_key: key, request_code: encodeCode('request', bytes, 128) });
+    assert.equal(res.status, 422);
+    assert.match(res.text, /older version of the application/);
+  });
+
+  it('deactivation codes of version 1 activations are accepted only while the vendor allows it', async () => {
+    const signature = crypto.randomBytes(64);
+    const oldSecret = legacyAirgapSecret(signature);
+    const at = t.clock.now();
+    await t.db('licenses').where({ id: licenseId }).increment('times_activated', 1);
+    const [deviceId] = await t.db('devices').insert({ license_id: licenseId, hardware_id: 'ag-0123456789', active_hardware_id: 'ag-0123456789', channel: 'airgap', airgap_secret: oldSecret, activated_at: at, last_seen_at: at });
+    const legacy = createLegacyDeactivationCode({ activationId: Number(deviceId), secret: oldSecret });
+    // The console says which activations cannot be proven, and lets the vendor decide.
+    const admin = (await adminAgent(t)).agent;
+    const settings = await admin.get('/admin/settings').expect(200);
+    assert.match(settings.text, /1 such activations are active/);
+    assert.match(settings.text, new RegExp(`href="/admin/licenses/${licenseId}">#${licenseId}</a></td>\\s*<td><code>ag-0123456789</code>`));
+    assert.match((await admin.get(`/admin/licenses/${licenseId}`).expect(200)).text, /Version 1 codes: deactivation not proven/);
+    await t.db('settings').insert({ key: 'accept_legacy_airgap_deactivation', value: 'false', updated_at: at });
+    const refused = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: legacy.code });
+    assert.equal(refused.status, 403);
+    assert.match(refused.text, /older air-gap activation/);
+    assert.equal((await t.db('devices').where({ id: deviceId }).first()).deactivated_at, null);
+    await t.db('settings').where({ key: 'accept_legacy_airgap_deactivation' }).update({ value: 'true' });
+    const accepted = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: legacy.code });
+    assert.equal(accepted.status, 200);
+    assert.ok(verifyLegacyConfirmationCode(codeOn(accepted.text, 'confirmation-code'), { secret: oldSecret, activationId: Number(deviceId), nonce: legacy.nonce }));
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0);
   });
 
   it('a typo names its group and never counts as an attempt; wrong codes do', async () => {
@@ -84,10 +129,19 @@ describe('Air-Gapped Activation Portal', function () {
       assert.equal(res.status, 422);
       assert.match(res.text, /Group \d+ of this code looks mistyped/);
     }
+    const missing = code.replace(/^(\w{5}-\w{5}-\w{2})\w/, '$1');
+    const extra = code.replace(/^(\w{5}-\w{5}-\w{2})/, '$1Q');
+    const alien = code.replace(/^(\w{5}-\w{5}-\w{2})\w/, '$1*');
+    for (const typed of [missing, extra, alien]) {
+      const res = await post(agent, '/airgap/activate', { license_key: key, request_code: typed });
+      assert.equal(res.status, 422, typed);
+      assert.match(res.text, /Group 3 of this code looks mistyped/, typed);
+    }
     assert.equal(await countRows(t.db, 'audit_events'), before, 'typos are neither audited nor counted');
   });
 
   it('refusals: not air-gapped, expired code, unknown product; a deactivation code made without the secret frees nothing', async () => {
+    await t.db('rate_limits').delete(); // the tests before spent this license's attempts
     const other = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-C', now: t.clock.now() });
     const notAirgapped = await post(agent, '/airgap/activate', { license_key: 'NQTA-GAPP-GAPP-GAPP-GAPP-GAPP-GAPP', request_code: other.code });
     assert.equal(notAirgapped.status, 403);
@@ -102,8 +156,8 @@ describe('Air-Gapped Activation Portal', function () {
     const fresh = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-F', now: t.clock.now() });
     const ok = await post(agent, '/airgap/activate', { license_key: key, request_code: fresh.code });
     assert.equal(ok.status, 200);
-    const verified = verifyActivationCode(codeOn(ok.text, 'activation-code'), { trustedKeys: await trustedKeyMap(t.db), request: fresh.request, licenseKey: key });
-    const forged = createDeactivationCode({ activationId: verified.activationId, secret: Buffer.alloc(16, 7) });
+    verifyActivationCode(codeOn(ok.text, 'activation-code'), { trustedKeys: await trustedKeyMap(t.db), request: fresh.request, licenseKey: key });
+    const forged = createDeactivationCode({ hardwareHash: fresh.request.hardwareHash, secret: Buffer.alloc(10, 7) });
     const refused = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: forged.code });
     assert.equal(refused.status, 403);
     assert.match(refused.text, /not made by the device/);
@@ -115,7 +169,7 @@ describe('Air-Gapped Activation Portal', function () {
     const device = await t.db('devices').where({ license_id: licenseId }).whereNull('deactivated_at').first();
     let status = 0;
     for (let n = 0; n < 12 && status !== 429; n++) {
-      const guess = createDeactivationCode({ activationId: Number(device.id), secret: Buffer.alloc(16, n) });
+      const guess = createDeactivationCode({ hardwareHash: String(device.hardware_id).slice(3), secret: Buffer.alloc(10, n) });
       status = (await post(request.agent(t.app), '/airgap/deactivate', { license_key: key, deactivation_code: guess.code })).status;
     }
     assert.equal(status, 429);

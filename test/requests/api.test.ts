@@ -5,7 +5,7 @@ import { makeDevice } from '../helpers/device.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
-import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+import { trustedKeyMap } from '../../app/services/signer.ts';
 
 describe('License API /api/v1', function () {
   this.timeout(60_000);

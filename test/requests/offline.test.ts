@@ -3,31 +3,15 @@ import crypto from 'node:crypto';
 import request from 'supertest';
 import yazl from 'yazl';
 import yauzl from 'yauzl';
-import { buildTestApp, auditOf, countRows, csrfFrom, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, auditOf, countRows, type TestApp } from '../helpers/app.ts';
 import { makeDevice } from '../helpers/device.ts';
+import { download, upload } from '../helpers/offline.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import { verifyEnvelope, signEnvelope } from '../../sdk/src/envelope.ts';
-import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+import { trustedKeyMap } from '../../app/services/signer.ts';
 
 type Agent = ReturnType<typeof request.agent>;
-
-async function upload(agent: Agent, content: string | Buffer, fields: Record<string, string> = {}, filename = 'activation-request.req') {
-  const page = await agent.get('/offline').expect(200);
-  const token = csrfFrom(page.text.replace(/action="[^"]*_csrf=([^"&]+)"/, 'name="_csrf" value="$1"'));
-  const req = agent.post(`/offline/requests?_csrf=${encodeURIComponent(token)}`);
-  for (const [k, v] of Object.entries(fields)) req.field(k, v);
-  return req.attach('file', Buffer.isBuffer(content) ? content : Buffer.from(content), filename);
-}
-
-async function download(agent: Agent, page: string) {
-  const link = /href="(\/offline\/download\/[^"]+)"/.exec(page)![1]!;
-  return agent.get(link).buffer(true).parse((res, cb) => {
-    const chunks: Buffer[] = [];
-    res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => cb(null, Buffer.concat(chunks)));
-  });
-}
 
 async function zipOf(files: Record<string, string | Buffer>): Promise<Buffer> {
   const zip = new yazl.ZipFile();
@@ -181,6 +165,24 @@ describe('Offline Activation Portal', function () {
     assert.match(polluted.text, /damaged or is not a Portico request/);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     assert.equal(await countRows(t.db, 'devices', { hardware_id: 'HW-W' }), 0);
+  });
+
+  it('no transfers allowed: a full license answers "no seats" (free one first), a free seat for a new machine "no transfers"', async () => {
+    const id = await addLicense(key('T'), { maxActivations: 1, maxTransfers: -1 });
+    const a = makeDevice('HW-J1');
+    const aReq = a.activationRequest({ product: 'acme-cad', licenseKey: key('T') });
+    assert.equal((await upload(agent, aReq.text)).status, 200);
+    const full = await upload(agent, makeDevice('HW-J2').activationRequest({ product: 'acme-cad', licenseKey: key('T') }).text);
+    assert.equal(full.status, 409);
+    assert.match(full.text, /No activations are left/);
+    const activationId = (await t.db('devices').where({ license_id: id, hardware_id: 'HW-J1' }).first()).id;
+    assert.equal((await upload(agent, a.deactivationRequest({ product: 'acme-cad', licenseId: id, activationId, requestNonce: aReq.nonce }).text)).status, 200);
+    const moving = await upload(agent, makeDevice('HW-J2').activationRequest({ product: 'acme-cad', licenseKey: key('T') }).text);
+    assert.equal(moving.status, 409);
+    assert.match(moving.text, /transfers are used up/);
+    assert.equal((await t.db('licenses').where({ id }).first()).times_activated, 0, 'the refused transfer took no seat');
+    const codes = (await t.db('audit_events').where({ action: 'activation.refused', object_id: String(id) }).select('after_state')).map((r: { after_state: string }) => JSON.parse(r.after_state).code);
+    assert.deepEqual(codes, ['no_seats', 'no_transfers']);
   });
 
   it('no seats left; a blacklisted machine; transfers run out', async () => {

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { buildTestApp, auditOf, countRows, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { verifyEnvelope, devicePublicKeyString } from '../../sdk/src/envelope.ts';
-import { trustedKeyMap } from '../../app/crypto/envelopes.ts';
+import { trustedKeyMap } from '../../app/services/signer.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 type Agent = Awaited<ReturnType<typeof loginAgent>>;
@@ -242,8 +242,12 @@ describe('User Portal actions', function () {
 
   it('downloads a refresh license file for an offline device, signed and with a growing counter', async () => {
     const { publicKey } = crypto.generateKeyPairSync('ed25519');
+    // A refresh file follows the one validity rule: the license must (still) allow offline use and
+    // have started (the device row below is made by hand, not by an activation that checked it).
+    await t.db('licenses').where({ id: w.licenseA }).update({ allow_offline: true, start_date: null });
     const [deviceId] = await t.db('devices').insert({ license_id: w.licenseA, hardware_id: 'HW-OFF', active_hardware_id: 'HW-OFF', channel: 'offline', device_public_key: devicePublicKeyString(publicKey), activated_at: new Date() });
-    await t.db('request_nonces').insert({ nonce: 'nonce-123', kind: 'activation', license_id: w.licenseA, device_id: deviceId, created_at: new Date() });
+    const nonce = crypto.randomBytes(16).toString('base64url'); // the signer refuses a payload the SDK would refuse
+    await t.db('request_nonces').insert({ nonce, kind: 'activation', license_id: w.licenseA, device_id: deviceId, created_at: new Date() });
     const first = await all.get(`/portal/licenses/${w.licenseA}/devices/${deviceId}/refresh`).expect(200);
     assert.match(first.headers['content-disposition']!, /^attachment; filename="cad-HW-OFF-refresh-1\.lic"$/);
     assert.equal(first.headers['cache-control'], 'no-store');
@@ -251,7 +255,7 @@ describe('User Portal actions', function () {
     const payload = verified.payload as Record<string, unknown>;
     assert.equal(payload.counter, 1);
     assert.equal(payload.hardwareId, 'HW-OFF');
-    assert.equal(payload.requestNonce, 'nonce-123');
+    assert.equal(payload.requestNonce, nonce);
     assert.equal(payload.licenseKey, 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA');
     const second = await all.get(`/portal/licenses/${w.licenseA}/devices/${deviceId}/refresh`).expect(200);
     assert.equal((verifyEnvelope(second.text, { expectedType: 'refresh', trustedKeys: await trustedKeyMap(t.db) }).payload as { counter: number }).counter, 2);

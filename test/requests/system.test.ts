@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
 import { buildTestApp, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
-import { keysDir } from '../../app/crypto/signing-keys.ts';
+import { keysDir } from '../../app/lib/key-files.ts';
 import * as brandings from '../../app/models/brandings.ts';
 
 describe('app shell: health, errors, headers, keys, logs', () => {
@@ -97,7 +97,12 @@ describe('app shell: health, errors, headers, keys, logs', () => {
     await agent.get('/portal').expect(200);
     await request(t.app).get('/password/reset/SECRET-TOKEN-VALUE-123').expect(410);
     await request(t.app).get('/setup/ANOTHER-SECRET-456').expect(404);
+    await request(t.app).get('/offline/download/OFFLINE-DOWNLOAD-789').expect(404);
+    await request(t.app).get('/airgap/download/AIRGAP-DOWNLOAD-012').expect(404);
     const all = JSON.stringify(t.logs);
+    assert.ok(!all.includes('OFFLINE-DOWNLOAD-789'), 'no offline download token');
+    assert.ok(!all.includes('AIRGAP-DOWNLOAD-012'), 'no air-gap download token');
+    assert.ok(all.includes('/offline/download/[REDACTED]') && all.includes('/airgap/download/[REDACTED]'));
     assert.ok(!all.includes(password), 'no password');
     assert.ok(!all.includes('SECRET-TOKEN-VALUE-123'), 'no reset token');
     assert.ok(!all.includes('ANOTHER-SECRET-456'), 'no setup token');

@@ -3,24 +3,26 @@ import crypto from 'node:crypto';
 import {
   AIRGAP_BITS,
   AIRGAP_CODE_LENGTHS,
+  AIRGAP_LEGACY_BITS,
   AirgapError,
   CODE_ALPHABET,
   CODE_KINDS,
   CodeError,
   airgapActivationMessage,
+  codeLayout,
   confirmationCode,
   createAirgapRequest,
   createDeactivationCode,
+  createLegacyDeactivationCode,
   decodeCode,
   encodeActivationCode,
   encodeCode,
-  hardwareHash,
   identifyAirgapCode,
+  legacyConfirmationCode,
   normaliseLicenseKey,
   parseActivationCode,
   parseAirgapRequest,
   parseDeactivationCode,
-  productHash,
   verifyConfirmationCode,
   type CodeKind,
 } from '../../sdk/src/index.ts';
@@ -78,39 +80,55 @@ function assertEveryTypoCaught(kind: CodeKind, code: string, bits: number): void
   }
 }
 
-/** Sample codes of every kind, as the air-gap functions make them. */
+/** Sample codes of every kind, as the air-gap functions make them (version 2). */
 function sampleCodes(): Record<CodeKind, string[]> {
   const server = crypto.generateKeyPairSync('ed25519');
   const samples: Record<CodeKind, string[]> = { request: [], activation: [], deactivation: [], confirmation: [] };
   for (let i = 0; i < 2; i++) {
-    const { code, request } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: `hw-${i}` });
+    const { code, request, secret } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: `hw-${i}` });
     samples.request.push(code);
-    const fields = { activationId: 1 + i * 123_456, expiresDay: i * 4000, features: i ? 0b1011 : 0 };
-    const signature = crypto.sign(null, airgapActivationMessage({ ...fields, productCode: 'ACME-CAD', hardwareHash: request.hardwareHash, nonce: request.nonce, licenseKey: 'K-1' }), server.privateKey);
+    const fields = { expiresDay: i * 4000, features: i ? 0b1011 : 0 };
+    const signature = crypto.sign(null, airgapActivationMessage({ ...fields, productCode: 'ACME-CAD', hardwareHash: request.hardwareHash, commitment: request.commitment, licenseKey: 'K-1' }), server.privateKey);
     samples.activation.push(encodeActivationCode({ ...fields, signature }));
-    const secret = crypto.randomBytes(16);
-    const deactivation = createDeactivationCode({ activationId: fields.activationId, secret });
-    samples.deactivation.push(deactivation.code);
-    samples.confirmation.push(confirmationCode(secret, fields.activationId, deactivation.nonce));
+    samples.deactivation.push(createDeactivationCode({ hardwareHash: request.hardwareHash, secret }).code);
+    samples.confirmation.push(confirmationCode({ secret, hardwareHash: request.hardwareHash }));
   }
   return samples;
 }
 
+/** Version 1 codes, still read: the kinds with a version 1 layout of their own (a v1 confirmation code has the v2 layout). */
+function legacySamples(): Record<keyof typeof AIRGAP_LEGACY_BITS, string> {
+  const bitsOf = (kind: keyof typeof AIRGAP_LEGACY_BITS) => {
+    const data = randomData(AIRGAP_LEGACY_BITS[kind]);
+    // The version field (4 bits for a request, 2 otherwise) says 1; an activation id must not be 0.
+    data[0] = kind === 'request' ? (data[0] & 0x0f) | 0x10 : (data[0] & 0x3f) | 0x40;
+    data[1] |= 1;
+    return encodeCode(kind, data, AIRGAP_LEGACY_BITS[kind]);
+  };
+  return {
+    request: bitsOf('request'),
+    activation: bitsOf('activation'),
+    deactivation: createLegacyDeactivationCode({ activationId: 4242, secret: crypto.randomBytes(16) }).code,
+  };
+}
+
 describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
   const samples = sampleCodes();
+  const legacy = legacySamples();
 
-  it('have the documented lengths: request ≤ 40, activation ≤ 145, deactivation ≤ 40 symbols (hyphens not counted)', () => {
-    assert.deepEqual({ ...AIRGAP_CODE_LENGTHS }, { request: 33, activation: 143, deactivation: 34, confirmation: 17 });
-    assert.deepEqual({ ...AIRGAP_BITS }, { request: 128, activation: 566, deactivation: 134, confirmation: 64 });
+  it('have the documented lengths (test/unit/airgap-lengths.test.ts checks the limits)', () => {
+    assert.deepEqual({ ...AIRGAP_CODE_LENGTHS }, { request: 40, activation: 135, deactivation: 32, confirmation: 17 });
+    assert.deepEqual({ ...AIRGAP_BITS }, { request: 160, activation: 538, deactivation: 122, confirmation: 64 });
+    assert.deepEqual({ ...AIRGAP_LEGACY_BITS }, { request: 128, activation: 566, deactivation: 134 });
     for (const kind of CODE_KINDS) {
       for (const code of samples[kind]) {
         assert.equal(symbolsOf(code).length, AIRGAP_CODE_LENGTHS[kind], `${kind} code ${code}`);
         assert.match(code, /^([0-9A-HJKMNP-TV-Z]{5}-)*[0-9A-HJKMNP-TV-Z]{2,5}$/, 'groups of 5 joined by hyphens');
       }
     }
-    assert.ok(AIRGAP_CODE_LENGTHS.request <= 40);
-    assert.ok(AIRGAP_CODE_LENGTHS.activation <= 145);
-    assert.ok(AIRGAP_CODE_LENGTHS.deactivation <= 40);
+    // Every kind and version has its own length, so the length alone tells what a code is.
+    const lengths = [...CODE_KINDS.map((k) => AIRGAP_BITS[k]), ...Object.values(AIRGAP_LEGACY_BITS)].map((bits) => codeLayout(bits).symbols);
+    assert.equal(new Set(lengths).size, lengths.length, lengths.join(', '));
   });
 
   it('round-trip any bits, with the last group of every size', () => {
@@ -234,8 +252,8 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
     };
     const missing = refusal(symbols.slice(1));
     assert.equal(missing.code, 'format');
-    assert.match(missing.message, /32 characters but should have 33: a character is missing/);
-    assert.match(refusal(`${symbols}A`).message, /34 characters but should have 33: a character is extra/);
+    assert.match(missing.message, /39 characters but should have 40: a character is missing/);
+    assert.match(refusal(`${symbols}A`).message, /41 characters but should have 40: a character is extra/);
     const groups = code.split('-');
     groups[2] = groups[2].slice(1);
     const short = refusal(groups.join('-'));
@@ -245,29 +263,12 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
     assert.equal(refusal('A'.repeat(100_000)).code, 'format');
   });
 
-  it('the examples in docs/file-formats.md §11 hold', () => {
-    const request = '30906-25JER-T57TV-6093A-8NKRB-KAR3R-X0N';
-    assert.equal(encodeCode('request', Buffer.from('181201164ed14fa30123456789ab03e8', 'hex'), 128), request);
-    assert.deepEqual(parseAirgapRequest(request, new Date('2026-02-11T00:00:00Z')), {
-      productHash: productHash('ACME-CAD'),
-      hardwareHash: hardwareHash('c0ffee42'),
-      nonce: '0123456789ab',
-      hour: 1000,
-      issuedAt: new Date('2026-02-11T16:00:00Z'),
-    });
-    assert.equal(productHash('ACME-CAD'), 0x81201);
-    const secret = Buffer.alloc(16, 7);
-    assert.equal(createDeactivationCode({ activationId: 42, secret, nonce: 'a1b2c3' }).code, '8000B-1AM6B-SC7EF-3R3VS-V7Q8D-VSAEV-NH0C');
-    assert.equal(confirmationCode(secret, 42, 'a1b2c3'), '3A6F8-C5RA6-9SAYF-YJ');
-  });
-
   it('a code of one kind is refused where another is expected', () => {
     for (const kind of CODE_KINDS) {
       for (const expected of CODE_KINDS) {
         if (kind === expected) continue;
         const code = samples[kind][0];
-        const parse = { request: parseAirgapRequest, activation: parseActivationCode, deactivation: parseDeactivationCode, confirmation: (c: string) => verifyConfirmationCode(c, { secret: Buffer.alloc(16, 1), activationId: 1, nonce: '000000' }) }[expected];
-        assert.throws(() => parse(code), (err: unknown) => {
+        assert.throws(() => PARSE[expected](code), (err: unknown) => {
           assert.ok(err instanceof AirgapError && err instanceof CodeError);
           assert.equal(err.code, 'format');
           assert.equal(err.actualKind, kind);
@@ -277,6 +278,15 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
       }
       assert.equal(identifyAirgapCode(samples[kind][1].toLowerCase()), kind);
     }
+    // Version 1 codes are still told apart: the portal can say "this is a request code".
+    for (const [kind, code] of Object.entries(legacy) as Array<[keyof typeof legacy, string]>) {
+      assert.equal(identifyAirgapCode(code), kind);
+      for (const expected of CODE_KINDS) {
+        if (expected === kind) continue;
+        assert.throws(() => PARSE[expected](code), (err: unknown) => err instanceof AirgapError && err.code === 'format' && err.actualKind === kind, `v1 ${kind} as ${expected}`);
+      }
+    }
+    assert.equal(identifyAirgapCode(legacyConfirmationCode(Buffer.alloc(16, 1), 1, '000000')), 'confirmation');
     // Even at the same length the kind is in every check symbol: no group of one kind passes as another.
     const data = randomData(128);
     for (const kind of CODE_KINDS) {
@@ -285,4 +295,60 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
       }
     }
   });
+
+  describe('a missing, extra or foreign character is reported in its group, for every kind and version', () => {
+    const all: Array<[string, CodeKind, string]> = [
+      ...CODE_KINDS.map((kind): [string, CodeKind, string] => [`${kind} v2`, kind, samples[kind][0]]),
+      ...(Object.entries(legacy) as Array<[CodeKind, string]>).map(([kind, code]): [string, CodeKind, string] => [`${kind} v1`, kind, code]),
+    ];
+    const refusalOf = (kind: CodeKind, text: string): AirgapError => {
+      try {
+        PARSE[kind](text);
+      } catch (err) {
+        assert.ok(err instanceof AirgapError, String(err));
+        return err;
+      }
+      assert.fail(`"${text}" was accepted`);
+    };
+
+    for (const [name, kind, code] of all) {
+      it(name, () => {
+        const groups = code.split('-');
+        const length = symbolsOf(code).length;
+        for (let g = 0; g < groups.length; g++) {
+          const typed = (group: string) => groups.map((part, i) => (i === g ? group : part)).join('-');
+          const missing = refusalOf(kind, typed(groups[g].slice(1)));
+          assert.equal(missing.code, 'format');
+          assert.equal(missing.group, g + 1, `${name}: missing in group ${g + 1}: ${missing.message}`);
+          assert.equal(missing.actualKind, undefined, 'not taken for a code of another kind or version');
+          // One case is truly ambiguous: a v1 deactivation code (last group 4 + 1) short of one symbol
+          // in its last group looks like a v2 one (last group 1 + 1) with one too many there. The
+          // group is named either way; the current version wins the tie.
+          const ambiguous = name === 'deactivation v1' && g === groups.length - 1;
+          if (!ambiguous) assert.match(missing.message, new RegExp(`has ${length - 1} characters but should have ${length}: a character is missing \\(group ${g + 1} has too few\\)`));
+
+          const extra = refusalOf(kind, typed(`${groups[g]}${groups[g][0]}`));
+          assert.equal(extra.code, 'format');
+          assert.equal(extra.group, g + 1, `${name}: extra in group ${g + 1}: ${extra.message}`);
+          assert.match(extra.message, new RegExp(`has ${length + 1} characters but should have ${length}: a character is extra`));
+
+          for (const foreign of ['U', '*']) {
+            const bad = refusalOf(kind, typed(`${foreign}${groups[g].slice(1)}`));
+            assert.equal(bad.code, 'format');
+            assert.equal(bad.group, g + 1, `${name}: "${foreign}" in group ${g + 1}`);
+            // Typed without hyphens the group is told by the position.
+            assert.equal(refusalOf(kind, symbolsOf(typed(`${foreign}${groups[g].slice(1)}`))).group, g + 1);
+          }
+        }
+      });
+    }
+  });
 });
+
+/** The reader of each kind, as the portal (request, deactivation) and the device (activation, confirmation) call it. */
+const PARSE: Record<CodeKind, (code: string) => unknown> = {
+  request: (c) => parseAirgapRequest(c),
+  activation: parseActivationCode,
+  deactivation: parseDeactivationCode,
+  confirmation: (c) => verifyConfirmationCode(c, { secret: Buffer.alloc(10, 1), hardwareHash: '0000000000' }),
+};

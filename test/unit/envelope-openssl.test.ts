@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { decodeEnvelope, encodeEnvelope, signEnvelope, signingInput, verifyEnvelope } from '../../sdk/src/index.ts';
-import { kidFor, publicKeyDocument, type SigningKeyInfo } from '../../app/crypto/signing-keys.ts';
+import { kidFor, publicKeyDocument } from '../../app/crypto/signing-keys.ts';
 import { projectRoot } from '../helpers/process.ts';
 
 /**
@@ -25,8 +25,15 @@ function docBlock(marker: string): string {
   return match[1];
 }
 
-function keyInfo(publicKeyPem: string, status: SigningKeyInfo['status']): SigningKeyInfo {
-  return { kid: kidFor(publicKeyPem), algorithm: 'Ed25519', publicKeyPem, status, createdAt: new Date(), activatedAt: null, retiredAt: null };
+/** A published key, as the server lists it at /.well-known/portico-keys.json. */
+interface PublishedKey {
+  kid: string;
+  publicKeyPem: string;
+  status: 'active' | 'trusted' | 'retired';
+}
+
+function keyInfo(publicKeyPem: string, status: PublishedKey['status']): PublishedKey {
+  return { kid: kidFor(publicKeyPem), publicKeyPem, status };
 }
 
 const pemOf = (key: crypto.KeyObject) => key.export({ type: 'spki', format: 'pem' }).toString();
@@ -45,13 +52,25 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
 
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  /** Writes the two files the documentation starts from and runs its steps with bash. */
-  function runDocumentedSteps(licenseText: string, keys: SigningKeyInfo[], shell = 'bash') {
+  /**
+   * Writes the two files the documentation starts from and pastes its block into a plain shell
+   * (no -e: the block itself must stop on a failure, as it does for a person).
+   */
+  function runDocumentedSteps(licenseText: string, keys: PublishedKey[], shell = 'bash', opensslDir = path.dirname(OPENSSL)) {
     fs.writeFileSync(path.join(dir, 'license.lic'), licenseText);
     // Exactly what GET /.well-known/portico-keys.json sends (Express's res.json is JSON.stringify).
     fs.writeFileSync(path.join(dir, 'portico-keys.json'), JSON.stringify(publicKeyDocument(keys)));
-    const result = spawnSync(shell, ['-e'], { input: steps, cwd: dir, encoding: 'utf8', env: { PATH: `${path.dirname(OPENSSL)}:/bin`, LC_ALL: 'C' } });
-    return { status: result.status, output: `${result.stdout}${result.stderr}` };
+    const result = spawnSync(shell, [], { input: steps, cwd: dir, encoding: 'utf8', env: { PATH: `${opensslDir}:/bin`, LC_ALL: 'C' } });
+    return { status: result.status, stdout: result.stdout, output: `${result.stdout}${result.stderr}` };
+  }
+
+  /** A refusal: a non-zero exit, no success line, and nothing of the payload on either stream. */
+  function assertRefused(run: ReturnType<typeof runDocumentedSteps>, payloadText: string) {
+    assert.notEqual(run.status, 0, run.output);
+    assert.doesNotMatch(run.output, /Verified Successfully/);
+    assert.match(run.output, /NOT VERIFIED/);
+    for (const value of ['ACME-CAD', '7KQ2-MX4P', 'product', 'hardwareId']) assert.equal(run.output.includes(value), false, `"${value}" was printed:\n${run.output}`);
+    assert.equal(run.output.includes(payloadText), false);
   }
 
   const server = crypto.generateKeyPairSync('ed25519');
@@ -61,10 +80,9 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
 
   it('a genuine license file verifies (CRLF and text around the armour included)', () => {
     const license = signEnvelope('license', signer.kid, payload, server.privateKey);
-    const { status, output } = runDocumentedSteps(`Your license:\r\n${license.replaceAll('\n', '\r\n')}\r\nThanks`, [active, signer]);
+    const { status, stdout, output } = runDocumentedSteps(`Your license:\r\n${license.replaceAll('\n', '\r\n')}\r\nThanks`, [active, signer]);
     assert.equal(status, 0, output);
-    assert.match(output, /^Signature Verified Successfully$/m);
-    assert.ok(output.includes(JSON.stringify(payload)), output);
+    assert.equal(stdout, `Signature Verified Successfully\n${JSON.stringify(payload)}\n`);
     // The documentation says bash or sh: the steps use nothing bash-only.
     const { status: shStatus, output: shOutput } = runDocumentedSteps(license, [active, signer], 'sh');
     assert.equal(shStatus, 0, shOutput);
@@ -75,24 +93,35 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
     const decoded = decodeEnvelope(signEnvelope('license', signer.kid, payload, server.privateKey));
     const payloadBytes = Buffer.from(decoded.payloadBytes);
     payloadBytes[payloadBytes.indexOf('c0ffee42') + 3] ^= 0x01;
-    const { status, output } = runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer]);
-    assert.notEqual(status, 0, output);
-    assert.doesNotMatch(output, /Verified Successfully/);
-    assert.match(output, /Signature Verification Failure/);
+    const run = runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer]);
+    assertRefused(run, payloadBytes.toString('utf8'));
+    assert.match(run.output, /Signature Verification Failure/);
+    assert.equal(runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer], 'sh').status, 1, 'sh too');
+  });
+
+  it('fails as well with an openssl that exits 0 after "Signature Verification Failure"', () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-openssl-bin-'));
+    try {
+      fs.writeFileSync(path.join(bin, 'openssl'), `#!/bin/sh\n${OPENSSL} "$@"\nexit 0\n`, { mode: 0o755 });
+      const decoded = decodeEnvelope(signEnvelope('license', signer.kid, payload, server.privateKey));
+      const payloadBytes = Buffer.from(decoded.payloadBytes);
+      payloadBytes[payloadBytes.indexOf('c0ffee42') + 3] ^= 0x01;
+      const run = runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer], 'bash', bin);
+      assertRefused(run, payloadBytes.toString('utf8'));
+      assert.match(run.output, /Signature Verification Failure/);
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
   });
 
   it('another artifact type relabelled as a license fails', () => {
     const receipt = decodeEnvelope(signEnvelope('deactivation-receipt', signer.kid, payload, server.privateKey));
-    const { status, output } = runDocumentedSteps(encodeEnvelope({ ...receipt, typ: 'license' }), [active, signer]);
-    assert.notEqual(status, 0, output);
-    assert.doesNotMatch(output, /Verified Successfully/);
+    assertRefused(runDocumentedSteps(encodeEnvelope({ ...receipt, typ: 'license' }), [active, signer]), JSON.stringify(payload));
   });
 
   it('a license signed by a key that is not published fails', () => {
     const license = signEnvelope('license', signer.kid, payload, server.privateKey);
-    const { status, output } = runDocumentedSteps(license, [active]);
-    assert.notEqual(status, 0, output);
-    assert.doesNotMatch(output, /Verified Successfully/);
+    assertRefused(runDocumentedSteps(license, [active]), JSON.stringify(payload));
   });
 
   it('the worked example in the documentation verifies, with the SDK and with openssl', () => {

@@ -18,8 +18,10 @@ import {
   type EnvelopeErrorCode,
   type EnvelopeType,
 } from '../../sdk/src/index.ts';
-import { signAsServer, trustedKeyMap } from '../../app/crypto/envelopes.ts';
-import { activateKey, generateSigningKey, retireKey } from '../../app/crypto/signing-keys.ts';
+import type { LicensePayload } from '../../sdk/src/payloads.ts';
+import { createSigner, trustedKeyMap, UnsignablePayloadError } from '../../app/services/signer.ts';
+import { activate as activateKey, retire as retireKey } from '../../app/models/signing-keys.ts';
+import { generateSigningKey } from '../../app/services/signing-keys.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 
 const KID = 'ed25519-testkey000000000';
@@ -309,7 +311,7 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
   });
 });
 
-describe('server-signed envelopes (app/crypto/envelopes.ts)', () => {
+describe('server-signed envelopes (app/services/signer.ts)', () => {
   let database: TestDatabase;
   let dataDir: string;
 
@@ -323,29 +325,59 @@ describe('server-signed envelopes (app/crypto/envelopes.ts)', () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // A payload the SDK's license reader accepts (the signer refuses anything else).
+  const signedPayload: LicensePayload = {
+    v: 1,
+    product: 'ACME-CAD',
+    licenseId: 7,
+    licenseKey: '7KQ2-MX4P-0111-AAAA-BBBB-CCCC-DDDD',
+    user: null,
+    activationId: 3,
+    hardwareId: 'c0ffee42',
+    devicePublicKey: 'A'.repeat(43),
+    requestNonce: 'A'.repeat(22),
+    issuedAt: '2025-01-01T00:00:00.000Z',
+    counter: 0,
+    licenseType: 'perpetual',
+    trial: false,
+    startsAt: null,
+    expiresAt: null,
+    leaseEndsAt: '2025-01-31T00:00:00.000Z',
+    maintenanceUntil: null,
+    maxActivations: 2,
+    floating: null,
+    features: [],
+  };
+
   it('sign with the active key; trust active and trusted keys, never retired ones', async () => {
     const { db } = database;
     const t0 = new Date('2025-01-01T00:00:00Z');
     const first = await generateSigningKey(db, dataDir, t0, 'active');
-    const licenseByFirst = await signAsServer(db, dataDir, 'license', licensePayload);
+    const licenseByFirst = await createSigner(dataDir).license(db, 'license', signedPayload);
     assert.equal(decodeEnvelope(licenseByFirst).kid, first.kid);
 
     const second = await generateSigningKey(db, dataDir, new Date('2025-02-01T00:00:00Z'), 'trusted');
     assert.ok(await activateKey(db, second.kid, new Date('2025-02-02T00:00:00Z')));
-    const licenseBySecond = await signAsServer(db, dataDir, 'license', licensePayload);
+    const licenseBySecond = await createSigner(dataDir).license(db, 'license', signedPayload);
     assert.equal(decodeEnvelope(licenseBySecond).kid, second.kid);
 
     // After the rotation the first key is still trusted: what it signed still verifies.
     let keys = await trustedKeyMap(db);
     assert.deepEqual([...keys.keys()].sort(), [first.kid, second.kid].sort());
-    assert.deepEqual(verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }).payload, licensePayload);
+    assert.deepEqual(verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }).payload, signedPayload);
 
     const third = await generateSigningKey(db, dataDir, new Date('2025-03-01T00:00:00Z'), 'trusted');
     assert.ok(await activateKey(db, third.kid, new Date('2025-03-02T00:00:00Z')));
     assert.ok(await retireKey(db, first.kid, new Date('2025-03-03T00:00:00Z')));
     keys = await trustedKeyMap(db);
     assert.throws(() => verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }), refusal('kid_unknown'));
-    assert.deepEqual(verifyEnvelope(licenseBySecond, { expectedType: 'license', trustedKeys: keys }).payload, licensePayload);
-    assert.equal(decodeEnvelope(await signAsServer(db, dataDir, 'refresh', { n: 2 })).kid, third.kid);
+    assert.deepEqual(verifyEnvelope(licenseBySecond, { expectedType: 'license', trustedKeys: keys }).payload, signedPayload);
+    assert.equal(decodeEnvelope(await createSigner(dataDir).license(db, 'refresh', { ...signedPayload, counter: 2 })).kid, third.kid);
+  });
+
+  it('never signs a license payload the SDK would refuse', async () => {
+    const signer = createSigner(dataDir);
+    await assert.rejects(signer.license(database.db, 'license', { ...signedPayload, devicePublicKey: '' }), UnsignablePayloadError);
+    await assert.rejects(signer.license(database.db, 'refresh', { ...signedPayload, counter: -1 }), UnsignablePayloadError);
   });
 });

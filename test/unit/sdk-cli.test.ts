@@ -16,6 +16,7 @@ import {
   type EnvelopeType,
   type LicensePayload,
 } from '../../sdk/src/index.ts';
+import { ok as okInProcess, runDevice } from './cli-in-process.ts';
 
 /** Drives the real portico-device CLI as a child process, as an end user would. */
 
@@ -258,5 +259,87 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     for (const command of ['init', 'request', 'activate', 'status', 'deactivate', 'receipt', 'refresh']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
     assert.match(ok(cli('help', 'deactivate')).stdout, /--usage <feature>=<amount>/);
     assert.match(ok(cli('activate', '--help')).stdout, /Usage: portico-device \[--dir <folder>\] activate <license file>/);
+  });
+});
+
+describe('SDK: the CLI never installs a license file older than one it has had', function () {
+  this.timeout(60_000);
+  let work: string;
+  let dir: string;
+  let request: ActivationRequestPayload;
+
+  const cli = (...args: string[]) => runDevice({ dir, cwd: work }, ...args);
+  const write = (name: string, text: string) => {
+    fs.writeFileSync(path.join(work, name), text);
+    return name;
+  };
+  const installed = () => fs.readFileSync(path.join(dir, 'license.lic'), 'utf8');
+  const refused = async (args: string[], message: RegExp) => {
+    const run = await cli(...args);
+    assert.equal(run.status, 1, `${args.join(' ')} was not refused\n${run.stdout}`);
+    assert.match(run.stderr, /refused \(counter\): /);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+  };
+
+  beforeEach(async () => {
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-rollback-'));
+    dir = path.join(work, 'state');
+    write('portico-keys.json', JSON.stringify({ keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }] }));
+    okInProcess(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-rollback'));
+    okInProcess(await cli('request'));
+    request = readActivationRequestPayload(verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request').payload);
+  });
+
+  afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
+
+  it('counter 3 installed: older files, and another file with counter 3, are refused by every command; the same file again is not', async () => {
+    const original = write('original.lic', licenseFor(request));
+    okInProcess(await cli('activate', original));
+    const third = write('refresh-3.lic', licenseFor(request, { counter: 3 }));
+    okInProcess(await cli('refresh', third));
+
+    await refused(['activate', original], /counter is 0, the device has had 3\): an older file is never installed again/);
+    await refused(['refresh', write('refresh-2.lic', licenseFor(request, { counter: 2 }))], /not newer/);
+    await refused(['activate', 'refresh-2.lic'], /counter is 2, the device has had 3/);
+    const otherThird = write('other-3.lic', licenseFor(request, { counter: 3, maxActivations: 9 }));
+    await refused(['activate', otherThird], /counter 3 of license 7, activation 21, as the one installed, but says something else/);
+    assert.equal(installed(), fs.readFileSync(path.join(work, third), 'utf8'), 'nothing was replaced');
+
+    assert.match(okInProcess(await cli('activate', third)).stdout, /License activated/, 'the same file again changes nothing');
+    const counters = JSON.parse(fs.readFileSync(path.join(dir, 'counters.json'), 'utf8'));
+    assert.deepEqual(counters.activations.map((m: { licenseId: number; activationId: number; counter: number; closed: boolean }) => [m.licenseId, m.activationId, m.counter, m.closed]), [[7, 21, 3, false]]);
+    if (process.platform !== 'win32') assert.equal(fs.statSync(path.join(dir, 'counters.json')).mode & 0o777, 0o600);
+
+    // Deleting the installed file does not make the device forget it.
+    fs.rmSync(path.join(dir, 'license.lic'));
+    await refused(['activate', original], /the device has had 3/);
+    okInProcess(await cli('activate', third));
+  });
+
+  it('after deactivate, no file of that activation is installed again; a new activation is', async () => {
+    const original = write('original.lic', licenseFor(request));
+    okInProcess(await cli('activate', original));
+    okInProcess(await cli('deactivate'));
+    await refused(['activate', original], /license 7, activation 21 was deactivated on this device/);
+    fs.rmSync(path.join(dir, 'license.lic.deactivated'));
+    await refused(['activate', original], /was deactivated on this device/);
+    await refused(['activate', write('refresh-5.lic', licenseFor(request, { counter: 5 }))], /was deactivated on this device/);
+
+    okInProcess(await cli('request'));
+    const next = readActivationRequestPayload(verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request').payload);
+    assert.match(okInProcess(await cli('activate', write('new.lic', licenseFor(next, { activationId: 22 })))).stdout, /activation 22/);
+  });
+
+  it('a device set up before counters.json: the license files it holds are its history', async () => {
+    okInProcess(await cli('activate', write('original.lic', licenseFor(request))));
+    // As an older CLI left it: a refreshed license installed, no counters.json.
+    fs.rmSync(path.join(dir, 'counters.json'));
+    fs.writeFileSync(path.join(dir, 'license.lic'), licenseFor(request, { counter: 3 }));
+    await refused(['activate', 'original.lic'], /the device has had 3/);
+    // And a given-back license closes its activation.
+    fs.renameSync(path.join(dir, 'license.lic'), path.join(dir, 'license.lic.deactivated'));
+    fs.rmSync(path.join(dir, 'counters.json'), { force: true });
+    await refused(['activate', 'original.lic'], /was deactivated on this device/);
   });
 });

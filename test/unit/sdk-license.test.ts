@@ -7,6 +7,8 @@ import {
   DEVICE_KID,
   LicenseError,
   applyRefresh,
+  checkNotOlder,
+  closeActivation,
   createActivationRequest,
   createDeactivationRequest,
   decodeEnvelope,
@@ -286,6 +288,40 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
     it('refuses a refresh file that is itself expired or untrusted', () => {
       assert.throws(() => apply(current(), refresh({ leaseEndsAt: at(-1000) })), refusal('lease_expired'));
       assert.throws(() => apply(current(), sign(payload({ counter: 3 }), { typ: 'refresh', key: retired })), refusal('kid_unknown'));
+    });
+  });
+
+  describe('checkNotOlder: no file older than one installed, whichever way it is installed', () => {
+    const file = (change: Partial<LicensePayload>) => {
+      const text = sign(payload(change), { typ: change.counter ? 'refresh' : 'license' });
+      return { text, info: verifyLicense(text, options({ requestNonce: undefined })) };
+    };
+    const install = (history: ReturnType<typeof checkNotOlder>, f: ReturnType<typeof file>) => checkNotOlder(history, f.info, f.text);
+
+    it('remembers the highest counter per activation and refuses lower ones, or the same counter saying something else', () => {
+      const first = file({ counter: 0 });
+      const third = file({ counter: 3 });
+      let history = install(install([], first), third);
+      assert.deepEqual(history.map((m) => [m.licenseId, m.activationId, m.counter, m.closed]), [[12, 34, 3, false]]);
+      assert.match(history[0].payloadSha256, /^[0-9a-f]{64}$/);
+      assert.throws(() => install(history, first), refusal('counter'));
+      assert.throws(() => install(history, file({ counter: 2 })), refusal('counter'));
+      assert.throws(() => install(history, file({ counter: 3, maxActivations: 9 })), refusal('counter'));
+      assert.deepEqual(install(history, third), history, 'the same file again');
+      history = install(history, file({ counter: 4 }));
+      assert.equal(history[0].counter, 4);
+      // Another activation (or license) has a history of its own.
+      history = install(history, file({ activationId: 35 }));
+      assert.deepEqual(history.map((m) => [m.activationId, m.counter]), [[34, 4], [35, 0]]);
+    });
+
+    it('a deactivated activation is closed: none of its files, even newer ones, is installed again', () => {
+      const third = file({ counter: 3 });
+      const closed = closeActivation(checkNotOlder([], third.info, third.text), file({ counter: 0 }).info, file({ counter: 0 }).text);
+      assert.deepEqual(closed.map((m) => [m.counter, m.closed]), [[3, true]], 'the highest counter is kept');
+      for (const counter of [0, 3, 7]) assert.throws(() => install(closed, file({ counter })), refusal('counter'));
+      assert.equal(install(closed, file({ activationId: 99 })).length, 2);
+      assert.deepEqual(closeActivation([], third.info, third.text).map((m) => [m.counter, m.closed]), [[3, true]]);
     });
   });
 

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
-import { hasPrivateKey, listAllKeys } from '../../crypto/signing-keys.ts';
+import { hasPrivateKey } from '../../lib/key-files.ts';
+import { listAll as listAllKeys } from '../../models/signing-keys.ts';
 import { notFound } from '../../lib/errors.ts';
 import * as service from '../../services/signing-keys.ts';
 import { attempt, done } from '../helpers.ts';

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import * as licenseUsers from '../../models/license-users.ts';
 import type { AppContext } from '../../app.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
@@ -30,7 +31,7 @@ export function adminLicensesController(ctx: AppContext) {
     const [deviceList, history, users, trail] = await Promise.all([
       devices.listForLicense(ctx.db, license.id),
       devices.listHistory(ctx.db, license.id),
-      ctx.db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id').where('license_id', license.id).orderBy('accounts.email').select('accounts.id', 'accounts.email', 'accounts.name', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated'),
+      licenseUsers.usersOfLicense(ctx.db, license.id),
       auditEvents.list(ctx.db, { objectType: 'license', objectId: String(license.id) }, 50),
     ]);
     res.status(status).render('admin/licenses/show', { title: license.licenseKey ?? `${license.productName} #${license.id}`, license, devices: deviceList, history, users, trail, userValues, userErrors });
@@ -69,7 +70,7 @@ export function adminLicensesController(ctx: AppContext) {
     /** The same refresh file the User Portal offers, from the same service. */
     async refresh(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage }, req.actor, id, idParam(req, 'deviceId')), { back: res.locals.paths.adminLicense(id) });
+      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, id, idParam(req, 'deviceId')), { back: res.locals.paths.adminLicense(id) });
       if (!r.ok) return;
       res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${r.value.filename}"`, 'Cache-Control': 'no-store' }).send(r.value.text);
     },

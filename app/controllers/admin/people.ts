@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import * as licenseUsers from '../../models/license-users.ts';
 import type { AppContext } from '../../app.ts';
 import * as accounts from '../../models/accounts.ts';
 import * as managers from '../../models/managers.ts';
@@ -63,14 +64,7 @@ export function adminPeopleController(ctx: AppContext) {
 
     async licenseUser(req: Request, res: Response) {
       const account = await findRole(req, 'end_user');
-      const assignments = await ctx.db('license_user_assignments')
-        .join('licenses', 'licenses.id', 'license_user_assignments.license_id')
-        .join('products', 'products.id', 'licenses.product_id')
-        .join('orders', 'orders.id', 'licenses.order_id')
-        .where('license_user_assignments.account_id', account.id)
-        .orderBy('licenses.id', 'desc')
-        .limit(200)
-        .select('licenses.id', 'products.name as product_name', 'orders.order_ref', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated');
+      const assignments = await licenseUsers.licensesOfUser(ctx.db, account.id);
       res.render('admin/license-users/show', { title: account.name, account, assignments });
     },
 

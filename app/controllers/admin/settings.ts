@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
 import { getSettings, settingDefaults, type Settings } from '../../models/settings.ts';
+import * as devices from '../../models/devices.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { settingsForm } from '../../forms/settings.ts';
 import * as service from '../../services/settings.ts';
@@ -12,11 +13,13 @@ const valuesOf = (s: Settings) => ({
   default_language: s.defaultLanguage,
   offline_lease_days: s.offlineLeaseDays,
   airgap_code_minutes: s.airgapCodeMinutes,
+  accept_legacy_airgap_deactivation: s.acceptLegacyAirgapDeactivation,
 });
 
 export function adminSettingsController(ctx: AppContext) {
   const defaults = settingDefaults(ctx.config.defaultLanguage);
-  const render = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/settings/show', { title: req.t('admin.settings.title'), values, errors });
+  const render = async (req: Request, res: Response, status: number, values: object, errors: object) =>
+    res.status(status).render('admin/settings/show', { title: req.t('admin.settings.title'), values, errors, legacyAirgap: await devices.listLegacyAirgap(ctx.db, 100), legacyAirgapCount: await devices.countLegacyAirgap(ctx.db) });
 
   return {
     async show(req: Request, res: Response) {
@@ -33,6 +36,7 @@ export function adminSettingsController(ctx: AppContext) {
         defaultLanguage: d.default_language,
         offlineLeaseDays: d.offline_lease_days,
         airgapCodeMinutes: d.airgap_code_minutes,
+        acceptLegacyAirgapDeactivation: d.accept_legacy_airgap_deactivation,
       });
       done(req, res, res.locals.paths.adminSettings(), 'admin.settings.saved');
     },

@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import * as licenseUsers from '../../models/license-users.ts';
 import type { AppContext } from '../../app.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
@@ -26,7 +27,7 @@ export function portalLicensesController(ctx: AppContext) {
   const load = scoped(ctx);
 
   const userRows = (licenseId: number) =>
-    ctx.db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id').where('license_id', licenseId).orderBy('accounts.email').select('accounts.id', 'accounts.email', 'accounts.name', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated');
+    licenseUsers.usersOfLicense(ctx.db, licenseId);
 
   const showPage = async (req: Request, res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
     const [deviceList, history, userList] = await Promise.all([devices.listForLicense(ctx.db, license.id), devices.listHistory(ctx.db, license.id), userRows(license.id)]);
@@ -39,8 +40,7 @@ export function portalLicensesController(ctx: AppContext) {
   /** An end user assigned to the license, or 404 (a user of another license is out of scope). */
   const assignedUser = async (license: licenses.License, req: Request) => {
     const accountId = idParam(req, 'accountId');
-    const row = await ctx.db('license_user_assignments').where({ license_id: license.id, account_id: accountId }).first();
-    if (!row) throw notFound();
+    if (!(await licenseUsers.find(ctx.db, license.id, accountId))) throw notFound();
     return accountId;
   };
 
@@ -51,7 +51,7 @@ export function portalLicensesController(ctx: AppContext) {
     async refresh(req: Request, res: Response) {
       const license = await load.license(req);
       const d = await device(license, req);
-      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, dataDir: ctx.config.dataDir, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
+      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
       if (!r.ok) return;
       res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${r.value.filename}"`, 'Cache-Control': 'no-store' }).send(r.value.text);
     },

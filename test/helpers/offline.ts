@@ -1,0 +1,28 @@
+import request from 'supertest';
+import { csrfFrom } from './app.ts';
+
+type Agent = ReturnType<typeof request.agent>;
+
+/** Uploads a request file (or ZIP) on the offline portal as a browser would: the page first, for its CSRF token. */
+export async function upload(agent: Agent, content: string | Buffer, fields: Record<string, string> = {}, filename = 'activation-request.req') {
+  const page = await agent.get('/offline').expect(200);
+  const token = csrfFrom(page.text.replace(/action="[^"]*_csrf=([^"&]+)"/, 'name="_csrf" value="$1"'));
+  const req = agent.post(`/offline/requests?_csrf=${encodeURIComponent(token)}`);
+  for (const [k, v] of Object.entries(fields)) req.field(k, v);
+  return req.attach('file', Buffer.isBuffer(content) ? content : Buffer.from(content), filename);
+}
+
+/** The download link of a result page. */
+export const downloadLinkOf = (page: string) => /href="(\/offline\/download\/[^"]+)"/.exec(page)![1]!;
+
+/** Follows the download link of a result page; the body as bytes. */
+export async function download(agent: Agent, page: string) {
+  return agent
+    .get(downloadLinkOf(page))
+    .buffer(true)
+    .parse((res, cb) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => cb(null, Buffer.concat(chunks)));
+    });
+}
