@@ -22,8 +22,12 @@ import * as accounts from './models/accounts.ts';
 import { brandingByHost } from './middleware/branding.ts';
 import { locals } from './middleware/locals.ts';
 import { forcePasswordChange, forceSecondFactorEnrolment } from './middleware/auth.ts';
+import { noStoreForPrivatePages } from './middleware/no-store.ts';
+import { endExpiredLogins } from './middleware/session-lifetime.ts';
+import { checkOrigin } from './middleware/origin-check.ts';
 import { settingDefaults } from './models/settings.ts';
 import { errorHandler, notFoundHandler } from './middleware/errors.ts';
+import { sessionClient } from './middleware/session-client.ts';
 import { buildRoutes } from './routes.ts';
 import { authenticate } from './services/auth.ts';
 import { createSigner, type Signer } from './services/signer.ts';
@@ -120,7 +124,7 @@ export function createApp(deps: AppDeps): PorticoApp {
           formAction: ["'self'"],
           frameAncestors: ["'none'"],
           objectSrc: ["'none'"],
-          baseUri: ["'self'"],
+          baseUri: ["'none'"],
           ...(config.cookieSecure ? { upgradeInsecureRequests: [] } : {}),
         },
       },
@@ -135,7 +139,10 @@ export function createApp(deps: AppDeps): PorticoApp {
 
   app.use(
     session({
-      name: 'portico.sid',
+      // A Secure cookie takes the __Host- prefix: the browser then refuses it unless it is Secure, for
+      // Path=/ and without Domain, so no sibling subdomain can plant or overwrite it. Plain http (a
+      // local install) cannot use the prefix.
+      name: config.cookieSecure ? '__Host-portico.sid' : 'portico.sid',
       secret: config.sessionSecret,
       store: new SessionStore(db),
       resave: false,
@@ -150,7 +157,11 @@ export function createApp(deps: AppDeps): PorticoApp {
       authenticate(ctx, req.actor, email, password).then((result) => done(null, result.ok ? result.account : false), done);
     }),
   );
-  passport.serializeUser((user, done) => done(null, (user as accounts.Account).id));
+  // Passport calls this at every login (password, second factor, first-admin setup), in the new session.
+  passport.serializeUser((req: express.Request, user: Express.User, done: (err: unknown, id?: number) => void) => {
+    req.session.loginAt = clock.now().getTime();
+    done(null, (user as accounts.Account).id);
+  });
   passport.deserializeUser((id: number, done) => {
     accounts.findById(db, Number(id)).then(
       (account) => done(null, account && !account.disabled ? account : false),
@@ -159,6 +170,8 @@ export function createApp(deps: AppDeps): PorticoApp {
   });
   app.use(passport.initialize());
   app.use(passport.session());
+  app.use(noStoreForPrivatePages);
+  app.use(sessionClient());
 
   const { generateToken, csrfSynchronisedProtection } = csrfSync({
     // Multipart forms carry the token in the action URL: their body is parsed after this check.
@@ -167,6 +180,9 @@ export function createApp(deps: AppDeps): PorticoApp {
   });
   app.use(brandingByHost(db));
   app.use(locals(translatorFor, config.defaultLanguage, (req) => generateToken(req)));
+  app.use(endExpiredLogins(clock, config.sessionAbsoluteMs));
+  // Before the routes (and their uploads) and before the CSRF check, which it backs up.
+  app.use(checkOrigin(config.baseUrl));
   app.use(forcePasswordChange);
   app.use(forceSecondFactorEnrolment(db, settingDefaults(config.defaultLanguage)));
 

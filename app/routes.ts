@@ -13,16 +13,17 @@ import { portalHomeController } from './controllers/portal/self-service.ts';
 import { portalOrdersController } from './controllers/portal/orders.ts';
 import { portalLicensesController } from './controllers/portal/licenses.ts';
 import { loadPermissions, managersOnly, endUsersOnly } from './controllers/portal/context.ts';
-import { singleUpload } from './middleware/uploads.ts';
+import { singleUpload, streamToDisk, uploadSlots } from './middleware/uploads.ts';
 import { offlineController } from './controllers/offline.ts';
 import { airgapController } from './controllers/airgap.ts';
 import { apiController } from './controllers/api.ts';
-import { MAX_ZIP_BYTES } from './services/offline.ts';
+import { MAX_REQUEST_BYTES, MAX_ZIP_BYTES } from './services/offline.ts';
 import { adminController } from './controllers/admin.ts';
 import { adminProductsController } from './controllers/admin/products.ts';
 import { adminPoliciesController } from './controllers/admin/policies.ts';
 import { adminBrandingsController } from './controllers/admin/brandings.ts';
 import { adminSettingsController } from './controllers/admin/settings.ts';
+import { adminThrottlesController } from './controllers/admin/throttles.ts';
 import { adminKeysController } from './controllers/admin/keys.ts';
 import { adminCustomersController } from './controllers/admin/customers.ts';
 import { adminOrdersController } from './controllers/admin/orders.ts';
@@ -62,6 +63,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const policies = adminPoliciesController(ctx);
   const brandings = adminBrandingsController(ctx);
   const settings = adminSettingsController(ctx);
+  const throttles = adminThrottlesController(ctx);
   const signingKeys = adminKeysController(ctx);
   const customers = adminCustomersController(ctx);
   const orders = adminOrdersController(ctx);
@@ -92,6 +94,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const acc = add('account');
   acc.get('/login', sessions.show);
   acc.post('/login', sessions.create);
+  acc.get('/login/unlock/:token', passwords.showUnlock);
+  acc.post('/login/unlock/:token', passwords.unlock);
   acc.get('/login/two-factor', twoFactor.showChallenge);
   acc.post('/login/two-factor', twoFactor.answerChallenge);
   acc.post('/logout', sessions.destroy);
@@ -101,9 +105,13 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   acc.post('/password/reset/:token', passwords.reset);
   acc.get('/setup/:token', setup.show);
   acc.post('/setup/:token', setup.create);
+  // A license invitation (services/license-users.ts): the link is the credential, no login needed.
+  acc.get('/invitations/:token', portalLicenses.showInvitation);
+  acc.post('/invitations/:token', portalLicenses.acceptInvitation);
   acc.post('/language', account.setLanguage);
   acc.get('/account', requireLogin, account.show);
   acc.post('/account', requireLogin, account.update);
+  acc.post('/account/sessions/end', requireLogin, account.endSessions);
   acc.get('/account/password', requireLogin, account.showPassword);
   acc.post('/account/password', requireLogin, account.changePassword);
   acc.get('/account/two-factor', requireLogin, twoFactor.show);
@@ -149,13 +157,17 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/licenses/:id/users/:accountId', mgr, portalLicenses.setUserLimit);
   up.post('/licenses/:id/users/:accountId/delete', mgr, portalLicenses.unassignUser);
   up.post('/licenses/:id/users/:accountId/password', mgr, portalLicenses.userPassword);
+  up.post('/licenses/:id/invitations/:invitationId/delete', mgr, portalLicenses.withdrawInvitation);
   up.get('/policies/new', mgr, home.newPolicy);
   up.post('/policies', mgr, home.createPolicy);
 
-  // Offline Activation Portal: public (the file is the credential), rate-limited in the controller.
+  // Offline Activation Portal: public (the file is the credential), rate-limited per client. An
+  // upload is limited (per client, then a slot of this process) before a byte of its body is read.
   const off = add('offline');
+  const offlineSlots = uploadSlots(ctx.config.offlineUploadSlots);
+  const offlineBody = streamToDisk({ field: 'file', maxFileBytes: MAX_ZIP_BYTES, maxFieldBytes: MAX_REQUEST_BYTES });
   off.get('/', offline.show);
-  off.post('/requests', singleUpload('file', MAX_ZIP_BYTES), offline.upload);
+  off.post('/requests', offline.limitPerClient, offlineSlots.acquire, offlineBody, offline.upload);
   off.get('/download/:token', offline.download);
 
   // Air-Gapped Activation Portal: public (license key + codes are the credential), rate-limited in the controller.
@@ -245,6 +257,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/brandings/:id/logo', brandings.logo);
   adm.post('/brandings/:id/logo', brandings.logoUpload, brandings.uploadLogo);
   adm.post('/brandings/:id/logo/delete', brandings.removeLogo);
+  adm.get('/throttles', throttles.show);
+  adm.post('/throttles/clear', throttles.clear);
   adm.get('/settings', settings.show);
   adm.post('/settings', settings.update);
   adm.get('/keys', signingKeys.index);

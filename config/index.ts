@@ -27,12 +27,24 @@ const schema = z.object({
   BASE_URL: z.url({ message: 'must be an absolute http(s) URL such as https://licenses.example.com' }).optional(),
   SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters long' }).optional(),
   SESSION_MAX_AGE_MINUTES: z.coerce.number({ message: 'must be a number' }).int().min(5).max(60 * 24 * 30).default(480),
+  SESSION_ABSOLUTE_HOURS: z.coerce
+    .number({ message: 'must be a whole number of hours' })
+    .int({ message: 'must be a whole number of hours' })
+    .min(1, { message: 'must be between 1 and 720' })
+    .max(720, { message: 'must be between 1 and 720' })
+    .default(12),
   COOKIE_SECURE: bool.optional(),
   TRUST_PROXY: z.string().default('false'),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, { message: 'must start with smtp:// or smtps://' }).optional(),
   MAIL_FROM: z.string().min(3).default('Portico <no-reply@localhost>'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
   DEFAULT_LANGUAGE: z.enum(SUPPORTED_LANGUAGES, { message: `must be one of ${SUPPORTED_LANGUAGES.join(', ')}` }).default('en'),
+  OFFLINE_UPLOAD_SLOTS: z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(1, { message: 'must be between 1 and 1000' })
+    .max(1000, { message: 'must be between 1 and 1000' })
+    .default(8),
 });
 
 export interface Config {
@@ -44,12 +56,16 @@ export interface Config {
   baseUrl: string;
   sessionSecret?: string;
   sessionMaxAgeMs: number;
+  /** How long a login lasts at most, however active the session (SESSION_ABSOLUTE_HOURS). */
+  sessionAbsoluteMs: number;
   cookieSecure: boolean;
   trustProxy: boolean | number | string;
   smtpUrl?: string;
   mailFrom: string;
   logLevel: string;
   defaultLanguage: Language;
+  /** Anonymous offline uploads one process reads at once (the others get 503 + Retry-After). */
+  offlineUploadSlots: number;
 }
 
 export class ConfigError extends Error {}
@@ -86,11 +102,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseUrl,
     sessionSecret: c.SESSION_SECRET,
     sessionMaxAgeMs: c.SESSION_MAX_AGE_MINUTES * 60_000,
+    sessionAbsoluteMs: c.SESSION_ABSOLUTE_HOURS * 3_600_000,
     cookieSecure: c.COOKIE_SECURE ?? baseUrl.startsWith('https://'),
     trustProxy: parseTrustProxy(c.TRUST_PROXY),
     smtpUrl: c.SMTP_URL,
     mailFrom: c.MAIL_FROM,
     logLevel: c.LOG_LEVEL,
     defaultLanguage: c.DEFAULT_LANGUAGE,
+    offlineUploadSlots: c.OFFLINE_UPLOAD_SLOTS,
   };
 }

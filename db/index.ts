@@ -7,6 +7,8 @@ import * as totpLastStep from './migrations/0004_totp_last_step.ts';
 import * as requestNonceDeviceIndex from './migrations/0005_request_nonce_device_index.ts';
 import * as orderLicenseCount from './migrations/0006_order_license_count.ts';
 import * as airgapCommitment from './migrations/0007_airgap_commitment.ts';
+import * as licenseUserInvitations from './migrations/0008_license_user_invitations.ts';
+import * as sessionOwner from './migrations/0009_session_owner.ts';
 
 export type Db = Knex;
 
@@ -25,6 +27,8 @@ const migrations: Migration[] = [
   { name: '0005_request_nonce_device_index', ...requestNonceDeviceIndex },
   { name: '0006_order_license_count', ...orderLicenseCount },
   { name: '0007_airgap_commitment', ...airgapCommitment },
+  { name: '0008_license_user_invitations', ...licenseUserInvitations },
+  { name: '0009_session_owner', ...sessionOwner },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

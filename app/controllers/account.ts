@@ -5,13 +5,21 @@ import { parseForm } from '../forms/parse.ts';
 import { ValidationError } from '../lib/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { safeReturnPath } from '../paths.ts';
-import { changePassword, updateProfile } from '../services/auth.ts';
+import { changePassword, endSessions, sessionsOf, updateProfile } from '../services/auth.ts';
 import { homeFor } from './sessions.ts';
+import type { SessionClient } from '../models/sessions.ts';
+import { renewSession } from './helpers.ts';
 
 /** The signed-in account's own settings: name, language, password. */
 export function accountController(ctx: AppContext) {
-  const showPage = (req: Request, res: Response, status = 200, extra: object = {}) =>
-    res.status(status).render('account/show', { title: req.t('account.title'), values: { name: req.user!.name, language: req.user!.language }, ...extra });
+  const showPage = async (req: Request, res: Response, status = 200, extra: object = {}) =>
+    res.status(status).render('account/show', {
+      title: req.t('account.title'),
+      values: { name: req.user!.name, language: req.user!.language },
+      sessions: await sessionsOf(ctx, req.actor, req.user!.id, ctx.config.sessionMaxAgeMs, (req.session as { client?: SessionClient }).client ?? null),
+      ...extra,
+    });
+
   const passwordPage = (req: Request, res: Response, status = 200, errors = {}) =>
     res.status(status).render('account/password', { title: req.t('account.password.title'), forced: req.user!.mustChangePassword, errors });
 
@@ -38,8 +46,17 @@ export function accountController(ctx: AppContext) {
         if (err instanceof ValidationError) return passwordPage(req, res, 422, err.fieldErrors);
         throw err;
       }
+      await renewSession(req);
       flash(req, 'success', req.t('account.password.changed'));
       res.redirect(303, req.user!.mustChangePassword ? homeFor(req.user!, res.locals.paths) : res.locals.paths.account());
+    },
+
+    /** "Sign out everywhere else", or one other session. */
+    async endSessions(req: Request, res: Response) {
+      const which = typeof req.body?.session === 'string' && /^[\w-]{16}$/.test(req.body.session) ? req.body.session : 'others';
+      const ended = await endSessions(ctx, req.actor, req.user!.id, which);
+      flash(req, 'success', req.t('account.sessions.ended', { count: ended }));
+      res.redirect(303, res.locals.paths.account());
     },
 
     /** The language switcher in the layout: remembered for the visit, and on the account when signed in. */

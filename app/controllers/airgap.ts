@@ -11,9 +11,16 @@ import { rateLimited } from '../services/auth.ts';
 import { ActivationError } from '../services/activation.ts';
 import { TypoError, activateByCode, deactivateByCode, parseActivationInput, parseDeactivationInput } from '../services/airgap.ts';
 
-/** Attempts per client address, and per license key (what a brute force on codes runs into). */
+/**
+ * Well-formed attempts: per client address (all keys), per license key and client address (what one
+ * guesser runs into), and per license key from all clients together — a ceiling a single address can
+ * never reach (10 per window each, so it takes 100 addresses at once) that still caps a distributed
+ * guess of deactivation codes. A key holder elsewhere cannot block a site: their attempts count
+ * against their own address. docs/decisions.md (Hardening) has the reasoning.
+ */
 export const AIRGAP_PER_CLIENT = { limit: 60, windowMs: 15 * 60_000 };
-export const AIRGAP_PER_LICENSE = { limit: 10, windowMs: 15 * 60_000 };
+export const AIRGAP_PER_LICENSE_AND_CLIENT = { limit: 10, windowMs: 15 * 60_000 };
+export const AIRGAP_PER_LICENSE = { limit: 1000, windowMs: 15 * 60_000 };
 const DOWNLOAD_MINUTES = 30;
 
 const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, max) : '');
@@ -27,9 +34,13 @@ export function airgapController(ctx: AppContext) {
 
   /** Counted only for well-formed codes: a typo never costs an attempt. */
   const count = async (req: Request, licenseKey: string) => {
+    const client = req.ip ?? 'unknown';
+    const license = normaliseLicenseKey(licenseKey);
+    // In this order: an address over its own limits stops before it adds to the key's ceiling.
     for (const [key, rule] of [
-      [RateLimiter.key('airgap-client', req.ip ?? 'unknown'), AIRGAP_PER_CLIENT],
-      [RateLimiter.key('airgap-license', normaliseLicenseKey(licenseKey)), AIRGAP_PER_LICENSE],
+      [RateLimiter.key('airgap-client', client), AIRGAP_PER_CLIENT],
+      [RateLimiter.key('airgap-license-client', license, client), AIRGAP_PER_LICENSE_AND_CLIENT],
+      [RateLimiter.key('airgap-license', license), AIRGAP_PER_LICENSE],
     ] as const) {
       const state = await ctx.limiter.hit(key, rule);
       if (state.hits > rule.limit) throw rateLimited(state.retryAfterSeconds);

@@ -53,6 +53,7 @@ export function apiController(ctx: AppContext) {
     } catch (err) {
       if (err instanceof ApiError) return fail(res, err.status, err.code);
       if (err instanceof ActivationError) return fail(res, err.status, err.code);
+      if (err instanceof HttpError && err.status === 429) return fail(res, 429, 'rate_limited', err.headers);
       if (err instanceof HttpError && err.status < 500) return fail(res, err.status, err.messageKey.replace(/^errors\./, ''), err.headers);
       next(err);
     }

@@ -1,12 +1,14 @@
-import type { Request, Response } from 'express';
+import fs from 'node:fs/promises';
+import type { NextFunction, Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import * as tokens from '../models/tokens.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { notFound } from '../lib/errors.ts';
+import { refusedUnread } from '../middleware/uploads.ts';
 import { rateLimited } from '../services/auth.ts';
 import { ActivationError } from '../services/activation.ts';
-import { ArtifactError, MAX_REQUEST_BYTES, isZip, outcomeFile, processRequest, processZip, resultZip, type Outcome } from '../services/offline.ts';
+import { ArtifactError, MAX_REQUEST_BYTES, isZipFile, outcomeFile, processRequest, processZip, resultZip, type Outcome } from '../services/offline.ts';
 
 /** Requests per client address on the public offline pages (uploads and downloads). */
 export const OFFLINE_REQUESTS_PER_CLIENT = { limit: 120, windowMs: 15 * 60_000 };
@@ -43,21 +45,30 @@ export function offlineController(ctx: AppContext) {
   return {
     show: (req: Request, res: Response) => uploadPage(req, res),
 
+    /** The per-client limit as the first step of an upload: a client over it is refused before a byte of its body is read. */
+    async limitPerClient(req: Request, res: Response, next: NextFunction) {
+      await limit(req).catch((err: unknown) => {
+        throw refusedUnread(res, err);
+      });
+      next();
+    },
+
+    /** After limitPerClient, a slot and streamToDisk (routes.ts): the file, if any, is on disk (req.upload). */
     async upload(req: Request, res: Response) {
-      await limit(req);
       const values = { request: typeof req.body?.request === 'string' ? req.body.request.slice(0, MAX_REQUEST_BYTES) : '', email: typeof req.body?.email === 'string' ? req.body.email.slice(0, 254) : '' };
-      const file = req.file?.buffer;
+      const file = req.upload?.size ? req.upload : undefined;
       const pasted = typeof req.body?.request === 'string' ? req.body.request : '';
-      if ((!file || !file.length) && !pasted.trim()) return uploadPage(req, res, 422, { code: 'nothing' }, values);
+      if (!file && !pasted.trim()) return uploadPage(req, res, 422, { code: 'nothing' }, values);
       const credentials = typeof req.body?.email === 'string' && req.body.email.trim() && typeof req.body?.password === 'string' ? { email: req.body.email, password: String(req.body.password) } : null;
       try {
-        if (file && isZip(file)) {
-          const rows = await processZip(deps, req.actor, file);
+        if (file && (await isZipFile(file.path))) {
+          const rows = await processZip(deps, req.actor, file.path);
           const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));
           const token = ok.length ? await downloadToken(ok) : null;
           return res.set('Cache-Control', 'no-store').render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
         }
-        const text = file && file.length ? file.toString('utf8') : pasted;
+        if (file && file.size > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
+        const text = file ? await fs.readFile(file.path, 'utf8') : pasted;
         if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
         const outcome: Outcome = await processRequest(deps, req.actor, text, credentials);
         const token = await downloadToken([{ name: 'request', kind: outcome.kind, deviceId: outcome.deviceId, nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined }]);

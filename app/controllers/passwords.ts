@@ -3,7 +3,7 @@ import type { AppContext } from '../app.ts';
 import { forgotPasswordForm, resetPasswordForm } from '../forms/auth.ts';
 import { parseForm } from '../forms/parse.ts';
 import { flash } from '../lib/flash.ts';
-import { RESET_LINK_MINUTES, isResetTokenUsable, requestPasswordReset, resetPassword } from '../services/auth.ts';
+import { RESET_LINK_MINUTES, isResetTokenUsable, isUnlockTokenUsable, requestPasswordReset, resetPassword, unlockAccount } from '../services/auth.ts';
 
 /** Forgot password (e-mailed single-use link) and the reset form behind that link. */
 export function passwordsController(ctx: AppContext) {
@@ -41,6 +41,18 @@ export function passwordsController(ctx: AppContext) {
         throw err;
       }
       flash(req, 'success', req.t('auth.reset.done'));
+      res.redirect(303, res.locals.paths.login());
+    },
+
+    /** The e-mailed link that lifts an account's sign-in throttle (single use, like a reset link). */
+    async showUnlock(req: Request, res: Response) {
+      if (!(await isUnlockTokenUsable(ctx, token(req)))) return res.status(410).render('auth/unlock', { title: req.t('auth.unlock.title'), token: null });
+      res.set('Referrer-Policy', 'no-referrer').render('auth/unlock', { title: req.t('auth.unlock.title'), token: token(req) });
+    },
+
+    async unlock(req: Request, res: Response) {
+      if (!(await unlockAccount(ctx, req.actor, token(req)))) return res.status(410).render('auth/unlock', { title: req.t('auth.unlock.title'), token: null });
+      flash(req, 'success', req.t('auth.unlock.done'));
       res.redirect(303, res.locals.paths.login());
     },
   };

@@ -9,7 +9,7 @@ import { HttpError, ValidationError } from '../lib/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { mustEnrolSecondFactor } from '../policies/two-factor.ts';
 import * as service from '../services/two-factor.ts';
-import { done, refuse } from './helpers.ts';
+import { done, refuse, renewSession } from './helpers.ts';
 import { afterLoginPath, homeFor } from './sessions.ts';
 
 declare module 'express-session' {
@@ -145,6 +145,7 @@ export function twoFactorController(ctx: AppContext) {
       await fromForm(req, res, (status, extra) => settingsPage(req, res, status, extra), async () => {
         const codes = await service.confirmEnrolment(deps, req.actor, req.user!, sealed, form.data.code);
         delete req.session.twoFactorSetup;
+        await renewSession(req);
         recoveryCodesPage(req, res, codes, 'twoFactor.enabled');
       });
     },
@@ -154,6 +155,7 @@ export function twoFactorController(ctx: AppContext) {
       if (!form.ok) return settingsPage(req, res, 422, { errors: form.errors });
       await fromForm(req, res, (status, extra) => settingsPage(req, res, status, extra), async () => {
         const codes = await service.regenerateRecoveryCodes(deps, req.actor, req.user!, form.data.code);
+        await renewSession(req);
         recoveryCodesPage(req, res, codes, 'twoFactor.recoveryCodes.regenerated');
       });
     },
@@ -168,6 +170,7 @@ export function twoFactorController(ctx: AppContext) {
       if (!form.ok) return disablePage(req, res, 422, { errors: form.errors });
       await fromForm(req, res, (status, extra) => disablePage(req, res, status, extra), async () => {
         await service.disableTwoFactor(deps, req.actor, req.user!, form.data.current_password, form.data.code);
+        await renewSession(req);
         done(req, res, res.locals.paths.accountTwoFactor(), 'twoFactor.disabled');
       });
     },

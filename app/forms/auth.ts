@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { SUPPORTED_LANGUAGES } from '../../config/index.ts';
-import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/passwords.ts';
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH, isCommonPassword } from '../lib/passwords.ts';
 
 const text = (max: number) =>
   z.preprocess((v) => (typeof v === 'string' ? v.trim() : v), z.string({ message: 'validation.required' }).min(1, { message: 'validation.required' }).max(max, { message: 'validation.tooLong' }));
@@ -10,10 +10,12 @@ export const email = z.preprocess(
   z.string({ message: 'validation.required' }).min(1, { message: 'validation.required' }).max(254, { message: 'validation.tooLong' }).pipe(z.email({ message: 'validation.email' })),
 );
 
+/** THE rule for a password a person chooses (first admin, change, reset, invitation, forced change). */
 export const newPassword = z
   .string({ message: 'validation.required' })
   .min(PASSWORD_MIN_LENGTH, { message: 'validation.passwordTooShort' })
-  .max(PASSWORD_MAX_LENGTH, { message: 'validation.tooLong' });
+  .max(PASSWORD_MAX_LENGTH, { message: 'validation.tooLong' })
+  .refine((password) => !isCommonPassword(password), { message: 'validation.passwordTooCommon' });
 
 const language = z.enum(SUPPORTED_LANGUAGES, { message: 'validation.language' });
 

@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { ONE_TIME_LINK_PATHS } from './tokens.ts';
 
 export type { Logger };
 
@@ -16,14 +17,13 @@ export const REDACT_PATHS = [
   '*.privateKey',
 ];
 
-/**
- * URL path segments that are credentials themselves are masked in logs: every one-time link
- * (password reset, first-admin setup, and the offline and air-gap download links, which a host
- * bound to one portal serves at /download/… too).
- */
+/** One-time links (lib/tokens.ts) and the offline and air-gap download links (served at /download/… on a bound host too). */
+const TOKEN_IN_PATH = new RegExp(`(${[...ONE_TIME_LINK_PATHS, '/download/'].map((p) => p.replace(/[/]/g, '\\/')).join('|')})[^/?#]+`);
+
+/** URL path segments that are credentials themselves are masked in logs. */
 export function redactUrl(url: string): string {
   return url
-    .replace(/(\/(?:password\/reset|setup|download)\/)[^/?#]+/, '$1[REDACTED]')
+    .replace(TOKEN_IN_PATH, '$1[REDACTED]')
     .replace(/([?&](?:token|code|key|_csrf)=)[^&#]+/gi, '$1[REDACTED]');
 }
 

@@ -59,7 +59,8 @@ export class RateLimiter {
       [key, windowEnds, now, now],
     )) as [{ insertId: number }];
     const hits = Number(result.insertId) || 1;
-    if (hits > 1 && hits >= rule.limit) return this.peek(key);
+    // The count is this hit's own; the window's end is read back (others may have counted since).
+    if (hits > 1 && hits >= rule.limit) return { hits, retryAfterSeconds: (await this.peek(key)).retryAfterSeconds || 1 };
     return { hits, retryAfterSeconds: Math.max(1, Math.ceil(rule.windowMs / 1000)) };
   }
 
@@ -67,6 +68,11 @@ export class RateLimiter {
   async peek(key: string): Promise<RateState> {
     const now = this.clock.now().getTime();
     return stateOf(await this.db('rate_limits').where({ key }).first(), now);
+  }
+
+  /** Gives back one hit (an attempt counted before its check, that turned out legitimate). */
+  async release(key: string): Promise<void> {
+    await this.db('rate_limits').where({ key }).where('hits', '>', 0).decrement('hits', 1);
   }
 
   async reset(key: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { ConnectSessionKnexStore } from 'connect-session-knex';
 import type { SessionData } from 'express-session';
 import type { Knex } from 'knex';
+import * as sessions from '../models/sessions.ts';
 
 /** How long a session's stored expiry may lag behind its cookie's (rolling sessions). */
 export const TOUCH_INTERVAL_MS = 60_000;
@@ -15,14 +16,25 @@ const REMEMBERED_LIMIT = 50_000;
  */
 export class SessionStore extends ConnectSessionKnexStore {
   private readonly touchedAt = new Map<string, number>();
-
-  constructor(db: Knex) {
+  constructor(private readonly db: Knex) {
     super({ knex: db, tableName: 'sessions', createTable: false, cleanupInterval: 0 });
   }
 
+  /**
+   * One upsert that also records whose session it is (`sessions.account_id`, passport's user id), so
+   * a change of credentials can end the account's other sessions and the account page can list them.
+   * (connect-session-knex's own SQLite statement is INSERT OR REPLACE, which would drop the owner.)
+   */
   override async set(sid: string, session: SessionData, callback?: (err?: unknown) => void): Promise<void> {
     this.remember(sid);
-    return super.set(sid, session, callback);
+    const owner = Number((session as { passport?: { user?: unknown } }).passport?.user) || null;
+    try {
+      await sessions.save(this.db, sid, JSON.stringify(session), new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)), owner);
+    } catch (err) {
+      callback?.(err);
+      return;
+    }
+    callback?.();
   }
 
   override async touch(sid: string, session: SessionData, callback?: () => void): Promise<void> {

@@ -9,3 +9,10 @@ export function randomToken(): string {
 export function hashToken(token: string): string {
   return crypto.createHash('sha256').update(token, 'utf8').digest('hex');
 }
+
+/**
+ * Paths whose last segment is a one-time token (the link is the credential): their pages are never
+ * cached (middleware/no-store.ts) and the token never reaches a log line (lib/logger.ts). The offline
+ * and air-gap download links (…/download/<token>) are redacted too.
+ */
+export const ONE_TIME_LINK_PATHS = ['/password/reset/', '/login/unlock/', '/setup/', '/invitations/'] as const;

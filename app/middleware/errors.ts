@@ -2,9 +2,9 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { i18n } from 'i18next';
 import { HttpError, notFound } from '../lib/errors.ts';
 import { fromAcceptLanguage } from '../lib/i18n.ts';
-import type { Logger } from '../lib/logger.ts';
 import { makePaths } from '../paths.ts';
 import { BUILT_IN_BRANDING } from '../models/brandings.ts';
+import { type Logger, redactUrl } from '../lib/logger.ts';
 
 export const notFoundHandler: RequestHandler = (_req, _res, next) => next(notFound());
 
@@ -35,7 +35,9 @@ export function errorHandler(i18n: i18n, logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const httpError = classify(err);
     const requestId = String(req.id ?? '');
-    if (httpError.status >= 500) logger.error({ err, requestId, url: req.originalUrl }, 'request failed');
+    // A busy answer (503, the upload slots) is expected under load: a warning, not an error.
+    if (httpError.status === 503) logger.warn({ requestId, url: redactUrl(req.originalUrl) }, 'busy');
+    else if (httpError.status >= 500) logger.error({ err, requestId, url: redactUrl(req.originalUrl) }, 'request failed');
     if (res.headersSent) return res.end();
     const lang = req.lang ?? fromAcceptLanguage(req.get('accept-language')) ?? 'en';
     const t = req.t ?? i18n.getFixedT(lang);

@@ -13,7 +13,7 @@ export function locals(translatorFor: (lng: string) => TFunction, defaultLanguag
     const candidates = [req.user?.language, req.session?.lang, fromAcceptLanguage(req.get('accept-language')), req.branding?.defaultLanguage, defaultLanguage];
     const lang = candidates.find(isLanguage) ?? 'en';
     req.lang = lang;
-    req.actor = { accountId: req.user?.id ?? null, label: req.user?.email ?? null, ip: req.ip ?? null, requestId: String(req.id) };
+    req.actor = { accountId: req.user?.id ?? null, label: req.user?.email ?? null, ip: req.ip ?? null, requestId: String(req.id), sessionId: req.sessionID ?? null };
     req.t = translatorFor(lang);
     res.set('Content-Language', lang);
     const paths = makePaths(req.boundPortal);

@@ -107,3 +107,10 @@ export async function update(db: Knex, id: number, c: AccountChanges, now: Date)
 export function auditView(a: Account) {
   return { email: a.email, name: a.name, role: a.role, language: a.language, mustChangePassword: a.mustChangePassword, disabled: a.disabled };
 }
+
+/** The end-user accounts among `ids`. */
+export async function endUsersAmong(db: Knex, ids: number[]): Promise<number[]> {
+  if (!ids.length) return [];
+  const rows = await db('accounts').whereIn('id', ids).where({ role: 'end_user' }).select('id');
+  return rows.map((r: { id: number }) => Number(r.id));
+}

@@ -1,6 +1,9 @@
 import type { Knex } from 'knex';
+import * as accounts from '../models/accounts.ts';
 import type { Account } from '../models/accounts.ts';
 import * as managers from '../models/managers.ts';
+import * as licenseUsers from '../models/license-users.ts';
+import { scopeOrders } from './orders.ts';
 import { forbidden } from '../lib/errors.ts';
 import { PERMISSIONS, type Permission } from './permissions.ts';
 
@@ -17,6 +20,25 @@ export async function permissionsFor(db: Knex, account: Pick<Account, 'id' | 'ro
 /** Throws 403: call it after the object was loaded through the scope (out of scope is 404 first). */
 export function authorize(permissions: Set<Permission>, code: Permission): void {
   if (!permissions.has(code)) throw forbidden();
+}
+
+/**
+ * Account ownership (docs/decisions.md): of `accountIds`, the end-user accounts whose every license
+ * assignment lies in an order of `manager`'s scope — only those may the manager assign directly,
+ * change or unassign, and give a one-time password or reset link. An account with no assignment
+ * yet qualifies (nobody else holds it). Admins' scope is every order, so for them it is every end
+ * user; end users own nobody. The same two queries run whatever the accounts turn out to be.
+ */
+export async function ownedEndUsers(db: Knex, manager: Pick<Account, 'id' | 'role'>, accountIds: number[]): Promise<Set<number>> {
+  if (manager.role === 'end_user') return new Set();
+  const endUsers = await accounts.endUsersAmong(db, accountIds);
+  const outside = await licenseUsers.assignedOutside(db, accountIds, scopeOrders(db, manager).select('orders.id'));
+  return new Set(endUsers.filter((id) => !outside.has(id)));
+}
+
+/** THE ownership rule for one account (see ownedEndUsers): every portal path over an end user's account asks it. */
+export async function ownsEndUser(db: Knex, manager: Pick<Account, 'id' | 'role'>, accountId: number): Promise<boolean> {
+  return (await ownedEndUsers(db, manager, [accountId])).has(accountId);
 }
 
 /**

@@ -2,12 +2,10 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import type { ActivationRequestPayload } from '../../sdk/src/payloads.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
-import { verifyPassword } from '../lib/passwords.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import type { RateLimiter } from '../lib/rate-limiter.ts';
 import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
-import * as accounts from '../models/accounts.ts';
 import * as products from '../models/products.ts';
 import * as licenseUsers from '../models/license-users.ts';
 import * as requestNonces from '../models/request-nonces.ts';
@@ -16,6 +14,8 @@ import { recordAudit } from './audit.ts';
 import { issueLicenseFile, type ArtifactDeps } from './license-files.ts';
 import { ActivationError, assertUsable, recordRefusal, type RefusalRecord } from './refusals.ts';
 import type { Actor } from './context.ts';
+import { mailUnlockLink, type LinkMailDeps } from './auth.ts';
+import { checkPassword } from './throttles.ts';
 
 export { ActivationError, REFUSALS, type Refusal } from './refusals.ts';
 
@@ -85,11 +85,22 @@ export interface ActivationResult {
   transfer: boolean;
 }
 
-export interface ActivationDeps extends ArtifactDeps {
+export interface ActivationDeps extends ArtifactDeps, LinkMailDeps {
   limiter: RateLimiter;
 }
 
-async function findLicense(trx: Knex, input: ActivationInput, at: Date): Promise<{ license: licenses.License; userId: number | null }> {
+/**
+ * A user-based license's credentials, checked before the activation's transaction (argon2 holds no
+ * lock) on the one throttled path the login form takes (throttles.ts): the same budgets, a dummy
+ * hash for unknown addresses, 429 while a budget is spent.
+ */
+async function endUserOf(deps: ActivationDeps, actor: Actor, user: { email: string; password: string }): Promise<number> {
+  const account = await checkPassword(deps, actor, user.email, user.password, mailUnlockLink(deps));
+  if (!account || account.role !== 'end_user' || account.disabled) throw new ActivationError('user_credentials', 401);
+  return account.id;
+}
+
+async function findLicense(trx: Knex, input: ActivationInput, endUserId: number | null, at: Date): Promise<{ license: licenses.License; userId: number | null }> {
   // The usual case in one statement; anything else (and every refusal) takes the long way below.
   const byKey = input.licenseKey ? await licenses.findByKey(trx, input.licenseKey, input.productCode, at) : undefined;
   if (byKey && byKey.authorizationMethod === 'key') return { license: byKey, userId: null };
@@ -100,12 +111,10 @@ async function findLicense(trx: Knex, input: ActivationInput, at: Date): Promise
     if (!id) throw new ActivationError('license_unknown', 404);
     return { license: (await licenses.findById(trx, id, at))!, userId: null };
   }
-  if (!input.user) throw new ActivationError('user_credentials', 401);
-  const account = await accounts.findByEmail(trx, input.user.email);
-  if (!account || account.role !== 'end_user' || account.disabled || !(await verifyPassword(account.passwordHash, input.user.password))) throw new ActivationError('user_credentials', 401);
-  const id = await licenseUsers.licenseToActivate(trx, account.id, product.id);
+  if (endUserId === null) throw new ActivationError('user_credentials', 401);
+  const id = await licenseUsers.licenseToActivate(trx, endUserId, product.id);
   if (!id) throw new ActivationError('user_not_assigned', 404);
-  return { license: (await licenses.findById(trx, id, at))!, userId: account.id };
+  return { license: (await licenses.findById(trx, id, at))!, userId: endUserId };
 }
 
 /** A transfer is an activation on a hardware id new to the license once every seat has served some machine. */
@@ -168,12 +177,13 @@ const refusalOf = (input: ActivationInput, known: licenses.License | null): Refu
  */
 export async function activate(deps: ActivationDeps, actor: Actor, input: ActivationInput): Promise<ActivationResult> {
   let known: licenses.License | null = null;
+  let endUserId: number | null = null;
   const attempt = () =>
     inTransaction(deps.db, async (trx) => {
       const at = deps.clock.now();
       const seen = await requestNonces.find(trx, input.nonce);
       if (seen) return repeatOf(trx, seen, input, at);
-      const found = await findLicense(trx, input, at);
+      const found = await findLicense(trx, input, endUserId, at);
       known = found.license;
       const license = await licenses.lockFresh(trx, found.license, at);
       await assertUsable(trx, license, input.channel, input.hardwareId, at);
@@ -227,6 +237,7 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
       return { license: { ...after, status: licenses.statusOf(after, at) }, device: (await devices.findById(trx, deviceId))!, repeated: false, transfer };
     });
   try {
+    if (input.user) endUserId = await endUserOf(deps, actor, input.user);
     try {
       return await attempt();
     } catch (err) {

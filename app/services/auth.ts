@@ -1,27 +1,25 @@
+import crypto from 'node:crypto';
 import type { TFunction } from 'i18next';
 import type { Knex } from 'knex';
 import * as accounts from '../models/accounts.ts';
 import * as tokens from '../models/tokens.ts';
-import { dummyPasswordHash, hashPassword, verifyPassword } from '../lib/passwords.ts';
+import * as sessions from '../models/sessions.ts';
+import { hashPassword, verifyPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
 import type { Mailer } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
+import { checkPassword, rateLimited, throttleKeys, type OnAccountCeiling } from './throttles.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { inTransaction } from '../lib/transaction.ts';
 
-/** Failed logins per client and address: the client is slowed, the account stays usable for others. */
-export const LOGIN_FAILURES_PER_CLIENT_AND_EMAIL: RateRule = { limit: 5, windowMs: 15 * 60_000 };
-/** Failed logins per client across all addresses (password spraying). */
-export const LOGIN_FAILURES_PER_CLIENT: RateRule = { limit: 30, windowMs: 15 * 60_000 };
 export const RESET_REQUESTS_PER_CLIENT: RateRule = { limit: 10, windowMs: 15 * 60_000 };
 export const RESET_REQUESTS_PER_EMAIL: RateRule = { limit: 3, windowMs: 60 * 60_000 };
 export const RESET_LINK_MINUTES = 60;
+export const UNLOCK_LINK_MINUTES = 60;
 
-export function rateLimited(retryAfterSeconds: number): HttpError {
-  return new HttpError(429, 'errors.tooManyRequests', { 'Retry-After': String(retryAfterSeconds) });
-}
+export { rateLimited } from './throttles.ts';
 
 export interface AuthDeps extends ServiceDeps {
   limiter: RateLimiter;
@@ -29,40 +27,98 @@ export interface AuthDeps extends ServiceDeps {
 
 export type LoginResult = { ok: true; account: accounts.Account } | { ok: false };
 
-/** Checks credentials. Throws 429 while this client is over its failure budget. */
-export async function authenticate({ db, clock, limiter }: AuthDeps, actor: Actor, email: string, password: string): Promise<LoginResult> {
-  const ip = actor.ip ?? 'unknown';
-  const pairKey = RateLimiter.key('login-failures', ip, accounts.normaliseEmail(email));
-  const clientKey = RateLimiter.key('login-failures-client', ip);
-  const [pair, client] = await Promise.all([limiter.peek(pairKey), limiter.peek(clientKey)]);
-  const blocked = pair.hits >= LOGIN_FAILURES_PER_CLIENT_AND_EMAIL.limit ? pair : client.hits >= LOGIN_FAILURES_PER_CLIENT.limit ? client : null;
-  if (blocked) {
-    await recordAudit(db, { ...actor, label: accounts.normaliseEmail(email) }, clock.now(), { action: 'auth.login_rate_limited', after: { email: accounts.normaliseEmail(email) } });
-    throw rateLimited(blocked.retryAfterSeconds);
-  }
+/** The account-wide ceiling was crossed: the owner gets a link that lifts it (docs/decisions.md, "Throttles"). */
+export const mailUnlockLink = (deps: LinkMailDeps): OnAccountCeiling => async (account) => {
+  const now = deps.clock.now();
+  const token = randomToken();
+  await tokens.insertOneTimeCode(deps.db, 'login_unlock', hashToken(token), new Date(now.getTime() + UNLOCK_LINK_MINUTES * 60_000), now, { accountId: account.id });
+  await recordAudit(deps.db, { accountId: account.id, label: account.email, ip: null, requestId: null }, now, { action: 'auth.account_throttled', objectType: 'account', objectId: account.id, after: { unlockLinkMinutes: UNLOCK_LINK_MINUTES } });
+  const t = deps.translatorFor(account.language);
+  await deps.mailer.send({ to: account.email, subject: t('mail.unlock.subject'), text: t('mail.unlock.body', { name: account.name, link: `${deps.baseUrl}/login/unlock/${token}`, minutes: UNLOCK_LINK_MINUTES }) });
+};
 
-  const account = await accounts.findByEmail(db, email);
-  const valid = await verifyPassword(account?.passwordHash ?? (await dummyPasswordHash()), password);
-  const now = clock.now();
-  if (!account || !valid || account.disabled) {
-    await limiter.hit(pairKey, LOGIN_FAILURES_PER_CLIENT_AND_EMAIL);
-    await limiter.hit(clientKey, LOGIN_FAILURES_PER_CLIENT);
-    await recordAudit(db, { ...actor, accountId: account?.id ?? null, label: accounts.normaliseEmail(email) }, now, {
-      action: 'auth.login_failed',
-      objectType: account ? 'account' : undefined,
-      objectId: account?.id,
-      after: { email: accounts.normaliseEmail(email), reason: !account ? 'unknown_email' : account.disabled ? 'disabled' : 'wrong_password' },
-    });
+/** Checks login credentials (throttles.ts checkPassword). Throws 429 while a budget is spent. */
+export async function authenticate(deps: AuthDeps & LinkMailDeps, actor: Actor, email: string, password: string): Promise<LoginResult> {
+  const account = await checkPassword(deps, actor, email, password, mailUnlockLink(deps));
+  const now = deps.clock.now();
+  if (!account || account.disabled) {
+    if (account) await recordAudit(deps.db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.login_failed', objectType: 'account', objectId: account.id, after: { email: account.email, reason: 'disabled' } });
     return { ok: false };
   }
-  await limiter.reset(pairKey);
   if (account.totpEnabledAt) {
     // The password was right, but the login completes (and is audited as auth.login) after the second factor.
-    await recordAudit(db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.two_factor_required', objectType: 'account', objectId: account.id });
+    await recordAudit(deps.db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.two_factor_required', objectType: 'account', objectId: account.id });
     return { ok: true, account };
   }
-  await inTransaction(db, (trx) => recordLogin(trx, actor, account, now));
+  await inTransaction(deps.db, (trx) => recordLogin(trx, actor, account, now));
   return { ok: true, account };
+}
+
+/** Lifts the account-wide throttle with the e-mailed link (single use). False when the link is used or expired. */
+export async function unlockAccount(deps: AuthDeps, actor: Actor, token: string): Promise<boolean> {
+  const now = deps.clock.now();
+  const account = await inTransaction(deps.db, async (trx) => {
+    const code = await tokens.findUsableOneTimeCode(trx, 'login_unlock', hashToken(token), now);
+    if (!code || !(await tokens.consumeOneTimeCode(trx, code.id, now))) return null;
+    const found = await accounts.findById(trx, (code.data as { accountId: number }).accountId);
+    if (found) await recordAudit(trx, { ...actor, accountId: found.id, label: found.email }, now, { action: 'auth.account_unlocked', objectType: 'account', objectId: found.id });
+    return found ?? null;
+  });
+  if (account) await deps.limiter.reset(throttleKeys.passwordAccount(account.email));
+  return account !== null;
+}
+
+export async function isUnlockTokenUsable({ db, clock }: ServiceDeps, token: string): Promise<boolean> {
+  return !!(await tokens.findUsableOneTimeCode(db, 'login_unlock', hashToken(token), clock.now()));
+}
+
+/**
+ * Credentials changed (password, one-time password, reset, second factor, disabled): every other
+ * session of the account ends. The acting session stays when it is the account's own (the
+ * controller renews its id); a manager's or admin's change ends all of the account's sessions.
+ */
+export async function endOtherSessions(db: Knex, actor: Actor, accountId: number): Promise<number> {
+  return sessions.endForAccount(db, accountId, actor.accountId === accountId ? (actor.sessionId ?? null) : null);
+}
+
+export interface SessionView {
+  /** A name for the session in pages and forms: a hash of its id (the id itself is a credential). */
+  id: string;
+  current: boolean;
+  client: sessions.SessionClient | null;
+  since: Date | null;
+  lastSeenAt: Date;
+}
+
+const sessionHandle = (sid: string) => crypto.createHash('sha256').update(sid).digest('base64url').slice(0, 16);
+
+/**
+ * The account's live sessions for its own page; `idleMs` turns the stored expiry back into "last
+ * seen". The current session's client is the live one (it may not have been stored yet).
+ */
+export async function sessionsOf({ db, clock }: ServiceDeps, actor: Actor, accountId: number, idleMs: number, currentClient: sessions.SessionClient | null): Promise<SessionView[]> {
+  return (await sessions.listForAccount(db, accountId, clock.now())).map((s) => ({
+    id: sessionHandle(s.sid),
+    current: s.sid === actor.sessionId,
+    client: s.sid === actor.sessionId ? (currentClient ?? s.client) : s.client,
+    since: s.since,
+    lastSeenAt: new Date(s.expiresAt.getTime() - idleMs),
+  }));
+}
+
+/** Ends the account's other sessions ("sign out everywhere else"), or one of them by its handle. */
+export async function endSessions({ db, clock }: ServiceDeps, actor: Actor, accountId: number, which: 'others' | string): Promise<number> {
+  const now = clock.now();
+  return inTransaction(db, async (trx) => {
+    let ended = 0;
+    if (which === 'others') ended = await endOtherSessions(trx, actor, accountId);
+    else {
+      const target = (await sessions.listForAccount(trx, accountId, now, 500)).find((s) => sessionHandle(s.sid) === which && s.sid !== actor.sessionId);
+      if (target && (await sessions.endOne(trx, accountId, target.sid))) ended = 1;
+    }
+    if (ended) await recordAudit(trx, actor, now, { action: 'account.sessions_ended', objectType: 'account', objectId: accountId, after: { sessions: ended } });
+    return ended;
+  });
 }
 
 /** What a completed login writes: the last-login time and the `auth.login` event (pass the transaction). */
@@ -86,6 +142,7 @@ export async function changePassword({ db, clock }: ServiceDeps, actor: Actor, a
   await inTransaction(db, async (trx) => {
     await accounts.update(trx, accountId, { passwordHash, mustChangePassword: false }, now);
     await tokens.invalidateResetTokens(trx, accountId, now);
+    await endOtherSessions(trx, actor, accountId);
     await recordAudit(trx, actor, now, {
       action: account.mustChangePassword ? 'account.initial_password_changed' : 'account.password_changed',
       objectType: 'account',
@@ -174,7 +231,7 @@ export async function isResetTokenUsable({ db, clock }: ServiceDeps, token: stri
 }
 
 /** Sets the new password and burns the link; a used or expired link throws 410. */
-export async function resetPassword({ db, clock }: ServiceDeps, actor: Actor, token: string, newPassword: string): Promise<accounts.Account> {
+export async function resetPassword({ db, clock, limiter }: AuthDeps, actor: Actor, token: string, newPassword: string): Promise<accounts.Account> {
   const passwordHash = await hashPassword(newPassword);
   const now = clock.now();
   const accountId = await inTransaction(db, async (trx) => {
@@ -182,9 +239,13 @@ export async function resetPassword({ db, clock }: ServiceDeps, actor: Actor, to
     if (!found || !(await tokens.consumeResetToken(trx, found.id, now))) throw new HttpError(410, 'auth.reset.linkInvalid');
     await accounts.update(trx, found.accountId, { passwordHash, mustChangePassword: false }, now);
     await tokens.invalidateResetTokens(trx, found.accountId, now);
+    await endOtherSessions(trx, actor, found.accountId);
     const account = (await accounts.findById(trx, found.accountId))!;
     await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, { action: 'account.password_reset', objectType: 'account', objectId: account.id });
     return account.id;
   });
-  return (await accounts.findById(db, accountId))!;
+  const account = (await accounts.findById(db, accountId))!;
+  // Whoever reset the password holds the mailbox: the account-wide sign-in ceiling is lifted too.
+  await limiter.reset(throttleKeys.passwordAccount(account.email));
+  return account;
 }

@@ -7,6 +7,8 @@ export interface Actor {
   label: string | null;
   ip: string | null;
   requestId: string | null;
+  /** The session the request came with (a change of credentials keeps it and ends the account's others). */
+  sessionId?: string | null;
 }
 
 /** What a service needs from the outside world. */

@@ -8,6 +8,7 @@ import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
 import { mailAccountLink, type LinkMailDeps } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
+import { endOtherSessions } from './auth.ts';
 
 /**
  * License managers: invited by e-mail (they choose their own password through the link), given the
@@ -43,11 +44,12 @@ export async function resendInvitation(deps: LinkMailDeps, actor: Actor, id: num
   await mailAccountLink(deps, account, 'invite');
 }
 
-/** A disabled account is signed out on its next request (deserializeUser refuses it). */
+/** Disabling an account ends its sessions at once (deserializeUser would also refuse it on its next request). */
 export async function updateManagerProfile(deps: ServiceDeps, actor: Actor, id: number, input: { name: string; language: string; disabled: boolean }): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFindManager(trx, id);
     await accounts.update(trx, id, input, now);
+    if (input.disabled && !before.disabled) await endOtherSessions(trx, actor, id);
     const after = (await accounts.findById(trx, id))!;
     return { result: undefined, audit: { action: 'manager.updated', objectType: 'account', objectId: id, before: accounts.auditView(before), after: accounts.auditView(after) } };
   });

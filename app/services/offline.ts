@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
 import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, requestActivationInput, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
@@ -58,52 +59,66 @@ export async function outcomeFile(deps: ActivationDeps, o: { kind: 'activation' 
   return { text: await deactivationReceipt(deps, o.deviceId, o.nonce!), filename: `deactivation-receipt-${o.deviceId}.txt` };
 }
 
-export function isZip(bytes: Buffer): boolean {
-  return bytes.length >= 4 && bytes.readUInt32LE(0) === 0x04034b50;
+/** Whether an uploaded file (on disk) starts like a ZIP archive. */
+export async function isZipFile(file: string): Promise<boolean> {
+  const handle = await fs.open(file, 'r');
+  try {
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(4), 0, 4, 0);
+    return bytesRead === 4 && buffer.readUInt32LE(0) === 0x04034b50;
+  } finally {
+    await handle.close();
+  }
 }
 
+/** Opens an uploaded ZIP file for reading its directory and then its entries (closed by the caller). */
+function openZip(file: string): Promise<yauzl.ZipFile> {
+  return new Promise((resolve, reject) =>
+    yauzl.open(file, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, autoClose: false }, (err, zip) => (err || !zip ? reject(new ArtifactError('zip_damaged')) : resolve(zip))),
+  );
+}
+
+const zipRefusal = (code: string) => new ArtifactError(code, code === 'zip_too_large' ? 413 : 400);
+
 /**
- * The request files inside a ZIP, read from memory with hard limits checked before and while
- * inflating (entry count, each entry's size, the total, the compression ratio), so a ZIP bomb is
- * refused without ever being expanded.
+ * The file entries of a ZIP's directory, checked against every limit (entry count, each entry's
+ * size and compression ratio, the total) before anything is inflated: a ZIP bomb is refused whole,
+ * without being expanded.
  */
-export function readZip(bytes: Buffer): Promise<{ name: string; text: string }[]> {
+function checkedEntries(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
   return new Promise((resolve, reject) => {
-    const refuse = (code: string) => reject(new ArtifactError(code, code === 'zip_too_large' ? 413 : 400));
-    yauzl.fromBuffer(bytes, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false }, (err, zip) => {
-      if (err || !zip) return refuse('zip_damaged');
-      const files: { name: string; text: string }[] = [];
-      let total = 0;
-      let entries = 0;
-      zip.on('error', () => refuse('zip_damaged'));
-      zip.on('end', () => resolve(files));
-      zip.on('entry', (entry: yauzl.Entry) => {
-        if (/\/$/.test(entry.fileName)) return zip.readEntry();
-        entries += 1;
-        if (entries > MAX_ZIP_ENTRIES) return refuse('zip_too_many');
-        if (entry.uncompressedSize > MAX_REQUEST_BYTES || entry.uncompressedSize > Math.max(1024, entry.compressedSize * MAX_RATIO)) return refuse('zip_too_large');
-        total += entry.uncompressedSize;
-        if (total > MAX_ZIP_TOTAL) return refuse('zip_too_large');
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream) return refuse('zip_damaged');
-          const chunks: Buffer[] = [];
-          let size = 0;
-          stream.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > MAX_REQUEST_BYTES) {
-              stream.destroy();
-              return refuse('zip_too_large');
-            }
-            chunks.push(c);
-          });
-          stream.on('error', () => refuse('zip_damaged'));
-          stream.on('end', () => {
-            files.push({ name: entry.fileName.split('/').pop()!.slice(0, 200), text: Buffer.concat(chunks).toString('utf8') });
-            zip.readEntry();
-          });
-        });
-      });
+    const entries: yauzl.Entry[] = [];
+    let total = 0;
+    zip.on('error', () => reject(zipRefusal('zip_damaged')));
+    zip.on('end', () => resolve(entries));
+    zip.on('entry', (entry: yauzl.Entry) => {
+      if (/\/$/.test(entry.fileName)) return zip.readEntry();
+      entries.push(entry);
+      total += entry.uncompressedSize;
+      if (entries.length > MAX_ZIP_ENTRIES) return reject(zipRefusal('zip_too_many'));
+      if (entry.uncompressedSize > MAX_REQUEST_BYTES || entry.uncompressedSize > Math.max(1024, entry.compressedSize * MAX_RATIO) || total > MAX_ZIP_TOTAL) return reject(zipRefusal('zip_too_large'));
       zip.readEntry();
+    });
+    zip.readEntry();
+  });
+}
+
+/** One entry's text, inflated with its size checked again as it inflates (an entry may lie about it). */
+function inflate(zip: yauzl.ZipFile, entry: yauzl.Entry): Promise<string> {
+  return new Promise((resolve, reject) => {
+    zip.openReadStream(entry, (err, stream) => {
+      if (err || !stream) return reject(zipRefusal('zip_damaged'));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      stream.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_REQUEST_BYTES) {
+          stream.destroy();
+          return reject(zipRefusal('zip_too_large'));
+        }
+        chunks.push(c);
+      });
+      stream.on('error', () => reject(zipRefusal('zip_damaged')));
+      stream.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     });
   });
 }
@@ -114,20 +129,30 @@ export interface BulkRow {
   error: string | null;
 }
 
-/** Processes every request of a ZIP with the same rules as a single upload; one failure does not stop the rest. */
-export async function processZip(deps: ActivationDeps, actor: Actor, bytes: Buffer): Promise<BulkRow[]> {
-  const files = await readZip(bytes);
-  if (!files.length) throw new ArtifactError('zip_empty');
-  const rows: BulkRow[] = [];
-  for (const f of files) {
-    try {
-      rows.push({ name: f.name, outcome: await processRequest(deps, actor, f.text, null), error: null });
-    } catch (err) {
-      if (err instanceof ArtifactError || err instanceof ActivationError) rows.push({ name: f.name, outcome: null, error: err.code });
-      else throw err;
+/**
+ * Processes every request of an uploaded ZIP file with the same rules as a single upload; one
+ * failure does not stop the rest. The directory is checked whole first (checkedEntries); then each
+ * file is inflated and carried out before the next is read, so one request at a time is in memory.
+ */
+export async function processZip(deps: ActivationDeps, actor: Actor, file: string): Promise<BulkRow[]> {
+  const zip = await openZip(file);
+  try {
+    const entries = await checkedEntries(zip);
+    if (!entries.length) throw new ArtifactError('zip_empty');
+    const rows: BulkRow[] = [];
+    for (const entry of entries) {
+      const name = entry.fileName.split('/').pop()!.slice(0, 200);
+      try {
+        rows.push({ name, outcome: await processRequest(deps, actor, await inflate(zip, entry), null), error: null });
+      } catch (err) {
+        if (err instanceof ArtifactError || err instanceof ActivationError) rows.push({ name, outcome: null, error: err.code });
+        else throw err;
+      }
     }
+    return rows;
+  } finally {
+    zip.close();
   }
-  return rows;
 }
 
 /** The answer files of a bulk upload as one ZIP (names follow the request files). */

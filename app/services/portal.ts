@@ -9,7 +9,7 @@ import type { Account } from '../models/accounts.ts';
 import { issuableFor } from '../policies/portal.ts';
 import { auditedChange } from './changes.ts';
 import { issueLicenses, type IssueRequest, type IssueResult } from './licenses.ts';
-import { findOrCreateEndUser, assignInTransaction } from './license-users.ts';
+import { placeUser, type Placement } from './license-users.ts';
 import { createCustomer, createOrder, type OrderFields } from './customers.ts';
 import type { CustomerFields } from '../models/customers.ts';
 import type { Actor, ServiceDeps } from './context.ts';
@@ -30,8 +30,12 @@ export async function consumeQuota(trx: Knex, accountId: number, productId: numb
   if (affected(n) !== 1) throw new ValidationError({ quantity: 'portal.quotaExceeded' });
 }
 
-/** Issues licenses as a manager: only from allowed policies, within quota, users created as needed. */
-export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: Account, orderId: number, request: IssueRequest, invited: number[]): Promise<IssueResult> {
+/**
+ * Issues licenses as a manager: only from allowed policies, within quota, users created as needed; an
+ * existing account the manager does not own is invited instead (services/license-users.ts placeUser).
+ * `placements` collects what to mail once the transaction committed (mailPlacements).
+ */
+export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: Account, orderId: number, request: IssueRequest, placements: Placement[]): Promise<IssueResult> {
   if (account.role !== 'admin') {
     const allowed = await issuableFor(deps.db, account);
     if (!allowed.some((p) => p.id === request.policyId)) throw new ValidationError({ policy_id: 'portal.policyNotAllowed' });
@@ -39,10 +43,9 @@ export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: A
   return issueLicenses(deps, actor, orderId, request, {
     beforeInsert: account.role === 'admin' ? undefined : (trx, productId, count) => consumeQuota(trx, account.id, productId, count),
     assignUser: async (trx, licenseId, email, maxActivations, now) => {
-      const { account: user, created } = await findOrCreateEndUser(trx, email, null, account.language, now);
-      await assignInTransaction(trx, licenseId, user.id, maxActivations, now);
-      if (created) invited.push(user.id);
-      return { accountId: user.id, created };
+      const placed = await placeUser(trx, account, licenseId, { email, name: null, language: account.language, maxActivations }, now);
+      placements.push(placed);
+      return { accountId: placed.account.id, created: placed.kind === 'assigned' && placed.created };
     },
   });
 }
@@ -58,14 +61,14 @@ export interface NewOrder {
  * Creates an order (and its customer when new) with the manager assigned to it, and issues the
  * bundle's lines, all in one transaction: a refused line (quota, policy) leaves nothing behind.
  */
-export async function createOrderAsManager(deps: ServiceDeps, actor: Actor, account: Account, input: NewOrder, invited: number[]): Promise<number> {
+export async function createOrderAsManager(deps: ServiceDeps, actor: Actor, account: Account, input: NewOrder, placements: Placement[]): Promise<number> {
   return inTransaction(deps.db, async (trx) => {
     const inner = { ...deps, db: trx };
     const customerId = input.customerId ?? (await createCustomer(inner, actor, input.customer!));
     const orderId = await createOrder(inner, actor, customerId, input.order, async (t, id, now) => {
       if (account.role === 'manager') await managers.assignOrder(t, account.id, id, now);
     });
-    for (const line of input.lines) await issueAsManager(inner, actor, account, orderId, line, invited);
+    for (const line of input.lines) await issueAsManager(inner, actor, account, orderId, line, placements);
     return orderId;
   });
 }

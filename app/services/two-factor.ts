@@ -4,18 +4,16 @@ import * as twoFactor from '../models/two-factor.ts';
 import type { SecretBox } from '../crypto/secret-box.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { dummyPasswordHash, verifyPassword } from '../lib/passwords.ts';
-import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
 import { hashToken } from '../lib/tokens.ts';
 import { groupSecret, looksLikeRecoveryCode, matchTotp, newRecoveryCodes, newTotpSecret, normaliseRecoveryCode, qrCodeDataUrl, totpUri } from '../lib/totp.ts';
-import { rateLimited, recordLogin, type AuthDeps } from './auth.ts';
+import { endOtherSessions, recordLogin, type AuthDeps } from './auth.ts';
+import { throttledCode } from './throttles.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor } from './context.ts';
 import { inTransaction } from '../lib/transaction.ts';
 
-/** Wrong codes per client and account: 5 per 15 minutes, then 429 (as for passwords). */
-export const TWO_FACTOR_FAILURES_PER_CLIENT_AND_ACCOUNT: RateRule = { limit: 5, windowMs: 15 * 60_000 };
-/** Wrong codes per account from all clients together: guessing from many addresses stays hopeless. */
-export const TWO_FACTOR_FAILURES_PER_ACCOUNT: RateRule = { limit: 20, windowMs: 60 * 60_000 };
+/** Wrong codes per client and account (5 per 15 minutes) and per account from every client (20 an hour): throttles.ts. */
+export { CODE_FAILURES_PER_ACCOUNT as TWO_FACTOR_FAILURES_PER_ACCOUNT, CODE_FAILURES_PER_CLIENT_AND_ACCOUNT as TWO_FACTOR_FAILURES_PER_CLIENT_AND_ACCOUNT } from './throttles.ts';
 
 export interface TwoFactorDeps extends AuthDeps {
   secretBox: SecretBox;
@@ -75,6 +73,7 @@ export async function confirmEnrolment(deps: TwoFactorDeps, actor: Actor, accoun
   const codes = newRecoveryCodes();
   await inTransaction(db, async (trx) => {
     await twoFactor.enableTotp(trx, account.id, secretBox.seal(secret, storedContext(account.id)), step, now);
+    await endOtherSessions(trx, actor, account.id);
     await twoFactor.replaceRecoveryCodes(trx, account.id, codes.map(hashToken), now);
     await recordAudit(trx, actor, now, { action: 'account.two_factor_enabled', objectType: 'account', objectId: account.id, after: { recoveryCodes: codes.length } });
   });
@@ -96,6 +95,7 @@ export async function disableTwoFactor(deps: TwoFactorDeps, actor: Actor, accoun
   if (!account.totpEnabledAt) throw new HttpError(409, 'twoFactor.notOn');
   await withSecondFactor(deps, actor, account, { code, password }, 'disable', async (trx, now, factor) => {
     await twoFactor.disableTotp(trx, account.id, now);
+    await endOtherSessions(trx, actor, account.id);
     await recordAudit(trx, actor, now, { action: 'account.two_factor_disabled', objectType: 'account', objectId: account.id, after: factorAudit(factor) });
   });
 }
@@ -106,6 +106,7 @@ export async function regenerateRecoveryCodes(deps: TwoFactorDeps, actor: Actor,
   const codes = newRecoveryCodes();
   await withSecondFactor(deps, actor, account, { code }, 'recovery_codes', async (trx, now, factor) => {
     await twoFactor.replaceRecoveryCodes(trx, account.id, codes.map(hashToken), now);
+    await endOtherSessions(trx, actor, account.id);
     await recordAudit(trx, actor, now, { action: 'account.recovery_codes_regenerated', objectType: 'account', objectId: account.id, after: { ...factorAudit(factor), recoveryCodes: codes.length } });
   });
   return codes;
@@ -125,38 +126,24 @@ async function withSecondFactor<T>(
   purpose: Purpose,
   change: (trx: Knex, now: Date, factor: Factor) => Promise<T>,
 ): Promise<T> {
-  const { db, clock, limiter } = deps;
+  const { db, clock } = deps;
   const who: Actor = { ...actor, accountId: account.id, label: account.email };
-  const keys = { pair: RateLimiter.key('two-factor-failures', actor.ip ?? 'unknown', String(account.id)), account: RateLimiter.key('two-factor-failures-account', String(account.id)) };
-  const [pair, whole] = await Promise.all([limiter.peek(keys.pair), limiter.peek(keys.account)]);
-  const blocked = pair.hits >= TWO_FACTOR_FAILURES_PER_CLIENT_AND_ACCOUNT.limit ? pair : whole.hits >= TWO_FACTOR_FAILURES_PER_ACCOUNT.limit ? whole : null;
-  if (blocked) {
-    await recordAudit(db, who, clock.now(), { action: 'auth.two_factor_rate_limited', objectType: 'account', objectId: account.id, after: { purpose } });
-    throw rateLimited(blocked.retryAfterSeconds);
-  }
-
-  const fail = async (reason: FailureReason) => {
-    await limiter.hit(keys.pair, TWO_FACTOR_FAILURES_PER_CLIENT_AND_ACCOUNT);
-    await limiter.hit(keys.account, TWO_FACTOR_FAILURES_PER_ACCOUNT);
-    await recordAudit(db, who, clock.now(), { action: 'auth.two_factor_failed', objectType: 'account', objectId: account.id, after: { purpose, reason } });
-  };
-
-  if (input.password !== undefined && !(await verifyPassword(account.passwordHash ?? (await dummyPasswordHash()), input.password))) {
-    await fail('wrong_password');
-    throw new ValidationError({ current_password: 'validation.currentPasswordWrong' });
-  }
-
-  const now = clock.now();
-  const outcome = await inTransaction(db, async (trx) => {
-    const factor = await useSecondFactor(trx, deps.secretBox, account, input.code, now);
-    if ('reason' in factor) return factor;
-    return { value: await change(trx, now, factor) };
+  const fail = (reason: FailureReason) => recordAudit(db, who, clock.now(), { action: 'auth.two_factor_failed', objectType: 'account', objectId: account.id, after: { purpose, reason } });
+  // Counted before it is checked (throttles.ts): however many arrive at once, at most the budget is checked.
+  const outcome = await throttledCode(deps, actor, account, purpose, async () => {
+    if (input.password !== undefined && !(await verifyPassword(account.passwordHash ?? (await dummyPasswordHash()), input.password))) return { ok: false as const, reason: 'wrong_password' as const };
+    const now = clock.now();
+    return inTransaction(db, async (trx) => {
+      const factor = await useSecondFactor(trx, deps.secretBox, account, input.code, now);
+      if ('reason' in factor) return { ok: false as const, reason: factor.reason };
+      return { ok: true as const, value: await change(trx, now, factor) };
+    });
   });
-  if ('reason' in outcome) {
+  if (!outcome.ok) {
     await fail(outcome.reason);
+    if (outcome.reason === 'wrong_password') throw new ValidationError({ current_password: 'validation.currentPasswordWrong' });
     throw new ValidationError({ code: outcome.reason === 'reused_code' ? 'twoFactor.codeReused' : 'twoFactor.codeWrong' });
   }
-  await limiter.reset(keys.pair);
   return outcome.value;
 }
 

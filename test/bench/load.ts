@@ -172,10 +172,12 @@ export async function fetchOnce(base: string, c: Call): Promise<{ status: number
 }
 
 /** A multipart/form-data body with one file field, as a browser sends the offline portal's form. */
-export function multipartFile(field: string, filename: string, content: string): { body: Buffer; contentType: string } {
+export function multipartFile(field: string, filename: string, content: string | Buffer): { body: Buffer; contentType: string } {
   const boundary = `----PorticoBench${Math.random().toString(16).slice(2)}`;
-  const body = Buffer.from(
-    `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n${content}\r\n--${boundary}--\r\n`,
-  );
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(content),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
   return { body, contentType: `multipart/form-data; boundary=${boundary}` };
 }

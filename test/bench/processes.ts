@@ -15,6 +15,10 @@ export interface ServerProcess {
   pid: number;
   /** Peak resident set size so far (VmHWM), in MiB. */
   peakRssMb(): number;
+  /** Resident set size now (VmRSS), in MiB. */
+  rssMb(): number;
+  /** Starts the peak (VmHWM) again from the current RSS (Linux: clear_refs). */
+  resetPeakRss(): void;
   /** CPU time used so far, in milliseconds. */
   cpuMs(): number;
   /** The end of its output (for a report when it did not start or crashed). */
@@ -63,6 +67,8 @@ export async function startProcess(script: string, env: Record<string, string>, 
     base: `http://127.0.0.1:${port}`,
     pid,
     peakRssMb: () => statusField(pid, 'VmHWM'),
+    rssMb: () => statusField(pid, 'VmRSS'),
+    resetPeakRss: () => fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'),
     cpuMs: () => cpuMsOf(pid),
     async stop() {
       if (child.exitCode !== null) return;
@@ -89,7 +95,7 @@ export function startNodeOptions(): string[] {
  * signing key, sessions in the database. BENCH_SERVER_NODE_ARGS adds node options (for example
  * `--cpu-prof --cpu-prof-dir=/tmp/p` to see where the server's time goes).
  */
-export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel: string }): Promise<ServerProcess> {
+export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel: string; env?: Record<string, string> }): Promise<ServerProcess> {
   return startProcess(
     'server.ts',
     {
@@ -104,6 +110,7 @@ export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel
       TRUST_PROXY: 'loopback',
       LOG_LEVEL: o.logLevel,
       BASE_URL: '',
+      ...o.env,
     },
     path.join(o.dataDir, 'server.log'),
     /Portico is listening on http:\/\/[^:\s]+:(\d+)/,

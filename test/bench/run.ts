@@ -10,7 +10,8 @@
  * Knobs (environment): BENCH_SECONDS (per page and API figure, 3), BENCH_ACTIVATION_SECONDS (4),
  * BENCH_ACTIVATIONS (most activations per run, 8000), BENCH_CONCURRENCY (activation clients, 16),
  * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
- * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql).
+ * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql), BENCH_FLOOD_CLIENTS
+ * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,6 +23,7 @@ import { ORDER_LICENSES, countLicenses, mysqlDatabase, refreshStatistics, scratc
 import { startBaseline, startPortico, type ServerProcess } from './processes.ts';
 import { activationUploads, baselineActivations, login, offlineActivations, pages } from './scenarios.ts';
 import { measureOnlineApi, type OnlineFigures } from './online.ts';
+import { measureUploadFlood, type FloodFigures, type FloodRun } from './upload-flood.ts';
 import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 
@@ -33,6 +35,11 @@ const CONCURRENCY = env('BENCH_CONCURRENCY', 16);
 const PAGE_CONCURRENCY = env('BENCH_PAGE_CONCURRENCY', 8);
 const LARGE = env('BENCH_LARGE', 1_000_000);
 const LOG_LEVEL = process.env.BENCH_LOG_LEVEL ?? 'info';
+const FLOOD_CLIENTS = env('BENCH_FLOOD_CLIENTS', 200);
+const FLOOD_SECONDS = env('BENCH_FLOOD_SECONDS', 4);
+/** Targets of the upload flood (docs/decisions.md, "Upload limits"). */
+const FLOOD_RSS_GROWTH_MB = 64;
+const FLOOD_PAGE_P99_MS = 500;
 const SEATS = 10;
 const WARMUP = CONCURRENCY * 10;
 const ONLINE_CONCURRENCY = 32;
@@ -61,7 +68,8 @@ interface Phase {
 async function measurePhase(d: BenchDatabase, f: Fixture, dataDir: string, pool: number, o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess }): Promise<Phase> {
   const licenses = await countLicenses(d.db);
   progress(`${d.label}: ${thousands(licenses)} licenses — starting server.ts`);
-  const server: ServerProcess = await startPortico({ databaseUrl: d.url, dataDir, logLevel: LOG_LEVEL });
+  // Every upload client gets a slot: these phases measure activations; the slots are the upload flood's.
+  const server: ServerProcess = await startPortico({ databaseUrl: d.url, dataDir, logLevel: LOG_LEVEL, env: { OFFLINE_UPLOAD_SLOTS: String(CONCURRENCY) } });
   const cpu = () => [server.cpuMs(), ...(d.serverPid ? [cpuMsOf(d.serverPid)] : [])];
   try {
     progress('preparing signed activation requests');
@@ -103,6 +111,7 @@ interface DatabaseResult {
   baseline: Figures;
   baselineRssMb: number;
   generatedSeconds: number;
+  flood: FloodFigures;
 }
 
 async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: ServerProcess): Promise<DatabaseResult> {
@@ -114,6 +123,9 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
     progress(`${d.label}: seeding`);
     const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
     const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline });
+
+    progress(`upload flood: ${FLOOD_CLIENTS} clients sending 8 MiB uploads, ${FLOOD_SECONDS} s from one client over its limit, ${FLOOD_SECONDS} s from many`);
+    const flood = await measureUploadFlood({ databaseUrl: d.url, dataDir, manager: f.manager, logLevel: LOG_LEVEL, clients: FLOOD_CLIENTS, seconds: FLOOD_SECONDS, pageSeconds: SECONDS });
 
     progress('no-database baseline');
     const uploads = activationUploads(f.productCode, f.pools[0]!, 500);
@@ -129,7 +141,7 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
     progress(`generated in ${generated.seconds.toFixed(1)} s`);
     await refreshStatistics(d.db);
     const large = await measurePhase(d, f, dataDir, 1, { adminKeys: generated.sample, bigOrder });
-    return { label: d.label, small, large, baseline: baselineFigures, baselineRssMb: baseline.peakRssMb(), generatedSeconds: generated.seconds };
+    return { label: d.label, small, large, baseline: baselineFigures, baselineRssMb: baseline.peakRssMb(), generatedSeconds: generated.seconds, flood };
   } finally {
     await d.drop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -179,6 +191,35 @@ function report(r: DatabaseResult) {
   }
   for (const [name, p] of [['small', s], ['large', l]] as const) for (const e of p.errors) console.log(`  ! server errors (${name}): ${e}`);
   console.log(`  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process: ${r.baselineRssMb.toFixed(0)} MB`);
+  reportFlood(r.label, r.flood);
+}
+
+const floodGrowthMb = (f: FloodFigures, run: FloodRun) => run.peakRssMb - f.idleRssMb;
+
+function reportFlood(label: string, f: FloodFigures) {
+  const answers = (run: FloodRun) =>
+    Object.entries(run.answers)
+      .sort((a, b) => b[1] - a[1])
+      .map(([answer, n]) => `${thousands(n)} × ${answer}`)
+      .join(', ');
+  printTable(
+    `${label} — upload flood: POST /offline/requests by ${f.clients} clients at once, each sending 8 MiB uploads back to back (a server.ts process of its own, OFFLINE_UPLOAD_SLOTS default)`,
+    [`page: GET /account of a logged-in manager, 2 clients; baseline: the same page on the same server, idle, just before the floods`],
+    [
+      {
+        title: 'a logged-in page during the flood, against the same page idle',
+        rows: [
+          { name: 'page, flood from one client over its limit', fig: f.oneClient.page, baseName: '/account, idle', base: f.idlePage },
+          { name: 'page, flood from many clients', fig: f.manyClients.page, baseName: '/account, idle', base: f.idlePage },
+        ],
+      },
+    ],
+  );
+  console.log(`  RSS of the server: ${f.idleRssMb.toFixed(0)} MB idle (after warm-up)`);
+  for (const [name, run] of [['one client over its limit', f.oneClient], ['many clients', f.manyClients]] as const) {
+    console.log(`  ${name}: peak ${run.peakRssMb.toFixed(0)} MB (+${floodGrowthMb(f, run).toFixed(0)} MB); ${thousands(run.uploads)} uploads in ${run.seconds.toFixed(1)} s: ${answers(run)}`);
+  }
+  for (const e of f.loggedErrors) console.log(`  server errors logged during the floods: ${e}`);
 }
 
 function verdicts(results: DatabaseResult[]): Verdict[] {
@@ -208,6 +249,20 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
       },
     },
     { target: 'server peak RSS < 250 MB', cell: (r: DatabaseResult) => mark(Math.max(r.small.peakRssMb, r.large.peakRssMb) < 250, `${Math.max(r.small.peakRssMb, r.large.peakRssMb).toFixed(0)} MB`) },
+    {
+      target: `upload flood: server RSS grows < ${FLOOD_RSS_GROWTH_MB} MB over idle`,
+      cell: (r: DatabaseResult) => {
+        const growth = [r.flood.oneClient, r.flood.manyClients].map((run) => floodGrowthMb(r.flood, run));
+        return mark(Math.max(...growth) < FLOOD_RSS_GROWTH_MB, `+${growth.map((g) => g.toFixed(0)).join(' / +')} MB (one / many)`);
+      },
+    },
+    {
+      target: `upload flood: logged-in page p99 < ${FLOOD_PAGE_P99_MS} ms`,
+      cell: (r: DatabaseResult) => {
+        const p99 = [r.flood.oneClient.page, r.flood.manyClients.page].map((p) => p.p99);
+        return mark(Math.max(...p99) < FLOOD_PAGE_P99_MS && !r.flood.oneClient.page.failed && !r.flood.manyClients.page.failed, `${p99.map((p) => p.toFixed(0)).join(' / ')} ms (idle ${r.flood.idlePage.p99.toFixed(0)})`);
+      },
+    },
   ].map((v) => ({ target: v.target, cells: cell(v.cell) }));
 }
 

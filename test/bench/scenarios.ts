@@ -68,7 +68,7 @@ export function activationUploads(productCode: string, keys: string[], count: nu
 }
 
 /** Each client opens the offline page once, as a browser would: its session cookie and the form's action (CSRF token in the query). */
-async function offlineClients(base: string, n: number): Promise<{ cookie: string; action: string }[]> {
+export async function offlineClients(base: string, n: number): Promise<{ cookie: string; action: string }[]> {
   return Promise.all(
     Array.from({ length: n }, async (_, k) => {
       const page = await fetchOnce(base, { method: 'GET', path: '/offline', headers: { 'x-forwarded-for': clientAddress(1_000_000 + k) } });

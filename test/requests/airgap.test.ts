@@ -165,7 +165,7 @@ describe('Air-Gapped Activation Portal', function () {
     assert.ok(await t.db('audit_events').where({ action: 'deactivation.refused' }).first());
   });
 
-  it('brute force on deactivation codes runs into the per-license rate limit (429)', async () => {
+  it('brute force on deactivation codes from one client runs into the per-(license key, client) rate limit (429)', async () => {
     const device = await t.db('devices').where({ license_id: licenseId }).whereNull('deactivated_at').first();
     let status = 0;
     for (let n = 0; n < 12 && status !== 429; n++) {

@@ -149,7 +149,8 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
     const actor = systemActor('concurrency-test');
 
     before(async () => {
-      t = await buildTestApp({ trustProxy: true, logLevel: 'warn' });
+      // Every simultaneous upload gets a slot: the seat rules are under test here, the slots in upload-limits.test.ts.
+      t = await buildTestApp({ trustProxy: true, logLevel: 'warn', offlineUploadSlots: 100 });
       ({ server, base } = await listen(t));
       addLicense = await seedVendor(t.db, t.clock.now());
     });
@@ -375,7 +376,8 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
     let addLicense: Awaited<ReturnType<typeof seedVendor>>;
 
     const start = async () => {
-      const child = serverProcess({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, TRUST_PROXY: 'true', LOG_LEVEL: 'warn', NODE_ENV: 'test' });
+      // Every simultaneous upload gets a slot: the seat rules are under test here, the slots in upload-limits.test.ts.
+      const child = serverProcess({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, TRUST_PROXY: 'true', LOG_LEVEL: 'warn', NODE_ENV: 'test', OFFLINE_UPLOAD_SLOTS: '100' });
       children.push(child);
       const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
       return { child, base: url!.replace('localhost', '127.0.0.1') };

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import request from 'supertest';
 import { buildTestApp, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
 import * as catalog from '../../app/models/catalog.ts';
+import * as licenseUsers from '../../app/models/license-users.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { routeTable, fullPath } from '../../app/routes.ts';
 import type { Permission } from '../../app/policies/permissions.ts';
@@ -24,11 +26,13 @@ interface Row {
 interface Scratch {
   managerId: number;
   userId: number;
+  invitationId: number;
 }
 
 const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
 const userLicense = (w: World, s: Scratch) => ({ id: w.userLicense, accountId: s.userId });
 const order = (w: World, s: Scratch) => ({ id: w.orderA, accountId: s.managerId });
+const invitation = (w: World, s: Scratch) => ({ id: w.userLicense, invitationId: s.invitationId });
 
 const MATRIX: Record<string, Row> = {
   'GET /portal': { perm: null, scoped: false, for: 'everyone' },
@@ -62,6 +66,7 @@ const MATRIX: Record<string, Row> = {
   'POST /portal/licenses/:id/users/:accountId': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
   'POST /portal/licenses/:id/users/:accountId/password': { perm: 'manage_user_credentials', scoped: true, for: 'managers', params: userLicense },
   'POST /portal/licenses/:id/users/:accountId/delete': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
+  'POST /portal/licenses/:id/invitations/:invitationId/delete': { perm: 'manage_license_users', scoped: true, for: 'managers', params: invitation },
   'GET /portal/policies/new': { perm: 'create_license_policy', scoped: false, for: 'managers' },
   'POST /portal/policies': { perm: 'create_license_policy', scoped: false, for: 'managers' },
 };
@@ -106,7 +111,9 @@ describe('User Portal access matrix', function () {
       const scratchUser = await createAccount(t.db, { role: 'end_user' });
       await catalog.assignManager(t.db, scratchManager.id, w.orderA, now);
       await catalog.assignLicenseUser(t.db, w.userLicense, scratchUser.id, 1, now);
-      const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id };
+      const invitee = await createAccount(t.db, { role: 'end_user' });
+      const invitationId = await licenseUsers.insertInvitation(t.db, { licenseId: w.userLicense, accountId: invitee.id, maxActivations: 1, tokenHash: crypto.randomBytes(32).toString('hex'), invitedBy: null, expiresAt: new Date(now.getTime() + 86_400_000) }, now);
+      const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId };
       const failures: string[] = [];
       for (const [key, row] of Object.entries(MATRIX)) {
         const [method, pattern] = key.split(' ') as ['GET' | 'POST', string];
@@ -123,4 +130,60 @@ describe('User Portal access matrix', function () {
       assert.deepEqual(failures, []);
     });
   }
+});
+
+/**
+ * The cross-order takeover (docs/decisions.md, "Account ownership"): the manager of order B, with
+ * manage_license_users and manage_user_credentials, names an end user of order A on one of B's
+ * user-based licenses, then tries to set that account's password and log in as it.
+ */
+describe('User Portal access: an end user of another order cannot be taken over', function () {
+  this.timeout(120_000);
+  let t: TestApp;
+  let w: World;
+  let licenseB: number;
+  before(async () => {
+    t = await buildTestApp();
+    w = await portalWorld(t.db);
+    licenseB = await catalog.insertLicense(t.db, { orderId: w.orderB, productId: w.userProduct, policyId: w.userPolicy, licenseKey: null, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 }, startDate: new Date() }, new Date());
+  });
+  after(async () => t.close());
+
+  it('assigning the victim\'s address only invites; the one-time password and reset link answer 404; the victim\'s licenses stay out of reach', async () => {
+    const victim = w.endUser; // holds a license of order A only
+    const before = await t.db('accounts').where({ id: victim.id }).first();
+    const b = await loginAgent(t.app, w.managerB.email, w.managerB.password);
+    const post = async (url: string, fields: Record<string, string>) => b.post(url).type('form').send({ _csrf: csrfFrom((await b.get('/account')).text), ...fields });
+
+    // Step 1: POST /portal/licenses/:id/users with the victim's address.
+    const assigned = await post(`/portal/licenses/${licenseB}/users`, { email: victim.email, max_activations: '1' });
+    assert.equal(assigned.status, 303);
+    assert.equal(await t.db('license_user_assignments').where({ license_id: licenseB, account_id: victim.id }).first(), undefined, 'not linked');
+    assert.ok(await t.db('license_user_invitations').where({ license_id: licenseB, account_id: victim.id }).whereNull('accepted_at').first(), 'a pending invitation instead');
+    const page = await b.get(`/portal/licenses/${licenseB}`).expect(200);
+    assert.ok(page.text.includes(victim.email) && page.text.includes('Invited'));
+    assert.doesNotMatch(page.text, new RegExp(`/users/${victim.id}/password`), 'no credential buttons for the account');
+
+    // Step 2: POST /portal/licenses/:id/users/:accountId/password, both modes.
+    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'password' })).status, 404);
+    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'email' })).status, 404);
+    const after = await t.db('accounts').where({ id: victim.id }).first();
+    assert.equal(after.password_hash, before.password_hash, 'the password did not change');
+    assert.equal(await t.db('password_reset_tokens').where({ account_id: victim.id }).first(), undefined, 'no reset link was made');
+
+    // Step 3: the victim's own password still works; nobody else's does; order A stays out of reach.
+    await loginAgent(t.app, victim.email, victim.password);
+    const guess = request.agent(t.app);
+    const login = await guess.post('/login').type('form').send({ _csrf: csrfFrom((await guess.get('/login')).text), email: victim.email, password: 'a-guess-of-the-manager' });
+    assert.notEqual(login.headers.location, '/portal');
+    await b.get(`/portal/licenses/${w.userLicense}`).expect(404);
+
+    // Even once the victim accepts, the account reaches into order A: still no power over it.
+    await t.db('license_user_invitations').where({ license_id: licenseB, account_id: victim.id }).update({ accepted_at: new Date() });
+    await catalog.assignLicenseUser(t.db, licenseB, victim.id, 1, new Date());
+    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'password' })).status, 404);
+    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}`, { max_activations: '5' })).status, 404);
+    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/delete`, {})).status, 404);
+    assert.equal((await t.db('accounts').where({ id: victim.id }).first()).password_hash, before.password_hash);
+  });
 });

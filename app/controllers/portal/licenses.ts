@@ -7,12 +7,12 @@ import * as accounts from '../../models/accounts.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { assignUserForm, credentialsForm, limitForm, noteForm } from '../../forms/console.ts';
 import { borrowForm } from '../../forms/portal.ts';
-import { authorize } from '../../policies/portal.ts';
+import { authorize, ownedEndUsers, ownsEndUser } from '../../policies/portal.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { borrowDevice } from '../../services/portal.ts';
 import { issueRefreshFile } from '../../services/license-files.ts';
-import { notFound } from '../../lib/errors.ts';
+import { HttpError, notFound } from '../../lib/errors.ts';
 import { attempt, done, idParam, orNotFound } from '../helpers.ts';
 import { scoped } from './context.ts';
 
@@ -26,23 +26,33 @@ export function transfersLeft(l: licenses.License): number | null {
 export function portalLicensesController(ctx: AppContext) {
   const load = scoped(ctx);
 
-  const userRows = (licenseId: number) =>
-    licenseUsers.usersOfLicense(ctx.db, licenseId);
+  /** The license's users, each marked whether the viewer owns the account (only then are its actions shown), and its pending invitations. */
+  const userRows = async (req: Request, licenseId: number) => {
+    const [users, invited] = await Promise.all([licenseUsers.usersOfLicense(ctx.db, licenseId), licenseUsers.invitedToLicense(ctx.db, licenseId, ctx.clock.now())]);
+    const owned = await ownedEndUsers(ctx.db, req.user!, users.map((u) => u.id));
+    return { users: users.map((u) => ({ ...u, owned: owned.has(u.id) })), invited };
+  };
 
   const showPage = async (req: Request, res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
-    const [deviceList, history, userList] = await Promise.all([devices.listForLicense(ctx.db, license.id), devices.listHistory(ctx.db, license.id), userRows(license.id)]);
-    res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, userValues, userErrors, can: req.permissions, transfersLeft: transfersLeft(license) });
+    const [deviceList, history, { users: userList, invited }] = await Promise.all([devices.listForLicense(ctx.db, license.id), devices.listHistory(ctx.db, license.id), userRows(req, license.id)]);
+    res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, invited, userValues, userErrors, can: req.permissions, transfersLeft: transfersLeft(license) });
   };
 
   /** A device of a license in scope, or 404. */
   const device = async (license: licenses.License, req: Request) => orNotFound(await devices.findForLicense(ctx.db, license.id, idParam(req, 'deviceId')));
 
-  /** An end user assigned to the license, or 404 (a user of another license is out of scope). */
-  const assignedUser = async (license: licenses.License, req: Request) => {
+  /**
+   * An end user assigned to the license whom the viewer owns, or 404: a user of another license, and
+   * an account that reaches outside the viewer's orders, are out of scope (docs/decisions.md).
+   */
+  const ownedUser = async (license: licenses.License, req: Request) => {
     const accountId = idParam(req, 'accountId');
-    if (!(await licenseUsers.find(ctx.db, license.id, accountId))) throw notFound();
+    if (!(await licenseUsers.find(ctx.db, license.id, accountId)) || !(await ownsEndUser(ctx.db, req.user!, accountId))) throw notFound();
     return accountId;
   };
+
+  const token = (req: Request) => String(req.params.token ?? '');
+  const invitationGone = (req: Request, res: Response) => res.status(410).set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation-gone', { title: req.t('ownership.accept.title') });
 
   return {
     show: async (req: Request, res: Response) => showPage(req, res, await load.license(req)),
@@ -128,39 +138,64 @@ export function portalLicensesController(ctx: AppContext) {
       authorize(req.permissions, 'manage_license_users');
       const form = parseForm(assignUserForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, req.body, form.errors);
-      const r = await attempt(req, res, () => users.assignUser(ctx, req.actor, license.id, { email: form.data.email, name: form.data.name, maxActivations: form.data.max_activations }), {
+      const r = await attempt(req, res, () => users.assignUser(ctx, req.actor, license.id, { email: form.data.email, name: form.data.name, maxActivations: form.data.max_activations }, req.user!), {
         back: res.locals.paths.portalLicense(license.id),
         rerender: (errors) => void showPage(req, res, license, 422, req.body, errors),
       });
-      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userAssigned');
+      // A manager gets one answer whatever the address belongs to (docs/user-portal.md).
+      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), req.user!.role === 'admin' ? 'admin.licenses.userAssigned' : 'ownership.assign.answered');
+    },
+
+    async withdrawInvitation(req: Request, res: Response) {
+      const license = await load.license(req);
+      authorize(req.permissions, 'manage_license_users');
+      await users.withdrawInvitation(ctx, req.actor, license.id, idParam(req, 'invitationId'));
+      done(req, res, res.locals.paths.portalLicense(license.id), 'ownership.withdraw.done');
+    },
+
+    /** The page behind an invitation link: what accepting does, and the button (no login needed). */
+    async showInvitation(req: Request, res: Response) {
+      const invitation = await users.invitationForToken(ctx, token(req));
+      if (!invitation) return invitationGone(req, res);
+      res.set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation', { title: req.t('ownership.accept.title'), invitation, token: token(req) });
+    },
+
+    async acceptInvitation(req: Request, res: Response) {
+      try {
+        await users.acceptInvitation(ctx, req.actor, token(req));
+      } catch (err) {
+        if (err instanceof HttpError && err.status === 410) return invitationGone(req, res);
+        throw err;
+      }
+      done(req, res, req.user ? res.locals.paths.portal() : res.locals.paths.login(), 'ownership.accept.done');
     },
 
     async setUserLimit(req: Request, res: Response) {
       const license = await load.license(req);
       authorize(req.permissions, 'manage_license_users');
-      const accountId = await assignedUser(license, req);
+      const accountId = await ownedUser(license, req);
       const form = parseForm(limitForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, { [`limit_${accountId}`]: form.errors.max_activations! });
-      await users.setAssignmentLimit(ctx, req.actor, license.id, accountId, form.data.max_activations);
+      await users.setAssignmentLimit(ctx, req.actor, license.id, accountId, form.data.max_activations, req.user!);
       done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userLimitChanged');
     },
 
     async unassignUser(req: Request, res: Response) {
       const license = await load.license(req);
       authorize(req.permissions, 'manage_license_users');
-      const accountId = await assignedUser(license, req);
-      const r = await attempt(req, res, () => users.unassignUser(ctx, req.actor, license.id, accountId), { back: res.locals.paths.portalLicense(license.id) });
+      const accountId = await ownedUser(license, req);
+      const r = await attempt(req, res, () => users.unassignUser(ctx, req.actor, license.id, accountId, req.user!), { back: res.locals.paths.portalLicense(license.id) });
       if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userUnassigned');
     },
 
-    /** Resets the password of a user of this license: a one-time password shown once, or an e-mailed link. */
+    /** Resets the password of a user of this license whom the manager owns: a one-time password shown once, or an e-mailed link. */
     async userPassword(req: Request, res: Response) {
       const license = await load.license(req);
       authorize(req.permissions, 'manage_user_credentials');
-      const accountId = await assignedUser(license, req);
+      const accountId = await ownedUser(license, req);
       const form = parseForm(credentialsForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);
-      const password = await users.resetEndUserPassword(ctx, req.actor, accountId, form.data.credentials);
+      const password = await users.resetEndUserPassword(ctx, req.actor, accountId, form.data.credentials, req.user!);
       const account = (await accounts.findById(ctx.db, accountId))!;
       if (password) return res.set('Cache-Control', 'no-store').render('portal/licenses/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), license, account, password });
       done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenseUsers.linkSent', { email: account.email });

@@ -4,7 +4,6 @@ import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as customers from '../../models/customers.ts';
 import * as managers from '../../models/managers.ts';
-import * as accounts from '../../models/accounts.ts';
 import * as products from '../../models/products.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { addManagerForm, bundleLines, customerForm, portalIssueForm, portalOrderForm, BUNDLE_LINES } from '../../forms/portal.ts';
@@ -14,7 +13,7 @@ import { authorize, issuableFor } from '../../policies/portal.ts';
 import { addOrderManager, createOrderAsManager, customersInScope, issueAsManager, removeOrderManager } from '../../services/portal.ts';
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchLicenses, exportBatches, parseDispatchCsv } from '../../services/dispatch.ts';
-import { mailAccountLink } from '../../services/auth.ts';
+import { mailPlacements, type Placement } from '../../services/license-users.ts';
 import { attempt, done, idParam, listQuery } from '../helpers.ts';
 import { licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
@@ -22,10 +21,6 @@ import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 
 export function portalOrdersController(ctx: AppContext) {
   const load = scoped(ctx);
-
-  const sendInvitations = async (ids: number[]) => {
-    for (const id of ids) await mailAccountLink(ctx, (await accounts.findById(ctx.db, id))!, 'invite');
-  };
 
   const showPage = async (req: Request, res: Response, order: orders.Order, status = 200, issueValues: object = {}, issueErrors: object = {}, managerErrors: object = {}) => {
     const now = ctx.clock.now();
@@ -62,7 +57,7 @@ export function portalOrdersController(ctx: AppContext) {
       if (!inScope.some((c) => c.id === form.data.customer_id)) return newOrderPage(req, res, bundle, 422, req.body, { customer_id: 'validation.choice' });
       customerId = form.data.customer_id;
     }
-    const invited: number[] = [];
+    const invited: Placement[] = [];
     const input = {
       customerId,
       customer: customer?.ok ? customer.data : null,
@@ -75,7 +70,7 @@ export function portalOrdersController(ctx: AppContext) {
       rerender: (fieldErrors) => void newOrderPage(req, res, bundle, 422, req.body, { ...fieldErrors, _form: Object.values(fieldErrors)[0]! }),
     });
     if (!r.ok) return;
-    await sendInvitations(invited);
+    await mailPlacements(ctx, invited);
     done(req, res, res.locals.paths.portalOrder(r.value), 'portal.orders.created');
   };
 
@@ -107,13 +102,13 @@ export function portalOrdersController(ctx: AppContext) {
       authorize(req.permissions, 'issue_license');
       const form = parseForm(portalIssueForm, req.body);
       if (!form.ok) return showPage(req, res, order, 422, req.body, form.errors);
-      const invited: number[] = [];
+      const invited: Placement[] = [];
       const r = await attempt(req, res, () => issueAsManager(ctx, req.actor, req.user!, order.id, { policyId: form.data.policy_id, quantity: form.data.quantity ?? undefined, emails: form.data.emails }, invited), {
         back: res.locals.paths.portalOrder(order.id),
         rerender: (errors) => void showPage(req, res, order, 422, req.body, errors),
       });
       if (!r.ok) return;
-      await sendInvitations(invited);
+      await mailPlacements(ctx, invited);
       done(req, res, res.locals.paths.portalOrder(order.id), 'admin.orders.issued', { count: r.value.licenseIds.length });
     },
 
