@@ -86,10 +86,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
 
   // License API (/api/v1): JSON for the SDK, no session and no CSRF (a signed request is the credential).
   const v1 = add('api');
-  v1.post('/activate', api.activate);
-  v1.post('/check', api.check);
-  v1.post('/deactivate', api.deactivate);
-  v1.post('/release', api.release);
+  v1.post('/activate', api.limit, api.activate);
+  v1.post('/check', api.limit, api.check);
+  v1.post('/deactivate', api.limit, api.deactivate);
+  v1.post('/release', api.limit, api.release);
 
   const acc = add('account');
   acc.get('/login', sessions.show);

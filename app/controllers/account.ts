@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { changePasswordForm, languageForm, profileForm } from '../forms/auth.ts';
 import { parseForm } from '../forms/parse.ts';
-import { ValidationError } from '../lib/errors.ts';
+import { onFailure } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { safeReturnPath } from '../paths.ts';
 import { changePassword, endSessions, sessionsOf, updateProfile } from '../services/auth.ts';
@@ -40,12 +40,8 @@ export function accountController(ctx: AppContext) {
     async changePassword(req: Request, res: Response) {
       const form = parseForm(changePasswordForm, req.body);
       if (!form.ok) return passwordPage(req, res, 422, form.errors);
-      try {
-        await changePassword(ctx, req.actor, req.user!.id, form.data.current_password, form.data.password);
-      } catch (err) {
-        if (err instanceof ValidationError) return passwordPage(req, res, 422, err.fieldErrors);
-        throw err;
-      }
+      onFailure(res, { rerender: (err) => passwordPage(req, res, 422, err.fieldErrors) });
+      await changePassword(ctx, req.actor, req.user!.id, form.data.current_password, form.data.password);
       await renewSession(req);
       flash(req, 'success', req.t('account.password.changed'));
       res.redirect(303, req.user!.mustChangePassword ? homeFor(req.user!, res.locals.paths) : res.locals.paths.account());

@@ -7,9 +7,11 @@ import { RateLimiter } from '../lib/rate-limiter.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { notFound } from '../lib/errors.ts';
+import { formData } from '../forms/parse.ts';
+import { airgapActivateForm, airgapDeactivateForm } from '../forms/airgap.ts';
+import { onFailure, type FailurePage } from '../middleware/errors.ts';
 import { rateLimited } from '../services/auth.ts';
-import { ActivationError } from '../services/activation.ts';
-import { TypoError, activateByCode, deactivateByCode, parseActivationInput, parseDeactivationInput } from '../services/airgap.ts';
+import { activateByCode, deactivateByCode, parseActivationInput, parseDeactivationInput } from '../services/airgap.ts';
 
 /**
  * Well-formed attempts: per client address (all keys), per license key and client address (what one
@@ -29,8 +31,24 @@ const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, ma
 export function airgapController(ctx: AppContext) {
   const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
 
-  const page = (req: Request, res: Response, status: number, tab: 'activate' | 'deactivate', values: Record<string, string>, errors: Record<string, string> = {}, refusal: string | null = null, vars: Record<string, unknown> = {}) =>
-    res.status(status).set('Cache-Control', 'no-store').render('airgap/index', { title: req.t('airgap.title'), tab, values, errors, refusal, vars });
+  type Tab = 'activate' | 'deactivate';
+  interface Page {
+    status?: number;
+    tab: Tab;
+    values: Record<string, string>;
+    errors?: Record<string, string>;
+    refusal?: string | null;
+    vars?: Record<string, unknown>;
+  }
+  const page = (req: Request, res: Response, p: Page) =>
+    res.status(p.status ?? 200).set('Cache-Control', 'no-store').render('airgap/index', { title: req.t('airgap.title'), tab: p.tab, values: p.values, errors: p.errors ?? {}, refusal: p.refusal ?? null, vars: p.vars ?? {} });
+
+  /** Typos and missing fields (validation) and refusals go back to the form with the reason. */
+  const failure = (req: Request, res: Response, tab: Tab, values: Record<string, string>): FailurePage => ({
+    rerenderKinds: ['validation', 'refusal'],
+    rerender: (err) =>
+      page(req, res, err.kind === 'validation' ? { status: 422, tab, values, errors: err.fieldErrors, vars: err.vars } : { status: err.status === 404 ? 422 : err.status, tab, values, refusal: err.code }),
+  });
 
   /** Counted only for well-formed codes: a typo never costs an attempt. */
   const count = async (req: Request, licenseKey: string) => {
@@ -56,50 +74,29 @@ export function airgapController(ctx: AppContext) {
     return token;
   };
 
-  /** Runs one attempt; typos and refusals go back to the form with the reason. */
-  const attemptWith = async (req: Request, res: Response, tab: 'activate' | 'deactivate', values: Record<string, string>, field: string, run: () => Promise<void>) => {
-    try {
-      await run();
-    } catch (err) {
-      if (err instanceof TypoError) return page(req, res, 422, tab, values, { [field]: err.group ? 'airgap.typoGroup' : 'airgap.typo' }, null, { group: err.group });
-      if (err instanceof ActivationError) return page(req, res, err.status === 404 ? 422 : err.status, tab, values, {}, err.code);
-      throw err;
-    }
-  };
-
   return {
     show(req: Request, res: Response) {
       const tab = req.query.tab === 'deactivate' ? 'deactivate' : 'activate';
-      page(req, res, 200, tab, { request_code: text(req.query.code, 80) });
+      page(req, res, { tab, values: { request_code: text(req.query.code, 80) } });
     },
 
     async activate(req: Request, res: Response) {
-      const values = { license_key: text(req.body?.license_key, 64).trim(), request_code: text(req.body?.request_code, 80).trim() };
-      const errors: Record<string, string> = {};
-      if (!values.license_key) errors.license_key = 'validation.required';
-      if (!values.request_code) errors.request_code = 'validation.required';
-      if (Object.keys(errors).length) return page(req, res, 422, 'activate', values, errors);
-      await attemptWith(req, res, 'activate', values, 'request_code', async () => {
-        parseActivationInput(values.request_code);
-        await count(req, values.license_key);
-        const result = await activateByCode(deps, req.actor, values.license_key, values.request_code);
-        const token = await downloadToken(result.code, result.deviceId);
-        res.set('Cache-Control', 'no-store').render('airgap/activated', { title: req.t('airgap.activated.title'), result, qr: await qr(result.code), token });
-      });
+      onFailure(res, failure(req, res, 'activate', { license_key: text(req.body?.license_key, 64).trim(), request_code: text(req.body?.request_code, 80).trim() }));
+      const form = formData(airgapActivateForm, req.body);
+      parseActivationInput(form.request_code);
+      await count(req, form.license_key);
+      const result = await activateByCode(deps, req.actor, form.license_key, form.request_code);
+      const token = await downloadToken(result.code, result.deviceId);
+      res.set('Cache-Control', 'no-store').render('airgap/activated', { title: req.t('airgap.activated.title'), result, qr: await qr(result.code), token });
     },
 
     async deactivate(req: Request, res: Response) {
-      const values = { license_key: text(req.body?.license_key, 64).trim(), deactivation_code: text(req.body?.deactivation_code, 80).trim() };
-      const errors: Record<string, string> = {};
-      if (!values.license_key) errors.license_key = 'validation.required';
-      if (!values.deactivation_code) errors.deactivation_code = 'validation.required';
-      if (Object.keys(errors).length) return page(req, res, 422, 'deactivate', values, errors);
-      await attemptWith(req, res, 'deactivate', values, 'deactivation_code', async () => {
-        parseDeactivationInput(values.deactivation_code);
-        await count(req, values.license_key);
-        const result = await deactivateByCode(deps, req.actor, values.license_key, values.deactivation_code);
-        res.set('Cache-Control', 'no-store').render('airgap/deactivated', { title: req.t('airgap.deactivated.title'), result, qr: await qr(result.confirmation) });
-      });
+      onFailure(res, failure(req, res, 'deactivate', { license_key: text(req.body?.license_key, 64).trim(), deactivation_code: text(req.body?.deactivation_code, 80).trim() }));
+      const form = formData(airgapDeactivateForm, req.body);
+      parseDeactivationInput(form.deactivation_code);
+      await count(req, form.license_key);
+      const result = await deactivateByCode(deps, req.actor, form.license_key, form.deactivation_code);
+      res.set('Cache-Control', 'no-store').render('airgap/deactivated', { title: req.t('airgap.deactivated.title'), result, qr: await qr(result.confirmation) });
     },
 
     /** The activation code as a small file, for sites that allow files in; only while its activation lasts. */
@@ -108,7 +105,7 @@ export function airgapController(ctx: AppContext) {
       if (!code) throw notFound();
       const data = code.data as { code: string; deviceId: number };
       const device = await devices.findById(ctx.db, data.deviceId);
-      if (!device?.active) return page(req, res, 410, 'activate', {}, {}, 'activation_inactive');
+      if (!device?.active) return page(req, res, { status: 410, tab: 'activate', values: {}, refusal: 'activation_inactive' });
       res.set({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Disposition': `attachment; filename="activation-code-${device.id}.txt"`, 'Cache-Control': 'no-store' }).send(`${data.code}\n`);
     },
   };

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
+import { notFound } from '../lib/errors.ts';
 import { flash } from '../lib/flash.ts';
 
 /** A positive whole-number URL parameter; anything else is 404 (an id that cannot exist). */
@@ -25,26 +25,6 @@ export function done(req: Request, res: Response, url: string, messageKey: strin
 export function refuse(req: Request, res: Response, url: string, messageKey: string) {
   flash(req, 'error', req.t(messageKey));
   res.redirect(303, url);
-}
-
-/**
- * Runs a service call from a form. A ValidationError re-renders the form (422) through `rerender`;
- * a 409 (the change is not allowed in this state) flashes its message and goes back to `back`.
- */
-export async function attempt<T>(req: Request, res: Response, call: () => Promise<T>, handlers: { rerender?: (errors: Record<string, string>) => void; back: string }): Promise<{ ok: true; value: T } | { ok: false }> {
-  try {
-    return { ok: true, value: await call() };
-  } catch (err) {
-    if (err instanceof ValidationError && handlers.rerender) {
-      handlers.rerender(err.fieldErrors);
-      return { ok: false };
-    }
-    if (err instanceof HttpError && err.status === 409) {
-      refuse(req, res, handlers.back, err.messageKey);
-      return { ok: false };
-    }
-    throw err;
-  }
 }
 
 /** The query string of a list page, kept for search, filter and paging links. */

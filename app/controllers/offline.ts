@@ -6,8 +6,8 @@ import { RateLimiter } from '../lib/rate-limiter.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { notFound } from '../lib/errors.ts';
 import { refusedUnread } from '../middleware/uploads.ts';
+import { onFailure, type FailurePage } from '../middleware/errors.ts';
 import { rateLimited } from '../services/auth.ts';
-import { ActivationError } from '../services/activation.ts';
 import { ArtifactError, MAX_REQUEST_BYTES, isZipFile, outcomeFile, processRequest, processZip, resultZip, type Outcome } from '../services/offline.ts';
 
 /** Requests per client address on the public offline pages (uploads and downloads). */
@@ -36,11 +36,11 @@ export function offlineController(ctx: AppContext) {
   const uploadPage = (req: Request, res: Response, status = 200, error: { code: string } | null = null, values: Record<string, string> = {}) =>
     res.status(status).set('Cache-Control', 'no-store').render('offline/index', { title: req.t('offline.title'), error, values, maxKb: MAX_REQUEST_BYTES / 1024 });
 
-  const refusal = (err: unknown): { status: number; code: string } | null => {
-    if (err instanceof ArtifactError) return { status: err.status, code: err.code };
-    if (err instanceof ActivationError) return { status: err.status === 404 ? 422 : err.status, code: err.code };
-    return null;
-  };
+  /** A refused file or activation goes back to the upload page, which says why and what to do next. */
+  const refusedPage = (req: Request, res: Response, values: Record<string, string>, unknownStatus: number): FailurePage => ({
+    rerenderKinds: ['refusal'],
+    rerender: (err) => uploadPage(req, res, err.status === 404 ? unknownStatus : err.status, { code: err.code }, values),
+  });
 
   return {
     show: (req: Request, res: Response) => uploadPage(req, res),
@@ -58,26 +58,21 @@ export function offlineController(ctx: AppContext) {
       const values = { request: typeof req.body?.request === 'string' ? req.body.request.slice(0, MAX_REQUEST_BYTES) : '', email: typeof req.body?.email === 'string' ? req.body.email.slice(0, 254) : '' };
       const file = req.upload?.size ? req.upload : undefined;
       const pasted = typeof req.body?.request === 'string' ? req.body.request : '';
-      if (!file && !pasted.trim()) return uploadPage(req, res, 422, { code: 'nothing' }, values);
+      onFailure(res, refusedPage(req, res, { ...values, request: '' }, 422));
+      if (!file && !pasted.trim()) throw new ArtifactError('nothing', 422);
       const credentials = typeof req.body?.email === 'string' && req.body.email.trim() && typeof req.body?.password === 'string' ? { email: req.body.email, password: String(req.body.password) } : null;
-      try {
-        if (file && (await isZipFile(file.path))) {
-          const rows = await processZip(deps, req.actor, file.path);
-          const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));
-          const token = ok.length ? await downloadToken(ok) : null;
-          return res.set('Cache-Control', 'no-store').render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
-        }
-        if (file && file.size > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
-        const text = file ? await fs.readFile(file.path, 'utf8') : pasted;
-        if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
-        const outcome: Outcome = await processRequest(deps, req.actor, text, credentials);
-        const token = await downloadToken([{ name: 'request', kind: outcome.kind, deviceId: outcome.deviceId, nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined }]);
-        res.set('Cache-Control', 'no-store').render(outcome.kind === 'activation' ? 'offline/activated' : 'offline/deactivated', { title: req.t(outcome.kind === 'activation' ? 'offline.activated.title' : 'offline.deactivated.title'), outcome, token });
-      } catch (err) {
-        const r = refusal(err);
-        if (!r) throw err;
-        uploadPage(req, res, r.status, { code: r.code }, { ...values, request: '' });
+      if (file && (await isZipFile(file.path))) {
+        const rows = await processZip(deps, req.actor, file.path);
+        const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));
+        const token = ok.length ? await downloadToken(ok) : null;
+        return res.set('Cache-Control', 'no-store').render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
       }
+      if (file && file.size > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
+      const text = file ? await fs.readFile(file.path, 'utf8') : pasted;
+      if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
+      const outcome: Outcome = await processRequest(deps, req.actor, text, credentials);
+      const token = await downloadToken([{ name: 'request', kind: outcome.kind, deviceId: outcome.deviceId, nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined }]);
+      res.set('Cache-Control', 'no-store').render(outcome.kind === 'activation' ? 'offline/activated' : 'offline/deactivated', { title: req.t(outcome.kind === 'activation' ? 'offline.activated.title' : 'offline.deactivated.title'), outcome, token });
     },
 
     /** The license file (or receipt, or ZIP of them) behind a download link: attachment, never cached. */
@@ -87,17 +82,13 @@ export function offlineController(ctx: AppContext) {
       if (!code) throw notFound();
       const items = (code.data as { items: DownloadItem[] }).items;
       res.set('Cache-Control', 'no-store');
-      try {
-        if (items.length === 1) {
-          const file = await outcomeFile(deps, items[0]!);
-          return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
-        }
-        res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(deps, items));
-      } catch (err) {
-        // The activation ended after the page was shown (deactivated, reset, blacklisted): no license file any more.
-        if (err instanceof ActivationError) return uploadPage(req, res, err.status === 404 ? 410 : err.status, { code: err.code });
-        throw err;
+      // An activation that ended after the page was shown (deactivated, reset, blacklisted) has no license file any more: the page says why.
+      onFailure(res, refusedPage(req, res, {}, 410));
+      if (items.length === 1) {
+        const file = await outcomeFile(deps, items[0]!);
+        return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
       }
+      res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(deps, items));
     },
   };
 }

@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { forgotPasswordForm, resetPasswordForm } from '../forms/auth.ts';
 import { parseForm } from '../forms/parse.ts';
+import { onFailure } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { RESET_LINK_MINUTES, isResetTokenUsable, isUnlockTokenUsable, requestPasswordReset, resetPassword, unlockAccount } from '../services/auth.ts';
 
@@ -34,12 +35,8 @@ export function passwordsController(ctx: AppContext) {
         if (!(await isResetTokenUsable(ctx, token(req)))) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
         return res.status(422).render('auth/reset', { title: req.t('auth.reset.title'), token: token(req), errors: form.errors });
       }
-      try {
-        await resetPassword(ctx, req.actor, token(req), form.data.password);
-      } catch (err) {
-        if ((err as { status?: number }).status === 410) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
-        throw err;
-      }
+      onFailure(res, { rerenderKinds: ['gone'], rerender: () => res.render('auth/reset-invalid', { title: req.t('auth.reset.title') }) });
+      await resetPassword(ctx, req.actor, token(req), form.data.password);
       flash(req, 'success', req.t('auth.reset.done'));
       res.redirect(303, res.locals.paths.login());
     },

@@ -3,7 +3,7 @@ import type { AppContext } from '../app.ts';
 import type { Account } from '../models/accounts.ts';
 import { loginForm } from '../forms/auth.ts';
 import { parseForm } from '../forms/parse.ts';
-import { HttpError } from '../lib/errors.ts';
+import { onFailure } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { safeReturnPath, type Paths } from '../paths.ts';
 import { recordLogout } from '../services/auth.ts';
@@ -32,11 +32,12 @@ export function sessionsController(ctx: AppContext) {
       const form = parseForm(loginForm, req.body);
       const values = { email: typeof req.body?.email === 'string' ? req.body.email : '' };
       if (!form.ok) return render(res, 422, values, form.errors);
+      // Too many failures: the form again, saying how long to wait (the mapper sets 429 and Retry-After).
+      onFailure(res, {
+        rerenderKinds: ['rate_limited'],
+        rerender: (err) => render(res, 429, values, {}, res.locals.t('auth.login.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) })),
+      });
       ctx.passport.authenticate('local', (err: unknown, account: Account | false) => {
-        if (err instanceof HttpError && err.status === 429) {
-          res.set(err.headers);
-          return render(res, 429, values, {}, res.locals.t('auth.login.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) }));
-        }
         if (err) return next(err);
         if (!account) return render(res, 401, values, {}, res.locals.t('auth.login.invalid'));
         const returnTo = safeReturnPath(req.session.returnTo);

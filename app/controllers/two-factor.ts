@@ -5,7 +5,8 @@ import { getSettings, settingDefaults } from '../models/settings.ts';
 import { dataDirSecretBox } from '../crypto/secret-box.ts';
 import { disableTwoFactorForm, twoFactorCodeForm } from '../forms/two-factor.ts';
 import { parseForm } from '../forms/parse.ts';
-import { HttpError, ValidationError } from '../lib/errors.ts';
+import type { AppError } from '../lib/errors.ts';
+import { onFailure, type FailurePage } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { mustEnrolSecondFactor } from '../policies/two-factor.ts';
 import * as service from '../services/two-factor.ts';
@@ -40,7 +41,7 @@ export function awaitSecondFactor(ctx: AppContext, req: Request, account: Accoun
   );
 }
 
-const tooManyAttempts = (req: Request, err: HttpError) => req.t('twoFactor.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) });
+const tooManyAttempts = (req: Request, err: AppError) => req.t('twoFactor.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) });
 
 /** The second login step, and the signed-in account's own two-factor settings. */
 export function twoFactorController(ctx: AppContext) {
@@ -80,23 +81,15 @@ export function twoFactorController(ctx: AppContext) {
     res.set('Cache-Control', 'no-store').render('account/recovery-codes', { title: req.t('twoFactor.recoveryCodes.title'), codes, intro: req.t(introKey) });
 
   /**
-   * Runs a service call from one of the settings forms: a wrong field re-renders the form (422), too
-   * many wrong codes re-render it with 429 and Retry-After, a change not allowed in this state (409)
-   * flashes why and goes back to the settings page.
+   * How a two-factor form answers a failure: a wrong field re-renders it (422), too many wrong codes
+   * re-render it with 429 and Retry-After, a change not allowed in this state (409) flashes why and
+   * goes back to the settings page.
    */
-  const fromForm = async (req: Request, res: Response, rerender: (status: number, extra: object) => unknown, call: () => Promise<unknown>) => {
-    try {
-      await call();
-    } catch (err) {
-      if (err instanceof ValidationError) return void (await rerender(422, { errors: err.fieldErrors }));
-      if (err instanceof HttpError && err.status === 429) {
-        res.set(err.headers);
-        return void (await rerender(429, { formError: tooManyAttempts(req, err) }));
-      }
-      if (err instanceof HttpError && err.status === 409) return refuse(req, res, res.locals.paths.accountTwoFactor(), err.messageKey);
-      throw err;
-    }
-  };
+  const failurePage = (req: Request, res: Response, page: (status: number, extra: object) => unknown): FailurePage => ({
+    back: res.locals.paths.accountTwoFactor(),
+    rerenderKinds: ['validation', 'rate_limited'],
+    rerender: (err) => page(err.status, err.kind === 'rate_limited' ? { formError: tooManyAttempts(req, err) } : { errors: err.fieldErrors }),
+  });
 
   return {
     showChallenge(req: Request, res: Response) {
@@ -111,18 +104,14 @@ export function twoFactorController(ctx: AppContext) {
       if (!pending) return backToLogin(req, res);
       const form = parseForm(twoFactorCodeForm, req.body);
       if (!form.ok) return challengePage(req, res, 422, { errors: form.errors });
-      let account: Account;
-      try {
-        account = await service.completeLogin(deps, req.actor, pending.accountId, form.data.code);
-      } catch (err) {
-        if (err instanceof ValidationError) return challengePage(req, res, 422, { errors: err.fieldErrors });
-        if (err instanceof HttpError && err.status === 429) return challengePage(req, res.set(err.headers), 429, { formError: tooManyAttempts(req, err) });
-        if (err instanceof HttpError && err.status === 410) {
-          delete req.session.twoFactorLogin;
-          return backToLogin(req, res);
-        }
-        throw err;
-      }
+      const page = failurePage(req, res, (status, extra) => challengePage(req, res, status, extra));
+      onFailure(res, {
+        ...page,
+        rerenderKinds: ['validation', 'rate_limited', 'gone'],
+        // The account was disabled or turned the factor off meanwhile: start again.
+        rerender: (err) => (err.kind === 'gone' ? (delete req.session.twoFactorLogin, backToLogin(req, res)) : page.rerender!(err)),
+      });
+      const account = await service.completeLogin(deps, req.actor, pending.accountId, form.data.code);
       // passport regenerates the session: a new id, and the pending state is gone with the old one.
       await new Promise<void>((resolve, reject) => req.logIn(account, (err) => (err ? reject(err) : resolve())));
       res.redirect(303, afterLoginPath(account, pending.returnTo, res.locals.paths));
@@ -131,10 +120,9 @@ export function twoFactorController(ctx: AppContext) {
     show: (req: Request, res: Response) => settingsPage(req, res),
 
     async start(req: Request, res: Response) {
-      await fromForm(req, res, (status, extra) => settingsPage(req, res, status, extra), async () => {
-        req.session.twoFactorSetup = service.beginEnrolment(deps, req.user!);
-        res.redirect(303, res.locals.paths.accountTwoFactor());
-      });
+      onFailure(res, failurePage(req, res, (status, extra) => settingsPage(req, res, status, extra)));
+      req.session.twoFactorSetup = service.beginEnrolment(deps, req.user!);
+      res.redirect(303, res.locals.paths.accountTwoFactor());
     },
 
     async confirm(req: Request, res: Response) {
@@ -142,22 +130,20 @@ export function twoFactorController(ctx: AppContext) {
       if (!sealed) return refuse(req, res, res.locals.paths.accountTwoFactor(), 'twoFactor.setup.expired');
       const form = parseForm(twoFactorCodeForm, req.body);
       if (!form.ok) return settingsPage(req, res, 422, { errors: form.errors });
-      await fromForm(req, res, (status, extra) => settingsPage(req, res, status, extra), async () => {
-        const codes = await service.confirmEnrolment(deps, req.actor, req.user!, sealed, form.data.code);
-        delete req.session.twoFactorSetup;
-        await renewSession(req);
-        recoveryCodesPage(req, res, codes, 'twoFactor.enabled');
-      });
+      onFailure(res, failurePage(req, res, (status, extra) => settingsPage(req, res, status, extra)));
+      const codes = await service.confirmEnrolment(deps, req.actor, req.user!, sealed, form.data.code);
+      delete req.session.twoFactorSetup;
+      await renewSession(req);
+      recoveryCodesPage(req, res, codes, 'twoFactor.enabled');
     },
 
     async regenerateRecoveryCodes(req: Request, res: Response) {
       const form = parseForm(twoFactorCodeForm, req.body);
       if (!form.ok) return settingsPage(req, res, 422, { errors: form.errors });
-      await fromForm(req, res, (status, extra) => settingsPage(req, res, status, extra), async () => {
-        const codes = await service.regenerateRecoveryCodes(deps, req.actor, req.user!, form.data.code);
-        await renewSession(req);
-        recoveryCodesPage(req, res, codes, 'twoFactor.recoveryCodes.regenerated');
-      });
+      onFailure(res, failurePage(req, res, (status, extra) => settingsPage(req, res, status, extra)));
+      const codes = await service.regenerateRecoveryCodes(deps, req.actor, req.user!, form.data.code);
+      await renewSession(req);
+      recoveryCodesPage(req, res, codes, 'twoFactor.recoveryCodes.regenerated');
     },
 
     showDisable(req: Request, res: Response) {
@@ -168,11 +154,10 @@ export function twoFactorController(ctx: AppContext) {
     async disable(req: Request, res: Response) {
       const form = parseForm(disableTwoFactorForm, req.body);
       if (!form.ok) return disablePage(req, res, 422, { errors: form.errors });
-      await fromForm(req, res, (status, extra) => disablePage(req, res, status, extra), async () => {
-        await service.disableTwoFactor(deps, req.actor, req.user!, form.data.current_password, form.data.code);
-        await renewSession(req);
-        done(req, res, res.locals.paths.accountTwoFactor(), 'twoFactor.disabled');
-      });
+      onFailure(res, failurePage(req, res, (status, extra) => disablePage(req, res, status, extra)));
+      await service.disableTwoFactor(deps, req.actor, req.user!, form.data.current_password, form.data.code);
+      await renewSession(req);
+      done(req, res, res.locals.paths.accountTwoFactor(), 'twoFactor.disabled');
     },
   };
 }

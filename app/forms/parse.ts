@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { AppError } from '../lib/errors.ts';
 
 export type FieldErrors = Record<string, string>;
 
@@ -16,4 +17,11 @@ export function parseForm<S extends z.ZodType>(schema: S, body: unknown): { ok: 
     errors[field] ??= /^[a-z]\w*(\.\w+)+$/i.test(issue.message) ? issue.message : 'validation.invalid';
   }
   return { ok: false, errors };
+}
+
+/** The form's data, or a validation AppError (the HTML mapper shows the form again with its field errors). */
+export function formData<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const parsed = parseForm(schema, body);
+  if (!parsed.ok) throw AppError.validation(parsed.errors);
+  return parsed.data;
 }

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { airgapCommitment, confirmationCode, legacyConfirmationCode, legacyDeactivationTagValid, parseAirgapRequest, parseDeactivationCode, productHash, type ParsedDeactivationCode } from '../../sdk/src/airgap.ts';
 import { CodeError, normaliseCodeText } from '../../sdk/src/codes.ts';
+import { AppError } from '../lib/errors.ts';
 import * as devices from '../models/devices.ts';
 import * as licenses from '../models/licenses.ts';
 import * as products from '../models/products.ts';
@@ -24,13 +25,13 @@ import type { Actor } from './context.ts';
  * only while the vendor allows it (Settings), and the console lists them.
  */
 
-/** A typed code that failed its check symbols or has a character too many, too few or out of the alphabet: a typo, not an attempt (it never counts). */
-export class TypoError extends Error {
-  constructor(
-    readonly field: string,
-    readonly group: number | null,
-  ) {
-    super('typo');
+/**
+ * A typed code that failed its check symbols or has a character too many, too few or out of the
+ * alphabet: a typo, not an attempt (it never counts). A validation error of the code's field.
+ */
+export class TypoError extends AppError {
+  constructor(field: string, group: number | null) {
+    super('validation', 'typo', 422, 'validation.summary', { fieldErrors: { [field]: group ? 'airgap.typoGroup' : 'airgap.typo' }, vars: { group } });
   }
 }
 

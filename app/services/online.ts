@@ -1,3 +1,4 @@
+import { AppError } from '../lib/errors.ts';
 import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import { inTransaction } from '../lib/transaction.ts';
@@ -12,13 +13,10 @@ import type { Actor } from './context.ts';
  * itself, answered with the same signed envelopes. One activation service, one artifact path.
  */
 
-/** A refusal of the API with a stable code (`{ error: { code, message } }`). */
-export class ApiError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status: number,
-  ) {
-    super(code);
+/** A refusal of the API's own (a request that is missing, damaged or wrongly signed), with a stable code. */
+export class ApiError extends AppError {
+  constructor(code: string, status: number) {
+    super(status === 401 ? 'refusal' : 'bad_request', code, status, `offline.refusals.${code}.why`);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { AppError } from '../lib/errors.ts';
 import type { License } from '../models/licenses.ts';
 import type { Channel } from '../models/devices.ts';
 import * as devices from '../models/devices.ts';
@@ -42,13 +43,12 @@ export const REFUSALS = [
 ] as const;
 export type Refusal = (typeof REFUSALS)[number];
 
-/** A refusal with a stable code and its HTTP status. */
-export class ActivationError extends Error {
-  constructor(
-    readonly code: Refusal,
-    readonly status = 409,
-  ) {
-    super(code);
+/** A refusal (kind `refusal`) with a stable code and its HTTP status; the portals say why and what to do next. */
+export class ActivationError extends AppError {
+  declare readonly code: Refusal;
+
+  constructor(code: Refusal, status = 409) {
+    super('refusal', code, status, `offline.refusals.${code}.why`);
   }
 }
 

@@ -3,6 +3,7 @@ import { EnvelopeError } from '../../sdk/src/errors.ts';
 import { LicenseError } from '../../sdk/src/license-error.ts';
 import { readActivationRequestPayload, readCheckRequestPayload, readDeactivationRequestPayload, type ActivationRequestPayload, type CheckRequestPayload, type DeactivationRequestPayload } from '../../sdk/src/payloads.ts';
 import type { Channel } from '../models/devices.ts';
+import { AppError } from '../lib/errors.ts';
 import { requestHashOf } from './activation.ts';
 import { recordRefusal, type RefusalDeps } from './refusals.ts';
 import type { Actor } from './context.ts';
@@ -13,13 +14,10 @@ import type { Actor } from './context.ts';
  * signature recorded like any other refusal — by the request's hash, never its content.
  */
 
-/** Why a file was refused before its content was looked at, as a stable code (offline.refusals.<code>). */
-export class ArtifactError extends Error {
-  constructor(
-    readonly code: string,
-    readonly status = 400,
-  ) {
-    super(code);
+/** Why a file was refused before its content was looked at (kind `refusal`, offline.refusals.<code>). */
+export class ArtifactError extends AppError {
+  constructor(code: string, status = 400) {
+    super('refusal', code, status, `offline.refusals.${code}.why`);
   }
 }
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as accounts from '../models/accounts.ts';
 import { dummyPasswordHash, verifyPassword } from '../lib/passwords.ts';
 import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
-import { HttpError } from '../lib/errors.ts';
+import { AppError } from '../lib/errors.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
@@ -29,9 +29,7 @@ export const SLOWDOWN_MAX_MS = 5_000;
 export const CODE_FAILURES_PER_CLIENT_AND_ACCOUNT: RateRule = { limit: 5, windowMs: 15 * 60_000 };
 export const CODE_FAILURES_PER_ACCOUNT: RateRule = { limit: 20, windowMs: 60 * 60_000 };
 
-export function rateLimited(retryAfterSeconds: number): HttpError {
-  return new HttpError(429, 'errors.tooManyRequests', { 'Retry-After': String(retryAfterSeconds) });
-}
+export const rateLimited = (retryAfterSeconds: number) => AppError.rateLimited(retryAfterSeconds);
 
 /** The counters' keys (hashed by RateLimiter.key: no address or e-mail in clear). Accounts by e-mail, so unknown addresses are throttled alike. */
 export const throttleKeys = {

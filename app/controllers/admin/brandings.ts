@@ -7,7 +7,8 @@ import { LOGO_MAX_BYTES, brandingForm, checkLogo, hostForm } from '../../forms/b
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { singleUpload } from '../../middleware/uploads.ts';
 import * as service from '../../services/brandings.ts';
-import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 const toInput = (data: z.infer<typeof brandingForm>): service.BrandingInput => ({
   name: data.name,
@@ -60,8 +61,9 @@ export function adminBrandingsController(ctx: AppContext) {
     async create(req: Request, res: Response) {
       const form = parseForm(brandingForm, req.body);
       if (!form.ok) return formView(req, res, 422, 'new', req.body, form.errors);
-      const r = await attempt(req, res, () => service.createBranding(ctx, req.actor, toInput(form.data)), { back: res.locals.paths.adminBrandings(), rerender: (errors) => formView(req, res, 422, 'new', req.body, errors) });
-      if (r.ok) done(req, res, res.locals.paths.adminBranding(r.value), 'admin.brandings.created');
+      onFailure(res, { back: res.locals.paths.adminBrandings(), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'new', req.body, errors) });
+      const brandingId = await service.createBranding(ctx, req.actor, toInput(form.data));
+      done(req, res, res.locals.paths.adminBranding(brandingId), 'admin.brandings.created');
     },
 
     async show(req: Request, res: Response) {
@@ -77,11 +79,12 @@ export function adminBrandingsController(ctx: AppContext) {
       const branding = orNotFound(await brandings.findById(ctx.db, idParam(req)));
       const form = parseForm(brandingForm, req.body);
       if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, branding);
-      const r = await attempt(req, res, () => service.updateBranding(ctx, req.actor, branding.id, toInput(form.data)), {
+      onFailure(res, {
         back: res.locals.paths.adminBranding(branding.id),
-        rerender: (errors) => formView(req, res, 422, 'edit', req.body, errors, branding),
+        rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'edit', req.body, errors, branding),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.updated');
+      await service.updateBranding(ctx, req.actor, branding.id, toInput(form.data));
+      done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.updated');
     },
 
     async destroy(req: Request, res: Response) {
@@ -93,11 +96,12 @@ export function adminBrandingsController(ctx: AppContext) {
       const branding = orNotFound(await brandings.findById(ctx.db, idParam(req)));
       const form = parseForm(hostForm, req.body);
       if (!form.ok) return showView(res, branding, 422, { hostValues: req.body, hostErrors: form.errors });
-      const r = await attempt(req, res, () => service.addHost(ctx, req.actor, branding.id, form.data), {
+      onFailure(res, {
         back: res.locals.paths.adminBranding(branding.id),
-        rerender: (errors) => void showView(res, branding, 422, { hostValues: req.body, hostErrors: errors }),
+        rerender: ({ fieldErrors: errors }) => void showView(res, branding, 422, { hostValues: req.body, hostErrors: errors }),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.hostAdded', { hostname: form.data.hostname });
+      await service.addHost(ctx, req.actor, branding.id, form.data);
+      done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.hostAdded', { hostname: form.data.hostname });
     },
 
     async removeHost(req: Request, res: Response) {

@@ -6,7 +6,8 @@ import { parseForm } from '../../forms/parse.ts';
 import { customerForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
-import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 const valuesOf = (c: customers.Customer) => ({ kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
 
@@ -55,8 +56,9 @@ export function adminCustomersController(ctx: AppContext) {
 
     async destroy(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.deleteCustomer(ctx, req.actor, id), { back: res.locals.paths.adminCustomer(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminCustomers(), 'admin.customers.deleted');
+      onFailure(res, { back: res.locals.paths.adminCustomer(id) });
+      await service.deleteCustomer(ctx, req.actor, id);
+      done(req, res, res.locals.paths.adminCustomers(), 'admin.customers.deleted');
     },
 
     async newOrder(req: Request, res: Response) {
@@ -68,11 +70,12 @@ export function adminCustomersController(ctx: AppContext) {
       const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
       const parsed = parseForm(orderForm, req.body);
       if (!parsed.ok) return orderFormView(req, res, 422, customer, req.body, parsed.errors);
-      const r = await attempt(req, res, () => service.createOrder(ctx, req.actor, customer.id, parsed.data), {
+      onFailure(res, {
         back: res.locals.paths.adminCustomer(customer.id),
-        rerender: (errors) => orderFormView(req, res, 422, customer, req.body, errors),
+        rerender: ({ fieldErrors: errors }) => orderFormView(req, res, 422, customer, req.body, errors),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminOrder(r.value), 'admin.orders.created');
+      const orderId = await service.createOrder(ctx, req.actor, customer.id, parsed.data);
+      done(req, res, res.locals.paths.adminOrder(orderId), 'admin.orders.created');
     },
   };
 }

@@ -4,7 +4,8 @@ import { hasPrivateKey } from '../../lib/key-files.ts';
 import { listAll as listAllKeys } from '../../models/signing-keys.ts';
 import { notFound } from '../../lib/errors.ts';
 import * as service from '../../services/signing-keys.ts';
-import { attempt, done } from '../helpers.ts';
+import { done } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 /** A kid in a URL: anything that could not be one is 404 before it reaches the database or a file path. */
 function kidParam(req: Request): string {
@@ -29,14 +30,16 @@ export function adminKeysController(ctx: AppContext) {
 
     async activate(req: Request, res: Response) {
       const kid = kidParam(req);
-      const r = await attempt(req, res, () => service.activateKey(ctx, req.actor, dataDir, kid), { back: res.locals.paths.adminKeys() });
-      if (r.ok) done(req, res, res.locals.paths.adminKeys(), 'admin.keys.activated', { kid });
+      onFailure(res, { back: res.locals.paths.adminKeys() });
+      await service.activateKey(ctx, req.actor, dataDir, kid);
+      done(req, res, res.locals.paths.adminKeys(), 'admin.keys.activated', { kid });
     },
 
     async retire(req: Request, res: Response) {
       const kid = kidParam(req);
-      const r = await attempt(req, res, () => service.retireKey(ctx, req.actor, kid), { back: res.locals.paths.adminKeys() });
-      if (r.ok) done(req, res, res.locals.paths.adminKeys(), 'admin.keys.retired', { kid });
+      onFailure(res, { back: res.locals.paths.adminKeys() });
+      await service.retireKey(ctx, req.actor, kid);
+      done(req, res, res.locals.paths.adminKeys(), 'admin.keys.retired', { kid });
     },
   };
 }

@@ -13,7 +13,8 @@ import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { issueRefreshFile } from '../../services/license-files.ts';
-import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 /** List filters from the query string (shared by the order page and the license list). */
 export function licenseFilterFrom(query: Record<string, string>): licenses.LicenseFilter {
@@ -70,9 +71,9 @@ export function adminLicensesController(ctx: AppContext) {
     /** The same refresh file the User Portal offers, from the same service. */
     async refresh(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, id, idParam(req, 'deviceId')), { back: res.locals.paths.adminLicense(id) });
-      if (!r.ok) return;
-      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${r.value.filename}"`, 'Cache-Control': 'no-store' }).send(r.value.text);
+      onFailure(res, { back: res.locals.paths.adminLicense(id) });
+      const file = await issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, id, idParam(req, 'deviceId'));
+      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"`, 'Cache-Control': 'no-store' }).send(file.text);
     },
 
     async disable(req: Request, res: Response) {
@@ -95,25 +96,28 @@ export function adminLicensesController(ctx: AppContext) {
 
     async resetDevice(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.resetDevice(ctx, req.actor, id, idParam(req, 'deviceId')), { back: res.locals.paths.adminLicense(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.deviceReset');
+      onFailure(res, { back: res.locals.paths.adminLicense(id) });
+      await service.resetDevice(ctx, req.actor, id, idParam(req, 'deviceId'));
+      done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.deviceReset');
     },
 
     async blacklistDevice(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.blacklistDevice(ctx, req.actor, id, idParam(req, 'deviceId')), { back: res.locals.paths.adminLicense(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.deviceBlacklisted');
+      onFailure(res, { back: res.locals.paths.adminLicense(id) });
+      await service.blacklistDevice(ctx, req.actor, id, idParam(req, 'deviceId'));
+      done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.deviceBlacklisted');
     },
 
     async assignUser(req: Request, res: Response) {
       const license = await load(req);
       const parsed = parseForm(assignUserForm, req.body);
       if (!parsed.ok) return showPage(res, license, 422, req.body, parsed.errors);
-      const r = await attempt(req, res, () => users.assignUser(ctx, req.actor, license.id, { email: parsed.data.email, name: parsed.data.name, maxActivations: parsed.data.max_activations }), {
+      onFailure(res, {
         back: res.locals.paths.adminLicense(license.id),
-        rerender: (errors) => void showPage(res, license, 422, req.body, errors),
+        rerender: ({ fieldErrors: errors }) => void showPage(res, license, 422, req.body, errors),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminLicense(license.id), 'admin.licenses.userAssigned');
+      await users.assignUser(ctx, req.actor, license.id, { email: parsed.data.email, name: parsed.data.name, maxActivations: parsed.data.max_activations });
+      done(req, res, res.locals.paths.adminLicense(license.id), 'admin.licenses.userAssigned');
     },
 
     async setUserLimit(req: Request, res: Response) {
@@ -126,8 +130,9 @@ export function adminLicensesController(ctx: AppContext) {
 
     async unassignUser(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => users.unassignUser(ctx, req.actor, id, idParam(req, 'accountId')), { back: res.locals.paths.adminLicense(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.userUnassigned');
+      onFailure(res, { back: res.locals.paths.adminLicense(id) });
+      await users.unassignUser(ctx, req.actor, id, idParam(req, 'accountId'));
+      done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.userUnassigned');
     },
   };
 }

@@ -12,8 +12,9 @@ import { issueLicenses } from '../../services/licenses.ts';
 import { findOrCreateEndUser, assignInTransaction } from '../../services/license-users.ts';
 import { mailAccountLink } from '../../services/auth.ts';
 import * as accounts from '../../models/accounts.ts';
-import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
 import { licenseFilterFrom } from './licenses.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 export function adminOrdersController(ctx: AppContext) {
   const showPage = async (req: Request, res: Response, order: orders.Order, status = 200, issueValues: object = {}, issueErrors: object = {}) => {
@@ -55,14 +56,16 @@ export function adminOrdersController(ctx: AppContext) {
       const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
       const parsed = parseForm(orderForm, req.body);
       if (!parsed.ok) return editView(req, res, 422, order, req.body, parsed.errors);
-      const r = await attempt(req, res, () => service.updateOrder(ctx, req.actor, order.id, parsed.data), { back: res.locals.paths.adminOrder(order.id), rerender: (errors) => editView(req, res, 422, order, req.body, errors) });
-      if (r.ok) done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.updated');
+      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: ({ fieldErrors: errors }) => editView(req, res, 422, order, req.body, errors) });
+      await service.updateOrder(ctx, req.actor, order.id, parsed.data);
+      done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.updated');
     },
 
     async destroy(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.deleteOrder(ctx, req.actor, id), { back: res.locals.paths.adminOrder(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminOrders(), 'admin.orders.deleted');
+      onFailure(res, { back: res.locals.paths.adminOrder(id) });
+      await service.deleteOrder(ctx, req.actor, id);
+      done(req, res, res.locals.paths.adminOrders(), 'admin.orders.deleted');
     },
 
     /** Issues licenses in bulk: a quantity for key-based products, one per e-mail for user-based ones. */
@@ -71,23 +74,17 @@ export function adminOrdersController(ctx: AppContext) {
       const parsed = parseForm(issueForm, req.body);
       if (!parsed.ok) return showPage(req, res, order, 422, req.body, parsed.errors);
       const invited: number[] = [];
-      const r = await attempt(
-        req,
-        res,
-        () =>
-          issueLicenses(ctx, req.actor, order.id, { policyId: parsed.data.policy_id, quantity: parsed.data.quantity ?? undefined, emails: parsed.data.emails, startDate: parsed.data.start_date }, {
+      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, req.body, errors) });
+      const issued = await issueLicenses(ctx, req.actor, order.id, { policyId: parsed.data.policy_id, quantity: parsed.data.quantity ?? undefined, emails: parsed.data.emails, startDate: parsed.data.start_date }, {
             assignUser: async (trx, licenseId, email, maxActivations, now) => {
               const { account, created } = await findOrCreateEndUser(trx, email, null, req.lang, now);
               await assignInTransaction(trx, licenseId, account.id, maxActivations, now);
               if (created) invited.push(account.id);
               return { accountId: account.id, created };
             },
-          }),
-        { back: res.locals.paths.adminOrder(order.id), rerender: (errors) => void showPage(req, res, order, 422, req.body, errors) },
-      );
-      if (!r.ok) return;
+          });
       for (const id of invited) await mailAccountLink(ctx, (await accounts.findById(ctx.db, id))!, 'invite');
-      done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.issued', { count: r.value.licenseIds.length });
+      done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.issued', { count: issued.licenseIds.length });
     },
   };
 }

@@ -11,7 +11,8 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { PERMISSIONS } from '../../policies/permissions.ts';
 import * as users from '../../services/license-users.ts';
 import * as service from '../../services/managers.ts';
-import { attempt, done, idParam, listQuery, orNotFound, refuse } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound, refuse } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 /** License users (end users) and license managers: the people outside the vendor. */
 export function adminPeopleController(ctx: AppContext) {
@@ -55,10 +56,10 @@ export function adminPeopleController(ctx: AppContext) {
     async createLicenseUser(req: Request, res: Response) {
       const parsed = parseForm(licenseUserForm, req.body);
       if (!parsed.ok) return userNew(req, res, 422, req.body, parsed.errors);
-      const r = await attempt(req, res, () => users.createLicenseUser(ctx, req.actor, parsed.data), { back: res.locals.paths.adminLicenseUsers(), rerender: (errors) => userNew(req, res, 422, req.body, errors) });
-      if (!r.ok) return;
-      const account = (await accounts.findById(ctx.db, r.value.id))!;
-      if (r.value.oneTimePassword) return showOneTimePassword(req, res, account, r.value.oneTimePassword);
+      onFailure(res, { back: res.locals.paths.adminLicenseUsers(), rerender: ({ fieldErrors: errors }) => userNew(req, res, 422, req.body, errors) });
+      const created = await users.createLicenseUser(ctx, req.actor, parsed.data);
+      const account = (await accounts.findById(ctx.db, created.id))!;
+      if (created.oneTimePassword) return showOneTimePassword(req, res, account, created.oneTimePassword);
       done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.invited', { email: account.email });
     },
 
@@ -84,8 +85,9 @@ export function adminPeopleController(ctx: AppContext) {
     async inviteManager(req: Request, res: Response) {
       const parsed = parseForm(managerInviteForm, req.body);
       if (!parsed.ok) return managerNew(req, res, 422, req.body, parsed.errors);
-      const r = await attempt(req, res, () => service.inviteManager(ctx, req.actor, parsed.data), { back: res.locals.paths.adminManagers(), rerender: (errors) => managerNew(req, res, 422, req.body, errors) });
-      if (r.ok) done(req, res, res.locals.paths.adminManager(r.value), 'admin.managers.invited', { email: parsed.data.email });
+      onFailure(res, { back: res.locals.paths.adminManagers(), rerender: ({ fieldErrors: errors }) => managerNew(req, res, 422, req.body, errors) });
+      const managerId = await service.inviteManager(ctx, req.actor, parsed.data);
+      done(req, res, res.locals.paths.adminManager(managerId), 'admin.managers.invited', { email: parsed.data.email });
     },
 
     manager: async (req: Request, res: Response) => managerShow(res, await findRole(req, 'manager')),
@@ -100,8 +102,9 @@ export function adminPeopleController(ctx: AppContext) {
 
     async resendInvitation(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.resendInvitation(ctx, req.actor, id), { back: res.locals.paths.adminManager(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminManager(id), 'admin.managers.invitationResent');
+      onFailure(res, { back: res.locals.paths.adminManager(id) });
+      await service.resendInvitation(ctx, req.actor, id);
+      done(req, res, res.locals.paths.adminManager(id), 'admin.managers.invitationResent');
     },
 
     async setPermissions(req: Request, res: Response) {
@@ -116,11 +119,12 @@ export function adminPeopleController(ctx: AppContext) {
       const manager = await findRole(req, 'manager');
       const parsed = parseForm(assignOrderForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
-      const r = await attempt(req, res, () => service.assignManagerToOrder(ctx, req.actor, manager.id, parsed.data.order_ref), {
+      onFailure(res, {
         back: res.locals.paths.adminManager(manager.id),
-        rerender: (errors) => void managerShow(res, manager, 422, errors, req.body),
+        rerender: ({ fieldErrors: errors }) => void managerShow(res, manager, 422, errors, req.body),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.orderAssigned');
+      await service.assignManagerToOrder(ctx, req.actor, manager.id, parsed.data.order_ref);
+      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.orderAssigned');
     },
 
     async unassignOrder(req: Request, res: Response) {
@@ -133,11 +137,12 @@ export function adminPeopleController(ctx: AppContext) {
       const manager = await findRole(req, 'manager');
       const parsed = parseForm(quotaForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
-      const r = await attempt(req, res, () => service.setManagerQuota(ctx, req.actor, manager.id, parsed.data.product_id, parsed.data.quota), {
+      onFailure(res, {
         back: res.locals.paths.adminManager(manager.id),
-        rerender: (errors) => void managerShow(res, manager, 422, errors, req.body),
+        rerender: ({ fieldErrors: errors }) => void managerShow(res, manager, 422, errors, req.body),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.quotaSaved');
+      await service.setManagerQuota(ctx, req.actor, manager.id, parsed.data.product_id, parsed.data.quota);
+      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.quotaSaved');
     },
 
     async removeQuota(req: Request, res: Response) {

@@ -6,7 +6,8 @@ import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { entitlementValues, featureLimits, policyForm, toEntitlements } from '../../forms/policies.ts';
 import * as service from '../../services/policies.ts';
-import { attempt, done, idParam, orNotFound, refuse } from '../helpers.ts';
+import { done, idParam, orNotFound, refuse } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 export function adminPoliciesController(ctx: AppContext) {
   const render = async (req: Request, res: Response, status: number, product: products.Product, policy: policies.Policy | null, values: Record<string, unknown>, errors: object) => {
@@ -44,11 +45,12 @@ export function adminPoliciesController(ctx: AppContext) {
       const product = orNotFound(await products.findById(ctx.db, idParam(req)));
       const input = await parse(req, res, product, null);
       if (!input) return;
-      const r = await attempt(req, res, () => service.createPolicy(ctx, req.actor, product.id, input), {
+      onFailure(res, {
         back: res.locals.paths.adminProduct(product.id),
-        rerender: (errors) => void render(req, res, 422, product, null, req.body, errors),
+        rerender: ({ fieldErrors: errors }) => void render(req, res, 422, product, null, req.body, errors),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminPolicy(r.value), 'admin.policies.created');
+      const policyId = await service.createPolicy(ctx, req.actor, product.id, input);
+      done(req, res, res.locals.paths.adminPolicy(policyId), 'admin.policies.created');
     },
 
     async show(req: Request, res: Response) {
@@ -72,14 +74,16 @@ export function adminPoliciesController(ctx: AppContext) {
       if (policy.airgapped) return refuse(req, res, back, 'policies.airgappedLocked');
       const input = await parse(req, res, product, policy);
       if (!input) return;
-      const r = await attempt(req, res, () => service.updatePolicy(ctx, req.actor, policy.id, input), { back, rerender: (errors) => void render(req, res, 422, product, policy, req.body, errors) });
-      if (r.ok) done(req, res, back, 'admin.policies.updated');
+      onFailure(res, { back, rerender: ({ fieldErrors: errors }) => void render(req, res, 422, product, policy, req.body, errors) });
+      await service.updatePolicy(ctx, req.actor, policy.id, input);
+      done(req, res, back, 'admin.policies.updated');
     },
 
     async makeDefault(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.makeDefaultPolicy(ctx, req.actor, id), { back: res.locals.paths.adminPolicy(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.madeDefault');
+      onFailure(res, { back: res.locals.paths.adminPolicy(id) });
+      await service.makeDefaultPolicy(ctx, req.actor, id);
+      done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.madeDefault');
     },
 
     async archive(req: Request, res: Response) {

@@ -6,7 +6,8 @@ import { parseForm } from '../../forms/parse.ts';
 import { featureCreateForm, featureUpdateForm, productCreateForm, productUpdateForm } from '../../forms/products.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/products.ts';
-import { attempt, done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 export function adminProductsController(ctx: AppContext) {
   const formView = (req: Request, res: Response, status: number, view: 'new' | 'edit', values: object, errors: object, product?: products.Product) =>
@@ -33,8 +34,9 @@ export function adminProductsController(ctx: AppContext) {
     async create(req: Request, res: Response) {
       const form = parseForm(productCreateForm, req.body);
       if (!form.ok) return formView(req, res, 422, 'new', req.body, form.errors);
-      const r = await attempt(req, res, () => service.createProduct(ctx, req.actor, form.data), { back: res.locals.paths.adminProducts(), rerender: (errors) => formView(req, res, 422, 'new', req.body, errors) });
-      if (r.ok) done(req, res, res.locals.paths.adminProduct(r.value), 'admin.products.created');
+      onFailure(res, { back: res.locals.paths.adminProducts(), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'new', req.body, errors) });
+      const productId = await service.createProduct(ctx, req.actor, form.data);
+      done(req, res, res.locals.paths.adminProduct(productId), 'admin.products.created');
     },
 
     async show(req: Request, res: Response) {
@@ -50,8 +52,9 @@ export function adminProductsController(ctx: AppContext) {
       const product = orNotFound(await products.findById(ctx.db, idParam(req)));
       const form = parseForm(productUpdateForm, req.body);
       if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, product);
-      const r = await attempt(req, res, () => service.updateProduct(ctx, req.actor, product.id, form.data), { back: res.locals.paths.adminProduct(product.id), rerender: (errors) => formView(req, res, 422, 'edit', req.body, errors, product) });
-      if (r.ok) done(req, res, res.locals.paths.adminProduct(product.id), 'admin.products.updated');
+      onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'edit', req.body, errors, product) });
+      await service.updateProduct(ctx, req.actor, product.id, form.data);
+      done(req, res, res.locals.paths.adminProduct(product.id), 'admin.products.updated');
     },
 
     async archive(req: Request, res: Response) {
@@ -68,19 +71,21 @@ export function adminProductsController(ctx: AppContext) {
 
     async destroy(req: Request, res: Response) {
       const id = idParam(req);
-      const r = await attempt(req, res, () => service.deleteProduct(ctx, req.actor, id), { back: res.locals.paths.adminProduct(id) });
-      if (r.ok) done(req, res, res.locals.paths.adminProducts(), 'admin.products.deleted');
+      onFailure(res, { back: res.locals.paths.adminProduct(id) });
+      await service.deleteProduct(ctx, req.actor, id);
+      done(req, res, res.locals.paths.adminProducts(), 'admin.products.deleted');
     },
 
     async createFeature(req: Request, res: Response) {
       const product = orNotFound(await products.findById(ctx.db, idParam(req)));
       const form = parseForm(featureCreateForm, req.body);
       if (!form.ok) return showView(res, product, 422, req.body, form.errors);
-      const r = await attempt(req, res, () => service.addFeature(ctx, req.actor, product.id, form.data), {
+      onFailure(res, {
         back: res.locals.paths.adminProduct(product.id),
-        rerender: (errors) => void showView(res, product, 422, req.body, errors),
+        rerender: ({ fieldErrors: errors }) => void showView(res, product, 422, req.body, errors),
       });
-      if (r.ok) done(req, res, res.locals.paths.adminProduct(product.id), 'admin.features.created');
+      await service.addFeature(ctx, req.actor, product.id, form.data);
+      done(req, res, res.locals.paths.adminProduct(product.id), 'admin.features.created');
     },
 
     async updateFeature(req: Request, res: Response) {
@@ -97,8 +102,9 @@ export function adminProductsController(ctx: AppContext) {
 
     async destroyFeature(req: Request, res: Response) {
       const productId = idParam(req);
-      const r = await attempt(req, res, () => service.deleteFeature(ctx, req.actor, productId, idParam(req, 'featureId')), { back: res.locals.paths.adminProduct(productId) });
-      if (r.ok) done(req, res, res.locals.paths.adminProduct(productId), 'admin.features.deleted');
+      onFailure(res, { back: res.locals.paths.adminProduct(productId) });
+      await service.deleteFeature(ctx, req.actor, productId, idParam(req, 'featureId'));
+      done(req, res, res.locals.paths.adminProduct(productId), 'admin.features.deleted');
     },
   };
 }

@@ -12,9 +12,10 @@ import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { borrowDevice } from '../../services/portal.ts';
 import { issueRefreshFile } from '../../services/license-files.ts';
-import { HttpError, notFound } from '../../lib/errors.ts';
-import { attempt, done, idParam, orNotFound } from '../helpers.ts';
+import { notFound } from '../../lib/errors.ts';
+import { done, idParam, orNotFound } from '../helpers.ts';
 import { scoped } from './context.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 /** Transfers left before the next activation on a new machine is refused (null: no limit applies). */
 export function transfersLeft(l: licenses.License): number | null {
@@ -61,9 +62,9 @@ export function portalLicensesController(ctx: AppContext) {
     async refresh(req: Request, res: Response) {
       const license = await load.license(req);
       const d = await device(license, req);
-      const r = await attempt(req, res, () => issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
-      if (!r.ok) return;
-      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${r.value.filename}"`, 'Cache-Control': 'no-store' }).send(r.value.text);
+      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
+      const file = await issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id);
+      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"`, 'Cache-Control': 'no-store' }).send(file.text);
     },
 
     async disable(req: Request, res: Response) {
@@ -108,16 +109,18 @@ export function portalLicensesController(ctx: AppContext) {
       const license = await load.license(req);
       authorize(req.permissions, 'reset_device');
       const d = await device(license, req);
-      const r = await attempt(req, res, () => service.resetDevice(ctx, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
-      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'portal.transfer.done');
+      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
+      await service.resetDevice(ctx, req.actor, license.id, d.id);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'portal.transfer.done');
     },
 
     async revokeDevice(req: Request, res: Response) {
       const license = await load.license(req);
       authorize(req.permissions, 'revoke_device');
       const d = await device(license, req);
-      const r = await attempt(req, res, () => service.blacklistDevice(ctx, req.actor, license.id, d.id), { back: res.locals.paths.portalLicense(license.id) });
-      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.deviceBlacklisted');
+      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
+      await service.blacklistDevice(ctx, req.actor, license.id, d.id);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.deviceBlacklisted');
     },
 
     async borrow(req: Request, res: Response) {
@@ -126,11 +129,12 @@ export function portalLicensesController(ctx: AppContext) {
       const d = await device(license, req);
       const form = parseForm(borrowForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: form.errors.hours! });
-      const r = await attempt(req, res, () => borrowDevice(ctx, req.actor, license, d.id, form.data.hours), {
+      onFailure(res, {
         back: res.locals.paths.portalLicense(license.id),
-        rerender: (errors) => void showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: errors.hours! }),
+        rerender: ({ fieldErrors: errors }) => void showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: errors.hours! }),
       });
-      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'portal.licenses.borrowed', { date: r.value.toISOString().slice(0, 16).replace('T', ' ') });
+      const until = await borrowDevice(ctx, req.actor, license, d.id, form.data.hours);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'portal.licenses.borrowed', { date: until.toISOString().slice(0, 16).replace('T', ' ') });
     },
 
     async assignUser(req: Request, res: Response) {
@@ -138,12 +142,13 @@ export function portalLicensesController(ctx: AppContext) {
       authorize(req.permissions, 'manage_license_users');
       const form = parseForm(assignUserForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, req.body, form.errors);
-      const r = await attempt(req, res, () => users.assignUser(ctx, req.actor, license.id, { email: form.data.email, name: form.data.name, maxActivations: form.data.max_activations }, req.user!), {
+      onFailure(res, {
         back: res.locals.paths.portalLicense(license.id),
-        rerender: (errors) => void showPage(req, res, license, 422, req.body, errors),
+        rerender: ({ fieldErrors: errors }) => void showPage(req, res, license, 422, req.body, errors),
       });
+      await users.assignUser(ctx, req.actor, license.id, { email: form.data.email, name: form.data.name, maxActivations: form.data.max_activations }, req.user!);
       // A manager gets one answer whatever the address belongs to (docs/user-portal.md).
-      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), req.user!.role === 'admin' ? 'admin.licenses.userAssigned' : 'ownership.assign.answered');
+      done(req, res, res.locals.paths.portalLicense(license.id), req.user!.role === 'admin' ? 'admin.licenses.userAssigned' : 'ownership.assign.answered');
     },
 
     async withdrawInvitation(req: Request, res: Response) {
@@ -161,12 +166,8 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async acceptInvitation(req: Request, res: Response) {
-      try {
-        await users.acceptInvitation(ctx, req.actor, token(req));
-      } catch (err) {
-        if (err instanceof HttpError && err.status === 410) return invitationGone(req, res);
-        throw err;
-      }
+      onFailure(res, { rerenderKinds: ['gone'], rerender: () => invitationGone(req, res) });
+      await users.acceptInvitation(ctx, req.actor, token(req));
       done(req, res, req.user ? res.locals.paths.portal() : res.locals.paths.login(), 'ownership.accept.done');
     },
 
@@ -184,8 +185,9 @@ export function portalLicensesController(ctx: AppContext) {
       const license = await load.license(req);
       authorize(req.permissions, 'manage_license_users');
       const accountId = await ownedUser(license, req);
-      const r = await attempt(req, res, () => users.unassignUser(ctx, req.actor, license.id, accountId, req.user!), { back: res.locals.paths.portalLicense(license.id) });
-      if (r.ok) done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userUnassigned');
+      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
+      await users.unassignUser(ctx, req.actor, license.id, accountId, req.user!);
+      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userUnassigned');
     },
 
     /** Resets the password of a user of this license whom the manager owns: a one-time password shown once, or an e-mailed link. */

@@ -14,10 +14,11 @@ import { addOrderManager, createOrderAsManager, customersInScope, issueAsManager
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchLicenses, exportBatches, parseDispatchCsv } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
-import { attempt, done, idParam, listQuery } from '../helpers.ts';
+import { done, idParam, listQuery } from '../helpers.ts';
 import { licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
 import { normaliseLicenseKey } from '../../lib/license-keys.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 export function portalOrdersController(ctx: AppContext) {
   const load = scoped(ctx);
@@ -64,14 +65,14 @@ export function portalOrdersController(ctx: AppContext) {
       order: { order_ref: form.data.order_ref, reference: form.data.reference, is_test: form.data.is_test, is_trial: form.data.is_trial },
       lines: lines.lines.map((l) => ({ policyId: l.policyId, quantity: l.quantity ?? undefined, emails: l.emails })),
     };
-    const r = await attempt(req, res, () => createOrderAsManager(ctx, req.actor, req.user!, input, invited), {
+    onFailure(res, {
       back: res.locals.paths.portalOrders(),
       // A refused bundle line (quota, policy) is reported for the whole form: nothing was created.
-      rerender: (fieldErrors) => void newOrderPage(req, res, bundle, 422, req.body, { ...fieldErrors, _form: Object.values(fieldErrors)[0]! }),
+      rerender: ({ fieldErrors: fieldErrors }) => void newOrderPage(req, res, bundle, 422, req.body, { ...fieldErrors, _form: Object.values(fieldErrors)[0]! }),
     });
-    if (!r.ok) return;
+    const orderId = await createOrderAsManager(ctx, req.actor, req.user!, input, invited);
     await mailPlacements(ctx, invited);
-    done(req, res, res.locals.paths.portalOrder(r.value), 'portal.orders.created');
+    done(req, res, res.locals.paths.portalOrder(orderId), 'portal.orders.created');
   };
 
   return {
@@ -103,13 +104,13 @@ export function portalOrdersController(ctx: AppContext) {
       const form = parseForm(portalIssueForm, req.body);
       if (!form.ok) return showPage(req, res, order, 422, req.body, form.errors);
       const invited: Placement[] = [];
-      const r = await attempt(req, res, () => issueAsManager(ctx, req.actor, req.user!, order.id, { policyId: form.data.policy_id, quantity: form.data.quantity ?? undefined, emails: form.data.emails }, invited), {
+      onFailure(res, {
         back: res.locals.paths.portalOrder(order.id),
-        rerender: (errors) => void showPage(req, res, order, 422, req.body, errors),
+        rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, req.body, errors),
       });
-      if (!r.ok) return;
+      const issued = await issueAsManager(ctx, req.actor, req.user!, order.id, { policyId: form.data.policy_id, quantity: form.data.quantity ?? undefined, emails: form.data.emails }, invited);
       await mailPlacements(ctx, invited);
-      done(req, res, res.locals.paths.portalOrder(order.id), 'admin.orders.issued', { count: r.value.licenseIds.length });
+      done(req, res, res.locals.paths.portalOrder(order.id), 'admin.orders.issued', { count: issued.licenseIds.length });
     },
 
     async addManager(req: Request, res: Response) {
@@ -117,15 +118,17 @@ export function portalOrdersController(ctx: AppContext) {
       authorize(req.permissions, 'manage_managers');
       const form = parseForm(addManagerForm, req.body);
       if (!form.ok) return showPage(req, res, order, 422, {}, {}, form.errors);
-      const r = await attempt(req, res, () => addOrderManager(ctx, req.actor, order.id, form.data.email), { back: res.locals.paths.portalOrder(order.id), rerender: (errors) => void showPage(req, res, order, 422, {}, {}, errors) });
-      if (r.ok) done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerAdded');
+      onFailure(res, { back: res.locals.paths.portalOrder(order.id), rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, {}, {}, errors) });
+      await addOrderManager(ctx, req.actor, order.id, form.data.email);
+      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerAdded');
     },
 
     async removeManager(req: Request, res: Response) {
       const order = await load.order(req);
       authorize(req.permissions, 'manage_managers');
-      const r = await attempt(req, res, () => removeOrderManager(ctx, req.actor, order.id, idParam(req, 'accountId')), { back: res.locals.paths.portalOrder(order.id) });
-      if (r.ok) done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerRemoved');
+      onFailure(res, { back: res.locals.paths.portalOrder(order.id) });
+      await removeOrderManager(ctx, req.actor, order.id, idParam(req, 'accountId'));
+      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerRemoved');
     },
 
     async editCustomer(req: Request, res: Response) {
@@ -175,8 +178,9 @@ export function portalOrdersController(ctx: AppContext) {
         res.status(status).render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order, licenses: rows.filter((l) => l.licenseKey), errors: fieldErrors, values: req.body });
       };
       if (Object.keys(errors).length) return rerender(422, errors);
-      const r = await attempt(req, res, () => dispatchLicenses(ctx, req.actor, order.id, items, req.lang), { back: res.locals.paths.portalOrder(order.id), rerender: (e) => void rerender(422, e) });
-      if (r.ok) done(req, res, res.locals.paths.portalOrder(order.id), 'portal.dispatch.done', { count: r.value });
+      onFailure(res, { back: res.locals.paths.portalOrder(order.id), rerender: ({ fieldErrors: e }) => void rerender(422, e) });
+      const sent = await dispatchLicenses(ctx, req.actor, order.id, items, req.lang);
+      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.dispatch.done', { count: sent });
     },
 
     /** Dispatch from an uploaded CSV of license key → e-mail. */
@@ -197,11 +201,12 @@ export function portalOrdersController(ctx: AppContext) {
       const idByKey = new Map(found.map((f: { id: number; license_key: string }) => [f.license_key, Number(f.id)]));
       const unknown = keys.filter((k) => !idByKey.has(k));
       if (unknown.length) return rerender({ csv: 'portal.dispatch.csvUnknownKeys' }, { keys: unknown.slice(0, 5).join(', ') });
-      const r = await attempt(req, res, () => dispatchLicenses(ctx, req.actor, order.id, rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })), req.lang), {
+      onFailure(res, {
         back: res.locals.paths.portalOrder(order.id),
-        rerender: (e) => void rerender(e),
+        rerender: ({ fieldErrors: e }) => void rerender(e),
       });
-      if (r.ok) done(req, res, res.locals.paths.portalOrder(order.id), 'portal.dispatch.done', { count: r.value });
+      const sent = await dispatchLicenses(ctx, req.actor, order.id, rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })), req.lang);
+      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.dispatch.done', { count: sent });
     },
   };
 }

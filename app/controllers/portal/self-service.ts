@@ -15,7 +15,8 @@ import { RateLimiter } from '../../lib/rate-limiter.ts';
 import { notFound } from '../../lib/errors.ts';
 import { rateLimited } from '../../services/auth.ts';
 import { createPolicyAsManager, releaseOwnDevice } from '../../services/portal.ts';
-import { attempt, done, idParam } from '../helpers.ts';
+import { done, idParam } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 /** Devices an end user may release per hour (self-service must not become a free-transfer loophole). */
 export const RELEASES_PER_HOUR = { limit: 5, windowMs: 3600_000 };
@@ -59,8 +60,9 @@ export function portalHomeController(ctx: AppContext) {
       const deviceId = idParam(req, 'deviceId');
       const state = await ctx.limiter.hit(RateLimiter.key('self-release', String(req.user!.id)), RELEASES_PER_HOUR);
       if (state.hits > RELEASES_PER_HOUR.limit) throw rateLimited(state.retryAfterSeconds);
-      const r = await attempt(req, res, () => releaseOwnDevice(ctx, req.actor, req.user!.id, deviceId), { back: res.locals.paths.portal() });
-      if (r.ok) done(req, res, res.locals.paths.portal(), 'portal.self.released');
+      onFailure(res, { back: res.locals.paths.portal() });
+      await releaseOwnDevice(ctx, req.actor, req.user!.id, deviceId);
+      done(req, res, res.locals.paths.portal(), 'portal.self.released');
     },
 
     async newPolicy(req: Request, res: Response) {
@@ -76,8 +78,9 @@ export function portalHomeController(ctx: AppContext) {
       const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
       if (!form.ok || !productId || Object.keys(limitErrors).length) return policyPage(req, res, 422, req.body, { ...(form.ok ? {} : form.errors), ...limitErrors, ...(productId ? {} : { product_id: 'validation.choice' }) });
       const input = { name: form.data.name, isDefault: false, entitlements: toEntitlements(form.data), features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })) };
-      const r = await attempt(req, res, () => createPolicyAsManager(ctx, req.actor, req.user!, productId, input), { back: res.locals.paths.portal(), rerender: (errors) => void policyPage(req, res, 422, req.body, errors) });
-      if (r.ok) done(req, res, res.locals.paths.portal(), 'admin.policies.created');
+      onFailure(res, { back: res.locals.paths.portal(), rerender: ({ fieldErrors: errors }) => void policyPage(req, res, 422, req.body, errors) });
+      await createPolicyAsManager(ctx, req.actor, req.user!, productId, input);
+      done(req, res, res.locals.paths.portal(), 'admin.policies.created');
     },
   };
 }
