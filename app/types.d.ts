@@ -3,6 +3,9 @@ import type { Actor } from './services/context.ts';
 import type { TFunction } from 'i18next';
 import type { Branding } from './models/brandings.ts';
 import type { Permission } from './policies/permissions.ts';
+import type { Order } from './models/orders.ts';
+import type { License } from './models/licenses.ts';
+import type { Device } from './models/devices.ts';
 
 declare global {
   namespace Express {
@@ -18,6 +21,10 @@ declare global {
       boundPortal: string | null;
       /** The User Portal permissions of the signed-in account (set on portal routes). */
       permissions: Set<Permission>;
+      /** What the route's loaders resolved through the account's scope (controllers/portal/context.ts). */
+      order?: Order;
+      license?: License;
+      device?: Device;
     }
   }
 }

@@ -24,9 +24,14 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
 }
 
+/**
+ * Serves the app on a free port. Idle connections stay open longer than a client keeps them (Node's
+ * 5 s default raced fetch's pool: a reused socket the server had just closed failed with ECONNRESET).
+ */
 export async function listen(app: PorticoApp): Promise<{ url: string; server: Server }> {
   return new Promise((resolve) => {
     const server = app.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server }));
+    server.keepAliveTimeout = 60_000;
   });
 }
 

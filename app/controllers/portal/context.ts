@@ -3,7 +3,9 @@ import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { permissionsFor } from '../../policies/portal.ts';
+import { authorize, permissionsFor } from '../../policies/portal.ts';
+import type { Permission } from '../../policies/permissions.ts';
+import * as devices from '../../models/devices.ts';
 import { notFound } from '../../lib/errors.ts';
 import { idParam, orNotFound } from '../helpers.ts';
 
@@ -35,3 +37,28 @@ export function scoped(ctx: AppContext) {
     license: async (req: Request, param = 'id') => orNotFound(await licenses.findInOrders(ctx.db, scope(req).select('orders.id'), idParam(req, param), ctx.clock.now())),
   };
 }
+
+/**
+ * Loaders for the route table: each resolves an id of the URL through the account's order scope and
+ * puts the object on the request (`req.order`, `req.license`, `req.device` of that license), or 404.
+ */
+export function portalLoaders(ctx: AppContext) {
+  const load = scoped(ctx);
+  const loader = (run: (req: Request) => Promise<void>): RequestHandler => async (req, _res, next) => {
+    await run(req);
+    next();
+  };
+  return {
+    order: loader(async (req) => void (req.order = await load.order(req))),
+    license: loader(async (req) => void (req.license = await load.license(req))),
+    device: loader(async (req) => void (req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId'))))),
+  };
+}
+
+/** The permission guard of a route line: 403 without the permission (the loaders' 404 come first). */
+export const can =
+  (permission: Permission): RequestHandler =>
+  (req, _res, next) => {
+    authorize(req.permissions, permission);
+    next();
+  };

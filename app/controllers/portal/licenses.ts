@@ -7,14 +7,13 @@ import * as accounts from '../../models/accounts.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { assignUserForm, credentialsForm, limitForm, noteForm } from '../../forms/console.ts';
 import { borrowForm } from '../../forms/portal.ts';
-import { authorize, ownedEndUsers, ownsEndUser } from '../../policies/portal.ts';
+import { ownedEndUsers, ownsEndUser } from '../../policies/portal.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { borrowDevice } from '../../services/portal.ts';
 import { issueRefreshFile } from '../../services/license-files.ts';
 import { notFound } from '../../lib/errors.ts';
-import { done, idParam, orNotFound } from '../helpers.ts';
-import { scoped } from './context.ts';
+import { done, idParam } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 /** Transfers left before the next activation on a new machine is refused (null: no limit applies). */
@@ -25,7 +24,6 @@ export function transfersLeft(l: licenses.License): number | null {
 }
 
 export function portalLicensesController(ctx: AppContext) {
-  const load = scoped(ctx);
 
   /** The license's users, each marked whether the viewer owns the account (only then are its actions shown), and its pending invitations. */
   const userRows = async (req: Request, licenseId: number) => {
@@ -39,8 +37,6 @@ export function portalLicensesController(ctx: AppContext) {
     res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, invited, userValues, userErrors, can: req.permissions, transfersLeft: transfersLeft(license) });
   };
 
-  /** A device of a license in scope, or 404. */
-  const device = async (license: licenses.License, req: Request) => orNotFound(await devices.findForLicense(ctx.db, license.id, idParam(req, 'deviceId')));
 
   /**
    * An end user assigned to the license whom the viewer owns, or 404: a user of another license, and
@@ -56,34 +52,31 @@ export function portalLicensesController(ctx: AppContext) {
   const invitationGone = (req: Request, res: Response) => res.status(410).set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation-gone', { title: req.t('ownership.accept.title') });
 
   return {
-    show: async (req: Request, res: Response) => showPage(req, res, await load.license(req)),
+    show: async (req: Request, res: Response) => showPage(req, res, req.license!),
 
     /** Downloads a refresh license file for an offline device: new entitlements without a new request. */
     async refresh(req: Request, res: Response) {
-      const license = await load.license(req);
-      const d = await device(license, req);
+      const license = req.license!;
+      const d = req.device!;
       onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
       const file = await issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id);
       res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"`, 'Cache-Control': 'no-store' }).send(file.text);
     },
 
     async disable(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'edit_license');
+      const license = req.license!;
       await service.setLicenseEnabled(ctx, req.actor, license.id, false);
       done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.disabled');
     },
 
     async enable(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'edit_license');
+      const license = req.license!;
       await service.setLicenseEnabled(ctx, req.actor, license.id, true);
       done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.enabled');
     },
 
     async note(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'edit_license');
+      const license = req.license!;
       const form = parseForm(noteForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);
       await service.setLicenseNote(ctx, req.actor, license.id, form.data.note);
@@ -91,42 +84,37 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async reset(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'reset_license');
+      const license = req.license!;
       const count = await service.resetLicense(ctx, req.actor, license.id);
       done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.resetDone', { count });
     },
 
     /** The "move to another machine" page: what a device reset does and how many transfers remain. */
     async confirmResetDevice(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'reset_device');
-      const d = await device(license, req);
+      const license = req.license!;
+      const d = req.device!;
       res.render('portal/licenses/reset-device', { title: req.t('portal.transfer.title'), license, device: d, transfersLeft: transfersLeft(license) });
     },
 
     async resetDevice(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'reset_device');
-      const d = await device(license, req);
+      const license = req.license!;
+      const d = req.device!;
       onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
       await service.resetDevice(ctx, req.actor, license.id, d.id);
       done(req, res, res.locals.paths.portalLicense(license.id), 'portal.transfer.done');
     },
 
     async revokeDevice(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'revoke_device');
-      const d = await device(license, req);
+      const license = req.license!;
+      const d = req.device!;
       onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
       await service.blacklistDevice(ctx, req.actor, license.id, d.id);
       done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.deviceBlacklisted');
     },
 
     async borrow(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'borrow_license');
-      const d = await device(license, req);
+      const license = req.license!;
+      const d = req.device!;
       const form = parseForm(borrowForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: form.errors.hours! });
       onFailure(res, {
@@ -138,8 +126,7 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async assignUser(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'manage_license_users');
+      const license = req.license!;
       const form = parseForm(assignUserForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, req.body, form.errors);
       onFailure(res, {
@@ -152,8 +139,7 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async withdrawInvitation(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'manage_license_users');
+      const license = req.license!;
       await users.withdrawInvitation(ctx, req.actor, license.id, idParam(req, 'invitationId'));
       done(req, res, res.locals.paths.portalLicense(license.id), 'ownership.withdraw.done');
     },
@@ -172,8 +158,7 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async setUserLimit(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'manage_license_users');
+      const license = req.license!;
       const accountId = await ownedUser(license, req);
       const form = parseForm(limitForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, { [`limit_${accountId}`]: form.errors.max_activations! });
@@ -182,8 +167,7 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async unassignUser(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'manage_license_users');
+      const license = req.license!;
       const accountId = await ownedUser(license, req);
       onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
       await users.unassignUser(ctx, req.actor, license.id, accountId, req.user!);
@@ -192,8 +176,7 @@ export function portalLicensesController(ctx: AppContext) {
 
     /** Resets the password of a user of this license whom the manager owns: a one-time password shown once, or an e-mailed link. */
     async userPassword(req: Request, res: Response) {
-      const license = await load.license(req);
-      authorize(req.permissions, 'manage_user_credentials');
+      const license = req.license!;
       const accountId = await ownedUser(license, req);
       const form = parseForm(credentialsForm, req.body);
       if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);

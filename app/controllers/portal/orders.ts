@@ -9,7 +9,7 @@ import { parseForm } from '../../forms/parse.ts';
 import { addManagerForm, bundleLines, customerForm, portalIssueForm, portalOrderForm, BUNDLE_LINES } from '../../forms/portal.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { writeCsv } from '../../lib/csv.ts';
-import { authorize, issuableFor } from '../../policies/portal.ts';
+import { issuableFor } from '../../policies/portal.ts';
 import { addOrderManager, createOrderAsManager, customersInScope, issueAsManager, removeOrderManager } from '../../services/portal.ts';
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchLicenses, exportBatches, parseDispatchCsv } from '../../services/dispatch.ts';
@@ -46,7 +46,6 @@ export function portalOrdersController(ctx: AppContext) {
   };
 
   const createOrder = (bundle: boolean) => async (req: Request, res: Response) => {
-    authorize(req.permissions, bundle ? 'create_bundle_order' : 'create_order');
     const form = parseForm(portalOrderForm, req.body);
     const customer = req.body?.customer_choice === 'new' ? parseForm(customerForm, req.body) : null;
     const lines = bundle ? bundleLines(req.body ?? {}) : { lines: [], errors: {} };
@@ -84,23 +83,20 @@ export function portalOrdersController(ctx: AppContext) {
       res.render('portal/orders/index', { title: req.t('portal.orders.title'), orders: rows, query, page, pages: pageCount(total), total, can: req.permissions });
     },
 
-    show: async (req: Request, res: Response) => showPage(req, res, await load.order(req)),
+    show: async (req: Request, res: Response) => showPage(req, res, req.order!),
 
     async new(req: Request, res: Response) {
-      authorize(req.permissions, 'create_order');
       await newOrderPage(req, res, false);
     },
     create: createOrder(false),
 
     async newBundle(req: Request, res: Response) {
-      authorize(req.permissions, 'create_bundle_order');
       await newOrderPage(req, res, true);
     },
     createBundle: createOrder(true),
 
     async issue(req: Request, res: Response) {
-      const order = await load.order(req);
-      authorize(req.permissions, 'issue_license');
+      const order = req.order!;
       const form = parseForm(portalIssueForm, req.body);
       if (!form.ok) return showPage(req, res, order, 422, req.body, form.errors);
       const invited: Placement[] = [];
@@ -114,8 +110,7 @@ export function portalOrdersController(ctx: AppContext) {
     },
 
     async addManager(req: Request, res: Response) {
-      const order = await load.order(req);
-      authorize(req.permissions, 'manage_managers');
+      const order = req.order!;
       const form = parseForm(addManagerForm, req.body);
       if (!form.ok) return showPage(req, res, order, 422, {}, {}, form.errors);
       onFailure(res, { back: res.locals.paths.portalOrder(order.id), rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, {}, {}, errors) });
@@ -124,23 +119,20 @@ export function portalOrdersController(ctx: AppContext) {
     },
 
     async removeManager(req: Request, res: Response) {
-      const order = await load.order(req);
-      authorize(req.permissions, 'manage_managers');
+      const order = req.order!;
       onFailure(res, { back: res.locals.paths.portalOrder(order.id) });
       await removeOrderManager(ctx, req.actor, order.id, idParam(req, 'accountId'));
       done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerRemoved');
     },
 
     async editCustomer(req: Request, res: Response) {
-      const order = await load.order(req);
-      authorize(req.permissions, 'edit_customer');
+      const order = req.order!;
       const c = (await customers.findById(ctx.db, order.customerId))!;
       res.render('portal/orders/customer', { title: req.t('portal.orders.editCustomer'), order, values: { kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference }, errors: {} });
     },
 
     async updateCustomer(req: Request, res: Response) {
-      const order = await load.order(req);
-      authorize(req.permissions, 'edit_customer');
+      const order = req.order!;
       const form = parseForm(customerForm, req.body);
       if (!form.ok) return res.status(422).render('portal/orders/customer', { title: req.t('portal.orders.editCustomer'), order, values: req.body, errors: form.errors });
       await updateCustomer(ctx, req.actor, order.customerId, form.data);
@@ -149,21 +141,21 @@ export function portalOrdersController(ctx: AppContext) {
 
     /** The order's licenses as CSV, streamed in batches. */
     async exportCsv(req: Request, res: Response) {
-      const order = await load.order(req);
+      const order = req.order!;
       res.set({ 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="order-${order.orderRef.replace(/[^\w.-]/g, '_')}-licenses.csv"`, 'Cache-Control': 'no-store' });
       await writeCsv(res, EXPORT_HEADER, exportBatches(ctx.db, order.id, ctx.clock.now()));
       res.end();
     },
 
     async dispatchForm(req: Request, res: Response) {
-      const order = await load.order(req);
+      const order = req.order!;
       const rows = await licenses.list(ctx.db, { orderId: order.id }, ctx.clock.now(), 500, 0);
       res.render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order, licenses: rows.filter((l) => l.licenseKey), errors: {}, values: {} });
     },
 
     /** Dispatch from the form: an e-mail address per chosen license (email_<licenseId>). */
     async dispatch(req: Request, res: Response) {
-      const order = await load.order(req);
+      const order = req.order!;
       const items: { licenseId: number; email: string }[] = [];
       const errors: Record<string, string> = {};
       for (const [field, value] of Object.entries(req.body ?? {})) {
@@ -185,7 +177,7 @@ export function portalOrdersController(ctx: AppContext) {
 
     /** Dispatch from an uploaded CSV of license key → e-mail. */
     async dispatchCsv(req: Request, res: Response) {
-      const order = await load.order(req);
+      const order = req.order!;
       const rerender = async (fieldErrors: Record<string, string>, vars: Record<string, unknown> = {}) => {
         const rows = await licenses.list(ctx.db, { orderId: order.id }, ctx.clock.now(), 500, 0);
         res.status(422).render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order, licenses: rows.filter((l) => l.licenseKey), errors: fieldErrors, values: {}, csvVars: vars });
