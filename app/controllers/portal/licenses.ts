@@ -4,7 +4,7 @@ import type { AppContext } from '../../app.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
 import * as accounts from '../../models/accounts.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData } from '../../forms/parse.ts';
 import { assignUserForm, credentialsForm, limitForm, noteForm } from '../../forms/console.ts';
 import { borrowForm } from '../../forms/portal.ts';
 import { ownedEndUsers, ownsEndUser } from '../../policies/portal.ts';
@@ -51,97 +51,86 @@ export function portalLicensesController(ctx: AppContext) {
   const token = (req: Request) => String(req.params.token ?? '');
   const invitationGone = (req: Request, res: Response) => res.status(410).set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation-gone', { title: req.t('ownership.accept.title') });
 
+  /**
+   * How a form of the license page answers a failure: a validation error shows the page again, its
+   * messages placed by `place` (the user form's fields, or one device's or user's own field); a
+   * refused change flashes why and goes back to the page.
+   */
+  const licenseForm = (req: Request, res: Response, place: (errors: Record<string, string>) => { values?: object; errors: object } = (errors) => ({ errors })) =>
+    onFailure(res, {
+      back: res.locals.paths.portalLicense(req.license!.id),
+      rerender: (err) => {
+        const placed = place(err.fieldErrors);
+        return showPage(req, res, req.license!, 422, placed.values ?? {}, placed.errors);
+      },
+    });
+  const back = (req: Request, res: Response, messageKey: string, vars: Record<string, unknown> = {}) => done(req, res, res.locals.paths.portalLicense(req.license!.id), messageKey, vars);
+
   return {
     show: async (req: Request, res: Response) => showPage(req, res, req.license!),
 
     /** Downloads a refresh license file for an offline device: new entitlements without a new request. */
     async refresh(req: Request, res: Response) {
-      const license = req.license!;
-      const d = req.device!;
-      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
-      const file = await issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, license.id, d.id);
+      licenseForm(req, res);
+      const file = await issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, req.license!.id, req.device!.id);
       res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"`, 'Cache-Control': 'no-store' }).send(file.text);
     },
 
     async disable(req: Request, res: Response) {
-      const license = req.license!;
-      await service.setLicenseEnabled(ctx, req.actor, license.id, false);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.disabled');
+      await service.setLicenseEnabled(ctx, req.actor, req.license!.id, false);
+      back(req, res, 'admin.licenses.disabled');
     },
 
     async enable(req: Request, res: Response) {
-      const license = req.license!;
-      await service.setLicenseEnabled(ctx, req.actor, license.id, true);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.enabled');
+      await service.setLicenseEnabled(ctx, req.actor, req.license!.id, true);
+      back(req, res, 'admin.licenses.enabled');
     },
 
     async note(req: Request, res: Response) {
-      const license = req.license!;
-      const form = parseForm(noteForm, req.body);
-      if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);
-      await service.setLicenseNote(ctx, req.actor, license.id, form.data.note);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'portal.licenses.noteSaved');
+      licenseForm(req, res);
+      await service.setLicenseNote(ctx, req.actor, req.license!.id, formData(noteForm, req.body).note);
+      back(req, res, 'portal.licenses.noteSaved');
     },
 
     async reset(req: Request, res: Response) {
-      const license = req.license!;
-      const count = await service.resetLicense(ctx, req.actor, license.id);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.resetDone', { count });
+      const count = await service.resetLicense(ctx, req.actor, req.license!.id);
+      back(req, res, 'admin.licenses.resetDone', { count });
     },
 
     /** The "move to another machine" page: what a device reset does and how many transfers remain. */
     async confirmResetDevice(req: Request, res: Response) {
-      const license = req.license!;
-      const d = req.device!;
-      res.render('portal/licenses/reset-device', { title: req.t('portal.transfer.title'), license, device: d, transfersLeft: transfersLeft(license) });
+      res.render('portal/licenses/reset-device', { title: req.t('portal.transfer.title'), license: req.license!, device: req.device!, transfersLeft: transfersLeft(req.license!) });
     },
 
     async resetDevice(req: Request, res: Response) {
-      const license = req.license!;
-      const d = req.device!;
-      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
-      await service.resetDevice(ctx, req.actor, license.id, d.id);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'portal.transfer.done');
+      licenseForm(req, res);
+      await service.resetDevice(ctx, req.actor, req.license!.id, req.device!.id);
+      back(req, res, 'portal.transfer.done');
     },
 
     async revokeDevice(req: Request, res: Response) {
-      const license = req.license!;
-      const d = req.device!;
-      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
-      await service.blacklistDevice(ctx, req.actor, license.id, d.id);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.deviceBlacklisted');
+      licenseForm(req, res);
+      await service.blacklistDevice(ctx, req.actor, req.license!.id, req.device!.id);
+      back(req, res, 'admin.licenses.deviceBlacklisted');
     },
 
     async borrow(req: Request, res: Response) {
-      const license = req.license!;
-      const d = req.device!;
-      const form = parseForm(borrowForm, req.body);
-      if (!form.ok) return showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: form.errors.hours! });
-      onFailure(res, {
-        back: res.locals.paths.portalLicense(license.id),
-        rerender: ({ fieldErrors: errors }) => void showPage(req, res, license, 422, {}, { [`hours_${d.id}`]: errors.hours! }),
-      });
-      const until = await borrowDevice(ctx, req.actor, license, d.id, form.data.hours);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'portal.licenses.borrowed', { date: until.toISOString().slice(0, 16).replace('T', ' ') });
+      licenseForm(req, res, (errors) => ({ errors: { [`hours_${req.device!.id}`]: errors.hours! } }));
+      const until = await borrowDevice(ctx, req.actor, req.license!, req.device!.id, formData(borrowForm, req.body).hours);
+      back(req, res, 'portal.licenses.borrowed', { date: until.toISOString().slice(0, 16).replace('T', ' ') });
     },
 
     async assignUser(req: Request, res: Response) {
-      const license = req.license!;
-      const form = parseForm(assignUserForm, req.body);
-      if (!form.ok) return showPage(req, res, license, 422, req.body, form.errors);
-      onFailure(res, {
-        back: res.locals.paths.portalLicense(license.id),
-        rerender: ({ fieldErrors: errors }) => void showPage(req, res, license, 422, req.body, errors),
-      });
-      await users.assignUser(ctx, req.actor, license.id, { email: form.data.email, name: form.data.name, maxActivations: form.data.max_activations }, req.user!);
+      licenseForm(req, res, (errors) => ({ values: req.body, errors }));
+      const form = formData(assignUserForm, req.body);
+      await users.assignUser(ctx, req.actor, req.license!.id, { email: form.email, name: form.name, maxActivations: form.max_activations }, req.user!);
       // A manager gets one answer whatever the address belongs to (docs/user-portal.md).
-      done(req, res, res.locals.paths.portalLicense(license.id), req.user!.role === 'admin' ? 'admin.licenses.userAssigned' : 'ownership.assign.answered');
+      back(req, res, req.user!.role === 'admin' ? 'admin.licenses.userAssigned' : 'ownership.assign.answered');
     },
 
     async withdrawInvitation(req: Request, res: Response) {
-      const license = req.license!;
-      await users.withdrawInvitation(ctx, req.actor, license.id, idParam(req, 'invitationId'));
-      done(req, res, res.locals.paths.portalLicense(license.id), 'ownership.withdraw.done');
+      await users.withdrawInvitation(ctx, req.actor, req.license!.id, idParam(req, 'invitationId'));
+      back(req, res, 'ownership.withdraw.done');
     },
 
     /** The page behind an invitation link: what accepting does, and the button (no login needed). */
@@ -158,32 +147,27 @@ export function portalLicensesController(ctx: AppContext) {
     },
 
     async setUserLimit(req: Request, res: Response) {
-      const license = req.license!;
-      const accountId = await ownedUser(license, req);
-      const form = parseForm(limitForm, req.body);
-      if (!form.ok) return showPage(req, res, license, 422, {}, { [`limit_${accountId}`]: form.errors.max_activations! });
-      await users.setAssignmentLimit(ctx, req.actor, license.id, accountId, form.data.max_activations, req.user!);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userLimitChanged');
+      const accountId = await ownedUser(req.license!, req);
+      licenseForm(req, res, (errors) => ({ errors: { [`limit_${accountId}`]: errors.max_activations! } }));
+      await users.setAssignmentLimit(ctx, req.actor, req.license!.id, accountId, formData(limitForm, req.body).max_activations, req.user!);
+      back(req, res, 'admin.licenses.userLimitChanged');
     },
 
     async unassignUser(req: Request, res: Response) {
-      const license = req.license!;
-      const accountId = await ownedUser(license, req);
-      onFailure(res, { back: res.locals.paths.portalLicense(license.id) });
-      await users.unassignUser(ctx, req.actor, license.id, accountId, req.user!);
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenses.userUnassigned');
+      const accountId = await ownedUser(req.license!, req);
+      licenseForm(req, res);
+      await users.unassignUser(ctx, req.actor, req.license!.id, accountId, req.user!);
+      back(req, res, 'admin.licenses.userUnassigned');
     },
 
     /** Resets the password of a user of this license whom the manager owns: a one-time password shown once, or an e-mailed link. */
     async userPassword(req: Request, res: Response) {
-      const license = req.license!;
-      const accountId = await ownedUser(license, req);
-      const form = parseForm(credentialsForm, req.body);
-      if (!form.ok) return showPage(req, res, license, 422, {}, form.errors);
-      const password = await users.resetEndUserPassword(ctx, req.actor, accountId, form.data.credentials, req.user!);
+      const accountId = await ownedUser(req.license!, req);
+      licenseForm(req, res);
+      const password = await users.resetEndUserPassword(ctx, req.actor, accountId, formData(credentialsForm, req.body).credentials, req.user!);
       const account = (await accounts.findById(ctx.db, accountId))!;
-      if (password) return res.set('Cache-Control', 'no-store').render('portal/licenses/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), license, account, password });
-      done(req, res, res.locals.paths.portalLicense(license.id), 'admin.licenseUsers.linkSent', { email: account.email });
+      if (password) return res.set('Cache-Control', 'no-store').render('portal/licenses/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), license: req.license!, account, password });
+      back(req, res, 'admin.licenseUsers.linkSent', { email: account.email });
     },
   };
 }
