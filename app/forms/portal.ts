@@ -44,3 +44,16 @@ export function bundleLines(body: Record<string, unknown>) {
 export const addManagerForm = z.object({ email });
 export const borrowForm = z.object({ hours: wholeNumber(1, 8760) });
 export const dispatchRowPrefix = 'email_';
+
+/** The dispatch form: an e-mail address per chosen license (`email_<licenseId>`); empty fields are not chosen. */
+export const dispatchForm = z.record(z.string(), z.unknown()).transform((body, ctx) => {
+  const items: { licenseId: number; email: string }[] = [];
+  for (const [field, value] of Object.entries(body)) {
+    const m = /^email_(\d{1,10})$/.exec(field);
+    if (!m || typeof value !== 'string' || !value.trim()) continue;
+    const address = value.trim().toLowerCase();
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address) || address.length > 254) ctx.addIssue({ code: 'custom', path: [field], message: 'validation.email' });
+    else items.push({ licenseId: Number(m[1]), email: address });
+  }
+  return items;
+});

@@ -277,3 +277,9 @@ export async function takeTransfer(db: Knex, id: number, limit: number | null, n
 export async function clearSeats(db: Knex, id: number, now: Date): Promise<void> {
   await db('licenses').where({ id }).update({ times_activated: 0, updated_at: now });
 }
+
+/** License key → id, for the keys that are licenses of the order. */
+export async function idsByKeysInOrder(db: Knex, orderId: number, keys: string[]): Promise<Map<string, number>> {
+  const rows = await db('licenses').where({ order_id: orderId }).whereIn('license_key', keys).select('id', 'license_key');
+  return new Map(rows.map((r: { id: number; license_key: string }) => [r.license_key, Number(r.id)]));
+}

@@ -1,7 +1,8 @@
 import type { Knex } from 'knex';
 import * as licenses from '../models/licenses.ts';
 import * as licenseUsers from '../models/license-users.ts';
-import { ValidationError, notFound } from '../lib/errors.ts';
+import { AppError, ValidationError, notFound } from '../lib/errors.ts';
+import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { statusOf } from '../models/licenses.ts';
 import { toBool, toDate } from '../models/normalise.ts';
 import { auditedChange } from './changes.ts';
@@ -105,4 +106,22 @@ export function parseDispatchCsv(text: string): { rows: { key: string; email: st
     else rows.push({ key, email: email.toLowerCase() });
   });
   return { rows, badLines };
+}
+
+/**
+ * Dispatch from an uploaded CSV (license key, e-mail address per line; a header line is allowed): the
+ * whole file is refused, naming the lines or keys at fault, unless every line reads and every key is
+ * a license of this order.
+ */
+export async function dispatchFromCsv(deps: LinkMailDeps, actor: Actor, orderId: number, csv: Buffer | undefined, language: string): Promise<number> {
+  if (!csv || !csv.length) throw AppError.validation({ csv: 'portal.dispatch.csvMissing' });
+  const text = csv.toString('utf8');
+  if (text.includes('\u0000')) throw AppError.validation({ csv: 'portal.dispatch.csvNotText' });
+  const { rows, badLines } = parseDispatchCsv(text);
+  if (badLines.length) throw AppError.validation({ csv: 'portal.dispatch.csvBadLines' }, { lines: badLines.slice(0, 10).join(', ') });
+  const keys = rows.map((r) => normaliseLicenseKey(r.key));
+  const idByKey = await licenses.idsByKeysInOrder(deps.db, orderId, keys);
+  const unknown = keys.filter((k) => !idByKey.has(k));
+  if (unknown.length) throw AppError.validation({ csv: 'portal.dispatch.csvUnknownKeys' }, { keys: unknown.slice(0, 5).join(', ') });
+  return dispatchLicenses(deps, actor, orderId, rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })), language);
 }

@@ -5,19 +5,18 @@ import * as licenses from '../../models/licenses.ts';
 import * as customers from '../../models/customers.ts';
 import * as managers from '../../models/managers.ts';
 import * as products from '../../models/products.ts';
-import { parseForm } from '../../forms/parse.ts';
-import { addManagerForm, bundleLines, customerForm, portalIssueForm, portalOrderForm, BUNDLE_LINES } from '../../forms/portal.ts';
+import { formData, parseForm } from '../../forms/parse.ts';
+import { addManagerForm, bundleLines, customerForm, dispatchForm, portalIssueForm, portalOrderForm, BUNDLE_LINES } from '../../forms/portal.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { writeCsv } from '../../lib/csv.ts';
 import { issuableFor } from '../../policies/portal.ts';
 import { addOrderManager, createOrderAsManager, customersInScope, issueAsManager, removeOrderManager } from '../../services/portal.ts';
 import { updateCustomer } from '../../services/customers.ts';
-import { EXPORT_HEADER, dispatchLicenses, exportBatches, parseDispatchCsv } from '../../services/dispatch.ts';
+import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
 import { done, idParam, listQuery } from '../helpers.ts';
 import { licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
-import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function portalOrdersController(ctx: AppContext) {
@@ -38,6 +37,30 @@ export function portalOrdersController(ctx: AppContext) {
       products.listActive(ctx.db),
     ]);
     res.status(status).render('portal/orders/show', { title: order.orderRef, order, licenses: rows, total, page, pages: pageCount(total), query, managers: orderManagers, issuable, quotas, products: productList, issueValues, issueErrors, managerErrors, can: req.permissions });
+  };
+
+  /**
+   * How a form of the order page answers a failure: a validation error shows the page again, its
+   * messages placed by `place` (the issue form's or the managers form's); a refused change flashes
+   * why and goes back to the page.
+   */
+  const orderForm = (req: Request, res: Response, place: (errors: Record<string, string>) => { issueValues?: object; issueErrors?: object; managerErrors?: object } = () => ({})) =>
+    onFailure(res, {
+      back: res.locals.paths.portalOrder(req.order!.id),
+      rerender: (err) => {
+        const p = place(err.fieldErrors);
+        return showPage(req, res, req.order!, 422, p.issueValues ?? {}, p.issueErrors ?? {}, p.managerErrors ?? {});
+      },
+    });
+  const back = (req: Request, res: Response, messageKey: string, vars: Record<string, unknown> = {}) => done(req, res, res.locals.paths.portalOrder(req.order!.id), messageKey, vars);
+
+  const customerPage = (req: Request, res: Response, status: number, values: object, errors: object = {}) =>
+    res.status(status).render('portal/orders/customer', { title: req.t('portal.orders.editCustomer'), order: req.order!, values, errors });
+
+  /** The dispatch page (the order's licenses that have a key, at most 500). */
+  const dispatchPage = async (req: Request, res: Response, status: number, extra: { errors?: object; values?: object; csvVars?: object } = {}) => {
+    const rows = await licenses.list(ctx.db, { orderId: req.order!.id }, ctx.clock.now(), 500, 0);
+    res.status(status).render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order: req.order!, licenses: rows.filter((l) => l.licenseKey), errors: {}, values: {}, ...extra });
   };
 
   const newOrderPage = async (req: Request, res: Response, bundle: boolean, status = 200, values: Record<string, unknown> = {}, errors: object = {}) => {
@@ -96,47 +119,35 @@ export function portalOrdersController(ctx: AppContext) {
     createBundle: createOrder(true),
 
     async issue(req: Request, res: Response) {
-      const order = req.order!;
-      const form = parseForm(portalIssueForm, req.body);
-      if (!form.ok) return showPage(req, res, order, 422, req.body, form.errors);
+      orderForm(req, res, (errors) => ({ issueValues: req.body, issueErrors: errors }));
+      const form = formData(portalIssueForm, req.body);
       const invited: Placement[] = [];
-      onFailure(res, {
-        back: res.locals.paths.portalOrder(order.id),
-        rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, req.body, errors),
-      });
-      const issued = await issueAsManager(ctx, req.actor, req.user!, order.id, { policyId: form.data.policy_id, quantity: form.data.quantity ?? undefined, emails: form.data.emails }, invited);
+      const issued = await issueAsManager(ctx, req.actor, req.user!, req.order!.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails }, invited);
       await mailPlacements(ctx, invited);
-      done(req, res, res.locals.paths.portalOrder(order.id), 'admin.orders.issued', { count: issued.licenseIds.length });
+      back(req, res, 'admin.orders.issued', { count: issued.licenseIds.length });
     },
 
     async addManager(req: Request, res: Response) {
-      const order = req.order!;
-      const form = parseForm(addManagerForm, req.body);
-      if (!form.ok) return showPage(req, res, order, 422, {}, {}, form.errors);
-      onFailure(res, { back: res.locals.paths.portalOrder(order.id), rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, {}, {}, errors) });
-      await addOrderManager(ctx, req.actor, order.id, form.data.email);
-      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerAdded');
+      orderForm(req, res, (errors) => ({ managerErrors: errors }));
+      await addOrderManager(ctx, req.actor, req.order!.id, formData(addManagerForm, req.body).email);
+      back(req, res, 'portal.orders.managerAdded');
     },
 
     async removeManager(req: Request, res: Response) {
-      const order = req.order!;
-      onFailure(res, { back: res.locals.paths.portalOrder(order.id) });
-      await removeOrderManager(ctx, req.actor, order.id, idParam(req, 'accountId'));
-      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.orders.managerRemoved');
+      orderForm(req, res);
+      await removeOrderManager(ctx, req.actor, req.order!.id, idParam(req, 'accountId'));
+      back(req, res, 'portal.orders.managerRemoved');
     },
 
     async editCustomer(req: Request, res: Response) {
-      const order = req.order!;
-      const c = (await customers.findById(ctx.db, order.customerId))!;
-      res.render('portal/orders/customer', { title: req.t('portal.orders.editCustomer'), order, values: { kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference }, errors: {} });
+      const c = (await customers.findById(ctx.db, req.order!.customerId))!;
+      customerPage(req, res, 200, { kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
     },
 
     async updateCustomer(req: Request, res: Response) {
-      const order = req.order!;
-      const form = parseForm(customerForm, req.body);
-      if (!form.ok) return res.status(422).render('portal/orders/customer', { title: req.t('portal.orders.editCustomer'), order, values: req.body, errors: form.errors });
-      await updateCustomer(ctx, req.actor, order.customerId, form.data);
-      done(req, res, res.locals.paths.portalOrder(order.id), 'admin.customers.updated');
+      onFailure(res, { rerender: (err) => customerPage(req, res, 422, req.body, err.fieldErrors) });
+      await updateCustomer(ctx, req.actor, req.order!.customerId, formData(customerForm, req.body));
+      back(req, res, 'admin.customers.updated');
     },
 
     /** The order's licenses as CSV, streamed in batches. */
@@ -147,58 +158,20 @@ export function portalOrdersController(ctx: AppContext) {
       res.end();
     },
 
-    async dispatchForm(req: Request, res: Response) {
-      const order = req.order!;
-      const rows = await licenses.list(ctx.db, { orderId: order.id }, ctx.clock.now(), 500, 0);
-      res.render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order, licenses: rows.filter((l) => l.licenseKey), errors: {}, values: {} });
-    },
+    dispatchForm: (req: Request, res: Response) => dispatchPage(req, res, 200),
 
     /** Dispatch from the form: an e-mail address per chosen license (email_<licenseId>). */
     async dispatch(req: Request, res: Response) {
-      const order = req.order!;
-      const items: { licenseId: number; email: string }[] = [];
-      const errors: Record<string, string> = {};
-      for (const [field, value] of Object.entries(req.body ?? {})) {
-        const m = /^email_(\d{1,10})$/.exec(field);
-        if (!m || typeof value !== 'string' || !value.trim()) continue;
-        const address = value.trim().toLowerCase();
-        if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address) || address.length > 254) errors[field] = 'validation.email';
-        else items.push({ licenseId: Number(m[1]), email: address });
-      }
-      const rerender = async (status: number, fieldErrors: Record<string, string>) => {
-        const rows = await licenses.list(ctx.db, { orderId: order.id }, ctx.clock.now(), 500, 0);
-        res.status(status).render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order, licenses: rows.filter((l) => l.licenseKey), errors: fieldErrors, values: req.body });
-      };
-      if (Object.keys(errors).length) return rerender(422, errors);
-      onFailure(res, { back: res.locals.paths.portalOrder(order.id), rerender: ({ fieldErrors: e }) => void rerender(422, e) });
-      const sent = await dispatchLicenses(ctx, req.actor, order.id, items, req.lang);
-      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.dispatch.done', { count: sent });
+      onFailure(res, { back: res.locals.paths.portalOrder(req.order!.id), rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, values: req.body }) });
+      const sent = await dispatchLicenses(ctx, req.actor, req.order!.id, formData(dispatchForm, req.body ?? {}), req.lang);
+      back(req, res, 'portal.dispatch.done', { count: sent });
     },
 
     /** Dispatch from an uploaded CSV of license key → e-mail. */
     async dispatchCsv(req: Request, res: Response) {
-      const order = req.order!;
-      const rerender = async (fieldErrors: Record<string, string>, vars: Record<string, unknown> = {}) => {
-        const rows = await licenses.list(ctx.db, { orderId: order.id }, ctx.clock.now(), 500, 0);
-        res.status(422).render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order, licenses: rows.filter((l) => l.licenseKey), errors: fieldErrors, values: {}, csvVars: vars });
-      };
-      const file = req.file;
-      if (!file || !file.buffer.length) return rerender({ csv: 'portal.dispatch.csvMissing' });
-      const text = file.buffer.toString('utf8');
-      if (text.includes('\u0000')) return rerender({ csv: 'portal.dispatch.csvNotText' });
-      const { rows, badLines } = parseDispatchCsv(text);
-      if (badLines.length) return rerender({ csv: 'portal.dispatch.csvBadLines' }, { lines: badLines.slice(0, 10).join(', ') });
-      const keys = rows.map((r) => normaliseLicenseKey(r.key));
-      const found = await ctx.db('licenses').where({ order_id: order.id }).whereIn('license_key', keys).select('id', 'license_key');
-      const idByKey = new Map(found.map((f: { id: number; license_key: string }) => [f.license_key, Number(f.id)]));
-      const unknown = keys.filter((k) => !idByKey.has(k));
-      if (unknown.length) return rerender({ csv: 'portal.dispatch.csvUnknownKeys' }, { keys: unknown.slice(0, 5).join(', ') });
-      onFailure(res, {
-        back: res.locals.paths.portalOrder(order.id),
-        rerender: ({ fieldErrors: e }) => void rerender(e),
-      });
-      const sent = await dispatchLicenses(ctx, req.actor, order.id, rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })), req.lang);
-      done(req, res, res.locals.paths.portalOrder(order.id), 'portal.dispatch.done', { count: sent });
+      onFailure(res, { back: res.locals.paths.portalOrder(req.order!.id), rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, csvVars: err.vars }) });
+      const sent = await dispatchFromCsv(ctx, req.actor, req.order!.id, req.file?.buffer, req.lang);
+      back(req, res, 'portal.dispatch.done', { count: sent });
     },
   };
 }
