@@ -174,6 +174,11 @@ describe('User Portal actions', function () {
     const unknown = await all.post(`/portal/orders/${w.orderA}/dispatch/csv?_csrf=${encodeURIComponent(tk)}`).attach('csv', Buffer.from(`BBBB-BBBB-BBBB-BBBB-BBBB-BBBB-BBBB,eve@example.com\n`), 'x.csv');
     assert.equal(unknown.status, 422, 'a key of another order is not accepted');
     assert.match(unknown.text, /not licenses of this order/);
+    const broken = await all.post(`/portal/orders/${w.orderA}/dispatch/csv?_csrf=${encodeURIComponent(tk)}`).attach('csv', Buffer.from(`${keyed[2].license_key},carol@example.com\n${keyed[1].license_key},not-an-address\n`), 'x.csv');
+    assert.equal(broken.status, 422, 'a line that does not read refuses the whole file');
+    assert.match(broken.text, /\b2\b/, 'naming the line');
+    const empty = await all.post(`/portal/orders/${w.orderA}/dispatch/csv?_csrf=${encodeURIComponent(tk)}`).attach('csv', Buffer.from(''), 'x.csv');
+    assert.equal(empty.status, 422);
     const noToken = await all.post(`/portal/orders/${w.orderA}/dispatch/csv`).attach('csv', Buffer.from(csv), 'licenses.csv');
     assert.equal(noToken.status, 403);
     assert.equal((await auditOf(t.db, 'order', w.orderA)).filter((e) => e.action === 'licenses.dispatched').length, 2);
