@@ -40,17 +40,6 @@ export function oneTimePassword(): string {
   return Array.from(crypto.randomBytes(16), (b) => alphabet[b % alphabet.length]).join('').replace(/(.{4})(?!$)/g, '$1-');
 }
 
-/** The end-user account for an address, created (without password) when missing. */
-export async function findOrCreateEndUser(trx: Knex, email: string, name: string | null, language: string, now: Date): Promise<{ account: accounts.Account; created: boolean }> {
-  const existing = await accounts.findByEmail(trx, email);
-  if (existing) {
-    if (existing.role !== 'end_user') throw new ValidationError({ email: 'licenseUsers.emailUsedByOtherRole' });
-    return { account: existing, created: false };
-  }
-  const id = await accounts.insert(trx, { email, name: name || email.split('@')[0]!, passwordHash: null, role: 'end_user', language }, now);
-  return { account: (await accounts.findById(trx, id))!, created: true };
-}
-
 export type CredentialMode = 'email' | 'password';
 
 export interface NewLicenseUser {

@@ -9,7 +9,8 @@ import type { Account } from '../models/accounts.ts';
 import { issuableFor } from '../policies/portal.ts';
 import { auditedChange } from './changes.ts';
 import { issueLicenses, type IssueRequest, type IssueResult } from './licenses.ts';
-import { placeUser, type Placement } from './license-users.ts';
+import { mailPlacements, placeUser, type Placement } from './license-users.ts';
+import type { LinkMailDeps } from './auth.ts';
 import { createCustomer, createOrder, type OrderFields } from './customers.ts';
 import type { CustomerFields } from '../models/customers.ts';
 import type { Actor, ServiceDeps } from './context.ts';
@@ -48,6 +49,18 @@ export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: A
       return { accountId: placed.account.id, created: placed.kind === 'assigned' && placed.created };
     },
   });
+}
+
+/**
+ * Issues licenses into an order and, once they are committed, mails whom they concern: a new account
+ * its set-password link, an invited one its invitation. The console and the User Portal both issue
+ * through it (an admin's account owns every end user, so its placements are direct assignments).
+ */
+export async function issueAndInvite(deps: LinkMailDeps, actor: Actor, account: Account, orderId: number, request: IssueRequest): Promise<IssueResult> {
+  const placements: Placement[] = [];
+  const issued = await issueAsManager(deps, actor, account, orderId, request, placements);
+  await mailPlacements(deps, placements);
+  return issued;
 }
 
 export interface NewOrder {

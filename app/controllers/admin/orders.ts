@@ -4,14 +4,11 @@ import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData, parseForm } from '../../forms/parse.ts';
 import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
-import { issueLicenses } from '../../services/licenses.ts';
-import { findOrCreateEndUser, assignInTransaction } from '../../services/license-users.ts';
-import { mailAccountLink } from '../../services/auth.ts';
-import * as accounts from '../../models/accounts.ts';
+import { issueAndInvite } from '../../services/portal.ts';
 import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
 import { licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
@@ -71,19 +68,9 @@ export function adminOrdersController(ctx: AppContext) {
     /** Issues licenses in bulk: a quantity for key-based products, one per e-mail for user-based ones. */
     async issue(req: Request, res: Response) {
       const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
-      const parsed = parseForm(issueForm, req.body);
-      if (!parsed.ok) return showPage(req, res, order, 422, req.body, parsed.errors);
-      const invited: number[] = [];
-      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: ({ fieldErrors: errors }) => void showPage(req, res, order, 422, req.body, errors) });
-      const issued = await issueLicenses(ctx, req.actor, order.id, { policyId: parsed.data.policy_id, quantity: parsed.data.quantity ?? undefined, emails: parsed.data.emails, startDate: parsed.data.start_date }, {
-            assignUser: async (trx, licenseId, email, maxActivations, now) => {
-              const { account, created } = await findOrCreateEndUser(trx, email, null, req.lang, now);
-              await assignInTransaction(trx, licenseId, account.id, maxActivations, now);
-              if (created) invited.push(account.id);
-              return { accountId: account.id, created };
-            },
-          });
-      for (const id of invited) await mailAccountLink(ctx, (await accounts.findById(ctx.db, id))!, 'invite');
+      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: (err) => showPage(req, res, order, 422, req.body, err.fieldErrors) });
+      const form = formData(issueForm, req.body);
+      const issued = await issueAndInvite(ctx, req.actor, req.user!, order.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails, startDate: form.start_date });
       done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.issued', { count: issued.licenseIds.length });
     },
   };

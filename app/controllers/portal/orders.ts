@@ -10,7 +10,7 @@ import { addManagerForm, bundleLines, customerForm, dispatchForm, portalIssueFor
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { writeCsv } from '../../lib/csv.ts';
 import { issuableFor } from '../../policies/portal.ts';
-import { addOrderManager, createOrderAsManager, customersInScope, issueAsManager, removeOrderManager } from '../../services/portal.ts';
+import { addOrderManager, createOrderAsManager, customersInScope, issueAndInvite, removeOrderManager } from '../../services/portal.ts';
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
@@ -121,9 +121,7 @@ export function portalOrdersController(ctx: AppContext) {
     async issue(req: Request, res: Response) {
       orderForm(req, res, (errors) => ({ issueValues: req.body, issueErrors: errors }));
       const form = formData(portalIssueForm, req.body);
-      const invited: Placement[] = [];
-      const issued = await issueAsManager(ctx, req.actor, req.user!, req.order!.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails }, invited);
-      await mailPlacements(ctx, invited);
+      const issued = await issueAndInvite(ctx, req.actor, req.user!, req.order!.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails });
       back(req, res, 'admin.orders.issued', { count: issued.licenseIds.length });
     },
 
