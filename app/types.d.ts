@@ -1,7 +1,10 @@
 import type { Account } from './models/accounts.ts';
 import type { Actor } from './services/context.ts';
 import type { TFunction } from 'i18next';
-import type { Branding } from './models/brandings.ts';
+import type { Branding, BrandingRecord } from './models/brandings.ts';
+import type { Product } from './models/products.ts';
+import type { Policy } from './models/policies.ts';
+import type { Customer } from './models/customers.ts';
 import type { Permission } from './policies/permissions.ts';
 import type { Order } from './models/orders.ts';
 import type { License } from './models/licenses.ts';
@@ -25,6 +28,13 @@ declare global {
       order?: Order;
       license?: License;
       device?: Device;
+      /** The console's loaders (controllers/admin/loaders.ts). */
+      product?: Product;
+      policy?: Policy;
+      customer?: Customer;
+      editedBranding?: BrandingRecord;
+      /** A manager or an end user, by the route. */
+      account?: Account;
     }
   }
 }

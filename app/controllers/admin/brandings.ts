@@ -67,16 +67,16 @@ export function adminBrandingsController(ctx: AppContext) {
     },
 
     async show(req: Request, res: Response) {
-      await showView(res, orNotFound(await brandings.findById(ctx.db, idParam(req))));
+      await showView(res, req.editedBranding!);
     },
 
     async edit(req: Request, res: Response) {
-      const branding = orNotFound(await brandings.findById(ctx.db, idParam(req)));
+      const branding = req.editedBranding!;
       formView(req, res, 200, 'edit', valuesOf(branding), {}, branding);
     },
 
     async update(req: Request, res: Response) {
-      const branding = orNotFound(await brandings.findById(ctx.db, idParam(req)));
+      const branding = req.editedBranding!;
       const form = parseForm(brandingForm, req.body);
       if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, branding);
       onFailure(res, {
@@ -93,7 +93,7 @@ export function adminBrandingsController(ctx: AppContext) {
     },
 
     async addHost(req: Request, res: Response) {
-      const branding = orNotFound(await brandings.findById(ctx.db, idParam(req)));
+      const branding = req.editedBranding!;
       const form = parseForm(hostForm, req.body);
       if (!form.ok) return showView(res, branding, 422, { hostValues: req.body, hostErrors: form.errors });
       onFailure(res, {
@@ -114,7 +114,7 @@ export function adminBrandingsController(ctx: AppContext) {
     logoUpload: singleUpload('logo', LOGO_MAX_BYTES),
 
     async uploadLogo(req: Request, res: Response) {
-      const branding = orNotFound(await brandings.findById(ctx.db, idParam(req)));
+      const branding = req.editedBranding!;
       const check = req.file && req.file.size > 0 ? checkLogo(req.file.buffer) : { ok: false as const, error: 'brandings.logoMissing' };
       if (!check.ok) return showView(res, branding, 422, { logoErrors: { logo: check.error } });
       await service.setLogo(ctx, req.actor, branding.id, { data: req.file!.buffer, mime: check.mime });

@@ -6,7 +6,7 @@ import { parseForm } from '../../forms/parse.ts';
 import { customerForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
-import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 const valuesOf = (c: customers.Customer) => ({ kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
@@ -35,19 +35,19 @@ export function adminCustomersController(ctx: AppContext) {
     },
 
     async show(req: Request, res: Response) {
-      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const customer = req.customer!;
       const { page, limit, offset } = pageFrom(req.query);
       const [rows, total] = await Promise.all([orders.listSummaries(ctx.db('orders'), limit, offset, { customerId: customer.id }), orders.countInScope(ctx.db('orders'), { customerId: customer.id })]);
       res.render('admin/customers/show', { title: customer.name, customer, orders: rows, page, pages: pageCount(total) });
     },
 
     async edit(req: Request, res: Response) {
-      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const customer = req.customer!;
       form(req, res, 200, customer, valuesOf(customer), {});
     },
 
     async update(req: Request, res: Response) {
-      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const customer = req.customer!;
       const parsed = parseForm(customerForm, req.body);
       if (!parsed.ok) return form(req, res, 422, customer, req.body, parsed.errors);
       await service.updateCustomer(ctx, req.actor, customer.id, parsed.data);
@@ -62,12 +62,12 @@ export function adminCustomersController(ctx: AppContext) {
     },
 
     async newOrder(req: Request, res: Response) {
-      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const customer = req.customer!;
       orderFormView(req, res, 200, customer, {}, {});
     },
 
     async createOrder(req: Request, res: Response) {
-      const customer = orNotFound(await customers.findById(ctx.db, idParam(req)));
+      const customer = req.customer!;
       const parsed = parseForm(orderForm, req.body);
       if (!parsed.ok) return orderFormView(req, res, 422, customer, req.body, parsed.errors);
       onFailure(res, {

@@ -13,7 +13,7 @@ import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { issueRefreshFile } from '../../services/license-files.ts';
-import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 /** List filters from the query string (shared by the order page and the license list). */
@@ -26,7 +26,6 @@ export function licenseFilterFrom(query: Record<string, string>): licenses.Licen
 const dateInput = (d: Date | null) => (d ? d.toISOString().slice(0, 10) : null);
 
 export function adminLicensesController(ctx: AppContext) {
-  const load = async (req: Request) => orNotFound(await licenses.findById(ctx.db, idParam(req), ctx.clock.now()));
 
   const showPage = async (res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
     const [deviceList, history, users, trail] = await Promise.all([
@@ -51,15 +50,15 @@ export function adminLicensesController(ctx: AppContext) {
       res.render('admin/licenses/index', { title: req.t('admin.licenses.title'), licenses: rows, products: productList, query, page, pages: pageCount(total), total });
     },
 
-    show: async (req: Request, res: Response) => showPage(res, await load(req)),
+    show: async (req: Request, res: Response) => showPage(res, req.license!),
 
     async edit(req: Request, res: Response) {
-      const license = await load(req);
+      const license = req.license!;
       editView(req, res, 200, license, { ...entitlementValues(license), start_date: dateInput(license.startDate), expires_at: dateInput(license.expiresAt), maintenance_until: dateInput(license.maintenanceUntil), note: license.note }, {});
     },
 
     async update(req: Request, res: Response) {
-      const license = await load(req);
+      const license = req.license!;
       // The type and air-gapped flag never change: the form cannot change them either.
       const body = { ...req.body, license_type: license.licenseType, airgapped: license.airgapped ? 'on' : '' };
       const parsed = parseForm(licenseEditForm, body);
@@ -109,7 +108,7 @@ export function adminLicensesController(ctx: AppContext) {
     },
 
     async assignUser(req: Request, res: Response) {
-      const license = await load(req);
+      const license = req.license!;
       const parsed = parseForm(assignUserForm, req.body);
       if (!parsed.ok) return showPage(res, license, 422, req.body, parsed.errors);
       onFailure(res, {
@@ -123,7 +122,7 @@ export function adminLicensesController(ctx: AppContext) {
     async setUserLimit(req: Request, res: Response) {
       const id = idParam(req);
       const parsed = parseForm(limitForm, req.body);
-      if (!parsed.ok) return showPage(res, await load(req), 422, {}, { [`limit_${req.params.accountId}`]: parsed.errors.max_activations! });
+      if (!parsed.ok) return showPage(res, req.license!, 422, {}, { [`limit_${req.params.accountId}`]: parsed.errors.max_activations! });
       await users.setAssignmentLimit(ctx, req.actor, id, idParam(req, 'accountId'), parsed.data.max_activations);
       done(req, res, res.locals.paths.adminLicense(id), 'admin.licenses.userLimitChanged');
     },

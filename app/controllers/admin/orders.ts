@@ -9,7 +9,7 @@ import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
 import { issueAndInvite } from '../../services/portal.ts';
-import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery } from '../helpers.ts';
 import { licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
@@ -41,16 +41,16 @@ export function adminOrdersController(ctx: AppContext) {
     },
 
     async show(req: Request, res: Response) {
-      await showPage(req, res, orNotFound(await orders.findById(ctx.db, idParam(req))));
+      await showPage(req, res, req.order!);
     },
 
     async edit(req: Request, res: Response) {
-      const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
+      const order = req.order!;
       editView(req, res, 200, order, { order_ref: order.orderRef, reference: order.reference, is_test: order.isTest, is_trial: order.isTrial }, {});
     },
 
     async update(req: Request, res: Response) {
-      const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
+      const order = req.order!;
       const parsed = parseForm(orderForm, req.body);
       if (!parsed.ok) return editView(req, res, 422, order, req.body, parsed.errors);
       onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: ({ fieldErrors: errors }) => editView(req, res, 422, order, req.body, errors) });
@@ -67,7 +67,7 @@ export function adminOrdersController(ctx: AppContext) {
 
     /** Issues licenses in bulk: a quantity for key-based products, one per e-mail for user-based ones. */
     async issue(req: Request, res: Response) {
-      const order = orNotFound(await orders.findById(ctx.db, idParam(req)));
+      const order = req.order!;
       onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: (err) => showPage(req, res, order, 422, req.body, err.fieldErrors) });
       const form = formData(issueForm, req.body);
       const issued = await issueAndInvite(ctx, req.actor, req.user!, order.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails, startDate: form.start_date });

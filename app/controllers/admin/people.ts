@@ -11,15 +11,11 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { PERMISSIONS } from '../../policies/permissions.ts';
 import * as users from '../../services/license-users.ts';
 import * as service from '../../services/managers.ts';
-import { done, idParam, listQuery, orNotFound, refuse } from '../helpers.ts';
+import { done, idParam, listQuery, refuse } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 /** License users (end users) and license managers: the people outside the vendor. */
 export function adminPeopleController(ctx: AppContext) {
-  const findRole = async (req: Request, role: 'manager' | 'end_user') => {
-    const account = await accounts.findById(ctx.db, idParam(req));
-    return orNotFound(account && account.role === role ? account : undefined);
-  };
 
   const listPage = (role: 'manager' | 'end_user', view: string, titleKey: string) => async (req: Request, res: Response) => {
     const query = listQuery(req, ['q']);
@@ -64,13 +60,13 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async licenseUser(req: Request, res: Response) {
-      const account = await findRole(req, 'end_user');
+      const account = req.account!;
       const assignments = await licenseUsers.licensesOfUser(ctx.db, account.id);
       res.render('admin/license-users/show', { title: account.name, account, assignments });
     },
 
     async resetLicenseUserPassword(req: Request, res: Response) {
-      const account = await findRole(req, 'end_user');
+      const account = req.account!;
       const parsed = parseForm(credentialsForm, req.body);
       if (!parsed.ok) return refuse(req, res, res.locals.paths.adminLicenseUser(account.id), 'validation.choice');
       const password = await users.resetEndUserPassword(ctx, req.actor, account.id, parsed.data.credentials);
@@ -90,10 +86,10 @@ export function adminPeopleController(ctx: AppContext) {
       done(req, res, res.locals.paths.adminManager(managerId), 'admin.managers.invited', { email: parsed.data.email });
     },
 
-    manager: async (req: Request, res: Response) => managerShow(res, await findRole(req, 'manager')),
+    manager: async (req: Request, res: Response) => managerShow(res, req.account!),
 
     async updateManager(req: Request, res: Response) {
-      const manager = await findRole(req, 'manager');
+      const manager = req.account!;
       const parsed = parseForm(managerProfileForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
       await service.updateManagerProfile(ctx, req.actor, manager.id, parsed.data);
@@ -108,7 +104,7 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async setPermissions(req: Request, res: Response) {
-      const manager = await findRole(req, 'manager');
+      const manager = req.account!;
       const parsed = parseForm(permissionsForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors);
       await service.setManagerPermissions(ctx, req.actor, manager.id, parsed.data.permissions);
@@ -116,7 +112,7 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async assignOrder(req: Request, res: Response) {
-      const manager = await findRole(req, 'manager');
+      const manager = req.account!;
       const parsed = parseForm(assignOrderForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
       onFailure(res, {
@@ -134,7 +130,7 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async setQuota(req: Request, res: Response) {
-      const manager = await findRole(req, 'manager');
+      const manager = req.account!;
       const parsed = parseForm(quotaForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
       onFailure(res, {
@@ -152,7 +148,7 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async setPolicies(req: Request, res: Response) {
-      const manager = await findRole(req, 'manager');
+      const manager = req.account!;
       const parsed = parseForm(policiesForm, req.body);
       if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors);
       await service.setManagerPolicies(ctx, req.actor, manager.id, parsed.data.policy_ids);

@@ -6,7 +6,7 @@ import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { entitlementValues, featureLimits, policyForm, toEntitlements } from '../../forms/policies.ts';
 import * as service from '../../services/policies.ts';
-import { done, idParam, orNotFound, refuse } from '../helpers.ts';
+import { done, idParam, refuse } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminPoliciesController(ctx: AppContext) {
@@ -37,12 +37,12 @@ export function adminPoliciesController(ctx: AppContext) {
 
   return {
     async new(req: Request, res: Response) {
-      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const product = req.product!;
       await render(req, res, 200, product, null, { ...entitlementValues(DEFAULT_ENTITLEMENTS), features: [] }, {});
     },
 
     async create(req: Request, res: Response) {
-      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const product = req.product!;
       const input = await parse(req, res, product, null);
       if (!input) return;
       onFailure(res, {
@@ -54,20 +54,20 @@ export function adminPoliciesController(ctx: AppContext) {
     },
 
     async show(req: Request, res: Response) {
-      const policy = orNotFound(await policies.findById(ctx.db, idParam(req)));
+      const policy = req.policy!;
       const [product, features, policyFeatures] = await Promise.all([products.findById(ctx.db, policy.productId), products.listFeatures(ctx.db, policy.productId), policies.listFeatures(ctx.db, policy.id)]);
       res.render('admin/policies/show', { title: policy.name, policy, product, features, policyFeatures });
     },
 
     async edit(req: Request, res: Response) {
-      const policy = orNotFound(await policies.findById(ctx.db, idParam(req)));
+      const policy = req.policy!;
       const product = (await products.findById(ctx.db, policy.productId))!;
       if (policy.airgapped) return refuse(req, res, res.locals.paths.adminPolicy(policy.id), 'policies.airgappedLocked');
       await render(req, res, 200, product, policy, valuesOf(policy, await policies.listFeatures(ctx.db, policy.id)), {});
     },
 
     async update(req: Request, res: Response) {
-      const policy = orNotFound(await policies.findById(ctx.db, idParam(req)));
+      const policy = req.policy!;
       const product = (await products.findById(ctx.db, policy.productId))!;
       const back = res.locals.paths.adminPolicy(policy.id);
       // Checked before the form so a frozen policy never shows field errors as if it could be saved.

@@ -40,16 +40,16 @@ export function adminProductsController(ctx: AppContext) {
     },
 
     async show(req: Request, res: Response) {
-      await showView(res, orNotFound(await products.findById(ctx.db, idParam(req))));
+      await showView(res, req.product!);
     },
 
     async edit(req: Request, res: Response) {
-      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const product = req.product!;
       formView(req, res, 200, 'edit', { name: product.name, description: product.description, authorization_method: product.authorizationMethod }, {}, product);
     },
 
     async update(req: Request, res: Response) {
-      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const product = req.product!;
       const form = parseForm(productUpdateForm, req.body);
       if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, product);
       onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'edit', req.body, errors, product) });
@@ -77,7 +77,7 @@ export function adminProductsController(ctx: AppContext) {
     },
 
     async createFeature(req: Request, res: Response) {
-      const product = orNotFound(await products.findById(ctx.db, idParam(req)));
+      const product = req.product!;
       const form = parseForm(featureCreateForm, req.body);
       if (!form.ok) return showView(res, product, 422, req.body, form.errors);
       onFailure(res, {
