@@ -128,7 +128,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const up = add('portal');
   const mgr = managersOnly;
   // Loaders resolve the URL's ids through the account's order scope (404 outside it): req.order, req.license, req.device.
-  const { order, license, device } = portalLoaders(ctx);
+  const { order, license, device, licenseUser } = portalLoaders(ctx);
   up.get('/', home.dashboard);
   up.post('/my/devices/:deviceId/release', endUsersOnly, home.release);
   up.get('/orders', mgr, portalOrders.index);
@@ -157,9 +157,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/licenses/:id/devices/:deviceId/borrow', mgr, license, can('borrow_license'), device, portalLicenses.borrow);
   up.get('/licenses/:id/devices/:deviceId/refresh', mgr, license, device, portalLicenses.refresh);
   up.post('/licenses/:id/users', mgr, license, can('manage_license_users'), portalLicenses.assignUser);
-  up.post('/licenses/:id/users/:accountId', mgr, license, can('manage_license_users'), portalLicenses.setUserLimit);
-  up.post('/licenses/:id/users/:accountId/delete', mgr, license, can('manage_license_users'), portalLicenses.unassignUser);
-  up.post('/licenses/:id/users/:accountId/password', mgr, license, can('manage_user_credentials'), portalLicenses.userPassword);
+  up.post('/licenses/:id/users/:accountId', mgr, license, can('manage_license_users'), licenseUser, portalLicenses.setUserLimit);
+  up.post('/licenses/:id/users/:accountId/delete', mgr, license, can('manage_license_users'), licenseUser, portalLicenses.unassignUser);
+  up.post('/licenses/:id/users/:accountId/password', mgr, license, can('manage_user_credentials'), licenseUser, portalLicenses.userPassword);
   up.post('/licenses/:id/invitations/:invitationId/delete', mgr, license, can('manage_license_users'), portalLicenses.withdrawInvitation);
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
   up.post('/policies', mgr, can('create_license_policy'), home.createPolicy);
@@ -220,15 +220,15 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/licenses/:id', load.license, licenses.show);
   adm.get('/licenses/:id/edit', load.license, licenses.edit);
   adm.post('/licenses/:id', load.license, licenses.update);
-  adm.post('/licenses/:id/disable', licenses.disable);
-  adm.post('/licenses/:id/enable', licenses.enable);
-  adm.post('/licenses/:id/reset', licenses.reset);
-  adm.post('/licenses/:id/devices/:deviceId/reset', licenses.resetDevice);
-  adm.post('/licenses/:id/devices/:deviceId/blacklist', licenses.blacklistDevice);
-  adm.get('/licenses/:id/devices/:deviceId/refresh', licenses.refresh);
+  adm.post('/licenses/:id/disable', load.license, licenses.disable);
+  adm.post('/licenses/:id/enable', load.license, licenses.enable);
+  adm.post('/licenses/:id/reset', load.license, licenses.reset);
+  adm.post('/licenses/:id/devices/:deviceId/reset', load.license, device, licenses.resetDevice);
+  adm.post('/licenses/:id/devices/:deviceId/blacklist', load.license, device, licenses.blacklistDevice);
+  adm.get('/licenses/:id/devices/:deviceId/refresh', load.license, device, licenses.refresh);
   adm.post('/licenses/:id/users', load.license, licenses.assignUser);
   adm.post('/licenses/:id/users/:accountId', load.license, licenses.setUserLimit);
-  adm.post('/licenses/:id/users/:accountId/delete', licenses.unassignUser);
+  adm.post('/licenses/:id/users/:accountId/delete', load.license, licenses.unassignUser);
   adm.get('/license-users', people.licenseUsers);
   adm.get('/license-users/new', people.newLicenseUser);
   adm.post('/license-users', people.createLicenseUser);

@@ -3,7 +3,8 @@ import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { authorize, permissionsFor } from '../../policies/portal.ts';
+import { authorize, ownsEndUser, permissionsFor } from '../../policies/portal.ts';
+import * as licenseUsers from '../../models/license-users.ts';
 import type { Permission } from '../../policies/permissions.ts';
 import * as devices from '../../models/devices.ts';
 import { notFound } from '../../lib/errors.ts';
@@ -52,6 +53,11 @@ export function portalLoaders(ctx: AppContext) {
     order: loader(async (req) => void (req.order = await load.order(req))),
     license: loader(async (req) => void (req.license = await load.license(req))),
     device: loader(async (req) => void (req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId'))))),
+    /** `:accountId`, a user of this license whom the account owns (docs/decisions.md, "Account ownership"), or 404. */
+    licenseUser: loader(async (req) => {
+      const accountId = idParam(req, 'accountId');
+      if (!(await licenseUsers.find(ctx.db, req.license!.id, accountId)) || !(await ownsEndUser(ctx.db, req.user!, accountId))) throw notFound();
+    }),
   };
 }
 
