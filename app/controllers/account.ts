@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { changePasswordForm, languageForm, profileForm } from '../forms/auth.ts';
-import { parseForm } from '../forms/parse.ts';
+import { formData, parseForm } from '../forms/parse.ts';
 import { onFailure } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { safeReturnPath } from '../paths.ts';
@@ -27,21 +27,20 @@ export function accountController(ctx: AppContext) {
     show: (req: Request, res: Response) => showPage(req, res),
 
     async update(req: Request, res: Response) {
-      const form = parseForm(profileForm, req.body);
-      if (!form.ok) return showPage(req, res, 422, { values: req.body, errors: form.errors });
-      await updateProfile(ctx, req.actor, req.user!.id, form.data);
-      req.session.lang = form.data.language;
-      flash(req, 'success', ctx.i18n.getFixedT(form.data.language)('account.saved'));
+      onFailure(res, { rerender: (err) => showPage(req, res, 422, { values: req.body, errors: err.fieldErrors }) });
+      const form = formData(profileForm, req.body);
+      await updateProfile(ctx, req.actor, req.user!.id, form);
+      req.session.lang = form.language;
+      flash(req, 'success', ctx.i18n.getFixedT(form.language)('account.saved'));
       res.redirect(303, res.locals.paths.account());
     },
 
     showPassword: (req: Request, res: Response) => passwordPage(req, res),
 
     async changePassword(req: Request, res: Response) {
-      const form = parseForm(changePasswordForm, req.body);
-      if (!form.ok) return passwordPage(req, res, 422, form.errors);
       onFailure(res, { rerender: (err) => passwordPage(req, res, 422, err.fieldErrors) });
-      await changePassword(ctx, req.actor, req.user!.id, form.data.current_password, form.data.password);
+      const form = formData(changePasswordForm, req.body);
+      await changePassword(ctx, req.actor, req.user!.id, form.current_password, form.password);
       await renewSession(req);
       flash(req, 'success', req.t('account.password.changed'));
       res.redirect(303, req.user!.mustChangePassword ? homeFor(req.user!, res.locals.paths) : res.locals.paths.account());

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { forgotPasswordForm, resetPasswordForm } from '../forms/auth.ts';
-import { parseForm } from '../forms/parse.ts';
+import { formData, parseForm } from '../forms/parse.ts';
 import { onFailure } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { RESET_LINK_MINUTES, isResetTokenUsable, isUnlockTokenUsable, requestPasswordReset, resetPassword, unlockAccount } from '../services/auth.ts';
@@ -16,9 +16,9 @@ export function passwordsController(ctx: AppContext) {
     },
 
     async forgot(req: Request, res: Response) {
-      const form = parseForm(forgotPasswordForm, req.body);
-      if (!form.ok) return res.status(422).render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: form.errors });
-      await requestPasswordReset(ctx, req.actor, form.data.email);
+      onFailure(res, { rerender: (err) => res.status(422).render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: err.fieldErrors }) });
+      const form = formData(forgotPasswordForm, req.body);
+      await requestPasswordReset(ctx, req.actor, form.email);
       // The same answer whether or not the address has an account.
       flash(req, 'info', req.t('auth.forgot.sent', { minutes: RESET_LINK_MINUTES }));
       res.redirect(303, res.locals.paths.login());

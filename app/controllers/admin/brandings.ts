@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { z } from 'zod';
 import type { AppContext } from '../../app.ts';
 import * as brandings from '../../models/brandings.ts';
-import { parseForm, type FieldErrors } from '../../forms/parse.ts';
+import { formData, type FieldErrors } from '../../forms/parse.ts';
 import { LOGO_MAX_BYTES, brandingForm, checkLogo, hostForm } from '../../forms/brandings.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { singleUpload } from '../../middleware/uploads.ts';
@@ -59,10 +59,9 @@ export function adminBrandingsController(ctx: AppContext) {
     },
 
     async create(req: Request, res: Response) {
-      const form = parseForm(brandingForm, req.body);
-      if (!form.ok) return formView(req, res, 422, 'new', req.body, form.errors);
-      onFailure(res, { back: res.locals.paths.adminBrandings(), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'new', req.body, errors) });
-      const brandingId = await service.createBranding(ctx, req.actor, toInput(form.data));
+      onFailure(res, { back: res.locals.paths.adminBrandings(), rerender: (err) => formView(req, res, 422, 'new', req.body, err.fieldErrors) });
+      const form = formData(brandingForm, req.body);
+      const brandingId = await service.createBranding(ctx, req.actor, toInput(form));
       done(req, res, res.locals.paths.adminBranding(brandingId), 'admin.brandings.created');
     },
 
@@ -77,13 +76,9 @@ export function adminBrandingsController(ctx: AppContext) {
 
     async update(req: Request, res: Response) {
       const branding = req.editedBranding!;
-      const form = parseForm(brandingForm, req.body);
-      if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, branding);
-      onFailure(res, {
-        back: res.locals.paths.adminBranding(branding.id),
-        rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'edit', req.body, errors, branding),
-      });
-      await service.updateBranding(ctx, req.actor, branding.id, toInput(form.data));
+      onFailure(res, { back: res.locals.paths.adminBranding(branding.id), rerender: (err) => formView(req, res, 422, 'edit', req.body, err.fieldErrors, branding) });
+      const form = formData(brandingForm, req.body);
+      await service.updateBranding(ctx, req.actor, branding.id, toInput(form));
       done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.updated');
     },
 
@@ -94,14 +89,10 @@ export function adminBrandingsController(ctx: AppContext) {
 
     async addHost(req: Request, res: Response) {
       const branding = req.editedBranding!;
-      const form = parseForm(hostForm, req.body);
-      if (!form.ok) return showView(res, branding, 422, { hostValues: req.body, hostErrors: form.errors });
-      onFailure(res, {
-        back: res.locals.paths.adminBranding(branding.id),
-        rerender: ({ fieldErrors: errors }) => void showView(res, branding, 422, { hostValues: req.body, hostErrors: errors }),
-      });
-      await service.addHost(ctx, req.actor, branding.id, form.data);
-      done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.hostAdded', { hostname: form.data.hostname });
+      onFailure(res, { back: res.locals.paths.adminBranding(branding.id), rerender: (err) => showView(res, branding, 422, { hostValues: req.body, hostErrors: err.fieldErrors }) });
+      const form = formData(hostForm, req.body);
+      await service.addHost(ctx, req.actor, branding.id, form);
+      done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.hostAdded', { hostname: form.hostname });
     },
 
     async removeHost(req: Request, res: Response) {

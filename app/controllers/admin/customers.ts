@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as customers from '../../models/customers.ts';
 import * as orders from '../../models/orders.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData } from '../../forms/parse.ts';
 import { customerForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
@@ -28,9 +28,9 @@ export function adminCustomersController(ctx: AppContext) {
     new: (req: Request, res: Response) => form(req, res, 200, null, { kind: 'company' }, {}),
 
     async create(req: Request, res: Response) {
-      const parsed = parseForm(customerForm, req.body);
-      if (!parsed.ok) return form(req, res, 422, null, req.body, parsed.errors);
-      const id = await service.createCustomer(ctx, req.actor, parsed.data);
+      onFailure(res, { rerender: (err) => form(req, res, 422, null, req.body, err.fieldErrors) });
+      const parsed = formData(customerForm, req.body);
+      const id = await service.createCustomer(ctx, req.actor, parsed);
       done(req, res, res.locals.paths.adminCustomer(id), 'admin.customers.created');
     },
 
@@ -48,9 +48,9 @@ export function adminCustomersController(ctx: AppContext) {
 
     async update(req: Request, res: Response) {
       const customer = req.customer!;
-      const parsed = parseForm(customerForm, req.body);
-      if (!parsed.ok) return form(req, res, 422, customer, req.body, parsed.errors);
-      await service.updateCustomer(ctx, req.actor, customer.id, parsed.data);
+      onFailure(res, { rerender: (err) => form(req, res, 422, customer, req.body, err.fieldErrors) });
+      const parsed = formData(customerForm, req.body);
+      await service.updateCustomer(ctx, req.actor, customer.id, parsed);
       done(req, res, res.locals.paths.adminCustomer(customer.id), 'admin.customers.updated');
     },
 
@@ -68,13 +68,9 @@ export function adminCustomersController(ctx: AppContext) {
 
     async createOrder(req: Request, res: Response) {
       const customer = req.customer!;
-      const parsed = parseForm(orderForm, req.body);
-      if (!parsed.ok) return orderFormView(req, res, 422, customer, req.body, parsed.errors);
-      onFailure(res, {
-        back: res.locals.paths.adminCustomer(customer.id),
-        rerender: ({ fieldErrors: errors }) => orderFormView(req, res, 422, customer, req.body, errors),
-      });
-      const orderId = await service.createOrder(ctx, req.actor, customer.id, parsed.data);
+      onFailure(res, { back: res.locals.paths.adminCustomer(customer.id), rerender: (err) => orderFormView(req, res, 422, customer, req.body, err.fieldErrors) });
+      const parsed = formData(orderForm, req.body);
+      const orderId = await service.createOrder(ctx, req.actor, customer.id, parsed);
       done(req, res, res.locals.paths.adminOrder(orderId), 'admin.orders.created');
     },
   };

@@ -4,7 +4,7 @@ import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
-import { formData, parseForm } from '../../forms/parse.ts';
+import { formData } from '../../forms/parse.ts';
 import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
@@ -51,10 +51,9 @@ export function adminOrdersController(ctx: AppContext) {
 
     async update(req: Request, res: Response) {
       const order = req.order!;
-      const parsed = parseForm(orderForm, req.body);
-      if (!parsed.ok) return editView(req, res, 422, order, req.body, parsed.errors);
-      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: ({ fieldErrors: errors }) => editView(req, res, 422, order, req.body, errors) });
-      await service.updateOrder(ctx, req.actor, order.id, parsed.data);
+      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: (err) => editView(req, res, 422, order, req.body, err.fieldErrors) });
+      const parsed = formData(orderForm, req.body);
+      await service.updateOrder(ctx, req.actor, order.id, parsed);
       done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.updated');
     },
 

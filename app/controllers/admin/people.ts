@@ -5,7 +5,7 @@ import * as accounts from '../../models/accounts.ts';
 import * as managers from '../../models/managers.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData, parseForm } from '../../forms/parse.ts';
 import { assignOrderForm, credentialsForm, licenseUserForm, managerInviteForm, managerProfileForm, permissionsForm, policiesForm, quotaForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { PERMISSIONS } from '../../policies/permissions.ts';
@@ -50,10 +50,9 @@ export function adminPeopleController(ctx: AppContext) {
     newLicenseUser: (req: Request, res: Response) => userNew(req, res, 200, { language: req.lang, credentials: 'email' }, {}),
 
     async createLicenseUser(req: Request, res: Response) {
-      const parsed = parseForm(licenseUserForm, req.body);
-      if (!parsed.ok) return userNew(req, res, 422, req.body, parsed.errors);
-      onFailure(res, { back: res.locals.paths.adminLicenseUsers(), rerender: ({ fieldErrors: errors }) => userNew(req, res, 422, req.body, errors) });
-      const created = await users.createLicenseUser(ctx, req.actor, parsed.data);
+      onFailure(res, { back: res.locals.paths.adminLicenseUsers(), rerender: (err) => userNew(req, res, 422, req.body, err.fieldErrors) });
+      const parsed = formData(licenseUserForm, req.body);
+      const created = await users.createLicenseUser(ctx, req.actor, parsed);
       const account = (await accounts.findById(ctx.db, created.id))!;
       if (created.oneTimePassword) return showOneTimePassword(req, res, account, created.oneTimePassword);
       done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.invited', { email: account.email });
@@ -79,20 +78,19 @@ export function adminPeopleController(ctx: AppContext) {
     newManager: (req: Request, res: Response) => managerNew(req, res, 200, { language: req.lang }, {}),
 
     async inviteManager(req: Request, res: Response) {
-      const parsed = parseForm(managerInviteForm, req.body);
-      if (!parsed.ok) return managerNew(req, res, 422, req.body, parsed.errors);
-      onFailure(res, { back: res.locals.paths.adminManagers(), rerender: ({ fieldErrors: errors }) => managerNew(req, res, 422, req.body, errors) });
-      const managerId = await service.inviteManager(ctx, req.actor, parsed.data);
-      done(req, res, res.locals.paths.adminManager(managerId), 'admin.managers.invited', { email: parsed.data.email });
+      onFailure(res, { back: res.locals.paths.adminManagers(), rerender: (err) => managerNew(req, res, 422, req.body, err.fieldErrors) });
+      const parsed = formData(managerInviteForm, req.body);
+      const managerId = await service.inviteManager(ctx, req.actor, parsed);
+      done(req, res, res.locals.paths.adminManager(managerId), 'admin.managers.invited', { email: parsed.email });
     },
 
     manager: async (req: Request, res: Response) => managerShow(res, req.account!),
 
     async updateManager(req: Request, res: Response) {
       const manager = req.account!;
-      const parsed = parseForm(managerProfileForm, req.body);
-      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
-      await service.updateManagerProfile(ctx, req.actor, manager.id, parsed.data);
+      onFailure(res, { rerender: (err) => managerShow(res, manager, 422, err.fieldErrors, req.body) });
+      const parsed = formData(managerProfileForm, req.body);
+      await service.updateManagerProfile(ctx, req.actor, manager.id, parsed);
       done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.updated');
     },
 
@@ -105,21 +103,17 @@ export function adminPeopleController(ctx: AppContext) {
 
     async setPermissions(req: Request, res: Response) {
       const manager = req.account!;
-      const parsed = parseForm(permissionsForm, req.body);
-      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors);
-      await service.setManagerPermissions(ctx, req.actor, manager.id, parsed.data.permissions);
+      onFailure(res, { rerender: (err) => managerShow(res, manager, 422, err.fieldErrors) });
+      const parsed = formData(permissionsForm, req.body);
+      await service.setManagerPermissions(ctx, req.actor, manager.id, parsed.permissions);
       done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.permissionsSaved');
     },
 
     async assignOrder(req: Request, res: Response) {
       const manager = req.account!;
-      const parsed = parseForm(assignOrderForm, req.body);
-      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
-      onFailure(res, {
-        back: res.locals.paths.adminManager(manager.id),
-        rerender: ({ fieldErrors: errors }) => void managerShow(res, manager, 422, errors, req.body),
-      });
-      await service.assignManagerToOrder(ctx, req.actor, manager.id, parsed.data.order_ref);
+      onFailure(res, { back: res.locals.paths.adminManager(manager.id), rerender: (err) => managerShow(res, manager, 422, err.fieldErrors, req.body) });
+      const parsed = formData(assignOrderForm, req.body);
+      await service.assignManagerToOrder(ctx, req.actor, manager.id, parsed.order_ref);
       done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.orderAssigned');
     },
 
@@ -131,13 +125,9 @@ export function adminPeopleController(ctx: AppContext) {
 
     async setQuota(req: Request, res: Response) {
       const manager = req.account!;
-      const parsed = parseForm(quotaForm, req.body);
-      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors, req.body);
-      onFailure(res, {
-        back: res.locals.paths.adminManager(manager.id),
-        rerender: ({ fieldErrors: errors }) => void managerShow(res, manager, 422, errors, req.body),
-      });
-      await service.setManagerQuota(ctx, req.actor, manager.id, parsed.data.product_id, parsed.data.quota);
+      onFailure(res, { back: res.locals.paths.adminManager(manager.id), rerender: (err) => managerShow(res, manager, 422, err.fieldErrors, req.body) });
+      const parsed = formData(quotaForm, req.body);
+      await service.setManagerQuota(ctx, req.actor, manager.id, parsed.product_id, parsed.quota);
       done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.quotaSaved');
     },
 
@@ -149,9 +139,9 @@ export function adminPeopleController(ctx: AppContext) {
 
     async setPolicies(req: Request, res: Response) {
       const manager = req.account!;
-      const parsed = parseForm(policiesForm, req.body);
-      if (!parsed.ok) return managerShow(res, manager, 422, parsed.errors);
-      await service.setManagerPolicies(ctx, req.actor, manager.id, parsed.data.policy_ids);
+      onFailure(res, { rerender: (err) => managerShow(res, manager, 422, err.fieldErrors) });
+      const parsed = formData(policiesForm, req.body);
+      await service.setManagerPolicies(ctx, req.actor, manager.id, parsed.policy_ids);
       done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.policiesSaved');
     },
 
@@ -160,9 +150,9 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async saveDefaults(req: Request, res: Response) {
-      const parsed = parseForm(permissionsForm, req.body);
-      if (!parsed.ok) return res.status(422).render('admin/managers/defaults', { title: req.t('admin.managers.defaultsTitle'), permissions: [], allPermissions: PERMISSIONS, errors: parsed.errors });
-      await service.setDefaultPermissionSet(ctx, req.actor, parsed.data.permissions);
+      onFailure(res, { rerender: (err) => res.status(422).render('admin/managers/defaults', { title: req.t('admin.managers.defaultsTitle'), permissions: [], allPermissions: PERMISSIONS, errors: err.fieldErrors }) });
+      const parsed = formData(permissionsForm, req.body);
+      await service.setDefaultPermissionSet(ctx, req.actor, parsed.permissions);
       done(req, res, res.locals.paths.adminManagerDefaults(), 'admin.managers.defaultsSaved');
     },
   };

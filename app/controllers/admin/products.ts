@@ -2,7 +2,7 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as products from '../../models/products.ts';
 import * as policies from '../../models/policies.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData, parseForm } from '../../forms/parse.ts';
 import { featureCreateForm, featureUpdateForm, productCreateForm, productUpdateForm } from '../../forms/products.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/products.ts';
@@ -32,10 +32,9 @@ export function adminProductsController(ctx: AppContext) {
     },
 
     async create(req: Request, res: Response) {
-      const form = parseForm(productCreateForm, req.body);
-      if (!form.ok) return formView(req, res, 422, 'new', req.body, form.errors);
-      onFailure(res, { back: res.locals.paths.adminProducts(), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'new', req.body, errors) });
-      const productId = await service.createProduct(ctx, req.actor, form.data);
+      onFailure(res, { back: res.locals.paths.adminProducts(), rerender: (err) => formView(req, res, 422, 'new', req.body, err.fieldErrors) });
+      const form = formData(productCreateForm, req.body);
+      const productId = await service.createProduct(ctx, req.actor, form);
       done(req, res, res.locals.paths.adminProduct(productId), 'admin.products.created');
     },
 
@@ -50,10 +49,9 @@ export function adminProductsController(ctx: AppContext) {
 
     async update(req: Request, res: Response) {
       const product = req.product!;
-      const form = parseForm(productUpdateForm, req.body);
-      if (!form.ok) return formView(req, res, 422, 'edit', req.body, form.errors, product);
-      onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: ({ fieldErrors: errors }) => formView(req, res, 422, 'edit', req.body, errors, product) });
-      await service.updateProduct(ctx, req.actor, product.id, form.data);
+      onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: (err) => formView(req, res, 422, 'edit', req.body, err.fieldErrors, product) });
+      const form = formData(productUpdateForm, req.body);
+      await service.updateProduct(ctx, req.actor, product.id, form);
       done(req, res, res.locals.paths.adminProduct(product.id), 'admin.products.updated');
     },
 
@@ -78,13 +76,9 @@ export function adminProductsController(ctx: AppContext) {
 
     async createFeature(req: Request, res: Response) {
       const product = req.product!;
-      const form = parseForm(featureCreateForm, req.body);
-      if (!form.ok) return showView(res, product, 422, req.body, form.errors);
-      onFailure(res, {
-        back: res.locals.paths.adminProduct(product.id),
-        rerender: ({ fieldErrors: errors }) => void showView(res, product, 422, req.body, errors),
-      });
-      await service.addFeature(ctx, req.actor, product.id, form.data);
+      onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: (err) => showView(res, product, 422, req.body, err.fieldErrors) });
+      const form = formData(featureCreateForm, req.body);
+      await service.addFeature(ctx, req.actor, product.id, form);
       done(req, res, res.locals.paths.adminProduct(product.id), 'admin.features.created');
     },
 

@@ -2,10 +2,11 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
 import { getSettings, settingDefaults, type Settings } from '../../models/settings.ts';
 import * as devices from '../../models/devices.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData } from '../../forms/parse.ts';
 import { settingsForm } from '../../forms/settings.ts';
 import * as service from '../../services/settings.ts';
 import { done } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 const valuesOf = (s: Settings) => ({
   end_user_self_service: s.endUserSelfService,
@@ -27,9 +28,9 @@ export function adminSettingsController(ctx: AppContext) {
     },
 
     async update(req: Request, res: Response) {
-      const form = parseForm(settingsForm, req.body);
-      if (!form.ok) return render(req, res, 422, req.body, form.errors);
-      const d = form.data;
+      onFailure(res, { rerender: (err) => render(req, res, 422, req.body, err.fieldErrors) });
+      const form = formData(settingsForm, req.body);
+      const d = form;
       await service.updateSettings(ctx, req.actor, defaults, {
         endUserSelfService: d.end_user_self_service,
         managerSecondFactor: d.manager_second_factor,

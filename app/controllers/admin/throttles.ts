@@ -1,9 +1,10 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
-import { parseForm } from '../../forms/parse.ts';
+import { formData } from '../../forms/parse.ts';
 import { throttleLookupForm } from '../../forms/throttles.ts';
 import * as throttles from '../../services/throttles.ts';
 import { done } from '../helpers.ts';
+import { onFailure } from '../../middleware/errors.ts';
 
 /** Sign-in throttles: look up the counters of an e-mail address and/or a client address, and clear them. */
 export function adminThrottlesController(ctx: AppContext) {
@@ -13,16 +14,16 @@ export function adminThrottlesController(ctx: AppContext) {
   return {
     async show(req: Request, res: Response) {
       if (req.query.email === undefined && req.query.ip === undefined) return render(req, res, 200, {});
-      const form = parseForm(throttleLookupForm, req.query);
-      if (!form.ok) return render(req, res, 422, req.query, { errors: form.errors });
-      render(req, res, 200, form.data, { states: await throttles.inspect(ctx, form.data) });
+      onFailure(res, { rerender: (err) => render(req, res, 422, req.query, { errors: err.fieldErrors }) });
+      const form = formData(throttleLookupForm, req.query);
+      render(req, res, 200, form, { states: await throttles.inspect(ctx, form) });
     },
 
     async clear(req: Request, res: Response) {
-      const form = parseForm(throttleLookupForm, req.body);
-      if (!form.ok) return render(req, res, 422, req.body, { errors: form.errors });
-      await throttles.clear(ctx, req.actor, form.data);
-      const query = new URLSearchParams(Object.entries(form.data).filter(([, v]) => v !== null) as [string, string][]).toString();
+      onFailure(res, { rerender: (err) => render(req, res, 422, req.body, { errors: err.fieldErrors }) });
+      const form = formData(throttleLookupForm, req.body);
+      await throttles.clear(ctx, req.actor, form);
+      const query = new URLSearchParams(Object.entries(form).filter(([, v]) => v !== null) as [string, string][]).toString();
       done(req, res, `${res.locals.paths.adminThrottles()}?${query}`, 'admin.throttles.cleared');
     },
   };
