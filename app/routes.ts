@@ -241,12 +241,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/managers/defaults', people.saveDefaults);
   adm.get('/managers/:id', load.manager, people.manager);
   adm.post('/managers/:id', load.manager, people.updateManager);
-  adm.post('/managers/:id/invitation', people.resendInvitation);
+  adm.post('/managers/:id/invitation', load.manager, people.resendInvitation);
   adm.post('/managers/:id/permissions', load.manager, people.setPermissions);
   adm.post('/managers/:id/orders', load.manager, people.assignOrder);
-  adm.post('/managers/:id/orders/:orderId/delete', people.unassignOrder);
+  adm.post('/managers/:id/orders/:orderId/delete', load.manager, people.unassignOrder);
   adm.post('/managers/:id/quotas', load.manager, people.setQuota);
-  adm.post('/managers/:id/quotas/:productId/delete', people.removeQuota);
+  adm.post('/managers/:id/quotas/:productId/delete', load.manager, people.removeQuota);
   adm.post('/managers/:id/policies', load.manager, people.setPolicies);
   // --- brandings, settings, signing keys ---
   adm.get('/brandings', brandings.index);

@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import { notFound } from '../lib/errors.ts';
 import { flash } from '../lib/flash.ts';
+import { onFailure } from '../middleware/errors.ts';
 
 /** A positive whole-number URL parameter; anything else is 404 (an id that cannot exist). */
 export function idParam(req: Request, name = 'id'): number {
@@ -19,6 +20,15 @@ export function orNotFound<T>(value: T | undefined | null): T {
 export function done(req: Request, res: Response, url: string, messageKey: string, vars: Record<string, unknown> = {}) {
   flash(req, 'success', req.t(messageKey, vars));
   res.redirect(303, url);
+}
+
+/**
+ * An action on an object's page: a validation error shows the page again (`show`, with the errors),
+ * a refused change flashes why and goes back to `url`; the returned function answers success there.
+ */
+export function onPage(req: Request, res: Response, url: string, show?: (errors: Record<string, string>) => unknown) {
+  onFailure(res, { back: url, rerender: show && ((err) => show(err.fieldErrors)) });
+  return (messageKey: string, vars: Record<string, unknown> = {}) => done(req, res, url, messageKey, vars);
 }
 
 /** A change that is not allowed in this state: say why and go back (the service enforces the same rule). */

@@ -11,7 +11,7 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { PERMISSIONS } from '../../policies/permissions.ts';
 import * as users from '../../services/license-users.ts';
 import * as service from '../../services/managers.ts';
-import { done, idParam, listQuery, refuse } from '../helpers.ts';
+import { done, idParam, listQuery, onPage, refuse } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 /** License users (end users) and license managers: the people outside the vendor. */
@@ -41,6 +41,10 @@ export function adminPeopleController(ctx: AppContext) {
     ]);
     res.status(status).render('admin/managers/show', { title: manager.name, manager, permissions, allPermissions: PERMISSIONS, orders: orderList, quotas, allowed, issuable, products: productList, errors, values });
   };
+
+  /** An action of the manager's page (`req.account`): failures shown there, success flashed there. */
+  const managerPage = (req: Request, res: Response, values?: object) =>
+    onPage(req, res, res.locals.paths.adminManager(req.account!.id), (errors) => managerShow(res, req.account!, 422, errors, values));
 
   const managerNew = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/managers/new', { title: req.t('admin.managers.new'), values, errors });
 
@@ -87,62 +91,52 @@ export function adminPeopleController(ctx: AppContext) {
     manager: async (req: Request, res: Response) => managerShow(res, req.account!),
 
     async updateManager(req: Request, res: Response) {
-      const manager = req.account!;
-      onFailure(res, { rerender: (err) => managerShow(res, manager, 422, err.fieldErrors, req.body) });
-      const parsed = formData(managerProfileForm, req.body);
-      await service.updateManagerProfile(ctx, req.actor, manager.id, parsed);
-      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.updated');
+      const saved = managerPage(req, res, req.body);
+      await service.updateManagerProfile(ctx, req.actor, req.account!.id, formData(managerProfileForm, req.body));
+      saved('admin.managers.updated');
     },
 
     async resendInvitation(req: Request, res: Response) {
-      const id = idParam(req);
-      onFailure(res, { back: res.locals.paths.adminManager(id) });
-      await service.resendInvitation(ctx, req.actor, id);
-      done(req, res, res.locals.paths.adminManager(id), 'admin.managers.invitationResent');
+      const saved = managerPage(req, res);
+      await service.resendInvitation(ctx, req.actor, req.account!.id);
+      saved('admin.managers.invitationResent');
     },
 
     async setPermissions(req: Request, res: Response) {
-      const manager = req.account!;
-      onFailure(res, { rerender: (err) => managerShow(res, manager, 422, err.fieldErrors) });
-      const parsed = formData(permissionsForm, req.body);
-      await service.setManagerPermissions(ctx, req.actor, manager.id, parsed.permissions);
-      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.permissionsSaved');
+      const saved = managerPage(req, res);
+      await service.setManagerPermissions(ctx, req.actor, req.account!.id, formData(permissionsForm, req.body).permissions);
+      saved('admin.managers.permissionsSaved');
     },
 
     async assignOrder(req: Request, res: Response) {
-      const manager = req.account!;
-      onFailure(res, { back: res.locals.paths.adminManager(manager.id), rerender: (err) => managerShow(res, manager, 422, err.fieldErrors, req.body) });
-      const parsed = formData(assignOrderForm, req.body);
-      await service.assignManagerToOrder(ctx, req.actor, manager.id, parsed.order_ref);
-      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.orderAssigned');
+      const saved = managerPage(req, res, req.body);
+      await service.assignManagerToOrder(ctx, req.actor, req.account!.id, formData(assignOrderForm, req.body).order_ref);
+      saved('admin.managers.orderAssigned');
     },
 
     async unassignOrder(req: Request, res: Response) {
-      const id = idParam(req);
-      await service.unassignManagerFromOrder(ctx, req.actor, id, idParam(req, 'orderId'));
-      done(req, res, res.locals.paths.adminManager(id), 'admin.managers.orderUnassigned');
+      const saved = managerPage(req, res);
+      await service.unassignManagerFromOrder(ctx, req.actor, req.account!.id, idParam(req, 'orderId'));
+      saved('admin.managers.orderUnassigned');
     },
 
     async setQuota(req: Request, res: Response) {
-      const manager = req.account!;
-      onFailure(res, { back: res.locals.paths.adminManager(manager.id), rerender: (err) => managerShow(res, manager, 422, err.fieldErrors, req.body) });
-      const parsed = formData(quotaForm, req.body);
-      await service.setManagerQuota(ctx, req.actor, manager.id, parsed.product_id, parsed.quota);
-      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.quotaSaved');
+      const saved = managerPage(req, res, req.body);
+      const form = formData(quotaForm, req.body);
+      await service.setManagerQuota(ctx, req.actor, req.account!.id, form.product_id, form.quota);
+      saved('admin.managers.quotaSaved');
     },
 
     async removeQuota(req: Request, res: Response) {
-      const id = idParam(req);
-      await service.removeManagerQuota(ctx, req.actor, id, idParam(req, 'productId'));
-      done(req, res, res.locals.paths.adminManager(id), 'admin.managers.quotaRemoved');
+      const saved = managerPage(req, res);
+      await service.removeManagerQuota(ctx, req.actor, req.account!.id, idParam(req, 'productId'));
+      saved('admin.managers.quotaRemoved');
     },
 
     async setPolicies(req: Request, res: Response) {
-      const manager = req.account!;
-      onFailure(res, { rerender: (err) => managerShow(res, manager, 422, err.fieldErrors) });
-      const parsed = formData(policiesForm, req.body);
-      await service.setManagerPolicies(ctx, req.actor, manager.id, parsed.policy_ids);
-      done(req, res, res.locals.paths.adminManager(manager.id), 'admin.managers.policiesSaved');
+      const saved = managerPage(req, res);
+      await service.setManagerPolicies(ctx, req.actor, req.account!.id, formData(policiesForm, req.body).policy_ids);
+      saved('admin.managers.policiesSaved');
     },
 
     async defaults(req: Request, res: Response) {
