@@ -192,9 +192,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/products/:id', load.product, products.show);
   adm.get('/products/:id/edit', load.product, products.edit);
   adm.post('/products/:id', load.product, products.update);
-  adm.post('/products/:id/archive', products.archive);
-  adm.post('/products/:id/unarchive', products.unarchive);
-  adm.post('/products/:id/delete', products.destroy);
+  adm.post('/products/:id/archive', load.product, products.archive);
+  adm.post('/products/:id/unarchive', load.product, products.unarchive);
+  adm.post('/products/:id/delete', load.product, products.destroy);
   adm.post('/products/:id/features', load.product, products.createFeature);
   adm.post('/products/:id/features/:featureId', products.updateFeature);
   adm.post('/products/:id/features/:featureId/delete', products.destroyFeature);
@@ -207,14 +207,14 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/customers/:id', load.customer, customers.show);
   adm.get('/customers/:id/edit', load.customer, customers.edit);
   adm.post('/customers/:id', load.customer, customers.update);
-  adm.post('/customers/:id/delete', customers.destroy);
+  adm.post('/customers/:id/delete', load.customer, customers.destroy);
   adm.get('/customers/:id/orders/new', load.customer, customers.newOrder);
   adm.post('/customers/:id/orders', load.customer, customers.createOrder);
   adm.get('/orders', orders.index);
   adm.get('/orders/:id', load.order, orders.show);
   adm.get('/orders/:id/edit', load.order, orders.edit);
   adm.post('/orders/:id', load.order, orders.update);
-  adm.post('/orders/:id/delete', orders.destroy);
+  adm.post('/orders/:id/delete', load.order, orders.destroy);
   adm.post('/orders/:id/licenses', load.order, orders.issue);
   adm.get('/licenses', licenses.index);
   adm.get('/licenses/:id', load.license, licenses.show);
@@ -276,9 +276,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/policies/:id', load.policy, policies.show);
   adm.get('/policies/:id/edit', load.policy, policies.edit);
   adm.post('/policies/:id', load.policy, policies.update);
-  adm.post('/policies/:id/default', policies.makeDefault);
-  adm.post('/policies/:id/archive', policies.archive);
-  adm.post('/policies/:id/unarchive', policies.unarchive);
+  adm.post('/policies/:id/default', load.policy, policies.makeDefault);
+  adm.post('/policies/:id/archive', load.policy, policies.archive);
+  adm.post('/policies/:id/unarchive', load.policy, policies.unarchive);
 
   return routes;
 }

@@ -6,7 +6,7 @@ import { formData } from '../../forms/parse.ts';
 import { customerForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
-import { done, idParam, listQuery } from '../helpers.ts';
+import { done, listQuery, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 const valuesOf = (c: customers.Customer) => ({ kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
@@ -55,9 +55,8 @@ export function adminCustomersController(ctx: AppContext) {
     },
 
     async destroy(req: Request, res: Response) {
-      const id = idParam(req);
-      onFailure(res, { back: res.locals.paths.adminCustomer(id) });
-      await service.deleteCustomer(ctx, req.actor, id);
+      onPage(req, res, res.locals.paths.adminCustomer(req.customer!.id));
+      await service.deleteCustomer(ctx, req.actor, req.customer!.id);
       done(req, res, res.locals.paths.adminCustomers(), 'admin.customers.deleted');
     },
 

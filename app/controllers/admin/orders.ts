@@ -9,7 +9,7 @@ import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
 import { issueAndInvite } from '../../services/portal.ts';
-import { done, idParam, listQuery } from '../helpers.ts';
+import { done, listQuery, onPage } from '../helpers.ts';
 import { licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
@@ -58,9 +58,8 @@ export function adminOrdersController(ctx: AppContext) {
     },
 
     async destroy(req: Request, res: Response) {
-      const id = idParam(req);
-      onFailure(res, { back: res.locals.paths.adminOrder(id) });
-      await service.deleteOrder(ctx, req.actor, id);
+      onPage(req, res, res.locals.paths.adminOrder(req.order!.id));
+      await service.deleteOrder(ctx, req.actor, req.order!.id);
       done(req, res, res.locals.paths.adminOrders(), 'admin.orders.deleted');
     },
 

@@ -6,7 +6,7 @@ import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { entitlementValues, featureLimits, policyForm, toEntitlements } from '../../forms/policies.ts';
 import * as service from '../../services/policies.ts';
-import { done, idParam, refuse } from '../helpers.ts';
+import { done, refuse, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminPoliciesController(ctx: AppContext) {
@@ -80,22 +80,21 @@ export function adminPoliciesController(ctx: AppContext) {
     },
 
     async makeDefault(req: Request, res: Response) {
-      const id = idParam(req);
-      onFailure(res, { back: res.locals.paths.adminPolicy(id) });
-      await service.makeDefaultPolicy(ctx, req.actor, id);
-      done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.madeDefault');
+      const saved = onPage(req, res, res.locals.paths.adminPolicy(req.policy!.id));
+      await service.makeDefaultPolicy(ctx, req.actor, req.policy!.id);
+      saved('admin.policies.madeDefault');
     },
 
     async archive(req: Request, res: Response) {
-      const id = idParam(req);
-      await service.setPolicyArchived(ctx, req.actor, id, true);
-      done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.archived');
+      const saved = onPage(req, res, res.locals.paths.adminPolicy(req.policy!.id));
+      await service.setPolicyArchived(ctx, req.actor, req.policy!.id, true);
+      saved('admin.policies.archived');
     },
 
     async unarchive(req: Request, res: Response) {
-      const id = idParam(req);
-      await service.setPolicyArchived(ctx, req.actor, id, false);
-      done(req, res, res.locals.paths.adminPolicy(id), 'admin.policies.unarchived');
+      const saved = onPage(req, res, res.locals.paths.adminPolicy(req.policy!.id));
+      await service.setPolicyArchived(ctx, req.actor, req.policy!.id, false);
+      saved('admin.policies.unarchived');
     },
   };
 }

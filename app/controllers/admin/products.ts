@@ -6,7 +6,7 @@ import { formData, parseForm } from '../../forms/parse.ts';
 import { featureCreateForm, featureUpdateForm, productCreateForm, productUpdateForm } from '../../forms/products.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/products.ts';
-import { done, idParam, listQuery, orNotFound } from '../helpers.ts';
+import { done, idParam, listQuery, orNotFound, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminProductsController(ctx: AppContext) {
@@ -56,21 +56,20 @@ export function adminProductsController(ctx: AppContext) {
     },
 
     async archive(req: Request, res: Response) {
-      const id = idParam(req);
-      await service.setProductArchived(ctx, req.actor, id, true);
-      done(req, res, res.locals.paths.adminProduct(id), 'admin.products.archived');
+      const saved = onPage(req, res, res.locals.paths.adminProduct(req.product!.id));
+      await service.setProductArchived(ctx, req.actor, req.product!.id, true);
+      saved('admin.products.archived');
     },
 
     async unarchive(req: Request, res: Response) {
-      const id = idParam(req);
-      await service.setProductArchived(ctx, req.actor, id, false);
-      done(req, res, res.locals.paths.adminProduct(id), 'admin.products.unarchived');
+      const saved = onPage(req, res, res.locals.paths.adminProduct(req.product!.id));
+      await service.setProductArchived(ctx, req.actor, req.product!.id, false);
+      saved('admin.products.unarchived');
     },
 
     async destroy(req: Request, res: Response) {
-      const id = idParam(req);
-      onFailure(res, { back: res.locals.paths.adminProduct(id) });
-      await service.deleteProduct(ctx, req.actor, id);
+      onPage(req, res, res.locals.paths.adminProduct(req.product!.id));
+      await service.deleteProduct(ctx, req.actor, req.product!.id);
       done(req, res, res.locals.paths.adminProducts(), 'admin.products.deleted');
     },
 
