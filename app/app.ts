@@ -25,7 +25,7 @@ import { forcePasswordChange, forceSecondFactorEnrolment } from './middleware/au
 import { noStoreForPrivatePages } from './middleware/no-store.ts';
 import { endExpiredLogins } from './middleware/session-lifetime.ts';
 import { checkOrigin } from './middleware/origin-check.ts';
-import { settingDefaults } from './models/settings.ts';
+import { getSettings, settingDefaults, type Settings } from './models/settings.ts';
 import { errorHandler, notFoundHandler } from './middleware/errors.ts';
 import { sessionClient } from './middleware/session-client.ts';
 import { buildRoutes } from './routes.ts';
@@ -52,6 +52,11 @@ export interface AppContext {
   limiter: RateLimiter;
   /** Everything the server signs goes through it (services/signer.ts). */
   signer: Signer;
+  /**
+   * The installation's settings (console → Settings), with their defaults: the one way to read them.
+   * Inside a transaction pass its handle (on SQLite the pool has one connection: the transaction's).
+   */
+  settings: (db?: Knex) => Promise<Settings>;
   i18n: ReturnType<typeof createI18n>;
   passport: InstanceType<typeof Passport>;
   state: { shuttingDown: boolean };
@@ -78,6 +83,7 @@ export function createApp(deps: AppDeps): PorticoApp {
     mailer: deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db, clock, logger }),
     limiter: new RateLimiter(db, clock),
     signer: createSigner(config.dataDir),
+    settings: (handle: Knex = db) => getSettings(handle, settingDefaults(config.defaultLanguage)),
     i18n,
     passport,
     state: { shuttingDown: false },
@@ -184,7 +190,7 @@ export function createApp(deps: AppDeps): PorticoApp {
   // Before the routes (and their uploads) and before the CSRF check, which it backs up.
   app.use(checkOrigin(config.baseUrl));
   app.use(forcePasswordChange);
-  app.use(forceSecondFactorEnrolment(db, settingDefaults(config.defaultLanguage)));
+  app.use(forceSecondFactorEnrolment(ctx.settings));
 
   app.use(buildRoutes(ctx, { csrf: csrfSynchronisedProtection }));
 

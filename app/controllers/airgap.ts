@@ -29,7 +29,6 @@ const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, ma
 
 /** The Air-Gapped Activation Portal: license key + typed codes in, codes (and QR codes) out. */
 export function airgapController(ctx: AppContext) {
-  const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
 
   type Tab = 'activate' | 'deactivate';
   interface Page {
@@ -85,7 +84,7 @@ export function airgapController(ctx: AppContext) {
       const form = formData(airgapActivateForm, req.body);
       parseActivationInput(form.request_code);
       await count(req, form.license_key);
-      const result = await activateByCode(deps, req.actor, form.license_key, form.request_code);
+      const result = await activateByCode(ctx, req.actor, form.license_key, form.request_code);
       const token = await downloadToken(result.code, result.deviceId);
       res.set('Cache-Control', 'no-store').render('airgap/activated', { title: req.t('airgap.activated.title'), result, qr: await qr(result.code), token });
     },
@@ -95,7 +94,7 @@ export function airgapController(ctx: AppContext) {
       const form = formData(airgapDeactivateForm, req.body);
       parseDeactivationInput(form.deactivation_code);
       await count(req, form.license_key);
-      const result = await deactivateByCode(deps, req.actor, form.license_key, form.deactivation_code);
+      const result = await deactivateByCode(ctx, req.actor, form.license_key, form.deactivation_code);
       res.set('Cache-Control', 'no-store').render('airgap/deactivated', { title: req.t('airgap.deactivated.title'), result, qr: await qr(result.confirmation) });
     },
 

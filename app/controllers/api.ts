@@ -23,7 +23,6 @@ function licenseOf(text: unknown): string | null {
 
 /** The License API (`/api/v1`, JSON): online activation, check, deactivation and release for the SDK. */
 export function apiController(ctx: AppContext) {
-  const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
   /** Rate limits per client address and per license named in the request, before any work (route line: `api.limit`). */
   const limit = async (req: Request, _res: Response, next: NextFunction) => {
     const license = licenseOf(req.body?.request);
@@ -46,9 +45,9 @@ export function apiController(ctx: AppContext) {
 
   return {
     limit,
-    activate: endpoint((req) => activateOnline(deps, req.actor, req.body?.request, credentials(req.body))),
-    check: endpoint((req) => checkOnline(deps, req.actor, req.body?.request)),
-    deactivate: endpoint((req) => deactivateOnline(deps, req.actor, req.body?.request)),
-    release: endpoint((req) => deactivateOnline(deps, req.actor, req.body?.request)),
+    activate: endpoint((req) => activateOnline(ctx, req.actor, req.body?.request, credentials(req.body))),
+    check: endpoint((req) => checkOnline(ctx, req.actor, req.body?.request)),
+    deactivate: endpoint((req) => deactivateOnline(ctx, req.actor, req.body?.request)),
+    release: endpoint((req) => deactivateOnline(ctx, req.actor, req.body?.request)),
   };
 }

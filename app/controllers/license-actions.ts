@@ -46,7 +46,7 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
     /** A refresh license file for an offline device: new entitlements without a new request. */
     async refresh(req: Request, res: Response) {
       licenseForm(req, res);
-      const file = await issueRefreshFile({ ...ctx, defaultLanguage: ctx.config.defaultLanguage }, req.actor, req.license!.id, req.device!.id);
+      const file = await issueRefreshFile(ctx, req.actor, req.license!.id, req.device!.id);
       res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"`, 'Cache-Control': 'no-store' }).send(file.text);
     },
 

@@ -18,7 +18,6 @@ type DownloadItem = { name: string; kind: 'activation' | 'deactivation'; deviceI
 
 /** The Offline Activation Portal: public pages, the file is the credential, rate-limited per client. */
 export function offlineController(ctx: AppContext) {
-  const deps = { ...ctx, defaultLanguage: ctx.config.defaultLanguage };
 
   const limit = async (req: Request) => {
     const state = await ctx.limiter.hit(RateLimiter.key('offline', req.ip ?? 'unknown'), OFFLINE_REQUESTS_PER_CLIENT);
@@ -62,7 +61,7 @@ export function offlineController(ctx: AppContext) {
       if (!file && !pasted.trim()) throw new ArtifactError('nothing', 422);
       const credentials = typeof req.body?.email === 'string' && req.body.email.trim() && typeof req.body?.password === 'string' ? { email: req.body.email, password: String(req.body.password) } : null;
       if (file && (await isZipFile(file.path))) {
-        const rows = await processZip(deps, req.actor, file.path);
+        const rows = await processZip(ctx, req.actor, file.path);
         const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));
         const token = ok.length ? await downloadToken(ok) : null;
         return res.set('Cache-Control', 'no-store').render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
@@ -70,7 +69,7 @@ export function offlineController(ctx: AppContext) {
       if (file && file.size > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
       const text = file ? await fs.readFile(file.path, 'utf8') : pasted;
       if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
-      const outcome: Outcome = await processRequest(deps, req.actor, text, credentials);
+      const outcome: Outcome = await processRequest(ctx, req.actor, text, credentials);
       const token = await downloadToken([{ name: 'request', kind: outcome.kind, deviceId: outcome.deviceId, nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined }]);
       res.set('Cache-Control', 'no-store').render(outcome.kind === 'activation' ? 'offline/activated' : 'offline/deactivated', { title: req.t(outcome.kind === 'activation' ? 'offline.activated.title' : 'offline.deactivated.title'), outcome, token });
     },
@@ -85,10 +84,10 @@ export function offlineController(ctx: AppContext) {
       // An activation that ended after the page was shown (deactivated, reset, blacklisted) has no license file any more: the page says why.
       onFailure(res, refusedPage(req, res, {}, 410));
       if (items.length === 1) {
-        const file = await outcomeFile(deps, items[0]!);
+        const file = await outcomeFile(ctx, items[0]!);
         return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
       }
-      res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(deps, items));
+      res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(ctx, items));
     },
   };
 }

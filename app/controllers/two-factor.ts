@@ -1,7 +1,6 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import type { Account } from '../models/accounts.ts';
-import { getSettings, settingDefaults } from '../models/settings.ts';
 import { dataDirSecretBox } from '../crypto/secret-box.ts';
 import { disableTwoFactorForm, twoFactorCodeForm } from '../forms/two-factor.ts';
 import { parseForm } from '../forms/parse.ts';
@@ -46,7 +45,6 @@ const tooManyAttempts = (req: Request, err: AppError) => req.t('twoFactor.tooMan
 /** The second login step, and the signed-in account's own two-factor settings. */
 export function twoFactorController(ctx: AppContext) {
   const deps: service.TwoFactorDeps = { db: ctx.db, clock: ctx.clock, limiter: ctx.limiter, secretBox: dataDirSecretBox(ctx.config.dataDir) };
-  const defaults = settingDefaults(ctx.config.defaultLanguage);
 
   /** The half-finished login of this session, or undefined when there is none or it has expired. */
   const pendingLogin = (req: Request) => {
@@ -71,7 +69,7 @@ export function twoFactorController(ctx: AppContext) {
       enrolment = await service.enrolmentView(deps, account, req.session.twoFactorSetup, req.branding.displayName);
       if (!enrolment) delete req.session.twoFactorSetup;
     }
-    const required = mustEnrolSecondFactor(account, await getSettings(ctx.db, defaults));
+    const required = mustEnrolSecondFactor(account, await ctx.settings());
     res.status(status).set('Cache-Control', 'no-store').render('account/two-factor', { title: req.t('twoFactor.title'), state, enrolment, required, ...extra });
   };
   const disablePage = (req: Request, res: Response, status = 200, extra: object = {}) =>

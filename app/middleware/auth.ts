@@ -1,7 +1,6 @@
 import type { RequestHandler } from 'express';
-import type { Knex } from 'knex';
 import type { Role } from '../models/accounts.ts';
-import { getSettings, type Settings } from '../models/settings.ts';
+import type { Settings } from '../models/settings.ts';
 import { notFound } from '../lib/errors.ts';
 import { mustEnrolSecondFactor } from '../policies/two-factor.ts';
 
@@ -35,13 +34,13 @@ const ALLOWED_DURING_FORCED_ENROLMENT = new Set(['/logout', '/language']);
  * Where the vendor requires a second factor for managers (Settings), a manager without one can do
  * nothing but enrol (or log out, or switch the language). The forced password change comes first.
  */
-export function forceSecondFactorEnrolment(db: Knex, defaults: Settings): RequestHandler {
+export function forceSecondFactorEnrolment(settings: () => Promise<Settings>): RequestHandler {
   return async (req, res, next) => {
     const user = req.user;
     // Cheap checks first: the settings are read only for a manager without a second factor.
     if (!user || user.role !== 'manager' || user.totpEnabledAt || user.mustChangePassword) return next();
     if (ALLOWED_DURING_FORCED_ENROLMENT.has(req.path) || req.path === '/account/two-factor' || req.path.startsWith('/account/two-factor/') || req.path.startsWith('/static/')) return next();
-    if (!mustEnrolSecondFactor(user, await getSettings(db, defaults))) return next();
+    if (!mustEnrolSecondFactor(user, await settings())) return next();
     res.redirect(303, res.locals.paths.accountTwoFactor());
   };
 }

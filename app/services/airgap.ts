@@ -6,7 +6,6 @@ import { AppError } from '../lib/errors.ts';
 import * as devices from '../models/devices.ts';
 import * as licenses from '../models/licenses.ts';
 import * as products from '../models/products.ts';
-import { getSettings, settingDefaults } from '../models/settings.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { activate, deactivate, type ActivationDeps } from './activation.ts';
 import { airgapActivationCode } from './license-files.ts';
@@ -105,7 +104,7 @@ export async function activateByCode(deps: ActivationDeps, actor: Actor, typedKe
   const requestHash = codeHash(requestCode);
   const hardwareId = airgapHardwareId(request.hardwareHash);
   return recorded(deps, actor, 'activation.refused', requestHash, hardwareId, async () => {
-    const settings = await getSettings(deps.db, settingDefaults(deps.defaultLanguage));
+    const settings = await deps.settings();
     // The code carries the hour it was made in: allow that hour on top of the lifetime.
     const age = at.getTime() - request.issuedAt.getTime();
     if (age > settings.airgapCodeMinutes * 60_000 + 3600_000 || age < -3600_000) throw new ActivationError('code_expired', 422);
@@ -160,7 +159,7 @@ export async function deactivateByCode(deps: ActivationDeps, actor: Actor, typed
     // Found here to name it; the activation service reads it again under the license lock.
     const device = parsed.version === 2 ? await devices.findLatest(deps.db, licenseId, airgapHardwareId(parsed.hardwareHash)) : await devices.findForLicense(deps.db, licenseId, parsed.activationId);
     if (!device || device.channel !== 'airgap') throw new ActivationError('activation_unknown', 404);
-    if (parsed.version === 1 && !(await getSettings(deps.db, settingDefaults(deps.defaultLanguage))).acceptLegacyAirgapDeactivation) throw new ActivationError('legacy_deactivation_refused', 403);
+    if (parsed.version === 1 && !(await deps.settings()).acceptLegacyAirgapDeactivation) throw new ActivationError('legacy_deactivation_refused', 403);
     const proves =
       parsed.version === 2
         ? (d: devices.Device) => d.airgapCommitment !== null && sameHex(d.airgapCommitment, airgapCommitment({ productHash: productHash(license.productCode), hardwareHash: parsed.hardwareHash, secret: parsed.secret }))

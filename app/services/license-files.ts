@@ -6,9 +6,8 @@ import * as devices from '../models/devices.ts';
 import * as accounts from '../models/accounts.ts';
 import * as products from '../models/products.ts';
 import * as requestNonces from '../models/request-nonces.ts';
-import { getSettings, settingDefaults } from '../models/settings.ts';
+import type { Settings } from '../models/settings.ts';
 import { HttpError, notFound } from '../lib/errors.ts';
-import type { Language } from '../../config/index.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import { recordAudit } from './audit.ts';
 import { ActivationError, assertUsable } from './refusals.ts';
@@ -26,7 +25,7 @@ export const LICENSE_PAYLOAD_VERSION = 1;
 
 export interface ArtifactDeps extends ServiceDeps {
   signer: Signer;
-  defaultLanguage: Language;
+  settings: (db?: Knex) => Promise<Settings>;
 }
 
 /** The payload every license and refresh file carries: bound to product, license, hardware id, device key and request nonce. */
@@ -68,7 +67,7 @@ export async function issueLicenseFile(db: Knex, deps: ArtifactDeps, license: li
   if (!device.active) throw new ActivationError('activation_inactive', 410);
   if (device.channel === 'airgap' || !device.devicePublicKey) throw new ActivationError('airgap_only', 403);
   await assertUsable(db, license, device.channel, device.hardwareId, at);
-  const settings = await getSettings(db, settingDefaults(deps.defaultLanguage));
+  const settings = await deps.settings(db);
   const counter = typ === 'refresh' ? await devices.nextCounter(db, device.id) : 0;
   const payload = await licensePayload(db, license, device, counter, typ === 'refresh' ? at : device.activatedAt, settings.offlineLeaseDays);
   return { text: await deps.signer.license(db, typ, payload), payload };

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
-import { getSettings, settingDefaults, type Settings } from '../../models/settings.ts';
+import { settingDefaults, type Settings } from '../../models/settings.ts';
 import * as devices from '../../models/devices.ts';
 import { formData } from '../../forms/parse.ts';
 import { settingsForm } from '../../forms/settings.ts';
@@ -24,7 +24,7 @@ export function adminSettingsController(ctx: AppContext) {
 
   return {
     async show(req: Request, res: Response) {
-      render(req, res, 200, valuesOf(await getSettings(ctx.db, defaults)), {});
+      render(req, res, 200, valuesOf(await ctx.settings()), {});
     },
 
     async update(req: Request, res: Response) {

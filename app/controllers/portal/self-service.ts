@@ -5,7 +5,6 @@ import * as devices from '../../models/devices.ts';
 import * as orders from '../../models/orders.ts';
 import * as products from '../../models/products.ts';
 import * as auditEvents from '../../models/audit-events.ts';
-import { getSettings, settingDefaults } from '../../models/settings.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { policyForm, featureLimits, toEntitlements, entitlementValues } from '../../forms/policies.ts';
 import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
@@ -21,7 +20,7 @@ import { onFailure } from '../../middleware/errors.ts';
 export const RELEASES_PER_HOUR = { limit: 5, windowMs: 3600_000 };
 
 export function portalHomeController(ctx: AppContext) {
-  const settings = () => getSettings(ctx.db, settingDefaults(ctx.config.defaultLanguage));
+  const settings = ctx.settings;
 
   const myLicenses = async (accountId: number) => {
     const now = ctx.clock.now();
