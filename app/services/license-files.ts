@@ -8,6 +8,7 @@ import * as products from '../models/products.ts';
 import * as requestNonces from '../models/request-nonces.ts';
 import type { Settings } from '../models/settings.ts';
 import { HttpError, notFound } from '../lib/errors.ts';
+import { deviceActions } from '../policies/devices.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import { recordAudit } from './audit.ts';
 import { ActivationError, assertUsable } from './refusals.ts';
@@ -100,7 +101,7 @@ export async function issueRefreshFile(deps: ArtifactDeps, actor: Actor, license
     const license = await licenses.findById(trx, licenseId, now);
     const device = license ? await devices.findForLicense(trx, licenseId, deviceId) : undefined;
     if (!license || !device) throw notFound();
-    if (!device.active || device.channel !== 'offline' || !device.devicePublicKey) throw new HttpError(409, 'portal.refresh.notOffline');
+    if (!deviceActions(license, device).refresh) throw new HttpError(409, 'portal.refresh.notOffline');
     let file;
     try {
       file = await issueLicenseFile(trx, deps, license, device, 'refresh', now);

@@ -10,6 +10,7 @@ import { isUniqueViolation } from '../models/normalise.ts';
 import { generateLicenseKey } from '../lib/license-keys.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
+import { deviceActions } from '../policies/devices.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
 /** Issuing licenses into orders and every change to a license and its devices. */
@@ -231,7 +232,7 @@ export async function blacklistDevice(deps: ServiceDeps, actor: Actor, licenseId
     const license = await mustFindLicense(trx, licenseId, now);
     const device = await devices.findForLicense(trx, licenseId, deviceId);
     if (!device) throw notFound();
-    if (device.blacklisted) throw new HttpError(409, 'licenses.deviceAlreadyBlacklisted');
+    if (!deviceActions(license, device).blacklist) throw new HttpError(409, 'licenses.deviceAlreadyBlacklisted');
     await devices.addToBlacklist(trx, licenseId, device.hardwareId, actor.accountId, now);
     await devices.markBlacklisted(trx, deviceId);
     const wasActive = await devices.deactivate(trx, deviceId, 'revoked', now);

@@ -7,6 +7,7 @@ import { affected } from '../models/normalise.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import type { Account } from '../models/accounts.ts';
 import { issuableFor } from '../policies/portal.ts';
+import { deviceActions } from '../policies/devices.ts';
 import { auditedChange } from './changes.ts';
 import { issueLicenses, type IssueRequest, type IssueResult } from './licenses.ts';
 import { mailPlacements, placeUser, type Placement } from './license-users.ts';
@@ -113,11 +114,10 @@ export async function removeOrderManager(deps: ServiceDeps, actor: Actor, orderI
 /** Marks a device of a floating license as borrowed until `until` (capped by the policy's maximum). */
 export async function borrowDevice(deps: ServiceDeps, actor: Actor, license: licenses.License, deviceId: number, hours: number): Promise<Date> {
   return auditedChange(deps, actor, async (trx, now) => {
-    if (!license.floating || !license.canBorrow) throw new HttpError(409, 'portal.borrowNotAllowed');
-    if (hours > (license.maxBorrowHours ?? 0)) throw new ValidationError({ hours: 'portal.borrowTooLong' });
     const device = await devices.findForLicense(trx, license.id, deviceId);
     if (!device) throw notFound();
-    if (!device.active) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
+    if (!deviceActions(license, device).borrow) throw new HttpError(409, device.active ? 'portal.borrowNotAllowed' : 'licenses.deviceAlreadyInactive');
+    if (hours > (license.maxBorrowHours ?? 0)) throw new ValidationError({ hours: 'portal.borrowTooLong' });
     const until = new Date(now.getTime() + hours * 3600_000);
     await devices.setBorrowedUntil(trx, deviceId, until);
     await devices.addHistory(trx, { licenseId: license.id, deviceId, event: 'borrowed', channel: device.channel, hardwareId: device.hardwareId, detail: until.toISOString(), actorId: actor.accountId }, now);

@@ -11,6 +11,7 @@ import { entitlementValues, toEntitlements } from '../../forms/policies.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 import * as service from '../../services/licenses.ts';
+import { deviceActions } from '../../policies/devices.ts';
 import { listQuery } from '../helpers.ts';
 import { licenseActions } from '../license-actions.ts';
 import { onFailure } from '../../middleware/errors.ts';
@@ -33,7 +34,7 @@ export function adminLicensesController(ctx: AppContext) {
       licenseUsers.usersOfLicense(ctx.db, license.id),
       auditEvents.list(ctx.db, { objectType: 'license', objectId: String(license.id) }, 50),
     ]);
-    res.status(status).render('admin/licenses/show', { title: license.licenseKey ?? `${license.productName} #${license.id}`, license, devices: deviceList, history, users, trail, userValues, userErrors });
+    res.status(status).render('admin/licenses/show', { title: license.licenseKey ?? `${license.productName} #${license.id}`, license, devices: deviceList, history, users, trail, userValues, userErrors, actions: (d: devices.Device) => deviceActions(license, d) });
   };
 
   const editView = (req: Request, res: Response, status: number, license: licenses.License, values: object, errors: object) =>

@@ -8,6 +8,7 @@ import { formData } from '../../forms/parse.ts';
 import { credentialsForm, noteForm } from '../../forms/console.ts';
 import { borrowForm } from '../../forms/portal.ts';
 import { ownedEndUsers } from '../../policies/portal.ts';
+import { deviceActions } from '../../policies/devices.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { borrowDevice } from '../../services/portal.ts';
@@ -33,7 +34,7 @@ export function portalLicensesController(ctx: AppContext) {
 
   const showPage = async (req: Request, res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
     const [deviceList, history, { users: userList, invited }] = await Promise.all([devices.listForLicense(ctx.db, license.id), devices.listHistory(ctx.db, license.id), userRows(req, license.id)]);
-    res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, invited, userValues, userErrors, can: req.permissions, transfersLeft: transfersLeft(license) });
+    res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, invited, userValues, userErrors, can: req.permissions, actions: (d: devices.Device) => deviceActions(license, d, req.permissions), transfersLeft: transfersLeft(license) });
   };
 
   const token = (req: Request) => String(req.params.token ?? '');
