@@ -10,6 +10,7 @@ import { RateLimiter } from './app/lib/rate-limiter.ts';
 import { ensureSigningKey } from './app/services/signing-keys.ts';
 import { issueSetupTokenIfNeeded } from './app/services/setup.ts';
 import { makePaths } from './app/paths.ts';
+import * as sessions from './app/models/sessions.ts';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 const HOUSEKEEPING_MS = 10 * 60_000;
@@ -51,9 +52,13 @@ const server: Server = app.listen(config.port, config.host, () => {
 
 const limiter = new RateLimiter(db, clock);
 const housekeeping = setInterval(() => {
-  Promise.all([limiter.purge(), db('sessions').where('expired', '<', clock.now()).delete()]).catch((err) => logger.warn({ err }, 'housekeeping failed'));
+  Promise.all([limiter.purge(), sessions.purgeExpired(db, clock.now())]).catch((err) => logger.warn({ err }, 'housekeeping failed'));
 }, HOUSEKEEPING_MS);
 housekeeping.unref();
+
+// A closed stdout (the reader of a pipe went away) must not stop the server from logging, or from
+// shutting down: the write error is dropped, the process goes on.
+process.stdout.on('error', () => {});
 
 let stopping = false;
 async function shutdown(signal: string) {

@@ -58,3 +58,8 @@ export async function endForAccount(db: Knex, accountId: number, keepSid: string
 export async function endOne(db: Knex, accountId: number, sid: string): Promise<boolean> {
   return Number(await table(db).where({ account_id: accountId, sid }).delete()) === 1;
 }
+
+/** Removes sessions past their expiry (housekeeping; the store never returns them anyway). */
+export async function purgeExpired(db: Knex, now: Date): Promise<number> {
+  return Number(await table(db).where('expired', '<', stamp(db, now)).delete());
+}
