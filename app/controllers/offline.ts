@@ -7,6 +7,8 @@ import { hashToken, randomToken } from '../lib/tokens.ts';
 import { notFound } from '../lib/errors.ts';
 import { refusedUnread } from '../middleware/uploads.ts';
 import { onFailure, type FailurePage } from '../middleware/errors.ts';
+import { formData } from '../forms/parse.ts';
+import { offlineUploadForm } from '../forms/offline.ts';
 import { rateLimited } from '../services/auth.ts';
 import { ArtifactError, MAX_REQUEST_BYTES, isZipFile, outcomeFile, processRequest, processZip, resultZip, type Outcome } from '../services/offline.ts';
 
@@ -54,12 +56,10 @@ export function offlineController(ctx: AppContext) {
 
     /** After limitPerClient, a slot and streamToDisk (routes.ts): the file, if any, is on disk (req.upload). */
     async upload(req: Request, res: Response) {
-      const values = { request: typeof req.body?.request === 'string' ? req.body.request.slice(0, MAX_REQUEST_BYTES) : '', email: typeof req.body?.email === 'string' ? req.body.email.slice(0, 254) : '' };
       const file = req.upload?.size ? req.upload : undefined;
-      const pasted = typeof req.body?.request === 'string' ? req.body.request : '';
-      onFailure(res, refusedPage(req, res, { ...values, request: '' }, 422));
+      const { pasted, email, credentials } = formData(offlineUploadForm, req.body ?? {});
+      onFailure(res, refusedPage(req, res, { request: '', email }, 422));
       if (!file && !pasted.trim()) throw new ArtifactError('nothing', 422);
-      const credentials = typeof req.body?.email === 'string' && req.body.email.trim() && typeof req.body?.password === 'string' ? { email: req.body.email, password: String(req.body.password) } : null;
       if (file && (await isZipFile(file.path))) {
         const rows = await processZip(ctx, req.actor, file.path);
         const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { checkbox, oneOf, optionalWholeNumber, requiredText, wholeNumber } from './fields.ts';
 import { entitlementColumns, type Entitlements } from '../models/catalog.ts';
+import { parseForm } from './parse.ts';
 
 export const LICENSE_TYPES = ['perpetual', 'time-limited', 'subscription', 'consumption'] as const;
 
@@ -70,17 +71,9 @@ export const policyForm = z
 
 /** max_consumption_<featureId> fields of a submitted policy form. */
 export function featureLimits(body: Record<string, unknown>, ids: number[]): { limits: Map<number, number | null>; errors: Record<string, string> } {
-  const limits = new Map<number, number | null>();
-  const errors: Record<string, string> = {};
-  for (const id of ids) {
-    const raw = body[`max_consumption_${id}`];
-    if (raw === undefined || raw === '') {
-      limits.set(id, null);
-      continue;
-    }
-    const n = typeof raw === 'string' && /^\d{1,12}$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
-    if (!Number.isSafeInteger(n) || n < 1) errors[`max_consumption_${id}`] = 'validation.numberRange';
-    else limits.set(id, n);
-  }
-  return { limits, errors };
+  // Each chosen feature's limit: empty = no limit, otherwise a whole number from 1.
+  const schema = z.object(Object.fromEntries(ids.map((id) => [`max_consumption_${id}`, optionalWholeNumber(1, Number.MAX_SAFE_INTEGER)])));
+  const parsed = parseForm(schema, body);
+  if (!parsed.ok) return { limits: new Map(), errors: parsed.errors };
+  return { limits: new Map(ids.map((id) => [id, (parsed.data as Record<string, number | null>)[`max_consumption_${id}`] ?? null])), errors: {} };
 }
