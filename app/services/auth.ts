@@ -11,6 +11,7 @@ import type { Mailer } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { checkPassword, rateLimited, throttleKeys, type OnAccountCeiling } from './throttles.ts';
 import { recordAudit } from './audit.ts';
+import { makePaths } from '../paths.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { inTransaction } from '../lib/transaction.ts';
 
@@ -34,7 +35,7 @@ export const mailUnlockLink = (deps: LinkMailDeps): OnAccountCeiling => async (a
   await tokens.insertOneTimeCode(deps.db, 'login_unlock', hashToken(token), new Date(now.getTime() + UNLOCK_LINK_MINUTES * 60_000), now, { accountId: account.id });
   await recordAudit(deps.db, { accountId: account.id, label: account.email, ip: null, requestId: null }, now, { action: 'auth.account_throttled', objectType: 'account', objectId: account.id, after: { unlockLinkMinutes: UNLOCK_LINK_MINUTES } });
   const t = deps.translatorFor(account.language);
-  await deps.mailer.send({ to: account.email, subject: t('mail.unlock.subject'), text: t('mail.unlock.body', { name: account.name, link: `${deps.baseUrl}/login/unlock/${token}`, minutes: UNLOCK_LINK_MINUTES }) });
+  await deps.mailer.send({ to: account.email, subject: t('mail.unlock.subject'), text: t('mail.unlock.body', { name: account.name, link: `${deps.baseUrl}${makePaths(null).unlockLogin(token)}`, minutes: UNLOCK_LINK_MINUTES }) });
 };
 
 /** Checks login credentials (throttles.ts checkPassword). Throws 429 while a budget is spent. */
@@ -222,7 +223,7 @@ export async function mailAccountLink(deps: LinkMailDeps, account: accounts.Acco
   await deps.mailer.send({
     to: account.email,
     subject: t(`mail.${kind}.subject`),
-    text: t(`mail.${kind}.body`, { name: account.name, link: `${deps.baseUrl}/password/reset/${token}`, minutes, days: INVITE_LINK_DAYS }),
+    text: t(`mail.${kind}.body`, { name: account.name, link: `${deps.baseUrl}${makePaths(null).resetPassword(token)}`, minutes, days: INVITE_LINK_DAYS }),
   });
 }
 

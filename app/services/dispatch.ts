@@ -6,6 +6,7 @@ import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { statusOf } from '../models/licenses.ts';
 import { toBool, toDate } from '../models/normalise.ts';
 import { auditedChange } from './changes.ts';
+import { makePaths } from '../paths.ts';
 import type { LinkMailDeps } from './auth.ts';
 import type { Actor } from './context.ts';
 
@@ -49,7 +50,7 @@ export async function dispatchLicenses(deps: LinkMailDeps, actor: Actor, orderId
     await deps.mailer.send({
       to: email,
       subject: t('mail.dispatch.subject', { product: license.productName }),
-      text: t('mail.dispatch.body', { product: license.productName, key: license.licenseKey, expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : t('admin.licenses.never'), offline: `${deps.baseUrl}/offline`, airgap: `${deps.baseUrl}/airgap` }),
+      text: t('mail.dispatch.body', { product: license.productName, key: license.licenseKey, expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : t('admin.licenses.never'), offline: `${deps.baseUrl}${makePaths(null).offline()}`, airgap: `${deps.baseUrl}${makePaths(null).airgap()}` }),
     });
   }
   return sent.length;
