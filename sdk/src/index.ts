@@ -1,4 +1,4 @@
-/** @portico/sdk — the public API. */
+/** @portico/device-sdk — the public API. */
 export { EnvelopeError, ENVELOPE_ERROR_CODES, type EnvelopeErrorCode } from './errors.ts';
 export type { JsonObject, JsonValue } from './json.ts';
 export {
