@@ -154,6 +154,45 @@ describe('console: products, features and policies', () => {
     assert.deepEqual((await auditOf(t.db, 'policy', airgapped.id)).map((e) => e.action), ['policy.created']);
   });
 
+  it('makes another policy the default, archives and unarchives one; an archived policy cannot become the default; all audited', async () => {
+    const product = await t.db('products').where({ code: 'acme-cad' }).first();
+    const policyNamed = async (name: string) => t.db('license_policies').where({ product_id: product.id, name }).first();
+    const defaultNames = async () => (await t.db('license_policies').where({ product_id: product.id, is_default: true })).map((p: { name: string }) => p.name);
+    const standard = await policyNamed('Standard');
+    const annual = await policyNamed('Annual');
+    assert.deepEqual(await defaultNames(), ['Annual']);
+
+    // The policy page offers "make default" to a policy that is not; posting it moves the default.
+    const page = await agent.get(`/admin/policies/${standard.id}`).expect(200);
+    assert.match(page.text, new RegExp(`action="/admin/policies/${standard.id}/default"`));
+    assert.equal((await submitForm(agent, `/admin/policies/${standard.id}`, `/admin/policies/${standard.id}/default`, {})).status, 303);
+    assert.deepEqual(await defaultNames(), ['Standard'], 'still exactly one default per product');
+    assert.deepEqual((await auditOf(t.db, 'policy', standard.id)).at(-1), { action: 'policy.made_default', actor: adminId, before: { isDefault: false }, after: { isDefault: true } });
+
+    // Archived: no "make default" button, and a forged request is refused with nothing changed.
+    assert.equal((await submitForm(agent, `/admin/policies/${annual.id}`, `/admin/policies/${annual.id}/archive`, {})).status, 303);
+    assert.ok((await policyNamed('Annual')).archived);
+    assert.deepEqual((await auditOf(t.db, 'policy', annual.id)).at(-1)!.action, 'policy.archived');
+    const archivedPage = await agent.get(`/admin/policies/${annual.id}`).expect(200);
+    assert.doesNotMatch(archivedPage.text, new RegExp(`action="/admin/policies/${annual.id}/default"`));
+    const refused = await submitForm(agent, `/admin/policies/${annual.id}`, `/admin/policies/${annual.id}/default`, {});
+    assert.equal(refused.status, 303);
+    assert.match((await agent.get(refused.headers.location).expect(200)).text, /An archived policy cannot be the default/);
+    assert.deepEqual(await defaultNames(), ['Standard']);
+    assert.equal((await auditOf(t.db, 'policy', annual.id)).at(-1)!.action, 'policy.archived', 'no event for the refused change');
+
+    // Archiving the default leaves the product without one; unarchiving does not make it the default again.
+    assert.equal((await submitForm(agent, `/admin/policies/${standard.id}`, `/admin/policies/${standard.id}/archive`, {})).status, 303);
+    assert.deepEqual(await defaultNames(), []);
+    assert.deepEqual((await auditOf(t.db, 'policy', standard.id)).at(-1)!.before, { archived: false, isDefault: true });
+    assert.equal((await submitForm(agent, `/admin/policies/${standard.id}`, `/admin/policies/${standard.id}/unarchive`, {})).status, 303);
+    const unarchived = await policyNamed('Standard');
+    assert.ok(!unarchived.archived && !unarchived.is_default);
+    assert.deepEqual((await auditOf(t.db, 'policy', standard.id)).at(-1), { action: 'policy.unarchived', actor: adminId, before: { archived: true, isDefault: false }, after: { archived: false } });
+    await submitForm(agent, `/admin/policies/${standard.id}`, `/admin/policies/${standard.id}/default`, {}).then((r) => assert.equal(r.status, 303));
+    assert.deepEqual(await defaultNames(), ['Standard']);
+  });
+
   it('deletes a product without licenses, archives instead when licenses exist', async () => {
     const now = new Date();
     const lonely = await catalog.insertProduct(t.db, { name: 'Lonely', code: 'lonely', authorizationMethod: 'key' }, now);

@@ -1,18 +1,16 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { listen } from '../helpers/browser.ts';
-import { projectRoot } from '../helpers/process.ts';
+import { runDevice } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
-const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
-
-function cli(dir: string, args: string[]) {
-  const r = spawnSync(tsx, [path.join(projectRoot, 'sdk', 'src', 'cli.ts'), '--dir', dir, ...args], { encoding: 'utf8' });
+/** The device's CLI in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
+async function cli(dir: string, args: string[]) {
+  const r = await runDevice({ dir, cwd: path.dirname(dir) }, ...args);
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -52,9 +50,9 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
     const keysFile = path.join(work, 'keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'device');
-    assert.equal(cli(dir, ['init', '--product', 'plant', '--key', key, '--keys', keysFile, '--hardware-id', 'PLANT-PC-7']).code, 0);
+    assert.equal((await cli(dir, ['init', '--product', 'plant', '--key', key, '--keys', keysFile, '--hardware-id', 'PLANT-PC-7'])).code, 0);
 
-    const request = cli(dir, ['airgap-request', '--portal', base]);
+    const request = await cli(dir, ['airgap-request', '--portal', base]);
     assert.equal(request.code, 0, request.out);
     const requestCode = /Request code: (\S+)/.exec(request.out)![1]!;
     assert.ok(requestCode.replace(/-/g, '').length <= 40);
@@ -62,20 +60,20 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
 
     const activated = await typeInto(base, '/airgap/activate', { license_key: key, request_code: requestCode.toLowerCase().replace(/-/g, ' ') });
     const activationCode = /id="activation-code"[^>]*>([^<]+)</.exec(activated)![1]!.trim();
-    const installed = cli(dir, ['airgap-activate', activationCode]);
+    const installed = await cli(dir, ['airgap-activate', activationCode]);
     assert.equal(installed.code, 0, installed.out);
-    assert.equal(cli(dir, ['status']).code, 0);
+    assert.equal((await cli(dir, ['status'])).code, 0);
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
 
-    const deactivation = cli(dir, ['airgap-deactivate']);
+    const deactivation = await cli(dir, ['airgap-deactivate']);
     assert.equal(deactivation.code, 0, deactivation.out);
     const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
     assert.ok(deactivationCode.replace(/-/g, '').length <= 40);
     const freed = await typeInto(base, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
     const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');
-    const confirmed = cli(dir, ['airgap-confirm', confirmation]);
+    const confirmed = await cli(dir, ['airgap-confirm', confirmation]);
     assert.equal(confirmed.code, 0, confirmed.out);
-    assert.equal(cli(dir, ['status']).code, 3);
+    assert.equal((await cli(dir, ['status'])).code, 3);
   });
 });

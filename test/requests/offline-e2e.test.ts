@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,14 +7,14 @@ import type { Server } from 'node:http';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { listen } from '../helpers/browser.ts';
 import { projectRoot } from '../helpers/process.ts';
+import { runDevice } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
-const tsx = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
 const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'file-formats.md'), 'utf8');
 
-/** Runs the CLI as the end user's machine would. */
-function cli(dir: string, args: string[], cwd: string) {
-  const r = spawnSync(tsx, [path.join(projectRoot, 'sdk', 'src', 'cli.ts'), '--dir', dir, ...args], { cwd, encoding: 'utf8' });
+/** Runs the CLI as the end user's machine would, in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
+async function cli(dir: string, args: string[], cwd: string) {
+  const r = await runDevice({ dir, cwd }, ...args);
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -62,17 +62,17 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     const keysFile = path.join(work, 'portico-keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'device');
-    assert.equal(cli(dir, ['init', '--product', 'acme-cad', '--key', key, '--keys', keysFile, '--hardware-id', 'E2E-MACHINE'], work).code, 0);
-    const request = cli(dir, ['request', '--out', path.join(work, 'activation.req')], work);
+    assert.equal((await cli(dir, ['init', '--product', 'acme-cad', '--key', key, '--keys', keysFile, '--hardware-id', 'E2E-MACHINE'], work)).code, 0);
+    const request = await cli(dir, ['request', '--out', path.join(work, 'activation.req')], work);
     assert.equal(request.code, 0, request.out);
 
     const activation = await uploadAndDownload(base, path.join(work, 'activation.req'));
     assert.match(activation.page, /License activated/);
     assert.ok(activation.file);
     fs.writeFileSync(path.join(work, 'license.lic'), activation.file!);
-    const activated = cli(dir, ['activate', path.join(work, 'license.lic')], work);
+    const activated = await cli(dir, ['activate', path.join(work, 'license.lic')], work);
     assert.equal(activated.code, 0, activated.out);
-    assert.equal(cli(dir, ['status'], work).code, 0);
+    assert.equal((await cli(dir, ['status'], work)).code, 0);
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
 
     // The license file verifies with openssl by the steps written in docs/file-formats.md.
@@ -84,13 +84,13 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     assert.match(out, /Signature Verified Successfully/);
     assert.match(out, /"hardwareId":"E2E-MACHINE"/);
 
-    const deactivation = cli(dir, ['deactivate', '--out', path.join(work, 'deactivation.req'), '--usage', 'render=42'], work);
+    const deactivation = await cli(dir, ['deactivate', '--out', path.join(work, 'deactivation.req'), '--usage', 'render=42'], work);
     assert.equal(deactivation.code, 0, deactivation.out);
-    assert.equal(cli(dir, ['status'], work).code, 3, 'the license is gone from the machine');
+    assert.equal((await cli(dir, ['status'], work)).code, 3, 'the license is gone from the machine');
     const freed = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
     assert.match(freed.page, /License deactivated/);
     fs.writeFileSync(path.join(work, 'receipt.txt'), freed.file!);
-    const receipt = cli(dir, ['receipt', path.join(work, 'receipt.txt')], work);
+    const receipt = await cli(dir, ['receipt', path.join(work, 'receipt.txt')], work);
     assert.equal(receipt.code, 0, receipt.out);
     const license = await t.db('licenses').where({ id: licenseId }).first();
     assert.equal(license.times_activated, 0, 'the seat is free');

@@ -38,7 +38,7 @@ import {
   type AirgapRequest,
   type LegacyAirgapRequest,
 } from '../../sdk/src/index.ts';
-import { ok, runDevice } from './cli-in-process.ts';
+import { ok, runDevice } from '../helpers/cli.ts';
 
 /** The air-gap artifacts (sdk/src/airgap.ts) with real keys, and the portico-device air-gap commands. */
 

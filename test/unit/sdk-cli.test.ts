@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   NONCE_PATTERN,
   devicePublicKeyString,
@@ -16,23 +14,16 @@ import {
   type EnvelopeType,
   type LicensePayload,
 } from '../../sdk/src/index.ts';
-import { ok as okInProcess, runDevice } from './cli-in-process.ts';
+import { ok as okInProcess, runDevice, type Run } from '../helpers/cli.ts';
 
-/** Drives the real portico-device CLI as a child process, as an end user would. */
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = path.join(ROOT, 'node_modules/.bin/tsx');
-const CLI = path.join(ROOT, 'sdk/src/cli.ts');
+/**
+ * Drives the portico-device CLI as an end user would, in process (runCli: the same arguments, output
+ * and exit codes as the binary; test/e2e/device-cli.test.ts runs the binary itself).
+ */
 
 const server = crypto.generateKeyPairSync('ed25519');
 const KID = 'ed25519-cliTestKey000000';
 const DAY = 86_400_000;
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 function signAsServer(typ: EnvelopeType, payload: object): string {
   return signEnvelope(typ, KID, payload, server.privateKey);
@@ -74,10 +65,7 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
   let work: string;
   let dir: string;
 
-  const cli = (...args: string[]): Run => {
-    const r = spawnSync(TSX, [CLI, '--dir', dir, ...args], { cwd: work, encoding: 'utf8', env: { ...process.env, PORTICO_DEVICE_DIR: '' } });
-    return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
+  const cli = (...args: string[]): Promise<Run> => runDevice({ dir, cwd: work }, ...args);
   const write = (name: string, text: string) => {
     fs.writeFileSync(path.join(work, name), text);
     return name;
@@ -97,17 +85,17 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
 
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
-  it('init → request → activate → status → refresh → deactivate → status → receipt', () => {
-    const init = ok(cli('init', '--product', 'ACME-CAD', '--key', '7KQ2-MX4P-0111', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-1', '--hostname', 'test-host'));
+  it('init → request → activate → status → refresh → deactivate → status → receipt', async () => {
+    const init = ok(await cli('init', '--product', 'ACME-CAD', '--key', '7KQ2-MX4P-0111', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-1', '--hostname', 'test-host'));
     assert.match(init.stdout, /ACME-CAD/);
     const devicePem = fs.readFileSync(path.join(dir, 'device-key.pem'), 'utf8');
     const devicePublicKey = devicePublicKeyString(crypto.createPublicKey(devicePem));
     if (process.platform !== 'win32') assert.equal(fs.statSync(path.join(dir, 'device-key.pem')).mode & 0o777, 0o600);
 
-    assert.equal(cli('status').status, 3, 'no license yet');
+    assert.equal((await cli('status')).status, 3, 'no license yet');
 
     // request: a device-signed activation request with the right fields, its nonce remembered
-    ok(cli('request'));
+    ok(await cli('request'));
     const requestText = read('activation-request.req');
     const request = readActivationRequestPayload(verifyDeviceSigned(requestText, 'activation-request').payload);
     assert.equal(request.product, 'ACME-CAD');
@@ -121,35 +109,35 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'pending-request.json'), 'utf8')).activation.nonce, request.nonce);
 
     // activate: answers to another request or from an untrusted key are refused, nothing installed
-    const wrongNonce = cli('activate', write('other.lic', licenseFor(request, { requestNonce: crypto.randomBytes(16).toString('base64url') })));
+    const wrongNonce = await cli('activate', write('other.lic', licenseFor(request, { requestNonce: crypto.randomBytes(16).toString('base64url') })));
     assert.equal(wrongNonce.status, 1);
     assert.match(wrongNonce.stderr, /refused \(nonce\)/);
     noStackTrace(wrongNonce);
     const forged = signEnvelope('license', KID, { ...request }, crypto.generateKeyPairSync('ed25519').privateKey);
-    const forgedRun = cli('activate', write('forged.lic', forged));
+    const forgedRun = await cli('activate', write('forged.lic', forged));
     assert.equal(forgedRun.status, 1);
     assert.match(forgedRun.stderr, /refused \(signature\)/);
     assert.equal(fs.existsSync(path.join(dir, 'license.lic')), false);
 
-    const activate = ok(cli('activate', write('license.lic', licenseFor(request))));
+    const activate = ok(await cli('activate', write('license.lic', licenseFor(request))));
     assert.match(activate.stdout, /License activated/);
     assert.match(activate.stdout, /ACME-CAD/);
     assert.match(activate.stdout, /time-limited/);
     assert.match(activate.stdout, /expires:\s+\d{4}-/);
     assert.match(activate.stdout, /lease ends:\s+\d{4}-/);
 
-    const status = ok(cli('status'));
+    const status = ok(await cli('status'));
     assert.match(status.stdout, /License valid/);
     assert.match(status.stdout, /lease ends/);
 
     // refresh: a newer file is taken, the same one again is not
-    ok(cli('refresh', write('refresh-1.lic', licenseFor(request, { counter: 1 }))));
-    const again = cli('refresh', 'refresh-1.lic');
+    ok(await cli('refresh', write('refresh-1.lic', licenseFor(request, { counter: 1 }))));
+    const again = await cli('refresh', 'refresh-1.lic');
     assert.equal(again.status, 1);
     assert.match(again.stderr, /refused \(counter\)/);
 
     // deactivate: signed by the same device key, names the activation, carries usage
-    const deactivate = ok(cli('deactivate', '--out', 'give-back.req', '--usage', 'render-minutes=42', '--usage', 'export=0'));
+    const deactivate = ok(await cli('deactivate', '--out', 'give-back.req', '--usage', 'render-minutes=42', '--usage', 'export=0'));
     assert.match(deactivate.stdout, /give-back\.req/);
     const verified = verifyDeviceSigned(read('give-back.req'), 'deactivation-request');
     const deactivation = readDeactivationRequestPayload(verified.payload);
@@ -163,23 +151,23 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(fs.existsSync(path.join(dir, 'license.lic')), false);
     assert.equal(fs.existsSync(path.join(dir, 'license.lic.deactivated')), true);
 
-    const after = cli('status');
+    const after = await cli('status');
     assert.equal(after.status, 3);
     assert.match(after.stdout, /No license installed/);
 
     // receipt: only the one answering this deactivation request
     const receipt = (nonce: string) => ({ v: 1, licenseId: 7, activationId: 21, hardwareId: 'hw-cli-1', deactivationNonce: nonce, deactivatedAt: new Date().toISOString() });
-    const wrongReceipt = cli('receipt', write('wrong.receipt', signAsServer('deactivation-receipt', receipt(request.nonce))));
+    const wrongReceipt = await cli('receipt', write('wrong.receipt', signAsServer('deactivation-receipt', receipt(request.nonce))));
     assert.equal(wrongReceipt.status, 1);
     assert.match(wrongReceipt.stderr, /refused \(nonce\)/);
-    const confirmed = ok(cli('receipt', write('deactivation.receipt', signAsServer('deactivation-receipt', receipt(deactivation.nonce)))));
+    const confirmed = ok(await cli('receipt', write('deactivation.receipt', signAsServer('deactivation-receipt', receipt(deactivation.nonce)))));
     assert.match(confirmed.stdout, /Deactivation confirmed/);
     assert.equal(fs.existsSync(path.join(dir, 'license.lic.deactivated')), false);
   });
 
-  it('a user-based license: the request names the user and carries no password', () => {
-    ok(cli('init', '--product', 'ACME-CAD', '--user', 'alice@example.com', '--keys', 'portico-keys.json'));
-    const run = ok(cli('request', '--out', 'alice.req'));
+  it('a user-based license: the request names the user and carries no password', async () => {
+    ok(await cli('init', '--product', 'ACME-CAD', '--user', 'alice@example.com', '--keys', 'portico-keys.json'));
+    const run = ok(await cli('request', '--out', 'alice.req'));
     assert.match(run.stdout, /password of alice@example\.com/);
     const payload = verifyDeviceSigned(read('alice.req'), 'activation-request').payload;
     const request = readActivationRequestPayload(payload);
@@ -189,22 +177,22 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(Object.keys(payload).some((k) => /pass/i.test(k)), false);
   });
 
-  it('a license for another machine or product is refused at activation', () => {
-    ok(cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-2'));
-    ok(cli('request'));
+  it('a license for another machine or product is refused at activation', async () => {
+    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-2'));
+    ok(await cli('request'));
     const request = readActivationRequestPayload(verifyDeviceSigned(read('activation-request.req'), 'activation-request').payload);
-    const otherMachine = cli('activate', write('a.lic', licenseFor(request, { hardwareId: 'hw-elsewhere' })));
+    const otherMachine = await cli('activate', write('a.lic', licenseFor(request, { hardwareId: 'hw-elsewhere' })));
     assert.equal(otherMachine.status, 1);
     assert.match(otherMachine.stderr, /refused \(hardware\)/);
-    const otherProduct = cli('activate', write('b.lic', licenseFor(request, { product: 'OTHER-APP' })));
+    const otherProduct = await cli('activate', write('b.lic', licenseFor(request, { product: 'OTHER-APP' })));
     assert.equal(otherProduct.status, 1);
     assert.match(otherProduct.stderr, /refused \(product\)/);
-    const requestAsLicense = cli('activate', 'activation-request.req');
+    const requestAsLicense = await cli('activate', 'activation-request.req');
     assert.equal(requestAsLicense.status, 1);
     assert.match(requestAsLicense.stderr, /refused \(type\)/);
   });
 
-  it('usage errors exit with 2 and the usage, without a stack trace', () => {
+  it('usage errors exit with 2 and the usage, without a stack trace', async () => {
     const cases: string[][] = [
       [],
       ['frobnicate'],
@@ -220,7 +208,7 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
       ['help', 'nope'],
     ];
     for (const args of cases) {
-      const r = cli(...args);
+      const r = await cli(...args);
       assert.equal(r.status, 2, `${args.join(' ')} → ${r.status}\n${r.stderr}`);
       assert.match(r.stderr, /^portico-device: .+\nUsage: portico-device/, args.join(' '));
       noStackTrace(r);
@@ -228,37 +216,37 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(fs.existsSync(path.join(dir, 'config.json')), false, 'nothing set up by a refused init');
   });
 
-  it('failures exit with 1 and say what to do; help exits with 0', () => {
-    const notSetUp = cli('request');
+  it('failures exit with 1 and say what to do; help exits with 0', async () => {
+    const notSetUp = await cli('request');
     assert.equal(notSetUp.status, 1);
     assert.match(notSetUp.stderr, /run "init" first/);
     noStackTrace(notSetUp);
 
-    const missingKeys = cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', 'missing.json');
+    const missingKeys = await cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', 'missing.json');
     assert.equal(missingKeys.status, 1);
     assert.match(missingKeys.stderr, /missing\.json: no such file/);
 
-    const badKeys = cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', write('bad.json', '{"keys":[]}'));
+    const badKeys = await cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', write('bad.json', '{"keys":[]}'));
     assert.equal(badKeys.status, 1);
     assert.match(badKeys.stderr, /not a usable Portico key document/);
 
-    ok(cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-3'));
-    const noRequest = cli('activate', write('x.lic', 'junk'));
+    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-3'));
+    const noRequest = await cli('activate', write('x.lic', 'junk'));
     assert.equal(noRequest.status, 1);
     assert.match(noRequest.stderr, /run "portico-device request" first/);
-    const noLicense = cli('deactivate');
+    const noLicense = await cli('deactivate');
     assert.equal(noLicense.status, 1);
     assert.match(noLicense.stderr, /no license is installed/);
-    ok(cli('request'));
-    const damaged = cli('activate', 'x.lic');
+    ok(await cli('request'));
+    const damaged = await cli('activate', 'x.lic');
     assert.equal(damaged.status, 1);
     assert.match(damaged.stderr, /refused \(armor\)/);
     noStackTrace(damaged);
 
-    const help = ok(cli('--help'));
+    const help = ok(await cli('--help'));
     for (const command of ['init', 'request', 'activate', 'status', 'deactivate', 'receipt', 'refresh']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
-    assert.match(ok(cli('help', 'deactivate')).stdout, /--usage <feature>=<amount>/);
-    assert.match(ok(cli('activate', '--help')).stdout, /Usage: portico-device \[--dir <folder>\] activate <license file>/);
+    assert.match(ok(await cli('help', 'deactivate')).stdout, /--usage <feature>=<amount>/);
+    assert.match(ok(await cli('activate', '--help')).stdout, /Usage: portico-device \[--dir <folder>\] activate <license file>/);
   });
 });
 

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http, { type Server } from 'node:http';
@@ -8,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { listen } from '../helpers/browser.ts';
-import { projectRoot } from '../helpers/process.ts';
+import { runDevice } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import {
@@ -27,23 +26,16 @@ import {
 
 /** The SDK's License API client and the CLI's online commands against the real server on loopback. */
 
-const TSX = path.join(projectRoot, 'node_modules', '.bin', 'tsx');
-const CLI = path.join(projectRoot, 'sdk', 'src', 'cli.ts');
-
 interface Run {
-  code: number | null;
+  code: number;
   stdout: string;
   stderr: string;
 }
 
-/** The CLI as a child process. Asynchronous: the server answering it runs in this process. */
-function cli(dir: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(TSX, [CLI, '--dir', dir, ...args], { cwd: path.dirname(dir), encoding: 'utf8', env: { ...process.env, PORTICO_DEVICE_DIR: '', ...env } }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? Number((err as { code: number }).code) : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
+/** The CLI in process (runCli; test/e2e/device-cli.test.ts runs the binary): the server answering it runs in this process too. */
+async function cli(dir: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const run = await runDevice({ dir, cwd: path.dirname(dir), env }, ...args);
+  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
 const newDeviceKey = (): DeviceKey => deviceKeyFrom(crypto.generateKeyPairSync('ed25519').privateKey);

@@ -3,6 +3,7 @@ import { runCli } from '../../sdk/src/cli.ts';
 /**
  * The portico-device CLI run inside the test process (runCli, what the binary calls): the same
  * commands, arguments and exit codes as a child process, without a second or so of start-up each.
+ * test/e2e/device-cli.test.ts runs the binary itself once, as a child process.
  */
 
 export interface Run {
@@ -11,14 +12,24 @@ export interface Run {
   stderr: string;
 }
 
-export async function runDevice(options: { dir: string; cwd: string; now?: () => Date }, ...args: string[]): Promise<Run> {
+export interface DeviceOptions {
+  /** The device's state folder (--dir). */
+  dir: string;
+  /** The working directory relative paths are read from and written to. */
+  cwd: string;
+  now?: () => Date;
+  /** Environment variables on top of this process's (PORTICO_DEVICE_PASSWORD, …); PORTICO_DEVICE_DIR is always cleared. */
+  env?: Record<string, string>;
+}
+
+export async function runDevice(options: DeviceOptions, ...args: string[]): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const status = await runCli(['--dir', options.dir, ...args], {
     stdout: (text) => (stdout += text),
     stderr: (text) => (stderr += text),
     cwd: options.cwd,
-    env: { ...process.env, PORTICO_DEVICE_DIR: '' },
+    env: { ...process.env, PORTICO_DEVICE_DIR: '', ...options.env },
     now: options.now ?? (() => new Date()),
   });
   return { status, stdout, stderr };
