@@ -36,23 +36,34 @@ if (applied.length) logger.info({ applied }, 'database migrated');
 const signingKey = await ensureSigningKey(db, config.dataDir, clock.now());
 logger.info({ kid: signingKey.kid }, 'signing key ready');
 
-const app = createApp({ db, config: { ...config, sessionSecret: resolveSessionSecret(config.sessionSecret, config.dataDir) }, logger, clock });
+const app = createApp({
+  db,
+  config: { ...config, sessionSecret: resolveSessionSecret(config.sessionSecret, config.dataDir) },
+  logger,
+  clock,
+});
 const setupToken = await issueSetupTokenIfNeeded({ db, clock });
 
 const server: Server = app.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const baseUrl = config.baseUrl.replace(/:\d+$/, '').endsWith(String(port)) ? config.baseUrl : config.baseUrl.replace(/:\d+$/, `:${port}`);
+  const baseUrl = config.baseUrl.replace(/:\d+$/, '').endsWith(String(port))
+    ? config.baseUrl
+    : config.baseUrl.replace(/:\d+$/, `:${port}`);
   process.stdout.write(`Portico is listening on ${baseUrl}\n`);
   if (setupToken) {
     // Printed once, not logged: whoever can read this console sets up the first admin.
-    process.stdout.write(`\nNo administrator exists yet. Open this one-time link to create the first one (valid 24 hours):\n  ${baseUrl}${makePaths(null).setup(setupToken)}\n\n`);
+    process.stdout.write(
+      `\nNo administrator exists yet. Open this one-time link to create the first one (valid 24 hours):\n  ${baseUrl}${makePaths(null).setup(setupToken)}\n\n`,
+    );
   }
 });
 
 const limiter = new RateLimiter(db, clock);
 const housekeeping = setInterval(() => {
-  Promise.all([limiter.purge(), sessions.purgeExpired(db, clock.now())]).catch((err) => logger.warn({ err }, 'housekeeping failed'));
+  Promise.all([limiter.purge(), sessions.purgeExpired(db, clock.now())]).catch((err) =>
+    logger.warn({ err }, 'housekeeping failed'),
+  );
 }, HOUSEKEEPING_MS);
 housekeeping.unref();
 

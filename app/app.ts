@@ -109,7 +109,11 @@ export function createApp(deps: AppDeps): PorticoApp {
         return id;
       },
       serializers: {
-        req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: redactUrl(req.url) }),
+        req: (req: { id: unknown; method: string; url: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: redactUrl(req.url),
+        }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
@@ -139,7 +143,10 @@ export function createApp(deps: AppDeps): PorticoApp {
     }),
   );
 
-  app.use('/static', express.static(path.join(root, 'public'), { index: false, maxAge: config.env === 'production' ? '1d' : 0 }));
+  app.use(
+    '/static',
+    express.static(path.join(root, 'public'), { index: false, maxAge: config.env === 'production' ? '1d' : 0 }),
+  );
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   app.use(express.json({ limit: '100kb' }));
 
@@ -159,9 +166,15 @@ export function createApp(deps: AppDeps): PorticoApp {
   );
 
   passport.use(
-    new LocalStrategy({ usernameField: 'email', passwordField: 'password', passReqToCallback: true }, (req, email, password, done) => {
-      authenticate(ctx, req.actor, email, password).then((result) => done(null, result.ok ? result.account : false), done);
-    }),
+    new LocalStrategy(
+      { usernameField: 'email', passwordField: 'password', passReqToCallback: true },
+      (req, email, password, done) => {
+        authenticate(ctx, req.actor, email, password).then(
+          (result) => done(null, result.ok ? result.account : false),
+          done,
+        );
+      },
+    ),
   );
   // Passport calls this at every login (password, second factor, first-admin setup), in the new session.
   passport.serializeUser((req: express.Request, user: Express.User, done: (err: unknown, id?: number) => void) => {
@@ -182,7 +195,9 @@ export function createApp(deps: AppDeps): PorticoApp {
   const { generateToken, csrfSynchronisedProtection } = csrfSync({
     // Multipart forms carry the token in the action URL: their body is parsed after this check.
     getTokenFromRequest: (req) =>
-      (req.body?._csrf as string | undefined) ?? (req.headers['x-csrf-token'] as string | undefined) ?? (req.is('multipart/form-data') ? (req.query._csrf as string | undefined) : undefined),
+      (req.body?._csrf as string | undefined) ??
+      (req.headers['x-csrf-token'] as string | undefined) ??
+      (req.is('multipart/form-data') ? (req.query._csrf as string | undefined) : undefined),
   });
   app.use(brandingByHost(db));
   app.use(locals(translatorFor, config.defaultLanguage, (req) => generateToken(req)));

@@ -1,7 +1,8 @@
 /** Appends the non-empty parameters as a query string. */
 export function withQuery(path: string, params: Record<string, string | number | undefined | null> = {}): string {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '' && !(k === 'page' && Number(v) <= 1)) q.set(k, String(v));
+  for (const [k, v] of Object.entries(params))
+    if (v !== undefined && v !== null && v !== '' && !(k === 'page' && Number(v) <= 1)) q.set(k, String(v));
   const s = q.toString();
   return s ? `${path}?${s}` : path;
 }
@@ -64,7 +65,8 @@ export function makePaths(boundPortal: string | null) {
     portalOrderDispatchCsv: (id: number) => `${portalBase}/orders/${id}/dispatch/csv`,
     portalOrderLicenses: (id: number) => `${portalBase}/orders/${id}/licenses`,
     portalOrderManagers: (id: number) => `${portalBase}/orders/${id}/managers`,
-    portalOrderManagerRemove: (id: number, accountId: number) => `${portalBase}/orders/${id}/managers/${accountId}/delete`,
+    portalOrderManagerRemove: (id: number, accountId: number) =>
+      `${portalBase}/orders/${id}/managers/${accountId}/delete`,
     portalOrderCustomer: (id: number) => `${portalBase}/orders/${id}/customer`,
     portalOrderCustomerEdit: (id: number) => `${portalBase}/orders/${id}/customer/edit`,
     portalLicense: (id: number) => `${portalBase}/licenses/${id}`,
@@ -78,9 +80,12 @@ export function makePaths(boundPortal: string | null) {
     portalDeviceRefresh: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/refresh`,
     portalLicenseUsers: (id: number) => `${portalBase}/licenses/${id}/users`,
     portalLicenseUser: (id: number, accountId: number) => `${portalBase}/licenses/${id}/users/${accountId}`,
-    portalLicenseUserRemove: (id: number, accountId: number) => `${portalBase}/licenses/${id}/users/${accountId}/delete`,
-    portalLicenseUserPassword: (id: number, accountId: number) => `${portalBase}/licenses/${id}/users/${accountId}/password`,
-    portalLicenseInvitationWithdraw: (id: number, invitationId: number) => `${portalBase}/licenses/${id}/invitations/${invitationId}/delete`,
+    portalLicenseUserRemove: (id: number, accountId: number) =>
+      `${portalBase}/licenses/${id}/users/${accountId}/delete`,
+    portalLicenseUserPassword: (id: number, accountId: number) =>
+      `${portalBase}/licenses/${id}/users/${accountId}/password`,
+    portalLicenseInvitationWithdraw: (id: number, invitationId: number) =>
+      `${portalBase}/licenses/${id}/invitations/${invitationId}/delete`,
     portalPolicyNew: (query: Query = {}) => withQuery(`${portalBase}/policies/new`, query),
     portalPolicies: () => `${portalBase}/policies`,
     portalMyDeviceRelease: (deviceId: number) => `${portalBase}/my/devices/${deviceId}/release`,
@@ -96,7 +101,8 @@ export function makePaths(boundPortal: string | null) {
     adminProductDelete: (id: number) => `/admin/products/${id}/delete`,
     adminFeatures: (productId: number) => `/admin/products/${productId}/features`,
     adminFeature: (productId: number, featureId: number) => `/admin/products/${productId}/features/${featureId}`,
-    adminFeatureDelete: (productId: number, featureId: number) => `/admin/products/${productId}/features/${featureId}/delete`,
+    adminFeatureDelete: (productId: number, featureId: number) =>
+      `/admin/products/${productId}/features/${featureId}/delete`,
     // --- customers, orders, licenses, license users, managers ---
     adminCustomers: (query: Query = {}) => withQuery('/admin/customers', query),
     adminCustomerNew: () => '/admin/customers/new',
@@ -117,8 +123,10 @@ export function makePaths(boundPortal: string | null) {
     adminLicenseEnable: (id: number) => `/admin/licenses/${id}/enable`,
     adminLicenseReset: (id: number) => `/admin/licenses/${id}/reset`,
     adminDeviceReset: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/reset`,
-    adminDeviceBlacklist: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/blacklist`,
-    adminDeviceRefresh: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/refresh`,
+    adminDeviceBlacklist: (licenseId: number, deviceId: number) =>
+      `/admin/licenses/${licenseId}/devices/${deviceId}/blacklist`,
+    adminDeviceRefresh: (licenseId: number, deviceId: number) =>
+      `/admin/licenses/${licenseId}/devices/${deviceId}/refresh`,
     adminLicenseAssignUser: (id: number) => `/admin/licenses/${id}/users`,
     adminLicenseUserLimit: (id: number, accountId: number) => `/admin/licenses/${id}/users/${accountId}`,
     adminLicenseUserUnassign: (id: number, accountId: number) => `/admin/licenses/${id}/users/${accountId}/delete`,
@@ -171,7 +179,8 @@ export type Paths = ReturnType<typeof makePaths>;
 
 /** Only same-site relative paths may be used as a redirect target taken from a request. */
 export function safeReturnPath(value: unknown): string | undefined {
-  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return undefined;
+  if (typeof value !== 'string' || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\'))
+    return undefined;
   if (value.length > 2000 || /[\r\n]/.test(value)) return undefined;
   return value;
 }

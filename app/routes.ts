@@ -151,16 +151,64 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/licenses/:id/enable', mgr, license, can('edit_license'), portalLicenses.enable);
   up.post('/licenses/:id/note', mgr, license, can('edit_license'), portalLicenses.note);
   up.post('/licenses/:id/reset', mgr, license, can('reset_license'), portalLicenses.reset);
-  up.get('/licenses/:id/devices/:deviceId/reset', mgr, license, can('reset_device'), device, portalLicenses.confirmResetDevice);
-  up.post('/licenses/:id/devices/:deviceId/reset', mgr, license, can('reset_device'), device, portalLicenses.resetDevice);
-  up.post('/licenses/:id/devices/:deviceId/revoke', mgr, license, can('revoke_device'), device, portalLicenses.revokeDevice);
+  up.get(
+    '/licenses/:id/devices/:deviceId/reset',
+    mgr,
+    license,
+    can('reset_device'),
+    device,
+    portalLicenses.confirmResetDevice,
+  );
+  up.post(
+    '/licenses/:id/devices/:deviceId/reset',
+    mgr,
+    license,
+    can('reset_device'),
+    device,
+    portalLicenses.resetDevice,
+  );
+  up.post(
+    '/licenses/:id/devices/:deviceId/revoke',
+    mgr,
+    license,
+    can('revoke_device'),
+    device,
+    portalLicenses.revokeDevice,
+  );
   up.post('/licenses/:id/devices/:deviceId/borrow', mgr, license, can('borrow_license'), device, portalLicenses.borrow);
   up.get('/licenses/:id/devices/:deviceId/refresh', mgr, license, device, portalLicenses.refresh);
   up.post('/licenses/:id/users', mgr, license, can('manage_license_users'), portalLicenses.assignUser);
-  up.post('/licenses/:id/users/:accountId', mgr, license, can('manage_license_users'), licenseUser, portalLicenses.setUserLimit);
-  up.post('/licenses/:id/users/:accountId/delete', mgr, license, can('manage_license_users'), licenseUser, portalLicenses.unassignUser);
-  up.post('/licenses/:id/users/:accountId/password', mgr, license, can('manage_user_credentials'), licenseUser, portalLicenses.userPassword);
-  up.post('/licenses/:id/invitations/:invitationId/delete', mgr, license, can('manage_license_users'), portalLicenses.withdrawInvitation);
+  up.post(
+    '/licenses/:id/users/:accountId',
+    mgr,
+    license,
+    can('manage_license_users'),
+    licenseUser,
+    portalLicenses.setUserLimit,
+  );
+  up.post(
+    '/licenses/:id/users/:accountId/delete',
+    mgr,
+    license,
+    can('manage_license_users'),
+    licenseUser,
+    portalLicenses.unassignUser,
+  );
+  up.post(
+    '/licenses/:id/users/:accountId/password',
+    mgr,
+    license,
+    can('manage_user_credentials'),
+    licenseUser,
+    portalLicenses.userPassword,
+  );
+  up.post(
+    '/licenses/:id/invitations/:invitationId/delete',
+    mgr,
+    license,
+    can('manage_license_users'),
+    portalLicenses.withdrawInvitation,
+  );
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
   up.post('/policies', mgr, can('create_license_policy'), home.createPolicy);
 
@@ -284,20 +332,34 @@ export function routeTable(ctx: AppContext): RouteDef[] {
 }
 
 /** Passes only on hosts that serve `portal` under its path (unbound hosts, or hosts bound to it). */
-const hostServes = (portal: Portal | 'admin'): RequestHandler => (req, _res, next) =>
-  !req.boundPortal || req.boundPortal === portal ? next() : next(notFound());
+const hostServes =
+  (portal: Portal | 'admin'): RequestHandler =>
+  (req, _res, next) =>
+    !req.boundPortal || req.boundPortal === portal ? next() : next(notFound());
 
 /** Mounts `router` at `/` only for requests on a host bound to `portal`. */
-const onHostBoundTo = (portal: Portal, router: Router): RequestHandler => (req, res, next) => (req.boundPortal === portal ? router(req, res, next) : next());
+const onHostBoundTo =
+  (portal: Portal, router: Router): RequestHandler =>
+  (req, res, next) =>
+    req.boundPortal === portal ? router(req, res, next) : next();
 
 /** Mounts the route table. CSRF protection covers every state-changing request (GET/HEAD/OPTIONS pass). */
 export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): Router {
-  const routers: Record<Area, Router> = { public: Router(), api: Router(), account: Router(), portal: Router(), offline: Router(), airgap: Router(), admin: Router() };
+  const routers: Record<Area, Router> = {
+    public: Router(),
+    api: Router(),
+    account: Router(),
+    portal: Router(),
+    offline: Router(),
+    airgap: Router(),
+    admin: Router(),
+  };
   routers.admin.use(hostServes('admin'), requireRole('admin'));
   // Per route, not router.use(): on a host bound to the User Portal this router sits at `/`, where
   // a router-level guard would also catch /login.
   const portalGuards = [requireLogin, loadPermissions(ctx)];
-  for (const route of routeTable(ctx)) routers[route.area][route.method](route.path, ...(route.area === 'portal' ? portalGuards : []), ...route.handlers);
+  for (const route of routeTable(ctx))
+    routers[route.area][route.method](route.path, ...(route.area === 'portal' ? portalGuards : []), ...route.handlers);
 
   const r = Router();
   r.use(routers.public);
@@ -316,6 +378,11 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
 
 /** The URL a route answers at on an unbound host (for tests and the route listing). */
 export function fullPath(route: RouteDef): string {
-  const prefix = route.area === 'api' ? '/api/v1' : route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin' ? `/${route.area}` : '';
+  const prefix =
+    route.area === 'api'
+      ? '/api/v1'
+      : route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin'
+        ? `/${route.area}`
+        : '';
   return route.path === '/' && prefix ? prefix : prefix + route.path;
 }

@@ -47,5 +47,3 @@ declare module 'express-session' {
     csrfToken?: string;
   }
 }
-
-export {};

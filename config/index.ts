@@ -16,17 +16,26 @@ const port = z.coerce
 
 /** Every setting Portico reads from the environment, with a default that works out of the box. */
 const schema = z.object({
-  NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }).default('development'),
+  NODE_ENV: z
+    .enum(['development', 'production', 'test'], { message: 'must be development, production or test' })
+    .default('development'),
   PORT: port.default(3000),
   HOST: z.string().min(1).default('0.0.0.0'),
   DATA_DIR: z.string().min(1).default('data'),
   DATABASE_URL: z
     .string()
-    .regex(/^(sqlite:|mysql:\/\/|mariadb:\/\/)/, { message: 'must start with sqlite: or mysql:// (for example mysql://user:pass@127.0.0.1:3306/portico)' })
+    .regex(/^(sqlite:|mysql:\/\/|mariadb:\/\/)/, {
+      message: 'must start with sqlite: or mysql:// (for example mysql://user:pass@127.0.0.1:3306/portico)',
+    })
     .optional(),
   BASE_URL: z.url({ message: 'must be an absolute http(s) URL such as https://licenses.example.com' }).optional(),
   SESSION_SECRET: z.string().min(32, { message: 'must be at least 32 characters long' }).optional(),
-  SESSION_MAX_AGE_MINUTES: z.coerce.number({ message: 'must be a number' }).int().min(5).max(60 * 24 * 30).default(480),
+  SESSION_MAX_AGE_MINUTES: z.coerce
+    .number({ message: 'must be a number' })
+    .int()
+    .min(5)
+    .max(60 * 24 * 30)
+    .default(480),
   SESSION_ABSOLUTE_HOURS: z.coerce
     .number({ message: 'must be a whole number of hours' })
     .int({ message: 'must be a whole number of hours' })
@@ -35,10 +44,19 @@ const schema = z.object({
     .default(12),
   COOKIE_SECURE: bool.optional(),
   TRUST_PROXY: z.string().default('false'),
-  SMTP_URL: z.string().regex(/^smtps?:\/\//, { message: 'must start with smtp:// or smtps://' }).optional(),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, { message: 'must start with smtp:// or smtps://' })
+    .optional(),
   MAIL_FROM: z.string().min(3).default('Portico <no-reply@localhost>'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
-  DEFAULT_LANGUAGE: z.enum(SUPPORTED_LANGUAGES, { message: `must be one of ${SUPPORTED_LANGUAGES.join(', ')}` }).default('en'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .default('info'),
+  DEFAULT_LANGUAGE: z
+    .enum(SUPPORTED_LANGUAGES, { message: `must be one of ${SUPPORTED_LANGUAGES.join(', ')}` })
+    .default('en'),
   OFFLINE_UPLOAD_SLOTS: z.coerce
     .number({ message: 'must be a whole number' })
     .int({ message: 'must be a whole number' })

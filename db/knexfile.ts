@@ -83,7 +83,10 @@ export function knexConfig(databaseUrl: string): Knex.Config {
       // at 16 clients), and a plain read in a transaction sees the latest committed rows. What must
       // not change under a transaction is guarded by the license row lock (models/licenses.ts
       // lockLicense), guarded updates and unique keys, not by snapshots. See docs/deployment.md.
-      afterCreate(conn: { query(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+      afterCreate(
+        conn: { query(sql: string, cb: (err: Error | null) => void): void },
+        done: (err: Error | null, conn: unknown) => void,
+      ) {
         conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED', (err) => done(err, conn));
       },
     },

@@ -23,11 +23,15 @@ const prepare = process.argv.includes('--prepare');
 // Installed without the dev dependencies? TypeScript itself may still be there (a peer of i18next),
 // and so may @types/node (a dependency of dependencies); the compile needs all of them.
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
-const needed = Object.keys(pkg.devDependencies ?? {}).filter((name) => name === 'typescript' || name.startsWith('@types/'));
+const needed = Object.keys(pkg.devDependencies ?? {}).filter(
+  (name) => name === 'typescript' || name.startsWith('@types/'),
+);
 const missing = needed.filter((name) => !fs.existsSync(path.join(root, 'node_modules', name, 'package.json')));
 if (missing.length) {
   if (prepare && fs.existsSync(path.join(dist, 'server.js'))) {
-    console.log(`portico build: no dev dependencies (${missing[0]}${missing.length > 1 ? ', …' : ''} missing); keeping the existing dist/.`);
+    console.log(
+      `portico build: no dev dependencies (${missing[0]}${missing.length > 1 ? ', …' : ''} missing); keeping the existing dist/.`,
+    );
     process.exit(0);
   }
   console.error(
@@ -41,10 +45,15 @@ if (missing.length) {
 const next = path.join(root, '.dist-next');
 fs.rmSync(next, { recursive: true, force: true });
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', next], { cwd: root, stdio: 'inherit' });
+const compiled = spawnSync(process.execPath, [tsc, '-p', path.join(root, 'tsconfig.build.json'), '--outDir', next], {
+  cwd: root,
+  stdio: 'inherit',
+});
 if (compiled.status !== 0) {
   fs.rmSync(next, { recursive: true, force: true });
-  console.error(`portico build: tsc reported errors (exit ${compiled.status ?? compiled.signal}); dist/ is unchanged. \`npm run typecheck\` lists them all.`);
+  console.error(
+    `portico build: tsc reported errors (exit ${compiled.status ?? compiled.signal}); dist/ is unchanged. \`npm run typecheck\` lists them all.`,
+  );
   process.exit(1);
 }
 for (const dir of ASSETS) fs.cpSync(path.join(root, dir), path.join(next, dir), { recursive: true });

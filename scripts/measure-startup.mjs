@@ -56,7 +56,17 @@ async function startOnce(mode, dataDir) {
   const started = process.hrtime.bigint();
   const child = spawn(process.execPath, args, {
     cwd: root,
-    env: { ...process.env, NODE_OPTIONS: '', PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: '', NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
+    env: {
+      ...process.env,
+      NODE_OPTIONS: '',
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      DATABASE_URL: '',
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'warn',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -67,7 +77,8 @@ async function startOnce(mode, dataDir) {
     let port;
     while (!port) {
       port = /listening on http:\/\/[^:]+:(\d+)/.exec(out)?.[1];
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${mode}: no "listening" line (exit ${child.exitCode}):\n${out}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`${mode}: no "listening" line (exit ${child.exitCode}):\n${out}`);
       if (!port) await sleep(2);
     }
     for (;;) {
@@ -78,7 +89,8 @@ async function startOnce(mode, dataDir) {
       } catch {
         /* not yet */
       }
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${mode}: /healthz did not answer 200:\n${out}`);
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`${mode}: /healthz did not answer 200:\n${out}`);
       await sleep(2);
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -97,7 +109,10 @@ async function startOnce(mode, dataDir) {
 }
 
 const cpuMs = (pid) => {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  const fields = fs
+    .readFileSync(`/proc/${pid}/stat`, 'utf8')
+    .replace(/^.*\) /, '')
+    .split(' ');
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in USER_HZ (100/s)
 };
 
@@ -105,19 +120,26 @@ const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const fmt = (xs, digits = 0) => `median ${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+const fmt = (xs, digits = 0) =>
+  `median ${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 
 let failed = false;
 for (const mode of modes) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `portico-startup-${mode}-`));
   try {
     const first = await startOnce(mode, dataDir);
-    console.log(`${mode}: first start (empty database) ${first.ms.toFixed(0)} ms, CPU ${first.cpu} ms, RSS ${first.rss} MB, ${first.rssLater} MB 1 s later`);
+    console.log(
+      `${mode}: first start (empty database) ${first.ms.toFixed(0)} ms, CPU ${first.cpu} ms, RSS ${first.rss} MB, ${first.rssLater} MB 1 s later`,
+    );
     const results = [];
     for (let i = 0; i < runs; i++) results.push(await startOnce(mode, dataDir));
     if (results.length) {
-      console.log(`${mode}: ${runs} restarts: start → /healthz ms ${fmt(results.map((r) => r.ms))}; CPU ms ${fmt(results.map((r) => r.cpu))}; RSS MB ${fmt(results.map((r) => r.rss))}; 1 s later ${fmt(results.map((r) => r.rssLater))}`);
-      console.log(`${mode}:   each: ${results.map((r) => `${r.ms.toFixed(0)} ms/${r.cpu} cpu/${r.rss} MB`).join(', ')}`);
+      console.log(
+        `${mode}: ${runs} restarts: start → /healthz ms ${fmt(results.map((r) => r.ms))}; CPU ms ${fmt(results.map((r) => r.cpu))}; RSS MB ${fmt(results.map((r) => r.rss))}; 1 s later ${fmt(results.map((r) => r.rssLater))}`,
+      );
+      console.log(
+        `${mode}:   each: ${results.map((r) => `${r.ms.toFixed(0)} ms/${r.cpu} cpu/${r.rss} MB`).join(', ')}`,
+      );
     }
   } catch (err) {
     failed = true;

@@ -16,12 +16,22 @@ export function accountController(ctx: AppContext) {
     res.status(status).render('account/show', {
       title: req.t('account.title'),
       values: { name: req.user!.name, language: req.user!.language },
-      sessions: await sessionsOf(ctx, req.actor, req.user!.id, ctx.config.sessionMaxAgeMs, (req.session as { client?: SessionClient }).client ?? null),
+      sessions: await sessionsOf(
+        ctx,
+        req.actor,
+        req.user!.id,
+        ctx.config.sessionMaxAgeMs,
+        (req.session as { client?: SessionClient }).client ?? null,
+      ),
       ...extra,
     });
 
   const passwordPage = (req: Request, res: Response, status = 200, errors = {}) =>
-    res.status(status).render('account/password', { title: req.t('account.password.title'), forced: req.user!.mustChangePassword, errors });
+    res.status(status).render('account/password', {
+      title: req.t('account.password.title'),
+      forced: req.user!.mustChangePassword,
+      errors,
+    });
 
   return {
     show: (req: Request, res: Response) => showPage(req, res),
@@ -43,12 +53,16 @@ export function accountController(ctx: AppContext) {
       await changePassword(ctx, req.actor, req.user!.id, form.current_password, form.password);
       await renewSession(req);
       flash(req, 'success', req.t('account.password.changed'));
-      res.redirect(303, req.user!.mustChangePassword ? homeFor(req.user!, res.locals.paths) : res.locals.paths.account());
+      res.redirect(
+        303,
+        req.user!.mustChangePassword ? homeFor(req.user!, res.locals.paths) : res.locals.paths.account(),
+      );
     },
 
     /** "Sign out everywhere else", or one other session. */
     async endSessions(req: Request, res: Response) {
-      const which = typeof req.body?.session === 'string' && /^[\w-]{16}$/.test(req.body.session) ? req.body.session : 'others';
+      const which =
+        typeof req.body?.session === 'string' && /^[\w-]{16}$/.test(req.body.session) ? req.body.session : 'others';
       const ended = await endSessions(ctx, req.actor, req.user!.id, which);
       flash(req, 'success', req.t('account.sessions.ended', { count: ended }));
       res.redirect(303, res.locals.paths.account());
@@ -63,7 +77,8 @@ export function accountController(ctx: AppContext) {
         return res.redirect(303, back);
       }
       req.session.lang = form.data.language;
-      if (req.user) await updateProfile(ctx, req.actor, req.user.id, { name: req.user.name, language: form.data.language });
+      if (req.user)
+        await updateProfile(ctx, req.actor, req.user.id, { name: req.user.name, language: form.data.language });
       res.redirect(303, back);
     },
   };

@@ -9,8 +9,13 @@ export function adminController(ctx: AppContext) {
   const count = async (table: string) => Number((await ctx.db(table).count({ n: '*' }).first())?.n ?? 0);
   return {
     async dashboard(req: Request, res: Response) {
-      const [products, orders, licenses, accounts, mails] = await Promise.all(['products', 'orders', 'licenses', 'accounts', 'mail_outbox'].map(count));
-      res.render('admin/dashboard', { title: req.t('admin.dashboard.title'), stats: { products, orders, licenses, accounts, mails } });
+      const [products, orders, licenses, accounts, mails] = await Promise.all(
+        ['products', 'orders', 'licenses', 'accounts', 'mail_outbox'].map(count),
+      );
+      res.render('admin/dashboard', {
+        title: req.t('admin.dashboard.title'),
+        stats: { products, orders, licenses, accounts, mails },
+      });
     },
 
     async outbox(req: Request, res: Response) {

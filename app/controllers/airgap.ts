@@ -29,7 +29,6 @@ const text = (v: unknown, max: number) => (typeof v === 'string' ? v.slice(0, ma
 
 /** The Air-Gapped Activation Portal: license key + typed codes in, codes (and QR codes) out. */
 export function airgapController(ctx: AppContext) {
-
   type Tab = 'activate' | 'deactivate';
   interface Page {
     status?: number;
@@ -40,13 +39,29 @@ export function airgapController(ctx: AppContext) {
     vars?: Record<string, unknown>;
   }
   const page = (req: Request, res: Response, p: Page) =>
-    res.status(p.status ?? 200).set('Cache-Control', 'no-store').render('airgap/index', { title: req.t('airgap.title'), tab: p.tab, values: p.values, errors: p.errors ?? {}, refusal: p.refusal ?? null, vars: p.vars ?? {} });
+    res
+      .status(p.status ?? 200)
+      .set('Cache-Control', 'no-store')
+      .render('airgap/index', {
+        title: req.t('airgap.title'),
+        tab: p.tab,
+        values: p.values,
+        errors: p.errors ?? {},
+        refusal: p.refusal ?? null,
+        vars: p.vars ?? {},
+      });
 
   /** Typos and missing fields (validation) and refusals go back to the form with the reason. */
   const failure = (req: Request, res: Response, tab: Tab, values: Record<string, string>): FailurePage => ({
     rerenderKinds: ['validation', 'refusal'],
     rerender: (err) =>
-      page(req, res, err.kind === 'validation' ? { status: 422, tab, values, errors: err.fieldErrors, vars: err.vars } : { status: err.status === 404 ? 422 : err.status, tab, values, refusal: err.code }),
+      page(
+        req,
+        res,
+        err.kind === 'validation'
+          ? { status: 422, tab, values, errors: err.fieldErrors, vars: err.vars }
+          : { status: err.status === 404 ? 422 : err.status, tab, values, refusal: err.code },
+      ),
   });
 
   /** Counted only for well-formed codes: a typo never costs an attempt. */
@@ -69,7 +84,14 @@ export function airgapController(ctx: AppContext) {
   const downloadToken = async (code: string, deviceId: number) => {
     const token = randomToken();
     const now = ctx.clock.now();
-    await tokens.insertOneTimeCode(ctx.db, 'airgap_download', hashToken(token), new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000), now, { code, deviceId });
+    await tokens.insertOneTimeCode(
+      ctx.db,
+      'airgap_download',
+      hashToken(token),
+      new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000),
+      now,
+      { code, deviceId },
+    );
     return token;
   };
 
@@ -80,32 +102,65 @@ export function airgapController(ctx: AppContext) {
     },
 
     async activate(req: Request, res: Response) {
-      onFailure(res, failure(req, res, 'activate', { license_key: text(req.body?.license_key, 64).trim(), request_code: text(req.body?.request_code, 80).trim() }));
+      onFailure(
+        res,
+        failure(req, res, 'activate', {
+          license_key: text(req.body?.license_key, 64).trim(),
+          request_code: text(req.body?.request_code, 80).trim(),
+        }),
+      );
       const form = formData(airgapActivateForm, req.body);
       parseActivationInput(form.request_code);
       await count(req, form.license_key);
       const result = await activateByCode(ctx, req.actor, form.license_key, form.request_code);
       const token = await downloadToken(result.code, result.deviceId);
-      res.set('Cache-Control', 'no-store').render('airgap/activated', { title: req.t('airgap.activated.title'), result, qr: await qr(result.code), token });
+      res.set('Cache-Control', 'no-store').render('airgap/activated', {
+        title: req.t('airgap.activated.title'),
+        result,
+        qr: await qr(result.code),
+        token,
+      });
     },
 
     async deactivate(req: Request, res: Response) {
-      onFailure(res, failure(req, res, 'deactivate', { license_key: text(req.body?.license_key, 64).trim(), deactivation_code: text(req.body?.deactivation_code, 80).trim() }));
+      onFailure(
+        res,
+        failure(req, res, 'deactivate', {
+          license_key: text(req.body?.license_key, 64).trim(),
+          deactivation_code: text(req.body?.deactivation_code, 80).trim(),
+        }),
+      );
       const form = formData(airgapDeactivateForm, req.body);
       parseDeactivationInput(form.deactivation_code);
       await count(req, form.license_key);
       const result = await deactivateByCode(ctx, req.actor, form.license_key, form.deactivation_code);
-      res.set('Cache-Control', 'no-store').render('airgap/deactivated', { title: req.t('airgap.deactivated.title'), result, qr: await qr(result.confirmation) });
+      res.set('Cache-Control', 'no-store').render('airgap/deactivated', {
+        title: req.t('airgap.deactivated.title'),
+        result,
+        qr: await qr(result.confirmation),
+      });
     },
 
     /** The activation code as a small file, for sites that allow files in; only while its activation lasts. */
     async download(req: Request, res: Response) {
-      const code = await tokens.findUsableOneTimeCode(ctx.db, 'airgap_download', hashToken(String(req.params.token ?? '')), ctx.clock.now());
+      const code = await tokens.findUsableOneTimeCode(
+        ctx.db,
+        'airgap_download',
+        hashToken(String(req.params.token ?? '')),
+        ctx.clock.now(),
+      );
       if (!code) throw notFound();
       const data = code.data as { code: string; deviceId: number };
       const device = await devices.findById(ctx.db, data.deviceId);
-      if (!device?.active) return page(req, res, { status: 410, tab: 'activate', values: {}, refusal: 'activation_inactive' });
-      res.set({ 'Content-Type': 'text/plain; charset=utf-8', 'Content-Disposition': `attachment; filename="activation-code-${device.id}.txt"`, 'Cache-Control': 'no-store' }).send(`${data.code}\n`);
+      if (!device?.active)
+        return page(req, res, { status: 410, tab: 'activate', values: {}, refusal: 'activation_inactive' });
+      res
+        .set({
+          'Content-Type': 'text/plain; charset=utf-8',
+          'Content-Disposition': `attachment; filename="activation-code-${device.id}.txt"`,
+          'Cache-Control': 'no-store',
+        })
+        .send(`${data.code}\n`);
     },
   };
 }

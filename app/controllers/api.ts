@@ -26,7 +26,10 @@ export function apiController(ctx: AppContext) {
   /** Rate limits per client address and per license named in the request, before any work (route line: `api.limit`). */
   const limit = async (req: Request, _res: Response, next: NextFunction) => {
     const license = licenseOf(req.body?.request);
-    for (const [key, rule] of [[RateLimiter.key('api', req.ip ?? 'unknown'), API_PER_CLIENT], ...(license ? [[RateLimiter.key('api-license', license), API_PER_LICENSE] as const] : [])] as const) {
+    for (const [key, rule] of [
+      [RateLimiter.key('api', req.ip ?? 'unknown'), API_PER_CLIENT],
+      ...(license ? [[RateLimiter.key('api-license', license), API_PER_LICENSE] as const] : []),
+    ] as const) {
       const state = await ctx.limiter.hit(key, rule);
       if (state.hits > rule.limit) throw AppError.rateLimited(state.retryAfterSeconds);
     }
@@ -39,8 +42,15 @@ export function apiController(ctx: AppContext) {
   };
 
   const credentials = (body: Record<string, unknown>) =>
-    body && typeof body.user === 'object' && body.user !== null && typeof (body.user as Record<string, unknown>).email === 'string' && typeof (body.user as Record<string, unknown>).password === 'string'
-      ? { email: String((body.user as Record<string, unknown>).email), password: String((body.user as Record<string, unknown>).password) }
+    body &&
+    typeof body.user === 'object' &&
+    body.user !== null &&
+    typeof (body.user as Record<string, unknown>).email === 'string' &&
+    typeof (body.user as Record<string, unknown>).password === 'string'
+      ? {
+          email: String((body.user as Record<string, unknown>).email),
+          password: String((body.user as Record<string, unknown>).password),
+        }
       : null;
 
   return {

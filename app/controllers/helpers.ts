@@ -49,4 +49,6 @@ export function listQuery(req: Request, keys: string[]): Record<string, string> 
 
 /** After a change of credentials the session that made it gets a new id (the account's other sessions have ended). */
 export const renewSession = (req: Request) =>
-  new Promise<void>((resolve, reject) => req.login(req.user!, { session: true, keepSessionInfo: true }, (err) => (err ? reject(err) : resolve())));
+  new Promise<void>((resolve, reject) =>
+    req.login(req.user!, { session: true, keepSessionInfo: true }, (err) => (err ? reject(err) : resolve())),
+  );

@@ -17,7 +17,14 @@ import { done, idParam } from './helpers.ts';
  */
 export interface LicensePage {
   pageOf: (res: Response, licenseId: number) => string;
-  show: (req: Request, res: Response, license: licenses.License, status?: number, userValues?: object, userErrors?: object) => Promise<void>;
+  show: (
+    req: Request,
+    res: Response,
+    license: licenses.License,
+    status?: number,
+    userValues?: object,
+    userErrors?: object,
+  ) => Promise<void>;
   /** Message keys where the areas word a result differently. */
   messages: { deviceReset: string };
 }
@@ -27,7 +34,11 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
    * How a form of the license page answers a failure: a validation error shows the page again, its
    * messages placed by `place`; a refused change flashes why and goes back to the page.
    */
-  const licenseForm = (req: Request, res: Response, place: (errors: Record<string, string>) => { values?: object; errors: object } = (errors) => ({ errors })) =>
+  const licenseForm = (
+    req: Request,
+    res: Response,
+    place: (errors: Record<string, string>) => { values?: object; errors: object } = (errors) => ({ errors }),
+  ) =>
     onFailure(res, {
       back: page.pageOf(res, req.license!.id),
       rerender: (err) => {
@@ -35,7 +46,8 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
         return page.show(req, res, req.license!, 422, placed.values ?? {}, placed.errors);
       },
     });
-  const back = (req: Request, res: Response, messageKey: string, vars: Record<string, unknown> = {}) => done(req, res, page.pageOf(res, req.license!.id), messageKey, vars);
+  const back = (req: Request, res: Response, messageKey: string, vars: Record<string, unknown> = {}) =>
+    done(req, res, page.pageOf(res, req.license!.id), messageKey, vars);
 
   return {
     licenseForm,
@@ -47,7 +59,13 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
     async refresh(req: Request, res: Response) {
       licenseForm(req, res);
       const file = await issueRefreshFile(ctx, req.actor, req.license!.id, req.device!.id);
-      res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"`, 'Cache-Control': 'no-store' }).send(file.text);
+      res
+        .set({
+          'Content-Type': 'application/x-portico-license; charset=utf-8',
+          'Content-Disposition': `attachment; filename="${file.filename}"`,
+          'Cache-Control': 'no-store',
+        })
+        .send(file.text);
     },
 
     async disable(req: Request, res: Response) {
@@ -80,7 +98,13 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
     async assignUser(req: Request, res: Response) {
       licenseForm(req, res, (errors) => ({ values: req.body, errors }));
       const form = formData(assignUserForm, req.body);
-      await users.assignUser(ctx, req.actor, req.license!.id, { email: form.email, name: form.name, maxActivations: form.max_activations }, req.user!);
+      await users.assignUser(
+        ctx,
+        req.actor,
+        req.license!.id,
+        { email: form.email, name: form.name, maxActivations: form.max_activations },
+        req.user!,
+      );
       // A manager gets one answer whatever the address belongs to (docs/user-portal.md).
       back(req, res, req.user!.role === 'admin' ? 'admin.licenses.userAssigned' : 'ownership.assign.answered');
     },
@@ -88,7 +112,14 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
     async setUserLimit(req: Request, res: Response) {
       const accountId = idParam(req, 'accountId');
       licenseForm(req, res, (errors) => ({ errors: { [`limit_${accountId}`]: errors.max_activations! } }));
-      await users.setAssignmentLimit(ctx, req.actor, req.license!.id, accountId, formData(limitForm, req.body).max_activations, req.user!);
+      await users.setAssignmentLimit(
+        ctx,
+        req.actor,
+        req.license!.id,
+        accountId,
+        formData(limitForm, req.body).max_activations,
+        req.user!,
+      );
       back(req, res, 'admin.licenses.userLimitChanged');
     },
 

@@ -10,7 +10,16 @@ import { onFailure, type FailurePage } from '../middleware/errors.ts';
 import { formData } from '../forms/parse.ts';
 import { offlineUploadForm } from '../forms/offline.ts';
 import { rateLimited } from '../services/auth.ts';
-import { ArtifactError, MAX_REQUEST_BYTES, isZipFile, outcomeFile, processRequest, processZip, resultZip, type Outcome } from '../services/offline.ts';
+import {
+  ArtifactError,
+  MAX_REQUEST_BYTES,
+  isZipFile,
+  outcomeFile,
+  processRequest,
+  processZip,
+  resultZip,
+  type Outcome,
+} from '../services/offline.ts';
 
 /** Requests per client address on the public offline pages (uploads and downloads). */
 export const OFFLINE_REQUESTS_PER_CLIENT = { limit: 120, windowMs: 15 * 60_000 };
@@ -20,7 +29,6 @@ type DownloadItem = { name: string; kind: 'activation' | 'deactivation'; deviceI
 
 /** The Offline Activation Portal: public pages, the file is the credential, rate-limited per client. */
 export function offlineController(ctx: AppContext) {
-
   const limit = async (req: Request) => {
     const state = await ctx.limiter.hit(RateLimiter.key('offline', req.ip ?? 'unknown'), OFFLINE_REQUESTS_PER_CLIENT);
     if (state.hits > OFFLINE_REQUESTS_PER_CLIENT.limit) throw rateLimited(state.retryAfterSeconds);
@@ -30,17 +38,39 @@ export function offlineController(ctx: AppContext) {
   const downloadToken = async (items: DownloadItem[]) => {
     const token = randomToken();
     const now = ctx.clock.now();
-    await tokens.insertOneTimeCode(ctx.db, 'offline_download', hashToken(token), new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000), now, { items });
+    await tokens.insertOneTimeCode(
+      ctx.db,
+      'offline_download',
+      hashToken(token),
+      new Date(now.getTime() + DOWNLOAD_MINUTES * 60_000),
+      now,
+      { items },
+    );
     return token;
   };
 
-  const uploadPage = (req: Request, res: Response, status = 200, error: { code: string } | null = null, values: Record<string, string> = {}) =>
-    res.status(status).set('Cache-Control', 'no-store').render('offline/index', { title: req.t('offline.title'), error, values, maxKb: MAX_REQUEST_BYTES / 1024 });
+  const uploadPage = (
+    req: Request,
+    res: Response,
+    status = 200,
+    error: { code: string } | null = null,
+    values: Record<string, string> = {},
+  ) =>
+    res
+      .status(status)
+      .set('Cache-Control', 'no-store')
+      .render('offline/index', { title: req.t('offline.title'), error, values, maxKb: MAX_REQUEST_BYTES / 1024 });
 
   /** A refused file or activation goes back to the upload page, which says why and what to do next. */
-  const refusedPage = (req: Request, res: Response, values: Record<string, string>, unknownStatus: number): FailurePage => ({
+  const refusedPage = (
+    req: Request,
+    res: Response,
+    values: Record<string, string>,
+    unknownStatus: number,
+  ): FailurePage => ({
     rerenderKinds: ['refusal'],
-    rerender: (err) => uploadPage(req, res, err.status === 404 ? unknownStatus : err.status, { code: err.code }, values),
+    rerender: (err) =>
+      uploadPage(req, res, err.status === 404 ? unknownStatus : err.status, { code: err.code }, values),
   });
 
   return {
@@ -62,22 +92,49 @@ export function offlineController(ctx: AppContext) {
       if (!file && !pasted.trim()) throw new ArtifactError('nothing', 422);
       if (file && (await isZipFile(file.path))) {
         const rows = await processZip(ctx, req.actor, file.path);
-        const ok = rows.filter((r) => r.outcome).map((r) => ({ name: r.name, kind: r.outcome!.kind, deviceId: r.outcome!.deviceId, nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined }));
+        const ok = rows
+          .filter((r) => r.outcome)
+          .map((r) => ({
+            name: r.name,
+            kind: r.outcome!.kind,
+            deviceId: r.outcome!.deviceId,
+            nonce: r.outcome!.kind === 'deactivation' ? r.outcome!.nonce : undefined,
+          }));
         const token = ok.length ? await downloadToken(ok) : null;
-        return res.set('Cache-Control', 'no-store').render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
+        return res
+          .set('Cache-Control', 'no-store')
+          .render('offline/bulk', { title: req.t('offline.bulk.title'), rows, token });
       }
       if (file && file.size > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
       const text = file ? await fs.readFile(file.path, 'utf8') : pasted;
       if (Buffer.byteLength(text) > MAX_REQUEST_BYTES) throw new ArtifactError('too_large', 413);
       const outcome: Outcome = await processRequest(ctx, req.actor, text, credentials);
-      const token = await downloadToken([{ name: 'request', kind: outcome.kind, deviceId: outcome.deviceId, nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined }]);
-      res.set('Cache-Control', 'no-store').render(outcome.kind === 'activation' ? 'offline/activated' : 'offline/deactivated', { title: req.t(outcome.kind === 'activation' ? 'offline.activated.title' : 'offline.deactivated.title'), outcome, token });
+      const token = await downloadToken([
+        {
+          name: 'request',
+          kind: outcome.kind,
+          deviceId: outcome.deviceId,
+          nonce: outcome.kind === 'deactivation' ? outcome.nonce : undefined,
+        },
+      ]);
+      res
+        .set('Cache-Control', 'no-store')
+        .render(outcome.kind === 'activation' ? 'offline/activated' : 'offline/deactivated', {
+          title: req.t(outcome.kind === 'activation' ? 'offline.activated.title' : 'offline.deactivated.title'),
+          outcome,
+          token,
+        });
     },
 
     /** The license file (or receipt, or ZIP of them) behind a download link: attachment, never cached. */
     async download(req: Request, res: Response) {
       await limit(req);
-      const code = await tokens.findUsableOneTimeCode(ctx.db, 'offline_download', hashToken(String(req.params.token ?? '')), ctx.clock.now());
+      const code = await tokens.findUsableOneTimeCode(
+        ctx.db,
+        'offline_download',
+        hashToken(String(req.params.token ?? '')),
+        ctx.clock.now(),
+      );
       if (!code) throw notFound();
       const items = (code.data as { items: DownloadItem[] }).items;
       res.set('Cache-Control', 'no-store');
@@ -85,9 +142,19 @@ export function offlineController(ctx: AppContext) {
       onFailure(res, refusedPage(req, res, {}, 410));
       if (items.length === 1) {
         const file = await outcomeFile(ctx, items[0]!);
-        return res.set({ 'Content-Type': 'application/x-portico-license; charset=utf-8', 'Content-Disposition': `attachment; filename="${file.filename}"` }).send(file.text);
+        return res
+          .set({
+            'Content-Type': 'application/x-portico-license; charset=utf-8',
+            'Content-Disposition': `attachment; filename="${file.filename}"`,
+          })
+          .send(file.text);
       }
-      res.set({ 'Content-Type': 'application/zip', 'Content-Disposition': 'attachment; filename="portico-licenses.zip"' }).send(await resultZip(ctx, items));
+      res
+        .set({
+          'Content-Type': 'application/zip',
+          'Content-Disposition': 'attachment; filename="portico-licenses.zip"',
+        })
+        .send(await resultZip(ctx, items));
     },
   };
 }

@@ -4,7 +4,14 @@ import { forgotPasswordForm, resetPasswordForm } from '../forms/auth.ts';
 import { formData, parseForm } from '../forms/parse.ts';
 import { onFailure } from '../middleware/errors.ts';
 import { flash } from '../lib/flash.ts';
-import { RESET_LINK_MINUTES, isResetTokenUsable, isUnlockTokenUsable, requestPasswordReset, resetPassword, unlockAccount } from '../services/auth.ts';
+import {
+  RESET_LINK_MINUTES,
+  isResetTokenUsable,
+  isUnlockTokenUsable,
+  requestPasswordReset,
+  resetPassword,
+  unlockAccount,
+} from '../services/auth.ts';
 
 /** Forgot password (e-mailed single-use link) and the reset form behind that link. */
 export function passwordsController(ctx: AppContext) {
@@ -16,7 +23,12 @@ export function passwordsController(ctx: AppContext) {
     },
 
     async forgot(req: Request, res: Response) {
-      onFailure(res, { rerender: (err) => res.status(422).render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: err.fieldErrors }) });
+      onFailure(res, {
+        rerender: (err) =>
+          res
+            .status(422)
+            .render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: err.fieldErrors }),
+      });
       const form = formData(forgotPasswordForm, req.body);
       await requestPasswordReset(ctx, req.actor, form.email);
       // The same answer whether or not the address has an account.
@@ -25,17 +37,26 @@ export function passwordsController(ctx: AppContext) {
     },
 
     async showReset(req: Request, res: Response) {
-      if (!(await isResetTokenUsable(ctx, token(req)))) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
-      res.set('Referrer-Policy', 'no-referrer').render('auth/reset', { title: req.t('auth.reset.title'), token: token(req) });
+      if (!(await isResetTokenUsable(ctx, token(req))))
+        return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
+      res
+        .set('Referrer-Policy', 'no-referrer')
+        .render('auth/reset', { title: req.t('auth.reset.title'), token: token(req) });
     },
 
     async reset(req: Request, res: Response) {
       const form = parseForm(resetPasswordForm, req.body);
       if (!form.ok) {
-        if (!(await isResetTokenUsable(ctx, token(req)))) return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
-        return res.status(422).render('auth/reset', { title: req.t('auth.reset.title'), token: token(req), errors: form.errors });
+        if (!(await isResetTokenUsable(ctx, token(req))))
+          return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
+        return res
+          .status(422)
+          .render('auth/reset', { title: req.t('auth.reset.title'), token: token(req), errors: form.errors });
       }
-      onFailure(res, { rerenderKinds: ['gone'], rerender: () => res.render('auth/reset-invalid', { title: req.t('auth.reset.title') }) });
+      onFailure(res, {
+        rerenderKinds: ['gone'],
+        rerender: () => res.render('auth/reset-invalid', { title: req.t('auth.reset.title') }),
+      });
       await resetPassword(ctx, req.actor, token(req), form.data.password);
       flash(req, 'success', req.t('auth.reset.done'));
       res.redirect(303, res.locals.paths.login());
@@ -43,12 +64,16 @@ export function passwordsController(ctx: AppContext) {
 
     /** The e-mailed link that lifts an account's sign-in throttle (single use, like a reset link). */
     async showUnlock(req: Request, res: Response) {
-      if (!(await isUnlockTokenUsable(ctx, token(req)))) return res.status(410).render('auth/unlock', { title: req.t('auth.unlock.title'), token: null });
-      res.set('Referrer-Policy', 'no-referrer').render('auth/unlock', { title: req.t('auth.unlock.title'), token: token(req) });
+      if (!(await isUnlockTokenUsable(ctx, token(req))))
+        return res.status(410).render('auth/unlock', { title: req.t('auth.unlock.title'), token: null });
+      res
+        .set('Referrer-Policy', 'no-referrer')
+        .render('auth/unlock', { title: req.t('auth.unlock.title'), token: token(req) });
     },
 
     async unlock(req: Request, res: Response) {
-      if (!(await unlockAccount(ctx, req.actor, token(req)))) return res.status(410).render('auth/unlock', { title: req.t('auth.unlock.title'), token: null });
+      if (!(await unlockAccount(ctx, req.actor, token(req))))
+        return res.status(410).render('auth/unlock', { title: req.t('auth.unlock.title'), token: null });
       flash(req, 'success', req.t('auth.unlock.done'));
       res.redirect(303, res.locals.paths.login());
     },

@@ -35,13 +35,24 @@ export function sessionsController(ctx: AppContext) {
       // Too many failures: the form again, saying how long to wait (the mapper sets 429 and Retry-After).
       onFailure(res, {
         rerenderKinds: ['rate_limited'],
-        rerender: (err) => render(res, 429, values, {}, res.locals.t('auth.login.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) })),
+        rerender: (err) =>
+          render(
+            res,
+            429,
+            values,
+            {},
+            res.locals.t('auth.login.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) }),
+          ),
       });
       ctx.passport.authenticate('local', (err: unknown, account: Account | false) => {
         if (err) return next(err);
         if (!account) return render(res, 401, values, {}, res.locals.t('auth.login.invalid'));
         const returnTo = safeReturnPath(req.session.returnTo);
-        if (account.totpEnabledAt) return awaitSecondFactor(ctx, req, account, returnTo).then(() => res.redirect(303, res.locals.paths.loginTwoFactor()), next);
+        if (account.totpEnabledAt)
+          return awaitSecondFactor(ctx, req, account, returnTo).then(
+            () => res.redirect(303, res.locals.paths.loginTwoFactor()),
+            next,
+          );
         // passport regenerates the session here: the session id changes at login (no fixation).
         req.logIn(account, (loginErr) => {
           if (loginErr) return next(loginErr);

@@ -10,7 +10,10 @@ import { completeSetup, isSetupTokenUsable } from '../services/setup.ts';
 export function setupController(ctx: AppContext) {
   const token = (req: Request) => String(req.params.token ?? '');
   const render = (req: Request, res: Response, status: number, values: object, errors: object) =>
-    res.status(status).set('Referrer-Policy', 'no-referrer').render('setup/show', { title: req.t('setup.title'), token: token(req), values, errors });
+    res
+      .status(status)
+      .set('Referrer-Policy', 'no-referrer')
+      .render('setup/show', { title: req.t('setup.title'), token: token(req), values, errors });
 
   return {
     async show(req: Request, res: Response) {

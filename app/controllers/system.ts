@@ -32,14 +32,23 @@ export function systemController(ctx: AppContext) {
     brandingCss(req: Request, res: Response) {
       const primary = HEX.test(req.branding.primaryColor) ? req.branding.primaryColor : '#1f4e79';
       const accent = HEX.test(req.branding.accentColor) ? req.branding.accentColor : '#d9822b';
-      res.type('text/css').set('Cache-Control', 'public, max-age=60').send(`:root{--brand-primary:${primary};--brand-accent:${accent};}\n`);
+      res
+        .type('text/css')
+        .set('Cache-Control', 'public, max-age=60')
+        .send(`:root{--brand-primary:${primary};--brand-accent:${accent};}\n`);
     },
 
     async brandingLogo(req: Request, res: Response) {
       const logo = req.branding.id && req.branding.hasLogo ? await findLogo(ctx.db, req.branding.id) : undefined;
       if (!logo) throw notFound();
       // Served as an image with its own strict policy: an SVG opened directly can run nothing.
-      res.set({ 'Content-Type': logo.mime, 'Cache-Control': 'public, max-age=300', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox" }).send(logo.data);
+      res
+        .set({
+          'Content-Type': logo.mime,
+          'Cache-Control': 'public, max-age=300',
+          'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        })
+        .send(logo.data);
     },
   };
 }

@@ -48,5 +48,10 @@ export class SecretBox {
 
 /** The box whose key lives in DATA_DIR/secret-box.key (0600), beside the signing keys and created on first use. */
 export function dataDirSecretBox(dataDir: string): SecretBox {
-  return new SecretBox(() => Buffer.from(readOrCreateSecretFile(dataDir, 'secret-box.key', () => crypto.randomBytes(32).toString('base64url')), 'base64url'));
+  return new SecretBox(() =>
+    Buffer.from(
+      readOrCreateSecretFile(dataDir, 'secret-box.key', () => crypto.randomBytes(32).toString('base64url')),
+      'base64url',
+    ),
+  );
 }

@@ -12,14 +12,18 @@ function rawPublicKey(publicKeyPem: string): Buffer {
 
 /** The kid names the key by its own bytes: the first 12 bytes of SHA-256 of the raw public key. */
 export function kidFor(publicKeyPem: string): string {
-  return 'ed25519-' + crypto.createHash('sha256').update(rawPublicKey(publicKeyPem)).digest('base64url').slice(0, 16);
+  return `ed25519-${crypto.createHash('sha256').update(rawPublicKey(publicKeyPem)).digest('base64url').slice(0, 16)}`;
 }
 
 /** A new Ed25519 key pair as PEM (SPKI public, PKCS#8 private) and its kid. */
 export function newKeyPair(): { kid: string; publicKeyPem: string; privateKeyPem: string } {
   const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
   const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  return { kid: kidFor(publicKeyPem), publicKeyPem, privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+  return {
+    kid: kidFor(publicKeyPem),
+    publicKeyPem,
+    privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+  };
 }
 
 const publicKeys = new Map<string, crypto.KeyObject>();

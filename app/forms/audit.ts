@@ -7,9 +7,16 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Optional text, trimmed and lower-cased: e-mail labels and action codes are stored in lower case. */
 const optionalLower = (max: number) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim().toLowerCase() : undefined), z.string().max(max, { message: 'validation.tooLong' }).optional());
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? v.trim().toLowerCase() : undefined),
+    z.string().max(max, { message: 'validation.tooLong' }).optional(),
+  );
 
-const optionalExact = (max: number) => z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined), z.string().max(max, { message: 'validation.tooLong' }).optional());
+const optionalExact = (max: number) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined),
+    z.string().max(max, { message: 'validation.tooLong' }).optional(),
+  );
 
 /** The GET filters of the audit log (the list page and its CSV export). Lengths are the columns'. */
 export const auditFilterForm = z.object({
@@ -25,7 +32,9 @@ export const auditFilterForm = z.object({
  * Parses the filters into a search. Dates are whole UTC days, both inclusive. An object id needs its
  * type: ids are only unique within a type, and the index is on (type, id).
  */
-export function parseAuditFilter(query: Record<string, string>): { ok: true; search: AuditSearch } | { ok: false; errors: FieldErrors } {
+export function parseAuditFilter(
+  query: Record<string, string>,
+): { ok: true; search: AuditSearch } | { ok: false; errors: FieldErrors } {
   const form = parseForm(auditFilterForm, query);
   const errors: FieldErrors = form.ok ? {} : { ...form.errors };
   if (form.ok) {

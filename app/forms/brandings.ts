@@ -7,7 +7,11 @@ const trimLower = (v: unknown) => (typeof v === 'string' ? v.trim().toLowerCase(
 /** Lower-cased so that "Default" cannot shadow the fallback branding named "default". */
 const brandingName = z.preprocess(
   trimLower,
-  z.string({ message: 'validation.required' }).min(1, { message: 'validation.required' }).max(100, { message: 'validation.tooLong' }).regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, { message: 'validation.code' }),
+  z
+    .string({ message: 'validation.required' })
+    .min(1, { message: 'validation.required' })
+    .max(100, { message: 'validation.tooLong' })
+    .regex(/^[a-z0-9]+(?:-[a-z0-9]+)*$/, { message: 'validation.code' }),
 );
 
 const color = hexColor.transform((s) => s.toLowerCase());
@@ -43,7 +47,10 @@ export const hostForm = z.object({
       .max(253, { message: 'validation.tooLong' })
       .refine(isHostname, { message: 'validation.hostname' }),
   ),
-  portal: z.preprocess((v) => (v === undefined || v === '' ? null : v), z.enum(PORTALS, { message: 'validation.choice' }).nullable()),
+  portal: z.preprocess(
+    (v) => (v === undefined || v === '' ? null : v),
+    z.enum(PORTALS, { message: 'validation.choice' }).nullable(),
+  ),
 });
 
 export const LOGO_MAX_BYTES = 512 * 1024;
@@ -86,8 +93,10 @@ function hasSvgRoot(text: string): boolean {
  * content out of the database in the first place.
  */
 export function checkLogo(data: Buffer): LogoCheck {
-  if (data.length >= PNG_SIGNATURE.length && data.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE)) return { ok: true, mime: 'image/png' };
-  if (data.length >= JPEG_SIGNATURE.length && data.subarray(0, JPEG_SIGNATURE.length).equals(JPEG_SIGNATURE)) return { ok: true, mime: 'image/jpeg' };
+  if (data.length >= PNG_SIGNATURE.length && data.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE))
+    return { ok: true, mime: 'image/png' };
+  if (data.length >= JPEG_SIGNATURE.length && data.subarray(0, JPEG_SIGNATURE.length).equals(JPEG_SIGNATURE))
+    return { ok: true, mime: 'image/jpeg' };
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(data); // drops a byte order mark
@@ -101,19 +110,32 @@ export function checkLogo(data: Buffer): LogoCheck {
 
 /** Replaces XML character references so that `&#106;avascript:` is seen as what a browser reads. */
 function decodeReferences(text: string): string {
-  const named: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", tab: '\t', newline: '\n', colon: ':' };
-  return text.replace(/&(?:#(\d{1,7})|#x([0-9a-f]{1,6})|(\w+));?/gi, (whole, dec?: string, hex?: string, name?: string) => {
-    const code = dec ? Number(dec) : hex ? parseInt(hex, 16) : undefined;
-    if (code !== undefined) return code <= 0x10ffff ? String.fromCodePoint(code) : '';
-    return named[name!.toLowerCase()] ?? whole;
-  });
+  const named: Record<string, string> = {
+    amp: '&',
+    lt: '<',
+    gt: '>',
+    quot: '"',
+    apos: "'",
+    tab: '\t',
+    newline: '\n',
+    colon: ':',
+  };
+  return text.replace(
+    /&(?:#(\d{1,7})|#x([0-9a-f]{1,6})|(\w+));?/gi,
+    (whole, dec?: string, hex?: string, name?: string) => {
+      const code = dec ? Number(dec) : hex ? parseInt(hex, 16) : undefined;
+      if (code !== undefined) return code <= 0x10ffff ? String.fromCodePoint(code) : '';
+      return named[name!.toLowerCase()] ?? whole;
+    },
+  );
 }
 
 /** A URL scheme as a browser parses it: ASCII tabs, newlines and control characters inside are ignored. */
 const scheme = (name: string) => new RegExp(`(?<![\\w+.-])${[...name].join('[\\x00-\\x20]*')}[\\x00-\\x20]*:`, 'i');
 const FORBIDDEN_SCHEMES = [scheme('javascript'), scheme('vbscript'), scheme('data')];
 
-const ATTRIBUTE = (name: string) => new RegExp(`(?:^|[\\s"'/])(?:[\\w.-]+:)?${name}\\s*=\\s*(?:"([^"]*)"|'([^']*)'|([^\\s>]+))`, 'gi');
+const ATTRIBUTE = (name: string) =>
+  new RegExp(`(?:^|[\\s"'/])(?:[\\w.-]+:)?${name}\\s*=\\s*(?:"([^"]*)"|'([^']*)'|([^\\s>]+))`, 'gi');
 
 /** The first reason an SVG text is refused, as an i18n key; undefined when it is acceptable. */
 function svgProblem(text: string): string | undefined {
@@ -133,7 +155,8 @@ function svgProblem(text: string): string | undefined {
     if (!value.startsWith('#')) return 'brandings.logoSvgExternal';
   }
   // CSS can fetch too: url(…) must point inside the document, and @import is never needed.
-  for (const match of decoded.matchAll(/url\s*\(\s*(["']?)\s*([^)]*)/gi)) if (!match[2]!.startsWith('#')) return 'brandings.logoSvgExternal';
+  for (const match of decoded.matchAll(/url\s*\(\s*(["']?)\s*([^)]*)/gi))
+    if (!match[2]!.startsWith('#')) return 'brandings.logoSvgExternal';
   if (/@import/i.test(decoded)) return 'brandings.logoSvgExternal';
   return undefined;
 }

@@ -1,5 +1,17 @@
 import { z } from 'zod';
-import { checkbox, email, language, oneOf, optionalDate, optionalEmail, optionalText, optionalWholeNumber, requiredText, wholeNumber, id } from './fields.ts';
+import {
+  checkbox,
+  email,
+  language,
+  oneOf,
+  optionalDate,
+  optionalEmail,
+  optionalText,
+  optionalWholeNumber,
+  requiredText,
+  wholeNumber,
+  id,
+} from './fields.ts';
 import { entitlementFields, checkEntitlements } from './policies.ts';
 import { PERMISSIONS } from '../policies/permissions.ts';
 
@@ -22,8 +34,16 @@ export const orderForm = z.object({
 
 /** Addresses separated by new lines, commas or semicolons; each must be valid. */
 export const emailList = z.preprocess(
-  (v) => (typeof v === 'string' ? v.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean) : []),
-  z.array(z.email({ message: 'licenses.emailsInvalid' }), { message: 'licenses.emailsInvalid' }).max(1000, { message: 'licenses.tooManyEmails' }),
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(/[\s,;]+/)
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [],
+  z
+    .array(z.email({ message: 'licenses.emailsInvalid' }), { message: 'licenses.emailsInvalid' })
+    .max(1000, { message: 'licenses.tooManyEmails' }),
 );
 
 export const issueForm = z.object({
@@ -51,13 +71,21 @@ export const limitForm = z.object({ max_activations: wholeNumber(1, 1_000_000) }
 
 export const credentialsForm = z.object({ credentials: oneOf(['email', 'password'] as const) });
 
-export const licenseUserForm = z.object({ email, name: requiredText(200), language, credentials: oneOf(['email', 'password'] as const) });
+export const licenseUserForm = z.object({
+  email,
+  name: requiredText(200),
+  language,
+  credentials: oneOf(['email', 'password'] as const),
+});
 
 export const managerInviteForm = z.object({ email, name: requiredText(200), language });
 
 export const managerProfileForm = z.object({ name: requiredText(200), language, disabled: checkbox });
 
-const permissionList = z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.enum(PERMISSIONS, { message: 'validation.choice' })));
+const permissionList = z.preprocess(
+  (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+  z.array(z.enum(PERMISSIONS, { message: 'validation.choice' })),
+);
 
 export const permissionsForm = z.object({ permissions: permissionList });
 
@@ -65,4 +93,16 @@ export const assignOrderForm = z.object({ order_ref: requiredText(100) });
 
 export const quotaForm = z.object({ product_id: id, quota: optionalWholeNumber(0, 10_000_000) });
 
-export const policiesForm = z.object({ policy_ids: z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.string().regex(/^\d{1,10}$/, { message: 'validation.choice' }).transform(Number)).max(1000)) });
+export const policiesForm = z.object({
+  policy_ids: z.preprocess(
+    (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+    z
+      .array(
+        z
+          .string()
+          .regex(/^\d{1,10}$/, { message: 'validation.choice' })
+          .transform(Number),
+      )
+      .max(1000),
+  ),
+});

@@ -7,7 +7,10 @@ export type FieldErrors = Record<string, string>;
  * Parses a submitted form with its schema. Error messages are i18n keys; the first one per field
  * goes back to the view. Only the schema's fields survive (strong params).
  */
-export function parseForm<S extends z.ZodType>(schema: S, body: unknown): { ok: true; data: z.infer<S> } | { ok: false; errors: FieldErrors } {
+export function parseForm<S extends z.ZodType>(
+  schema: S,
+  body: unknown,
+): { ok: true; data: z.infer<S> } | { ok: false; errors: FieldErrors } {
   const result = schema.safeParse(body ?? {});
   if (result.success) return { ok: true, data: result.data };
   const errors: FieldErrors = {};

@@ -27,8 +27,10 @@ export const entitlementFields = {
 type EntitlementInput = z.infer<z.ZodObject<typeof entitlementFields>>;
 
 export function checkEntitlements(v: EntitlementInput, ctx: z.RefinementCtx) {
-  const need = (field: keyof EntitlementInput, message = 'validation.required') => ctx.addIssue({ code: 'custom', path: [field], message });
-  if ((v.license_type === 'time-limited' || v.license_type === 'subscription') && v.validity_days === null) need('validity_days');
+  const need = (field: keyof EntitlementInput, message = 'validation.required') =>
+    ctx.addIssue({ code: 'custom', path: [field], message });
+  if ((v.license_type === 'time-limited' || v.license_type === 'subscription') && v.validity_days === null)
+    need('validity_days');
   if (v.is_trial && v.trial_days === null) need('trial_days');
   if (!v.unlimited_activations && v.max_activations === null) need('max_activations');
   if (v.floating && v.floating_users === null) need('floating_users');
@@ -62,7 +64,17 @@ export function toEntitlements(v: EntitlementInput): Entitlements {
 /** The form values for an existing set of entitlements (edit pages): the fields are named like the columns. */
 export const entitlementValues = entitlementColumns;
 
-const featureIds = z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.string().regex(/^\d{1,10}$/, { message: 'validation.choice' }).transform(Number)).max(500));
+const featureIds = z.preprocess(
+  (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+  z
+    .array(
+      z
+        .string()
+        .regex(/^\d{1,10}$/, { message: 'validation.choice' })
+        .transform(Number),
+    )
+    .max(500),
+);
 
 export const policyForm = z
   .object({ name: requiredText(200), is_default: checkbox, ...entitlementFields, features: featureIds })
@@ -70,10 +82,20 @@ export const policyForm = z
   .superRefine(checkEntitlements);
 
 /** max_consumption_<featureId> fields of a submitted policy form. */
-export function featureLimits(body: Record<string, unknown>, ids: number[]): { limits: Map<number, number | null>; errors: Record<string, string> } {
+export function featureLimits(
+  body: Record<string, unknown>,
+  ids: number[],
+): { limits: Map<number, number | null>; errors: Record<string, string> } {
   // Each chosen feature's limit: empty = no limit, otherwise a whole number from 1.
-  const schema = z.object(Object.fromEntries(ids.map((id) => [`max_consumption_${id}`, optionalWholeNumber(1, Number.MAX_SAFE_INTEGER)])));
+  const schema = z.object(
+    Object.fromEntries(ids.map((id) => [`max_consumption_${id}`, optionalWholeNumber(1, Number.MAX_SAFE_INTEGER)])),
+  );
   const parsed = parseForm(schema, body);
   if (!parsed.ok) return { limits: new Map(), errors: parsed.errors };
-  return { limits: new Map(ids.map((id) => [id, (parsed.data as Record<string, number | null>)[`max_consumption_${id}`] ?? null])), errors: {} };
+  return {
+    limits: new Map(
+      ids.map((id) => [id, (parsed.data as Record<string, number | null>)[`max_consumption_${id}`] ?? null]),
+    ),
+    errors: {},
+  };
 }

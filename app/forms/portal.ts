@@ -16,7 +16,8 @@ export const portalOrderForm = z
   })
   .passthrough()
   .superRefine((v, ctx) => {
-    if (v.customer_choice === 'existing' && v.customer_id === null) ctx.addIssue({ code: 'custom', path: ['customer_id'], message: 'validation.required' });
+    if (v.customer_choice === 'existing' && v.customer_id === null)
+      ctx.addIssue({ code: 'custom', path: ['customer_id'], message: 'validation.required' });
   });
 
 export { customerForm };
@@ -30,9 +31,15 @@ export function bundleLines(body: Record<string, unknown>) {
   for (let n = 1; n <= BUNDLE_LINES; n++) {
     const policy = String(body[`line_${n}_policy`] ?? '').trim();
     if (!policy) continue;
-    const parsed = portalIssueForm.safeParse({ policy_id: policy, quantity: body[`line_${n}_quantity`], emails: body[`line_${n}_emails`] });
+    const parsed = portalIssueForm.safeParse({
+      policy_id: policy,
+      quantity: body[`line_${n}_quantity`],
+      emails: body[`line_${n}_emails`],
+    });
     if (!parsed.success) {
-      for (const issue of parsed.error.issues) errors[`line_${n}_${issue.path[0] === 'policy_id' ? 'policy' : String(issue.path[0])}`] ??= /^[a-z]\w*(\.\w+)+$/i.test(issue.message) ? issue.message : 'validation.invalid';
+      for (const issue of parsed.error.issues)
+        errors[`line_${n}_${issue.path[0] === 'policy_id' ? 'policy' : String(issue.path[0])}`] ??=
+          /^[a-z]\w*(\.\w+)+$/i.test(issue.message) ? issue.message : 'validation.invalid';
       continue;
     }
     lines.push({ policyId: parsed.data.policy_id, quantity: parsed.data.quantity, emails: parsed.data.emails });
@@ -52,7 +59,8 @@ export const dispatchForm = z.record(z.string(), z.unknown()).transform((body, c
     const m = /^email_(\d{1,10})$/.exec(field);
     if (!m || typeof value !== 'string' || !value.trim()) continue;
     const address = value.trim().toLowerCase();
-    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address) || address.length > 254) ctx.addIssue({ code: 'custom', path: [field], message: 'validation.email' });
+    if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(address) || address.length > 254)
+      ctx.addIssue({ code: 'custom', path: [field], message: 'validation.email' });
     else items.push({ licenseId: Number(m[1]), email: address });
   }
   return items;

@@ -3,7 +3,12 @@ import { z } from 'zod';
 /** The console's throttle look-up: an e-mail address, a client address, or both. */
 export const throttleLookupForm = z
   .object({
-    email: z.string().trim().max(254).optional().transform((v) => (v ? v : null)),
+    email: z
+      .string()
+      .trim()
+      .max(254)
+      .optional()
+      .transform((v) => (v ? v : null)),
     ip: z
       .string()
       .trim()

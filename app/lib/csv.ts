@@ -41,7 +41,11 @@ function writable(out: Writable): Promise<void> {
  * is slower than the database so memory stays at about one batch. Stops early when `out` is closed.
  * Does not end `out`. Returns the number of data rows written.
  */
-export async function writeCsv(out: Writable, header: readonly string[], batches: AsyncIterable<readonly (readonly unknown[])[]>): Promise<number> {
+export async function writeCsv(
+  out: Writable,
+  header: readonly string[],
+  batches: AsyncIterable<readonly (readonly unknown[])[]>,
+): Promise<number> {
   const closed = () => out.destroyed || out.writableEnded;
   const send = async (chunk: string) => {
     if (!out.write(chunk) && !closed()) await writable(out);

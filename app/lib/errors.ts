@@ -5,7 +5,18 @@
  * Nothing else catches errors to build a response.
  */
 
-export type ErrorKind = 'validation' | 'bad_request' | 'not_found' | 'forbidden' | 'conflict' | 'refusal' | 'rate_limited' | 'gone' | 'too_large' | 'busy' | 'server';
+export type ErrorKind =
+  | 'validation'
+  | 'bad_request'
+  | 'not_found'
+  | 'forbidden'
+  | 'conflict'
+  | 'refusal'
+  | 'rate_limited'
+  | 'gone'
+  | 'too_large'
+  | 'busy'
+  | 'server';
 
 export interface AppErrorOptions {
   /** Field → message key, for a form to show next to its fields. */
@@ -15,7 +26,17 @@ export interface AppErrorOptions {
   vars?: Record<string, unknown>;
 }
 
-const KIND_BY_STATUS: Record<number, ErrorKind> = { 400: 'bad_request', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 410: 'gone', 413: 'too_large', 422: 'validation', 429: 'rate_limited', 503: 'busy' };
+const KIND_BY_STATUS: Record<number, ErrorKind> = {
+  400: 'bad_request',
+  403: 'forbidden',
+  404: 'not_found',
+  409: 'conflict',
+  410: 'gone',
+  413: 'too_large',
+  422: 'validation',
+  429: 'rate_limited',
+  503: 'busy',
+};
 
 export class AppError extends Error {
   readonly fieldErrors: Record<string, string>;
@@ -54,12 +75,20 @@ export class AppError extends Error {
   }
 
   static rateLimited(retryAfterSeconds: number): AppError {
-    return new AppError('rate_limited', 'rate_limited', 429, 'errors.tooManyRequests', { headers: { 'Retry-After': String(retryAfterSeconds) } });
+    return new AppError('rate_limited', 'rate_limited', 429, 'errors.tooManyRequests', {
+      headers: { 'Retry-After': String(retryAfterSeconds) },
+    });
   }
 
   /** Any status with a message key (the kind follows from the status). */
   static http(status: number, messageKey: string, headers: Record<string, string> = {}): AppError {
-    return new AppError(KIND_BY_STATUS[status] ?? (status >= 500 ? 'server' : 'bad_request'), messageKey.replace(/^errors\./, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), status, messageKey, { headers });
+    return new AppError(
+      KIND_BY_STATUS[status] ?? (status >= 500 ? 'server' : 'bad_request'),
+      messageKey.replace(/^errors\./, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+      status,
+      messageKey,
+      { headers },
+    );
   }
 }
 

@@ -2,7 +2,7 @@ import type { Request } from 'express';
 
 /** A message shown once on the next page (after a 303 redirect). */
 export function flash(req: Request, type: 'success' | 'error' | 'info', message: string): void {
-  (req.session.flash ??= []).push({ type, message });
+  req.session.flash = [...(req.session.flash ?? []), { type, message }];
 }
 
 export function takeFlash(req: Request) {

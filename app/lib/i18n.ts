@@ -12,7 +12,8 @@ type Tree = Record<string, unknown>;
 
 function merge(into: Tree, from: Tree): Tree {
   for (const [k, v] of Object.entries(from)) {
-    into[k] = v && typeof v === 'object' && into[k] && typeof into[k] === 'object' ? merge(into[k] as Tree, v as Tree) : v;
+    into[k] =
+      v && typeof v === 'object' && into[k] && typeof into[k] === 'object' ? merge(into[k] as Tree, v as Tree) : v;
   }
   return into;
 }
@@ -22,8 +23,17 @@ function merge(into: Tree, from: Tree): Tree {
  * the product can keep its strings in a file of its own.
  */
 export function loadLocale(lng: Language): Tree {
-  const files = [`${lng}.json`, ...fs.readdirSync(localesDir).filter((f) => f.startsWith(`${lng}.`) && f.endsWith('.json') && f !== `${lng}.json`).sort()];
-  return files.reduce<Tree>((tree, f) => merge(tree, JSON.parse(fs.readFileSync(path.join(localesDir, f), 'utf8')) as Tree), {});
+  const files = [
+    `${lng}.json`,
+    ...fs
+      .readdirSync(localesDir)
+      .filter((f) => f.startsWith(`${lng}.`) && f.endsWith('.json') && f !== `${lng}.json`)
+      .sort(),
+  ];
+  return files.reduce<Tree>(
+    (tree, f) => merge(tree, JSON.parse(fs.readFileSync(path.join(localesDir, f), 'utf8')) as Tree),
+    {},
+  );
 }
 
 /** One i18next instance per app (no global singleton), every language loaded synchronously. */
@@ -58,7 +68,8 @@ export function memoizedTranslators(instance: i18n): (lng: string) => TFunction 
       const fixed = instance.getFixedT(lng);
       const remembered = new Map<string, string>();
       t = ((key: unknown, ...rest: unknown[]) => {
-        if (rest.length || typeof key !== 'string') return (fixed as unknown as (...a: unknown[]) => string)(key, ...rest);
+        if (rest.length || typeof key !== 'string')
+          return (fixed as unknown as (...a: unknown[]) => string)(key, ...rest);
         let text = remembered.get(key);
         if (text === undefined) {
           text = fixed(key);

@@ -18,13 +18,13 @@ export const REDACT_PATHS = [
 ];
 
 /** One-time links (lib/tokens.ts) and the offline and air-gap download links (served at /download/… on a bound host too). */
-const TOKEN_IN_PATH = new RegExp(`(${[...ONE_TIME_LINK_PATHS, '/download/'].map((p) => p.replace(/[/]/g, '\\/')).join('|')})[^/?#]+`);
+const TOKEN_IN_PATH = new RegExp(
+  `(${[...ONE_TIME_LINK_PATHS, '/download/'].map((p) => p.replace(/[/]/g, '\\/')).join('|')})[^/?#]+`,
+);
 
 /** URL path segments that are credentials themselves are masked in logs. */
 export function redactUrl(url: string): string {
-  return url
-    .replace(TOKEN_IN_PATH, '$1[REDACTED]')
-    .replace(/([?&](?:token|code|key|_csrf)=)[^&#]+/gi, '$1[REDACTED]');
+  return url.replace(TOKEN_IN_PATH, '$1[REDACTED]').replace(/([?&](?:token|code|key|_csrf)=)[^&#]+/gi, '$1[REDACTED]');
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -20,7 +20,14 @@ export interface Mailer {
 export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; clock: Clock; logger: Logger }): Mailer {
   const transport: Transporter | undefined = opts.smtpUrl ? nodemailer.createTransport(opts.smtpUrl) : undefined;
   const toOutbox = async (mail: Mail, reason: string, error: string | null) => {
-    await opts.db('mail_outbox').insert({ to_address: mail.to, subject: mail.subject, text_body: mail.text, reason, error, created_at: opts.clock.now() });
+    await opts.db('mail_outbox').insert({
+      to_address: mail.to,
+      subject: mail.subject,
+      text_body: mail.text,
+      reason,
+      error,
+      created_at: opts.clock.now(),
+    });
   };
   return {
     async send(mail) {

@@ -60,7 +60,8 @@ export class RateLimiter {
     )) as [{ insertId: number }];
     const hits = Number(result.insertId) || 1;
     // The count is this hit's own; the window's end is read back (others may have counted since).
-    if (hits > 1 && hits >= rule.limit) return { hits, retryAfterSeconds: (await this.peek(key)).retryAfterSeconds || 1 };
+    if (hits > 1 && hits >= rule.limit)
+      return { hits, retryAfterSeconds: (await this.peek(key)).retryAfterSeconds || 1 };
     return { hits, retryAfterSeconds: Math.max(1, Math.ceil(rule.windowMs / 1000)) };
   }
 

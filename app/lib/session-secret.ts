@@ -8,7 +8,9 @@ import path from 'node:path';
  * either the variable or the data folder.
  */
 export function resolveSessionSecret(configured: string | undefined, dataDir: string): string {
-  return configured || readOrCreateSecretFile(dataDir, 'session-secret', () => crypto.randomBytes(48).toString('base64url'));
+  return (
+    configured || readOrCreateSecretFile(dataDir, 'session-secret', () => crypto.randomBytes(48).toString('base64url'))
+  );
 }
 
 /**

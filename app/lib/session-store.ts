@@ -29,7 +29,13 @@ export class SessionStore extends ConnectSessionKnexStore {
     this.remember(sid);
     const owner = Number((session as { passport?: { user?: unknown } }).passport?.user) || null;
     try {
-      await sessions.save(this.db, sid, JSON.stringify(session), new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)), owner);
+      await sessions.save(
+        this.db,
+        sid,
+        JSON.stringify(session),
+        new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)),
+        owner,
+      );
     } catch (err) {
       callback?.(err);
       return;

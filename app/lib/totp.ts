@@ -34,7 +34,12 @@ export async function qrCodeDataUrl(text: string): Promise<string> {
 export async function matchTotp(secret: string, code: string, now: Date): Promise<number | null> {
   const token = code.replace(/\s/g, '');
   if (!/^\d{6}$/.test(token)) return null;
-  const result = await verify({ secret, token, epoch: Math.floor(now.getTime() / 1000), epochTolerance: TOTP_PERIOD_SECONDS });
+  const result = await verify({
+    secret,
+    token,
+    epoch: Math.floor(now.getTime() / 1000),
+    epochTolerance: TOTP_PERIOD_SECONDS,
+  });
   return result.valid && 'timeStep' in result ? result.timeStep : null;
 }
 

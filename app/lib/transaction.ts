@@ -37,10 +37,14 @@ export function injectSerializationFailures(db: Knex, attempts: number): { failu
 }
 
 function simulatedDeadlock(): Error {
-  return Object.assign(new Error('Deadlock found when trying to get lock; try restarting transaction (injected by a test)'), { errno: 1213, code: 'ER_LOCK_DEADLOCK' });
+  return Object.assign(
+    new Error('Deadlock found when trying to get lock; try restarting transaction (injected by a test)'),
+    { errno: 1213, code: 'ER_LOCK_DEADLOCK' },
+  );
 }
 
-const pause = (attempt: number) => new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt)));
+const pause = (attempt: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt)));
 
 export async function inTransaction<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   // Inside a transaction already: a conflict aborts the outer one, so only the outermost retries.

@@ -10,11 +10,12 @@ export function layoutEngine(viewsDir: string, cache: boolean) {
   return (filePath: string, options: object, callback: (err: Error | null, html?: string) => void) => {
     const opts = options as Record<string, unknown>;
     const ejsOptions = { cache, root: viewsDir, views: [viewsDir] };
-    ejs.renderFile(filePath, opts, ejsOptions).then(
-      (body) => {
+    ejs
+      .renderFile(filePath, opts, ejsOptions)
+      .then((body) => {
         if (opts.layout === false) return callback(null, body);
         return ejs.renderFile(layoutFile, { ...opts, body }, ejsOptions).then((html) => callback(null, html));
-      },
-    ).catch((err: Error) => callback(err));
+      })
+      .catch((err: Error) => callback(err));
   };
 }

@@ -24,7 +24,8 @@ const ALLOWED_DURING_FORCED_CHANGE = new Set(['/account/password', '/logout', '/
 
 /** An account with an initial password can do nothing else until it has chosen its own. */
 export const forcePasswordChange: RequestHandler = (req, res, next) => {
-  if (!req.user?.mustChangePassword || ALLOWED_DURING_FORCED_CHANGE.has(req.path) || req.path.startsWith('/static/')) return next();
+  if (!req.user?.mustChangePassword || ALLOWED_DURING_FORCED_CHANGE.has(req.path) || req.path.startsWith('/static/'))
+    return next();
   res.redirect(303, res.locals.paths.accountPassword());
 };
 
@@ -38,8 +39,14 @@ export function forceSecondFactorEnrolment(settings: () => Promise<Settings>): R
   return async (req, res, next) => {
     const user = req.user;
     // Cheap checks first: the settings are read only for a manager without a second factor.
-    if (!user || user.role !== 'manager' || user.totpEnabledAt || user.mustChangePassword) return next();
-    if (ALLOWED_DURING_FORCED_ENROLMENT.has(req.path) || req.path === '/account/two-factor' || req.path.startsWith('/account/two-factor/') || req.path.startsWith('/static/')) return next();
+    if (user?.role !== 'manager' || user.totpEnabledAt || user.mustChangePassword) return next();
+    if (
+      ALLOWED_DURING_FORCED_ENROLMENT.has(req.path) ||
+      req.path === '/account/two-factor' ||
+      req.path.startsWith('/account/two-factor/') ||
+      req.path.startsWith('/static/')
+    )
+      return next();
     if (!mustEnrolSecondFactor(user, await settings())) return next();
     res.redirect(303, res.locals.paths.accountTwoFactor());
   };

@@ -20,12 +20,14 @@ interface ErrorLike {
 function classify(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const e = (err ?? {}) as ErrorLike;
-  if (e.code === 'EBADCSRFTOKEN' || (e.status === 403 && /csrf/i.test(String((err as Error).message)))) return AppError.http(403, 'errors.csrf');
+  if (e.code === 'EBADCSRFTOKEN' || (e.status === 403 && /csrf/i.test(String((err as Error).message))))
+    return AppError.http(403, 'errors.csrf');
   if (e.type === 'entity.too.large' || e.code === 'LIMIT_FILE_SIZE') return AppError.http(413, 'errors.tooLarge');
   if (e.type === 'entity.parse.failed') return AppError.http(400, 'errors.badRequest');
   if ((err as Error)?.name === 'MulterError') return AppError.http(400, 'errors.badRequest');
   const status = e.status ?? e.statusCode;
-  if (status && status >= 400 && status < 500) return AppError.http(status, status === 404 ? 'errors.notFound' : 'errors.badRequest');
+  if (status && status >= 400 && status < 500)
+    return AppError.http(status, status === 404 ? 'errors.notFound' : 'errors.badRequest');
   return AppError.http(500, 'errors.server');
 }
 
@@ -58,7 +60,9 @@ const API_MESSAGES: Record<string, string> = {
 
 /** THE JSON mapper: `{ error: { code, message, requestId } }` with the error's status. */
 function jsonError(res: Response, err: AppError, t: TFunction, requestId: string, api: boolean) {
-  const message = (api && API_MESSAGES[err.code]) || t(err.messageKey, { ...err.vars, defaultValue: t(`offline.refusals.${err.code}.why`, { defaultValue: err.code }) });
+  const message =
+    (api && API_MESSAGES[err.code]) ||
+    t(err.messageKey, { ...err.vars, defaultValue: t(`offline.refusals.${err.code}.why`, { defaultValue: err.code }) });
   return res.json({ error: { code: err.code, message, requestId } });
 }
 
@@ -74,14 +78,16 @@ export function errorHandler(i18n: i18n, logger: Logger): ErrorRequestHandler {
     const requestId = String(req.id ?? '');
     // A busy answer (503, the upload slots) is expected under load: a warning, not an error.
     if (appError.status === 503) logger.warn({ requestId, url: redactUrl(req.originalUrl) }, 'busy');
-    else if (appError.status >= 500) logger.error({ err, requestId, url: redactUrl(req.originalUrl) }, 'request failed');
+    else if (appError.status >= 500)
+      logger.error({ err, requestId, url: redactUrl(req.originalUrl) }, 'request failed');
     if (res.headersSent) return res.end();
     const lang = req.lang ?? fromAcceptLanguage(req.get('accept-language')) ?? 'en';
     const t = req.t ?? i18n.getFixedT(lang);
     res.set(appError.headers).set('Cache-Control', 'no-store');
     const api = req.path.startsWith('/api/');
     // The API's messages are for the vendor's developers: English.
-    if (api || req.accepts(['html', 'json']) === 'json') return jsonError(res.status(appError.status), appError, api ? i18n.getFixedT('en') : t, requestId, api);
+    if (api || req.accepts(['html', 'json']) === 'json')
+      return jsonError(res.status(appError.status), appError, api ? i18n.getFixedT('en') : t, requestId, api);
 
     const failure = res.locals.failure as FailurePage | undefined;
     try {

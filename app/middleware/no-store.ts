@@ -9,6 +9,7 @@ import { ONE_TIME_LINK_PATHS } from '../lib/tokens.ts';
  * runs, and public pages keep their caching.
  */
 export const noStoreForPrivatePages: RequestHandler = (req, res, next) => {
-  if (req.user || ONE_TIME_LINK_PATHS.some((prefix) => req.path.startsWith(prefix))) res.set('Cache-Control', 'no-store');
+  if (req.user || ONE_TIME_LINK_PATHS.some((prefix) => req.path.startsWith(prefix)))
+    res.set('Cache-Control', 'no-store');
   next();
 };

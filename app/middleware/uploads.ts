@@ -35,7 +35,10 @@ export const UPLOAD_BODY_SECONDS = 60;
  * the size limit the request fails with 413.
  */
 export function singleUpload(field: string, maxBytes: number): RequestHandler {
-  return multer({ storage: multer.memoryStorage(), limits: { fileSize: maxBytes, files: 1, fields: 30, parts: 32, fieldSize: 64 * 1024 } }).single(field);
+  return multer({
+    storage: multer.memoryStorage(),
+    limits: { fileSize: maxBytes, files: 1, fields: 30, parts: 32, fieldSize: 64 * 1024 },
+  }).single(field);
 }
 
 /**
@@ -56,7 +59,10 @@ export function refusedUnread<E>(res: Response, err: E): E {
 export function uploadSlots(slots: number) {
   let inUse = 0;
   const acquire: RequestHandler = (_req, res, next) => {
-    if (inUse >= slots) return next(refusedUnread(res, new HttpError(503, 'uploads.busy', { 'Retry-After': String(BUSY_RETRY_SECONDS) })));
+    if (inUse >= slots)
+      return next(
+        refusedUnread(res, new HttpError(503, 'uploads.busy', { 'Retry-After': String(BUSY_RETRY_SECONDS) })),
+      );
     inUse += 1;
     let held = true;
     const release = () => {
@@ -107,7 +113,8 @@ export function streamToDisk(o: StreamToDiskOptions): RequestHandler {
   return (req, res, next) => {
     if (!req.is('multipart/form-data')) return next();
     if (!req.get('content-length')) return next(refusedUnread(res, new HttpError(411, 'errors.badRequest')));
-    if (!(Number(req.get('content-length')) <= maxBodyBytes)) return next(refusedUnread(res, new HttpError(413, 'errors.tooLarge')));
+    if (!(Number(req.get('content-length')) <= maxBodyBytes))
+      return next(refusedUnread(res, new HttpError(413, 'errors.tooLarge')));
     let parser: busboy.Busboy;
     try {
       parser = busboy({ headers: req.headers, limits });

@@ -50,7 +50,9 @@ export async function findById(db: Knex, id: number): Promise<Account | undefine
 }
 
 export async function findByEmail(db: Knex, email: string): Promise<Account | undefined> {
-  const row = await db('accounts').where({ email: normaliseEmail(email) }).first();
+  const row = await db('accounts')
+    .where({ email: normaliseEmail(email) })
+    .first();
   return row ? fromRow(row) : undefined;
 }
 
@@ -105,7 +107,14 @@ export async function update(db: Knex, id: number, c: AccountChanges, now: Date)
 
 /** The fields of an account that an audit event may show (never the hash or TOTP secret). */
 export function auditView(a: Account) {
-  return { email: a.email, name: a.name, role: a.role, language: a.language, mustChangePassword: a.mustChangePassword, disabled: a.disabled };
+  return {
+    email: a.email,
+    name: a.name,
+    role: a.role,
+    language: a.language,
+    mustChangePassword: a.mustChangePassword,
+    disabled: a.disabled,
+  };
 }
 
 /** The end-user accounts among `ids`. */

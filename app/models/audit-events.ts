@@ -150,7 +150,8 @@ function exportIndex(f: AuditSearch): string {
   return 'audit_events_occurred_at_index';
 }
 
-const walking = (db: Knex, index: string) => db.from(db.raw(isSqlite(db) ? '?? INDEXED BY ??' : '?? FORCE INDEX (??)', ['audit_events', index]));
+const walking = (db: Knex, index: string) =>
+  db.from(db.raw(isSqlite(db) ? '?? INDEXED BY ??' : '?? FORCE INDEX (??)', ['audit_events', index]));
 
 /**
  * Every matching event, newest first, `batchSize` at a time and at most `max` in all. Each batch
@@ -167,7 +168,9 @@ export async function* batches(db: Knex, f: AuditSearch, batchSize: number, max:
     const q = searched(db, last ? { ...f, to: undefined } : f, walking(db, index));
     if (last) {
       const { occurredAt, id } = last;
-      q.where('occurred_at', '<=', occurredAt).where((w) => w.where('occurred_at', '<', occurredAt).orWhere('id', '<', id));
+      q.where('occurred_at', '<=', occurredAt).where((w) =>
+        w.where('occurred_at', '<', occurredAt).orWhere('id', '<', id),
+      );
     }
     const rows = (await newestFirst(q).limit(Math.min(batchSize, left))).map(fromRow);
     if (rows.length === 0) return;
@@ -192,7 +195,11 @@ const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /** JSON with object keys sorted, so equal values compare equal whatever order their keys were written in. */
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (isRecord(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+  if (isRecord(v))
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v) ?? 'null';
 }
 

@@ -25,7 +25,15 @@ export const BUILT_IN_BRANDING: Branding = {
   hasLogo: false,
 };
 
-const COLUMNS = ['brandings.id', 'display_name', 'primary_color', 'accent_color', 'support_email', 'default_language', 'logo_mime'];
+const COLUMNS = [
+  'brandings.id',
+  'display_name',
+  'primary_color',
+  'accent_color',
+  'support_email',
+  'default_language',
+  'logo_mime',
+];
 
 function fromRow(r: Record<string, unknown>): Branding {
   return {
@@ -45,7 +53,11 @@ function fromRow(r: Record<string, unknown>): Branding {
  */
 export async function resolveHost(db: Knex, hostname: string): Promise<{ branding: Branding; portal: Portal | null }> {
   const row = await db('brandings')
-    .leftJoin('branding_hosts', (j) => j.on('branding_hosts.branding_id', 'brandings.id').andOn('branding_hosts.hostname', db.raw('?', [hostname.toLowerCase()])))
+    .leftJoin('branding_hosts', (j) =>
+      j
+        .on('branding_hosts.branding_id', 'brandings.id')
+        .andOn('branding_hosts.hostname', db.raw('?', [hostname.toLowerCase()])),
+    )
     .where((w) => w.whereNotNull('branding_hosts.id').orWhere('brandings.name', 'default'))
     .orderByRaw('CASE WHEN branding_hosts.id IS NULL THEN 1 ELSE 0 END')
     .first([...COLUMNS, 'branding_hosts.portal']);
@@ -81,8 +93,20 @@ export async function insert(db: Knex, b: NewBranding, now: Date): Promise<numbe
   return Number(id);
 }
 
-export async function insertHost(db: Knex, brandingId: number, hostname: string, portal: Portal | null, now: Date): Promise<number> {
-  const [id] = await db('branding_hosts').insert({ branding_id: brandingId, hostname: hostname.toLowerCase(), portal, created_at: now, updated_at: now });
+export async function insertHost(
+  db: Knex,
+  brandingId: number,
+  hostname: string,
+  portal: Portal | null,
+  now: Date,
+): Promise<number> {
+  const [id] = await db('branding_hosts').insert({
+    branding_id: brandingId,
+    hostname: hostname.toLowerCase(),
+    portal,
+    created_at: now,
+    updated_at: now,
+  });
   return Number(id);
 }
 
@@ -108,7 +132,19 @@ export interface BrandingHost {
   portal: Portal | null;
 }
 
-const recordColumns = (db: Knex) => ['id', 'name', 'display_name', 'primary_color', 'accent_color', 'support_email', 'default_language', 'logo_mime', db.raw('LENGTH(logo_data) AS logo_size'), 'created_at', 'updated_at'];
+const recordColumns = (db: Knex) => [
+  'id',
+  'name',
+  'display_name',
+  'primary_color',
+  'accent_color',
+  'support_email',
+  'default_language',
+  'logo_mime',
+  db.raw('LENGTH(logo_data) AS logo_size'),
+  'created_at',
+  'updated_at',
+];
 
 function recordFromRow(r: Record<string, unknown>): BrandingRecord {
   return {
@@ -127,7 +163,12 @@ function recordFromRow(r: Record<string, unknown>): BrandingRecord {
 }
 
 function hostFromRow(r: Record<string, unknown>): BrandingHost {
-  return { id: Number(r.id), brandingId: Number(r.branding_id), hostname: String(r.hostname), portal: (r.portal as Portal | null) ?? null };
+  return {
+    id: Number(r.id),
+    brandingId: Number(r.branding_id),
+    hostname: String(r.hostname),
+    portal: (r.portal as Portal | null) ?? null,
+  };
 }
 
 export async function findById(db: Knex, id: number): Promise<BrandingRecord | undefined> {
@@ -142,7 +183,9 @@ function filtered(db: Knex, q: string | undefined) {
 }
 
 export async function list(db: Knex, filter: { q?: string }, limit: number, offset: number): Promise<BrandingRecord[]> {
-  return (await filtered(db, filter.q).orderBy('name').orderBy('id').limit(limit).offset(offset).select(recordColumns(db))).map(recordFromRow);
+  return (
+    await filtered(db, filter.q).orderBy('name').orderBy('id').limit(limit).offset(offset).select(recordColumns(db))
+  ).map(recordFromRow);
 }
 
 export async function count(db: Knex, filter: { q?: string }): Promise<number> {
@@ -162,8 +205,15 @@ export async function update(db: Knex, id: number, b: Required<NewBranding>, now
 }
 
 /** Sets (or with null, clears) the logo. */
-export async function setLogo(db: Knex, id: number, logo: { data: Buffer; mime: string } | null, now: Date): Promise<void> {
-  await db('brandings').where({ id }).update({ logo_data: logo?.data ?? null, logo_mime: logo?.mime ?? null, updated_at: now });
+export async function setLogo(
+  db: Knex,
+  id: number,
+  logo: { data: Buffer; mime: string } | null,
+  now: Date,
+): Promise<void> {
+  await db('brandings')
+    .where({ id })
+    .update({ logo_data: logo?.data ?? null, logo_mime: logo?.mime ?? null, updated_at: now });
 }
 
 export async function remove(db: Knex, id: number): Promise<void> {
@@ -179,7 +229,9 @@ export async function listHosts(db: Knex, brandingId: number): Promise<BrandingH
 export async function hostsByBranding(db: Knex, brandingIds: number[]): Promise<Map<number, BrandingHost[]>> {
   const out = new Map<number, BrandingHost[]>();
   if (brandingIds.length === 0) return out;
-  for (const host of (await db('branding_hosts').whereIn('branding_id', brandingIds).orderBy('hostname')).map(hostFromRow)) {
+  for (const host of (await db('branding_hosts').whereIn('branding_id', brandingIds).orderBy('hostname')).map(
+    hostFromRow,
+  )) {
     out.set(host.brandingId, [...(out.get(host.brandingId) ?? []), host]);
   }
   return out;

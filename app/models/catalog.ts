@@ -60,15 +60,46 @@ export const DEFAULT_ENTITLEMENTS: Entitlements = {
 
 const idOf = ([id]: unknown[]) => Number(id);
 
-export async function insertProduct(db: Knex, p: { name: string; code: string; authorizationMethod: 'key' | 'user'; description?: string }, now: Date) {
-  return idOf(await db('products').insert({ name: p.name, code: p.code, authorization_method: p.authorizationMethod, description: p.description ?? null, archived: false, created_at: now, updated_at: now }));
+export async function insertProduct(
+  db: Knex,
+  p: { name: string; code: string; authorizationMethod: 'key' | 'user'; description?: string },
+  now: Date,
+) {
+  return idOf(
+    await db('products').insert({
+      name: p.name,
+      code: p.code,
+      authorization_method: p.authorizationMethod,
+      description: p.description ?? null,
+      archived: false,
+      created_at: now,
+      updated_at: now,
+    }),
+  );
 }
 
-export async function insertFeature(db: Knex, f: { productId: number; code: string; name: string; type: 'activation' | 'consumption' }, now: Date) {
-  return idOf(await db('features').insert({ product_id: f.productId, code: f.code, name: f.name, type: f.type, created_at: now, updated_at: now }));
+export async function insertFeature(
+  db: Knex,
+  f: { productId: number; code: string; name: string; type: 'activation' | 'consumption' },
+  now: Date,
+) {
+  return idOf(
+    await db('features').insert({
+      product_id: f.productId,
+      code: f.code,
+      name: f.name,
+      type: f.type,
+      created_at: now,
+      updated_at: now,
+    }),
+  );
 }
 
-export async function insertPolicy(db: Knex, p: { productId: number; name: string; isDefault: boolean; entitlements: Entitlements; createdBy?: number | null }, now: Date) {
+export async function insertPolicy(
+  db: Knex,
+  p: { productId: number; name: string; isDefault: boolean; entitlements: Entitlements; createdBy?: number | null },
+  now: Date,
+) {
   return idOf(
     await db('license_policies').insert({
       product_id: p.productId,
@@ -83,7 +114,19 @@ export async function insertPolicy(db: Knex, p: { productId: number; name: strin
   );
 }
 
-export async function insertCustomer(db: Knex, c: { kind: 'company' | 'person'; name: string; contactName?: string; email?: string; phone?: string; address?: string; reference?: string }, now: Date) {
+export async function insertCustomer(
+  db: Knex,
+  c: {
+    kind: 'company' | 'person';
+    name: string;
+    contactName?: string;
+    email?: string;
+    phone?: string;
+    address?: string;
+    reference?: string;
+  },
+  now: Date,
+) {
   return idOf(
     await db('customers').insert({
       kind: c.kind,
@@ -99,7 +142,18 @@ export async function insertCustomer(db: Knex, c: { kind: 'company' | 'person'; 
   );
 }
 
-export async function insertOrder(db: Knex, o: { orderRef: string; reference?: string; customerId: number; isTest?: boolean; isTrial?: boolean; createdBy?: number | null }, now: Date) {
+export async function insertOrder(
+  db: Knex,
+  o: {
+    orderRef: string;
+    reference?: string;
+    customerId: number;
+    isTest?: boolean;
+    isTrial?: boolean;
+    createdBy?: number | null;
+  },
+  now: Date,
+) {
   return idOf(
     await db('orders').insert({
       order_ref: o.orderRef,
@@ -117,13 +171,27 @@ export async function insertOrder(db: Knex, o: { orderRef: string; reference?: s
 /** Expiry and maintenance end follow from the entitlements and the start date. */
 export function licenseDates(e: Entitlements, start: Date) {
   const days = (n: number) => new Date(start.getTime() + n * 86_400_000);
-  const expiresAt = e.isTrial && e.trialDays ? days(e.trialDays) : e.validityDays && e.licenseType !== 'perpetual' ? days(e.validityDays) : null;
+  const expiresAt =
+    e.isTrial && e.trialDays
+      ? days(e.trialDays)
+      : e.validityDays && e.licenseType !== 'perpetual'
+        ? days(e.validityDays)
+        : null;
   return { expiresAt, maintenanceUntil: e.maintenanceDays ? days(e.maintenanceDays) : null };
 }
 
 export async function insertLicense(
   db: Knex,
-  l: { orderId: number; productId: number; policyId: number | null; licenseKey: string | null; entitlements: Entitlements; startDate: Date; issuedBy?: number | null; note?: string },
+  l: {
+    orderId: number;
+    productId: number;
+    policyId: number | null;
+    licenseKey: string | null;
+    entitlements: Entitlements;
+    startDate: Date;
+    issuedBy?: number | null;
+    note?: string;
+  },
   now: Date,
 ) {
   const { expiresAt, maintenanceUntil } = licenseDates(l.entitlements, l.startDate);
@@ -160,9 +228,22 @@ export async function assignManager(db: Knex, accountId: number, orderId: number
 }
 
 export async function grantPermissions(db: Knex, accountId: number, permissions: readonly string[]) {
-  if (permissions.length) await db('manager_permissions').insert(permissions.map((permission) => ({ account_id: accountId, permission })));
+  if (permissions.length)
+    await db('manager_permissions').insert(permissions.map((permission) => ({ account_id: accountId, permission })));
 }
 
-export async function assignLicenseUser(db: Knex, licenseId: number, accountId: number, maxActivations: number, now: Date) {
-  await db('license_user_assignments').insert({ license_id: licenseId, account_id: accountId, max_activations: maxActivations, times_activated: 0, created_at: now });
+export async function assignLicenseUser(
+  db: Knex,
+  licenseId: number,
+  accountId: number,
+  maxActivations: number,
+  now: Date,
+) {
+  await db('license_user_assignments').insert({
+    license_id: licenseId,
+    account_id: accountId,
+    max_activations: maxActivations,
+    times_activated: 0,
+    created_at: now,
+  });
 }

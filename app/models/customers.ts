@@ -46,7 +46,14 @@ export async function findById(db: Knex, id: number): Promise<Customer | undefin
 
 function filtered(db: Knex, q?: string) {
   const query = db('customers');
-  if (q) query.where((w) => w.whereRaw(...likeSql('name', q)).orWhereRaw(...likeSql('email', q)).orWhereRaw(...likeSql('contact_name', q)).orWhereRaw(...likeSql('reference', q)));
+  if (q)
+    query.where((w) =>
+      w
+        .whereRaw(...likeSql('name', q))
+        .orWhereRaw(...likeSql('email', q))
+        .orWhereRaw(...likeSql('contact_name', q))
+        .orWhereRaw(...likeSql('reference', q)),
+    );
   return query;
 }
 
@@ -59,7 +66,9 @@ export async function count(db: Knex, q?: string): Promise<number> {
 }
 
 export async function update(db: Knex, id: number, f: CustomerFields, now: Date): Promise<void> {
-  await db('customers').where({ id }).update({ ...f, updated_at: now });
+  await db('customers')
+    .where({ id })
+    .update({ ...f, updated_at: now });
 }
 
 export async function hasOrders(db: Knex, id: number): Promise<boolean> {

@@ -169,7 +169,9 @@ export async function touch(db: Knex, id: number, now: Date, floatingExpiresAt?:
  * every path that issues a file takes first: the increment and the read back see no other writer.
  */
 export async function nextCounter(db: Knex, id: number): Promise<number> {
-  await table(db).where({ id }).update({ license_counter: db.raw('license_counter + 1') });
+  await table(db)
+    .where({ id })
+    .update({ license_counter: db.raw('license_counter + 1') });
   return Number((await table(db).where({ id }).first('license_counter'))!.license_counter);
 }
 
@@ -184,26 +186,52 @@ export async function licenseOfUserDevice(db: Knex, id: number, accountId: numbe
 }
 
 export async function hasActiveForUser(db: Knex, licenseId: number, accountId: number): Promise<boolean> {
-  return (await table(db).where({ license_id: licenseId, license_user_account_id: accountId }).whereNull('deactivated_at').first('id')) !== undefined;
+  return (
+    (await table(db)
+      .where({ license_id: licenseId, license_user_account_id: accountId })
+      .whereNull('deactivated_at')
+      .first('id')) !== undefined
+  );
 }
 
 export async function isBlacklisted(db: Knex, licenseId: number, hardwareId: string): Promise<boolean> {
-  return (await db('license_blacklist').where({ license_id: licenseId, hardware_id: hardwareId }).first('license_id')) !== undefined;
+  return (
+    (await db('license_blacklist').where({ license_id: licenseId, hardware_id: hardwareId }).first('license_id')) !==
+    undefined
+  );
 }
 
 /** Air-gap activations made with version 1 codes that are still active: their deactivation codes cannot be proven. */
 export async function listLegacyAirgap(db: Knex, limit = 200): Promise<Device[]> {
-  const rows = await table(db).where({ channel: 'airgap' }).whereNull('deactivated_at').whereNull('airgap_commitment').orderBy('id').limit(limit);
+  const rows = await table(db)
+    .where({ channel: 'airgap' })
+    .whereNull('deactivated_at')
+    .whereNull('airgap_commitment')
+    .orderBy('id')
+    .limit(limit);
   return rows.map(fromRow);
 }
 
 export async function countLegacyAirgap(db: Knex): Promise<number> {
-  return countOf(await table(db).where({ channel: 'airgap' }).whereNull('deactivated_at').whereNull('airgap_commitment').count({ n: '*' }).first());
+  return countOf(
+    await table(db)
+      .where({ channel: 'airgap' })
+      .whereNull('deactivated_at')
+      .whereNull('airgap_commitment')
+      .count({ n: '*' })
+      .first(),
+  );
 }
 
 /** Active devices first, then the history, newest first (bounded: a license page never loads thousands). */
 export async function listForLicense(db: Knex, licenseId: number, limit = 200): Promise<Device[]> {
-  return (await table(db).where({ license_id: licenseId }).orderByRaw('CASE WHEN deactivated_at IS NULL THEN 0 ELSE 1 END').orderBy('id', 'desc').limit(limit)).map(fromRow);
+  return (
+    await table(db)
+      .where({ license_id: licenseId })
+      .orderByRaw('CASE WHEN deactivated_at IS NULL THEN 0 ELSE 1 END')
+      .orderBy('id', 'desc')
+      .limit(limit)
+  ).map(fromRow);
 }
 
 export async function findForLicense(db: Knex, licenseId: number, deviceId: number): Promise<Device | undefined> {
@@ -220,14 +248,27 @@ export async function activeForLicense(db: Knex, licenseId: number): Promise<Dev
  * counts move exactly once even when two requests race.
  */
 export async function deactivate(db: Knex, deviceId: number, reason: string, now: Date): Promise<boolean> {
-  return affected(await table(db).where({ id: deviceId }).whereNull('deactivated_at').update({ deactivated_at: now, active_hardware_id: null, deactivation_reason: reason })) === 1;
+  return (
+    affected(
+      await table(db)
+        .where({ id: deviceId })
+        .whereNull('deactivated_at')
+        .update({ deactivated_at: now, active_hardware_id: null, deactivation_reason: reason }),
+    ) === 1
+  );
 }
 
 /** Frees one seat on the license (and on the license user's assignment), never below zero. */
 export async function releaseSeat(db: Knex, device: Device, now: Date): Promise<void> {
-  await db('licenses').where({ id: device.licenseId }).where('times_activated', '>', 0).update({ times_activated: db.raw('times_activated - 1'), updated_at: now });
+  await db('licenses')
+    .where({ id: device.licenseId })
+    .where('times_activated', '>', 0)
+    .update({ times_activated: db.raw('times_activated - 1'), updated_at: now });
   if (device.licenseUserAccountId) {
-    await db('license_user_assignments').where({ license_id: device.licenseId, account_id: device.licenseUserAccountId }).where('times_activated', '>', 0).update({ times_activated: db.raw('times_activated - 1') });
+    await db('license_user_assignments')
+      .where({ license_id: device.licenseId, account_id: device.licenseUserAccountId })
+      .where('times_activated', '>', 0)
+      .update({ times_activated: db.raw('times_activated - 1') });
   }
 }
 
@@ -235,14 +276,37 @@ export async function markBlacklisted(db: Knex, deviceId: number): Promise<void>
   await table(db).where({ id: deviceId }).update({ blacklisted: true });
 }
 
-export async function addToBlacklist(db: Knex, licenseId: number, hardwareId: string, actorId: number | null, now: Date): Promise<boolean> {
+export async function addToBlacklist(
+  db: Knex,
+  licenseId: number,
+  hardwareId: string,
+  actorId: number | null,
+  now: Date,
+): Promise<boolean> {
   const exists = await db('license_blacklist').where({ license_id: licenseId, hardware_id: hardwareId }).first();
   if (exists) return false;
-  await db('license_blacklist').insert({ license_id: licenseId, hardware_id: hardwareId, created_by_account_id: actorId, created_at: now });
+  await db('license_blacklist').insert({
+    license_id: licenseId,
+    hardware_id: hardwareId,
+    created_by_account_id: actorId,
+    created_at: now,
+  });
   return true;
 }
 
-export async function addHistory(db: Knex, e: { licenseId: number; deviceId: number | null; event: string; channel?: string | null; hardwareId?: string | null; detail?: string | null; actorId?: number | null }, now: Date): Promise<void> {
+export async function addHistory(
+  db: Knex,
+  e: {
+    licenseId: number;
+    deviceId: number | null;
+    event: string;
+    channel?: string | null;
+    hardwareId?: string | null;
+    detail?: string | null;
+    actorId?: number | null;
+  },
+  now: Date,
+): Promise<void> {
   await db('activation_history').insert({
     license_id: e.licenseId,
     device_id: e.deviceId,
@@ -269,5 +333,7 @@ export async function listHistory(db: Knex, licenseId: number, limit = 100) {
 
 /** The active devices an end user activated (user-based licenses), for "My licenses". */
 export async function activeForLicenseUser(db: Knex, accountId: number): Promise<Device[]> {
-  return (await table(db).where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)).map(fromRow);
+  return (
+    await table(db).where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)
+  ).map(fromRow);
 }

@@ -30,11 +30,30 @@ const table = (db: Knex) => db<AssignmentRow>('license_user_assignments');
 
 export async function find(db: Knex, licenseId: number, accountId: number): Promise<Assignment | undefined> {
   const row = await table(db).where({ license_id: licenseId, account_id: accountId }).first();
-  return row ? { licenseId: Number(row.license_id), accountId: Number(row.account_id), maxActivations: Number(row.max_activations), timesActivated: Number(row.times_activated) } : undefined;
+  return row
+    ? {
+        licenseId: Number(row.license_id),
+        accountId: Number(row.account_id),
+        maxActivations: Number(row.max_activations),
+        timesActivated: Number(row.times_activated),
+      }
+    : undefined;
 }
 
-export async function insert(db: Knex, licenseId: number, accountId: number, maxActivations: number, now: Date): Promise<void> {
-  await table(db).insert({ license_id: licenseId, account_id: accountId, max_activations: maxActivations, times_activated: 0, created_at: now });
+export async function insert(
+  db: Knex,
+  licenseId: number,
+  accountId: number,
+  maxActivations: number,
+  now: Date,
+): Promise<void> {
+  await table(db).insert({
+    license_id: licenseId,
+    account_id: accountId,
+    max_activations: maxActivations,
+    times_activated: 0,
+    created_at: now,
+  });
 }
 
 export async function setLimit(db: Knex, licenseId: number, accountId: number, maxActivations: number): Promise<void> {
@@ -51,8 +70,20 @@ export async function usersOfLicense(db: Knex, licenseId: number): Promise<Assig
     .join('accounts', 'accounts.id', 'license_user_assignments.account_id')
     .where('license_user_assignments.license_id', licenseId)
     .orderBy('accounts.email')
-    .select('accounts.id', 'accounts.email', 'accounts.name', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated');
-  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), email: String(r.email), name: (r.name as string | null) ?? null, maxActivations: Number(r.max_activations), timesActivated: Number(r.times_activated) }));
+    .select(
+      'accounts.id',
+      'accounts.email',
+      'accounts.name',
+      'license_user_assignments.max_activations',
+      'license_user_assignments.times_activated',
+    );
+  return rows.map((r: Record<string, unknown>) => ({
+    id: Number(r.id),
+    email: String(r.email),
+    name: (r.name as string | null) ?? null,
+    maxActivations: Number(r.max_activations),
+    timesActivated: Number(r.times_activated),
+  }));
 }
 
 /** The licenses of one user, newest first, with product and order (the console's license-user page). */
@@ -64,15 +95,31 @@ export async function licensesOfUser(db: Knex, accountId: number, limit = 200) {
     .where('license_user_assignments.account_id', accountId)
     .orderBy('licenses.id', 'desc')
     .limit(limit)
-    .select('licenses.id', 'products.name as product_name', 'orders.order_ref', 'license_user_assignments.max_activations', 'license_user_assignments.times_activated');
-  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), product_name: String(r.product_name), order_ref: String(r.order_ref), max_activations: Number(r.max_activations), times_activated: Number(r.times_activated) }));
+    .select(
+      'licenses.id',
+      'products.name as product_name',
+      'orders.order_ref',
+      'license_user_assignments.max_activations',
+      'license_user_assignments.times_activated',
+    );
+  return rows.map((r: Record<string, unknown>) => ({
+    id: Number(r.id),
+    product_name: String(r.product_name),
+    order_ref: String(r.order_ref),
+    max_activations: Number(r.max_activations),
+    times_activated: Number(r.times_activated),
+  }));
 }
 
 /** E-mail addresses of the users of each of `licenseIds`. */
 export async function emailsByLicense(db: Knex, licenseIds: number[]): Promise<Map<number, string[]>> {
-  const rows = await table(db).join('accounts', 'accounts.id', 'license_user_assignments.account_id').whereIn('license_id', licenseIds).select('license_id', 'accounts.email');
+  const rows = await table(db)
+    .join('accounts', 'accounts.id', 'license_user_assignments.account_id')
+    .whereIn('license_id', licenseIds)
+    .select('license_id', 'accounts.email');
   const byLicense = new Map<number, string[]>();
-  for (const u of rows as { license_id: number; email: string }[]) byLicense.set(Number(u.license_id), [...(byLicense.get(Number(u.license_id)) ?? []), u.email]);
+  for (const u of rows as { license_id: number; email: string }[])
+    byLicense.set(Number(u.license_id), [...(byLicense.get(Number(u.license_id)) ?? []), u.email]);
   return byLicense;
 }
 
@@ -82,7 +129,9 @@ export async function licenseToActivate(db: Knex, accountId: number, productId: 
     .join('licenses', 'licenses.id', 'license_user_assignments.license_id')
     .where('license_user_assignments.account_id', accountId)
     .where('licenses.product_id', productId)
-    .orderByRaw('CASE WHEN license_user_assignments.times_activated < license_user_assignments.max_activations THEN 0 ELSE 1 END')
+    .orderByRaw(
+      'CASE WHEN license_user_assignments.times_activated < license_user_assignments.max_activations THEN 0 ELSE 1 END',
+    )
     .orderBy('licenses.id')
     .first('licenses.id');
   return row ? Number(row.id) : undefined;
@@ -90,7 +139,10 @@ export async function licenseToActivate(db: Knex, accountId: number, productId: 
 
 /** Takes one of the user's own seats on the license with a guarded update: false when none is free. */
 export async function takeSeat(db: Knex, licenseId: number, accountId: number): Promise<boolean> {
-  const n = await table(db).where({ license_id: licenseId, account_id: accountId }).where('times_activated', '<', db.ref('max_activations')).update({ times_activated: db.raw('times_activated + 1') });
+  const n = await table(db)
+    .where({ license_id: licenseId, account_id: accountId })
+    .where('times_activated', '<', db.ref('max_activations'))
+    .update({ times_activated: db.raw('times_activated + 1') });
   return Number(n) === 1;
 }
 
@@ -100,7 +152,11 @@ export async function resetCounts(db: Knex, licenseId: number): Promise<void> {
 }
 
 /** The account ids among `accountIds` assigned to a license of an order outside `orderIds` (a subquery of order ids). */
-export async function assignedOutside(db: Knex, accountIds: number[], orderIds: Knex.QueryBuilder): Promise<Set<number>> {
+export async function assignedOutside(
+  db: Knex,
+  accountIds: number[],
+  orderIds: Knex.QueryBuilder,
+): Promise<Set<number>> {
   if (!accountIds.length) return new Set();
   const rows = await table(db)
     .join('licenses', 'licenses.id', 'license_user_assignments.license_id')
@@ -156,19 +212,46 @@ const invitationFrom = (r: InvitationRow): Invitation => ({
   acceptedAt: toDate(r.accepted_at),
 });
 
-export async function insertInvitation(db: Knex, i: { licenseId: number; accountId: number; maxActivations: number; tokenHash: string; invitedBy: number | null; expiresAt: Date }, now: Date): Promise<number> {
-  const [id] = await invitations(db).insert({ license_id: i.licenseId, account_id: i.accountId, max_activations: i.maxActivations, token_hash: i.tokenHash, invited_by_account_id: i.invitedBy, created_at: now, expires_at: i.expiresAt });
+export async function insertInvitation(
+  db: Knex,
+  i: {
+    licenseId: number;
+    accountId: number;
+    maxActivations: number;
+    tokenHash: string;
+    invitedBy: number | null;
+    expiresAt: Date;
+  },
+  now: Date,
+): Promise<number> {
+  const [id] = await invitations(db).insert({
+    license_id: i.licenseId,
+    account_id: i.accountId,
+    max_activations: i.maxActivations,
+    token_hash: i.tokenHash,
+    invited_by_account_id: i.invitedBy,
+    created_at: now,
+    expires_at: i.expiresAt,
+  });
   return Number(id);
 }
 
 /** An invitation that can still be accepted: not accepted, not expired, not withdrawn (deleted). */
 export async function findUsableInvitation(db: Knex, tokenHash: string, now: Date): Promise<Invitation | undefined> {
-  const row = await invitations(db).where({ token_hash: tokenHash }).whereNull('accepted_at').where('expires_at', '>', now).first();
+  const row = await invitations(db)
+    .where({ token_hash: tokenHash })
+    .whereNull('accepted_at')
+    .where('expires_at', '>', now)
+    .first();
   return row ? invitationFrom(row) : undefined;
 }
 
 /** A pending invitation of one license (withdrawing it), or undefined. */
-export async function findPendingInvitation(db: Knex, licenseId: number, invitationId: number): Promise<Invitation | undefined> {
+export async function findPendingInvitation(
+  db: Knex,
+  licenseId: number,
+  invitationId: number,
+): Promise<Invitation | undefined> {
   const row = await invitations(db).where({ id: invitationId, license_id: licenseId }).whereNull('accepted_at').first();
   return row ? invitationFrom(row) : undefined;
 }
@@ -180,7 +263,15 @@ export async function invitationPending(db: Knex, id: number, tokenHash: string)
 
 /** Marks the invitation accepted; true only for the one caller that wins (a link works once, even under races). */
 export async function acceptInvitation(db: Knex, id: number, now: Date): Promise<boolean> {
-  return affected(await invitations(db).where({ id }).whereNull('accepted_at').where('expires_at', '>', now).update({ accepted_at: now })) === 1;
+  return (
+    affected(
+      await invitations(db)
+        .where({ id })
+        .whereNull('accepted_at')
+        .where('expires_at', '>', now)
+        .update({ accepted_at: now }),
+    ) === 1
+  );
 }
 
 /** Deletes the pending invitations of one account to one license (withdrawn, or replaced by a new one). */
@@ -200,6 +291,16 @@ export async function invitedToLicense(db: Knex, licenseId: number, now: Date): 
     .whereNull('license_user_invitations.accepted_at')
     .where('license_user_invitations.expires_at', '>', now)
     .orderBy('accounts.email')
-    .select('license_user_invitations.id', 'accounts.email', 'license_user_invitations.max_activations', 'license_user_invitations.expires_at');
-  return rows.map((r: Record<string, unknown>) => ({ invitationId: Number(r.id), email: String(r.email), maxActivations: Number(r.max_activations), expiresAt: toDate(r.expires_at)! }));
+    .select(
+      'license_user_invitations.id',
+      'accounts.email',
+      'license_user_invitations.max_activations',
+      'license_user_invitations.expires_at',
+    );
+  return rows.map((r: Record<string, unknown>) => ({
+    invitationId: Number(r.id),
+    email: String(r.email),
+    maxActivations: Number(r.max_activations),
+    expiresAt: toDate(r.expires_at)!,
+  }));
 }

@@ -43,7 +43,10 @@ export function statusSql(db: Knex, now: Date, alias = 'licenses'): Knex.Raw {
 }
 
 /** The same rule as statusSql, for a row already loaded. */
-export function statusOf(l: { enabled: boolean; expiresAt: Date | null; timesActivated: number }, now: Date): LicenseStatus {
+export function statusOf(
+  l: { enabled: boolean; expiresAt: Date | null; timesActivated: number },
+  now: Date,
+): LicenseStatus {
   if (!l.enabled) return 'disabled';
   if (l.expiresAt && l.expiresAt.getTime() <= now.getTime()) return 'expired';
   return l.timesActivated > 0 ? 'active' : 'inactive';
@@ -58,10 +61,20 @@ function whereStatus(q: Knex.QueryBuilder, status: LicenseStatus, now: Date) {
   return status === 'active' ? q.where('licenses.times_activated', '>', 0) : q.where('licenses.times_activated', 0);
 }
 
-const SELECT = ['licenses.*', 'products.name as product_name', 'products.code as product_code', 'products.authorization_method', 'orders.order_ref', 'customers.name as customer_name'];
+const SELECT = [
+  'licenses.*',
+  'products.name as product_name',
+  'products.code as product_code',
+  'products.authorization_method',
+  'orders.order_ref',
+  'customers.name as customer_name',
+];
 
 function joined(db: Knex) {
-  return db('licenses').join('products', 'products.id', 'licenses.product_id').join('orders', 'orders.id', 'licenses.order_id').join('customers', 'customers.id', 'orders.customer_id');
+  return db('licenses')
+    .join('products', 'products.id', 'licenses.product_id')
+    .join('orders', 'orders.id', 'licenses.order_id')
+    .join('customers', 'customers.id', 'orders.customer_id');
 }
 
 function fromRow(r: Record<string, unknown>, now: Date): License {
@@ -101,13 +114,26 @@ export async function findById(db: Knex, id: number, now: Date): Promise<License
 }
 
 /** A key-based license by its key and its product's code (one statement: the activation's lookup). */
-export async function findByKey(db: Knex, licenseKey: string, productCode: string, now: Date): Promise<License | undefined> {
-  const row = await joined(db).where('licenses.license_key', licenseKey).where('products.code', productCode).first(SELECT);
+export async function findByKey(
+  db: Knex,
+  licenseKey: string,
+  productCode: string,
+  now: Date,
+): Promise<License | undefined> {
+  const row = await joined(db)
+    .where('licenses.license_key', licenseKey)
+    .where('products.code', productCode)
+    .first(SELECT);
   return row ? fromRow(row, now) : undefined;
 }
 
 /** A license only when it belongs to an order of the given scope (see policies/orders.ts). */
-export async function findInOrders(db: Knex, orderIds: Knex.QueryBuilder, id: number, now: Date): Promise<License | undefined> {
+export async function findInOrders(
+  db: Knex,
+  orderIds: Knex.QueryBuilder,
+  id: number,
+  now: Date,
+): Promise<License | undefined> {
   const row = await joined(db).where('licenses.id', id).whereIn('licenses.order_id', orderIds).first(SELECT);
   return row ? fromRow(row, now) : undefined;
 }
@@ -131,7 +157,15 @@ function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = 
   if (key && WHOLE_LICENSE_KEY.test(key)) q.where('licenses.license_key', key);
   else if (key) whereStartsWith(db, q, 'licenses.license_key', key);
   if (f.userEmail) {
-    q.whereIn('licenses.id', whereStartsWith(db, db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id'), 'accounts.email', f.userEmail.toLowerCase()).select('license_user_assignments.license_id'));
+    q.whereIn(
+      'licenses.id',
+      whereStartsWith(
+        db,
+        db('license_user_assignments').join('accounts', 'accounts.id', 'license_user_assignments.account_id'),
+        'accounts.email',
+        f.userEmail.toLowerCase(),
+      ).select('license_user_assignments.license_id'),
+    );
   }
   return q;
 }
@@ -143,8 +177,15 @@ function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = 
  * 10,000 licenses, seconds for a million).
  */
 export async function list(db: Knex, f: LicenseFilter, now: Date, limit: number, offset: number): Promise<License[]> {
-  const page = filtered(db, f, now, db('licenses')).orderBy('licenses.id', 'desc').limit(limit).offset(offset).select('licenses.id');
-  const rows = await joined(db).join(db.raw('(?) as page', [page]), 'page.id', 'licenses.id').orderBy('licenses.id', 'desc').select(SELECT);
+  const page = filtered(db, f, now, db('licenses'))
+    .orderBy('licenses.id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .select('licenses.id');
+  const rows = await joined(db)
+    .join(db.raw('(?) as page', [page]), 'page.id', 'licenses.id')
+    .orderBy('licenses.id', 'desc')
+    .select(SELECT);
   return rows.map((r: Record<string, unknown>) => fromRow(r, now));
 }
 
@@ -155,14 +196,27 @@ export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<numb
 }
 
 /** The count of an order's licenses under a filter: the order's own count when nothing else filters. */
-export async function countInOrder(db: Knex, order: { id: number; licenseCount: number }, f: LicenseFilter, now: Date): Promise<number> {
+export async function countInOrder(
+  db: Knex,
+  order: { id: number; licenseCount: number },
+  f: LicenseFilter,
+  now: Date,
+): Promise<number> {
   const narrowed = f.status || f.productId || f.key || f.userEmail;
   return narrowed ? count(db, { ...f, orderId: order.id }, now) : order.licenseCount;
 }
 
 /** License counts by status for a set of orders (a sub-query of order ids). */
-export async function countByStatus(db: Knex, orderIds: Knex.QueryBuilder, now: Date): Promise<Record<LicenseStatus, number>> {
-  const rows = await db('licenses').whereIn('order_id', orderIds).select({ status: statusSql(db, now) }).count({ n: '*' }).groupBy('status');
+export async function countByStatus(
+  db: Knex,
+  orderIds: Knex.QueryBuilder,
+  now: Date,
+): Promise<Record<LicenseStatus, number>> {
+  const rows = await db('licenses')
+    .whereIn('order_id', orderIds)
+    .select({ status: statusSql(db, now) })
+    .count({ n: '*' })
+    .groupBy('status');
   const counts = Object.fromEntries(LICENSE_STATUSES.map((s) => [s, 0])) as Record<LicenseStatus, number>;
   for (const r of rows as { status: LicenseStatus; n: number | string }[]) counts[r.status] = Number(r.n);
   return counts;
@@ -176,7 +230,14 @@ export async function listForLicenseUser(db: Knex, accountId: number, now: Date)
     .where('a.account_id', accountId)
     .orderBy('licenses.id', 'desc')
     .limit(200)
-    .select('licenses.id', 'products.name as product_name', 'licenses.expires_at', 'a.max_activations', 'a.times_activated', { status: statusSql(db, now) });
+    .select(
+      'licenses.id',
+      'products.name as product_name',
+      'licenses.expires_at',
+      'a.max_activations',
+      'a.times_activated',
+      { status: statusSql(db, now) },
+    );
   return rows.map((r: Record<string, unknown>) => ({
     id: Number(r.id),
     productName: String(r.product_name),
@@ -207,7 +268,18 @@ export async function update(db: Knex, id: number, c: LicenseChanges, now: Date)
 }
 
 export function auditView(l: License) {
-  const { id: _i, orderRef: _o, customerName: _c, productName: _p, productCode: _pc, authorizationMethod: _a, status: _s, createdAt: _cr, updatedAt: _u, ...rest } = l;
+  const {
+    id: _i,
+    orderRef: _o,
+    customerName: _c,
+    productName: _p,
+    productCode: _pc,
+    authorizationMethod: _a,
+    status: _s,
+    createdAt: _cr,
+    updatedAt: _u,
+    ...rest
+  } = l;
   return rest;
 }
 
@@ -231,14 +303,33 @@ export interface LicenseFeature {
 
 /** The features a license holds, by code (what its files carry). */
 export async function featuresOf(db: Knex, licenseId: number): Promise<LicenseFeature[]> {
-  const rows = await db('license_features').join('features', 'features.id', 'license_features.feature_id').where('license_features.license_id', licenseId).orderBy('features.code').select('features.id', 'features.code', 'features.type', 'license_features.max_consumption');
-  return rows.map((r: Record<string, unknown>) => ({ featureId: Number(r.id), code: String(r.code), type: String(r.type), maxConsumption: r.max_consumption === null ? null : Number(r.max_consumption) }));
+  const rows = await db('license_features')
+    .join('features', 'features.id', 'license_features.feature_id')
+    .where('license_features.license_id', licenseId)
+    .orderBy('features.code')
+    .select('features.id', 'features.code', 'features.type', 'license_features.max_consumption');
+  return rows.map((r: Record<string, unknown>) => ({
+    featureId: Number(r.id),
+    code: String(r.code),
+    type: String(r.type),
+    maxConsumption: r.max_consumption === null ? null : Number(r.max_consumption),
+  }));
 }
 
 /** Adds reported usage to a consumption feature the license holds (unknown or other features: nothing). */
-export async function addConsumption(db: Knex, license: { id: number; productId: number }, featureCode: string, amount: number): Promise<void> {
-  const feature = await db('features').where({ product_id: license.productId, code: featureCode, type: 'consumption' }).first('id');
-  if (feature) await db('license_features').where({ license_id: license.id, feature_id: feature.id }).update({ total_consumption: db.raw('total_consumption + ?', [amount]) });
+export async function addConsumption(
+  db: Knex,
+  license: { id: number; productId: number },
+  featureCode: string,
+  amount: number,
+): Promise<void> {
+  const feature = await db('features')
+    .where({ product_id: license.productId, code: featureCode, type: 'consumption' })
+    .first('id');
+  if (feature)
+    await db('license_features')
+      .where({ license_id: license.id, feature_id: feature.id })
+      .update({ total_consumption: db.raw('total_consumption + ?', [amount]) });
 }
 
 /**
@@ -280,6 +371,9 @@ export async function clearSeats(db: Knex, id: number, now: Date): Promise<void>
 
 /** License key → id, for the keys that are licenses of the order. */
 export async function idsByKeysInOrder(db: Knex, orderId: number, keys: string[]): Promise<Map<string, number>> {
-  const rows = await db('licenses').where({ order_id: orderId }).whereIn('license_key', keys).select('id', 'license_key');
+  const rows = await db('licenses')
+    .where({ order_id: orderId })
+    .whereIn('license_key', keys)
+    .select('id', 'license_key');
   return new Map(rows.map((r: { id: number; license_key: string }) => [r.license_key, Number(r.id)]));
 }

@@ -40,7 +40,11 @@ function fromRow(r: Record<string, unknown>): Order {
 
 /** One order from a scope (see policies/orders.ts), with its customer's name. */
 export async function findInScope(scope: Knex.QueryBuilder, id: number): Promise<Order | undefined> {
-  const row = await scope.clone().join('customers', 'customers.id', 'orders.customer_id').where('orders.id', id).first('orders.*', 'customers.name as customer_name');
+  const row = await scope
+    .clone()
+    .join('customers', 'customers.id', 'orders.customer_id')
+    .where('orders.id', id)
+    .first('orders.*', 'customers.name as customer_name');
   return row ? fromRow(row) : undefined;
 }
 
@@ -50,18 +54,35 @@ export async function findById(db: Knex, id: number): Promise<Order | undefined>
 
 function searched(scope: Knex.QueryBuilder, q?: string, customerId?: number) {
   const query = scope.clone().join('customers', 'customers.id', 'orders.customer_id');
-  if (q) query.where((w) => w.whereRaw(...likeSql('orders.order_ref', q)).orWhereRaw(...likeSql('orders.reference', q)).orWhereRaw(...likeSql('customers.name', q)));
+  if (q)
+    query.where((w) =>
+      w
+        .whereRaw(...likeSql('orders.order_ref', q))
+        .orWhereRaw(...likeSql('orders.reference', q))
+        .orWhereRaw(...likeSql('customers.name', q)),
+    );
   if (customerId) query.where('orders.customer_id', customerId);
   return query;
 }
 
 /** A page of orders from a scope, newest first, with customer and license count. */
-export async function listSummaries(scope: Knex.QueryBuilder, limit: number, offset = 0, filter: { q?: string; customerId?: number } = {}): Promise<OrderSummary[]> {
+export async function listSummaries(
+  scope: Knex.QueryBuilder,
+  limit: number,
+  offset = 0,
+  filter: { q?: string; customerId?: number } = {},
+): Promise<OrderSummary[]> {
   const rows = await searched(scope, filter.q, filter.customerId)
     .orderBy('orders.id', 'desc')
     .limit(limit)
     .offset(offset)
-    .select('orders.id', 'orders.order_ref', 'orders.created_at', 'customers.name as customer_name', 'orders.license_count');
+    .select(
+      'orders.id',
+      'orders.order_ref',
+      'orders.created_at',
+      'customers.name as customer_name',
+      'orders.license_count',
+    );
   return rows.map((r: Record<string, unknown>) => ({
     id: Number(r.id),
     orderRef: String(r.order_ref),
@@ -71,12 +92,22 @@ export async function listSummaries(scope: Knex.QueryBuilder, limit: number, off
   }));
 }
 
-export async function countInScope(scope: Knex.QueryBuilder, filter: { q?: string; customerId?: number } = {}): Promise<number> {
+export async function countInScope(
+  scope: Knex.QueryBuilder,
+  filter: { q?: string; customerId?: number } = {},
+): Promise<number> {
   return countOf(await searched(scope, filter.q, filter.customerId).count({ n: '*' }).first());
 }
 
-export async function update(db: Knex, id: number, f: { order_ref: string; reference: string | null; is_test: boolean; is_trial: boolean }, now: Date): Promise<void> {
-  await db('orders').where({ id }).update({ ...f, updated_at: now });
+export async function update(
+  db: Knex,
+  id: number,
+  f: { order_ref: string; reference: string | null; is_test: boolean; is_trial: boolean },
+  now: Date,
+): Promise<void> {
+  await db('orders')
+    .where({ id })
+    .update({ ...f, updated_at: now });
 }
 
 export async function hasLicenses(db: Knex, id: number): Promise<boolean> {
@@ -89,10 +120,20 @@ export async function remove(db: Knex, id: number): Promise<void> {
 
 /** The managers assigned to an order. */
 export async function listManagers(db: Knex, orderId: number) {
-  const rows = await db('manager_orders').join('accounts', 'accounts.id', 'manager_orders.account_id').where('manager_orders.order_id', orderId).orderBy('accounts.email').select('accounts.id', 'accounts.email', 'accounts.name');
+  const rows = await db('manager_orders')
+    .join('accounts', 'accounts.id', 'manager_orders.account_id')
+    .where('manager_orders.order_id', orderId)
+    .orderBy('accounts.email')
+    .select('accounts.id', 'accounts.email', 'accounts.name');
   return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), email: String(r.email), name: String(r.name) }));
 }
 
 export function auditView(o: Order) {
-  return { orderRef: o.orderRef, reference: o.reference, customerId: o.customerId, isTest: o.isTest, isTrial: o.isTrial };
+  return {
+    orderRef: o.orderRef,
+    reference: o.reference,
+    customerId: o.customerId,
+    isTest: o.isTest,
+    isTrial: o.isTrial,
+  };
 }

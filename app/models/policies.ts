@@ -60,7 +60,9 @@ export async function findById(db: Knex, id: number): Promise<Policy | undefined
 }
 
 export async function listForProduct(db: Knex, productId: number): Promise<Policy[]> {
-  return (await db('license_policies').where({ product_id: productId }).orderBy('is_default', 'desc').orderBy('name')).map(fromRow);
+  return (
+    await db('license_policies').where({ product_id: productId }).orderBy('is_default', 'desc').orderBy('name')
+  ).map(fromRow);
 }
 
 /** Policies that licenses may be issued from, with their product, for pick lists. */
@@ -76,26 +78,45 @@ export async function listIssuable(db: Knex): Promise<(Policy & { productName: s
 }
 
 export async function listFeatures(db: Knex, policyId: number): Promise<PolicyFeature[]> {
-  return (await db('policy_features').where({ policy_id: policyId })).map((r: Record<string, unknown>) => ({ featureId: Number(r.feature_id), maxConsumption: intOrNull(r.max_consumption) }));
+  return (await db('policy_features').where({ policy_id: policyId })).map((r: Record<string, unknown>) => ({
+    featureId: Number(r.feature_id),
+    maxConsumption: intOrNull(r.max_consumption),
+  }));
 }
 
-export async function update(db: Knex, id: number, c: { name: string; entitlements: Entitlements }, now: Date): Promise<void> {
-  await db('license_policies').where({ id }).update({ name: c.name, ...entitlementColumns(c.entitlements), updated_at: now });
+export async function update(
+  db: Knex,
+  id: number,
+  c: { name: string; entitlements: Entitlements },
+  now: Date,
+): Promise<void> {
+  await db('license_policies')
+    .where({ id })
+    .update({ name: c.name, ...entitlementColumns(c.entitlements), updated_at: now });
 }
 
 export async function setFeatures(db: Knex, policyId: number, features: PolicyFeature[]): Promise<void> {
   await db('policy_features').where({ policy_id: policyId }).delete();
-  if (features.length) await db('policy_features').insert(features.map((f) => ({ policy_id: policyId, feature_id: f.featureId, max_consumption: f.maxConsumption })));
+  if (features.length)
+    await db('policy_features').insert(
+      features.map((f) => ({ policy_id: policyId, feature_id: f.featureId, max_consumption: f.maxConsumption })),
+    );
 }
 
 /** Makes one policy the product's default and clears the flag on the others. */
 export async function makeDefault(db: Knex, productId: number, policyId: number, now: Date): Promise<void> {
-  await db('license_policies').where({ product_id: productId }).whereNot({ id: policyId }).where({ is_default: true }).update({ is_default: false, updated_at: now });
+  await db('license_policies')
+    .where({ product_id: productId })
+    .whereNot({ id: policyId })
+    .where({ is_default: true })
+    .update({ is_default: false, updated_at: now });
   await db('license_policies').where({ id: policyId }).update({ is_default: true, updated_at: now });
 }
 
 export async function setArchived(db: Knex, id: number, archived: boolean, now: Date): Promise<void> {
-  await db('license_policies').where({ id }).update({ archived, ...(archived ? { is_default: false } : {}), updated_at: now });
+  await db('license_policies')
+    .where({ id })
+    .update({ archived, ...(archived ? { is_default: false } : {}), updated_at: now });
 }
 
 export async function countForProduct(db: Knex, productId: number): Promise<number> {

@@ -34,7 +34,13 @@ function fromRow(r: Record<string, unknown>): Product {
 }
 
 function featureFromRow(r: Record<string, unknown>): Feature {
-  return { id: Number(r.id), productId: Number(r.product_id), code: String(r.code), name: String(r.name), type: r.type as Feature['type'] };
+  return {
+    id: Number(r.id),
+    productId: Number(r.product_id),
+    code: String(r.code),
+    name: String(r.name),
+    type: r.type as Feature['type'],
+  };
 }
 
 export async function findById(db: Knex, id: number): Promise<Product | undefined> {
@@ -72,7 +78,12 @@ export async function listActive(db: Knex): Promise<Product[]> {
   return (await db('products').where('archived', false).orderBy('name')).map(fromRow);
 }
 
-export async function update(db: Knex, id: number, c: Partial<Pick<Product, 'name' | 'description' | 'authorizationMethod' | 'archived'>>, now: Date): Promise<void> {
+export async function update(
+  db: Knex,
+  id: number,
+  c: Partial<Pick<Product, 'name' | 'description' | 'authorizationMethod' | 'archived'>>,
+  now: Date,
+): Promise<void> {
   const row: Record<string, unknown> = { updated_at: now };
   if (c.name !== undefined) row.name = c.name;
   if (c.description !== undefined) row.description = c.description;
@@ -111,5 +122,11 @@ export async function removeFeature(db: Knex, id: number): Promise<void> {
 }
 
 export function auditView(p: Product) {
-  return { name: p.name, code: p.code, authorizationMethod: p.authorizationMethod, description: p.description, archived: p.archived };
+  return {
+    name: p.name,
+    code: p.code,
+    authorizationMethod: p.authorizationMethod,
+    description: p.description,
+    archived: p.archived,
+  };
 }

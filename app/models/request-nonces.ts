@@ -27,12 +27,29 @@ const table = (db: Knex) => db<RequestNonceRow>('request_nonces');
 
 export async function find(db: Knex, nonce: string): Promise<RequestNonce | undefined> {
   const row = await table(db).where({ nonce }).first();
-  return row ? { nonce: row.nonce, kind: row.kind, licenseId: row.license_id === null ? null : Number(row.license_id), deviceId: row.device_id === null ? null : Number(row.device_id) } : undefined;
+  return row
+    ? {
+        nonce: row.nonce,
+        kind: row.kind,
+        licenseId: row.license_id === null ? null : Number(row.license_id),
+        deviceId: row.device_id === null ? null : Number(row.device_id),
+      }
+    : undefined;
 }
 
 /** Records a request as answered; a second insert of the same nonce breaks the primary key. */
-export async function insert(db: Knex, n: { nonce: string; kind: NonceKind; licenseId: number; deviceId: number }, now: Date): Promise<void> {
-  await table(db).insert({ nonce: n.nonce, kind: n.kind, license_id: n.licenseId, device_id: n.deviceId, created_at: now });
+export async function insert(
+  db: Knex,
+  n: { nonce: string; kind: NonceKind; licenseId: number; deviceId: number },
+  now: Date,
+): Promise<void> {
+  await table(db).insert({
+    nonce: n.nonce,
+    kind: n.kind,
+    license_id: n.licenseId,
+    device_id: n.deviceId,
+    created_at: now,
+  });
 }
 
 /** The nonce of the request that made an activation (its first), which its license files are bound to. */

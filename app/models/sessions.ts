@@ -31,19 +31,38 @@ export interface AccountSession {
 const table = (db: Knex) => db<SessionRow>('sessions');
 
 /** `expired` in connect-session-knex's own format (it reads and touches the rows too): ISO text on SQLite, DATETIME text on MySQL. */
-const stamp = (db: Knex, at: Date) => (isSqlite(db) ? at.toISOString() : at.toISOString().slice(0, 19).replace('T', ' '));
+const stamp = (db: Knex, at: Date) =>
+  isSqlite(db) ? at.toISOString() : at.toISOString().slice(0, 19).replace('T', ' ');
 
 /** Writes a session (insert or update), with the account it belongs to. */
-export async function save(db: Knex, sid: string, sess: string, expiresAt: Date, accountId: number | null): Promise<void> {
-  await table(db).insert({ sid, sess, expired: stamp(db, expiresAt), account_id: accountId }).onConflict('sid').merge(['sess', 'expired', 'account_id']);
+export async function save(
+  db: Knex,
+  sid: string,
+  sess: string,
+  expiresAt: Date,
+  accountId: number | null,
+): Promise<void> {
+  await table(db)
+    .insert({ sid, sess, expired: stamp(db, expiresAt), account_id: accountId })
+    .onConflict('sid')
+    .merge(['sess', 'expired', 'account_id']);
 }
 
 /** The account's live sessions, the most recently used first. */
 export async function listForAccount(db: Knex, accountId: number, now: Date, limit = 50): Promise<AccountSession[]> {
-  const rows = await table(db).where({ account_id: accountId }).where('expired', '>', stamp(db, now)).orderBy('expired', 'desc').limit(limit);
+  const rows = await table(db)
+    .where({ account_id: accountId })
+    .where('expired', '>', stamp(db, now))
+    .orderBy('expired', 'desc')
+    .limit(limit);
   return rows.map((r) => {
     const sess = typeof r.sess === 'string' ? (JSON.parse(r.sess) as Record<string, unknown>) : r.sess;
-    return { sid: r.sid, client: (sess.client as SessionClient | undefined) ?? null, since: typeof sess.loginAt === 'number' ? new Date(sess.loginAt) : null, expiresAt: toDate(r.expired)! };
+    return {
+      sid: r.sid,
+      client: (sess.client as SessionClient | undefined) ?? null,
+      since: typeof sess.loginAt === 'number' ? new Date(sess.loginAt) : null,
+      expiresAt: toDate(r.expired)!,
+    };
   });
 }
 

@@ -27,7 +27,14 @@ export const SETTING_LIMITS = {
 
 /** The defaults for keys never saved; only the language depends on the configuration. */
 export function settingDefaults(defaultLanguage: Language): Settings {
-  return { endUserSelfService: false, managerSecondFactor: false, defaultLanguage, offlineLeaseDays: 30, airgapCodeMinutes: 60, acceptLegacyAirgapDeactivation: true };
+  return {
+    endUserSelfService: false,
+    managerSecondFactor: false,
+    defaultLanguage,
+    offlineLeaseDays: 30,
+    airgapCodeMinutes: 60,
+    acceptLegacyAirgapDeactivation: true,
+  };
 }
 
 interface Codec<T> {
@@ -36,12 +43,18 @@ interface Codec<T> {
   read(text: string): T | undefined;
 }
 
-const flag = (key: string): Codec<boolean> => ({ key, read: (s) => (s === 'true' ? true : s === 'false' ? false : undefined) });
+const flag = (key: string): Codec<boolean> => ({
+  key,
+  read: (s) => (s === 'true' ? true : s === 'false' ? false : undefined),
+});
 const whole = (key: string, { min, max }: { min: number; max: number }): Codec<number> => ({
   key,
   read: (s) => (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max ? Number(s) : undefined),
 });
-const languageCodec = (key: string): Codec<Language> => ({ key, read: (s) => SUPPORTED_LANGUAGES.find((l) => l === s) });
+const languageCodec = (key: string): Codec<Language> => ({
+  key,
+  read: (s) => SUPPORTED_LANGUAGES.find((l) => l === s),
+});
 
 const CODECS: { [K in keyof Settings]: Codec<Settings[K]> } = {
   endUserSelfService: flag('end_user_self_service'),
@@ -56,7 +69,12 @@ const NAMES = Object.keys(CODECS) as (keyof Settings)[];
 
 /** Every setting, typed; a key that was never saved (or holds an unreadable value) has its default. */
 export async function getSettings(db: Knex, defaults: Settings): Promise<Settings> {
-  const rows: { key: string; value: string }[] = await db('settings').whereIn('key', NAMES.map((n) => CODECS[n].key)).select('key', 'value');
+  const rows: { key: string; value: string }[] = await db('settings')
+    .whereIn(
+      'key',
+      NAMES.map((n) => CODECS[n].key),
+    )
+    .select('key', 'value');
   const stored = new Map(rows.map((r) => [r.key, String(r.value)]));
   const out = { ...defaults };
   for (const name of NAMES) {
@@ -69,6 +87,10 @@ export async function getSettings(db: Knex, defaults: Settings): Promise<Setting
 
 /** Writes the given settings (insert or update per key: ON CONFLICT on SQLite, ON DUPLICATE KEY on MySQL). */
 export async function saveSettings(db: Knex, values: Partial<Settings>, now: Date): Promise<void> {
-  const rows = NAMES.filter((n) => values[n] !== undefined).map((n) => ({ key: CODECS[n].key, value: String(values[n]), updated_at: now }));
+  const rows = NAMES.filter((n) => values[n] !== undefined).map((n) => ({
+    key: CODECS[n].key,
+    value: String(values[n]),
+    updated_at: now,
+  }));
   if (rows.length) await db('settings').insert(rows).onConflict('key').merge(['value', 'updated_at']);
 }

@@ -42,10 +42,29 @@ function fromRow(r: SigningKeyRow): SigningKeyInfo {
 
 const table = (db: Knex) => db<SigningKeyRow>('signing_keys');
 
-export async function insert(db: Knex, key: { kid: string; publicKeyPem: string; status: KeyStatus }, now: Date): Promise<SigningKeyInfo> {
+export async function insert(
+  db: Knex,
+  key: { kid: string; publicKeyPem: string; status: KeyStatus },
+  now: Date,
+): Promise<SigningKeyInfo> {
   const activatedAt = key.status === 'active' ? now : null;
-  await table(db).insert({ kid: key.kid, algorithm: 'Ed25519', public_key_pem: key.publicKeyPem, status: key.status, created_at: now, activated_at: activatedAt });
-  return { kid: key.kid, algorithm: 'Ed25519', publicKeyPem: key.publicKeyPem, status: key.status, createdAt: now, activatedAt, retiredAt: null };
+  await table(db).insert({
+    kid: key.kid,
+    algorithm: 'Ed25519',
+    public_key_pem: key.publicKeyPem,
+    status: key.status,
+    created_at: now,
+    activated_at: activatedAt,
+  });
+  return {
+    kid: key.kid,
+    algorithm: 'Ed25519',
+    publicKeyPem: key.publicKeyPem,
+    status: key.status,
+    createdAt: now,
+    activatedAt,
+    retiredAt: null,
+  };
 }
 
 /** The key that signs, if any. */
@@ -76,10 +95,14 @@ export async function find(db: Knex, kid: string): Promise<SigningKeyInfo | unde
  */
 export async function activate(db: Knex, kid: string, now: Date): Promise<boolean> {
   await table(db).where({ status: 'active' }).whereNot({ kid }).update({ status: 'trusted' });
-  return affected(await table(db).where({ kid, status: 'trusted' }).update({ status: 'active', activated_at: now })) === 1;
+  return (
+    affected(await table(db).where({ kid, status: 'trusted' }).update({ status: 'active', activated_at: now })) === 1
+  );
 }
 
 /** Retires a trusted key: it no longer verifies anything. False when the key is not trusted. */
 export async function retire(db: Knex, kid: string, now: Date): Promise<boolean> {
-  return affected(await table(db).where({ kid, status: 'trusted' }).update({ status: 'retired', retired_at: now })) === 1;
+  return (
+    affected(await table(db).where({ kid, status: 'trusted' }).update({ status: 'retired', retired_at: now })) === 1
+  );
 }

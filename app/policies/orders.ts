@@ -8,6 +8,7 @@ import type { Account } from '../models/accounts.ts';
 export function scopeOrders(db: Knex, account: Pick<Account, 'id' | 'role'>): Knex.QueryBuilder {
   const q = db('orders');
   if (account.role === 'admin') return q;
-  if (account.role === 'manager') return q.whereIn('orders.id', db('manager_orders').select('order_id').where('account_id', account.id));
+  if (account.role === 'manager')
+    return q.whereIn('orders.id', db('manager_orders').select('order_id').where('account_id', account.id));
   return q.whereRaw('1 = 0');
 }

@@ -18,4 +18,11 @@ export const PERMISSIONS = [
 
 export type Permission = (typeof PERMISSIONS)[number];
 
-export const DEFAULT_PERMISSIONS: Permission[] = ['manage_license_users', 'manage_user_credentials', 'issue_license', 'create_order', 'reset_license', 'reset_device'];
+export const DEFAULT_PERMISSIONS: Permission[] = [
+  'manage_license_users',
+  'manage_user_credentials',
+  'issue_license',
+  'create_order',
+  'reset_license',
+  'reset_device',
+];

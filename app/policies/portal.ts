@@ -29,7 +29,11 @@ export function authorize(permissions: Set<Permission>, code: Permission): void 
  * yet qualifies (nobody else holds it). Admins' scope is every order, so for them it is every end
  * user; end users own nobody. The same two queries run whatever the accounts turn out to be.
  */
-export async function ownedEndUsers(db: Knex, manager: Pick<Account, 'id' | 'role'>, accountIds: number[]): Promise<Set<number>> {
+export async function ownedEndUsers(
+  db: Knex,
+  manager: Pick<Account, 'id' | 'role'>,
+  accountIds: number[],
+): Promise<Set<number>> {
   if (manager.role === 'end_user') return new Set();
   const endUsers = await accounts.endUsersAmong(db, accountIds);
   const outside = await licenseUsers.assignedOutside(db, accountIds, scopeOrders(db, manager).select('orders.id'));
@@ -37,7 +41,11 @@ export async function ownedEndUsers(db: Knex, manager: Pick<Account, 'id' | 'rol
 }
 
 /** THE ownership rule for one account (see ownedEndUsers): every portal path over an end user's account asks it. */
-export async function ownsEndUser(db: Knex, manager: Pick<Account, 'id' | 'role'>, accountId: number): Promise<boolean> {
+export async function ownsEndUser(
+  db: Knex,
+  manager: Pick<Account, 'id' | 'role'>,
+  accountId: number,
+): Promise<boolean> {
   return (await ownedEndUsers(db, manager, [accountId])).has(accountId);
 }
 
@@ -53,7 +61,14 @@ export async function issuableFor(db: Knex, account: Pick<Account, 'id' | 'role'
     .where('products.archived', false)
     .orderBy('products.name')
     .orderBy('license_policies.name')
-    .select('license_policies.id', 'license_policies.name', 'license_policies.is_default', 'products.id as product_id', 'products.name as product_name', 'products.authorization_method');
+    .select(
+      'license_policies.id',
+      'license_policies.name',
+      'license_policies.is_default',
+      'products.id as product_id',
+      'products.name as product_name',
+      'products.authorization_method',
+    );
   if (account.role !== 'admin') {
     q.whereIn('products.id', db('manager_quotas').where('account_id', account.id).select('product_id'));
     const listed = await managers.allowedPoliciesOf(db, account.id);

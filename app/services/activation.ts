@@ -94,13 +94,22 @@ export interface ActivationDeps extends ArtifactDeps, LinkMailDeps {
  * lock) on the one throttled path the login form takes (throttles.ts): the same budgets, a dummy
  * hash for unknown addresses, 429 while a budget is spent.
  */
-async function endUserOf(deps: ActivationDeps, actor: Actor, user: { email: string; password: string }): Promise<number> {
+async function endUserOf(
+  deps: ActivationDeps,
+  actor: Actor,
+  user: { email: string; password: string },
+): Promise<number> {
   const account = await checkPassword(deps, actor, user.email, user.password, mailUnlockLink(deps));
-  if (!account || account.role !== 'end_user' || account.disabled) throw new ActivationError('user_credentials', 401);
+  if (account?.role !== 'end_user' || account.disabled) throw new ActivationError('user_credentials', 401);
   return account.id;
 }
 
-async function findLicense(trx: Knex, input: ActivationInput, endUserId: number | null, at: Date): Promise<{ license: licenses.License; userId: number | null }> {
+async function findLicense(
+  trx: Knex,
+  input: ActivationInput,
+  endUserId: number | null,
+  at: Date,
+): Promise<{ license: licenses.License; userId: number | null }> {
   // The usual case in one statement; anything else (and every refusal) takes the long way below.
   const byKey = input.licenseKey ? await licenses.findByKey(trx, input.licenseKey, input.productCode, at) : undefined;
   if (byKey && byKey.authorizationMethod === 'key') return { license: byKey, userId: null };
@@ -149,13 +158,23 @@ async function takeSeat(trx: Knex, l: licenses.License, userId: number | null, a
 }
 
 async function takeTransfer(trx: Knex, l: licenses.License, at: Date) {
-  if (l.maxTransfers === -1 || !(await licenses.takeTransfer(trx, l.id, l.maxTransfers > 0 ? l.maxTransfers : null, at))) throw new ActivationError('no_transfers');
+  if (
+    l.maxTransfers === -1 ||
+    !(await licenses.takeTransfer(trx, l.id, l.maxTransfers > 0 ? l.maxTransfers : null, at))
+  )
+    throw new ActivationError('no_transfers');
 }
 
 /** The same request again: its activation, or a clear refusal when that activation has ended. */
-async function repeatOf(trx: Knex, seen: requestNonces.RequestNonce, input: ActivationInput, at: Date): Promise<ActivationResult> {
+async function repeatOf(
+  trx: Knex,
+  seen: requestNonces.RequestNonce,
+  input: ActivationInput,
+  at: Date,
+): Promise<ActivationResult> {
   const device = seen.deviceId ? await devices.findById(trx, seen.deviceId) : undefined;
-  if (seen.kind !== 'activation' || !device || device.requestHash !== input.requestHash) throw new ActivationError('nonce_reused');
+  if (seen.kind !== 'activation' || !device || device.requestHash !== input.requestHash)
+    throw new ActivationError('nonce_reused');
   if (!device.active) throw new ActivationError('activation_inactive', 410);
   return { license: (await licenses.findById(trx, device.licenseId, at))!, device, repeated: true, transfer: false };
 }
@@ -192,15 +211,21 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
       if (active) {
         // This machine is active already: the same key (or, air-gap, the same channel and no key) may
         // fetch its license again; nothing else may take it over or be signed for it.
-        if (active.channel !== input.channel && (active.channel === 'airgap' || input.channel === 'airgap')) throw new ActivationError('already_active_other_key');
+        if (active.channel !== input.channel && (active.channel === 'airgap' || input.channel === 'airgap'))
+          throw new ActivationError('already_active_other_key');
         if (active.devicePublicKey !== input.devicePublicKey) throw new ActivationError('already_active_other_key');
         if (input.channel === 'airgap') throw new ActivationError('already_active_other_key'); // a new request code is a new secret: deactivate first
-        await requestNonces.insert(trx, { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId: active.id }, at);
+        await requestNonces.insert(
+          trx,
+          { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId: active.id },
+          at,
+        );
         await devices.touch(trx, active.id, at);
         return { license, device: active, repeated: true, transfer: false };
       }
 
-      if (await expireFloatingSlots(trx, license, at)) Object.assign(license, (await licenses.findById(trx, license.id, at))!);
+      if (await expireFloatingSlots(trx, license, at))
+        Object.assign(license, (await licenses.findById(trx, license.id, at))!);
       // The seat first: with every seat taken the answer is no_seats, whatever the transfers.
       await takeSeat(trx, license, found.userId, at);
       const transfer = await countsAsTransfer(trx, license, input.hardwareId);
@@ -218,23 +243,53 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
           devicePublicKey: input.devicePublicKey,
           requestHash: input.requestHash,
           airgapCommitment: input.airgapCommitment,
-          floatingExpiresAt: license.floating && license.floatingTimeoutMinutes ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000) : null,
+          floatingExpiresAt:
+            license.floating && license.floatingTimeoutMinutes
+              ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000)
+              : null,
         },
         at,
       );
       await requestNonces.insert(trx, { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId }, at);
-      await devices.addHistory(trx, { licenseId: license.id, deviceId, event: 'activated', channel: input.channel, hardwareId: input.hardwareId, detail: transfer ? 'transfer' : null }, at);
+      await devices.addHistory(
+        trx,
+        {
+          licenseId: license.id,
+          deviceId,
+          event: 'activated',
+          channel: input.channel,
+          hardwareId: input.hardwareId,
+          detail: transfer ? 'transfer' : null,
+        },
+        at,
+      );
       await recordAudit(trx, actor, at, {
         action: 'activation.granted',
         objectType: 'license',
         objectId: license.id,
         orderId: license.orderId,
         before: { timesActivated: license.timesActivated, transferCount: license.transferCount },
-        after: { deviceId, channel: input.channel, hardwareId: input.hardwareId, transfer, requestHash: input.requestHash },
+        after: {
+          deviceId,
+          channel: input.channel,
+          hardwareId: input.hardwareId,
+          transfer,
+          requestHash: input.requestHash,
+        },
       });
       // The row as it now is (this transaction holds it): one seat more, one transfer more if it was one.
-      const after = { ...license, timesActivated: license.timesActivated + 1, transferCount: license.transferCount + (transfer ? 1 : 0), updatedAt: at };
-      return { license: { ...after, status: licenses.statusOf(after, at) }, device: (await devices.findById(trx, deviceId))!, repeated: false, transfer };
+      const after = {
+        ...license,
+        timesActivated: license.timesActivated + 1,
+        transferCount: license.transferCount + (transfer ? 1 : 0),
+        updatedAt: at,
+      };
+      return {
+        license: { ...after, status: licenses.statusOf(after, at) },
+        device: (await devices.findById(trx, deviceId))!,
+        repeated: false,
+        transfer,
+      };
     });
   try {
     if (input.user) endUserId = await endUserOf(deps, actor, input.user);
@@ -252,13 +307,20 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
 }
 
 /** The license file of an active activation (deterministic: the same activation, the same file). */
-export async function licenseFile(deps: ActivationDeps, deviceId: number): Promise<{ text: string; filename: string; license: licenses.License }> {
+export async function licenseFile(
+  deps: ActivationDeps,
+  deviceId: number,
+): Promise<{ text: string; filename: string; license: licenses.License }> {
   const at = deps.clock.now();
   const device = await devices.findById(deps.db, deviceId);
   if (!device) throw new ActivationError('activation_unknown', 404);
   const license = (await licenses.findById(deps.db, device.licenseId, at))!;
   const { text } = await issueLicenseFile(deps.db, deps, license, device, 'license', at);
-  return { text, filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`, license };
+  return {
+    text,
+    filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`,
+    license,
+  };
 }
 
 export interface DeactivationInput {
@@ -279,15 +341,27 @@ export interface DeactivationInput {
 }
 
 /** The offline and online proof: signed by the device key registered at that activation, naming that activation. */
-export function signedByRegisteredDevice(devicePublicKey: string, hardwareId: string, activationNonce: string): DeactivationInput['proves'] {
-  return (device, registered) => device.devicePublicKey === devicePublicKey && device.hardwareId === hardwareId && registered !== null && registered === activationNonce;
+export function signedByRegisteredDevice(
+  devicePublicKey: string,
+  hardwareId: string,
+  activationNonce: string,
+): DeactivationInput['proves'] {
+  return (device, registered) =>
+    device.devicePublicKey === devicePublicKey &&
+    device.hardwareId === hardwareId &&
+    registered !== null &&
+    registered === activationNonce;
 }
 
 /**
  * Deactivates a device on the strength of a request that proves it holds that activation. A replay
  * returns the first answer and changes nothing; a forgery changes nothing and is recorded.
  */
-export async function deactivate(deps: ActivationDeps, actor: Actor, input: DeactivationInput): Promise<{ device: devices.Device; license: licenses.License; repeated: boolean }> {
+export async function deactivate(
+  deps: ActivationDeps,
+  actor: Actor,
+  input: DeactivationInput,
+): Promise<{ device: devices.Device; license: licenses.License; repeated: boolean }> {
   let orderId: number | null = null;
   try {
     return await inTransaction(deps.db, async (trx) => {
@@ -297,32 +371,76 @@ export async function deactivate(deps: ActivationDeps, actor: Actor, input: Deac
       if (!device) throw new ActivationError('activation_unknown', 404);
       const license = (await licenses.findById(trx, input.licenseId, at))!;
       orderId = license.orderId;
-      if (!input.proves(device, await requestNonces.activationNonceOf(trx, device.id))) throw new ActivationError('deactivation_forged', 403);
+      if (!input.proves(device, await requestNonces.activationNonceOf(trx, device.id)))
+        throw new ActivationError('deactivation_forged', 403);
       const seen = await requestNonces.find(trx, input.nonce);
       if (seen) {
         if (seen.kind === 'deactivation' && seen.deviceId === device.id) return { device, license, repeated: true };
         throw new ActivationError('nonce_reused');
       }
       if (!(await devices.deactivate(trx, device.id, 'device', at))) throw new ActivationError('already_deactivated');
-      await requestNonces.insert(trx, { nonce: input.nonce, kind: 'deactivation', licenseId: license.id, deviceId: device.id }, at);
+      await requestNonces.insert(
+        trx,
+        { nonce: input.nonce, kind: 'deactivation', licenseId: license.id, deviceId: device.id },
+        at,
+      );
       await devices.releaseSeat(trx, device, at);
-      for (const u of input.usage) if (Number.isSafeInteger(u.amount) && u.amount > 0) await licenses.addConsumption(trx, license, u.feature, u.amount);
-      await devices.addHistory(trx, { licenseId: license.id, deviceId: device.id, event: 'deactivated', channel: input.channel, hardwareId: input.hardwareId }, at);
-      await recordAudit(trx, actor, at, { action: 'deactivation.granted', objectType: 'device', objectId: device.id, orderId: license.orderId, before: { active: true }, after: { active: false, channel: input.channel, usage: input.usage, requestHash: input.requestHash } });
-      return { device: (await devices.findById(trx, device.id))!, license: (await licenses.findById(trx, license.id, at))!, repeated: false };
+      for (const u of input.usage)
+        if (Number.isSafeInteger(u.amount) && u.amount > 0)
+          await licenses.addConsumption(trx, license, u.feature, u.amount);
+      await devices.addHistory(
+        trx,
+        {
+          licenseId: license.id,
+          deviceId: device.id,
+          event: 'deactivated',
+          channel: input.channel,
+          hardwareId: input.hardwareId,
+        },
+        at,
+      );
+      await recordAudit(trx, actor, at, {
+        action: 'deactivation.granted',
+        objectType: 'device',
+        objectId: device.id,
+        orderId: license.orderId,
+        before: { active: true },
+        after: { active: false, channel: input.channel, usage: input.usage, requestHash: input.requestHash },
+      });
+      return {
+        device: (await devices.findById(trx, device.id))!,
+        license: (await licenses.findById(trx, license.id, at))!,
+        repeated: false,
+      };
     });
   } catch (err) {
     if (err instanceof ActivationError) {
-      await recordRefusal(deps, actor, { action: 'deactivation.refused', channel: input.channel, requestHash: input.requestHash, hardwareId: input.hardwareId, licenseId: orderId ? input.licenseId : null, orderId }, err.code);
+      await recordRefusal(
+        deps,
+        actor,
+        {
+          action: 'deactivation.refused',
+          channel: input.channel,
+          requestHash: input.requestHash,
+          hardwareId: input.hardwareId,
+          licenseId: orderId ? input.licenseId : null,
+          orderId,
+        },
+        err.code,
+      );
     }
     throw err;
   }
 }
 
 /** The signed receipt of a deactivation (deterministic from the device row). */
-export async function deactivationReceipt(deps: ActivationDeps, deviceId: number, deactivationNonce: string): Promise<string> {
+export async function deactivationReceipt(
+  deps: ActivationDeps,
+  deviceId: number,
+  deactivationNonce: string,
+): Promise<string> {
   const device = await devices.findById(deps.db, deviceId);
-  if (!device || !device.deactivatedAt) throw new ActivationError('activation_unknown', 404);
+  if (!device?.deactivatedAt) throw new ActivationError('activation_unknown', 404);
   return deps.signer.receipt(deps.db, {
     v: 1,
     licenseId: device.licenseId,

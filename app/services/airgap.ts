@@ -1,6 +1,15 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import { airgapCommitment, confirmationCode, legacyConfirmationCode, legacyDeactivationTagValid, parseAirgapRequest, parseDeactivationCode, productHash, type ParsedDeactivationCode } from '../../sdk/src/airgap.ts';
+import {
+  airgapCommitment,
+  confirmationCode,
+  legacyConfirmationCode,
+  legacyDeactivationTagValid,
+  parseAirgapRequest,
+  parseDeactivationCode,
+  productHash,
+  type ParsedDeactivationCode,
+} from '../../sdk/src/airgap.ts';
 import { CodeError, normaliseCodeText } from '../../sdk/src/codes.ts';
 import { AppError } from '../lib/errors.ts';
 import * as devices from '../models/devices.ts';
@@ -30,7 +39,10 @@ import type { Actor } from './context.ts';
  */
 export class TypoError extends AppError {
   constructor(field: string, group: number | null) {
-    super('validation', 'typo', 422, 'validation.summary', { fieldErrors: { [field]: group ? 'airgap.typoGroup' : 'airgap.typo' }, vars: { group } });
+    super('validation', 'typo', 422, 'validation.summary', {
+      fieldErrors: { [field]: group ? 'airgap.typoGroup' : 'airgap.typo' },
+      vars: { group },
+    });
   }
 }
 
@@ -39,7 +51,8 @@ function readCode<T>(field: string, read: () => T): T {
     return read();
   } catch (err) {
     if (err instanceof CodeError) {
-      if (err.code === 'typo' || (err.code === 'format' && err.group !== undefined && err.actualKind === undefined)) throw new TypoError(field, err.group ?? null);
+      if (err.code === 'typo' || (err.code === 'format' && err.group !== undefined && err.actualKind === undefined))
+        throw new TypoError(field, err.group ?? null);
       if (err.code === 'outdated') throw new ActivationError('code_outdated', 422);
       throw new ActivationError('code_malformed', 422);
     }
@@ -64,11 +77,19 @@ const codeHash = (code: string) => crypto.createHash('sha256').update(normaliseC
 const airgapHardwareId = (hardwareHash: string) => `ag-${hardwareHash}`;
 
 /** Refusals found before the activation service runs are recorded like its own. */
-async function recorded<T>(deps: ActivationDeps, actor: Actor, action: 'activation.refused' | 'deactivation.refused', requestHash: string, hardwareId: string, run: () => Promise<T>): Promise<T> {
+async function recorded<T>(
+  deps: ActivationDeps,
+  actor: Actor,
+  action: 'activation.refused' | 'deactivation.refused',
+  requestHash: string,
+  hardwareId: string,
+  run: () => Promise<T>,
+): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if (err instanceof ActivationError && !(err as { recorded?: boolean }).recorded) await recordRefusal(deps, actor, { action, channel: 'airgap', requestHash, hardwareId }, err.code);
+    if (err instanceof ActivationError && !(err as { recorded?: boolean }).recorded)
+      await recordRefusal(deps, actor, { action, channel: 'airgap', requestHash, hardwareId }, err.code);
     throw err;
   }
 }
@@ -98,7 +119,12 @@ export interface AirgapActivation {
  * signed activation code bound to the request. The same request code again answers with the same
  * code while the activation lasts.
  */
-export async function activateByCode(deps: ActivationDeps, actor: Actor, typedKey: string, requestCode: string): Promise<AirgapActivation> {
+export async function activateByCode(
+  deps: ActivationDeps,
+  actor: Actor,
+  typedKey: string,
+  requestCode: string,
+): Promise<AirgapActivation> {
   const at = deps.clock.now();
   const request = parseActivationInput(requestCode, at);
   const requestHash = codeHash(requestCode);
@@ -107,7 +133,8 @@ export async function activateByCode(deps: ActivationDeps, actor: Actor, typedKe
     const settings = await deps.settings();
     // The code carries the hour it was made in: allow that hour on top of the lifetime.
     const age = at.getTime() - request.issuedAt.getTime();
-    if (age > settings.airgapCodeMinutes * 60_000 + 3600_000 || age < -3600_000) throw new ActivationError('code_expired', 422);
+    if (age > settings.airgapCodeMinutes * 60_000 + 3600_000 || age < -3600_000)
+      throw new ActivationError('code_expired', 422);
     const product = await productFor(deps.db, request.productHash);
     if (!product) throw new ActivationError('product_unknown', 404);
     const licenseKey = normaliseLicenseKey(typedKey);
@@ -149,34 +176,65 @@ function sameHex(a: string, b: string): boolean {
  * whose commitment the activation stored; version 1: a MAC under the activation's old secret,
  * accepted only while the vendor allows it. Returns the confirmation code the device checks.
  */
-export async function deactivateByCode(deps: ActivationDeps, actor: Actor, typedKey: string, code: string): Promise<{ confirmation: string; productName: string; repeated: boolean }> {
+export async function deactivateByCode(
+  deps: ActivationDeps,
+  actor: Actor,
+  typedKey: string,
+  code: string,
+): Promise<{ confirmation: string; productName: string; repeated: boolean }> {
   const parsed = parseDeactivationInput(code);
   const requestHash = codeHash(code);
-  return recorded(deps, actor, 'deactivation.refused', requestHash, parsed.version === 2 ? airgapHardwareId(parsed.hardwareHash) : `activation-${parsed.activationId}`, async () => {
-    const licenseId = await licenses.idByKey(deps.db, normaliseLicenseKey(typedKey));
-    const license = licenseId ? await licenses.findById(deps.db, licenseId, deps.clock.now()) : undefined;
-    if (!licenseId || !license) throw new ActivationError('license_unknown', 404);
-    // Found here to name it; the activation service reads it again under the license lock.
-    const device = parsed.version === 2 ? await devices.findLatest(deps.db, licenseId, airgapHardwareId(parsed.hardwareHash)) : await devices.findForLicense(deps.db, licenseId, parsed.activationId);
-    if (!device || device.channel !== 'airgap') throw new ActivationError('activation_unknown', 404);
-    if (parsed.version === 1 && !(await deps.settings()).acceptLegacyAirgapDeactivation) throw new ActivationError('legacy_deactivation_refused', 403);
-    const proves =
-      parsed.version === 2
-        ? (d: devices.Device) => d.airgapCommitment !== null && sameHex(d.airgapCommitment, airgapCommitment({ productHash: productHash(license.productCode), hardwareHash: parsed.hardwareHash, secret: parsed.secret }))
-        : (d: devices.Device) => d.airgapCommitment === null && d.airgapSecret !== null && legacyDeactivationTagValid(d.airgapSecret, parsed.activationId, parsed.nonce, parsed.tag);
-    const result = await markRecorded(() =>
-      deactivate(deps, actor, {
-        channel: 'airgap',
-        licenseId,
-        activationId: device.id,
-        hardwareId: device.hardwareId,
-        nonce: parsed.version === 2 ? `agd-${device.id}` : `agd-${parsed.activationId}-${parsed.nonce}`,
-        requestHash,
-        usage: [],
-        proves,
-      }),
-    );
-    const confirmation = parsed.version === 2 ? confirmationCode({ secret: parsed.secret, hardwareHash: parsed.hardwareHash }) : legacyConfirmationCode(device.airgapSecret!, parsed.activationId, parsed.nonce);
-    return { confirmation, productName: result.license.productName, repeated: result.repeated };
-  });
+  return recorded(
+    deps,
+    actor,
+    'deactivation.refused',
+    requestHash,
+    parsed.version === 2 ? airgapHardwareId(parsed.hardwareHash) : `activation-${parsed.activationId}`,
+    async () => {
+      const licenseId = await licenses.idByKey(deps.db, normaliseLicenseKey(typedKey));
+      const license = licenseId ? await licenses.findById(deps.db, licenseId, deps.clock.now()) : undefined;
+      if (!licenseId || !license) throw new ActivationError('license_unknown', 404);
+      // Found here to name it; the activation service reads it again under the license lock.
+      const device =
+        parsed.version === 2
+          ? await devices.findLatest(deps.db, licenseId, airgapHardwareId(parsed.hardwareHash))
+          : await devices.findForLicense(deps.db, licenseId, parsed.activationId);
+      if (device?.channel !== 'airgap') throw new ActivationError('activation_unknown', 404);
+      if (parsed.version === 1 && !(await deps.settings()).acceptLegacyAirgapDeactivation)
+        throw new ActivationError('legacy_deactivation_refused', 403);
+      const proves =
+        parsed.version === 2
+          ? (d: devices.Device) =>
+              d.airgapCommitment !== null &&
+              sameHex(
+                d.airgapCommitment,
+                airgapCommitment({
+                  productHash: productHash(license.productCode),
+                  hardwareHash: parsed.hardwareHash,
+                  secret: parsed.secret,
+                }),
+              )
+          : (d: devices.Device) =>
+              d.airgapCommitment === null &&
+              d.airgapSecret !== null &&
+              legacyDeactivationTagValid(d.airgapSecret, parsed.activationId, parsed.nonce, parsed.tag);
+      const result = await markRecorded(() =>
+        deactivate(deps, actor, {
+          channel: 'airgap',
+          licenseId,
+          activationId: device.id,
+          hardwareId: device.hardwareId,
+          nonce: parsed.version === 2 ? `agd-${device.id}` : `agd-${parsed.activationId}-${parsed.nonce}`,
+          requestHash,
+          usage: [],
+          proves,
+        }),
+      );
+      const confirmation =
+        parsed.version === 2
+          ? confirmationCode({ secret: parsed.secret, hardwareHash: parsed.hardwareHash })
+          : legacyConfirmationCode(device.airgapSecret!, parsed.activationId, parsed.nonce);
+      return { confirmation, productName: result.license.productName, repeated: result.repeated };
+    },
+  );
 }

@@ -29,26 +29,63 @@ export interface AuthDeps extends ServiceDeps {
 export type LoginResult = { ok: true; account: accounts.Account } | { ok: false };
 
 /** The account-wide ceiling was crossed: the owner gets a link that lifts it (docs/decisions.md, "Throttles"). */
-export const mailUnlockLink = (deps: LinkMailDeps): OnAccountCeiling => async (account) => {
-  const now = deps.clock.now();
-  const token = randomToken();
-  await tokens.insertOneTimeCode(deps.db, 'login_unlock', hashToken(token), new Date(now.getTime() + UNLOCK_LINK_MINUTES * 60_000), now, { accountId: account.id });
-  await recordAudit(deps.db, { accountId: account.id, label: account.email, ip: null, requestId: null }, now, { action: 'auth.account_throttled', objectType: 'account', objectId: account.id, after: { unlockLinkMinutes: UNLOCK_LINK_MINUTES } });
-  const t = deps.translatorFor(account.language);
-  await deps.mailer.send({ to: account.email, subject: t('mail.unlock.subject'), text: t('mail.unlock.body', { name: account.name, link: `${deps.baseUrl}${makePaths(null).unlockLogin(token)}`, minutes: UNLOCK_LINK_MINUTES }) });
-};
+export const mailUnlockLink =
+  (deps: LinkMailDeps): OnAccountCeiling =>
+  async (account) => {
+    const now = deps.clock.now();
+    const token = randomToken();
+    await tokens.insertOneTimeCode(
+      deps.db,
+      'login_unlock',
+      hashToken(token),
+      new Date(now.getTime() + UNLOCK_LINK_MINUTES * 60_000),
+      now,
+      { accountId: account.id },
+    );
+    await recordAudit(deps.db, { accountId: account.id, label: account.email, ip: null, requestId: null }, now, {
+      action: 'auth.account_throttled',
+      objectType: 'account',
+      objectId: account.id,
+      after: { unlockLinkMinutes: UNLOCK_LINK_MINUTES },
+    });
+    const t = deps.translatorFor(account.language);
+    await deps.mailer.send({
+      to: account.email,
+      subject: t('mail.unlock.subject'),
+      text: t('mail.unlock.body', {
+        name: account.name,
+        link: `${deps.baseUrl}${makePaths(null).unlockLogin(token)}`,
+        minutes: UNLOCK_LINK_MINUTES,
+      }),
+    });
+  };
 
 /** Checks login credentials (throttles.ts checkPassword). Throws 429 while a budget is spent. */
-export async function authenticate(deps: AuthDeps & LinkMailDeps, actor: Actor, email: string, password: string): Promise<LoginResult> {
+export async function authenticate(
+  deps: AuthDeps & LinkMailDeps,
+  actor: Actor,
+  email: string,
+  password: string,
+): Promise<LoginResult> {
   const account = await checkPassword(deps, actor, email, password, mailUnlockLink(deps));
   const now = deps.clock.now();
   if (!account || account.disabled) {
-    if (account) await recordAudit(deps.db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.login_failed', objectType: 'account', objectId: account.id, after: { email: account.email, reason: 'disabled' } });
+    if (account)
+      await recordAudit(deps.db, { ...actor, accountId: account.id, label: account.email }, now, {
+        action: 'auth.login_failed',
+        objectType: 'account',
+        objectId: account.id,
+        after: { email: account.email, reason: 'disabled' },
+      });
     return { ok: false };
   }
   if (account.totpEnabledAt) {
     // The password was right, but the login completes (and is audited as auth.login) after the second factor.
-    await recordAudit(deps.db, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.two_factor_required', objectType: 'account', objectId: account.id });
+    await recordAudit(deps.db, { ...actor, accountId: account.id, label: account.email }, now, {
+      action: 'auth.two_factor_required',
+      objectType: 'account',
+      objectId: account.id,
+    });
     return { ok: true, account };
   }
   await inTransaction(deps.db, (trx) => recordLogin(trx, actor, account, now));
@@ -62,7 +99,12 @@ export async function unlockAccount(deps: AuthDeps, actor: Actor, token: string)
     const code = await tokens.findUsableOneTimeCode(trx, 'login_unlock', hashToken(token), now);
     if (!code || !(await tokens.consumeOneTimeCode(trx, code.id, now))) return null;
     const found = await accounts.findById(trx, (code.data as { accountId: number }).accountId);
-    if (found) await recordAudit(trx, { ...actor, accountId: found.id, label: found.email }, now, { action: 'auth.account_unlocked', objectType: 'account', objectId: found.id });
+    if (found)
+      await recordAudit(trx, { ...actor, accountId: found.id, label: found.email }, now, {
+        action: 'auth.account_unlocked',
+        objectType: 'account',
+        objectId: found.id,
+      });
     return found ?? null;
   });
   if (account) await deps.limiter.reset(throttleKeys.passwordAccount(account.email));
@@ -97,7 +139,13 @@ const sessionHandle = (sid: string) => crypto.createHash('sha256').update(sid).d
  * The account's live sessions for its own page; `idleMs` turns the stored expiry back into "last
  * seen". The current session's client is the live one (it may not have been stored yet).
  */
-export async function sessionsOf({ db, clock }: ServiceDeps, actor: Actor, accountId: number, idleMs: number, currentClient: sessions.SessionClient | null): Promise<SessionView[]> {
+export async function sessionsOf(
+  { db, clock }: ServiceDeps,
+  actor: Actor,
+  accountId: number,
+  idleMs: number,
+  currentClient: sessions.SessionClient | null,
+): Promise<SessionView[]> {
   return (await sessions.listForAccount(db, accountId, clock.now())).map((s) => ({
     id: sessionHandle(s.sid),
     current: s.sid === actor.sessionId,
@@ -108,31 +156,65 @@ export async function sessionsOf({ db, clock }: ServiceDeps, actor: Actor, accou
 }
 
 /** Ends the account's other sessions ("sign out everywhere else"), or one of them by its handle. */
-export async function endSessions({ db, clock }: ServiceDeps, actor: Actor, accountId: number, which: 'others' | string): Promise<number> {
+export async function endSessions(
+  { db, clock }: ServiceDeps,
+  actor: Actor,
+  accountId: number,
+  which: 'others' | string,
+): Promise<number> {
   const now = clock.now();
   return inTransaction(db, async (trx) => {
     let ended = 0;
     if (which === 'others') ended = await endOtherSessions(trx, actor, accountId);
     else {
-      const target = (await sessions.listForAccount(trx, accountId, now, 500)).find((s) => sessionHandle(s.sid) === which && s.sid !== actor.sessionId);
+      const target = (await sessions.listForAccount(trx, accountId, now, 500)).find(
+        (s) => sessionHandle(s.sid) === which && s.sid !== actor.sessionId,
+      );
       if (target && (await sessions.endOne(trx, accountId, target.sid))) ended = 1;
     }
-    if (ended) await recordAudit(trx, actor, now, { action: 'account.sessions_ended', objectType: 'account', objectId: accountId, after: { sessions: ended } });
+    if (ended)
+      await recordAudit(trx, actor, now, {
+        action: 'account.sessions_ended',
+        objectType: 'account',
+        objectId: accountId,
+        after: { sessions: ended },
+      });
     return ended;
   });
 }
 
 /** What a completed login writes: the last-login time and the `auth.login` event (pass the transaction). */
-export async function recordLogin(trx: Knex, actor: Actor, account: accounts.Account, now: Date, after?: Record<string, unknown>): Promise<void> {
+export async function recordLogin(
+  trx: Knex,
+  actor: Actor,
+  account: accounts.Account,
+  now: Date,
+  after?: Record<string, unknown>,
+): Promise<void> {
   await accounts.update(trx, account.id, { lastLoginAt: now }, now);
-  await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, { action: 'auth.login', objectType: 'account', objectId: account.id, after });
+  await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, {
+    action: 'auth.login',
+    objectType: 'account',
+    objectId: account.id,
+    after,
+  });
 }
 
 export async function recordLogout({ db, clock }: ServiceDeps, actor: Actor): Promise<void> {
-  await recordAudit(db, actor, clock.now(), { action: 'auth.logout', objectType: 'account', objectId: actor.accountId });
+  await recordAudit(db, actor, clock.now(), {
+    action: 'auth.logout',
+    objectType: 'account',
+    objectId: actor.accountId,
+  });
 }
 
-export async function changePassword({ db, clock }: ServiceDeps, actor: Actor, accountId: number, currentPassword: string, newPassword: string): Promise<void> {
+export async function changePassword(
+  { db, clock }: ServiceDeps,
+  actor: Actor,
+  accountId: number,
+  currentPassword: string,
+  newPassword: string,
+): Promise<void> {
   const account = await accounts.findById(db, accountId);
   if (!account || !(await verifyPassword(account.passwordHash, currentPassword))) {
     throw new ValidationError({ current_password: 'validation.currentPasswordWrong' });
@@ -154,7 +236,12 @@ export async function changePassword({ db, clock }: ServiceDeps, actor: Actor, a
   });
 }
 
-export async function updateProfile({ db, clock }: ServiceDeps, actor: Actor, accountId: number, changes: { name: string; language: string }): Promise<void> {
+export async function updateProfile(
+  { db, clock }: ServiceDeps,
+  actor: Actor,
+  accountId: number,
+  changes: { name: string; language: string },
+): Promise<void> {
   const now = clock.now();
   await inTransaction(db, async (trx) => {
     const before = (await accounts.findById(trx, accountId))!;
@@ -173,11 +260,7 @@ export async function updateProfile({ db, clock }: ServiceDeps, actor: Actor, ac
  * Starts a password reset. The caller answers the same whether the address exists or not; only the
  * client's request rate can change the answer (429).
  */
-export async function requestPasswordReset(
-  deps: AuthDeps & LinkMailDeps,
-  actor: Actor,
-  email: string,
-): Promise<void> {
+export async function requestPasswordReset(deps: AuthDeps & LinkMailDeps, actor: Actor, email: string): Promise<void> {
   const { db, clock, limiter } = deps;
   const address = accounts.normaliseEmail(email);
   for (const [key, rule] of [
@@ -186,18 +269,29 @@ export async function requestPasswordReset(
   ] as const) {
     const state = await limiter.hit(key, rule);
     if (state.hits > rule.limit) {
-      await recordAudit(db, { ...actor, label: address }, clock.now(), { action: 'auth.password_reset_rate_limited', after: { email: address } });
+      await recordAudit(db, { ...actor, label: address }, clock.now(), {
+        action: 'auth.password_reset_rate_limited',
+        after: { email: address },
+      });
       throw rateLimited(state.retryAfterSeconds);
     }
   }
   const account = await accounts.findByEmail(db, address);
   const now = clock.now();
   if (!account || account.disabled) {
-    await recordAudit(db, { ...actor, label: address }, now, { action: 'auth.password_reset_requested', after: { email: address, known: false } });
+    await recordAudit(db, { ...actor, label: address }, now, {
+      action: 'auth.password_reset_requested',
+      after: { email: address, known: false },
+    });
     return;
   }
   await inTransaction(db, async (trx) => {
-    await recordAudit(trx, { ...actor, label: address }, now, { action: 'auth.password_reset_requested', objectType: 'account', objectId: account.id, after: { email: address, known: true } });
+    await recordAudit(trx, { ...actor, label: address }, now, {
+      action: 'auth.password_reset_requested',
+      objectType: 'account',
+      objectId: account.id,
+      after: { email: address, known: true },
+    });
   });
   await mailAccountLink(deps, account, 'reset');
 }
@@ -214,16 +308,32 @@ export interface LinkMailDeps extends ServiceDeps {
  * E-mails a single-use link to choose a password: `reset` (valid 60 minutes) for a forgotten
  * password, `invite` (valid 7 days) for an account the vendor created.
  */
-export async function mailAccountLink(deps: LinkMailDeps, account: accounts.Account, kind: 'reset' | 'invite'): Promise<void> {
+export async function mailAccountLink(
+  deps: LinkMailDeps,
+  account: accounts.Account,
+  kind: 'reset' | 'invite',
+): Promise<void> {
   const now = deps.clock.now();
   const token = randomToken();
   const minutes = kind === 'reset' ? RESET_LINK_MINUTES : INVITE_LINK_DAYS * 24 * 60;
-  await tokens.insertResetToken(deps.db, account.id, hashToken(token), new Date(now.getTime() + minutes * 60_000), null, now);
+  await tokens.insertResetToken(
+    deps.db,
+    account.id,
+    hashToken(token),
+    new Date(now.getTime() + minutes * 60_000),
+    null,
+    now,
+  );
   const t = deps.translatorFor(account.language);
   await deps.mailer.send({
     to: account.email,
     subject: t(`mail.${kind}.subject`),
-    text: t(`mail.${kind}.body`, { name: account.name, link: `${deps.baseUrl}${makePaths(null).resetPassword(token)}`, minutes, days: INVITE_LINK_DAYS }),
+    text: t(`mail.${kind}.body`, {
+      name: account.name,
+      link: `${deps.baseUrl}${makePaths(null).resetPassword(token)}`,
+      minutes,
+      days: INVITE_LINK_DAYS,
+    }),
   });
 }
 
@@ -232,17 +342,27 @@ export async function isResetTokenUsable({ db, clock }: ServiceDeps, token: stri
 }
 
 /** Sets the new password and burns the link; a used or expired link throws 410. */
-export async function resetPassword({ db, clock, limiter }: AuthDeps, actor: Actor, token: string, newPassword: string): Promise<accounts.Account> {
+export async function resetPassword(
+  { db, clock, limiter }: AuthDeps,
+  actor: Actor,
+  token: string,
+  newPassword: string,
+): Promise<accounts.Account> {
   const passwordHash = await hashPassword(newPassword);
   const now = clock.now();
   const accountId = await inTransaction(db, async (trx) => {
     const found = await tokens.findUsableResetToken(trx, hashToken(token), now);
-    if (!found || !(await tokens.consumeResetToken(trx, found.id, now))) throw new HttpError(410, 'auth.reset.linkInvalid');
+    if (!found || !(await tokens.consumeResetToken(trx, found.id, now)))
+      throw new HttpError(410, 'auth.reset.linkInvalid');
     await accounts.update(trx, found.accountId, { passwordHash, mustChangePassword: false }, now);
     await tokens.invalidateResetTokens(trx, found.accountId, now);
     await endOtherSessions(trx, actor, found.accountId);
     const account = (await accounts.findById(trx, found.accountId))!;
-    await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, { action: 'account.password_reset', objectType: 'account', objectId: account.id });
+    await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, {
+      action: 'account.password_reset',
+      objectType: 'account',
+      objectId: account.id,
+    });
     return account.id;
   });
   const account = (await accounts.findById(db, accountId))!;

@@ -19,7 +19,8 @@ async function uniquely<T>(field: 'name' | 'hostname', change: () => Promise<T>)
   try {
     return await change();
   } catch (err) {
-    if (isUniqueViolation(err)) throw new ValidationError({ [field]: field === 'name' ? 'brandings.nameTaken' : 'brandings.hostnameTaken' });
+    if (isUniqueViolation(err))
+      throw new ValidationError({ [field]: field === 'name' ? 'brandings.nameTaken' : 'brandings.hostnameTaken' });
     throw err;
   }
 }
@@ -28,7 +29,15 @@ export async function createBranding(deps: ServiceDeps, actor: Actor, input: Bra
   return uniquely('name', () =>
     auditedChange(deps, actor, async (trx, now) => {
       const id = await brandings.insert(trx, input, now);
-      return { result: id, audit: { action: 'branding.created', objectType: 'branding', objectId: id, after: brandings.auditView(await mustFind(trx, id)) } };
+      return {
+        result: id,
+        audit: {
+          action: 'branding.created',
+          objectType: 'branding',
+          objectId: id,
+          after: brandings.auditView(await mustFind(trx, id)),
+        },
+      };
     }),
   );
 }
@@ -39,7 +48,16 @@ export async function updateBranding(deps: ServiceDeps, actor: Actor, id: number
       const before = await mustFind(trx, id);
       await brandings.update(trx, id, input, now);
       const after = await mustFind(trx, id);
-      return { result: undefined, audit: { action: 'branding.updated', objectType: 'branding', objectId: id, before: brandings.auditView(before), after: brandings.auditView(after) } };
+      return {
+        result: undefined,
+        audit: {
+          action: 'branding.updated',
+          objectType: 'branding',
+          objectId: id,
+          before: brandings.auditView(before),
+          after: brandings.auditView(after),
+        },
+      };
     }),
   );
 }
@@ -50,16 +68,40 @@ export async function deleteBranding(deps: ServiceDeps, actor: Actor, id: number
     const before = await mustFind(trx, id);
     const hosts = await brandings.listHosts(trx, id);
     await brandings.remove(trx, id);
-    return { result: undefined, audit: { action: 'branding.deleted', objectType: 'branding', objectId: id, before: { ...brandings.auditView(before), hosts: hosts.map((h) => ({ hostname: h.hostname, portal: h.portal })) } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'branding.deleted',
+        objectType: 'branding',
+        objectId: id,
+        before: {
+          ...brandings.auditView(before),
+          hosts: hosts.map((h) => ({ hostname: h.hostname, portal: h.portal })),
+        },
+      },
+    };
   });
 }
 
-export async function addHost(deps: ServiceDeps, actor: Actor, brandingId: number, input: { hostname: string; portal: brandings.Portal | null }): Promise<number> {
+export async function addHost(
+  deps: ServiceDeps,
+  actor: Actor,
+  brandingId: number,
+  input: { hostname: string; portal: brandings.Portal | null },
+): Promise<number> {
   return uniquely('hostname', () =>
     auditedChange(deps, actor, async (trx, now) => {
       await mustFind(trx, brandingId);
       const id = await brandings.insertHost(trx, brandingId, input.hostname, input.portal, now);
-      return { result: id, audit: { action: 'branding_host.created', objectType: 'branding_host', objectId: id, after: { brandingId, hostname: input.hostname, portal: input.portal } } };
+      return {
+        result: id,
+        audit: {
+          action: 'branding_host.created',
+          objectType: 'branding_host',
+          objectId: id,
+          after: { brandingId, hostname: input.hostname, portal: input.portal },
+        },
+      };
     }),
   );
 }
@@ -69,19 +111,41 @@ export async function removeHost(deps: ServiceDeps, actor: Actor, brandingId: nu
     const before = await brandings.findHost(trx, brandingId, hostId);
     if (!before) throw notFound();
     await brandings.removeHost(trx, hostId);
-    return { result: undefined, audit: { action: 'branding_host.deleted', objectType: 'branding_host', objectId: hostId, before: { brandingId, hostname: before.hostname, portal: before.portal } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'branding_host.deleted',
+        objectType: 'branding_host',
+        objectId: hostId,
+        before: { brandingId, hostname: before.hostname, portal: before.portal },
+      },
+    };
   });
 }
 
 const logoAudit = (b: brandings.BrandingRecord) => ({ logoMime: b.logoMime, logoSize: b.logoSize });
 
 /** Stores a logo that forms/brandings.ts checkLogo accepted. The audit keeps its type and size, never its bytes. */
-export async function setLogo(deps: ServiceDeps, actor: Actor, id: number, logo: { data: Buffer; mime: string }): Promise<void> {
+export async function setLogo(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  logo: { data: Buffer; mime: string },
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFind(trx, id);
     await brandings.setLogo(trx, id, logo, now);
     const after = await mustFind(trx, id);
-    return { result: undefined, audit: { action: 'branding.logo_uploaded', objectType: 'branding', objectId: id, before: logoAudit(before), after: logoAudit(after) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'branding.logo_uploaded',
+        objectType: 'branding',
+        objectId: id,
+        before: logoAudit(before),
+        after: logoAudit(after),
+      },
+    };
   });
 }
 
@@ -89,6 +153,15 @@ export async function removeLogo(deps: ServiceDeps, actor: Actor, id: number): P
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFind(trx, id);
     await brandings.setLogo(trx, id, null, now);
-    return { result: undefined, audit: { action: 'branding.logo_removed', objectType: 'branding', objectId: id, before: logoAudit(before), after: { logoMime: null, logoSize: null } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'branding.logo_removed',
+        objectType: 'branding',
+        objectId: id,
+        before: logoAudit(before),
+        after: { logoMime: null, logoSize: null },
+      },
+    };
   });
 }

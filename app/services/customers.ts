@@ -11,17 +11,51 @@ import type { Actor, ServiceDeps } from './context.ts';
 
 export async function createCustomer(deps: ServiceDeps, actor: Actor, f: customers.CustomerFields): Promise<number> {
   return auditedChange(deps, actor, async (trx, now) => {
-    const id = await catalog.insertCustomer(trx, { kind: f.kind, name: f.name, contactName: f.contact_name ?? undefined, email: f.email ?? undefined, phone: f.phone ?? undefined, address: f.address ?? undefined, reference: f.reference ?? undefined }, now);
-    return { result: id, audit: { action: 'customer.created', objectType: 'customer', objectId: id, after: customers.auditView((await customers.findById(trx, id))!) } };
+    const id = await catalog.insertCustomer(
+      trx,
+      {
+        kind: f.kind,
+        name: f.name,
+        contactName: f.contact_name ?? undefined,
+        email: f.email ?? undefined,
+        phone: f.phone ?? undefined,
+        address: f.address ?? undefined,
+        reference: f.reference ?? undefined,
+      },
+      now,
+    );
+    return {
+      result: id,
+      audit: {
+        action: 'customer.created',
+        objectType: 'customer',
+        objectId: id,
+        after: customers.auditView((await customers.findById(trx, id))!),
+      },
+    };
   });
 }
 
-export async function updateCustomer(deps: ServiceDeps, actor: Actor, id: number, f: customers.CustomerFields): Promise<void> {
+export async function updateCustomer(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  f: customers.CustomerFields,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await customers.findById(trx, id);
     if (!before) throw notFound();
     await customers.update(trx, id, f, now);
-    return { result: undefined, audit: { action: 'customer.updated', objectType: 'customer', objectId: id, before: customers.auditView(before), after: customers.auditView((await customers.findById(trx, id))!) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'customer.updated',
+        objectType: 'customer',
+        objectId: id,
+        before: customers.auditView(before),
+        after: customers.auditView((await customers.findById(trx, id))!),
+      },
+    };
   });
 }
 
@@ -31,7 +65,10 @@ export async function deleteCustomer(deps: ServiceDeps, actor: Actor, id: number
     if (!before) throw notFound();
     if (await customers.hasOrders(trx, id)) throw new HttpError(409, 'customers.hasOrders');
     await customers.remove(trx, id);
-    return { result: undefined, audit: { action: 'customer.deleted', objectType: 'customer', objectId: id, before: customers.auditView(before) } };
+    return {
+      result: undefined,
+      audit: { action: 'customer.deleted', objectType: 'customer', objectId: id, before: customers.auditView(before) },
+    };
   });
 }
 
@@ -42,13 +79,39 @@ export interface OrderFields {
   is_trial: boolean;
 }
 
-export async function createOrder(deps: ServiceDeps, actor: Actor, customerId: number, f: OrderFields, afterInsert?: (trx: Knex, orderId: number, now: Date) => Promise<void>): Promise<number> {
+export async function createOrder(
+  deps: ServiceDeps,
+  actor: Actor,
+  customerId: number,
+  f: OrderFields,
+  afterInsert?: (trx: Knex, orderId: number, now: Date) => Promise<void>,
+): Promise<number> {
   try {
     return await auditedChange(deps, actor, async (trx, now) => {
       if (!(await customers.findById(trx, customerId))) throw notFound();
-      const id = await catalog.insertOrder(trx, { orderRef: f.order_ref, reference: f.reference ?? undefined, customerId, isTest: f.is_test, isTrial: f.is_trial, createdBy: actor.accountId }, now);
+      const id = await catalog.insertOrder(
+        trx,
+        {
+          orderRef: f.order_ref,
+          reference: f.reference ?? undefined,
+          customerId,
+          isTest: f.is_test,
+          isTrial: f.is_trial,
+          createdBy: actor.accountId,
+        },
+        now,
+      );
       await afterInsert?.(trx, id, now);
-      return { result: id, audit: { action: 'order.created', objectType: 'order', objectId: id, orderId: id, after: orders.auditView((await orders.findById(trx, id))!) } };
+      return {
+        result: id,
+        audit: {
+          action: 'order.created',
+          objectType: 'order',
+          objectId: id,
+          orderId: id,
+          after: orders.auditView((await orders.findById(trx, id))!),
+        },
+      };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw new ValidationError({ order_ref: 'orders.refTaken' });
@@ -62,7 +125,17 @@ export async function updateOrder(deps: ServiceDeps, actor: Actor, id: number, f
       const before = await orders.findById(trx, id);
       if (!before) throw notFound();
       await orders.update(trx, id, f, now);
-      return { result: undefined, audit: { action: 'order.updated', objectType: 'order', objectId: id, orderId: id, before: orders.auditView(before), after: orders.auditView((await orders.findById(trx, id))!) } };
+      return {
+        result: undefined,
+        audit: {
+          action: 'order.updated',
+          objectType: 'order',
+          objectId: id,
+          orderId: id,
+          before: orders.auditView(before),
+          after: orders.auditView((await orders.findById(trx, id))!),
+        },
+      };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw new ValidationError({ order_ref: 'orders.refTaken' });
@@ -76,6 +149,9 @@ export async function deleteOrder(deps: ServiceDeps, actor: Actor, id: number): 
     if (!before) throw notFound();
     if (await orders.hasLicenses(trx, id)) throw new HttpError(409, 'orders.hasLicenses');
     await orders.remove(trx, id);
-    return { result: undefined, audit: { action: 'order.deleted', objectType: 'order', objectId: id, before: orders.auditView(before) } };
+    return {
+      result: undefined,
+      audit: { action: 'order.deleted', objectType: 'order', objectId: id, before: orders.auditView(before) },
+    };
   });
 }

@@ -24,7 +24,13 @@ export const MAX_DISPATCH = 500;
  * recipient their key and how to activate it, in the recipient's language if the address has an
  * account, else in the sender's.
  */
-export async function dispatchLicenses(deps: LinkMailDeps, actor: Actor, orderId: number, items: DispatchItem[], language: string): Promise<number> {
+export async function dispatchLicenses(
+  deps: LinkMailDeps,
+  actor: Actor,
+  orderId: number,
+  items: DispatchItem[],
+  language: string,
+): Promise<number> {
   if (!items.length) throw new ValidationError({ _form: 'portal.dispatchNothing' });
   if (items.length > MAX_DISPATCH) throw new ValidationError({ _form: 'portal.dispatchTooMany' });
   const now = deps.clock.now();
@@ -35,12 +41,20 @@ export async function dispatchLicenses(deps: LinkMailDeps, actor: Actor, orderId
       // A license of another order is out of scope: 404, the same answer as for one that does not exist.
       if (!license || license.orderId !== orderId) throw notFound();
       if (!license.licenseKey) throw new ValidationError({ _form: 'portal.dispatchUserBased' });
-      await trx('licenses').where({ id: license.id }).update({ dispatched_to: item.email, dispatched_at: now, updated_at: now });
+      await trx('licenses')
+        .where({ id: license.id })
+        .update({ dispatched_to: item.email, dispatched_at: now, updated_at: now });
       rows.push(license);
     }
     return {
       result: rows,
-      audit: { action: 'licenses.dispatched', objectType: 'order', objectId: orderId, orderId, after: { items: items.map((i) => ({ licenseId: i.licenseId, email: i.email })) } },
+      audit: {
+        action: 'licenses.dispatched',
+        objectType: 'order',
+        objectId: orderId,
+        orderId,
+        after: { items: items.map((i) => ({ licenseId: i.licenseId, email: i.email })) },
+      },
     };
   });
   for (const [i, license] of sent.entries()) {
@@ -50,13 +64,32 @@ export async function dispatchLicenses(deps: LinkMailDeps, actor: Actor, orderId
     await deps.mailer.send({
       to: email,
       subject: t('mail.dispatch.subject', { product: license.productName }),
-      text: t('mail.dispatch.body', { product: license.productName, key: license.licenseKey, expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : t('admin.licenses.never'), offline: `${deps.baseUrl}${makePaths(null).offline()}`, airgap: `${deps.baseUrl}${makePaths(null).airgap()}` }),
+      text: t('mail.dispatch.body', {
+        product: license.productName,
+        key: license.licenseKey,
+        expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : t('admin.licenses.never'),
+        offline: `${deps.baseUrl}${makePaths(null).offline()}`,
+        airgap: `${deps.baseUrl}${makePaths(null).airgap()}`,
+      }),
     });
   }
   return sent.length;
 }
 
-export const EXPORT_HEADER = ['license_id', 'license_key', 'product', 'status', 'times_activated', 'max_activations', 'start_date', 'expires_at', 'dispatched_to', 'dispatched_at', 'users', 'note'];
+export const EXPORT_HEADER = [
+  'license_id',
+  'license_key',
+  'product',
+  'status',
+  'times_activated',
+  'max_activations',
+  'start_date',
+  'expires_at',
+  'dispatched_to',
+  'dispatched_at',
+  'users',
+  'note',
+];
 
 /** The order's licenses in batches of 1,000 (keyset on id), each batch with its users in one query. */
 export async function* exportBatches(db: Knex, orderId: number, now: Date): AsyncIterable<unknown[][]> {
@@ -114,15 +147,29 @@ export function parseDispatchCsv(text: string): { rows: { key: string; email: st
  * whole file is refused, naming the lines or keys at fault, unless every line reads and every key is
  * a license of this order.
  */
-export async function dispatchFromCsv(deps: LinkMailDeps, actor: Actor, orderId: number, csv: Buffer | undefined, language: string): Promise<number> {
-  if (!csv || !csv.length) throw AppError.validation({ csv: 'portal.dispatch.csvMissing' });
+export async function dispatchFromCsv(
+  deps: LinkMailDeps,
+  actor: Actor,
+  orderId: number,
+  csv: Buffer | undefined,
+  language: string,
+): Promise<number> {
+  if (!csv?.length) throw AppError.validation({ csv: 'portal.dispatch.csvMissing' });
   const text = csv.toString('utf8');
   if (text.includes('\u0000')) throw AppError.validation({ csv: 'portal.dispatch.csvNotText' });
   const { rows, badLines } = parseDispatchCsv(text);
-  if (badLines.length) throw AppError.validation({ csv: 'portal.dispatch.csvBadLines' }, { lines: badLines.slice(0, 10).join(', ') });
+  if (badLines.length)
+    throw AppError.validation({ csv: 'portal.dispatch.csvBadLines' }, { lines: badLines.slice(0, 10).join(', ') });
   const keys = rows.map((r) => normaliseLicenseKey(r.key));
   const idByKey = await licenses.idsByKeysInOrder(deps.db, orderId, keys);
   const unknown = keys.filter((k) => !idByKey.has(k));
-  if (unknown.length) throw AppError.validation({ csv: 'portal.dispatch.csvUnknownKeys' }, { keys: unknown.slice(0, 5).join(', ') });
-  return dispatchLicenses(deps, actor, orderId, rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })), language);
+  if (unknown.length)
+    throw AppError.validation({ csv: 'portal.dispatch.csvUnknownKeys' }, { keys: unknown.slice(0, 5).join(', ') });
+  return dispatchLicenses(
+    deps,
+    actor,
+    orderId,
+    rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })),
+    language,
+  );
 }

@@ -1,5 +1,10 @@
 import type { Knex } from 'knex';
-import { airgapActivationMessage, airgapExpiresDay, encodeActivationCode, AIRGAP_MAX_FEATURES } from '../../sdk/src/airgap.ts';
+import {
+  airgapActivationMessage,
+  airgapExpiresDay,
+  encodeActivationCode,
+  AIRGAP_MAX_FEATURES,
+} from '../../sdk/src/airgap.ts';
 import type { LicensePayload } from '../../sdk/src/payloads.ts';
 import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
@@ -30,7 +35,14 @@ export interface ArtifactDeps extends ServiceDeps {
 }
 
 /** The payload every license and refresh file carries: bound to product, license, hardware id, device key and request nonce. */
-async function licensePayload(db: Knex, l: licenses.License, device: devices.Device, counter: number, issuedAt: Date, leaseDays: number): Promise<LicensePayload> {
+async function licensePayload(
+  db: Knex,
+  l: licenses.License,
+  device: devices.Device,
+  counter: number,
+  issuedAt: Date,
+  leaseDays: number,
+): Promise<LicensePayload> {
   const leaseEnd = new Date(issuedAt.getTime() + leaseDays * 86_400_000);
   const user = device.licenseUserAccountId ? await accounts.findById(db, device.licenseUserAccountId) : undefined;
   return {
@@ -52,8 +64,14 @@ async function licensePayload(db: Knex, l: licenses.License, device: devices.Dev
     leaseEndsAt: (l.expiresAt && l.expiresAt < leaseEnd ? l.expiresAt : leaseEnd).toISOString(),
     maintenanceUntil: l.maintenanceUntil?.toISOString() ?? null,
     maxActivations: l.unlimitedActivations ? null : l.maxActivations,
-    floating: l.floating ? { users: l.floatingUsers as number, timeoutMinutes: l.floatingTimeoutMinutes as number } : null,
-    features: (await licenses.featuresOf(db, l.id)).map((f) => ({ code: f.code, type: f.type, maxConsumption: f.maxConsumption })),
+    floating: l.floating
+      ? { users: l.floatingUsers as number, timeoutMinutes: l.floatingTimeoutMinutes as number }
+      : null,
+    features: (await licenses.featuresOf(db, l.id)).map((f) => ({
+      code: f.code,
+      type: f.type,
+      maxConsumption: f.maxConsumption,
+    })),
   };
 }
 
@@ -64,13 +82,27 @@ async function licensePayload(db: Knex, l: licenses.License, device: devices.Dev
  * one statement — the caller holds the license row lock (lockLicense), as every path that issues
  * one does, so no two files of a device ever carry the same counter.
  */
-export async function issueLicenseFile(db: Knex, deps: ArtifactDeps, license: licenses.License, device: devices.Device, typ: 'license' | 'refresh', at: Date): Promise<{ text: string; payload: LicensePayload }> {
+export async function issueLicenseFile(
+  db: Knex,
+  deps: ArtifactDeps,
+  license: licenses.License,
+  device: devices.Device,
+  typ: 'license' | 'refresh',
+  at: Date,
+): Promise<{ text: string; payload: LicensePayload }> {
   if (!device.active) throw new ActivationError('activation_inactive', 410);
   if (device.channel === 'airgap' || !device.devicePublicKey) throw new ActivationError('airgap_only', 403);
   await assertUsable(db, license, device.channel, device.hardwareId, at);
   const settings = await deps.settings(db);
   const counter = typ === 'refresh' ? await devices.nextCounter(db, device.id) : 0;
-  const payload = await licensePayload(db, license, device, counter, typ === 'refresh' ? at : device.activatedAt, settings.offlineLeaseDays);
+  const payload = await licensePayload(
+    db,
+    license,
+    device,
+    counter,
+    typ === 'refresh' ? at : device.activatedAt,
+    settings.offlineLeaseDays,
+  );
   return { text: await deps.signer.license(db, typ, payload), payload };
 }
 
@@ -82,11 +114,24 @@ async function featureBitmap(db: Knex, license: licenses.License): Promise<numbe
 }
 
 /** The signed air-gap activation code of an active air-gap device, deterministic for the activation. */
-export async function airgapActivationCode(db: Knex, deps: ArtifactDeps, license: licenses.License, device: devices.Device, request: { hardwareHash: string; commitment: string }, at: Date): Promise<string> {
+export async function airgapActivationCode(
+  db: Knex,
+  deps: ArtifactDeps,
+  license: licenses.License,
+  device: devices.Device,
+  request: { hardwareHash: string; commitment: string },
+  at: Date,
+): Promise<string> {
   if (!device.active) throw new ActivationError('activation_inactive', 410);
   await assertUsable(db, license, 'airgap', device.hardwareId, at);
   const fields = { expiresDay: airgapExpiresDay(license.expiresAt), features: await featureBitmap(db, license) };
-  const message = airgapActivationMessage({ productCode: license.productCode, hardwareHash: request.hardwareHash, commitment: request.commitment, licenseKey: license.licenseKey ?? '', ...fields });
+  const message = airgapActivationMessage({
+    productCode: license.productCode,
+    hardwareHash: request.hardwareHash,
+    commitment: request.commitment,
+    licenseKey: license.licenseKey ?? '',
+    ...fields,
+  });
   return encodeActivationCode({ ...fields, signature: await deps.signer.signature(db, message) });
 }
 
@@ -94,7 +139,12 @@ export async function airgapActivationCode(db: Knex, deps: ArtifactDeps, license
  * A fresh refresh file for an active offline device, issued from the console or the User Portal:
  * today's entitlements, the next counter. Audited; the device's history records it.
  */
-export async function issueRefreshFile(deps: ArtifactDeps, actor: Actor, licenseId: number, deviceId: number): Promise<{ text: string; filename: string }> {
+export async function issueRefreshFile(
+  deps: ArtifactDeps,
+  actor: Actor,
+  licenseId: number,
+  deviceId: number,
+): Promise<{ text: string; filename: string }> {
   return inTransaction(deps.db, async (trx) => {
     const now = deps.clock.now();
     await licenses.lockLicense(trx, licenseId);
@@ -102,7 +152,7 @@ export async function issueRefreshFile(deps: ArtifactDeps, actor: Actor, license
     const device = license ? await devices.findForLicense(trx, licenseId, deviceId) : undefined;
     if (!license || !device) throw notFound();
     if (!deviceActions(license, device).refresh) throw new HttpError(409, 'portal.refresh.notOffline');
-    let file;
+    let file: Awaited<ReturnType<typeof issueLicenseFile>>;
     try {
       file = await issueLicenseFile(trx, deps, license, device, 'refresh', now);
     } catch (err) {
@@ -110,8 +160,29 @@ export async function issueRefreshFile(deps: ArtifactDeps, actor: Actor, license
       throw err;
     }
     const { counter, leaseEndsAt } = file.payload;
-    await devices.addHistory(trx, { licenseId, deviceId, event: 'refreshed', channel: device.channel, hardwareId: device.hardwareId, detail: `counter ${counter}`, actorId: actor.accountId }, now);
-    await recordAudit(trx, actor, now, { action: 'device.refresh_file_issued', objectType: 'device', objectId: deviceId, orderId: license.orderId, after: { counter, leaseEndsAt } });
-    return { text: file.text, filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}-refresh-${counter}.lic` };
+    await devices.addHistory(
+      trx,
+      {
+        licenseId,
+        deviceId,
+        event: 'refreshed',
+        channel: device.channel,
+        hardwareId: device.hardwareId,
+        detail: `counter ${counter}`,
+        actorId: actor.accountId,
+      },
+      now,
+    );
+    await recordAudit(trx, actor, now, {
+      action: 'device.refresh_file_issued',
+      objectType: 'device',
+      objectId: deviceId,
+      orderId: license.orderId,
+      after: { counter, leaseEndsAt },
+    });
+    return {
+      text: file.text,
+      filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}-refresh-${counter}.lic`,
+    };
   });
 }

@@ -37,7 +37,9 @@ export const INVITATION_DAYS = 7;
 /** A readable one-time password: 16 symbols without look-alikes (≈ 90 bits). */
 export function oneTimePassword(): string {
   const alphabet = 'abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789';
-  return Array.from(crypto.randomBytes(16), (b) => alphabet[b % alphabet.length]).join('').replace(/(.{4})(?!$)/g, '$1-');
+  return Array.from(crypto.randomBytes(16), (b) => alphabet[b % alphabet.length])
+    .join('')
+    .replace(/(.{4})(?!$)/g, '$1-');
 }
 
 export type CredentialMode = 'email' | 'password';
@@ -50,14 +52,37 @@ export interface NewLicenseUser {
 }
 
 /** Creates a license user; returns the one-time password when that mode was chosen (shown once, never stored). */
-export async function createLicenseUser(deps: LinkMailDeps, actor: Actor, input: NewLicenseUser): Promise<{ id: number; oneTimePassword: string | null }> {
+export async function createLicenseUser(
+  deps: LinkMailDeps,
+  actor: Actor,
+  input: NewLicenseUser,
+): Promise<{ id: number; oneTimePassword: string | null }> {
   const password = input.credentials === 'password' ? oneTimePassword() : null;
   const passwordHash = password ? await hashPassword(password) : null;
   const account = await auditedChange(deps, actor, async (trx, now) => {
     if (await accounts.findByEmail(trx, input.email)) throw new ValidationError({ email: 'validation.emailTaken' });
-    const id = await accounts.insert(trx, { email: input.email, name: input.name, language: input.language, role: 'end_user', passwordHash, mustChangePassword: !!password }, now);
+    const id = await accounts.insert(
+      trx,
+      {
+        email: input.email,
+        name: input.name,
+        language: input.language,
+        role: 'end_user',
+        passwordHash,
+        mustChangePassword: !!password,
+      },
+      now,
+    );
     const created = (await accounts.findById(trx, id))!;
-    return { result: created, audit: { action: 'license_user.created', objectType: 'account', objectId: id, after: { ...accounts.auditView(created), credentials: input.credentials } } };
+    return {
+      result: created,
+      audit: {
+        action: 'license_user.created',
+        objectType: 'account',
+        objectId: id,
+        after: { ...accounts.auditView(created), credentials: input.credentials },
+      },
+    };
   });
   if (!password) await mailAccountLink(deps, account, 'invite');
   return { id: account.id, oneTimePassword: password };
@@ -70,8 +95,15 @@ async function userBasedLicense(trx: Knex, licenseId: number, now: Date) {
   return license;
 }
 
-export async function assignInTransaction(trx: Knex, licenseId: number, accountId: number, maxActivations: number, now: Date): Promise<void> {
-  if (await assignments.find(trx, licenseId, accountId)) throw new ValidationError({ email: 'licenseUsers.alreadyAssigned' });
+export async function assignInTransaction(
+  trx: Knex,
+  licenseId: number,
+  accountId: number,
+  maxActivations: number,
+  now: Date,
+): Promise<void> {
+  if (await assignments.find(trx, licenseId, accountId))
+    throw new ValidationError({ email: 'licenseUsers.alreadyAssigned' });
   await assignments.insert(trx, licenseId, accountId, maxActivations, now);
 }
 
@@ -83,7 +115,15 @@ export async function assignInTransaction(trx: Knex, licenseId: number, accountI
  */
 export type Placement =
   | { kind: 'assigned'; account: accounts.Account; created: boolean }
-  | { kind: 'invited'; account: accounts.Account; invitationId: number; token: string; licenseId: number; mail: boolean; invitedBy: number | null };
+  | {
+      kind: 'invited';
+      account: accounts.Account;
+      invitationId: number;
+      token: string;
+      licenseId: number;
+      mail: boolean;
+      invitedBy: number | null;
+    };
 
 export interface PlacementInput {
   email: string;
@@ -99,10 +139,26 @@ export interface PlacementInput {
  * else's orders, a disabled one, an admin, a manager — the same steps make a pending invitation,
  * so that the answer and the work done do not depend on what the address belongs to.
  */
-export async function placeUser(trx: Knex, by: PortalActor, licenseId: number, input: PlacementInput, now: Date): Promise<Placement> {
+export async function placeUser(
+  trx: Knex,
+  by: PortalActor,
+  licenseId: number,
+  input: PlacementInput,
+  now: Date,
+): Promise<Placement> {
   const existing = await accounts.findByEmail(trx, input.email);
   if (!existing) {
-    const id = await accounts.insert(trx, { email: input.email, name: input.name || input.email.split('@')[0]!, passwordHash: null, role: 'end_user', language: input.language }, now);
+    const id = await accounts.insert(
+      trx,
+      {
+        email: input.email,
+        name: input.name || input.email.split('@')[0]!,
+        passwordHash: null,
+        role: 'end_user',
+        language: input.language,
+      },
+      now,
+    );
     await assignments.insert(trx, licenseId, id, input.maxActivations, now);
     return { kind: 'assigned', account: (await accounts.findById(trx, id))!, created: true };
   }
@@ -113,22 +169,60 @@ export async function placeUser(trx: Knex, by: PortalActor, licenseId: number, i
   }
   const owned = await ownsEndUser(trx, by, existing.id);
   // Already on this license: the manager sees that row in the list anyway, so saying so tells nothing.
-  if (await assignments.find(trx, licenseId, existing.id)) throw new ValidationError({ email: 'licenseUsers.alreadyAssigned' });
+  if (await assignments.find(trx, licenseId, existing.id))
+    throw new ValidationError({ email: 'licenseUsers.alreadyAssigned' });
   if (owned && !existing.disabled) {
     await assignments.insert(trx, licenseId, existing.id, input.maxActivations, now);
     return { kind: 'assigned', account: existing, created: false };
   }
   const token = randomToken();
   await assignments.removePendingInvitations(trx, licenseId, existing.id);
-  const invitationId = await assignments.insertInvitation(trx, { licenseId, accountId: existing.id, maxActivations: input.maxActivations, tokenHash: hashToken(token), invitedBy: by.id, expiresAt: new Date(now.getTime() + INVITATION_DAYS * 86_400_000) }, now);
-  return { kind: 'invited', account: existing, invitationId, token, licenseId, mail: existing.role === 'end_user' && !existing.disabled, invitedBy: by.id };
+  const invitationId = await assignments.insertInvitation(
+    trx,
+    {
+      licenseId,
+      accountId: existing.id,
+      maxActivations: input.maxActivations,
+      tokenHash: hashToken(token),
+      invitedBy: by.id,
+      expiresAt: new Date(now.getTime() + INVITATION_DAYS * 86_400_000),
+    },
+    now,
+  );
+  return {
+    kind: 'invited',
+    account: existing,
+    invitationId,
+    token,
+    licenseId,
+    mail: existing.role === 'end_user' && !existing.disabled,
+    invitedBy: by.id,
+  };
 }
 
 /** The audit record of a placement on one license. */
 function placementAudit(p: Placement, licenseId: number, orderId: number, maxActivations: number) {
   return p.kind === 'assigned'
-    ? { action: 'license_user.assigned', objectType: 'license', objectId: licenseId, orderId, after: { accountId: p.account.id, email: p.account.email, maxActivations, accountCreated: p.created } }
-    : { action: 'license_user.invited', objectType: 'license', objectId: licenseId, orderId, after: { accountId: p.account.id, email: p.account.email, maxActivations, invitationId: p.invitationId, mailed: p.mail } };
+    ? {
+        action: 'license_user.assigned',
+        objectType: 'license',
+        objectId: licenseId,
+        orderId,
+        after: { accountId: p.account.id, email: p.account.email, maxActivations, accountCreated: p.created },
+      }
+    : {
+        action: 'license_user.invited',
+        objectType: 'license',
+        objectId: licenseId,
+        orderId,
+        after: {
+          accountId: p.account.id,
+          email: p.account.email,
+          maxActivations,
+          invitationId: p.invitationId,
+          mailed: p.mail,
+        },
+      };
 }
 
 /**
@@ -141,7 +235,11 @@ export async function mailPlacements(deps: LinkMailDeps, placements: Placement[]
     if (p.kind === 'assigned' && p.created) {
       const account = await accounts.findById(deps.db, p.account.id);
       if (account) await mailAccountLink(deps, account, 'invite');
-    } else if (p.kind === 'invited' && p.mail && (await assignments.invitationPending(deps.db, p.invitationId, hashToken(p.token)))) {
+    } else if (
+      p.kind === 'invited' &&
+      p.mail &&
+      (await assignments.invitationPending(deps.db, p.invitationId, hashToken(p.token)))
+    ) {
       await mailInvitation(deps, p);
     }
   }
@@ -154,7 +252,13 @@ async function mailInvitation(deps: LinkMailDeps, p: Extract<Placement, { kind: 
   await deps.mailer.send({
     to: p.account.email,
     subject: t('ownership.mail.subject', { product: license?.productName ?? '' }),
-    text: t('ownership.mail.body', { name: p.account.name, inviter: inviter?.name ?? '', product: license?.productName ?? '', link: `${deps.baseUrl}${makePaths(null).licenseInvitation(p.token)}`, days: INVITATION_DAYS }),
+    text: t('ownership.mail.body', {
+      name: p.account.name,
+      inviter: inviter?.name ?? '',
+      product: license?.productName ?? '',
+      link: `${deps.baseUrl}${makePaths(null).licenseInvitation(p.token)}`,
+      days: INVITATION_DAYS,
+    }),
   });
 }
 
@@ -162,7 +266,13 @@ async function mailInvitation(deps: LinkMailDeps, p: Extract<Placement, { kind: 
  * Gives a user-based license to an address (created and invited if new). In the User Portal `by` is
  * the acting account: a manager's existing account outside their scope gets an invitation instead.
  */
-export async function assignUser(deps: LinkMailDeps, actor: Actor, licenseId: number, input: { email: string; name: string | null; maxActivations: number }, by: PortalActor = null): Promise<Placement> {
+export async function assignUser(
+  deps: LinkMailDeps,
+  actor: Actor,
+  licenseId: number,
+  input: { email: string; name: string | null; maxActivations: number },
+  by: PortalActor = null,
+): Promise<Placement> {
   const placement = await auditedChange(deps, actor, async (trx, now) => {
     const license = await userBasedLicense(trx, licenseId, now);
     const placed = await placeUser(trx, by, licenseId, { ...input, language: 'en' }, now);
@@ -173,13 +283,27 @@ export async function assignUser(deps: LinkMailDeps, actor: Actor, licenseId: nu
 }
 
 /** Withdraws a pending invitation of the license (its link then answers 410). */
-export async function withdrawInvitation(deps: ServiceDeps, actor: Actor, licenseId: number, invitationId: number): Promise<void> {
+export async function withdrawInvitation(
+  deps: ServiceDeps,
+  actor: Actor,
+  licenseId: number,
+  invitationId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const license = await userBasedLicense(trx, licenseId, now);
     const invitation = await assignments.findPendingInvitation(trx, licenseId, invitationId);
     if (!invitation) throw notFound();
     await assignments.removeInvitation(trx, invitation.id);
-    return { result: undefined, audit: { action: 'license_user.invitation_withdrawn', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { invitationId, accountId: invitation.accountId, maxActivations: invitation.maxActivations } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'license_user.invitation_withdrawn',
+        objectType: 'license',
+        objectId: licenseId,
+        orderId: license.orderId,
+        before: { invitationId, accountId: invitation.accountId, maxActivations: invitation.maxActivations },
+      },
+    };
   });
 }
 
@@ -188,9 +312,20 @@ export async function invitationForToken({ db, clock }: ServiceDeps, token: stri
   const now = clock.now();
   const invitation = await assignments.findUsableInvitation(db, hashToken(token), now);
   if (!invitation) return undefined;
-  const [account, license, inviter] = [await accounts.findById(db, invitation.accountId), await licenses.findById(db, invitation.licenseId, now), invitation.invitedBy ? await accounts.findById(db, invitation.invitedBy) : undefined];
+  const [account, license, inviter] = [
+    await accounts.findById(db, invitation.accountId),
+    await licenses.findById(db, invitation.licenseId, now),
+    invitation.invitedBy ? await accounts.findById(db, invitation.invitedBy) : undefined,
+  ];
   if (!account || !license || account.role !== 'end_user' || account.disabled) return undefined;
-  return { email: account.email, productName: license.productName, customerName: license.customerName, inviterName: inviter?.name ?? null, maxActivations: invitation.maxActivations, expiresAt: invitation.expiresAt };
+  return {
+    email: account.email,
+    productName: license.productName,
+    customerName: license.customerName,
+    inviterName: inviter?.name ?? null,
+    maxActivations: invitation.maxActivations,
+    expiresAt: invitation.expiresAt,
+  };
 }
 
 /**
@@ -206,14 +341,21 @@ export async function acceptInvitation({ db, clock }: ServiceDeps, actor: Actor,
     if (!invitation || !(await assignments.acceptInvitation(trx, invitation.id, now))) throw gone();
     const account = await accounts.findById(trx, invitation.accountId);
     const license = await licenses.findById(trx, invitation.licenseId, now);
-    if (!account || account.role !== 'end_user' || account.disabled || !license || license.authorizationMethod !== 'user') throw gone();
-    if (!(await assignments.find(trx, license.id, account.id))) await assignments.insert(trx, license.id, account.id, invitation.maxActivations, now);
+    if (account?.role !== 'end_user' || account.disabled || !license || license.authorizationMethod !== 'user')
+      throw gone();
+    if (!(await assignments.find(trx, license.id, account.id)))
+      await assignments.insert(trx, license.id, account.id, invitation.maxActivations, now);
     await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, {
       action: 'license_user.invitation_accepted',
       objectType: 'license',
       objectId: license.id,
       orderId: license.orderId,
-      after: { invitationId: invitation.id, accountId: account.id, email: account.email, maxActivations: invitation.maxActivations },
+      after: {
+        invitationId: invitation.id,
+        accountId: account.id,
+        email: account.email,
+        maxActivations: invitation.maxActivations,
+      },
     });
   });
 }
@@ -223,27 +365,60 @@ async function mustOwn(trx: Knex, by: PortalActor, accountId: number): Promise<v
   if (by && !(await ownsEndUser(trx, by, accountId))) throw notFound();
 }
 
-export async function setAssignmentLimit(deps: ServiceDeps, actor: Actor, licenseId: number, accountId: number, maxActivations: number, by: PortalActor = null): Promise<void> {
+export async function setAssignmentLimit(
+  deps: ServiceDeps,
+  actor: Actor,
+  licenseId: number,
+  accountId: number,
+  maxActivations: number,
+  by: PortalActor = null,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const license = await userBasedLicense(trx, licenseId, now);
     const before = await assignments.find(trx, licenseId, accountId);
     if (!before) throw notFound();
     await mustOwn(trx, by, accountId);
     await assignments.setLimit(trx, licenseId, accountId, maxActivations);
-    return { result: undefined, audit: { action: 'license_user.limit_changed', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { accountId, maxActivations: before.maxActivations }, after: { accountId, maxActivations } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'license_user.limit_changed',
+        objectType: 'license',
+        objectId: licenseId,
+        orderId: license.orderId,
+        before: { accountId, maxActivations: before.maxActivations },
+        after: { accountId, maxActivations },
+      },
+    };
   });
 }
 
 /** Unassigns a user; refused while the user still has active devices on the license. */
-export async function unassignUser(deps: ServiceDeps, actor: Actor, licenseId: number, accountId: number, by: PortalActor = null): Promise<void> {
+export async function unassignUser(
+  deps: ServiceDeps,
+  actor: Actor,
+  licenseId: number,
+  accountId: number,
+  by: PortalActor = null,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const license = await userBasedLicense(trx, licenseId, now);
     const before = await assignments.find(trx, licenseId, accountId);
     if (!before) throw notFound();
     await mustOwn(trx, by, accountId);
-    if (await devices.hasActiveForUser(trx, licenseId, accountId)) throw new HttpError(409, 'licenseUsers.hasActiveDevices');
+    if (await devices.hasActiveForUser(trx, licenseId, accountId))
+      throw new HttpError(409, 'licenseUsers.hasActiveDevices');
     await assignments.remove(trx, licenseId, accountId);
-    return { result: undefined, audit: { action: 'license_user.unassigned', objectType: 'license', objectId: licenseId, orderId: license.orderId, before: { accountId, maxActivations: before.maxActivations } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'license_user.unassigned',
+        objectType: 'license',
+        objectId: licenseId,
+        orderId: license.orderId,
+        before: { accountId, maxActivations: before.maxActivations },
+      },
+    };
   });
 }
 
@@ -251,12 +426,18 @@ export async function unassignUser(deps: ServiceDeps, actor: Actor, licenseId: n
  * Resets an end user's password (in the User Portal only one the acting manager owns): `password` sets a one-time password (returned, shown once; the user
  * must change it at first login), `email` sends a reset link.
  */
-export async function resetEndUserPassword(deps: LinkMailDeps, actor: Actor, accountId: number, mode: CredentialMode, by: PortalActor = null): Promise<string | null> {
+export async function resetEndUserPassword(
+  deps: LinkMailDeps,
+  actor: Actor,
+  accountId: number,
+  mode: CredentialMode,
+  by: PortalActor = null,
+): Promise<string | null> {
   const password = mode === 'password' ? oneTimePassword() : null;
   const passwordHash = password ? await hashPassword(password) : undefined;
   const account = await auditedChange(deps, actor, async (trx, now) => {
     const account = await accounts.findById(trx, accountId);
-    if (!account || account.role !== 'end_user') throw notFound();
+    if (account?.role !== 'end_user') throw notFound();
     await mustOwn(trx, by, accountId);
     if (passwordHash) {
       await accounts.update(trx, accountId, { passwordHash, mustChangePassword: true }, now);
@@ -264,7 +445,14 @@ export async function resetEndUserPassword(deps: LinkMailDeps, actor: Actor, acc
       // Someone else set the password: whoever was signed in as this user is signed out.
       await endOtherSessions(trx, actor, accountId);
     }
-    return { result: account, audit: { action: mode === 'password' ? 'license_user.one_time_password_set' : 'license_user.reset_link_sent', objectType: 'account', objectId: accountId } };
+    return {
+      result: account,
+      audit: {
+        action: mode === 'password' ? 'license_user.one_time_password_set' : 'license_user.reset_link_sent',
+        objectType: 'account',
+        objectId: accountId,
+      },
+    };
   });
   if (mode === 'email') await mailAccountLink(deps, account, account.passwordHash ? 'reset' : 'invite');
   return password;

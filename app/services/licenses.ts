@@ -37,17 +37,29 @@ export interface IssueResult {
 /** Hooks the User Portal adds (quota counting) without a second copy of the issuing rules. */
 export interface IssueHooks {
   beforeInsert?: (trx: Knex, productId: number, count: number, now: Date) => Promise<void>;
-  assignUser?: (trx: Knex, licenseId: number, email: string, maxActivations: number, now: Date) => Promise<{ accountId: number; created: boolean }>;
+  assignUser?: (
+    trx: Knex,
+    licenseId: number,
+    email: string,
+    maxActivations: number,
+    now: Date,
+  ) => Promise<{ accountId: number; created: boolean }>;
 }
 
 async function issuablePolicy(trx: Knex, policyId: number) {
   const policy = await policies.findById(trx, policyId);
   const product = policy ? await products.findById(trx, policy.productId) : undefined;
-  if (!policy || !product || policy.archived || product.archived) throw new ValidationError({ policy_id: 'licenses.policyNotIssuable' });
+  if (!policy || !product || policy.archived || product.archived)
+    throw new ValidationError({ policy_id: 'licenses.policyNotIssuable' });
   return { policy, product };
 }
 
-async function insertKeyed(trx: Knex, base: Omit<Parameters<typeof catalog.insertLicense>[1], 'licenseKey'>, count: number, now: Date): Promise<number[]> {
+async function insertKeyed(
+  trx: Knex,
+  base: Omit<Parameters<typeof catalog.insertLicense>[1], 'licenseKey'>,
+  count: number,
+  now: Date,
+): Promise<number[]> {
   const ids: number[] = [];
   const { expiresAt, maintenanceUntil } = catalog.licenseDates(base.entitlements, base.startDate);
   for (let done = 0; done < count; done += INSERT_CHUNK) {
@@ -80,7 +92,14 @@ async function copyFeatures(trx: Knex, policyId: number, licenseIds: number[]) {
   const features = await policies.listFeatures(trx, policyId);
   if (!features.length) return;
   for (let i = 0; i < licenseIds.length; i += INSERT_CHUNK) {
-    const rows = licenseIds.slice(i, i + INSERT_CHUNK).flatMap((license_id) => features.map((f) => ({ license_id, feature_id: f.featureId, max_consumption: f.maxConsumption, total_consumption: 0 })));
+    const rows = licenseIds.slice(i, i + INSERT_CHUNK).flatMap((license_id) =>
+      features.map((f) => ({
+        license_id,
+        feature_id: f.featureId,
+        max_consumption: f.maxConsumption,
+        total_consumption: 0,
+      })),
+    );
     await trx('license_features').insert(rows);
   }
 }
@@ -90,7 +109,13 @@ async function copyFeatures(trx: Knex, policyId: number, licenseIds: number[]) {
  * from 140 random bits; the unique key on license_key guards the (astronomically unlikely) repeat,
  * in which case the whole issue is retried once.
  */
-export async function issueLicenses(deps: ServiceDeps, actor: Actor, orderId: number, request: IssueRequest, hooks: IssueHooks = {}): Promise<IssueResult> {
+export async function issueLicenses(
+  deps: ServiceDeps,
+  actor: Actor,
+  orderId: number,
+  request: IssueRequest,
+  hooks: IssueHooks = {},
+): Promise<IssueResult> {
   const run = () =>
     auditedChange(deps, actor, async (trx, now) => {
       // The order row first, for update: the inserts below add to its license count, and two issues
@@ -100,12 +125,20 @@ export async function issueLicenses(deps: ServiceDeps, actor: Actor, orderId: nu
       const { policy, product } = await issuablePolicy(trx, request.policyId);
       const entitlements: Entitlements = policy;
       const startDate = request.startDate ?? now;
-      const base = { orderId, productId: product.id, policyId: policy.id, entitlements, startDate, issuedBy: actor.accountId };
+      const base = {
+        orderId,
+        productId: product.id,
+        policyId: policy.id,
+        entitlements,
+        startDate,
+        issuedBy: actor.accountId,
+      };
       let licenseIds: number[] = [];
       const newUserIds: number[] = [];
       if (product.authorizationMethod === 'key') {
         const quantity = request.quantity ?? 0;
-        if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_ISSUE_QUANTITY) throw new ValidationError({ quantity: 'validation.numberRange' });
+        if (!Number.isInteger(quantity) || quantity < 1 || quantity > MAX_ISSUE_QUANTITY)
+          throw new ValidationError({ quantity: 'validation.numberRange' });
         await hooks.beforeInsert?.(trx, product.id, quantity, now);
         licenseIds = await insertKeyed(trx, base, quantity, now);
       } else {
@@ -115,7 +148,13 @@ export async function issueLicenses(deps: ServiceDeps, actor: Actor, orderId: nu
         await hooks.beforeInsert?.(trx, product.id, emails.length, now);
         for (const email of emails) {
           const id = await catalog.insertLicense(trx, { ...base, licenseKey: null }, now);
-          const { accountId, created } = await hooks.assignUser(trx, id, email, policy.unlimitedActivations ? 1_000_000 : policy.maxActivations, now);
+          const { accountId, created } = await hooks.assignUser(
+            trx,
+            id,
+            email,
+            policy.unlimitedActivations ? 1_000_000 : policy.maxActivations,
+            now,
+          );
           if (created) newUserIds.push(accountId);
           licenseIds.push(id);
         }
@@ -128,7 +167,14 @@ export async function issueLicenses(deps: ServiceDeps, actor: Actor, orderId: nu
           objectType: 'order',
           objectId: orderId,
           orderId,
-          after: { policyId: policy.id, productId: product.id, count: licenseIds.length, firstLicenseId: licenseIds[0], lastLicenseId: licenseIds.at(-1), ...(request.emails ? { emails: request.emails.slice(0, 100) } : {}) },
+          after: {
+            policyId: policy.id,
+            productId: product.id,
+            count: licenseIds.length,
+            firstLicenseId: licenseIds[0],
+            lastLicenseId: licenseIds.at(-1),
+            ...(request.emails ? { emails: request.emails.slice(0, 100) } : {}),
+          },
         },
       };
     });
@@ -165,10 +211,31 @@ export async function updateLicense(deps: ServiceDeps, actor: Actor, id: number,
       await licenses.update(trx, id, { note: edit.note }, now);
     } else {
       const entitlements: Entitlements = { ...edit.entitlements, licenseType: before.licenseType, airgapped: false };
-      await licenses.update(trx, id, { entitlements, startDate: edit.startDate, expiresAt: edit.expiresAt, maintenanceUntil: edit.maintenanceUntil, note: edit.note }, now);
+      await licenses.update(
+        trx,
+        id,
+        {
+          entitlements,
+          startDate: edit.startDate,
+          expiresAt: edit.expiresAt,
+          maintenanceUntil: edit.maintenanceUntil,
+          note: edit.note,
+        },
+        now,
+      );
     }
     const after = await mustFindLicense(trx, id, now);
-    return { result: undefined, audit: { action: 'license.updated', objectType: 'license', objectId: id, orderId: before.orderId, before: licenses.auditView(before), after: licenses.auditView(after) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'license.updated',
+        objectType: 'license',
+        objectId: id,
+        orderId: before.orderId,
+        before: licenses.auditView(before),
+        after: licenses.auditView(after),
+      },
+    };
   });
 }
 
@@ -176,7 +243,17 @@ export async function setLicenseEnabled(deps: ServiceDeps, actor: Actor, id: num
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFindLicense(trx, id, now);
     await licenses.update(trx, id, { enabled }, now);
-    return { result: undefined, audit: { action: enabled ? 'license.enabled' : 'license.disabled', objectType: 'license', objectId: id, orderId: before.orderId, before: { enabled: before.enabled }, after: { enabled } } };
+    return {
+      result: undefined,
+      audit: {
+        action: enabled ? 'license.enabled' : 'license.disabled',
+        objectType: 'license',
+        objectId: id,
+        orderId: before.orderId,
+        before: { enabled: before.enabled },
+        after: { enabled },
+      },
+    };
   });
 }
 
@@ -184,7 +261,17 @@ export async function setLicenseNote(deps: ServiceDeps, actor: Actor, id: number
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFindLicense(trx, id, now);
     await licenses.update(trx, id, { note }, now);
-    return { result: undefined, audit: { action: 'license.note_changed', objectType: 'license', objectId: id, orderId: before.orderId, before: { note: before.note }, after: { note } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'license.note_changed',
+        objectType: 'license',
+        objectId: id,
+        orderId: before.orderId,
+        before: { note: before.note },
+        after: { note },
+      },
+    };
   });
 }
 
@@ -197,13 +284,31 @@ export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number):
     for (const device of await devices.activeForLicense(trx, id)) {
       if (!(await devices.deactivate(trx, device.id, 'reset', now))) continue;
       released += 1;
-      await devices.addHistory(trx, { licenseId: id, deviceId: device.id, event: 'reset', channel: device.channel, hardwareId: device.hardwareId, actorId: actor.accountId }, now);
+      await devices.addHistory(
+        trx,
+        {
+          licenseId: id,
+          deviceId: device.id,
+          event: 'reset',
+          channel: device.channel,
+          hardwareId: device.hardwareId,
+          actorId: actor.accountId,
+        },
+        now,
+      );
     }
     await licenses.clearSeats(trx, id, now);
     await assignments.resetCounts(trx, id);
     return {
       result: released,
-      audit: { action: 'license.reset', objectType: 'license', objectId: id, orderId: before.orderId, before: { timesActivated: before.timesActivated }, after: { timesActivated: 0, devicesDeactivated: released } },
+      audit: {
+        action: 'license.reset',
+        objectType: 'license',
+        objectId: id,
+        orderId: before.orderId,
+        before: { timesActivated: before.timesActivated },
+        after: { timesActivated: 0, devicesDeactivated: released },
+      },
     };
   });
 }
@@ -215,18 +320,42 @@ export async function resetDevice(deps: ServiceDeps, actor: Actor, licenseId: nu
     const license = await mustFindLicense(trx, licenseId, now);
     const device = await devices.findForLicense(trx, licenseId, deviceId);
     if (!device) throw notFound();
-    if (!(await devices.deactivate(trx, deviceId, 'reset', now))) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
+    if (!(await devices.deactivate(trx, deviceId, 'reset', now)))
+      throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);
-    await devices.addHistory(trx, { licenseId, deviceId, event: 'reset', channel: device.channel, hardwareId: device.hardwareId, actorId: actor.accountId }, now);
+    await devices.addHistory(
+      trx,
+      {
+        licenseId,
+        deviceId,
+        event: 'reset',
+        channel: device.channel,
+        hardwareId: device.hardwareId,
+        actorId: actor.accountId,
+      },
+      now,
+    );
     return {
       result: undefined,
-      audit: { action: 'device.reset', objectType: 'device', objectId: deviceId, orderId: license.orderId, before: { active: true, licenseTimesActivated: license.timesActivated }, after: { active: false, licenseId, hardwareId: device.hardwareId } },
+      audit: {
+        action: 'device.reset',
+        objectType: 'device',
+        objectId: deviceId,
+        orderId: license.orderId,
+        before: { active: true, licenseTimesActivated: license.timesActivated },
+        after: { active: false, licenseId, hardwareId: device.hardwareId },
+      },
     };
   });
 }
 
 /** Blacklists a device's hardware id for this license (it can never activate it again) and deactivates it. */
-export async function blacklistDevice(deps: ServiceDeps, actor: Actor, licenseId: number, deviceId: number): Promise<void> {
+export async function blacklistDevice(
+  deps: ServiceDeps,
+  actor: Actor,
+  licenseId: number,
+  deviceId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     await licenses.lockLicense(trx, licenseId);
     const license = await mustFindLicense(trx, licenseId, now);
@@ -237,10 +366,28 @@ export async function blacklistDevice(deps: ServiceDeps, actor: Actor, licenseId
     await devices.markBlacklisted(trx, deviceId);
     const wasActive = await devices.deactivate(trx, deviceId, 'revoked', now);
     if (wasActive) await devices.releaseSeat(trx, device, now);
-    await devices.addHistory(trx, { licenseId, deviceId, event: 'revoked', channel: device.channel, hardwareId: device.hardwareId, actorId: actor.accountId }, now);
+    await devices.addHistory(
+      trx,
+      {
+        licenseId,
+        deviceId,
+        event: 'revoked',
+        channel: device.channel,
+        hardwareId: device.hardwareId,
+        actorId: actor.accountId,
+      },
+      now,
+    );
     return {
       result: undefined,
-      audit: { action: 'device.blacklisted', objectType: 'device', objectId: deviceId, orderId: license.orderId, before: { active: device.active, blacklisted: false }, after: { active: false, blacklisted: true, hardwareId: device.hardwareId } },
+      audit: {
+        action: 'device.blacklisted',
+        objectType: 'device',
+        objectId: deviceId,
+        orderId: license.orderId,
+        before: { active: device.active, blacklisted: false },
+        after: { active: false, blacklisted: true, hardwareId: device.hardwareId },
+      },
     };
   });
 }

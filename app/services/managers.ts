@@ -17,18 +17,30 @@ import { endOtherSessions } from './auth.ts';
 
 async function mustFindManager(trx: Knex, id: number) {
   const account = await accounts.findById(trx, id);
-  if (!account || account.role !== 'manager') throw notFound();
+  if (account?.role !== 'manager') throw notFound();
   return account;
 }
 
-export async function inviteManager(deps: LinkMailDeps, actor: Actor, input: { email: string; name: string; language: string }): Promise<number> {
+export async function inviteManager(
+  deps: LinkMailDeps,
+  actor: Actor,
+  input: { email: string; name: string; language: string },
+): Promise<number> {
   const account = await auditedChange(deps, actor, async (trx, now) => {
     if (await accounts.findByEmail(trx, input.email)) throw new ValidationError({ email: 'validation.emailTaken' });
     const id = await accounts.insert(trx, { ...input, role: 'manager', passwordHash: null }, now);
     const permissions = await managers.defaultPermissions(trx);
     await managers.setPermissions(trx, id, permissions);
     const created = (await accounts.findById(trx, id))!;
-    return { result: created, audit: { action: 'manager.invited', objectType: 'account', objectId: id, after: { ...accounts.auditView(created), permissions } } };
+    return {
+      result: created,
+      audit: {
+        action: 'manager.invited',
+        objectType: 'account',
+        objectId: id,
+        after: { ...accounts.auditView(created), permissions },
+      },
+    };
   });
   await mailAccountLink(deps, account, 'invite');
   return account.id;
@@ -45,81 +57,187 @@ export async function resendInvitation(deps: LinkMailDeps, actor: Actor, id: num
 }
 
 /** Disabling an account ends its sessions at once (deserializeUser would also refuse it on its next request). */
-export async function updateManagerProfile(deps: ServiceDeps, actor: Actor, id: number, input: { name: string; language: string; disabled: boolean }): Promise<void> {
+export async function updateManagerProfile(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  input: { name: string; language: string; disabled: boolean },
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFindManager(trx, id);
     await accounts.update(trx, id, input, now);
     if (input.disabled && !before.disabled) await endOtherSessions(trx, actor, id);
     const after = (await accounts.findById(trx, id))!;
-    return { result: undefined, audit: { action: 'manager.updated', objectType: 'account', objectId: id, before: accounts.auditView(before), after: accounts.auditView(after) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'manager.updated',
+        objectType: 'account',
+        objectId: id,
+        before: accounts.auditView(before),
+        after: accounts.auditView(after),
+      },
+    };
   });
 }
 
-export async function setManagerPermissions(deps: ServiceDeps, actor: Actor, id: number, permissions: Permission[]): Promise<void> {
+export async function setManagerPermissions(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  permissions: Permission[],
+): Promise<void> {
   const wanted = PERMISSIONS.filter((p) => permissions.includes(p));
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
     const before = await managers.permissionsOf(trx, id);
     await managers.setPermissions(trx, id, wanted);
-    return { result: undefined, audit: { action: 'manager.permissions_changed', objectType: 'account', objectId: id, before: { permissions: before }, after: { permissions: wanted } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'manager.permissions_changed',
+        objectType: 'account',
+        objectId: id,
+        before: { permissions: before },
+        after: { permissions: wanted },
+      },
+    };
   });
 }
 
-export async function setDefaultPermissionSet(deps: ServiceDeps, actor: Actor, permissions: Permission[]): Promise<void> {
+export async function setDefaultPermissionSet(
+  deps: ServiceDeps,
+  actor: Actor,
+  permissions: Permission[],
+): Promise<void> {
   const wanted = PERMISSIONS.filter((p) => permissions.includes(p));
   await auditedChange(deps, actor, async (trx) => {
     const before = await managers.defaultPermissions(trx);
     await managers.setDefaultPermissions(trx, wanted);
-    return { result: undefined, audit: { action: 'settings.default_permissions_changed', objectType: 'settings', objectId: 'default_permissions', before: { permissions: before }, after: { permissions: wanted } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'settings.default_permissions_changed',
+        objectType: 'settings',
+        objectId: 'default_permissions',
+        before: { permissions: before },
+        after: { permissions: wanted },
+      },
+    };
   });
 }
 
-export async function assignManagerToOrder(deps: ServiceDeps, actor: Actor, id: number, orderRef: string): Promise<void> {
+export async function assignManagerToOrder(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  orderRef: string,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     await mustFindManager(trx, id);
     const order = await trx('orders').where({ order_ref: orderRef.trim() }).first('id');
     if (!order) throw new ValidationError({ order_ref: 'managers.orderNotFound' });
     const orderId = Number(order.id);
-    if (await managers.isAssigned(trx, id, orderId)) throw new ValidationError({ order_ref: 'managers.alreadyAssigned' });
+    if (await managers.isAssigned(trx, id, orderId))
+      throw new ValidationError({ order_ref: 'managers.alreadyAssigned' });
     await managers.assignOrder(trx, id, orderId, now);
-    return { result: undefined, audit: { action: 'manager.order_assigned', objectType: 'account', objectId: id, orderId, after: { orderId, orderRef } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'manager.order_assigned',
+        objectType: 'account',
+        objectId: id,
+        orderId,
+        after: { orderId, orderRef },
+      },
+    };
   });
 }
 
-export async function unassignManagerFromOrder(deps: ServiceDeps, actor: Actor, id: number, orderId: number): Promise<void> {
+export async function unassignManagerFromOrder(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  orderId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
     if (!(await managers.unassignOrder(trx, id, orderId))) throw notFound();
-    return { result: undefined, audit: { action: 'manager.order_unassigned', objectType: 'account', objectId: id, orderId, before: { orderId } } };
+    return {
+      result: undefined,
+      audit: { action: 'manager.order_unassigned', objectType: 'account', objectId: id, orderId, before: { orderId } },
+    };
   });
 }
 
-export async function setManagerQuota(deps: ServiceDeps, actor: Actor, id: number, productId: number, quota: number | null): Promise<void> {
+export async function setManagerQuota(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  productId: number,
+  quota: number | null,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
     if (!(await products.findById(trx, productId))) throw new ValidationError({ product_id: 'validation.choice' });
     const before = (await managers.quotasOf(trx, id)).find((q) => q.productId === productId) ?? null;
     await managers.setQuota(trx, id, productId, quota);
-    return { result: undefined, audit: { action: 'manager.quota_set', objectType: 'account', objectId: id, before: before && { productId, quota: before.quota, issued: before.issued }, after: { productId, quota } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'manager.quota_set',
+        objectType: 'account',
+        objectId: id,
+        before: before && { productId, quota: before.quota, issued: before.issued },
+        after: { productId, quota },
+      },
+    };
   });
 }
 
-export async function removeManagerQuota(deps: ServiceDeps, actor: Actor, id: number, productId: number): Promise<void> {
+export async function removeManagerQuota(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  productId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
     const before = (await managers.quotasOf(trx, id)).find((q) => q.productId === productId);
     if (!before || !(await managers.removeQuota(trx, id, productId))) throw notFound();
-    return { result: undefined, audit: { action: 'manager.quota_removed', objectType: 'account', objectId: id, before: { productId, quota: before.quota, issued: before.issued } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'manager.quota_removed',
+        objectType: 'account',
+        objectId: id,
+        before: { productId, quota: before.quota, issued: before.issued },
+      },
+    };
   });
 }
 
-export async function setManagerPolicies(deps: ServiceDeps, actor: Actor, id: number, policyIds: number[]): Promise<void> {
+export async function setManagerPolicies(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  policyIds: number[],
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
     const known = new Set((await policies.listIssuable(trx)).map((p) => p.id));
     const wanted = [...new Set(policyIds)].filter((p) => known.has(p));
     const before = await managers.allowedPoliciesOf(trx, id);
     await managers.setAllowedPolicies(trx, id, wanted);
-    return { result: undefined, audit: { action: 'manager.policies_changed', objectType: 'account', objectId: id, before: { policyIds: before }, after: { policyIds: wanted } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'manager.policies_changed',
+        objectType: 'account',
+        objectId: id,
+        before: { policyIds: before },
+        after: { policyIds: wanted },
+      },
+    };
   });
 }

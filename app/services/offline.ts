@@ -1,7 +1,16 @@
 import fs from 'node:fs/promises';
 import yauzl from 'yauzl';
 import yazl from 'yazl';
-import { ActivationError, activate, deactivate, deactivationReceipt, licenseFile, requestActivationInput, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
+import {
+  ActivationError,
+  activate,
+  deactivate,
+  deactivationReceipt,
+  licenseFile,
+  requestActivationInput,
+  signedByRegisteredDevice,
+  type ActivationDeps,
+} from './activation.ts';
 import { ArtifactError, readSignedRequest } from './requests.ts';
 import type { Actor } from './context.ts';
 
@@ -20,8 +29,25 @@ export const MAX_ZIP_TOTAL = 16 * 1024 * 1024;
 const MAX_RATIO = 100;
 
 export type Outcome =
-  | { kind: 'activation'; deviceId: number; repeated: boolean; transfer: boolean; productName: string; licenseKey: string | null; licenseType: string; expiresAt: Date | null; seatsLeft: number | null }
-  | { kind: 'deactivation'; deviceId: number; nonce: string; repeated: boolean; productName: string; licenseKey: string | null };
+  | {
+      kind: 'activation';
+      deviceId: number;
+      repeated: boolean;
+      transfer: boolean;
+      productName: string;
+      licenseKey: string | null;
+      licenseType: string;
+      expiresAt: Date | null;
+      seatsLeft: number | null;
+    }
+  | {
+      kind: 'deactivation';
+      deviceId: number;
+      nonce: string;
+      repeated: boolean;
+      productName: string;
+      licenseKey: string | null;
+    };
 
 export interface Credentials {
   email: string;
@@ -29,7 +55,12 @@ export interface Credentials {
 }
 
 /** Reads one request file (activation or deactivation) and carries it out. */
-export async function processRequest(deps: ActivationDeps, actor: Actor, text: string, credentials: Credentials | null): Promise<Outcome> {
+export async function processRequest(
+  deps: ActivationDeps,
+  actor: Actor,
+  text: string,
+  credentials: Credentials | null,
+): Promise<Outcome> {
   const request = await readSignedRequest(deps, actor, 'offline', text, ['activation-request', 'deactivation-request']);
   if (request.typ === 'activation-request') {
     const input = requestActivationInput('offline', request.payload, text, credentials);
@@ -49,14 +80,36 @@ export async function processRequest(deps: ActivationDeps, actor: Actor, text: s
     };
   }
   const p = request.payload as import('../../sdk/src/payloads.ts').DeactivationRequestPayload;
-  const result = await deactivate(deps, actor, { channel: 'offline', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, nonce: p.nonce, requestHash: request.requestHash, usage: p.usage, proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce) });
-  return { kind: 'deactivation', deviceId: result.device.id, nonce: p.nonce, repeated: result.repeated, productName: result.license.productName, licenseKey: result.license.licenseKey };
+  const result = await deactivate(deps, actor, {
+    channel: 'offline',
+    licenseId: p.licenseId,
+    activationId: p.activationId,
+    hardwareId: p.hardwareId,
+    nonce: p.nonce,
+    requestHash: request.requestHash,
+    usage: p.usage,
+    proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce),
+  });
+  return {
+    kind: 'deactivation',
+    deviceId: result.device.id,
+    nonce: p.nonce,
+    repeated: result.repeated,
+    productName: result.license.productName,
+    licenseKey: result.license.licenseKey,
+  };
 }
 
 /** The file to download for an outcome: the license file, or the deactivation receipt. */
-export async function outcomeFile(deps: ActivationDeps, o: { kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }): Promise<{ text: string; filename: string }> {
+export async function outcomeFile(
+  deps: ActivationDeps,
+  o: { kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string },
+): Promise<{ text: string; filename: string }> {
   if (o.kind === 'activation') return licenseFile(deps, o.deviceId);
-  return { text: await deactivationReceipt(deps, o.deviceId, o.nonce!), filename: `deactivation-receipt-${o.deviceId}.txt` };
+  return {
+    text: await deactivationReceipt(deps, o.deviceId, o.nonce!),
+    filename: `deactivation-receipt-${o.deviceId}.txt`,
+  };
 }
 
 /** Whether an uploaded file (on disk) starts like a ZIP archive. */
@@ -73,7 +126,11 @@ export async function isZipFile(file: string): Promise<boolean> {
 /** Opens an uploaded ZIP file for reading its directory and then its entries (closed by the caller). */
 function openZip(file: string): Promise<yauzl.ZipFile> {
   return new Promise((resolve, reject) =>
-    yauzl.open(file, { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, autoClose: false }, (err, zip) => (err || !zip ? reject(new ArtifactError('zip_damaged')) : resolve(zip))),
+    yauzl.open(
+      file,
+      { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, autoClose: false },
+      (err, zip) => (err || !zip ? reject(new ArtifactError('zip_damaged')) : resolve(zip)),
+    ),
   );
 }
 
@@ -95,7 +152,12 @@ function checkedEntries(zip: yauzl.ZipFile): Promise<yauzl.Entry[]> {
       entries.push(entry);
       total += entry.uncompressedSize;
       if (entries.length > MAX_ZIP_ENTRIES) return reject(zipRefusal('zip_too_many'));
-      if (entry.uncompressedSize > MAX_REQUEST_BYTES || entry.uncompressedSize > Math.max(1024, entry.compressedSize * MAX_RATIO) || total > MAX_ZIP_TOTAL) return reject(zipRefusal('zip_too_large'));
+      if (
+        entry.uncompressedSize > MAX_REQUEST_BYTES ||
+        entry.uncompressedSize > Math.max(1024, entry.compressedSize * MAX_RATIO) ||
+        total > MAX_ZIP_TOTAL
+      )
+        return reject(zipRefusal('zip_too_large'));
       zip.readEntry();
     });
     zip.readEntry();
@@ -145,7 +207,8 @@ export async function processZip(deps: ActivationDeps, actor: Actor, file: strin
       try {
         rows.push({ name, outcome: await processRequest(deps, actor, await inflate(zip, entry), null), error: null });
       } catch (err) {
-        if (err instanceof ArtifactError || err instanceof ActivationError) rows.push({ name, outcome: null, error: err.code });
+        if (err instanceof ArtifactError || err instanceof ActivationError)
+          rows.push({ name, outcome: null, error: err.code });
         else throw err;
       }
     }
@@ -156,11 +219,14 @@ export async function processZip(deps: ActivationDeps, actor: Actor, file: strin
 }
 
 /** The answer files of a bulk upload as one ZIP (names follow the request files). */
-export async function resultZip(deps: ActivationDeps, rows: { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }[]): Promise<Buffer> {
+export async function resultZip(
+  deps: ActivationDeps,
+  rows: { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }[],
+): Promise<Buffer> {
   const zip = new yazl.ZipFile();
   const used = new Set<string>();
   for (const r of rows) {
-    let file;
+    let file: { text: string; filename: string };
     try {
       file = await outcomeFile(deps, r);
     } catch (err) {
@@ -179,4 +245,3 @@ export async function resultZip(deps: ActivationDeps, rows: { name: string; kind
   for await (const c of zip.outputStream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
-

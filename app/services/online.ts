@@ -2,7 +2,16 @@ import { AppError } from '../lib/errors.ts';
 import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import { inTransaction } from '../lib/transaction.ts';
-import { activate, deactivate, requestActivationInput, deactivationReceipt, expireFloatingSlots, licenseFile, signedByRegisteredDevice, type ActivationDeps } from './activation.ts';
+import {
+  activate,
+  deactivate,
+  requestActivationInput,
+  deactivationReceipt,
+  expireFloatingSlots,
+  licenseFile,
+  signedByRegisteredDevice,
+  type ActivationDeps,
+} from './activation.ts';
 import { issueLicenseFile } from './license-files.ts';
 import { ActivationError, recordRefusal } from './refusals.ts';
 import { ArtifactError, readSignedRequest, type SignedRequest } from './requests.ts';
@@ -20,9 +29,19 @@ export class ApiError extends AppError {
   }
 }
 
-const API_CODES: Record<string, string> = { damaged: 'request_malformed', signature: 'signature_invalid', wrong_type: 'wrong_type', too_large: 'request_malformed' };
+const API_CODES: Record<string, string> = {
+  damaged: 'request_malformed',
+  signature: 'signature_invalid',
+  wrong_type: 'wrong_type',
+  too_large: 'request_malformed',
+};
 
-async function readRequest<T extends SignedRequest['typ']>(deps: ActivationDeps, actor: Actor, text: unknown, typ: T): Promise<Extract<SignedRequest, { typ: T }>> {
+async function readRequest<T extends SignedRequest['typ']>(
+  deps: ActivationDeps,
+  actor: Actor,
+  text: unknown,
+  typ: T,
+): Promise<Extract<SignedRequest, { typ: T }>> {
   if (typeof text !== 'string' || !text.trim()) throw new ApiError('request_missing', 400);
   try {
     return (await readSignedRequest(deps, actor, 'online', text, [typ])) as Extract<SignedRequest, { typ: T }>;
@@ -32,7 +51,12 @@ async function readRequest<T extends SignedRequest['typ']>(deps: ActivationDeps,
   }
 }
 
-export async function activateOnline(deps: ActivationDeps, actor: Actor, requestText: unknown, credentials: { email: string; password: string } | null) {
+export async function activateOnline(
+  deps: ActivationDeps,
+  actor: Actor,
+  requestText: unknown,
+  credentials: { email: string; password: string } | null,
+) {
   const { payload } = await readRequest(deps, actor, requestText, 'activation-request');
   const input = requestActivationInput('online', payload, String(requestText), credentials);
   if (!input) throw new ApiError('user_credentials', 401);
@@ -56,16 +80,43 @@ export async function checkOnline(deps: ActivationDeps, actor: Actor, requestTex
       await licenses.lockLicense(trx, p.licenseId);
       const license = await licenses.findById(trx, p.licenseId, at);
       let device = license ? await devices.findForLicense(trx, p.licenseId, p.activationId) : undefined;
-      if (!license || !device || license.productCode !== p.product || device.devicePublicKey !== p.devicePublicKey || device.hardwareId !== p.hardwareId) throw new ActivationError('activation_unknown', 404);
+      if (
+        !license ||
+        !device ||
+        license.productCode !== p.product ||
+        device.devicePublicKey !== p.devicePublicKey ||
+        device.hardwareId !== p.hardwareId
+      )
+        throw new ActivationError('activation_unknown', 404);
       // Only when stale floating slots were freed (this device's among them, perhaps) is anything read again.
       if (await expireFloatingSlots(trx, license, at)) device = (await devices.findById(trx, device.id))!;
-      const holdsUntil = license.floating && license.floatingTimeoutMinutes ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000) : null;
+      const holdsUntil =
+        license.floating && license.floatingTimeoutMinutes
+          ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000)
+          : null;
       const file = await issueLicenseFile(trx, deps, license, device, 'refresh', at);
       await devices.touch(trx, device.id, at, holdsUntil);
-      return { valid: true, license: file.text, leaseEndsAt: file.payload.leaseEndsAt, floatingExpiresAt: holdsUntil?.toISOString() ?? null };
+      return {
+        valid: true,
+        license: file.text,
+        leaseEndsAt: file.payload.leaseEndsAt,
+        floatingExpiresAt: holdsUntil?.toISOString() ?? null,
+      };
     });
   } catch (err) {
-    if (err instanceof ActivationError) await recordRefusal(deps, actor, { action: 'check.refused', channel: 'online', requestHash, hardwareId: p.hardwareId, licenseId: err.code === 'activation_unknown' ? null : p.licenseId }, err.code);
+    if (err instanceof ActivationError)
+      await recordRefusal(
+        deps,
+        actor,
+        {
+          action: 'check.refused',
+          channel: 'online',
+          requestHash,
+          hardwareId: p.hardwareId,
+          licenseId: err.code === 'activation_unknown' ? null : p.licenseId,
+        },
+        err.code,
+      );
     throw err;
   }
 }
@@ -73,6 +124,15 @@ export async function checkOnline(deps: ActivationDeps, actor: Actor, requestTex
 /** Deactivation (and `release` of a floating slot): the same proof as offline, a signed receipt back. */
 export async function deactivateOnline(deps: ActivationDeps, actor: Actor, requestText: unknown) {
   const { payload: p, requestHash } = await readRequest(deps, actor, requestText, 'deactivation-request');
-  const result = await deactivate(deps, actor, { channel: 'online', licenseId: p.licenseId, activationId: p.activationId, hardwareId: p.hardwareId, nonce: p.nonce, requestHash, usage: p.usage, proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce) });
+  const result = await deactivate(deps, actor, {
+    channel: 'online',
+    licenseId: p.licenseId,
+    activationId: p.activationId,
+    hardwareId: p.hardwareId,
+    nonce: p.nonce,
+    requestHash,
+    usage: p.usage,
+    proves: signedByRegisteredDevice(p.devicePublicKey, p.hardwareId, p.activationNonce),
+  });
   return { repeated: result.repeated, receipt: await deactivationReceipt(deps, result.device.id, p.nonce) };
 }

@@ -25,13 +25,22 @@ async function checkFeatures(trx: Knex, productId: number, features: policies.Po
   }
 }
 
-export async function createPolicy(deps: ServiceDeps, actor: Actor, productId: number, input: PolicyInput): Promise<number> {
+export async function createPolicy(
+  deps: ServiceDeps,
+  actor: Actor,
+  productId: number,
+  input: PolicyInput,
+): Promise<number> {
   return auditedChange(deps, actor, async (trx, now) => {
     const product = await products.findById(trx, productId);
     if (!product || product.archived) throw notFound();
     await checkFeatures(trx, productId, input.features);
     const first = (await policies.countForProduct(trx, productId)) === 0;
-    const id = await catalog.insertPolicy(trx, { productId, name: input.name, isDefault: false, entitlements: input.entitlements, createdBy: actor.accountId }, now);
+    const id = await catalog.insertPolicy(
+      trx,
+      { productId, name: input.name, isDefault: false, entitlements: input.entitlements, createdBy: actor.accountId },
+      now,
+    );
     await policies.setFeatures(trx, id, input.features);
     if (input.isDefault || first) await policies.makeDefault(trx, productId, id, now);
     const after = policies.auditView((await policies.findById(trx, id))!, input.features);
@@ -40,7 +49,12 @@ export async function createPolicy(deps: ServiceDeps, actor: Actor, productId: n
 }
 
 /** Refused with 409 for an air-gapped policy, whether it is air-gapped now or the edit would make it so. */
-export async function updatePolicy(deps: ServiceDeps, actor: Actor, policyId: number, input: PolicyInput): Promise<void> {
+export async function updatePolicy(
+  deps: ServiceDeps,
+  actor: Actor,
+  policyId: number,
+  input: PolicyInput,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await policies.findById(trx, policyId);
     if (!before) throw notFound();
@@ -51,7 +65,16 @@ export async function updatePolicy(deps: ServiceDeps, actor: Actor, policyId: nu
     await policies.setFeatures(trx, policyId, input.features);
     if (input.isDefault && !before.isDefault) await policies.makeDefault(trx, before.productId, policyId, now);
     const after = (await policies.findById(trx, policyId))!;
-    return { result: undefined, audit: { action: 'policy.updated', objectType: 'policy', objectId: policyId, before: policies.auditView(before, beforeFeatures), after: policies.auditView(after, input.features) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'policy.updated',
+        objectType: 'policy',
+        objectId: policyId,
+        before: policies.auditView(before, beforeFeatures),
+        after: policies.auditView(after, input.features),
+      },
+    };
   });
 }
 
@@ -61,15 +84,38 @@ export async function makeDefaultPolicy(deps: ServiceDeps, actor: Actor, policyI
     if (!policy) throw notFound();
     if (policy.archived) throw new HttpError(409, 'policies.archivedCannotBeDefault');
     await policies.makeDefault(trx, policy.productId, policyId, now);
-    return { result: undefined, audit: { action: 'policy.made_default', objectType: 'policy', objectId: policyId, before: { isDefault: policy.isDefault }, after: { isDefault: true } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'policy.made_default',
+        objectType: 'policy',
+        objectId: policyId,
+        before: { isDefault: policy.isDefault },
+        after: { isDefault: true },
+      },
+    };
   });
 }
 
-export async function setPolicyArchived(deps: ServiceDeps, actor: Actor, policyId: number, archived: boolean): Promise<void> {
+export async function setPolicyArchived(
+  deps: ServiceDeps,
+  actor: Actor,
+  policyId: number,
+  archived: boolean,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const policy = await policies.findById(trx, policyId);
     if (!policy) throw notFound();
     await policies.setArchived(trx, policyId, archived, now);
-    return { result: undefined, audit: { action: archived ? 'policy.archived' : 'policy.unarchived', objectType: 'policy', objectId: policyId, before: { archived: policy.archived, isDefault: policy.isDefault }, after: { archived } } };
+    return {
+      result: undefined,
+      audit: {
+        action: archived ? 'policy.archived' : 'policy.unarchived',
+        objectType: 'policy',
+        objectId: policyId,
+        before: { archived: policy.archived, isDefault: policy.isDefault },
+        after: { archived },
+      },
+    };
   });
 }

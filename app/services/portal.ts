@@ -37,15 +37,30 @@ export async function consumeQuota(trx: Knex, accountId: number, productId: numb
  * existing account the manager does not own is invited instead (services/license-users.ts placeUser).
  * `placements` collects what to mail once the transaction committed (mailPlacements).
  */
-export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: Account, orderId: number, request: IssueRequest, placements: Placement[]): Promise<IssueResult> {
+export async function issueAsManager(
+  deps: ServiceDeps,
+  actor: Actor,
+  account: Account,
+  orderId: number,
+  request: IssueRequest,
+  placements: Placement[],
+): Promise<IssueResult> {
   if (account.role !== 'admin') {
     const allowed = await issuableFor(deps.db, account);
-    if (!allowed.some((p) => p.id === request.policyId)) throw new ValidationError({ policy_id: 'portal.policyNotAllowed' });
+    if (!allowed.some((p) => p.id === request.policyId))
+      throw new ValidationError({ policy_id: 'portal.policyNotAllowed' });
   }
   return issueLicenses(deps, actor, orderId, request, {
-    beforeInsert: account.role === 'admin' ? undefined : (trx, productId, count) => consumeQuota(trx, account.id, productId, count),
+    beforeInsert:
+      account.role === 'admin' ? undefined : (trx, productId, count) => consumeQuota(trx, account.id, productId, count),
     assignUser: async (trx, licenseId, email, maxActivations, now) => {
-      const placed = await placeUser(trx, account, licenseId, { email, name: null, language: account.language, maxActivations }, now);
+      const placed = await placeUser(
+        trx,
+        account,
+        licenseId,
+        { email, name: null, language: account.language, maxActivations },
+        now,
+      );
       placements.push(placed);
       return { accountId: placed.account.id, created: placed.kind === 'assigned' && placed.created };
     },
@@ -57,7 +72,13 @@ export async function issueAsManager(deps: ServiceDeps, actor: Actor, account: A
  * its set-password link, an invited one its invitation. The console and the User Portal both issue
  * through it (an admin's account owns every end user, so its placements are direct assignments).
  */
-export async function issueAndInvite(deps: LinkMailDeps, actor: Actor, account: Account, orderId: number, request: IssueRequest): Promise<IssueResult> {
+export async function issueAndInvite(
+  deps: LinkMailDeps,
+  actor: Actor,
+  account: Account,
+  orderId: number,
+  request: IssueRequest,
+): Promise<IssueResult> {
   const placements: Placement[] = [];
   const issued = await issueAsManager(deps, actor, account, orderId, request, placements);
   await mailPlacements(deps, placements);
@@ -75,7 +96,13 @@ export interface NewOrder {
  * Creates an order (and its customer when new) with the manager assigned to it, and issues the
  * bundle's lines, all in one transaction: a refused line (quota, policy) leaves nothing behind.
  */
-export async function createOrderAsManager(deps: ServiceDeps, actor: Actor, account: Account, input: NewOrder, placements: Placement[]): Promise<number> {
+export async function createOrderAsManager(
+  deps: ServiceDeps,
+  actor: Actor,
+  account: Account,
+  input: NewOrder,
+  placements: Placement[],
+): Promise<number> {
   return inTransaction(deps.db, async (trx) => {
     const inner = { ...deps, db: trx };
     const customerId = input.customerId ?? (await createCustomer(inner, actor, input.customer!));
@@ -89,54 +116,139 @@ export async function createOrderAsManager(deps: ServiceDeps, actor: Actor, acco
 
 /** Customers a manager may pick for a new order: those of the orders they manage. */
 export async function customersInScope(db: Knex, orderIds: Knex.QueryBuilder) {
-  const rows = await db('customers').whereIn('id', orderIds.clone().clearSelect().select('orders.customer_id')).orderBy('name').limit(500).select('id', 'name');
+  const rows = await db('customers')
+    .whereIn('id', orderIds.clone().clearSelect().select('orders.customer_id'))
+    .orderBy('name')
+    .limit(500)
+    .select('id', 'name');
   return rows.map((r: { id: number; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
 }
 
 export async function addOrderManager(deps: ServiceDeps, actor: Actor, orderId: number, email: string): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const manager = await accounts.findByEmail(trx, email);
-    if (!manager || manager.role !== 'manager') throw new ValidationError({ email: 'portal.notAManager' });
-    if (await managers.isAssigned(trx, manager.id, orderId)) throw new ValidationError({ email: 'managers.alreadyAssigned' });
+    if (manager?.role !== 'manager') throw new ValidationError({ email: 'portal.notAManager' });
+    if (await managers.isAssigned(trx, manager.id, orderId))
+      throw new ValidationError({ email: 'managers.alreadyAssigned' });
     await managers.assignOrder(trx, manager.id, orderId, now);
-    return { result: undefined, audit: { action: 'order.manager_added', objectType: 'order', objectId: orderId, orderId, after: { accountId: manager.id, email: manager.email } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'order.manager_added',
+        objectType: 'order',
+        objectId: orderId,
+        orderId,
+        after: { accountId: manager.id, email: manager.email },
+      },
+    };
   });
 }
 
-export async function removeOrderManager(deps: ServiceDeps, actor: Actor, orderId: number, accountId: number): Promise<void> {
+export async function removeOrderManager(
+  deps: ServiceDeps,
+  actor: Actor,
+  orderId: number,
+  accountId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     if (accountId === actor.accountId) throw new HttpError(409, 'portal.cannotRemoveSelf');
     if (!(await managers.unassignOrder(trx, accountId, orderId))) throw notFound();
-    return { result: undefined, audit: { action: 'order.manager_removed', objectType: 'order', objectId: orderId, orderId, before: { accountId } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'order.manager_removed',
+        objectType: 'order',
+        objectId: orderId,
+        orderId,
+        before: { accountId },
+      },
+    };
   });
 }
 
 /** Marks a device of a floating license as borrowed until `until` (capped by the policy's maximum). */
-export async function borrowDevice(deps: ServiceDeps, actor: Actor, license: licenses.License, deviceId: number, hours: number): Promise<Date> {
+export async function borrowDevice(
+  deps: ServiceDeps,
+  actor: Actor,
+  license: licenses.License,
+  deviceId: number,
+  hours: number,
+): Promise<Date> {
   return auditedChange(deps, actor, async (trx, now) => {
     const device = await devices.findForLicense(trx, license.id, deviceId);
     if (!device) throw notFound();
-    if (!deviceActions(license, device).borrow) throw new HttpError(409, device.active ? 'portal.borrowNotAllowed' : 'licenses.deviceAlreadyInactive');
+    if (!deviceActions(license, device).borrow)
+      throw new HttpError(409, device.active ? 'portal.borrowNotAllowed' : 'licenses.deviceAlreadyInactive');
     if (hours > (license.maxBorrowHours ?? 0)) throw new ValidationError({ hours: 'portal.borrowTooLong' });
     const until = new Date(now.getTime() + hours * 3600_000);
     await devices.setBorrowedUntil(trx, deviceId, until);
-    await devices.addHistory(trx, { licenseId: license.id, deviceId, event: 'borrowed', channel: device.channel, hardwareId: device.hardwareId, detail: until.toISOString(), actorId: actor.accountId }, now);
-    return { result: until, audit: { action: 'device.borrowed', objectType: 'device', objectId: deviceId, orderId: license.orderId, before: { borrowedUntil: device.borrowedUntil }, after: { borrowedUntil: until } } };
+    await devices.addHistory(
+      trx,
+      {
+        licenseId: license.id,
+        deviceId,
+        event: 'borrowed',
+        channel: device.channel,
+        hardwareId: device.hardwareId,
+        detail: until.toISOString(),
+        actorId: actor.accountId,
+      },
+      now,
+    );
+    return {
+      result: until,
+      audit: {
+        action: 'device.borrowed',
+        objectType: 'device',
+        objectId: deviceId,
+        orderId: license.orderId,
+        before: { borrowedUntil: device.borrowedUntil },
+        after: { borrowedUntil: until },
+      },
+    };
   });
 }
 
 /** An end user releases one of their own active devices (self-service). */
-export async function releaseOwnDevice(deps: ServiceDeps, actor: Actor, accountId: number, deviceId: number): Promise<void> {
+export async function releaseOwnDevice(
+  deps: ServiceDeps,
+  actor: Actor,
+  accountId: number,
+  deviceId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const licenseId = await devices.licenseOfUserDevice(trx, deviceId, accountId);
     if (!licenseId) throw notFound();
     await licenses.lockLicense(trx, licenseId);
     const device = (await devices.findForLicense(trx, licenseId, deviceId))!;
-    if (!(await devices.deactivate(trx, deviceId, 'device', now))) throw new HttpError(409, 'licenses.deviceAlreadyInactive');
+    if (!(await devices.deactivate(trx, deviceId, 'device', now)))
+      throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);
-    await devices.addHistory(trx, { licenseId: device.licenseId, deviceId, event: 'deactivated', channel: device.channel, hardwareId: device.hardwareId, detail: 'self-service', actorId: accountId }, now);
+    await devices.addHistory(
+      trx,
+      {
+        licenseId: device.licenseId,
+        deviceId,
+        event: 'deactivated',
+        channel: device.channel,
+        hardwareId: device.hardwareId,
+        detail: 'self-service',
+        actorId: accountId,
+      },
+      now,
+    );
     const orderId = Number((await trx('licenses').where({ id: device.licenseId }).first('order_id')).order_id);
-    return { result: undefined, audit: { action: 'device.released_by_user', objectType: 'device', objectId: deviceId, orderId, before: { active: true }, after: { active: false, hardwareId: device.hardwareId } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'device.released_by_user',
+        objectType: 'device',
+        objectId: deviceId,
+        orderId,
+        before: { active: true },
+        after: { active: false, hardwareId: device.hardwareId },
+      },
+    };
   });
 }
 
@@ -144,11 +256,25 @@ export async function releaseOwnDevice(deps: ServiceDeps, actor: Actor, accountI
  * A manager with create_license_policy creates a policy for a product they may issue; when the vendor
  * restricted their policies to a list, the new policy joins that list so they can issue from it.
  */
-export async function createPolicyAsManager(deps: ServiceDeps, actor: Actor, account: Account, productId: number, input: PolicyInput): Promise<number> {
+export async function createPolicyAsManager(
+  deps: ServiceDeps,
+  actor: Actor,
+  account: Account,
+  productId: number,
+  input: PolicyInput,
+): Promise<number> {
   return inTransaction(deps.db, async (trx) => {
-    if (account.role !== 'admin' && !(await trx('manager_quotas').where({ account_id: account.id, product_id: productId }).first())) throw new ValidationError({ product_id: 'portal.productNotAllowed' });
-    const id = await createPolicy({ ...deps, db: trx }, actor, productId, { ...input, isDefault: account.role === 'admin' ? input.isDefault : false });
-    if (account.role === 'manager' && (await managers.allowedPoliciesOf(trx, account.id)).length) await trx('manager_policies').insert({ account_id: account.id, policy_id: id });
+    if (
+      account.role !== 'admin' &&
+      !(await trx('manager_quotas').where({ account_id: account.id, product_id: productId }).first())
+    )
+      throw new ValidationError({ product_id: 'portal.productNotAllowed' });
+    const id = await createPolicy({ ...deps, db: trx }, actor, productId, {
+      ...input,
+      isDefault: account.role === 'admin' ? input.isDefault : false,
+    });
+    if (account.role === 'manager' && (await managers.allowedPoliciesOf(trx, account.id)).length)
+      await trx('manager_policies').insert({ account_id: account.id, policy_id: id });
     return id;
   });
 }

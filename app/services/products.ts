@@ -23,7 +23,16 @@ async function mustFind(db: ServiceDeps['db'], id: number) {
 export async function createProduct(deps: ServiceDeps, actor: Actor, input: ProductInput): Promise<number> {
   try {
     return await auditedChange(deps, actor, async (trx, now) => {
-      const id = await catalog.insertProduct(trx, { name: input.name, code: input.code, authorizationMethod: input.authorization_method, description: input.description ?? undefined }, now);
+      const id = await catalog.insertProduct(
+        trx,
+        {
+          name: input.name,
+          code: input.code,
+          authorizationMethod: input.authorization_method,
+          description: input.description ?? undefined,
+        },
+        now,
+      );
       const after = products.auditView((await products.findById(trx, id))!);
       return { result: id, audit: { action: 'product.created', objectType: 'product', objectId: id, after } };
     });
@@ -33,23 +42,56 @@ export async function createProduct(deps: ServiceDeps, actor: Actor, input: Prod
   }
 }
 
-export async function updateProduct(deps: ServiceDeps, actor: Actor, id: number, input: Omit<ProductInput, 'code'>): Promise<void> {
+export async function updateProduct(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  input: Omit<ProductInput, 'code'>,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFind(trx, id);
     if (input.authorization_method !== before.authorizationMethod && (await products.hasLicenses(trx, id))) {
       throw new ValidationError({ authorization_method: 'products.authorizationLocked' });
     }
-    await products.update(trx, id, { name: input.name, description: input.description, authorizationMethod: input.authorization_method }, now);
+    await products.update(
+      trx,
+      id,
+      { name: input.name, description: input.description, authorizationMethod: input.authorization_method },
+      now,
+    );
     const after = await mustFind(trx, id);
-    return { result: undefined, audit: { action: 'product.updated', objectType: 'product', objectId: id, before: products.auditView(before), after: products.auditView(after) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'product.updated',
+        objectType: 'product',
+        objectId: id,
+        before: products.auditView(before),
+        after: products.auditView(after),
+      },
+    };
   });
 }
 
-export async function setProductArchived(deps: ServiceDeps, actor: Actor, id: number, archived: boolean): Promise<void> {
+export async function setProductArchived(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  archived: boolean,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFind(trx, id);
     await products.update(trx, id, { archived }, now);
-    return { result: undefined, audit: { action: archived ? 'product.archived' : 'product.unarchived', objectType: 'product', objectId: id, before: { archived: before.archived }, after: { archived } } };
+    return {
+      result: undefined,
+      audit: {
+        action: archived ? 'product.archived' : 'product.unarchived',
+        objectType: 'product',
+        objectId: id,
+        before: { archived: before.archived },
+        after: { archived },
+      },
+    };
   });
 }
 
@@ -59,16 +101,27 @@ export async function deleteProduct(deps: ServiceDeps, actor: Actor, id: number)
     const before = await mustFind(trx, id);
     if (await products.hasLicenses(trx, id)) throw new HttpError(409, 'products.hasLicenses');
     await products.remove(trx, id);
-    return { result: undefined, audit: { action: 'product.deleted', objectType: 'product', objectId: id, before: products.auditView(before) } };
+    return {
+      result: undefined,
+      audit: { action: 'product.deleted', objectType: 'product', objectId: id, before: products.auditView(before) },
+    };
   });
 }
 
-export async function addFeature(deps: ServiceDeps, actor: Actor, productId: number, input: { code: string; name: string; type: 'activation' | 'consumption' }): Promise<number> {
+export async function addFeature(
+  deps: ServiceDeps,
+  actor: Actor,
+  productId: number,
+  input: { code: string; name: string; type: 'activation' | 'consumption' },
+): Promise<number> {
   try {
     return await auditedChange(deps, actor, async (trx, now) => {
       await mustFind(trx, productId);
       const id = await catalog.insertFeature(trx, { productId, ...input }, now);
-      return { result: id, audit: { action: 'feature.created', objectType: 'feature', objectId: id, after: { productId, ...input } } };
+      return {
+        result: id,
+        audit: { action: 'feature.created', objectType: 'feature', objectId: id, after: { productId, ...input } },
+      };
     });
   } catch (err) {
     if (isUniqueViolation(err)) throw new ValidationError({ code: 'validation.codeTaken' });
@@ -76,22 +129,45 @@ export async function addFeature(deps: ServiceDeps, actor: Actor, productId: num
   }
 }
 
-export async function renameFeature(deps: ServiceDeps, actor: Actor, productId: number, featureId: number, name: string): Promise<void> {
+export async function renameFeature(
+  deps: ServiceDeps,
+  actor: Actor,
+  productId: number,
+  featureId: number,
+  name: string,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await products.findFeature(trx, productId, featureId);
     if (!before) throw notFound();
     await products.updateFeature(trx, featureId, { name }, now);
-    return { result: undefined, audit: { action: 'feature.updated', objectType: 'feature', objectId: featureId, before: { name: before.name }, after: { name } } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'feature.updated',
+        objectType: 'feature',
+        objectId: featureId,
+        before: { name: before.name },
+        after: { name },
+      },
+    };
   });
 }
 
 /** A feature that licenses carry cannot be deleted (their entitlements would change). */
-export async function deleteFeature(deps: ServiceDeps, actor: Actor, productId: number, featureId: number): Promise<void> {
+export async function deleteFeature(
+  deps: ServiceDeps,
+  actor: Actor,
+  productId: number,
+  featureId: number,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     const before = await products.findFeature(trx, productId, featureId);
     if (!before) throw notFound();
     if (await products.featureInUse(trx, featureId)) throw new HttpError(409, 'products.featureInUse');
     await products.removeFeature(trx, featureId);
-    return { result: undefined, audit: { action: 'feature.deleted', objectType: 'feature', objectId: featureId, before } };
+    return {
+      result: undefined,
+      audit: { action: 'feature.deleted', objectType: 'feature', objectId: featureId, before },
+    };
   });
 }

@@ -57,7 +57,13 @@ export class ActivationError extends AppError {
  * date reached, not expired, the channel allowed, the machine not blacklisted. An air-gapped
  * license is activated by codes only: a file or an API call for it is refused.
  */
-export async function assertUsable(db: Knex, l: License, channel: Channel, hardwareId: string, at: Date): Promise<void> {
+export async function assertUsable(
+  db: Knex,
+  l: License,
+  channel: Channel,
+  hardwareId: string,
+  at: Date,
+): Promise<void> {
   if (!l.enabled) throw new ActivationError('license_disabled', 403);
   if (l.startDate && l.startDate > at) throw new ActivationError('not_started', 403);
   if (l.expiresAt && l.expiresAt <= at) throw new ActivationError('expired', 403);
@@ -91,15 +97,30 @@ export interface RefusalRecord {
 /** Records a refusal: an audit event (and a history row when the license is known), within the per-client allowance. */
 export async function recordRefusal(deps: RefusalDeps, actor: Actor, r: RefusalRecord, code: string): Promise<void> {
   const at = deps.clock.now();
-  const { hits } = await deps.limiter.hit(RateLimiter.key('refusal-audit', actor.ip ?? 'unknown'), REFUSAL_AUDIT_PER_CLIENT);
+  const { hits } = await deps.limiter.hit(
+    RateLimiter.key('refusal-audit', actor.ip ?? 'unknown'),
+    REFUSAL_AUDIT_PER_CLIENT,
+  );
   if (hits > REFUSAL_AUDIT_PER_CLIENT.limit + 1) return;
   if (hits === REFUSAL_AUDIT_PER_CLIENT.limit + 1) {
-    await recordAudit(deps.db, actor, at, { action: 'security.refusals_throttled', after: { limit: REFUSAL_AUDIT_PER_CLIENT.limit, windowMinutes: REFUSAL_AUDIT_PER_CLIENT.windowMs / 60_000, lastCode: code } });
+    await recordAudit(deps.db, actor, at, {
+      action: 'security.refusals_throttled',
+      after: {
+        limit: REFUSAL_AUDIT_PER_CLIENT.limit,
+        windowMinutes: REFUSAL_AUDIT_PER_CLIENT.windowMs / 60_000,
+        lastCode: code,
+      },
+    });
     return;
   }
   const licenseId = r.licenseId ?? null;
   const hardwareId = r.hardwareId ?? null;
-  if (licenseId) await devices.addHistory(deps.db, { licenseId, deviceId: null, event: 'refused', channel: r.channel, hardwareId, detail: code }, at);
+  if (licenseId)
+    await devices.addHistory(
+      deps.db,
+      { licenseId, deviceId: null, event: 'refused', channel: r.channel, hardwareId, detail: code },
+      at,
+    );
   await recordAudit(deps.db, actor, at, {
     action: r.action,
     objectType: licenseId ? 'license' : undefined,

@@ -1,7 +1,14 @@
 import { verifyDeviceSigned } from '../../sdk/src/envelope.ts';
 import { EnvelopeError } from '../../sdk/src/errors.ts';
 import { LicenseError } from '../../sdk/src/license-error.ts';
-import { readActivationRequestPayload, readCheckRequestPayload, readDeactivationRequestPayload, type ActivationRequestPayload, type CheckRequestPayload, type DeactivationRequestPayload } from '../../sdk/src/payloads.ts';
+import {
+  readActivationRequestPayload,
+  readCheckRequestPayload,
+  readDeactivationRequestPayload,
+  type ActivationRequestPayload,
+  type CheckRequestPayload,
+  type DeactivationRequestPayload,
+} from '../../sdk/src/payloads.ts';
 import type { Channel } from '../models/devices.ts';
 import { AppError } from '../lib/errors.ts';
 import { requestHashOf } from './activation.ts';
@@ -29,7 +36,11 @@ interface Payloads {
 type RequestType = keyof Payloads;
 export type SignedRequest = { [T in RequestType]: { typ: T; payload: Payloads[T]; requestHash: string } }[RequestType];
 
-const readers = { 'activation-request': readActivationRequestPayload, 'deactivation-request': readDeactivationRequestPayload, 'check-request': readCheckRequestPayload };
+const readers = {
+  'activation-request': readActivationRequestPayload,
+  'deactivation-request': readDeactivationRequestPayload,
+  'check-request': readCheckRequestPayload,
+};
 
 const ACTION: Record<RequestType, 'activation.refused' | 'deactivation.refused' | 'check.refused'> = {
   'activation-request': 'activation.refused',
@@ -38,11 +49,21 @@ const ACTION: Record<RequestType, 'activation.refused' | 'deactivation.refused' 
 };
 
 function read(text: string, types: readonly RequestType[]): SignedRequest {
-  let verified;
+  let verified: ReturnType<typeof verifyDeviceSigned>;
   try {
     verified = verifyDeviceSigned(text, types);
   } catch (err) {
-    if (err instanceof EnvelopeError) throw new ArtifactError(err.code === 'type' ? 'wrong_type' : err.code === 'signature' ? 'signature' : err.code === 'too_large' ? 'too_large' : 'damaged', err.code === 'too_large' ? 413 : 400);
+    if (err instanceof EnvelopeError)
+      throw new ArtifactError(
+        err.code === 'type'
+          ? 'wrong_type'
+          : err.code === 'signature'
+            ? 'signature'
+            : err.code === 'too_large'
+              ? 'too_large'
+              : 'damaged',
+        err.code === 'too_large' ? 413 : 400,
+      );
     throw err;
   }
   const typ = verified.typ as RequestType;
@@ -55,11 +76,23 @@ function read(text: string, types: readonly RequestType[]): SignedRequest {
 }
 
 /** Reads and verifies a device-signed request of one of `types`; a refusal is recorded, then thrown. */
-export async function readSignedRequest(deps: RefusalDeps, actor: Actor, channel: Channel, text: string, types: readonly RequestType[]): Promise<SignedRequest> {
+export async function readSignedRequest(
+  deps: RefusalDeps,
+  actor: Actor,
+  channel: Channel,
+  text: string,
+  types: readonly RequestType[],
+): Promise<SignedRequest> {
   try {
     return read(text, types);
   } catch (err) {
-    if (err instanceof ArtifactError) await recordRefusal(deps, actor, { action: ACTION[types[0]], channel, requestHash: requestHashOf(text) }, err.code);
+    if (err instanceof ArtifactError)
+      await recordRefusal(
+        deps,
+        actor,
+        { action: ACTION[types[0]], channel, requestHash: requestHashOf(text) },
+        err.code,
+      );
     throw err;
   }
 }

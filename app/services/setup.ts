@@ -19,7 +19,13 @@ export async function issueSetupTokenIfNeeded({ db, clock }: ServiceDeps): Promi
   const now = clock.now();
   await inTransaction(db, async (trx) => {
     await tokens.invalidateOneTimeCodes(trx, 'setup', now);
-    await tokens.insertOneTimeCode(trx, 'setup', hashToken(token), new Date(now.getTime() + SETUP_LINK_HOURS * 3600_000), now);
+    await tokens.insertOneTimeCode(
+      trx,
+      'setup',
+      hashToken(token),
+      new Date(now.getTime() + SETUP_LINK_HOURS * 3600_000),
+      now,
+    );
   });
   return token;
 }
@@ -37,7 +43,12 @@ export interface FirstAdmin {
 }
 
 /** Creates the first admin and burns the link, in one transaction: the link works exactly once. */
-export async function completeSetup({ db, clock }: ServiceDeps, actor: Actor, token: string, admin: FirstAdmin): Promise<accounts.Account> {
+export async function completeSetup(
+  { db, clock }: ServiceDeps,
+  actor: Actor,
+  token: string,
+  admin: FirstAdmin,
+): Promise<accounts.Account> {
   const passwordHash = await hashPassword(admin.password);
   const now = clock.now();
   const id = await inTransaction(db, async (trx) => {

@@ -1,7 +1,12 @@
 import crypto, { type KeyObject } from 'node:crypto';
 import type { Knex } from 'knex';
 import { signEnvelope } from '../../sdk/src/envelope.ts';
-import { readDeactivationReceiptPayload, readLicensePayload, type DeactivationReceiptPayload, type LicensePayload } from '../../sdk/src/payloads.ts';
+import {
+  readDeactivationReceiptPayload,
+  readLicensePayload,
+  type DeactivationReceiptPayload,
+  type LicensePayload,
+} from '../../sdk/src/payloads.ts';
 import type { JsonObject } from '../../sdk/src/json.ts';
 import { publicKeyObject } from '../crypto/signing-keys.ts';
 import { loadPrivateKey } from '../lib/key-files.ts';

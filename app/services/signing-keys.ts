@@ -13,7 +13,12 @@ import type { Actor, ServiceDeps } from './context.ts';
  */
 
 /** Makes a new key pair, writes the private key file (0600) and records the public half. */
-export async function generateSigningKey(db: Knex, dataDir: string, now: Date, status: keys.KeyStatus): Promise<keys.SigningKeyInfo> {
+export async function generateSigningKey(
+  db: Knex,
+  dataDir: string,
+  now: Date,
+  status: keys.KeyStatus,
+): Promise<keys.SigningKeyInfo> {
   const pair = newKeyPair();
   writePrivateKey(dataDir, pair.kid, pair.privateKeyPem);
   return keys.insert(db, { kid: pair.kid, publicKeyPem: pair.publicKeyPem, status }, now);
@@ -38,7 +43,10 @@ export async function generateKey(deps: ServiceDeps, actor: Actor, dataDir: stri
     return await auditedChange(deps, actor, async (trx, now) => {
       const key = await generateSigningKey(trx, dataDir, now, 'trusted');
       written = key.kid;
-      return { result: key.kid, audit: { action: 'signing_key.generated', objectType: 'signing_key', objectId: key.kid, after: auditOf(key) } };
+      return {
+        result: key.kid,
+        audit: { action: 'signing_key.generated', objectType: 'signing_key', objectId: key.kid, after: auditOf(key) },
+      };
     });
   } catch (err) {
     // The row was rolled back: a private key file without its row would only be a liability.
@@ -58,7 +66,13 @@ export async function activateKey(deps: ServiceDeps, actor: Actor, dataDir: stri
     if (!(await keys.activate(trx, kid, now))) throw new HttpError(409, 'admin.keys.activateRetired');
     return {
       result: undefined,
-      audit: { action: 'signing_key.activated', objectType: 'signing_key', objectId: kid, before: { ...auditOf(before), activeKid: previous?.kid ?? null }, after: { ...auditOf(await mustFind(trx, kid)), activeKid: kid } },
+      audit: {
+        action: 'signing_key.activated',
+        objectType: 'signing_key',
+        objectId: kid,
+        before: { ...auditOf(before), activeKid: previous?.kid ?? null },
+        after: { ...auditOf(await mustFind(trx, kid)), activeKid: kid },
+      },
     };
   });
 }
@@ -70,6 +84,15 @@ export async function retireKey(deps: ServiceDeps, actor: Actor, kid: string): P
     if (before.status === 'active') throw new HttpError(409, 'admin.keys.cannotRetireActive');
     if (before.status === 'retired') throw new HttpError(409, 'admin.keys.alreadyRetired');
     if (!(await keys.retire(trx, kid, now))) throw new HttpError(409, 'admin.keys.cannotRetireActive');
-    return { result: undefined, audit: { action: 'signing_key.retired', objectType: 'signing_key', objectId: kid, before: auditOf(before), after: auditOf(await mustFind(trx, kid)) } };
+    return {
+      result: undefined,
+      audit: {
+        action: 'signing_key.retired',
+        objectType: 'signing_key',
+        objectId: kid,
+        before: auditOf(before),
+        after: auditOf(await mustFind(trx, kid)),
+      },
+    };
   });
 }

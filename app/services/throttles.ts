@@ -55,20 +55,36 @@ const ipOf = (actor: Actor) => actor.ip ?? 'unknown';
  * time. Returns the account when the password is right (disabled accounts included: the caller
  * decides), null otherwise; throws 429 while a budget is spent.
  */
-export async function checkPassword(deps: ThrottleDeps, actor: Actor, email: string, password: string, onCeiling: OnAccountCeiling): Promise<accounts.Account | null> {
+export async function checkPassword(
+  deps: ThrottleDeps,
+  actor: Actor,
+  email: string,
+  password: string,
+  onCeiling: OnAccountCeiling,
+): Promise<accounts.Account | null> {
   const { db, clock, limiter } = deps;
   const ip = ipOf(actor);
   const address = accounts.normaliseEmail(email);
   const who = { ...actor, label: address };
-  const refuse = async (state: { hits: number; retryAfterSeconds: number }, rule: RateRule, scope: string): Promise<never> => {
+  const refuse = async (
+    state: { hits: number; retryAfterSeconds: number },
+    rule: RateRule,
+    scope: string,
+  ): Promise<never> => {
     // Only the first refusal of a window is audited: a flood writes one row.
-    if (state.hits === rule.limit + 1) await recordAudit(db, who, clock.now(), { action: 'auth.login_rate_limited', after: { email: address, scope } });
+    if (state.hits === rule.limit + 1)
+      await recordAudit(db, who, clock.now(), { action: 'auth.login_rate_limited', after: { email: address, scope } });
     throw rateLimited(state.retryAfterSeconds);
   };
-  const keys = { pair: throttleKeys.passwordPair(ip, address), account: throttleKeys.passwordAccount(address), client: throttleKeys.passwordClient(ip) };
+  const keys = {
+    pair: throttleKeys.passwordPair(ip, address),
+    account: throttleKeys.passwordAccount(address),
+    client: throttleKeys.passwordClient(ip),
+  };
 
   const pair = await limiter.hit(keys.pair, PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT);
-  if (pair.hits > PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT.limit) return refuse(pair, PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT, 'client_and_account');
+  if (pair.hits > PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT.limit)
+    return refuse(pair, PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT, 'client_and_account');
   const whole = await limiter.hit(keys.account, PASSWORD_FAILURES_PER_ACCOUNT);
   if (whole.hits > PASSWORD_FAILURES_PER_ACCOUNT.limit) {
     if (whole.hits === PASSWORD_FAILURES_PER_ACCOUNT.limit + 1) {
@@ -101,7 +117,13 @@ export async function checkPassword(deps: ThrottleDeps, actor: Actor, email: str
  * Counts a second-factor attempt before it is checked; `check` returns whether it was right.
  * A wrong one keeps its hits; a right one gives them back.
  */
-export async function throttledCode<T extends { ok: boolean }>(deps: ThrottleDeps, actor: Actor, account: accounts.Account, purpose: string, check: () => Promise<T>): Promise<T> {
+export async function throttledCode<T extends { ok: boolean }>(
+  deps: ThrottleDeps,
+  actor: Actor,
+  account: accounts.Account,
+  purpose: string,
+  check: () => Promise<T>,
+): Promise<T> {
   const { db, clock, limiter } = deps;
   const keys = { pair: throttleKeys.codePair(ipOf(actor), account.id), account: throttleKeys.codeAccount(account.id) };
   for (const [key, rule] of [
@@ -110,7 +132,13 @@ export async function throttledCode<T extends { ok: boolean }>(deps: ThrottleDep
   ] as const) {
     const state = await limiter.hit(key, rule);
     if (state.hits > rule.limit) {
-      if (state.hits === rule.limit + 1) await recordAudit(db, { ...actor, accountId: account.id, label: account.email }, clock.now(), { action: 'auth.two_factor_rate_limited', objectType: 'account', objectId: account.id, after: { purpose } });
+      if (state.hits === rule.limit + 1)
+        await recordAudit(db, { ...actor, accountId: account.id, label: account.email }, clock.now(), {
+          action: 'auth.two_factor_rate_limited',
+          objectType: 'account',
+          objectId: account.id,
+          after: { purpose },
+        });
       throw rateLimited(state.retryAfterSeconds);
     }
   }
@@ -132,23 +160,64 @@ type Counter = { label: ThrottleState['label']; key: string; rule: RateRule };
 async function countersFor(deps: ThrottleDeps, input: { email: string | null; ip: string | null }): Promise<Counter[]> {
   const rows: Counter[] = [];
   const account = input.email ? await accounts.findByEmail(deps.db, input.email) : undefined;
-  if (input.email) rows.push({ label: 'passwordAccount', key: throttleKeys.passwordAccount(input.email), rule: PASSWORD_FAILURES_PER_ACCOUNT });
-  if (account) rows.push({ label: 'codeAccount', key: throttleKeys.codeAccount(account.id), rule: CODE_FAILURES_PER_ACCOUNT });
-  if (input.ip) rows.push({ label: 'passwordClient', key: throttleKeys.passwordClient(input.ip), rule: PASSWORD_FAILURES_PER_CLIENT });
-  if (input.ip && input.email) rows.push({ label: 'passwordPair', key: throttleKeys.passwordPair(input.ip, input.email), rule: PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT });
-  if (input.ip && account) rows.push({ label: 'codePair', key: throttleKeys.codePair(input.ip, account.id), rule: CODE_FAILURES_PER_CLIENT_AND_ACCOUNT });
+  if (input.email)
+    rows.push({
+      label: 'passwordAccount',
+      key: throttleKeys.passwordAccount(input.email),
+      rule: PASSWORD_FAILURES_PER_ACCOUNT,
+    });
+  if (account)
+    rows.push({ label: 'codeAccount', key: throttleKeys.codeAccount(account.id), rule: CODE_FAILURES_PER_ACCOUNT });
+  if (input.ip)
+    rows.push({
+      label: 'passwordClient',
+      key: throttleKeys.passwordClient(input.ip),
+      rule: PASSWORD_FAILURES_PER_CLIENT,
+    });
+  if (input.ip && input.email)
+    rows.push({
+      label: 'passwordPair',
+      key: throttleKeys.passwordPair(input.ip, input.email),
+      rule: PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT,
+    });
+  if (input.ip && account)
+    rows.push({
+      label: 'codePair',
+      key: throttleKeys.codePair(input.ip, account.id),
+      rule: CODE_FAILURES_PER_CLIENT_AND_ACCOUNT,
+    });
   return rows;
 }
 
 /** What the console shows for an e-mail address and/or a client address: each counter's state. */
-export async function inspect(deps: ThrottleDeps, input: { email: string | null; ip: string | null }): Promise<ThrottleState[]> {
-  return Promise.all((await countersFor(deps, input)).map(async (r) => ({ label: r.label, limit: r.rule.limit, ...(await deps.limiter.peek(r.key)) })));
+export async function inspect(
+  deps: ThrottleDeps,
+  input: { email: string | null; ip: string | null },
+): Promise<ThrottleState[]> {
+  return Promise.all(
+    (await countersFor(deps, input)).map(async (r) => ({
+      label: r.label,
+      limit: r.rule.limit,
+      ...(await deps.limiter.peek(r.key)),
+    })),
+  );
 }
 
 /** The console clears them (audited): for a person locked out by someone else's guesses. */
-export async function clear(deps: ThrottleDeps, actor: Actor, input: { email: string | null; ip: string | null }): Promise<number> {
+export async function clear(
+  deps: ThrottleDeps,
+  actor: Actor,
+  input: { email: string | null; ip: string | null },
+): Promise<number> {
   const counters = await countersFor(deps, input);
   await Promise.all(counters.map((c) => deps.limiter.reset(c.key)));
-  await recordAudit(deps.db, actor, deps.clock.now(), { action: 'security.throttles_cleared', after: { email: input.email ? accounts.normaliseEmail(input.email) : null, ip: input.ip, counters: counters.map((c) => c.label) } });
+  await recordAudit(deps.db, actor, deps.clock.now(), {
+    action: 'security.throttles_cleared',
+    after: {
+      email: input.email ? accounts.normaliseEmail(input.email) : null,
+      ip: input.ip,
+      counters: counters.map((c) => c.label),
+    },
+  });
   return counters.length;
 }

@@ -302,7 +302,14 @@ export async function up(db: Knex): Promise<void> {
   });
   // SPEC §2's default set; the vendor changes it in the console.
   await db('default_permissions').insert(
-    ['manage_license_users', 'manage_user_credentials', 'issue_license', 'create_order', 'reset_license', 'reset_device'].map((permission) => ({ permission })),
+    [
+      'manage_license_users',
+      'manage_user_credentials',
+      'issue_license',
+      'create_order',
+      'reset_license',
+      'reset_device',
+    ].map((permission) => ({ permission })),
   );
 
   await db.schema.createTable('audit_events', (t) => {
@@ -370,11 +377,36 @@ export async function up(db: Knex): Promise<void> {
 }
 
 const tablesInDropOrder = [
-  'mail_outbox', 'signing_keys', 'branding_hosts', 'brandings', 'audit_events', 'default_permissions',
-  'manager_policies', 'manager_quotas', 'manager_permissions', 'manager_orders', 'request_nonces',
-  'license_blacklist', 'activation_history', 'devices', 'license_user_assignments', 'license_features',
-  'licenses', 'orders', 'customers', 'policy_features', 'license_policies', 'features', 'products',
-  'rate_limits', 'one_time_codes', 'password_reset_tokens', 'sessions', 'recovery_codes', 'accounts', 'settings',
+  'mail_outbox',
+  'signing_keys',
+  'branding_hosts',
+  'brandings',
+  'audit_events',
+  'default_permissions',
+  'manager_policies',
+  'manager_quotas',
+  'manager_permissions',
+  'manager_orders',
+  'request_nonces',
+  'license_blacklist',
+  'activation_history',
+  'devices',
+  'license_user_assignments',
+  'license_features',
+  'licenses',
+  'orders',
+  'customers',
+  'policy_features',
+  'license_policies',
+  'features',
+  'products',
+  'rate_limits',
+  'one_time_codes',
+  'password_reset_tokens',
+  'sessions',
+  'recovery_codes',
+  'accounts',
+  'settings',
 ];
 
 export async function down(db: Knex): Promise<void> {

@@ -16,7 +16,8 @@ export async function up(db: Knex): Promise<void> {
 export async function down(db: Knex): Promise<void> {
   // MySQL dropped its own foreign-key index on device_id when this one could serve the key: give the
   // key its index back before this one goes.
-  if (!isSqlite(db)) await db.schema.alterTable('request_nonces', (t) => t.index(['device_id'], 'request_nonces_device_id_foreign'));
+  if (!isSqlite(db))
+    await db.schema.alterTable('request_nonces', (t) => t.index(['device_id'], 'request_nonces_device_id_foreign'));
   await db.schema.alterTable('request_nonces', (t) => {
     t.dropIndex(['device_id', 'kind', 'created_at'], 'request_nonces_device_kind_created_index');
   });

@@ -10,7 +10,9 @@ export async function up(db: Knex): Promise<void> {
   await db.schema.alterTable('orders', (t) => {
     t.integer('license_count').unsigned().notNullable().defaultTo(0);
   });
-  await db('orders').update({ license_count: db.raw('(SELECT COUNT(*) FROM licenses WHERE licenses.order_id = orders.id)') });
+  await db('orders').update({
+    license_count: db.raw('(SELECT COUNT(*) FROM licenses WHERE licenses.order_id = orders.id)'),
+  });
 }
 
 export async function down(db: Knex): Promise<void> {

@@ -32,38 +32,162 @@ async function seed(db: Knex, now: Date): Promise<void> {
   for (const a of DEMO_ACCOUNTS) {
     ids[a.email] = await accounts.insert(db, { ...a, passwordHash: null, language: 'en' }, now);
   }
-  const cad = await catalog.insertProduct(db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key', description: 'Desktop CAD suite' }, now);
+  const cad = await catalog.insertProduct(
+    db,
+    { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key', description: 'Desktop CAD suite' },
+    now,
+  );
   await catalog.insertFeature(db, { productId: cad, code: 'pdf-export', name: 'PDF export', type: 'activation' }, now);
-  await catalog.insertFeature(db, { productId: cad, code: 'render-minutes', name: 'Cloud render minutes', type: 'consumption' }, now);
-  const analytics = await catalog.insertProduct(db, { name: 'Acme Analytics', code: 'acme-analytics', authorizationMethod: 'user' }, now);
-  const plant = await catalog.insertProduct(db, { name: 'Acme Plant Control', code: 'acme-plant', authorizationMethod: 'key' }, now);
+  await catalog.insertFeature(
+    db,
+    { productId: cad, code: 'render-minutes', name: 'Cloud render minutes', type: 'consumption' },
+    now,
+  );
+  const analytics = await catalog.insertProduct(
+    db,
+    { name: 'Acme Analytics', code: 'acme-analytics', authorizationMethod: 'user' },
+    now,
+  );
+  const plant = await catalog.insertProduct(
+    db,
+    { name: 'Acme Plant Control', code: 'acme-plant', authorizationMethod: 'key' },
+    now,
+  );
 
   const base = catalog.DEFAULT_ENTITLEMENTS;
   const cadPerpetual = { ...base, maxActivations: 3, maxTransfers: 2, allowOffline: true, maintenanceDays: 365 };
-  const cadSubscription = { ...base, licenseType: 'subscription' as const, validityDays: 365, maxActivations: 2, maxTransfers: 0 };
+  const cadSubscription = {
+    ...base,
+    licenseType: 'subscription' as const,
+    validityDays: 365,
+    maxActivations: 2,
+    maxTransfers: 0,
+  };
   const cadTrial = { ...base, licenseType: 'time-limited' as const, isTrial: true, trialDays: 30, maxActivations: 1 };
-  const analyticsTeam = { ...base, maxActivations: 2, maxTransfers: 0, floating: true, floatingUsers: 5, floatingTimeoutMinutes: 30, canBorrow: true, maxBorrowHours: 72 };
+  const analyticsTeam = {
+    ...base,
+    maxActivations: 2,
+    maxTransfers: 0,
+    floating: true,
+    floatingUsers: 5,
+    floatingTimeoutMinutes: 30,
+    canBorrow: true,
+    maxBorrowHours: 72,
+  };
   const plantAirgap = { ...base, allowOffline: true, airgapped: true, maxActivations: 1 };
-  const cadPerpetualId = await catalog.insertPolicy(db, { productId: cad, name: 'Perpetual, 3 seats', isDefault: true, entitlements: cadPerpetual }, now);
-  const cadSubscriptionId = await catalog.insertPolicy(db, { productId: cad, name: 'Annual subscription', isDefault: false, entitlements: cadSubscription }, now);
-  await catalog.insertPolicy(db, { productId: cad, name: '30-day trial', isDefault: false, entitlements: cadTrial }, now);
-  const analyticsId = await catalog.insertPolicy(db, { productId: analytics, name: 'Team (floating)', isDefault: true, entitlements: analyticsTeam }, now);
-  const plantId = await catalog.insertPolicy(db, { productId: plant, name: 'Air-gapped site', isDefault: true, entitlements: plantAirgap }, now);
+  const cadPerpetualId = await catalog.insertPolicy(
+    db,
+    { productId: cad, name: 'Perpetual, 3 seats', isDefault: true, entitlements: cadPerpetual },
+    now,
+  );
+  const cadSubscriptionId = await catalog.insertPolicy(
+    db,
+    { productId: cad, name: 'Annual subscription', isDefault: false, entitlements: cadSubscription },
+    now,
+  );
+  await catalog.insertPolicy(
+    db,
+    { productId: cad, name: '30-day trial', isDefault: false, entitlements: cadTrial },
+    now,
+  );
+  const analyticsId = await catalog.insertPolicy(
+    db,
+    { productId: analytics, name: 'Team (floating)', isDefault: true, entitlements: analyticsTeam },
+    now,
+  );
+  const plantId = await catalog.insertPolicy(
+    db,
+    { productId: plant, name: 'Air-gapped site', isDefault: true, entitlements: plantAirgap },
+    now,
+  );
 
-  const globex = await catalog.insertCustomer(db, { kind: 'company', name: 'Globex GmbH', contactName: 'Greta Globex', email: 'it@globex.example', address: 'Hauptstraße 1, 10115 Berlin' }, now);
-  const initech = await catalog.insertCustomer(db, { kind: 'company', name: 'Initech SA', contactName: 'Pierre Lumbergh', email: 'licences@initech.example' }, now);
+  const globex = await catalog.insertCustomer(
+    db,
+    {
+      kind: 'company',
+      name: 'Globex GmbH',
+      contactName: 'Greta Globex',
+      email: 'it@globex.example',
+      address: 'Hauptstraße 1, 10115 Berlin',
+    },
+    now,
+  );
+  const initech = await catalog.insertCustomer(
+    db,
+    { kind: 'company', name: 'Initech SA', contactName: 'Pierre Lumbergh', email: 'licences@initech.example' },
+    now,
+  );
   await catalog.insertCustomer(db, { kind: 'person', name: 'Jane Roe', email: 'jane.roe@example.com' }, now);
 
-  const o1 = await catalog.insertOrder(db, { orderRef: 'ORD-1001', reference: 'Globex CAD rollout', customerId: globex }, now);
-  const o2 = await catalog.insertOrder(db, { orderRef: 'ORD-1002', reference: 'Initech analytics team', customerId: initech }, now);
-  const o3 = await catalog.insertOrder(db, { orderRef: 'ORD-1003', reference: 'Globex plant', customerId: globex }, now);
-  for (let i = 0; i < 10; i++) await catalog.insertLicense(db, { orderId: o1, productId: cad, policyId: cadPerpetualId, licenseKey: generateLicenseKey(), entitlements: cadPerpetual, startDate: now }, now);
-  for (let i = 0; i < 2; i++) await catalog.insertLicense(db, { orderId: o1, productId: cad, policyId: cadSubscriptionId, licenseKey: generateLicenseKey(), entitlements: cadSubscription, startDate: now }, now);
+  const o1 = await catalog.insertOrder(
+    db,
+    { orderRef: 'ORD-1001', reference: 'Globex CAD rollout', customerId: globex },
+    now,
+  );
+  const o2 = await catalog.insertOrder(
+    db,
+    { orderRef: 'ORD-1002', reference: 'Initech analytics team', customerId: initech },
+    now,
+  );
+  const o3 = await catalog.insertOrder(
+    db,
+    { orderRef: 'ORD-1003', reference: 'Globex plant', customerId: globex },
+    now,
+  );
+  for (let i = 0; i < 10; i++)
+    await catalog.insertLicense(
+      db,
+      {
+        orderId: o1,
+        productId: cad,
+        policyId: cadPerpetualId,
+        licenseKey: generateLicenseKey(),
+        entitlements: cadPerpetual,
+        startDate: now,
+      },
+      now,
+    );
+  for (let i = 0; i < 2; i++)
+    await catalog.insertLicense(
+      db,
+      {
+        orderId: o1,
+        productId: cad,
+        policyId: cadSubscriptionId,
+        licenseKey: generateLicenseKey(),
+        entitlements: cadSubscription,
+        startDate: now,
+      },
+      now,
+    );
   for (let i = 0; i < 3; i++) {
-    const license = await catalog.insertLicense(db, { orderId: o2, productId: analytics, policyId: analyticsId, licenseKey: null, entitlements: analyticsTeam, startDate: now }, now);
+    const license = await catalog.insertLicense(
+      db,
+      {
+        orderId: o2,
+        productId: analytics,
+        policyId: analyticsId,
+        licenseKey: null,
+        entitlements: analyticsTeam,
+        startDate: now,
+      },
+      now,
+    );
     if (i === 0) await catalog.assignLicenseUser(db, license, ids['enduser@demo.portico.test']!, 2, now);
   }
-  for (let i = 0; i < 2; i++) await catalog.insertLicense(db, { orderId: o3, productId: plant, policyId: plantId, licenseKey: generateLicenseKey(), entitlements: plantAirgap, startDate: now }, now);
+  for (let i = 0; i < 2; i++)
+    await catalog.insertLicense(
+      db,
+      {
+        orderId: o3,
+        productId: plant,
+        policyId: plantId,
+        licenseKey: generateLicenseKey(),
+        entitlements: plantAirgap,
+        startDate: now,
+      },
+      now,
+    );
 
   const reseller = ids['reseller@demo.portico.test']!;
   const itAdmin = ids['it-admin@demo.portico.test']!;
@@ -89,12 +213,21 @@ async function main() {
         const account = await accounts.findByEmail(trx, a.email);
         if (!account) continue;
         const pw = password();
-        await accounts.update(trx, account.id, { passwordHash: await hashPassword(pw), mustChangePassword: false, disabled: false }, now);
+        await accounts.update(
+          trx,
+          account.id,
+          { passwordHash: await hashPassword(pw), mustChangePassword: false, disabled: false },
+          now,
+        );
         logins.push({ email: a.email, role: a.role, password: pw });
       }
-      await recordAudit(trx, systemActor('npm run demo'), now, { action: existing ? 'demo.passwords_renewed' : 'demo.seeded' });
+      await recordAudit(trx, systemActor('npm run demo'), now, {
+        action: existing ? 'demo.passwords_renewed' : 'demo.seeded',
+      });
     });
-    console.log(`Demo data is in ${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice(7) : 'the configured database'}.`);
+    console.log(
+      `Demo data is in ${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice(7) : 'the configured database'}.`,
+    );
     console.log('Demo logins (new passwords on every run):');
     for (const l of logins) console.log(`  ${l.role.padEnd(9)} ${l.email.padEnd(28)} ${l.password}`);
     console.log(`Start the server with "npm start" and log in at ${config.baseUrl}/login`);

@@ -1,5 +1,16 @@
 import crypto, { type KeyObject } from 'node:crypto';
-import { CODE_KINDS, CodeError, codeLayout, decodeCode, decodeCodeOf, encodeCode, normaliseCodeText, normaliseLicenseKey, type CodeErrorCode, type CodeKind } from './codes.ts';
+import {
+  CODE_KINDS,
+  CodeError,
+  codeLayout,
+  decodeCode,
+  decodeCodeOf,
+  encodeCode,
+  normaliseCodeText,
+  normaliseLicenseKey,
+  type CodeErrorCode,
+  type CodeKind,
+} from './codes.ts';
 import type { KeyInput } from './envelope.ts';
 import { CODE_PATTERN, HARDWARE_ID_PATTERN } from './payloads.ts';
 
@@ -71,7 +82,11 @@ export type AirgapErrorCode = CodeErrorCode | 'signature' | 'expired' | 'input' 
  * version 2 is made (a request code of an old application, an activation code answering one).
  */
 export class AirgapError extends CodeError<AirgapErrorCode> {
-  constructor(code: AirgapErrorCode, message: string, details: { group?: number; actualKind?: CodeKind; cause?: unknown } = {}) {
+  constructor(
+    code: AirgapErrorCode,
+    message: string,
+    details: { group?: number; actualKind?: CodeKind; cause?: unknown } = {},
+  ) {
     super(code, message, details);
     this.name = 'AirgapError';
   }
@@ -113,7 +128,8 @@ export function airgapHourDate(hour: number, now: Date = new Date()): Date {
 export function airgapExpiresDay(expiresAt: Date | null): number {
   if (expiresAt === null) return 0;
   const day = Math.max(1, Math.ceil((expiresAt.getTime() - AIRGAP_DAY_EPOCH) / DAY));
-  if (day > 0xffff) throw new AirgapError('input', `${expiresAt.toISOString()} is too far ahead for an activation code`);
+  if (day > 0xffff)
+    throw new AirgapError('input', `${expiresAt.toISOString()} is too far ahead for an activation code`);
   return day;
 }
 
@@ -148,7 +164,12 @@ export interface ParsedAirgapRequest {
  * A new request code with a new secret S (80 random bits). The device keeps `secret` until it makes
  * the deactivation code, and shows it to no one: whoever holds it can give the activation back.
  */
-export function createAirgapRequest(input: { product: string; hardwareId: string; now?: Date; /** Tests only: S instead of random bytes. */ secret?: Uint8Array }): {
+export function createAirgapRequest(input: {
+  product: string;
+  hardwareId: string;
+  now?: Date /** Tests only: S instead of random bytes. */;
+  secret?: Uint8Array;
+}): {
   code: string;
   request: AirgapRequest;
   /** S, 20 lowercase hex digits. */
@@ -182,7 +203,11 @@ export function createAirgapRequest(input: { product: string; hardwareId: string
  * "PORTICO-AIRGAP-V2\ncommitment\n<product hash, decimal>\n<hardware hash>\n<S, 20 hex>", as 20 hex
  * digits. The portal stores it; a deactivation code is accepted only with an S that hashes to it.
  */
-export function airgapCommitment(input: { productHash: number; hardwareHash: string; secret: string | Uint8Array }): string {
+export function airgapCommitment(input: {
+  productHash: number;
+  hardwareHash: string;
+  secret: string | Uint8Array;
+}): string {
   checkProductHash(input.productHash);
   checkHex(input.hardwareHash, HEX10, 'hardwareHash', 10);
   const text = `${AIRGAP_DOMAIN}\ncommitment\n${input.productHash}\n${input.hardwareHash}\n${secretHex(input.secret)}`;
@@ -192,7 +217,12 @@ export function airgapCommitment(input: { productHash: number; hardwareHash: str
 /** Reads a request code. A version 1 request code (an application not yet updated) is refused with `outdated`. */
 export function parseAirgapRequest(code: string, now: Date = new Date()): ParsedAirgapRequest {
   const bits = readCurrent('request', code, 4);
-  const parsed = { productHash: bits.read(20), hardwareHash: bits.readHex(40), commitment: bits.readHex(80), hour: bits.read(16) };
+  const parsed = {
+    productHash: bits.read(20),
+    hardwareHash: bits.readHex(40),
+    commitment: bits.readHex(80),
+    hour: bits.read(16),
+  };
   return { ...parsed, issuedAt: airgapHourDate(parsed.hour, now) };
 }
 
@@ -225,12 +255,24 @@ export interface VerifiedAirgapActivation extends AirgapActivationFields {
 export function airgapActivationMessage(input: AirgapActivationMessageInput): Buffer {
   checkActivationFields(input);
   checkHex(input.commitment, HEX20, 'commitment', 20);
-  return signedText([AIRGAP_DOMAIN, 'activation', ...requestLines(input), input.commitment, licenseKeyLine(input.licenseKey), input.expiresDay, input.features]);
+  return signedText([
+    AIRGAP_DOMAIN,
+    'activation',
+    ...requestLines(input),
+    input.commitment,
+    licenseKeyLine(input.licenseKey),
+    input.expiresDay,
+    input.features,
+  ]);
 }
 
 export function encodeActivationCode(input: AirgapActivationFields & { signature: Uint8Array }): string {
   checkActivationFields(input);
-  const bits = new BitWriter().write(AIRGAP_VERSION, 2).write(input.expiresDay, 16).write(input.features, 8).writeBytes(signatureBytes(input.signature));
+  const bits = new BitWriter()
+    .write(AIRGAP_VERSION, 2)
+    .write(input.expiresDay, 16)
+    .write(input.features, 8)
+    .writeBytes(signatureBytes(input.signature));
   return encodeCode('activation', bits.bytes(), AIRGAP_BITS.activation);
 }
 
@@ -269,19 +311,31 @@ export function verifyActivationCode(
 /** Reveals S: proof that this is the machine that made the request whose commitment the portal stored. */
 export function createDeactivationCode(input: { hardwareHash: string; secret: string | Uint8Array }): { code: string } {
   checkHex(input.hardwareHash, HEX10, 'hardwareHash', 10);
-  const bits = new BitWriter().write(AIRGAP_VERSION, 2).writeHex(input.hardwareHash, 40).writeHex(secretHex(input.secret), 80);
+  const bits = new BitWriter()
+    .write(AIRGAP_VERSION, 2)
+    .writeHex(input.hardwareHash, 40)
+    .writeHex(secretHex(input.secret), 80);
   return { code: encodeCode('deactivation', bits.bytes(), AIRGAP_BITS.deactivation) };
 }
 
 export type ParsedDeactivationCode =
-  | { version: 2; hardwareHash: string; /** S, 20 hex digits: check it against the stored commitment (airgapCommitment). */ secret: string }
+  | {
+      version: 2;
+      hardwareHash: string /** S, 20 hex digits: check it against the stored commitment (airgapCommitment). */;
+      secret: string;
+    }
   | { version: 1; activationId: number; nonce: string; tag: Buffer };
 
 /** Reads a deactivation code of either version (the portal still accepts version 1 for activations made before version 2). */
 export function parseDeactivationCode(code: string): ParsedDeactivationCode {
   const { version, bits } = readVersioned('deactivation', code, 2);
   if (version === AIRGAP_VERSION) return { version, hardwareHash: bits.readHex(40), secret: bits.readHex(80) };
-  return { version: LEGACY_VERSION, activationId: readActivationId(bits, 'deactivation'), nonce: bits.readHex(24), tag: bits.readBytes(10) };
+  return {
+    version: LEGACY_VERSION,
+    activationId: readActivationId(bits, 'deactivation'),
+    nonce: bits.readHex(24),
+    tag: bits.readBytes(10),
+  };
 }
 
 /**
@@ -299,7 +353,10 @@ export function confirmationCode(input: { secret: string | Uint8Array; hardwareH
  * read (a typo, a wrong length) throws AirgapError, so the person can be asked to type it again;
  * a readable code made for another secret or machine returns false.
  */
-export function verifyConfirmationCode(code: string, expected: { secret: string | Uint8Array; hardwareHash: string }): boolean {
+export function verifyConfirmationCode(
+  code: string,
+  expected: { secret: string | Uint8Array; hardwareHash: string },
+): boolean {
   return tagMatches(readConfirmation(code), confirmationTag(expected));
 }
 
@@ -330,38 +387,83 @@ export function verifyLegacyActivationCode(
   options: { trustedKeys: ReadonlyMap<string, KeyInput>; request: LegacyAirgapRequest; licenseKey: string; now?: Date },
 ): VerifiedLegacyAirgapActivation {
   const bits = readLegacy('activation', code, 2);
-  const parsed = { activationId: readActivationId(bits, 'activation'), expiresDay: bits.read(16), features: bits.read(8), signature: bits.readBytes(SIGNATURE_BYTES) };
+  const parsed = {
+    activationId: readActivationId(bits, 'activation'),
+    expiresDay: bits.read(16),
+    features: bits.read(8),
+    signature: bits.readBytes(SIGNATURE_BYTES),
+  };
   const { request } = options;
   checkRequest(request);
   checkHex(request.nonce, HEX12, 'nonce', 12);
-  const message = signedText([LEGACY_DOMAIN, 'activation', ...requestLines({ productCode: request.product, hardwareHash: request.hardwareHash }), request.nonce, licenseKeyLine(options.licenseKey), parsed.activationId, parsed.expiresDay, parsed.features]);
-  return { ...verifiedGrant(parsed, message, options), activationId: parsed.activationId, secret: legacyAirgapSecret(parsed.signature) };
+  const message = signedText([
+    LEGACY_DOMAIN,
+    'activation',
+    ...requestLines({ productCode: request.product, hardwareHash: request.hardwareHash }),
+    request.nonce,
+    licenseKeyLine(options.licenseKey),
+    parsed.activationId,
+    parsed.expiresDay,
+    parsed.features,
+  ]);
+  return {
+    ...verifiedGrant(parsed, message, options),
+    activationId: parsed.activationId,
+    secret: legacyAirgapSecret(parsed.signature),
+  };
 }
 
 /** The first 16 bytes of SHA-256("PORTICO-AIRGAP-SECRET" + signature): version 1's per-activation secret. Anyone who saw the activation code can compute it. */
 export function legacyAirgapSecret(signature: Uint8Array): Buffer {
-  return crypto.createHash('sha256').update(LEGACY_SECRET_DOMAIN, 'ascii').update(signatureBytes(signature)).digest().subarray(0, 16);
+  return crypto
+    .createHash('sha256')
+    .update(LEGACY_SECRET_DOMAIN, 'ascii')
+    .update(signatureBytes(signature))
+    .digest()
+    .subarray(0, 16);
 }
 
-export function createLegacyDeactivationCode(input: { activationId: number; secret: Uint8Array; nonce?: string }): { code: string; nonce: string } {
+export function createLegacyDeactivationCode(input: { activationId: number; secret: Uint8Array; nonce?: string }): {
+  code: string;
+  nonce: string;
+} {
   const nonce = input.nonce ?? crypto.randomBytes(3).toString('hex');
   const tag = legacyMac(input.secret, 'deactivation', input.activationId, nonce).subarray(0, 10);
-  const bits = new BitWriter().write(LEGACY_VERSION, 2).write(input.activationId, 28).writeHex(nonce, 24).writeBytes(tag);
+  const bits = new BitWriter()
+    .write(LEGACY_VERSION, 2)
+    .write(input.activationId, 28)
+    .writeHex(nonce, 24)
+    .writeBytes(tag);
   return { code: encodeCode('deactivation', bits.bytes(), AIRGAP_LEGACY_BITS.deactivation), nonce };
 }
 
 /** Whether `tag` (from a version 1 parseDeactivationCode) was made with `secret` for this activation and nonce. Constant time. */
-export function legacyDeactivationTagValid(secret: Uint8Array, activationId: number, nonce: string, tag: Uint8Array): boolean {
+export function legacyDeactivationTagValid(
+  secret: Uint8Array,
+  activationId: number,
+  nonce: string,
+  tag: Uint8Array,
+): boolean {
   if (!validLegacyMacInput(secret, activationId, nonce)) return false;
   return tagMatches(tag, legacyMac(secret, 'deactivation', activationId, nonce).subarray(0, 10));
 }
 
 export function legacyConfirmationCode(secret: Uint8Array, activationId: number, nonce: string): string {
-  return encodeCode('confirmation', legacyMac(secret, 'confirmation', activationId, nonce).subarray(0, 8), AIRGAP_BITS.confirmation);
+  return encodeCode(
+    'confirmation',
+    legacyMac(secret, 'confirmation', activationId, nonce).subarray(0, 8),
+    AIRGAP_BITS.confirmation,
+  );
 }
 
-export function verifyLegacyConfirmationCode(code: string, expected: { secret: Uint8Array; activationId: number; nonce: string }): boolean {
-  return tagMatches(readConfirmation(code), legacyMac(expected.secret, 'confirmation', expected.activationId, expected.nonce).subarray(0, 8));
+export function verifyLegacyConfirmationCode(
+  code: string,
+  expected: { secret: Uint8Array; activationId: number; nonce: string },
+): boolean {
+  return tagMatches(
+    readConfirmation(code),
+    legacyMac(expected.secret, 'confirmation', expected.activationId, expected.nonce).subarray(0, 8),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -393,7 +495,11 @@ export function identifyAirgapCode(text: string): CodeKind | null {
 // Helpers
 
 /** A code of `kind` in whichever version its length says, its version field read and checked against that. */
-function readVersioned(kind: CodeKind, text: string, versionBits: number): { version: typeof AIRGAP_VERSION | typeof LEGACY_VERSION; bits: BitReader } {
+function readVersioned(
+  kind: CodeKind,
+  text: string,
+  versionBits: number,
+): { version: typeof AIRGAP_VERSION | typeof LEGACY_VERSION; bits: BitReader } {
   let decoded: { bitLength: number; data: Uint8Array };
   try {
     decoded = decodeCodeOf(kind, text, bitLengthsOf(kind));
@@ -401,20 +507,29 @@ function readVersioned(kind: CodeKind, text: string, versionBits: number): { ver
     if (!(err instanceof CodeError)) throw err;
     const other = typeof text === 'string' && err.code === 'format' ? identifyAirgapCode(text) : null;
     if (other !== null && other !== kind) {
-      throw new AirgapError('format', `this is ${article(other)} ${other} code, not ${article(kind)} ${kind} code`, { actualKind: other, cause: err });
+      throw new AirgapError('format', `this is ${article(other)} ${other} code, not ${article(kind)} ${kind} code`, {
+        actualKind: other,
+        cause: err,
+      });
     }
     throw new AirgapError(err.code as CodeErrorCode, err.message, { group: err.group, cause: err });
   }
   const version = decoded.bitLength === AIRGAP_BITS[kind] ? AIRGAP_VERSION : LEGACY_VERSION;
   const bits = new BitReader(decoded.data);
   const field = kind === 'confirmation' ? version : bits.read(versionBits);
-  if (field !== version) throw new AirgapError('format', `${kind} code version ${field} is not supported (this software reads versions ${LEGACY_VERSION} and ${AIRGAP_VERSION})`);
+  if (field !== version)
+    throw new AirgapError(
+      'format',
+      `${kind} code version ${field} is not supported (this software reads versions ${LEGACY_VERSION} and ${AIRGAP_VERSION})`,
+    );
   return { version, bits };
 }
 
 const OUTDATED: Partial<Record<CodeKind, string>> = {
-  request: 'this request code was made by an older version of the application (air-gap codes version 1); update the application and make a new request code',
-  activation: 'this activation code answers a request code of an older version (air-gap codes version 1); make a new request code and enter that one in the portal',
+  request:
+    'this request code was made by an older version of the application (air-gap codes version 1); update the application and make a new request code',
+  activation:
+    'this activation code answers a request code of an older version (air-gap codes version 1); make a new request code and enter that one in the portal',
 };
 
 /** A version 2 code of `kind`; a version 1 one is `outdated`. */
@@ -427,7 +542,8 @@ function readCurrent(kind: 'request' | 'activation', text: string, versionBits: 
 /** A version 1 code of `kind` (stored by the device before version 2). */
 function readLegacy(kind: CodeKind, text: string, versionBits: number): BitReader {
   const { version, bits } = readVersioned(kind, text, versionBits);
-  if (version !== LEGACY_VERSION) throw new AirgapError('format', `this is a version ${version} ${kind} code, not a version ${LEGACY_VERSION} one`);
+  if (version !== LEGACY_VERSION)
+    throw new AirgapError('format', `this is a version ${version} ${kind} code, not a version ${LEGACY_VERSION} one`);
   return bits;
 }
 
@@ -453,7 +569,10 @@ function verifiedGrant(
     }
   }
   if (kid === undefined) {
-    throw new AirgapError('signature', 'the activation code is not signed by a trusted key for this request and license key: it answers another request or machine, or was altered');
+    throw new AirgapError(
+      'signature',
+      'the activation code is not signed by a trusted key for this request and license key: it answers another request or machine, or was altered',
+    );
   }
   const expiresAt = airgapExpiryDate(parsed.expiresDay);
   if (expiresAt !== null && expiresAt.getTime() <= (options.now ?? new Date()).getTime()) {
@@ -463,14 +582,20 @@ function verifiedGrant(
 }
 
 function checkRequest(request: { product: string; productHash: number; hardwareHash: string }): void {
-  if (request === null || typeof request !== 'object' || typeof request.product !== 'string' || productHash(request.product) !== request.productHash) {
+  if (
+    request === null ||
+    typeof request !== 'object' ||
+    typeof request.product !== 'string' ||
+    productHash(request.product) !== request.productHash
+  ) {
     throw new AirgapError('input', 'the request does not read as an air-gap request');
   }
 }
 
 /** The product and hardware lines of a signed message, checked. */
 function requestLines(input: { productCode: string; hardwareHash: string }): string[] {
-  if (typeof input.productCode !== 'string' || !CODE_PATTERN.test(input.productCode)) throw new AirgapError('input', 'productCode must be a product code');
+  if (typeof input.productCode !== 'string' || !CODE_PATTERN.test(input.productCode))
+    throw new AirgapError('input', 'productCode must be a product code');
   checkHex(input.hardwareHash, HEX10, 'hardwareHash', 10);
   return [input.productCode, input.hardwareHash];
 }
@@ -489,11 +614,13 @@ function signedText(lines: ReadonlyArray<string | number>): Buffer {
 }
 
 function checkHex(value: unknown, pattern: RegExp, name: string, digits: number): void {
-  if (typeof value !== 'string' || !pattern.test(value)) throw new AirgapError('input', `${name} must be ${digits} lowercase hex digits`);
+  if (typeof value !== 'string' || !pattern.test(value))
+    throw new AirgapError('input', `${name} must be ${digits} lowercase hex digits`);
 }
 
 function checkProductHash(hash: number): void {
-  if (!Number.isInteger(hash) || hash < 0 || hash > 0xfffff) throw new AirgapError('input', 'productHash must be a 20-bit integer');
+  if (!Number.isInteger(hash) || hash < 0 || hash > 0xfffff)
+    throw new AirgapError('input', 'productHash must be a 20-bit integer');
 }
 
 /** S as 20 lowercase hex digits, from its 10 bytes or its hex. */
@@ -504,19 +631,26 @@ function secretHex(secret: string | Uint8Array): string {
 }
 
 function signatureBytes(signature: Uint8Array): Uint8Array {
-  if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES) throw new AirgapError('input', `the signature must be ${SIGNATURE_BYTES} bytes`);
+  if (!(signature instanceof Uint8Array) || signature.length !== SIGNATURE_BYTES)
+    throw new AirgapError('input', `the signature must be ${SIGNATURE_BYTES} bytes`);
   return signature;
 }
 
 function confirmationTag(input: { secret: string | Uint8Array; hardwareHash: string }): Buffer {
   checkHex(input.hardwareHash, HEX10, 'hardwareHash', 10);
   const key = Buffer.from(secretHex(input.secret), 'hex');
-  return crypto.createHmac('sha256', key).update(`${AIRGAP_DOMAIN}\nconfirmation\n${input.hardwareHash}`, 'ascii').digest().subarray(0, 8);
+  return crypto
+    .createHmac('sha256', key)
+    .update(`${AIRGAP_DOMAIN}\nconfirmation\n${input.hardwareHash}`, 'ascii')
+    .digest()
+    .subarray(0, 8);
 }
 
 /** Constant-time comparison of a received tag with the expected one. */
 function tagMatches(received: Uint8Array, expected: Buffer): boolean {
-  return received instanceof Uint8Array && received.length === expected.length && crypto.timingSafeEqual(expected, received);
+  return (
+    received instanceof Uint8Array && received.length === expected.length && crypto.timingSafeEqual(expected, received)
+  );
 }
 
 function readActivationId(bits: BitReader, kind: CodeKind): number {
@@ -535,14 +669,33 @@ function checkActivationFields(input: AirgapActivationFields): void {
 }
 
 function validLegacyMacInput(secret: Uint8Array, activationId: number, nonce: string): boolean {
-  return secret instanceof Uint8Array && secret.length > 0 && Number.isInteger(activationId) && activationId >= 1 && activationId <= AIRGAP_MAX_ACTIVATION_ID && typeof nonce === 'string' && HEX6.test(nonce);
+  return (
+    secret instanceof Uint8Array &&
+    secret.length > 0 &&
+    Number.isInteger(activationId) &&
+    activationId >= 1 &&
+    activationId <= AIRGAP_MAX_ACTIVATION_ID &&
+    typeof nonce === 'string' &&
+    HEX6.test(nonce)
+  );
 }
 
-function legacyMac(secret: Uint8Array, purpose: 'deactivation' | 'confirmation', activationId: number, nonce: string): Buffer {
+function legacyMac(
+  secret: Uint8Array,
+  purpose: 'deactivation' | 'confirmation',
+  activationId: number,
+  nonce: string,
+): Buffer {
   if (!validLegacyMacInput(secret, activationId, nonce)) {
-    throw new AirgapError('input', 'a MAC needs the secret (bytes), an activation id from 1 to 2^28 − 1 and a nonce of 6 lowercase hex digits');
+    throw new AirgapError(
+      'input',
+      'a MAC needs the secret (bytes), an activation id from 1 to 2^28 − 1 and a nonce of 6 lowercase hex digits',
+    );
   }
-  return crypto.createHmac('sha256', secret).update(`${LEGACY_DOMAIN}\n${purpose}\n${activationId}\n${nonce}`, 'ascii').digest();
+  return crypto
+    .createHmac('sha256', secret)
+    .update(`${LEGACY_DOMAIN}\n${purpose}\n${activationId}\n${nonce}`, 'ascii')
+    .digest();
 }
 
 function sha256(text: string): Buffer {
@@ -590,12 +743,15 @@ class BitWriter {
 
   bytes(): Uint8Array {
     const out = new Uint8Array(Math.ceil(this.bits.length / 8));
-    this.bits.forEach((bit, i) => (out[i >> 3] |= bit << (7 - (i & 7))));
+    this.bits.forEach((bit, i) => {
+      out[i >> 3] |= bit << (7 - (i & 7));
+    });
     return out;
   }
 
   private writeBig(value: bigint, width: number): this {
-    if (value < 0n || value >> BigInt(width) !== 0n) throw new AirgapError('input', `${value} does not fit in ${width} bits`);
+    if (value < 0n || value >> BigInt(width) !== 0n)
+      throw new AirgapError('input', `${value} does not fit in ${width} bits`);
     for (let i = width - 1; i >= 0; i--) this.bits.push(Number((value >> BigInt(i)) & 1n));
     return this;
   }
@@ -615,7 +771,9 @@ class BitReader {
   }
 
   readHex(width: number): string {
-    return this.readBig(width).toString(16).padStart(width / 4, '0');
+    return this.readBig(width)
+      .toString(16)
+      .padStart(width / 4, '0');
   }
 
   readBytes(count: number): Buffer {

@@ -27,7 +27,8 @@ export function decodeBase64(text: string, what: string): Buffer {
 
 /** URL-safe alphabet, unpadded (RFC 4648 §5). `length`, when given, is the exact decoded length. */
 export function decodeBase64url(text: string, what: string, length?: number): Buffer {
-  if (!BASE64URL.test(text) || text.length % 4 === 1) throw new EnvelopeError('base64', `${what} is not valid base64url`);
+  if (!BASE64URL.test(text) || text.length % 4 === 1)
+    throw new EnvelopeError('base64', `${what} is not valid base64url`);
   const bytes = Buffer.from(text, 'base64url');
   if (bytes.toString('base64url') !== text) throw new EnvelopeError('base64', `${what} is not canonical base64url`);
   if (length !== undefined && bytes.length !== length) {

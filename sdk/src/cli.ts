@@ -19,7 +19,16 @@ import { CodeError } from './codes.ts';
 import { hardwareId } from './device.ts';
 import { EnvelopeError } from './errors.ts';
 import { LicenseError } from './license-error.ts';
-import { applyRefresh, checkNotOlder, closeActivation, licenseMark, verifyLicense, type LicenseInfo, type LicenseMark, type VerifyLicenseOptions } from './license.ts';
+import {
+  applyRefresh,
+  checkNotOlder,
+  closeActivation,
+  licenseMark,
+  verifyLicense,
+  type LicenseInfo,
+  type LicenseMark,
+  type VerifyLicenseOptions,
+} from './license.ts';
 import { ApiCallError, PorticoClient } from './online.ts';
 import { HARDWARE_ID_PATTERN, type UsageEntry } from './payloads.ts';
 import { createActivationRequest, createDeactivationRequest, verifyDeactivationReceipt } from './requests.ts';
@@ -73,7 +82,7 @@ interface Command {
   details?: string[];
   options?: OptionSpecs;
   args?: { min: number; max: number };
-  run: (ctx: CommandContext) => number | void | Promise<number | void>;
+  run: (ctx: CommandContext) => number | undefined | Promise<number | undefined>;
 }
 
 /** A mistake on the command line: exit code 2, with the command's usage. */
@@ -92,9 +101,10 @@ const PASSWORD_ENV = 'PORTICO_DEVICE_PASSWORD';
 const COMMANDS: Record<string, Command> = {
   init: {
     summary: 'Set up the state folder: device key, trusted server keys, product and license',
-    usage: 'init --product <code> (--key <license key> | --user <email>) --keys <portico-keys.json> [--hardware-id <id>] [--hostname <name>] [--force]',
+    usage:
+      'init --product <code> (--key <license key> | --user <email>) --keys <portico-keys.json> [--hardware-id <id>] [--hostname <name>] [--force]',
     details: [
-      '--keys is the server\'s /.well-known/portico-keys.json, saved to a file.',
+      "--keys is the server's /.well-known/portico-keys.json, saved to a file.",
       'Without --hardware-id the id is derived from this machine (and checked again at every use).',
       'A user-based license names the user only: the portal asks for the password, never the file.',
       '--force sets up again while a license is installed (e.g. to take a new key document); the license stays.',
@@ -113,7 +123,8 @@ const COMMANDS: Record<string, Command> = {
       const keysFile = requiredOption(values, 'keys');
       const licenseKey = stringOption(values, 'key') ?? null;
       const user = stringOption(values, 'user') ?? null;
-      if ((licenseKey === null) === (user === null)) throw new UsageError('give exactly one of --key <license key> and --user <email>');
+      if ((licenseKey === null) === (user === null))
+        throw new UsageError('give exactly one of --key <license key> and --user <email>');
       const givenId = stringOption(values, 'hardware-id');
       if (givenId !== undefined && !HARDWARE_ID_PATTERN.test(givenId)) {
         throw new UsageError('--hardware-id must be 1–128 characters of A–Z a–z 0–9 . _ : -');
@@ -127,7 +138,9 @@ const COMMANDS: Record<string, Command> = {
         hostname: stringOption(values, 'hostname') ?? (os.hostname() || null),
       };
       if (state.exists(STATE_FILES.license) && values.force !== true) {
-        throw new CliError(`a license is installed in ${state.dir}: deactivate it first, or pass --force to set up again and keep it`);
+        throw new CliError(
+          `a license is installed in ${state.dir}: deactivate it first, or pass --force to set up again and keep it`,
+        );
       }
       // init --force keeps the license, so it keeps the server that license was activated with.
       const server = state.exists(STATE_FILES.license) ? rememberedServer(state) : undefined;
@@ -140,7 +153,8 @@ const COMMANDS: Record<string, Command> = {
       try {
         kids = [...state.writeTrustedKeys(keysText).keys()];
       } catch (err) {
-        if (err instanceof LicenseError) throw new CliError(`${keysFile} is not a usable Portico key document: ${err.message}`);
+        if (err instanceof LicenseError)
+          throw new CliError(`${keysFile} is not a usable Portico key document: ${err.message}`);
         throw err;
       }
       state.writeConfig(config);
@@ -179,26 +193,34 @@ const COMMANDS: Record<string, Command> = {
       say(`Activation request written to ${out}`);
       say('Upload it to the Offline Activation Portal and download the license file it gives back.');
       if (config.user !== null) say(`The portal will ask for the password of ${config.user}.`);
-      if (state.exists(STATE_FILES.license)) say('Note: a license is installed already; activating the answer to this request replaces it.');
+      if (state.exists(STATE_FILES.license))
+        say('Note: a license is installed already; activating the answer to this request replaces it.');
       say(`Next: ${PROGRAM} activate <license file>`);
     },
   },
 
   activate: {
     summary: 'Install the license file the portal gave for the last activation request, or activate online',
-    usage: 'activate <license file> | activate --online --server <base URL> [--password <password>] [--app-version <version>]',
+    usage:
+      'activate <license file> | activate --online --server <base URL> [--password <password>] [--app-version <version>]',
     details: [
       '--online sends a new activation request to the License API of the server at --server and installs the license it answers with.',
       'The server URL is remembered for "check" and "deactivate --online".',
       `No file older than one this machine has installed for the same activation is installed (${STATE_FILES.counters}), whichever command brings it.`,
       `A user-based license needs the license user's password: --password, or $${PASSWORD_ENV} (kept out of the process list); it is never stored.`,
     ],
-    options: { online: { type: 'boolean' }, server: { type: 'string' }, password: { type: 'string' }, 'app-version': { type: 'string' } },
+    options: {
+      online: { type: 'boolean' },
+      server: { type: 'string' },
+      password: { type: 'string' },
+      'app-version': { type: 'string' },
+    },
     args: { min: 0, max: 1 },
     async run({ state, values, args, io, now, say }) {
       const online = values.online === true;
       if (!online) {
-        for (const name of ['server', 'password', 'app-version']) if (values[name] !== undefined) throw new UsageError(`--${name} goes with --online`);
+        for (const name of ['server', 'password', 'app-version'])
+          if (values[name] !== undefined) throw new UsageError(`--${name} goes with --online`);
         if (args.length === 0) throw new UsageError('missing argument: the license file (or --online)');
       } else if (args.length > 0) {
         throw new UsageError(`activate --online takes no file (got "${args[0]}")`);
@@ -207,8 +229,12 @@ const COMMANDS: Record<string, Command> = {
         const config = state.config();
         const server = serverUrl(requiredOption(values, 'server'));
         const password = stringOption(values, 'password') ?? (io.env[PASSWORD_ENV] || undefined);
-        if (config.user === null && stringOption(values, 'password') !== undefined) throw new UsageError('--password is for user-based licenses only: this folder is set up with a license key');
-        if (config.user !== null && password === undefined) throw new UsageError(`the license of ${config.user} needs that user's password: --password <password> (or $${PASSWORD_ENV})`);
+        if (config.user === null && stringOption(values, 'password') !== undefined)
+          throw new UsageError('--password is for user-based licenses only: this folder is set up with a license key');
+        if (config.user !== null && password === undefined)
+          throw new UsageError(
+            `the license of ${config.user} needs that user's password: --password <password> (or $${PASSWORD_ENV})`,
+          );
         const deviceKey = state.deviceKey();
         const request = createActivationRequest({
           product: config.product,
@@ -225,19 +251,26 @@ const COMMANDS: Record<string, Command> = {
         const license = await client.activate({
           request: request.text,
           nonce: request.nonce,
-          expected: { product: config.product, hardwareId: request.payload.hardwareId, devicePublicKey: deviceKey.publicKeyString },
+          expected: {
+            product: config.product,
+            hardwareId: request.payload.hardwareId,
+            devicePublicKey: deviceKey.publicKeyString,
+          },
           ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
         });
         installLicense(state, license, license.text, now);
         const remembered: OnlineConfig = { ...config, server };
         state.writeConfig(remembered);
-        say(`License activated online (${server})${license.repeated ? ': the server had activated this request already' : ''}.`);
+        say(
+          `License activated online (${server})${license.repeated ? ': the server had activated this request already' : ''}.`,
+        );
         printLicense(say, license);
         say(`Next: ${PROGRAM} check   (renews the lease before it ends)`);
         return;
       }
       const { nonce } = state.pending().activation ?? {};
-      if (nonce === undefined) throw new CliError(`no activation request was made from ${state.dir}: run "${PROGRAM} request" first`);
+      if (nonce === undefined)
+        throw new CliError(`no activation request was made from ${state.dir}: run "${PROGRAM} request" first`);
       const text = readInputFile(io, args[0], 'the license file');
       const license = verifyLicense(text, { ...verifyOptions(state, now), requestNonce: nonce });
       installLicense(state, license, text, now);
@@ -259,7 +292,10 @@ const COMMANDS: Record<string, Command> = {
           if (airgap === undefined) say('No license installed.');
           if (state.pending().deactivation) say(`A deactivation is waiting for its receipt: ${PROGRAM} receipt <file>`);
           const closing = state.airgap().deactivation;
-          if (closing) say(`An air-gap deactivation (${airgapName(closing)}) is waiting for its confirmation code: ${PROGRAM} airgap-confirm <code>`);
+          if (closing)
+            say(
+              `An air-gap deactivation (${airgapName(closing)}) is waiting for its confirmation code: ${PROGRAM} airgap-confirm <code>`,
+            );
           return airgap ? EXIT.ok : EXIT.noLicense;
         }
         const license = verifyLicense(text, verifyOptions(state, now));
@@ -282,7 +318,8 @@ const COMMANDS: Record<string, Command> = {
 
   deactivate: {
     summary: 'Write a deactivation request and remove the license from this machine (or deactivate online)',
-    usage: 'deactivate [--out <file>] [--usage <feature>=<amount> ...] | deactivate --online [--server <base URL>] [--usage <feature>=<amount> ...]',
+    usage:
+      'deactivate [--out <file>] [--usage <feature>=<amount> ...] | deactivate --online [--server <base URL>] [--usage <feature>=<amount> ...]',
     details: [
       'Default file: deactivation-request.req in the current directory ("-" writes to standard output).',
       '--usage may be repeated (or take a comma-separated list) to report consumption per feature.',
@@ -290,61 +327,93 @@ const COMMANDS: Record<string, Command> = {
       '--online sends the request to the License API instead (default server: the one "activate --online" used), checks',
       'the receipt it answers with and then removes the license; if the call fails, the license stays installed.',
     ],
-    options: { out: { type: 'string' }, usage: { type: 'string', multiple: true }, online: { type: 'boolean' }, server: { type: 'string' } },
+    options: {
+      out: { type: 'string' },
+      usage: { type: 'string', multiple: true },
+      online: { type: 'boolean' },
+      server: { type: 'string' },
+    },
     async run({ state, values, io, now, say }) {
       const usage = parseUsage(values.usage);
       const online = values.online === true;
-      if (online && values.out !== undefined) throw new UsageError('--out is for the offline request file, not with --online');
+      if (online && values.out !== undefined)
+        throw new UsageError('--out is for the offline request file, not with --online');
       if (!online && values.server !== undefined) throw new UsageError('--server goes with --online');
       const text = state.readText(STATE_FILES.license);
       if (text === undefined) throw new CliError('no license is installed');
       // An expired license can still be given back: its seat is what the deactivation frees.
       const license = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
       if (online) {
-        const client = new PorticoClient({ baseUrl: serverFor(state, values), trustedKeys: state.trustedKeys(), now: io.now });
+        const client = new PorticoClient({
+          baseUrl: serverFor(state, values),
+          trustedKeys: state.trustedKeys(),
+          now: io.now,
+        });
         const receipt = await client.deactivate(license, state.deviceKey(), usage);
         state.writeLicenseHistory(closeActivation(licenseHistory(state, now), license, text));
         state.remove(STATE_FILES.license);
-        say(`Deactivation confirmed by ${client.baseUrl}: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`);
+        say(
+          `Deactivation confirmed by ${client.baseUrl}: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`,
+        );
         say('The license is removed from this machine.');
         return;
       }
       const request = createDeactivationRequest({ license, deviceKey: state.deviceKey(), usage, now });
       const out = writeOutputFile(io, stringOption(values, 'out') ?? 'deactivation-request.req', request.text);
       const { licenseId, activationId, hardwareId: hw } = license;
-      state.writePending({ ...state.pending(), deactivation: { nonce: request.nonce, createdAt: request.payload.createdAt, licenseId, activationId, hardwareId: hw } });
+      state.writePending({
+        ...state.pending(),
+        deactivation: {
+          nonce: request.nonce,
+          createdAt: request.payload.createdAt,
+          licenseId,
+          activationId,
+          hardwareId: hw,
+        },
+      });
       state.writeLicenseHistory(closeActivation(licenseHistory(state, now), license, text));
       state.move(STATE_FILES.license, STATE_FILES.deactivatedLicense);
       if (out === undefined) return;
       say(`Deactivation request written to ${out}`);
-      say('The license is removed from this machine. Upload the request to the Offline Activation Portal to free its seat.');
+      say(
+        'The license is removed from this machine. Upload the request to the Offline Activation Portal to free its seat.',
+      );
       say(`Next: ${PROGRAM} receipt <receipt file>`);
     },
   },
 
   receipt: {
-    summary: 'Check the portal\'s receipt for the last deactivation request',
+    summary: "Check the portal's receipt for the last deactivation request",
     usage: 'receipt <receipt file>',
     args: { min: 1, max: 1 },
     run({ state, args, io, say }) {
       const pending = state.pending();
       if (!pending.deactivation) throw new CliError(`no deactivation request is waiting for a receipt in ${state.dir}`);
       const text = readInputFile(io, args[0], 'the receipt');
-      const receipt = verifyDeactivationReceipt(text, { trustedKeys: state.trustedKeys(), license: pending.deactivation, nonce: pending.deactivation.nonce });
+      const receipt = verifyDeactivationReceipt(text, {
+        trustedKeys: state.trustedKeys(),
+        license: pending.deactivation,
+        nonce: pending.deactivation.nonce,
+      });
       state.remove(STATE_FILES.deactivatedLicense);
       state.writePending({ ...pending, deactivation: undefined });
-      say(`Deactivation confirmed: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`);
+      say(
+        `Deactivation confirmed: license ${receipt.licenseId}, activation ${receipt.activationId} released at ${receipt.deactivatedAt}.`,
+      );
     },
   },
 
   refresh: {
     summary: 'Install a refresh file: a new lease and entitlements for the same activation',
     usage: 'refresh <refresh file>',
-    details: ['The file must be newer (a greater counter) than the installed license and than any this machine has installed for that activation.'],
+    details: [
+      'The file must be newer (a greater counter) than the installed license and than any this machine has installed for that activation.',
+    ],
     args: { min: 1, max: 1 },
     run({ state, args, io, now, say }) {
       const current = state.readText(STATE_FILES.license);
-      if (current === undefined) throw new CliError(`no license is installed: a refresh file renews an installed license`);
+      if (current === undefined)
+        throw new CliError(`no license is installed: a refresh file renews an installed license`);
       const options = verifyOptions(state, now);
       // The installed license may have expired or run out of lease: that is what refresh files are for.
       const installed = verifyLicense(current, { ...options, checkDates: false });
@@ -366,15 +435,21 @@ const COMMANDS: Record<string, Command> = {
     options: { server: { type: 'string' } },
     async run({ state, values, io, now, say }) {
       const text = state.readText(STATE_FILES.license);
-      if (text === undefined) throw new CliError(`no license is installed: run "${PROGRAM} activate --online --server <base URL>" first`);
+      if (text === undefined)
+        throw new CliError(`no license is installed: run "${PROGRAM} activate --online --server <base URL>" first`);
       const installed = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
-      const client = new PorticoClient({ baseUrl: serverFor(state, values), trustedKeys: state.trustedKeys(), now: io.now });
+      const client = new PorticoClient({
+        baseUrl: serverFor(state, values),
+        trustedKeys: state.trustedKeys(),
+        now: io.now,
+      });
       const license = await client.check(installed, state.deviceKey());
       installLicense(state, license, license.text, now);
       say(`License valid (checked with ${client.baseUrl}, file ${license.counter}).`);
       say(`  ${'lease ends:'.padEnd(14)} ${license.leaseEndsAt}`);
       if (license.expiresAt !== null) say(`  ${'expires:'.padEnd(14)} ${license.expiresAt}`);
-      if (license.floatingExpiresAt !== null) say(`  ${'floating slot:'.padEnd(14)} held until ${license.floatingExpiresAt} (check again before)`);
+      if (license.floatingExpiresAt !== null)
+        say(`  ${'floating slot:'.padEnd(14)} held until ${license.floatingExpiresAt} (check again before)`);
     },
   },
 
@@ -391,17 +466,30 @@ const COMMANDS: Record<string, Command> = {
     options: { portal: { type: 'string' }, force: { type: 'boolean' } },
     run({ state, values, now, say }) {
       const config = state.config();
-      if (config.licenseKey === null) throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
+      if (config.licenseKey === null)
+        throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
       const portal = portalUrl(stringOption(values, 'portal'));
       const airgap = state.airgap();
       if (airgap.activation && values.force !== true) {
-        throw new CliError(`an air-gap activation is installed in ${state.dir}: the portal activates a machine once; give it back first (${PROGRAM} airgap-deactivate), or pass --force after a manager reset this device`);
+        throw new CliError(
+          `an air-gap activation is installed in ${state.dir}: the portal activates a machine once; give it back first (${PROGRAM} airgap-deactivate), or pass --force after a manager reset this device`,
+        );
       }
-      const { code, request, secret } = createAirgapRequest({ product: config.product, hardwareId: currentHardwareId(config), now });
-      state.writeAirgap({ ...airgap, activation: values.force === true ? undefined : airgap.activation, request: { ...request, code, secret, createdAt: now.toISOString() } });
+      const { code, request, secret } = createAirgapRequest({
+        product: config.product,
+        hardwareId: currentHardwareId(config),
+        now,
+      });
+      state.writeAirgap({
+        ...airgap,
+        activation: values.force === true ? undefined : airgap.activation,
+        request: { ...request, code, secret, createdAt: now.toISOString() },
+      });
       say(`Request code: ${code}`);
       if (portal !== undefined) say(`Portal:       ${portal}/airgap?code=${code}`);
-      say(`Enter it with the license key ${config.licenseKey} in the Air-Gapped Activation Portal; it shows an activation code.`);
+      say(
+        `Enter it with the license key ${config.licenseKey} in the Air-Gapped Activation Portal; it shows an activation code.`,
+      );
       say(`Next: ${PROGRAM} airgap-activate <activation code>`);
     },
   },
@@ -417,17 +505,26 @@ const COMMANDS: Record<string, Command> = {
     run({ state, args, io, now, say }) {
       const config = state.config();
       const airgap = state.airgap();
-      if (!airgap.request) throw new CliError(`no air-gap request was made from ${state.dir}: run "${PROGRAM} airgap-request" first`);
+      if (!airgap.request)
+        throw new CliError(`no air-gap request was made from ${state.dir}: run "${PROGRAM} airgap-request" first`);
       if (!isCurrentRequest(airgap.request)) {
-        throw new CliError(`the last request code was made by an older version of ${PROGRAM} (air-gap codes version 1): run "${PROGRAM} airgap-request" again and enter the new code in the portal`);
+        throw new CliError(
+          `the last request code was made by an older version of ${PROGRAM} (air-gap codes version 1): run "${PROGRAM} airgap-request" again and enter the new code in the portal`,
+        );
       }
-      if (config.licenseKey === null) throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
+      if (config.licenseKey === null)
+        throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
       const request = airgapRequestOf(airgap.request);
       if (hardwareHash(currentHardwareId(config)) !== request.hardwareHash) {
         throw new CliError(`the last request code was made on another machine: run "${PROGRAM} airgap-request" again`);
       }
       const code = codeArgument(io, args, 'the activation code');
-      const verified = verifyActivationCode(code, { trustedKeys: state.trustedKeys(), request, licenseKey: config.licenseKey, now });
+      const verified = verifyActivationCode(code, {
+        trustedKeys: state.trustedKeys(),
+        request,
+        licenseKey: config.licenseKey,
+        now,
+      });
       const activation: InstalledAirgapActivation = {
         code,
         request,
@@ -462,7 +559,9 @@ const COMMANDS: Record<string, Command> = {
         state.writeAirgap({ ...airgap, activation: undefined, deactivation: closing });
       }
       say(`Deactivation code: ${closing.code}`);
-      say(`Enter it with the license key ${closing.licenseKey} in the Air-Gapped Activation Portal; it frees the seat and shows a confirmation code.`);
+      say(
+        `Enter it with the license key ${closing.licenseKey} in the Air-Gapped Activation Portal; it frees the seat and shows a confirmation code.`,
+      );
       say(`Next: ${PROGRAM} airgap-confirm <confirmation code>`);
     },
   },
@@ -477,7 +576,11 @@ const COMMANDS: Record<string, Command> = {
       if (!closing) throw new CliError(`no air-gap deactivation is waiting for a confirmation in ${state.dir}`);
       const code = codeArgument(io, args, 'the confirmation code');
       const answers = isLegacyAirgapActivation(closing)
-        ? verifyLegacyConfirmationCode(code, { secret: Buffer.from(closing.secret, 'hex'), activationId: closing.activationId, nonce: closing.nonce })
+        ? verifyLegacyConfirmationCode(code, {
+            secret: Buffer.from(closing.secret, 'hex'),
+            activationId: closing.activationId,
+            nonce: closing.nonce,
+          })
         : verifyConfirmationCode(code, { secret: closing.secret, hardwareHash: closing.request.hardwareHash });
       if (!answers) throw new CliError(`this confirmation code does not answer the deactivation code ${closing.code}`);
       state.writeAirgap({ ...airgap, deactivation: undefined });
@@ -503,7 +606,8 @@ function serverFor(state: DeviceState, values: OptionValues): string {
   const given = stringOption(values, 'server');
   if (given !== undefined) return serverUrl(given);
   const remembered = rememberedServer(state);
-  if (remembered === undefined) throw new UsageError('--server <base URL> is required: no server was remembered by "activate --online"');
+  if (remembered === undefined)
+    throw new UsageError('--server <base URL> is required: no server was remembered by "activate --online"');
   return remembered;
 }
 
@@ -518,7 +622,9 @@ function rememberedServer(state: DeviceState): string | undefined {
   try {
     return serverUrl(config.server);
   } catch {
-    throw new StateError(`${state.path(STATE_FILES.config)} names an unusable server ("${config.server}"): pass --server`);
+    throw new StateError(
+      `${state.path(STATE_FILES.config)} names an unusable server ("${config.server}"): pass --server`,
+    );
   }
 }
 
@@ -529,8 +635,10 @@ function serverUrl(base: string): string {
   } catch {
     throw new UsageError(`--server must be the server's base URL (https://…), not "${base}"`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError('--server must be an http or https URL');
-  if (url.username || url.password || url.search || url.hash) throw new UsageError('--server must be a plain base URL (no credentials, query or fragment)');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new UsageError('--server must be an http or https URL');
+  if (url.username || url.password || url.search || url.hash)
+    throw new UsageError('--server must be a plain base URL (no credentials, query or fragment)');
   return url.href.replace(/\/+$/, '');
 }
 
@@ -594,7 +702,8 @@ function airgapStatus(state: DeviceState, now: Date, say: (line?: string) => voi
   }
   try {
     const options = { trustedKeys: state.trustedKeys(), licenseKey: activation.licenseKey, now };
-    if (isLegacyAirgapActivation(activation)) verifyLegacyActivationCode(activation.code, { ...options, request: activation.request });
+    if (isLegacyAirgapActivation(activation))
+      verifyLegacyActivationCode(activation.code, { ...options, request: activation.request });
     else verifyActivationCode(activation.code, { ...options, request: activation.request });
   } catch (err) {
     if (!(err instanceof CodeError)) throw err;
@@ -625,7 +734,13 @@ function airgapName(a: InstalledAirgapActivation): string {
 }
 
 function airgapRequestOf(r: AirgapRequest): AirgapRequest {
-  return { product: r.product, productHash: r.productHash, hardwareHash: r.hardwareHash, commitment: r.commitment, hour: r.hour };
+  return {
+    product: r.product,
+    productHash: r.productHash,
+    hardwareHash: r.hardwareHash,
+    commitment: r.commitment,
+    hour: r.hour,
+  };
 }
 
 /** A request stored by this version (with its secret), not by a version 1 CLI. */
@@ -638,7 +753,10 @@ function isCurrentRequest(request: NonNullable<AirgapState['request']>): request
 function deactivationOf(activation: InstalledAirgapActivation, now: Date): AirgapDeactivationState {
   const requestedAt = now.toISOString();
   if (isLegacyAirgapActivation(activation)) {
-    const { code, nonce } = createLegacyDeactivationCode({ activationId: activation.activationId, secret: Buffer.from(activation.secret, 'hex') });
+    const { code, nonce } = createLegacyDeactivationCode({
+      activationId: activation.activationId,
+      secret: Buffer.from(activation.secret, 'hex'),
+    });
     return { ...activation, code, nonce, requestedAt };
   }
   const { code } = createDeactivationCode({ hardwareHash: activation.request.hardwareHash, secret: activation.secret });
@@ -648,10 +766,16 @@ function deactivationOf(activation: InstalledAirgapActivation, now: Date): Airga
 /** A typed code from the command line: the code itself (in one or several pieces), or a file holding it or the portal URL. */
 function codeArgument(io: CliIo, args: string[], what: string): string {
   const single = args.length === 1 ? path.resolve(io.cwd, args[0]) : undefined;
-  const text = single !== undefined && fs.statSync(single, { throwIfNoEntry: false })?.isFile() ? readInputFile(io, args[0], what) : args.join(' ');
+  const text =
+    single !== undefined && fs.statSync(single, { throwIfNoEntry: false })?.isFile()
+      ? readInputFile(io, args[0], what)
+      : args.join(' ');
   const fromUrl = /[?&]code=([^&#\s]+)/.exec(text);
   if (fromUrl) return decodeURIComponent(fromUrl[1]);
-  return text.split(/\r?\n/).filter((line) => !line.trim().startsWith('#')).join(' ');
+  return text
+    .split(/\r?\n/)
+    .filter((line) => !line.trim().startsWith('#'))
+    .join(' ');
 }
 
 function portalUrl(base: string | undefined): string | undefined {
@@ -662,7 +786,8 @@ function portalUrl(base: string | undefined): string | undefined {
   } catch {
     throw new UsageError(`--portal must be the portal's base URL (https://…), not "${base}"`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new UsageError('--portal must be an http or https URL');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new UsageError('--portal must be an http or https URL');
   return url.href.replace(/\/+$/, '');
 }
 
@@ -673,21 +798,36 @@ function osDescription(): string {
 function printLicense(say: (line?: string) => void, l: LicenseInfo): void {
   const rows: Array<[string, string]> = [
     ['product', l.product],
-    [l.licenseKey !== null ? 'license key' : 'user', `${l.licenseKey ?? l.user} (license ${l.licenseId}, activation ${l.activationId})`],
+    [
+      l.licenseKey !== null ? 'license key' : 'user',
+      `${l.licenseKey ?? l.user} (license ${l.licenseId}, activation ${l.activationId})`,
+    ],
     ['type', `${l.licenseType}${l.trial ? ' (trial)' : ''}`],
     ...(l.startsAt !== null ? [['starts', l.startsAt] as [string, string]] : []),
     ['expires', l.expiresAt ?? 'never'],
     ['lease ends', `${l.leaseEndsAt} (a refresh file renews it)`],
     ...(l.maintenanceUntil !== null ? [['maintenance', `until ${l.maintenanceUntil}`] as [string, string]] : []),
-    ...(l.floating !== null ? [['floating', `${l.floating.users} users, ${l.floating.timeoutMinutes} min timeout`] as [string, string]] : []),
-    ['features', l.features.length === 0 ? 'none' : l.features.map((f) => (f.maxConsumption === null ? f.code : `${f.code} (max ${f.maxConsumption})`)).join(', ')],
+    ...(l.floating !== null
+      ? [['floating', `${l.floating.users} users, ${l.floating.timeoutMinutes} min timeout`] as [string, string]]
+      : []),
+    [
+      'features',
+      l.features.length === 0
+        ? 'none'
+        : l.features
+            .map((f) => (f.maxConsumption === null ? f.code : `${f.code} (max ${f.maxConsumption})`))
+            .join(', '),
+    ],
     ['hardware id', l.hardwareId],
   ];
   for (const [name, value] of rows) say(`  ${`${name}:`.padEnd(14)} ${value}`);
 }
 
 function parseUsage(values: OptionValues[string]): UsageEntry[] {
-  const items = (Array.isArray(values) ? values : []).flatMap((v) => String(v).split(',')).map((v) => v.trim()).filter(Boolean);
+  const items = (Array.isArray(values) ? values : [])
+    .flatMap((v) => String(v).split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   return items.map((item) => {
     const m = /^([^=\s]+)=(\d{1,15})$/.exec(item);
     if (!m) throw new UsageError(`--usage takes <feature>=<amount> with a whole number, not "${item}"`);
@@ -735,7 +875,12 @@ function writeOutputFile(io: CliIo, file: string, text: string): string | undefi
 function fileError(err: unknown, what: string): Error {
   if (err instanceof CliError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  const reasons: Record<string, string> = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'it is a directory', ENOTDIR: 'a parent is not a directory' };
+  const reasons: Record<string, string> = {
+    ENOENT: 'no such file or directory',
+    EACCES: 'permission denied',
+    EISDIR: 'it is a directory',
+    ENOTDIR: 'a parent is not a directory',
+  };
   if (code !== undefined && code in reasons) return new CliError(`${what}: ${reasons[code]}`);
   return err as Error;
 }
@@ -763,7 +908,12 @@ function mainHelp(): string {
 }
 
 function commandHelp(command: Command): string {
-  return [`Usage: ${PROGRAM} [--dir <folder>] ${command.usage}`, '', command.summary + '.', ...(command.details ?? [])].join('\n');
+  return [
+    `Usage: ${PROGRAM} [--dir <folder>] ${command.usage}`,
+    '',
+    `${command.summary}.`,
+    ...(command.details ?? []),
+  ].join('\n');
 }
 
 function commandNamed(name: string): Command {
@@ -791,22 +941,38 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return EXIT.ok;
     }
     command = commandNamed(name);
-    const { values, positionals } = parseCommandLine(argv.slice(i + 1), { ...GLOBAL_OPTIONS, ...command.options }, command.args?.max ?? 0);
+    const { values, positionals } = parseCommandLine(
+      argv.slice(i + 1),
+      { ...GLOBAL_OPTIONS, ...command.options },
+      command.args?.max ?? 0,
+    );
     if (globals.help === true || values.help === true) {
       say(io, commandHelp(command));
       return EXIT.ok;
     }
     if (positionals.length < (command.args?.min ?? 0)) throw new UsageError('missing argument');
-    const dir = stringOption(values, 'dir') ?? stringOption(globals, 'dir') ?? (io.env.PORTICO_DEVICE_DIR || DEFAULT_DIR);
+    const dir =
+      stringOption(values, 'dir') ?? stringOption(globals, 'dir') ?? (io.env.PORTICO_DEVICE_DIR || DEFAULT_DIR);
     const state = new DeviceState(path.resolve(io.cwd, dir));
-    const code = await command.run({ state, values, args: positionals, io, now: io.now(), say: (line = '') => say(io, line) });
+    const code = await command.run({
+      state,
+      values,
+      args: positionals,
+      io,
+      now: io.now(),
+      say: (line = '') => say(io, line),
+    });
     return code ?? EXIT.ok;
   } catch (err) {
     return reportError(io, err, command);
   }
 }
 
-function parseCommandLine(args: string[], options: OptionSpecs, maxPositionals: number): { values: OptionValues; positionals: string[] } {
+function parseCommandLine(
+  args: string[],
+  options: OptionSpecs,
+  maxPositionals: number,
+): { values: OptionValues; positionals: string[] } {
   let parsed: { values: OptionValues; positionals: string[] };
   try {
     parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -814,7 +980,8 @@ function parseCommandLine(args: string[], options: OptionSpecs, maxPositionals: 
     // parseArgs explains at length; its first sentence is the point.
     throw new UsageError((err as Error).message.split('. ')[0].replace(/\.$/, ''));
   }
-  if (parsed.positionals.length > maxPositionals) throw new UsageError(`unexpected argument "${parsed.positionals[maxPositionals]}"`);
+  if (parsed.positionals.length > maxPositionals)
+    throw new UsageError(`unexpected argument "${parsed.positionals[maxPositionals]}"`);
   return parsed;
 }
 
@@ -827,7 +994,9 @@ function reportError(io: CliIo, err: unknown, command: Command | undefined): num
   if (err instanceof UsageError || (err instanceof LicenseError && err.code === 'input')) {
     fail(err.message);
     io.stderr(`Usage: ${PROGRAM} [--dir <folder>] ${command ? command.usage : '<command> [options]'}\n`);
-    io.stderr(`Run "${PROGRAM} help${command ? ` ${Object.keys(COMMANDS).find((n) => COMMANDS[n] === command)}` : ''}" for more.\n`);
+    io.stderr(
+      `Run "${PROGRAM} help${command ? ` ${Object.keys(COMMANDS).find((n) => COMMANDS[n] === command)}` : ''}" for more.\n`,
+    );
     return EXIT.usage;
   }
   if (err instanceof LicenseError || err instanceof EnvelopeError || err instanceof CodeError) {
@@ -840,7 +1009,11 @@ function reportError(io: CliIo, err: unknown, command: Command | undefined): num
   }
   if (err instanceof ApiCallError) {
     const wait = err.retryAfterSeconds !== undefined ? ` (try again in ${err.retryAfterSeconds} s)` : '';
-    fail(err.code === 'network' ? `${err.message}${wait}` : `the server refused (${err.code}${err.status ? `, HTTP ${err.status}` : ''}): ${err.message}${wait}`);
+    fail(
+      err.code === 'network'
+        ? `${err.message}${wait}`
+        : `the server refused (${err.code}${err.status ? `, HTTP ${err.status}` : ''}): ${err.message}${wait}`,
+    );
     return EXIT.failure;
   }
   const fileFailure = fileError(err, 'file error');

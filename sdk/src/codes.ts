@@ -79,7 +79,9 @@ function groupConstant(kind: CodeKind, group: number): number {
 /** The check symbol of `symbols` (1 to 4 data symbols) as group `group` (0-based) of a code of `kind`. */
 function checkSymbol(kind: CodeKind, group: number, symbols: readonly number[]): number {
   let sum = groupConstant(kind, group);
-  symbols.forEach((s, i) => (sum ^= gfMul(WEIGHTS[i], s)));
+  symbols.forEach((s, i) => {
+    sum ^= gfMul(WEIGHTS[i], s);
+  });
   return sum;
 }
 
@@ -112,7 +114,11 @@ export function normaliseCodeText(text: string): string {
  * server's normaliseLicenseKey). Idempotent.
  */
 export function normaliseLicenseKey(input: string): string {
-  return normaliseCodeText(input).match(/.{1,4}/g)?.join('-') ?? '';
+  return (
+    normaliseCodeText(input)
+      .match(/.{1,4}/g)
+      ?.join('-') ?? ''
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -126,7 +132,8 @@ export function normaliseLicenseKey(input: string): string {
 export function encodeCode(kind: CodeKind, data: Uint8Array, bitLength: number): string {
   const layout = codeLayout(bitLength);
   checkKind(kind);
-  if (data.length !== Math.ceil(bitLength / 8)) throw new RangeError(`${bitLength} bits are ${Math.ceil(bitLength / 8)} bytes, not ${data.length}`);
+  if (data.length !== Math.ceil(bitLength / 8))
+    throw new RangeError(`${bitLength} bits are ${Math.ceil(bitLength / 8)} bytes, not ${data.length}`);
   if (bitLength % 8 !== 0 && (data[data.length - 1] & (0xff >> (bitLength % 8))) !== 0) {
     throw new RangeError(`the bits after bit ${bitLength} must be zero`);
   }
@@ -155,7 +162,11 @@ export function decodeCode(kind: CodeKind, text: string, bitLength: number): Uin
  * first listed — so that a missing, extra or foreign character is reported in its group of that
  * layout.
  */
-export function decodeCodeOf(kind: CodeKind, text: string, bitLengths: readonly number[]): { bitLength: number; data: Uint8Array } {
+export function decodeCodeOf(
+  kind: CodeKind,
+  text: string,
+  bitLengths: readonly number[],
+): { bitLength: number; data: Uint8Array } {
   const layouts = bitLengths.map(codeLayout);
   checkKind(kind);
   if (layouts.length === 0 || new Set(layouts.map((l) => l.symbols)).size !== layouts.length) {
@@ -196,8 +207,16 @@ function readSymbols(text: string, layouts: readonly CodeLayout[]): { layout: Co
   for (const [i, ch] of characters.entries()) {
     const s = CODE_ALPHABET.indexOf(ch);
     if (s < 0) {
-      const group = apart ? typedGroupAt(typed, i) : i < layout.symbols ? Math.floor(i / (CODE_GROUP_DATA_SYMBOLS + 1)) + 1 : undefined;
-      throw new CodeError('format', `"${ch}" is not a code character (character ${i + 1}${group ? `, group ${group}` : ''}): codes use 0–9 and A–Z without U`, { group });
+      const group = apart
+        ? typedGroupAt(typed, i)
+        : i < layout.symbols
+          ? Math.floor(i / (CODE_GROUP_DATA_SYMBOLS + 1)) + 1
+          : undefined;
+      throw new CodeError(
+        'format',
+        `"${ch}" is not a code character (character ${i + 1}${group ? `, group ${group}` : ''}): codes use 0–9 and A–Z without U`,
+        { group },
+      );
     }
     symbols.push(s);
   }
@@ -217,7 +236,11 @@ function readSymbols(text: string, layouts: readonly CodeLayout[]): { layout: Co
 
 /** The pieces the person typed between hyphens and white space, normalised: the groups, when they were kept apart. */
 function typedGroups(text: string): string[][] {
-  return text.trim().split(/[\s-]+/).filter(Boolean).map((part) => [...normaliseCodeText(part)]);
+  return text
+    .trim()
+    .split(/[\s-]+/)
+    .filter(Boolean)
+    .map((part) => [...normaliseCodeText(part)]);
 }
 
 /** The 1-based typed group holding character `index` of the normalised text. */
@@ -232,13 +255,18 @@ function typedGroupAt(typed: readonly string[][], index: number): number {
 
 /** The 0-based indices of the typed groups whose size is not the layout's (typed.length must be layout.groups). */
 function wrongSizedGroups(typed: readonly string[][], layout: CodeLayout): number[] {
-  return typed.flatMap((part, g) => (part.length === Math.min(CODE_GROUP_DATA_SYMBOLS, layout.dataSymbols - g * CODE_GROUP_DATA_SYMBOLS) + 1 ? [] : [g]));
+  return typed.flatMap((part, g) =>
+    part.length === Math.min(CODE_GROUP_DATA_SYMBOLS, layout.dataSymbols - g * CODE_GROUP_DATA_SYMBOLS) + 1 ? [] : [g],
+  );
 }
 
 function likeliestLayout(length: number, typed: readonly string[][], layouts: readonly CodeLayout[]): CodeLayout {
   const exact = layouts.find((l) => l.symbols === length);
   if (exact !== undefined) return exact;
-  const score = (l: CodeLayout) => [typed.length === l.groups ? wrongSizedGroups(typed, l).length : Infinity, Math.abs(l.symbols - length)];
+  const score = (l: CodeLayout) => [
+    typed.length === l.groups ? wrongSizedGroups(typed, l).length : Infinity,
+    Math.abs(l.symbols - length),
+  ];
   return layouts.reduce((best, l) => {
     const [a, b] = [score(l), score(best)];
     return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]) ? l : best;

@@ -27,7 +27,8 @@ export function deviceKeyFrom(privateKey: KeyInput): DeviceKey {
   } catch {
     throw new LicenseError('key', 'the device key is not a readable private key');
   }
-  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519') throw new LicenseError('key', 'the device key is not an Ed25519 private key');
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519')
+    throw new LicenseError('key', 'the device key is not an Ed25519 private key');
   const publicKey = crypto.createPublicKey(key);
   return { privateKey: key, publicKey, publicKeyString: devicePublicKeyString(publicKey) };
 }

@@ -127,10 +127,14 @@ export function decodeEnvelope(input: string | Uint8Array): DecodedEnvelope {
 
   if (typeof parsed.v !== 'number') throw new EnvelopeError('schema', 'the envelope has no version number "v"');
   if (parsed.v !== ENVELOPE_VERSION) {
-    throw new EnvelopeError('version', `envelope version ${parsed.v} is not supported (this code reads version ${ENVELOPE_VERSION})`);
+    throw new EnvelopeError(
+      'version',
+      `envelope version ${parsed.v} is not supported (this code reads version ${ENVELOPE_VERSION})`,
+    );
   }
   for (const key of Object.keys(parsed)) {
-    if (!(ENVELOPE_FIELDS as readonly string[]).includes(key)) throw new EnvelopeError('schema', `unknown envelope field "${key}"`);
+    if (!(ENVELOPE_FIELDS as readonly string[]).includes(key))
+      throw new EnvelopeError('schema', `unknown envelope field "${key}"`);
   }
   const { typ, alg, kid, payload, sig } = parsed;
   if (typeof typ !== 'string') throw new EnvelopeError('schema', 'envelope field "typ" must be a string');
@@ -138,7 +142,8 @@ export function decodeEnvelope(input: string | Uint8Array): DecodedEnvelope {
   if (typeof kid !== 'string') throw new EnvelopeError('schema', 'envelope field "kid" must be a string');
   if (typeof payload !== 'string') throw new EnvelopeError('schema', 'envelope field "payload" must be a string');
   if (typeof sig !== 'string') throw new EnvelopeError('schema', 'envelope field "sig" must be a string');
-  if (alg !== ENVELOPE_ALG) throw new EnvelopeError('schema', `unsupported algorithm "${alg}" (expected ${ENVELOPE_ALG})`);
+  if (alg !== ENVELOPE_ALG)
+    throw new EnvelopeError('schema', `unsupported algorithm "${alg}" (expected ${ENVELOPE_ALG})`);
   if (!KID.test(kid)) throw new EnvelopeError('schema', 'envelope field "kid" is not a valid key id');
   if (!isEnvelopeType(typ)) throw new EnvelopeError('type', `unknown artifact type "${typ}"`);
   if (armorLabel(typ) !== label) {
@@ -206,7 +211,8 @@ export function verifyEnvelope(input: string | Uint8Array, options: VerifyOption
     throw new EnvelopeError('kid_unknown', 'the artifact is signed by a device key, not by a key this verifier trusts');
   }
   const key = options.trustedKeys.get(envelope.kid);
-  if (key === undefined) throw new EnvelopeError('kid_unknown', `the artifact is signed by key "${envelope.kid}", which is not trusted`);
+  if (key === undefined)
+    throw new EnvelopeError('kid_unknown', `the artifact is signed by key "${envelope.kid}", which is not trusted`);
   checkSignature(envelope, ed25519Key(key, 'public'));
   return { typ: envelope.typ, kid: envelope.kid, payload: readPayload(envelope.payloadBytes) };
 }
@@ -217,7 +223,10 @@ export function verifyEnvelope(input: string | Uint8Array, options: VerifyOption
  * the key is the right one (the one registered at activation) is for the caller to check, e.g. by
  * comparing `payload.devicePublicKey` with the stored string (the encoding is canonical).
  */
-export function verifyDeviceSigned(input: string | Uint8Array, expectedType: EnvelopeType | readonly EnvelopeType[]): VerifiedEnvelope {
+export function verifyDeviceSigned(
+  input: string | Uint8Array,
+  expectedType: EnvelopeType | readonly EnvelopeType[],
+): VerifiedEnvelope {
   const envelope = decodeEnvelope(input);
   expectType(envelope.typ, expectedType);
   if (envelope.kid !== DEVICE_KID) {
@@ -242,7 +251,11 @@ const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
  */
 export function rawEd25519PublicKey(publicKey: KeyObject): Buffer {
   const der = publicKey.export({ type: 'spki', format: 'der' });
-  if (der.length !== ED25519_SPKI_PREFIX.length + ED25519_PUBLIC_KEY_BYTES || !der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)) throw new EnvelopeError('key', 'not an Ed25519 key');
+  if (
+    der.length !== ED25519_SPKI_PREFIX.length + ED25519_PUBLIC_KEY_BYTES ||
+    !der.subarray(0, ED25519_SPKI_PREFIX.length).equals(ED25519_SPKI_PREFIX)
+  )
+    throw new EnvelopeError('key', 'not an Ed25519 key');
   return der.subarray(ED25519_SPKI_PREFIX.length);
 }
 
@@ -268,8 +281,17 @@ function expectType(typ: EnvelopeType, expected: EnvelopeType | readonly Envelop
 }
 
 function checkSignature(envelope: DecodedEnvelope, publicKey: KeyObject): void {
-  const ok = crypto.verify(null, signingInput(envelope.typ, envelope.kid, envelope.payloadBytes), publicKey, envelope.signature);
-  if (!ok) throw new EnvelopeError('signature', 'the signature does not verify: the artifact was altered or not signed by this key');
+  const ok = crypto.verify(
+    null,
+    signingInput(envelope.typ, envelope.kid, envelope.payloadBytes),
+    publicKey,
+    envelope.signature,
+  );
+  if (!ok)
+    throw new EnvelopeError(
+      'signature',
+      'the signature does not verify: the artifact was altered or not signed by this key',
+    );
 }
 
 function readPayload(bytes: Uint8Array): JsonObject {
@@ -282,11 +304,13 @@ function readPayload(bytes: Uint8Array): JsonObject {
 function ed25519Key(input: KeyInput, kind: 'public' | 'private'): KeyObject {
   let key: KeyObject;
   try {
-    if (typeof input === 'string') key = kind === 'public' ? crypto.createPublicKey(input) : crypto.createPrivateKey(input);
+    if (typeof input === 'string')
+      key = kind === 'public' ? crypto.createPublicKey(input) : crypto.createPrivateKey(input);
     else key = kind === 'public' && input.type === 'private' ? crypto.createPublicKey(input) : input;
   } catch {
     throw new EnvelopeError('key', `not a readable ${kind} key`);
   }
-  if (key.asymmetricKeyType !== 'ed25519' || key.type !== kind) throw new EnvelopeError('key', `not an Ed25519 ${kind} key`);
+  if (key.asymmetricKeyType !== 'ed25519' || key.type !== kind)
+    throw new EnvelopeError('key', `not an Ed25519 ${kind} key`);
   return key;
 }

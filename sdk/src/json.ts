@@ -15,7 +15,11 @@ export interface JsonObject {
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
-const LITERALS: ReadonlyArray<[string, JsonValue]> = [['true', true], ['false', false], ['null', null]];
+const LITERALS: ReadonlyArray<[string, JsonValue]> = [
+  ['true', true],
+  ['false', false],
+  ['null', null],
+];
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

@@ -44,29 +44,45 @@ export const DEFAULT_SKEW_SECONDS = 300;
  * that it is valid now. Every refusal is a LicenseError with a stable code.
  */
 export function verifyLicense(text: string | Uint8Array, options: VerifyLicenseOptions): LicenseInfo {
-  const envelope = asLicenseError(() => verifyEnvelope(text, { expectedType: LICENSE_TYPES, trustedKeys: options.trustedKeys }));
-  const license: LicenseInfo = { ...readLicensePayload(envelope.payload), typ: envelope.typ as LicenseFileType, kid: envelope.kid };
+  const envelope = asLicenseError(() =>
+    verifyEnvelope(text, { expectedType: LICENSE_TYPES, trustedKeys: options.trustedKeys }),
+  );
+  const license: LicenseInfo = {
+    ...readLicensePayload(envelope.payload),
+    typ: envelope.typ as LicenseFileType,
+    kid: envelope.kid,
+  };
 
   if (license.product !== options.product) {
     throw new LicenseError('product', `the license is for product "${license.product}", not "${options.product}"`);
   }
   if (license.hardwareId !== options.hardwareId) {
-    throw new LicenseError('hardware', `the license is for another machine (hardware id "${license.hardwareId}", this one is "${options.hardwareId}")`);
+    throw new LicenseError(
+      'hardware',
+      `the license is for another machine (hardware id "${license.hardwareId}", this one is "${options.hardwareId}")`,
+    );
   }
   if (license.devicePublicKey !== devicePublicKeyText(options.devicePublicKey)) {
-    throw new LicenseError('device_key', 'the license is bound to another device key: it was made for a request from another installation');
+    throw new LicenseError(
+      'device_key',
+      'the license is bound to another device key: it was made for a request from another installation',
+    );
   }
   if (options.requestNonce !== undefined && license.requestNonce !== options.requestNonce) {
     throw new LicenseError('nonce', 'the license answers another activation request than the last one made here');
   }
-  if (options.checkDates !== false) checkDates(license, options.now ?? new Date(), (options.skewSeconds ?? DEFAULT_SKEW_SECONDS) * 1000);
+  if (options.checkDates !== false)
+    checkDates(license, options.now ?? new Date(), (options.skewSeconds ?? DEFAULT_SKEW_SECONDS) * 1000);
   return license;
 }
 
 function checkDates(license: LicensePayload, now: Date, skewMs: number): void {
   const t = now.getTime();
   if (Date.parse(license.issuedAt) > t + skewMs) {
-    throw new LicenseError('issued_in_future', `the license was issued at ${license.issuedAt}, later than now: check this machine's clock`);
+    throw new LicenseError(
+      'issued_in_future',
+      `the license was issued at ${license.issuedAt}, later than now: check this machine's clock`,
+    );
   }
   if (license.startsAt !== null && Date.parse(license.startsAt) > t + skewMs) {
     throw new LicenseError('not_yet_valid', `the license starts at ${license.startsAt}`);
@@ -75,12 +91,17 @@ function checkDates(license: LicensePayload, now: Date, skewMs: number): void {
     throw new LicenseError('expired', `the license expired at ${license.expiresAt}`);
   }
   if (Date.parse(license.leaseEndsAt) <= t) {
-    throw new LicenseError('lease_expired', `the offline lease ended at ${license.leaseEndsAt}: a refresh file from the portal renews it`);
+    throw new LicenseError(
+      'lease_expired',
+      `the offline lease ended at ${license.leaseEndsAt}: a refresh file from the portal renews it`,
+    );
   }
 }
 
 function devicePublicKeyText(key: KeyInput): string {
-  return typeof key === 'string' && !key.includes('-----BEGIN') ? key : asLicenseError(() => devicePublicKeyString(key));
+  return typeof key === 'string' && !key.includes('-----BEGIN')
+    ? key
+    : asLicenseError(() => devicePublicKeyString(key));
 }
 
 export type ApplyRefreshOptions = Pick<VerifyLicenseOptions, 'trustedKeys' | 'now' | 'skewSeconds'>;
@@ -90,7 +111,11 @@ export type ApplyRefreshOptions = Pick<VerifyLicenseOptions, 'trustedKeys' | 'no
  * activation, hardware id, device key) with a greater counter, and is valid now. `current` may have
  * expired (that is what refresh files are for).
  */
-export function applyRefresh(current: LicenseInfo, refreshText: string | Uint8Array, options: ApplyRefreshOptions): LicenseInfo {
+export function applyRefresh(
+  current: LicenseInfo,
+  refreshText: string | Uint8Array,
+  options: ApplyRefreshOptions,
+): LicenseInfo {
   const next = verifyLicense(refreshText, {
     ...options,
     product: current.product,
@@ -98,10 +123,16 @@ export function applyRefresh(current: LicenseInfo, refreshText: string | Uint8Ar
     devicePublicKey: current.devicePublicKey,
   });
   if (next.licenseId !== current.licenseId || next.activationId !== current.activationId) {
-    throw new LicenseError('activation', `the refresh file is for license ${next.licenseId}, activation ${next.activationId}; the installed license is ${current.licenseId}, activation ${current.activationId}`);
+    throw new LicenseError(
+      'activation',
+      `the refresh file is for license ${next.licenseId}, activation ${next.activationId}; the installed license is ${current.licenseId}, activation ${current.activationId}`,
+    );
   }
   if (next.counter <= current.counter) {
-    throw new LicenseError('counter', `the file is not newer than the installed license (its counter is ${next.counter}, the installed one's ${current.counter})`);
+    throw new LicenseError(
+      'counter',
+      `the file is not newer than the installed license (its counter is ${next.counter}, the installed one's ${current.counter})`,
+    );
   }
   return next;
 }
@@ -133,8 +164,10 @@ export function licenseMark(license: LicenseInfo, text: string | Uint8Array, clo
   };
 }
 
-const sameActivation = (a: Pick<LicenseMark, 'licenseId' | 'activationId'>, b: Pick<LicenseMark, 'licenseId' | 'activationId'>) =>
-  a.licenseId === b.licenseId && a.activationId === b.activationId;
+const sameActivation = (
+  a: Pick<LicenseMark, 'licenseId' | 'activationId'>,
+  b: Pick<LicenseMark, 'licenseId' | 'activationId'>,
+) => a.licenseId === b.licenseId && a.activationId === b.activationId;
 
 /**
  * The one rule every way of installing a license or refresh file goes through: the device never
@@ -145,26 +178,44 @@ const sameActivation = (a: Pick<LicenseMark, 'licenseId' | 'activationId'>, b: P
  * changes nothing); a file of another activation (a new activation after a deactivation) is
  * accepted. Returns the history to store with `next` installed.
  */
-export function checkNotOlder(history: readonly LicenseMark[], next: LicenseInfo, nextText: string | Uint8Array): LicenseMark[] {
+export function checkNotOlder(
+  history: readonly LicenseMark[],
+  next: LicenseInfo,
+  nextText: string | Uint8Array,
+): LicenseMark[] {
   const mark = licenseMark(next, nextText);
   const seen = history.find((m) => sameActivation(m, mark));
   const which = `license ${next.licenseId}, activation ${next.activationId}`;
   if (seen?.closed) {
-    throw new LicenseError('counter', `${which} was deactivated on this device: none of its files is installed again (a new activation gives a new file)`);
+    throw new LicenseError(
+      'counter',
+      `${which} was deactivated on this device: none of its files is installed again (a new activation gives a new file)`,
+    );
   }
   if (seen !== undefined && mark.counter < seen.counter) {
-    throw new LicenseError('counter', `the file is older than one this device has installed for ${which} (its counter is ${mark.counter}, the device has had ${seen.counter}): an older file is never installed again`);
+    throw new LicenseError(
+      'counter',
+      `the file is older than one this device has installed for ${which} (its counter is ${mark.counter}, the device has had ${seen.counter}): an older file is never installed again`,
+    );
   }
   if (seen !== undefined && mark.counter === seen.counter && mark.payloadSha256 !== seen.payloadSha256) {
-    throw new LicenseError('counter', `the file has counter ${mark.counter} of ${which}, as the one installed, but says something else: only one file per counter is installed`);
+    throw new LicenseError(
+      'counter',
+      `the file has counter ${mark.counter} of ${which}, as the one installed, but says something else: only one file per counter is installed`,
+    );
   }
   return [...history.filter((m) => m !== seen), mark];
 }
 
 /** The history after the device gave `license` back (deactivated it): that activation is closed for good. */
-export function closeActivation(history: readonly LicenseMark[], license: LicenseInfo, text: string | Uint8Array): LicenseMark[] {
+export function closeActivation(
+  history: readonly LicenseMark[],
+  license: LicenseInfo,
+  text: string | Uint8Array,
+): LicenseMark[] {
   const seen = history.find((m) => sameActivation(m, license));
-  const closed = seen !== undefined && seen.counter > license.counter ? { ...seen, closed: true } : licenseMark(license, text, true);
+  const closed =
+    seen !== undefined && seen.counter > license.counter ? { ...seen, closed: true } : licenseMark(license, text, true);
   return [...history.filter((m) => m !== seen), closed];
 }
 
@@ -178,11 +229,13 @@ const TRUSTED_STATUSES = new Set(['active', 'trusted']);
  */
 export function trustedKeysFromWellKnown(json: unknown): Map<string, KeyObject> {
   const doc = typeof json === 'string' ? asLicenseError(() => parseJsonStrict(json, 'the key document', 8)) : json;
-  const keys = typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as Record<string, unknown>).keys : undefined;
+  const keys =
+    typeof doc === 'object' && doc !== null && !Array.isArray(doc) ? (doc as Record<string, unknown>).keys : undefined;
   if (!Array.isArray(keys)) throw new LicenseError('schema', 'the key document has no "keys" array');
   const trusted = new Map<string, KeyObject>();
   for (const [i, entry] of keys.entries()) {
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw new LicenseError('schema', `keys[${i}] is not an object`);
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
+      throw new LicenseError('schema', `keys[${i}] is not an object`);
     const { kid, pem, status, x } = entry as Record<string, unknown>;
     if (typeof kid !== 'string' || !KID.test(kid)) throw new LicenseError('schema', `keys[${i}] has no valid "kid"`);
     if (status !== undefined && !TRUSTED_STATUSES.has(String(status))) continue;
@@ -194,7 +247,8 @@ export function trustedKeysFromWellKnown(json: unknown): Map<string, KeyObject> 
       throw new LicenseError('key', `key "${kid}" is not a readable public key`);
     }
     if (key.asymmetricKeyType !== 'ed25519') throw new LicenseError('key', `key "${kid}" is not an Ed25519 key`);
-    if (x !== undefined && x !== devicePublicKeyString(key)) throw new LicenseError('key', `key "${kid}": its "x" and its "pem" are different keys`);
+    if (x !== undefined && x !== devicePublicKeyString(key))
+      throw new LicenseError('key', `key "${kid}": its "x" and its "pem" are different keys`);
     if (trusted.has(kid)) throw new LicenseError('schema', `key "${kid}" is listed twice`);
     trusted.set(kid, key);
   }

@@ -3,7 +3,13 @@ import type { KeyInput } from './envelope.ts';
 import { LicenseError } from './license-error.ts';
 import { applyRefresh, verifyLicense, type LicenseInfo } from './license.ts';
 import type { UsageEntry } from './payloads.ts';
-import { createCheckRequest, createDeactivationRequest, verifyDeactivationReceipt, type DeactivationReceipt, type LicenseReference } from './requests.ts';
+import {
+  createCheckRequest,
+  createDeactivationRequest,
+  verifyDeactivationReceipt,
+  type DeactivationReceipt,
+  type LicenseReference,
+} from './requests.ts';
 
 /**
  * The License API client (`/api/v1`): the same signed requests as the offline portal, sent over
@@ -26,7 +32,12 @@ export class ApiCallError extends Error {
   /** From Retry-After (e.g. with `rate_limited`): seconds to wait before calling again. */
   readonly retryAfterSeconds?: number;
 
-  constructor(code: string, status: number, message = code, options: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    status: number,
+    message = code,
+    options: { retryAfterSeconds?: number; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ApiCallError';
     this.code = code;
@@ -94,11 +105,14 @@ export class PorticoClient {
 
   constructor(options: PorticoClientOptions) {
     this.baseUrl = normaliseBaseUrl(options.baseUrl);
-    if (!options.trustedKeys || options.trustedKeys.size === 0) throw new LicenseError('input', 'trustedKeys must list at least one server key');
+    if (!options.trustedKeys || options.trustedKeys.size === 0)
+      throw new LicenseError('input', 'trustedKeys must list at least one server key');
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new LicenseError('input', 'timeoutMs must be a positive number of milliseconds');
+    if (!Number.isFinite(timeoutMs) || timeoutMs <= 0)
+      throw new LicenseError('input', 'timeoutMs must be a positive number of milliseconds');
     const fetchImpl = options.fetch ?? globalThis.fetch;
-    if (typeof fetchImpl !== 'function') throw new LicenseError('input', 'no fetch: Node 20 or later has one, or pass options.fetch');
+    if (typeof fetchImpl !== 'function')
+      throw new LicenseError('input', 'no fetch: Node 20 or later has one, or pass options.fetch');
     this.trustedKeys = options.trustedKeys;
     this.fetchImpl = fetchImpl;
     this.timeoutMs = timeoutMs;
@@ -118,9 +132,17 @@ export class PorticoClient {
     if (input.user) body.user = { email: input.user.email, password: input.user.password };
     const answer = await this.call('activate', body);
     const text = stringField(answer, 'license');
-    const license = verifyLicense(text, { ...input.expected, trustedKeys: this.trustedKeys, requestNonce: input.nonce, now: this.now() });
+    const license = verifyLicense(text, {
+      ...input.expected,
+      trustedKeys: this.trustedKeys,
+      requestNonce: input.nonce,
+      now: this.now(),
+    });
     if (typeof answer.activationId === 'number' && answer.activationId !== license.activationId) {
-      throw new LicenseError('activation', `the server named activation ${answer.activationId} but the license is for activation ${license.activationId}`);
+      throw new LicenseError(
+        'activation',
+        `the server named activation ${answer.activationId} but the license is for activation ${license.activationId}`,
+      );
     }
     return { ...license, text, repeated: answer.repeated === true };
   }
@@ -133,7 +155,8 @@ export class PorticoClient {
   async check(license: LicenseInfo, deviceKey: DeviceKey): Promise<OnlineCheck> {
     const request = createCheckRequest({ license, deviceKey, now: this.now() });
     const answer = await this.call('check', { request: request.text });
-    if (answer.valid !== true) throw new ApiCallError('bad_response', 200, 'the check answer does not say the license is valid');
+    if (answer.valid !== true)
+      throw new ApiCallError('bad_response', 200, 'the check answer does not say the license is valid');
     const text = stringField(answer, 'license');
     const next = applyRefresh(license, text, { trustedKeys: this.trustedKeys, now: this.now() });
     const floating = answer.floatingExpiresAt;
@@ -141,7 +164,11 @@ export class PorticoClient {
   }
 
   /** Online deactivation: frees the seat, verifies the receipt (this license, this machine, this request). */
-  deactivate(license: LicenseReference, deviceKey: DeviceKey, usage: readonly UsageEntry[] = []): Promise<OnlineReceipt> {
+  deactivate(
+    license: LicenseReference,
+    deviceKey: DeviceKey,
+    usage: readonly UsageEntry[] = [],
+  ): Promise<OnlineReceipt> {
     return this.giveBack('deactivate', license, deviceKey, usage);
   }
 
@@ -150,7 +177,12 @@ export class PorticoClient {
     return this.giveBack('release', license, deviceKey, usage);
   }
 
-  private async giveBack(endpoint: 'deactivate' | 'release', license: LicenseReference, deviceKey: DeviceKey, usage: readonly UsageEntry[]): Promise<OnlineReceipt> {
+  private async giveBack(
+    endpoint: 'deactivate' | 'release',
+    license: LicenseReference,
+    deviceKey: DeviceKey,
+    usage: readonly UsageEntry[],
+  ): Promise<OnlineReceipt> {
     const request = createDeactivationRequest({ license, deviceKey, usage, now: this.now() });
     const answer = await this.call(endpoint, { request: request.text });
     const text = stringField(answer, 'receipt');
@@ -181,7 +213,11 @@ export class PorticoClient {
     }
     if (res.status >= 300 && res.status < 400) {
       const location = res.headers.get('location');
-      throw new ApiCallError('redirect', res.status, `the server redirects ${url}${location ? ` to ${clean(location)}` : ''}: use the server's own base URL`);
+      throw new ApiCallError(
+        'redirect',
+        res.status,
+        `the server redirects ${url}${location ? ` to ${clean(location)}` : ''}: use the server's own base URL`,
+      );
     }
     let doc: unknown;
     try {
@@ -195,11 +231,26 @@ export class PorticoClient {
       const retryAfterSeconds = retryAfter(res.headers.get('retry-after'), this.now());
       if (typeof error === 'object' && error !== null && typeof (error as Record<string, unknown>).code === 'string') {
         const { code, message } = error as Record<string, unknown>;
-        throw new ApiCallError(clean(String(code)).slice(0, 64), res.status, clean(typeof message === 'string' && message ? message : String(code)), { retryAfterSeconds });
+        throw new ApiCallError(
+          clean(String(code)).slice(0, 64),
+          res.status,
+          clean(typeof message === 'string' && message ? message : String(code)),
+          { retryAfterSeconds },
+        );
       }
-      throw new ApiCallError('bad_response', res.status, `the server answered HTTP ${res.status} without an API error: is ${this.baseUrl} a Portico server?`, { retryAfterSeconds });
+      throw new ApiCallError(
+        'bad_response',
+        res.status,
+        `the server answered HTTP ${res.status} without an API error: is ${this.baseUrl} a Portico server?`,
+        { retryAfterSeconds },
+      );
     }
-    if (!isObject) throw new ApiCallError('bad_response', res.status, `the answer of ${url} is not a JSON object: is ${this.baseUrl} a Portico server?`);
+    if (!isObject)
+      throw new ApiCallError(
+        'bad_response',
+        res.status,
+        `the answer of ${url} is not a JSON object: is ${this.baseUrl} a Portico server?`,
+      );
     return doc as Record<string, unknown>;
   }
 }
@@ -211,8 +262,9 @@ function normaliseBaseUrl(base: string): string {
   } catch {
     throw new LicenseError('input', `the server's base URL must be an absolute http(s) URL, not "${base}"`);
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new LicenseError('input', 'the server\'s base URL must be an http or https URL');
-  if (url.username || url.password) throw new LicenseError('input', 'the server\'s base URL must not carry credentials');
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new LicenseError('input', "the server's base URL must be an http or https URL");
+  if (url.username || url.password) throw new LicenseError('input', "the server's base URL must not carry credentials");
   url.search = '';
   url.hash = '';
   return url.href.replace(/\/+$/, '');
@@ -255,11 +307,17 @@ function retryAfter(header: string | null, now: Date): number | undefined {
 /** fetch hides the reason in `cause` ("ECONNREFUSED", "ENOTFOUND" …). */
 function describeNetworkError(err: unknown): string {
   const cause = (err as { cause?: { code?: unknown; message?: unknown } })?.cause;
-  const detail = typeof cause?.code === 'string' ? cause.code : typeof cause?.message === 'string' ? cause.message : (err as Error)?.message;
+  const detail =
+    typeof cause?.code === 'string'
+      ? cause.code
+      : typeof cause?.message === 'string'
+        ? cause.message
+        : (err as Error)?.message;
   return clean(String(detail ?? 'network error'));
 }
 
 /** Text from the server, safe to print: no control characters, bounded. */
 function clean(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes.
   return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').slice(0, 500);
 }

@@ -34,6 +34,7 @@ export const DEVICE_PUBLIC_KEY_PATTERN = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/
 const LICENSE_KEY_PATTERN = /^[!-~](?:[ -~]*[!-~])?$/;
 const EMAIL_PATTERN = /^[^\s@]+@[^\s@]+$/;
 const WORD_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses.
 const NO_CONTROL_CHARACTERS = /^[^\u0000-\u001f\u007f]+$/;
 const ISO_UTC = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z$/;
 
@@ -148,14 +149,19 @@ const text =
 const integer =
   (min: number): Check<number> =>
   (value, path) =>
-    typeof value === 'number' && Number.isSafeInteger(value) && value >= min ? value : refuse(path, `an integer ≥ ${min}`);
+    typeof value === 'number' && Number.isSafeInteger(value) && value >= min
+      ? value
+      : refuse(path, `an integer ≥ ${min}`);
 
 const boolean: Check<boolean> = (value, path) => (typeof value === 'boolean' ? value : refuse(path, 'true or false'));
 
 const version: Check<1> = (value, path) => {
   if (typeof value !== 'number') refuse(path, `the number ${PAYLOAD_VERSION}`);
   if (value !== PAYLOAD_VERSION) {
-    throw new LicenseError('schema', `payload version ${value} is not supported (this code reads version ${PAYLOAD_VERSION})`);
+    throw new LicenseError(
+      'schema',
+      `payload version ${value} is not supported (this code reads version ${PAYLOAD_VERSION})`,
+    );
   }
   return 1;
 };
@@ -212,8 +218,10 @@ const devicePublicKey = text(DEVICE_PUBLIC_KEY_PATTERN, 'a device public key (32
 const licenseKey = text(LICENSE_KEY_PATTERN, 'a license key (printable characters)', PAYLOAD_LIMITS.licenseKey);
 const email = text(EMAIL_PATTERN, 'an e-mail address', PAYLOAD_LIMITS.email);
 const word = text(WORD_PATTERN, 'a lowercase word');
-const date: Check<string> = (value, path) => (typeof value === 'string' && isIsoUtc(value) ? value : refuse(path, 'an ISO 8601 date-time in UTC'));
-const label = (maxLength: number) => text(NO_CONTROL_CHARACTERS, `1–${maxLength} characters without control characters`, maxLength);
+const date: Check<string> = (value, path) =>
+  typeof value === 'string' && isIsoUtc(value) ? value : refuse(path, 'an ISO 8601 date-time in UTC');
+const label = (maxLength: number) =>
+  text(NO_CONTROL_CHARACTERS, `1–${maxLength} characters without control characters`, maxLength);
 const id = integer(1);
 
 const activationRequestShape = object({
@@ -322,7 +330,8 @@ export function checkUsage(usage: readonly UsageEntry[]): UsageEntry[] {
   const entries = usageShape(usage as unknown as JsonValue, 'usage');
   const seen = new Set<string>();
   for (const entry of entries) {
-    if (seen.has(entry.feature)) throw new LicenseError('schema', `the usage of feature "${entry.feature}" is given twice`);
+    if (seen.has(entry.feature))
+      throw new LicenseError('schema', `the usage of feature "${entry.feature}" is given twice`);
     seen.add(entry.feature);
   }
   return entries;
@@ -333,7 +342,8 @@ export function checkOutgoing<T>(read: (payload: JsonObject) => T, payload: obje
   try {
     return read(payload as JsonObject);
   } catch (err) {
-    if (err instanceof LicenseError && err.code === 'schema') throw new LicenseError('input', `invalid argument: ${err.message}`, { cause: err });
+    if (err instanceof LicenseError && err.code === 'schema')
+      throw new LicenseError('input', `invalid argument: ${err.message}`, { cause: err });
     throw err;
   }
 }

@@ -61,11 +61,18 @@ export function createActivationRequest(input: ActivationRequestInput): CreatedR
     nonce: newNonce(),
     createdAt: (input.now ?? new Date()).toISOString(),
   });
-  return { text: signAsDevice('activation-request', payload, input.deviceKey.privateKey), nonce: payload.nonce, payload };
+  return {
+    text: signAsDevice('activation-request', payload, input.deviceKey.privateKey),
+    nonce: payload.nonce,
+    payload,
+  };
 }
 
 /** The license fields a deactivation request names. */
-export type LicenseReference = Pick<LicensePayload, 'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey' | 'requestNonce' | 'features'>;
+export type LicenseReference = Pick<
+  LicensePayload,
+  'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey' | 'requestNonce' | 'features'
+>;
 
 export interface DeactivationRequestInput {
   license: LicenseReference;
@@ -85,7 +92,8 @@ export function createDeactivationRequest(input: DeactivationRequestInput): Crea
   const usage = checkOutgoing(() => checkUsage(input.usage ?? []), {});
   const known = new Set(license.features.map((f) => f.code));
   for (const { feature } of usage) {
-    if (!known.has(feature)) throw new LicenseError('input', `the license has no feature "${feature}" to report usage for`);
+    if (!known.has(feature))
+      throw new LicenseError('input', `the license has no feature "${feature}" to report usage for`);
   }
   const payload = checkOutgoing(readDeactivationRequestPayload, {
     v: PAYLOAD_VERSION,
@@ -103,7 +111,10 @@ export function createDeactivationRequest(input: DeactivationRequestInput): Crea
 }
 
 /** The license fields a check request names. */
-export type CheckReference = Pick<LicensePayload, 'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey'>;
+export type CheckReference = Pick<
+  LicensePayload,
+  'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey'
+>;
 
 export interface CheckRequestInput {
   /** The installed license (a LicenseInfo will do). */
@@ -151,19 +162,33 @@ export interface DeactivationReceipt extends DeactivationReceiptPayload {
  * Verifies the server's receipt for a deactivation request: signed by a trusted key, for that
  * license, activation and hardware id, answering that very request.
  */
-export function verifyDeactivationReceipt(text: string | Uint8Array, options: VerifyReceiptOptions): DeactivationReceipt {
-  const envelope = asLicenseError(() => verifyEnvelope(text, { expectedType: 'deactivation-receipt', trustedKeys: options.trustedKeys }));
+export function verifyDeactivationReceipt(
+  text: string | Uint8Array,
+  options: VerifyReceiptOptions,
+): DeactivationReceipt {
+  const envelope = asLicenseError(() =>
+    verifyEnvelope(text, { expectedType: 'deactivation-receipt', trustedKeys: options.trustedKeys }),
+  );
   const receipt = readDeactivationReceiptPayload(envelope.payload);
   const { license } = options;
   if (receipt.licenseId !== license.licenseId || receipt.activationId !== license.activationId) {
-    throw new LicenseError('activation', `the receipt is for license ${receipt.licenseId}, activation ${receipt.activationId}, not for license ${license.licenseId}, activation ${license.activationId}`);
+    throw new LicenseError(
+      'activation',
+      `the receipt is for license ${receipt.licenseId}, activation ${receipt.activationId}, not for license ${license.licenseId}, activation ${license.activationId}`,
+    );
   }
-  if (receipt.hardwareId !== license.hardwareId) throw new LicenseError('hardware', 'the receipt is for another machine');
-  if (receipt.deactivationNonce !== options.nonce) throw new LicenseError('nonce', 'the receipt answers another deactivation request than the last one made here');
+  if (receipt.hardwareId !== license.hardwareId)
+    throw new LicenseError('hardware', 'the receipt is for another machine');
+  if (receipt.deactivationNonce !== options.nonce)
+    throw new LicenseError('nonce', 'the receipt answers another deactivation request than the last one made here');
   return { ...receipt, kid: envelope.kid };
 }
 
-function signAsDevice(typ: 'activation-request' | 'deactivation-request' | 'check-request', payload: object, privateKey: KeyInput): string {
+function signAsDevice(
+  typ: 'activation-request' | 'deactivation-request' | 'check-request',
+  payload: object,
+  privateKey: KeyInput,
+): string {
   return asLicenseError(() => signEnvelope(typ, DEVICE_KID, payload, privateKey));
 }
 

@@ -87,7 +87,9 @@ export interface LegacyAirgapActivationState extends AirgapActivationCommon {
 export type InstalledAirgapActivation = AirgapActivationState | LegacyAirgapActivationState;
 
 /** Version 1 activations are the ones with an activation id (version 2 codes name none). */
-export function isLegacyAirgapActivation(activation: InstalledAirgapActivation): activation is LegacyAirgapActivationState {
+export function isLegacyAirgapActivation(
+  activation: InstalledAirgapActivation,
+): activation is LegacyAirgapActivationState {
   return typeof (activation as Partial<LegacyAirgapActivationState>).activationId === 'number';
 }
 
@@ -167,11 +169,13 @@ export class DeviceState {
     if (doc === undefined) throw new StateError(`${this.dir} is not set up yet: run "init" first`);
     const c = doc as Partial<DeviceConfig>;
     const ok =
-      typeof c.product === 'string' && CODE_PATTERN.test(c.product) &&
+      typeof c.product === 'string' &&
+      CODE_PATTERN.test(c.product) &&
       (typeof c.licenseKey === 'string') !== (typeof c.user === 'string') &&
       (c.licenseKey === null || typeof c.licenseKey === 'string') &&
       (c.user === null || typeof c.user === 'string') &&
-      typeof c.hardwareId === 'string' && HARDWARE_ID_PATTERN.test(c.hardwareId) &&
+      typeof c.hardwareId === 'string' &&
+      HARDWARE_ID_PATTERN.test(c.hardwareId) &&
       (c.hardwareIdSource === 'auto' || c.hardwareIdSource === 'given') &&
       (c.hostname === null || typeof c.hostname === 'string');
     if (!ok) throw new StateError(`${this.path(STATE_FILES.config)} is damaged: run "init" again`);
@@ -189,7 +193,9 @@ export class DeviceState {
     try {
       return trustedKeysFromWellKnown(text);
     } catch (err) {
-      throw new StateError(`${this.path(STATE_FILES.trustedKeys)} is damaged (${(err as Error).message}): run "init" again`);
+      throw new StateError(
+        `${this.path(STATE_FILES.trustedKeys)} is damaged (${(err as Error).message}): run "init" again`,
+      );
     }
   }
 
@@ -202,7 +208,8 @@ export class DeviceState {
 
   pending(): PendingRequests {
     const doc = (this.readJson(STATE_FILES.pending) ?? {}) as PendingRequests;
-    const nonceOk = (p?: { nonce?: unknown }) => p === undefined || (typeof p.nonce === 'string' && NONCE_PATTERN.test(p.nonce));
+    const nonceOk = (p?: { nonce?: unknown }) =>
+      p === undefined || (typeof p.nonce === 'string' && NONCE_PATTERN.test(p.nonce));
     if (typeof doc !== 'object' || doc === null || !nonceOk(doc.activation) || !nonceOk(doc.deactivation)) {
       throw new StateError(`${this.path(STATE_FILES.pending)} is damaged: make a new request`);
     }
@@ -217,7 +224,14 @@ export class DeviceState {
     const doc = this.readJson(STATE_FILES.airgap) ?? {};
     const entryOk = (e: unknown) => e === undefined || (typeof e === 'object' && e !== null && !Array.isArray(e));
     const a = doc as AirgapState;
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc) || !entryOk(a.request) || !entryOk(a.activation) || !entryOk(a.deactivation)) {
+    if (
+      typeof doc !== 'object' ||
+      doc === null ||
+      Array.isArray(doc) ||
+      !entryOk(a.request) ||
+      !entryOk(a.activation) ||
+      !entryOk(a.deactivation)
+    ) {
       throw new StateError(`${this.path(STATE_FILES.airgap)} is damaged`);
     }
     return a;
@@ -236,8 +250,12 @@ export class DeviceState {
     if (doc === undefined) return undefined;
     const marks = (doc as { activations?: unknown }).activations;
     const markOk = (m: Partial<LicenseMark>) =>
-      Number.isInteger(m.licenseId) && Number.isInteger(m.activationId) && Number.isInteger(m.counter) &&
-      typeof m.payloadSha256 === 'string' && /^[0-9a-f]{64}$/.test(m.payloadSha256) && typeof m.closed === 'boolean';
+      Number.isInteger(m.licenseId) &&
+      Number.isInteger(m.activationId) &&
+      Number.isInteger(m.counter) &&
+      typeof m.payloadSha256 === 'string' &&
+      /^[0-9a-f]{64}$/.test(m.payloadSha256) &&
+      typeof m.closed === 'boolean';
     if (!Array.isArray(marks) || !marks.every((m) => typeof m === 'object' && m !== null && markOk(m))) {
       throw new StateError(`${this.path(STATE_FILES.counters)} is damaged`);
     }

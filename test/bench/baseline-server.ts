@@ -20,11 +20,15 @@ let activationId = 0;
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** Verifies a device-signed request and signs the license (or refresh) envelope that answers it; null when the request does not verify. */
-function answer(text: string, request: 'activation-request' | 'check-request'): { license: string; product: string; hardwareId: string } | null {
-  let payload;
+function answer(
+  text: string,
+  request: 'activation-request' | 'check-request',
+): { license: string; product: string; hardwareId: string } | null {
+  let payload: ReturnType<typeof readActivationRequestPayload> | ReturnType<typeof readCheckRequestPayload>;
   try {
     const verified = verifyDeviceSigned(text, [request]).payload;
-    payload = request === 'activation-request' ? readActivationRequestPayload(verified) : readCheckRequestPayload(verified);
+    payload =
+      request === 'activation-request' ? readActivationRequestPayload(verified) : readCheckRequestPayload(verified);
   } catch {
     return null;
   }
@@ -72,17 +76,28 @@ app.post('/offline/requests', singleUpload('file', MAX_ZIP_BYTES), (req, res) =>
   res
     .set('Cache-Control', 'no-store')
     .type('html')
-    .send(`<!doctype html><html lang="en"><head><title>License activated</title></head><body><main><h1>License activated</h1><dl><dt>Product</dt><dd>${escapeHtml(a.product)}</dd><dt>Hardware id</dt><dd>${escapeHtml(a.hardwareId)}</dd></dl><pre>${escapeHtml(a.license)}</pre></main></body></html>`);
+    .send(
+      `<!doctype html><html lang="en"><head><title>License activated</title></head><body><main><h1>License activated</h1><dl><dt>Product</dt><dd>${escapeHtml(a.product)}</dd><dt>Hardware id</dt><dd>${escapeHtml(a.hardwareId)}</dd></dl><pre>${escapeHtml(a.license)}</pre></main></body></html>`,
+    );
 });
 
 // The License API's shape (docs/api.md): JSON in, JSON out, the same verify + sign.
 app.post('/api/v1/:action', express.json({ limit: '100kb' }), (req, res) => {
-  const a = answer(String(req.body?.request ?? ''), req.params.action === 'check' ? 'check-request' : 'activation-request');
+  const a = answer(
+    String(req.body?.request ?? ''),
+    req.params.action === 'check' ? 'check-request' : 'activation-request',
+  );
   if (!a) {
     res.status(400).json({ error: { code: 'request_malformed', message: 'bad request' } });
     return;
   }
-  res.set('Cache-Control', 'no-store').json(req.params.action === 'check' ? { valid: true, license: a.license } : { activationId, repeated: false, license: a.license });
+  res
+    .set('Cache-Control', 'no-store')
+    .json(
+      req.params.action === 'check'
+        ? { valid: true, license: a.license }
+        : { activationId, repeated: false, license: a.license },
+    );
 });
 
 const server = app.listen(0, '127.0.0.1', () => {

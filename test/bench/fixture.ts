@@ -39,7 +39,10 @@ export async function sqliteDatabase(dir: string): Promise<BenchDatabase> {
 export async function mysqlDatabase(serverUrl: string): Promise<BenchDatabase> {
   const url = new URL(serverUrl.replace(/^mariadb:/, 'mysql:'));
   const name = url.pathname.replace(/^\//, '');
-  if (!/^\w*bench\w*$/.test(name)) throw new Error(`DATABASE_URL must name a scratch database whose name contains "bench" (such as portico_bench), not "${name}": the benchmark drops it`);
+  if (!/^\w*bench\w*$/.test(name))
+    throw new Error(
+      `DATABASE_URL must name a scratch database whose name contains "bench" (such as portico_bench), not "${name}": the benchmark drops it`,
+    );
   const server = new URL(url);
   server.pathname = '/';
   const admin = knex({ ...knexConfig(server.toString()), pool: { min: 0, max: 1 } });
@@ -94,27 +97,68 @@ export interface Fixture {
 export const ORDER_LICENSES = 10_000;
 
 /** Seeds the order of 10,000 licenses, the activation pools, a manager of the order and an admin. */
-export async function seed(db: Knex, o: { activationsPerPhase: number; phases: number; seatsPerLicense: number }): Promise<Fixture> {
+export async function seed(
+  db: Knex,
+  o: { activationsPerPhase: number; phases: number; seatsPerLicense: number },
+): Promise<Fixture> {
   const now = new Date();
   const productCode = 'bench-cad';
-  const productId = await catalog.insertProduct(db, { name: 'Bench CAD', code: productCode, authorizationMethod: 'key' }, now);
-  const policyId = await catalog.insertPolicy(db, { productId, name: 'Standard', isDefault: true, entitlements: catalog.DEFAULT_ENTITLEMENTS }, now);
+  const productId = await catalog.insertProduct(
+    db,
+    { name: 'Bench CAD', code: productCode, authorizationMethod: 'key' },
+    now,
+  );
+  const policyId = await catalog.insertPolicy(
+    db,
+    { productId, name: 'Standard', isDefault: true, entitlements: catalog.DEFAULT_ENTITLEMENTS },
+    now,
+  );
   const customerId = await catalog.insertCustomer(db, { kind: 'company', name: 'Bench Customer' }, now);
   const order = await catalog.insertOrder(db, { orderRef: 'BENCH-10000', customerId }, now);
-  const orderKeys = (await generateLicenses(db, { orderId: order, productId, policyId, count: ORDER_LICENSES, now, disabledEvery: 50, activeEvery: 3, sampleKeys: 500 })).sample;
+  const orderKeys = (
+    await generateLicenses(db, {
+      orderId: order,
+      productId,
+      policyId,
+      count: ORDER_LICENSES,
+      now,
+      disabledEvery: 50,
+      activeEvery: 3,
+      sampleKeys: 500,
+    })
+  ).sample;
 
   const poolOrder = await catalog.insertOrder(db, { orderRef: 'BENCH-ACTIVATIONS', customerId }, now);
   const perPool = Math.ceil(o.activationsPerPhase / o.seatsPerLicense);
   const pools: string[][] = [];
   for (let p = 0; p < o.phases; p++) {
-    const g = await generateLicenses(db, { orderId: poolOrder, productId, policyId, count: perPool, now, entitlements: { allowOffline: true, maxActivations: o.seatsPerLicense }, sampleKeys: perPool });
+    const g = await generateLicenses(db, {
+      orderId: poolOrder,
+      productId,
+      policyId,
+      count: perPool,
+      now,
+      entitlements: { allowOffline: true, maxActivations: o.seatsPerLicense },
+      sampleKeys: perPool,
+    });
     pools.push(g.sample);
   }
 
   const manager = await createAccount(db, { role: 'manager', email: 'manager@bench.example' });
   await catalog.assignManager(db, manager.id, order, now);
   const admin = await createAccount(db, { role: 'admin', email: 'admin@bench.example' });
-  return { productCode, productId, policyId, customerId, order, orderKeys, pools, seatsPerLicense: o.seatsPerLicense, manager, admin };
+  return {
+    productCode,
+    productId,
+    policyId,
+    customerId,
+    order,
+    orderKeys,
+    pools,
+    seatsPerLicense: o.seatsPerLicense,
+    manager,
+    admin,
+  };
 }
 
 /**

@@ -13,7 +13,12 @@ import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import { isSqlite } from '../../db/knexfile.ts';
 import { CROCKFORD } from '../../app/lib/license-keys.ts';
-import { DEFAULT_ENTITLEMENTS, countLicensesOf, entitlementColumns, type Entitlements } from '../../app/models/catalog.ts';
+import {
+  DEFAULT_ENTITLEMENTS,
+  countLicensesOf,
+  entitlementColumns,
+  type Entitlements,
+} from '../../app/models/catalog.ts';
 
 export interface LicenseBatch {
   orderId: number;
@@ -59,7 +64,13 @@ function randomKeys(n: number): string[] {
 /** The column values every generated license shares, in the order of `columns`. */
 function layout(b: LicenseBatch) {
   const e = entitlementColumns({ ...DEFAULT_ENTITLEMENTS, ...b.entitlements });
-  const fixed: Record<string, unknown> = { order_id: b.orderId, product_id: b.productId, policy_id: b.policyId, ...e, transfer_count: 0 };
+  const fixed: Record<string, unknown> = {
+    order_id: b.orderId,
+    product_id: b.productId,
+    policy_id: b.policyId,
+    ...e,
+    transfer_count: 0,
+  };
   const perRow = ['license_key', 'enabled', 'times_activated', 'start_date', 'created_at', 'updated_at'];
   return { fixed, columns: [...Object.keys(fixed), ...perRow] };
 }
@@ -77,7 +88,8 @@ async function generateSqlite(db: Knex, b: LicenseBatch, keyOf: (i: number) => s
   const fixedValues = Object.values(fixed).map(sqliteValue);
   const at = b.now.getTime();
   const rowSql = `(${columns.map(() => '?').join(',')})`;
-  const sqlFor = (rows: number) => `INSERT INTO licenses (${columns.join(',')}) VALUES ${Array.from({ length: rows }, () => rowSql).join(',')}`;
+  const sqlFor = (rows: number) =>
+    `INSERT INTO licenses (${columns.join(',')}) VALUES ${Array.from({ length: rows }, () => rowSql).join(',')}`;
   // The pool's own connection (SQLite has exactly one): the server-side pragmas apply, and knex's
   // per-query overhead is paid once per statement preparation, not per row.
   const conn = await (db.client as { acquireConnection(): Promise<SqliteConnection> }).acquireConnection();
@@ -94,7 +106,8 @@ async function generateSqlite(db: Knex, b: LicenseBatch, keyOf: (i: number) => s
         (rows === SQLITE_ROWS_PER_STATEMENT ? full : conn.prepare(sqlFor(rows))).run(...params);
       }
     });
-    for (let from = 0; from < b.count; from += ROWS_PER_TRANSACTION) insertRange(from, Math.min(b.count, from + ROWS_PER_TRANSACTION));
+    for (let from = 0; from < b.count; from += ROWS_PER_TRANSACTION)
+      insertRange(from, Math.min(b.count, from + ROWS_PER_TRANSACTION));
   } finally {
     await (db.client as { releaseConnection(c: unknown): Promise<void> }).releaseConnection(conn);
   }

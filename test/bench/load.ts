@@ -65,29 +65,36 @@ function send(base: URL, agent: http.Agent, c: Call, keepBody = false): Promise<
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...c.headers };
     if (c.body) headers['content-length'] = c.body.length;
-    const req = http.request({ host: base.hostname, port: base.port, method: c.method, path: c.path, agent, headers }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status < 400 && !keepBody) {
-        res.resume();
-        res.on('end', () => resolve({ status }));
-        return;
-      }
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body.length < (keepBody ? 1_000_000 : 4000) ? (body += d) : undefined));
-      res.on('end', () => resolve({ status, body }));
-    });
+    const req = http.request(
+      { host: base.hostname, port: base.port, method: c.method, path: c.path, agent, headers },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status < 400 && !keepBody) {
+          res.resume();
+          res.on('end', () => resolve({ status }));
+          return;
+        }
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => {
+          if (body.length < (keepBody ? 1_000_000 : 4000)) body += d;
+        });
+        res.on('end', () => resolve({ status, body }));
+      },
+    );
     req.on('error', reject);
     req.end(c.body);
   });
 }
 
 /** An HTML error page by its title, anything else by its start. */
-const summary = (body: string) => (/<title>([^<]*)<\/title>/.exec(body)?.[1] ?? body).replace(/\s+/g, ' ').slice(0, 200);
+const summary = (body: string) =>
+  (/<title>([^<]*)<\/title>/.exec(body)?.[1] ?? body).replace(/\s+/g, ' ').slice(0, 200);
 
 export async function runLoad(o: LoadOptions): Promise<Figures> {
   const base = new URL(o.base);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname)) throw new Error(`benchmarks run on loopback only, not ${base.hostname}`);
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname))
+    throw new Error(`benchmarks run on loopback only, not ${base.hostname}`);
   const expect = o.expectStatus ?? 200;
   const agents = Array.from({ length: o.concurrency }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
   let next = 0;
@@ -112,7 +119,8 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
         if (second) {
           c = second;
           r = await send(base, agents[n]!, c).catch((err: Error) => ({ status: 0, body: err.message }));
-        } else if (r.status === expect && o.followUp) r = { status: -1, body: 'no follow-up request could be made from the answer' };
+        } else if (r.status === expect && o.followUp)
+          r = { status: -1, body: 'no follow-up request could be made from the answer' };
         if (times) times.push(Number(process.hrtime.bigint() - sent) / 1e6);
         if (r.status === expect) okTotal += 1;
         else {
@@ -135,7 +143,17 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const cpuMs = cpuBefore && o.cpu!().map((after, k) => (after - cpuBefore[k]!) / Math.max(1, times.length));
     times.sort((a, b) => a - b);
-    return { requests: times.length, failed, seconds, rps: (times.length - failed) / seconds, p50: percentile(times, 50), p99: percentile(times, 99), okTotal, cpuMs, firstFailure };
+    return {
+      requests: times.length,
+      failed,
+      seconds,
+      rps: (times.length - failed) / seconds,
+      p50: percentile(times, 50),
+      p99: percentile(times, 99),
+      okTotal,
+      cpuMs,
+      firstFailure,
+    };
   } finally {
     for (const a of agents) a.destroy();
   }
@@ -155,27 +173,39 @@ export function cpuMsOf(pid: number): number {
 }
 
 /** One request outside a load run (set-up, sanity checks): status, headers and body. */
-export async function fetchOnce(base: string, c: Call): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+export async function fetchOnce(
+  base: string,
+  c: Call,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { ...c.headers };
     if (c.body) headers['content-length'] = c.body.length;
-    const req = http.request({ host: url.hostname, port: url.port, method: c.method, path: c.path, headers, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = http.request(
+      { host: url.hostname, port: url.port, method: c.method, path: c.path, headers, agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end(c.body);
   });
 }
 
 /** A multipart/form-data body with one file field, as a browser sends the offline portal's form. */
-export function multipartFile(field: string, filename: string, content: string | Buffer): { body: Buffer; contentType: string } {
+export function multipartFile(
+  field: string,
+  filename: string,
+  content: string | Buffer,
+): { body: Buffer; contentType: string } {
   const boundary = `----PorticoBench${Math.random().toString(16).slice(2)}`;
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
     Buffer.from(content),
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);

@@ -37,9 +37,20 @@ function statusField(pid: number, field: string): number {
  * Starts a TypeScript entry point and waits until its log says which port it listens on. Output
  * goes to a file (not a pipe the bench would have to drain while measuring).
  */
-export async function startProcess(script: string, env: Record<string, string>, logFile: string, listening: RegExp, nodeArgs: string[] = [], timeoutMs = 30_000): Promise<ServerProcess> {
+export async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  logFile: string,
+  listening: RegExp,
+  nodeArgs: string[] = [],
+  timeoutMs = 30_000,
+): Promise<ServerProcess> {
   const out = fs.openSync(logFile, 'w');
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', out, out] });
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+    cwd: projectRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', out, out],
+  });
   fs.closeSync(out);
   const started = Date.now();
   let port: string | undefined;
@@ -48,7 +59,9 @@ export async function startProcess(script: string, env: Record<string, string>, 
     if (m) port = m[1];
     else if (child.exitCode !== null || Date.now() - started > timeoutMs) {
       child.kill('SIGKILL');
-      throw new Error(`${script} did not start (exit ${child.exitCode}):\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
+      throw new Error(
+        `${script} did not start (exit ${child.exitCode}):\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`,
+      );
     } else await new Promise((r) => setTimeout(r, 50));
   }
   const pid = child.pid!;
@@ -83,7 +96,9 @@ export async function startProcess(script: string, env: Record<string, string>, 
 
 /** The node options of `npm start` (package.json), so the bench measures the server as it is run. */
 export function startNodeOptions(): string[] {
-  const start = (JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.split(/\s+/);
+  const start = (
+    JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }
+  ).scripts.start.split(/\s+/);
   const options = start.slice(start.indexOf('node') + 1, start.indexOf('server.ts'));
   const loader = options.indexOf('--import');
   if (loader >= 0) options.splice(loader, 2);
@@ -95,7 +110,12 @@ export function startNodeOptions(): string[] {
  * signing key, sessions in the database. BENCH_SERVER_NODE_ARGS adds node options (for example
  * `--cpu-prof --cpu-prof-dir=/tmp/p` to see where the server's time goes).
  */
-export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel: string; env?: Record<string, string> }): Promise<ServerProcess> {
+export function startPortico(o: {
+  databaseUrl: string;
+  dataDir: string;
+  logLevel: string;
+  env?: Record<string, string>;
+}): Promise<ServerProcess> {
   return startProcess(
     'server.ts',
     {
@@ -120,5 +140,10 @@ export function startPortico(o: { databaseUrl: string; dataDir: string; logLevel
 
 /** The no-database baseline (baseline-server.ts). */
 export function startBaseline(dir: string): Promise<ServerProcess> {
-  return startProcess('test/bench/baseline-server.ts', { NODE_ENV: 'production' }, path.join(dir, 'baseline.log'), /baseline listening on (\d+)/);
+  return startProcess(
+    'test/bench/baseline-server.ts',
+    { NODE_ENV: 'production' },
+    path.join(dir, 'baseline.log'),
+    /baseline listening on (\d+)/,
+  );
 }

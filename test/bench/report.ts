@@ -24,7 +24,8 @@ export function ratios(r: Row): { rps: number; p50: number } {
   return { rps: r.fig.rps / r.base.rps, p50: r.fig.p50 / r.base.p50 };
 }
 
-const cpu = (f: Figures | null, width: number) => (f?.cpuMs ? f.cpuMs.map((c) => c.toFixed(c < 10 ? 2 : 1)).join('+') : '').padStart(width);
+const cpu = (f: Figures | null, width: number) =>
+  (f?.cpuMs ? f.cpuMs.map((c) => c.toFixed(c < 10 ? 2 : 1)).join('+') : '').padStart(width);
 
 export function printTable(title: string, subtitle: string[], sections: Section[]): void {
   const W = 46;
@@ -33,7 +34,9 @@ export function printTable(title: string, subtitle: string[], sections: Section[
   console.log(`\n${title}`);
   for (const s of subtitle) console.log(`  ${s}`);
   console.log(line);
-  console.log(`${'figure'.padEnd(W)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'cpu ms'.padStart(11)} │ ${'baseline'.padEnd(B)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'cpu ms'.padStart(11)} │ ${'req/s ÷'.padStart(8)} ${'p50 ×'.padStart(7)}`);
+  console.log(
+    `${'figure'.padEnd(W)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'cpu ms'.padStart(11)} │ ${'baseline'.padEnd(B)} ${'req/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'cpu ms'.padStart(11)} │ ${'req/s ÷'.padStart(8)} ${'p50 ×'.padStart(7)}`,
+  );
   for (const section of sections) {
     console.log(line);
     console.log(section.title);

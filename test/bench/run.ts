@@ -19,7 +19,17 @@ import path from 'node:path';
 import { usingMysql } from '../helpers/db.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { generateLicenses } from './generate.ts';
-import { ORDER_LICENSES, countLicenses, mysqlDatabase, refreshStatistics, scratchDir, seed, sqliteDatabase, type BenchDatabase, type Fixture } from './fixture.ts';
+import {
+  ORDER_LICENSES,
+  countLicenses,
+  mysqlDatabase,
+  refreshStatistics,
+  scratchDir,
+  seed,
+  sqliteDatabase,
+  type BenchDatabase,
+  type Fixture,
+} from './fixture.ts';
 import { startBaseline, startPortico, type ServerProcess } from './processes.ts';
 import { activationUploads, baselineActivations, login, offlineActivations, pages } from './scenarios.ts';
 import { measureOnlineApi, type OnlineFigures } from './online.ts';
@@ -27,7 +37,8 @@ import { measureUploadFlood, type FloodFigures, type FloodRun } from './upload-f
 import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 
-const env = (name: string, fallback: number) => (process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback);
+const env = (name: string, fallback: number) =>
+  process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
 const SECONDS = env('BENCH_SECONDS', 3);
 const ACTIVATION_SECONDS = env('BENCH_ACTIVATION_SECONDS', 4);
 const ACTIVATIONS = env('BENCH_ACTIVATIONS', 8000);
@@ -65,37 +76,103 @@ interface Phase {
   peakRssMb: number;
 }
 
-async function measurePhase(d: BenchDatabase, f: Fixture, dataDir: string, pool: number, o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess }): Promise<Phase> {
+async function measurePhase(
+  d: BenchDatabase,
+  f: Fixture,
+  dataDir: string,
+  pool: number,
+  o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess },
+): Promise<Phase> {
   const licenses = await countLicenses(d.db);
   progress(`${d.label}: ${thousands(licenses)} licenses — starting server.ts`);
   // Every upload client gets a slot: these phases measure activations; the slots are the upload flood's.
-  const server: ServerProcess = await startPortico({ databaseUrl: d.url, dataDir, logLevel: LOG_LEVEL, env: { OFFLINE_UPLOAD_SLOTS: String(CONCURRENCY) } });
+  const server: ServerProcess = await startPortico({
+    databaseUrl: d.url,
+    dataDir,
+    logLevel: LOG_LEVEL,
+    env: { OFFLINE_UPLOAD_SLOTS: String(CONCURRENCY) },
+  });
   const cpu = () => [server.cpuMs(), ...(d.serverPid ? [cpuMsOf(d.serverPid)] : [])];
   try {
     progress('preparing signed activation requests');
-    const uploads = activationUploads(f.productCode, f.pools[pool]!, Math.min(ACTIVATIONS + WARMUP + 1, f.pools[pool]!.length * f.seatsPerLicense));
+    const uploads = activationUploads(
+      f.productCode,
+      f.pools[pool]!,
+      Math.min(ACTIVATIONS + WARMUP + 1, f.pools[pool]!.length * f.seatsPerLicense),
+    );
     const before = Number((await d.db('devices').count({ n: '*' }).first())?.n ?? 0);
     progress(`offline activation, ${CONCURRENCY} clients`);
-    const activation = await offlineActivations({ base: server.base, concurrency: CONCURRENCY, uploads, warmup: WARMUP, maxSeconds: ACTIVATION_SECONDS, cpu });
+    const activation = await offlineActivations({
+      base: server.base,
+      concurrency: CONCURRENCY,
+      uploads,
+      warmup: WARMUP,
+      maxSeconds: ACTIVATION_SECONDS,
+      cpu,
+    });
     const activationsRecorded = Number((await d.db('devices').count({ n: '*' }).first())?.n ?? 0) - before;
 
     const manager = await login(server.base, f.manager.email, f.manager.password);
     const admin = await login(server.base, f.admin.email, f.admin.password);
     const page = (cookie: string, paths: string[], mustContain?: RegExp, concurrency = PAGE_CONCURRENCY) =>
-      pages({ base: server.base, cookie, paths, concurrency, warmup: concurrency * 5, maxRequests: 100_000, maxSeconds: SECONDS, mustContain, cpu });
+      pages({
+        base: server.base,
+        cookie,
+        paths,
+        concurrency,
+        warmup: concurrency * 5,
+        maxRequests: 100_000,
+        maxSeconds: SECONDS,
+        mustContain,
+        cpu,
+      });
     progress('pages');
     const account = await page(manager, ['/account']);
     const orderPage = await page(manager, [`/portal/orders/${f.order}`], /BENCH-10000/);
-    const portalKey = await page(manager, f.orderKeys.map((k) => `/portal/orders/${f.order}?key=${encodeURIComponent(k)}`), new RegExp(f.orderKeys[0]!));
-    const adminKey = await page(admin, o.adminKeys.map((k) => `/admin/licenses?key=${encodeURIComponent(k)}`), new RegExp(o.adminKeys[0]!));
+    const portalKey = await page(
+      manager,
+      f.orderKeys.map((k) => `/portal/orders/${f.order}?key=${encodeURIComponent(k)}`),
+      new RegExp(f.orderKeys[0]!),
+    );
+    const adminKey = await page(
+      admin,
+      o.adminKeys.map((k) => `/admin/licenses?key=${encodeURIComponent(k)}`),
+      new RegExp(o.adminKeys[0]!),
+    );
     // Seconds per request where the count runs over the whole order: two clients keep the run short.
-    const bigOrderPage = o.bigOrder ? await page(manager, [`/portal/orders/${o.bigOrder}`], /BENCH-LARGE/, BIG_ORDER_CONCURRENCY) : undefined;
+    const bigOrderPage = o.bigOrder
+      ? await page(manager, [`/portal/orders/${o.bigOrder}`], /BENCH-LARGE/, BIG_ORDER_CONCURRENCY)
+      : undefined;
     if (o.online) progress(`License API, ${ONLINE_CONCURRENCY} clients`);
     const baseline = o.online;
     const online = baseline
-      ? await measureOnlineApi({ base: server.base, baselineBase: baseline.base, db: d.db, productCode: f.productCode, keys: f.pools[2]!, seatsPerLicense: f.seatsPerLicense, concurrency: ONLINE_CONCURRENCY, maxSeconds: SECONDS, maxActivations: Math.min(ACTIVATIONS, 4000), cpu, baselineCpu: () => [baseline.cpuMs()] })
+      ? await measureOnlineApi({
+          base: server.base,
+          baselineBase: baseline.base,
+          db: d.db,
+          productCode: f.productCode,
+          keys: f.pools[2]!,
+          seatsPerLicense: f.seatsPerLicense,
+          concurrency: ONLINE_CONCURRENCY,
+          maxSeconds: SECONDS,
+          maxActivations: Math.min(ACTIVATIONS, 4000),
+          cpu,
+          baselineCpu: () => [baseline.cpuMs()],
+        })
       : undefined;
-    return { licenses, activation, activationsRecorded, account, orderPage, portalKey, adminKey, bigOrderPage, online, errors: server.loggedErrors(), peakRssMb: server.peakRssMb() };
+    return {
+      licenses,
+      activation,
+      activationsRecorded,
+      account,
+      orderPage,
+      portalKey,
+      adminKey,
+      bigOrderPage,
+      online,
+      errors: server.loggedErrors(),
+      peakRssMb: server.peakRssMb(),
+    };
   } catch (err) {
     console.error(`server.ts output (end):\n${server.logTail()}`);
     throw err;
@@ -124,12 +201,29 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
     const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
     const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline });
 
-    progress(`upload flood: ${FLOOD_CLIENTS} clients sending 8 MiB uploads, ${FLOOD_SECONDS} s from one client over its limit, ${FLOOD_SECONDS} s from many`);
-    const flood = await measureUploadFlood({ databaseUrl: d.url, dataDir, manager: f.manager, logLevel: LOG_LEVEL, clients: FLOOD_CLIENTS, seconds: FLOOD_SECONDS, pageSeconds: SECONDS });
+    progress(
+      `upload flood: ${FLOOD_CLIENTS} clients sending 8 MiB uploads, ${FLOOD_SECONDS} s from one client over its limit, ${FLOOD_SECONDS} s from many`,
+    );
+    const flood = await measureUploadFlood({
+      databaseUrl: d.url,
+      dataDir,
+      manager: f.manager,
+      logLevel: LOG_LEVEL,
+      clients: FLOOD_CLIENTS,
+      seconds: FLOOD_SECONDS,
+      pageSeconds: SECONDS,
+    });
 
     progress('no-database baseline');
     const uploads = activationUploads(f.productCode, f.pools[0]!, 500);
-    const baselineFigures = await baselineActivations({ base: baseline.base, concurrency: CONCURRENCY, uploads, maxRequests: 200_000, maxSeconds: ACTIVATION_SECONDS, cpu: () => [baseline.cpuMs()] });
+    const baselineFigures = await baselineActivations({
+      base: baseline.base,
+      concurrency: CONCURRENCY,
+      uploads,
+      maxRequests: 200_000,
+      maxSeconds: ACTIVATION_SECONDS,
+      cpu: () => [baseline.cpuMs()],
+    });
 
     const bigCount = Math.max(0, LARGE - ORDER_LICENSES);
     progress(`generating ${thousands(bigCount)} licenses`);
@@ -137,11 +231,28 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
     const bigOrder = await catalog.insertOrder(d.db, { orderRef: 'BENCH-LARGE', customerId: f.customerId }, now);
     const manager = await d.db('accounts').where({ email: f.manager.email }).first('id');
     await catalog.assignManager(d.db, Number(manager.id), bigOrder, now);
-    const generated = await generateLicenses(d.db, { orderId: bigOrder, productId: f.productId, policyId: f.policyId, count: bigCount, now, disabledEvery: 50, activeEvery: 3, sampleKeys: 500 });
+    const generated = await generateLicenses(d.db, {
+      orderId: bigOrder,
+      productId: f.productId,
+      policyId: f.policyId,
+      count: bigCount,
+      now,
+      disabledEvery: 50,
+      activeEvery: 3,
+      sampleKeys: 500,
+    });
     progress(`generated in ${generated.seconds.toFixed(1)} s`);
     await refreshStatistics(d.db);
     const large = await measurePhase(d, f, dataDir, 1, { adminKeys: generated.sample, bigOrder });
-    return { label: d.label, small, large, baseline: baselineFigures, baselineRssMb: baseline.peakRssMb(), generatedSeconds: generated.seconds, flood };
+    return {
+      label: d.label,
+      small,
+      large,
+      baseline: baselineFigures,
+      baselineRssMb: baseline.peakRssMb(),
+      generatedSeconds: generated.seconds,
+      flood,
+    };
   } finally {
     await d.drop();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -160,37 +271,82 @@ function report(r: DatabaseResult) {
       `databases: small = ${S} licenses (the 10,000-license order + activation pools), large = ${L} (+ an order of ${thousands(LARGE - ORDER_LICENSES)}, generated in ${r.generatedSeconds.toFixed(1)} s)`,
       `offline activation: POST /offline/requests (multipart upload → activation → result page), then GET of the signed license file behind its download link, timed together; ${CONCURRENCY} clients, each a new device on a license with free seats; baseline: one request verifying the request and returning a signed license in the page;`,
       `pages: ${PAGE_CONCURRENCY} clients with a logged-in session; figures after warm-up; p50/p99 are per-request latencies under that concurrency;`,
-      `cpu ms: CPU time per request of the server process${r.label.startsWith("SQLite") ? "" : " + of the database server"}, from /proc (steady where req/s suffers from other load on the machine)`,
+      `cpu ms: CPU time per request of the server process${r.label.startsWith('SQLite') ? '' : ' + of the database server'}, from /proc (steady where req/s suffers from other load on the machine)`,
     ],
     [
       {
         title: 'against a baseline measured in the same run',
         rows: [
-          { name: `offline activation, ${CONCURRENCY} clients (${S})`, fig: s.activation, baseName: noDb, base: r.baseline },
-          { name: `offline activation, ${CONCURRENCY} clients (${L})`, fig: l.activation, baseName: noDb, base: r.baseline },
-          { name: `order page, 10,000 licenses (${S})`, fig: s.orderPage, baseName: '/account: same layout, no data', base: s.account },
-          { name: `order page, 10,000 licenses (${L})`, fig: l.orderPage, baseName: '/account: same layout, no data', base: l.account },
+          {
+            name: `offline activation, ${CONCURRENCY} clients (${S})`,
+            fig: s.activation,
+            baseName: noDb,
+            base: r.baseline,
+          },
+          {
+            name: `offline activation, ${CONCURRENCY} clients (${L})`,
+            fig: l.activation,
+            baseName: noDb,
+            base: r.baseline,
+          },
+          {
+            name: `order page, 10,000 licenses (${S})`,
+            fig: s.orderPage,
+            baseName: '/account: same layout, no data',
+            base: s.account,
+          },
+          {
+            name: `order page, 10,000 licenses (${L})`,
+            fig: l.orderPage,
+            baseName: '/account: same layout, no data',
+            base: l.account,
+          },
         ],
       },
       {
         title: `${L} licenses against ${S} (baseline: the same request on the small database)`,
         rows: [
-          { name: 'lookup by key: console /admin/licenses?key=', fig: l.adminKey, baseName: `same, ${S}`, base: s.adminKey },
+          {
+            name: 'lookup by key: console /admin/licenses?key=',
+            fig: l.adminKey,
+            baseName: `same, ${S}`,
+            base: s.adminKey,
+          },
           { name: 'lookup by key: order page ?key=', fig: l.portalKey, baseName: `same, ${S}`, base: s.portalKey },
           { name: 'lookup by key: offline activation', fig: l.activation, baseName: `same, ${S}`, base: s.activation },
           { name: 'order page, 10,000-license order', fig: l.orderPage, baseName: `same, ${S}`, base: s.orderPage },
-          { name: `order page, ${thousands(LARGE - ORDER_LICENSES)}-license order (${BIG_ORDER_CONCURRENCY} cl.)`, fig: l.bigOrderPage!, baseName: `10,000-license order, ${S}`, base: s.orderPage },
+          {
+            name: `order page, ${thousands(LARGE - ORDER_LICENSES)}-license order (${BIG_ORDER_CONCURRENCY} cl.)`,
+            fig: l.bigOrderPage!,
+            baseName: `10,000-license order, ${S}`,
+            base: s.orderPage,
+          },
         ],
       },
-      { title: `License API (POST /api/v1/activate and /check, JSON), each activation a new device`, rows: s.online?.rows ?? [] },
+      {
+        title: `License API (POST /api/v1/activate and /check, JSON), each activation a new device`,
+        rows: s.online?.rows ?? [],
+      },
     ],
   );
   // Every successful upload (and the one sanity upload before the run) must be a new device: no repeats, nothing lost.
-  for (const [name, p] of [['small', s], ['large', l]] as const) {
-    if (p.activationsRecorded !== p.activation.okTotal + 1) console.log(`  ! ${name}: ${p.activationsRecorded} devices recorded for ${p.activation.okTotal + 1} successful uploads`);
+  for (const [name, p] of [
+    ['small', s],
+    ['large', l],
+  ] as const) {
+    if (p.activationsRecorded !== p.activation.okTotal + 1)
+      console.log(
+        `  ! ${name}: ${p.activationsRecorded} devices recorded for ${p.activation.okTotal + 1} successful uploads`,
+      );
   }
-  for (const [name, p] of [['small', s], ['large', l]] as const) for (const e of p.errors) console.log(`  ! server errors (${name}): ${e}`);
-  console.log(`  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process: ${r.baselineRssMb.toFixed(0)} MB`);
+  for (const [name, p] of [
+    ['small', s],
+    ['large', l],
+  ] as const)
+    for (const e of p.errors) console.log(`  ! server errors (${name}): ${e}`);
+  console.log(
+    `  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process: ${r.baselineRssMb.toFixed(0)} MB`,
+  );
   reportFlood(r.label, r.flood);
 }
 
@@ -204,20 +360,37 @@ function reportFlood(label: string, f: FloodFigures) {
       .join(', ');
   printTable(
     `${label} — upload flood: POST /offline/requests by ${f.clients} clients at once, each sending 8 MiB uploads back to back (a server.ts process of its own, OFFLINE_UPLOAD_SLOTS default)`,
-    [`page: GET /account of a logged-in manager, 2 clients; baseline: the same page on the same server, idle, just before the floods`],
+    [
+      `page: GET /account of a logged-in manager, 2 clients; baseline: the same page on the same server, idle, just before the floods`,
+    ],
     [
       {
         title: 'a logged-in page during the flood, against the same page idle',
         rows: [
-          { name: 'page, flood from one client over its limit', fig: f.oneClient.page, baseName: '/account, idle', base: f.idlePage },
-          { name: 'page, flood from many clients', fig: f.manyClients.page, baseName: '/account, idle', base: f.idlePage },
+          {
+            name: 'page, flood from one client over its limit',
+            fig: f.oneClient.page,
+            baseName: '/account, idle',
+            base: f.idlePage,
+          },
+          {
+            name: 'page, flood from many clients',
+            fig: f.manyClients.page,
+            baseName: '/account, idle',
+            base: f.idlePage,
+          },
         ],
       },
     ],
   );
   console.log(`  RSS of the server: ${f.idleRssMb.toFixed(0)} MB idle (after warm-up)`);
-  for (const [name, run] of [['one client over its limit', f.oneClient], ['many clients', f.manyClients]] as const) {
-    console.log(`  ${name}: peak ${run.peakRssMb.toFixed(0)} MB (+${floodGrowthMb(f, run).toFixed(0)} MB); ${thousands(run.uploads)} uploads in ${run.seconds.toFixed(1)} s: ${answers(run)}`);
+  for (const [name, run] of [
+    ['one client over its limit', f.oneClient],
+    ['many clients', f.manyClients],
+  ] as const) {
+    console.log(
+      `  ${name}: peak ${run.peakRssMb.toFixed(0)} MB (+${floodGrowthMb(f, run).toFixed(0)} MB); ${thousands(run.uploads)} uploads in ${run.seconds.toFixed(1)} s: ${answers(run)}`,
+    );
   }
   for (const e of f.loggedErrors) console.log(`  server errors logged during the floods: ${e}`);
 }
@@ -228,9 +401,19 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
   return [
     {
       target: 'offline activation ≥ 1,000/s on SQLite',
-      cell: (r: DatabaseResult) => (r.label.startsWith('SQLite') ? mark(r.small.activation.rps >= 1000, `${r.small.activation.rps.toFixed(0)}/s`) : `(SQLite target) ${r.small.activation.rps.toFixed(0)}/s`),
+      cell: (r: DatabaseResult) =>
+        r.label.startsWith('SQLite')
+          ? mark(r.small.activation.rps >= 1000, `${r.small.activation.rps.toFixed(0)}/s`)
+          : `(SQLite target) ${r.small.activation.rps.toFixed(0)}/s`,
     },
-    { target: 'offline activation ≥ 1/3 of its no-database baseline', cell: (r: DatabaseResult) => mark(r.small.activation.rps / r.baseline.rps >= 1 / 3, `${(r.small.activation.rps / r.baseline.rps).toFixed(2)}`) },
+    {
+      target: 'offline activation ≥ 1/3 of its no-database baseline',
+      cell: (r: DatabaseResult) =>
+        mark(
+          r.small.activation.rps / r.baseline.rps >= 1 / 3,
+          `${(r.small.activation.rps / r.baseline.rps).toFixed(2)}`,
+        ),
+    },
     {
       target: `online check p99 < 20 ms at ${ONLINE_CONCURRENCY} connections`,
       cell: (r: DatabaseResult) => {
@@ -240,27 +423,53 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
         return mark(c.p99 < 20 && !c.failed, `p99 ${c.p99.toFixed(0)} ms (paced ${paced.p99.toFixed(0)} ms)`);
       },
     },
-    { target: 'order page (10,000 licenses) ≥ 1/2 of static baseline', cell: (r: DatabaseResult) => mark(r.small.orderPage.rps / r.small.account.rps >= 0.5, `${(r.small.orderPage.rps / r.small.account.rps).toFixed(2)}`) },
+    {
+      target: 'order page (10,000 licenses) ≥ 1/2 of static baseline',
+      cell: (r: DatabaseResult) =>
+        mark(
+          r.small.orderPage.rps / r.small.account.rps >= 0.5,
+          `${(r.small.orderPage.rps / r.small.account.rps).toFixed(2)}`,
+        ),
+    },
     {
       target: `lookups by key at ${thousands(LARGE)} within 2× of 10,000`,
       cell: (r: DatabaseResult) => {
-        const worst = Math.max(...[[r.large.adminKey, r.small.adminKey], [r.large.portalKey, r.small.portalKey], [r.large.activation, r.small.activation]].map(([big, small]) => ratios({ name: '', baseName: '', fig: small!, base: big! }).rps));
+        const worst = Math.max(
+          ...[
+            [r.large.adminKey, r.small.adminKey],
+            [r.large.portalKey, r.small.portalKey],
+            [r.large.activation, r.small.activation],
+          ].map(([big, small]) => ratios({ name: '', baseName: '', fig: small!, base: big! }).rps),
+        );
         return mark(worst <= 2, `worst ${worst.toFixed(2)}× slower`);
       },
     },
-    { target: 'server peak RSS < 250 MB', cell: (r: DatabaseResult) => mark(Math.max(r.small.peakRssMb, r.large.peakRssMb) < 250, `${Math.max(r.small.peakRssMb, r.large.peakRssMb).toFixed(0)} MB`) },
+    {
+      target: 'server peak RSS < 250 MB',
+      cell: (r: DatabaseResult) =>
+        mark(
+          Math.max(r.small.peakRssMb, r.large.peakRssMb) < 250,
+          `${Math.max(r.small.peakRssMb, r.large.peakRssMb).toFixed(0)} MB`,
+        ),
+    },
     {
       target: `upload flood: server RSS grows < ${FLOOD_RSS_GROWTH_MB} MB over idle`,
       cell: (r: DatabaseResult) => {
         const growth = [r.flood.oneClient, r.flood.manyClients].map((run) => floodGrowthMb(r.flood, run));
-        return mark(Math.max(...growth) < FLOOD_RSS_GROWTH_MB, `+${growth.map((g) => g.toFixed(0)).join(' / +')} MB (one / many)`);
+        return mark(
+          Math.max(...growth) < FLOOD_RSS_GROWTH_MB,
+          `+${growth.map((g) => g.toFixed(0)).join(' / +')} MB (one / many)`,
+        );
       },
     },
     {
       target: `upload flood: logged-in page p99 < ${FLOOD_PAGE_P99_MS} ms`,
       cell: (r: DatabaseResult) => {
         const p99 = [r.flood.oneClient.page, r.flood.manyClients.page].map((p) => p.p99);
-        return mark(Math.max(...p99) < FLOOD_PAGE_P99_MS && !r.flood.oneClient.page.failed && !r.flood.manyClients.page.failed, `${p99.map((p) => p.toFixed(0)).join(' / ')} ms (idle ${r.flood.idlePage.p99.toFixed(0)})`);
+        return mark(
+          Math.max(...p99) < FLOOD_PAGE_P99_MS && !r.flood.oneClient.page.failed && !r.flood.manyClients.page.failed,
+          `${p99.map((p) => p.toFixed(0)).join(' / ')} ms (idle ${r.flood.idlePage.p99.toFixed(0)})`,
+        );
       },
     },
   ].map((v) => ({ target: v.target, cells: cell(v.cell) }));
@@ -273,8 +482,11 @@ async function main() {
   const dir = scratchDir('portico-bench-');
   if (wanted.includes('sqlite')) openers.push(() => sqliteDatabase(dir));
   if (wanted.includes('mysql') && usingMysql) openers.push(() => mysqlDatabase(process.env.DATABASE_URL!));
-  const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`Portico benchmark — ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`);
+  const cpu =
+    /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown CPU';
+  console.log(
+    `Portico benchmark — ${os.cpus().length} cores (${cpu}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
+  );
   const baseline = await startBaseline(dir);
   const results: DatabaseResult[] = [];
   try {

@@ -27,7 +27,16 @@ const TIMES = Number(process.env.TRACE_TIMES ?? 20);
 const d = usingMysql ? await mysqlDatabase(process.env.DATABASE_URL!) : await sqliteDatabase(dir);
 const f = await seed(d.db, { activationsPerPhase: 4000, phases: 3, seatsPerLicense: 10 });
 await ensureSigningKey(d.db, dir, new Date());
-const config = { ...loadConfig({ NODE_ENV: 'production', DATA_DIR: dir, LOG_LEVEL: 'warn', TRUST_PROXY: 'loopback', DATABASE_URL: d.url }), sessionSecret: 'trace-session-secret-that-is-long-enough-0123456789' };
+const config = {
+  ...loadConfig({
+    NODE_ENV: 'production',
+    DATA_DIR: dir,
+    LOG_LEVEL: 'warn',
+    TRUST_PROXY: 'loopback',
+    DATABASE_URL: d.url,
+  }),
+  sessionSecret: 'trace-session-secret-that-is-long-enough-0123456789',
+};
 const app = createApp({ db: d.db, config, logger: createLogger('warn'), clock: systemClock });
 const server = app.listen(0, '127.0.0.1');
 await new Promise((r) => server.once('listening', r));
@@ -64,8 +73,11 @@ async function traced(name: string, call: Call, times = TIMES) {
     const { profile: p } = await profile.post('Profiler.stop');
     fs.writeFileSync(`/tmp/trace-${name.replace(/\W+/g, '-')}.cpuprofile`, JSON.stringify(p));
   }
-  console.log(`\n== ${name}: HTTP ${res.status}, ${total.toFixed(1)} ms (mean of ${times} more: ${loop.toFixed(2)} ms), ${queries.length} statements, ${queries.reduce((s, q) => s + q.ms, 0).toFixed(2)} ms in SQL`);
-  for (const q of queries) console.log(`  ${q.ms.toFixed(2).padStart(7)} ms  ${q.sql.replace(/\s+/g, ' ').slice(0, 220)}`);
+  console.log(
+    `\n== ${name}: HTTP ${res.status}, ${total.toFixed(1)} ms (mean of ${times} more: ${loop.toFixed(2)} ms), ${queries.length} statements, ${queries.reduce((s, q) => s + q.ms, 0).toFixed(2)} ms in SQL`,
+  );
+  for (const q of queries)
+    console.log(`  ${q.ms.toFixed(2).padStart(7)} ms  ${q.sql.replace(/\s+/g, ' ').slice(0, 220)}`);
 }
 
 const page = await fetchOnce(base, { method: 'GET', path: '/offline' });
@@ -77,29 +89,60 @@ let ip = 0;
 const xff = () => `10.0.${(++ip >> 8) & 255}.${ip & 255}`;
 {
   // The download of the license file behind the result page's link (the second half of an offline activation).
-  const page = await fetchOnce(base, { method: 'POST', path: action, body: uploads[TIMES + 9]!.body, headers: { cookie, 'content-type': uploads[TIMES + 9]!.contentType, 'x-forwarded-for': xff() } });
+  const page = await fetchOnce(base, {
+    method: 'POST',
+    path: action,
+    body: uploads[TIMES + 9]!.body,
+    headers: { cookie, 'content-type': uploads[TIMES + 9]!.contentType, 'x-forwarded-for': xff() },
+  });
   const link = /href="([^"]*\/download\/[^"]+)"/.exec(page.body)![1]!;
-  await traced('license download', (() => ({ method: 'GET', path: link, headers: { cookie, 'x-forwarded-for': xff() } })) as unknown as Call);
+  await traced('license download', (() => ({
+    method: 'GET',
+    path: link,
+    headers: { cookie, 'x-forwarded-for': xff() },
+  })) as unknown as Call);
 }
-await traced('offline activation', (() => ({ method: 'POST', path: action, body: uploads[u]!.body, headers: { cookie, 'content-type': uploads[u++]!.contentType, 'x-forwarded-for': xff() } })) as unknown as Call);
+await traced('offline activation', (() => ({
+  method: 'POST',
+  path: action,
+  body: uploads[u]!.body,
+  headers: { cookie, 'content-type': uploads[u++]!.contentType, 'x-forwarded-for': xff() },
+})) as unknown as Call);
 
 const devices = Array.from({ length: TIMES + 10 }, () => newDevice());
 let a = 0;
-const apiJson = (p: string, request: string): Call => ({ method: 'POST', path: p, body: Buffer.from(JSON.stringify({ request })), headers: { 'content-type': 'application/json', 'x-forwarded-for': xff() } });
+const apiJson = (p: string, request: string): Call => ({
+  method: 'POST',
+  path: p,
+  body: Buffer.from(JSON.stringify({ request })),
+  headers: { 'content-type': 'application/json', 'x-forwarded-for': xff() },
+});
 await traced('online activate', (() => {
   const dev = devices[a++]!;
   return apiJson('/api/v1/activate', activationRequest(dev, f.productCode, f.pools[1]![a % f.pools[1]!.length]!));
 }) as unknown as Call);
 const rows = await d.db('devices').where({ channel: 'online' }).select('id', 'license_id', 'hardware_id');
 const dev0 = devices.find((x) => x.hardwareId === rows[0].hardware_id)!;
-await traced('online check', (() => apiJson('/api/v1/check', checkRequest(dev0, f.productCode, Number(rows[0].license_id), Number(rows[0].id)))) as unknown as Call);
+await traced('online check', (() =>
+  apiJson(
+    '/api/v1/check',
+    checkRequest(dev0, f.productCode, Number(rows[0].license_id), Number(rows[0].id)),
+  )) as unknown as Call);
 
 const manager = await login(base, f.manager.email, f.manager.password);
 const admin = await login(base, f.admin.email, f.admin.password);
 await traced('/account', { method: 'GET', path: '/account', headers: { cookie: manager } });
 await traced('order page', { method: 'GET', path: `/portal/orders/${f.order}`, headers: { cookie: manager } });
-await traced('order page ?key=', { method: 'GET', path: `/portal/orders/${f.order}?key=${f.orderKeys[7]}`, headers: { cookie: manager } });
-await traced('console ?key=', { method: 'GET', path: `/admin/licenses?key=${f.orderKeys[7]}`, headers: { cookie: admin } });
+await traced('order page ?key=', {
+  method: 'GET',
+  path: `/portal/orders/${f.order}?key=${f.orderKeys[7]}`,
+  headers: { cookie: manager },
+});
+await traced('console ?key=', {
+  method: 'GET',
+  path: `/admin/licenses?key=${f.orderKeys[7]}`,
+  headers: { cookie: admin },
+});
 server.close();
 await d.drop();
 fs.rmSync(dir, { recursive: true, force: true });

@@ -58,12 +58,22 @@ async function largestZip(): Promise<Buffer> {
 function sendUpload(base: URL, c: Call): Promise<string> {
   return new Promise((resolve) => {
     let answered = false;
-    const req = http.request({ host: base.hostname, port: base.port, method: c.method, path: c.path, agent: false, headers: { ...c.headers, 'content-length': c.body!.length } }, (res) => {
-      answered = true;
-      res.resume();
-      res.on('end', () => resolve(`HTTP ${res.statusCode}`));
-      res.on('error', () => resolve(`HTTP ${res.statusCode} (cut)`));
-    });
+    const req = http.request(
+      {
+        host: base.hostname,
+        port: base.port,
+        method: c.method,
+        path: c.path,
+        agent: false,
+        headers: { ...c.headers, 'content-length': c.body!.length },
+      },
+      (res) => {
+        answered = true;
+        res.resume();
+        res.on('end', () => resolve(`HTTP ${res.statusCode}`));
+        res.on('error', () => resolve(`HTTP ${res.statusCode} (cut)`));
+      },
+    );
     // After an early answer the server closes the connection while the body is still being sent.
     req.on('error', (err: NodeJS.ErrnoException) => answered || resolve(`no answer: ${err.code ?? err.message}`));
     req.end(c.body);
@@ -71,7 +81,10 @@ function sendUpload(base: URL, c: Call): Promise<string> {
 }
 
 /** `clients` uploaders back to back until `seconds` have passed (at most `rounds` uploads each). */
-async function flood(base: string, o: { clients: number; rounds: number; seconds: number; call: (i: number) => Call }): Promise<Omit<FloodRun, 'peakRssMb' | 'page'>> {
+async function flood(
+  base: string,
+  o: { clients: number; rounds: number; seconds: number; call: (i: number) => Call },
+): Promise<Omit<FloodRun, 'peakRssMb' | 'page'>> {
   const url = new URL(base);
   const answers: Record<string, number> = {};
   const started = Date.now();
@@ -88,19 +101,46 @@ async function flood(base: string, o: { clients: number; rounds: number; seconds
   return { answers, uploads, seconds: (Date.now() - started) / 1000 };
 }
 
-export async function measureUploadFlood(o: { databaseUrl: string; dataDir: string; manager: { email: string; password: string }; logLevel: string; clients: number; seconds: number; pageSeconds: number }): Promise<FloodFigures> {
+export async function measureUploadFlood(o: {
+  databaseUrl: string;
+  dataDir: string;
+  manager: { email: string; password: string };
+  logLevel: string;
+  clients: number;
+  seconds: number;
+  pageSeconds: number;
+}): Promise<FloodFigures> {
   const server = await startPortico({ databaseUrl: o.databaseUrl, dataDir: o.dataDir, logLevel: o.logLevel });
   try {
     const manager = await login(server.base, o.manager.email, o.manager.password);
     const [browser] = await offlineClients(server.base, 1);
-    const page = (seconds: number) => pages({ base: server.base, cookie: manager, paths: ['/account'], concurrency: 2, maxRequests: 100_000, maxSeconds: seconds });
-    const upload = (body: { body: Buffer; contentType: string }, address: string): Call => ({ method: 'POST', path: browser!.action, body: body.body, headers: { cookie: browser!.cookie, 'content-type': body.contentType, 'x-forwarded-for': address } });
+    const page = (seconds: number) =>
+      pages({
+        base: server.base,
+        cookie: manager,
+        paths: ['/account'],
+        concurrency: 2,
+        maxRequests: 100_000,
+        maxSeconds: seconds,
+      });
+    const upload = (body: { body: Buffer; contentType: string }, address: string): Call => ({
+      method: 'POST',
+      path: browser!.action,
+      body: body.body,
+      headers: { cookie: browser!.cookie, 'content-type': body.contentType, 'x-forwarded-for': address },
+    });
     const small = multipartFile('file', 'request.req', 'not a request');
     const big = multipartFile('file', 'requests.zip', await largestZip());
 
     // Warm-up (views compiled, statements prepared), then the idle figures.
-    const warmUp = await flood(server.base, { clients: 4, rounds: 10, seconds: 10, call: (i) => upload(i % 2 ? small : big, clientAddress(3_000_000 + i)) });
-    if (!warmUp.answers['HTTP 400']) throw new Error(`the offline upload does not answer as expected: ${JSON.stringify(warmUp.answers)}`);
+    const warmUp = await flood(server.base, {
+      clients: 4,
+      rounds: 10,
+      seconds: 10,
+      call: (i) => upload(i % 2 ? small : big, clientAddress(3_000_000 + i)),
+    });
+    if (!warmUp.answers['HTTP 400'])
+      throw new Error(`the offline upload does not answer as expected: ${JSON.stringify(warmUp.answers)}`);
     const idlePage = await page(o.pageSeconds);
     const idleRssMb = server.rssMb();
 
@@ -112,10 +152,24 @@ export async function measureUploadFlood(o: { databaseUrl: string; dataDir: stri
 
     // One client already over its limit: every upload is refused before its body is read.
     const over = clientAddress(4_000_000);
-    await flood(server.base, { clients: 8, rounds: Math.ceil(OFFLINE_REQUESTS_PER_CLIENT.limit / 8) + 1, seconds: 60, call: () => upload(small, over) });
-    const oneClient = await during(() => flood(server.base, { clients: o.clients, rounds: 1000, seconds: o.seconds, call: () => upload(big, over) }));
+    await flood(server.base, {
+      clients: 8,
+      rounds: Math.ceil(OFFLINE_REQUESTS_PER_CLIENT.limit / 8) + 1,
+      seconds: 60,
+      call: () => upload(small, over),
+    });
+    const oneClient = await during(() =>
+      flood(server.base, { clients: o.clients, rounds: 1000, seconds: o.seconds, call: () => upload(big, over) }),
+    );
     // Every upload from an address of its own: the per-process slots decide.
-    const manyClients = await during(() => flood(server.base, { clients: o.clients, rounds: 1000, seconds: o.seconds, call: (i) => upload(big, clientAddress(5_000_000 + i)) }));
+    const manyClients = await during(() =>
+      flood(server.base, {
+        clients: o.clients,
+        rounds: 1000,
+        seconds: o.seconds,
+        call: (i) => upload(big, clientAddress(5_000_000 + i)),
+      }),
+    );
     return { clients: o.clients, idleRssMb, idlePage, oneClient, manyClients, loggedErrors: server.loggedErrors() };
   } catch (err) {
     console.error(`server.ts output (end):\n${server.logTail()}`);

@@ -12,11 +12,26 @@ describe('browser: the Air-Gapped Activation Portal', function () {
   it('a person types the license key and the request code and gets an activation code and its QR code; axe finds no violations', async () => {
     const { t, browser, url } = app;
     const now = t.clock.now();
-    const product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'AG-B', customerId: customer }, now);
     const key = 'TYPE-TYPE-TYPE-TYPE-TYPE-TYPE-TYPE';
-    await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true }, startDate: now }, now);
+    await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: key,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
+        startDate: now,
+      },
+      now,
+    );
     const { code, request } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-BROWSER', now });
 
     const { page, problems, close } = await openPage(browser);
@@ -36,7 +51,11 @@ describe('browser: the Air-Gapped Activation Portal', function () {
       assert.deepEqual(await axeViolations(page), [], 'activation code page');
 
       const shown = (await page.locator('#activation-code').textContent())!.trim();
-      const verified = verifyActivationCode(shown, { trustedKeys: await trustedKeyMap(t.db), request, licenseKey: key });
+      const verified = verifyActivationCode(shown, {
+        trustedKeys: await trustedKeyMap(t.db),
+        request,
+        licenseKey: key,
+      });
       assert.equal(verified.expiresAt, null, 'a perpetual license: the code carries no expiry');
       const src = (await page.getByRole('img', { name: 'QR code of the activation code' }).getAttribute('src'))!;
       assert.equal(decodeQrPng(src), shown, 'the QR code decodes to the same code');

@@ -10,9 +10,22 @@ describe('browser: the vendor console', function () {
   it('an admin issues licenses into an order and disables one; axe finds no violations on the pages visited', async () => {
     const { t, browser, url } = app;
     const now = new Date();
-    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' },
+      now,
+    );
     await catalog.insertFeature(t.db, { productId: product, code: 'pdf', name: 'PDF export', type: 'activation' }, now);
-    await catalog.insertPolicy(t.db, { productId: product, name: 'Standard', isDefault: true, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 3 } }, now);
+    await catalog.insertPolicy(
+      t.db,
+      {
+        productId: product,
+        name: 'Standard',
+        isDefault: true,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 3 },
+      },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'ORD-42', customerId: customer }, now);
     const admin = await createAccount(t.db, { role: 'admin' });

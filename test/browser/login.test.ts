@@ -55,7 +55,10 @@ describe('browser: log in through the real form', function () {
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'Vendor console' }).waitFor();
       assert.deepEqual(await axeViolations(page), [], 'console');
-      await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'Mail outbox' }).click();
+      await page
+        .getByRole('navigation', { name: 'Console sections' })
+        .getByRole('link', { name: 'Mail outbox' })
+        .click();
       await page.getByRole('heading', { name: 'Mail outbox' }).waitFor();
       assert.deepEqual(await axeViolations(page), [], 'outbox');
       assert.deepEqual(problems, []);

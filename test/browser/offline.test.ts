@@ -22,11 +22,26 @@ describe('browser: the Offline Activation Portal', function () {
   it('uploads a request with the file picker and downloads the license file; axe finds no violations', async () => {
     const { t, browser, url } = app;
     const now = t.clock.now();
-    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'O-9', customerId: customer }, now);
     const key = 'QQQQ-QQQQ-QQQQ-QQQQ-QQQQ-QQQQ-QQQQ';
-    await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true }, startDate: now }, now);
+    await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: key,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true },
+        startDate: now,
+      },
+      now,
+    );
     const device = makeDevice('HW-BROWSER');
     const requestFile = path.join(dir, 'activation-request.req');
     fs.writeFileSync(requestFile, device.activationRequest({ product: 'acme-cad', licenseKey: key }).text);
@@ -46,11 +61,17 @@ describe('browser: the Offline Activation Portal', function () {
       await page.getByRole('heading', { name: 'License activated' }).waitFor();
       assert.deepEqual(await axeViolations(page), [], 'result page');
 
-      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download the license file' }).click()]);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('link', { name: 'Download the license file' }).click(),
+      ]);
       assert.equal(download.suggestedFilename(), 'acme-cad-HW-BROWSER.lic');
       const saved = path.join(dir, 'license.lic');
       await download.saveAs(saved);
-      const verified = verifyEnvelope(fs.readFileSync(saved, 'utf8'), { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) });
+      const verified = verifyEnvelope(fs.readFileSync(saved, 'utf8'), {
+        expectedType: 'license',
+        trustedKeys: await trustedKeyMap(t.db),
+      });
       assert.equal((verified.payload as { hardwareId: string }).hardwareId, 'HW-BROWSER');
       assert.deepEqual(problems, []);
     } finally {

@@ -31,17 +31,29 @@ describe('browser: a license manager in the User Portal', function () {
       await page.getByLabel('Quantity').fill('2');
       await page.getByRole('button', { name: 'Issue licenses' }).click();
       await page.getByText('2 license(s) issued.').waitFor();
-      assert.equal(await t.db('licenses').where({ order_id: w.orderA, product_id: w.product }).count({ n: '*' }).first().then((r) => Number(r!.n)), 3);
+      assert.equal(
+        await t
+          .db('licenses')
+          .where({ order_id: w.orderA, product_id: w.product })
+          .count({ n: '*' })
+          .first()
+          .then((r) => Number(r!.n)),
+        3,
+      );
 
       await page.getByRole('link', { name: 'Dispatch licenses' }).click();
       await page.getByRole('heading', { name: /Dispatch licenses/ }).waitFor();
       await checkAxe('dispatch');
-      const newest = await t.db('licenses').where({ order_id: w.orderA, product_id: w.product }).orderBy('id', 'desc').first();
+      const newest = await t
+        .db('licenses')
+        .where({ order_id: w.orderA, product_id: w.product })
+        .orderBy('id', 'desc')
+        .first();
       await page.getByLabel(`Recipient of ${newest.license_key}`).fill('engineer@globex.example');
       await page.getByRole('button', { name: 'Send the licenses' }).click();
       await page.getByText('1 license(s) sent.').waitFor();
       const mail = await t.db('mail_outbox').where({ to_address: 'engineer@globex.example' }).first();
-      assert.ok(mail && mail.text_body.includes(newest.license_key), 'the mail with the key is in the outbox');
+      assert.ok(mail?.text_body.includes(newest.license_key), 'the mail with the key is in the outbox');
 
       await page.getByRole('link', { name: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA' }).click();
       await page.getByRole('heading', { name: /AAAA-AAAA/ }).waitFor();

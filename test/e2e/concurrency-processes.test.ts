@@ -33,7 +33,10 @@ import { ensureSigningKey } from '../../app/services/signing-keys.ts';
  */
 
 /** The SQLite driver itself (it ships no type declarations): a lock probe beside the processes. */
-const SqliteDatabase = createRequire(import.meta.url)('better-sqlite3') as new (file: string, options: { timeout: number }) => { exec(sql: string): void; close(): void };
+const SqliteDatabase = createRequire(import.meta.url)('better-sqlite3') as new (
+  file: string,
+  options: { timeout: number },
+) => { exec(sql: string): void; close(): void };
 
 describe('Seat limits under concurrency (real HTTP, real database)', function () {
   this.timeout(120_000);
@@ -46,7 +49,16 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
 
     const start = async () => {
       // Every simultaneous upload gets a slot: the seat rules are under test here, the slots in upload-limits.test.ts.
-      const child = serverProcess({ PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, TRUST_PROXY: 'true', LOG_LEVEL: 'warn', NODE_ENV: 'test', OFFLINE_UPLOAD_SLOTS: '100' });
+      const child = serverProcess({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATA_DIR: dataDir,
+        DATABASE_URL: database.url,
+        TRUST_PROXY: 'true',
+        LOG_LEVEL: 'warn',
+        NODE_ENV: 'test',
+        OFFLINE_UPLOAD_SLOTS: '100',
+      });
       children.push(child);
       const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
       return { child, base: url!.replace('localhost', '127.0.0.1') };
@@ -67,7 +79,7 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
       if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     });
 
-    it('two processes: 50 simultaneous activations split across both leave exactly 5 devices', async function () {
+    it('two processes: 50 simultaneous activations split across both leave exactly 5 devices', async () => {
       // On SQLite too: its transactions begin IMMEDIATE (db/knexfile.ts), so the two processes queue for
       // the file's write lock (busy_timeout) instead of failing with "database is locked".
       const SEATS = 5;
@@ -79,8 +91,17 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
         const browsers = await Promise.all(range(DEVICES).map((i) => openBrowser(servers[i % 2]!.base)));
         const devices = range(DEVICES).map((i) => makeDevice(`HW-P${i}`));
         const files = devices.map((d) => d.activationRequest({ product: PRODUCT, licenseKey }).text);
-        const responses = await Promise.all(files.map((text, i) => upload(servers[(i + 1) % 2]!.base, browsers[i]!, text, `10.100.${i}.1`)));
-        assert.deepEqual(tally(responses.map(told)), { [GRANTED]: SEATS, [NO_SEATS]: DEVICES - SEATS }, servers.map((s) => s.child.output()).join('\n').slice(-3000));
+        const responses = await Promise.all(
+          files.map((text, i) => upload(servers[(i + 1) % 2]!.base, browsers[i]!, text, `10.100.${i}.1`)),
+        );
+        assert.deepEqual(
+          tally(responses.map(told)),
+          { [GRANTED]: SEATS, [NO_SEATS]: DEVICES - SEATS },
+          servers
+            .map((s) => s.child.output())
+            .join('\n')
+            .slice(-3000),
+        );
         const granted = responses.flatMap((r, i) => (r.status === 200 ? [devices[i]!.hardwareId] : []));
         await assertFullLicense(database.db, id, SEATS, DEVICES, granted, 'two processes');
       } finally {
@@ -99,8 +120,12 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
       // A slow step inside the transaction, in the test database only: after the activation has taken
       // its seat and written its device and nonce rows, inserting this nonce runs a query that never ends.
       await database.db.raw('CREATE TABLE test_spin (x INTEGER)');
-      await database.db.raw('INSERT INTO test_spin (x) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c');
-      await database.db.raw(`CREATE TRIGGER test_hang AFTER INSERT ON request_nonces WHEN NEW.nonce = '${req.nonce}' BEGIN SELECT count(*) FROM test_spin a, test_spin b, test_spin c, test_spin d; END`);
+      await database.db.raw(
+        'INSERT INTO test_spin (x) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) SELECT x FROM c',
+      );
+      await database.db.raw(
+        `CREATE TRIGGER test_hang AFTER INSERT ON request_nonces WHEN NEW.nonce = '${req.nonce}' BEGIN SELECT count(*) FROM test_spin a, test_spin b, test_spin c, test_spin d; END`,
+      );
 
       const first = await start();
       const browser = await openBrowser(first.base);
@@ -112,7 +137,11 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
       const probe = new SqliteDatabase(file, { timeout: 0 });
       try {
         let lockedSince: number | null = null;
-        for (const started = Date.now(); lockedSince === null || Date.now() - lockedSince < 200; await new Promise((r) => setTimeout(r, 10))) {
+        for (
+          const started = Date.now();
+          lockedSince === null || Date.now() - lockedSince < 200;
+          await new Promise((r) => setTimeout(r, 10))
+        ) {
           assert.ok(Date.now() - started < 15_000, 'the activation never got stuck in its transaction');
           try {
             probe.exec('BEGIN IMMEDIATE');
@@ -130,10 +159,22 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
       assert.equal(first.child.signalCode, 'SIGKILL');
       assert.equal(await pending, 'connection lost');
 
-      assert.equal(Number((await database.db('devices').where({ license_id: id }).count({ n: '*' }).first())!.n), 0, 'no device row');
-      assert.equal(Number((await database.db('request_nonces').where({ nonce: req.nonce }).count({ n: '*' }).first())!.n), 0, 'no nonce row');
+      assert.equal(
+        Number((await database.db('devices').where({ license_id: id }).count({ n: '*' }).first())!.n),
+        0,
+        'no device row',
+      );
+      assert.equal(
+        Number((await database.db('request_nonces').where({ nonce: req.nonce }).count({ n: '*' }).first())!.n),
+        0,
+        'no nonce row',
+      );
       assert.deepEqual(await licenseRow(database.db, id), { timesActivated: 0, transferCount: 0 }, 'no seat taken');
-      assert.equal(Number((await database.db('activation_history').where({ license_id: id }).count({ n: '*' }).first())!.n), 0, 'no history row');
+      assert.equal(
+        Number((await database.db('activation_history').where({ license_id: id }).count({ n: '*' }).first())!.n),
+        0,
+        'no history row',
+      );
       assert.deepEqual(await licenseAudit(database.db, id), [], 'no audit event');
       await database.db.raw('DROP TRIGGER test_hang');
 
@@ -142,9 +183,15 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
         const res = await upload(second.base, await openBrowser(second.base), req.text, '10.150.0.2');
         assert.equal(res.status, 200, res.text);
         assert.match(res.text, /License activated/);
-        assert.deepEqual((await activeDevices(database.db, id)).map((d) => d.hardwareId), ['HW-CRASH']);
+        assert.deepEqual(
+          (await activeDevices(database.db, id)).map((d) => d.hardwareId),
+          ['HW-CRASH'],
+        );
         assert.deepEqual(await licenseRow(database.db, id), { timesActivated: 1, transferCount: 0 });
-        assert.deepEqual((await licenseAudit(database.db, id)).map((e) => e.action), ['activation.granted']);
+        assert.deepEqual(
+          (await licenseAudit(database.db, id)).map((e) => e.action),
+          ['activation.granted'],
+        );
       } finally {
         await stopProcess(second.child, 'SIGTERM');
       }

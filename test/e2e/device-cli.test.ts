@@ -18,9 +18,14 @@ const CLI = path.join(projectRoot, 'sdk', 'src', 'cli.ts');
 
 function device(cwd: string, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(TSX, [CLI, ...args], { cwd, encoding: 'utf8', env: { ...process.env, PORTICO_DEVICE_DIR: '' } }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
+    execFile(
+      TSX,
+      [CLI, ...args],
+      { cwd, encoding: 'utf8', env: { ...process.env, PORTICO_DEVICE_DIR: '' } },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -30,19 +35,43 @@ describe('the portico-device binary as a child process (smoke test)', function (
   before(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-device-bin-'));
     const { publicKey } = crypto.generateKeyPairSync('ed25519');
-    fs.writeFileSync(path.join(work, 'portico-keys.json'), JSON.stringify({ keys: [{ kid: 'ed25519-binTestKey000000', status: 'active', pem: publicKey.export({ type: 'spki', format: 'pem' }) }] }));
+    fs.writeFileSync(
+      path.join(work, 'portico-keys.json'),
+      JSON.stringify({
+        keys: [
+          { kid: 'ed25519-binTestKey000000', status: 'active', pem: publicKey.export({ type: 'spki', format: 'pem' }) },
+        ],
+      }),
+    );
   });
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
   it('init and request exit 0 and write a signed request; status exits 3; a usage error exits 2 on stderr; PORTICO_DEVICE_DIR unset means ./.portico-device', async () => {
-    const init = await device(work, 'init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-binary');
+    const init = await device(
+      work,
+      'init',
+      '--product',
+      'ACME-CAD',
+      '--key',
+      'K-1',
+      '--keys',
+      'portico-keys.json',
+      '--hardware-id',
+      'hw-binary',
+    );
     assert.equal(init.code, 0, init.stdout + init.stderr);
     assert.match(init.stdout, /ACME-CAD/);
-    assert.ok(fs.existsSync(path.join(work, '.portico-device', 'device-key.pem')), 'the default state folder, relative to the working directory');
+    assert.ok(
+      fs.existsSync(path.join(work, '.portico-device', 'device-key.pem')),
+      'the default state folder, relative to the working directory',
+    );
 
     const request = await device(work, 'request');
     assert.equal(request.code, 0, request.stdout + request.stderr);
-    const payload = readActivationRequestPayload(verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request').payload);
+    const payload = readActivationRequestPayload(
+      verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request')
+        .payload,
+    );
     assert.equal(payload.hardwareId, 'hw-binary');
 
     const status = await device(work, 'status');

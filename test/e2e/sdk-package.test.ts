@@ -25,14 +25,19 @@ const NAME = '@portico/device-sdk';
 /** The environment of a user's shell: no npm lifecycle variables, no tsx loader from the test runner. */
 function plainEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'NODE_OPTIONS' && k !== 'PORTICO_DEVICE_DIR') env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^npm_/i.test(k) && k !== 'NODE_OPTIONS' && k !== 'PORTICO_DEVICE_DIR') env[k] = v;
   return env;
 }
 
 function run(file: string, args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { cwd, env: plainEnv(), encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? Number((err as { code: number }).code) : null) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? Number((err as { code: number }).code)
+          : null
+        : 0;
       resolve({ code, out: `${stdout}${stderr}` });
     });
   });
@@ -42,10 +47,18 @@ function packSdk(work: string): string {
   if (process.env.PORTICO_SDK_TARBALL) return path.resolve(process.env.PORTICO_SDK_TARBALL);
   const copy = path.join(work, 'sdk');
   fs.mkdirSync(copy);
-  for (const f of ['package.json', 'README.md', 'tsconfig.build.json']) fs.copyFileSync(path.join(SDK, f), path.join(copy, f));
+  for (const f of ['package.json', 'README.md', 'tsconfig.build.json'])
+    fs.copyFileSync(path.join(SDK, f), path.join(copy, f));
   fs.cpSync(path.join(SDK, 'src'), path.join(copy, 'src'), { recursive: true });
   fs.symlinkSync(path.join(projectRoot, 'node_modules'), path.join(copy, 'node_modules'), 'dir');
-  const name = execFileSync('npm', ['pack', '--pack-destination', work, '--loglevel', 'error'], { cwd: copy, env: plainEnv(), encoding: 'utf8' }).trim().split('\n').pop()!;
+  const name = execFileSync('npm', ['pack', '--pack-destination', work, '--loglevel', 'error'], {
+    cwd: copy,
+    env: plainEnv(),
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .pop()!;
   return path.join(work, name);
 }
 
@@ -64,9 +77,16 @@ describe('SDK package: npm pack of sdk/ installs into an empty folder and its CL
     tarball = packSdk(work);
     // Outside the repository: nothing can be found in its node_modules.
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-sdk-install-'));
-    fs.writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
+    fs.writeFileSync(
+      path.join(scratch, 'package.json'),
+      JSON.stringify({ name: 'scratch', private: true, type: 'module' }),
+    );
     // --offline: the package has no dependencies, so nothing may need the registry.
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', '--loglevel', 'error', tarball], { cwd: scratch, env: plainEnv(), encoding: 'utf8' });
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--offline', '--loglevel', 'error', tarball], {
+      cwd: scratch,
+      env: plainEnv(),
+      encoding: 'utf8',
+    });
     bin = path.join(scratch, 'node_modules', '.bin', 'portico-device');
     t = await buildTestApp();
     ({ url: base, server } = await listen(t.app));
@@ -89,14 +109,31 @@ describe('SDK package: npm pack of sdk/ installs into an empty folder and its CL
 
   it('the tarball holds dist/ (JavaScript and .d.ts), README and package.json, and declares no dependencies', () => {
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').sort();
-    for (const f of ['package/package.json', 'package/README.md', 'package/dist/index.js', 'package/dist/index.d.ts', 'package/dist/cli.js', 'package/dist/online.d.ts']) assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
-    assert.deepEqual(files.filter((f) => !/^package\/(package\.json|README\.md|dist\/[\w-]+\.(js|d\.ts))$/.test(f)), [], 'nothing else (no sources, no tests)');
+    for (const f of [
+      'package/package.json',
+      'package/README.md',
+      'package/dist/index.js',
+      'package/dist/index.d.ts',
+      'package/dist/cli.js',
+      'package/dist/online.d.ts',
+    ])
+      assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
+    assert.deepEqual(
+      files.filter((f) => !/^package\/(package\.json|README\.md|dist\/[\w-]+\.(js|d\.ts))$/.test(f)),
+      [],
+      'nothing else (no sources, no tests)',
+    );
     const installed = path.join(scratch, 'node_modules', ...NAME.split('/'));
     const pkg = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8'));
     assert.equal(pkg.name, NAME);
     assert.deepEqual(pkg.bin, { 'portico-device': 'dist/cli.js' });
-    for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies', 'bundleDependencies']) assert.equal(pkg[field], undefined, field);
-    assert.deepEqual(fs.readdirSync(path.join(scratch, 'node_modules')).filter((d) => !d.startsWith('.')), ['@portico'], 'the install added nothing else');
+    for (const field of ['dependencies', 'peerDependencies', 'optionalDependencies', 'bundleDependencies'])
+      assert.equal(pkg[field], undefined, field);
+    assert.deepEqual(
+      fs.readdirSync(path.join(scratch, 'node_modules')).filter((d) => !d.startsWith('.')),
+      ['@portico'],
+      'the install added nothing else',
+    );
     assert.match(fs.readFileSync(path.join(installed, 'dist', 'cli.js'), 'utf8'), /^#!\/usr\/bin\/env node\n/);
   });
 
@@ -105,7 +142,15 @@ describe('SDK package: npm pack of sdk/ installs into an empty folder and its CL
     assert.equal(help.code, 0, help.out);
     assert.match(help.out, /Usage: portico-device/);
 
-    const imported = await run(process.execPath, ['--input-type=module', '-e', `import * as sdk from '${NAME}'; console.log(typeof sdk.verifyLicense, typeof sdk.PorticoClient, typeof sdk.createActivationRequest)`], scratch);
+    const imported = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import * as sdk from '${NAME}'; console.log(typeof sdk.verifyLicense, typeof sdk.PorticoClient, typeof sdk.createActivationRequest)`,
+      ],
+      scratch,
+    );
     assert.equal(imported.code, 0, imported.out);
     assert.equal(imported.out.trim(), 'function function function');
 
@@ -123,17 +168,49 @@ describe('SDK package: npm pack of sdk/ installs into an empty folder and its CL
     );
     const tsc = path.join(projectRoot, 'node_modules', 'typescript', 'bin', 'tsc');
     const typeRoots = path.join(projectRoot, 'node_modules', '@types');
-    const checked = await run(process.execPath, [tsc, '--noEmit', '--strict', '--module', 'nodenext', '--target', 'es2023', '--typeRoots', typeRoots, '--types', 'node', 'consumer.ts'], scratch);
+    const checked = await run(
+      process.execPath,
+      [
+        tsc,
+        '--noEmit',
+        '--strict',
+        '--module',
+        'nodenext',
+        '--target',
+        'es2023',
+        '--typeRoots',
+        typeRoots,
+        '--types',
+        'node',
+        'consumer.ts',
+      ],
+      scratch,
+    );
     assert.equal(checked.code, 0, checked.out);
   });
 
   it('the installed CLI: init → activate --online → status → deactivate --online → status 3', async () => {
     const now = t.clock.now();
-    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'PKG-1', customerId: customer }, now);
     const key = Array(7).fill('PKG0').join('-');
-    const licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 1 }, startDate: now }, now);
+    const licenseId = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: key,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 1 },
+        startDate: now,
+      },
+      now,
+    );
     const keysFile = path.join(scratch, 'portico-keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(scratch, 'device');

@@ -29,13 +29,24 @@ describe('server.ts and npm run demo as real processes', function () {
   });
 
   it('first start: migrates, makes a 0600 signing key, prints a one-time setup link that works once; stops gracefully', async () => {
-    const child = runScript('server.ts', { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, LOG_LEVEL: 'warn', BASE_URL: '' });
+    const child = runScript('server.ts', {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      LOG_LEVEL: 'warn',
+      BASE_URL: '',
+    });
     try {
       const [, base] = await waitFor(child, /listening on (http:\/\/\S+)/);
       const [, link] = await waitFor(child, /one-time link[^\n]*\n\s+(http:\/\/\S+)/);
       const url = base!.replace('localhost', '127.0.0.1');
       await request(url).get('/login').expect(200);
-      assert.equal(Number((await database.db('accounts').count({ n: '*' }).first())!.n), 0, 'no account before the link is used');
+      assert.equal(
+        Number((await database.db('accounts').count({ n: '*' }).first())!.n),
+        0,
+        'no account before the link is used',
+      );
       const keys = fs.readdirSync(path.join(dataDir, 'keys'));
       assert.equal(keys.length, 1);
       assert.equal(fs.statSync(path.join(dataDir, 'keys', keys[0]!)).mode & 0o777, 0o600);
@@ -43,7 +54,18 @@ describe('server.ts and npm run demo as real processes', function () {
       const setupPath = new URL(link!).pathname;
       const agent = request.agent(url);
       const page = await agent.get(setupPath).expect(200);
-      await agent.post(setupPath).type('form').send({ _csrf: csrfFrom(page.text), name: 'First Admin', email: 'first@vendor.example', language: 'en', password: 'a long first password', password_confirmation: 'a long first password' }).expect(303);
+      await agent
+        .post(setupPath)
+        .type('form')
+        .send({
+          _csrf: csrfFrom(page.text),
+          name: 'First Admin',
+          email: 'first@vendor.example',
+          language: 'en',
+          password: 'a long first password',
+          password_confirmation: 'a long first password',
+        })
+        .expect(303);
       await request(url).get(setupPath).expect(404);
       assert.equal(Number((await database.db('accounts').count({ n: '*' }).first())!.n), 1);
     } finally {
@@ -53,7 +75,13 @@ describe('server.ts and npm run demo as real processes', function () {
   });
 
   it('a restart after setup prints no setup link and keeps its key', async () => {
-    const child = runScript('server.ts', { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, LOG_LEVEL: 'warn' });
+    const child = runScript('server.ts', {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      LOG_LEVEL: 'warn',
+    });
     try {
       await waitFor(child, /listening on/);
       await new Promise((r) => setTimeout(r, 200));
@@ -69,12 +97,22 @@ describe('server.ts and npm run demo as real processes', function () {
     const child = runScript('db/seeds/demo.ts', { DATA_DIR: dataDir, DATABASE_URL: database.url });
     assert.equal(await exitOf(child), 0, child.output());
     const [, password] = /reseller@demo\.portico\.test\s+(\S+)/.exec(child.output())!;
-    const server = runScript('server.ts', { PORT: '0', HOST: '127.0.0.1', DATA_DIR: dataDir, DATABASE_URL: database.url, LOG_LEVEL: 'warn' });
+    const server = runScript('server.ts', {
+      PORT: '0',
+      HOST: '127.0.0.1',
+      DATA_DIR: dataDir,
+      DATABASE_URL: database.url,
+      LOG_LEVEL: 'warn',
+    });
     try {
       const [, base] = await waitFor(server, /listening on (http:\/\/\S+)/);
       const agent = request.agent(base!.replace('localhost', '127.0.0.1'));
       const page = await agent.get('/login').expect(200);
-      await agent.post('/login').type('form').send({ _csrf: csrfFrom(page.text), email: 'reseller@demo.portico.test', password }).expect(303);
+      await agent
+        .post('/login')
+        .type('form')
+        .send({ _csrf: csrfFrom(page.text), email: 'reseller@demo.portico.test', password })
+        .expect(303);
       const dash = await agent.get('/portal').expect(200);
       assert.match(dash.text, /ORD-1001/);
       assert.match(dash.text, /Globex GmbH/);

@@ -68,7 +68,14 @@ export async function createAccount(db: Knex, fields: Partial<accounts.NewAccoun
   const email = fields.email ?? `user${counter}-${Date.now()}@example.com`;
   const id = await accounts.insert(
     db,
-    { email, name: fields.name ?? `User ${counter}`, passwordHash: await hashPassword(password), role: fields.role ?? 'manager', language: fields.language ?? 'en', mustChangePassword: fields.mustChangePassword },
+    {
+      email,
+      name: fields.name ?? `User ${counter}`,
+      passwordHash: await hashPassword(password),
+      role: fields.role ?? 'manager',
+      language: fields.language ?? 'en',
+      mustChangePassword: fields.mustChangePassword,
+    },
     new Date(),
   );
   return { id, email: email.toLowerCase(), password };
@@ -82,17 +89,35 @@ export function csrfFrom(html: string): string {
 }
 
 /** A cookie-keeping client that has logged in through the real form. */
-export async function loginAgent(app: PorticoApp, email: string, password: string, headers: Record<string, string> = {}) {
+export async function loginAgent(
+  app: PorticoApp,
+  email: string,
+  password: string,
+  headers: Record<string, string> = {},
+) {
   const agent = request.agent(app);
   const page = await agent.get('/login').set(headers).expect(200);
-  await agent.post('/login').set(headers).type('form').send({ _csrf: csrfFrom(page.text), email, password }).expect(303);
+  await agent
+    .post('/login')
+    .set(headers)
+    .type('form')
+    .send({ _csrf: csrfFrom(page.text), email, password })
+    .expect(303);
   return agent;
 }
 
 /** GETs a page and POSTs a form from it with its CSRF token. */
-export async function submitForm(agent: ReturnType<typeof request.agent>, pageUrl: string, actionUrl: string, fields: Record<string, string>) {
+export async function submitForm(
+  agent: ReturnType<typeof request.agent>,
+  pageUrl: string,
+  actionUrl: string,
+  fields: Record<string, string>,
+) {
   const page = await agent.get(pageUrl).expect(200);
-  return agent.post(actionUrl).type('form').send({ _csrf: csrfFrom(page.text), ...fields });
+  return agent
+    .post(actionUrl)
+    .type('form')
+    .send({ _csrf: csrfFrom(page.text), ...fields });
 }
 
 export async function auditActions(db: Knex): Promise<string[]> {
@@ -107,7 +132,9 @@ export async function adminAgent(t: TestApp, language = 'en') {
 
 /** The audit events of one object, oldest first, with parsed before/after. */
 export async function auditOf(db: Knex, objectType: string, objectId: number | string) {
-  const rows = await db('audit_events').where({ object_type: objectType, object_id: String(objectId) }).orderBy('id');
+  const rows = await db('audit_events')
+    .where({ object_type: objectType, object_id: String(objectId) })
+    .orderBy('id');
   return rows.map((r: Record<string, unknown>) => ({
     action: String(r.action),
     actor: r.actor_account_id === null ? null : Number(r.actor_account_id),

@@ -34,7 +34,10 @@ export interface Browser {
 export async function openBrowser(base: string): Promise<Browser> {
   const page = await request(base).get('/offline').expect(200);
   const action = /action="([^"]*\?_csrf=[^"]*)"/.exec(page.text)![1]!.replace(/&amp;/g, '&');
-  const cookie = ([] as string[]).concat(page.headers['set-cookie'] ?? []).map((c) => c.split(';')[0]).join('; ');
+  const cookie = ([] as string[])
+    .concat(page.headers['set-cookie'] ?? [])
+    .map((c) => c.split(';')[0])
+    .join('; ');
   assert.ok(cookie, 'the page opened a session (the CSRF token lives in it)');
   return { cookie, action };
 }
@@ -44,7 +47,11 @@ export async function openBrowser(base: string): Promise<Browser> {
  * requests per address per 15 minutes; X-Forwarded-For is a header value only, trusted via TRUST_PROXY).
  */
 export function upload(base: string, browser: Browser, text: string, clientIp: string) {
-  return request(base).post(browser.action).set('Cookie', browser.cookie).set('X-Forwarded-For', clientIp).attach('file', Buffer.from(text), 'activation-request.req');
+  return request(base)
+    .post(browser.action)
+    .set('Cookie', browser.cookie)
+    .set('X-Forwarded-For', clientIp)
+    .attach('file', Buffer.from(text), 'activation-request.req');
 }
 
 /** server.ts as a real process (node itself with the tsx loader: SIGKILL reaches the server). */
@@ -78,7 +85,18 @@ export async function seedVendor(db: Knex, now: Date) {
   return async (over: Partial<catalog.Entitlements>) => {
     const licenseKey = generateLicenseKey();
     const startDate = new Date(now.getTime() - 86_400_000);
-    const id = await catalog.insertLicense(db, { orderId: order, productId: product, policyId: null, licenseKey, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, ...over }, startDate }, now);
+    const id = await catalog.insertLicense(
+      db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, ...over },
+        startDate,
+      },
+      now,
+    );
     return { id, licenseKey };
   };
 }
@@ -89,18 +107,32 @@ export async function licenseRow(db: Knex, id: number) {
 }
 
 export async function activeDevices(db: Knex, licenseId: number): Promise<{ id: number; hardwareId: string }[]> {
-  const rows = await db('devices').where({ license_id: licenseId }).whereNull('deactivated_at').orderBy('id').select('id', 'hardware_id');
-  return rows.map((r: { id: number; hardware_id: string }) => ({ id: Number(r.id), hardwareId: String(r.hardware_id) }));
+  const rows = await db('devices')
+    .where({ license_id: licenseId })
+    .whereNull('deactivated_at')
+    .orderBy('id')
+    .select('id', 'hardware_id');
+  return rows.map((r: { id: number; hardware_id: string }) => ({
+    id: Number(r.id),
+    hardwareId: String(r.hardware_id),
+  }));
 }
 
 export async function licenseAudit(db: Knex, licenseId: number) {
-  const rows = await db('audit_events').where({ object_type: 'license', object_id: String(licenseId) }).orderBy('id').select('action', 'after_state');
-  return rows.map((r: { action: string; after_state: string | null }) => ({ action: String(r.action), after: r.after_state ? (JSON.parse(String(r.after_state)) as Record<string, unknown>) : null }));
+  const rows = await db('audit_events')
+    .where({ object_type: 'license', object_id: String(licenseId) })
+    .orderBy('id')
+    .select('action', 'after_state');
+  return rows.map((r: { action: string; after_state: string | null }) => ({
+    action: String(r.action),
+    after: r.after_state ? (JSON.parse(String(r.after_state)) as Record<string, unknown>) : null,
+  }));
 }
 
 /** What the page told the user: its status and the refusal's first line, or the page heading. */
 export function told(res: { status: number; text: string }): string {
-  const headline = /role="alert">\s*<p><strong>([^<]*)</.exec(res.text)?.[1] ?? /<h1>([^<]*)<\/h1>/.exec(res.text)?.[1] ?? '';
+  const headline =
+    /role="alert">\s*<p><strong>([^<]*)</.exec(res.text)?.[1] ?? /<h1>([^<]*)<\/h1>/.exec(res.text)?.[1] ?? '';
   return `${res.status} ${headline.replace(/&#39;/g, "'")}`;
 }
 export const GRANTED = '200 License activated';
@@ -114,19 +146,46 @@ export function tally(values: (number | string)[]): Record<string, number> {
 }
 
 /** The seat rules after a burst: exactly `seats` active devices, all counted, each with its nonce, audited once. */
-export async function assertFullLicense(db: Knex, licenseId: number, seats: number, attempts: number, grantedHardwareIds: string[], label: string) {
+export async function assertFullLicense(
+  db: Knex,
+  licenseId: number,
+  seats: number,
+  attempts: number,
+  grantedHardwareIds: string[],
+  label: string,
+) {
   const active = await activeDevices(db, licenseId);
   assert.equal(active.length, seats, `${label}: active devices`);
-  assert.equal(Number((await db('devices').where({ license_id: licenseId }).count({ n: '*' }).first())!.n), seats, `${label}: no device rows besides the granted ones`);
-  assert.deepEqual(active.map((d) => d.hardwareId).sort(), [...grantedHardwareIds].sort(), `${label}: the devices in the database are the ones told "activated"`);
-  assert.deepEqual(await licenseRow(db, licenseId), { timesActivated: seats, transferCount: 0 }, `${label}: times_activated / transfer_count`);
-  assert.equal(Number((await db('request_nonces').where({ license_id: licenseId }).count({ n: '*' }).first())!.n), seats, `${label}: one nonce per granted request`);
+  assert.equal(
+    Number((await db('devices').where({ license_id: licenseId }).count({ n: '*' }).first())!.n),
+    seats,
+    `${label}: no device rows besides the granted ones`,
+  );
+  assert.deepEqual(
+    active.map((d) => d.hardwareId).sort(),
+    [...grantedHardwareIds].sort(),
+    `${label}: the devices in the database are the ones told "activated"`,
+  );
+  assert.deepEqual(
+    await licenseRow(db, licenseId),
+    { timesActivated: seats, transferCount: 0 },
+    `${label}: times_activated / transfer_count`,
+  );
+  assert.equal(
+    Number((await db('request_nonces').where({ license_id: licenseId }).count({ n: '*' }).first())!.n),
+    seats,
+    `${label}: one nonce per granted request`,
+  );
   const audit = await licenseAudit(db, licenseId);
   assert.equal(audit.length, attempts, `${label}: one audit event per request`);
   assert.equal(audit.filter((e) => e.action === 'activation.granted').length, seats, `${label}: granted events`);
   const refused = audit.filter((e) => e.action === 'activation.refused');
   assert.equal(refused.length, attempts - seats, `${label}: refused events`);
-  assert.deepEqual(tally(refused.map((e) => String(e.after?.code))), { no_seats: attempts - seats }, `${label}: every refusal says no seats are left`);
+  assert.deepEqual(
+    tally(refused.map((e) => String(e.after?.code))),
+    { no_seats: attempts - seats },
+    `${label}: every refusal says no seats are left`,
+  );
 }
 
 /** One test app serving on loopback with one offline-capable product: the fixture of the one-server scenarios. */
@@ -183,8 +242,14 @@ export async function activationBurstRounds({ base, t, addLicense }: OneServer, 
  */
 export async function floatingRounds({ base, t, addLicense }: OneServer, rounds: number) {
   const SLOTS = 3;
-  const { id, licenseKey } = await addLicense({ floating: true, floatingUsers: SLOTS, floatingTimeoutMinutes: 10, maxActivations: 1000 });
-  const api = (action: string, body: object, i: number) => request(base).post(`/api/v1/${action}`).set('X-Forwarded-For', `10.250.${i}.1`).send(body);
+  const { id, licenseKey } = await addLicense({
+    floating: true,
+    floatingUsers: SLOTS,
+    floatingTimeoutMinutes: 10,
+    maxActivations: 1000,
+  });
+  const api = (action: string, body: object, i: number) =>
+    request(base).post(`/api/v1/${action}`).set('X-Forwarded-For', `10.250.${i}.1`).send(body);
   for (let round = 0; round < rounds; round++) {
     // Fill the slots, let them lapse, then everyone at once: the old devices check in, new ones activate.
     const holders = range(SLOTS).map((i) => makeDevice(`HW-FLOAT-${round}-OLD-${i}`));
@@ -192,21 +257,39 @@ export async function floatingRounds({ base, t, addLicense }: OneServer, rounds:
     for (const [i, d] of holders.entries()) {
       const active = (await activeDevices(t.db, id)).length;
       if (active >= SLOTS) break;
-      const res = await api('activate', { request: d.activationRequest({ product: PRODUCT, licenseKey }).text }, i).expect(200);
+      const res = await api(
+        'activate',
+        { request: d.activationRequest({ product: PRODUCT, licenseKey }).text },
+        i,
+      ).expect(200);
       refs.push({ device: d, ref: { product: PRODUCT, licenseId: id, activationId: Number(res.body.activationId) } });
     }
     t.clock.advance(11 * 60_000);
     const newcomers = range(8).map((i) => makeDevice(`HW-FLOAT-${round}-NEW-${i}`));
     const answers = await Promise.all([
       ...refs.map(({ device, ref }, i) => api('check', { request: device.checkRequest(ref) }, 100 + i)),
-      ...newcomers.map((d, i) => api('activate', { request: d.activationRequest({ product: PRODUCT, licenseKey }).text }, 200 + i)),
+      ...newcomers.map((d, i) =>
+        api('activate', { request: d.activationRequest({ product: PRODUCT, licenseKey }).text }, 200 + i),
+      ),
     ]);
     const statuses = answers.map((a) => a.status);
-    assert.ok(statuses.every((s) => [200, 409, 410].includes(s)), `round ${round + 1}: only granted, no seats or lapsed, got ${JSON.stringify(tally(statuses))}`);
+    assert.ok(
+      statuses.every((s) => [200, 409, 410].includes(s)),
+      `round ${round + 1}: only granted, no seats or lapsed, got ${JSON.stringify(tally(statuses))}`,
+    );
     const active = await activeDevices(t.db, id);
     assert.ok(active.length <= SLOTS, `round ${round + 1}: ${active.length} active devices on ${SLOTS} slots`);
-    assert.equal((await licenseRow(t.db, id)).timesActivated, active.length, `round ${round + 1}: times_activated = active devices`);
-    assert.equal(answers.slice(refs.length).filter((a) => a.status === 200).length + answers.slice(0, refs.length).filter((a) => a.status === 200).length, active.length, `round ${round + 1}: every 200 holds a slot`);
+    assert.equal(
+      (await licenseRow(t.db, id)).timesActivated,
+      active.length,
+      `round ${round + 1}: times_activated = active devices`,
+    );
+    assert.equal(
+      answers.slice(refs.length).filter((a) => a.status === 200).length +
+        answers.slice(0, refs.length).filter((a) => a.status === 200).length,
+      active.length,
+      `round ${round + 1}: every 200 holds a slot`,
+    );
     t.clock.advance(11 * 60_000);
   }
 }
@@ -241,13 +324,25 @@ export async function mixedRounds({ base, t, addLicense }: OneServer, rounds: nu
     // New machines (transfers once every seat has served a machine) and one machine the license knew.
     const fresh = range(NEW_PER_ROUND).map((i) => makeDevice(`HW-MIX-${round}-${i}`));
     const returning = [...known.values()].find((k) => !before.some((d) => d.hardwareId === k.device.hardwareId));
-    const activations = [...fresh.map((d) => ({ device: d, req: d.activationRequest({ product: PRODUCT, licenseKey }) })), ...(returning ? [{ device: returning.device, req: returning.device.activationRequest({ product: PRODUCT, licenseKey }) }] : [])];
-    activations.forEach((a, i) => http.push(upload(base, browsers[i]!, a.req.text, nextIp()).then((r) => r.status)));
+    const activations = [
+      ...fresh.map((d) => ({ device: d, req: d.activationRequest({ product: PRODUCT, licenseKey }) })),
+      ...(returning
+        ? [{ device: returning.device, req: returning.device.activationRequest({ product: PRODUCT, licenseKey }) }]
+        : []),
+    ];
+    activations.forEach((a, i) => {
+      http.push(upload(base, browsers[i]!, a.req.text, nextIp()).then((r) => r.status));
+    });
     // The device holding the oldest seat deactivates itself with a signed request; the next one is reset from the portal.
     const [deactivating, resetting, ...rest] = before;
     if (deactivating) {
       const k = known.get(deactivating.hardwareId)!;
-      const d = k.device.deactivationRequest({ product: PRODUCT, licenseId: id, activationId: deactivating.id, requestNonce: k.nonce });
+      const d = k.device.deactivationRequest({
+        product: PRODUCT,
+        licenseId: id,
+        activationId: deactivating.id,
+        requestNonce: k.nonce,
+      });
       http.push(upload(base, browsers[NEW_PER_ROUND + 1]!, d.text, nextIp()).then((r) => r.status));
     }
     if (resetting) ops.push(resetDevice(deps(), actor, id, resetting.id));
@@ -263,17 +358,38 @@ export async function mixedRounds({ base, t, addLicense }: OneServer, rounds: nu
       }
     }
     const statuses = results.slice(0, http.length).map((r) => (r.status === 'fulfilled' ? (r.value as number) : -1));
-    const errors = () => JSON.stringify(t.logs.filter((l) => Number(l.level) >= 50).map((l) => (l.err as { message?: string } | undefined)?.message ?? l.msg));
-    for (const s of statuses) assert.ok(s === 200 || s === 409, `${label}: HTTP ${s} (${JSON.stringify(tally(statuses))}) ${errors()}`);
-    for (const [i, a] of activations.entries()) if (statuses[i] === 200) known.set(a.device.hardwareId, { device: a.device, nonce: a.req.nonce });
+    const errors = () =>
+      JSON.stringify(
+        t.logs
+          .filter((l) => Number(l.level) >= 50)
+          .map((l) => (l.err as { message?: string } | undefined)?.message ?? l.msg),
+      );
+    for (const s of statuses)
+      assert.ok(s === 200 || s === 409, `${label}: HTTP ${s} (${JSON.stringify(tally(statuses))}) ${errors()}`);
+    for (const [i, a] of activations.entries())
+      if (statuses[i] === 200) known.set(a.device.hardwareId, { device: a.device, nonce: a.req.nonce });
 
     const active = await activeDevices(t.db, id);
     const row = await licenseRow(t.db, id);
-    assert.equal(row.timesActivated, active.length, `${label}: times_activated must equal the active devices (${JSON.stringify(tally(statuses))})`);
+    assert.equal(
+      row.timesActivated,
+      active.length,
+      `${label}: times_activated must equal the active devices (${JSON.stringify(tally(statuses))})`,
+    );
     assert.ok(active.length <= SEATS, `${label}: ${active.length} active devices on ${SEATS} seats`);
-    assert.equal(new Set(active.map((d) => d.hardwareId)).size, active.length, `${label}: one active device per machine`);
+    assert.equal(
+      new Set(active.map((d) => d.hardwareId)).size,
+      active.length,
+      `${label}: one active device per machine`,
+    );
     // SPEC §1: once every seat has served a machine, each further new machine is one transfer.
-    const machines = Number((await t.db('devices').where({ license_id: id }).countDistinct({ n: 'hardware_id' }).first())!.n);
-    assert.equal(row.transferCount, Math.max(0, machines - SEATS), `${label}: transfer_count for ${machines} machines on ${SEATS} seats`);
+    const machines = Number(
+      (await t.db('devices').where({ license_id: id }).countDistinct({ n: 'hardware_id' }).first())!.n,
+    );
+    assert.equal(
+      row.transferCount,
+      Math.max(0, machines - SEATS),
+      `${label}: transfer_count for ${machines} machines on ${SEATS} seats`,
+    );
   }
 }

@@ -9,7 +9,13 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
     hardwareId,
     privateKey,
     devicePublicKey,
-    activationRequest(fields: { product: string; licenseKey?: string | null; user?: string | null; nonce?: string; devicePublicKey?: string }) {
+    activationRequest(fields: {
+      product: string;
+      licenseKey?: string | null;
+      user?: string | null;
+      nonce?: string;
+      devicePublicKey?: string;
+    }) {
       const nonce = fields.nonce ?? crypto.randomBytes(16).toString('base64url');
       const payload = {
         v: 1,
@@ -27,11 +33,35 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
       return { text: signEnvelope('activation-request', 'device', payload, privateKey), nonce };
     },
     checkRequest(license: { product: string; licenseId: number; activationId: number }) {
-      const payload = { v: 1, product: license.product, licenseId: license.licenseId, activationId: license.activationId, hardwareId, devicePublicKey, nonce: crypto.randomBytes(16).toString('base64url'), createdAt: new Date().toISOString() };
+      const payload = {
+        v: 1,
+        product: license.product,
+        licenseId: license.licenseId,
+        activationId: license.activationId,
+        hardwareId,
+        devicePublicKey,
+        nonce: crypto.randomBytes(16).toString('base64url'),
+        createdAt: new Date().toISOString(),
+      };
       return signEnvelope('check-request', 'device', payload, privateKey);
     },
-    deactivationRequest(license: { product: string; licenseId: number; activationId: number; requestNonce: string }, usage: { feature: string; amount: number }[] = [], nonce = crypto.randomBytes(16).toString('base64url')) {
-      const payload = { v: 1, product: license.product, licenseId: license.licenseId, activationId: license.activationId, hardwareId, devicePublicKey, activationNonce: license.requestNonce, nonce, createdAt: new Date().toISOString(), usage };
+    deactivationRequest(
+      license: { product: string; licenseId: number; activationId: number; requestNonce: string },
+      usage: { feature: string; amount: number }[] = [],
+      nonce = crypto.randomBytes(16).toString('base64url'),
+    ) {
+      const payload = {
+        v: 1,
+        product: license.product,
+        licenseId: license.licenseId,
+        activationId: license.activationId,
+        hardwareId,
+        devicePublicKey,
+        activationNonce: license.requestNonce,
+        nonce,
+        createdAt: new Date().toISOString(),
+        usage,
+      };
       return { text: signEnvelope('deactivation-request', 'device', payload, privateKey), nonce };
     },
   };

@@ -1,10 +1,15 @@
-import request from 'supertest';
+import type request from 'supertest';
 import { csrfFrom } from './app.ts';
 
 type Agent = ReturnType<typeof request.agent>;
 
 /** Uploads a request file (or ZIP) on the offline portal as a browser would: the page first, for its CSRF token. */
-export async function upload(agent: Agent, content: string | Buffer, fields: Record<string, string> = {}, filename = 'activation-request.req') {
+export async function upload(
+  agent: Agent,
+  content: string | Buffer,
+  fields: Record<string, string> = {},
+  filename = 'activation-request.req',
+) {
   const page = await agent.get('/offline').expect(200);
   const token = csrfFrom(page.text.replace(/action="[^"]*_csrf=([^"&]+)"/, 'name="_csrf" value="$1"'));
   const req = agent.post(`/offline/requests?_csrf=${encodeURIComponent(token)}`);

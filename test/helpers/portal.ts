@@ -11,17 +11,77 @@ import { createAccount } from './app.ts';
 export async function portalWorld(db: Knex) {
   const now = new Date();
   const product = await catalog.insertProduct(db, { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' }, now);
-  const userProduct = await catalog.insertProduct(db, { name: 'Acme Analytics', code: 'analytics', authorizationMethod: 'user' }, now);
-  const floating = { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 3, maxTransfers: 2, allowOffline: true, floating: true, floatingUsers: 3, floatingTimeoutMinutes: 30, canBorrow: true, maxBorrowHours: 48 };
-  const policy = await catalog.insertPolicy(db, { productId: product, name: 'Floating', isDefault: true, entitlements: floating }, now);
-  const userPolicy = await catalog.insertPolicy(db, { productId: userProduct, name: 'Team', isDefault: true, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 } }, now);
+  const userProduct = await catalog.insertProduct(
+    db,
+    { name: 'Acme Analytics', code: 'analytics', authorizationMethod: 'user' },
+    now,
+  );
+  const floating = {
+    ...catalog.DEFAULT_ENTITLEMENTS,
+    maxActivations: 3,
+    maxTransfers: 2,
+    allowOffline: true,
+    floating: true,
+    floatingUsers: 3,
+    floatingTimeoutMinutes: 30,
+    canBorrow: true,
+    maxBorrowHours: 48,
+  };
+  const policy = await catalog.insertPolicy(
+    db,
+    { productId: product, name: 'Floating', isDefault: true, entitlements: floating },
+    now,
+  );
+  const userPolicy = await catalog.insertPolicy(
+    db,
+    {
+      productId: userProduct,
+      name: 'Team',
+      isDefault: true,
+      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 },
+    },
+    now,
+  );
   const customer = await catalog.insertCustomer(db, { kind: 'company', name: 'Globex' }, now);
   const otherCustomer = await catalog.insertCustomer(db, { kind: 'company', name: 'Initech' }, now);
   const orderA = await catalog.insertOrder(db, { orderRef: 'A-1', customerId: customer }, now);
   const orderB = await catalog.insertOrder(db, { orderRef: 'B-1', customerId: otherCustomer }, now);
-  const licenseA = await catalog.insertLicense(db, { orderId: orderA, productId: product, policyId: policy, licenseKey: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA', entitlements: floating, startDate: now }, now);
-  const licenseB = await catalog.insertLicense(db, { orderId: orderB, productId: product, policyId: policy, licenseKey: 'BBBB-BBBB-BBBB-BBBB-BBBB-BBBB-BBBB', entitlements: floating, startDate: now }, now);
-  const userLicense = await catalog.insertLicense(db, { orderId: orderA, productId: userProduct, policyId: userPolicy, licenseKey: null, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 }, startDate: now }, now);
+  const licenseA = await catalog.insertLicense(
+    db,
+    {
+      orderId: orderA,
+      productId: product,
+      policyId: policy,
+      licenseKey: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA',
+      entitlements: floating,
+      startDate: now,
+    },
+    now,
+  );
+  const licenseB = await catalog.insertLicense(
+    db,
+    {
+      orderId: orderB,
+      productId: product,
+      policyId: policy,
+      licenseKey: 'BBBB-BBBB-BBBB-BBBB-BBBB-BBBB-BBBB',
+      entitlements: floating,
+      startDate: now,
+    },
+    now,
+  );
+  const userLicense = await catalog.insertLicense(
+    db,
+    {
+      orderId: orderA,
+      productId: userProduct,
+      policyId: userPolicy,
+      licenseKey: null,
+      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 },
+      startDate: now,
+    },
+    now,
+  );
 
   const managerAll = await createAccount(db, { role: 'manager', name: 'All Perms' });
   const managerNone = await createAccount(db, { role: 'manager', name: 'No Perms' });
@@ -35,19 +95,53 @@ export async function portalWorld(db: Knex) {
   await catalog.grantPermissions(db, managerAll.id, PERMISSIONS);
   await catalog.grantPermissions(db, managerB.id, PERMISSIONS);
   for (const m of [managerAll.id, managerB.id]) {
-    await db('manager_quotas').insert([{ account_id: m, product_id: product, quota: 5, issued: 0 }, { account_id: m, product_id: userProduct, quota: null, issued: 0 }]);
+    await db('manager_quotas').insert([
+      { account_id: m, product_id: product, quota: 5, issued: 0 },
+      { account_id: m, product_id: userProduct, quota: null, issued: 0 },
+    ]);
   }
   await catalog.assignLicenseUser(db, userLicense, endUser.id, 2, now);
   await catalog.assignLicenseUser(db, userLicense, secondUser.id, 2, now);
 
   const device = async (licenseId: number, hardwareId: string, userId: number | null = null) => {
-    const [id] = await db('devices').insert({ license_id: licenseId, license_user_account_id: userId, hardware_id: hardwareId, active_hardware_id: hardwareId, hostname: `${hardwareId}.local`, channel: 'offline', activated_at: now });
+    const [id] = await db('devices').insert({
+      license_id: licenseId,
+      license_user_account_id: userId,
+      hardware_id: hardwareId,
+      active_hardware_id: hardwareId,
+      hostname: `${hardwareId}.local`,
+      channel: 'offline',
+      activated_at: now,
+    });
     await db('licenses').where({ id: licenseId }).increment('times_activated', 1);
-    if (userId) await db('license_user_assignments').where({ license_id: licenseId, account_id: userId }).increment('times_activated', 1);
+    if (userId)
+      await db('license_user_assignments')
+        .where({ license_id: licenseId, account_id: userId })
+        .increment('times_activated', 1);
     return Number(id);
   };
   const deviceA = await device(licenseA, 'HW-A');
   const deviceB = await device(licenseB, 'HW-B');
   const userDevice = await device(userLicense, 'HW-U', endUser.id);
-  return { product, userProduct, policy, userPolicy, customer, orderA, orderB, licenseA, licenseB, userLicense, deviceA, deviceB, userDevice, managerAll, managerNone, managerB, endUser, secondUser, admin };
+  return {
+    product,
+    userProduct,
+    policy,
+    userPolicy,
+    customer,
+    orderA,
+    orderB,
+    licenseA,
+    licenseB,
+    userLicense,
+    deviceA,
+    deviceB,
+    userDevice,
+    managerAll,
+    managerNone,
+    managerB,
+    endUser,
+    secondUser,
+    admin,
+  };
 }

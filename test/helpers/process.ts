@@ -5,9 +5,15 @@ import { fileURLToPath } from 'node:url';
 export const projectRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Runs one of the project's TypeScript entry points (server.ts, a script) as a real child process. */
-export function runScript(script: string, env: Record<string, string>): ChildProcessWithoutNullStreams & { output: () => string } {
+export function runScript(
+  script: string,
+  env: Record<string, string>,
+): ChildProcessWithoutNullStreams & { output: () => string } {
   // node itself with the tsx loader (not the tsx wrapper), so a signal reaches the real process.
-  const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: projectRoot, env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: projectRoot,
+    env: { ...process.env, ...env },
+  });
   // A test run that ends early (failure, Ctrl-C) must not leave servers running behind it.
   const reap = () => child.kill('SIGKILL');
   process.once('exit', reap);
@@ -18,7 +24,11 @@ export function runScript(script: string, env: Record<string, string>): ChildPro
   return Object.assign(child, { output: () => out });
 }
 
-export function waitFor(child: ReturnType<typeof runScript>, pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+export function waitFor(
+  child: ReturnType<typeof runScript>,
+  pattern: RegExp,
+  timeoutMs = 20_000,
+): Promise<RegExpExecArray> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
     const timer = setInterval(() => {

@@ -28,7 +28,10 @@ describe('console access: only admins, everyone else 404', () => {
       const token = csrfFrom((await agent.get('/account').expect(200)).text);
       const auditBefore = Number((await t.db('audit_events').count({ n: '*' }).first())!.n);
       for (const { method, url } of consoleUrls(t)) {
-        const res = method === 'get' ? await agent.get(url) : await agent.post(url).type('form').send({ _csrf: token, name: 'x' });
+        const res =
+          method === 'get'
+            ? await agent.get(url)
+            : await agent.post(url).type('form').send({ _csrf: token, name: 'x' });
         assert.equal(res.status, 404, `${method.toUpperCase()} ${url} as ${role}`);
       }
       const auditAfter = Number((await t.db('audit_events').count({ n: '*' }).first())!.n);

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { adminAgent, buildTestApp, countRows, createAccount, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
+import {
+  adminAgent,
+  buildTestApp,
+  countRows,
+  createAccount,
+  loginAgent,
+  submitForm,
+  type TestApp,
+} from '../helpers/app.ts';
 import { recordAudit, type AuditRecord } from '../../app/services/audit.ts';
 import type { Actor } from '../../app/services/context.ts';
 import * as auditEvents from '../../app/models/audit-events.ts';
@@ -8,7 +16,13 @@ import { toDate } from '../../app/models/normalise.ts';
 
 type Agent = Awaited<ReturnType<typeof adminAgent>>['agent'];
 
-const actor = (label: string | null, over: Partial<Actor> = {}): Actor => ({ accountId: null, label, ip: '203.0.113.9', requestId: 'req-fixture', ...over });
+const actor = (label: string | null, over: Partial<Actor> = {}): Actor => ({
+  accountId: null,
+  label,
+  ip: '203.0.113.9',
+  requestId: 'req-fixture',
+  ...over,
+});
 const at = (iso: string) => new Date(iso);
 
 /** The event ids a list page links to, in page order. */
@@ -64,7 +78,20 @@ function parseCsv(text: string): string[][] {
   return records;
 }
 
-const CSV_HEADER = ['id', 'occurred_at', 'actor_account_id', 'actor_label', 'action', 'object_type', 'object_id', 'order_id', 'ip', 'request_id', 'before', 'after'];
+const CSV_HEADER = [
+  'id',
+  'occurred_at',
+  'actor_account_id',
+  'actor_label',
+  'action',
+  'object_type',
+  'object_id',
+  'order_id',
+  'ip',
+  'request_id',
+  'before',
+  'after',
+];
 
 interface Row {
   id: number;
@@ -82,9 +109,18 @@ describe('console: audit log', () => {
 
   /** Every event in the table, newest first: what the pages must agree with. */
   async function allEvents(): Promise<Row[]> {
-    const rows = await t.db('audit_events').select('id', 'occurred_at', 'actor_label', 'action', 'object_type', 'object_id');
+    const rows = await t
+      .db('audit_events')
+      .select('id', 'occurred_at', 'actor_label', 'action', 'object_type', 'object_id');
     return rows
-      .map((r: Record<string, unknown>) => ({ id: Number(r.id), time: toDate(r.occurred_at)!.getTime(), label: r.actor_label as string | null, action: String(r.action), type: r.object_type as string | null, objectId: r.object_id as string | null }))
+      .map((r: Record<string, unknown>) => ({
+        id: Number(r.id),
+        time: toDate(r.occurred_at)!.getTime(),
+        label: r.actor_label as string | null,
+        action: String(r.action),
+        type: r.object_type as string | null,
+        objectId: r.object_id as string | null,
+      }))
       .sort((a, b) => b.time - a.time || b.id - a.id);
   }
 
@@ -107,12 +143,41 @@ describe('console: audit log', () => {
     agent = a.agent;
     adminEmail = a.admin.email;
     // Older than anything the app writes during the tests (its clock runs at the real time).
-    await record('alice@example.com', at('2021-03-01T09:00:00Z'), { action: 'product.created', objectType: 'product', objectId: 1, after: { name: 'A' } });
-    await record('alice@example.com', at('2021-03-01T10:00:00Z'), { action: 'product.updated', objectType: 'product', objectId: 1, before: { name: 'A' }, after: { name: 'B' } });
-    await record('alfred@example.com', at('2021-03-02T23:59:59.999Z'), { action: 'productx.renamed', objectType: 'product', objectId: 2 });
-    await record('alice@example.com.au', at('2021-03-02T12:00:00Z'), { action: 'account.profile_updated', objectType: 'account', objectId: 3 });
-    await record('bob@example.com', at('2021-03-03T00:00:00.000Z'), { action: 'order.created', objectType: 'order', objectId: 7, orderId: 7 });
-    await record('bob@example.com', at('2021-03-04T12:00:00Z'), { action: 'order.updated', objectType: 'order', objectId: 8, orderId: 8 });
+    await record('alice@example.com', at('2021-03-01T09:00:00Z'), {
+      action: 'product.created',
+      objectType: 'product',
+      objectId: 1,
+      after: { name: 'A' },
+    });
+    await record('alice@example.com', at('2021-03-01T10:00:00Z'), {
+      action: 'product.updated',
+      objectType: 'product',
+      objectId: 1,
+      before: { name: 'A' },
+      after: { name: 'B' },
+    });
+    await record('alfred@example.com', at('2021-03-02T23:59:59.999Z'), {
+      action: 'productx.renamed',
+      objectType: 'product',
+      objectId: 2,
+    });
+    await record('alice@example.com.au', at('2021-03-02T12:00:00Z'), {
+      action: 'account.profile_updated',
+      objectType: 'account',
+      objectId: 3,
+    });
+    await record('bob@example.com', at('2021-03-03T00:00:00.000Z'), {
+      action: 'order.created',
+      objectType: 'order',
+      objectId: 7,
+      orderId: 7,
+    });
+    await record('bob@example.com', at('2021-03-04T12:00:00Z'), {
+      action: 'order.updated',
+      objectType: 'order',
+      objectId: 8,
+      orderId: 8,
+    });
     await record(null, at('2021-03-05T08:00:00Z'), { action: 'device.reset', objectType: 'device', objectId: 'abc' });
   });
   after(async () => t.close());
@@ -133,19 +198,32 @@ describe('console: audit log', () => {
   });
 
   it('lists the newest events first, each with its time, actor, action, object, IP, request id and a detail link', async () => {
-    const created = await submitForm(agent, '/admin/products/new', '/admin/products', { name: 'Audited', code: 'audited', authorization_method: 'key' });
+    const created = await submitForm(agent, '/admin/products/new', '/admin/products', {
+      name: 'Audited',
+      code: 'audited',
+      authorization_method: 'key',
+    });
     assert.equal(created.status, 303);
     const event = await t.db('audit_events').where({ action: 'product.created', actor_label: adminEmail }).first();
     assert.ok(event.request_id && event.ip, 'a real request leaves its request id and IP');
 
     const res = await agent.get('/admin/audit').expect(200);
     const ids = listedIds(res.text);
-    assert.deepEqual(ids, (await allEvents()).slice(0, 50).map((r) => r.id));
+    assert.deepEqual(
+      ids,
+      (await allEvents()).slice(0, 50).map((r) => r.id),
+    );
     assert.equal(ids[0], Number(event.id), 'the product just created is the newest event');
     const row = res.text.slice(res.text.indexOf('<tbody>'), res.text.indexOf('</tr>', res.text.indexOf('<tbody>')));
     const occurred = toDate(event.occurred_at)!;
-    assert.match(row, new RegExp(`<time datetime="${occurred.toISOString()}">${occurred.toISOString().slice(0, 10)} ${occurred.toISOString().slice(11, 19)}</time>`));
-    for (const text of [adminEmail, 'product.created', 'Product', event.ip, event.request_id]) assert.ok(row.includes(text), `row shows ${text}`);
+    assert.match(
+      row,
+      new RegExp(
+        `<time datetime="${occurred.toISOString()}">${occurred.toISOString().slice(0, 10)} ${occurred.toISOString().slice(11, 19)}</time>`,
+      ),
+    );
+    for (const text of [adminEmail, 'product.created', 'Product', event.ip, event.request_id])
+      assert.ok(row.includes(text), `row shows ${text}`);
     assert.match(row, new RegExp(`<a href="/admin/audit/${event.id}">Event ${event.id}</a>`));
     assert.match(res.text, /<label for="field-actor">Actor<\/label>/);
     assert.match(res.text, /<label for="field-from">From \(UTC\)<\/label>/);
@@ -153,7 +231,10 @@ describe('console: audit log', () => {
 
   it('offers the object types found in the log', async () => {
     const res = await agent.get('/admin/audit').expect(200);
-    const select = res.text.slice(res.text.indexOf('<select id="field-object_type"'), res.text.indexOf('</select>', res.text.indexOf('<select id="field-object_type"')));
+    const select = res.text.slice(
+      res.text.indexOf('<select id="field-object_type"'),
+      res.text.indexOf('</select>', res.text.indexOf('<select id="field-object_type"')),
+    );
     const values = [...select.matchAll(/<option value="([^"]*)"/g)].map((m) => m[1]);
     assert.deepEqual(values, ['', 'account', 'device', 'order', 'product']);
     assert.match(select, /<option value="order">Order<\/option>/);
@@ -191,17 +272,34 @@ describe('console: audit log', () => {
 
   it('filters by dates: whole UTC days, both ends included', async () => {
     const day = (iso: string) => Date.parse(`${iso}T00:00:00Z`);
-    await expectListed('from=2021-03-02&to=2021-03-03', (r) => r.time >= day('2021-03-02') && r.time < day('2021-03-04'));
+    await expectListed(
+      'from=2021-03-02&to=2021-03-03',
+      (r) => r.time >= day('2021-03-02') && r.time < day('2021-03-04'),
+    );
     const both = await agent.get('/admin/audit?from=2021-03-02&to=2021-03-03').expect(200);
-    assert.equal(listedIds(both.text).length, 3, 'from noon and the last millisecond of the 2nd to the first of the 3rd');
+    assert.equal(
+      listedIds(both.text).length,
+      3,
+      'from noon and the last millisecond of the 2nd to the first of the 3rd',
+    );
     await expectListed('to=2021-03-01', (r) => r.time < day('2021-03-02'));
-    await expectListed('from=2021-03-04&to=2021-03-31&actor=bob%40example.com', (r) => r.label === 'bob@example.com' && r.time >= day('2021-03-04') && r.time < day('2021-04-01'));
+    await expectListed(
+      'from=2021-03-04&to=2021-03-31&actor=bob%40example.com',
+      (r) => r.label === 'bob@example.com' && r.time >= day('2021-03-04') && r.time < day('2021-04-01'),
+    );
     const filtered = await agent.get('/admin/audit?from=2021-03-02&to=2021-03-03').expect(200);
-    assert.match(filtered.text, /id="field-from"[^>]*value="2021-03-02"|value="2021-03-02"[^>]*id="field-from"/s, 'the form keeps the filters');
+    assert.match(
+      filtered.text,
+      /id="field-from"[^>]*value="2021-03-02"|value="2021-03-02"[^>]*id="field-from"/s,
+      'the form keeps the filters',
+    );
   });
 
   it('keeps the filters in the pager and CSV links', async () => {
-    for (let i = 0; i < 60; i++) await record('pager@example.com', at(`2021-02-01T00:00:${String(i).padStart(2, '0')}Z`), { action: 'pager.tick' });
+    for (let i = 0; i < 60; i++)
+      await record('pager@example.com', at(`2021-02-01T00:00:${String(i).padStart(2, '0')}Z`), {
+        action: 'pager.tick',
+      });
     const first = await agent.get('/admin/audit?action=pager.tick&actor=pager%40example.com').expect(200);
     assert.equal(listedIds(first.text).length, 50);
     assert.match(first.text, /Page 1 of 2/);
@@ -220,7 +318,10 @@ describe('console: audit log', () => {
     assert.match(bad.text, /id="field-from"[^>]*aria-invalid="true"/);
     assert.deepEqual(listedIds(bad.text), []);
     assert.doesNotMatch(bad.text, /audit\.csv/, 'no export of filters that do not parse');
-    assert.match((await agent.get('/admin/audit?to=yesterday').expect(422)).text, /id="field-to"[^>]*aria-invalid="true"/);
+    assert.match(
+      (await agent.get('/admin/audit?to=yesterday').expect(422)).text,
+      /id="field-to"[^>]*aria-invalid="true"/,
+    );
     const order = await agent.get('/admin/audit?from=2021-03-05&to=2021-03-01').expect(422);
     assert.match(order.text, /The end date must not be before the start date\./);
     const orphanId = await agent.get('/admin/audit?object_id=7').expect(422);
@@ -238,15 +339,24 @@ describe('console: audit log', () => {
   it('shows one event in full: before and after side by side, the changed fields, every value escaped', async () => {
     const before = { name: '<b>Old</b>', price: 10, tags: ['a'], gone: 'x' };
     const after = { name: '<script>alert("x")</script>', price: 10, tags: ['a', 'b'], added: true };
-    const id = await record('carol@example.com', at('2021-04-01T12:34:56.789Z'), { action: 'product.updated', objectType: 'product', objectId: 42, orderId: 9, before, after }, { accountId: 77, ip: '198.51.100.4', requestId: 'req-<detail>' });
+    const id = await record(
+      'carol@example.com',
+      at('2021-04-01T12:34:56.789Z'),
+      { action: 'product.updated', objectType: 'product', objectId: 42, orderId: 9, before, after },
+      { accountId: 77, ip: '198.51.100.4', requestId: 'req-<detail>' },
+    );
     const res = await agent.get(`/admin/audit/${id}`).expect(200);
     assert.doesNotMatch(res.text, /<script>alert/);
     assert.doesNotMatch(res.text, /<b>Old/);
     assert.match(res.text, /&lt;script&gt;alert\(/);
     assert.match(res.text, /<time datetime="2021-04-01T12:34:56\.789Z">/);
-    for (const text of ['carol@example.com', 'account 77', 'product.updated', '198.51.100.4', 'req-&lt;detail&gt;']) assert.ok(res.text.includes(text), text);
+    for (const text of ['carol@example.com', 'account 77', 'product.updated', '198.51.100.4', 'req-&lt;detail&gt;'])
+      assert.ok(res.text.includes(text), text);
 
-    const changes = res.text.slice(res.text.indexOf('<ul class="audit-changes">'), res.text.indexOf('</ul>', res.text.indexOf('<ul class="audit-changes">')));
+    const changes = res.text.slice(
+      res.text.indexOf('<ul class="audit-changes">'),
+      res.text.indexOf('</ul>', res.text.indexOf('<ul class="audit-changes">')),
+    );
     const lines = [...changes.matchAll(/<li>([\s\S]*?)<\/li>/g)].map((m) => textOf(m[1]!));
     assert.deepEqual(lines, [
       'name: "<b>Old</b>" → "<script>alert(\\"x\\")</script>"',
@@ -271,25 +381,57 @@ describe('console: audit log', () => {
     it('sends a UTF-8 attachment with the header row and every column', async () => {
       const res = await agent.get('/admin/audit.csv?actor=alice%40example.com').expect(200);
       assert.equal(res.headers['content-type'], 'text/csv; charset=utf-8');
-      assert.equal(res.headers['content-disposition'], `attachment; filename="portico-audit-${t.clock.now().toISOString().slice(0, 10)}.csv"`);
+      assert.equal(
+        res.headers['content-disposition'],
+        `attachment; filename="portico-audit-${t.clock.now().toISOString().slice(0, 10)}.csv"`,
+      );
       const records = parseCsv(res.text);
       assert.deepEqual(records[0], CSV_HEADER);
       const alice = (await allEvents()).filter((r) => r.label === 'alice@example.com');
-      assert.deepEqual(records.slice(1).map((r) => Number(r[0])), alice.map((r) => r.id), 'filtered, newest first');
+      assert.deepEqual(
+        records.slice(1).map((r) => Number(r[0])),
+        alice.map((r) => r.id),
+        'filtered, newest first',
+      );
       const updated = records.find((r) => r[4] === 'product.updated')!;
-      assert.deepEqual(updated.slice(1), ['2021-03-01T10:00:00.000Z', '', 'alice@example.com', 'product.updated', 'product', '1', '', '203.0.113.9', 'req-fixture', '{"name":"A"}', '{"name":"B"}']);
+      assert.deepEqual(updated.slice(1), [
+        '2021-03-01T10:00:00.000Z',
+        '',
+        'alice@example.com',
+        'product.updated',
+        'product',
+        '1',
+        '',
+        '203.0.113.9',
+        'req-fixture',
+        '{"name":"A"}',
+        '{"name":"B"}',
+      ]);
     });
 
     it('quotes commas, quotes and line breaks, and defuses spreadsheet formulas', async () => {
       const label = 'Mallory, "the tester"\r\nsecond line';
-      const id = await record(label, at('2021-05-01T00:00:00Z'), { action: 'csv.quoting', objectType: 'product', objectId: '+1', after: { note: 'a, "b"\nc' } }, { ip: '@1.2.3.4', requestId: '-cmd' });
-      const formula = await record('=HYPERLINK("http://evil.example","x")', at('2021-05-01T00:00:01Z'), { action: 'csv.quoting', before: '=1+2' }, { requestId: '\tTAB' });
+      const id = await record(
+        label,
+        at('2021-05-01T00:00:00Z'),
+        { action: 'csv.quoting', objectType: 'product', objectId: '+1', after: { note: 'a, "b"\nc' } },
+        { ip: '@1.2.3.4', requestId: '-cmd' },
+      );
+      const formula = await record(
+        '=HYPERLINK("http://evil.example","x")',
+        at('2021-05-01T00:00:01Z'),
+        { action: 'csv.quoting', before: '=1+2' },
+        { requestId: '\tTAB' },
+      );
       const res = await agent.get('/admin/audit.csv?action=csv.quoting').expect(200);
       assert.ok(res.text.includes(`"Mallory, ""the tester""\r\nsecond line"`), 'RFC 4180 quoting');
       assert.ok(res.text.includes(`"'=HYPERLINK(""http://evil.example"",""x"")"`));
       const [header, ...rows] = parseCsv(res.text);
       assert.deepEqual(header, CSV_HEADER);
-      assert.deepEqual(rows.map((r) => Number(r[0])), [formula, id]);
+      assert.deepEqual(
+        rows.map((r) => Number(r[0])),
+        [formula, id],
+      );
       const [f, q] = rows;
       assert.equal(q![3], label);
       assert.equal(q![6], "'+1");
@@ -307,7 +449,12 @@ describe('console: audit log', () => {
         for (let i = 0; i < 5000; i++) {
           // Times out of id order, five events per second: ties straddle the 1,000-row batches.
           const when = new Date(base + Math.floor(((i * 7919) % 5000) / 5) * 1000);
-          await recordAudit(trx, actor(`bulk${i % 3}@example.com`), when, { action: 'bulk.export', objectType: 'license', objectId: i, after: { i } });
+          await recordAudit(trx, actor(`bulk${i % 3}@example.com`), when, {
+            action: 'bulk.export',
+            objectType: 'license',
+            objectId: i,
+            after: { i },
+          });
         }
       });
       const res = await agent.get('/admin/audit.csv?action=bulk.export').expect(200);
@@ -316,25 +463,39 @@ describe('console: audit log', () => {
       const [, ...rows] = parseCsv(res.text);
       const expected = (await allEvents()).filter((r) => r.action === 'bulk.export').map((r) => r.id);
       assert.equal(expected.length, 5000);
-      assert.deepEqual(rows.map((r) => Number(r[0])), expected, 'every event once, newest first');
+      assert.deepEqual(
+        rows.map((r) => Number(r[0])),
+        expected,
+        'every event once, newest first',
+      );
 
       const everything = await agent.get('/admin/audit.csv').expect(200);
       assert.equal(parseCsv(everything.text).length - 1, await countRows(t.db, 'audit_events'));
 
       const sized = [];
-      for await (const batch of auditEvents.batches(t.db, { action: 'bulk.export' }, 1000, 2500)) sized.push(batch.length);
+      for await (const batch of auditEvents.batches(t.db, { action: 'bulk.export' }, 1000, 2500))
+        sized.push(batch.length);
       assert.deepEqual(sized, [1000, 1000, 500], 'batches of 1,000 up to the cap');
 
-      assert.equal(await auditEvents.countUpTo(t.db, { action: 'bulk.export' }, 100), 100, 'the list stops counting at its cap');
+      assert.equal(
+        await auditEvents.countUpTo(t.db, { action: 'bulk.export' }, 100),
+        100,
+        'the list stops counting at its cap',
+      );
       const list = await agent.get('/admin/audit?action=bulk.').expect(200);
       assert.match(list.text, /5000 in total/);
       assert.deepEqual(listedIds(list.text), expected.slice(0, 50));
 
       await t.db.transaction(async (trx) => {
-        for (let i = 0; i < 5000; i++) await recordAudit(trx, actor('more@example.com'), new Date(base - i * 1000), { action: 'bulk.more' });
+        for (let i = 0; i < 5000; i++)
+          await recordAudit(trx, actor('more@example.com'), new Date(base - i * 1000), { action: 'bulk.more' });
       });
       const capped = await agent.get('/admin/audit').expect(200);
-      assert.match(capped.text, /At least 10000 events\. Only the newest are listed/, 'the list stops counting at 10,000');
+      assert.match(
+        capped.text,
+        /At least 10000 events\. Only the newest are listed/,
+        'the list stops counting at 10,000',
+      );
       assert.match(capped.text, /Page 1 of 200/);
     });
   });

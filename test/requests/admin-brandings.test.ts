@@ -1,10 +1,24 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { buildTestApp, adminAgent, auditOf, countRows, createAccount, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
+import {
+  buildTestApp,
+  adminAgent,
+  auditOf,
+  countRows,
+  createAccount,
+  csrfFrom,
+  loginAgent,
+  submitForm,
+  type TestApp,
+} from '../helpers/app.ts';
 
 /** A real 1×1 PNG. */
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
-const CLEAN_SVG = '<?xml version="1.0" encoding="UTF-8"?>\n<!-- made by hand -->\n<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 10 10"><defs><linearGradient id="g"><stop offset="0" stop-color="#123456"/></linearGradient></defs><rect id="r" width="10" height="10" fill="url(#g)" style="opacity:.9"/><use xlink:href="#r"/></svg>';
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+  'base64',
+);
+const CLEAN_SVG =
+  '<?xml version="1.0" encoding="UTF-8"?>\n<!-- made by hand -->\n<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 10 10"><defs><linearGradient id="g"><stop offset="0" stop-color="#123456"/></linearGradient></defs><rect id="r" width="10" height="10" fill="url(#g)" style="opacity:.9"/><use xlink:href="#r"/></svg>';
 
 const brandingFields = (over: Record<string, string> = {}) => ({
   name: 'acme',
@@ -33,9 +47,13 @@ describe('console: brandings and host names', () => {
   /** Uploads a logo through the real multipart form: its CSRF token travels in the action URL. */
   async function uploadLogo(id: number, data: Buffer | string, filename: string, contentType: string) {
     const page = await agent.get(`/admin/brandings/${id}`).expect(200);
-    const action = /<form method="post" action="([^"]+)" enctype="multipart\/form-data"/.exec(page.text)![1]!.replace(/&amp;/g, '&');
+    const action = /<form method="post" action="([^"]+)" enctype="multipart\/form-data"/
+      .exec(page.text)![1]!
+      .replace(/&amp;/g, '&');
     assert.match(action, /^\/admin\/brandings\/\d+\/logo\?_csrf=/);
-    return agent.post(action).attach('logo', Buffer.isBuffer(data) ? data : Buffer.from(data), { filename, contentType });
+    return agent
+      .post(action)
+      .attach('logo', Buffer.isBuffer(data) ? data : Buffer.from(data), { filename, contentType });
   }
 
   it('anonymous visitors are sent to the login page; managers and end users get 404', async () => {
@@ -49,7 +67,11 @@ describe('console: brandings and host names', () => {
       await other.get('/admin/brandings/1').expect(404);
       await other.get('/admin/brandings/1/logo').expect(404);
       const page = await other.get('/account').expect(200);
-      await other.post('/admin/brandings').type('form').send({ _csrf: csrfFrom(page.text), ...brandingFields() }).expect(404);
+      await other
+        .post('/admin/brandings')
+        .type('form')
+        .send({ _csrf: csrfFrom(page.text), ...brandingFields() })
+        .expect(404);
     }
     assert.equal(await countRows(t.db, 'brandings'), 0);
   });
@@ -60,14 +82,31 @@ describe('console: brandings and host names', () => {
   });
 
   it('creates a branding; bad input is 422 with field errors; the name is unique', async () => {
-    const bad = await submitForm(agent, '/admin/brandings/new', '/admin/brandings', brandingFields({ name: 'no spaces!', display_name: '', primary_color: 'blue', support_email: 'nope', default_language: 'xx' }));
+    const bad = await submitForm(
+      agent,
+      '/admin/brandings/new',
+      '/admin/brandings',
+      brandingFields({
+        name: 'no spaces!',
+        display_name: '',
+        primary_color: 'blue',
+        support_email: 'nope',
+        default_language: 'xx',
+      }),
+    );
     assert.equal(bad.status, 422);
-    for (const field of ['name', 'display_name', 'primary_color', 'support_email', 'default_language']) assert.match(bad.text, new RegExp(`id="field-${field}-error"`), field);
+    for (const field of ['name', 'display_name', 'primary_color', 'support_email', 'default_language'])
+      assert.match(bad.text, new RegExp(`id="field-${field}-error"`), field);
     assert.match(bad.text, /Enter a colour as #rrggbb/);
     assert.match(bad.text, /value="no spaces!"/, 'the submitted values come back');
     assert.equal(await countRows(t.db, 'brandings'), 0);
 
-    const ok = await submitForm(agent, '/admin/brandings/new', '/admin/brandings', brandingFields({ name: 'ACME', primary_color: '#AABBCC' }));
+    const ok = await submitForm(
+      agent,
+      '/admin/brandings/new',
+      '/admin/brandings',
+      brandingFields({ name: 'ACME', primary_color: '#AABBCC' }),
+    );
     assert.equal(ok.status, 303);
     const row = await t.db('brandings').where({ name: 'acme' }).first();
     assert.ok(row, 'the name is stored lower-cased');
@@ -82,14 +121,24 @@ describe('console: brandings and host names', () => {
     assert.equal(events[0]!.actor, adminId);
     assert.equal(events[0]!.after.displayName, 'ACME Licensing');
 
-    const dup = await submitForm(agent, '/admin/brandings/new', '/admin/brandings', brandingFields({ display_name: 'Other' }));
+    const dup = await submitForm(
+      agent,
+      '/admin/brandings/new',
+      '/admin/brandings',
+      brandingFields({ display_name: 'Other' }),
+    );
     assert.equal(dup.status, 422);
     assert.match(dup.text, /A branding with this identifier already exists/);
   });
 
   it('shows field errors in the admin language', async () => {
     const { agent: german } = await adminAgent(t, 'de');
-    const bad = await submitForm(german, '/admin/brandings/new', '/admin/brandings', brandingFields({ display_name: '', support_email: 'kaputt' }));
+    const bad = await submitForm(
+      german,
+      '/admin/brandings/new',
+      '/admin/brandings',
+      brandingFields({ display_name: '', support_email: 'kaputt' }),
+    );
     assert.equal(bad.status, 422);
     assert.match(bad.text, /<html lang="de">/);
     assert.match(bad.text, /Dieses Feld ist erforderlich/);
@@ -97,13 +146,21 @@ describe('console: brandings and host names', () => {
     assert.match(bad.text, /Anzeigename/);
     assert.doesNotMatch(bad.text, /This field is required/);
     const branding = await t.db('brandings').where({ name: 'acme' }).first();
-    const host = await submitForm(german, `/admin/brandings/${branding.id}`, `/admin/brandings/${branding.id}/hosts`, { hostname: 'bad host', portal: '' });
+    const host = await submitForm(german, `/admin/brandings/${branding.id}`, `/admin/brandings/${branding.id}/hosts`, {
+      hostname: 'bad host',
+      portal: '',
+    });
     assert.equal(host.status, 422);
     assert.match(host.text, /Geben Sie einen Hostnamen/);
   });
 
   it('edits a branding with before/after in one audit event', async () => {
-    const res = await submitForm(agent, `/admin/brandings/${acmeId}/edit`, `/admin/brandings/${acmeId}`, brandingFields({ primary_color: '#0a0b0c', default_language: 'fr' }));
+    const res = await submitForm(
+      agent,
+      `/admin/brandings/${acmeId}/edit`,
+      `/admin/brandings/${acmeId}`,
+      brandingFields({ primary_color: '#0a0b0c', default_language: 'fr' }),
+    );
     assert.equal(res.status, 303);
     assert.match((await agent.get(res.headers.location)).text, /The branding has been saved/);
     const events = await auditOf(t.db, 'branding', acmeId);
@@ -117,7 +174,16 @@ describe('console: brandings and host names', () => {
 
   it('validates host names: lower-cased, a DNS name, no port, unique across brandings', async () => {
     const url = `/admin/brandings/${acmeId}`;
-    for (const hostname of ['users.acme.example:8443', 'https://users.acme.example', '-bad.example', 'under_score.example', '10.0.0.1', 'a..b', `${'x'.repeat(64)}.example`, '']) {
+    for (const hostname of [
+      'users.acme.example:8443',
+      'https://users.acme.example',
+      '-bad.example',
+      'under_score.example',
+      '10.0.0.1',
+      'a..b',
+      `${'x'.repeat(64)}.example`,
+      '',
+    ]) {
       const res = await submitForm(agent, url, `${url}/hosts`, { hostname, portal: 'portal' });
       assert.equal(res.status, 422, hostname);
       assert.match(res.text, /id="field-hostname"[^>]*aria-invalid="true"/, hostname);
@@ -136,8 +202,15 @@ describe('console: brandings and host names', () => {
     assert.equal(event!.action, 'branding_host.created');
     assert.deepEqual(event!.after, { brandingId: acmeId, hostname: 'users.acme.example', portal: 'portal' });
 
-    const otherId = (await t.db('brandings').insert({ name: 'other', display_name: 'Other', created_at: new Date(), updated_at: new Date() }))[0];
-    const dup = await submitForm(agent, `/admin/brandings/${otherId}`, `/admin/brandings/${otherId}/hosts`, { hostname: 'USERS.acme.example', portal: '' });
+    const otherId = (
+      await t
+        .db('brandings')
+        .insert({ name: 'other', display_name: 'Other', created_at: new Date(), updated_at: new Date() })
+    )[0];
+    const dup = await submitForm(agent, `/admin/brandings/${otherId}`, `/admin/brandings/${otherId}/hosts`, {
+      hostname: 'USERS.acme.example',
+      portal: '',
+    });
     assert.equal(dup.status, 422);
     assert.match(dup.text, /This host name already belongs to a branding/);
     assert.equal(await countRows(t.db, 'branding_hosts'), 1);
@@ -159,17 +232,41 @@ describe('console: brandings and host names', () => {
   it('refuses SVG logos with active content or external references (422)', async () => {
     const cases: [string, RegExp][] = [
       ['<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', /contains a script element/],
-      ['<svg xmlns="http://www.w3.org/2000/svg"><svg:script xmlns:svg="http://www.w3.org/2000/svg">alert(1)</svg:script></svg>', /contains a script element/],
+      [
+        '<svg xmlns="http://www.w3.org/2000/svg"><svg:script xmlns:svg="http://www.w3.org/2000/svg">alert(1)</svg:script></svg>',
+        /contains a script element/,
+      ],
       ['<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><rect/></svg>', /event handler attribute/],
       ['<svg xmlns="http://www.w3.org/2000/svg"><rect ONCLICK = "x()"/></svg>', /event handler attribute/],
-      ['<svg xmlns="http://www.w3.org/2000/svg"><a href="javascript:alert(1)"><rect/></a></svg>', /javascript: or data: URL/],
-      ['<svg xmlns="http://www.w3.org/2000/svg"><set attributeName="href" to="&#106;ava&#x09;script:alert(1)"/></svg>', /javascript: or data: URL/],
-      ['<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,AAAA"/></svg>', /javascript: or data: URL/],
+      [
+        '<svg xmlns="http://www.w3.org/2000/svg"><a href="javascript:alert(1)"><rect/></a></svg>',
+        /javascript: or data: URL/,
+      ],
+      [
+        '<svg xmlns="http://www.w3.org/2000/svg"><set attributeName="href" to="&#106;ava&#x09;script:alert(1)"/></svg>',
+        /javascript: or data: URL/,
+      ],
+      [
+        '<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/png;base64,AAAA"/></svg>',
+        /javascript: or data: URL/,
+      ],
       ['<svg xmlns="http://www.w3.org/2000/svg"><foreignObject><p>hi</p></foreignObject></svg>', /foreignObject/],
-      ['<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"><use xlink:href="https://evil.example/x.svg#a"/></svg>', /refers to other files/],
-      ['<svg xmlns="http://www.w3.org/2000/svg"><rect style="fill:url(https://evil.example/track)"/></svg>', /refers to other files/],
-      ['<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x "y">]><svg xmlns="http://www.w3.org/2000/svg">&x;</svg>', /document type or entity/],
-      ['<?xml version="1.0"?><?xml-stylesheet href="https://evil.example/a.css"?><svg xmlns="http://www.w3.org/2000/svg"/>', /processing instructions/],
+      [
+        '<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"><use xlink:href="https://evil.example/x.svg#a"/></svg>',
+        /refers to other files/,
+      ],
+      [
+        '<svg xmlns="http://www.w3.org/2000/svg"><rect style="fill:url(https://evil.example/track)"/></svg>',
+        /refers to other files/,
+      ],
+      [
+        '<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY x "y">]><svg xmlns="http://www.w3.org/2000/svg">&x;</svg>',
+        /document type or entity/,
+      ],
+      [
+        '<?xml version="1.0"?><?xml-stylesheet href="https://evil.example/a.css"?><svg xmlns="http://www.w3.org/2000/svg"/>',
+        /processing instructions/,
+      ],
       ['<?xml version="1.0" encoding="UTF-7"?><svg xmlns="http://www.w3.org/2000/svg"/>', /UTF-8/],
     ];
     for (const [svg, message] of cases) {
@@ -184,7 +281,9 @@ describe('console: brandings and host names', () => {
     const manyComments = await uploadLogo(acmeId, `${'<!--a-->'.repeat(60)}<html/>`, 'logo.svg', 'image/svg+xml');
     assert.equal(manyComments.status, 422, 'answered at once: the type check does not backtrack over comments');
     const page = await agent.get(`/admin/brandings/${acmeId}`).expect(200);
-    const noFile = await agent.post(`/admin/brandings/${acmeId}/logo?_csrf=${encodeURIComponent(csrfFrom(page.text))}`).field('x', 'y');
+    const noFile = await agent
+      .post(`/admin/brandings/${acmeId}/logo?_csrf=${encodeURIComponent(csrfFrom(page.text))}`)
+      .field('x', 'y');
     assert.equal(noFile.status, 422);
     assert.match(noFile.text, /Choose an image file to upload/);
     assert.equal((await t.db('brandings').where({ id: acmeId }).first()).logo_mime, null);
@@ -197,11 +296,15 @@ describe('console: brandings and host names', () => {
     assert.match((await agent.get(res.headers.location)).text, /The logo has been saved/);
     const row = await t.db('brandings').where({ id: acmeId }).first();
     assert.equal(row.logo_mime, 'image/png');
-    const served = await request(t.app).get('/branding/logo').set('Host', 'users.acme.example').buffer(true).parse((r, cb) => {
-      const chunks: Buffer[] = [];
-      r.on('data', (c: Buffer) => chunks.push(c));
-      r.on('end', () => cb(null, Buffer.concat(chunks)));
-    });
+    const served = await request(t.app)
+      .get('/branding/logo')
+      .set('Host', 'users.acme.example')
+      .buffer(true)
+      .parse((r, cb) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => cb(null, Buffer.concat(chunks)));
+      });
     assert.equal(served.status, 200);
     assert.equal(served.headers['content-type'], 'image/png');
     assert.match(served.headers['content-security-policy']!, /sandbox/);
@@ -228,18 +331,30 @@ describe('console: brandings and host names', () => {
     const big = Buffer.concat([PNG, Buffer.alloc(500 * 1024 - PNG.length, 7)]);
     assert.equal((await uploadLogo(acmeId, big, 'big.png', 'image/png')).status, 303);
     const stored = await t.db('brandings').where({ id: acmeId }).first();
-    assert.equal(Buffer.from(stored.logo_data).length, big.length, 'a 500 KiB logo is stored whole (MEDIUMBLOB on MySQL)');
+    assert.equal(
+      Buffer.from(stored.logo_data).length,
+      big.length,
+      'a 500 KiB logo is stored whole (MEDIUMBLOB on MySQL)',
+    );
     const preview = await agent.get(`/admin/brandings/${acmeId}/logo`).expect(200);
     assert.equal(preview.headers['content-type'], 'image/png');
 
-    const tooBig = await uploadLogo(acmeId, Buffer.concat([PNG, Buffer.alloc(512 * 1024, 1)]), 'huge.png', 'image/png').catch((err: { response?: request.Response }) => err.response!);
+    const tooBig = await uploadLogo(
+      acmeId,
+      Buffer.concat([PNG, Buffer.alloc(512 * 1024, 1)]),
+      'huge.png',
+      'image/png',
+    ).catch((err: { response?: request.Response }) => err.response!);
     assert.equal(tooBig.status, 413);
     assert.match(tooBig.text, /too large/);
     assert.equal(Buffer.from((await t.db('brandings').where({ id: acmeId }).first()).logo_data).length, big.length);
   });
 
   it('refuses an upload whose action URL lacks the CSRF token (403)', async () => {
-    await agent.post(`/admin/brandings/${acmeId}/logo`).attach('logo', PNG, { filename: 'a.png', contentType: 'image/png' }).expect(403);
+    await agent
+      .post(`/admin/brandings/${acmeId}/logo`)
+      .attach('logo', PNG, { filename: 'a.png', contentType: 'image/png' })
+      .expect(403);
   });
 
   it('removes the logo (audited); /branding/logo is then 404', async () => {
@@ -265,19 +380,37 @@ describe('console: brandings and host names', () => {
   it('removes a host name (audited): the host falls back to path-based routing', async () => {
     const host = await t.db('branding_hosts').where({ hostname: 'users.acme.example' }).first();
     const otherId = (await t.db('brandings').where({ name: 'other' }).first()).id;
-    await submitForm(agent, `/admin/brandings/${otherId}`, `/admin/brandings/${otherId}/hosts/${host.id}/delete`, {}).then((r) => assert.equal(r.status, 404, 'a host of another branding is out of reach'));
-    const res = await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/hosts/${host.id}/delete`, {});
+    await submitForm(
+      agent,
+      `/admin/brandings/${otherId}`,
+      `/admin/brandings/${otherId}/hosts/${host.id}/delete`,
+      {},
+    ).then((r) => assert.equal(r.status, 404, 'a host of another branding is out of reach'));
+    const res = await submitForm(
+      agent,
+      `/admin/brandings/${acmeId}`,
+      `/admin/brandings/${acmeId}/hosts/${host.id}/delete`,
+      {},
+    );
     assert.equal(res.status, 303);
     assert.equal(await countRows(t.db, 'branding_hosts'), 0);
     const events = await auditOf(t.db, 'branding_host', host.id);
-    assert.deepEqual(events.map((e) => e.action), ['branding_host.created', 'branding_host.deleted']);
+    assert.deepEqual(
+      events.map((e) => e.action),
+      ['branding_host.created', 'branding_host.deleted'],
+    );
     assert.equal(events[1]!.before.hostname, 'users.acme.example');
     await request(t.app).get('/').set('Host', 'users.acme.example').expect(303).expect('location', '/login');
     await request(t.app).get('/portal').set('Host', 'users.acme.example').expect(303);
   });
 
   it('the branding named "default" applies to hosts without their own', async () => {
-    const res = await submitForm(agent, '/admin/brandings/new', '/admin/brandings', brandingFields({ name: 'default', display_name: 'Vendor Licensing', primary_color: '#010203' }));
+    const res = await submitForm(
+      agent,
+      '/admin/brandings/new',
+      '/admin/brandings',
+      brandingFields({ name: 'default', display_name: 'Vendor Licensing', primary_color: '#010203' }),
+    );
     assert.equal(res.status, 303);
     const login = await request(t.app).get('/login').set('Host', 'anything.example').expect(200);
     assert.match(login.text, /Vendor Licensing/);
@@ -286,7 +419,10 @@ describe('console: brandings and host names', () => {
   });
 
   it('deletes a branding with its hosts, audited with the state before', async () => {
-    await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/hosts`, { hostname: 'offline.acme.example', portal: 'offline' });
+    await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/hosts`, {
+      hostname: 'offline.acme.example',
+      portal: 'offline',
+    });
     const res = await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/delete`, {});
     assert.equal(res.status, 303);
     assert.equal(res.headers.location, '/admin/brandings');
@@ -305,6 +441,10 @@ describe('console: brandings and host names', () => {
     await agent.get('/admin/brandings/999999/edit').expect(404);
     await agent.get('/admin/brandings/999999/logo').expect(404);
     const page = await agent.get('/admin/brandings').expect(200);
-    await agent.post('/admin/brandings/999999/delete').type('form').send({ _csrf: csrfFrom(page.text) }).expect(404);
+    await agent
+      .post('/admin/brandings/999999/delete')
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text) })
+      .expect(404);
   });
 });

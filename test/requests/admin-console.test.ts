@@ -1,26 +1,90 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { buildTestApp, adminAgent, auditOf, countRows, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
+import {
+  buildTestApp,
+  adminAgent,
+  auditOf,
+  countRows,
+  csrfFrom,
+  loginAgent,
+  submitForm,
+  type TestApp,
+} from '../helpers/app.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
 type Agent = Awaited<ReturnType<typeof adminAgent>>['agent'];
 
 async function seedCatalog(t: TestApp) {
   const now = new Date();
-  const keyProduct = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' }, now);
-  const feature = await catalog.insertFeature(t.db, { productId: keyProduct, code: 'pdf', name: 'PDF', type: 'activation' }, now);
-  const keyPolicy = await catalog.insertPolicy(t.db, { productId: keyProduct, name: 'Standard', isDefault: true, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2, maxTransfers: 1, licenseType: 'time-limited', validityDays: 30 } }, now);
+  const keyProduct = await catalog.insertProduct(
+    t.db,
+    { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' },
+    now,
+  );
+  const feature = await catalog.insertFeature(
+    t.db,
+    { productId: keyProduct, code: 'pdf', name: 'PDF', type: 'activation' },
+    now,
+  );
+  const keyPolicy = await catalog.insertPolicy(
+    t.db,
+    {
+      productId: keyProduct,
+      name: 'Standard',
+      isDefault: true,
+      entitlements: {
+        ...catalog.DEFAULT_ENTITLEMENTS,
+        maxActivations: 2,
+        maxTransfers: 1,
+        licenseType: 'time-limited',
+        validityDays: 30,
+      },
+    },
+    now,
+  );
   await t.db('policy_features').insert({ policy_id: keyPolicy, feature_id: feature, max_consumption: null });
-  const userProduct = await catalog.insertProduct(t.db, { name: 'Acme Analytics', code: 'analytics', authorizationMethod: 'user' }, now);
-  const userPolicy = await catalog.insertPolicy(t.db, { productId: userProduct, name: 'Team', isDefault: true, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 3 } }, now);
-  const airProduct = await catalog.insertProduct(t.db, { name: 'Plant', code: 'plant', authorizationMethod: 'key' }, now);
-  const airPolicy = await catalog.insertPolicy(t.db, { productId: airProduct, name: 'Site', isDefault: true, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true } }, now);
+  const userProduct = await catalog.insertProduct(
+    t.db,
+    { name: 'Acme Analytics', code: 'analytics', authorizationMethod: 'user' },
+    now,
+  );
+  const userPolicy = await catalog.insertPolicy(
+    t.db,
+    {
+      productId: userProduct,
+      name: 'Team',
+      isDefault: true,
+      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 3 },
+    },
+    now,
+  );
+  const airProduct = await catalog.insertProduct(
+    t.db,
+    { name: 'Plant', code: 'plant', authorizationMethod: 'key' },
+    now,
+  );
+  const airPolicy = await catalog.insertPolicy(
+    t.db,
+    {
+      productId: airProduct,
+      name: 'Site',
+      isDefault: true,
+      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
+    },
+    now,
+  );
   return { keyProduct, keyPolicy, userProduct, userPolicy, airPolicy, feature };
 }
 
 async function addDevice(t: TestApp, licenseId: number, hardwareId: string) {
   const now = new Date();
-  const [id] = await t.db('devices').insert({ license_id: licenseId, hardware_id: hardwareId, active_hardware_id: hardwareId, channel: 'offline', activated_at: now });
+  const [id] = await t.db('devices').insert({
+    license_id: licenseId,
+    hardware_id: hardwareId,
+    active_hardware_id: hardwareId,
+    channel: 'offline',
+    activated_at: now,
+  });
   await t.db('licenses').where({ id: licenseId }).increment('times_activated', 1);
   return Number(id);
 }
@@ -39,47 +103,87 @@ describe('console: customers, orders, licenses, license users, managers', () => 
   after(async () => t.close());
 
   it('creates, searches, edits a customer; 422 on bad input', async () => {
-    const bad = await submitForm(agent, '/admin/customers/new', '/admin/customers', { kind: 'alien', name: '', email: 'nope' });
+    const bad = await submitForm(agent, '/admin/customers/new', '/admin/customers', {
+      kind: 'alien',
+      name: '',
+      email: 'nope',
+    });
     assert.equal(bad.status, 422);
     assert.match(bad.text, /Choose one of the offered options/);
     assert.match(bad.text, /Enter a valid e-mail address/);
-    const ok = await submitForm(agent, '/admin/customers/new', '/admin/customers', { kind: 'company', name: 'Globex GmbH', email: 'it@globex.example', contact_name: 'Greta' });
+    const ok = await submitForm(agent, '/admin/customers/new', '/admin/customers', {
+      kind: 'company',
+      name: 'Globex GmbH',
+      email: 'it@globex.example',
+      contact_name: 'Greta',
+    });
     assert.equal(ok.status, 303);
     customerId = Number(ok.headers.location.split('/').pop());
     assert.match((await agent.get('/admin/customers?q=globex')).text, /Globex GmbH/);
-    const edit = await submitForm(agent, `/admin/customers/${customerId}/edit`, `/admin/customers/${customerId}`, { kind: 'company', name: 'Globex AG', email: '' });
+    const edit = await submitForm(agent, `/admin/customers/${customerId}/edit`, `/admin/customers/${customerId}`, {
+      kind: 'company',
+      name: 'Globex AG',
+      email: '',
+    });
     assert.equal(edit.status, 303);
     const events = await auditOf(t.db, 'customer', customerId);
-    assert.deepEqual(events.map((e) => e.action), ['customer.created', 'customer.updated']);
+    assert.deepEqual(
+      events.map((e) => e.action),
+      ['customer.created', 'customer.updated'],
+    );
     assert.equal(events[1]!.before.name, 'Globex GmbH');
     assert.equal(events[1]!.after.name, 'Globex AG');
     assert.equal(events[1]!.after.email, null);
   });
 
   it('creates an order from the customer page; order numbers are unique', async () => {
-    const ok = await submitForm(agent, `/admin/customers/${customerId}/orders/new`, `/admin/customers/${customerId}/orders`, { order_ref: 'ORD-1', reference: 'Rollout', is_test: 'on' });
+    const ok = await submitForm(
+      agent,
+      `/admin/customers/${customerId}/orders/new`,
+      `/admin/customers/${customerId}/orders`,
+      { order_ref: 'ORD-1', reference: 'Rollout', is_test: 'on' },
+    );
     assert.equal(ok.status, 303);
     orderId = Number(ok.headers.location.split('/').pop());
     const order = await t.db('orders').where({ id: orderId }).first();
     assert.ok(order.is_test);
-    const dup = await submitForm(agent, `/admin/customers/${customerId}/orders/new`, `/admin/customers/${customerId}/orders`, { order_ref: 'ORD-1' });
+    const dup = await submitForm(
+      agent,
+      `/admin/customers/${customerId}/orders/new`,
+      `/admin/customers/${customerId}/orders`,
+      { order_ref: 'ORD-1' },
+    );
     assert.equal(dup.status, 422);
     assert.match(dup.text, /Another order already has this number/);
     assert.match((await agent.get('/admin/orders?q=ORD-1')).text, /ORD-1/);
-    const edit = await submitForm(agent, `/admin/orders/${orderId}/edit`, `/admin/orders/${orderId}`, { order_ref: 'ORD-1', reference: 'Rollout 2' });
+    const edit = await submitForm(agent, `/admin/orders/${orderId}/edit`, `/admin/orders/${orderId}`, {
+      order_ref: 'ORD-1',
+      reference: 'Rollout 2',
+    });
     assert.equal(edit.status, 303);
-    assert.deepEqual((await auditOf(t.db, 'order', orderId)).map((e) => e.action), ['order.created', 'order.updated']);
+    assert.deepEqual(
+      (await auditOf(t.db, 'order', orderId)).map((e) => e.action),
+      ['order.created', 'order.updated'],
+    );
   });
 
   it('issues key-based licenses in bulk with the policy entitlements and features', async () => {
-    const bad = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, { policy_id: String(ids.keyPolicy), quantity: '0' });
+    const bad = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, {
+      policy_id: String(ids.keyPolicy),
+      quantity: '0',
+    });
     assert.equal(bad.status, 422);
     assert.match(bad.text, /out of the allowed range/);
-    const missing = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, { policy_id: String(ids.keyPolicy) });
+    const missing = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, {
+      policy_id: String(ids.keyPolicy),
+    });
     assert.equal(missing.status, 422);
     assert.equal(await countRows(t.db, 'licenses'), 0);
 
-    const ok = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, { policy_id: String(ids.keyPolicy), quantity: '3' });
+    const ok = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, {
+      policy_id: String(ids.keyPolicy),
+      quantity: '3',
+    });
     assert.equal(ok.status, 303);
     assert.match((await agent.get(ok.headers.location)).text, /3 license\(s\) issued/);
     const rows = await t.db('licenses').where({ order_id: orderId });
@@ -96,23 +200,38 @@ describe('console: customers, orders, licenses, license users, managers', () => 
   });
 
   it('issues user-based licenses: one per address, users created and invited', async () => {
-    const bad = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, { policy_id: String(ids.userPolicy), emails: 'ok@example.com, not-an-address' });
+    const bad = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, {
+      policy_id: String(ids.userPolicy),
+      emails: 'ok@example.com, not-an-address',
+    });
     assert.equal(bad.status, 422);
     assert.match(bad.text, /One of the e-mail addresses is not valid/);
-    const ok = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, { policy_id: String(ids.userPolicy), emails: 'Ann@Example.com\nbob@example.com' });
+    const ok = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, {
+      policy_id: String(ids.userPolicy),
+      emails: 'Ann@Example.com\nbob@example.com',
+    });
     assert.equal(ok.status, 303);
     const users = await t.db('accounts').whereIn('email', ['ann@example.com', 'bob@example.com']);
     assert.equal(users.length, 2);
-    assert.ok(users.every((u: { role: string; password_hash: string | null }) => u.role === 'end_user' && u.password_hash === null));
-    const assignments = await t.db('license_user_assignments').whereIn('account_id', users.map((u: { id: number }) => u.id));
+    assert.ok(
+      users.every(
+        (u: { role: string; password_hash: string | null }) => u.role === 'end_user' && u.password_hash === null,
+      ),
+    );
+    const assignments = await t.db('license_user_assignments').whereIn(
+      'account_id',
+      users.map((u: { id: number }) => u.id),
+    );
     assert.equal(assignments.length, 2);
     assert.ok(assignments.every((a: { max_activations: number }) => a.max_activations === 3));
     assert.equal(await countRows(t.db, 'mail_outbox', { to_address: 'ann@example.com' }), 1, 'an invitation');
   });
 
-  it('lists and filters an order\'s licenses by status, product, key and user', async () => {
+  it("lists and filters an order's licenses by status, product, key and user", async () => {
     const key = (await t.db('licenses').whereNotNull('license_key').first()).license_key as string;
-    const byKey = await agent.get(`/admin/orders/${orderId}?key=${encodeURIComponent(key.slice(0, 9).toLowerCase())}`).expect(200);
+    const byKey = await agent
+      .get(`/admin/orders/${orderId}?key=${encodeURIComponent(key.slice(0, 9).toLowerCase())}`)
+      .expect(200);
     assert.ok(byKey.text.includes(key));
     const byUser = await agent.get(`/admin/orders/${orderId}?user=ann@`).expect(200);
     assert.match(byUser.text, /User license #/);
@@ -132,7 +251,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.match(whole.text, /1 in total/);
     const start = await agent.get(`/admin/licenses?key=${encodeURIComponent(key.slice(0, 6))}`).expect(200);
     assert.ok(start.text.includes(key));
-    for (const wildcard of ['%', '_', key.slice(0, 4) + '%', '*', '[']) {
+    for (const wildcard of ['%', '_', `${key.slice(0, 4)}%`, '*', '[']) {
       const none = await agent.get(`/admin/licenses?key=${encodeURIComponent(wildcard)}`).expect(200);
       assert.ok(!keys.some((k) => none.text.includes(k)), `"${wildcard}" matches no key`);
     }
@@ -143,7 +262,14 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     const url = `/admin/licenses/${license.id}`;
     const bad = await submitForm(agent, `${url}/edit`, url, { max_activations: '', max_transfers: 'x' });
     assert.equal(bad.status, 422);
-    const ok = await submitForm(agent, `${url}/edit`, url, { license_type: 'perpetual', max_activations: '5', max_transfers: '0', validity_days: '30', expires_at: '2031-01-31', note: 'VIP' });
+    const ok = await submitForm(agent, `${url}/edit`, url, {
+      license_type: 'perpetual',
+      max_activations: '5',
+      max_transfers: '0',
+      validity_days: '30',
+      expires_at: '2031-01-31',
+      note: 'VIP',
+    });
     assert.equal(ok.status, 303);
     const after = await t.db('licenses').where({ id: license.id }).first();
     assert.equal(after.license_type, 'time-limited', 'the type never changes');
@@ -153,19 +279,35 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.match((await agent.get(url)).text, /status-disabled/);
     await submitForm(agent, url, `${url}/enable`, {});
     const events = await auditOf(t.db, 'license', license.id);
-    assert.deepEqual(events.map((e) => e.action), ['license.updated', 'license.disabled', 'license.enabled']);
+    assert.deepEqual(
+      events.map((e) => e.action),
+      ['license.updated', 'license.disabled', 'license.enabled'],
+    );
     assert.equal(events[0]!.before.maxActivations, 2);
     assert.equal(events[0]!.after.maxActivations, 5);
   });
 
   it('an air-gapped license keeps its entitlements; only the note changes', async () => {
-    const res = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, { policy_id: String(ids.airPolicy), quantity: '1' });
+    const res = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/licenses`, {
+      policy_id: String(ids.airPolicy),
+      quantity: '1',
+    });
     assert.equal(res.status, 303);
     const license = await t.db('licenses').where({ airgapped: true }).first();
     const url = `/admin/licenses/${license.id}`;
     const edit = await agent.get(`${url}/edit`).expect(200);
     assert.match(edit.text, /its entitlements cannot be edited/);
-    await agent.post(url).type('form').send({ _csrf: csrfFrom(edit.text), license_type: 'perpetual', max_activations: '99', max_transfers: '0', note: 'site A' }).expect(303);
+    await agent
+      .post(url)
+      .type('form')
+      .send({
+        _csrf: csrfFrom(edit.text),
+        license_type: 'perpetual',
+        max_activations: '99',
+        max_transfers: '0',
+        note: 'site A',
+      })
+      .expect(303);
     const after = await t.db('licenses').where({ id: license.id }).first();
     assert.equal(after.max_activations, 1);
     assert.equal(after.note, 'site A');
@@ -173,7 +315,12 @@ describe('console: customers, orders, licenses, license users, managers', () => 
   });
 
   it('resets one device, blacklists another, resets the license; seats follow', async () => {
-    const license = await t.db('licenses').whereNotNull('license_key').where({ airgapped: false }).orderBy('id', 'desc').first();
+    const license = await t
+      .db('licenses')
+      .whereNotNull('license_key')
+      .where({ airgapped: false })
+      .orderBy('id', 'desc')
+      .first();
     const url = `/admin/licenses/${license.id}`;
     const d1 = await addDevice(t, license.id, 'HW-1');
     const d2 = await addDevice(t, license.id, 'HW-2');
@@ -182,22 +329,36 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 2);
     const again = await submitForm(agent, url, `${url}/devices/${d1}/reset`, {});
     assert.match((await agent.get(again.headers.location)).text, /no longer active/);
-    assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 2, 'a repeated reset frees nothing');
+    assert.equal(
+      (await t.db('licenses').where({ id: license.id }).first()).times_activated,
+      2,
+      'a repeated reset frees nothing',
+    );
 
     await submitForm(agent, url, `${url}/devices/${d2}/blacklist`, {});
     assert.ok(await t.db('license_blacklist').where({ license_id: license.id, hardware_id: 'HW-2' }).first());
     assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 1);
 
     const other = await t.db('licenses').whereNot({ id: license.id }).whereNotNull('license_key').first();
-    assert.equal((await submitForm(agent, url, `/admin/licenses/${other.id}/devices/${d3}/reset`, {})).status, 404, 'a device of another license is out of reach');
+    assert.equal(
+      (await submitForm(agent, url, `/admin/licenses/${other.id}/devices/${d3}/reset`, {})).status,
+      404,
+      'a device of another license is out of reach',
+    );
 
     await submitForm(agent, url, `${url}/reset`, {});
     assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 0);
     const devices = await t.db('devices').where({ license_id: license.id });
     assert.ok(devices.every((d: { deactivated_at: unknown }) => d.deactivated_at !== null));
     assert.equal(devices.length, 3, 'history is kept');
-    assert.deepEqual((await auditOf(t.db, 'device', d1)).map((e) => e.action), ['device.reset']);
-    assert.deepEqual((await auditOf(t.db, 'device', d2)).map((e) => e.action), ['device.blacklisted']);
+    assert.deepEqual(
+      (await auditOf(t.db, 'device', d1)).map((e) => e.action),
+      ['device.reset'],
+    );
+    assert.deepEqual(
+      (await auditOf(t.db, 'device', d2)).map((e) => e.action),
+      ['device.blacklisted'],
+    );
     assert.ok((await auditOf(t.db, 'license', license.id)).some((e) => e.action === 'license.reset'));
     const page = await agent.get(url).expect(200);
     assert.match(page.text, /HW-3/);
@@ -209,32 +370,64 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     const url = `/admin/licenses/${license.id}`;
     const bad = await submitForm(agent, url, `${url}/users`, { email: 'x', max_activations: '0' });
     assert.equal(bad.status, 422);
-    assert.equal((await submitForm(agent, url, `${url}/users`, { email: 'carol@example.com', name: 'Carol', max_activations: '2' })).status, 303);
+    assert.equal(
+      (
+        await submitForm(agent, url, `${url}/users`, {
+          email: 'carol@example.com',
+          name: 'Carol',
+          max_activations: '2',
+        })
+      ).status,
+      303,
+    );
     const carol = await t.db('accounts').where({ email: 'carol@example.com' }).first();
     const dup = await submitForm(agent, url, `${url}/users`, { email: 'carol@example.com', max_activations: '2' });
     assert.equal(dup.status, 422);
     assert.match(dup.text, /already assigned/);
     assert.equal((await submitForm(agent, url, `${url}/users/${carol.id}`, { max_activations: '4' })).status, 303);
-    assert.equal((await t.db('license_user_assignments').where({ license_id: license.id, account_id: carol.id }).first()).max_activations, 4);
+    assert.equal(
+      (await t.db('license_user_assignments').where({ license_id: license.id, account_id: carol.id }).first())
+        .max_activations,
+      4,
+    );
     const admin = await t.db('accounts').where({ role: 'admin' }).first();
     const refused = await submitForm(agent, url, `${url}/users`, { email: admin.email, max_activations: '1' });
     assert.equal(refused.status, 422, 'an admin address cannot become a license user');
     assert.equal((await submitForm(agent, url, `${url}/users/${carol.id}/delete`, {})).status, 303);
-    assert.equal(await t.db('license_user_assignments').where({ license_id: license.id, account_id: carol.id }).first(), undefined);
+    assert.equal(
+      await t.db('license_user_assignments').where({ license_id: license.id, account_id: carol.id }).first(),
+      undefined,
+    );
     const keyLicense = await t.db('licenses').whereNotNull('license_key').first();
-    const notUser = await submitForm(agent, url, `/admin/licenses/${keyLicense.id}/users`, { email: 'dan@example.com', max_activations: '1' });
+    const notUser = await submitForm(agent, url, `/admin/licenses/${keyLicense.id}/users`, {
+      email: 'dan@example.com',
+      max_activations: '1',
+    });
     assert.equal(notUser.status, 303);
     assert.match((await agent.get(notUser.headers.location)).text, /key-based: it has no users/);
-    assert.deepEqual((await auditOf(t.db, 'license', license.id)).map((e) => e.action), ['license_user.assigned', 'license_user.limit_changed', 'license_user.unassigned']);
+    assert.deepEqual(
+      (await auditOf(t.db, 'license', license.id)).map((e) => e.action),
+      ['license_user.assigned', 'license_user.limit_changed', 'license_user.unassigned'],
+    );
   });
 
   it('creates license users with an invitation or a one-time password shown once', async () => {
-    const invite = await submitForm(agent, '/admin/license-users/new', '/admin/license-users', { email: 'eve@example.com', name: 'Eve', language: 'fr', credentials: 'email' });
+    const invite = await submitForm(agent, '/admin/license-users/new', '/admin/license-users', {
+      email: 'eve@example.com',
+      name: 'Eve',
+      language: 'fr',
+      credentials: 'email',
+    });
     assert.equal(invite.status, 303);
     const mail = await t.db('mail_outbox').where({ to_address: 'eve@example.com' }).first();
     assert.ok(mail, 'an invitation mail (in French) is in the outbox');
 
-    const shown = await submitForm(agent, '/admin/license-users/new', '/admin/license-users', { email: 'frank@example.com', name: 'Frank', language: 'en', credentials: 'password' });
+    const shown = await submitForm(agent, '/admin/license-users/new', '/admin/license-users', {
+      email: 'frank@example.com',
+      name: 'Frank',
+      language: 'en',
+      credentials: 'password',
+    });
     assert.equal(shown.status, 200);
     assert.equal(shown.headers['cache-control'], 'no-store');
     const password = /class="one-time"><code>([^<]+)<\/code>/.exec(shown.text)![1]!;
@@ -242,35 +435,74 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.ok(frank.must_change_password);
     const login = request.agent(t.app);
     const page = await login.get('/login');
-    await login.post('/login').type('form').send({ _csrf: csrfFrom(page.text), email: 'frank@example.com', password }).expect(303).expect('location', '/account/password');
+    await login
+      .post('/login')
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text), email: 'frank@example.com', password })
+      .expect(303)
+      .expect('location', '/account/password');
     assert.doesNotMatch(JSON.stringify(await t.db('audit_events').select('after_state')), new RegExp(password));
 
-    const reset = await submitForm(agent, `/admin/license-users/${frank.id}`, `/admin/license-users/${frank.id}/password`, { credentials: 'password' });
+    const reset = await submitForm(
+      agent,
+      `/admin/license-users/${frank.id}`,
+      `/admin/license-users/${frank.id}/password`,
+      { credentials: 'password' },
+    );
     assert.equal(reset.status, 200);
     const newPassword = /class="one-time"><code>([^<]+)<\/code>/.exec(reset.text)![1]!;
     assert.notEqual(newPassword, password);
     await loginAgent(t.app, 'frank@example.com', newPassword);
-    const dup = await submitForm(agent, '/admin/license-users/new', '/admin/license-users', { email: 'frank@example.com', name: 'Frank', language: 'en', credentials: 'email' });
+    const dup = await submitForm(agent, '/admin/license-users/new', '/admin/license-users', {
+      email: 'frank@example.com',
+      name: 'Frank',
+      language: 'en',
+      credentials: 'email',
+    });
     assert.equal(dup.status, 422);
   });
 
   it('invites a manager who sets a password through the link, then manages scope and permissions', async () => {
-    const invite = await submitForm(agent, '/admin/managers/new', '/admin/managers', { email: 'rita@reseller.example', name: 'Rita', language: 'en' });
+    const invite = await submitForm(agent, '/admin/managers/new', '/admin/managers', {
+      email: 'rita@reseller.example',
+      name: 'Rita',
+      language: 'en',
+    });
     assert.equal(invite.status, 303);
     const managerId = Number(invite.headers.location.split('/').pop());
-    const defaults = (await t.db('default_permissions').select('permission')).map((r: { permission: string }) => r.permission).sort();
-    const granted = (await t.db('manager_permissions').where({ account_id: managerId }).select('permission')).map((r: { permission: string }) => r.permission).sort();
+    const defaults = (await t.db('default_permissions').select('permission'))
+      .map((r: { permission: string }) => r.permission)
+      .sort();
+    const granted = (await t.db('manager_permissions').where({ account_id: managerId }).select('permission'))
+      .map((r: { permission: string }) => r.permission)
+      .sort();
     assert.deepEqual(granted, defaults, 'new managers start with the default set');
     const mail = await t.db('mail_outbox').where({ to_address: 'rita@reseller.example' }).first();
     const link = /http:\/\/portico\.test(\/password\/reset\/[\w-]+)/.exec(mail.text_body)![1]!;
     const guest = request.agent(t.app);
     const form = await guest.get(link).expect(200);
-    await guest.post(link).type('form').send({ _csrf: csrfFrom(form.text), password: 'rita chose this', password_confirmation: 'rita chose this' }).expect(303);
+    await guest
+      .post(link)
+      .type('form')
+      .send({ _csrf: csrfFrom(form.text), password: 'rita chose this', password_confirmation: 'rita chose this' })
+      .expect(303);
     const rita = await loginAgent(t.app, 'rita@reseller.example', 'rita chose this');
 
     const url = `/admin/managers/${managerId}`;
-    assert.equal((await submitForm(agent, url, `${url}/permissions`, { permissions: ['reset_device', 'edit_license'] as unknown as string })).status, 303);
-    assert.deepEqual((await t.db('manager_permissions').where({ account_id: managerId }).orderBy('permission').select('permission')).map((r: { permission: string }) => r.permission), ['edit_license', 'reset_device']);
+    assert.equal(
+      (
+        await submitForm(agent, url, `${url}/permissions`, {
+          permissions: ['reset_device', 'edit_license'] as unknown as string,
+        })
+      ).status,
+      303,
+    );
+    assert.deepEqual(
+      (
+        await t.db('manager_permissions').where({ account_id: managerId }).orderBy('permission').select('permission')
+      ).map((r: { permission: string }) => r.permission),
+      ['edit_license', 'reset_device'],
+    );
     const badPerm = await submitForm(agent, url, `${url}/permissions`, { permissions: 'launch_rockets' });
     assert.equal(badPerm.status, 422);
 
@@ -280,13 +512,25 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1' })).status, 303);
     assert.match((await rita.get('/portal').expect(200)).text, /ORD-1/, 'the manager now sees the order');
 
-    assert.equal((await submitForm(agent, url, `${url}/quotas`, { product_id: String(ids.keyProduct), quota: '5' })).status, 303);
-    assert.equal((await submitForm(agent, url, `${url}/quotas`, { product_id: String(ids.userProduct), quota: '' })).status, 303);
+    assert.equal(
+      (await submitForm(agent, url, `${url}/quotas`, { product_id: String(ids.keyProduct), quota: '5' })).status,
+      303,
+    );
+    assert.equal(
+      (await submitForm(agent, url, `${url}/quotas`, { product_id: String(ids.userProduct), quota: '' })).status,
+      303,
+    );
     const quotas = await t.db('manager_quotas').where({ account_id: managerId }).orderBy('product_id');
-    assert.deepEqual(quotas.map((q: { quota: number | null }) => q.quota), [5, null]);
+    assert.deepEqual(
+      quotas.map((q: { quota: number | null }) => q.quota),
+      [5, null],
+    );
     assert.equal((await submitForm(agent, url, `${url}/quotas/${ids.userProduct}/delete`, {})).status, 303);
     assert.equal((await submitForm(agent, url, `${url}/policies`, { policy_ids: String(ids.keyPolicy) })).status, 303);
-    assert.deepEqual((await t.db('manager_policies').where({ account_id: managerId })).map((r: { policy_id: number }) => r.policy_id), [ids.keyPolicy]);
+    assert.deepEqual(
+      (await t.db('manager_policies').where({ account_id: managerId })).map((r: { policy_id: number }) => r.policy_id),
+      [ids.keyPolicy],
+    );
 
     assert.equal((await submitForm(agent, url, `${url}/orders/${orderId}/delete`, {})).status, 303);
     assert.doesNotMatch((await rita.get('/portal').expect(200)).text, /ORD-1/);
@@ -295,14 +539,35 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     await rita.get('/portal').expect(303).expect('location', '/login');
 
     const actions = (await auditOf(t.db, 'account', managerId)).map((e) => e.action);
-    for (const a of ['manager.invited', 'manager.permissions_changed', 'manager.order_assigned', 'manager.quota_set', 'manager.quota_removed', 'manager.policies_changed', 'manager.order_unassigned', 'manager.updated']) assert.ok(actions.includes(a), a);
+    for (const a of [
+      'manager.invited',
+      'manager.permissions_changed',
+      'manager.order_assigned',
+      'manager.quota_set',
+      'manager.quota_removed',
+      'manager.policies_changed',
+      'manager.order_unassigned',
+      'manager.updated',
+    ])
+      assert.ok(actions.includes(a), a);
   });
 
   it('changes the default permission set used for new managers', async () => {
-    assert.equal((await submitForm(agent, '/admin/managers/defaults', '/admin/managers/defaults', { permissions: 'reset_device' })).status, 303);
-    const invite = await submitForm(agent, '/admin/managers/new', '/admin/managers', { email: 'new@reseller.example', name: 'New', language: 'en' });
+    assert.equal(
+      (await submitForm(agent, '/admin/managers/defaults', '/admin/managers/defaults', { permissions: 'reset_device' }))
+        .status,
+      303,
+    );
+    const invite = await submitForm(agent, '/admin/managers/new', '/admin/managers', {
+      email: 'new@reseller.example',
+      name: 'New',
+      language: 'en',
+    });
     const id = Number(invite.headers.location.split('/').pop());
-    assert.deepEqual((await t.db('manager_permissions').where({ account_id: id })).map((r: { permission: string }) => r.permission), ['reset_device']);
+    assert.deepEqual(
+      (await t.db('manager_permissions').where({ account_id: id })).map((r: { permission: string }) => r.permission),
+      ['reset_device'],
+    );
   });
 
   it('deletes empty orders and customers only', async () => {
@@ -330,7 +595,10 @@ describe('console: issuing at volume', function () {
     const ids = await seedCatalog(t);
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Big' }, new Date());
     const order = await catalog.insertOrder(t.db, { orderRef: 'BIG-1', customerId: customer }, new Date());
-    const res = await submitForm(agent, `/admin/orders/${order}`, `/admin/orders/${order}/licenses`, { policy_id: String(ids.keyPolicy), quantity: '10000' });
+    const res = await submitForm(agent, `/admin/orders/${order}`, `/admin/orders/${order}/licenses`, {
+      policy_id: String(ids.keyPolicy),
+      quantity: '10000',
+    });
     assert.equal(res.status, 303);
     assert.equal(await countRows(t.db, 'licenses', { order_id: order }), 10_000);
     const distinct = await t.db('licenses').where({ order_id: order }).countDistinct({ n: 'license_key' }).first();
@@ -341,7 +609,10 @@ describe('console: issuing at volume', function () {
     await agent.get(`/admin/orders/${order}?page=200`).expect(200);
     // The order keeps its own count (the pages read it instead of counting), and it is the true one.
     assert.equal(Number((await t.db('orders').where({ id: order }).first('license_count')).license_count), 10_000);
-    const more = await submitForm(agent, `/admin/orders/${order}`, `/admin/orders/${order}/licenses`, { policy_id: String(ids.keyPolicy), quantity: '3' });
+    const more = await submitForm(agent, `/admin/orders/${order}`, `/admin/orders/${order}/licenses`, {
+      policy_id: String(ids.keyPolicy),
+      quantity: '3',
+    });
     assert.equal(more.status, 303);
     assert.equal(Number((await t.db('orders').where({ id: order }).first('license_count')).license_count), 10_003);
     assert.match((await agent.get(`/admin/orders/${order}`).expect(200)).text, /Licenses \(10003\)/);
@@ -350,13 +621,31 @@ describe('console: issuing at volume', function () {
 
   it('two issues into one order at the same time both land, and the order counts both', async () => {
     const { agent } = await adminAgent(t);
-    const keyPolicy = Number((await t.db('license_policies').join('products', 'products.id', 'license_policies.product_id').where('products.code', 'cad').first('license_policies.id')).id);
+    const keyPolicy = Number(
+      (
+        await t
+          .db('license_policies')
+          .join('products', 'products.id', 'license_policies.product_id')
+          .where('products.code', 'cad')
+          .first('license_policies.id')
+      ).id,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Twice' }, new Date());
     const order = await catalog.insertOrder(t.db, { orderRef: 'TWICE-1', customerId: customer }, new Date());
     const page = await agent.get(`/admin/orders/${order}`).expect(200);
     const csrf = csrfFrom(page.text);
-    const results = await Promise.all([250, 170].map((n) => agent.post(`/admin/orders/${order}/licenses`).type('form').send({ _csrf: csrf, policy_id: String(keyPolicy), quantity: String(n) })));
-    assert.deepEqual(results.map((r) => r.status), [303, 303]);
+    const results = await Promise.all(
+      [250, 170].map((n) =>
+        agent
+          .post(`/admin/orders/${order}/licenses`)
+          .type('form')
+          .send({ _csrf: csrf, policy_id: String(keyPolicy), quantity: String(n) }),
+      ),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [303, 303],
+    );
     assert.equal(await countRows(t.db, 'licenses', { order_id: order }), 420);
     assert.equal(Number((await t.db('orders').where({ id: order }).first('license_count')).license_count), 420);
   });

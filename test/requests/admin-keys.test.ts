@@ -2,7 +2,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
-import { buildTestApp, adminAgent, auditOf, countRows, createAccount, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
+import {
+  buildTestApp,
+  adminAgent,
+  auditOf,
+  countRows,
+  createAccount,
+  csrfFrom,
+  loginAgent,
+  submitForm,
+  type TestApp,
+} from '../helpers/app.ts';
 import { keysDir } from '../../app/lib/key-files.ts';
 
 interface PublishedKey {
@@ -23,7 +33,8 @@ describe('console: signing keys', () => {
     return res;
   };
 
-  const published = async (): Promise<PublishedKey[]> => (await request(t.app).get('/.well-known/portico-keys.json').expect(200)).body.keys;
+  const published = async (): Promise<PublishedKey[]> =>
+    (await request(t.app).get('/.well-known/portico-keys.json').expect(200)).body.keys;
   const statusOf = async (kid: string) => (await t.db('signing_keys').where({ kid }).first()).status;
   const post = async (url: string) => seen(await submitForm(agent, '/admin/keys', url, {}));
 
@@ -78,7 +89,13 @@ describe('console: signing keys', () => {
     assert.match(page.text, new RegExp(`<code>${secondKid}</code> <span class="status">Trusted</span>`));
     const file = path.join(keysDir(t.dataDir), `${secondKid}.pem`);
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
-    assert.deepEqual((await published()).map((k) => [k.kid, k.status]).sort(), [[firstKid, 'active'], [secondKid, 'trusted']].sort());
+    assert.deepEqual(
+      (await published()).map((k) => [k.kid, k.status]).sort(),
+      [
+        [firstKid, 'active'],
+        [secondKid, 'trusted'],
+      ].sort(),
+    );
     const events = await auditOf(t.db, 'signing_key', secondKid);
     assert.equal(events.length, 1);
     assert.equal(events[0]!.action, 'signing_key.generated');
@@ -104,12 +121,28 @@ describe('console: signing keys', () => {
     assert.equal(await statusOf(firstKid), 'trusted');
     assert.equal(await countRows(t.db, 'signing_keys', { status: 'active' }), 1);
     assert.ok((await t.db('signing_keys').where({ kid: secondKid }).first()).activated_at);
-    assert.deepEqual((await published()).map((k) => [k.kid, k.status]).sort(), [[firstKid, 'trusted'], [secondKid, 'active']].sort());
+    assert.deepEqual(
+      (await published()).map((k) => [k.kid, k.status]).sort(),
+      [
+        [firstKid, 'trusted'],
+        [secondKid, 'active'],
+      ].sort(),
+    );
     const events = await auditOf(t.db, 'signing_key', secondKid);
     assert.equal(events.length, 2);
     assert.equal(events[1]!.action, 'signing_key.activated');
-    assert.deepEqual(events[1]!.before, { kid: secondKid, algorithm: 'Ed25519', status: 'trusted', activeKid: firstKid });
-    assert.deepEqual(events[1]!.after, { kid: secondKid, algorithm: 'Ed25519', status: 'active', activeKid: secondKid });
+    assert.deepEqual(events[1]!.before, {
+      kid: secondKid,
+      algorithm: 'Ed25519',
+      status: 'trusted',
+      activeKid: firstKid,
+    });
+    assert.deepEqual(events[1]!.after, {
+      kid: secondKid,
+      algorithm: 'Ed25519',
+      status: 'active',
+      activeKid: secondKid,
+    });
     const again = await post(`/admin/keys/${secondKid}/activate`);
     assert.match(seen(await agent.get(again.headers.location)).text, /already the active key/);
   });
@@ -123,14 +156,20 @@ describe('console: signing keys', () => {
     assert.match(page.text, new RegExp(`<code>${firstKid}</code> <span class="status status-disabled">Retired</span>`));
     assert.equal(await statusOf(firstKid), 'retired');
     assert.ok((await t.db('signing_keys').where({ kid: firstKid }).first()).retired_at);
-    assert.deepEqual((await published()).map((k) => k.kid), [secondKid]);
+    assert.deepEqual(
+      (await published()).map((k) => k.kid),
+      [secondKid],
+    );
     const [event] = await auditOf(t.db, 'signing_key', firstKid);
     assert.equal(event!.action, 'signing_key.retired');
     assert.equal(event!.before.status, 'trusted');
     assert.equal(event!.after.status, 'retired');
 
     const reactivate = await post(`/admin/keys/${firstKid}/activate`);
-    assert.match(seen(await agent.get(reactivate.headers.location)).text, /Only a trusted key can become the active key/);
+    assert.match(
+      seen(await agent.get(reactivate.headers.location)).text,
+      /Only a trusted key can become the active key/,
+    );
     const reretire = await post(`/admin/keys/${firstKid}/retire`);
     assert.match(seen(await agent.get(reretire.headers.location)).text, /already retired/);
     assert.equal(await statusOf(firstKid), 'retired');
@@ -154,7 +193,11 @@ describe('console: signing keys', () => {
     const _csrf = csrfFrom(page.text);
     await agent.post('/admin/keys/ed25519-doesnotexist0000/activate').type('form').send({ _csrf }).expect(404);
     await agent.post('/admin/keys/..%2F..%2Fsecret/retire').type('form').send({ _csrf }).expect(404);
-    await agent.post(`/admin/keys/${'x'.repeat(65)}/retire`).type('form').send({ _csrf }).expect(404);
+    await agent
+      .post(`/admin/keys/${'x'.repeat(65)}/retire`)
+      .type('form')
+      .send({ _csrf })
+      .expect(404);
   });
 
   it('no response, log line or audit event contains private key material', async () => {

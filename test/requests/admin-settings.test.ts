@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { buildTestApp, adminAgent, auditOf, countRows, createAccount, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
+import {
+  buildTestApp,
+  adminAgent,
+  auditOf,
+  countRows,
+  createAccount,
+  csrfFrom,
+  loginAgent,
+  submitForm,
+  type TestApp,
+} from '../helpers/app.ts';
 import { getSettings, saveSettings, settingDefaults } from '../../app/models/settings.ts';
 
 const valid = (over: Record<string, string> = {}) => ({
@@ -33,15 +43,29 @@ describe('console: settings', () => {
       const other = await loginAgent(t.app, account.email, account.password);
       await other.get('/admin/settings').expect(404);
       const page = await other.get('/account').expect(200);
-      await other.post('/admin/settings').type('form').send({ _csrf: csrfFrom(page.text), ...valid() }).expect(404);
+      await other
+        .post('/admin/settings')
+        .type('form')
+        .send({ _csrf: csrfFrom(page.text), ...valid() })
+        .expect(404);
     }
     assert.equal(await countRows(t.db, 'settings'), 0);
   });
 
   it('has typed defaults for keys never saved; the language default is DEFAULT_LANGUAGE', async () => {
-    assert.deepEqual(await getSettings(t.db, defaults), { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'fr', offlineLeaseDays: 30, airgapCodeMinutes: 60, acceptLegacyAirgapDeactivation: true });
+    assert.deepEqual(await getSettings(t.db, defaults), {
+      endUserSelfService: false,
+      managerSecondFactor: false,
+      defaultLanguage: 'fr',
+      offlineLeaseDays: 30,
+      airgapCodeMinutes: 60,
+      acceptLegacyAirgapDeactivation: true,
+    });
     const page = await agent.get('/admin/settings').expect(200);
-    assert.match(page.text, /<input type="checkbox" id="field-end_user_self_service" name="end_user_self_service"(?! checked)/);
+    assert.match(
+      page.text,
+      /<input type="checkbox" id="field-end_user_self_service" name="end_user_self_service"(?! checked)/,
+    );
     assert.match(page.text, /<option value="fr" lang="fr" selected>/);
     assert.match(page.text, /name="offline_lease_days" type="number"\s+value="30"/);
     assert.match(page.text, /name="airgap_code_minutes" type="number"\s+value="60"/);
@@ -53,14 +77,30 @@ describe('console: settings', () => {
   });
 
   it('bad input is 422 with field errors and the submitted values; nothing is saved', async () => {
-    const bad = await submitForm(agent, '/admin/settings', '/admin/settings', valid({ offline_lease_days: '0', airgap_code_minutes: '4', default_language: 'xx' }));
+    const bad = await submitForm(
+      agent,
+      '/admin/settings',
+      '/admin/settings',
+      valid({ offline_lease_days: '0', airgap_code_minutes: '4', default_language: 'xx' }),
+    );
     assert.equal(bad.status, 422);
-    for (const field of ['offline_lease_days', 'airgap_code_minutes', 'default_language']) assert.match(bad.text, new RegExp(`id="field-${field}-error"`), field);
+    for (const field of ['offline_lease_days', 'airgap_code_minutes', 'default_language'])
+      assert.match(bad.text, new RegExp(`id="field-${field}-error"`), field);
     assert.match(bad.text, /This number is out of the allowed range/);
     assert.match(bad.text, /name="offline_lease_days" type="number"\s+value="0"/);
-    const tooMuch = await submitForm(agent, '/admin/settings', '/admin/settings', valid({ offline_lease_days: '3651', airgap_code_minutes: '10081' }));
+    const tooMuch = await submitForm(
+      agent,
+      '/admin/settings',
+      '/admin/settings',
+      valid({ offline_lease_days: '3651', airgap_code_minutes: '10081' }),
+    );
     assert.equal(tooMuch.status, 422);
-    const notNumbers = await submitForm(agent, '/admin/settings', '/admin/settings', valid({ offline_lease_days: '1.5', airgap_code_minutes: '' }));
+    const notNumbers = await submitForm(
+      agent,
+      '/admin/settings',
+      '/admin/settings',
+      valid({ offline_lease_days: '1.5', airgap_code_minutes: '' }),
+    );
     assert.equal(notNumbers.status, 422);
     assert.match(notNumbers.text, /id="field-airgap_code_minutes"[^>]*aria-invalid="true"/);
     assert.equal(await countRows(t.db, 'settings'), 0);
@@ -83,20 +123,45 @@ describe('console: settings', () => {
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(page.text, /The settings have been saved/);
     assert.match(page.text, /name="end_user_self_service" checked/);
-    const saved = { endUserSelfService: true, managerSecondFactor: true, defaultLanguage: 'es', offlineLeaseDays: 14, airgapCodeMinutes: 120, acceptLegacyAirgapDeactivation: false };
+    const saved = {
+      endUserSelfService: true,
+      managerSecondFactor: true,
+      defaultLanguage: 'es',
+      offlineLeaseDays: 14,
+      airgapCodeMinutes: 120,
+      acceptLegacyAirgapDeactivation: false,
+    };
     assert.deepEqual(await getSettings(t.db, defaults), saved);
 
     let events = await auditOf(t.db, 'settings', 'installation');
     assert.equal(events.length, 1);
     assert.equal(events[0]!.action, 'settings.updated');
     assert.equal(events[0]!.actor, adminId);
-    assert.deepEqual(events[0]!.before, { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'fr', offlineLeaseDays: 30, airgapCodeMinutes: 60, acceptLegacyAirgapDeactivation: true });
+    assert.deepEqual(events[0]!.before, {
+      endUserSelfService: false,
+      managerSecondFactor: false,
+      defaultLanguage: 'fr',
+      offlineLeaseDays: 30,
+      airgapCodeMinutes: 60,
+      acceptLegacyAirgapDeactivation: true,
+    });
     assert.deepEqual(events[0]!.after, saved);
 
     // Unchecked boxes are absent from the form: they mean "off".
-    const again = await submitForm(agent, '/admin/settings', '/admin/settings', { default_language: 'de', offline_lease_days: '3650', airgap_code_minutes: '5' });
+    const again = await submitForm(agent, '/admin/settings', '/admin/settings', {
+      default_language: 'de',
+      offline_lease_days: '3650',
+      airgap_code_minutes: '5',
+    });
     assert.equal(again.status, 303);
-    const changed = { endUserSelfService: false, managerSecondFactor: false, defaultLanguage: 'de', offlineLeaseDays: 3650, airgapCodeMinutes: 5, acceptLegacyAirgapDeactivation: false };
+    const changed = {
+      endUserSelfService: false,
+      managerSecondFactor: false,
+      defaultLanguage: 'de',
+      offlineLeaseDays: 3650,
+      airgapCodeMinutes: 5,
+      acceptLegacyAirgapDeactivation: false,
+    };
     assert.deepEqual(await getSettings(t.db, defaults), changed);
     assert.equal(await countRows(t.db, 'settings'), 6, 'one row per key, updated in place');
     events = await auditOf(t.db, 'settings', 'installation');

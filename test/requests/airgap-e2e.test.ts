@@ -19,7 +19,11 @@ async function typeInto(base: string, action: string, fields: Record<string, str
   const page = await fetch(`${base}/airgap`);
   const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
   const token = /name="_csrf" value="([^"]+)"/.exec(await page.text())![1]!;
-  const res = await fetch(`${base}${action}`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ _csrf: token, ...fields }) });
+  const res = await fetch(`${base}${action}`, {
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: token, ...fields }),
+  });
   return res.text();
 }
 
@@ -42,15 +46,34 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
 
   it('request code → portal → activation code typed back → active; deactivation code → portal → seat freed → confirmation accepted', async () => {
     const now = t.clock.now();
-    const product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'AG-E2E', customerId: customer }, now);
     const key = 'SAFE-SAFE-SAFE-SAFE-SAFE-SAFE-SAFE';
-    const licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true }, startDate: now }, now);
+    const licenseId = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: key,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
+        startDate: now,
+      },
+      now,
+    );
     const keysFile = path.join(work, 'keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'device');
-    assert.equal((await cli(dir, ['init', '--product', 'plant', '--key', key, '--keys', keysFile, '--hardware-id', 'PLANT-PC-7'])).code, 0);
+    assert.equal(
+      (await cli(dir, ['init', '--product', 'plant', '--key', key, '--keys', keysFile, '--hardware-id', 'PLANT-PC-7']))
+        .code,
+      0,
+    );
 
     const request = await cli(dir, ['airgap-request', '--portal', base]);
     assert.equal(request.code, 0, request.out);
@@ -58,7 +81,10 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
     assert.ok(requestCode.replace(/-/g, '').length <= 40);
     assert.match(request.out, new RegExp(`${base}/airgap\\?code=${requestCode}`));
 
-    const activated = await typeInto(base, '/airgap/activate', { license_key: key, request_code: requestCode.toLowerCase().replace(/-/g, ' ') });
+    const activated = await typeInto(base, '/airgap/activate', {
+      license_key: key,
+      request_code: requestCode.toLowerCase().replace(/-/g, ' '),
+    });
     const activationCode = /id="activation-code"[^>]*>([^<]+)</.exec(activated)![1]!.trim();
     const installed = await cli(dir, ['airgap-activate', activationCode]);
     assert.equal(installed.code, 0, installed.out);

@@ -4,7 +4,15 @@ import { decodeQrPng } from '../helpers/qr.ts';
 import { buildTestApp, adminAgent, auditOf, countRows, csrfFrom, type TestApp } from '../helpers/app.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import crypto from 'node:crypto';
-import { createAirgapRequest, createDeactivationCode, createLegacyDeactivationCode, legacyAirgapSecret, verifyActivationCode, verifyConfirmationCode, verifyLegacyConfirmationCode } from '../../sdk/src/airgap.ts';
+import {
+  createAirgapRequest,
+  createDeactivationCode,
+  createLegacyDeactivationCode,
+  legacyAirgapSecret,
+  verifyActivationCode,
+  verifyConfirmationCode,
+  verifyLegacyConfirmationCode,
+} from '../../sdk/src/airgap.ts';
 import { encodeCode } from '../../sdk/src/codes.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 
@@ -12,7 +20,10 @@ type Agent = ReturnType<typeof request.agent>;
 
 async function post(agent: Agent, url: string, fields: Record<string, string>) {
   const page = await agent.get('/airgap');
-  return agent.post(url).type('form').send({ _csrf: csrfFrom(page.text), ...fields });
+  return agent
+    .post(url)
+    .type('form')
+    .send({ _csrf: csrfFrom(page.text), ...fields });
 }
 
 const codeOn = (html: string, id: string) => new RegExp(`id="${id}"[^>]*>([^<]+)<`).exec(html)![1]!.trim();
@@ -34,11 +45,43 @@ describe('Air-Gapped Activation Portal', function () {
     t = await buildTestApp();
     agent = request.agent(t.app);
     const now = t.clock.now();
-    product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
+    product = await catalog.insertProduct(
+      t.db,
+      { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'AG-1', customerId: customer }, now);
-    licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true, maxActivations: 1, maxTransfers: 0 }, startDate: now }, now);
-    await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: 'NQTA-GAPP-GAPP-GAPP-GAPP-GAPP-GAPP', entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true }, startDate: now }, now);
+    licenseId = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: key,
+        entitlements: {
+          ...catalog.DEFAULT_ENTITLEMENTS,
+          airgapped: true,
+          allowOffline: true,
+          maxActivations: 1,
+          maxTransfers: 0,
+        },
+        startDate: now,
+      },
+      now,
+    );
+    await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: 'NQTA-GAPP-GAPP-GAPP-GAPP-GAPP-GAPP',
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true },
+        startDate: now,
+      },
+      now,
+    );
   });
   after(async () => t.close());
 
@@ -50,8 +93,15 @@ describe('Air-Gapped Activation Portal', function () {
   });
 
   it('activation: request code → activation code the SDK verifies; deactivation code → seat freed → confirmation the SDK accepts', async () => {
-    const { code, request: req, secret } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-A', now: t.clock.now() });
-    const res = await post(agent, '/airgap/activate', { license_key: key.toLowerCase(), request_code: code.toLowerCase() });
+    const {
+      code,
+      request: req,
+      secret,
+    } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-A', now: t.clock.now() });
+    const res = await post(agent, '/airgap/activate', {
+      license_key: key.toLowerCase(),
+      request_code: code.toLowerCase(),
+    });
     assert.equal(res.status, 200, res.text.slice(0, 500));
     const activationCode = codeOn(res.text, 'activation-code');
     assert.ok(activationCode.replace(/-/g, '').length <= 140, `activation code length ${activationCode.length}`);
@@ -75,7 +125,11 @@ describe('Air-Gapped Activation Portal', function () {
     assert.ok(verifyConfirmationCode(confirmation, { secret, hardwareHash: req.hardwareHash }));
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0);
     const replay = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
-    assert.equal(replay.status, 200, 'a replayed deactivation code answers with the same confirmation and changes nothing');
+    assert.equal(
+      replay.status,
+      200,
+      'a replayed deactivation code answers with the same confirmation and changes nothing',
+    );
     assert.equal(codeOn(replay.text, 'confirmation-code'), confirmation);
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0);
     assert.ok((await auditOf(t.db, 'license', licenseId)).some((e) => e.action === 'activation.granted'));
@@ -88,7 +142,10 @@ describe('Air-Gapped Activation Portal', function () {
   it('a request code of the first version (no commitment) is refused with what to do', async () => {
     const bytes = Buffer.alloc(16);
     bytes[0] = 0x10; // version 1 in the first 4 bits; the rest does not matter
-    const res = await post(agent, '/airgap/activate', { license_key: key, request_code: encodeCode('request', bytes, 128) });
+    const res = await post(agent, '/airgap/activate', {
+      license_key: key,
+      request_code: encodeCode('request', bytes, 128),
+    });
     assert.equal(res.status, 422);
     assert.match(res.text, /older version of the application/);
   });
@@ -98,14 +155,28 @@ describe('Air-Gapped Activation Portal', function () {
     const oldSecret = legacyAirgapSecret(signature);
     const at = t.clock.now();
     await t.db('licenses').where({ id: licenseId }).increment('times_activated', 1);
-    const [deviceId] = await t.db('devices').insert({ license_id: licenseId, hardware_id: 'ag-0123456789', active_hardware_id: 'ag-0123456789', channel: 'airgap', airgap_secret: oldSecret, activated_at: at, last_seen_at: at });
+    const [deviceId] = await t.db('devices').insert({
+      license_id: licenseId,
+      hardware_id: 'ag-0123456789',
+      active_hardware_id: 'ag-0123456789',
+      channel: 'airgap',
+      airgap_secret: oldSecret,
+      activated_at: at,
+      last_seen_at: at,
+    });
     const legacy = createLegacyDeactivationCode({ activationId: Number(deviceId), secret: oldSecret });
     // The console says which activations cannot be proven, and lets the vendor decide.
     const admin = (await adminAgent(t)).agent;
     const settings = await admin.get('/admin/settings').expect(200);
     assert.match(settings.text, /1 such activations are active/);
-    assert.match(settings.text, new RegExp(`href="/admin/licenses/${licenseId}">#${licenseId}</a></td>\\s*<td><code>ag-0123456789</code>`));
-    assert.match((await admin.get(`/admin/licenses/${licenseId}`).expect(200)).text, /Version 1 codes: deactivation not proven/);
+    assert.match(
+      settings.text,
+      new RegExp(`href="/admin/licenses/${licenseId}">#${licenseId}</a></td>\\s*<td><code>ag-0123456789</code>`),
+    );
+    assert.match(
+      (await admin.get(`/admin/licenses/${licenseId}`).expect(200)).text,
+      /Version 1 codes: deactivation not proven/,
+    );
     await t.db('settings').insert({ key: 'accept_legacy_airgap_deactivation', value: 'false', updated_at: at });
     const refused = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: legacy.code });
     assert.equal(refused.status, 403);
@@ -114,7 +185,13 @@ describe('Air-Gapped Activation Portal', function () {
     await t.db('settings').where({ key: 'accept_legacy_airgap_deactivation' }).update({ value: 'true' });
     const accepted = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: legacy.code });
     assert.equal(accepted.status, 200);
-    assert.ok(verifyLegacyConfirmationCode(codeOn(accepted.text, 'confirmation-code'), { secret: oldSecret, activationId: Number(deviceId), nonce: legacy.nonce }));
+    assert.ok(
+      verifyLegacyConfirmationCode(codeOn(accepted.text, 'confirmation-code'), {
+        secret: oldSecret,
+        activationId: Number(deviceId),
+        nonce: legacy.nonce,
+      }),
+    );
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0);
   });
 
@@ -143,20 +220,34 @@ describe('Air-Gapped Activation Portal', function () {
   it('refusals: not air-gapped, expired code, unknown product; a deactivation code made without the secret frees nothing', async () => {
     await t.db('rate_limits').delete(); // the tests before spent this license's attempts
     const other = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-C', now: t.clock.now() });
-    const notAirgapped = await post(agent, '/airgap/activate', { license_key: 'NQTA-GAPP-GAPP-GAPP-GAPP-GAPP-GAPP', request_code: other.code });
+    const notAirgapped = await post(agent, '/airgap/activate', {
+      license_key: 'NQTA-GAPP-GAPP-GAPP-GAPP-GAPP-GAPP',
+      request_code: other.code,
+    });
     assert.equal(notAirgapped.status, 403);
     assert.match(notAirgapped.text, /not an air-gapped license/);
-    const old = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-D', now: new Date(t.clock.now().getTime() - 3 * 3600_000) });
+    const old = createAirgapRequest({
+      product: 'plant',
+      hardwareId: 'SITE-D',
+      now: new Date(t.clock.now().getTime() - 3 * 3600_000),
+    });
     const expired = await post(agent, '/airgap/activate', { license_key: key, request_code: old.code });
     assert.equal(expired.status, 422);
     assert.match(expired.text, /has expired/);
     const unknown = createAirgapRequest({ product: 'other-vendor', hardwareId: 'SITE-E', now: t.clock.now() });
-    assert.match((await post(agent, '/airgap/activate', { license_key: key, request_code: unknown.code })).text, /another vendor/);
+    assert.match(
+      (await post(agent, '/airgap/activate', { license_key: key, request_code: unknown.code })).text,
+      /another vendor/,
+    );
 
     const fresh = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-F', now: t.clock.now() });
     const ok = await post(agent, '/airgap/activate', { license_key: key, request_code: fresh.code });
     assert.equal(ok.status, 200);
-    verifyActivationCode(codeOn(ok.text, 'activation-code'), { trustedKeys: await trustedKeyMap(t.db), request: fresh.request, licenseKey: key });
+    verifyActivationCode(codeOn(ok.text, 'activation-code'), {
+      trustedKeys: await trustedKeyMap(t.db),
+      request: fresh.request,
+      licenseKey: key,
+    });
     const forged = createDeactivationCode({ hardwareHash: fresh.request.hardwareHash, secret: Buffer.alloc(10, 7) });
     const refused = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: forged.code });
     assert.equal(refused.status, 403);
@@ -169,8 +260,13 @@ describe('Air-Gapped Activation Portal', function () {
     const device = await t.db('devices').where({ license_id: licenseId }).whereNull('deactivated_at').first();
     let status = 0;
     for (let n = 0; n < 12 && status !== 429; n++) {
-      const guess = createDeactivationCode({ hardwareHash: String(device.hardware_id).slice(3), secret: Buffer.alloc(10, n) });
-      status = (await post(request.agent(t.app), '/airgap/deactivate', { license_key: key, deactivation_code: guess.code })).status;
+      const guess = createDeactivationCode({
+        hardwareHash: String(device.hardware_id).slice(3),
+        secret: Buffer.alloc(10, n),
+      });
+      status = (
+        await post(request.agent(t.app), '/airgap/deactivate', { license_key: key, deactivation_code: guess.code })
+      ).status;
     }
     assert.equal(status, 429);
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);

@@ -14,17 +14,40 @@ describe('License API /api/v1', function () {
   let order: number;
   const key = (c: string) => Array(7).fill(c.repeat(4)).join('-');
   const ent = { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2, maxTransfers: 0 };
-  const addLicense = async (licenseKey: string, over: Partial<typeof ent> = {}, extra: Record<string, unknown> = {}) => {
-    const id = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey, entitlements: { ...ent, ...over }, startDate: t.clock.now() }, t.clock.now());
+  const addLicense = async (
+    licenseKey: string,
+    over: Partial<typeof ent> = {},
+    extra: Record<string, unknown> = {},
+  ) => {
+    const id = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey,
+        entitlements: { ...ent, ...over },
+        startDate: t.clock.now(),
+      },
+      t.clock.now(),
+    );
     if (Object.keys(extra).length) await t.db('licenses').where({ id }).update(extra);
     return id;
   };
-  const api = (path: string, body: unknown) => request(t.app).post(`/api/v1/${path}`).set('Accept', 'application/json').send(body as object);
+  const api = (path: string, body: unknown) =>
+    request(t.app)
+      .post(`/api/v1/${path}`)
+      .set('Accept', 'application/json')
+      .send(body as object);
 
   before(async () => {
     t = await buildTestApp();
     const now = t.clock.now();
-    product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+    product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     order = await catalog.insertOrder(t.db, { orderRef: 'API-1', customerId: customer }, now);
   });
@@ -37,7 +60,10 @@ describe('License API /api/v1', function () {
     const res = await api('activate', { request: req.text }).expect(200);
     assert.equal(res.headers['set-cookie'], undefined);
     assert.equal(res.headers['cache-control'], 'no-store');
-    const payload = verifyEnvelope(res.body.license, { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) }).payload as Record<string, unknown>;
+    const payload = verifyEnvelope(res.body.license, {
+      expectedType: 'license',
+      trustedKeys: await trustedKeyMap(t.db),
+    }).payload as Record<string, unknown>;
     assert.equal(payload.hardwareId, 'API-HW-1');
     assert.equal(payload.activationId, res.body.activationId);
     const again = await api('activate', { request: req.text }).expect(200);
@@ -52,12 +78,17 @@ describe('License API /api/v1', function () {
     const device = makeDevice('API-HW-2');
     const req = device.activationRequest({ product: 'acme-cad', licenseKey: key('B') });
     const activated = await api('activate', { request: req.text }).expect(200);
-    const lic = verifyEnvelope(activated.body.license, { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) }).payload as { licenseId: number; activationId: number; requestNonce: string };
+    const lic = verifyEnvelope(activated.body.license, {
+      expectedType: 'license',
+      trustedKeys: await trustedKeyMap(t.db),
+    }).payload as { licenseId: number; activationId: number; requestNonce: string };
     const ref = { product: 'acme-cad', licenseId: lic.licenseId, activationId: lic.activationId };
     const c1 = await api('check', { request: device.checkRequest(ref) }).expect(200);
     const c2 = await api('check', { request: device.checkRequest(ref) }).expect(200);
     const trustedKeysCache = await trustedKeyMap(t.db);
-    const counter = (text: string) => (verifyEnvelope(text, { expectedType: 'refresh', trustedKeys: trustedKeysCache }).payload as { counter: number }).counter;
+    const counter = (text: string) =>
+      (verifyEnvelope(text, { expectedType: 'refresh', trustedKeys: trustedKeysCache }).payload as { counter: number })
+        .counter;
     assert.ok(counter(c2.body.license) > counter(c1.body.license));
     assert.equal(c1.body.valid, true);
 
@@ -71,7 +102,9 @@ describe('License API /api/v1', function () {
     assert.equal((await api('deactivate', { request: d.text }).expect(200)).body.repeated, true);
     const inactive = await api('check', { request: device.checkRequest(ref) }).expect(410);
     assert.equal(inactive.body.error.code, 'activation_inactive');
-    const forgedDeactivation = await api('deactivate', { request: stranger.deactivationRequest({ ...ref, requestNonce: lic.requestNonce }).text }).expect(403);
+    const forgedDeactivation = await api('deactivate', {
+      request: stranger.deactivationRequest({ ...ref, requestNonce: lic.requestNonce }).text,
+    }).expect(403);
     assert.equal(forgedDeactivation.body.error.code, 'deactivation_forged');
   });
 
@@ -80,17 +113,50 @@ describe('License API /api/v1', function () {
     await addLicense(key('E'), {}, { expires_at: new Date(t.clock.now().getTime() - 1000) });
     await addLicense(key('G'), { airgapped: true, allowOffline: true });
     await addLicense(key('F'), { maxActivations: 1 });
-    await api('activate', { request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text }).expect(200);
+    await api('activate', {
+      request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text,
+    }).expect(200);
     const cases: [unknown, number, string][] = [
       [{}, 400, 'request_missing'],
       [{ request: 'garbage' }, 400, 'request_malformed'],
-      [{ request: makeDevice().deactivationRequest({ product: 'acme-cad', licenseId: 1, activationId: 1, requestNonce: 'x'.repeat(22) }).text }, 400, 'wrong_type'],
-      [{ request: makeDevice().activationRequest({ product: 'other-app', licenseKey: key('A') }).text }, 404, 'product_unknown'],
-      [{ request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('Z') }).text }, 404, 'license_unknown'],
-      [{ request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('D') }).text }, 403, 'license_disabled'],
+      [
+        {
+          request: makeDevice().deactivationRequest({
+            product: 'acme-cad',
+            licenseId: 1,
+            activationId: 1,
+            requestNonce: 'x'.repeat(22),
+          }).text,
+        },
+        400,
+        'wrong_type',
+      ],
+      [
+        { request: makeDevice().activationRequest({ product: 'other-app', licenseKey: key('A') }).text },
+        404,
+        'product_unknown',
+      ],
+      [
+        { request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('Z') }).text },
+        404,
+        'license_unknown',
+      ],
+      [
+        { request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('D') }).text },
+        403,
+        'license_disabled',
+      ],
       [{ request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('E') }).text }, 403, 'expired'],
-      [{ request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('G') }).text }, 403, 'airgap_only'],
-      [{ request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text }, 409, 'no_seats'],
+      [
+        { request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('G') }).text },
+        403,
+        'airgap_only',
+      ],
+      [
+        { request: makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text },
+        409,
+        'no_seats',
+      ],
     ];
     for (const [body, status, code] of cases) {
       const res = await api('activate', body);
@@ -98,46 +164,102 @@ describe('License API /api/v1', function () {
       assert.equal(res.body.error.code, code);
       assert.ok(res.body.error.message.length > 10, code);
     }
-    const tampered = makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('A') }).text.replace(/^([A-Za-z0-9+/]{10})([A-Za-z0-9+/])/m, (_m, a: string, b: string) => a + (b === 'A' ? 'B' : 'A'));
+    const tampered = makeDevice()
+      .activationRequest({ product: 'acme-cad', licenseKey: key('A') })
+      .text.replace(/^([A-Za-z0-9+/]{10})([A-Za-z0-9+/])/m, (_m, a: string, b: string) => a + (b === 'A' ? 'B' : 'A'));
     assert.ok([400].includes((await api('activate', { request: tampered })).status));
-    const notJson = await request(t.app).post('/api/v1/activate').set('Content-Type', 'application/json').send('{"broken"').expect(400);
+    const notJson = await request(t.app)
+      .post('/api/v1/activate')
+      .set('Content-Type', 'application/json')
+      .send('{"broken"')
+      .expect(400);
     assert.equal(notJson.body.error.code, 'bad_request');
     assert.equal((await request(t.app).post('/api/v1/nope').send({}).expect(404)).body.error.code, 'not_found');
   });
 
-  it('user-based licenses need the user\'s credentials in the call', async () => {
-    const userProduct = await catalog.insertProduct(t.db, { name: 'Analytics', code: 'analytics', authorizationMethod: 'user' }, t.clock.now());
-    const lic = await catalog.insertLicense(t.db, { orderId: order, productId: userProduct, policyId: null, licenseKey: null, entitlements: ent, startDate: t.clock.now() }, t.clock.now());
-    const [uid] = await t.db('accounts').insert({ email: 'bo@example.com', name: 'Bo', password_hash: await hashPassword('bo password 12'), role: 'end_user', language: 'en', created_at: new Date(), updated_at: new Date() });
+  it("user-based licenses need the user's credentials in the call", async () => {
+    const userProduct = await catalog.insertProduct(
+      t.db,
+      { name: 'Analytics', code: 'analytics', authorizationMethod: 'user' },
+      t.clock.now(),
+    );
+    const lic = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: userProduct,
+        policyId: null,
+        licenseKey: null,
+        entitlements: ent,
+        startDate: t.clock.now(),
+      },
+      t.clock.now(),
+    );
+    const [uid] = await t.db('accounts').insert({
+      email: 'bo@example.com',
+      name: 'Bo',
+      password_hash: await hashPassword('bo password 12'),
+      role: 'end_user',
+      language: 'en',
+      created_at: new Date(),
+      updated_at: new Date(),
+    });
     await catalog.assignLicenseUser(t.db, lic, Number(uid), 1, t.clock.now());
     const req = makeDevice().activationRequest({ product: 'analytics', user: 'bo@example.com' });
     assert.equal((await api('activate', { request: req.text }).expect(401)).body.error.code, 'user_credentials');
-    assert.equal((await api('activate', { request: req.text, user: { email: 'bo@example.com', password: 'nope' } }).expect(401)).body.error.code, 'user_credentials');
-    await api('activate', { request: req.text, user: { email: 'bo@example.com', password: 'bo password 12' } }).expect(200);
+    assert.equal(
+      (await api('activate', { request: req.text, user: { email: 'bo@example.com', password: 'nope' } }).expect(401))
+        .body.error.code,
+      'user_credentials',
+    );
+    await api('activate', { request: req.text, user: { email: 'bo@example.com', password: 'bo password 12' } }).expect(
+      200,
+    );
   });
 
   it('floating licenses: check-in holds a slot, slots expire after the timeout, release frees one, a borrowed device keeps its slot', async () => {
-    const id = await addLicense(key('H'), { floating: true, floatingUsers: 2, floatingTimeoutMinutes: 30, canBorrow: true, maxBorrowHours: 48, maxActivations: 100 });
+    const id = await addLicense(key('H'), {
+      floating: true,
+      floatingUsers: 2,
+      floatingTimeoutMinutes: 30,
+      canBorrow: true,
+      maxBorrowHours: 48,
+      maxActivations: 100,
+    });
     const [a, b, c] = [makeDevice('FL-A'), makeDevice('FL-B'), makeDevice('FL-C')];
-    const act = async (d: ReturnType<typeof makeDevice>) => api('activate', { request: d.activationRequest({ product: 'acme-cad', licenseKey: key('H') }).text });
+    const act = async (d: ReturnType<typeof makeDevice>) =>
+      api('activate', { request: d.activationRequest({ product: 'acme-cad', licenseKey: key('H') }).text });
     const ra = await act(a);
     const rb = await act(b);
     assert.equal(ra.status, 200);
     assert.equal(rb.status, 200);
     assert.equal((await act(c)).body.error.code, 'no_seats');
     // B is borrowed; time passes beyond the timeout; A checks in within it.
-    await t.db('devices').where({ id: rb.body.activationId }).update({ borrowed_until: new Date(t.clock.now().getTime() + 48 * 3600_000) });
+    await t
+      .db('devices')
+      .where({ id: rb.body.activationId })
+      .update({ borrowed_until: new Date(t.clock.now().getTime() + 48 * 3600_000) });
     t.clock.advance(20 * 60_000);
-    await api('check', { request: a.checkRequest({ product: 'acme-cad', licenseId: id, activationId: ra.body.activationId }) }).expect(200);
+    await api('check', {
+      request: a.checkRequest({ product: 'acme-cad', licenseId: id, activationId: ra.body.activationId }),
+    }).expect(200);
     t.clock.advance(20 * 60_000);
     assert.equal((await act(c)).body.error.code, 'no_seats', 'A checked in, B is borrowed: both keep their slots');
     t.clock.advance(31 * 60_000);
     const rc = await act(c);
-    assert.equal(rc.status, 200, 'A\'s slot expired');
+    assert.equal(rc.status, 200, "A's slot expired");
     const expired = await t.db('devices').where({ id: ra.body.activationId }).first();
     assert.equal(expired.deactivation_reason, 'expired_slot');
-    const lic = verifyEnvelope(rc.body.license, { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) }).payload as { requestNonce: string };
-    await api('release', { request: c.deactivationRequest({ product: 'acme-cad', licenseId: id, activationId: rc.body.activationId, requestNonce: lic.requestNonce }).text }).expect(200);
+    const lic = verifyEnvelope(rc.body.license, { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) })
+      .payload as { requestNonce: string };
+    await api('release', {
+      request: c.deactivationRequest({
+        product: 'acme-cad',
+        licenseId: id,
+        activationId: rc.body.activationId,
+        requestNonce: lic.requestNonce,
+      }).text,
+    }).expect(200);
     assert.equal((await t.db('licenses').where({ id }).first()).times_activated, 1, 'only the borrowed B holds a slot');
     assert.ok((await auditOf(t.db, 'license', id)).filter((e) => e.action === 'activation.granted').length >= 3);
   });
@@ -146,9 +268,12 @@ describe('License API /api/v1', function () {
     const limited = await buildTestApp({ trustProxy: true });
     try {
       const text = makeDevice().checkRequest({ product: 'acme-cad', licenseId: 424242, activationId: 1 });
-      let res;
+      let res: request.Response | undefined;
       for (let i = 0; i < 125; i++) {
-        res = await request(limited.app).post('/api/v1/check').set('X-Forwarded-For', `10.9.${i >> 8}.${i & 255}`).send({ request: text });
+        res = await request(limited.app)
+          .post('/api/v1/check')
+          .set('X-Forwarded-For', `10.9.${i >> 8}.${i & 255}`)
+          .send({ request: text });
         if (res.status === 429) break;
       }
       assert.equal(res!.status, 429);
@@ -161,7 +286,7 @@ describe('License API /api/v1', function () {
   it('rate-limits a client (429 with Retry-After and a JSON error)', async () => {
     const limited = await buildTestApp();
     try {
-      let res;
+      let res: request.Response | undefined;
       for (let i = 0; i < 605; i++) {
         res = await request(limited.app).post('/api/v1/check').send({});
         if (res.status === 429) break;

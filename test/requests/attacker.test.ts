@@ -7,7 +7,14 @@ import { download, upload } from '../helpers/offline.ts';
 import { decodeQrPng } from '../helpers/qr.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { REFUSAL_AUDIT_PER_CLIENT } from '../../app/services/refusals.ts';
-import { createAirgapRequest, createDeactivationCode, createLegacyDeactivationCode, hardwareHash, legacyAirgapSecret, parseActivationCode } from '../../sdk/src/airgap.ts';
+import {
+  createAirgapRequest,
+  createDeactivationCode,
+  createLegacyDeactivationCode,
+  hardwareHash,
+  legacyAirgapSecret,
+  parseActivationCode,
+} from '../../sdk/src/airgap.ts';
 import { decodeEnvelope, encodeEnvelope, signEnvelope } from '../../sdk/src/envelope.ts';
 
 /**
@@ -29,7 +36,9 @@ async function activeDevices(t: TestApp, licenseId: number): Promise<number> {
 
 async function refusals(t: TestApp, action: string, code: string): Promise<Record<string, unknown>[]> {
   const rows = await t.db('audit_events').where({ action }).select('after_state', 'ip');
-  return rows.map((r: { after_state: string; ip: string }) => ({ ...JSON.parse(r.after_state), ip: r.ip })).filter((a: { code: string }) => a.code === code);
+  return rows
+    .map((r: { after_state: string; ip: string }) => ({ ...JSON.parse(r.after_state), ip: r.ip }))
+    .filter((a: { code: string }) => a.code === code);
 }
 
 describe('The attacker, with only what the portals show', function () {
@@ -40,18 +49,37 @@ describe('The attacker, with only what the portals show', function () {
   let order: number;
   const now = new Date();
   const addLicense = async (licenseKey: string, over: Partial<catalog.Entitlements>) =>
-    catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 1, maxTransfers: 0, ...over }, startDate: now }, now);
+    catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 1, maxTransfers: 0, ...over },
+        startDate: now,
+      },
+      now,
+    );
 
   async function airgapPost(url: string, fields: Record<string, string>, client = '203.0.113.7') {
     const a = request.agent(t.app);
     const page = await a.get('/airgap').set('X-Forwarded-For', client);
-    return a.post(url).set('X-Forwarded-For', client).type('form').send({ _csrf: csrfFrom(page.text), ...fields });
+    return a
+      .post(url)
+      .set('X-Forwarded-For', client)
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text), ...fields });
   }
 
   before(async () => {
     t = await buildTestApp({ trustProxy: true });
     agent = request.agent(t.app);
-    product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: PRODUCT, authorizationMethod: 'key' }, now);
+    product = await catalog.insertProduct(
+      t.db,
+      { name: 'Plant Control', code: PRODUCT, authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     order = await catalog.insertOrder(t.db, { orderRef: 'ATTACK-1', customerId: customer }, now);
   });
@@ -67,7 +95,9 @@ describe('The attacker, with only what the portals show', function () {
     // What the attacker saw: the page's code, the QR image, the downloaded file (and its name), the request code.
     const activationCode = /id="activation-code"[^>]*>([^<]+)</.exec(shown.text)![1]!.trim();
     const qr = decodeQrPng(/<img src="(data:image\/png;base64,[^"]+)"/.exec(shown.text)![1]!)!;
-    const file = await request(t.app).get(/href="(\/airgap\/download\/[^"]+)"/.exec(shown.text)![1]!).expect(200);
+    const file = await request(t.app)
+      .get(/href="(\/airgap\/download\/[^"]+)"/.exec(shown.text)![1]!)
+      .expect(200);
     assert.equal(qr, activationCode);
     assert.equal(file.text.trim(), activationCode);
     const deviceId = Number(/activation-code-(\d+)\.txt/.exec(String(file.headers['content-disposition']))![1]);
@@ -76,21 +106,38 @@ describe('The attacker, with only what the portals show', function () {
     assert.ok(!seen.includes(victim.secret.toUpperCase()) && !seen.includes(victim.secret));
 
     // Every secret the attacker can derive from what was shown, as a version 2 code and as a version 1 code.
-    const derived = [legacyAirgapSecret(signature), crypto.createHash('sha256').update(signature).digest(), Buffer.from(victim.request.commitment, 'hex'), crypto.randomBytes(10)];
+    const derived = [
+      legacyAirgapSecret(signature),
+      crypto.createHash('sha256').update(signature).digest(),
+      Buffer.from(victim.request.commitment, 'hex'),
+      crypto.randomBytes(10),
+    ];
     const forged = [
-      ...derived.map((s) => createDeactivationCode({ hardwareHash: victim.request.hardwareHash, secret: s.subarray(0, 10) }).code),
+      ...derived.map(
+        (s) => createDeactivationCode({ hardwareHash: victim.request.hardwareHash, secret: s.subarray(0, 10) }).code,
+      ),
       ...derived.map((s) => createLegacyDeactivationCode({ activationId: deviceId, secret: s.subarray(0, 16) }).code),
     ];
     for (const [i, code] of forged.entries()) {
-      const res = await airgapPost('/airgap/deactivate', { license_key: key, deactivation_code: code }, `198.51.100.${i + 1}`);
+      const res = await airgapPost(
+        '/airgap/deactivate',
+        { license_key: key, deactivation_code: code },
+        `198.51.100.${i + 1}`,
+      );
       assert.ok([403].includes(res.status), `forgery ${i}: HTTP ${res.status}`);
     }
     assert.equal(await seats(t, licenseId), 1, 'the seat stays taken');
     assert.equal(await activeDevices(t, licenseId), 1);
     const recorded = await refusals(t, 'deactivation.refused', 'deactivation_forged');
     assert.equal(recorded.length, forged.length, 'every forgery is audited');
-    assert.ok(recorded.every((r) => typeof r.requestHash === 'string' && /^[0-9a-f]{64}$/.test(String(r.requestHash)) && r.ip), 'with the code\'s hash and the client address');
-    assert.ok(recorded.every((r) => !JSON.stringify(r).includes(forged[0]!)), 'never the code itself');
+    assert.ok(
+      recorded.every((r) => typeof r.requestHash === 'string' && /^[0-9a-f]{64}$/.test(String(r.requestHash)) && r.ip),
+      "with the code's hash and the client address",
+    );
+    assert.ok(
+      recorded.every((r) => !JSON.stringify(r).includes(forged[0]!)),
+      'never the code itself',
+    );
 
     // A second machine cannot take the seat either: the activation was never freed.
     const thief = createAirgapRequest({ product: PRODUCT, hardwareId: 'THIEF-SITE', now: t.clock.now() });
@@ -98,7 +145,10 @@ describe('The attacker, with only what the portals show', function () {
     // Only the device's own code frees it (once the per-license attempts of the forgeries have lapsed).
     t.clock.advance(16 * 60_000);
     const own = createDeactivationCode({ hardwareHash: victim.request.hardwareHash, secret: victim.secret });
-    assert.equal((await airgapPost('/airgap/deactivate', { license_key: key, deactivation_code: own.code })).status, 200);
+    assert.equal(
+      (await airgapPost('/airgap/deactivate', { license_key: key, deactivation_code: own.code })).status,
+      200,
+    );
     assert.equal(await seats(t, licenseId), 0);
   });
 
@@ -113,7 +163,11 @@ describe('The attacker, with only what the portals show', function () {
     const res = await airgapPost('/airgap/activate', { license_key: key, request_code: mine.code });
     assert.equal(res.status, 409);
     const own = createDeactivationCode({ hardwareHash: mine.request.hardwareHash, secret: mine.secret });
-    assert.equal((await airgapPost('/airgap/deactivate', { license_key: key, deactivation_code: own.code })).status, 403, 'its own secret proves nothing about the victim\'s activation');
+    assert.equal(
+      (await airgapPost('/airgap/deactivate', { license_key: key, deactivation_code: own.code })).status,
+      403,
+      "its own secret proves nothing about the victim's activation",
+    );
     assert.equal(await seats(t, licenseId), 1);
   });
 
@@ -133,12 +187,26 @@ describe('The attacker, with only what the portals show', function () {
     const rows = await t.db('devices').where({ license_id: licenseId }).orderBy('id').select('id', 'hardware_id');
     const idOf = (hw: string) => Number(rows.find((r: { hardware_id: string }) => r.hardware_id === hw).id);
     ended.deactivated = async () => {
-      const d = devices[0]!.deactivationRequest({ product: PRODUCT, licenseId, activationId: idOf('HW-DEACTIVATED'), requestNonce: requests[0]!.nonce });
+      const d = devices[0]!.deactivationRequest({
+        product: PRODUCT,
+        licenseId,
+        activationId: idOf('HW-DEACTIVATED'),
+        requestNonce: requests[0]!.nonce,
+      });
       assert.equal((await upload(agent, d.text)).status, 200);
     };
     const adminPost = async (url: string) => {
       const page = await admin.get(`/admin/licenses/${licenseId}`);
-      assert.ok([303, 200].includes((await admin.post(url).type('form').send({ _csrf: csrfFrom(page.text) })).status));
+      assert.ok(
+        [303, 200].includes(
+          (
+            await admin
+              .post(url)
+              .type('form')
+              .send({ _csrf: csrfFrom(page.text) })
+          ).status,
+        ),
+      );
     };
     ended.reset = () => adminPost(`/admin/licenses/${licenseId}/devices/${idOf('HW-RESET')}/reset`);
     ended.blacklisted = () => adminPost(`/admin/licenses/${licenseId}/devices/${idOf('HW-BLACKLISTED')}/blacklist`);
@@ -170,7 +238,10 @@ describe('The attacker, with only what the portals show', function () {
     // 1. Edit the payload, keep the signature.
     const decoded = decodeEnvelope(req.text);
     const payload = JSON.parse(decoded.payloadBytes.toString('utf8'));
-    const edited = encodeEnvelope({ ...decoded, payloadBytes: Buffer.from(JSON.stringify({ ...payload, hardwareId: 'HW-OTHER' })) });
+    const edited = encodeEnvelope({
+      ...decoded,
+      payloadBytes: Buffer.from(JSON.stringify({ ...payload, hardwareId: 'HW-OTHER' })),
+    });
     const e1 = await upload(agent, edited);
     assert.equal(e1.status, 400);
     // 2. A request whose type is not a request (a license file).
@@ -185,9 +256,13 @@ describe('The attacker, with only what the portals show', function () {
     const e4 = await upload(agent, attacker.activationRequest({ product: PRODUCT, licenseKey: key }).text);
     assert.equal(e4.status, 409);
     assert.equal(await seats(t, licenseId), 1);
-    const after = await t.db('audit_events').whereIn('action', ['activation.refused', 'deactivation.refused']).select('after_state');
+    const after = await t
+      .db('audit_events')
+      .whereIn('action', ['activation.refused', 'deactivation.refused'])
+      .select('after_state');
     const codes = after.map((r: { after_state: string }) => JSON.parse(r.after_state).code);
-    for (const code of ['signature', 'wrong_type', 'deactivation_forged', 'already_active_other_key']) assert.ok(codes.includes(code), `${code} audited (${codes.join(', ')})`);
+    for (const code of ['signature', 'wrong_type', 'deactivation_forged', 'already_active_other_key'])
+      assert.ok(codes.includes(code), `${code} audited (${codes.join(', ')})`);
   });
 
   it('an offline request naming an active air-gap machine gets no license file (nothing is signed with an empty device key)', async () => {
@@ -209,7 +284,10 @@ describe('The attacker, with only what the portals show', function () {
     const junk = makeDevice('HW-FLOOD');
     const total = REFUSAL_AUDIT_PER_CLIENT.limit + 20;
     for (let i = 0; i < total; i++) {
-      const res = await upload(flood.set('X-Forwarded-For', '192.0.2.99') as Agent, junk.activationRequest({ product: 'no-such-product', licenseKey: 'NONE' }).text);
+      const res = await upload(
+        flood.set('X-Forwarded-For', '192.0.2.99') as Agent,
+        junk.activationRequest({ product: 'no-such-product', licenseKey: 'NONE' }).text,
+      );
       assert.ok([404, 422, 429].includes(res.status), `HTTP ${res.status}`);
     }
     const written = (await countRows(t.db, 'audit_events')) - before;

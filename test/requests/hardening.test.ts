@@ -13,7 +13,8 @@ import { createAirgapRequest, createDeactivationCode } from '../../sdk/src/airga
 type World = Awaited<ReturnType<typeof portalWorld>>;
 type Agent = ReturnType<typeof request.agent>;
 
-const cookieNamed = (res: request.Response, name: string) => ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${name}=`));
+const cookieNamed = (res: request.Response, name: string) =>
+  ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${name}=`));
 const TOO_COMMON = /This password is too common/;
 const CSRF_PAGE = /This form has expired or was not sent from this site/;
 
@@ -30,25 +31,39 @@ describe('Hardening', function () {
 
   describe('common passwords', () => {
     it('are recognised lower-cased and with digits and symbols at either end stripped; a passphrase is not', () => {
-      for (const weak of ['password1234', 'Password123!', 'PASSWORD!!2024', '!!Dragon2024', 'qwertyuiop', '1234567890']) assert.ok(isCommonPassword(weak), weak);
-      for (const strong of ['violet tractor harbour 42', 'correct horse 7 battery', 'ab93!#8271@%', 'Zr8!k2##99x']) assert.ok(!isCommonPassword(strong), strong);
+      for (const weak of ['password1234', 'Password123!', 'PASSWORD!!2024', '!!Dragon2024', 'qwertyuiop', '1234567890'])
+        assert.ok(isCommonPassword(weak), weak);
+      for (const strong of ['violet tractor harbour 42', 'correct horse 7 battery', 'ab93!#8271@%', 'Zr8!k2##99x'])
+        assert.ok(!isCommonPassword(strong), strong);
     });
 
-    it('are refused when a password is changed, with the message in the account\'s language; a strong one is accepted', async () => {
+    it("are refused when a password is changed, with the message in the account's language; a strong one is accepted", async () => {
       const user = await createAccount(t.db);
       const agent = await loginAgent(t.app, user.email, user.password);
       for (const weak of ['password1234', 'Password123!']) {
-        const res = await submitForm(agent, '/account/password', '/account/password', { current_password: user.password, password: weak, password_confirmation: weak });
+        const res = await submitForm(agent, '/account/password', '/account/password', {
+          current_password: user.password,
+          password: weak,
+          password_confirmation: weak,
+        });
         assert.equal(res.status, 422, weak);
         assert.match(res.text, TOO_COMMON, weak);
       }
       const strong = 'violet tractor harbour 42';
-      const ok = await submitForm(agent, '/account/password', '/account/password', { current_password: user.password, password: strong, password_confirmation: strong });
+      const ok = await submitForm(agent, '/account/password', '/account/password', {
+        current_password: user.password,
+        password: strong,
+        password_confirmation: strong,
+      });
       assert.equal(ok.status, 303);
 
       const german = await createAccount(t.db, { language: 'de' });
       const de = await loginAgent(t.app, german.email, german.password);
-      const refused = await submitForm(de, '/account/password', '/account/password', { current_password: german.password, password: 'Password123!', password_confirmation: 'Password123!' });
+      const refused = await submitForm(de, '/account/password', '/account/password', {
+        current_password: german.password,
+        password: 'Password123!',
+        password_confirmation: 'Password123!',
+      });
       assert.equal(refused.status, 422);
       assert.match(refused.text, /Dieses Passwort ist zu verbreitet/);
     });
@@ -61,7 +76,10 @@ describe('Hardening', function () {
       const agent = request.agent(t.app);
       const form = await agent.get(link).expect(200);
       assert.equal(form.headers['cache-control'], 'no-store');
-      const res = await agent.post(link).type('form').send({ _csrf: csrfFrom(form.text), password: 'password1234', password_confirmation: 'password1234' });
+      const res = await agent
+        .post(link)
+        .type('form')
+        .send({ _csrf: csrfFrom(form.text), password: 'password1234', password_confirmation: 'password1234' });
       assert.equal(res.status, 422);
       assert.match(res.text, TOO_COMMON);
       assert.equal(res.headers['cache-control'], 'no-store');
@@ -82,7 +100,11 @@ describe('Hardening', function () {
 
       const css = await admin.get('/static/css/app.css').expect(200);
       assert.notEqual(css.headers['cache-control'], 'no-store');
-      assert.equal((await admin.get('/branding.css').expect(200)).headers['cache-control'], 'public, max-age=60', 'a public resource keeps its own caching');
+      assert.equal(
+        (await admin.get('/branding.css').expect(200)).headers['cache-control'],
+        'public, max-age=60',
+        'a public resource keeps its own caching',
+      );
       assert.equal((await request(t.app).get('/login').expect(200)).headers['cache-control'], undefined);
     });
   });
@@ -91,7 +113,12 @@ describe('Hardening', function () {
     /** A visitor with a session and a valid CSRF token, posting the language switcher. */
     async function switchLanguage(headers: Record<string, string>, agent: Agent = request.agent(t.app)) {
       const page = await agent.get('/login').set('Host', 'licenses.example.net').expect(200);
-      return agent.post('/language').set('Host', 'licenses.example.net').set(headers).type('form').send({ _csrf: csrfFrom(page.text), language: 'de' });
+      return agent
+        .post('/language')
+        .set('Host', 'licenses.example.net')
+        .set(headers)
+        .type('form')
+        .send({ _csrf: csrfFrom(page.text), language: 'de' });
     }
 
     it('refuses a cross-site POST even with a valid token (403, the CSRF page)', async () => {
@@ -123,21 +150,32 @@ describe('Hardening', function () {
         assert.equal((await switchLanguage(headers)).status, 303, JSON.stringify(headers));
       }
       // Behind a trusted proxy the request's own origin is the proxy's scheme and host.
-      assert.equal((await switchLanguage({ 'X-Forwarded-Proto': 'https', Origin: 'https://licenses.example.net' })).status, 303);
+      assert.equal(
+        (await switchLanguage({ 'X-Forwarded-Proto': 'https', Origin: 'https://licenses.example.net' })).status,
+        303,
+      );
       // Without a token a same-origin POST is still refused, by the CSRF check.
-      const noToken = await request(t.app).post('/language').set('Host', 'licenses.example.net').set('Origin', 'http://licenses.example.net').type('form').send({ language: 'de' });
+      const noToken = await request(t.app)
+        .post('/language')
+        .set('Host', 'licenses.example.net')
+        .set('Origin', 'http://licenses.example.net')
+        .type('form')
+        .send({ language: 'de' });
       assert.equal(noToken.status, 403);
     });
 
     it('leaves the License API alone: applications call it from anywhere', async () => {
-      const res = await request(t.app).post('/api/v1/check').set({ Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site' }).send({ request: 'not a request' });
+      const res = await request(t.app)
+        .post('/api/v1/check')
+        .set({ Origin: 'https://evil.example', 'Sec-Fetch-Site': 'cross-site' })
+        .send({ request: 'not a request' });
       assert.notEqual(res.status, 403);
       assert.match(String(res.headers['content-type']), /json/);
       assert.notEqual(res.body.error?.code, 'csrf');
     });
   });
 
-  it('sends a CSP with base-uri \'none\'', async () => {
+  it("sends a CSP with base-uri 'none'", async () => {
     const res = await request(t.app).get('/login').expect(200);
     assert.match(String(res.headers['content-security-policy']), /(^|;)base-uri 'none'(;|$)/);
   });
@@ -147,35 +185,75 @@ describe('Hardening', function () {
     before(async () => {
       const now = t.clock.now();
       const order = await catalog.insertOrder(t.db, { orderRef: 'HARD-1', customerId: w.customer }, now);
-      const product = await catalog.insertProduct(t.db, { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' }, now);
-      await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, maxActivations: 2, maxTransfers: 0 }, startDate: now }, now);
+      const product = await catalog.insertProduct(
+        t.db,
+        { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' },
+        now,
+      );
+      await catalog.insertLicense(
+        t.db,
+        {
+          orderId: order,
+          productId: product,
+          policyId: null,
+          licenseKey: key,
+          entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, maxActivations: 2, maxTransfers: 0 },
+          startDate: now,
+        },
+        now,
+      );
     });
 
     async function airgapPost(client: string, url: string, fields: Record<string, string>) {
       const agent = request.agent(t.app);
       const page = await agent.get('/airgap').set('X-Forwarded-For', client);
-      return agent.post(url).set('X-Forwarded-For', client).type('form').send({ _csrf: csrfFrom(page.text), ...fields });
+      return agent
+        .post(url)
+        .set('X-Forwarded-For', client)
+        .type('form')
+        .send({ _csrf: csrfFrom(page.text), ...fields });
     }
-    const wrongDeactivation = (n: number) => createDeactivationCode({ hardwareHash: 'ab'.repeat(5), secret: Buffer.alloc(10, n) }).code;
+    const wrongDeactivation = (n: number) =>
+      createDeactivationCode({ hardwareHash: 'ab'.repeat(5), secret: Buffer.alloc(10, n) }).code;
 
     it('a flood from one address on a key blocks that address, not another site using the same key', async () => {
       let status = 0;
       for (let n = 0; n <= AIRGAP_PER_LICENSE_AND_CLIENT.limit && status !== 429; n++) {
-        status = (await airgapPost('198.51.100.66', '/airgap/deactivate', { license_key: key, deactivation_code: wrongDeactivation(n) })).status;
+        status = (
+          await airgapPost('198.51.100.66', '/airgap/deactivate', {
+            license_key: key,
+            deactivation_code: wrongDeactivation(n),
+          })
+        ).status;
       }
       assert.equal(status, 429, 'the flooding address is limited');
       const site = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-Y', now: t.clock.now() });
       const res = await airgapPost('192.0.2.10', '/airgap/activate', { license_key: key, request_code: site.code });
-      assert.equal(res.status, 200, 'the key\'s own site still activates');
-      assert.equal((await airgapPost('198.51.100.66', '/airgap/activate', { license_key: key, request_code: createAirgapRequest({ product: 'plant', hardwareId: 'SITE-X', now: t.clock.now() }).code })).status, 429);
+      assert.equal(res.status, 200, "the key's own site still activates");
+      assert.equal(
+        (
+          await airgapPost('198.51.100.66', '/airgap/activate', {
+            license_key: key,
+            request_code: createAirgapRequest({ product: 'plant', hardwareId: 'SITE-X', now: t.clock.now() }).code,
+          })
+        ).status,
+        429,
+      );
     });
 
-    it('every address together runs into the key\'s ceiling', async () => {
+    it("every address together runs into the key's ceiling", async () => {
       // As if many addresses had spent their attempts on this key in the current window.
       const ceiling = RateLimiter.key('airgap-license', normaliseLicenseKey(key));
       await t.db('rate_limits').where({ key: ceiling }).delete();
-      await t.db('rate_limits').insert({ key: ceiling, hits: AIRGAP_PER_LICENSE.limit, window_ends_ms: t.clock.now().getTime() + AIRGAP_PER_LICENSE.windowMs });
-      const res = await airgapPost('203.0.113.99', '/airgap/deactivate', { license_key: key, deactivation_code: wrongDeactivation(99) });
+      await t.db('rate_limits').insert({
+        key: ceiling,
+        hits: AIRGAP_PER_LICENSE.limit,
+        window_ends_ms: t.clock.now().getTime() + AIRGAP_PER_LICENSE.windowMs,
+      });
+      const res = await airgapPost('203.0.113.99', '/airgap/deactivate', {
+        license_key: key,
+        deactivation_code: wrongDeactivation(99),
+      });
       assert.equal(res.status, 429);
       assert.ok(res.headers['retry-after']);
     });
@@ -188,7 +266,11 @@ describe('Hardening', function () {
     });
 
     it('is __Host-portico.sid (Secure, Path=/, no Domain) when cookies are Secure, and the login works with it', async () => {
-      const secure = await buildTestApp({ baseUrl: 'https://licenses.example.com', cookieSecure: true, trustProxy: true });
+      const secure = await buildTestApp({
+        baseUrl: 'https://licenses.example.com',
+        cookieSecure: true,
+        trustProxy: true,
+      });
       try {
         const user = await createAccount(secure.db);
         const https = { 'X-Forwarded-Proto': 'https' };
@@ -200,7 +282,13 @@ describe('Hardening', function () {
         assert.match(first, /; Secure(;|$)/);
         assert.match(first, /; HttpOnly(;|$)/);
         assert.doesNotMatch(first, /Domain=/i);
-        const login = await request(secure.app).post('/login').set(https).set('Cookie', first.split(';')[0]!).type('form').send({ _csrf: csrfFrom(page.text), email: user.email, password: user.password }).expect(303);
+        const login = await request(secure.app)
+          .post('/login')
+          .set(https)
+          .set('Cookie', first.split(';')[0]!)
+          .type('form')
+          .send({ _csrf: csrfFrom(page.text), email: user.email, password: user.password })
+          .expect(303);
         const session = cookieNamed(login, '__Host-portico.sid')!.split(';')[0]!;
         await request(secure.app).get('/account').set(https).set('Cookie', session).expect(200);
       } finally {
@@ -215,7 +303,12 @@ describe('Hardening', function () {
       assert.equal(loadConfig({}).sessionAbsoluteMs, 12 * 3_600_000);
       assert.equal(loadConfig({ SESSION_ABSOLUTE_HOURS: '24' }).sessionAbsoluteMs, 24 * 3_600_000);
       for (const bad of ['0', '721', '1.5', 'soon']) {
-        assert.throws(() => loadConfig({ SESSION_ABSOLUTE_HOURS: bad }), (err: Error) => err instanceof ConfigError && /^Invalid configuration: SESSION_ABSOLUTE_HOURS must be/.test(err.message), bad);
+        assert.throws(
+          () => loadConfig({ SESSION_ABSOLUTE_HOURS: bad }),
+          (err: Error) =>
+            err instanceof ConfigError && /^Invalid configuration: SESSION_ABSOLUTE_HOURS must be/.test(err.message),
+          bad,
+        );
       }
     });
 
@@ -233,9 +326,19 @@ describe('Hardening', function () {
       assert.equal(ended.headers.location, '/login');
       const login = await agent.get('/login').expect(200);
       assert.match(login.text, /a login lasts at most 12 hours/);
-      assert.ok(!(await t.db('sessions').select('sess')).some((r: { sess: string }) => String(r.sess).includes(`"user":${user.id}`)), 'the old session is gone');
+      assert.ok(
+        !(await t.db('sessions').select('sess')).some((r: { sess: string }) =>
+          String(r.sess).includes(`"user":${user.id}`),
+        ),
+        'the old session is gone',
+      );
 
-      await agent.post('/login').type('form').send({ _csrf: csrfFrom(login.text), email: user.email, password: user.password }).expect(303).expect('location', '/account');
+      await agent
+        .post('/login')
+        .type('form')
+        .send({ _csrf: csrfFrom(login.text), email: user.email, password: user.password })
+        .expect(303)
+        .expect('location', '/account');
       await agent.get('/account').expect(200);
     });
   });

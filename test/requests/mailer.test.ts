@@ -31,13 +31,20 @@ async function startSmtp(): Promise<{ server: SMTPServer; port: number; received
 async function requestReset(t: TestApp, email: string) {
   const agent = request.agent(t.app);
   const page = await agent.get('/password/forgot');
-  await agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(page.text), email }).expect(303);
+  await agent
+    .post('/password/forgot')
+    .type('form')
+    .send({ _csrf: csrfFrom(page.text), email })
+    .expect(303);
 }
 
 describe('mail delivery: SMTP when configured, the outbox otherwise', () => {
   it('delivers over SMTP when SMTP_URL is set (nothing in the outbox)', async () => {
     const smtp = await startSmtp();
-    const t = await buildTestApp({ smtpUrl: `smtp://127.0.0.1:${smtp.port}`, mailFrom: 'Portico <portal@vendor.example>' });
+    const t = await buildTestApp({
+      smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
+      mailFrom: 'Portico <portal@vendor.example>',
+    });
     try {
       const { email } = await createAccount(t.db, { language: 'fr' });
       await requestReset(t, email);

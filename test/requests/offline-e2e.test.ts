@@ -50,19 +50,49 @@ describe('end to end: the CLI plays an offline machine against the portal over H
 
   it('request → portal → license file → SDK verifies and activates → deactivate → portal frees the seat; openssl verifies the license file by the documented steps', async () => {
     const now = t.clock.now();
-    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
-    await catalog.insertFeature(t.db, { productId: product, code: 'render', name: 'Render minutes', type: 'consumption' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
+      now,
+    );
+    await catalog.insertFeature(
+      t.db,
+      { productId: product, code: 'render', name: 'Render minutes', type: 'consumption' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'E2E-1', customerId: customer }, now);
     const key = 'E2E0-E2E0-E2E0-E2E0-E2E0-E2E0-E2E0';
-    const licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 1 }, startDate: now }, now);
+    const licenseId = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: key,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 1 },
+        startDate: now,
+      },
+      now,
+    );
     const feature = await t.db('features').where({ code: 'render' }).first();
-    await t.db('license_features').insert({ license_id: licenseId, feature_id: feature.id, max_consumption: 1000, total_consumption: 0 });
+    await t
+      .db('license_features')
+      .insert({ license_id: licenseId, feature_id: feature.id, max_consumption: 1000, total_consumption: 0 });
 
     const keysFile = path.join(work, 'portico-keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'device');
-    assert.equal((await cli(dir, ['init', '--product', 'acme-cad', '--key', key, '--keys', keysFile, '--hardware-id', 'E2E-MACHINE'], work)).code, 0);
+    assert.equal(
+      (
+        await cli(
+          dir,
+          ['init', '--product', 'acme-cad', '--key', key, '--keys', keysFile, '--hardware-id', 'E2E-MACHINE'],
+          work,
+        )
+      ).code,
+      0,
+    );
     const request = await cli(dir, ['request', '--out', path.join(work, 'activation.req')], work);
     assert.equal(request.code, 0, request.out);
 
@@ -84,7 +114,11 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     assert.match(out, /Signature Verified Successfully/);
     assert.match(out, /"hardwareId":"E2E-MACHINE"/);
 
-    const deactivation = await cli(dir, ['deactivate', '--out', path.join(work, 'deactivation.req'), '--usage', 'render=42'], work);
+    const deactivation = await cli(
+      dir,
+      ['deactivate', '--out', path.join(work, 'deactivation.req'), '--usage', 'render=42'],
+      work,
+    );
     assert.equal(deactivation.code, 0, deactivation.out);
     assert.equal((await cli(dir, ['status'], work)).code, 3, 'the license is gone from the machine');
     const freed = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
@@ -94,11 +128,18 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     assert.equal(receipt.code, 0, receipt.out);
     const license = await t.db('licenses').where({ id: licenseId }).first();
     assert.equal(license.times_activated, 0, 'the seat is free');
-    assert.equal(Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption), 42, 'usage recorded');
+    assert.equal(
+      Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption),
+      42,
+      'usage recorded',
+    );
 
     // Replaying the deactivation changes nothing.
     const replay = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
     assert.match(replay.page, /processed before; nothing changed/);
-    assert.equal(Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption), 42);
+    assert.equal(
+      Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption),
+      42,
+    );
   });
 });

@@ -15,7 +15,8 @@ type Agent = ReturnType<typeof request.agent>;
 
 async function zipOf(files: Record<string, string | Buffer>): Promise<Buffer> {
   const zip = new yazl.ZipFile();
-  for (const [name, content] of Object.entries(files)) zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name);
+  for (const [name, content] of Object.entries(files))
+    zip.addBuffer(Buffer.isBuffer(content) ? content : Buffer.from(content), name);
   zip.end();
   const chunks: Buffer[] = [];
   for await (const c of zip.outputStream) chunks.push(c as Buffer);
@@ -52,9 +53,25 @@ describe('Offline Activation Portal', function () {
   const ent = { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 2, maxTransfers: 1 };
   let product: number;
   let order: number;
-  const key = (n: string) => `${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}`;
-  const addLicense = async (licenseKey: string, over: Partial<typeof ent> = {}, extra: Record<string, unknown> = {}) => {
-    const id = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey, entitlements: { ...ent, ...over }, startDate: now }, now);
+  const key = (n: string) =>
+    `${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}`;
+  const addLicense = async (
+    licenseKey: string,
+    over: Partial<typeof ent> = {},
+    extra: Record<string, unknown> = {},
+  ) => {
+    const id = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey,
+        entitlements: { ...ent, ...over },
+        startDate: now,
+      },
+      now,
+    );
     if (Object.keys(extra).length) await t.db('licenses').where({ id }).update(extra);
     return id;
   };
@@ -62,7 +79,11 @@ describe('Offline Activation Portal', function () {
   before(async () => {
     t = await buildTestApp();
     agent = request.agent(t.app);
-    product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+    product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     order = await catalog.insertOrder(t.db, { orderRef: 'O-1', customerId: customer }, now);
   });
@@ -88,7 +109,10 @@ describe('Offline Activation Portal', function () {
     assert.equal(file.status, 200);
     assert.match(file.headers['content-disposition']!, /^attachment; filename="acme-cad-HW-ONE\.lic"$/);
     assert.equal(file.headers['cache-control'], 'no-store');
-    const verified = verifyEnvelope(file.body.toString(), { expectedType: 'license', trustedKeys: await trustedKeyMap(t.db) });
+    const verified = verifyEnvelope(file.body.toString(), {
+      expectedType: 'license',
+      trustedKeys: await trustedKeyMap(t.db),
+    });
     const p = verified.payload as Record<string, unknown>;
     assert.equal(p.product, 'acme-cad');
     assert.equal(p.hardwareId, 'HW-ONE');
@@ -111,22 +135,78 @@ describe('Offline Activation Portal', function () {
     await addLicense(key('P'));
     const page = await agent.get('/offline');
     const token = /_csrf=([^"&]+)"/.exec(page.text)![1]!;
-    const res = await agent.post(`/offline/requests?_csrf=${token}`).field('request', makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('P') }).text);
+    const res = await agent
+      .post(`/offline/requests?_csrf=${token}`)
+      .field('request', makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('P') }).text);
     assert.equal(res.status, 200);
     assert.match(res.text, /License activated/);
   });
 
   it('refuses with a plain reason and what to do next (SPEC §3), recording each refusal', async () => {
     const cases: [string, () => Promise<string>, RegExp][] = [
-      ['wrong product', async () => makeDevice().activationRequest({ product: 'other-vendor-app', licenseKey: key('A') }).text, /does not know: it may come from another vendor/],
-      ['unknown key', async () => makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('Z') }).text, /No license with this key/],
-      ['disabled', async () => (await addLicense(key('D'), {}, { enabled: false }), makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('D') }).text), /This license is disabled/],
-      ['expired', async () => (await addLicense(key('E'), {}, { expires_at: new Date(Date.now() - 86_400_000) }), makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('E') }).text), /has expired/],
-      ['not started', async () => (await addLicense(key('S'), {}, { start_date: new Date(Date.now() + 86_400_000 * 3) }), makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('S') }).text), /not valid yet/],
-      ['not offline', async () => (await addLicense(key('N'), { allowOffline: false }), makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('N') }).text), /may not be activated offline/],
-      ['damaged', async () => '-----BEGIN PORTICO ACTIVATION REQUEST-----\n!!!!\n-----END PORTICO ACTIVATION REQUEST-----\n', /damaged or is not a Portico request/],
-      ['a license file instead of a request', async () => signEnvelope('license', 'k1', { v: 1 }, crypto.generateKeyPairSync('ed25519').privateKey), /not an activation or deactivation request/],
-      ['__proto__ in the payload', async () => signEnvelope('activation-request', 'device', JSON.parse(`{"devicePublicKey":"${makeDevice().devicePublicKey}","__proto__":{"x":1}}`), crypto.generateKeyPairSync('ed25519').privateKey).replace(/x/, 'x'), /damaged|not valid/],
+      [
+        'wrong product',
+        async () => makeDevice().activationRequest({ product: 'other-vendor-app', licenseKey: key('A') }).text,
+        /does not know: it may come from another vendor/,
+      ],
+      [
+        'unknown key',
+        async () => makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('Z') }).text,
+        /No license with this key/,
+      ],
+      [
+        'disabled',
+        async () => {
+          await addLicense(key('D'), {}, { enabled: false });
+          return makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('D') }).text;
+        },
+        /This license is disabled/,
+      ],
+      [
+        'expired',
+        async () => {
+          await addLicense(key('E'), {}, { expires_at: new Date(Date.now() - 86_400_000) });
+          return makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('E') }).text;
+        },
+        /has expired/,
+      ],
+      [
+        'not started',
+        async () => {
+          await addLicense(key('S'), {}, { start_date: new Date(Date.now() + 86_400_000 * 3) });
+          return makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('S') }).text;
+        },
+        /not valid yet/,
+      ],
+      [
+        'not offline',
+        async () => {
+          await addLicense(key('N'), { allowOffline: false });
+          return makeDevice().activationRequest({ product: 'acme-cad', licenseKey: key('N') }).text;
+        },
+        /may not be activated offline/,
+      ],
+      [
+        'damaged',
+        async () => '-----BEGIN PORTICO ACTIVATION REQUEST-----\n!!!!\n-----END PORTICO ACTIVATION REQUEST-----\n',
+        /damaged or is not a Portico request/,
+      ],
+      [
+        'a license file instead of a request',
+        async () => signEnvelope('license', 'k1', { v: 1 }, crypto.generateKeyPairSync('ed25519').privateKey),
+        /not an activation or deactivation request/,
+      ],
+      [
+        '__proto__ in the payload',
+        async () =>
+          signEnvelope(
+            'activation-request',
+            'device',
+            JSON.parse(`{"devicePublicKey":"${makeDevice().devicePublicKey}","__proto__":{"x":1}}`),
+            crypto.generateKeyPairSync('ed25519').privateKey,
+          ).replace(/x/, 'x'),
+        /damaged|not valid/,
+      ],
     ];
     for (const [name, make, message] of cases) {
       let text: string;
@@ -144,23 +224,76 @@ describe('Offline Activation Portal', function () {
     assert.ok(refused.length >= 6);
   });
 
-  it('refuses a request signed by one device but naming another device\'s key, and JSON with __proto__ keys (400, clear message)', async () => {
+  it("refuses a request signed by one device but naming another device's key, and JSON with __proto__ keys (400, clear message)", async () => {
     await addLicense(key('W'));
     const honest = makeDevice('HW-W');
     const impostor = makeDevice('HW-W');
     // The impostor signs with its own key a request that names the honest device's key.
-    const payload = JSON.parse(Buffer.from(JSON.parse(Buffer.from(impostor.activationRequest({ product: 'acme-cad', licenseKey: key('W') }).text.split('\n').slice(1, -2).join(''), 'base64').toString()).payload, 'base64url').toString());
+    const payload = JSON.parse(
+      Buffer.from(
+        JSON.parse(
+          Buffer.from(
+            impostor
+              .activationRequest({ product: 'acme-cad', licenseKey: key('W') })
+              .text.split('\n')
+              .slice(1, -2)
+              .join(''),
+            'base64',
+          ).toString(),
+        ).payload,
+        'base64url',
+      ).toString(),
+    );
     payload.devicePublicKey = honest.devicePublicKey;
     const bytes = Buffer.from(JSON.stringify(payload));
-    const sig = crypto.sign(null, Buffer.concat([Buffer.from(`PORTICO-ENVELOPE-V1\nactivation-request\ndevice\n`), bytes]), impostor.privateKey).toString('base64url');
-    const armour = (json: string) => `-----BEGIN PORTICO ACTIVATION REQUEST-----\n${Buffer.from(json).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END PORTICO ACTIVATION REQUEST-----\n`;
-    const forged = await upload(agent, armour(JSON.stringify({ v: 1, typ: 'activation-request', alg: 'Ed25519', kid: 'device', payload: bytes.toString('base64url'), sig })));
+    const sig = crypto
+      .sign(
+        null,
+        Buffer.concat([Buffer.from(`PORTICO-ENVELOPE-V1\nactivation-request\ndevice\n`), bytes]),
+        impostor.privateKey,
+      )
+      .toString('base64url');
+    const armour = (json: string) =>
+      `-----BEGIN PORTICO ACTIVATION REQUEST-----\n${Buffer.from(json)
+        .toString('base64')
+        .replace(/(.{64})/g, '$1\n')}\n-----END PORTICO ACTIVATION REQUEST-----\n`;
+    const forged = await upload(
+      agent,
+      armour(
+        JSON.stringify({
+          v: 1,
+          typ: 'activation-request',
+          alg: 'Ed25519',
+          kid: 'device',
+          payload: bytes.toString('base64url'),
+          sig,
+        }),
+      ),
+    );
     assert.equal(forged.status, 400);
     assert.match(forged.text, /signature is not valid/);
 
     const proto = Buffer.from(`{"v":1,"__proto__":{"polluted":true},"product":"acme-cad"}`);
-    const sig2 = crypto.sign(null, Buffer.concat([Buffer.from(`PORTICO-ENVELOPE-V1\nactivation-request\ndevice\n`), proto]), honest.privateKey).toString('base64url');
-    const polluted = await upload(agent, armour(JSON.stringify({ v: 1, typ: 'activation-request', alg: 'Ed25519', kid: 'device', payload: proto.toString('base64url'), sig: sig2 })));
+    const sig2 = crypto
+      .sign(
+        null,
+        Buffer.concat([Buffer.from(`PORTICO-ENVELOPE-V1\nactivation-request\ndevice\n`), proto]),
+        honest.privateKey,
+      )
+      .toString('base64url');
+    const polluted = await upload(
+      agent,
+      armour(
+        JSON.stringify({
+          v: 1,
+          typ: 'activation-request',
+          alg: 'Ed25519',
+          kid: 'device',
+          payload: proto.toString('base64url'),
+          sig: sig2,
+        }),
+      ),
+    );
     assert.equal(polluted.status, 400);
     assert.match(polluted.text, /damaged or is not a Portico request/);
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
@@ -172,16 +305,39 @@ describe('Offline Activation Portal', function () {
     const a = makeDevice('HW-J1');
     const aReq = a.activationRequest({ product: 'acme-cad', licenseKey: key('T') });
     assert.equal((await upload(agent, aReq.text)).status, 200);
-    const full = await upload(agent, makeDevice('HW-J2').activationRequest({ product: 'acme-cad', licenseKey: key('T') }).text);
+    const full = await upload(
+      agent,
+      makeDevice('HW-J2').activationRequest({ product: 'acme-cad', licenseKey: key('T') }).text,
+    );
     assert.equal(full.status, 409);
     assert.match(full.text, /No activations are left/);
     const activationId = (await t.db('devices').where({ license_id: id, hardware_id: 'HW-J1' }).first()).id;
-    assert.equal((await upload(agent, a.deactivationRequest({ product: 'acme-cad', licenseId: id, activationId, requestNonce: aReq.nonce }).text)).status, 200);
-    const moving = await upload(agent, makeDevice('HW-J2').activationRequest({ product: 'acme-cad', licenseKey: key('T') }).text);
+    assert.equal(
+      (
+        await upload(
+          agent,
+          a.deactivationRequest({ product: 'acme-cad', licenseId: id, activationId, requestNonce: aReq.nonce }).text,
+        )
+      ).status,
+      200,
+    );
+    const moving = await upload(
+      agent,
+      makeDevice('HW-J2').activationRequest({ product: 'acme-cad', licenseKey: key('T') }).text,
+    );
     assert.equal(moving.status, 409);
     assert.match(moving.text, /transfers are used up/);
-    assert.equal((await t.db('licenses').where({ id }).first()).times_activated, 0, 'the refused transfer took no seat');
-    const codes = (await t.db('audit_events').where({ action: 'activation.refused', object_id: String(id) }).select('after_state')).map((r: { after_state: string }) => JSON.parse(r.after_state).code);
+    assert.equal(
+      (await t.db('licenses').where({ id }).first()).times_activated,
+      0,
+      'the refused transfer took no seat',
+    );
+    const codes = (
+      await t
+        .db('audit_events')
+        .where({ action: 'activation.refused', object_id: String(id) })
+        .select('after_state')
+    ).map((r: { after_state: string }) => JSON.parse(r.after_state).code);
     assert.deepEqual(codes, ['no_seats', 'no_transfers']);
   });
 
@@ -190,25 +346,48 @@ describe('Offline Activation Portal', function () {
     const a = makeDevice('HW-F1');
     const aReq = a.activationRequest({ product: 'acme-cad', licenseKey: key('F') });
     assert.equal((await upload(agent, aReq.text)).status, 200);
-    const full = await upload(agent, makeDevice('HW-F2').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text);
+    const full = await upload(
+      agent,
+      makeDevice('HW-F2').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text,
+    );
     assert.equal(full.status, 409);
     assert.match(full.text, /No activations are left/);
     // Free the seat by deactivating A, then a new machine counts as a transfer (1 allowed), then none are left.
     const lic = (await t.db('devices').where({ license_id: id, hardware_id: 'HW-F1' }).first()).id;
-    const deact = a.deactivationRequest({ product: 'acme-cad', licenseId: id, activationId: lic, requestNonce: aReq.nonce });
+    const deact = a.deactivationRequest({
+      product: 'acme-cad',
+      licenseId: id,
+      activationId: lic,
+      requestNonce: aReq.nonce,
+    });
     assert.equal((await upload(agent, deact.text)).status, 200);
-    assert.equal((await upload(agent, makeDevice('HW-F2').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text)).status, 200);
+    assert.equal(
+      (await upload(agent, makeDevice('HW-F2').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text))
+        .status,
+      200,
+    );
     assert.equal((await t.db('licenses').where({ id }).first()).transfer_count, 1);
     const f2 = await t.db('devices').where({ license_id: id, hardware_id: 'HW-F2' }).first();
     await t.db('devices').where({ id: f2.id }).update({ deactivated_at: new Date(), active_hardware_id: null });
     await t.db('licenses').where({ id }).update({ times_activated: 0 });
-    const noTransfer = await upload(agent, makeDevice('HW-F3').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text);
+    const noTransfer = await upload(
+      agent,
+      makeDevice('HW-F3').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text,
+    );
     assert.equal(noTransfer.status, 409);
     assert.match(noTransfer.text, /transfers are used up/);
-    assert.equal((await upload(agent, makeDevice('HW-F1').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text)).status, 200, 'a machine the license knew is not a transfer');
+    assert.equal(
+      (await upload(agent, makeDevice('HW-F1').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text))
+        .status,
+      200,
+      'a machine the license knew is not a transfer',
+    );
 
     await t.db('license_blacklist').insert({ license_id: id, hardware_id: 'HW-BAD', created_at: new Date() });
-    const banned = await upload(agent, makeDevice('HW-BAD').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text);
+    const banned = await upload(
+      agent,
+      makeDevice('HW-BAD').activationRequest({ product: 'acme-cad', licenseKey: key('F') }).text,
+    );
     assert.equal(banned.status, 403);
     assert.match(banned.text, /blocked for this license/);
   });
@@ -229,7 +408,14 @@ describe('Offline Activation Portal', function () {
     const other = makeDevice('HW-H');
     const otherReq = other.activationRequest({ product: 'acme-cad', licenseKey: key('H') });
     await upload(agent, otherReq.text);
-    const naming = await upload(agent, device.deactivationRequest({ ...license, licenseId: otherId, activationId: (await t.db('devices').where({ license_id: otherId }).first()).id }).text);
+    const naming = await upload(
+      agent,
+      device.deactivationRequest({
+        ...license,
+        licenseId: otherId,
+        activationId: (await t.db('devices').where({ license_id: otherId }).first()).id,
+      }).text,
+    );
     assert.equal(naming.status, 403, 'naming another activation');
     assert.equal((await t.db('licenses').where({ id }).first()).times_activated, 1);
 
@@ -238,7 +424,10 @@ describe('Offline Activation Portal', function () {
     assert.equal(ok.status, 200);
     assert.match(ok.text, /License deactivated/);
     const receipt = await download(agent, ok.text);
-    const r = verifyEnvelope(receipt.body.toString(), { expectedType: 'deactivation-receipt', trustedKeys: await trustedKeyMap(t.db) });
+    const r = verifyEnvelope(receipt.body.toString(), {
+      expectedType: 'deactivation-receipt',
+      trustedKeys: await trustedKeyMap(t.db),
+    });
     assert.equal((r.payload as { deactivationNonce: string }).deactivationNonce, deact.nonce);
     assert.equal((await t.db('licenses').where({ id }).first()).times_activated, 0);
     const replay = await upload(agent, deact.text);
@@ -248,10 +437,26 @@ describe('Offline Activation Portal', function () {
     assert.ok(refusals.length >= 2);
   });
 
-  it('user-based licenses ask for the license user\'s credentials on the page', async () => {
-    const userProduct = await catalog.insertProduct(t.db, { name: 'Analytics', code: 'analytics', authorizationMethod: 'user' }, now);
-    const lic = await catalog.insertLicense(t.db, { orderId: order, productId: userProduct, policyId: null, licenseKey: null, entitlements: ent, startDate: now }, now);
-    const [userId] = await t.db('accounts').insert({ email: 'ann@example.com', name: 'Ann', password_hash: await hashPassword('ann password 1'), role: 'end_user', language: 'en', created_at: now, updated_at: now });
+  it("user-based licenses ask for the license user's credentials on the page", async () => {
+    const userProduct = await catalog.insertProduct(
+      t.db,
+      { name: 'Analytics', code: 'analytics', authorizationMethod: 'user' },
+      now,
+    );
+    const lic = await catalog.insertLicense(
+      t.db,
+      { orderId: order, productId: userProduct, policyId: null, licenseKey: null, entitlements: ent, startDate: now },
+      now,
+    );
+    const [userId] = await t.db('accounts').insert({
+      email: 'ann@example.com',
+      name: 'Ann',
+      password_hash: await hashPassword('ann password 1'),
+      role: 'end_user',
+      language: 'en',
+      created_at: now,
+      updated_at: now,
+    });
     await catalog.assignLicenseUser(t.db, lic, Number(userId), 1, now);
     const req = makeDevice().activationRequest({ product: 'analytics', user: 'ann@example.com' });
     const ask = await upload(agent, req.text);
@@ -320,11 +525,26 @@ describe('refresh files from the console and the portal come from one service', 
     const t = await buildTestApp();
     try {
       const now = t.clock.now();
-      const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' }, now);
+      const product = await catalog.insertProduct(
+        t.db,
+        { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
+        now,
+      );
       const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
       const order = await catalog.insertOrder(t.db, { orderRef: 'O-R', customerId: customer }, now);
       const key = 'RRRR-RRRR-RRRR-RRRR-RRRR-RRRR-RRRR';
-      const licenseId = await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: key, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true }, startDate: now }, now);
+      const licenseId = await catalog.insertLicense(
+        t.db,
+        {
+          orderId: order,
+          productId: product,
+          policyId: null,
+          licenseKey: key,
+          entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true },
+          startDate: now,
+        },
+        now,
+      );
       const agent = request.agent(t.app);
       const req = makeDevice('HW-R').activationRequest({ product: 'acme-cad', licenseKey: key });
       assert.equal((await upload(agent, req.text)).status, 200);
@@ -334,7 +554,8 @@ describe('refresh files from the console and the portal come from one service', 
       const page = await admin.get(`/admin/licenses/${licenseId}`).expect(200);
       assert.match(page.text, new RegExp(`/admin/licenses/${licenseId}/devices/${deviceId}/refresh`));
       const file = await admin.get(`/admin/licenses/${licenseId}/devices/${deviceId}/refresh`).expect(200);
-      const payload = verifyEnvelope(file.text, { expectedType: 'refresh', trustedKeys: await trustedKeyMap(t.db) }).payload as { counter: number; requestNonce: string };
+      const payload = verifyEnvelope(file.text, { expectedType: 'refresh', trustedKeys: await trustedKeyMap(t.db) })
+        .payload as { counter: number; requestNonce: string };
       assert.equal(payload.counter, 1);
       assert.equal(payload.requestNonce, req.nonce);
     } finally {

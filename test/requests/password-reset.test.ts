@@ -4,7 +4,10 @@ import { buildTestApp, createAccount, csrfFrom, loginAgent, type TestApp } from 
 
 async function askForReset(t: TestApp, email: string, agent = request.agent(t.app)) {
   const page = await agent.get('/password/forgot').expect(200);
-  return agent.post('/password/forgot').type('form').send({ _csrf: csrfFrom(page.text), email });
+  return agent
+    .post('/password/forgot')
+    .type('form')
+    .send({ _csrf: csrfFrom(page.text), email });
 }
 
 async function lastMailTo(t: TestApp, to: string) {
@@ -50,16 +53,34 @@ describe('forgot password and reset link', () => {
     const agent = request.agent(t.app);
     const form = await agent.get(link).expect(200);
     assert.equal(form.headers['referrer-policy'], 'no-referrer');
-    const short = await agent.post(link).type('form').send({ _csrf: csrfFrom(form.text), password: 'short', password_confirmation: 'short' }).expect(422);
+    const short = await agent
+      .post(link)
+      .type('form')
+      .send({ _csrf: csrfFrom(form.text), password: 'short', password_confirmation: 'short' })
+      .expect(422);
     assert.match(short.text, /at least 10 characters/);
-    await agent.post(link).type('form').send({ _csrf: csrfFrom(form.text), password: 'my new password 1', password_confirmation: 'my new password 1' }).expect(303).expect('location', '/login');
+    await agent
+      .post(link)
+      .type('form')
+      .send({ _csrf: csrfFrom(form.text), password: 'my new password 1', password_confirmation: 'my new password 1' })
+      .expect(303)
+      .expect('location', '/login');
     await loginAgent(t.app, email, 'my new password 1');
 
     const again = await agent.get(link).expect(410);
     assert.match(again.text, /invalid, has already been used or has expired/);
-    await agent.post(link).type('form').send({ _csrf: csrfFrom(form.text), password: 'another password 2', password_confirmation: 'another password 2' }).expect(410);
+    await agent
+      .post(link)
+      .type('form')
+      .send({ _csrf: csrfFrom(form.text), password: 'another password 2', password_confirmation: 'another password 2' })
+      .expect(410);
     await loginAgent(t.app, email, 'my new password 1');
-    const actions = (await t.db('audit_events').where({ object_id: String(id) }).select('action')).map((r: { action: string }) => r.action);
+    const actions = (
+      await t
+        .db('audit_events')
+        .where({ object_id: String(id) })
+        .select('action')
+    ).map((r: { action: string }) => r.action);
     assert.ok(actions.includes('auth.password_reset_requested'));
     assert.ok(actions.includes('account.password_reset'));
   });
@@ -80,7 +101,16 @@ describe('forgot password and reset link', () => {
     const first = linkIn((await lastMailTo(t, email)).text_body);
     const agent = await loginAgent(t.app, email, password);
     const form = await agent.get('/account/password');
-    await agent.post('/account/password').type('form').send({ _csrf: csrfFrom(form.text), current_password: password, password: 'changed password 9', password_confirmation: 'changed password 9' }).expect(303);
+    await agent
+      .post('/account/password')
+      .type('form')
+      .send({
+        _csrf: csrfFrom(form.text),
+        current_password: password,
+        password: 'changed password 9',
+        password_confirmation: 'changed password 9',
+      })
+      .expect(303);
     await request(t.app).get(first).expect(410);
   });
 
@@ -91,7 +121,15 @@ describe('forgot password and reset link', () => {
     const limited = await askForReset(t, email, agent);
     assert.equal(limited.status, 429);
     assert.ok(Number(limited.headers['retry-after']) > 0);
-    assert.equal(await t.db('mail_outbox').where({ to_address: email }).count({ n: '*' }).first().then((r) => Number(r!.n)), 3);
+    assert.equal(
+      await t
+        .db('mail_outbox')
+        .where({ to_address: email })
+        .count({ n: '*' })
+        .first()
+        .then((r) => Number(r!.n)),
+      3,
+    );
   });
 
   it('an unknown token is a 410 page, not an error', async () => {

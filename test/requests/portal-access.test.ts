@@ -36,7 +36,12 @@ const invitation = (w: World, s: Scratch) => ({ id: w.userLicense, invitationId:
 
 const MATRIX: Record<string, Row> = {
   'GET /portal': { perm: null, scoped: false, for: 'everyone' },
-  'POST /portal/my/devices/:deviceId/release': { perm: null, scoped: false, for: 'end_users', params: (w) => ({ deviceId: w.userDevice }) },
+  'POST /portal/my/devices/:deviceId/release': {
+    perm: null,
+    scoped: false,
+    for: 'end_users',
+    params: (w) => ({ deviceId: w.userDevice }),
+  },
   'GET /portal/orders': { perm: null, scoped: false, for: 'managers' },
   'GET /portal/orders/new': { perm: 'create_order', scoped: false, for: 'managers' },
   'POST /portal/orders': { perm: 'create_order', scoped: false, for: 'managers' },
@@ -49,7 +54,12 @@ const MATRIX: Record<string, Row> = {
   'POST /portal/orders/:id/dispatch/csv': { perm: null, scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/licenses': { perm: 'issue_license', scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/managers': { perm: 'manage_managers', scoped: true, for: 'managers', params: order },
-  'POST /portal/orders/:id/managers/:accountId/delete': { perm: 'manage_managers', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/managers/:accountId/delete': {
+    perm: 'manage_managers',
+    scoped: true,
+    for: 'managers',
+    params: order,
+  },
   'GET /portal/orders/:id/customer/edit': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/customer': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
   'GET /portal/licenses/:id': { perm: null, scoped: true, for: 'managers', params: license },
@@ -57,16 +67,61 @@ const MATRIX: Record<string, Row> = {
   'POST /portal/licenses/:id/enable': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
   'POST /portal/licenses/:id/note': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
   'POST /portal/licenses/:id/reset': { perm: 'reset_license', scoped: true, for: 'managers', params: license },
-  'GET /portal/licenses/:id/devices/:deviceId/reset': { perm: 'reset_device', scoped: true, for: 'managers', params: license },
-  'POST /portal/licenses/:id/devices/:deviceId/reset': { perm: 'reset_device', scoped: true, for: 'managers', params: license },
-  'POST /portal/licenses/:id/devices/:deviceId/revoke': { perm: 'revoke_device', scoped: true, for: 'managers', params: license },
-  'POST /portal/licenses/:id/devices/:deviceId/borrow': { perm: 'borrow_license', scoped: true, for: 'managers', params: license },
+  'GET /portal/licenses/:id/devices/:deviceId/reset': {
+    perm: 'reset_device',
+    scoped: true,
+    for: 'managers',
+    params: license,
+  },
+  'POST /portal/licenses/:id/devices/:deviceId/reset': {
+    perm: 'reset_device',
+    scoped: true,
+    for: 'managers',
+    params: license,
+  },
+  'POST /portal/licenses/:id/devices/:deviceId/revoke': {
+    perm: 'revoke_device',
+    scoped: true,
+    for: 'managers',
+    params: license,
+  },
+  'POST /portal/licenses/:id/devices/:deviceId/borrow': {
+    perm: 'borrow_license',
+    scoped: true,
+    for: 'managers',
+    params: license,
+  },
   'GET /portal/licenses/:id/devices/:deviceId/refresh': { perm: null, scoped: true, for: 'managers', params: license },
-  'POST /portal/licenses/:id/users': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
-  'POST /portal/licenses/:id/users/:accountId': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
-  'POST /portal/licenses/:id/users/:accountId/password': { perm: 'manage_user_credentials', scoped: true, for: 'managers', params: userLicense },
-  'POST /portal/licenses/:id/users/:accountId/delete': { perm: 'manage_license_users', scoped: true, for: 'managers', params: userLicense },
-  'POST /portal/licenses/:id/invitations/:invitationId/delete': { perm: 'manage_license_users', scoped: true, for: 'managers', params: invitation },
+  'POST /portal/licenses/:id/users': {
+    perm: 'manage_license_users',
+    scoped: true,
+    for: 'managers',
+    params: userLicense,
+  },
+  'POST /portal/licenses/:id/users/:accountId': {
+    perm: 'manage_license_users',
+    scoped: true,
+    for: 'managers',
+    params: userLicense,
+  },
+  'POST /portal/licenses/:id/users/:accountId/password': {
+    perm: 'manage_user_credentials',
+    scoped: true,
+    for: 'managers',
+    params: userLicense,
+  },
+  'POST /portal/licenses/:id/users/:accountId/delete': {
+    perm: 'manage_license_users',
+    scoped: true,
+    for: 'managers',
+    params: userLicense,
+  },
+  'POST /portal/licenses/:id/invitations/:invitationId/delete': {
+    perm: 'manage_license_users',
+    scoped: true,
+    for: 'managers',
+    params: invitation,
+  },
   'GET /portal/policies/new': { perm: 'create_license_policy', scoped: false, for: 'managers' },
   'POST /portal/policies': { perm: 'create_license_policy', scoped: false, for: 'managers' },
 };
@@ -83,7 +138,10 @@ function expected(row: Row, who: Who): Expected {
   return 'allowed';
 }
 
-const portalRoutes = (t: TestApp) => routeTable(t.app.locals.ctx).filter((r) => r.area === 'portal').map((r) => `${r.method.toUpperCase()} ${fullPath(r)}`);
+const portalRoutes = (t: TestApp) =>
+  routeTable(t.app.locals.ctx)
+    .filter((r) => r.area === 'portal')
+    .map((r) => `${r.method.toUpperCase()} ${fullPath(r)}`);
 
 describe('User Portal access matrix', function () {
   this.timeout(120_000);
@@ -112,7 +170,18 @@ describe('User Portal access matrix', function () {
       await catalog.assignManager(t.db, scratchManager.id, w.orderA, now);
       await catalog.assignLicenseUser(t.db, w.userLicense, scratchUser.id, 1, now);
       const invitee = await createAccount(t.db, { role: 'end_user' });
-      const invitationId = await licenseUsers.insertInvitation(t.db, { licenseId: w.userLicense, accountId: invitee.id, maxActivations: 1, tokenHash: crypto.randomBytes(32).toString('hex'), invitedBy: null, expiresAt: new Date(now.getTime() + 86_400_000) }, now);
+      const invitationId = await licenseUsers.insertInvitation(
+        t.db,
+        {
+          licenseId: w.userLicense,
+          accountId: invitee.id,
+          maxActivations: 1,
+          tokenHash: crypto.randomBytes(32).toString('hex'),
+          invitedBy: null,
+          expiresAt: new Date(now.getTime() + 86_400_000),
+        },
+        now,
+      );
       const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId };
       const failures: string[] = [];
       for (const [key, row] of Object.entries(MATRIX)) {
@@ -122,10 +191,15 @@ describe('User Portal access matrix', function () {
         const res = method === 'GET' ? await agent.get(url) : await agent.post(url).type('form').send({ _csrf: token });
         const want = expected(row, who);
         const ok =
-          want === 'login' ? res.status === 303 && res.headers.location === '/login'
-          : want === 'allowed' ? [200, 303, 422].includes(res.status) && res.headers.location !== '/login'
-          : res.status === want;
-        if (!ok) failures.push(`${key} → ${res.status}${res.headers.location ? ' ' + res.headers.location : ''}, expected ${want}`);
+          want === 'login'
+            ? res.status === 303 && res.headers.location === '/login'
+            : want === 'allowed'
+              ? [200, 303, 422].includes(res.status) && res.headers.location !== '/login'
+              : res.status === want;
+        if (!ok)
+          failures.push(
+            `${key} → ${res.status}${res.headers.location ? ` ${res.headers.location}` : ''}, expected ${want}`,
+          );
       }
       assert.deepEqual(failures, []);
     });
@@ -145,43 +219,92 @@ describe('User Portal access: an end user of another order cannot be taken over'
   before(async () => {
     t = await buildTestApp();
     w = await portalWorld(t.db);
-    licenseB = await catalog.insertLicense(t.db, { orderId: w.orderB, productId: w.userProduct, policyId: w.userPolicy, licenseKey: null, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 }, startDate: new Date() }, new Date());
+    licenseB = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: w.orderB,
+        productId: w.userProduct,
+        policyId: w.userPolicy,
+        licenseKey: null,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 },
+        startDate: new Date(),
+      },
+      new Date(),
+    );
   });
   after(async () => t.close());
 
-  it('assigning the victim\'s address only invites; the one-time password and reset link answer 404; the victim\'s licenses stay out of reach', async () => {
+  it("assigning the victim's address only invites; the one-time password and reset link answer 404; the victim's licenses stay out of reach", async () => {
     const victim = w.endUser; // holds a license of order A only
     const before = await t.db('accounts').where({ id: victim.id }).first();
     const b = await loginAgent(t.app, w.managerB.email, w.managerB.password);
-    const post = async (url: string, fields: Record<string, string>) => b.post(url).type('form').send({ _csrf: csrfFrom((await b.get('/account')).text), ...fields });
+    const post = async (url: string, fields: Record<string, string>) =>
+      b
+        .post(url)
+        .type('form')
+        .send({ _csrf: csrfFrom((await b.get('/account')).text), ...fields });
 
     // Step 1: POST /portal/licenses/:id/users with the victim's address.
     const assigned = await post(`/portal/licenses/${licenseB}/users`, { email: victim.email, max_activations: '1' });
     assert.equal(assigned.status, 303);
-    assert.equal(await t.db('license_user_assignments').where({ license_id: licenseB, account_id: victim.id }).first(), undefined, 'not linked');
-    assert.ok(await t.db('license_user_invitations').where({ license_id: licenseB, account_id: victim.id }).whereNull('accepted_at').first(), 'a pending invitation instead');
+    assert.equal(
+      await t.db('license_user_assignments').where({ license_id: licenseB, account_id: victim.id }).first(),
+      undefined,
+      'not linked',
+    );
+    assert.ok(
+      await t
+        .db('license_user_invitations')
+        .where({ license_id: licenseB, account_id: victim.id })
+        .whereNull('accepted_at')
+        .first(),
+      'a pending invitation instead',
+    );
     const page = await b.get(`/portal/licenses/${licenseB}`).expect(200);
     assert.ok(page.text.includes(victim.email) && page.text.includes('Invited'));
     assert.doesNotMatch(page.text, new RegExp(`/users/${victim.id}/password`), 'no credential buttons for the account');
 
     // Step 2: POST /portal/licenses/:id/users/:accountId/password, both modes.
-    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'password' })).status, 404);
-    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'email' })).status, 404);
+    assert.equal(
+      (await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'password' })).status,
+      404,
+    );
+    assert.equal(
+      (await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'email' })).status,
+      404,
+    );
     const after = await t.db('accounts').where({ id: victim.id }).first();
     assert.equal(after.password_hash, before.password_hash, 'the password did not change');
-    assert.equal(await t.db('password_reset_tokens').where({ account_id: victim.id }).first(), undefined, 'no reset link was made');
+    assert.equal(
+      await t.db('password_reset_tokens').where({ account_id: victim.id }).first(),
+      undefined,
+      'no reset link was made',
+    );
 
     // Step 3: the victim's own password still works; nobody else's does; order A stays out of reach.
     await loginAgent(t.app, victim.email, victim.password);
     const guess = request.agent(t.app);
-    const login = await guess.post('/login').type('form').send({ _csrf: csrfFrom((await guess.get('/login')).text), email: victim.email, password: 'a-guess-of-the-manager' });
+    const login = await guess
+      .post('/login')
+      .type('form')
+      .send({
+        _csrf: csrfFrom((await guess.get('/login')).text),
+        email: victim.email,
+        password: 'a-guess-of-the-manager',
+      });
     assert.notEqual(login.headers.location, '/portal');
     await b.get(`/portal/licenses/${w.userLicense}`).expect(404);
 
     // Even once the victim accepts, the account reaches into order A: still no power over it.
-    await t.db('license_user_invitations').where({ license_id: licenseB, account_id: victim.id }).update({ accepted_at: new Date() });
+    await t
+      .db('license_user_invitations')
+      .where({ license_id: licenseB, account_id: victim.id })
+      .update({ accepted_at: new Date() });
     await catalog.assignLicenseUser(t.db, licenseB, victim.id, 1, new Date());
-    assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'password' })).status, 404);
+    assert.equal(
+      (await post(`/portal/licenses/${licenseB}/users/${victim.id}/password`, { credentials: 'password' })).status,
+      404,
+    );
     assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}`, { max_activations: '5' })).status, 404);
     assert.equal((await post(`/portal/licenses/${licenseB}/users/${victim.id}/delete`, {})).status, 404);
     assert.equal((await t.db('accounts').where({ id: victim.id }).first()).password_hash, before.password_hash);

@@ -23,7 +23,18 @@ describe('first run: the one-time setup link', () => {
     const token = (await issueSetupTokenIfNeeded(t))!;
     const agent = request.agent(t.app);
     const page = await agent.get(`/setup/${token}`).expect(200);
-    const bad = await agent.post(`/setup/${token}`).type('form').send({ _csrf: csrfFrom(page.text), name: '', email: 'x', language: 'en', password: 'short', password_confirmation: 'short' }).expect(422);
+    const bad = await agent
+      .post(`/setup/${token}`)
+      .type('form')
+      .send({
+        _csrf: csrfFrom(page.text),
+        name: '',
+        email: 'x',
+        language: 'en',
+        password: 'short',
+        password_confirmation: 'short',
+      })
+      .expect(422);
     assert.match(bad.text, /This field is required/);
     assert.match(bad.text, /Enter a valid e-mail address/);
     assert.equal(Number((await t.db('accounts').count({ n: '*' }).first())!.n), 0);
@@ -31,7 +42,14 @@ describe('first run: the one-time setup link', () => {
     await agent
       .post(`/setup/${token}`)
       .type('form')
-      .send({ _csrf: csrfFrom(page.text), name: 'Ada Admin', email: 'Ada@Vendor.example', language: 'en', password: 'first admin password', password_confirmation: 'first admin password' })
+      .send({
+        _csrf: csrfFrom(page.text),
+        name: 'Ada Admin',
+        email: 'Ada@Vendor.example',
+        language: 'en',
+        password: 'first admin password',
+        password_confirmation: 'first admin password',
+      })
       .expect(303)
       .expect('location', '/admin');
     await agent.get('/admin').expect(200);
@@ -44,7 +62,18 @@ describe('first run: the one-time setup link', () => {
     await request(t.app).get(`/setup/${token}`).expect(404);
     const other = request.agent(t.app);
     const p = await other.get('/login');
-    await other.post(`/setup/${token}`).type('form').send({ _csrf: csrfFrom(p.text), name: 'Mallory', email: 'm@example.com', language: 'en', password: 'mallory password', password_confirmation: 'mallory password' }).expect(404);
+    await other
+      .post(`/setup/${token}`)
+      .type('form')
+      .send({
+        _csrf: csrfFrom(p.text),
+        name: 'Mallory',
+        email: 'm@example.com',
+        language: 'en',
+        password: 'mallory password',
+        password_confirmation: 'mallory password',
+      })
+      .expect(404);
     assert.equal(Number((await t.db('accounts').count({ n: '*' }).first())!.n), 1);
     assert.equal(await issueSetupTokenIfNeeded(t), null, 'no new link once an admin exists');
   });

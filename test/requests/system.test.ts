@@ -45,7 +45,11 @@ describe('app shell: health, errors, headers, keys, logs', () => {
     assert.doesNotMatch(csp, /unsafe-inline/);
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
     assert.equal(res.headers['x-powered-by'], undefined);
-    assert.doesNotMatch(res.text, /<script>|<script [^>]*>[^<]+<\/script>|\sonclick=|\sstyle="/i, 'no inline script or style');
+    assert.doesNotMatch(
+      res.text,
+      /<script>|<script [^>]*>[^<]+<\/script>|\sonclick=|\sstyle="/i,
+      'no inline script or style',
+    );
     const cookie = ([] as string[]).concat(res.headers['set-cookie'] ?? []).join(';');
     assert.match(cookie, /HttpOnly/i);
     assert.match(cookie, /SameSite=Lax/i);
@@ -58,7 +62,11 @@ describe('app shell: health, errors, headers, keys, logs', () => {
     try {
       const agent = request.agent(t.app);
       const page = await agent.get('/login').expect(200);
-      const res = await agent.post('/login').type('form').send({ _csrf: csrfFrom(page.text), email, password }).expect(500);
+      const res = await agent
+        .post('/login')
+        .type('form')
+        .send({ _csrf: csrfFrom(page.text), email, password })
+        .expect(500);
       assert.match(res.text, /Something went wrong on our side/);
       assert.ok(res.text.includes(res.headers['x-request-id']!));
       assert.doesNotMatch(res.text, /at .*\.ts:\d+|Error:|SQLITE|ER_NO_SUCH_TABLE|accounts_gone|no such table/i);
@@ -72,7 +80,11 @@ describe('app shell: health, errors, headers, keys, logs', () => {
   });
 
   it('answers 413 to an oversized form', async () => {
-    await request(t.app).post('/login').type('form').send({ email: 'a@b.c', password: 'x'.repeat(200_000) }).expect(413);
+    await request(t.app)
+      .post('/login')
+      .type('form')
+      .send({ email: 'a@b.c', password: 'x'.repeat(200_000) })
+      .expect(413);
   });
 
   it('publishes the public signing keys; the private key file is 0600 and never served', async () => {
@@ -124,7 +136,18 @@ describe('roles and white-label hosts', () => {
   before(async () => {
     t = await buildTestApp();
     const now = new Date();
-    const acme = await brandings.insert(t.db, { name: 'acme', displayName: 'ACME Licensing', primaryColor: '#112233', accentColor: '#445566', supportEmail: 'help@acme.example', defaultLanguage: 'fr' }, now);
+    const acme = await brandings.insert(
+      t.db,
+      {
+        name: 'acme',
+        displayName: 'ACME Licensing',
+        primaryColor: '#112233',
+        accentColor: '#445566',
+        supportEmail: 'help@acme.example',
+        defaultLanguage: 'fr',
+      },
+      now,
+    );
     await brandings.insertHost(t.db, acme, 'users.acme.example', 'portal', now);
     await brandings.insertHost(t.db, acme, 'portal.acme.example', null, now);
     const offline = await brandings.insert(t.db, { name: 'offline', displayName: 'ACME Offline' }, now);
@@ -148,7 +171,13 @@ describe('roles and white-label hosts', () => {
   });
 
   it('an admin reads the mail outbox', async () => {
-    await t.db('mail_outbox').insert({ to_address: 'someone@example.com', subject: 'Hello <b>there</b>', text_body: 'Body text', reason: 'no_smtp', created_at: new Date() });
+    await t.db('mail_outbox').insert({
+      to_address: 'someone@example.com',
+      subject: 'Hello <b>there</b>',
+      text_body: 'Body text',
+      reason: 'no_smtp',
+      created_at: new Date(),
+    });
     const admin = await createAccount(t.db, { role: 'admin' });
     const agent = await loginAgent(t.app, admin.email, admin.password);
     const list = await agent.get('/admin/outbox').expect(200);
@@ -166,7 +195,13 @@ describe('roles and white-label hosts', () => {
     const login = await agent.get('/login').set('Host', 'users.acme.example').expect(200);
     assert.match(login.text, /ACME Licensing/);
     assert.match(login.text, /<html lang="fr">/, 'the branding default language applies');
-    await agent.post('/login').set('Host', 'users.acme.example').type('form').send({ _csrf: csrfFrom(login.text), email: a.email, password: a.password }).expect(303).expect('location', '/');
+    await agent
+      .post('/login')
+      .set('Host', 'users.acme.example')
+      .type('form')
+      .send({ _csrf: csrfFrom(login.text), email: a.email, password: a.password })
+      .expect(303)
+      .expect('location', '/');
     const dash = await agent.get('/').set('Host', 'users.acme.example').expect(200);
     assert.match(dash.text, /href="\/account"/);
     await agent.get('/portal').set('Host', 'users.acme.example').expect(200);

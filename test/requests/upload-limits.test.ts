@@ -22,7 +22,9 @@ import { loadConfig } from '../../config/index.ts';
  */
 
 const BOUNDARY = 'PorticoUploadLimitsTest';
-const partHead = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="activation-request.req"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+const partHead = Buffer.from(
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="activation-request.req"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+);
 const partTail = Buffer.from(`\r\n--${BOUNDARY}--\r\n`);
 
 interface Answer {
@@ -39,7 +41,11 @@ function openUpload(port: number, path: string, headers: Record<string, string>,
     method: 'POST',
     path,
     agent: false,
-    headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': String(partHead.length + fileBytes + partTail.length), ...headers },
+    headers: {
+      'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+      'content-length': String(partHead.length + fileBytes + partTail.length),
+      ...headers,
+    },
   });
   const answer = new Promise<Answer>((resolve, reject) => {
     req.on('response', (res) => {
@@ -79,10 +85,25 @@ describe('Upload limits on the offline portal', function () {
   before(async () => {
     t = await buildTestApp({ offlineUploadSlots: SLOTS, trustProxy: 'loopback' });
     const now = t.clock.now();
-    const product = await catalog.insertProduct(t.db, { name: 'Acme CAD', code: PRODUCT, authorizationMethod: 'key' }, now);
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Acme CAD', code: PRODUCT, authorizationMethod: 'key' },
+      now,
+    );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'O-U', customerId: customer }, now);
-    await catalog.insertLicense(t.db, { orderId: order, productId: product, policyId: null, licenseKey: KEY, entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 100 }, startDate: now }, now);
+    await catalog.insertLicense(
+      t.db,
+      {
+        orderId: order,
+        productId: product,
+        policyId: null,
+        licenseKey: KEY,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 100 },
+        startDate: now,
+      },
+      now,
+    );
     server = t.app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     port = (server.address() as AddressInfo).port;
@@ -188,7 +209,8 @@ describe('Upload limits on the offline portal', function () {
 
   it('a client over its limit gets 429 + Retry-After before a byte of its body is read, and takes no slot', async () => {
     const ip = '192.0.2.77';
-    for (let i = 0; i < OFFLINE_REQUESTS_PER_CLIENT.limit; i++) await t.app.locals.ctx.limiter.hit(RateLimiter.key('offline', ip), OFFLINE_REQUESTS_PER_CLIENT);
+    for (let i = 0; i < OFFLINE_REQUESTS_PER_CLIENT.limit; i++)
+      await t.app.locals.ctx.limiter.hit(RateLimiter.key('offline', ip), OFFLINE_REQUESTS_PER_CLIENT);
     const holders = await holdSlots(SLOTS);
     const [limited] = await unsentUploads(1, { 'x-forwarded-for': ip });
     assert.equal(limited!.status, 429);
@@ -204,9 +226,22 @@ describe('Upload limits on the offline portal', function () {
     assert.equal((await declared.answer).status, 413);
     declared.req.destroy();
 
-    const chunked = http.request({ host: '127.0.0.1', port, method: 'POST', path: browser.action, agent: false, headers: { ...browser.headers, 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'transfer-encoding': 'chunked' } });
+    const chunked = http.request({
+      host: '127.0.0.1',
+      port,
+      method: 'POST',
+      path: browser.action,
+      agent: false,
+      headers: {
+        ...browser.headers,
+        'content-type': `multipart/form-data; boundary=${BOUNDARY}`,
+        'transfer-encoding': 'chunked',
+      },
+    });
     chunked.flushHeaders();
-    const lengthRequired = await new Promise<number>((resolve, reject) => chunked.on('response', (res) => resolve(res.statusCode ?? 0)).on('error', reject));
+    const lengthRequired = await new Promise<number>((resolve, reject) =>
+      chunked.on('response', (res) => resolve(res.statusCode ?? 0)).on('error', reject),
+    );
     assert.equal(lengthRequired, 411);
     chunked.destroy();
 
@@ -226,9 +261,15 @@ describe('Upload limits on the offline portal', function () {
     assert.match(exactAnswer.body, /role="alert"/, 'the upload page with the refusal, not an error page');
     await until(() => tempFiles() === 0, 'the file is deleted');
 
-    const pasted = await request(server).post(browser.action).set(browser.headers).field('request', 'x'.repeat(MAX_REQUEST_BYTES + 1));
+    const pasted = await request(server)
+      .post(browser.action)
+      .set(browser.headers)
+      .field('request', 'x'.repeat(MAX_REQUEST_BYTES + 1));
     assert.equal(pasted.status, 413);
-    const pastedOk = await request(server).post(browser.action).set(browser.headers).field('request', makeDevice().activationRequest({ product: PRODUCT, licenseKey: KEY }).text);
+    const pastedOk = await request(server)
+      .post(browser.action)
+      .set(browser.headers)
+      .field('request', makeDevice().activationRequest({ product: PRODUCT, licenseKey: KEY }).text);
     assert.equal(pastedOk.status, 200);
     assert.match(pastedOk.text, /License activated/);
   });
@@ -236,7 +277,12 @@ describe('Upload limits on the offline portal', function () {
   it('a body still arriving after the deadline is dropped (408, connection closed), its slot and file given back', async () => {
     const slots = uploadSlots(1);
     const app = express();
-    app.post('/u', slots.acquire, streamToDisk({ field: 'file', maxFileBytes: 1024, maxFieldBytes: 1024, bodySeconds: 0.3 }), (_req, res) => res.send('read'));
+    app.post(
+      '/u',
+      slots.acquire,
+      streamToDisk({ field: 'file', maxFileBytes: 1024, maxFieldBytes: 1024, bodySeconds: 0.3 }),
+      (_req, res) => res.send('read'),
+    );
     app.use(((err, _req, res, _next) => res.status(err.status ?? 500).end()) as express.ErrorRequestHandler);
     const slow = app.listen(0, '127.0.0.1');
     await new Promise((r) => slow.once('listening', r));

@@ -57,7 +57,10 @@ function assertTypo(kind: CodeKind, text: string, bits: number, groups: number[]
   const result = attempt(kind, text, bits);
   assert.ok(!('data' in result), `${what} was accepted`);
   assert.equal(result.code, 'typo', `${what} was refused as ${result.code}, not as a typo`);
-  assert.ok(result.group !== undefined && groups.includes(result.group), `${what}: group ${result.group} reported, expected ${groups.join(' or ')}`);
+  assert.ok(
+    result.group !== undefined && groups.includes(result.group),
+    `${what}: group ${result.group} reported, expected ${groups.join(' or ')}`,
+  );
 }
 
 /** Every single-symbol substitution and every adjacent transposition of `code` is caught in its group. */
@@ -67,7 +70,13 @@ function assertEveryTypoCaught(kind: CodeKind, code: string, bits: number): void
   for (let i = 0; i < symbols.length; i++) {
     for (const other of CODE_ALPHABET) {
       if (other === symbols[i]) continue;
-      assertTypo(kind, symbols.slice(0, i) + other + symbols.slice(i + 1), bits, [groupOf(i)], `${kind}: ${symbols[i]}→${other} at ${i + 1}`);
+      assertTypo(
+        kind,
+        symbols.slice(0, i) + other + symbols.slice(i + 1),
+        bits,
+        [groupOf(i)],
+        `${kind}: ${symbols[i]}→${other} at ${i + 1}`,
+      );
     }
   }
   for (let i = 0; i + 1 < symbols.length; i++) {
@@ -88,7 +97,17 @@ function sampleCodes(): Record<CodeKind, string[]> {
     const { code, request, secret } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: `hw-${i}` });
     samples.request.push(code);
     const fields = { expiresDay: i * 4000, features: i ? 0b1011 : 0 };
-    const signature = crypto.sign(null, airgapActivationMessage({ ...fields, productCode: 'ACME-CAD', hardwareHash: request.hardwareHash, commitment: request.commitment, licenseKey: 'K-1' }), server.privateKey);
+    const signature = crypto.sign(
+      null,
+      airgapActivationMessage({
+        ...fields,
+        productCode: 'ACME-CAD',
+        hardwareHash: request.hardwareHash,
+        commitment: request.commitment,
+        licenseKey: 'K-1',
+      }),
+      server.privateKey,
+    );
     samples.activation.push(encodeActivationCode({ ...fields, signature }));
     samples.deactivation.push(createDeactivationCode({ hardwareHash: request.hardwareHash, secret }).code);
     samples.confirmation.push(confirmationCode({ secret, hardwareHash: request.hardwareHash }));
@@ -127,7 +146,9 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
       }
     }
     // Every kind and version has its own length, so the length alone tells what a code is.
-    const lengths = [...CODE_KINDS.map((k) => AIRGAP_BITS[k]), ...Object.values(AIRGAP_LEGACY_BITS)].map((bits) => codeLayout(bits).symbols);
+    const lengths = [...CODE_KINDS.map((k) => AIRGAP_BITS[k]), ...Object.values(AIRGAP_LEGACY_BITS)].map(
+      (bits) => codeLayout(bits).symbols,
+    );
     assert.equal(new Set(lengths).size, lengths.length, lengths.join(', '));
   });
 
@@ -177,7 +198,13 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
             assert.equal(code[p], CODE_ALPHABET[value]);
             for (const other of CODE_ALPHABET) {
               if (other === code[p]) continue;
-              assertTypo(kind, code.slice(0, p) + other + code.slice(p + 1), bits, [groupOf(p)], `${kind}/${last}: ${code[p]}→${other} at ${p + 1}`);
+              assertTypo(
+                kind,
+                code.slice(0, p) + other + code.slice(p + 1),
+                bits,
+                [groupOf(p)],
+                `${kind}/${last}: ${code[p]}→${other} at ${p + 1}`,
+              );
             }
           }
         }
@@ -191,7 +218,8 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
             const swapped = code.slice(0, p) + code[p + 1] + code[p] + code.slice(p + 2);
             if (code[p] === code[p + 1]) continue;
             assertTypo(kind, swapped, bits, [groupOf(p), groupOf(p + 1)], `${kind}/${last}: swap at ${p + 1}/${p + 2}`);
-            if (groupOf(p) === groupOf(p + 1)) assert.equal((attempt(kind, swapped, bits) as { group: number }).group, groupOf(p));
+            if (groupOf(p) === groupOf(p + 1))
+              assert.equal((attempt(kind, swapped, bits) as { group: number }).group, groupOf(p));
           }
         }
       }
@@ -206,7 +234,13 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
           const reordered = [...groups];
           [reordered[g], reordered[g + 1]] = [reordered[g + 1], reordered[g]];
           if (reordered[g] === groups[g]) continue;
-          assertTypo(kind, reordered.join('-'), AIRGAP_BITS[kind], [g + 1], `${kind}: groups ${g + 1} and ${g + 2} swapped`);
+          assertTypo(
+            kind,
+            reordered.join('-'),
+            AIRGAP_BITS[kind],
+            [g + 1],
+            `${kind}: groups ${g + 1} and ${g + 2} swapped`,
+          );
         }
       }
     }
@@ -268,13 +302,16 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
       for (const expected of CODE_KINDS) {
         if (kind === expected) continue;
         const code = samples[kind][0];
-        assert.throws(() => PARSE[expected](code), (err: unknown) => {
-          assert.ok(err instanceof AirgapError && err instanceof CodeError);
-          assert.equal(err.code, 'format');
-          assert.equal(err.actualKind, kind);
-          assert.match(err.message, new RegExp(`this is an? ${kind} code, not an? ${expected} code`));
-          return true;
-        });
+        assert.throws(
+          () => PARSE[expected](code),
+          (err: unknown) => {
+            assert.ok(err instanceof AirgapError && err instanceof CodeError);
+            assert.equal(err.code, 'format');
+            assert.equal(err.actualKind, kind);
+            assert.match(err.message, new RegExp(`this is an? ${kind} code, not an? ${expected} code`));
+            return true;
+          },
+        );
       }
       assert.equal(identifyAirgapCode(samples[kind][1].toLowerCase()), kind);
     }
@@ -283,7 +320,11 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
       assert.equal(identifyAirgapCode(code), kind);
       for (const expected of CODE_KINDS) {
         if (expected === kind) continue;
-        assert.throws(() => PARSE[expected](code), (err: unknown) => err instanceof AirgapError && err.code === 'format' && err.actualKind === kind, `v1 ${kind} as ${expected}`);
+        assert.throws(
+          () => PARSE[expected](code),
+          (err: unknown) => err instanceof AirgapError && err.code === 'format' && err.actualKind === kind,
+          `v1 ${kind} as ${expected}`,
+        );
       }
     }
     assert.equal(identifyAirgapCode(legacyConfirmationCode(Buffer.alloc(16, 1), 1, '000000')), 'confirmation');
@@ -299,7 +340,11 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
   describe('a missing, extra or foreign character is reported in its group, for every kind and version', () => {
     const all: Array<[string, CodeKind, string]> = [
       ...CODE_KINDS.map((kind): [string, CodeKind, string] => [`${kind} v2`, kind, samples[kind][0]]),
-      ...(Object.entries(legacy) as Array<[CodeKind, string]>).map(([kind, code]): [string, CodeKind, string] => [`${kind} v1`, kind, code]),
+      ...(Object.entries(legacy) as Array<[CodeKind, string]>).map(([kind, code]): [string, CodeKind, string] => [
+        `${kind} v1`,
+        kind,
+        code,
+      ]),
     ];
     const refusalOf = (kind: CodeKind, text: string): AirgapError => {
       try {
@@ -325,12 +370,21 @@ describe('air-gap codes: the typed format (sdk/src/codes.ts)', () => {
           // in its last group looks like a v2 one (last group 1 + 1) with one too many there. The
           // group is named either way; the current version wins the tie.
           const ambiguous = name === 'deactivation v1' && g === groups.length - 1;
-          if (!ambiguous) assert.match(missing.message, new RegExp(`has ${length - 1} characters but should have ${length}: a character is missing \\(group ${g + 1} has too few\\)`));
+          if (!ambiguous)
+            assert.match(
+              missing.message,
+              new RegExp(
+                `has ${length - 1} characters but should have ${length}: a character is missing \\(group ${g + 1} has too few\\)`,
+              ),
+            );
 
           const extra = refusalOf(kind, typed(`${groups[g]}${groups[g][0]}`));
           assert.equal(extra.code, 'format');
           assert.equal(extra.group, g + 1, `${name}: extra in group ${g + 1}: ${extra.message}`);
-          assert.match(extra.message, new RegExp(`has ${length + 1} characters but should have ${length}: a character is extra`));
+          assert.match(
+            extra.message,
+            new RegExp(`has ${length + 1} characters but should have ${length}: a character is extra`),
+          );
 
           for (const foreign of ['U', '*']) {
             const bad = refusalOf(kind, typed(`${foreign}${groups[g].slice(1)}`));

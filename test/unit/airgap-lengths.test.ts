@@ -32,26 +32,52 @@ describe('air-gap code lengths', () => {
   it('prints every kind and keeps within the limits', () => {
     const rows = [
       ...CODE_KINDS.map((kind) => ({ kind, version: 2, bits: AIRGAP_BITS[kind] })),
-      ...(Object.entries(AIRGAP_LEGACY_BITS) as Array<[CodeKind, number]>).map(([kind, bits]) => ({ kind, version: 1, bits })),
+      ...(Object.entries(AIRGAP_LEGACY_BITS) as Array<[CodeKind, number]>).map(([kind, bits]) => ({
+        kind,
+        version: 1,
+        bits,
+      })),
     ];
     console.log('      kind          version  bits  symbols  typed (with hyphens)');
     for (const { kind, version, bits } of rows) {
       const { symbols, typed } = lengthsOf(bits);
-      console.log(`      ${kind.padEnd(14)}${String(version).padStart(7)}${String(bits).padStart(6)}${String(symbols).padStart(9)}${String(typed).padStart(8)}`);
+      console.log(
+        `      ${kind.padEnd(14)}${String(version).padStart(7)}${String(bits).padStart(6)}${String(symbols).padStart(9)}${String(typed).padStart(8)}`,
+      );
     }
 
-    const v2 = Object.fromEntries(CODE_KINDS.map((kind) => [kind, lengthsOf(AIRGAP_BITS[kind])])) as Record<CodeKind, { symbols: number; typed: number }>;
+    const v2 = Object.fromEntries(CODE_KINDS.map((kind) => [kind, lengthsOf(AIRGAP_BITS[kind])])) as Record<
+      CodeKind,
+      { symbols: number; typed: number }
+    >;
     assert.ok(v2.request.typed <= LIMITS.request.typed, `request: ${v2.request.typed} typed characters`);
     assert.ok(v2.activation.symbols <= LIMITS.activation.symbols, `activation: ${v2.activation.symbols} symbols`);
-    assert.ok(v2.deactivation.typed <= LIMITS.deactivation.typed, `deactivation: ${v2.deactivation.typed} typed characters`);
+    assert.ok(
+      v2.deactivation.typed <= LIMITS.deactivation.typed,
+      `deactivation: ${v2.deactivation.typed} typed characters`,
+    );
     for (const kind of CODE_KINDS) assert.equal(AIRGAP_CODE_LENGTHS[kind], v2[kind].symbols);
   });
 
   it('codes as made have exactly those lengths', () => {
-    const { code: request, request: fields, secret } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-lengths' });
+    const {
+      code: request,
+      request: fields,
+      secret,
+    } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-lengths' });
     const key = crypto.generateKeyPairSync('ed25519').privateKey;
     const grant = { expiresDay: 0xffff, features: 0xff };
-    const signature = crypto.sign(null, airgapActivationMessage({ ...grant, productCode: 'ACME-CAD', hardwareHash: fields.hardwareHash, commitment: fields.commitment, licenseKey: 'K-1' }), key);
+    const signature = crypto.sign(
+      null,
+      airgapActivationMessage({
+        ...grant,
+        productCode: 'ACME-CAD',
+        hardwareHash: fields.hardwareHash,
+        commitment: fields.commitment,
+        licenseKey: 'K-1',
+      }),
+      key,
+    );
     const made: Record<CodeKind, string> = {
       request,
       activation: encodeActivationCode({ ...grant, signature }),
@@ -59,7 +85,11 @@ describe('air-gap code lengths', () => {
       confirmation: confirmationCode({ secret, hardwareHash: fields.hardwareHash }),
     };
     for (const kind of CODE_KINDS) {
-      assert.deepEqual({ symbols: made[kind].replace(/-/g, '').length, typed: made[kind].length }, lengthsOf(AIRGAP_BITS[kind]), kind);
+      assert.deepEqual(
+        { symbols: made[kind].replace(/-/g, '').length, typed: made[kind].length },
+        lengthsOf(AIRGAP_BITS[kind]),
+        kind,
+      );
     }
     assert.equal(made.request.length, 47);
     assert.equal(made.activation.replace(/-/g, '').length, 135);

@@ -58,8 +58,19 @@ interface Grant {
 }
 
 /** What the portal does: sign the message for this request and license key, encode the answer. */
-function activationCodeFor(request: Pick<AirgapRequest, 'product' | 'hardwareHash' | 'commitment'>, licenseKey: string, grant: Grant, key = server.privateKey) {
-  const message = airgapActivationMessage({ ...grant, productCode: request.product, hardwareHash: request.hardwareHash, commitment: request.commitment, licenseKey });
+function activationCodeFor(
+  request: Pick<AirgapRequest, 'product' | 'hardwareHash' | 'commitment'>,
+  licenseKey: string,
+  grant: Grant,
+  key = server.privateKey,
+) {
+  const message = airgapActivationMessage({
+    ...grant,
+    productCode: request.product,
+    hardwareHash: request.hardwareHash,
+    commitment: request.commitment,
+    licenseKey,
+  });
   const signature = crypto.sign(null, message, key);
   return { code: encodeActivationCode({ ...grant, signature }), signature };
 }
@@ -68,10 +79,25 @@ function activationCodeFor(request: Pick<AirgapRequest, 'product' | 'hardwareHas
  * What a version 1 portal answered (the SDK no longer makes these): written here from the
  * documented layout, 2 | 28 | 16 | 8 | 512 bits, and message.
  */
-function legacyActivationCodeFor(request: LegacyAirgapRequest, licenseKey: string, grant: Grant & { activationId: number }) {
-  const message = ['PORTICO-AIRGAP-V1', 'activation', request.product, request.hardwareHash, request.nonce, normaliseLicenseKey(licenseKey), grant.activationId, grant.expiresDay, grant.features].join('\n');
+function legacyActivationCodeFor(
+  request: LegacyAirgapRequest,
+  licenseKey: string,
+  grant: Grant & { activationId: number },
+) {
+  const message = [
+    'PORTICO-AIRGAP-V1',
+    'activation',
+    request.product,
+    request.hardwareHash,
+    request.nonce,
+    normaliseLicenseKey(licenseKey),
+    grant.activationId,
+    grant.expiresDay,
+    grant.features,
+  ].join('\n');
   const signature = crypto.sign(null, Buffer.from(message, 'ascii'), server.privateKey);
-  let bits = (((((1n << 28n) | BigInt(grant.activationId)) << 16n) | BigInt(grant.expiresDay)) << 8n) | BigInt(grant.features);
+  let bits =
+    (((((1n << 28n) | BigInt(grant.activationId)) << 16n) | BigInt(grant.expiresDay)) << 8n) | BigInt(grant.features);
   bits = (bits << 512n) | BigInt(`0x${signature.toString('hex')}`);
   const bytes = Buffer.from((bits << 2n).toString(16).padStart(142, '0'), 'hex'); // 566 bits, 2 zero bits of padding
   return { code: encodeCode('activation', bytes, AIRGAP_LEGACY_BITS.activation), signature };
@@ -94,9 +120,15 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     const now = new Date('2026-03-15T10:42:00Z');
     const { code, request, secret } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1', now });
     assert.deepEqual(Object.keys(request).sort(), ['commitment', 'hardwareHash', 'hour', 'product', 'productHash']);
-    assert.equal(request.productHash, crypto.createHash('sha256').update('portico-product:ACME-CAD').digest().readUIntBE(0, 3) >> 4);
+    assert.equal(
+      request.productHash,
+      crypto.createHash('sha256').update('portico-product:ACME-CAD').digest().readUIntBE(0, 3) >> 4,
+    );
     assert.equal(request.productHash, productHash('ACME-CAD'));
-    assert.equal(request.hardwareHash, crypto.createHash('sha256').update('portico-hardware:hw-1').digest('hex').slice(0, 10));
+    assert.equal(
+      request.hardwareHash,
+      crypto.createHash('sha256').update('portico-hardware:hw-1').digest('hex').slice(0, 10),
+    );
     assert.equal(request.hardwareHash, hardwareHash('hw-1'));
     assert.match(secret, /^[0-9a-f]{20}$/);
     const text = `PORTICO-AIRGAP-V2\ncommitment\n${request.productHash}\n${request.hardwareHash}\n${secret}`;
@@ -105,7 +137,13 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.equal(request.commitment, airgapCommitment({ ...request, secret: Buffer.from(secret, 'hex') }));
     assert.equal(request.hour, (31 + 28 + 14) * 24 + 10);
     const parsed = parseAirgapRequest(code.toLowerCase(), now);
-    assert.deepEqual(parsed, { productHash: request.productHash, hardwareHash: request.hardwareHash, commitment: request.commitment, hour: request.hour, issuedAt: new Date('2026-03-15T10:00:00Z') });
+    assert.deepEqual(parsed, {
+      productHash: request.productHash,
+      hardwareHash: request.hardwareHash,
+      commitment: request.commitment,
+      hour: request.hour,
+      issuedAt: new Date('2026-03-15T10:00:00Z'),
+    });
     // The first 4 bits are the version, 2; the secret itself is nowhere in the code.
     const bytes = Buffer.from(decodeCode('request', code, AIRGAP_BITS.request));
     assert.equal(bytes[0] >> 4, 2);
@@ -118,7 +156,10 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.equal(fixed.secret, '09'.repeat(10));
     assert.equal(refusal(() => createAirgapRequest({ product: 'ACME CAD', hardwareId: 'hw-1' })).code, 'input');
     assert.equal(refusal(() => createAirgapRequest({ product: 'ACME-CAD', hardwareId: '' })).code, 'input');
-    assert.equal(refusal(() => createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1', secret: Buffer.alloc(16) })).code, 'input');
+    assert.equal(
+      refusal(() => createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1', secret: Buffer.alloc(16) })).code,
+      'input',
+    );
   });
 
   it('the commitment depends on every input', () => {
@@ -128,7 +169,11 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.notEqual(airgapCommitment({ ...base, productHash: 0x81200 }), commitment);
     assert.notEqual(airgapCommitment({ ...base, hardwareHash: '164ed14fa2' }), commitment);
     assert.notEqual(airgapCommitment({ ...base, secret: '00112233445566778898' }), commitment);
-    assert.equal(refusal(() => airgapCommitment({ ...base, secret: 'ABCDEF0123ABCDEF0123' })).code, 'input', 'hex is lowercase');
+    assert.equal(
+      refusal(() => airgapCommitment({ ...base, secret: 'ABCDEF0123ABCDEF0123' })).code,
+      'input',
+      'hex is lowercase',
+    );
     assert.equal(refusal(() => airgapCommitment({ ...base, hardwareHash: 'xyz' })).code, 'input');
     assert.equal(refusal(() => airgapCommitment({ ...base, productHash: 2 ** 20 })).code, 'input');
   });
@@ -137,7 +182,10 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     const v1 = '30906-25JER-T57TV-6093A-8NKRB-KAR3R-X0N'; // the example of the version 1 documentation
     const err = refusal(() => parseAirgapRequest(v1));
     assert.equal(err.code, 'outdated');
-    assert.match(err.message, /older version of the application \(air-gap codes version 1\); update the application and make a new request code/);
+    assert.match(
+      err.message,
+      /older version of the application \(air-gap codes version 1\); update the application and make a new request code/,
+    );
     // A typo in it is still a typo first, with its group.
     const typo = refusal(() => parseAirgapRequest(v1.replace('25JER', '25JFR')));
     assert.equal(typo.code, 'typo');
@@ -150,7 +198,10 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     const later = new Date(Date.UTC(2026, 0, 1) + 65536 * 3_600_000 + 5 * 3_600_000);
     assert.equal(airgapHour(later), 5);
     assert.equal(airgapHourDate(5, later).getTime(), later.getTime());
-    assert.equal(airgapHourDate(65535, later).toISOString(), new Date(Date.UTC(2026, 0, 1) + 65535 * 3_600_000).toISOString());
+    assert.equal(
+      airgapHourDate(65535, later).toISOString(),
+      new Date(Date.UTC(2026, 0, 1) + 65535 * 3_600_000).toISOString(),
+    );
   });
 
   it('expiry days: whole days since 2020-01-01, rounded up, 0 = never', () => {
@@ -163,8 +214,18 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
   });
 
   it('the signed message is the documented text, with the license key normalised', () => {
-    const message = airgapActivationMessage({ productCode: 'ACME-CAD', hardwareHash: '0123456789', commitment: 'abcdef0123456789abcd', licenseKey: ' 7kq2 mx4p-oil1 ', expiresDay: 3653, features: 5 });
-    assert.equal(message.toString('ascii'), 'PORTICO-AIRGAP-V2\nactivation\nACME-CAD\n0123456789\nabcdef0123456789abcd\n7KQ2-MX4P-0111\n3653\n5');
+    const message = airgapActivationMessage({
+      productCode: 'ACME-CAD',
+      hardwareHash: '0123456789',
+      commitment: 'abcdef0123456789abcd',
+      licenseKey: ' 7kq2 mx4p-oil1 ',
+      expiresDay: 3653,
+      features: 5,
+    });
+    assert.equal(
+      message.toString('ascii'),
+      'PORTICO-AIRGAP-V2\nactivation\nACME-CAD\n0123456789\nabcdef0123456789abcd\n7KQ2-MX4P-0111\n3653\n5',
+    );
   });
 
   it('round trip: request → signed activation code → verified on the device', () => {
@@ -172,12 +233,21 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     // The server sees only the code: it finds the product by its hash and signs for the license key typed.
     const seen = parseAirgapRequest(requestCode);
     assert.equal(seen.productHash, productHash('ACME-CAD'));
-    const { code, signature } = activationCodeFor({ product: 'ACME-CAD', hardwareHash: seen.hardwareHash, commitment: seen.commitment }, '7KQ2-MX4P-0111', grant);
+    const { code, signature } = activationCodeFor(
+      { product: 'ACME-CAD', hardwareHash: seen.hardwareHash, commitment: seen.commitment },
+      '7KQ2-MX4P-0111',
+      grant,
+    );
     assert.equal(code.replace(/-/g, '').length, 135);
     assert.deepEqual(parseActivationCode(code), { ...grant, signature });
 
     const verified = verifyActivationCode(code, { trustedKeys, request, licenseKey: '7kq2-mx4p-0iL1' });
-    assert.deepEqual(verified, { expiresDay: grant.expiresDay, expiresAt: new Date(Date.UTC(2020, 0, 1) + grant.expiresDay * DAY), features: 0b101, kid: KID });
+    assert.deepEqual(verified, {
+      expiresDay: grant.expiresDay,
+      expiresAt: new Date(Date.UTC(2020, 0, 1) + grant.expiresDay * DAY),
+      features: 0b101,
+      kid: KID,
+    });
 
     const perpetual = activationCodeFor(request, 'K-1', { expiresDay: 0, features: 0 });
     assert.equal(verifyActivationCode(perpetual.code, { trustedKeys, request, licenseKey: 'K-1' }).expiresAt, null);
@@ -186,23 +256,57 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
   it('an activation code is refused for another machine, request, license key, product or signer, or when expired', () => {
     const { request } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1' });
     const { code } = activationCodeFor(request, 'K-1', grant);
-    const verify = (change: Partial<AirgapRequest> = {}, licenseKey = 'K-1') => () => verifyActivationCode(code, { trustedKeys, request: { ...request, ...change }, licenseKey });
+    const verify =
+      (change: Partial<AirgapRequest> = {}, licenseKey = 'K-1') =>
+      () =>
+        verifyActivationCode(code, { trustedKeys, request: { ...request, ...change }, licenseKey });
     verify()();
     const other = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-2' }).request;
     assert.equal(refusal(verify({ hardwareHash: other.hardwareHash })).code, 'signature', 'another hardware id');
-    assert.equal(refusal(verify({ commitment: createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1' }).request.commitment })).code, 'signature', 'another request of this machine');
+    assert.equal(
+      refusal(
+        verify({ commitment: createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1' }).request.commitment }),
+      ).code,
+      'signature',
+      'another request of this machine',
+    );
     assert.equal(refusal(verify({}, 'K-2')).code, 'signature', 'another license key');
-    assert.equal(refusal(verify({ product: 'OTHER', productHash: productHash('OTHER') })).code, 'signature', 'another product');
+    assert.equal(
+      refusal(verify({ product: 'OTHER', productHash: productHash('OTHER') })).code,
+      'signature',
+      'another product',
+    );
     assert.equal(refusal(verify({ productHash: 1 })).code, 'input', 'a request whose product hash is not its product');
     const forged = activationCodeFor(request, 'K-1', grant, crypto.generateKeyPairSync('ed25519').privateKey);
-    assert.equal(refusal(() => verifyActivationCode(forged.code, { trustedKeys, request, licenseKey: 'K-1' })).code, 'signature', 'an untrusted signer');
-    const expired = activationCodeFor(request, 'K-1', { ...grant, expiresDay: airgapExpiresDay(new Date(Date.now() - DAY)) });
-    assert.equal(refusal(() => verifyActivationCode(expired.code, { trustedKeys, request, licenseKey: 'K-1' })).code, 'expired');
-    assert.equal(refusal(() => verifyActivationCode(code, { trustedKeys, request, licenseKey: 'K-1', now: new Date(Date.now() + 400 * DAY) })).code, 'expired');
+    assert.equal(
+      refusal(() => verifyActivationCode(forged.code, { trustedKeys, request, licenseKey: 'K-1' })).code,
+      'signature',
+      'an untrusted signer',
+    );
+    const expired = activationCodeFor(request, 'K-1', {
+      ...grant,
+      expiresDay: airgapExpiresDay(new Date(Date.now() - DAY)),
+    });
+    assert.equal(
+      refusal(() => verifyActivationCode(expired.code, { trustedKeys, request, licenseKey: 'K-1' })).code,
+      'expired',
+    );
+    assert.equal(
+      refusal(() =>
+        verifyActivationCode(code, { trustedKeys, request, licenseKey: 'K-1', now: new Date(Date.now() + 400 * DAY) }),
+      ).code,
+      'expired',
+    );
   });
 
   it('a version 1 activation code is refused as outdated; a stored one still verifies as version 1', () => {
-    const legacyRequest: LegacyAirgapRequest = { product: 'ACME-CAD', productHash: productHash('ACME-CAD'), hardwareHash: hardwareHash('hw-1'), nonce: '0123456789ab', hour: 10 };
+    const legacyRequest: LegacyAirgapRequest = {
+      product: 'ACME-CAD',
+      productHash: productHash('ACME-CAD'),
+      hardwareHash: hardwareHash('hw-1'),
+      nonce: '0123456789ab',
+      hour: 10,
+    };
     const { code, signature } = legacyActivationCodeFor(legacyRequest, 'K-1', { ...grant, activationId: 42 });
     assert.equal(code.replace(/-/g, '').length, 143);
     const { request } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1' });
@@ -213,11 +317,31 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     const verified = verifyLegacyActivationCode(code, { trustedKeys, request: legacyRequest, licenseKey: 'k-1' });
     assert.equal(verified.activationId, 42);
     assert.equal(verified.kid, KID);
-    assert.deepEqual(verified.secret, crypto.createHash('sha256').update(Buffer.concat([Buffer.from('PORTICO-AIRGAP-SECRET'), signature])).digest().subarray(0, 16));
+    assert.deepEqual(
+      verified.secret,
+      crypto
+        .createHash('sha256')
+        .update(Buffer.concat([Buffer.from('PORTICO-AIRGAP-SECRET'), signature]))
+        .digest()
+        .subarray(0, 16),
+    );
     assert.deepEqual(verified.secret, legacyAirgapSecret(signature));
-    assert.equal(refusal(() => verifyLegacyActivationCode(code, { trustedKeys, request: { ...legacyRequest, nonce: '0123456789aa' }, licenseKey: 'K-1' })).code, 'signature');
+    assert.equal(
+      refusal(() =>
+        verifyLegacyActivationCode(code, {
+          trustedKeys,
+          request: { ...legacyRequest, nonce: '0123456789aa' },
+          licenseKey: 'K-1',
+        }),
+      ).code,
+      'signature',
+    );
     const current = activationCodeFor(request, 'K-1', grant).code;
-    assert.equal(refusal(() => verifyLegacyActivationCode(current, { trustedKeys, request: legacyRequest, licenseKey: 'K-1' })).code, 'format');
+    assert.equal(
+      refusal(() => verifyLegacyActivationCode(current, { trustedKeys, request: legacyRequest, licenseKey: 'K-1' }))
+        .code,
+      'format',
+    );
   });
 
   it('a valid-looking activation code with any one symbol changed (checks recomputed) is refused', () => {
@@ -239,9 +363,14 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
         }
         if (!any) continue;
         const forged = encodeCode('activation', changed, bits);
-        const { code: reason } = refusal(() => verifyActivationCode(forged, { trustedKeys, request, licenseKey: 'K-1' }));
+        const { code: reason } = refusal(() =>
+          verifyActivationCode(forged, { trustedKeys, request, licenseKey: 'K-1' }),
+        );
         // The version bits (in the first symbol) do not read; everything else is not signed.
-        assert.ok(reason === 'signature' || (reason === 'format' && symbol === 0), `symbol ${symbol + 1} changed: ${reason}`);
+        assert.ok(
+          reason === 'signature' || (reason === 'format' && symbol === 0),
+          `symbol ${symbol + 1} changed: ${reason}`,
+        );
         seen.set(reason, (seen.get(reason) ?? 0) + 1);
       }
     }
@@ -258,7 +387,10 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.equal(err.code, 'typo');
     assert.equal(err.group, 18);
     assert.match(err.message, /group 18 looks mistyped/);
-    assert.equal(refusal(() => verifyActivationCode(symbols.slice(0, -1), { trustedKeys, request, licenseKey: 'K-1' })).code, 'format');
+    assert.equal(
+      refusal(() => verifyActivationCode(symbols.slice(0, -1), { trustedKeys, request, licenseKey: 'K-1' })).code,
+      'format',
+    );
   });
 
   it('a deactivation code reveals the secret: the portal checks it against the stored commitment', () => {
@@ -268,12 +400,25 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.equal(code.length, 38);
     const parsed = parseDeactivationCode(code.toLowerCase());
     assert.deepEqual(parsed, { version: 2, hardwareHash: request.hardwareHash, secret });
-    assert.equal(createDeactivationCode({ hardwareHash: request.hardwareHash, secret: Buffer.from(secret, 'hex') }).code, code);
+    assert.equal(
+      createDeactivationCode({ hardwareHash: request.hardwareHash, secret: Buffer.from(secret, 'hex') }).code,
+      code,
+    );
     // The server's check: the revealed secret hashes to the commitment it stored for that device.
-    assert.equal(airgapCommitment({ productHash: request.productHash, hardwareHash: parsed.hardwareHash, secret: parsed.version === 2 ? parsed.secret : '' }), request.commitment);
+    assert.equal(
+      airgapCommitment({
+        productHash: request.productHash,
+        hardwareHash: parsed.hardwareHash,
+        secret: parsed.version === 2 ? parsed.secret : '',
+      }),
+      request.commitment,
+    );
     const guessed = createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'hw-1' }).secret;
     assert.notEqual(airgapCommitment({ ...request, secret: guessed }), request.commitment, 'made without the secret');
-    assert.equal(refusal(() => createDeactivationCode({ hardwareHash: request.hardwareHash, secret: 'not hex' })).code, 'input');
+    assert.equal(
+      refusal(() => createDeactivationCode({ hardwareHash: request.hardwareHash, secret: 'not hex' })).code,
+      'input',
+    );
     assert.equal(refusal(() => createDeactivationCode({ hardwareHash: 'ABCDEF0123', secret })).code, 'input');
   });
 
@@ -283,12 +428,23 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     const code = confirmationCode({ secret, hardwareHash: hw });
     assert.equal(code.replace(/-/g, '').length, 17);
     const key = Buffer.from(secret, 'hex');
-    assert.deepEqual(Buffer.from(decodeCode('confirmation', code, 64)), crypto.createHmac('sha256', key).update(`PORTICO-AIRGAP-V2\nconfirmation\n${hw}`).digest().subarray(0, 8));
-    assert.equal(verifyConfirmationCode(code.toLowerCase().replace(/-/g, ' '), { secret: key, hardwareHash: hw }), true);
+    assert.deepEqual(
+      Buffer.from(decodeCode('confirmation', code, 64)),
+      crypto.createHmac('sha256', key).update(`PORTICO-AIRGAP-V2\nconfirmation\n${hw}`).digest().subarray(0, 8),
+    );
+    assert.equal(
+      verifyConfirmationCode(code.toLowerCase().replace(/-/g, ' '), { secret: key, hardwareHash: hw }),
+      true,
+    );
     assert.equal(verifyConfirmationCode(code, { secret: '00112233445566778898', hardwareHash: hw }), false);
     assert.equal(verifyConfirmationCode(code, { secret, hardwareHash: '164ed14fa2' }), false);
     const symbols = code.replace(/-/g, '');
-    const typo = refusal(() => verifyConfirmationCode(`${symbols.slice(0, 11)}${symbols[11] === 'Z' ? 'Y' : 'Z'}${symbols.slice(12)}`, { secret, hardwareHash: hw }));
+    const typo = refusal(() =>
+      verifyConfirmationCode(`${symbols.slice(0, 11)}${symbols[11] === 'Z' ? 'Y' : 'Z'}${symbols.slice(12)}`, {
+        secret,
+        hardwareHash: hw,
+      }),
+    );
     assert.equal(typo.code, 'typo');
     assert.equal(typo.group, 3);
   });
@@ -302,24 +458,51 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.ok(parsed.version === 1);
     assert.equal(parsed.activationId, 4242);
     assert.equal(parsed.nonce, nonce);
-    assert.deepEqual(parsed.tag, crypto.createHmac('sha256', secret).update(`PORTICO-AIRGAP-V1\ndeactivation\n4242\n${nonce}`).digest().subarray(0, 10));
+    assert.deepEqual(
+      parsed.tag,
+      crypto
+        .createHmac('sha256', secret)
+        .update(`PORTICO-AIRGAP-V1\ndeactivation\n4242\n${nonce}`)
+        .digest()
+        .subarray(0, 10),
+    );
     assert.equal(legacyDeactivationTagValid(secret, 4242, nonce, parsed.tag), true);
 
-    const guessed = parseDeactivationCode(createLegacyDeactivationCode({ activationId: 4242, secret: crypto.randomBytes(16), nonce }).code);
+    const guessed = parseDeactivationCode(
+      createLegacyDeactivationCode({ activationId: 4242, secret: crypto.randomBytes(16), nonce }).code,
+    );
     assert.ok(guessed.version === 1);
     assert.equal(legacyDeactivationTagValid(secret, 4242, nonce, guessed.tag), false, 'made without the secret');
     assert.equal(legacyDeactivationTagValid(secret, 4243, nonce, parsed.tag), false, 'another activation');
-    assert.equal(legacyDeactivationTagValid(secret, 4242, nonce === '000000' ? '000001' : '000000', parsed.tag), false, 'another nonce');
+    assert.equal(
+      legacyDeactivationTagValid(secret, 4242, nonce === '000000' ? '000001' : '000000', parsed.tag),
+      false,
+      'another nonce',
+    );
     assert.equal(legacyDeactivationTagValid(secret, 4242, nonce, Buffer.alloc(10)), false);
     assert.equal(legacyDeactivationTagValid(secret, 4242, nonce, parsed.tag.subarray(0, 9)), false, 'a short tag');
     assert.equal(legacyDeactivationTagValid(secret, 0, nonce, parsed.tag), false, 'no activation');
-    assert.equal(createLegacyDeactivationCode({ activationId: 4242, secret, nonce }).code, code, 'the same nonce gives the same code');
+    assert.equal(
+      createLegacyDeactivationCode({ activationId: 4242, secret, nonce }).code,
+      code,
+      'the same nonce gives the same code',
+    );
 
     const confirmation = legacyConfirmationCode(secret, 4242, nonce);
-    assert.deepEqual(Buffer.from(decodeCode('confirmation', confirmation, 64)), crypto.createHmac('sha256', secret).update(`PORTICO-AIRGAP-V1\nconfirmation\n4242\n${nonce}`).digest().subarray(0, 8));
+    assert.deepEqual(
+      Buffer.from(decodeCode('confirmation', confirmation, 64)),
+      crypto
+        .createHmac('sha256', secret)
+        .update(`PORTICO-AIRGAP-V1\nconfirmation\n4242\n${nonce}`)
+        .digest()
+        .subarray(0, 8),
+    );
     assert.equal(verifyLegacyConfirmationCode(confirmation, { secret, activationId: 4242, nonce }), true);
     assert.equal(verifyLegacyConfirmationCode(confirmation, { secret, activationId: 4243, nonce }), false);
-    assert.equal(verifyLegacyConfirmationCode(confirmation, { secret: crypto.randomBytes(16), activationId: 4242, nonce }), false);
+    assert.equal(
+      verifyLegacyConfirmationCode(confirmation, { secret: crypto.randomBytes(16), activationId: 4242, nonce }),
+      false,
+    );
   });
 
   it('refuses arguments it cannot encode', () => {
@@ -327,10 +510,26 @@ describe('air-gap artifacts (sdk/src/airgap.ts)', () => {
     assert.equal(refusal(() => encodeActivationCode({ expiresDay: 65536, features: 0, signature })).code, 'input');
     assert.equal(refusal(() => encodeActivationCode({ expiresDay: -1, features: 0, signature })).code, 'input');
     assert.equal(refusal(() => encodeActivationCode({ expiresDay: 0, features: 256, signature })).code, 'input');
-    assert.equal(refusal(() => encodeActivationCode({ expiresDay: 0, features: 0, signature: signature.subarray(1) })).code, 'input');
-    assert.equal(refusal(() => createLegacyDeactivationCode({ activationId: 1, secret: Buffer.alloc(16), nonce: 'ABCDEF' })).code, 'input');
-    assert.equal(refusal(() => createLegacyDeactivationCode({ activationId: 2 ** 28, secret: Buffer.alloc(16) })).code, 'input');
-    const message = { productCode: 'ACME-CAD', hardwareHash: '0123456789', commitment: 'abcdef0123456789abcd', licenseKey: 'K', expiresDay: 0, features: 0 };
+    assert.equal(
+      refusal(() => encodeActivationCode({ expiresDay: 0, features: 0, signature: signature.subarray(1) })).code,
+      'input',
+    );
+    assert.equal(
+      refusal(() => createLegacyDeactivationCode({ activationId: 1, secret: Buffer.alloc(16), nonce: 'ABCDEF' })).code,
+      'input',
+    );
+    assert.equal(
+      refusal(() => createLegacyDeactivationCode({ activationId: 2 ** 28, secret: Buffer.alloc(16) })).code,
+      'input',
+    );
+    const message = {
+      productCode: 'ACME-CAD',
+      hardwareHash: '0123456789',
+      commitment: 'abcdef0123456789abcd',
+      licenseKey: 'K',
+      expiresDay: 0,
+      features: 0,
+    };
     assert.equal(refusal(() => airgapActivationMessage({ ...message, hardwareHash: 'xyz' })).code, 'input');
     assert.equal(refusal(() => airgapActivationMessage({ ...message, commitment: 'abcdef012345' })).code, 'input');
     assert.equal(refusal(() => airgapActivationMessage({ ...message, productCode: 'not a code' })).code, 'input');
@@ -341,8 +540,15 @@ describe('air-gap threat model: what someone who saw the portal page cannot do',
   it('with the request code, the activation code (text, QR, download) and the license key, no derivable secret opens the commitment', () => {
     const licenseKey = '7KQ2-MX4P-0111-ZT9R';
     for (let i = 0; i < 300; i++) {
-      const { code: requestCode, request, secret } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: `site-${i}` });
-      const { code: activationCode, signature } = activationCodeFor(request, licenseKey, { expiresDay: i % 5000, features: i & 0xff });
+      const {
+        code: requestCode,
+        request,
+        secret,
+      } = createAirgapRequest({ product: 'ACME-CAD', hardwareId: `site-${i}` });
+      const { code: activationCode, signature } = activationCodeFor(request, licenseKey, {
+        expiresDay: i % 5000,
+        features: i & 0xff,
+      });
       const qr = `https://licenses.example.com/airgap?code=${requestCode}`;
       // Everything the attacker saw, and every 80-bit value they could cut out of it or hash it to.
       const seen = [requestCode, activationCode, qr, licenseKey, normaliseLicenseKey(licenseKey)];
@@ -360,7 +566,11 @@ describe('air-gap threat model: what someone who saw the portal page cannot do',
       }
       assert.equal(candidates.has(secret), false, `request ${i}: the secret is in what the portal showed`);
       for (const guess of candidates) {
-        assert.notEqual(airgapCommitment({ productHash: request.productHash, hardwareHash: request.hardwareHash, secret: guess }), request.commitment, `request ${i}: a forged deactivation code passes`);
+        assert.notEqual(
+          airgapCommitment({ productHash: request.productHash, hardwareHash: request.hardwareHash, secret: guess }),
+          request.commitment,
+          `request ${i}: a forged deactivation code passes`,
+        );
       }
       // The device's own code does pass, and its confirmation code is not derivable without the secret either.
       const parsed = parseDeactivationCode(createDeactivationCode({ hardwareHash: request.hardwareHash, secret }).code);
@@ -380,13 +590,30 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
   beforeEach(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-airgap-'));
     dir = path.join(work, 'state');
-    fs.writeFileSync(path.join(work, 'portico-keys.json'), JSON.stringify({ keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }] }));
+    fs.writeFileSync(
+      path.join(work, 'portico-keys.json'),
+      JSON.stringify({
+        keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }],
+      }),
+    );
   });
 
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
   it('init → airgap-request → airgap-activate → status → airgap-deactivate → airgap-confirm', async () => {
-    ok(await cli('init', '--product', 'ACME-CAD', '--key', '7kq2-mx4p-oil1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-airgap-1'));
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        '7kq2-mx4p-oil1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-airgap-1',
+      ),
+    );
 
     const requested = ok(await cli('airgap-request', '--portal', 'https://licenses.example.com/'));
     const requestCode = /Request code: (\S+)/.exec(requested.stdout)?.[1] ?? assert.fail(requested.stdout);
@@ -405,11 +632,18 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
 
     // The portal: the license key as typed there, normalised, and the request as read from the code.
     const answer = (hardware = seen.hardwareHash) =>
-      activationCodeFor({ product: 'ACME-CAD', hardwareHash: hardware, commitment: seen.commitment }, '7KQ2-MX4P-0111', { expiresDay: airgapExpiresDay(new Date(Date.now() + 30 * DAY)), features: 0b11 });
+      activationCodeFor(
+        { product: 'ACME-CAD', hardwareHash: hardware, commitment: seen.commitment },
+        '7KQ2-MX4P-0111',
+        { expiresDay: airgapExpiresDay(new Date(Date.now() + 30 * DAY)), features: 0b11 },
+      );
     const { code } = answer();
 
     const symbols = code.replace(/-/g, '');
-    const typo = await cli('airgap-activate', symbols.slice(0, 50) + (symbols[50] === 'A' ? 'B' : 'A') + symbols.slice(51));
+    const typo = await cli(
+      'airgap-activate',
+      symbols.slice(0, 50) + (symbols[50] === 'A' ? 'B' : 'A') + symbols.slice(51),
+    );
     assert.equal(typo.status, 1);
     assert.match(typo.stderr, /refused \(typo\): group 11 looks mistyped/);
     const elsewhere = await cli('airgap-activate', answer(hardwareHash('hw-elsewhere')).code);
@@ -440,26 +674,42 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
     assert.match(status.stdout, /features:\s+bits 0, 1/);
 
     const deactivated = ok(await cli('airgap-deactivate'));
-    const deactivationCode = /Deactivation code: (\S+)/.exec(deactivated.stdout)?.[1] ?? assert.fail(deactivated.stdout);
+    const deactivationCode =
+      /Deactivation code: (\S+)/.exec(deactivated.stdout)?.[1] ?? assert.fail(deactivated.stdout);
     assert.equal(deactivationCode.length, 38);
     // What the portal checks: the revealed secret opens the commitment it stored with the activation.
     const parsed = parseDeactivationCode(deactivationCode);
     assert.ok(parsed.version === 2);
     assert.equal(parsed.hardwareHash, seen.hardwareHash);
-    assert.equal(airgapCommitment({ productHash: seen.productHash, hardwareHash: parsed.hardwareHash, secret: parsed.secret }), seen.commitment);
-    assert.match(ok(await cli('airgap-deactivate')).stdout, new RegExp(`Deactivation code: ${deactivationCode}\\n`), 'shown again, unchanged');
+    assert.equal(
+      airgapCommitment({ productHash: seen.productHash, hardwareHash: parsed.hardwareHash, secret: parsed.secret }),
+      seen.commitment,
+    );
+    assert.match(
+      ok(await cli('airgap-deactivate')).stdout,
+      new RegExp(`Deactivation code: ${deactivationCode}\\n`),
+      'shown again, unchanged',
+    );
     const closing = await cli('status');
     assert.equal(closing.status, 3, 'the activation is given back');
     assert.match(closing.stdout, /waiting for its confirmation code/);
 
-    const wrong = await cli('airgap-confirm', confirmationCode({ secret: createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'x' }).secret, hardwareHash: parsed.hardwareHash }));
+    const wrong = await cli(
+      'airgap-confirm',
+      confirmationCode({
+        secret: createAirgapRequest({ product: 'ACME-CAD', hardwareId: 'x' }).secret,
+        hardwareHash: parsed.hardwareHash,
+      }),
+    );
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /does not answer/);
     const wrongKind = await cli('airgap-confirm', requestCode);
     assert.equal(wrongKind.status, 1);
     assert.match(wrongKind.stderr, /refused \(format\): this is a request code, not a confirmation code/);
 
-    const confirmed = ok(await cli('airgap-confirm', confirmationCode({ secret: parsed.secret, hardwareHash: parsed.hardwareHash })));
+    const confirmed = ok(
+      await cli('airgap-confirm', confirmationCode({ secret: parsed.secret, hardwareHash: parsed.hardwareHash })),
+    );
     assert.match(confirmed.stdout, /Deactivation confirmed/);
     assert.deepEqual(airgapState(), {});
     const after = await cli('status');
@@ -468,20 +718,56 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
   });
 
   it('an activation installed by a version 1 CLI: status, a version 1 deactivation code and its confirmation', async () => {
-    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-airgap-old'));
-    const request: LegacyAirgapRequest = { product: 'ACME-CAD', productHash: productHash('ACME-CAD'), hardwareHash: hardwareHash('hw-airgap-old'), nonce: 'a1b2c3d4e5f6', hour: 100 };
-    const { code, signature } = legacyActivationCodeFor(request, 'K-1', { activationId: 77, expiresDay: 0, features: 1 });
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K-1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-airgap-old',
+      ),
+    );
+    const request: LegacyAirgapRequest = {
+      product: 'ACME-CAD',
+      productHash: productHash('ACME-CAD'),
+      hardwareHash: hardwareHash('hw-airgap-old'),
+      nonce: 'a1b2c3d4e5f6',
+      hour: 100,
+    };
+    const { code, signature } = legacyActivationCodeFor(request, 'K-1', {
+      activationId: 77,
+      expiresDay: 0,
+      features: 1,
+    });
     const secret = legacyAirgapSecret(signature);
     // airgap.json as the version 1 CLI wrote it.
-    fs.writeFileSync(path.join(dir, 'airgap.json'), JSON.stringify({
-      activation: { code, request, licenseKey: 'K-1', activationId: 77, expiresAt: null, features: 1, secret: secret.toString('hex'), kid: KID, activatedAt: new Date().toISOString() },
-    }));
+    fs.writeFileSync(
+      path.join(dir, 'airgap.json'),
+      JSON.stringify({
+        activation: {
+          code,
+          request,
+          licenseKey: 'K-1',
+          activationId: 77,
+          expiresAt: null,
+          features: 1,
+          secret: secret.toString('hex'),
+          kid: KID,
+          activatedAt: new Date().toISOString(),
+        },
+      }),
+    );
     const status = ok(await cli('status'));
     assert.match(status.stdout, /Air-gap activation valid/);
     assert.match(status.stdout, /air-gap activation 77/);
 
     const deactivated = ok(await cli('airgap-deactivate'));
-    const deactivationCode = /Deactivation code: (\S+)/.exec(deactivated.stdout)?.[1] ?? assert.fail(deactivated.stdout);
+    const deactivationCode =
+      /Deactivation code: (\S+)/.exec(deactivated.stdout)?.[1] ?? assert.fail(deactivated.stdout);
     const parsed = parseDeactivationCode(deactivationCode);
     assert.ok(parsed.version === 1);
     assert.equal(parsed.activationId, 77);
@@ -489,34 +775,91 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
     const wrong = await cli('airgap-confirm', legacyConfirmationCode(secret, 78, parsed.nonce));
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /does not answer/);
-    assert.match(ok(await cli('airgap-confirm', legacyConfirmationCode(secret, 77, parsed.nonce))).stdout, /Deactivation confirmed: air-gap activation 77 released/);
+    assert.match(
+      ok(await cli('airgap-confirm', legacyConfirmationCode(secret, 77, parsed.nonce))).stdout,
+      /Deactivation confirmed: air-gap activation 77 released/,
+    );
     assert.deepEqual(airgapState(), {});
   });
 
   it('a request code stored by a version 1 CLI is not answered: a new one is needed', async () => {
-    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-airgap-3'));
-    const request = { product: 'ACME-CAD', productHash: productHash('ACME-CAD'), hardwareHash: hardwareHash('hw-airgap-3'), nonce: 'a1b2c3d4e5f6', hour: 100, code: '30906-25JER-T57TV-6093A-8NKRB-KAR3R-X0N', createdAt: new Date().toISOString() };
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K-1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-airgap-3',
+      ),
+    );
+    const request = {
+      product: 'ACME-CAD',
+      productHash: productHash('ACME-CAD'),
+      hardwareHash: hardwareHash('hw-airgap-3'),
+      nonce: 'a1b2c3d4e5f6',
+      hour: 100,
+      code: '30906-25JER-T57TV-6093A-8NKRB-KAR3R-X0N',
+      createdAt: new Date().toISOString(),
+    };
     fs.writeFileSync(path.join(dir, 'airgap.json'), JSON.stringify({ request }));
     const run = await cli('airgap-activate', 'ABCDE');
     assert.equal(run.status, 1);
-    assert.match(run.stderr, /older version of portico-device \(air-gap codes version 1\): run "portico-device airgap-request" again/);
+    assert.match(
+      run.stderr,
+      /older version of portico-device \(air-gap codes version 1\): run "portico-device airgap-request" again/,
+    );
   });
 
   it('reads the activation code from a file or the portal URL; needs a license key and a request', async () => {
-    ok(await cli('init', '--product', 'ACME-CAD', '--user', 'alice@example.com', '--keys', 'portico-keys.json', '--hardware-id', 'hw-airgap-2'));
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--user',
+        'alice@example.com',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-airgap-2',
+      ),
+    );
     const noKey = await cli('airgap-request');
     assert.equal(noKey.status, 1);
     assert.match(noKey.stderr, /needs a license key/);
 
-    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-airgap-2'));
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K-1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-airgap-2',
+      ),
+    );
     const noRequest = await cli('airgap-activate', 'ABCDE');
     assert.equal(noRequest.status, 1);
     assert.match(noRequest.stderr, /airgap-request" first/);
 
     const requestCode = /Request code: (\S+)/.exec(ok(await cli('airgap-request')).stdout)![1];
     const seen = parseAirgapRequest(requestCode);
-    const { code } = activationCodeFor({ product: 'ACME-CAD', hardwareHash: seen.hardwareHash, commitment: seen.commitment }, 'K-1', { expiresDay: 0, features: 0 });
-    fs.writeFileSync(path.join(work, 'activation.txt'), `# Portico activation code\nhttps://licenses.example.com/airgap/activate?code=${code}\n`);
+    const { code } = activationCodeFor(
+      { product: 'ACME-CAD', hardwareHash: seen.hardwareHash, commitment: seen.commitment },
+      'K-1',
+      { expiresDay: 0, features: 0 },
+    );
+    fs.writeFileSync(
+      path.join(work, 'activation.txt'),
+      `# Portico activation code\nhttps://licenses.example.com/airgap/activate?code=${code}\n`,
+    );
     assert.match(ok(await cli('airgap-activate', 'activation.txt')).stdout, /expires:\s+never/);
     assert.equal(ok(await cli('status')).status, 0);
   });

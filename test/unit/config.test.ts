@@ -30,7 +30,10 @@ describe('config', () => {
     ['SMTP_URL', 'http://mail', /^Invalid configuration: SMTP_URL must start with smtp:\/\//],
   ] as const) {
     it(`rejects ${name}=${value} with one line naming it`, () => {
-      assert.throws(() => loadConfig({ [name]: value }), (err: Error) => err instanceof ConfigError && message.test(err.message) && !err.message.includes('\n'));
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (err: Error) => err instanceof ConfigError && message.test(err.message) && !err.message.includes('\n'),
+      );
     });
   }
 

@@ -29,7 +29,10 @@ describe('csv', () => {
     assert.equal(csvField('@SUM(A1)'), "'@SUM(A1)");
     assert.equal(csvField('\tcmd'), "'\tcmd");
     assert.equal(csvField('\rcmd'), `"'\rcmd"`);
-    assert.equal(csvField('=HYPERLINK("http://evil.example","click")'), `"'=HYPERLINK(""http://evil.example"",""click"")"`);
+    assert.equal(
+      csvField('=HYPERLINK("http://evil.example","click")'),
+      `"'=HYPERLINK(""http://evil.example"",""click"")"`,
+    );
     assert.equal(csvField('a=b'), 'a=b', 'only the first character counts');
   });
 
@@ -51,7 +54,10 @@ describe('csv', () => {
     async function* batches() {
       for (let b = 0; b < 5; b++) {
         assert.equal(out.writableNeedDrain, false, 'a batch is read only when the last one has been taken');
-        yield [[b, 'first'], [b, 'second, with a comma']];
+        yield [
+          [b, 'first'],
+          [b, 'second, with a comma'],
+        ];
       }
     }
     const rows = await writeCsv(out, ['batch', 'value'], batches());

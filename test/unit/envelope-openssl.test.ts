@@ -38,7 +38,7 @@ function keyInfo(publicKeyPem: string, status: PublishedKey['status']): Publishe
 
 const pemOf = (key: crypto.KeyObject) => key.export({ type: 'spki', format: 'pem' }).toString();
 
-describe('verifying a license file with openssl, as docs/file-formats.md says', function () {
+describe('verifying a license file with openssl, as docs/file-formats.md says', () => {
   const steps = docBlock('test: verify-license');
   let dir: string;
 
@@ -56,11 +56,21 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
    * Writes the two files the documentation starts from and pastes its block into a plain shell
    * (no -e: the block itself must stop on a failure, as it does for a person).
    */
-  function runDocumentedSteps(licenseText: string, keys: PublishedKey[], shell = 'bash', opensslDir = path.dirname(OPENSSL)) {
+  function runDocumentedSteps(
+    licenseText: string,
+    keys: PublishedKey[],
+    shell = 'bash',
+    opensslDir = path.dirname(OPENSSL),
+  ) {
     fs.writeFileSync(path.join(dir, 'license.lic'), licenseText);
     // Exactly what GET /.well-known/portico-keys.json sends (Express's res.json is JSON.stringify).
     fs.writeFileSync(path.join(dir, 'portico-keys.json'), JSON.stringify(publicKeyDocument(keys)));
-    const result = spawnSync(shell, [], { input: steps, cwd: dir, encoding: 'utf8', env: { PATH: `${opensslDir}:/bin`, LC_ALL: 'C' } });
+    const result = spawnSync(shell, [], {
+      input: steps,
+      cwd: dir,
+      encoding: 'utf8',
+      env: { PATH: `${opensslDir}:/bin`, LC_ALL: 'C' },
+    });
     return { status: result.status, stdout: result.stdout, output: `${result.stdout}${result.stderr}` };
   }
 
@@ -69,18 +79,27 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
     assert.notEqual(run.status, 0, run.output);
     assert.doesNotMatch(run.output, /Verified Successfully/);
     assert.match(run.output, /NOT VERIFIED/);
-    for (const value of ['ACME-CAD', '7KQ2-MX4P', 'product', 'hardwareId']) assert.equal(run.output.includes(value), false, `"${value}" was printed:\n${run.output}`);
+    for (const value of ['ACME-CAD', '7KQ2-MX4P', 'product', 'hardwareId'])
+      assert.equal(run.output.includes(value), false, `"${value}" was printed:\n${run.output}`);
     assert.equal(run.output.includes(payloadText), false);
   }
 
   const server = crypto.generateKeyPairSync('ed25519');
   const active = keyInfo(pemOf(crypto.generateKeyPairSync('ed25519').publicKey), 'active');
   const signer = keyInfo(pemOf(server.publicKey), 'trusted');
-  const payload = { product: 'ACME-CAD', licenseKey: '7KQ2-MX4P-0111-ZT9R', hardwareId: 'c0ffee42', features: [{ code: 'export', name: 'Éxport' }] };
+  const payload = {
+    product: 'ACME-CAD',
+    licenseKey: '7KQ2-MX4P-0111-ZT9R',
+    hardwareId: 'c0ffee42',
+    features: [{ code: 'export', name: 'Éxport' }],
+  };
 
   it('a genuine license file verifies (CRLF and text around the armour included)', () => {
     const license = signEnvelope('license', signer.kid, payload, server.privateKey);
-    const { status, stdout, output } = runDocumentedSteps(`Your license:\r\n${license.replaceAll('\n', '\r\n')}\r\nThanks`, [active, signer]);
+    const { status, stdout, output } = runDocumentedSteps(
+      `Your license:\r\n${license.replaceAll('\n', '\r\n')}\r\nThanks`,
+      [active, signer],
+    );
     assert.equal(status, 0, output);
     assert.equal(stdout, `Signature Verified Successfully\n${JSON.stringify(payload)}\n`);
     // The documentation says bash or sh: the steps use nothing bash-only.
@@ -96,7 +115,11 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
     const run = runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer]);
     assertRefused(run, payloadBytes.toString('utf8'));
     assert.match(run.output, /Signature Verification Failure/);
-    assert.equal(runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer], 'sh').status, 1, 'sh too');
+    assert.equal(
+      runDocumentedSteps(encodeEnvelope({ ...decoded, payloadBytes }), [active, signer], 'sh').status,
+      1,
+      'sh too',
+    );
   });
 
   it('fails as well with an openssl that exits 0 after "Signature Verification Failure"', () => {
@@ -116,7 +139,10 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
 
   it('another artifact type relabelled as a license fails', () => {
     const receipt = decodeEnvelope(signEnvelope('deactivation-receipt', signer.kid, payload, server.privateKey));
-    assertRefused(runDocumentedSteps(encodeEnvelope({ ...receipt, typ: 'license' }), [active, signer]), JSON.stringify(payload));
+    assertRefused(
+      runDocumentedSteps(encodeEnvelope({ ...receipt, typ: 'license' }), [active, signer]),
+      JSON.stringify(payload),
+    );
   });
 
   it('a license signed by a key that is not published fails', () => {
@@ -128,7 +154,10 @@ describe('verifying a license file with openssl, as docs/file-formats.md says', 
     const examplePem = docBlock('example: public key');
     const exampleLicense = docBlock('example: license');
     const example = keyInfo(examplePem, 'active');
-    const verified = verifyEnvelope(exampleLicense, { expectedType: 'license', trustedKeys: new Map([[example.kid, examplePem]]) });
+    const verified = verifyEnvelope(exampleLicense, {
+      expectedType: 'license',
+      trustedKeys: new Map([[example.kid, examplePem]]),
+    });
     assert.ok(doc.includes(`Its kid is \`${example.kid}\``));
     assert.ok(doc.includes(JSON.stringify(verified.payload)));
     const decoded = decodeEnvelope(exampleLicense);

@@ -27,7 +27,12 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 const KID = 'ed25519-testkey000000000';
 const server = crypto.generateKeyPairSync('ed25519');
 const trusted = new Map<string, KeyObject | string>([[KID, server.publicKey]]);
-const licensePayload = { product: 'ACME-CAD', licenseKey: '7KQ2-MX4P-0111', hardwareId: 'c0ffee42', features: [{ code: 'export', name: 'Éxport' }] };
+const licensePayload = {
+  product: 'ACME-CAD',
+  licenseKey: '7KQ2-MX4P-0111',
+  hardwareId: 'c0ffee42',
+  features: [{ code: 'export', name: 'Éxport' }],
+};
 
 function refusal(code: EnvelopeErrorCode) {
   return (err: unknown) => {
@@ -40,28 +45,43 @@ function refusal(code: EnvelopeErrorCode) {
 
 /** Armour around arbitrary envelope JSON text (or bytes), as an attacker could write it. */
 function armour(label: string, json: string | Buffer): string {
-  const lines = Buffer.from(json).toString('base64').match(/.{1,64}/g) ?? [];
+  const lines =
+    Buffer.from(json)
+      .toString('base64')
+      .match(/.{1,64}/g) ?? [];
   return [`-----BEGIN PORTICO ${label}-----`, ...lines, `-----END PORTICO ${label}-----`, ''].join('\n');
 }
 
 function envelopeJson(text: string): Record<string, unknown> {
-  const body = text.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+  const body = text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('');
   return JSON.parse(Buffer.from(body, 'base64').toString('utf8'));
 }
 
 /** An envelope whose payload bytes are exactly `payloadText`, properly signed. */
 function signRaw(typ: EnvelopeType, payloadText: string, key = server.privateKey, kid = KID): string {
   const payloadBytes = Buffer.from(payloadText, 'utf8');
-  return encodeEnvelope({ typ, kid, payloadBytes, signature: crypto.sign(null, signingInput(typ, kid, payloadBytes), key) });
+  return encodeEnvelope({
+    typ,
+    kid,
+    payloadBytes,
+    signature: crypto.sign(null, signingInput(typ, kid, payloadBytes), key),
+  });
 }
 
-const verifyLicense = (text: string | Uint8Array) => verifyEnvelope(text, { expectedType: 'license', trustedKeys: trusted });
+const verifyLicense = (text: string | Uint8Array) =>
+  verifyEnvelope(text, { expectedType: 'license', trustedKeys: trusted });
 
 describe('artifact envelope (sdk/src/envelope.ts)', () => {
   describe('round trip', () => {
     it('signs, armours and verifies, returning the payload', () => {
       const text = signEnvelope('license', KID, licensePayload, server.privateKey);
-      assert.match(text, /^-----BEGIN PORTICO LICENSE-----\n([A-Za-z0-9+/=]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END PORTICO LICENSE-----\n$/);
+      assert.match(
+        text,
+        /^-----BEGIN PORTICO LICENSE-----\n([A-Za-z0-9+/=]{64}\n)*[A-Za-z0-9+/=]{1,64}\n-----END PORTICO LICENSE-----\n$/,
+      );
       assert.deepEqual(Object.keys(envelopeJson(text)), ['v', 'typ', 'alg', 'kid', 'payload', 'sig']);
       assert.deepEqual(verifyLicense(text), { typ: 'license', kid: KID, payload: licensePayload });
     });
@@ -70,19 +90,39 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       const pemPrivate = server.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
       const pemPublic = server.publicKey.export({ type: 'spki', format: 'pem' }).toString();
       const text = signEnvelope('refresh', KID, { n: 1 }, pemPrivate);
-      assert.deepEqual(verifyEnvelope(text, { expectedType: 'refresh', trustedKeys: new Map([[KID, pemPublic]]) }).payload, { n: 1 });
+      assert.deepEqual(
+        verifyEnvelope(text, { expectedType: 'refresh', trustedKeys: new Map([[KID, pemPublic]]) }).payload,
+        { n: 1 },
+      );
     });
 
     it('derives the armour label from the type', () => {
       assert.equal(armorLabel('activation-request'), 'ACTIVATION REQUEST');
       assert.equal(armorLabel('deactivation-receipt'), 'DEACTIVATION RECEIPT');
-      assert.match(signEnvelope('activation-request', KID, {}, server.privateKey), /^-----BEGIN PORTICO ACTIVATION REQUEST-----\n/);
+      assert.match(
+        signEnvelope('activation-request', KID, {}, server.privateKey),
+        /^-----BEGIN PORTICO ACTIVATION REQUEST-----\n/,
+      );
     });
 
     it('parses armour with CRLF line endings, indentation, other line widths and text around it', () => {
       const text = signEnvelope('license', KID, licensePayload, server.privateKey);
-      const body = text.split('\n').slice(1, -2).join('').match(/.{1,40}/g)!.map((l) => `  ${l} `);
-      const mangled = ['Dear customer,', '', 'here is your license:', '-----BEGIN PORTICO LICENSE-----', ...body, '-----END PORTICO LICENSE-----', '', 'Regards'].join('\r\n');
+      const body = text
+        .split('\n')
+        .slice(1, -2)
+        .join('')
+        .match(/.{1,40}/g)!
+        .map((l) => `  ${l} `);
+      const mangled = [
+        'Dear customer,',
+        '',
+        'here is your license:',
+        '-----BEGIN PORTICO LICENSE-----',
+        ...body,
+        '-----END PORTICO LICENSE-----',
+        '',
+        'Regards',
+      ].join('\r\n');
       assert.deepEqual(verifyLicense(`\n\t ${mangled}\r\n\r\n`).payload, licensePayload);
       assert.deepEqual(verifyLicense(Buffer.from(mangled)).payload, licensePayload);
     });
@@ -96,7 +136,11 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       for (let i = 0; i < decoded.payloadBytes.length; i++) {
         const payloadBytes = Buffer.from(decoded.payloadBytes);
         payloadBytes[i] ^= 0x01;
-        assert.throws(() => verifyLicense(encodeEnvelope({ ...decoded, payloadBytes })), refusal('signature'), `payload byte ${i}`);
+        assert.throws(
+          () => verifyLicense(encodeEnvelope({ ...decoded, payloadBytes })),
+          refusal('signature'),
+          `payload byte ${i}`,
+        );
       }
     });
 
@@ -104,7 +148,11 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       for (let i = 0; i < decoded.signature.length; i++) {
         const signature = Buffer.from(decoded.signature);
         signature[i] ^= 0x80;
-        assert.throws(() => verifyLicense(encodeEnvelope({ ...decoded, signature })), refusal('signature'), `signature byte ${i}`);
+        assert.throws(
+          () => verifyLicense(encodeEnvelope({ ...decoded, signature })),
+          refusal('signature'),
+          `signature byte ${i}`,
+        );
       }
     });
 
@@ -114,7 +162,11 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
         const keys = new Map(trusted).set(kid, server.publicKey);
         const tampered = encodeEnvelope({ ...decoded, kid });
         const valid = /^[A-Za-z0-9_-]+$/.test(kid);
-        assert.throws(() => verifyEnvelope(tampered, { expectedType: 'license', trustedKeys: keys }), refusal(valid ? 'signature' : 'schema'), `kid ${kid}`);
+        assert.throws(
+          () => verifyEnvelope(tampered, { expectedType: 'license', trustedKeys: keys }),
+          refusal(valid ? 'signature' : 'schema'),
+          `kid ${kid}`,
+        );
       }
     });
 
@@ -139,8 +191,14 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       const license = signEnvelope('license', KID, licensePayload, server.privateKey);
       const request = signEnvelope('deactivation-request', KID, licensePayload, server.privateKey);
       assert.throws(() => verifyLicense(request), refusal('type'));
-      assert.throws(() => verifyEnvelope(license, { expectedType: 'deactivation-request', trustedKeys: trusted }), refusal('type'));
-      assert.equal(verifyEnvelope(request, { expectedType: ['license', 'deactivation-request'], trustedKeys: trusted }).typ, 'deactivation-request');
+      assert.throws(
+        () => verifyEnvelope(license, { expectedType: 'deactivation-request', trustedKeys: trusted }),
+        refusal('type'),
+      );
+      assert.equal(
+        verifyEnvelope(request, { expectedType: ['license', 'deactivation-request'], trustedKeys: trusted }).typ,
+        'deactivation-request',
+      );
     });
 
     it('relabelling the type (armour and typ both) breaks the signature', () => {
@@ -156,12 +214,18 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
 
     it('an unknown kid is refused', () => {
       const other = crypto.generateKeyPairSync('ed25519');
-      assert.throws(() => verifyLicense(signEnvelope('license', 'ed25519-someoneelse', licensePayload, other.privateKey)), refusal('kid_unknown'));
+      assert.throws(
+        () => verifyLicense(signEnvelope('license', 'ed25519-someoneelse', licensePayload, other.privateKey)),
+        refusal('kid_unknown'),
+      );
     });
 
     it('a known kid with another key behind it fails the signature', () => {
       const other = crypto.generateKeyPairSync('ed25519');
-      assert.throws(() => verifyLicense(signEnvelope('license', KID, licensePayload, other.privateKey)), refusal('signature'));
+      assert.throws(
+        () => verifyLicense(signEnvelope('license', KID, licensePayload, other.privateKey)),
+        refusal('signature'),
+      );
     });
 
     it('refuses keys that are not Ed25519', () => {
@@ -169,7 +233,10 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       assert.throws(() => signEnvelope('license', KID, {}, rsa.privateKey), refusal('key'));
       assert.throws(() => signEnvelope('license', KID, {}, server.publicKey), refusal('key'));
       const text = signEnvelope('license', KID, {}, server.privateKey);
-      assert.throws(() => verifyEnvelope(text, { expectedType: 'license', trustedKeys: new Map([[KID, rsa.publicKey]]) }), refusal('key'));
+      assert.throws(
+        () => verifyEnvelope(text, { expectedType: 'license', trustedKeys: new Map([[KID, rsa.publicKey]]) }),
+        refusal('key'),
+      );
     });
   });
 
@@ -185,7 +252,11 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
 
     it('verify with the key in their own payload', () => {
       const text = signEnvelope('activation-request', DEVICE_KID, request, device.privateKey);
-      assert.deepEqual(verifyDeviceSigned(text, 'activation-request'), { typ: 'activation-request', kid: DEVICE_KID, payload: request });
+      assert.deepEqual(verifyDeviceSigned(text, 'activation-request'), {
+        typ: 'activation-request',
+        kid: DEVICE_KID,
+        payload: request,
+      });
       assert.throws(() => verifyDeviceSigned(text, 'deactivation-request'), refusal('type'));
     });
 
@@ -193,21 +264,41 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       const other = crypto.generateKeyPairSync('ed25519');
       const forged = { ...request, devicePublicKey: devicePublicKeyString(other.publicKey) };
       assert.throws(() => signEnvelope('activation-request', DEVICE_KID, forged, device.privateKey), refusal('key'));
-      assert.throws(() => verifyDeviceSigned(signRaw('activation-request', JSON.stringify(forged), device.privateKey, DEVICE_KID), 'activation-request'), refusal('signature'));
+      assert.throws(
+        () =>
+          verifyDeviceSigned(
+            signRaw('activation-request', JSON.stringify(forged), device.privateKey, DEVICE_KID),
+            'activation-request',
+          ),
+        refusal('signature'),
+      );
     });
 
     it('refuse a missing or malformed devicePublicKey', () => {
-      const sign = (payload: object) => signRaw('deactivation-request', JSON.stringify(payload), device.privateKey, DEVICE_KID);
+      const sign = (payload: object) =>
+        signRaw('deactivation-request', JSON.stringify(payload), device.privateKey, DEVICE_KID);
       assert.throws(() => verifyDeviceSigned(sign({ nonce: 'x' }), 'deactivation-request'), refusal('schema'));
-      assert.throws(() => verifyDeviceSigned(sign({ devicePublicKey: devicePublicKey + 'A' }), 'deactivation-request'), refusal('base64'));
-      assert.throws(() => verifyDeviceSigned(sign({ devicePublicKey: devicePublicKey.slice(0, 42) + 'z' }), 'deactivation-request'), EnvelopeError);
+      assert.throws(
+        () => verifyDeviceSigned(sign({ devicePublicKey: `${devicePublicKey}A` }), 'deactivation-request'),
+        refusal('base64'),
+      );
+      assert.throws(
+        () => verifyDeviceSigned(sign({ devicePublicKey: `${devicePublicKey.slice(0, 42)}z` }), 'deactivation-request'),
+        EnvelopeError,
+      );
     });
 
     it('never pass for server-signed envelopes, nor the reverse', () => {
       const text = signEnvelope('activation-request', DEVICE_KID, request, device.privateKey);
       const keys = new Map([[DEVICE_KID, device.publicKey]]);
-      assert.throws(() => verifyEnvelope(text, { expectedType: 'activation-request', trustedKeys: keys }), refusal('kid_unknown'));
-      assert.throws(() => verifyDeviceSigned(signEnvelope('license', KID, request, server.privateKey), 'license'), refusal('kid_unknown'));
+      assert.throws(
+        () => verifyEnvelope(text, { expectedType: 'activation-request', trustedKeys: keys }),
+        refusal('kid_unknown'),
+      );
+      assert.throws(
+        () => verifyDeviceSigned(signEnvelope('license', KID, request, server.privateKey), 'license'),
+        refusal('kid_unknown'),
+      );
     });
   });
 
@@ -219,16 +310,25 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       const text = signEnvelope('license', KID, licensePayload, server.privateKey);
       assert.throws(() => verifyLicense('hello'), refusal('armor'));
       assert.throws(() => verifyLicense(text.replace('-----END PORTICO LICENSE-----', '')), refusal('armor'));
-      assert.throws(() => verifyLicense(text.replace('-----END PORTICO LICENSE-----', '-----END PORTICO REFRESH-----')), refusal('armor'));
+      assert.throws(
+        () => verifyLicense(text.replace('-----END PORTICO LICENSE-----', '-----END PORTICO REFRESH-----')),
+        refusal('armor'),
+      );
       assert.throws(() => verifyLicense(text + text), refusal('armor'));
-      assert.throws(() => verifyLicense('-----BEGIN PORTICO LICENSE-----\n-----END PORTICO LICENSE-----\n'), refusal('armor'));
+      assert.throws(
+        () => verifyLicense('-----BEGIN PORTICO LICENSE-----\n-----END PORTICO LICENSE-----\n'),
+        refusal('armor'),
+      );
       assert.throws(() => verifyLicense(text.replaceAll('PORTICO LICENSE', 'PORTICO BANANA')), refusal('type'));
     });
 
     it('refuses bad or non-canonical base64 in the armour', () => {
       const text = signEnvelope('license', KID, licensePayload, server.privateKey);
       const lines = text.split('\n');
-      assert.throws(() => verifyLicense(text.replace(lines[1], lines[1].slice(0, 10) + '*' + lines[1].slice(11))), refusal('base64'));
+      assert.throws(
+        () => verifyLicense(text.replace(lines[1], `${lines[1].slice(0, 10)}*${lines[1].slice(11)}`)),
+        refusal('base64'),
+      );
       assert.throws(() => verifyLicense(text.replace(lines[1], lines[1].replace(/[A-Za-z]/, '-'))), refusal('base64'));
       // "e30=" is "{}"; "e31=" decodes to the same bytes with a non-zero unused bit.
       assert.throws(() => verifyLicense(armour('LICENSE', '{}').replace('e30=', 'e31=')), refusal('base64'));
@@ -237,7 +337,10 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
 
     it('refuses bad base64url and wrong lengths in payload and sig', () => {
       assert.throws(() => verifyLicense(withFields({ payload: `${good.payload}=` })), refusal('base64'));
-      assert.throws(() => verifyLicense(withFields({ payload: `${good.payload}`.replace(/.$/, '+') })), refusal('base64'));
+      assert.throws(
+        () => verifyLicense(withFields({ payload: `${good.payload}`.replace(/.$/, '+') })),
+        refusal('base64'),
+      );
       assert.throws(() => verifyLicense(withFields({ sig: `${good.sig}`.slice(0, 84) })), refusal('base64'));
       assert.throws(() => verifyLicense(withFields({ sig: `${good.sig}AA` })), refusal('base64'));
       // The last character of a 64-byte signature carries 4 unused bits: they must be zero.
@@ -250,8 +353,17 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
     it('refuses what is not strict JSON or not UTF-8', () => {
       assert.throws(() => verifyLicense(armour('LICENSE', 'not json')), refusal('json'));
       assert.throws(() => verifyLicense(armour('LICENSE', `${JSON.stringify(good)} x`)), refusal('json'));
-      assert.throws(() => verifyLicense(armour('LICENSE', JSON.stringify(good).replace('{', "{'a':1,"))), refusal('json'));
-      assert.throws(() => verifyLicense(armour('LICENSE', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(good))]))), refusal('json'));
+      assert.throws(
+        () => verifyLicense(armour('LICENSE', JSON.stringify(good).replace('{', "{'a':1,"))),
+        refusal('json'),
+      );
+      assert.throws(
+        () =>
+          verifyLicense(
+            armour('LICENSE', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(good))])),
+          ),
+        refusal('json'),
+      );
       assert.throws(() => verifyLicense(armour('LICENSE', Buffer.from([0x7b, 0xff, 0x7d]))), refusal('json'));
       assert.throws(() => verifyLicense(signRaw('license', '{"a":1e999}')), refusal('json'));
       assert.throws(() => verifyLicense(signRaw('license', '{"a":01}')), refusal('json'));
@@ -260,25 +372,43 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
     });
 
     it('refuses __proto__, constructor and prototype keys anywhere, even under a valid signature', () => {
-      assert.throws(() => verifyLicense(armour('LICENSE', JSON.stringify(good).replace('{', '{"__proto__":{"admin":true},'))), refusal('json'));
+      assert.throws(
+        () => verifyLicense(armour('LICENSE', JSON.stringify(good).replace('{', '{"__proto__":{"admin":true},'))),
+        refusal('json'),
+      );
       assert.throws(() => verifyLicense(signRaw('license', '{"__proto__":{"admin":true}}')), refusal('json'));
-      assert.throws(() => verifyLicense(signRaw('license', '{"a":[{"b":{"constructor":{"prototype":1}}}]}')), refusal('json'));
+      assert.throws(
+        () => verifyLicense(signRaw('license', '{"a":[{"b":{"constructor":{"prototype":1}}}]}')),
+        refusal('json'),
+      );
       assert.throws(() => verifyLicense(signRaw('license', '{"prototype":1}')), refusal('json'));
       assert.throws(() => verifyLicense(signRaw('license', '{"\\u005f_proto__":1}')), refusal('json'));
-      assert.throws(() => signEnvelope('license', KID, JSON.parse('{"__proto__":{"admin":true}}'), server.privateKey), refusal('json'));
+      assert.throws(
+        () => signEnvelope('license', KID, JSON.parse('{"__proto__":{"admin":true}}'), server.privateKey),
+        refusal('json'),
+      );
       assert.equal(({} as Record<string, unknown>).admin, undefined);
     });
 
     it('refuses duplicate keys', () => {
-      assert.throws(() => verifyLicense(armour('LICENSE', JSON.stringify(good).replace('{', '{"kid":"x",'))), refusal('json'));
+      assert.throws(
+        () => verifyLicense(armour('LICENSE', JSON.stringify(good).replace('{', '{"kid":"x",'))),
+        refusal('json'),
+      );
       assert.throws(() => verifyLicense(signRaw('license', '{"hardwareId":"a","hardwareId":"b"}')), refusal('json'));
     });
 
     it('refuses nesting deeper than the limit', () => {
-      const deep = (n: number) => '{"a":'.repeat(n - 1) + '{}' + '}'.repeat(n - 1);
-      assert.equal(Object.keys(verifyLicense(signRaw('license', deep(ENVELOPE_LIMITS.payloadDepth))).payload).length, 1);
+      const deep = (n: number) => `${'{"a":'.repeat(n - 1)}{}${'}'.repeat(n - 1)}`;
+      assert.equal(
+        Object.keys(verifyLicense(signRaw('license', deep(ENVELOPE_LIMITS.payloadDepth))).payload).length,
+        1,
+      );
       assert.throws(() => verifyLicense(signRaw('license', deep(ENVELOPE_LIMITS.payloadDepth + 1))), refusal('json'));
-      assert.throws(() => verifyLicense(signRaw('license', '{"a":' + '['.repeat(10_000) + ']'.repeat(10_000) + '}')), refusal('json'));
+      assert.throws(
+        () => verifyLicense(signRaw('license', `{"a":${'['.repeat(10_000)}${']'.repeat(10_000)}}`)),
+        refusal('json'),
+      );
       assert.throws(() => verifyLicense(withFields({ kid: { nested: true } })), refusal('json'));
     });
 
@@ -304,9 +434,19 @@ describe('artifact envelope (sdk/src/envelope.ts)', () => {
       const padded = 'x'.repeat(ENVELOPE_LIMITS.armoredChars) + text;
       assert.throws(() => verifyLicense(padded), refusal('too_large'));
       assert.throws(() => verifyLicense(Buffer.from(padded)), refusal('too_large'));
-      assert.throws(() => verifyLicense(signRaw('license', JSON.stringify({ a: 'x'.repeat(ENVELOPE_LIMITS.payloadBytes) }))), refusal('too_large'));
-      assert.throws(() => signEnvelope('license', KID, { a: 'x'.repeat(ENVELOPE_LIMITS.payloadBytes) }, server.privateKey), refusal('too_large'));
-      assert.ok(verifyLicense(signEnvelope('license', KID, { a: 'x'.repeat(ENVELOPE_LIMITS.payloadBytes - 10) }, server.privateKey)));
+      assert.throws(
+        () => verifyLicense(signRaw('license', JSON.stringify({ a: 'x'.repeat(ENVELOPE_LIMITS.payloadBytes) }))),
+        refusal('too_large'),
+      );
+      assert.throws(
+        () => signEnvelope('license', KID, { a: 'x'.repeat(ENVELOPE_LIMITS.payloadBytes) }, server.privateKey),
+        refusal('too_large'),
+      );
+      assert.ok(
+        verifyLicense(
+          signEnvelope('license', KID, { a: 'x'.repeat(ENVELOPE_LIMITS.payloadBytes - 10) }, server.privateKey),
+        ),
+      );
     });
   });
 });
@@ -364,20 +504,38 @@ describe('server-signed envelopes (app/services/signer.ts)', () => {
     // After the rotation the first key is still trusted: what it signed still verifies.
     let keys = await trustedKeyMap(db);
     assert.deepEqual([...keys.keys()].sort(), [first.kid, second.kid].sort());
-    assert.deepEqual(verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }).payload, signedPayload);
+    assert.deepEqual(
+      verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }).payload,
+      signedPayload,
+    );
 
     const third = await generateSigningKey(db, dataDir, new Date('2025-03-01T00:00:00Z'), 'trusted');
     assert.ok(await activateKey(db, third.kid, new Date('2025-03-02T00:00:00Z')));
     assert.ok(await retireKey(db, first.kid, new Date('2025-03-03T00:00:00Z')));
     keys = await trustedKeyMap(db);
-    assert.throws(() => verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }), refusal('kid_unknown'));
-    assert.deepEqual(verifyEnvelope(licenseBySecond, { expectedType: 'license', trustedKeys: keys }).payload, signedPayload);
-    assert.equal(decodeEnvelope(await createSigner(dataDir).license(db, 'refresh', { ...signedPayload, counter: 2 })).kid, third.kid);
+    assert.throws(
+      () => verifyEnvelope(licenseByFirst, { expectedType: 'license', trustedKeys: keys }),
+      refusal('kid_unknown'),
+    );
+    assert.deepEqual(
+      verifyEnvelope(licenseBySecond, { expectedType: 'license', trustedKeys: keys }).payload,
+      signedPayload,
+    );
+    assert.equal(
+      decodeEnvelope(await createSigner(dataDir).license(db, 'refresh', { ...signedPayload, counter: 2 })).kid,
+      third.kid,
+    );
   });
 
   it('never signs a license payload the SDK would refuse', async () => {
     const signer = createSigner(dataDir);
-    await assert.rejects(signer.license(database.db, 'license', { ...signedPayload, devicePublicKey: '' }), UnsignablePayloadError);
-    await assert.rejects(signer.license(database.db, 'refresh', { ...signedPayload, counter: -1 }), UnsignablePayloadError);
+    await assert.rejects(
+      signer.license(database.db, 'license', { ...signedPayload, devicePublicKey: '' }),
+      UnsignablePayloadError,
+    );
+    await assert.rejects(
+      signer.license(database.db, 'refresh', { ...signedPayload, counter: -1 }),
+      UnsignablePayloadError,
+    );
   });
 });

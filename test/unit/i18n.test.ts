@@ -27,7 +27,13 @@ function keysUsedInSource(): Set<string> {
         for (const m of fs.readFileSync(file, 'utf8').matchAll(/\bt\(\s*'([a-zA-Z][\w.]+)'/g)) keys.add(m[1]!);
         const text = fs.readFileSync(file, 'utf8');
         // Message keys handed to errors, form schemas and flash helpers.
-        for (const pattern of [/'((?:validation|errors)\.[a-zA-Z]+)'/g, /HttpError\(\d+, '([\w.]+)'/g, /ValidationError\(\{[^}]*?: '([\w.]+)'/g, /message: '([\w.]+)'/g, /\b(?:done|refuse)\([^;]*?'([a-z]\w*\.[\w.]+)'(?:, \{[^}]*\})?\)/g]) {
+        for (const pattern of [
+          /'((?:validation|errors)\.[a-zA-Z]+)'/g,
+          /HttpError\(\d+, '([\w.]+)'/g,
+          /ValidationError\(\{[^}]*?: '([\w.]+)'/g,
+          /message: '([\w.]+)'/g,
+          /\b(?:done|refuse)\([^;]*?'([a-z]\w*\.[\w.]+)'(?:, \{[^}]*\})?\)/g,
+        ]) {
           for (const m of text.matchAll(pattern)) keys.add(m[1]!);
         }
       }
@@ -44,7 +50,8 @@ describe('i18n', () => {
     it(`${lng} has every English key, with the same placeholders, translated`, () => {
       const other = flatten(loadLocale(lng));
       assert.deepEqual(Object.keys(other).sort(), Object.keys(english).sort());
-      for (const [key, text] of Object.entries(english)) assert.deepEqual(placeholders(other[key]!), placeholders(text), `${lng}:${key}`);
+      for (const [key, text] of Object.entries(english))
+        assert.deepEqual(placeholders(other[key]!), placeholders(text), `${lng}:${key}`);
       const same = Object.keys(english).filter((k) => english[k] === other[k] && english[k]!.length > 12);
       assert.ok(same.length <= 3, `${lng} still has English text for: ${same.join(', ')}`);
     });
@@ -52,7 +59,9 @@ describe('i18n', () => {
 
   it('every key the code and views use exists in English', () => {
     // A key ending in '.' is a prefix completed at run time (t('status.' + s)): some key must start with it.
-    const missing = [...keysUsedInSource()].filter((k) => (k.endsWith('.') ? !Object.keys(english).some((e) => e.startsWith(k)) : !(k in english)));
+    const missing = [...keysUsedInSource()].filter((k) =>
+      k.endsWith('.') ? !Object.keys(english).some((e) => e.startsWith(k)) : !(k in english),
+    );
     assert.deepEqual(missing, []);
   });
 

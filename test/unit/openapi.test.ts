@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/process.ts';
 
-const SwaggerParser = createRequire(import.meta.url)('@apidevtools/swagger-parser') as { validate(api: unknown): Promise<unknown> };
+const SwaggerParser = createRequire(import.meta.url)('@apidevtools/swagger-parser') as {
+  validate(api: unknown): Promise<unknown>;
+};
 
 describe('docs/openapi.json', () => {
   it('is a valid OpenAPI document describing every License API route', async () => {

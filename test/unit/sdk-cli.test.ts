@@ -80,13 +80,32 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
   beforeEach(() => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-cli-'));
     dir = path.join(work, 'state');
-    write('portico-keys.json', JSON.stringify({ keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }] }));
+    write(
+      'portico-keys.json',
+      JSON.stringify({
+        keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }],
+      }),
+    );
   });
 
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
   it('init → request → activate → status → refresh → deactivate → status → receipt', async () => {
-    const init = ok(await cli('init', '--product', 'ACME-CAD', '--key', '7KQ2-MX4P-0111', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-1', '--hostname', 'test-host'));
+    const init = ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        '7KQ2-MX4P-0111',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-cli-1',
+        '--hostname',
+        'test-host',
+      ),
+    );
     assert.match(init.stdout, /ACME-CAD/);
     const devicePem = fs.readFileSync(path.join(dir, 'device-key.pem'), 'utf8');
     const devicePublicKey = devicePublicKeyString(crypto.createPublicKey(devicePem));
@@ -106,10 +125,16 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(request.devicePublicKey, devicePublicKey);
     assert.match(request.nonce, NONCE_PATTERN);
     assert.ok(Math.abs(Date.parse(request.createdAt) - Date.now()) < 60_000);
-    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'pending-request.json'), 'utf8')).activation.nonce, request.nonce);
+    assert.equal(
+      JSON.parse(fs.readFileSync(path.join(dir, 'pending-request.json'), 'utf8')).activation.nonce,
+      request.nonce,
+    );
 
     // activate: answers to another request or from an untrusted key are refused, nothing installed
-    const wrongNonce = await cli('activate', write('other.lic', licenseFor(request, { requestNonce: crypto.randomBytes(16).toString('base64url') })));
+    const wrongNonce = await cli(
+      'activate',
+      write('other.lic', licenseFor(request, { requestNonce: crypto.randomBytes(16).toString('base64url') })),
+    );
     assert.equal(wrongNonce.status, 1);
     assert.match(wrongNonce.stderr, /refused \(nonce\)/);
     noStackTrace(wrongNonce);
@@ -137,7 +162,9 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.match(again.stderr, /refused \(counter\)/);
 
     // deactivate: signed by the same device key, names the activation, carries usage
-    const deactivate = ok(await cli('deactivate', '--out', 'give-back.req', '--usage', 'render-minutes=42', '--usage', 'export=0'));
+    const deactivate = ok(
+      await cli('deactivate', '--out', 'give-back.req', '--usage', 'render-minutes=42', '--usage', 'export=0'),
+    );
     assert.match(deactivate.stdout, /give-back\.req/);
     const verified = verifyDeviceSigned(read('give-back.req'), 'deactivation-request');
     const deactivation = readDeactivationRequestPayload(verified.payload);
@@ -147,7 +174,10 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(deactivation.hardwareId, 'hw-cli-1');
     assert.equal(deactivation.activationNonce, request.nonce);
     assert.notEqual(deactivation.nonce, request.nonce);
-    assert.deepEqual(deactivation.usage, [{ feature: 'render-minutes', amount: 42 }, { feature: 'export', amount: 0 }]);
+    assert.deepEqual(deactivation.usage, [
+      { feature: 'render-minutes', amount: 42 },
+      { feature: 'export', amount: 0 },
+    ]);
     assert.equal(fs.existsSync(path.join(dir, 'license.lic')), false);
     assert.equal(fs.existsSync(path.join(dir, 'license.lic.deactivated')), true);
 
@@ -156,11 +186,26 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.match(after.stdout, /No license installed/);
 
     // receipt: only the one answering this deactivation request
-    const receipt = (nonce: string) => ({ v: 1, licenseId: 7, activationId: 21, hardwareId: 'hw-cli-1', deactivationNonce: nonce, deactivatedAt: new Date().toISOString() });
-    const wrongReceipt = await cli('receipt', write('wrong.receipt', signAsServer('deactivation-receipt', receipt(request.nonce))));
+    const receipt = (nonce: string) => ({
+      v: 1,
+      licenseId: 7,
+      activationId: 21,
+      hardwareId: 'hw-cli-1',
+      deactivationNonce: nonce,
+      deactivatedAt: new Date().toISOString(),
+    });
+    const wrongReceipt = await cli(
+      'receipt',
+      write('wrong.receipt', signAsServer('deactivation-receipt', receipt(request.nonce))),
+    );
     assert.equal(wrongReceipt.status, 1);
     assert.match(wrongReceipt.stderr, /refused \(nonce\)/);
-    const confirmed = ok(await cli('receipt', write('deactivation.receipt', signAsServer('deactivation-receipt', receipt(deactivation.nonce)))));
+    const confirmed = ok(
+      await cli(
+        'receipt',
+        write('deactivation.receipt', signAsServer('deactivation-receipt', receipt(deactivation.nonce))),
+      ),
+    );
     assert.match(confirmed.stdout, /Deactivation confirmed/);
     assert.equal(fs.existsSync(path.join(dir, 'license.lic.deactivated')), false);
   });
@@ -174,13 +219,30 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(request.user, 'alice@example.com');
     assert.equal(request.licenseKey, null);
     assert.match(request.hardwareId, /^[0-9a-f]{32}$/, 'the hardware id of this machine');
-    assert.equal(Object.keys(payload).some((k) => /pass/i.test(k)), false);
+    assert.equal(
+      Object.keys(payload).some((k) => /pass/i.test(k)),
+      false,
+    );
   });
 
   it('a license for another machine or product is refused at activation', async () => {
-    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-2'));
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K-1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-cli-2',
+      ),
+    );
     ok(await cli('request'));
-    const request = readActivationRequestPayload(verifyDeviceSigned(read('activation-request.req'), 'activation-request').payload);
+    const request = readActivationRequestPayload(
+      verifyDeviceSigned(read('activation-request.req'), 'activation-request').payload,
+    );
     const otherMachine = await cli('activate', write('a.lic', licenseFor(request, { hardwareId: 'hw-elsewhere' })));
     assert.equal(otherMachine.status, 1);
     assert.match(otherMachine.stderr, /refused \(hardware\)/);
@@ -226,11 +288,31 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(missingKeys.status, 1);
     assert.match(missingKeys.stderr, /missing\.json: no such file/);
 
-    const badKeys = await cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', write('bad.json', '{"keys":[]}'));
+    const badKeys = await cli(
+      'init',
+      '--product',
+      'ACME-CAD',
+      '--key',
+      'K',
+      '--keys',
+      write('bad.json', '{"keys":[]}'),
+    );
     assert.equal(badKeys.status, 1);
     assert.match(badKeys.stderr, /not a usable Portico key document/);
 
-    ok(await cli('init', '--product', 'ACME-CAD', '--key', 'K', '--keys', 'portico-keys.json', '--hardware-id', 'hw-cli-3'));
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-cli-3',
+      ),
+    );
     const noRequest = await cli('activate', write('x.lic', 'junk'));
     assert.equal(noRequest.status, 1);
     assert.match(noRequest.stderr, /run "portico-device request" first/);
@@ -244,9 +326,13 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     noStackTrace(damaged);
 
     const help = ok(await cli('--help'));
-    for (const command of ['init', 'request', 'activate', 'status', 'deactivate', 'receipt', 'refresh']) assert.match(help.stdout, new RegExp(`\\n  ${command} `));
+    for (const command of ['init', 'request', 'activate', 'status', 'deactivate', 'receipt', 'refresh'])
+      assert.match(help.stdout, new RegExp(`\\n  ${command} `));
     assert.match(ok(await cli('help', 'deactivate')).stdout, /--usage <feature>=<amount>/);
-    assert.match(ok(await cli('activate', '--help')).stdout, /Usage: portico-device \[--dir <folder>\] activate <license file>/);
+    assert.match(
+      ok(await cli('activate', '--help')).stdout,
+      /Usage: portico-device \[--dir <folder>\] activate <license file>/,
+    );
   });
 });
 
@@ -273,10 +359,30 @@ describe('SDK: the CLI never installs a license file older than one it has had',
   beforeEach(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-rollback-'));
     dir = path.join(work, 'state');
-    write('portico-keys.json', JSON.stringify({ keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }] }));
-    okInProcess(await cli('init', '--product', 'ACME-CAD', '--key', 'K-1', '--keys', 'portico-keys.json', '--hardware-id', 'hw-rollback'));
+    write(
+      'portico-keys.json',
+      JSON.stringify({
+        keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }],
+      }),
+    );
+    okInProcess(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K-1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-rollback',
+      ),
+    );
     okInProcess(await cli('request'));
-    request = readActivationRequestPayload(verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request').payload);
+    request = readActivationRequestPayload(
+      verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request')
+        .payload,
+    );
   });
 
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -287,16 +393,34 @@ describe('SDK: the CLI never installs a license file older than one it has had',
     const third = write('refresh-3.lic', licenseFor(request, { counter: 3 }));
     okInProcess(await cli('refresh', third));
 
-    await refused(['activate', original], /counter is 0, the device has had 3\): an older file is never installed again/);
+    await refused(
+      ['activate', original],
+      /counter is 0, the device has had 3\): an older file is never installed again/,
+    );
     await refused(['refresh', write('refresh-2.lic', licenseFor(request, { counter: 2 }))], /not newer/);
     await refused(['activate', 'refresh-2.lic'], /counter is 2, the device has had 3/);
     const otherThird = write('other-3.lic', licenseFor(request, { counter: 3, maxActivations: 9 }));
-    await refused(['activate', otherThird], /counter 3 of license 7, activation 21, as the one installed, but says something else/);
+    await refused(
+      ['activate', otherThird],
+      /counter 3 of license 7, activation 21, as the one installed, but says something else/,
+    );
     assert.equal(installed(), fs.readFileSync(path.join(work, third), 'utf8'), 'nothing was replaced');
 
-    assert.match(okInProcess(await cli('activate', third)).stdout, /License activated/, 'the same file again changes nothing');
+    assert.match(
+      okInProcess(await cli('activate', third)).stdout,
+      /License activated/,
+      'the same file again changes nothing',
+    );
     const counters = JSON.parse(fs.readFileSync(path.join(dir, 'counters.json'), 'utf8'));
-    assert.deepEqual(counters.activations.map((m: { licenseId: number; activationId: number; counter: number; closed: boolean }) => [m.licenseId, m.activationId, m.counter, m.closed]), [[7, 21, 3, false]]);
+    assert.deepEqual(
+      counters.activations.map((m: { licenseId: number; activationId: number; counter: number; closed: boolean }) => [
+        m.licenseId,
+        m.activationId,
+        m.counter,
+        m.closed,
+      ]),
+      [[7, 21, 3, false]],
+    );
     if (process.platform !== 'win32') assert.equal(fs.statSync(path.join(dir, 'counters.json')).mode & 0o777, 0o600);
 
     // Deleting the installed file does not make the device forget it.
@@ -312,11 +436,20 @@ describe('SDK: the CLI never installs a license file older than one it has had',
     await refused(['activate', original], /license 7, activation 21 was deactivated on this device/);
     fs.rmSync(path.join(dir, 'license.lic.deactivated'));
     await refused(['activate', original], /was deactivated on this device/);
-    await refused(['activate', write('refresh-5.lic', licenseFor(request, { counter: 5 }))], /was deactivated on this device/);
+    await refused(
+      ['activate', write('refresh-5.lic', licenseFor(request, { counter: 5 }))],
+      /was deactivated on this device/,
+    );
 
     okInProcess(await cli('request'));
-    const next = readActivationRequestPayload(verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request').payload);
-    assert.match(okInProcess(await cli('activate', write('new.lic', licenseFor(next, { activationId: 22 })))).stdout, /activation 22/);
+    const next = readActivationRequestPayload(
+      verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request')
+        .payload,
+    );
+    assert.match(
+      okInProcess(await cli('activate', write('new.lic', licenseFor(next, { activationId: 22 })))).stdout,
+      /activation 22/,
+    );
   });
 
   it('a device set up before counters.json: the license files it holds are its history', async () => {

@@ -86,7 +86,10 @@ function payload(overrides: Partial<LicensePayload> = {}): LicensePayload {
   };
 }
 
-function sign(p: object, { typ = 'license' as EnvelopeType, key = active as { kid: string; privateKey: KeyObject } } = {}): string {
+function sign(
+  p: object,
+  { typ = 'license' as EnvelopeType, key = active as { kid: string; privateKey: KeyObject } } = {},
+): string {
   return signEnvelope(typ, key.kid, p, key.privateKey);
 }
 
@@ -134,12 +137,24 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
     it('the device key as a KeyObject or PEM, and no request nonce when none is given', () => {
       const text = sign(payload());
       verifyLicense(text, options({ devicePublicKey: device.publicKey, requestNonce: undefined }));
-      verifyLicense(text, options({ devicePublicKey: device.publicKey.export({ type: 'spki', format: 'pem' }).toString() }));
+      verifyLicense(
+        text,
+        options({ devicePublicKey: device.publicKey.export({ type: 'spki', format: 'pem' }).toString() }),
+      );
     });
 
     it('no start, no expiry, a user-based license, floating, and fields a newer server adds (ignored)', () => {
       const info = verifyLicense(
-        sign({ ...payload({ startsAt: null, expiresAt: null, licenseKey: null, user: 'alice@example.com', floating: { users: 5, timeoutMinutes: 30 } }), addedLater: { x: 1 } }),
+        sign({
+          ...payload({
+            startsAt: null,
+            expiresAt: null,
+            licenseKey: null,
+            user: 'alice@example.com',
+            floating: { users: 5, timeoutMinutes: 30 },
+          }),
+          addedLater: { x: 1 },
+        }),
         options(),
       );
       assert.equal(info.user, 'alice@example.com');
@@ -153,7 +168,10 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
     });
 
     it('an expired license when date checks are off (to deactivate or refresh it)', () => {
-      const info = verifyLicense(sign(payload({ expiresAt: at(-DAY), leaseEndsAt: at(-DAY) })), options({ checkDates: false }));
+      const info = verifyLicense(
+        sign(payload({ expiresAt: at(-DAY), leaseEndsAt: at(-DAY) })),
+        options({ checkDates: false }),
+      );
       assert.equal(info.expiresAt, at(-DAY));
     });
   });
@@ -195,21 +213,47 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
     it('a file signed by a retired key (kid_unknown), also when it borrows a trusted kid (signature)', () => {
       assert.equal(trustedKeys.has(retired.kid), false);
       assert.throws(() => verifyLicense(sign(payload(), { key: retired }), options()), refusal('kid_unknown'));
-      assert.throws(() => verifyLicense(sign(payload(), { key: { kid: active.kid, privateKey: retired.privateKey } }), options()), refusal('signature'));
+      assert.throws(
+        () => verifyLicense(sign(payload(), { key: { kid: active.kid, privateKey: retired.privateKey } }), options()),
+        refusal('signature'),
+      );
     });
 
     it('a deactivation request, an activation request or a receipt presented as a license (type)', () => {
       const license = verifyLicense(sign(payload()), options());
       const deactivation = createDeactivationRequest({ license, deviceKey: device, now: NOW }).text;
-      const activation = createActivationRequest({ product: 'ACME-CAD', licenseKey: 'K', hardwareId: HW, deviceKey: device, now: NOW }).text;
-      const receipt = sign({ v: 1, licenseId: 12, activationId: 34, hardwareId: HW, deactivationNonce: REQUEST_NONCE, deactivatedAt: at(0) }, { typ: 'deactivation-receipt' });
-      for (const text of [deactivation, activation, receipt]) assert.throws(() => verifyLicense(text, options()), refusal('type'));
+      const activation = createActivationRequest({
+        product: 'ACME-CAD',
+        licenseKey: 'K',
+        hardwareId: HW,
+        deviceKey: device,
+        now: NOW,
+      }).text;
+      const receipt = sign(
+        {
+          v: 1,
+          licenseId: 12,
+          activationId: 34,
+          hardwareId: HW,
+          deactivationNonce: REQUEST_NONCE,
+          deactivatedAt: at(0),
+        },
+        { typ: 'deactivation-receipt' },
+      );
+      for (const text of [deactivation, activation, receipt])
+        assert.throws(() => verifyLicense(text, options()), refusal('type'));
     });
 
     it('a license presented as a deactivation request or as a receipt (type)', () => {
       const text = sign(payload());
-      assert.throws(() => verifyDeviceSigned(text, 'deactivation-request'), (err: Error & { code?: string }) => err.code === 'type');
-      assert.throws(() => verifyDeactivationReceipt(text, { trustedKeys, license: payload(), nonce: REQUEST_NONCE }), refusal('type'));
+      assert.throws(
+        () => verifyDeviceSigned(text, 'deactivation-request'),
+        (err: Error & { code?: string }) => err.code === 'type',
+      );
+      assert.throws(
+        () => verifyDeactivationReceipt(text, { trustedKeys, license: payload(), nonce: REQUEST_NONCE }),
+        refusal('type'),
+      );
     });
 
     it('a license relabelled as another artifact (armor)', () => {
@@ -234,10 +278,17 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
       }
       for (let i = 0; i < envelope.kid.length; i++) {
         const kid = envelope.kid.slice(0, i) + (envelope.kid[i] === 'A' ? 'B' : 'A') + envelope.kid.slice(i + 1);
-        assert.throws(() => verifyLicense(encodeEnvelope({ ...envelope, kid }), options()), refusal('kid_unknown'), `kid character ${i}`);
+        assert.throws(
+          () => verifyLicense(encodeEnvelope({ ...envelope, kid }), options()),
+          refusal('kid_unknown'),
+          `kid character ${i}`,
+        );
       }
       // The kid of another trusted key: the signature is then checked with that key and fails.
-      assert.throws(() => verifyLicense(encodeEnvelope({ ...envelope, kid: older.kid }), options()), refusal('signature'));
+      assert.throws(
+        () => verifyLicense(encodeEnvelope({ ...envelope, kid: older.kid }), options()),
+        refusal('signature'),
+      );
     });
 
     it('any character of the armoured text changed', () => {
@@ -256,7 +307,8 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
 
   describe('applyRefresh', () => {
     const current = (): LicenseInfo => verifyLicense(sign(payload({ counter: 2 })), options());
-    const refresh = (change: Partial<LicensePayload>) => sign(payload({ counter: 3, issuedAt: at(0), leaseEndsAt: at(60 * DAY), ...change }), { typ: 'refresh' });
+    const refresh = (change: Partial<LicensePayload>) =>
+      sign(payload({ counter: 3, issuedAt: at(0), leaseEndsAt: at(60 * DAY), ...change }), { typ: 'refresh' });
     const apply = (base: LicenseInfo, text: string) => applyRefresh(base, text, { trustedKeys, now: NOW });
 
     it('takes a newer file for the same activation, with its new entitlements', () => {
@@ -267,7 +319,10 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
     });
 
     it('renews a license whose lease has ended', () => {
-      const expired = verifyLicense(sign(payload({ counter: 2, leaseEndsAt: at(-DAY) })), options({ checkDates: false }));
+      const expired = verifyLicense(
+        sign(payload({ counter: 2, leaseEndsAt: at(-DAY) })),
+        options({ checkDates: false }),
+      );
       assert.equal(apply(expired, refresh({})).counter, 3);
     });
 
@@ -281,13 +336,19 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
       assert.throws(() => apply(current(), refresh({ activationId: 35 })), refusal('activation'));
       assert.throws(() => apply(current(), refresh({ licenseId: 13 })), refusal('activation'));
       assert.throws(() => apply(current(), refresh({ hardwareId: 'hw-other' })), refusal('hardware'));
-      assert.throws(() => apply(current(), refresh({ devicePublicKey: otherDevice.publicKeyString })), refusal('device_key'));
+      assert.throws(
+        () => apply(current(), refresh({ devicePublicKey: otherDevice.publicKeyString })),
+        refusal('device_key'),
+      );
       assert.throws(() => apply(current(), refresh({ product: 'OTHER-APP' })), refusal('product'));
     });
 
     it('refuses a refresh file that is itself expired or untrusted', () => {
       assert.throws(() => apply(current(), refresh({ leaseEndsAt: at(-1000) })), refusal('lease_expired'));
-      assert.throws(() => apply(current(), sign(payload({ counter: 3 }), { typ: 'refresh', key: retired })), refusal('kid_unknown'));
+      assert.throws(
+        () => apply(current(), sign(payload({ counter: 3 }), { typ: 'refresh', key: retired })),
+        refusal('kid_unknown'),
+      );
     });
   });
 
@@ -296,13 +357,17 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
       const text = sign(payload(change), { typ: change.counter ? 'refresh' : 'license' });
       return { text, info: verifyLicense(text, options({ requestNonce: undefined })) };
     };
-    const install = (history: ReturnType<typeof checkNotOlder>, f: ReturnType<typeof file>) => checkNotOlder(history, f.info, f.text);
+    const install = (history: ReturnType<typeof checkNotOlder>, f: ReturnType<typeof file>) =>
+      checkNotOlder(history, f.info, f.text);
 
     it('remembers the highest counter per activation and refuses lower ones, or the same counter saying something else', () => {
       const first = file({ counter: 0 });
       const third = file({ counter: 3 });
       let history = install(install([], first), third);
-      assert.deepEqual(history.map((m) => [m.licenseId, m.activationId, m.counter, m.closed]), [[12, 34, 3, false]]);
+      assert.deepEqual(
+        history.map((m) => [m.licenseId, m.activationId, m.counter, m.closed]),
+        [[12, 34, 3, false]],
+      );
       assert.match(history[0].payloadSha256, /^[0-9a-f]{64}$/);
       assert.throws(() => install(history, first), refusal('counter'));
       assert.throws(() => install(history, file({ counter: 2 })), refusal('counter'));
@@ -312,43 +377,93 @@ describe('SDK: license files (sdk/src/license.ts)', () => {
       assert.equal(history[0].counter, 4);
       // Another activation (or license) has a history of its own.
       history = install(history, file({ activationId: 35 }));
-      assert.deepEqual(history.map((m) => [m.activationId, m.counter]), [[34, 4], [35, 0]]);
+      assert.deepEqual(
+        history.map((m) => [m.activationId, m.counter]),
+        [
+          [34, 4],
+          [35, 0],
+        ],
+      );
     });
 
     it('a deactivated activation is closed: none of its files, even newer ones, is installed again', () => {
       const third = file({ counter: 3 });
-      const closed = closeActivation(checkNotOlder([], third.info, third.text), file({ counter: 0 }).info, file({ counter: 0 }).text);
-      assert.deepEqual(closed.map((m) => [m.counter, m.closed]), [[3, true]], 'the highest counter is kept');
+      const closed = closeActivation(
+        checkNotOlder([], third.info, third.text),
+        file({ counter: 0 }).info,
+        file({ counter: 0 }).text,
+      );
+      assert.deepEqual(
+        closed.map((m) => [m.counter, m.closed]),
+        [[3, true]],
+        'the highest counter is kept',
+      );
       for (const counter of [0, 3, 7]) assert.throws(() => install(closed, file({ counter })), refusal('counter'));
       assert.equal(install(closed, file({ activationId: 99 })).length, 2);
-      assert.deepEqual(closeActivation([], third.info, third.text).map((m) => [m.counter, m.closed]), [[3, true]]);
+      assert.deepEqual(
+        closeActivation([], third.info, third.text).map((m) => [m.counter, m.closed]),
+        [[3, true]],
+      );
     });
   });
 
   describe('trustedKeysFromWellKnown', () => {
     it('keeps active and trusted keys, leaves retired ones out', () => {
       assert.deepEqual([...trustedKeys.keys()].sort(), [active.kid, older.kid].sort());
-      assert.deepEqual([...trustedKeysFromWellKnown(JSON.parse(wellKnown)).keys()].sort(), [active.kid, older.kid].sort());
+      assert.deepEqual(
+        [...trustedKeysFromWellKnown(JSON.parse(wellKnown)).keys()].sort(),
+        [active.kid, older.kid].sort(),
+      );
     });
 
     it('refuses a document without usable keys, or with an x that contradicts the PEM', () => {
       assert.throws(() => trustedKeysFromWellKnown('{"keys":[]}'), refusal('schema'));
       assert.throws(() => trustedKeysFromWellKnown('not json'), refusal('json'));
-      assert.throws(() => trustedKeysFromWellKnown({ keys: [{ kid: retired.kid, status: 'retired', pem: retired.pem }] }), refusal('schema'));
-      assert.throws(() => trustedKeysFromWellKnown({ keys: [{ kid: active.kid, status: 'active', pem: 'nope' }] }), refusal('key'));
-      assert.throws(() => trustedKeysFromWellKnown({ keys: [{ kid: active.kid, status: 'active', pem: active.pem, x: otherDevice.publicKeyString }] }), refusal('key'));
+      assert.throws(
+        () => trustedKeysFromWellKnown({ keys: [{ kid: retired.kid, status: 'retired', pem: retired.pem }] }),
+        refusal('schema'),
+      );
+      assert.throws(
+        () => trustedKeysFromWellKnown({ keys: [{ kid: active.kid, status: 'active', pem: 'nope' }] }),
+        refusal('key'),
+      );
+      assert.throws(
+        () =>
+          trustedKeysFromWellKnown({
+            keys: [{ kid: active.kid, status: 'active', pem: active.pem, x: otherDevice.publicKeyString }],
+          }),
+        refusal('key'),
+      );
     });
   });
 });
 
 describe('SDK: requests, receipts and the device (sdk/src/requests.ts, device.ts)', () => {
   it('makes an activation request signed by the device key', () => {
-    const { text, nonce } = createActivationRequest({ product: 'ACME-CAD', licenseKey: ' 7KQ2-MX4P ', hardwareId: HW, deviceKey: device, hostname: 'ws-12', os: 'Linux', appVersion: '2.1.0', now: NOW });
+    const { text, nonce } = createActivationRequest({
+      product: 'ACME-CAD',
+      licenseKey: ' 7KQ2-MX4P ',
+      hardwareId: HW,
+      deviceKey: device,
+      hostname: 'ws-12',
+      os: 'Linux',
+      appVersion: '2.1.0',
+      now: NOW,
+    });
     const verified = verifyDeviceSigned(text, 'activation-request');
     assert.equal(verified.kid, DEVICE_KID);
     assert.deepEqual(readActivationRequestPayload(verified.payload), {
-      v: 1, product: 'ACME-CAD', licenseKey: '7KQ2-MX4P', user: null, hardwareId: HW, hostname: 'ws-12', os: 'Linux', appVersion: '2.1.0',
-      devicePublicKey: device.publicKeyString, nonce, createdAt: NOW.toISOString(),
+      v: 1,
+      product: 'ACME-CAD',
+      licenseKey: '7KQ2-MX4P',
+      user: null,
+      hardwareId: HW,
+      hostname: 'ws-12',
+      os: 'Linux',
+      appVersion: '2.1.0',
+      devicePublicKey: device.publicKeyString,
+      nonce,
+      createdAt: NOW.toISOString(),
     });
     assert.match(nonce, /^[A-Za-z0-9_-]{22}$/);
   });
@@ -359,34 +474,90 @@ describe('SDK: requests, receipts and the device (sdk/src/requests.ts, device.ts
     assert.throws(() => createActivationRequest({ ...base, licenseKey: 'K', user: 'a@example.com' }), refusal('input'));
     assert.throws(() => createActivationRequest({ ...base, user: 'not-an-email' }), refusal('input'));
     assert.throws(() => createActivationRequest({ ...base, licenseKey: 'K', hardwareId: '' }), refusal('input'));
-    assert.throws(() => createActivationRequest({ ...base, licenseKey: 'K', hostname: 'h'.repeat(256) }), refusal('input'));
+    assert.throws(
+      () => createActivationRequest({ ...base, licenseKey: 'K', hostname: 'h'.repeat(256) }),
+      refusal('input'),
+    );
     assert.throws(() => createActivationRequest({ ...base, licenseKey: 'K', product: 'bad code!' }), refusal('input'));
   });
 
   it('makes a deactivation request naming the activation, signed by the same key, with usage', () => {
     const license = verifyLicense(sign(payload()), options());
-    const { text, nonce } = createDeactivationRequest({ license, deviceKey: device, usage: [{ feature: 'render-minutes', amount: 42 }], now: NOW });
+    const { text, nonce } = createDeactivationRequest({
+      license,
+      deviceKey: device,
+      usage: [{ feature: 'render-minutes', amount: 42 }],
+      now: NOW,
+    });
     const p = readDeactivationRequestPayload(verifyDeviceSigned(text, 'deactivation-request').payload);
     assert.deepEqual(p, {
-      v: 1, product: 'ACME-CAD', licenseId: 12, activationId: 34, hardwareId: HW, devicePublicKey: device.publicKeyString,
-      activationNonce: REQUEST_NONCE, nonce, createdAt: NOW.toISOString(), usage: [{ feature: 'render-minutes', amount: 42 }],
+      v: 1,
+      product: 'ACME-CAD',
+      licenseId: 12,
+      activationId: 34,
+      hardwareId: HW,
+      devicePublicKey: device.publicKeyString,
+      activationNonce: REQUEST_NONCE,
+      nonce,
+      createdAt: NOW.toISOString(),
+      usage: [{ feature: 'render-minutes', amount: 42 }],
     });
     assert.throws(() => createDeactivationRequest({ license, deviceKey: otherDevice }), refusal('device_key'));
-    assert.throws(() => createDeactivationRequest({ license, deviceKey: device, usage: [{ feature: 'nope', amount: 1 }] }), refusal('input'));
-    assert.throws(() => createDeactivationRequest({ license, deviceKey: device, usage: [{ feature: 'export', amount: -1 }] }), refusal('input'));
-    assert.throws(() => createDeactivationRequest({ license, deviceKey: device, usage: [{ feature: 'export', amount: 1 }, { feature: 'export', amount: 2 }] }), refusal('input'));
+    assert.throws(
+      () => createDeactivationRequest({ license, deviceKey: device, usage: [{ feature: 'nope', amount: 1 }] }),
+      refusal('input'),
+    );
+    assert.throws(
+      () => createDeactivationRequest({ license, deviceKey: device, usage: [{ feature: 'export', amount: -1 }] }),
+      refusal('input'),
+    );
+    assert.throws(
+      () =>
+        createDeactivationRequest({
+          license,
+          deviceKey: device,
+          usage: [
+            { feature: 'export', amount: 1 },
+            { feature: 'export', amount: 2 },
+          ],
+        }),
+      refusal('input'),
+    );
   });
 
   it('verifies a deactivation receipt for that request only', () => {
     const license = verifyLicense(sign(payload()), options());
     const { nonce } = createDeactivationRequest({ license, deviceKey: device, now: NOW });
     const receipt = (change: object = {}, key = active) =>
-      sign({ v: 1, licenseId: 12, activationId: 34, hardwareId: HW, deactivationNonce: nonce, deactivatedAt: at(0), ...change }, { typ: 'deactivation-receipt', key });
+      sign(
+        {
+          v: 1,
+          licenseId: 12,
+          activationId: 34,
+          hardwareId: HW,
+          deactivationNonce: nonce,
+          deactivatedAt: at(0),
+          ...change,
+        },
+        { typ: 'deactivation-receipt', key },
+      );
     assert.equal(verifyDeactivationReceipt(receipt(), { trustedKeys, license, nonce }).deactivatedAt, at(0));
-    assert.throws(() => verifyDeactivationReceipt(receipt({ deactivationNonce: REQUEST_NONCE }), { trustedKeys, license, nonce }), refusal('nonce'));
-    assert.throws(() => verifyDeactivationReceipt(receipt({ activationId: 99 }), { trustedKeys, license, nonce }), refusal('activation'));
-    assert.throws(() => verifyDeactivationReceipt(receipt({ hardwareId: 'hw-other' }), { trustedKeys, license, nonce }), refusal('hardware'));
-    assert.throws(() => verifyDeactivationReceipt(receipt({}, retired), { trustedKeys, license, nonce }), refusal('kid_unknown'));
+    assert.throws(
+      () => verifyDeactivationReceipt(receipt({ deactivationNonce: REQUEST_NONCE }), { trustedKeys, license, nonce }),
+      refusal('nonce'),
+    );
+    assert.throws(
+      () => verifyDeactivationReceipt(receipt({ activationId: 99 }), { trustedKeys, license, nonce }),
+      refusal('activation'),
+    );
+    assert.throws(
+      () => verifyDeactivationReceipt(receipt({ hardwareId: 'hw-other' }), { trustedKeys, license, nonce }),
+      refusal('hardware'),
+    );
+    assert.throws(
+      () => verifyDeactivationReceipt(receipt({}, retired), { trustedKeys, license, nonce }),
+      refusal('kid_unknown'),
+    );
   });
 
   it('keeps the device key in a 0600 file inside a 0700 folder, made once', () => {

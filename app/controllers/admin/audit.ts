@@ -14,15 +14,53 @@ const COUNT_CAP = 10_000;
 const CSV_BATCH = 1_000;
 const CSV_MAX_ROWS = 1_000_000;
 
-const CSV_HEADER = ['id', 'occurred_at', 'actor_account_id', 'actor_label', 'action', 'object_type', 'object_id', 'order_id', 'ip', 'request_id', 'before', 'after'];
+const CSV_HEADER = [
+  'id',
+  'occurred_at',
+  'actor_account_id',
+  'actor_label',
+  'action',
+  'object_type',
+  'object_id',
+  'order_id',
+  'ip',
+  'request_id',
+  'before',
+  'after',
+];
 
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
-const csvRow = (e: auditEvents.AuditEvent) => [e.id, e.occurredAt, e.actorAccountId, e.actorLabel, e.action, e.objectType, e.objectId, e.orderId, e.ip, e.requestId, json(e.before), json(e.after)];
+const csvRow = (e: auditEvents.AuditEvent) => [
+  e.id,
+  e.occurredAt,
+  e.actorAccountId,
+  e.actorLabel,
+  e.action,
+  e.objectType,
+  e.objectId,
+  e.orderId,
+  e.ip,
+  e.requestId,
+  json(e.before),
+  json(e.after),
+];
 
 /** The vendor console's audit log: filter, read one event, export as CSV. Read-only. */
 export function adminAuditController(ctx: AppContext) {
-  const indexView = async (req: Request, res: Response, status: number, query: Record<string, string>, errors: FieldErrors, events: auditEvents.AuditEvent[], page: number, total: number) => {
+  interface IndexPage {
+    status: number;
+    query: Record<string, string>;
+    errors?: FieldErrors;
+    events?: auditEvents.AuditEvent[];
+    page?: number;
+    total?: number;
+  }
+  const indexView = async (
+    req: Request,
+    res: Response,
+    { status, query, errors = {}, events = [], page = 1, total = 0 }: IndexPage,
+  ) => {
     res.status(status).render('admin/audit/index', {
       title: req.t('admin.audit.title'),
       events,
@@ -40,10 +78,13 @@ export function adminAuditController(ctx: AppContext) {
     async index(req: Request, res: Response) {
       const query = listQuery(req, FILTERS);
       const filter = parseAuditFilter(query);
-      if (!filter.ok) return indexView(req, res, 422, query, filter.errors, [], 1, 0);
+      if (!filter.ok) return indexView(req, res, { status: 422, query, errors: filter.errors });
       const { page, limit, offset } = pageFrom(req.query);
-      const [events, total] = await Promise.all([auditEvents.search(ctx.db, filter.search, limit, offset), auditEvents.countUpTo(ctx.db, filter.search, COUNT_CAP)]);
-      await indexView(req, res, 200, query, {}, events, page, total);
+      const [events, total] = await Promise.all([
+        auditEvents.search(ctx.db, filter.search, limit, offset),
+        auditEvents.countUpTo(ctx.db, filter.search, COUNT_CAP),
+      ]);
+      await indexView(req, res, { status: 200, query, events, page, total });
     },
 
     async show(req: Request, res: Response) {
@@ -60,7 +101,7 @@ export function adminAuditController(ctx: AppContext) {
     async csv(req: Request, res: Response) {
       const query = listQuery(req, FILTERS);
       const filter = parseAuditFilter(query);
-      if (!filter.ok) return indexView(req, res, 422, query, filter.errors, [], 1, 0);
+      if (!filter.ok) return indexView(req, res, { status: 422, query, errors: filter.errors });
       const date = ctx.clock.now().toISOString().slice(0, 10);
       res.status(200).set({
         'Content-Type': 'text/csv; charset=utf-8',
@@ -68,7 +109,8 @@ export function adminAuditController(ctx: AppContext) {
         'Cache-Control': 'no-store',
       });
       const rows = (async function* () {
-        for await (const batch of auditEvents.batches(ctx.db, filter.search, CSV_BATCH, CSV_MAX_ROWS)) yield batch.map(csvRow);
+        for await (const batch of auditEvents.batches(ctx.db, filter.search, CSV_BATCH, CSV_MAX_ROWS))
+          yield batch.map(csvRow);
       })();
       try {
         await writeCsv(res, CSV_HEADER, rows);

@@ -36,30 +36,74 @@ interface ShowForms {
 
 /** Views get the branding being edited as `record`: `branding` is the request host's own, used by the layout. */
 export function adminBrandingsController(ctx: AppContext) {
-  const formView = (req: Request, res: Response, status: number, view: 'new' | 'edit', values: object, errors: object, branding?: brandings.BrandingRecord) =>
-    res.status(status).render(`admin/brandings/${view}`, { title: req.t(view === 'new' ? 'admin.brandings.new' : 'admin.brandings.edit'), values, errors, record: branding });
+  interface FormPage {
+    status: number;
+    view: 'new' | 'edit';
+    values: object;
+    errors?: object;
+    branding?: brandings.BrandingRecord;
+  }
+  const formView = (req: Request, res: Response, { status, view, values, errors = {}, branding }: FormPage) =>
+    res.status(status).render(`admin/brandings/${view}`, {
+      title: req.t(view === 'new' ? 'admin.brandings.new' : 'admin.brandings.edit'),
+      values,
+      errors,
+      record: branding,
+    });
 
   const showView = async (res: Response, branding: brandings.BrandingRecord, status = 200, forms: ShowForms = {}) => {
     const hosts = await brandings.listHosts(ctx.db, branding.id);
-    res.status(status).render('admin/brandings/show', { title: branding.displayName, record: branding, hosts, hostValues: forms.hostValues ?? {}, hostErrors: forms.hostErrors ?? {}, logoErrors: forms.logoErrors ?? {} });
+    res.status(status).render('admin/brandings/show', {
+      title: branding.displayName,
+      record: branding,
+      hosts,
+      hostValues: forms.hostValues ?? {},
+      hostErrors: forms.hostErrors ?? {},
+      logoErrors: forms.logoErrors ?? {},
+    });
   };
 
   return {
     async index(req: Request, res: Response) {
       const query = listQuery(req, ['q']);
       const { page, limit, offset } = pageFrom(req.query);
-      const [rows, total] = await Promise.all([brandings.list(ctx.db, query, limit, offset), brandings.count(ctx.db, query)]);
-      const hosts = await brandings.hostsByBranding(ctx.db, rows.map((b) => b.id));
-      res.render('admin/brandings/index', { title: req.t('admin.brandings.title'), brandings: rows, hosts, query, page, pages: pageCount(total), total });
+      const [rows, total] = await Promise.all([
+        brandings.list(ctx.db, query, limit, offset),
+        brandings.count(ctx.db, query),
+      ]);
+      const hosts = await brandings.hostsByBranding(
+        ctx.db,
+        rows.map((b) => b.id),
+      );
+      res.render('admin/brandings/index', {
+        title: req.t('admin.brandings.title'),
+        brandings: rows,
+        hosts,
+        query,
+        page,
+        pages: pageCount(total),
+        total,
+      });
     },
 
     new(req: Request, res: Response) {
       const b = brandings.BUILT_IN_BRANDING;
-      formView(req, res, 200, 'new', { primary_color: b.primaryColor, accent_color: b.accentColor, default_language: ctx.config.defaultLanguage }, {});
+      formView(req, res, {
+        status: 200,
+        view: 'new',
+        values: {
+          primary_color: b.primaryColor,
+          accent_color: b.accentColor,
+          default_language: ctx.config.defaultLanguage,
+        },
+      });
     },
 
     async create(req: Request, res: Response) {
-      onFailure(res, { back: res.locals.paths.adminBrandings(), rerender: (err) => formView(req, res, 422, 'new', req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminBrandings(),
+        rerender: (err) => formView(req, res, { status: 422, view: 'new', values: req.body, errors: err.fieldErrors }),
+      });
       const form = formData(brandingForm, req.body);
       const brandingId = await service.createBranding(ctx, req.actor, toInput(form));
       done(req, res, res.locals.paths.adminBranding(brandingId), 'admin.brandings.created');
@@ -71,12 +115,16 @@ export function adminBrandingsController(ctx: AppContext) {
 
     async edit(req: Request, res: Response) {
       const branding = req.editedBranding!;
-      formView(req, res, 200, 'edit', valuesOf(branding), {}, branding);
+      formView(req, res, { status: 200, view: 'edit', values: valuesOf(branding), branding });
     },
 
     async update(req: Request, res: Response) {
       const branding = req.editedBranding!;
-      onFailure(res, { back: res.locals.paths.adminBranding(branding.id), rerender: (err) => formView(req, res, 422, 'edit', req.body, err.fieldErrors, branding) });
+      onFailure(res, {
+        back: res.locals.paths.adminBranding(branding.id),
+        rerender: (err) =>
+          formView(req, res, { status: 422, view: 'edit', values: req.body, errors: err.fieldErrors, branding }),
+      });
       const form = formData(brandingForm, req.body);
       await service.updateBranding(ctx, req.actor, branding.id, toInput(form));
       done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.updated');
@@ -89,10 +137,15 @@ export function adminBrandingsController(ctx: AppContext) {
 
     async addHost(req: Request, res: Response) {
       const branding = req.editedBranding!;
-      onFailure(res, { back: res.locals.paths.adminBranding(branding.id), rerender: (err) => showView(res, branding, 422, { hostValues: req.body, hostErrors: err.fieldErrors }) });
+      onFailure(res, {
+        back: res.locals.paths.adminBranding(branding.id),
+        rerender: (err) => showView(res, branding, 422, { hostValues: req.body, hostErrors: err.fieldErrors }),
+      });
       const form = formData(hostForm, req.body);
       await service.addHost(ctx, req.actor, branding.id, form);
-      done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.hostAdded', { hostname: form.hostname });
+      done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.hostAdded', {
+        hostname: form.hostname,
+      });
     },
 
     async removeHost(req: Request, res: Response) {
@@ -106,7 +159,10 @@ export function adminBrandingsController(ctx: AppContext) {
 
     async uploadLogo(req: Request, res: Response) {
       const branding = req.editedBranding!;
-      const check = req.file && req.file.size > 0 ? checkLogo(req.file.buffer) : { ok: false as const, error: 'brandings.logoMissing' };
+      const check =
+        req.file && req.file.size > 0
+          ? checkLogo(req.file.buffer)
+          : { ok: false as const, error: 'brandings.logoMissing' };
       if (!check.ok) return showView(res, branding, 422, { logoErrors: { logo: check.error } });
       await service.setLogo(ctx, req.actor, branding.id, { data: req.file!.buffer, mime: check.mime });
       done(req, res, res.locals.paths.adminBranding(branding.id), 'admin.brandings.logoUploaded');
@@ -121,7 +177,13 @@ export function adminBrandingsController(ctx: AppContext) {
     /** The logo of any branding, for the console's preview (/branding/logo serves only the host's own). */
     async logo(req: Request, res: Response) {
       const logo = orNotFound(await brandings.findLogo(ctx.db, idParam(req)));
-      res.set({ 'Content-Type': logo.mime, 'Cache-Control': 'private, no-cache', 'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox" }).send(logo.data);
+      res
+        .set({
+          'Content-Type': logo.mime,
+          'Cache-Control': 'private, no-cache',
+          'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        })
+        .send(logo.data);
     },
   };
 }

@@ -9,20 +9,56 @@ import * as service from '../../services/customers.ts';
 import { done, listQuery, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
-const valuesOf = (c: customers.Customer) => ({ kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
+const valuesOf = (c: customers.Customer) => ({
+  kind: c.kind,
+  name: c.name,
+  contact_name: c.contactName,
+  email: c.email,
+  phone: c.phone,
+  address: c.address,
+  reference: c.reference,
+});
 
 export function adminCustomersController(ctx: AppContext) {
-  const form = (req: Request, res: Response, status: number, customer: customers.Customer | null, values: object, errors: object) =>
-    res.status(status).render(customer ? 'admin/customers/edit' : 'admin/customers/new', { title: req.t(customer ? 'admin.customers.edit' : 'admin.customers.new'), customer, values, errors });
-  const orderFormView = (req: Request, res: Response, status: number, customer: customers.Customer, values: object, errors: object) =>
-    res.status(status).render('admin/orders/new', { title: req.t('admin.orders.new'), customer, values, errors });
+  const form = (
+    req: Request,
+    res: Response,
+    status: number,
+    customer: customers.Customer | null,
+    values: object,
+    errors: object,
+  ) =>
+    res.status(status).render(customer ? 'admin/customers/edit' : 'admin/customers/new', {
+      title: req.t(customer ? 'admin.customers.edit' : 'admin.customers.new'),
+      customer,
+      values,
+      errors,
+    });
+  const orderFormView = (
+    req: Request,
+    res: Response,
+    status: number,
+    customer: customers.Customer,
+    values: object,
+    errors: object,
+  ) => res.status(status).render('admin/orders/new', { title: req.t('admin.orders.new'), customer, values, errors });
 
   return {
     async index(req: Request, res: Response) {
       const query = listQuery(req, ['q']);
       const { page, limit, offset } = pageFrom(req.query);
-      const [rows, total] = await Promise.all([customers.list(ctx.db, query.q, limit, offset), customers.count(ctx.db, query.q)]);
-      res.render('admin/customers/index', { title: req.t('admin.customers.title'), customers: rows, query, page, pages: pageCount(total), total });
+      const [rows, total] = await Promise.all([
+        customers.list(ctx.db, query.q, limit, offset),
+        customers.count(ctx.db, query.q),
+      ]);
+      res.render('admin/customers/index', {
+        title: req.t('admin.customers.title'),
+        customers: rows,
+        query,
+        page,
+        pages: pageCount(total),
+        total,
+      });
     },
 
     new: (req: Request, res: Response) => form(req, res, 200, null, { kind: 'company' }, {}),
@@ -37,8 +73,17 @@ export function adminCustomersController(ctx: AppContext) {
     async show(req: Request, res: Response) {
       const customer = req.customer!;
       const { page, limit, offset } = pageFrom(req.query);
-      const [rows, total] = await Promise.all([orders.listSummaries(ctx.db('orders'), limit, offset, { customerId: customer.id }), orders.countInScope(ctx.db('orders'), { customerId: customer.id })]);
-      res.render('admin/customers/show', { title: customer.name, customer, orders: rows, page, pages: pageCount(total) });
+      const [rows, total] = await Promise.all([
+        orders.listSummaries(ctx.db('orders'), limit, offset, { customerId: customer.id }),
+        orders.countInScope(ctx.db('orders'), { customerId: customer.id }),
+      ]);
+      res.render('admin/customers/show', {
+        title: customer.name,
+        customer,
+        orders: rows,
+        page,
+        pages: pageCount(total),
+      });
     },
 
     async edit(req: Request, res: Response) {
@@ -67,7 +112,10 @@ export function adminCustomersController(ctx: AppContext) {
 
     async createOrder(req: Request, res: Response) {
       const customer = req.customer!;
-      onFailure(res, { back: res.locals.paths.adminCustomer(customer.id), rerender: (err) => orderFormView(req, res, 422, customer, req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminCustomer(customer.id),
+        rerender: (err) => orderFormView(req, res, 422, customer, req.body, err.fieldErrors),
+      });
       const parsed = formData(orderForm, req.body);
       const orderId = await service.createOrder(ctx, req.actor, customer.id, parsed);
       done(req, res, res.locals.paths.adminOrder(orderId), 'admin.orders.created');

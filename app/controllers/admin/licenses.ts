@@ -18,29 +18,63 @@ import { onFailure } from '../../middleware/errors.ts';
 
 /** List filters from the query string (shared by the order page and the license list). */
 export function licenseFilterFrom(query: Record<string, string>): licenses.LicenseFilter {
-  const status = (licenses.LICENSE_STATUSES as readonly string[]).includes(query.status ?? '') ? (query.status as licenses.LicenseStatus) : undefined;
+  const status = (licenses.LICENSE_STATUSES as readonly string[]).includes(query.status ?? '')
+    ? (query.status as licenses.LicenseStatus)
+    : undefined;
   const product = query.product && /^\d{1,10}$/.test(query.product) ? Number(query.product) : undefined;
-  return { status, productId: product, key: query.key ? normaliseLicenseKey(query.key) : undefined, userEmail: query.user };
+  return {
+    status,
+    productId: product,
+    key: query.key ? normaliseLicenseKey(query.key) : undefined,
+    userEmail: query.user,
+  };
 }
 
 const dateInput = (d: Date | null) => (d ? d.toISOString().slice(0, 10) : null);
 
 export function adminLicensesController(ctx: AppContext) {
-
-  const showPage = async (_req: Request, res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
+  const showPage = async (
+    _req: Request,
+    res: Response,
+    license: licenses.License,
+    status = 200,
+    userValues: object = {},
+    userErrors: object = {},
+  ) => {
     const [deviceList, history, users, trail] = await Promise.all([
       devices.listForLicense(ctx.db, license.id),
       devices.listHistory(ctx.db, license.id),
       licenseUsers.usersOfLicense(ctx.db, license.id),
       auditEvents.list(ctx.db, { objectType: 'license', objectId: String(license.id) }, 50),
     ]);
-    res.status(status).render('admin/licenses/show', { title: license.licenseKey ?? `${license.productName} #${license.id}`, license, devices: deviceList, history, users, trail, userValues, userErrors, actions: (d: devices.Device) => deviceActions(license, d) });
+    res.status(status).render('admin/licenses/show', {
+      title: license.licenseKey ?? `${license.productName} #${license.id}`,
+      license,
+      devices: deviceList,
+      history,
+      users,
+      trail,
+      userValues,
+      userErrors,
+      actions: (d: devices.Device) => deviceActions(license, d),
+    });
   };
 
-  const editView = (req: Request, res: Response, status: number, license: licenses.License, values: object, errors: object) =>
+  const editView = (
+    req: Request,
+    res: Response,
+    status: number,
+    license: licenses.License,
+    values: object,
+    errors: object,
+  ) =>
     res.status(status).render('admin/licenses/edit', { title: req.t('admin.licenses.edit'), license, values, errors });
 
-  const shared = licenseActions(ctx, { pageOf: (res, id) => res.locals.paths.adminLicense(id), show: showPage, messages: { deviceReset: 'admin.licenses.deviceReset' } });
+  const shared = licenseActions(ctx, {
+    pageOf: (res, id) => res.locals.paths.adminLicense(id),
+    show: showPage,
+    messages: { deviceReset: 'admin.licenses.deviceReset' },
+  });
 
   return {
     ...shared,
@@ -50,14 +84,38 @@ export function adminLicensesController(ctx: AppContext) {
       const query = listQuery(req, ['status', 'product', 'key', 'user']);
       const filter = licenseFilterFrom(query);
       const { page, limit, offset } = pageFrom(req.query);
-      const [rows, total, productList] = await Promise.all([licenses.list(ctx.db, filter, now, limit, offset), licenses.count(ctx.db, filter, now), products.listActive(ctx.db)]);
-      res.render('admin/licenses/index', { title: req.t('admin.licenses.title'), licenses: rows, products: productList, query, page, pages: pageCount(total), total });
+      const [rows, total, productList] = await Promise.all([
+        licenses.list(ctx.db, filter, now, limit, offset),
+        licenses.count(ctx.db, filter, now),
+        products.listActive(ctx.db),
+      ]);
+      res.render('admin/licenses/index', {
+        title: req.t('admin.licenses.title'),
+        licenses: rows,
+        products: productList,
+        query,
+        page,
+        pages: pageCount(total),
+        total,
+      });
     },
-
 
     async edit(req: Request, res: Response) {
       const license = req.license!;
-      editView(req, res, 200, license, { ...entitlementValues(license), start_date: dateInput(license.startDate), expires_at: dateInput(license.expiresAt), maintenance_until: dateInput(license.maintenanceUntil), note: license.note }, {});
+      editView(
+        req,
+        res,
+        200,
+        license,
+        {
+          ...entitlementValues(license),
+          start_date: dateInput(license.startDate),
+          expires_at: dateInput(license.expiresAt),
+          maintenance_until: dateInput(license.maintenanceUntil),
+          note: license.note,
+        },
+        {},
+      );
     },
 
     async update(req: Request, res: Response) {
@@ -66,7 +124,13 @@ export function adminLicensesController(ctx: AppContext) {
       const body = { ...req.body, license_type: license.licenseType, airgapped: license.airgapped ? 'on' : '' };
       onFailure(res, { rerender: (err) => editView(req, res, 422, license, body, err.fieldErrors) });
       const form = formData(licenseEditForm, body);
-      await service.updateLicense(ctx, req.actor, license.id, { entitlements: toEntitlements(form), startDate: form.start_date, expiresAt: form.expires_at, maintenanceUntil: form.maintenance_until, note: form.note });
+      await service.updateLicense(ctx, req.actor, license.id, {
+        entitlements: toEntitlements(form),
+        startDate: form.start_date,
+        expiresAt: form.expires_at,
+        maintenanceUntil: form.maintenance_until,
+        note: form.note,
+      });
       shared.back(req, res, 'admin.licenses.updated');
     },
   };

@@ -25,12 +25,30 @@ export function adminLoaders(ctx: AppContext) {
     return account?.role === role ? account : undefined;
   };
   return {
-    product: loader((id) => products.findById(ctx.db, id), (req, v) => (req.product = v)),
-    policy: loader((id) => policies.findById(ctx.db, id), (req, v) => (req.policy = v)),
-    customer: loader((id) => customers.findById(ctx.db, id), (req, v) => (req.customer = v)),
-    order: loader((id) => orders.findById(ctx.db, id), (req, v) => (req.order = v)),
-    license: loader((id) => licenses.findById(ctx.db, id, ctx.clock.now()), (req, v) => (req.license = v)),
-    branding: loader((id) => brandings.findById(ctx.db, id), (req, v) => (req.editedBranding = v)),
+    product: loader(
+      (id) => products.findById(ctx.db, id),
+      (req, v) => (req.product = v),
+    ),
+    policy: loader(
+      (id) => policies.findById(ctx.db, id),
+      (req, v) => (req.policy = v),
+    ),
+    customer: loader(
+      (id) => customers.findById(ctx.db, id),
+      (req, v) => (req.customer = v),
+    ),
+    order: loader(
+      (id) => orders.findById(ctx.db, id),
+      (req, v) => (req.order = v),
+    ),
+    license: loader(
+      (id) => licenses.findById(ctx.db, id, ctx.clock.now()),
+      (req, v) => (req.license = v),
+    ),
+    branding: loader(
+      (id) => brandings.findById(ctx.db, id),
+      (req, v) => (req.editedBranding = v),
+    ),
     manager: loader(withRole('manager'), (req, v) => (req.account = v)),
     endUser: loader(withRole('end_user'), (req, v) => (req.account = v)),
   };

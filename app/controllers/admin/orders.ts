@@ -14,7 +14,14 @@ import { licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminOrdersController(ctx: AppContext) {
-  const showPage = async (req: Request, res: Response, order: orders.Order, status = 200, issueValues: object = {}, issueErrors: object = {}) => {
+  const showPage = async (
+    req: Request,
+    res: Response,
+    order: orders.Order,
+    status = 200,
+    issueValues: object = {},
+    issueErrors: object = {},
+  ) => {
     const now = ctx.clock.now();
     const query = listQuery(req, ['q', 'status', 'product', 'key', 'user']);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
@@ -26,18 +33,42 @@ export function adminOrdersController(ctx: AppContext) {
       policies.listIssuable(ctx.db),
       products.listActive(ctx.db),
     ]);
-    res.status(status).render('admin/orders/show', { title: order.orderRef, order, licenses: rows, total, page, pages: pageCount(total), query, managers, issuable, products: productList, issueValues, issueErrors });
+    res.status(status).render('admin/orders/show', {
+      title: order.orderRef,
+      order,
+      licenses: rows,
+      total,
+      page,
+      pages: pageCount(total),
+      query,
+      managers,
+      issuable,
+      products: productList,
+      issueValues,
+      issueErrors,
+    });
   };
 
-  const editView = (req: Request, res: Response, status: number, order: orders.Order, values: object, errors: object) => res.status(status).render('admin/orders/edit', { title: req.t('admin.orders.edit'), order, values, errors });
+  const editView = (req: Request, res: Response, status: number, order: orders.Order, values: object, errors: object) =>
+    res.status(status).render('admin/orders/edit', { title: req.t('admin.orders.edit'), order, values, errors });
 
   return {
     async index(req: Request, res: Response) {
       const query = listQuery(req, ['q']);
       const { page, limit, offset } = pageFrom(req.query);
       const scope = ctx.db('orders');
-      const [rows, total] = await Promise.all([orders.listSummaries(scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
-      res.render('admin/orders/index', { title: req.t('admin.orders.title'), orders: rows, query, page, pages: pageCount(total), total });
+      const [rows, total] = await Promise.all([
+        orders.listSummaries(scope, limit, offset, { q: query.q }),
+        orders.countInScope(scope, { q: query.q }),
+      ]);
+      res.render('admin/orders/index', {
+        title: req.t('admin.orders.title'),
+        orders: rows,
+        query,
+        page,
+        pages: pageCount(total),
+        total,
+      });
     },
 
     async show(req: Request, res: Response) {
@@ -46,12 +77,22 @@ export function adminOrdersController(ctx: AppContext) {
 
     async edit(req: Request, res: Response) {
       const order = req.order!;
-      editView(req, res, 200, order, { order_ref: order.orderRef, reference: order.reference, is_test: order.isTest, is_trial: order.isTrial }, {});
+      editView(
+        req,
+        res,
+        200,
+        order,
+        { order_ref: order.orderRef, reference: order.reference, is_test: order.isTest, is_trial: order.isTrial },
+        {},
+      );
     },
 
     async update(req: Request, res: Response) {
       const order = req.order!;
-      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: (err) => editView(req, res, 422, order, req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminOrder(order.id),
+        rerender: (err) => editView(req, res, 422, order, req.body, err.fieldErrors),
+      });
       const parsed = formData(orderForm, req.body);
       await service.updateOrder(ctx, req.actor, order.id, parsed);
       done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.updated');
@@ -66,9 +107,17 @@ export function adminOrdersController(ctx: AppContext) {
     /** Issues licenses in bulk: a quantity for key-based products, one per e-mail for user-based ones. */
     async issue(req: Request, res: Response) {
       const order = req.order!;
-      onFailure(res, { back: res.locals.paths.adminOrder(order.id), rerender: (err) => showPage(req, res, order, 422, req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminOrder(order.id),
+        rerender: (err) => showPage(req, res, order, 422, req.body, err.fieldErrors),
+      });
       const form = formData(issueForm, req.body);
-      const issued = await issueAndInvite(ctx, req.actor, req.user!, order.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails, startDate: form.start_date });
+      const issued = await issueAndInvite(ctx, req.actor, req.user!, order.id, {
+        policyId: form.policy_id,
+        quantity: form.quantity ?? undefined,
+        emails: form.emails,
+        startDate: form.start_date,
+      });
       done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.issued', { count: issued.licenseIds.length });
     },
   };

@@ -6,7 +6,16 @@ import * as managers from '../../models/managers.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
 import { formData, parseForm } from '../../forms/parse.ts';
-import { assignOrderForm, credentialsForm, licenseUserForm, managerInviteForm, managerProfileForm, permissionsForm, policiesForm, quotaForm } from '../../forms/console.ts';
+import {
+  assignOrderForm,
+  credentialsForm,
+  licenseUserForm,
+  managerInviteForm,
+  managerProfileForm,
+  permissionsForm,
+  policiesForm,
+  quotaForm,
+} from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { PERMISSIONS } from '../../policies/permissions.ts';
 import * as users from '../../services/license-users.ts';
@@ -16,21 +25,30 @@ import { onFailure } from '../../middleware/errors.ts';
 
 /** License users (end users) and license managers: the people outside the vendor. */
 export function adminPeopleController(ctx: AppContext) {
+  const listPage =
+    (role: 'manager' | 'end_user', view: string, titleKey: string) => async (req: Request, res: Response) => {
+      const query = listQuery(req, ['q']);
+      const { page, limit, offset } = pageFrom(req.query);
+      const { rows, total } = await managers.listAccounts(ctx.db, role, query.q, limit, offset);
+      res.render(view, { title: req.t(titleKey), people: rows, query, page, pages: pageCount(total), total });
+    };
 
-  const listPage = (role: 'manager' | 'end_user', view: string, titleKey: string) => async (req: Request, res: Response) => {
-    const query = listQuery(req, ['q']);
-    const { page, limit, offset } = pageFrom(req.query);
-    const { rows, total } = await managers.listAccounts(ctx.db, role, query.q, limit, offset);
-    res.render(view, { title: req.t(titleKey), people: rows, query, page, pages: pageCount(total), total });
-  };
-
-  const userNew = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/license-users/new', { title: req.t('admin.licenseUsers.new'), values, errors });
+  const userNew = (req: Request, res: Response, status: number, values: object, errors: object) =>
+    res.status(status).render('admin/license-users/new', { title: req.t('admin.licenseUsers.new'), values, errors });
 
   /** A one-time password is shown once, in the response to the POST, and never stored or cached. */
   const showOneTimePassword = (req: Request, res: Response, account: accounts.Account, password: string) =>
-    res.set('Cache-Control', 'no-store').render('admin/license-users/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), account, password });
+    res
+      .set('Cache-Control', 'no-store')
+      .render('admin/license-users/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), account, password });
 
-  const managerShow = async (res: Response, manager: accounts.Account, status = 200, errors: object = {}, values: object = {}) => {
+  const managerShow = async (
+    res: Response,
+    manager: accounts.Account,
+    status = 200,
+    errors: object = {},
+    values: object = {},
+  ) => {
     const [permissions, orderList, quotas, allowed, issuable, productList] = await Promise.all([
       managers.permissionsOf(ctx.db, manager.id),
       managers.ordersOf(ctx.db, manager.id),
@@ -39,27 +57,48 @@ export function adminPeopleController(ctx: AppContext) {
       policies.listIssuable(ctx.db),
       products.listActive(ctx.db),
     ]);
-    res.status(status).render('admin/managers/show', { title: manager.name, manager, permissions, allPermissions: PERMISSIONS, orders: orderList, quotas, allowed, issuable, products: productList, errors, values });
+    res.status(status).render('admin/managers/show', {
+      title: manager.name,
+      manager,
+      permissions,
+      allPermissions: PERMISSIONS,
+      orders: orderList,
+      quotas,
+      allowed,
+      issuable,
+      products: productList,
+      errors,
+      values,
+    });
   };
 
   /** An action of the manager's page (`req.account`): failures shown there, success flashed there. */
   const managerPage = (req: Request, res: Response, values?: object) =>
-    onPage(req, res, res.locals.paths.adminManager(req.account!.id), (errors) => managerShow(res, req.account!, 422, errors, values));
+    onPage(req, res, res.locals.paths.adminManager(req.account!.id), (errors) =>
+      managerShow(res, req.account!, 422, errors, values),
+    );
 
-  const managerNew = (req: Request, res: Response, status: number, values: object, errors: object) => res.status(status).render('admin/managers/new', { title: req.t('admin.managers.new'), values, errors });
+  const managerNew = (req: Request, res: Response, status: number, values: object, errors: object) =>
+    res.status(status).render('admin/managers/new', { title: req.t('admin.managers.new'), values, errors });
 
   return {
     licenseUsers: listPage('end_user', 'admin/license-users/index', 'admin.licenseUsers.title'),
 
-    newLicenseUser: (req: Request, res: Response) => userNew(req, res, 200, { language: req.lang, credentials: 'email' }, {}),
+    newLicenseUser: (req: Request, res: Response) =>
+      userNew(req, res, 200, { language: req.lang, credentials: 'email' }, {}),
 
     async createLicenseUser(req: Request, res: Response) {
-      onFailure(res, { back: res.locals.paths.adminLicenseUsers(), rerender: (err) => userNew(req, res, 422, req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminLicenseUsers(),
+        rerender: (err) => userNew(req, res, 422, req.body, err.fieldErrors),
+      });
       const parsed = formData(licenseUserForm, req.body);
       const created = await users.createLicenseUser(ctx, req.actor, parsed);
       const account = (await accounts.findById(ctx.db, created.id))!;
       if (created.oneTimePassword) return showOneTimePassword(req, res, account, created.oneTimePassword);
-      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.invited', { email: account.email });
+      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.invited', {
+        email: account.email,
+      });
     },
 
     async licenseUser(req: Request, res: Response) {
@@ -74,7 +113,9 @@ export function adminPeopleController(ctx: AppContext) {
       if (!parsed.ok) return refuse(req, res, res.locals.paths.adminLicenseUser(account.id), 'validation.choice');
       const password = await users.resetEndUserPassword(ctx, req.actor, account.id, parsed.data.credentials);
       if (password) return showOneTimePassword(req, res, account, password);
-      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.linkSent', { email: account.email });
+      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.linkSent', {
+        email: account.email,
+      });
     },
 
     managers: listPage('manager', 'admin/managers/index', 'admin.managers.title'),
@@ -82,7 +123,10 @@ export function adminPeopleController(ctx: AppContext) {
     newManager: (req: Request, res: Response) => managerNew(req, res, 200, { language: req.lang }, {}),
 
     async inviteManager(req: Request, res: Response) {
-      onFailure(res, { back: res.locals.paths.adminManagers(), rerender: (err) => managerNew(req, res, 422, req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminManagers(),
+        rerender: (err) => managerNew(req, res, 422, req.body, err.fieldErrors),
+      });
       const parsed = formData(managerInviteForm, req.body);
       const managerId = await service.inviteManager(ctx, req.actor, parsed);
       done(req, res, res.locals.paths.adminManager(managerId), 'admin.managers.invited', { email: parsed.email });
@@ -104,13 +148,23 @@ export function adminPeopleController(ctx: AppContext) {
 
     async setPermissions(req: Request, res: Response) {
       const saved = managerPage(req, res);
-      await service.setManagerPermissions(ctx, req.actor, req.account!.id, formData(permissionsForm, req.body).permissions);
+      await service.setManagerPermissions(
+        ctx,
+        req.actor,
+        req.account!.id,
+        formData(permissionsForm, req.body).permissions,
+      );
       saved('admin.managers.permissionsSaved');
     },
 
     async assignOrder(req: Request, res: Response) {
       const saved = managerPage(req, res, req.body);
-      await service.assignManagerToOrder(ctx, req.actor, req.account!.id, formData(assignOrderForm, req.body).order_ref);
+      await service.assignManagerToOrder(
+        ctx,
+        req.actor,
+        req.account!.id,
+        formData(assignOrderForm, req.body).order_ref,
+      );
       saved('admin.managers.orderAssigned');
     },
 
@@ -140,11 +194,24 @@ export function adminPeopleController(ctx: AppContext) {
     },
 
     async defaults(req: Request, res: Response) {
-      res.render('admin/managers/defaults', { title: req.t('admin.managers.defaultsTitle'), permissions: await managers.defaultPermissions(ctx.db), allPermissions: PERMISSIONS, errors: {} });
+      res.render('admin/managers/defaults', {
+        title: req.t('admin.managers.defaultsTitle'),
+        permissions: await managers.defaultPermissions(ctx.db),
+        allPermissions: PERMISSIONS,
+        errors: {},
+      });
     },
 
     async saveDefaults(req: Request, res: Response) {
-      onFailure(res, { rerender: (err) => res.status(422).render('admin/managers/defaults', { title: req.t('admin.managers.defaultsTitle'), permissions: [], allPermissions: PERMISSIONS, errors: err.fieldErrors }) });
+      onFailure(res, {
+        rerender: (err) =>
+          res.status(422).render('admin/managers/defaults', {
+            title: req.t('admin.managers.defaultsTitle'),
+            permissions: [],
+            allPermissions: PERMISSIONS,
+            errors: err.fieldErrors,
+          }),
+      });
       const parsed = formData(permissionsForm, req.body);
       await service.setDefaultPermissionSet(ctx, req.actor, parsed.permissions);
       done(req, res, res.locals.paths.adminManagerDefaults(), 'admin.managers.defaultsSaved');

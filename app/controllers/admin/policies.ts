@@ -10,9 +10,23 @@ import { done, refuse, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminPoliciesController(ctx: AppContext) {
-  const render = async (req: Request, res: Response, status: number, product: products.Product, policy: policies.Policy | null, values: Record<string, unknown>, errors: object) => {
+  interface PolicyPage {
+    status: number;
+    product: products.Product;
+    policy: policies.Policy | null;
+    values: Record<string, unknown>;
+    errors?: object;
+  }
+  const render = async (req: Request, res: Response, { status, product, policy, values, errors = {} }: PolicyPage) => {
     const features = await products.listFeatures(ctx.db, product.id);
-    res.status(status).render(policy ? 'admin/policies/edit' : 'admin/policies/new', { title: req.t(policy ? 'admin.policies.edit' : 'admin.policies.new'), product, policy, features, values, errors });
+    res.status(status).render(policy ? 'admin/policies/edit' : 'admin/policies/new', {
+      title: req.t(policy ? 'admin.policies.edit' : 'admin.policies.new'),
+      product,
+      policy,
+      features,
+      values,
+      errors,
+    });
   };
 
   /** Parses the form into service input, or re-renders it with 422. */
@@ -21,10 +35,21 @@ export function adminPoliciesController(ctx: AppContext) {
     const ids = form.ok ? form.data.features : [];
     const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
     if (!form.ok || Object.keys(limitErrors).length) {
-      await render(req, res, 422, product, policy, { ...req.body, features: [].concat(req.body?.features ?? []).map(Number) }, { ...(form.ok ? {} : form.errors), ...limitErrors });
+      await render(req, res, {
+        status: 422,
+        product,
+        policy,
+        values: { ...req.body, features: [].concat(req.body?.features ?? []).map(Number) },
+        errors: { ...(form.ok ? {} : form.errors), ...limitErrors },
+      });
       return undefined;
     }
-    return { name: form.data.name, isDefault: form.data.is_default, entitlements: toEntitlements(form.data), features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })) };
+    return {
+      name: form.data.name,
+      isDefault: form.data.is_default,
+      entitlements: toEntitlements(form.data),
+      features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })),
+    };
   };
 
   const valuesOf = (p: policies.Policy, features: policies.PolicyFeature[]) => ({
@@ -38,7 +63,12 @@ export function adminPoliciesController(ctx: AppContext) {
   return {
     async new(req: Request, res: Response) {
       const product = req.product!;
-      await render(req, res, 200, product, null, { ...entitlementValues(DEFAULT_ENTITLEMENTS), features: [] }, {});
+      await render(req, res, {
+        status: 200,
+        product,
+        policy: null,
+        values: { ...entitlementValues(DEFAULT_ENTITLEMENTS), features: [] },
+      });
     },
 
     async create(req: Request, res: Response) {
@@ -47,7 +77,8 @@ export function adminPoliciesController(ctx: AppContext) {
       if (!input) return;
       onFailure(res, {
         back: res.locals.paths.adminProduct(product.id),
-        rerender: ({ fieldErrors: errors }) => void render(req, res, 422, product, null, req.body, errors),
+        rerender: ({ fieldErrors: errors }) =>
+          void render(req, res, { status: 422, product, policy: null, values: req.body, errors }),
       });
       const policyId = await service.createPolicy(ctx, req.actor, product.id, input);
       done(req, res, res.locals.paths.adminPolicy(policyId), 'admin.policies.created');
@@ -55,15 +86,25 @@ export function adminPoliciesController(ctx: AppContext) {
 
     async show(req: Request, res: Response) {
       const policy = req.policy!;
-      const [product, features, policyFeatures] = await Promise.all([products.findById(ctx.db, policy.productId), products.listFeatures(ctx.db, policy.productId), policies.listFeatures(ctx.db, policy.id)]);
+      const [product, features, policyFeatures] = await Promise.all([
+        products.findById(ctx.db, policy.productId),
+        products.listFeatures(ctx.db, policy.productId),
+        policies.listFeatures(ctx.db, policy.id),
+      ]);
       res.render('admin/policies/show', { title: policy.name, policy, product, features, policyFeatures });
     },
 
     async edit(req: Request, res: Response) {
       const policy = req.policy!;
       const product = (await products.findById(ctx.db, policy.productId))!;
-      if (policy.airgapped) return refuse(req, res, res.locals.paths.adminPolicy(policy.id), 'policies.airgappedLocked');
-      await render(req, res, 200, product, policy, valuesOf(policy, await policies.listFeatures(ctx.db, policy.id)), {});
+      if (policy.airgapped)
+        return refuse(req, res, res.locals.paths.adminPolicy(policy.id), 'policies.airgappedLocked');
+      await render(req, res, {
+        status: 200,
+        product,
+        policy,
+        values: valuesOf(policy, await policies.listFeatures(ctx.db, policy.id)),
+      });
     },
 
     async update(req: Request, res: Response) {
@@ -74,7 +115,11 @@ export function adminPoliciesController(ctx: AppContext) {
       if (policy.airgapped) return refuse(req, res, back, 'policies.airgappedLocked');
       const input = await parse(req, res, product, policy);
       if (!input) return;
-      onFailure(res, { back, rerender: ({ fieldErrors: errors }) => void render(req, res, 422, product, policy, req.body, errors) });
+      onFailure(res, {
+        back,
+        rerender: ({ fieldErrors: errors }) =>
+          void render(req, res, { status: 422, product, policy, values: req.body, errors }),
+      });
       await service.updatePolicy(ctx, req.actor, policy.id, input);
       done(req, res, back, 'admin.policies.updated');
     },

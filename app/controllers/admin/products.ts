@@ -10,29 +10,74 @@ import { done, idParam, listQuery, orNotFound, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminProductsController(ctx: AppContext) {
-  const formView = (req: Request, res: Response, status: number, view: 'new' | 'edit', values: object, errors: object, product?: products.Product) =>
-    res.status(status).render(`admin/products/${view}`, { title: req.t(view === 'new' ? 'admin.products.new' : 'admin.products.edit'), values, errors, product });
+  interface FormPage {
+    status: number;
+    view: 'new' | 'edit';
+    values: object;
+    errors?: object;
+    product?: products.Product;
+  }
+  const formView = (req: Request, res: Response, { status, view, values, errors = {}, product }: FormPage) =>
+    res.status(status).render(`admin/products/${view}`, {
+      title: req.t(view === 'new' ? 'admin.products.new' : 'admin.products.edit'),
+      values,
+      errors,
+      product,
+    });
 
-  const showView = async (res: Response, product: products.Product, status = 200, featureValues: object = {}, featureErrors: object = {}) => {
-    const [features, productPolicies] = await Promise.all([products.listFeatures(ctx.db, product.id), policies.listForProduct(ctx.db, product.id)]);
-    res.status(status).render('admin/products/show', { title: product.name, product, features, policies: productPolicies, featureValues, featureErrors, hasLicenses: await products.hasLicenses(ctx.db, product.id) });
+  const showView = async (
+    res: Response,
+    product: products.Product,
+    status = 200,
+    featureValues: object = {},
+    featureErrors: object = {},
+  ) => {
+    const [features, productPolicies] = await Promise.all([
+      products.listFeatures(ctx.db, product.id),
+      policies.listForProduct(ctx.db, product.id),
+    ]);
+    res.status(status).render('admin/products/show', {
+      title: product.name,
+      product,
+      features,
+      policies: productPolicies,
+      featureValues,
+      featureErrors,
+      hasLicenses: await products.hasLicenses(ctx.db, product.id),
+    });
   };
 
   return {
     async index(req: Request, res: Response) {
       const query = listQuery(req, ['q', 'archived']);
-      const filter = { q: query.q, archived: query.archived === 'yes' ? true : query.archived === 'all' ? undefined : false };
+      const filter = {
+        q: query.q,
+        archived: query.archived === 'yes' ? true : query.archived === 'all' ? undefined : false,
+      };
       const { page, limit, offset } = pageFrom(req.query);
-      const [rows, total] = await Promise.all([products.list(ctx.db, filter, limit, offset), products.count(ctx.db, filter)]);
-      res.render('admin/products/index', { title: req.t('admin.products.title'), products: rows, query, page, pages: pageCount(total), total });
+      const [rows, total] = await Promise.all([
+        products.list(ctx.db, filter, limit, offset),
+        products.count(ctx.db, filter),
+      ]);
+      res.render('admin/products/index', {
+        title: req.t('admin.products.title'),
+        products: rows,
+        query,
+        page,
+        pages: pageCount(total),
+        total,
+      });
     },
 
     new(req: Request, res: Response) {
-      formView(req, res, 200, 'new', { authorization_method: 'key' }, {});
+      formView(req, res, { status: 200, view: 'new', values: { authorization_method: 'key' } });
     },
 
     async create(req: Request, res: Response) {
-      onFailure(res, { back: res.locals.paths.adminProducts(), rerender: (err) => formView(req, res, 422, 'new', req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminProducts(),
+        rerender: (err) => formView(req, res, { status: 422, view: 'new', values: req.body, errors: err.fieldErrors }),
+      });
       const form = formData(productCreateForm, req.body);
       const productId = await service.createProduct(ctx, req.actor, form);
       done(req, res, res.locals.paths.adminProduct(productId), 'admin.products.created');
@@ -44,12 +89,25 @@ export function adminProductsController(ctx: AppContext) {
 
     async edit(req: Request, res: Response) {
       const product = req.product!;
-      formView(req, res, 200, 'edit', { name: product.name, description: product.description, authorization_method: product.authorizationMethod }, {}, product);
+      formView(req, res, {
+        status: 200,
+        view: 'edit',
+        values: {
+          name: product.name,
+          description: product.description,
+          authorization_method: product.authorizationMethod,
+        },
+        product,
+      });
     },
 
     async update(req: Request, res: Response) {
       const product = req.product!;
-      onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: (err) => formView(req, res, 422, 'edit', req.body, err.fieldErrors, product) });
+      onFailure(res, {
+        back: res.locals.paths.adminProduct(product.id),
+        rerender: (err) =>
+          formView(req, res, { status: 422, view: 'edit', values: req.body, errors: err.fieldErrors, product }),
+      });
       const form = formData(productUpdateForm, req.body);
       await service.updateProduct(ctx, req.actor, product.id, form);
       done(req, res, res.locals.paths.adminProduct(product.id), 'admin.products.updated');
@@ -75,7 +133,10 @@ export function adminProductsController(ctx: AppContext) {
 
     async createFeature(req: Request, res: Response) {
       const product = req.product!;
-      onFailure(res, { back: res.locals.paths.adminProduct(product.id), rerender: (err) => showView(res, product, 422, req.body, err.fieldErrors) });
+      onFailure(res, {
+        back: res.locals.paths.adminProduct(product.id),
+        rerender: (err) => showView(res, product, 422, req.body, err.fieldErrors),
+      });
       const form = formData(featureCreateForm, req.body);
       await service.addFeature(ctx, req.actor, product.id, form);
       done(req, res, res.locals.paths.adminProduct(product.id), 'admin.features.created');

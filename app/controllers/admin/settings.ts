@@ -20,7 +20,13 @@ const valuesOf = (s: Settings) => ({
 export function adminSettingsController(ctx: AppContext) {
   const defaults = settingDefaults(ctx.config.defaultLanguage);
   const render = async (req: Request, res: Response, status: number, values: object, errors: object) =>
-    res.status(status).render('admin/settings/show', { title: req.t('admin.settings.title'), values, errors, legacyAirgap: await devices.listLegacyAirgap(ctx.db, 100), legacyAirgapCount: await devices.countLegacyAirgap(ctx.db) });
+    res.status(status).render('admin/settings/show', {
+      title: req.t('admin.settings.title'),
+      values,
+      errors,
+      legacyAirgap: await devices.listLegacyAirgap(ctx.db, 100),
+      legacyAirgapCount: await devices.countLegacyAirgap(ctx.db),
+    });
 
   return {
     async show(req: Request, res: Response) {

@@ -9,7 +9,13 @@ import { onFailure } from '../../middleware/errors.ts';
 /** Sign-in throttles: look up the counters of an e-mail address and/or a client address, and clear them. */
 export function adminThrottlesController(ctx: AppContext) {
   const render = (req: Request, res: Response, status: number, values: object, extra: object = {}) =>
-    res.status(status).render('admin/throttles/show', { title: req.t('admin.throttles.title'), values, errors: {}, states: null, ...extra });
+    res.status(status).render('admin/throttles/show', {
+      title: req.t('admin.throttles.title'),
+      values,
+      errors: {},
+      states: null,
+      ...extra,
+    });
 
   return {
     async show(req: Request, res: Response) {
@@ -23,7 +29,9 @@ export function adminThrottlesController(ctx: AppContext) {
       onFailure(res, { rerender: (err) => render(req, res, 422, req.body, { errors: err.fieldErrors }) });
       const form = formData(throttleLookupForm, req.body);
       await throttles.clear(ctx, req.actor, form);
-      const query = new URLSearchParams(Object.entries(form).filter(([, v]) => v !== null) as [string, string][]).toString();
+      const query = new URLSearchParams(
+        Object.entries(form).filter(([, v]) => v !== null) as [string, string][],
+      ).toString();
       done(req, res, `${res.locals.paths.adminThrottles()}?${query}`, 'admin.throttles.cleared');
     },
   };

@@ -23,10 +23,12 @@ export function loadPermissions(ctx: AppContext): RequestHandler {
 }
 
 /** Manager pages: end users get 404 (the page does not exist for them). */
-export const managersOnly: RequestHandler = (req, _res, next) => (req.user && req.user.role !== 'end_user' ? next() : next(notFound()));
+export const managersOnly: RequestHandler = (req, _res, next) =>
+  req.user && req.user.role !== 'end_user' ? next() : next(notFound());
 
 /** End-user pages: everyone else gets 404. */
-export const endUsersOnly: RequestHandler = (req, _res, next) => (req.user?.role === 'end_user' ? next() : next(notFound()));
+export const endUsersOnly: RequestHandler = (req, _res, next) =>
+  req.user?.role === 'end_user' ? next() : next(notFound());
 
 /** Everything a portal action loads goes through the account's order scope: outside it is 404. */
 export function scoped(ctx: AppContext) {
@@ -35,7 +37,10 @@ export function scoped(ctx: AppContext) {
     scope,
     orderIds: (req: Request) => scope(req).select('orders.id'),
     order: async (req: Request, param = 'id') => orNotFound(await orders.findInScope(scope(req), idParam(req, param))),
-    license: async (req: Request, param = 'id') => orNotFound(await licenses.findInOrders(ctx.db, scope(req).select('orders.id'), idParam(req, param), ctx.clock.now())),
+    license: async (req: Request, param = 'id') =>
+      orNotFound(
+        await licenses.findInOrders(ctx.db, scope(req).select('orders.id'), idParam(req, param), ctx.clock.now()),
+      ),
   };
 }
 
@@ -45,18 +50,30 @@ export function scoped(ctx: AppContext) {
  */
 export function portalLoaders(ctx: AppContext) {
   const load = scoped(ctx);
-  const loader = (run: (req: Request) => Promise<void>): RequestHandler => async (req, _res, next) => {
-    await run(req);
-    next();
-  };
+  const loader =
+    (run: (req: Request) => Promise<void>): RequestHandler =>
+    async (req, _res, next) => {
+      await run(req);
+      next();
+    };
   return {
-    order: loader(async (req) => void (req.order = await load.order(req))),
-    license: loader(async (req) => void (req.license = await load.license(req))),
-    device: loader(async (req) => void (req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId'))))),
+    order: loader(async (req) => {
+      req.order = await load.order(req);
+    }),
+    license: loader(async (req) => {
+      req.license = await load.license(req);
+    }),
+    device: loader(async (req) => {
+      req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId')));
+    }),
     /** `:accountId`, a user of this license whom the account owns (docs/decisions.md, "Account ownership"), or 404. */
     licenseUser: loader(async (req) => {
       const accountId = idParam(req, 'accountId');
-      if (!(await licenseUsers.find(ctx.db, req.license!.id, accountId)) || !(await ownsEndUser(ctx.db, req.user!, accountId))) throw notFound();
+      if (
+        !(await licenseUsers.find(ctx.db, req.license!.id, accountId)) ||
+        !(await ownsEndUser(ctx.db, req.user!, accountId))
+      )
+        throw notFound();
     }),
   };
 }

@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import * as licenseUsers from '../../models/license-users.ts';
 import type { AppContext } from '../../app.ts';
-import * as licenses from '../../models/licenses.ts';
+import type * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
 import * as accounts from '../../models/accounts.ts';
 import { formData } from '../../forms/parse.ts';
@@ -24,23 +24,60 @@ export function transfersLeft(l: licenses.License): number | null {
 }
 
 export function portalLicensesController(ctx: AppContext) {
-
   /** The license's users, each marked whether the viewer owns the account (only then are its actions shown), and its pending invitations. */
   const userRows = async (req: Request, licenseId: number) => {
-    const [users, invited] = await Promise.all([licenseUsers.usersOfLicense(ctx.db, licenseId), licenseUsers.invitedToLicense(ctx.db, licenseId, ctx.clock.now())]);
-    const owned = await ownedEndUsers(ctx.db, req.user!, users.map((u) => u.id));
+    const [users, invited] = await Promise.all([
+      licenseUsers.usersOfLicense(ctx.db, licenseId),
+      licenseUsers.invitedToLicense(ctx.db, licenseId, ctx.clock.now()),
+    ]);
+    const owned = await ownedEndUsers(
+      ctx.db,
+      req.user!,
+      users.map((u) => u.id),
+    );
     return { users: users.map((u) => ({ ...u, owned: owned.has(u.id) })), invited };
   };
 
-  const showPage = async (req: Request, res: Response, license: licenses.License, status = 200, userValues: object = {}, userErrors: object = {}) => {
-    const [deviceList, history, { users: userList, invited }] = await Promise.all([devices.listForLicense(ctx.db, license.id), devices.listHistory(ctx.db, license.id), userRows(req, license.id)]);
-    res.status(status).render('portal/licenses/show', { title: license.licenseKey ?? license.productName, license, devices: deviceList, history, users: userList, invited, userValues, userErrors, can: req.permissions, actions: (d: devices.Device) => deviceActions(license, d, req.permissions), transfersLeft: transfersLeft(license) });
+  const showPage = async (
+    req: Request,
+    res: Response,
+    license: licenses.License,
+    status = 200,
+    userValues: object = {},
+    userErrors: object = {},
+  ) => {
+    const [deviceList, history, { users: userList, invited }] = await Promise.all([
+      devices.listForLicense(ctx.db, license.id),
+      devices.listHistory(ctx.db, license.id),
+      userRows(req, license.id),
+    ]);
+    res.status(status).render('portal/licenses/show', {
+      title: license.licenseKey ?? license.productName,
+      license,
+      devices: deviceList,
+      history,
+      users: userList,
+      invited,
+      userValues,
+      userErrors,
+      can: req.permissions,
+      actions: (d: devices.Device) => deviceActions(license, d, req.permissions),
+      transfersLeft: transfersLeft(license),
+    });
   };
 
   const token = (req: Request) => String(req.params.token ?? '');
-  const invitationGone = (req: Request, res: Response) => res.status(410).set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation-gone', { title: req.t('ownership.accept.title') });
+  const invitationGone = (req: Request, res: Response) =>
+    res
+      .status(410)
+      .set('Referrer-Policy', 'no-referrer')
+      .render('portal/licenses/invitation-gone', { title: req.t('ownership.accept.title') });
 
-  const shared = licenseActions(ctx, { pageOf: (res, id) => res.locals.paths.portalLicense(id), show: showPage, messages: { deviceReset: 'portal.transfer.done' } });
+  const shared = licenseActions(ctx, {
+    pageOf: (res, id) => res.locals.paths.portalLicense(id),
+    show: showPage,
+    messages: { deviceReset: 'portal.transfer.done' },
+  });
   const { licenseForm, back } = shared;
 
   return {
@@ -55,12 +92,23 @@ export function portalLicensesController(ctx: AppContext) {
 
     /** The "move to another machine" page: what a device reset does and how many transfers remain. */
     async confirmResetDevice(req: Request, res: Response) {
-      res.render('portal/licenses/reset-device', { title: req.t('portal.transfer.title'), license: req.license!, device: req.device!, transfersLeft: transfersLeft(req.license!) });
+      res.render('portal/licenses/reset-device', {
+        title: req.t('portal.transfer.title'),
+        license: req.license!,
+        device: req.device!,
+        transfersLeft: transfersLeft(req.license!),
+      });
     },
 
     async borrow(req: Request, res: Response) {
       licenseForm(req, res, (errors) => ({ errors: { [`hours_${req.device!.id}`]: errors.hours! } }));
-      const until = await borrowDevice(ctx, req.actor, req.license!, req.device!.id, formData(borrowForm, req.body).hours);
+      const until = await borrowDevice(
+        ctx,
+        req.actor,
+        req.license!,
+        req.device!.id,
+        formData(borrowForm, req.body).hours,
+      );
       back(req, res, 'portal.licenses.borrowed', { date: until.toISOString().slice(0, 16).replace('T', ' ') });
     },
 
@@ -73,7 +121,11 @@ export function portalLicensesController(ctx: AppContext) {
     async showInvitation(req: Request, res: Response) {
       const invitation = await users.invitationForToken(ctx, token(req));
       if (!invitation) return invitationGone(req, res);
-      res.set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation', { title: req.t('ownership.accept.title'), invitation, token: token(req) });
+      res.set('Referrer-Policy', 'no-referrer').render('portal/licenses/invitation', {
+        title: req.t('ownership.accept.title'),
+        invitation,
+        token: token(req),
+      });
     },
 
     async acceptInvitation(req: Request, res: Response) {
@@ -86,9 +138,21 @@ export function portalLicensesController(ctx: AppContext) {
     async userPassword(req: Request, res: Response) {
       const accountId = idParam(req, 'accountId');
       licenseForm(req, res);
-      const password = await users.resetEndUserPassword(ctx, req.actor, accountId, formData(credentialsForm, req.body).credentials, req.user!);
+      const password = await users.resetEndUserPassword(
+        ctx,
+        req.actor,
+        accountId,
+        formData(credentialsForm, req.body).credentials,
+        req.user!,
+      );
       const account = (await accounts.findById(ctx.db, accountId))!;
-      if (password) return res.set('Cache-Control', 'no-store').render('portal/licenses/password', { title: req.t('admin.licenseUsers.oneTimeTitle'), license: req.license!, account, password });
+      if (password)
+        return res.set('Cache-Control', 'no-store').render('portal/licenses/password', {
+          title: req.t('admin.licenseUsers.oneTimeTitle'),
+          license: req.license!,
+          account,
+          password,
+        });
       back(req, res, 'admin.licenseUsers.linkSent', { email: account.email });
     },
   };

@@ -6,11 +6,25 @@ import * as customers from '../../models/customers.ts';
 import * as managers from '../../models/managers.ts';
 import * as products from '../../models/products.ts';
 import { formData, parseForm } from '../../forms/parse.ts';
-import { addManagerForm, bundleLines, customerForm, dispatchForm, portalIssueForm, portalOrderForm, BUNDLE_LINES } from '../../forms/portal.ts';
+import {
+  addManagerForm,
+  bundleLines,
+  customerForm,
+  dispatchForm,
+  portalIssueForm,
+  portalOrderForm,
+  BUNDLE_LINES,
+} from '../../forms/portal.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { writeCsv } from '../../lib/csv.ts';
 import { issuableFor } from '../../policies/portal.ts';
-import { addOrderManager, createOrderAsManager, customersInScope, issueAndInvite, removeOrderManager } from '../../services/portal.ts';
+import {
+  addOrderManager,
+  createOrderAsManager,
+  customersInScope,
+  issueAndInvite,
+  removeOrderManager,
+} from '../../services/portal.ts';
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
@@ -22,7 +36,18 @@ import { onFailure } from '../../middleware/errors.ts';
 export function portalOrdersController(ctx: AppContext) {
   const load = scoped(ctx);
 
-  const showPage = async (req: Request, res: Response, order: orders.Order, status = 200, issueValues: object = {}, issueErrors: object = {}, managerErrors: object = {}) => {
+  interface OrderPage {
+    status?: number;
+    issueValues?: object;
+    issueErrors?: object;
+    managerErrors?: object;
+  }
+  const showPage = async (
+    req: Request,
+    res: Response,
+    order: orders.Order,
+    { status = 200, issueValues = {}, issueErrors = {}, managerErrors = {} }: OrderPage = {},
+  ) => {
     const now = ctx.clock.now();
     const query = listQuery(req, ['status', 'product', 'key', 'user']);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
@@ -36,7 +61,23 @@ export function portalOrdersController(ctx: AppContext) {
       req.user!.role === 'manager' ? managers.quotasOf(ctx.db, req.user!.id) : Promise.resolve([]),
       products.listActive(ctx.db),
     ]);
-    res.status(status).render('portal/orders/show', { title: order.orderRef, order, licenses: rows, total, page, pages: pageCount(total), query, managers: orderManagers, issuable, quotas, products: productList, issueValues, issueErrors, managerErrors, can: req.permissions });
+    res.status(status).render('portal/orders/show', {
+      title: order.orderRef,
+      order,
+      licenses: rows,
+      total,
+      page,
+      pages: pageCount(total),
+      query,
+      managers: orderManagers,
+      issuable,
+      quotas,
+      products: productList,
+      issueValues,
+      issueErrors,
+      managerErrors,
+      can: req.permissions,
+    });
   };
 
   /**
@@ -44,53 +85,109 @@ export function portalOrdersController(ctx: AppContext) {
    * messages placed by `place` (the issue form's or the managers form's); a refused change flashes
    * why and goes back to the page.
    */
-  const orderForm = (req: Request, res: Response, place: (errors: Record<string, string>) => { issueValues?: object; issueErrors?: object; managerErrors?: object } = () => ({})) =>
+  const orderForm = (
+    req: Request,
+    res: Response,
+    place: (errors: Record<string, string>) => {
+      issueValues?: object;
+      issueErrors?: object;
+      managerErrors?: object;
+    } = () => ({}),
+  ) =>
     onFailure(res, {
       back: res.locals.paths.portalOrder(req.order!.id),
       rerender: (err) => {
         const p = place(err.fieldErrors);
-        return showPage(req, res, req.order!, 422, p.issueValues ?? {}, p.issueErrors ?? {}, p.managerErrors ?? {});
+        return showPage(req, res, req.order!, { status: 422, ...p });
       },
     });
-  const back = (req: Request, res: Response, messageKey: string, vars: Record<string, unknown> = {}) => done(req, res, res.locals.paths.portalOrder(req.order!.id), messageKey, vars);
+  const back = (req: Request, res: Response, messageKey: string, vars: Record<string, unknown> = {}) =>
+    done(req, res, res.locals.paths.portalOrder(req.order!.id), messageKey, vars);
 
   const customerPage = (req: Request, res: Response, status: number, values: object, errors: object = {}) =>
-    res.status(status).render('portal/orders/customer', { title: req.t('portal.orders.editCustomer'), order: req.order!, values, errors });
+    res.status(status).render('portal/orders/customer', {
+      title: req.t('portal.orders.editCustomer'),
+      order: req.order!,
+      values,
+      errors,
+    });
 
   /** The dispatch page (the order's licenses that have a key, at most 500). */
-  const dispatchPage = async (req: Request, res: Response, status: number, extra: { errors?: object; values?: object; csvVars?: object } = {}) => {
+  const dispatchPage = async (
+    req: Request,
+    res: Response,
+    status: number,
+    extra: { errors?: object; values?: object; csvVars?: object } = {},
+  ) => {
     const rows = await licenses.list(ctx.db, { orderId: req.order!.id }, ctx.clock.now(), 500, 0);
-    res.status(status).render('portal/orders/dispatch', { title: req.t('portal.dispatch.title'), order: req.order!, licenses: rows.filter((l) => l.licenseKey), errors: {}, values: {}, ...extra });
+    res.status(status).render('portal/orders/dispatch', {
+      title: req.t('portal.dispatch.title'),
+      order: req.order!,
+      licenses: rows.filter((l) => l.licenseKey),
+      errors: {},
+      values: {},
+      ...extra,
+    });
   };
 
-  const newOrderPage = async (req: Request, res: Response, bundle: boolean, status = 200, values: Record<string, unknown> = {}, errors: object = {}) => {
-    const [customerList, issuable] = await Promise.all([customersInScope(ctx.db, load.orderIds(req)), issuableFor(ctx.db, req.user!)]);
-    res.status(status).render('portal/orders/new', { title: req.t(bundle ? 'portal.orders.newBundle' : 'portal.orders.new'), bundle, customers: customerList, issuable, lines: BUNDLE_LINES, values: { customer_choice: customerList.length ? 'existing' : 'new', kind: 'company', ...values }, errors });
+  const newOrderPage = async (
+    req: Request,
+    res: Response,
+    bundle: boolean,
+    status = 200,
+    values: Record<string, unknown> = {},
+    errors: object = {},
+  ) => {
+    const [customerList, issuable] = await Promise.all([
+      customersInScope(ctx.db, load.orderIds(req)),
+      issuableFor(ctx.db, req.user!),
+    ]);
+    res.status(status).render('portal/orders/new', {
+      title: req.t(bundle ? 'portal.orders.newBundle' : 'portal.orders.new'),
+      bundle,
+      customers: customerList,
+      issuable,
+      lines: BUNDLE_LINES,
+      values: { customer_choice: customerList.length ? 'existing' : 'new', kind: 'company', ...values },
+      errors,
+    });
   };
 
   const createOrder = (bundle: boolean) => async (req: Request, res: Response) => {
     const form = parseForm(portalOrderForm, req.body);
     const customer = req.body?.customer_choice === 'new' ? parseForm(customerForm, req.body) : null;
     const lines = bundle ? bundleLines(req.body ?? {}) : { lines: [], errors: {} };
-    const errors = { ...(form.ok ? {} : form.errors), ...(customer && !customer.ok ? customer.errors : {}), ...lines.errors };
-    if (!form.ok || (customer && !customer.ok) || Object.keys(lines.errors).length) return newOrderPage(req, res, bundle, 422, req.body, errors);
+    const errors = {
+      ...(form.ok ? {} : form.errors),
+      ...(customer && !customer.ok ? customer.errors : {}),
+      ...lines.errors,
+    };
+    if (!form.ok || (customer && !customer.ok) || Object.keys(lines.errors).length)
+      return newOrderPage(req, res, bundle, 422, req.body, errors);
     let customerId: number | null = null;
     if (form.data.customer_choice === 'existing') {
       const inScope = await customersInScope(ctx.db, load.orderIds(req));
-      if (!inScope.some((c) => c.id === form.data.customer_id)) return newOrderPage(req, res, bundle, 422, req.body, { customer_id: 'validation.choice' });
+      if (!inScope.some((c) => c.id === form.data.customer_id))
+        return newOrderPage(req, res, bundle, 422, req.body, { customer_id: 'validation.choice' });
       customerId = form.data.customer_id;
     }
     const invited: Placement[] = [];
     const input = {
       customerId,
       customer: customer?.ok ? customer.data : null,
-      order: { order_ref: form.data.order_ref, reference: form.data.reference, is_test: form.data.is_test, is_trial: form.data.is_trial },
+      order: {
+        order_ref: form.data.order_ref,
+        reference: form.data.reference,
+        is_test: form.data.is_test,
+        is_trial: form.data.is_trial,
+      },
       lines: lines.lines.map((l) => ({ policyId: l.policyId, quantity: l.quantity ?? undefined, emails: l.emails })),
     };
     onFailure(res, {
       back: res.locals.paths.portalOrders(),
       // A refused bundle line (quota, policy) is reported for the whole form: nothing was created.
-      rerender: ({ fieldErrors: fieldErrors }) => void newOrderPage(req, res, bundle, 422, req.body, { ...fieldErrors, _form: Object.values(fieldErrors)[0]! }),
+      rerender: ({ fieldErrors }) =>
+        void newOrderPage(req, res, bundle, 422, req.body, { ...fieldErrors, _form: Object.values(fieldErrors)[0]! }),
     });
     const orderId = await createOrderAsManager(ctx, req.actor, req.user!, input, invited);
     await mailPlacements(ctx, invited);
@@ -102,8 +199,19 @@ export function portalOrdersController(ctx: AppContext) {
       const query = listQuery(req, ['q']);
       const { page, limit, offset } = pageFrom(req.query);
       const scope = load.scope(req);
-      const [rows, total] = await Promise.all([orders.listSummaries(scope, limit, offset, { q: query.q }), orders.countInScope(scope, { q: query.q })]);
-      res.render('portal/orders/index', { title: req.t('portal.orders.title'), orders: rows, query, page, pages: pageCount(total), total, can: req.permissions });
+      const [rows, total] = await Promise.all([
+        orders.listSummaries(scope, limit, offset, { q: query.q }),
+        orders.countInScope(scope, { q: query.q }),
+      ]);
+      res.render('portal/orders/index', {
+        title: req.t('portal.orders.title'),
+        orders: rows,
+        query,
+        page,
+        pages: pageCount(total),
+        total,
+        can: req.permissions,
+      });
     },
 
     show: async (req: Request, res: Response) => showPage(req, res, req.order!),
@@ -121,7 +229,11 @@ export function portalOrdersController(ctx: AppContext) {
     async issue(req: Request, res: Response) {
       orderForm(req, res, (errors) => ({ issueValues: req.body, issueErrors: errors }));
       const form = formData(portalIssueForm, req.body);
-      const issued = await issueAndInvite(ctx, req.actor, req.user!, req.order!.id, { policyId: form.policy_id, quantity: form.quantity ?? undefined, emails: form.emails });
+      const issued = await issueAndInvite(ctx, req.actor, req.user!, req.order!.id, {
+        policyId: form.policy_id,
+        quantity: form.quantity ?? undefined,
+        emails: form.emails,
+      });
       back(req, res, 'admin.orders.issued', { count: issued.licenseIds.length });
     },
 
@@ -139,7 +251,15 @@ export function portalOrdersController(ctx: AppContext) {
 
     async editCustomer(req: Request, res: Response) {
       const c = (await customers.findById(ctx.db, req.order!.customerId))!;
-      customerPage(req, res, 200, { kind: c.kind, name: c.name, contact_name: c.contactName, email: c.email, phone: c.phone, address: c.address, reference: c.reference });
+      customerPage(req, res, 200, {
+        kind: c.kind,
+        name: c.name,
+        contact_name: c.contactName,
+        email: c.email,
+        phone: c.phone,
+        address: c.address,
+        reference: c.reference,
+      });
     },
 
     async updateCustomer(req: Request, res: Response) {
@@ -151,7 +271,11 @@ export function portalOrdersController(ctx: AppContext) {
     /** The order's licenses as CSV, streamed in batches. */
     async exportCsv(req: Request, res: Response) {
       const order = req.order!;
-      res.set({ 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': `attachment; filename="order-${order.orderRef.replace(/[^\w.-]/g, '_')}-licenses.csv"`, 'Cache-Control': 'no-store' });
+      res.set({
+        'Content-Type': 'text/csv; charset=utf-8',
+        'Content-Disposition': `attachment; filename="order-${order.orderRef.replace(/[^\w.-]/g, '_')}-licenses.csv"`,
+        'Cache-Control': 'no-store',
+      });
       await writeCsv(res, EXPORT_HEADER, exportBatches(ctx.db, order.id, ctx.clock.now()));
       res.end();
     },
@@ -160,17 +284,28 @@ export function portalOrdersController(ctx: AppContext) {
 
     /** Dispatch from the form: an e-mail address per chosen license (email_<licenseId>). */
     async dispatch(req: Request, res: Response) {
-      onFailure(res, { back: res.locals.paths.portalOrder(req.order!.id), rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, values: req.body }) });
-      const sent = await dispatchLicenses(ctx, req.actor, req.order!.id, formData(dispatchForm, req.body ?? {}), req.lang);
+      onFailure(res, {
+        back: res.locals.paths.portalOrder(req.order!.id),
+        rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, values: req.body }),
+      });
+      const sent = await dispatchLicenses(
+        ctx,
+        req.actor,
+        req.order!.id,
+        formData(dispatchForm, req.body ?? {}),
+        req.lang,
+      );
       back(req, res, 'portal.dispatch.done', { count: sent });
     },
 
     /** Dispatch from an uploaded CSV of license key → e-mail. */
     async dispatchCsv(req: Request, res: Response) {
-      onFailure(res, { back: res.locals.paths.portalOrder(req.order!.id), rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, csvVars: err.vars }) });
+      onFailure(res, {
+        back: res.locals.paths.portalOrder(req.order!.id),
+        rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, csvVars: err.vars }),
+      });
       const sent = await dispatchFromCsv(ctx, req.actor, req.order!.id, req.file?.buffer, req.lang);
       back(req, res, 'portal.dispatch.done', { count: sent });
     },
   };
 }
-

@@ -24,15 +24,38 @@ export function portalHomeController(ctx: AppContext) {
 
   const myLicenses = async (accountId: number) => {
     const now = ctx.clock.now();
-    const [mine, active] = await Promise.all([licenses.listForLicenseUser(ctx.db, accountId, now), devices.activeForLicenseUser(ctx.db, accountId)]);
+    const [mine, active] = await Promise.all([
+      licenses.listForLicenseUser(ctx.db, accountId, now),
+      devices.activeForLicenseUser(ctx.db, accountId),
+    ]);
     return mine.map((l) => ({ ...l, devices: active.filter((d) => d.licenseId === l.id) }));
   };
 
-  const policyPage = async (req: Request, res: Response, status: number, values: Record<string, unknown>, errors: object) => {
-    const allowed = req.user!.role === 'admin' ? await products.listActive(ctx.db) : await ctx.db('products').whereIn('id', ctx.db('manager_quotas').where('account_id', req.user!.id).select('product_id')).where('archived', false).orderBy('name').select('id', 'name');
+  const policyPage = async (
+    req: Request,
+    res: Response,
+    status: number,
+    values: Record<string, unknown>,
+    errors: object,
+  ) => {
+    const allowed =
+      req.user!.role === 'admin'
+        ? await products.listActive(ctx.db)
+        : await ctx
+            .db('products')
+            .whereIn('id', ctx.db('manager_quotas').where('account_id', req.user!.id).select('product_id'))
+            .where('archived', false)
+            .orderBy('name')
+            .select('id', 'name');
     const productId = Number(values.product_id ?? allowed[0]?.id ?? 0);
     const features = productId ? await products.listFeatures(ctx.db, productId) : [];
-    res.status(status).render('portal/policies/new', { title: req.t('admin.policies.new'), products: allowed, features, values: { product_id: productId, ...values }, errors });
+    res.status(status).render('portal/policies/new', {
+      title: req.t('admin.policies.new'),
+      products: allowed,
+      features,
+      values: { product_id: productId, ...values },
+      errors,
+    });
   };
 
   return {
@@ -41,7 +64,14 @@ export function portalHomeController(ctx: AppContext) {
       const now = ctx.clock.now();
       if (account.role === 'end_user') {
         const enabled = (await settings()).endUserSelfService;
-        return res.render('portal/dashboard', { title: req.t('portal.dashboard.title'), selfService: enabled, myLicenses: enabled ? await myLicenses(account.id) : [], orders: [], counts: null, activity: [] });
+        return res.render('portal/dashboard', {
+          title: req.t('portal.dashboard.title'),
+          selfService: enabled,
+          myLicenses: enabled ? await myLicenses(account.id) : [],
+          orders: [],
+          counts: null,
+          activity: [],
+        });
       }
       const scope = scopeOrders(ctx.db, account);
       const [recentOrders, counts, activity] = await Promise.all([
@@ -49,7 +79,15 @@ export function portalHomeController(ctx: AppContext) {
         licenses.countByStatus(ctx.db, scope.clone().select('orders.id'), now),
         auditEvents.listForOrders(ctx.db, scope.clone().select('orders.id'), 10),
       ]);
-      res.render('portal/dashboard', { title: req.t('portal.dashboard.title'), orders: recentOrders, counts, activity, myLicenses: null, selfService: false, can: req.permissions });
+      res.render('portal/dashboard', {
+        title: req.t('portal.dashboard.title'),
+        orders: recentOrders,
+        counts,
+        activity,
+        myLicenses: null,
+        selfService: false,
+        can: req.permissions,
+      });
     },
 
     /** An end user releases one of their own devices: rate-limited per account, audited. */
@@ -64,7 +102,13 @@ export function portalHomeController(ctx: AppContext) {
     },
 
     async newPolicy(req: Request, res: Response) {
-      await policyPage(req, res, 200, { ...entitlementValues(DEFAULT_ENTITLEMENTS), product_id: req.query.product, features: [] }, {});
+      await policyPage(
+        req,
+        res,
+        200,
+        { ...entitlementValues(DEFAULT_ENTITLEMENTS), product_id: req.query.product, features: [] },
+        {},
+      );
     },
 
     async createPolicy(req: Request, res: Response) {
@@ -72,9 +116,22 @@ export function portalHomeController(ctx: AppContext) {
       const productId = /^\d{1,10}$/.test(String(req.body?.product_id ?? '')) ? Number(req.body.product_id) : 0;
       const ids = form.ok ? form.data.features : [];
       const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
-      if (!form.ok || !productId || Object.keys(limitErrors).length) return policyPage(req, res, 422, req.body, { ...(form.ok ? {} : form.errors), ...limitErrors, ...(productId ? {} : { product_id: 'validation.choice' }) });
-      const input = { name: form.data.name, isDefault: false, entitlements: toEntitlements(form.data), features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })) };
-      onFailure(res, { back: res.locals.paths.portal(), rerender: ({ fieldErrors: errors }) => void policyPage(req, res, 422, req.body, errors) });
+      if (!form.ok || !productId || Object.keys(limitErrors).length)
+        return policyPage(req, res, 422, req.body, {
+          ...(form.ok ? {} : form.errors),
+          ...limitErrors,
+          ...(productId ? {} : { product_id: 'validation.choice' }),
+        });
+      const input = {
+        name: form.data.name,
+        isDefault: false,
+        entitlements: toEntitlements(form.data),
+        features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })),
+      };
+      onFailure(res, {
+        back: res.locals.paths.portal(),
+        rerender: ({ fieldErrors: errors }) => void policyPage(req, res, 422, req.body, errors),
+      });
       await createPolicyAsManager(ctx, req.actor, req.user!, productId, input);
       done(req, res, res.locals.paths.portal(), 'admin.policies.created');
     },
