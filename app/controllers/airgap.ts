@@ -3,7 +3,7 @@ import QRCode from 'qrcode';
 import type { AppContext } from '../app.ts';
 import * as tokens from '../models/tokens.ts';
 import * as devices from '../models/devices.ts';
-import { RateLimiter } from '../lib/rate-limiter.ts';
+import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { notFound } from '../lib/errors.ts';
@@ -66,7 +66,7 @@ export function airgapController(ctx: AppContext) {
 
   /** Counted only for well-formed codes: a typo never costs an attempt. */
   const count = async (req: Request, licenseKey: string) => {
-    const client = req.ip ?? 'unknown';
+    const client = clientOf(req.ip);
     const license = normaliseLicenseKey(licenseKey);
     // In this order: an address over its own limits stops before it adds to the key's ceiling.
     for (const [key, rule] of [

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
-import { RateLimiter } from '../lib/rate-limiter.ts';
+import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { decodeEnvelope } from '../../sdk/src/envelope.ts';
 import { AppError } from '../lib/errors.ts';
 import { activateOnline, checkOnline, deactivateOnline } from '../services/online.ts';
@@ -27,7 +27,7 @@ export function apiController(ctx: AppContext) {
   const limit = async (req: Request, _res: Response, next: NextFunction) => {
     const license = licenseOf(req.body?.request);
     for (const [key, rule] of [
-      [RateLimiter.key('api', req.ip ?? 'unknown'), API_PER_CLIENT],
+      [RateLimiter.key('api', clientOf(req.ip)), API_PER_CLIENT],
       ...(license ? [[RateLimiter.key('api-license', license), API_PER_LICENSE] as const] : []),
     ] as const) {
       const state = await ctx.limiter.hit(key, rule);

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import type { NextFunction, Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import * as tokens from '../models/tokens.ts';
-import { RateLimiter } from '../lib/rate-limiter.ts';
+import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { notFound } from '../lib/errors.ts';
 import { refusedUnread } from '../middleware/uploads.ts';
@@ -30,7 +30,7 @@ type DownloadItem = { name: string; kind: 'activation' | 'deactivation'; deviceI
 /** The Offline Activation Portal: public pages, the file is the credential, rate-limited per client. */
 export function offlineController(ctx: AppContext) {
   const limit = async (req: Request) => {
-    const state = await ctx.limiter.hit(RateLimiter.key('offline', req.ip ?? 'unknown'), OFFLINE_REQUESTS_PER_CLIENT);
+    const state = await ctx.limiter.hit(RateLimiter.key('offline', clientOf(req.ip)), OFFLINE_REQUESTS_PER_CLIENT);
     if (state.hits > OFFLINE_REQUESTS_PER_CLIENT.limit) throw rateLimited(state.retryAfterSeconds);
   };
 

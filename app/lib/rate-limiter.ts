@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { Knex } from 'knex';
 import { isSqlite } from '../../db/knexfile.ts';
 import type { Clock } from './clock.ts';
@@ -17,6 +18,29 @@ function stateOf(row: { hits: unknown; window_ends_ms: unknown } | undefined, no
   const ends = Number(row?.window_ends_ms ?? 0);
   if (!row || ends <= now) return { hits: 0, retryAfterSeconds: 0 };
   return { hits: Number(row.hits), retryAfterSeconds: Math.max(1, Math.ceil((ends - now) / 1000)) };
+}
+
+/**
+ * The client a per-address limit counts: an IPv4 address as it is (an IPv4-mapped IPv6 address as
+ * its IPv4 one), an IPv6 address by its /64 — one site or subscriber usually holds a whole /64, so
+ * counting single IPv6 addresses would give an attacker billions of fresh budgets.
+ */
+export function clientOf(ip: string | null | undefined): string {
+  if (!ip) return 'unknown';
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
+  const address = ip.replace(/%.*$/, '');
+  if (!isIPv6(address)) return ip;
+  const [head = '', tail = ''] = address.split('::');
+  const left = head ? head.split(':') : [];
+  const right = address.includes('::') && tail ? tail.split(':') : [];
+  const groups = address.includes('::')
+    ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => Number.parseInt(g, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 /**

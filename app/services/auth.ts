@@ -6,7 +6,7 @@ import * as tokens from '../models/tokens.ts';
 import * as sessions from '../models/sessions.ts';
 import { hashPassword, verifyPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
-import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
+import { RateLimiter, clientOf, type RateRule } from '../lib/rate-limiter.ts';
 import type { Mailer } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { checkPassword, rateLimited, throttleKeys, type OnAccountCeiling } from './throttles.ts';
@@ -264,7 +264,7 @@ export async function requestPasswordReset(deps: AuthDeps & LinkMailDeps, actor:
   const { db, clock, limiter } = deps;
   const address = accounts.normaliseEmail(email);
   for (const [key, rule] of [
-    [RateLimiter.key('reset-client', actor.ip ?? 'unknown'), RESET_REQUESTS_PER_CLIENT],
+    [RateLimiter.key('reset-client', clientOf(actor.ip)), RESET_REQUESTS_PER_CLIENT],
     [RateLimiter.key('reset-email', address), RESET_REQUESTS_PER_EMAIL],
   ] as const) {
     const state = await limiter.hit(key, rule);

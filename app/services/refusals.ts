@@ -3,7 +3,7 @@ import { AppError } from '../lib/errors.ts';
 import type { License } from '../models/licenses.ts';
 import type { Channel } from '../models/devices.ts';
 import * as devices from '../models/devices.ts';
-import { RateLimiter } from '../lib/rate-limiter.ts';
+import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
@@ -98,7 +98,7 @@ export interface RefusalRecord {
 export async function recordRefusal(deps: RefusalDeps, actor: Actor, r: RefusalRecord, code: string): Promise<void> {
   const at = deps.clock.now();
   const { hits } = await deps.limiter.hit(
-    RateLimiter.key('refusal-audit', actor.ip ?? 'unknown'),
+    RateLimiter.key('refusal-audit', clientOf(actor.ip)),
     REFUSAL_AUDIT_PER_CLIENT,
   );
   if (hits > REFUSAL_AUDIT_PER_CLIENT.limit + 1) return;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as accounts from '../models/accounts.ts';
 import { dummyPasswordHash, verifyPassword } from '../lib/passwords.ts';
-import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
+import { RateLimiter, clientOf, type RateRule } from '../lib/rate-limiter.ts';
 import { AppError } from '../lib/errors.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
@@ -47,7 +47,7 @@ export interface ThrottleDeps extends ServiceDeps {
 /** The account-wide ceiling was just crossed: tell the owner (the hook sends the unlock link). */
 export type OnAccountCeiling = (account: accounts.Account) => Promise<void>;
 
-const ipOf = (actor: Actor) => actor.ip ?? 'unknown';
+const ipOf = (actor: Actor) => clientOf(actor.ip);
 
 /**
  * THE password check (login form, and end-user credentials in the offline portal and the License
@@ -171,19 +171,19 @@ async function countersFor(deps: ThrottleDeps, input: { email: string | null; ip
   if (input.ip)
     rows.push({
       label: 'passwordClient',
-      key: throttleKeys.passwordClient(input.ip),
+      key: throttleKeys.passwordClient(clientOf(input.ip)),
       rule: PASSWORD_FAILURES_PER_CLIENT,
     });
   if (input.ip && input.email)
     rows.push({
       label: 'passwordPair',
-      key: throttleKeys.passwordPair(input.ip, input.email),
+      key: throttleKeys.passwordPair(clientOf(input.ip), input.email),
       rule: PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT,
     });
   if (input.ip && account)
     rows.push({
       label: 'codePair',
-      key: throttleKeys.codePair(input.ip, account.id),
+      key: throttleKeys.codePair(clientOf(input.ip), account.id),
       rule: CODE_FAILURES_PER_CLIENT_AND_ACCOUNT,
     });
   return rows;

@@ -80,6 +80,34 @@ describe('throttles and sessions', function () {
     await loginAgent(t.app, victim.email, victim.password, { 'X-Forwarded-For': '203.0.113.10' });
   });
 
+  it('IPv6 clients are counted by their /64: rotating addresses inside one does not buy fresh guesses', async () => {
+    const victim = await createAccount(t.db);
+    for (let i = 1; i <= PASSWORD_FAILURES_PER_CLIENT_AND_ACCOUNT.limit; i++) {
+      const ip = `2001:db8:77:1::${i.toString(16)}`;
+      const agent = request.agent(t.app);
+      const token = await loginForm(agent, ip);
+      assert.equal(
+        (
+          await agent
+            .post('/login')
+            .set('X-Forwarded-For', ip)
+            .type('form')
+            .send({ _csrf: token, email: victim.email, password: 'wrong' })
+        ).status,
+        401,
+      );
+    }
+    const same64 = request.agent(t.app);
+    const token = await loginForm(same64, '2001:db8:77:1:ffff:ffff:ffff:ffff');
+    const refused = await same64
+      .post('/login')
+      .set('X-Forwarded-For', '2001:db8:77:1:ffff:ffff:ffff:ffff')
+      .type('form')
+      .send({ _csrf: token, email: victim.email, password: victim.password });
+    assert.equal(refused.status, 429, 'another address of the same /64 shares the budget');
+    await loginAgent(t.app, victim.email, victim.password, { 'X-Forwarded-For': '2001:db8:77:2::1' });
+  });
+
   it('an address guessing many accounts is slowed down, never walled: the right password from it still signs in', async () => {
     const ip = '198.51.100.20';
     const agent = request.agent(t.app);
