@@ -717,6 +717,37 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
     assert.match(after.stdout, /No license installed/);
   });
 
+  it('airgap-request --force (after a manager reset the device) discards the installed activation and its secret', async () => {
+    ok(
+      await cli(
+        'init',
+        '--product',
+        'ACME-CAD',
+        '--key',
+        'K-1',
+        '--keys',
+        'portico-keys.json',
+        '--hardware-id',
+        'hw-forced',
+      ),
+    );
+    const first = parseAirgapRequest(/Request code: (\S+)/.exec(ok(await cli('airgap-request')).stdout)![1]!);
+    const { code } = activationCodeFor(
+      { product: 'ACME-CAD', hardwareHash: first.hardwareHash, commitment: first.commitment },
+      'K-1',
+      { expiresDay: 0, features: 0 },
+    );
+    ok(await cli('airgap-activate', code));
+    const oldSecret = airgapState().activation.secret;
+    const forced = ok(await cli('airgap-request', '--force'));
+    const second = parseAirgapRequest(/Request code: (\S+)/.exec(forced.stdout)![1]!);
+    const state = airgapState();
+    assert.equal(state.activation, undefined, 'the installed activation is gone');
+    assert.equal(state.request.commitment, second.commitment);
+    assert.notEqual(state.request.secret, oldSecret, 'a new secret for the new request');
+    assert.equal((await cli('status')).status, 3);
+  });
+
   it('an activation installed by a version 1 CLI: status, a version 1 deactivation code and its confirmation', async () => {
     ok(
       await cli(
