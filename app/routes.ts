@@ -12,6 +12,7 @@ import { setupController } from './controllers/setup.ts';
 import { portalHomeController } from './controllers/portal/self-service.ts';
 import { portalOrdersController } from './controllers/portal/orders.ts';
 import { portalLicensesController } from './controllers/portal/licenses.ts';
+import { portalSearchController } from './controllers/portal/search.ts';
 import { can, endUsersOnly, loadPermissions, managersOnly, portalLoaders } from './controllers/portal/context.ts';
 import { singleUpload, streamToDisk, uploadSlots } from './middleware/uploads.ts';
 import { offlineController } from './controllers/offline.ts';
@@ -31,6 +32,7 @@ import { adminOrdersController } from './controllers/admin/orders.ts';
 import { adminLicensesController } from './controllers/admin/licenses.ts';
 import { adminPeopleController } from './controllers/admin/people.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
+import { adminSearchController } from './controllers/admin/search.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -56,6 +58,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const home = portalHomeController(ctx);
   const portalOrders = portalOrdersController(ctx);
   const portalLicenses = portalLicensesController(ctx);
+  const portalSearch = portalSearchController(ctx);
   const offline = offlineController(ctx);
   const airgap = airgapController(ctx);
   const api = apiController(ctx);
@@ -71,6 +74,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const licenses = adminLicensesController(ctx);
   const people = adminPeopleController(ctx);
   const audit = adminAuditController(ctx);
+  const consoleSearch = adminSearchController(ctx);
 
   const routes: RouteDef[] = [];
   const add = (area: Area) => ({
@@ -132,6 +136,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.get('/', home.dashboard);
   up.post('/my/devices/:deviceId/release', endUsersOnly, home.release);
   up.get('/orders', mgr, portalOrders.index);
+  // Search (licenses by key, user e-mail, hardware id; orders by number, customer): the order scope only.
+  up.get('/search', mgr, portalSearch.show);
   up.get('/orders/new', mgr, can('create_order'), portalOrders.new);
   up.post('/orders', mgr, can('create_order'), portalOrders.create);
   up.get('/orders/bundle/new', mgr, can('create_bundle_order'), portalOrders.newBundle);
@@ -232,6 +238,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const adm = add('admin');
   const load = adminLoaders(ctx);
   adm.get('/', admin.dashboard);
+  adm.get('/search', consoleSearch.show);
   adm.get('/outbox', admin.outbox);
   adm.get('/outbox/:id', admin.outboxMail);
   adm.get('/products', products.index);

@@ -9,6 +9,7 @@ import * as orderLicenseCount from './migrations/0006_order_license_count.ts';
 import * as airgapCommitment from './migrations/0007_airgap_commitment.ts';
 import * as licenseUserInvitations from './migrations/0008_license_user_invitations.ts';
 import * as sessionOwner from './migrations/0009_session_owner.ts';
+import * as orderRefPerCustomer from './migrations/0011_order_ref_per_customer.ts';
 
 export type Db = Knex;
 
@@ -29,6 +30,7 @@ const migrations: Migration[] = [
   { name: '0007_airgap_commitment', ...airgapCommitment },
   { name: '0008_license_user_invitations', ...licenseUserInvitations },
   { name: '0009_session_owner', ...sessionOwner },
+  { name: '0011_order_ref_per_customer', ...orderRefPerCustomer },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

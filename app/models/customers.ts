@@ -71,6 +71,34 @@ export async function update(db: Knex, id: number, f: CustomerFields, now: Date)
     .update({ ...f, updated_at: now });
 }
 
+/**
+ * The customers of a set of orders (a sub-query of order ids) every order of whom is in the set: the
+ * customers a manager may add orders for (docs/decisions.md, "Search"). Order numbers are unique per
+ * customer, so a number taken for such a customer is taken by an order the manager can see.
+ */
+function whollyIn(db: Knex, orderIds: Knex.QueryBuilder) {
+  return db('customers')
+    .whereIn('customers.id', orderIds.clone().clearSelect().select('orders.customer_id'))
+    .whereNotExists(
+      db('orders as other')
+        .whereRaw('other.customer_id = customers.id')
+        .whereNotIn('other.id', orderIds.clone())
+        .select('other.id'),
+    );
+}
+
+export async function listWhollyIn(db: Knex, orderIds: Knex.QueryBuilder, limit: number) {
+  const rows = await whollyIn(db, orderIds)
+    .orderBy('customers.name')
+    .limit(limit)
+    .select('customers.id', 'customers.name');
+  return rows.map((r: { id: number; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
+}
+
+export async function isWhollyIn(db: Knex, id: number, orderIds: Knex.QueryBuilder): Promise<boolean> {
+  return !!(await whollyIn(db, orderIds).where('customers.id', id).first('customers.id'));
+}
+
 export async function hasOrders(db: Knex, id: number): Promise<boolean> {
   return !!(await db('orders').where({ customer_id: id }).first('id'));
 }

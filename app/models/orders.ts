@@ -137,3 +137,11 @@ export function auditView(o: Order) {
     isTrial: o.isTrial,
   };
 }
+
+/** The ids of the orders with this number (unique per customer), of one customer when named; at most `limit`. */
+export async function idsByRef(db: Knex, orderRef: string, limit: number, customerName?: string): Promise<number[]> {
+  const q = db('orders').where('orders.order_ref', orderRef);
+  if (customerName !== undefined)
+    q.join('customers', 'customers.id', 'orders.customer_id').where('customers.name', customerName);
+  return (await q.limit(limit).select('orders.id')).map((r: { id: number }) => Number(r.id));
+}

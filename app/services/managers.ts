@@ -9,6 +9,7 @@ import { auditedChange } from './changes.ts';
 import { mailAccountLink, type LinkMailDeps } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { endOtherSessions } from './auth.ts';
+import * as orders from '../models/orders.ts';
 
 /**
  * License managers: invited by e-mail (they choose their own password through the link), given the
@@ -135,9 +136,12 @@ export async function assignManagerToOrder(
 ): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     await mustFindManager(trx, id);
-    const order = await trx('orders').where({ order_ref: orderRef.trim() }).first('id');
-    if (!order) throw new ValidationError({ order_ref: 'managers.orderNotFound' });
-    const orderId = Number(order.id);
+    // Order numbers are unique per customer: a number two customers share is given as "Customer / number".
+    const [, customerName, number] = /^(?:(.+?)\s+\/\s+)?(.+)$/.exec(orderRef.trim())!;
+    const matches = await orders.idsByRef(trx, number!, 2, customerName);
+    if (!matches.length) throw new ValidationError({ order_ref: 'managers.orderNotFound' });
+    if (matches.length > 1) throw new ValidationError({ order_ref: 'managers.orderAmbiguous' });
+    const orderId = matches[0]!;
     if (await managers.isAssigned(trx, id, orderId))
       throw new ValidationError({ order_ref: 'managers.alreadyAssigned' });
     await managers.assignOrder(trx, id, orderId, now);

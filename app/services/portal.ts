@@ -13,7 +13,9 @@ import { issueLicenses, type IssueRequest, type IssueResult } from './licenses.t
 import { mailPlacements, placeUser, type Placement } from './license-users.ts';
 import type { LinkMailDeps } from './auth.ts';
 import { createCustomer, createOrder, type OrderFields } from './customers.ts';
+import * as customers from '../models/customers.ts';
 import type { CustomerFields } from '../models/customers.ts';
+import { scopeOrders } from '../policies/orders.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { createPolicy, type PolicyInput } from './policies.ts';
 import { inTransaction } from '../lib/transaction.ts';
@@ -105,6 +107,13 @@ export async function createOrderAsManager(
 ): Promise<number> {
   return inTransaction(deps.db, async (trx) => {
     const inner = { ...deps, db: trx };
+    // Checked again here, where the order is made: the customer's every order is in the scope, so a
+    // taken number (the field error of createOrder) is one the manager can see.
+    if (
+      input.customerId !== null &&
+      !(await customers.isWhollyIn(trx, input.customerId, scopeOrders(trx, account).select('orders.id')))
+    )
+      throw new ValidationError({ customer_id: 'validation.choice' });
     const customerId = input.customerId ?? (await createCustomer(inner, actor, input.customer!));
     const orderId = await createOrder(inner, actor, customerId, input.order, async (t, id, now) => {
       if (account.role === 'manager') await managers.assignOrder(t, account.id, id, now);
@@ -114,14 +123,13 @@ export async function createOrderAsManager(
   });
 }
 
-/** Customers a manager may pick for a new order: those of the orders they manage. */
+/**
+ * Customers a manager may pick for a new order: those of the orders they manage whose every order they
+ * manage. A customer shared with orders outside the scope is left out: order numbers are unique per
+ * customer, and a number refused for it could belong to an order the manager must not learn of.
+ */
 export async function customersInScope(db: Knex, orderIds: Knex.QueryBuilder) {
-  const rows = await db('customers')
-    .whereIn('id', orderIds.clone().clearSelect().select('orders.customer_id'))
-    .orderBy('name')
-    .limit(500)
-    .select('id', 'name');
-  return rows.map((r: { id: number; name: string }) => ({ id: Number(r.id), name: String(r.name) }));
+  return customers.listWhollyIn(db, orderIds, 500);
 }
 
 export async function addOrderManager(deps: ServiceDeps, actor: Actor, orderId: number, email: string): Promise<void> {

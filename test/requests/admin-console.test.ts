@@ -512,6 +512,26 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1' })).status, 303);
     assert.match((await rita.get('/portal').expect(200)).text, /ORD-1/, 'the manager now sees the order');
 
+    // Order numbers are unique per customer: a number two customers share needs the customer's name.
+    for (const name of ['Shared One', 'Shared Two']) {
+      const customer = await catalog.insertCustomer(t.db, { kind: 'company', name }, new Date());
+      await catalog.insertOrder(t.db, { orderRef: 'SAME-1', customerId: customer }, new Date());
+    }
+    const ambiguous = await submitForm(agent, url, `${url}/orders`, { order_ref: 'SAME-1' });
+    assert.equal(ambiguous.status, 422);
+    assert.match(ambiguous.text, /Several orders/);
+    assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'Shared Two / SAME-1' })).status, 303);
+    const assigned = await t
+      .db('manager_orders')
+      .join('orders', 'orders.id', 'manager_orders.order_id')
+      .join('customers', 'customers.id', 'orders.customer_id')
+      .where({ 'manager_orders.account_id': managerId, 'orders.order_ref': 'SAME-1' })
+      .select('customers.name');
+    assert.deepEqual(
+      assigned.map((r: { name: string }) => r.name),
+      ['Shared Two'],
+    );
+
     assert.equal(
       (await submitForm(agent, url, `${url}/quotas`, { product_id: String(ids.keyProduct), quota: '5' })).status,
       303,

@@ -43,6 +43,7 @@ const MATRIX: Record<string, Row> = {
     params: (w) => ({ deviceId: w.userDevice }),
   },
   'GET /portal/orders': { perm: null, scoped: false, for: 'managers' },
+  'GET /portal/search': { perm: null, scoped: false, for: 'managers' },
   'GET /portal/orders/new': { perm: 'create_order', scoped: false, for: 'managers' },
   'POST /portal/orders': { perm: 'create_order', scoped: false, for: 'managers' },
   'GET /portal/orders/bundle/new': { perm: 'create_bundle_order', scoped: false, for: 'managers' },

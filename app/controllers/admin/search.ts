@@ -1,0 +1,27 @@
+import type { Request, Response } from 'express';
+import type { AppContext } from '../../app.ts';
+import { formData } from '../../forms/parse.ts';
+import { searchForm } from '../../forms/search.ts';
+import * as search from '../../models/search.ts';
+import { onFailure } from '../../middleware/errors.ts';
+
+/** The console's search: the User Portal's search across every order. */
+export function adminSearchController(ctx: AppContext) {
+  const render = (req: Request, res: Response, status: number, extra: object = {}) =>
+    res.status(status).render('admin/search', {
+      title: req.t('search.page.title'),
+      values: req.query,
+      errors: {},
+      results: null,
+      ...extra,
+    });
+
+  return {
+    async show(req: Request, res: Response) {
+      if (req.query.q === undefined) return render(req, res, 200);
+      onFailure(res, { rerender: (err) => render(req, res, 422, { errors: err.fieldErrors }) });
+      const { q } = formData(searchForm, req.query);
+      render(req, res, 200, { values: { q }, results: await search.search(ctx.db, null, q) });
+    },
+  };
+}
