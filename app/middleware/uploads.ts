@@ -7,6 +7,7 @@ import busboy from 'busboy';
 import multer from 'multer';
 import type { RequestHandler, Response } from 'express';
 import { HttpError } from '../lib/errors.ts';
+import { clientOf } from '../lib/rate-limiter.ts';
 
 /** A file field streamed to this process's upload directory; the file is deleted when the response ends. */
 export interface StoredUpload {
@@ -51,23 +52,32 @@ export function refusedUnread<E>(res: Response, err: E): E {
 }
 
 /**
- * At most `slots` requests at once through `acquire` (per app, so per process): the others are
- * answered 503 with Retry-After at once, before a byte of their body is read. A slot is given back
- * when the response has been sent or the connection closes, whichever comes first — a client that
- * goes away mid-body included.
+ * At most `slots` requests at once through `acquire` (per app, so per process), and at most
+ * `perClient` of them from one client address (an IPv6 client by its /64): one client that trickles
+ * its bodies cannot hold every slot. The others are answered 503 with Retry-After at once, before a
+ * byte of their body is read. A slot is given back when the response has been sent or the
+ * connection closes, whichever comes first — a client that goes away mid-body included.
  */
-export function uploadSlots(slots: number) {
+export function uploadSlots(slots: number, perClient = Math.max(1, Math.ceil(slots / 4))) {
   let inUse = 0;
-  const acquire: RequestHandler = (_req, res, next) => {
-    if (inUse >= slots)
+  const byClient = new Map<string, number>();
+  const acquire: RequestHandler = (req, res, next) => {
+    const client = clientOf(req.ip);
+    const mine = byClient.get(client) ?? 0;
+    if (inUse >= slots || mine >= perClient)
       return next(
         refusedUnread(res, new HttpError(503, 'uploads.busy', { 'Retry-After': String(BUSY_RETRY_SECONDS) })),
       );
     inUse += 1;
+    byClient.set(client, mine + 1);
     let held = true;
     const release = () => {
-      if (held) inUse -= 1;
+      if (!held) return;
       held = false;
+      inUse -= 1;
+      const left = (byClient.get(client) ?? 1) - 1;
+      if (left > 0) byClient.set(client, left);
+      else byClient.delete(client);
     };
     res.once('finish', release).once('close', release);
     next();

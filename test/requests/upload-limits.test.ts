@@ -122,9 +122,15 @@ describe('Upload limits on the offline portal', function () {
   /** Uploads that take a slot each and hold it: their request file is sent up to the middle. */
   async function holdSlots(n: number) {
     const before = tempFiles();
-    const holders = Array.from({ length: n }, () => {
+    const holders = Array.from({ length: n }, (_, i) => {
       const text = Buffer.from(makeDevice().activationRequest({ product: PRODUCT, licenseKey: KEY }).text);
-      const upload = openUpload(port, browser.action, browser.headers, text.length);
+      // Each from an address of its own: one client may hold only its share of the slots.
+      const upload = openUpload(
+        port,
+        browser.action,
+        { ...browser.headers, 'X-Forwarded-For': `198.51.100.${i + 1}` },
+        text.length,
+      );
       upload.req.write(Buffer.concat([partHead, text.subarray(0, 100)]));
       return { ...upload, rest: Buffer.concat([text.subarray(100), partTail]) };
     });
@@ -187,6 +193,18 @@ describe('Upload limits on the offline portal', function () {
       (await Promise.all(again.map((h) => h.answer))).map((a) => a.status),
       Array(SLOTS).fill(200),
     );
+    await until(() => tempFiles() === 0, 'every temporary file is deleted');
+  });
+
+  it('one client holds at most its share of the slots: another client still gets one', async () => {
+    const [mine] = await holdSlots(1); // 198.51.100.1, and SLOTS / 4 = 1 slot a client here
+    const [second] = await unsentUploads(1, { 'x-forwarded-for': '198.51.100.1' });
+    assert.equal(second!.status, 503, 'the same client, a second slot');
+    assert.ok(Number(second!.headers['retry-after']) > 0);
+    const other = openUpload(port, browser.action, { ...browser.headers, 'X-Forwarded-For': '203.0.113.9' }, 10);
+    other.req.end(Buffer.concat([partHead, Buffer.from('0123456789'), partTail]));
+    assert.notEqual((await other.answer).status, 503, 'another client is served');
+    mine!.req.destroy();
     await until(() => tempFiles() === 0, 'every temporary file is deleted');
   });
 
