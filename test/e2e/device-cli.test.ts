@@ -4,6 +4,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { initArgs } from '../helpers/cli.ts';
 import { projectRoot } from '../helpers/process.ts';
 import { readActivationRequestPayload, verifyDeviceSigned } from '../../sdk/src/index.ts';
 
@@ -47,18 +48,7 @@ describe('the portico-device binary as a child process (smoke test)', function (
   after(() => fs.rmSync(work, { recursive: true, force: true }));
 
   it('init and request exit 0 and write a signed request; status exits 3; a usage error exits 2 on stderr; PORTICO_DEVICE_DIR unset means ./.portico-device', async () => {
-    const init = await device(
-      work,
-      'init',
-      '--product',
-      'ACME-CAD',
-      '--key',
-      'K-1',
-      '--keys',
-      'portico-keys.json',
-      '--hardware-id',
-      'hw-binary',
-    );
+    const init = await device(work, ...initArgs('K-1', 'hw-binary'));
     assert.equal(init.code, 0, init.stdout + init.stderr);
     assert.match(init.stdout, /ACME-CAD/);
     assert.ok(

@@ -40,3 +40,8 @@ export function ok(run: Run): Run {
   if (run.status !== 0) throw new Error(`exit ${run.status}\n${run.stdout}\n${run.stderr}`);
   return run;
 }
+
+/** The arguments of `portico-device init` for ACME-CAD with `key` on `hardwareId`, with the test's public keys. */
+export function initArgs(key: string, hardwareId: string): string[] {
+  return ['init', '--product', 'ACME-CAD', '--key', key, '--keys', 'portico-keys.json', '--hardware-id', hardwareId];
+}

@@ -38,7 +38,7 @@ import {
   type AirgapRequest,
   type LegacyAirgapRequest,
 } from '../../sdk/src/index.ts';
-import { ok, runDevice } from '../helpers/cli.ts';
+import { initArgs, ok, runDevice } from '../helpers/cli.ts';
 
 /** The air-gap artifacts (sdk/src/airgap.ts) with real keys, and the portico-device air-gap commands. */
 
@@ -601,19 +601,7 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
   it('init → airgap-request → airgap-activate → status → airgap-deactivate → airgap-confirm', async () => {
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        '7kq2-mx4p-oil1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-airgap-1',
-      ),
-    );
+    ok(await cli(...initArgs('7kq2-mx4p-oil1', 'hw-airgap-1')));
 
     const requested = ok(await cli('airgap-request', '--portal', 'https://licenses.example.com/'));
     const requestCode = /Request code: (\S+)/.exec(requested.stdout)?.[1] ?? assert.fail(requested.stdout);
@@ -718,19 +706,7 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
   });
 
   it('airgap-request --force (after a manager reset the device) discards the installed activation and its secret', async () => {
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K-1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-forced',
-      ),
-    );
+    ok(await cli(...initArgs('K-1', 'hw-forced')));
     const first = parseAirgapRequest(/Request code: (\S+)/.exec(ok(await cli('airgap-request')).stdout)![1]!);
     const { code } = activationCodeFor(
       { product: 'ACME-CAD', hardwareHash: first.hardwareHash, commitment: first.commitment },
@@ -749,19 +725,7 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
   });
 
   it('an activation installed by a version 1 CLI: status, a version 1 deactivation code and its confirmation', async () => {
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K-1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-airgap-old',
-      ),
-    );
+    ok(await cli(...initArgs('K-1', 'hw-airgap-old')));
     const request: LegacyAirgapRequest = {
       product: 'ACME-CAD',
       productHash: productHash('ACME-CAD'),
@@ -814,19 +778,7 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
   });
 
   it('a request code stored by a version 1 CLI is not answered: a new one is needed', async () => {
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K-1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-airgap-3',
-      ),
-    );
+    ok(await cli(...initArgs('K-1', 'hw-airgap-3')));
     const request = {
       product: 'ACME-CAD',
       productHash: productHash('ACME-CAD'),
@@ -863,19 +815,7 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
     assert.equal(noKey.status, 1);
     assert.match(noKey.stderr, /needs a license key/);
 
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K-1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-airgap-2',
-      ),
-    );
+    ok(await cli(...initArgs('K-1', 'hw-airgap-2')));
     const noRequest = await cli('airgap-activate', 'ABCDE');
     assert.equal(noRequest.status, 1);
     assert.match(noRequest.stderr, /airgap-request" first/);

@@ -14,7 +14,7 @@ import {
   type EnvelopeType,
   type LicensePayload,
 } from '../../sdk/src/index.ts';
-import { ok as okInProcess, runDevice, type Run } from '../helpers/cli.ts';
+import { initArgs, ok as okInProcess, runDevice, type Run } from '../helpers/cli.ts';
 
 /**
  * Drives the portico-device CLI as an end user would, in process (runCli: the same arguments, output
@@ -91,21 +91,7 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
   afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
   it('init → request → activate → status → refresh → deactivate → status → receipt', async () => {
-    const init = ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        '7KQ2-MX4P-0111',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-cli-1',
-        '--hostname',
-        'test-host',
-      ),
-    );
+    const init = ok(await cli(...initArgs('7KQ2-MX4P-0111', 'hw-cli-1'), '--hostname', 'test-host'));
     assert.match(init.stdout, /ACME-CAD/);
     const devicePem = fs.readFileSync(path.join(dir, 'device-key.pem'), 'utf8');
     const devicePublicKey = devicePublicKeyString(crypto.createPublicKey(devicePem));
@@ -226,19 +212,7 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
   });
 
   it('a license for another machine or product is refused at activation', async () => {
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K-1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-cli-2',
-      ),
-    );
+    ok(await cli(...initArgs('K-1', 'hw-cli-2')));
     ok(await cli('request'));
     const request = readActivationRequestPayload(
       verifyDeviceSigned(read('activation-request.req'), 'activation-request').payload,
@@ -261,7 +235,7 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
       ['init', '--key', 'K', '--keys', 'portico-keys.json'],
       ['init', '--product', 'ACME-CAD', '--keys', 'portico-keys.json'],
       ['init', '--product', 'ACME-CAD', '--key', 'K', '--user', 'a@example.com', '--keys', 'portico-keys.json'],
-      ['init', '--product', 'ACME-CAD', '--key', 'K', '--keys', 'portico-keys.json', '--hardware-id', 'not valid!'],
+      [...initArgs('K', 'not valid!')],
       ['init', '--product', 'bad code!', '--key', 'K', '--keys', 'portico-keys.json'],
       ['request', '--bogus'],
       ['activate'],
@@ -300,19 +274,7 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
     assert.equal(badKeys.status, 1);
     assert.match(badKeys.stderr, /not a usable Portico key document/);
 
-    ok(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-cli-3',
-      ),
-    );
+    ok(await cli(...initArgs('K', 'hw-cli-3')));
     const noRequest = await cli('activate', write('x.lic', 'junk'));
     assert.equal(noRequest.status, 1);
     assert.match(noRequest.stderr, /run "portico-device request" first/);
@@ -365,19 +327,7 @@ describe('SDK: the CLI never installs a license file older than one it has had',
         keys: [{ kid: KID, status: 'active', pem: server.publicKey.export({ type: 'spki', format: 'pem' }) }],
       }),
     );
-    okInProcess(
-      await cli(
-        'init',
-        '--product',
-        'ACME-CAD',
-        '--key',
-        'K-1',
-        '--keys',
-        'portico-keys.json',
-        '--hardware-id',
-        'hw-rollback',
-      ),
-    );
+    okInProcess(await cli(...initArgs('K-1', 'hw-rollback')));
     okInProcess(await cli('request'));
     request = readActivationRequestPayload(
       verifyDeviceSigned(fs.readFileSync(path.join(work, 'activation-request.req'), 'utf8'), 'activation-request')
