@@ -134,60 +134,38 @@ async function seed(db: Knex, now: Date): Promise<void> {
     { orderRef: 'ORD-1003', reference: 'Globex plant', customerId: globex },
     now,
   );
-  for (let i = 0; i < 10; i++)
-    await catalog.insertLicense(
-      db,
-      {
-        orderId: o1,
-        productId: cad,
-        policyId: cadPerpetualId,
-        licenseKey: generateLicenseKey(),
-        entitlements: cadPerpetual,
-        startDate: now,
-      },
-      now,
-    );
-  for (let i = 0; i < 2; i++)
-    await catalog.insertLicense(
-      db,
-      {
-        orderId: o1,
-        productId: cad,
-        policyId: cadSubscriptionId,
-        licenseKey: generateLicenseKey(),
-        entitlements: cadSubscription,
-        startDate: now,
-      },
-      now,
-    );
-  for (let i = 0; i < 3; i++) {
-    const license = await catalog.insertLicense(
-      db,
-      {
-        orderId: o2,
-        productId: analytics,
-        policyId: analyticsId,
-        licenseKey: null,
-        entitlements: analyticsTeam,
-        startDate: now,
-      },
-      now,
-    );
-    if (i === 0) await catalog.assignLicenseUser(db, license, ids['enduser@demo.portico.test']!, 2, now);
-  }
-  for (let i = 0; i < 2; i++)
-    await catalog.insertLicense(
-      db,
-      {
-        orderId: o3,
-        productId: plant,
-        policyId: plantId,
-        licenseKey: generateLicenseKey(),
-        entitlements: plantAirgap,
-        startDate: now,
-      },
-      now,
-    );
+  /** `count` licenses of `orderId` for a product and policy; key-based unless `keyed` is false (user-based). */
+  const addLicenses = async (
+    count: number,
+    orderId: number,
+    productId: number,
+    policyId: number,
+    entitlements: catalog.Entitlements,
+    keyed = true,
+  ) => {
+    const added: number[] = [];
+    for (let i = 0; i < count; i++)
+      added.push(
+        await catalog.insertLicense(
+          db,
+          {
+            orderId,
+            productId,
+            policyId,
+            licenseKey: keyed ? generateLicenseKey() : null,
+            entitlements,
+            startDate: now,
+          },
+          now,
+        ),
+      );
+    return added;
+  };
+  await addLicenses(10, o1, cad, cadPerpetualId, cadPerpetual);
+  await addLicenses(2, o1, cad, cadSubscriptionId, cadSubscription);
+  const [teamLicense] = await addLicenses(3, o2, analytics, analyticsId, analyticsTeam, false);
+  await catalog.assignLicenseUser(db, teamLicense!, ids['enduser@demo.portico.test']!, 2, now);
+  await addLicenses(2, o3, plant, plantId, plantAirgap);
 
   const reseller = ids['reseller@demo.portico.test']!;
   const itAdmin = ids['it-admin@demo.portico.test']!;
