@@ -12,7 +12,7 @@ import { setupController } from './controllers/setup.ts';
 import { portalHomeController } from './controllers/portal/self-service.ts';
 import { portalOrdersController } from './controllers/portal/orders.ts';
 import { portalLicensesController } from './controllers/portal/licenses.ts';
-import { portalSearchController } from './controllers/portal/search.ts';
+import { searchController } from './controllers/search.ts';
 import { can, endUsersOnly, loadPermissions, managersOnly, portalLoaders } from './controllers/portal/context.ts';
 import { singleUpload, streamToDisk, uploadSlots } from './middleware/uploads.ts';
 import { offlineController } from './controllers/offline.ts';
@@ -32,7 +32,6 @@ import { adminOrdersController } from './controllers/admin/orders.ts';
 import { adminLicensesController } from './controllers/admin/licenses.ts';
 import { adminPeopleController } from './controllers/admin/people.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
-import { adminSearchController } from './controllers/admin/search.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -58,7 +57,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const home = portalHomeController(ctx);
   const portalOrders = portalOrdersController(ctx);
   const portalLicenses = portalLicensesController(ctx);
-  const portalSearch = portalSearchController(ctx);
+  const portalSearch = searchController(ctx, 'portal');
   const offline = offlineController(ctx);
   const airgap = airgapController(ctx);
   const api = apiController(ctx);
@@ -74,7 +73,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const licenses = adminLicensesController(ctx);
   const people = adminPeopleController(ctx);
   const audit = adminAuditController(ctx);
-  const consoleSearch = adminSearchController(ctx);
+  const consoleSearch = searchController(ctx, 'admin');
 
   const routes: RouteDef[] = [];
   const add = (area: Area) => ({
