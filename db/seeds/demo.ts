@@ -75,31 +75,13 @@ async function seed(db: Knex, now: Date): Promise<void> {
     maxBorrowHours: 72,
   };
   const plantAirgap = { ...base, allowOffline: true, airgapped: true, maxActivations: 1 };
-  const cadPerpetualId = await catalog.insertPolicy(
-    db,
-    { productId: cad, name: 'Perpetual, 3 seats', isDefault: true, entitlements: cadPerpetual },
-    now,
-  );
-  const cadSubscriptionId = await catalog.insertPolicy(
-    db,
-    { productId: cad, name: 'Annual subscription', isDefault: false, entitlements: cadSubscription },
-    now,
-  );
-  await catalog.insertPolicy(
-    db,
-    { productId: cad, name: '30-day trial', isDefault: false, entitlements: cadTrial },
-    now,
-  );
-  const analyticsId = await catalog.insertPolicy(
-    db,
-    { productId: analytics, name: 'Team (floating)', isDefault: true, entitlements: analyticsTeam },
-    now,
-  );
-  const plantId = await catalog.insertPolicy(
-    db,
-    { productId: plant, name: 'Air-gapped site', isDefault: true, entitlements: plantAirgap },
-    now,
-  );
+  const addPolicy = (productId: number, name: string, isDefault: boolean, entitlements: catalog.Entitlements) =>
+    catalog.insertPolicy(db, { productId, name, isDefault, entitlements }, now);
+  const cadPerpetualId = await addPolicy(cad, 'Perpetual, 3 seats', true, cadPerpetual);
+  const cadSubscriptionId = await addPolicy(cad, 'Annual subscription', false, cadSubscription);
+  await addPolicy(cad, '30-day trial', false, cadTrial);
+  const analyticsId = await addPolicy(analytics, 'Team (floating)', true, analyticsTeam);
+  const plantId = await addPolicy(plant, 'Air-gapped site', true, plantAirgap);
 
   const globex = await catalog.insertCustomer(
     db,
