@@ -1,10 +1,11 @@
 /**
  * The servers under measurement run as processes of their own, so that their memory (VmHWM) and
- * CPU are theirs alone and the load generator does not share their event loop. Node is started
- * directly with tsx's loader (not through the tsx CLI, which would put a wrapper process in between
- * and make the pid the wrong one to read).
+ * CPU are theirs alone and the load generator does not share their event loop. Portico runs as
+ * `npm start` runs it: the compiled `dist/server.js`, built once per bench run. A TypeScript entry
+ * point (the baseline) is started with tsx's loader in the node process itself (not through the tsx
+ * CLI, which would put a wrapper process in between and make the pid the wrong one to read).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { projectRoot } from '../helpers/process.ts';
@@ -34,8 +35,9 @@ function statusField(pid: number, field: string): number {
 }
 
 /**
- * Starts a TypeScript entry point and waits until its log says which port it listens on. Output
- * goes to a file (not a pipe the bench would have to drain while measuring).
+ * Starts an entry point (a `.ts` one through tsx's loader, a `.js` one as it is) and waits until its
+ * log says which port it listens on. Output goes to a file (not a pipe the bench would have to drain
+ * while measuring).
  */
 export async function startProcess(
   script: string,
@@ -46,7 +48,8 @@ export async function startProcess(
   timeoutMs = 30_000,
 ): Promise<ServerProcess> {
   const out = fs.openSync(logFile, 'w');
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script], {
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...loader, script], {
     cwd: projectRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', out, out],
@@ -94,19 +97,29 @@ export async function startProcess(
   };
 }
 
-/** The node options of `npm start` (package.json), so the bench measures the server as it is run. */
-export function startNodeOptions(): string[] {
+/** `npm start` (package.json) as node options and entry point, so the bench measures the server as it is run. */
+export function startCommand(): { nodeArgs: string[]; script: string } {
   const start = (
     JSON.parse(fs.readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { scripts: { start: string } }
   ).scripts.start.split(/\s+/);
-  const options = start.slice(start.indexOf('node') + 1, start.indexOf('server.ts'));
-  const loader = options.indexOf('--import');
-  if (loader >= 0) options.splice(loader, 2);
-  return options;
+  const entry = start.findIndex((arg) => /\.[jt]s$/.test(arg));
+  if (start[0] !== 'node' || entry < 0)
+    throw new Error(`npm start is not "node [options] <entry point>": ${start.join(' ')}`);
+  return { nodeArgs: start.slice(1, entry), script: start[entry]! };
+}
+
+let built = false;
+
+/** `npm run build` once per bench process, so that dist/ is the code of this checkout. */
+function buildOnce(): void {
+  if (built) return;
+  const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: projectRoot, encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);
+  built = true;
 }
 
 /**
- * Portico's own server.ts, as in production (`npm start`'s node options): its own pool, migrations,
+ * Portico's own server, as in production (`npm start`: the compiled build, its node options): its own pool, migrations,
  * signing key, sessions in the database. BENCH_SERVER_NODE_ARGS adds node options (for example
  * `--cpu-prof --cpu-prof-dir=/tmp/p` to see where the server's time goes).
  */
@@ -116,8 +129,10 @@ export function startPortico(o: {
   logLevel: string;
   env?: Record<string, string>;
 }): Promise<ServerProcess> {
+  buildOnce();
+  const start = startCommand();
   return startProcess(
-    'server.ts',
+    start.script,
     {
       NODE_ENV: 'production',
       PORT: '0',
@@ -134,7 +149,7 @@ export function startPortico(o: {
     },
     path.join(o.dataDir, 'server.log'),
     /Portico is listening on http:\/\/[^:\s]+:(\d+)/,
-    [...startNodeOptions(), ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)],
+    [...start.nodeArgs, ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)],
   );
 }
 

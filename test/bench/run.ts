@@ -3,7 +3,7 @@
  * machine, never as pass/fail tests. One table for SQLite and, when DATABASE_URL points at
  * MySQL/MariaDB, one for that server (a scratch database is created there and dropped).
  *
- * Portico runs as its own process (server.ts, NODE_ENV=production) so that its peak RSS is its own
+ * Portico runs as its own process (the compiled dist/server.js as `npm start` runs it, NODE_ENV=production) so that its peak RSS is its own
  * and the load generator does not share its event loop; the no-database baseline runs as another.
  * Loopback only; every run is bounded in requests and seconds (load.ts). See docs/performance.md.
  *
@@ -84,7 +84,7 @@ async function measurePhase(
   o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess },
 ): Promise<Phase> {
   const licenses = await countLicenses(d.db);
-  progress(`${d.label}: ${thousands(licenses)} licenses — starting server.ts`);
+  progress(`${d.label}: ${thousands(licenses)} licenses — starting dist/server.js`);
   // Every upload client gets a slot: these phases measure activations; the slots are the upload flood's.
   const server: ServerProcess = await startPortico({
     databaseUrl: d.url,
@@ -174,7 +174,7 @@ async function measurePhase(
       peakRssMb: server.peakRssMb(),
     };
   } catch (err) {
-    console.error(`server.ts output (end):\n${server.logTail()}`);
+    console.error(`server output (end):\n${server.logTail()}`);
     throw err;
   } finally {
     await server.stop();
@@ -266,7 +266,7 @@ function report(r: DatabaseResult) {
   const L = `${thousands(l.licenses)}`;
   const noDb = `no database: verify + sign, ${CONCURRENCY} clients`;
   printTable(
-    `${r.label} — Portico server.ts as its own process (NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}), loopback`,
+    `${r.label} — Portico (dist/server.js, as npm start runs it) as its own process (NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}), loopback`,
     [
       `databases: small = ${S} licenses (the 10,000-license order + activation pools), large = ${L} (+ an order of ${thousands(LARGE - ORDER_LICENSES)}, generated in ${r.generatedSeconds.toFixed(1)} s)`,
       `offline activation: POST /offline/requests (multipart upload → activation → result page), then GET of the signed license file behind its download link, timed together; ${CONCURRENCY} clients, each a new device on a license with free seats; baseline: one request verifying the request and returning a signed license in the page;`,
@@ -345,7 +345,7 @@ function report(r: DatabaseResult) {
   ] as const)
     for (const e of p.errors) console.log(`  ! server errors (${name}): ${e}`);
   console.log(
-    `  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process: ${r.baselineRssMb.toFixed(0)} MB`,
+    `  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process (through tsx): ${r.baselineRssMb.toFixed(0)} MB`,
   );
   reportFlood(r.label, r.flood);
 }
@@ -359,7 +359,7 @@ function reportFlood(label: string, f: FloodFigures) {
       .map(([answer, n]) => `${thousands(n)} × ${answer}`)
       .join(', ');
   printTable(
-    `${label} — upload flood: POST /offline/requests by ${f.clients} clients at once, each sending 8 MiB uploads back to back (a server.ts process of its own, OFFLINE_UPLOAD_SLOTS default)`,
+    `${label} — upload flood: POST /offline/requests by ${f.clients} clients at once, each sending 8 MiB uploads back to back (a server process of its own, OFFLINE_UPLOAD_SLOTS default)`,
     [
       `page: GET /account of a logged-in manager, 2 clients; baseline: the same page on the same server, idle, just before the floods`,
     ],

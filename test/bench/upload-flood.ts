@@ -172,7 +172,7 @@ export async function measureUploadFlood(o: {
     );
     return { clients: o.clients, idleRssMb, idlePage, oneClient, manyClients, loggedErrors: server.loggedErrors() };
   } catch (err) {
-    console.error(`server.ts output (end):\n${server.logTail()}`);
+    console.error(`server output (end):\n${server.logTail()}`);
     throw err;
   } finally {
     await server.stop();
