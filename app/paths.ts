@@ -11,7 +11,7 @@ type Query = Record<string, string | number | undefined | null>;
 
 /**
  * Every URL the app renders or redirects to. Views and controllers never write a URL by hand.
- * A host bound to one portal serves it at `/` (SPEC §8): that portal's base is '' there and
+ * A host bound to one portal serves it at `/`: that portal's base is '' there and
  * '/portal', '/offline' or '/airgap' everywhere else.
  */
 export function makePaths(boundPortal: string | null) {

@@ -5,7 +5,7 @@ import { parseForm } from './parse.ts';
 
 export const LICENSE_TYPES = ['perpetual', 'time-limited', 'subscription', 'consumption'] as const;
 
-/** Every entitlement of SPEC §1, with the rules that tie fields together. Shared by policies and license edits. */
+/** Every entitlement (docs/overview.md), with the rules that tie fields together. Shared by policies and license edits. */
 export const entitlementFields = {
   license_type: oneOf(LICENSE_TYPES),
   is_trial: checkbox,

@@ -8,7 +8,7 @@ import { CODE_ALPHABET, normaliseLicenseKey } from '../../sdk/src/codes.ts';
 export const CROCKFORD = CODE_ALPHABET;
 export { normaliseLicenseKey };
 
-const KEY_SYMBOLS = 28; // 28 × 5 bits = 140 bits of randomness (SPEC: ≥ 128)
+const KEY_SYMBOLS = 28; // 28 × 5 bits = 140 bits of randomness (at least 128 wanted)
 
 /** The shape of a whole generated key (a lookup by a whole key is an equality, not a prefix search). */
 export const WHOLE_LICENSE_KEY = /^[0-9A-Z]{4}(-[0-9A-Z]{4}){6}$/;

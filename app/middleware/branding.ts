@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { BUILT_IN_BRANDING, resolveHost } from '../models/brandings.ts';
 
 /**
- * Resolves the request's Host to its branding and to the portal that host serves at `/` (SPEC §8).
+ * Resolves the request's Host to its branding and to the portal that host serves at `/` (docs/console.md).
  * The License API answers JSON to applications, the same on every host: it shows no branding and
  * skips the lookup.
  */

@@ -30,7 +30,7 @@ export interface DeviceRow {
   floating_expires_at: Date | number | string | null;
 }
 
-/** One activation of a license on one machine (SPEC §1); deactivated rows are kept as history. */
+/** One activation of a license on one machine; deactivated rows are kept as history. */
 export interface Device {
   id: number;
   licenseId: number;

@@ -34,7 +34,7 @@ export interface License extends Entitlements {
   updatedAt: Date;
 }
 
-/** The derived status (SPEC §1) as one SQL expression, so lists can filter and count by it. */
+/** The derived status (docs/overview.md) as one SQL expression, so lists can filter and count by it. */
 export function statusSql(db: Knex, now: Date, alias = 'licenses'): Knex.Raw {
   return db.raw(
     `CASE WHEN ${alias}.enabled = ? THEN 'disabled' WHEN ${alias}.expires_at IS NOT NULL AND ${alias}.expires_at <= ? THEN 'expired' WHEN ${alias}.times_activated > 0 THEN 'active' ELSE 'inactive' END`,

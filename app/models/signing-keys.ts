@@ -2,7 +2,7 @@ import type { Knex } from 'knex';
 import { affected, toDate } from './normalise.ts';
 
 /**
- * Signing keys' public halves and status (SPEC §5). The private halves never enter the database:
+ * Signing keys' public halves and status (docs/operations.md). The private halves never enter the database:
  * they live in DATA_DIR/keys (lib/key-files.ts).
  */
 

@@ -1,4 +1,4 @@
-/** The permission codes of SPEC §2 and the default set a new manager starts with. */
+/** The User Portal's permission codes (docs/user-portal.md) and the default set a new manager starts with. */
 export const PERMISSIONS = [
   'create_order',
   'create_bundle_order',

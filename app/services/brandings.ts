@@ -4,7 +4,7 @@ import { ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
-/** Brandings (SPEC §8): the look of the hosts bound to them, and which portal each host serves at /. */
+/** Brandings (docs/console.md): the look of the hosts bound to them, and which portal each host serves at /. */
 
 export type BrandingInput = Required<brandings.NewBranding>;
 

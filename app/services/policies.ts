@@ -7,7 +7,7 @@ import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
-/** License policies: templates for issuing. An air-gapped policy is frozen once saved (SPEC §1). */
+/** License policies: templates for issuing. An air-gapped policy is frozen once saved. */
 
 export interface PolicyInput {
   name: string;

@@ -7,7 +7,7 @@ import { auditedChange } from './changes.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
 /**
- * Key rotation (SPEC §5): generate a key (trusted: it verifies but does not sign yet, so clients can
+ * Key rotation (docs/operations.md): generate a key (trusted: it verifies but does not sign yet, so clients can
  * learn it first), make it the active signing key, retire keys nobody should trust any more.
  * Audit events name keys by kid and status; key material never enters them.
  */

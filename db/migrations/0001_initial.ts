@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 
 /**
- * The whole domain model of SPEC §1. Dates are UTC datetime(3); booleans are booleans; JSON is text
+ * The whole domain model (docs/overview.md). Dates are UTC datetime(3); booleans are booleans; JSON is text
  * (models parse it) so that SQLite and MySQL/MariaDB return the same shapes.
  */
 
@@ -300,7 +300,7 @@ export async function up(db: Knex): Promise<void> {
   await db.schema.createTable('default_permissions', (t) => {
     t.string('permission', 48).primary();
   });
-  // SPEC §2's default set; the vendor changes it in the console.
+  // The default permission set; the vendor changes it in the console.
   await db('default_permissions').insert(
     [
       'manage_license_users',

@@ -1,5 +1,5 @@
 /**
- * The License API figures (online activate and check, SPEC §7, docs/api.md), next to the same
+ * The License API figures (online activate and check, docs/api.md), next to the same
  * verify + sign answered by the no-database baseline server.
  *
  * The API was written at the same time as this benchmark, so nothing else in the bench depends on

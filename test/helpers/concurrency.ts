@@ -382,7 +382,7 @@ export async function mixedRounds({ base, t, addLicense }: OneServer, rounds: nu
       active.length,
       `${label}: one active device per machine`,
     );
-    // SPEC §1: once every seat has served a machine, each further new machine is one transfer.
+    // Once every seat has served a machine, each further new machine is one transfer.
     const machines = Number(
       (await t.db('devices').where({ license_id: id }).countDistinct({ n: 'hardware_id' }).first())!.n,
     );

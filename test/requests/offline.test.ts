@@ -142,7 +142,7 @@ describe('Offline Activation Portal', function () {
     assert.match(res.text, /License activated/);
   });
 
-  it('refuses with a plain reason and what to do next (SPEC §3), recording each refusal', async () => {
+  it('refuses with a plain reason and what to do next, recording each refusal', async () => {
     const cases: [string, () => Promise<string>, RegExp][] = [
       [
         'wrong product',
