@@ -1,7 +1,10 @@
+import type { Knex } from 'knex';
 import type { Request, Response } from 'express';
 import { notFound } from '../lib/errors.ts';
 import { flash } from '../lib/flash.ts';
 import { onFailure } from '../middleware/errors.ts';
+import { pageCount, pageFrom } from '../lib/pagination.ts';
+import * as orders from '../models/orders.ts';
 
 /** A positive whole-number URL parameter; anything else is 404 (an id that cannot exist). */
 export function idParam(req: Request, name = 'id'): number {
@@ -52,3 +55,14 @@ export const renewSession = (req: Request) =>
   new Promise<void>((resolve, reject) =>
     req.login(req.user!, { session: true, keepSessionInfo: true }, (err) => (err ? reject(err) : resolve())),
   );
+
+/** The orders list of the console and the User Portal (one page of `scope`, filtered by `?q=`): the view's locals. */
+export async function orderListPage(req: Request, scope: Knex.QueryBuilder) {
+  const query = listQuery(req, ['q']);
+  const { page, limit, offset } = pageFrom(req.query);
+  const [rows, total] = await Promise.all([
+    orders.listSummaries(scope, limit, offset, { q: query.q }),
+    orders.countInScope(scope, { q: query.q }),
+  ]);
+  return { orders: rows, query, page, pages: pageCount(total), total };
+}

@@ -9,7 +9,7 @@ import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
 import { issueAndInvite } from '../../services/portal.ts';
-import { done, listQuery, onPage } from '../helpers.ts';
+import { done, listQuery, onPage, orderListPage } from '../helpers.ts';
 import { licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
@@ -54,20 +54,9 @@ export function adminOrdersController(ctx: AppContext) {
 
   return {
     async index(req: Request, res: Response) {
-      const query = listQuery(req, ['q']);
-      const { page, limit, offset } = pageFrom(req.query);
-      const scope = ctx.db('orders');
-      const [rows, total] = await Promise.all([
-        orders.listSummaries(scope, limit, offset, { q: query.q }),
-        orders.countInScope(scope, { q: query.q }),
-      ]);
       res.render('admin/orders/index', {
         title: req.t('admin.orders.title'),
-        orders: rows,
-        query,
-        page,
-        pages: pageCount(total),
-        total,
+        ...(await orderListPage(req, ctx.db('orders'))),
       });
     },
 

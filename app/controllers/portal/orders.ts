@@ -28,7 +28,7 @@ import {
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
-import { done, idParam, listQuery } from '../helpers.ts';
+import { done, idParam, listQuery, orderListPage } from '../helpers.ts';
 import { licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
 import { onFailure } from '../../middleware/errors.ts';
@@ -196,20 +196,9 @@ export function portalOrdersController(ctx: AppContext) {
 
   return {
     async index(req: Request, res: Response) {
-      const query = listQuery(req, ['q']);
-      const { page, limit, offset } = pageFrom(req.query);
-      const scope = load.scope(req);
-      const [rows, total] = await Promise.all([
-        orders.listSummaries(scope, limit, offset, { q: query.q }),
-        orders.countInScope(scope, { q: query.q }),
-      ]);
       res.render('portal/orders/index', {
         title: req.t('portal.orders.title'),
-        orders: rows,
-        query,
-        page,
-        pages: pageCount(total),
-        total,
+        ...(await orderListPage(req, load.scope(req))),
         can: req.permissions,
       });
     },
