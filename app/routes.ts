@@ -31,6 +31,8 @@ import { adminCustomersController } from './controllers/admin/customers.ts';
 import { adminOrdersController } from './controllers/admin/orders.ts';
 import { adminLicensesController } from './controllers/admin/licenses.ts';
 import { adminPeopleController } from './controllers/admin/people.ts';
+import { adminRolesController } from './controllers/admin/roles.ts';
+import { portalTeamController } from './controllers/portal/team.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
 
 /**
@@ -72,6 +74,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const orders = adminOrdersController(ctx);
   const licenses = adminLicensesController(ctx);
   const people = adminPeopleController(ctx);
+  const roleAdmin = adminRolesController(ctx);
+  const team = portalTeamController(ctx);
   const audit = adminAuditController(ctx);
   const consoleSearch = searchController(ctx, 'admin');
 
@@ -131,7 +135,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const up = add('portal');
   const mgr = managersOnly;
   // Loaders resolve the URL's ids through the account's order scope (404 outside it): req.order, req.license, req.device.
-  const { order, license, device, licenseUser } = portalLoaders(ctx);
+  const { order, license, device, licenseUser, invitee } = portalLoaders(ctx);
   up.get('/', home.dashboard);
   up.post('/my/devices/:deviceId/release', endUsersOnly, home.release);
   up.get('/orders', mgr, portalOrders.index);
@@ -143,12 +147,23 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/orders/bundle', mgr, can('create_bundle_order'), portalOrders.createBundle);
   up.get('/orders/:id', mgr, order, portalOrders.show);
   up.get('/orders/:id/export.csv', mgr, order, portalOrders.exportCsv);
-  up.get('/orders/:id/dispatch', mgr, order, portalOrders.dispatchForm);
-  up.post('/orders/:id/dispatch', mgr, order, portalOrders.dispatch);
-  up.post('/orders/:id/dispatch/csv', mgr, order, singleUpload('csv', 1024 * 1024), portalOrders.dispatchCsv);
+  up.get('/orders/:id/dispatch', mgr, order, can('dispatch_license'), portalOrders.dispatchForm);
+  up.post('/orders/:id/dispatch', mgr, order, can('dispatch_license'), portalOrders.dispatch);
+  up.post(
+    '/orders/:id/dispatch/csv',
+    mgr,
+    order,
+    can('dispatch_license'),
+    singleUpload('csv', 1024 * 1024),
+    portalOrders.dispatchCsv,
+  );
   up.post('/orders/:id/licenses', mgr, order, can('issue_license'), portalOrders.issue);
   up.post('/orders/:id/managers', mgr, order, can('manage_managers'), portalOrders.addManager);
+  up.post('/orders/:id/managers/:accountId/role', mgr, order, can('manage_managers'), portalOrders.setManagerRole);
   up.post('/orders/:id/managers/:accountId/delete', mgr, order, can('manage_managers'), portalOrders.removeManager);
+  // Delegation: the managers I invited and the sub-quotas I gave them (404 for anyone else's).
+  up.get('/team', mgr, team.show);
+  up.post('/team/:accountId/quotas', mgr, invitee, team.setQuota);
   up.get('/orders/:id/customer/edit', mgr, order, can('edit_customer'), portalOrders.editCustomer);
   up.post('/orders/:id/customer', mgr, order, can('edit_customer'), portalOrders.updateCustomer);
   up.get('/licenses/:id', mgr, license, portalLicenses.show);
@@ -298,10 +313,18 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/managers/:id/invitation', load.manager, people.resendInvitation);
   adm.post('/managers/:id/permissions', load.manager, people.setPermissions);
   adm.post('/managers/:id/orders', load.manager, people.assignOrder);
+  adm.post('/managers/:id/orders/:orderId/role', load.manager, people.setOrderRole);
   adm.post('/managers/:id/orders/:orderId/delete', load.manager, people.unassignOrder);
   adm.post('/managers/:id/quotas', load.manager, people.setQuota);
   adm.post('/managers/:id/quotas/:productId/delete', load.manager, people.removeQuota);
   adm.post('/managers/:id/policies', load.manager, people.setPolicies);
+  adm.get('/roles', roleAdmin.index);
+  adm.get('/roles/new', roleAdmin.new);
+  adm.post('/roles', roleAdmin.create);
+  adm.get('/roles/:id/edit', load.role, roleAdmin.edit);
+  adm.post('/roles/:id', load.role, roleAdmin.update);
+  adm.post('/roles/:id/default', load.role, roleAdmin.makeDefault);
+  adm.post('/roles/:id/delete', load.role, roleAdmin.destroy);
   // --- brandings, settings, signing keys ---
   adm.get('/brandings', brandings.index);
   adm.get('/brandings/new', brandings.new);

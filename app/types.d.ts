@@ -6,6 +6,7 @@ import type { Product } from './models/products.ts';
 import type { Policy } from './models/policies.ts';
 import type { Customer } from './models/customers.ts';
 import type { Permission } from './policies/permissions.ts';
+import type { Role } from './models/roles.ts';
 import type { Order } from './models/orders.ts';
 import type { License } from './models/licenses.ts';
 import type { Device } from './models/devices.ts';
@@ -35,6 +36,8 @@ declare global {
       editedBranding?: BrandingRecord;
       /** A manager or an end user, by the route. */
       account?: Account;
+      /** The role a console route addresses (`:id`). */
+      role?: Role;
     }
   }
 }

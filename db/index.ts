@@ -10,6 +10,7 @@ import * as airgapCommitment from './migrations/0007_airgap_commitment.ts';
 import * as licenseUserInvitations from './migrations/0008_license_user_invitations.ts';
 import * as sessionOwner from './migrations/0009_session_owner.ts';
 import * as orderRefPerCustomer from './migrations/0011_order_ref_per_customer.ts';
+import * as rolesPerOrder from './migrations/0012_roles_per_order.ts';
 
 export type Db = Knex;
 
@@ -31,6 +32,7 @@ const migrations: Migration[] = [
   { name: '0008_license_user_invitations', ...licenseUserInvitations },
   { name: '0009_session_owner', ...sessionOwner },
   { name: '0011_order_ref_per_customer', ...orderRefPerCustomer },
+  { name: '0012_roles_per_order', ...rolesPerOrder },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {
@@ -48,6 +50,12 @@ export function openDatabase(databaseUrl: string): Knex {
 export async function migrateLatest(db: Knex): Promise<string[]> {
   const [, applied] = await db.migrate.latest(migratorConfig);
   return applied as string[];
+}
+
+/** Applies migrations one by one up to and including `name` (the migration test starts from an older schema). */
+export async function migrateTo(db: Knex, name: string): Promise<void> {
+  const applied = async () => (await db.migrate.list(migratorConfig))[0] as { name: string }[];
+  while (!(await applied()).some((m) => m.name === name)) await db.migrate.up(migratorConfig);
 }
 
 export async function rollback(db: Knex, all = false): Promise<string[]> {

@@ -13,7 +13,7 @@ import {
   id,
 } from './fields.ts';
 import { entitlementFields, checkEntitlements } from './policies.ts';
-import { PERMISSIONS } from '../policies/permissions.ts';
+import { ACCOUNT_PERMISSIONS, ORDER_PERMISSIONS } from '../policies/permissions.ts';
 
 export const customerForm = z.object({
   kind: oneOf(['company', 'person'] as const),
@@ -82,14 +82,25 @@ export const managerInviteForm = z.object({ email, name: requiredText(200), lang
 
 export const managerProfileForm = z.object({ name: requiredText(200), language, disabled: checkbox });
 
-const permissionList = z.preprocess(
-  (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
-  z.array(z.enum(PERMISSIONS, { message: 'validation.choice' })),
-);
+const listOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.preprocess(
+    (v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+    z.array(z.enum(values, { message: 'validation.choice' })),
+  );
 
-export const permissionsForm = z.object({ permissions: permissionList });
+/** A manager's own permissions (those outside any order), and which role they get on orders they create. */
+export const permissionsForm = z.object({
+  permissions: listOf(ACCOUNT_PERMISSIONS),
+  own_order_role_id: optionalWholeNumber(1, 2_147_483_647),
+});
 
-export const assignOrderForm = z.object({ order_ref: requiredText(100) });
+export const defaultsForm = z.object({ permissions: listOf(ACCOUNT_PERMISSIONS) });
+
+export const roleForm = z.object({ name: requiredText(80), permissions: listOf(ORDER_PERMISSIONS) });
+
+export const assignOrderForm = z.object({ order_ref: requiredText(100), role_id: id });
+
+export const orderRoleForm = z.object({ role_id: id });
 
 export const quotaForm = z.object({ product_id: id, quota: optionalWholeNumber(0, 10_000_000) });
 

@@ -48,7 +48,9 @@ export function bundleLines(body: Record<string, unknown>) {
   return { lines, errors };
 }
 
-export const addManagerForm = z.object({ email });
+export const addManagerForm = z.object({ email, name: optionalText(200), role_id: id });
+export const roleChoiceForm = z.object({ role_id: id });
+export const subQuotaForm = z.object({ product_id: id, quota: wholeNumber(0, 10_000_000) });
 export const borrowForm = z.object({ hours: wholeNumber(1, 8760) });
 export const dispatchRowPrefix = 'email_';
 

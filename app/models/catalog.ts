@@ -1,4 +1,6 @@
 import type { Knex } from 'knex';
+import * as roles from './roles.ts';
+import { ORDER_PERMISSIONS, isOrderPermission, type BuiltInRole } from '../policies/permissions.ts';
 
 /** Inserts for products, features, policies, customers and orders (the console builds on these). */
 
@@ -223,13 +225,33 @@ export async function countLicensesOf(db: Knex, orderId: number, added: number):
   await db('orders').where({ id: orderId }).increment('license_count', added);
 }
 
-export async function assignManager(db: Knex, accountId: number, orderId: number, now: Date) {
-  await db('manager_orders').insert({ account_id: accountId, order_id: orderId, created_at: now });
+/** Assigns a manager to an order with a role (a role id, or a built-in role; Viewer unless named). */
+export async function assignManager(
+  db: Knex,
+  accountId: number,
+  orderId: number,
+  now: Date,
+  role: number | BuiltInRole = 'viewer',
+) {
+  const roleId = typeof role === 'number' ? role : (await roles.findBuiltIn(db, role)).id;
+  await db('manager_orders').insert({ account_id: accountId, order_id: orderId, role_id: roleId, created_at: now });
 }
 
+/**
+ * Gives a manager exactly these permissions, the seeds' and tests' shorthand: the account permissions
+ * to the manager, the order permissions as the role (found or made with exactly them) of every order
+ * the manager is assigned to and of the orders they create.
+ */
 export async function grantPermissions(db: Knex, accountId: number, permissions: readonly string[]) {
-  if (permissions.length)
-    await db('manager_permissions').insert(permissions.map((permission) => ({ account_id: accountId, permission })));
+  const own = permissions.filter((p) => !isOrderPermission(p));
+  if (own.length)
+    await db('manager_permissions').insert(own.map((permission) => ({ account_id: accountId, permission })));
+  const onOrders = permissions.filter(isOrderPermission);
+  const wanted = [...ORDER_PERMISSIONS].filter((p) => onOrders.includes(p));
+  const match = (await roles.list(db)).find((r) => r.permissions.join() === wanted.join());
+  const roleId = match?.id ?? (await roles.insert(db, `Role of account ${accountId}`, wanted, new Date()));
+  await db('manager_orders').where({ account_id: accountId }).update({ role_id: roleId });
+  await db('accounts').where({ id: accountId }).update({ own_order_role_id: roleId });
 }
 
 export async function assignLicenseUser(

@@ -123,9 +123,25 @@ export async function listManagers(db: Knex, orderId: number) {
   const rows = await db('manager_orders')
     .join('accounts', 'accounts.id', 'manager_orders.account_id')
     .where('manager_orders.order_id', orderId)
+    .leftJoin('roles', 'roles.id', 'manager_orders.role_id')
     .orderBy('accounts.email')
-    .select('accounts.id', 'accounts.email', 'accounts.name');
-  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), email: String(r.email), name: String(r.name) }));
+    .select(
+      'accounts.id',
+      'accounts.email',
+      'accounts.name',
+      'manager_orders.role_id',
+      'manager_orders.invited_by',
+      'roles.name as role_name',
+      'roles.builtin as role_builtin',
+    );
+  return rows.map((r: Record<string, unknown>) => ({
+    id: Number(r.id),
+    email: String(r.email),
+    name: String(r.name),
+    roleId: Number(r.role_id),
+    role: { name: String(r.role_name), builtin: (r.role_builtin as string | null) ?? null },
+    invitedBy: r.invited_by == null ? null : Number(r.invited_by),
+  }));
 }
 
 export function auditView(o: Order) {

@@ -2,19 +2,34 @@ import type { Knex } from 'knex';
 import * as accounts from '../models/accounts.ts';
 import type { Account } from '../models/accounts.ts';
 import * as managers from '../models/managers.ts';
+import * as roles from '../models/roles.ts';
 import * as licenseUsers from '../models/license-users.ts';
 import { scopeOrders } from './orders.ts';
 import { forbidden } from '../lib/errors.ts';
 import { PERMISSIONS, type Permission } from './permissions.ts';
 
 /**
- * What an account may do in the User Portal. Admins (vendor staff, for support) hold every
- * permission over every order; managers hold theirs over their orders; end users none.
+ * What an account may do in the User Portal outside any order (create orders and policies). Admins
+ * (vendor staff, for support) hold every permission; managers their account permissions; end users none.
  */
 export async function permissionsFor(db: Knex, account: Pick<Account, 'id' | 'role'>): Promise<Set<Permission>> {
   if (account.role === 'admin') return new Set(PERMISSIONS);
   if (account.role !== 'manager') return new Set();
   return new Set(await managers.permissionsOf(db, account.id));
+}
+
+/**
+ * What an account may do on one order: its account permissions plus, for a manager, those of its role
+ * on that order (docs/user-portal.md, "Roles"). Admins hold every permission on every order.
+ */
+export async function permissionsOnOrder(
+  db: Knex,
+  account: Pick<Account, 'id' | 'role'>,
+  orderId: number,
+): Promise<Set<Permission>> {
+  const own = await permissionsFor(db, account);
+  if (account.role !== 'manager') return own;
+  return new Set([...own, ...((await roles.permissionsOn(db, account.id, orderId)) ?? [])]);
 }
 
 /** Throws 403: call it after the object was loaded through the scope (out of scope is 404 first). */
@@ -54,7 +69,11 @@ export async function ownsEndUser(
  * unlimited); policies the vendor listed for the manager, or, when none are listed, every policy of
  * those products. Admins may issue from everything.
  */
-export async function issuableFor(db: Knex, account: Pick<Account, 'id' | 'role'>) {
+export async function issuableFor(
+  db: Knex,
+  account: Pick<Account, 'id' | 'role'>,
+  seen: Set<number> = new Set(),
+): Promise<Issuable[]> {
   const q = db('license_policies')
     .join('products', 'products.id', 'license_policies.product_id')
     .where('license_policies.archived', false)
@@ -74,7 +93,7 @@ export async function issuableFor(db: Knex, account: Pick<Account, 'id' | 'role'
     const listed = await managers.allowedPoliciesOf(db, account.id);
     if (listed.length) q.whereIn('license_policies.id', listed);
   }
-  return (await q).map((r: Record<string, unknown>) => ({
+  let rows: Issuable[] = (await q).map((r: Record<string, unknown>) => ({
     id: Number(r.id),
     name: String(r.name),
     isDefault: !!Number(r.is_default),
@@ -82,4 +101,24 @@ export async function issuableFor(db: Knex, account: Pick<Account, 'id' | 'role'
     productName: String(r.product_name),
     authorizationMethod: r.authorization_method as 'key' | 'user',
   }));
+  // A sub-quota reaches no further than its granter may issue (docs/user-portal.md, "Delegation").
+  seen.add(account.id);
+  for (const quota of account.role === 'manager' ? await managers.quotasOf(db, account.id) : []) {
+    if (!quota.grantedBy) continue;
+    const granter = quota.grantedBy.id;
+    const theirs = seen.has(granter)
+      ? new Set<number>()
+      : new Set((await issuableFor(db, { id: granter, role: 'manager' }, new Set(seen))).map((p) => p.id));
+    rows = rows.filter((p) => p.productId !== quota.productId || theirs.has(p.id));
+  }
+  return rows;
+}
+
+export interface Issuable {
+  id: number;
+  name: string;
+  isDefault: boolean;
+  productId: number;
+  productName: string;
+  authorizationMethod: 'key' | 'user';
 }

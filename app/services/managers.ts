@@ -3,13 +3,15 @@ import * as accounts from '../models/accounts.ts';
 import * as managers from '../models/managers.ts';
 import * as products from '../models/products.ts';
 import * as policies from '../models/policies.ts';
-import { PERMISSIONS, type Permission } from '../policies/permissions.ts';
+import { ACCOUNT_PERMISSIONS, type Permission } from '../policies/permissions.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
 import { mailAccountLink, type LinkMailDeps } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { endOtherSessions } from './auth.ts';
 import * as orders from '../models/orders.ts';
+import * as roles from '../models/roles.ts';
+import { removeFromOrder, setRoleOnOrder } from './delegation.ts';
 
 /**
  * License managers: invited by e-mail (they choose their own password through the link), given the
@@ -88,7 +90,7 @@ export async function setManagerPermissions(
   id: number,
   permissions: Permission[],
 ): Promise<void> {
-  const wanted = PERMISSIONS.filter((p) => permissions.includes(p));
+  const wanted = ACCOUNT_PERMISSIONS.filter((p) => permissions.includes(p));
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
     const before = await managers.permissionsOf(trx, id);
@@ -111,7 +113,7 @@ export async function setDefaultPermissionSet(
   actor: Actor,
   permissions: Permission[],
 ): Promise<void> {
-  const wanted = PERMISSIONS.filter((p) => permissions.includes(p));
+  const wanted = ACCOUNT_PERMISSIONS.filter((p) => permissions.includes(p));
   await auditedChange(deps, actor, async (trx) => {
     const before = await managers.defaultPermissions(trx);
     await managers.setDefaultPermissions(trx, wanted);
@@ -133,9 +135,12 @@ export async function assignManagerToOrder(
   actor: Actor,
   id: number,
   orderRef: string,
+  roleId: number,
 ): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
     await mustFindManager(trx, id);
+    const role = await roles.find(trx, roleId);
+    if (!role) throw new ValidationError({ role_id: 'validation.choice' });
     // Order numbers are unique per customer: a number two customers share is given as "Customer / number".
     const [, customerName, number] = /^(?:(.+?)\s+\/\s+)?(.+)$/.exec(orderRef.trim())!;
     const matches = await orders.idsByRef(trx, number!, 2, customerName);
@@ -144,7 +149,7 @@ export async function assignManagerToOrder(
     const orderId = matches[0]!;
     if (await managers.isAssigned(trx, id, orderId))
       throw new ValidationError({ order_ref: 'managers.alreadyAssigned' });
-    await managers.assignOrder(trx, id, orderId, now);
+    await managers.assignOrder(trx, id, orderId, role.id, null, now);
     return {
       result: undefined,
       audit: {
@@ -152,24 +157,57 @@ export async function assignManagerToOrder(
         objectType: 'account',
         objectId: id,
         orderId,
-        after: { orderId, orderRef },
+        after: { orderId, orderRef, role: role.name },
       },
     };
   });
 }
 
+/** The vendor removes a manager from an order: the same rule as in the User Portal (delegation.ts). */
 export async function unassignManagerFromOrder(
   deps: ServiceDeps,
   actor: Actor,
   id: number,
   orderId: number,
 ): Promise<void> {
+  await mustFindManager(deps.db, id);
+  await removeFromOrder(deps, actor, { id: actor.accountId ?? 0, role: 'admin' }, orderId, id);
+}
+
+/** The vendor sets a manager's role on one of their orders (any role: the vendor is above everyone). */
+export async function setManagerOrderRole(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  orderId: number,
+  roleId: number,
+): Promise<void> {
+  await mustFindManager(deps.db, id);
+  await setRoleOnOrder(deps, actor, { id: actor.accountId ?? 0, role: 'admin' }, orderId, id, roleId);
+}
+
+/** The role a manager gets on the orders they create (null: the default role when they create it). */
+export async function setManagerOwnOrderRole(
+  deps: ServiceDeps,
+  actor: Actor,
+  id: number,
+  roleId: number | null,
+): Promise<void> {
   await auditedChange(deps, actor, async (trx) => {
     await mustFindManager(trx, id);
-    if (!(await managers.unassignOrder(trx, id, orderId))) throw notFound();
+    if (roleId !== null && !(await roles.find(trx, roleId)))
+      throw new ValidationError({ role_id: 'validation.choice' });
+    const before = await managers.ownOrderRoleOf(trx, id);
+    await managers.setOwnOrderRole(trx, id, roleId);
     return {
       result: undefined,
-      audit: { action: 'manager.order_unassigned', objectType: 'account', objectId: id, orderId, before: { orderId } },
+      audit: {
+        action: 'manager.own_order_role_changed',
+        objectType: 'account',
+        objectId: id,
+        before: { roleId: before },
+        after: { roleId },
+      },
     };
   });
 }
@@ -185,6 +223,7 @@ export async function setManagerQuota(
     await mustFindManager(trx, id);
     if (!(await products.findById(trx, productId))) throw new ValidationError({ product_id: 'validation.choice' });
     const before = (await managers.quotasOf(trx, id)).find((q) => q.productId === productId) ?? null;
+    if (before?.grantedBy) throw new HttpError(409, 'admin.managers.quotaGranted');
     await managers.setQuota(trx, id, productId, quota);
     return {
       result: undefined,
@@ -209,6 +248,14 @@ export async function removeManagerQuota(
     await mustFindManager(trx, id);
     const before = (await managers.quotasOf(trx, id)).find((q) => q.productId === productId);
     if (!before || !(await managers.removeQuota(trx, id, productId))) throw notFound();
+    // A sub-quota's unused units go back to the manager who gave them.
+    if (before.grantedBy)
+      await managers.releaseQuota(
+        trx,
+        before.grantedBy.id,
+        productId,
+        Math.max(0, (before.quota ?? 0) - before.issued),
+      );
     return {
       result: undefined,
       audit: {

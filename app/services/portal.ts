@@ -1,9 +1,8 @@
 import type { Knex } from 'knex';
-import * as accounts from '../models/accounts.ts';
 import * as managers from '../models/managers.ts';
+import * as roles from '../models/roles.ts';
 import * as devices from '../models/devices.ts';
 import * as licenses from '../models/licenses.ts';
-import { affected } from '../models/normalise.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import type { Account } from '../models/accounts.ts';
 import { issuableFor } from '../policies/portal.ts';
@@ -27,11 +26,8 @@ import { inTransaction } from '../lib/transaction.ts';
  * two racing requests can never both pass the last free unit (on SQLite and MySQL alike).
  */
 export async function consumeQuota(trx: Knex, accountId: number, productId: number, count: number): Promise<void> {
-  const n = await trx('manager_quotas')
-    .where({ account_id: accountId, product_id: productId })
-    .where((w) => w.whereNull('quota').orWhereRaw('issued + ? <= quota', [count]))
-    .update({ issued: trx.raw('issued + ?', [count]) });
-  if (affected(n) !== 1) throw new ValidationError({ quantity: 'portal.quotaExceeded' });
+  if (!(await managers.reserveQuota(trx, accountId, productId, count)))
+    throw new ValidationError({ quantity: 'portal.quotaExceeded' });
 }
 
 /**
@@ -116,7 +112,10 @@ export async function createOrderAsManager(
       throw new ValidationError({ customer_id: 'validation.choice' });
     const customerId = input.customerId ?? (await createCustomer(inner, actor, input.customer!));
     const orderId = await createOrder(inner, actor, customerId, input.order, async (t, id, now) => {
-      if (account.role === 'manager') await managers.assignOrder(t, account.id, id, now);
+      if (account.role === 'manager') {
+        const roleId = (await managers.ownOrderRoleOf(t, account.id)) ?? (await roles.findDefault(t)).id;
+        await managers.assignOrder(t, account.id, id, roleId, null, now);
+      }
     });
     for (const line of input.lines) await issueAsManager(inner, actor, account, orderId, line, placements);
     return orderId;
@@ -130,48 +129,6 @@ export async function createOrderAsManager(
  */
 export async function customersInScope(db: Knex, orderIds: Knex.QueryBuilder) {
   return customers.listWhollyIn(db, orderIds, 500);
-}
-
-export async function addOrderManager(deps: ServiceDeps, actor: Actor, orderId: number, email: string): Promise<void> {
-  await auditedChange(deps, actor, async (trx, now) => {
-    const manager = await accounts.findByEmail(trx, email);
-    if (manager?.role !== 'manager') throw new ValidationError({ email: 'portal.notAManager' });
-    if (await managers.isAssigned(trx, manager.id, orderId))
-      throw new ValidationError({ email: 'managers.alreadyAssigned' });
-    await managers.assignOrder(trx, manager.id, orderId, now);
-    return {
-      result: undefined,
-      audit: {
-        action: 'order.manager_added',
-        objectType: 'order',
-        objectId: orderId,
-        orderId,
-        after: { accountId: manager.id, email: manager.email },
-      },
-    };
-  });
-}
-
-export async function removeOrderManager(
-  deps: ServiceDeps,
-  actor: Actor,
-  orderId: number,
-  accountId: number,
-): Promise<void> {
-  await auditedChange(deps, actor, async (trx) => {
-    if (accountId === actor.accountId) throw new HttpError(409, 'portal.cannotRemoveSelf');
-    if (!(await managers.unassignOrder(trx, accountId, orderId))) throw notFound();
-    return {
-      result: undefined,
-      audit: {
-        action: 'order.manager_removed',
-        objectType: 'order',
-        objectId: orderId,
-        orderId,
-        before: { accountId },
-      },
-    };
-  });
 }
 
 /** Marks a device of a floating license as borrowed until `until` (capped by the policy's maximum). */

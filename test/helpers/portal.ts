@@ -89,11 +89,18 @@ export async function portalWorld(db: Knex) {
   const endUser = await createAccount(db, { role: 'end_user', name: 'End User' });
   const secondUser = await createAccount(db, { role: 'end_user', name: 'Second User' });
   const admin = await createAccount(db, { role: 'admin', name: 'Admin' });
+  // Roles on orders: managerAll is Manager on A (with every account permission), managerNone Viewer
+  // on A, operator Operator on A, managerB Manager on B; mixed is Operator on A and Manager on B.
+  const operator = await createAccount(db, { role: 'manager', name: 'Operator' });
+  const mixed = await createAccount(db, { role: 'manager', name: 'Mixed Roles' });
   await catalog.assignManager(db, managerAll.id, orderA, now);
-  await catalog.assignManager(db, managerNone.id, orderA, now);
+  await catalog.assignManager(db, managerNone.id, orderA, now, 'viewer');
   await catalog.assignManager(db, managerB.id, orderB, now);
   await catalog.grantPermissions(db, managerAll.id, PERMISSIONS);
   await catalog.grantPermissions(db, managerB.id, PERMISSIONS);
+  await catalog.assignManager(db, operator.id, orderA, now, 'operator');
+  await catalog.assignManager(db, mixed.id, orderA, now, 'operator');
+  await catalog.assignManager(db, mixed.id, orderB, now, 'manager');
   for (const m of [managerAll.id, managerB.id]) {
     await db('manager_quotas').insert([
       { account_id: m, product_id: product, quota: 5, issued: 0 },
@@ -140,6 +147,8 @@ export async function portalWorld(db: Knex) {
     managerAll,
     managerNone,
     managerB,
+    operator,
+    mixed,
     endUser,
     secondUser,
     admin,

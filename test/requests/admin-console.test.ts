@@ -492,7 +492,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.equal(
       (
         await submitForm(agent, url, `${url}/permissions`, {
-          permissions: ['reset_device', 'edit_license'] as unknown as string,
+          permissions: ['create_order', 'create_bundle_order'] as unknown as string,
         })
       ).status,
       303,
@@ -501,26 +501,45 @@ describe('console: customers, orders, licenses, license users, managers', () => 
       (
         await t.db('manager_permissions').where({ account_id: managerId }).orderBy('permission').select('permission')
       ).map((r: { permission: string }) => r.permission),
-      ['edit_license', 'reset_device'],
+      ['create_bundle_order', 'create_order'],
     );
     const badPerm = await submitForm(agent, url, `${url}/permissions`, { permissions: 'launch_rockets' });
     assert.equal(badPerm.status, 422);
+    // An order permission is no account permission: it comes with a role on each order.
+    assert.equal((await submitForm(agent, url, `${url}/permissions`, { permissions: 'reset_device' })).status, 422);
+    const roleId = async (builtin: string) => String((await t.db('roles').where({ builtin }).first()).id);
+    const role_id = await roleId('operator');
 
-    const noOrder = await submitForm(agent, url, `${url}/orders`, { order_ref: 'NOPE' });
+    const noOrder = await submitForm(agent, url, `${url}/orders`, { order_ref: 'NOPE', role_id });
     assert.equal(noOrder.status, 422);
     assert.match(noOrder.text, /No order has this number/);
-    assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1' })).status, 303);
+    assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1' })).status, 422, 'a role is needed');
+    assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1', role_id })).status, 303);
     assert.match((await rita.get('/portal').expect(200)).text, /ORD-1/, 'the manager now sees the order');
+    const roleOn = async () =>
+      (await t.db('manager_orders').where({ account_id: managerId, order_id: orderId }).first()).role_id;
+    assert.equal(String(await roleOn()), role_id);
+    await rita.get(`/portal/orders/${orderId}/customer/edit`).expect(403);
+    const managerRole = await roleId('manager');
+    assert.equal(
+      (await submitForm(agent, url, `${url}/orders/${orderId}/role`, { role_id: managerRole })).status,
+      303,
+    );
+    assert.equal(String(await roleOn()), managerRole);
+    await rita.get(`/portal/orders/${orderId}/customer/edit`).expect(200);
 
     // Order numbers are unique per customer: a number two customers share needs the customer's name.
     for (const name of ['Shared One', 'Shared Two']) {
       const customer = await catalog.insertCustomer(t.db, { kind: 'company', name }, new Date());
       await catalog.insertOrder(t.db, { orderRef: 'SAME-1', customerId: customer }, new Date());
     }
-    const ambiguous = await submitForm(agent, url, `${url}/orders`, { order_ref: 'SAME-1' });
+    const ambiguous = await submitForm(agent, url, `${url}/orders`, { order_ref: 'SAME-1', role_id });
     assert.equal(ambiguous.status, 422);
     assert.match(ambiguous.text, /Several orders/);
-    assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'Shared Two / SAME-1' })).status, 303);
+    assert.equal(
+      (await submitForm(agent, url, `${url}/orders`, { order_ref: 'Shared Two / SAME-1', role_id })).status,
+      303,
+    );
     const assigned = await t
       .db('manager_orders')
       .join('orders', 'orders.id', 'manager_orders.order_id')
@@ -566,16 +585,20 @@ describe('console: customers, orders, licenses, license users, managers', () => 
       'manager.quota_set',
       'manager.quota_removed',
       'manager.policies_changed',
-      'manager.order_unassigned',
       'manager.updated',
     ])
       assert.ok(actions.includes(a), a);
+    // Removing a manager from an order is one rule in the console and the User Portal (services/delegation.ts).
+    assert.ok((await auditOf(t.db, 'order', orderId)).some((e) => e.action === 'order.manager_removed'));
   });
 
   it('changes the default permission set used for new managers', async () => {
     assert.equal(
-      (await submitForm(agent, '/admin/managers/defaults', '/admin/managers/defaults', { permissions: 'reset_device' }))
-        .status,
+      (
+        await submitForm(agent, '/admin/managers/defaults', '/admin/managers/defaults', {
+          permissions: 'create_bundle_order',
+        })
+      ).status,
       303,
     );
     const invite = await submitForm(agent, '/admin/managers/new', '/admin/managers', {
@@ -586,7 +609,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     const id = Number(invite.headers.location.split('/').pop());
     assert.deepEqual(
       (await t.db('manager_permissions').where({ account_id: id })).map((r: { permission: string }) => r.permission),
-      ['reset_device'],
+      ['create_bundle_order'],
     );
   });
 

@@ -7,6 +7,7 @@ import * as licenses from '../../models/licenses.ts';
 import * as orders from '../../models/orders.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
+import * as roles from '../../models/roles.ts';
 import { idParam, orNotFound } from '../helpers.ts';
 
 /**
@@ -48,6 +49,10 @@ export function adminLoaders(ctx: AppContext) {
     branding: loader(
       (id) => brandings.findById(ctx.db, id),
       (req, v) => (req.editedBranding = v),
+    ),
+    role: loader(
+      (id) => roles.find(ctx.db, id),
+      (req, v) => (req.role = v),
     ),
     manager: loader(withRole('manager'), (req, v) => (req.account = v)),
     endUser: loader(withRole('end_user'), (req, v) => (req.account = v)),

@@ -9,6 +9,8 @@ import { formData, parseForm } from '../../forms/parse.ts';
 import {
   assignOrderForm,
   credentialsForm,
+  defaultsForm,
+  orderRoleForm,
   licenseUserForm,
   managerInviteForm,
   managerProfileForm,
@@ -17,7 +19,8 @@ import {
   quotaForm,
 } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
-import { PERMISSIONS } from '../../policies/permissions.ts';
+import { ACCOUNT_PERMISSIONS } from '../../policies/permissions.ts';
+import * as roles from '../../models/roles.ts';
 import * as users from '../../services/license-users.ts';
 import * as service from '../../services/managers.ts';
 import { done, idParam, listQuery, onPage, refuse } from '../helpers.ts';
@@ -49,8 +52,10 @@ export function adminPeopleController(ctx: AppContext) {
     errors: object = {},
     values: object = {},
   ) => {
-    const [permissions, orderList, quotas, allowed, issuable, productList] = await Promise.all([
+    const [permissions, ownOrderRole, roleList, orderList, quotas, allowed, issuable, productList] = await Promise.all([
       managers.permissionsOf(ctx.db, manager.id),
+      managers.ownOrderRoleOf(ctx.db, manager.id),
+      roles.list(ctx.db),
       managers.ordersOf(ctx.db, manager.id),
       managers.quotasOf(ctx.db, manager.id),
       managers.allowedPoliciesOf(ctx.db, manager.id),
@@ -61,7 +66,9 @@ export function adminPeopleController(ctx: AppContext) {
       title: manager.name,
       manager,
       permissions,
-      allPermissions: PERMISSIONS,
+      allPermissions: ACCOUNT_PERMISSIONS,
+      ownOrderRole,
+      roles: roleList,
       orders: orderList,
       quotas,
       allowed,
@@ -148,24 +155,24 @@ export function adminPeopleController(ctx: AppContext) {
 
     async setPermissions(req: Request, res: Response) {
       const saved = managerPage(req, res);
-      await service.setManagerPermissions(
-        ctx,
-        req.actor,
-        req.account!.id,
-        formData(permissionsForm, req.body).permissions,
-      );
+      const form = formData(permissionsForm, req.body);
+      await service.setManagerPermissions(ctx, req.actor, req.account!.id, form.permissions);
+      await service.setManagerOwnOrderRole(ctx, req.actor, req.account!.id, form.own_order_role_id);
       saved('admin.managers.permissionsSaved');
     },
 
     async assignOrder(req: Request, res: Response) {
       const saved = managerPage(req, res, req.body);
-      await service.assignManagerToOrder(
-        ctx,
-        req.actor,
-        req.account!.id,
-        formData(assignOrderForm, req.body).order_ref,
-      );
+      const form = formData(assignOrderForm, req.body);
+      await service.assignManagerToOrder(ctx, req.actor, req.account!.id, form.order_ref, form.role_id);
       saved('admin.managers.orderAssigned');
+    },
+
+    async setOrderRole(req: Request, res: Response) {
+      const saved = managerPage(req, res);
+      const form = formData(orderRoleForm, req.body);
+      await service.setManagerOrderRole(ctx, req.actor, req.account!.id, idParam(req, 'orderId'), form.role_id);
+      saved('admin.managers.roleSaved');
     },
 
     async unassignOrder(req: Request, res: Response) {
@@ -197,7 +204,7 @@ export function adminPeopleController(ctx: AppContext) {
       res.render('admin/managers/defaults', {
         title: req.t('admin.managers.defaultsTitle'),
         permissions: await managers.defaultPermissions(ctx.db),
-        allPermissions: PERMISSIONS,
+        allPermissions: ACCOUNT_PERMISSIONS,
         errors: {},
       });
     },
@@ -208,11 +215,11 @@ export function adminPeopleController(ctx: AppContext) {
           res.status(422).render('admin/managers/defaults', {
             title: req.t('admin.managers.defaultsTitle'),
             permissions: [],
-            allPermissions: PERMISSIONS,
+            allPermissions: ACCOUNT_PERMISSIONS,
             errors: err.fieldErrors,
           }),
       });
-      const parsed = formData(permissionsForm, req.body);
+      const parsed = formData(defaultsForm, req.body);
       await service.setDefaultPermissionSet(ctx, req.actor, parsed.permissions);
       done(req, res, res.locals.paths.adminManagerDefaults(), 'admin.managers.defaultsSaved');
     },

@@ -3,14 +3,15 @@ import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { authorize, ownsEndUser, permissionsFor } from '../../policies/portal.ts';
+import { authorize, ownsEndUser, permissionsFor, permissionsOnOrder } from '../../policies/portal.ts';
 import * as licenseUsers from '../../models/license-users.ts';
 import type { Permission } from '../../policies/permissions.ts';
 import * as devices from '../../models/devices.ts';
 import { notFound } from '../../lib/errors.ts';
+import { isInviteeOf } from '../../services/delegation.ts';
 import { idParam, orNotFound } from '../helpers.ts';
 
-/** Loads the signed-in account's portal permissions once per request. */
+/** Loads the signed-in account's own portal permissions (those outside any order) once per request. */
 export function loadPermissions(ctx: AppContext): RequestHandler {
   return async (req, _res, next) => {
     try {
@@ -47,6 +48,8 @@ export function scoped(ctx: AppContext) {
 /**
  * Loaders for the route table: each resolves an id of the URL through the account's order scope and
  * puts the object on the request (`req.order`, `req.license`, `req.device` of that license), or 404.
+ * The order and license loaders also narrow `req.permissions` to the account's role on that order,
+ * which is what `can()` then reads.
  */
 export function portalLoaders(ctx: AppContext) {
   const load = scoped(ctx);
@@ -59,12 +62,18 @@ export function portalLoaders(ctx: AppContext) {
   return {
     order: loader(async (req) => {
       req.order = await load.order(req);
+      req.permissions = await permissionsOnOrder(ctx.db, req.user!, req.order.id);
     }),
     license: loader(async (req) => {
       req.license = await load.license(req);
+      req.permissions = await permissionsOnOrder(ctx.db, req.user!, req.license.orderId);
     }),
     device: loader(async (req) => {
       req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId')));
+    }),
+    /** `:accountId`, a manager the signed-in manager invited to one of their orders (delegation.ts), or 404. */
+    invitee: loader(async (req) => {
+      if (!(await isInviteeOf(ctx.db, req.user!, idParam(req, 'accountId')))) throw notFound();
     }),
     /** `:accountId`, a user of this license whom the account owns (docs/decisions.md, "Account ownership"), or 404. */
     licenseUser: loader(async (req) => {
@@ -78,7 +87,10 @@ export function portalLoaders(ctx: AppContext) {
   };
 }
 
-/** The permission guard of a route line: 403 without the permission (the loaders' 404 come first). */
+/**
+ * The permission guard of a route line: 403 without the permission (the loaders' 404 come first). On a
+ * line with an order or license loader it reads the role on that order; elsewhere the account's own.
+ */
 export const can =
   (permission: Permission): RequestHandler =>
   (req, _res, next) => {

@@ -13,18 +13,20 @@ import {
   dispatchForm,
   portalIssueForm,
   portalOrderForm,
+  roleChoiceForm,
   BUNDLE_LINES,
 } from '../../forms/portal.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { writeCsv } from '../../lib/csv.ts';
 import { issuableFor } from '../../policies/portal.ts';
+import { createOrderAsManager, customersInScope, issueAndInvite } from '../../services/portal.ts';
 import {
-  addOrderManager,
-  createOrderAsManager,
-  customersInScope,
-  issueAndInvite,
-  removeOrderManager,
-} from '../../services/portal.ts';
+  inviteToOrder,
+  managersBelow,
+  removeFromOrder,
+  rolesOfferable,
+  setRoleOnOrder,
+} from '../../services/delegation.ts';
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
@@ -42,6 +44,14 @@ export function portalOrdersController(ctx: AppContext) {
     issueErrors?: object;
     managerErrors?: object;
   }
+  /** The managers of the order a user sees: everyone for an admin; for a manager, themselves and those below them. */
+  const visibleManagers = async (req: Request, orderId: number) => {
+    const all = await orders.listManagers(ctx.db, orderId);
+    if (req.user!.role === 'admin') return all.map((m) => ({ ...m, below: true }));
+    const below = await managersBelow(ctx.db, req.user!, orderId);
+    return all.filter((m) => m.id === req.user!.id || below.has(m.id)).map((m) => ({ ...m, below: below.has(m.id) }));
+  };
+
   const showPage = async (
     req: Request,
     res: Response,
@@ -53,13 +63,14 @@ export function portalOrdersController(ctx: AppContext) {
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
     const canIssue = req.permissions.has('issue_license');
-    const [rows, total, orderManagers, issuable, quotas, productList] = await Promise.all([
+    const [rows, total, orderManagers, issuable, quotas, productList, offerable] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
       licenses.countInOrder(ctx.db, order, filter, now),
-      orders.listManagers(ctx.db, order.id),
+      visibleManagers(req, order.id),
       canIssue ? issuableFor(ctx.db, req.user!) : Promise.resolve([]),
       req.user!.role === 'manager' ? managers.quotasOf(ctx.db, req.user!.id) : Promise.resolve([]),
       products.listActive(ctx.db),
+      req.permissions.has('manage_managers') ? rolesOfferable(ctx.db, req.user!, order.id) : Promise.resolve([]),
     ]);
     res.status(status).render('portal/orders/show', {
       title: order.orderRef,
@@ -70,6 +81,7 @@ export function portalOrdersController(ctx: AppContext) {
       pages: pageCount(total),
       query,
       managers: orderManagers,
+      roles: offerable,
       issuable,
       quotas,
       products: productList,
@@ -228,13 +240,26 @@ export function portalOrdersController(ctx: AppContext) {
 
     async addManager(req: Request, res: Response) {
       orderForm(req, res, (errors) => ({ managerErrors: errors }));
-      await addOrderManager(ctx, req.actor, req.order!.id, formData(addManagerForm, req.body).email);
+      const form = formData(addManagerForm, req.body);
+      await inviteToOrder(ctx, req.actor, req.user!, req.order!.id, {
+        email: form.email,
+        name: form.name ?? '',
+        roleId: form.role_id,
+        language: req.user!.language,
+      });
       back(req, res, 'portal.orders.managerAdded');
+    },
+
+    async setManagerRole(req: Request, res: Response) {
+      orderForm(req, res);
+      const form = formData(roleChoiceForm, req.body);
+      await setRoleOnOrder(ctx, req.actor, req.user!, req.order!.id, idParam(req, 'accountId'), form.role_id);
+      back(req, res, 'portal.orders.managerRoleSaved');
     },
 
     async removeManager(req: Request, res: Response) {
       orderForm(req, res);
-      await removeOrderManager(ctx, req.actor, req.order!.id, idParam(req, 'accountId'));
+      await removeFromOrder(ctx, req.actor, req.user!, req.order!.id, idParam(req, 'accountId'));
       back(req, res, 'portal.orders.managerRemoved');
     },
 
