@@ -55,9 +55,13 @@ export async function up(db: Knex): Promise<void> {
     t.integer('invited_by').unsigned().nullable().references('accounts.id').onDelete('SET NULL');
     t.index(['invited_by']);
   });
-  await db.schema.alterTable('accounts', (t) => {
-    t.integer('own_order_role_id').unsigned().nullable().references('roles.id');
-  });
+  // No foreign key here, and `down` leaves the column: on SQLite adding a key or dropping a column
+  // rebuilds the table, and rebuilding `accounts` would cascade deletes into every table that
+  // references it. The roles service refuses to delete a role this column names (models/roles.ts `uses`).
+  if (!(await db.schema.hasColumn('accounts', 'own_order_role_id')))
+    await db.schema.alterTable('accounts', (t) => {
+      t.integer('own_order_role_id').unsigned().nullable();
+    });
   await db.schema.alterTable('manager_quotas', (t) => {
     t.integer('granted_by').unsigned().nullable().references('accounts.id').onDelete('SET NULL');
   });
@@ -131,10 +135,7 @@ export async function down(db: Knex): Promise<void> {
     t.dropForeign(['granted_by']);
     t.dropColumn('granted_by');
   });
-  await db.schema.alterTable('accounts', (t) => {
-    t.dropForeign(['own_order_role_id']);
-    t.dropColumn('own_order_role_id');
-  });
+  await db('accounts').update({ own_order_role_id: null });
   await db.schema.alterTable('manager_orders', (t) => {
     t.dropForeign(['role_id']);
     t.dropForeign(['invited_by']);

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { migrateLatest, rollback } from '../../db/index.ts';
+import { migrateLatest, migrateTo, rollback } from '../../db/index.ts';
+import { PERMISSIONS } from '../../app/policies/permissions.ts';
+import { permissionsFor, permissionsOnOrder } from '../../app/policies/portal.ts';
 
 describe('migrations', () => {
   let database: TestDatabase;
@@ -32,6 +34,8 @@ describe('migrations', () => {
       'manager_quotas',
       'manager_policies',
       'default_permissions',
+      'roles',
+      'role_permissions',
       'audit_events',
       'sessions',
       'password_reset_tokens',
@@ -44,7 +48,12 @@ describe('migrations', () => {
     ]) {
       assert.ok(await db.schema.hasTable(table), table);
     }
-    assert.equal(Number((await db('default_permissions').count({ n: '*' }).first())!.n), 6);
+    // The default set's order part became the default role; its account part stays.
+    assert.deepEqual(
+      (await db('default_permissions').select('permission')).map((r) => r.permission),
+      ['create_order'],
+    );
+    assert.equal((await db('roles').where({ is_default: true }).first()).name, 'Standard');
   });
 
   it('enforces the unique keys: product code, account email, license key, request nonce', async () => {
@@ -79,5 +88,146 @@ describe('migrations', () => {
         updated_at: new Date(),
       }),
     );
+  });
+});
+
+/**
+ * Migration 0012 (roles per order) on sample data: every manager's effective permissions on every
+ * order they manage, and on orders they create, are the same before and after. Before, a manager
+ * held one set for all orders and every manager could dispatch; after, account permissions plus the
+ * role of each assignment.
+ */
+describe('migration 0012: per-manager permissions become roles per order', () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase({ migrate: false });
+  });
+  after(async () => database.drop());
+
+  it("changes nobody's effective powers", async () => {
+    const { db } = database;
+    await migrateTo(db, '0011_order_ref_per_customer');
+    const now = new Date();
+    const [customer] = await db('customers').insert({
+      kind: 'company',
+      name: 'Globex',
+      created_at: now,
+      updated_at: now,
+    });
+    const orderIds: number[] = [];
+    for (const ref of ['A-1', 'A-2', 'A-3'])
+      orderIds.push(
+        Number(
+          (await db('orders').insert({ order_ref: ref, customer_id: customer, created_at: now, updated_at: now }))[0],
+        ),
+      );
+    const sets: Record<string, string[]> = {
+      everything: [...PERMISSIONS].filter((p) => p !== 'dispatch_license'),
+      nothing: [],
+      defaults: [
+        'manage_license_users',
+        'manage_user_credentials',
+        'issue_license',
+        'create_order',
+        'reset_license',
+        'reset_device',
+      ],
+      operatorLike: ['manage_license_users', 'reset_device'],
+      odd: ['revoke_device', 'create_bundle_order', 'edit_license'],
+      oddTwin: ['edit_license', 'revoke_device', 'create_bundle_order'],
+    };
+    const managerIds: Record<string, number> = {};
+    for (const [name, perms] of Object.entries(sets)) {
+      const [id] = await db('accounts').insert({
+        email: `${name.toLowerCase()}@example.com`,
+        name,
+        role: 'manager',
+        created_at: now,
+        updated_at: now,
+      });
+      managerIds[name] = Number(id);
+      if (perms.length)
+        await db('manager_permissions').insert(perms.map((permission) => ({ account_id: id, permission })));
+      for (const orderId of orderIds.slice(0, name === 'nothing' ? 1 : 3))
+        await db('manager_orders').insert({ account_id: id, order_id: orderId, created_at: now });
+    }
+    // Before: one set per manager, dispatching open to every manager.
+    const before = async () => {
+      const out: Record<string, string[]> = {};
+      for (const [name, id] of Object.entries(managerIds)) {
+        const perms = (await db('manager_permissions').where({ account_id: id })).map((r) => String(r.permission));
+        for (const o of await db('manager_orders').where({ account_id: id }))
+          out[`${name}@${o.order_id}`] = [...perms, 'dispatch_license'].sort();
+      }
+      return out;
+    };
+    const expected = await before();
+
+    await migrateTo(db, '0012_roles_per_order');
+    const after: Record<string, string[]> = {};
+    for (const [name, id] of Object.entries(managerIds)) {
+      const account = { id, role: 'manager' as const };
+      for (const o of await db('manager_orders').where({ account_id: id }))
+        after[`${name}@${o.order_id}`] = [...(await permissionsOnOrder(db, account, Number(o.order_id)))].sort();
+      // Orders they create: account permissions plus the role they get there.
+      const own = (await db('accounts').where({ id }).first()).own_order_role_id;
+      const ownPerms = (await db('role_permissions').where({ role_id: own })).map((r) => String(r.permission));
+      assert.deepEqual(
+        [...new Set([...(await permissionsFor(db, account)), ...ownPerms])].sort(),
+        [...sets[name]!, 'dispatch_license'].sort(),
+        `${name} on orders they create`,
+      );
+    }
+    assert.deepEqual(after, expected);
+
+    // Matching sets share a role; the built-in ones are used where they match; one role is the default.
+    const roleOf = async (name: string) =>
+      (await db('manager_orders').where({ account_id: managerIds[name] }).first()).role_id;
+    assert.equal(await roleOf('odd'), await roleOf('oddTwin'));
+    assert.equal(await roleOf('everything'), (await db('roles').where({ builtin: 'manager' }).first()).id);
+    assert.equal(Number((await db('roles').where({ is_default: true }).count({ n: '*' }).first())!.n), 1);
+    assert.deepEqual((await db('manager_orders').whereNull('role_id')).length, 0, 'every assignment has a role');
+  });
+});
+
+describe('migration 0012 down and up again', () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase({ migrate: false });
+  });
+  after(async () => database.drop());
+
+  it('keeps every assignment and permission (no table that others reference is rebuilt)', async () => {
+    const { db } = database;
+    await migrateTo(db, '0011_order_ref_per_customer');
+    const now = new Date();
+    const [id] = await db('accounts').insert({
+      email: 'm@example.com',
+      name: 'M',
+      role: 'manager',
+      created_at: now,
+      updated_at: now,
+    });
+    await db('manager_permissions').insert(
+      ['create_order', 'reset_device'].map((permission) => ({ account_id: id, permission })),
+    );
+    const [c] = await db('customers').insert({ kind: 'company', name: 'G', created_at: now, updated_at: now });
+    const [o] = await db('orders').insert({ order_ref: 'X', customer_id: c, created_at: now, updated_at: now });
+    await db('manager_orders').insert({ account_id: id, order_id: o, created_at: now });
+    await migrateLatest(db);
+    assert.equal((await db('manager_orders').select()).length, 1);
+    assert.deepEqual(
+      (await db('manager_permissions').select('permission')).map((r) => r.permission),
+      ['create_order'],
+    );
+    await rollback(db);
+    assert.equal((await db('manager_orders').select()).length, 1, 'the assignment survives the way down');
+    assert.deepEqual(
+      (await db('manager_permissions').orderBy('permission').select('permission')).map((r) => r.permission),
+      ['create_order', 'reset_device'],
+      'the role went back into the manager’s set',
+    );
+    await migrateLatest(db);
+    assert.equal((await db('manager_orders').whereNotNull('role_id').select()).length, 1);
   });
 });

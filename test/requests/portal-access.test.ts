@@ -6,7 +6,7 @@ import * as catalog from '../../app/models/catalog.ts';
 import * as licenseUsers from '../../app/models/license-users.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { routeTable, fullPath } from '../../app/routes.ts';
-import type { Permission } from '../../app/policies/permissions.ts';
+import { BUILT_IN_ROLES, PERMISSIONS, type Permission } from '../../app/policies/permissions.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 
@@ -18,7 +18,8 @@ type World = Awaited<ReturnType<typeof portalWorld>>;
 interface Row {
   perm: Permission | null;
   scoped: boolean;
-  for: 'managers' | 'end_users' | 'everyone';
+  /** inviter: only the manager who invited the `:accountId` (delegation) may address it. */
+  for: 'managers' | 'end_users' | 'everyone' | 'inviter';
   params?: (w: World, s: Scratch) => Record<string, number>;
 }
 
@@ -50,11 +51,20 @@ const MATRIX: Record<string, Row> = {
   'POST /portal/orders/bundle': { perm: 'create_bundle_order', scoped: false, for: 'managers' },
   'GET /portal/orders/:id': { perm: null, scoped: true, for: 'managers', params: order },
   'GET /portal/orders/:id/export.csv': { perm: null, scoped: true, for: 'managers', params: order },
-  'GET /portal/orders/:id/dispatch': { perm: null, scoped: true, for: 'managers', params: order },
-  'POST /portal/orders/:id/dispatch': { perm: null, scoped: true, for: 'managers', params: order },
-  'POST /portal/orders/:id/dispatch/csv': { perm: null, scoped: true, for: 'managers', params: order },
+  'GET /portal/orders/:id/dispatch': { perm: 'dispatch_license', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/dispatch': { perm: 'dispatch_license', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/dispatch/csv': { perm: 'dispatch_license', scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/licenses': { perm: 'issue_license', scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/managers': { perm: 'manage_managers', scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/managers/:accountId/role': {
+    perm: 'manage_managers',
+    scoped: true,
+    for: 'managers',
+    params: order,
+  },
+  'GET /portal/team': { perm: null, scoped: false, for: 'managers' },
+  'POST /portal/team/:accountId/quotas': { perm: null, scoped: false, for: 'inviter', params: order },
+  // Last of the scratch manager's rows: it removes them.
   'POST /portal/orders/:id/managers/:accountId/delete': {
     perm: 'manage_managers',
     scoped: true,
@@ -127,16 +137,33 @@ const MATRIX: Record<string, Row> = {
   'POST /portal/policies': { perm: 'create_license_policy', scoped: false, for: 'managers' },
 };
 
-type Who = 'anonymous' | 'managerAll' | 'managerNone' | 'managerB' | 'endUser' | 'admin';
+type Who = 'anonymous' | 'managerAll' | 'managerNone' | 'operator' | 'mixed' | 'managerB' | 'endUser' | 'admin';
 type Expected = 'login' | 'allowed' | 403 | 404;
 
-function expected(row: Row, who: Who): Expected {
+/** Each account's role on the order the matrix addresses (order A; `mixed` again on order B below). */
+const ROLE_ON_ORDER: Partial<Record<Who, readonly string[]>> = {
+  managerNone: BUILT_IN_ROLES.viewer,
+  operator: BUILT_IN_ROLES.operator,
+  mixed: BUILT_IN_ROLES.operator,
+  managerAll: BUILT_IN_ROLES.manager,
+  admin: PERMISSIONS,
+};
+const ACCOUNT: Partial<Record<Who, readonly string[]>> = {
+  managerAll: PERMISSIONS,
+  managerB: PERMISSIONS,
+  admin: PERMISSIONS,
+};
+
+function expected(row: Row, who: Who, roleOnOrder = ROLE_ON_ORDER[who]): Expected {
   if (who === 'anonymous') return 'login';
   if (row.for === 'end_users') return who === 'endUser' ? 'allowed' : 404;
   if (who === 'endUser') return row.for === 'everyone' ? 'allowed' : 404;
-  if (who === 'managerB' && row.scoped) return 404;
-  if (who === 'managerNone' && row.perm) return 403;
-  return 'allowed';
+  if (row.for === 'inviter') return who === 'managerAll' ? 'allowed' : 404;
+  if (row.scoped) {
+    if (!roleOnOrder) return 404;
+    return !row.perm || roleOnOrder.includes(row.perm) ? 'allowed' : 403;
+  }
+  return !row.perm || (ACCOUNT[who] ?? []).includes(row.perm) ? 'allowed' : 403;
 }
 
 const portalRoutes = (t: TestApp) =>
@@ -144,8 +171,68 @@ const portalRoutes = (t: TestApp) =>
     .filter((r) => r.area === 'portal')
     .map((r) => `${r.method.toUpperCase()} ${fullPath(r)}`);
 
+/**
+ * Runs every row (or those `only` keeps) as `who`, with a fresh scratch manager (invited to `orderId`
+ * by `inviter`) and scratch end user, and returns the answers that differ from `want`. A POST carries
+ * a valid CSRF token: it is the forged request of a user who crafts what their page does not offer.
+ */
+async function runMatrix(
+  t: TestApp,
+  w: World,
+  who: Who,
+  want: (row: Row) => Expected,
+  options: { orderId?: number; inviter?: number; only?: (row: Row) => boolean } = {},
+) {
+  const account = who === 'anonymous' ? null : w[who];
+  const agent = account ? await loginAgent(t.app, account.email, account.password) : request.agent(t.app);
+  const token = csrfFrom((await agent.get(account ? '/account' : '/login')).text);
+  const now = new Date();
+  const scratchManager = await createAccount(t.db, { role: 'manager' });
+  const scratchUser = await createAccount(t.db, { role: 'end_user' });
+  await catalog.assignManager(t.db, scratchManager.id, options.orderId ?? w.orderA, now);
+  await t
+    .db('manager_orders')
+    .where({ account_id: scratchManager.id })
+    .update({ invited_by: options.inviter ?? w.managerAll.id });
+  await catalog.assignLicenseUser(t.db, w.userLicense, scratchUser.id, 1, now);
+  const invitee = await createAccount(t.db, { role: 'end_user' });
+  const invitationId = await licenseUsers.insertInvitation(
+    t.db,
+    {
+      licenseId: w.userLicense,
+      accountId: invitee.id,
+      maxActivations: 1,
+      tokenHash: crypto.randomBytes(32).toString('hex'),
+      invitedBy: null,
+      expiresAt: new Date(now.getTime() + 86_400_000),
+    },
+    now,
+  );
+  const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId };
+  const failures: string[] = [];
+  for (const [key, row] of Object.entries(MATRIX)) {
+    if (options.only && !options.only(row)) continue;
+    const [method, pattern] = key.split(' ') as ['GET' | 'POST', string];
+    const params = row.params?.(w, scratch) ?? {};
+    const url = pattern.replace(/:(\w+)/g, (_m, name: string) => String(params[name]));
+    const res = method === 'GET' ? await agent.get(url) : await agent.post(url).type('form').send({ _csrf: token });
+    const wanted = want(row);
+    const ok =
+      wanted === 'login'
+        ? res.status === 303 && res.headers.location === '/login'
+        : wanted === 'allowed'
+          ? [200, 303, 422].includes(res.status) && res.headers.location !== '/login'
+          : res.status === wanted;
+    if (!ok)
+      failures.push(
+        `${key} → ${res.status}${res.headers.location ? ` ${res.headers.location}` : ''}, expected ${wanted}`,
+      );
+  }
+  return failures;
+}
+
 describe('User Portal access matrix', function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   let t: TestApp;
   let w: World;
   before(async () => {
@@ -159,52 +246,49 @@ describe('User Portal access matrix', function () {
     assert.deepEqual([...portalRoutes(t)].sort(), Object.keys(MATRIX).sort());
   });
 
-  const everyone: Who[] = ['anonymous', 'managerNone', 'managerB', 'endUser', 'managerAll', 'admin'];
+  const everyone: Who[] = [
+    'anonymous',
+    'managerNone',
+    'operator',
+    'mixed',
+    'managerB',
+    'endUser',
+    'managerAll',
+    'admin',
+  ];
   for (const who of everyone) {
-    it(`as ${who}`, async () => {
-      const account = who === 'anonymous' ? null : w[who];
-      const agent = account ? await loginAgent(t.app, account.email, account.password) : request.agent(t.app);
-      const token = csrfFrom((await agent.get(account ? '/account' : '/login')).text);
-      const now = new Date();
-      const scratchManager = await createAccount(t.db, { role: 'manager' });
-      const scratchUser = await createAccount(t.db, { role: 'end_user' });
-      await catalog.assignManager(t.db, scratchManager.id, w.orderA, now);
-      await catalog.assignLicenseUser(t.db, w.userLicense, scratchUser.id, 1, now);
-      const invitee = await createAccount(t.db, { role: 'end_user' });
-      const invitationId = await licenseUsers.insertInvitation(
-        t.db,
-        {
-          licenseId: w.userLicense,
-          accountId: invitee.id,
-          maxActivations: 1,
-          tokenHash: crypto.randomBytes(32).toString('hex'),
-          invitedBy: null,
-          expiresAt: new Date(now.getTime() + 86_400_000),
-        },
-        now,
-      );
-      const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId };
-      const failures: string[] = [];
-      for (const [key, row] of Object.entries(MATRIX)) {
-        const [method, pattern] = key.split(' ') as ['GET' | 'POST', string];
-        const params = row.params?.(w, scratch) ?? {};
-        const url = pattern.replace(/:(\w+)/g, (_m, name: string) => String(params[name]));
-        const res = method === 'GET' ? await agent.get(url) : await agent.post(url).type('form').send({ _csrf: token });
-        const want = expected(row, who);
-        const ok =
-          want === 'login'
-            ? res.status === 303 && res.headers.location === '/login'
-            : want === 'allowed'
-              ? [200, 303, 422].includes(res.status) && res.headers.location !== '/login'
-              : res.status === want;
-        if (!ok)
-          failures.push(
-            `${key} → ${res.status}${res.headers.location ? ` ${res.headers.location}` : ''}, expected ${want}`,
-          );
-      }
-      assert.deepEqual(failures, []);
+    const role = { managerNone: 'Viewer', operator: 'Operator', mixed: 'Operator', managerAll: 'Manager' }[
+      who as string
+    ];
+    it(`as ${who}${role ? ` (${role} on the order)` : ''}`, async () => {
+      assert.deepEqual(await runMatrix(t, w, who, (row) => expected(row, who)), []);
     });
   }
+
+  it('as mixed on its other order, where its role is Manager: every order route is open to it', async () => {
+    const onB = { ...w, orderA: w.orderB, licenseA: w.licenseB, deviceA: w.deviceB };
+    const failures = await runMatrix(t, onB, 'mixed', (row) => expected(row, 'mixed', BUILT_IN_ROLES.manager), {
+      orderId: w.orderB,
+      inviter: w.mixed.id,
+      only: (row) => row.scoped && (row.params === order || row.params === license),
+    });
+    assert.deepEqual(failures, []);
+  });
+
+  it('refuses every POST without its CSRF token, whoever sends it, and changes nothing', async () => {
+    const agent = await loginAgent(t.app, w.managerAll.email, w.managerAll.password);
+    const before = await t.db('audit_events').count({ n: '*' }).first();
+    for (const key of Object.keys(MATRIX).filter((k) => k.startsWith('POST '))) {
+      const url = key
+        .slice(5)
+        .replace(/:(\w+)/g, (_m, name: string) =>
+          String({ id: w.orderA, accountId: w.managerNone.id, deviceId: w.deviceA, invitationId: 1 }[name]),
+        );
+      const res = await agent.post(url).type('form').send({ email: 'x@example.com' });
+      assert.equal(res.status, 403, key);
+    }
+    assert.deepEqual(await t.db('audit_events').count({ n: '*' }).first(), before);
+  });
 });
 
 /**
