@@ -513,7 +513,11 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     const noOrder = await submitForm(agent, url, `${url}/orders`, { order_ref: 'NOPE', role_id });
     assert.equal(noOrder.status, 422);
     assert.match(noOrder.text, /No order has this number/);
-    assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1' })).status, 422, 'a role is needed');
+    assert.equal(
+      (await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1' })).status,
+      422,
+      'a role is needed',
+    );
     assert.equal((await submitForm(agent, url, `${url}/orders`, { order_ref: 'ORD-1', role_id })).status, 303);
     assert.match((await rita.get('/portal').expect(200)).text, /ORD-1/, 'the manager now sees the order');
     const roleOn = async () =>
@@ -521,10 +525,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.equal(String(await roleOn()), role_id);
     await rita.get(`/portal/orders/${orderId}/customer/edit`).expect(403);
     const managerRole = await roleId('manager');
-    assert.equal(
-      (await submitForm(agent, url, `${url}/orders/${orderId}/role`, { role_id: managerRole })).status,
-      303,
-    );
+    assert.equal((await submitForm(agent, url, `${url}/orders/${orderId}/role`, { role_id: managerRole })).status, 303);
     assert.equal(String(await roleOn()), managerRole);
     await rita.get(`/portal/orders/${orderId}/customer/edit`).expect(200);
 

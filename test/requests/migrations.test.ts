@@ -152,7 +152,7 @@ describe('migration 0012: per-manager permissions become roles per order', () =>
         await db('manager_orders').insert({ account_id: id, order_id: orderId, created_at: now });
     }
     // Before: one set per manager, dispatching open to every manager.
-    const before = async () => {
+    const snapshot = async () => {
       const out: Record<string, string[]> = {};
       for (const [name, id] of Object.entries(managerIds)) {
         const perms = (await db('manager_permissions').where({ account_id: id })).map((r) => String(r.permission));
@@ -161,14 +161,14 @@ describe('migration 0012: per-manager permissions become roles per order', () =>
       }
       return out;
     };
-    const expected = await before();
+    const expected = await snapshot();
 
     await migrateTo(db, '0012_roles_per_order');
-    const after: Record<string, string[]> = {};
+    const migrated: Record<string, string[]> = {};
     for (const [name, id] of Object.entries(managerIds)) {
       const account = { id, role: 'manager' as const };
       for (const o of await db('manager_orders').where({ account_id: id }))
-        after[`${name}@${o.order_id}`] = [...(await permissionsOnOrder(db, account, Number(o.order_id)))].sort();
+        migrated[`${name}@${o.order_id}`] = [...(await permissionsOnOrder(db, account, Number(o.order_id)))].sort();
       // Orders they create: account permissions plus the role they get there.
       const own = (await db('accounts').where({ id }).first()).own_order_role_id;
       const ownPerms = (await db('role_permissions').where({ role_id: own })).map((r) => String(r.permission));
@@ -178,7 +178,7 @@ describe('migration 0012: per-manager permissions become roles per order', () =>
         `${name} on orders they create`,
       );
     }
-    assert.deepEqual(after, expected);
+    assert.deepEqual(migrated, expected);
 
     // Matching sets share a role; the built-in ones are used where they match; one role is the default.
     const roleOf = async (name: string) =>

@@ -231,7 +231,10 @@ describe('User Portal actions', function () {
     const role_id = String((await t.db('roles').where({ builtin: 'operator' }).first()).id);
     const notManager = await post(all, `/portal/orders/${w.orderA}/managers`, { email: w.endUser.email, role_id });
     assert.equal(notManager.status, 422);
-    assert.equal((await post(all, `/portal/orders/${w.orderA}/managers`, { email: w.managerB.email, role_id })).status, 303);
+    assert.equal(
+      (await post(all, `/portal/orders/${w.orderA}/managers`, { email: w.managerB.email, role_id })).status,
+      303,
+    );
     assert.match((await other.get(`/portal/orders/${w.orderA}`).expect(200)).text, /A-1/);
     assert.equal((await post(all, `/portal/orders/${w.orderA}/managers/${w.managerB.id}/delete`)).status, 303);
     await other.get(`/portal/orders/${w.orderA}`).expect(404);
