@@ -69,10 +69,8 @@ export async function up(db: Knex): Promise<void> {
   const now = new Date();
   const bySet = new Map<string, number>();
   const addRole = async (name: string, builtin: string | null, perms: string[]) => {
-    const [id] = await db('roles').insert({ name, builtin, is_default: false, created_at: now, updated_at: now }, [
-      'id',
-    ]);
-    const roleId = Number(typeof id === 'object' ? id.id : id);
+    const [id] = await db('roles').insert({ name, builtin, is_default: false, created_at: now, updated_at: now });
+    const roleId = Number(id);
     if (perms.length) await db('role_permissions').insert(perms.map((permission) => ({ role_id: roleId, permission })));
     bySet.set(setKey(perms), roleId);
     return roleId;
