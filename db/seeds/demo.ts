@@ -13,13 +13,14 @@ import { hashPassword } from '../../app/lib/passwords.ts';
 import { generateLicenseKey } from '../../app/lib/license-keys.ts';
 import * as accounts from '../../app/models/accounts.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import { PERMISSIONS } from '../../app/policies/permissions.ts';
+import { ORDER_PERMISSIONS, type BuiltInRole } from '../../app/policies/permissions.ts';
 import { recordAudit } from '../../app/services/audit.ts';
 import { systemActor } from '../../app/services/context.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
 
 const DEMO_ACCOUNTS = [
   { email: 'admin@demo.portico.test', name: 'Dana Admin', role: 'admin' as const },
+  { email: 'distributor@demo.portico.test', name: 'Dora Distributor', role: 'manager' as const },
   { email: 'reseller@demo.portico.test', name: 'Rita Reseller', role: 'manager' as const },
   { email: 'it-admin@demo.portico.test', name: 'Ivan IT', role: 'manager' as const },
   { email: 'enduser@demo.portico.test', name: 'Eve Enduser', role: 'end_user' as const },
@@ -149,12 +150,29 @@ async function seed(db: Knex, now: Date): Promise<void> {
   await catalog.assignLicenseUser(db, teamLicense!, ids['enduser@demo.portico.test']!, 2, now);
   await addLicenses(2, o3, plant, plantId, plantAirgap);
 
+  // The channel (docs/user-portal.md, "Roles", "Delegation"): the vendor assigned the distributor;
+  // the distributor invited the reseller (Manager on ORD-1001, Viewer on ORD-1002) and gave it a
+  // sub-quota of 10 Acme CAD out of its pool of 50; the reseller invited the customer's IT admin as
+  // Operator on ORD-1001, and the distributor invited the IT admin as Operator on ORD-1002.
+  const distributor = ids['distributor@demo.portico.test']!;
   const reseller = ids['reseller@demo.portico.test']!;
   const itAdmin = ids['it-admin@demo.portico.test']!;
-  for (const order of [o1, o2, o3]) await catalog.assignManager(db, reseller, order, now);
-  await catalog.assignManager(db, itAdmin, o2, now);
-  await catalog.grantPermissions(db, reseller, PERMISSIONS);
-  await catalog.grantPermissions(db, itAdmin, ['reset_device', 'manage_license_users']);
+  await catalog.grantPermissions(db, distributor, ['create_order', 'create_bundle_order', ...ORDER_PERMISSIONS]);
+  await catalog.assignManager(db, distributor, o3, now, 'viewer');
+  const invite = async (who: number, order: number, role: BuiltInRole, by: number) => {
+    await catalog.assignManager(db, who, order, now, role);
+    await db('manager_orders').where({ account_id: who, order_id: order }).update({ invited_by: by });
+  };
+  for (const order of [o1, o2]) await catalog.assignManager(db, distributor, order, now, 'manager');
+  await invite(reseller, o1, 'manager', distributor);
+  await invite(reseller, o2, 'viewer', distributor);
+  await invite(itAdmin, o1, 'operator', reseller);
+  await invite(itAdmin, o2, 'operator', distributor);
+  await db('manager_quotas').insert([
+    { account_id: distributor, product_id: cad, quota: 50, issued: 10 },
+    { account_id: distributor, product_id: analytics, quota: null, issued: 0 },
+    { account_id: reseller, product_id: cad, quota: 10, issued: 0, granted_by: distributor },
+  ]);
 }
 
 async function main() {

@@ -123,6 +123,22 @@ describe('server.ts and npm run demo as real processes', function () {
     const counts = await database.db('licenses').count({ n: '*' }).first();
     assert.equal(Number(counts!.n), 17);
     const managers = await database.db('accounts').where({ role: 'manager' }).count({ n: '*' }).first();
-    assert.equal(Number(managers!.n), 2);
+    assert.equal(Number(managers!.n), 3);
+    // The channel: the reseller is Manager on one order and Viewer on another, under the distributor.
+    const roles = await database
+      .db('manager_orders')
+      .join('accounts', 'accounts.id', 'manager_orders.account_id')
+      .join('roles', 'roles.id', 'manager_orders.role_id')
+      .leftJoin('accounts as inviter', 'inviter.id', 'manager_orders.invited_by')
+      .where('accounts.email', 'reseller@demo.portico.test')
+      .orderBy('manager_orders.order_id')
+      .select('roles.builtin', 'inviter.email as inviter');
+    assert.deepEqual(
+      roles.map((r: { builtin: string; inviter: string }) => [r.builtin, r.inviter]),
+      [
+        ['manager', 'distributor@demo.portico.test'],
+        ['viewer', 'distributor@demo.portico.test'],
+      ],
+    );
   });
 });
