@@ -70,15 +70,14 @@ export async function findBuiltIn(db: Knex, builtin: BuiltInRole): Promise<Role>
   return (await withPermissions(db, [row!]))[0];
 }
 
-/** The permissions of `accountId`'s role on `orderId`, or null when the account is not assigned to it. */
+/** The permissions of `accountId`'s role on `orderId`, or null when the account is not assigned to it (one query). */
 export async function permissionsOn(db: Knex, accountId: number, orderId: number): Promise<OrderPermission[] | null> {
-  const assignment = await db('manager_orders').where({ account_id: accountId, order_id: orderId }).first('role_id');
-  if (!assignment) return null;
-  return ordered(
-    (await db('role_permissions').where({ role_id: assignment.role_id }).select('permission')).map((r) =>
-      String(r.permission),
-    ),
-  );
+  const rows = await db('manager_orders')
+    .leftJoin('role_permissions', 'role_permissions.role_id', 'manager_orders.role_id')
+    .where({ 'manager_orders.account_id': accountId, 'manager_orders.order_id': orderId })
+    .select('role_permissions.permission');
+  if (!rows.length) return null;
+  return ordered(rows.filter((r) => r.permission !== null).map((r) => String(r.permission)));
 }
 
 export async function insert(db: Knex, name: string, permissions: readonly string[], now: Date): Promise<number> {

@@ -20,14 +20,16 @@ export async function permissionsFor(db: Knex, account: Pick<Account, 'id' | 'ro
 
 /**
  * What an account may do on one order: its account permissions plus, for a manager, those of its role
- * on that order (docs/user-portal.md, "Roles"). Admins hold every permission on every order.
+ * on that order (docs/user-portal.md, "Roles"). Admins hold every permission on every order. `own`:
+ * the account permissions when the caller has them already (the portal loads them once per request).
  */
 export async function permissionsOnOrder(
   db: Knex,
   account: Pick<Account, 'id' | 'role'>,
   orderId: number,
+  own?: Set<Permission>,
 ): Promise<Set<Permission>> {
-  const own = await permissionsFor(db, account);
+  own ??= await permissionsFor(db, account);
   if (account.role !== 'manager') return own;
   return new Set([...own, ...((await roles.permissionsOn(db, account.id, orderId)) ?? [])]);
 }

@@ -62,11 +62,11 @@ export function portalLoaders(ctx: AppContext) {
   return {
     order: loader(async (req) => {
       req.order = await load.order(req);
-      req.permissions = await permissionsOnOrder(ctx.db, req.user!, req.order.id);
+      req.permissions = await permissionsOnOrder(ctx.db, req.user!, req.order.id, req.permissions);
     }),
     license: loader(async (req) => {
       req.license = await load.license(req);
-      req.permissions = await permissionsOnOrder(ctx.db, req.user!, req.license.orderId);
+      req.permissions = await permissionsOnOrder(ctx.db, req.user!, req.license.orderId, req.permissions);
     }),
     device: loader(async (req) => {
       req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId')));
