@@ -34,6 +34,14 @@ export async function consumeQuota(trx: Knex, accountId: number, productId: numb
   if (affected(n) !== 1) throw new ValidationError({ quantity: 'portal.quotaExceeded' });
 }
 
+/** Gives `count` units back to the manager's quota (a voided code), with one guarded update that never goes below zero. */
+export async function returnQuota(trx: Knex, accountId: number, productId: number, count: number): Promise<void> {
+  await trx('manager_quotas')
+    .where({ account_id: accountId, product_id: productId })
+    .where('issued', '>=', count)
+    .update({ issued: trx.raw('issued - ?', [count]) });
+}
+
 /**
  * Issues licenses as a manager: only from allowed policies, within quota, users created as needed; an
  * existing account the manager does not own is invited instead (services/license-users.ts placeUser).
