@@ -10,6 +10,7 @@ import * as airgapCommitment from './migrations/0007_airgap_commitment.ts';
 import * as licenseUserInvitations from './migrations/0008_license_user_invitations.ts';
 import * as sessionOwner from './migrations/0009_session_owner.ts';
 import * as orderRefPerCustomer from './migrations/0011_order_ref_per_customer.ts';
+import * as vouchers from './migrations/0013_vouchers.ts';
 
 export type Db = Knex;
 
@@ -31,6 +32,7 @@ const migrations: Migration[] = [
   { name: '0008_license_user_invitations', ...licenseUserInvitations },
   { name: '0009_session_owner', ...sessionOwner },
   { name: '0011_order_ref_per_customer', ...orderRefPerCustomer },
+  { name: '0013_vouchers', ...vouchers },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

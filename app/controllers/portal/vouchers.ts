@@ -7,11 +7,10 @@ import { dataDirSecretBox } from '../../crypto/secret-box.ts';
 import { formData } from '../../forms/parse.ts';
 import { generateVouchersForm } from '../../forms/vouchers.ts';
 import { csvLine } from '../../lib/csv.ts';
-import { notFound } from '../../lib/errors.ts';
 import { issuableFor } from '../../policies/portal.ts';
 import { generateVouchers, voidVoucher } from '../../services/vouchers.ts';
 import { onFailure } from '../../middleware/errors.ts';
-import { done, idParam } from '../helpers.ts';
+import { done, idParam, refuse } from '../helpers.ts';
 
 declare module 'express-session' {
   interface SessionData {
@@ -51,9 +50,10 @@ export function portalVouchersController(ctx: AppContext) {
     const plain = secretBox.open(fresh.sealed, sealContext(req, fresh.orderId));
     return plain ? (JSON.parse(plain) as FreshCodes) : undefined;
   };
-  const mustHaveFreshCodes = (req: Request) => {
+  /** The fresh codes, or (none left to show) back to the list saying so: undefined then. */
+  const freshOrBack = (req: Request, res: Response) => {
     const fresh = freshCodes(req);
-    if (!fresh) throw notFound();
+    if (!fresh) refuse(req, res, res.locals.paths.portalOrderVouchers(req.order!.id), 'vouchers.fresh.gone');
     return fresh;
   };
 
@@ -125,7 +125,8 @@ export function portalVouchersController(ctx: AppContext) {
 
     /** The new batch's codes as CSV (code, product, policy, expires). */
     csv(req: Request, res: Response) {
-      const fresh = mustHaveFreshCodes(req);
+      const fresh = freshOrBack(req, res);
+      if (!fresh) return;
       res.set({
         'Content-Type': 'text/csv; charset=utf-8',
         'Content-Disposition': `attachment; filename="${filename(req, fresh)}.csv"`,
@@ -139,7 +140,8 @@ export function portalVouchersController(ctx: AppContext) {
 
     /** A printable page: each code with a QR code of the redeem page's address with the code filled in. */
     async print(req: Request, res: Response) {
-      const fresh = mustHaveFreshCodes(req);
+      const fresh = freshOrBack(req, res);
+      if (!fresh) return;
       const cards = await Promise.all(
         fresh.codes.map(async (code) => {
           const url = `${ctx.config.baseUrl}${res.locals.paths.redeem({ code })}`;
