@@ -9,6 +9,10 @@ import { listen, range, stopServer, tally } from '../helpers/concurrency.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 import { REDEEM_PER_CLIENT } from '../../app/services/vouchers.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runDevice } from '../helpers/cli.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 type Agent = Awaited<ReturnType<typeof loginAgent>>;
@@ -436,6 +440,48 @@ describe('Redeemable codes', function () {
       ({ server, base } = await listen(t));
     });
     after(async () => stopServer(server));
+
+    it("the CLI plays the end user's machine: init without a key, redeem online, then a second machine is refused; request --voucher makes an uploadable file", async () => {
+      const [code, offlineCode] = await generate(all, 2);
+      const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-redeem-cli-'));
+      try {
+        fs.writeFileSync(path.join(cwd, 'keys.json'), (await request(base).get('/.well-known/portico-keys.json')).text);
+        const device = (name: string) => ({ dir: path.join(cwd, name), cwd });
+        const init = (name: string) =>
+          runDevice(
+            device(name),
+            'init',
+            '--product',
+            PRODUCT,
+            '--keys',
+            'keys.json',
+            '--hardware-id',
+            `HW-CLI-${name}`,
+          );
+        assert.equal((await init('one')).status, 0);
+        const redeemed = await runDevice(device('one'), 'redeem', code!.toLowerCase(), '--server', base);
+        assert.equal(redeemed.status, 0, redeemed.stderr);
+        assert.match(redeemed.stdout, /Code redeemed/);
+        const v = await voucherRow(code!);
+        const key = (await t.db('licenses').where({ id: v.license_id }).first()).license_key;
+        assert.equal(JSON.parse(fs.readFileSync(path.join(cwd, 'one', 'config.json'), 'utf8')).licenseKey, key);
+        assert.equal((await runDevice(device('one'), 'status')).status, 0);
+
+        assert.equal((await init('two')).status, 0);
+        const refused = await runDevice(device('two'), 'redeem', code!, '--server', base);
+        assert.equal(refused.status, 1);
+        assert.match(refused.stderr, /voucher_used|redeemed already/);
+
+        assert.equal((await init('three')).status, 0);
+        const made = await runDevice(device('three'), 'request', '--voucher', offlineCode!, '--out', 'three.req');
+        assert.equal(made.status, 0, made.stderr);
+        const uploaded = await upload(request.agent(t.app), fs.readFileSync(path.join(cwd, 'three.req'), 'utf8'));
+        assert.equal(uploaded.status, 200);
+        assert.ok((await voucherRow(offlineCode!)).redeemed_at);
+      } finally {
+        fs.rmSync(cwd, { recursive: true, force: true });
+      }
+    });
 
     it('50 racing redemptions of one code through the License API: exactly one license, one 200, 49 "voucher_used"', async () => {
       const [code] = await generate(admin, 1);
