@@ -27,6 +27,7 @@ import {
 import { checkPassword, rateLimited } from './throttles.ts';
 import { mailUnlockLink } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
+import { recordRefusal, type RefusalDeps } from './refusals.ts';
 
 /**
  * Redeemable license codes (docs/decisions.md, "Redeemable codes"). A manager generates a batch
@@ -162,8 +163,36 @@ export interface Redemption {
  * (the quota was counted at generation), assigned to the redeeming account when user-based, and the
  * audit event (never the code). `accountId` is the redeeming end user (null: an anonymous device,
  * key-based policies only); `channel` a device channel checks the policy allows it before the code is spent.
+ * A refused code is recorded as a refusal (refusals.ts: per-client allowance, never the code).
  */
 export async function redeemVoucher(
+  deps: RefusalDeps,
+  actor: Actor,
+  code: string,
+  by: { accountId: number | null; channel: 'portal' | Channel },
+): Promise<Redemption> {
+  return refusalsRecorded(deps, actor, by.channel, () =>
+    inTransaction(deps.db, (trx) => redeemIn({ ...deps, db: trx }, actor, code, by)),
+  );
+}
+
+/** Runs a redemption; a refused code (a VoucherError) is recorded once the transaction is over, then thrown. */
+async function refusalsRecorded<T>(
+  deps: RefusalDeps,
+  actor: Actor,
+  channel: 'portal' | Channel,
+  run: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof VoucherError)
+      await recordRefusal(deps, actor, { action: 'voucher.refused', channel, requestHash: null }, err.code);
+    throw err;
+  }
+}
+
+async function redeemIn(
   deps: ServiceDeps,
   actor: Actor,
   code: string,
@@ -172,58 +201,57 @@ export async function redeemVoucher(
   const canonical = canonicalVoucherCode(code);
   if (!canonical) throw new VoucherError('voucher_unknown', 404);
   const codeHash = voucherHash(canonical);
-  return inTransaction(deps.db, async (trx) => {
-    const now = deps.clock.now();
-    const voucher = await vouchers.findByHash(trx, codeHash, now);
-    if (!voucher) throw new VoucherError('voucher_unknown', 404);
-    if (voucher.status === 'redeemed') throw new VoucherError('voucher_used', 409);
-    if (voucher.status === 'voided') throw new VoucherError('voucher_voided', 410);
-    if (voucher.status === 'expired') throw new VoucherError('voucher_expired', 410);
-    const policy = (await policies.findById(trx, voucher.policyId))!;
-    const product = (await products.findById(trx, voucher.productId))!;
-    // Refused before the code is spent: what the device could not then activate.
-    if (by.channel !== 'portal' && by.channel !== 'airgap' && policy.airgapped)
-      throw new ActivationError('airgap_only', 403);
-    if (by.channel === 'offline' && !policy.allowOffline) throw new ActivationError('offline_not_allowed', 403);
-    const redeemer = by.accountId === null ? undefined : await accounts.findById(trx, by.accountId);
-    if (product.authorizationMethod === 'user' && !redeemer) throw new ActivationError('user_credentials', 401);
-    if (!(await vouchers.markRedeemed(trx, codeHash, { accountId: by.accountId, channel: by.channel }, now)))
-      throw new VoucherError('voucher_used', 409);
-    const issued = await issueLicenses(
-      { ...deps, db: trx },
-      actor,
-      voucher.orderId,
-      {
-        policyId: voucher.policyId,
-        ...(product.authorizationMethod === 'key' ? { quantity: 1 } : { emails: [redeemer!.email] }),
+  const trx = deps.db;
+  const now = deps.clock.now();
+  const voucher = await vouchers.findByHash(trx, codeHash, now);
+  if (!voucher) throw new VoucherError('voucher_unknown', 404);
+  if (voucher.status === 'redeemed') throw new VoucherError('voucher_used', 409);
+  if (voucher.status === 'voided') throw new VoucherError('voucher_voided', 410);
+  if (voucher.status === 'expired') throw new VoucherError('voucher_expired', 410);
+  const policy = (await policies.findById(trx, voucher.policyId))!;
+  const product = (await products.findById(trx, voucher.productId))!;
+  // Refused before the code is spent: what the device could not then activate.
+  if (by.channel !== 'portal' && by.channel !== 'airgap' && policy.airgapped)
+    throw new ActivationError('airgap_only', 403);
+  if (by.channel === 'offline' && !policy.allowOffline) throw new ActivationError('offline_not_allowed', 403);
+  const redeemer = by.accountId === null ? undefined : await accounts.findById(trx, by.accountId);
+  if (product.authorizationMethod === 'user' && !redeemer) throw new ActivationError('user_credentials', 401);
+  if (!(await vouchers.markRedeemed(trx, codeHash, { accountId: by.accountId, channel: by.channel }, now)))
+    throw new VoucherError('voucher_used', 409);
+  const issued = await issueLicenses(
+    deps,
+    actor,
+    voucher.orderId,
+    {
+      policyId: voucher.policyId,
+      ...(product.authorizationMethod === 'key' ? { quantity: 1 } : { emails: [redeemer!.email] }),
+    },
+    {
+      assignUser: async (t, licenseId, _email, maxActivations, at) => {
+        await assignments.insert(t, licenseId, redeemer!.id, maxActivations, at);
+        return { accountId: redeemer!.id, created: false };
       },
-      {
-        assignUser: async (t, licenseId, _email, maxActivations, at) => {
-          await assignments.insert(t, licenseId, redeemer!.id, maxActivations, at);
-          return { accountId: redeemer!.id, created: false };
-        },
-      },
-    );
-    const licenseId = issued.licenseIds[0]!;
-    await vouchers.setLicense(trx, voucher.id, licenseId);
-    await recordAudit(trx, actor, now, {
-      action: 'voucher.redeemed',
-      objectType: 'voucher',
-      objectId: voucher.id,
-      orderId: voucher.orderId,
-      before: { status: 'open', hint: voucher.hint },
-      after: { status: 'redeemed', licenseId, accountId: by.accountId, channel: by.channel },
-    });
-    const license = await trx('licenses').where({ id: licenseId }).first('license_key');
-    return {
-      voucherId: voucher.id,
-      licenseId,
-      orderId: voucher.orderId,
-      licenseKey: (license?.license_key as string | null) ?? null,
-      productName: product.name,
-      authorizationMethod: product.authorizationMethod,
-    };
+    },
+  );
+  const licenseId = issued.licenseIds[0]!;
+  await vouchers.setLicense(trx, voucher.id, licenseId);
+  await recordAudit(trx, actor, now, {
+    action: 'voucher.redeemed',
+    objectType: 'voucher',
+    objectId: voucher.id,
+    orderId: voucher.orderId,
+    before: { status: 'open', hint: voucher.hint },
+    after: { status: 'redeemed', licenseId, accountId: by.accountId, channel: by.channel },
   });
+  const license = await trx('licenses').where({ id: licenseId }).first('license_key');
+  return {
+    voucherId: voucher.id,
+    licenseId,
+    orderId: voucher.orderId,
+    licenseKey: (license?.license_key as string | null) ?? null,
+    productName: product.name,
+    authorizationMethod: product.authorizationMethod,
+  };
 }
 
 export interface SignUp {
@@ -239,7 +267,7 @@ export interface SignUp {
  * valid code learns that an address has an account already (they are asked to sign in instead).
  */
 export async function signUpAndRedeem(
-  deps: ServiceDeps,
+  deps: RefusalDeps,
   actor: Actor,
   input: SignUp,
   code: string,
@@ -247,33 +275,35 @@ export async function signUpAndRedeem(
   const canonical = canonicalVoucherCode(code);
   if (!canonical) throw new VoucherError('voucher_unknown', 404);
   const passwordHash = await hashPassword(input.password);
-  return inTransaction(deps.db, async (trx) => {
-    const now = deps.clock.now();
-    const voucher = await vouchers.findByHash(trx, voucherHash(canonical), now);
-    if (voucher?.status === 'open' && (await accounts.findByEmail(trx, input.email)))
-      throw new ValidationError({ email: 'vouchers.redeem.emailTaken' });
-    const id =
-      voucher?.status === 'open'
-        ? await accounts.insert(
-            trx,
-            { email: input.email, name: input.name, passwordHash, role: 'end_user', language: input.language },
-            now,
-          )
-        : null;
-    const redemption = await redeemVoucher({ ...deps, db: trx }, { ...actor, accountId: id }, code, {
-      accountId: id,
-      channel: 'portal',
-    });
-    const account = (await accounts.findById(trx, id!))!;
-    await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, {
-      action: 'account.created_by_redemption',
-      objectType: 'account',
-      objectId: account.id,
-      orderId: redemption.orderId,
-      after: accounts.auditView(account),
-    });
-    return { account, redemption };
-  });
+  return refusalsRecorded(deps, actor, 'portal', () =>
+    inTransaction(deps.db, async (trx) => {
+      const now = deps.clock.now();
+      const voucher = await vouchers.findByHash(trx, voucherHash(canonical), now);
+      if (voucher?.status === 'open' && (await accounts.findByEmail(trx, input.email)))
+        throw new ValidationError({ email: 'vouchers.redeem.emailTaken' });
+      const id =
+        voucher?.status === 'open'
+          ? await accounts.insert(
+              trx,
+              { email: input.email, name: input.name, passwordHash, role: 'end_user', language: input.language },
+              now,
+            )
+          : null;
+      const redemption = await redeemIn({ ...deps, db: trx }, { ...actor, accountId: id }, code, {
+        accountId: id,
+        channel: 'portal',
+      });
+      const account = (await accounts.findById(trx, id!))!;
+      await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, {
+        action: 'account.created_by_redemption',
+        objectType: 'account',
+        objectId: account.id,
+        orderId: redemption.orderId,
+        after: accounts.auditView(account),
+      });
+      return { account, redemption };
+    }),
+  );
 }
 
 /** The license of an earlier activation of this very request (a repeated upload or call), if any. */

@@ -327,6 +327,10 @@ describe('Redeemable codes', function () {
       const v = await redeemAs(agent, { code: voided! });
       assert.equal(v.status, 410);
       assert.match(v.text, /This code has been withdrawn/);
+      const refusals = await t.db('audit_events').where({ action: 'voucher.refused' }).select('after_state');
+      const codes = refusals.map((r: { after_state: string }) => JSON.parse(r.after_state).code);
+      assert.ok(codes.includes('voucher_expired') && codes.includes('voucher_voided'), 'refusals are audited');
+      assert.ok(!JSON.stringify(refusals).includes(expired!.replace(/-/g, '').slice(0, 8)), 'without the code');
       const forged = await agent.post('/redeem').type('form').send({ code: expired! });
       assert.equal(forged.status, 403);
       assert.equal((await post(all, '/redeem', { code: expired! })).status, 403, 'a manager does not redeem');
