@@ -1,5 +1,5 @@
-import type { Knex } from 'knex';
 import * as vouchers from '../models/vouchers.ts';
+import * as licenses from '../models/licenses.ts';
 import * as accounts from '../models/accounts.ts';
 import * as policies from '../models/policies.ts';
 import * as products from '../models/products.ts';
@@ -68,7 +68,7 @@ export async function generateVouchers(
   account: Account,
   orderId: number,
   input: GenerateInput,
-): Promise<{ batchId: number; codes: string[]; expiresAt: Date }> {
+): Promise<{ batchId: number; codes: string[]; expiresAt: Date; productName: string; policyName: string }> {
   if (!Number.isInteger(input.count) || input.count < 1 || input.count > MAX_VOUCHERS_PER_BATCH)
     throw new ValidationError({ count: 'validation.numberRange' });
   if (!Number.isInteger(input.days) || input.days < 1 || input.days > MAX_VOUCHER_DAYS)
@@ -107,7 +107,7 @@ export async function generateVouchers(
       expiresAt,
     );
     return {
-      result: { batchId, codes, expiresAt },
+      result: { batchId, codes, expiresAt, productName: product.name, policyName: policy.name },
       audit: {
         action: 'vouchers.generated',
         objectType: 'order',
@@ -243,12 +243,12 @@ async function redeemIn(
     before: { status: 'open', hint: voucher.hint },
     after: { status: 'redeemed', licenseId, accountId: by.accountId, channel: by.channel },
   });
-  const license = await trx('licenses').where({ id: licenseId }).first('license_key');
+  const license = (await licenses.findById(trx, licenseId, now))!;
   return {
     voucherId: voucher.id,
     licenseId,
     orderId: voucher.orderId,
-    licenseKey: (license?.license_key as string | null) ?? null,
+    licenseKey: license.licenseKey,
     productName: product.name,
     authorizationMethod: product.authorizationMethod,
   };
@@ -307,10 +307,9 @@ export async function signUpAndRedeem(
 }
 
 /** The license of an earlier activation of this very request (a repeated upload or call), if any. */
-async function repeatedLicense(db: Knex, nonce: string) {
-  const seen = await requestNonces.find(db, nonce);
-  if (!seen?.licenseId) return undefined;
-  return db('licenses').where({ id: seen.licenseId }).first('id', 'license_key');
+async function repeatedLicense(deps: ServiceDeps, nonce: string) {
+  const seen = await requestNonces.find(deps.db, nonce);
+  return seen?.licenseId ? licenses.findById(deps.db, seen.licenseId, deps.clock.now()) : undefined;
 }
 
 /**
@@ -326,8 +325,8 @@ export async function redeemAndActivate(
   input: ActivationInput,
   code: string,
 ): Promise<ActivationResult> {
-  const repeat = await repeatedLicense(deps.db, input.nonce);
-  if (repeat) return activate(deps, actor, { ...input, licenseKey: (repeat.license_key as string | null) ?? null });
+  const repeat = await repeatedLicense(deps, input.nonce);
+  if (repeat) return activate(deps, actor, { ...input, licenseKey: repeat.licenseKey });
   await limitRedemption(deps, actor);
   let accountId: number | null = null;
   if (input.user) {

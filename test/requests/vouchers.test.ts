@@ -111,7 +111,11 @@ describe('Redeemable codes', function () {
       assert.match(String(csv.headers['content-type']), /text\/csv/);
       for (const c of codes) assert.ok(csv.text.includes(c), 'every code in the CSV');
       const print = await all.get(`${vouchersUrl()}/new-codes/print`).expect(200);
-      assert.equal((print.text.match(/<img src="data:image\/png;base64,/g) ?? []).length, 3, 'one QR code per code');
+      assert.equal(
+        (print.text.match(/<img src="data:image\/svg\+xml;base64,/g) ?? []).length,
+        3,
+        'one QR code per code',
+      );
       for (const c of codes) assert.ok(print.text.includes(c));
 
       // Stored hashed: no plain code anywhere in the database.
@@ -132,6 +136,15 @@ describe('Redeemable codes', function () {
       await all.get(`${vouchersUrl()}/new-codes.csv`).expect(303).expect('Location', vouchersUrl());
       await all.get(`${vouchersUrl()}/new-codes/print`).expect(303).expect('Location', vouchersUrl());
       assert.match(after.text, new RegExp(`…${codes[0]!.replace(/-/g, '').slice(-4)}`));
+    });
+
+    it('an admin generates the largest batch (500, no quota): all of them in the CSV and on the printable page', async () => {
+      assert.equal((await post(admin, vouchersUrl(), { policy_id: w.policy, count: 500, days: 30 })).status, 303);
+      const csv = await admin.get(`${vouchersUrl()}/new-codes.csv`).expect(200);
+      assert.equal(new Set(csv.text.match(CODE)).size, 500);
+      const print = await admin.get(`${vouchersUrl()}/new-codes/print`).expect(200);
+      assert.equal((print.text.match(/<img src="data:image\/svg\+xml;base64,/g) ?? []).length, 500);
+      await post(admin, `${vouchersUrl()}/new-codes/dismiss`);
     });
 
     it('refuses a batch beyond the quota or outside 1..500 with 422, reserving nothing', async () => {

@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-import QRCode from 'qrcode';
 import type { AppContext } from '../../app.ts';
 import * as vouchers from '../../models/vouchers.ts';
 import * as managers from '../../models/managers.ts';
@@ -7,6 +6,7 @@ import { dataDirSecretBox } from '../../crypto/secret-box.ts';
 import { formData } from '../../forms/parse.ts';
 import { generateVouchersForm } from '../../forms/vouchers.ts';
 import { csvLine } from '../../lib/csv.ts';
+import { qrCodeDataUrl } from '../../lib/totp.ts';
 import { issuableFor } from '../../policies/portal.ts';
 import { generateVouchers, voidVoucher } from '../../services/vouchers.ts';
 import { onFailure } from '../../middleware/errors.ts';
@@ -104,13 +104,12 @@ export function portalVouchersController(ctx: AppContext) {
         count: form.count,
         days: form.days,
       });
-      const policy = (await issuableFor(ctx.db, req.user!)).find((p) => p.id === form.policy_id);
       const fresh: FreshCodes = {
         batchId: batch.batchId,
         codes: batch.codes,
         expiresAt: batch.expiresAt.toISOString(),
-        productName: policy?.productName ?? '',
-        policyName: policy?.name ?? '',
+        productName: batch.productName,
+        policyName: batch.policyName,
       };
       req.session.freshVouchers = {
         orderId: req.order!.id,
@@ -145,11 +144,7 @@ export function portalVouchersController(ctx: AppContext) {
       const cards = await Promise.all(
         fresh.codes.map(async (code) => {
           const url = `${ctx.config.baseUrl}${res.locals.paths.redeem({ code })}`;
-          return {
-            code,
-            url,
-            qr: await QRCode.toDataURL(url, { errorCorrectionLevel: 'M', margin: 1, width: 160 }),
-          };
+          return { code, url, qr: await qrCodeDataUrl(url) };
         }),
       );
       res.set('Cache-Control', 'no-store').render('portal/vouchers/print', {
