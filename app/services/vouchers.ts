@@ -210,6 +210,8 @@ async function redeemIn(
   if (voucher.status === 'expired') throw new VoucherError('voucher_expired', 410);
   const policy = (await policies.findById(trx, voucher.policyId))!;
   const product = (await products.findById(trx, voucher.productId))!;
+  // The vendor archived what the code was for: withdrawn like a voided code.
+  if (policy.archived || product.archived) throw new VoucherError('voucher_voided', 410);
   // Refused before the code is spent: what the device could not then activate.
   if (by.channel !== 'portal' && by.channel !== 'airgap' && policy.airgapped)
     throw new ActivationError('airgap_only', 403);

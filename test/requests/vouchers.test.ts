@@ -344,6 +344,15 @@ describe('Redeemable codes', function () {
       const codes = refusals.map((r: { after_state: string }) => JSON.parse(r.after_state).code);
       assert.ok(codes.includes('voucher_expired') && codes.includes('voucher_voided'), 'refusals are audited');
       assert.ok(!JSON.stringify(refusals).includes(expired!.replace(/-/g, '').slice(0, 8)), 'without the code');
+      const [archived] = await generate(all, 1);
+      await t.db('license_policies').where({ id: w.policy }).update({ archived: true });
+      try {
+        const a = await redeemAs(agent, { code: archived! });
+        assert.equal(a.status, 410, 'a code for an archived policy is withdrawn');
+        assert.equal((await voucherRow(archived!)).redeemed_at, null);
+      } finally {
+        await t.db('license_policies').where({ id: w.policy }).update({ archived: false });
+      }
       const forged = await agent.post('/redeem').type('form').send({ code: expired! });
       assert.equal(forged.status, 403);
       assert.equal((await post(all, '/redeem', { code: expired! })).status, 403, 'a manager does not redeem');
