@@ -7,6 +7,7 @@ import * as assignments from '../models/license-users.ts';
 import * as requestNonces from '../models/request-nonces.ts';
 import type { Account } from '../models/accounts.ts';
 import type { Channel } from '../models/devices.ts';
+import { isUniqueViolation } from '../models/normalise.ts';
 import { AppError, HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { hashPassword } from '../lib/passwords.ts';
@@ -304,6 +305,10 @@ export async function signUpAndRedeem(
         after: accounts.auditView(account),
       });
       return { account, redemption };
+    }).catch((err: unknown) => {
+      // The same address signing up at the same moment: the unique key decides, the loser is asked to sign in.
+      if (isUniqueViolation(err)) throw new ValidationError({ email: 'vouchers.redeem.emailTaken' });
+      throw err;
     }),
   );
 }
