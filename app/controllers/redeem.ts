@@ -44,6 +44,8 @@ export function redeemController(ctx: AppContext) {
     async show(req: Request, res: Response) {
       await open();
       const code = typeof req.query.code === 'string' ? req.query.code.slice(0, 64) : '';
+      // "Sign in, then redeem" comes back here (without the code: it is not kept in the session).
+      if (!req.user) req.session.returnTo = res.locals.paths.redeem();
       page(req, res, 200, { code });
     },
 

@@ -267,6 +267,15 @@ describe('Redeemable codes', function () {
       });
       assert.equal(taken.status, 422);
       assert.match(taken.text, /exists already: sign in/);
+      const signIn = await visitor
+        .post('/login')
+        .type('form')
+        .send({ _csrf: csrfFrom(taken.text), email: w.endUser.email, password: w.endUser.password });
+      assert.equal(signIn.headers.location, '/redeem', 'signing in comes back to the redeem page');
+      await visitor
+        .post('/logout')
+        .type('form')
+        .send({ _csrf: csrfFrom((await visitor.get('/redeem')).text) });
       assert.equal((await voucherRow(code!)).redeemed_at, null, 'the code is still open');
 
       const weak = await redeemAs(visitor, {
