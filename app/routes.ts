@@ -12,6 +12,8 @@ import { setupController } from './controllers/setup.ts';
 import { portalHomeController } from './controllers/portal/self-service.ts';
 import { portalOrdersController } from './controllers/portal/orders.ts';
 import { portalLicensesController } from './controllers/portal/licenses.ts';
+import { portalVouchersController } from './controllers/portal/vouchers.ts';
+import { redeemController } from './controllers/redeem.ts';
 import { searchController } from './controllers/search.ts';
 import { can, endUsersOnly, loadPermissions, managersOnly, portalLoaders } from './controllers/portal/context.ts';
 import { singleUpload, streamToDisk, uploadSlots } from './middleware/uploads.ts';
@@ -60,6 +62,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const portalOrders = portalOrdersController(ctx);
   const portalLicenses = portalLicensesController(ctx);
   const portalSearch = searchController(ctx, 'portal');
+  const portalVouchers = portalVouchersController(ctx);
+  const redeem = redeemController(ctx);
   const offline = offlineController(ctx);
   const airgap = airgapController(ctx);
   const api = apiController(ctx);
@@ -95,6 +99,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // License API (/api/v1): JSON for the SDK, no session and no CSRF (a signed request is the credential).
   const v1 = add('api');
   v1.post('/activate', api.limit, api.activate);
+  v1.post('/redeem', api.limit, api.redeem);
   v1.post('/check', api.limit, api.check);
   v1.post('/deactivate', api.limit, api.deactivate);
   v1.post('/release', api.limit, api.release);
@@ -116,6 +121,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // A license invitation (services/license-users.ts): the link is the credential, no login needed.
   acc.get('/invitations/:token', portalLicenses.showInvitation);
   acc.post('/invitations/:token', portalLicenses.acceptInvitation);
+  // Redeeming a code (services/vouchers.ts): public, so a visitor can create their end-user account with it.
+  acc.get('/redeem', redeem.show);
+  acc.post('/redeem', redeem.create);
   acc.post('/language', account.setLanguage);
   acc.get('/account', requireLogin, account.show);
   acc.post('/account', requireLogin, account.update);
@@ -158,6 +166,13 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     portalOrders.dispatchCsv,
   );
   up.post('/orders/:id/licenses', mgr, order, can('issue_license'), portalOrders.issue);
+  // Redeemable codes: any manager of the order sees them; generating and voiding needs issue_license.
+  up.get('/orders/:id/vouchers', mgr, order, portalVouchers.index);
+  up.post('/orders/:id/vouchers', mgr, order, can('issue_license'), portalVouchers.generate);
+  up.get('/orders/:id/vouchers/new-codes.csv', mgr, order, can('issue_license'), portalVouchers.csv);
+  up.get('/orders/:id/vouchers/new-codes/print', mgr, order, can('issue_license'), portalVouchers.print);
+  up.post('/orders/:id/vouchers/new-codes/dismiss', mgr, order, portalVouchers.dismiss);
+  up.post('/orders/:id/vouchers/:voucherId/void', mgr, order, can('issue_license'), portalVouchers.void);
   up.post('/orders/:id/managers', mgr, order, can('manage_managers'), portalOrders.addManager);
   up.post('/orders/:id/managers/:accountId/role', mgr, order, can('manage_managers'), portalOrders.setManagerRole);
   up.post('/orders/:id/managers/:accountId/delete', mgr, order, can('manage_managers'), portalOrders.removeManager);

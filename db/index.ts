@@ -11,6 +11,7 @@ import * as licenseUserInvitations from './migrations/0008_license_user_invitati
 import * as sessionOwner from './migrations/0009_session_owner.ts';
 import * as orderRefPerCustomer from './migrations/0011_order_ref_per_customer.ts';
 import * as rolesPerOrder from './migrations/0012_roles_per_order.ts';
+import * as vouchers from './migrations/0013_vouchers.ts';
 
 export type Db = Knex;
 
@@ -33,6 +34,7 @@ const migrations: Migration[] = [
   { name: '0009_session_owner', ...sessionOwner },
   { name: '0011_order_ref_per_customer', ...orderRefPerCustomer },
   { name: '0012_roles_per_order', ...rolesPerOrder },
+  { name: '0013_vouchers', ...vouchers },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

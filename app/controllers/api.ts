@@ -3,7 +3,7 @@ import type { AppContext } from '../app.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { decodeEnvelope } from '../../sdk/src/envelope.ts';
 import { AppError } from '../lib/errors.ts';
-import { activateOnline, checkOnline, deactivateOnline } from '../services/online.ts';
+import { activateOnline, checkOnline, deactivateOnline, redeemOnline } from '../services/online.ts';
 
 /** Requests per client address, and per license (from the request's license key, id or user) per minute. */
 export const API_PER_CLIENT = { limit: 600, windowMs: 60_000 };
@@ -56,6 +56,7 @@ export function apiController(ctx: AppContext) {
   return {
     limit,
     activate: endpoint((req) => activateOnline(ctx, req.actor, req.body?.request, credentials(req.body))),
+    redeem: endpoint((req) => redeemOnline(ctx, req.actor, req.body?.request, credentials(req.body))),
     check: endpoint((req) => checkOnline(ctx, req.actor, req.body?.request)),
     deactivate: endpoint((req) => deactivateOnline(ctx, req.actor, req.body?.request)),
     release: endpoint((req) => deactivateOnline(ctx, req.actor, req.body?.request)),

@@ -55,6 +55,7 @@ const API_MESSAGES: Record<string, string> = {
   wrong_type: 'This endpoint takes another kind of request.',
   activation_inactive: 'This activation has been deactivated or reset: activate again.',
   rate_limited: 'Too many requests from this client: wait for Retry-After seconds.',
+  voucher_missing: 'redeem takes an activation request that carries a "voucher" (a redeemable code).',
   user_credentials: 'This license is assigned to a user: send "user": { "email", "password" } with the request.',
 };
 

@@ -203,9 +203,15 @@ export async function reserveQuota(db: Knex, accountId: number, productId: numbe
   return affected(n) === 1;
 }
 
-/** Gives back `count` units counted as used (a sub-quota lowered or removed). */
+/**
+ * Gives back `count` units counted as used (a sub-quota lowered or removed, a code voided), with one
+ * guarded update that never goes below zero.
+ */
 export async function releaseQuota(db: Knex, accountId: number, productId: number, count: number): Promise<void> {
-  await db('manager_quotas').where({ account_id: accountId, product_id: productId }).decrement('issued', count);
+  await db('manager_quotas')
+    .where({ account_id: accountId, product_id: productId })
+    .where('issued', '>=', count)
+    .update({ issued: db.raw('issued - ?', [count]) });
 }
 
 /** The quota row of a sub-quota `grantedBy` gives `accountId`, made empty if missing (a racing twin is ignored). */

@@ -12,6 +12,7 @@ import {
   type ActivationDeps,
 } from './activation.ts';
 import { ArtifactError, readSignedRequest } from './requests.ts';
+import { redeemAndActivate } from './vouchers.ts';
 import type { Actor } from './context.ts';
 
 export { ArtifactError } from './requests.ts';
@@ -65,7 +66,9 @@ export async function processRequest(
   if (request.typ === 'activation-request') {
     const input = requestActivationInput('offline', request.payload, text, credentials);
     if (!input) throw new ArtifactError('credentials_needed', 401);
-    const result = await activate(deps, actor, input);
+    const result = request.payload.voucher
+      ? await redeemAndActivate(deps, actor, input, request.payload.voucher)
+      : await activate(deps, actor, input);
     const l = result.license;
     return {
       kind: 'activation',

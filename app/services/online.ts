@@ -13,6 +13,7 @@ import {
   type ActivationDeps,
 } from './activation.ts';
 import { issueLicenseFile } from './license-files.ts';
+import { redeemAndActivate } from './vouchers.ts';
 import { ActivationError, recordRefusal } from './refusals.ts';
 import { ArtifactError, readSignedRequest, type SignedRequest } from './requests.ts';
 import type { Actor } from './context.ts';
@@ -57,12 +58,41 @@ export async function activateOnline(
   requestText: unknown,
   credentials: { email: string; password: string } | null,
 ) {
+  return activateRequest(deps, actor, requestText, credentials, false);
+}
+
+/** `redeem`: an activation request that carries a redeemable code; the answer is the new license's activation. */
+export async function redeemOnline(
+  deps: ActivationDeps,
+  actor: Actor,
+  requestText: unknown,
+  credentials: { email: string; password: string } | null,
+) {
+  return activateRequest(deps, actor, requestText, credentials, true);
+}
+
+/** Activation, with the code a request carries redeemed first (services/vouchers.ts). */
+async function activateRequest(
+  deps: ActivationDeps,
+  actor: Actor,
+  requestText: unknown,
+  credentials: { email: string; password: string } | null,
+  needsVoucher: boolean,
+) {
   const { payload } = await readRequest(deps, actor, requestText, 'activation-request');
+  if (needsVoucher && !payload.voucher) throw new ApiError('voucher_missing', 400);
   const input = requestActivationInput('online', payload, String(requestText), credentials);
   if (!input) throw new ApiError('user_credentials', 401);
-  const result = await activate(deps, actor, input);
+  const result = payload.voucher
+    ? await redeemAndActivate(deps, actor, input, payload.voucher)
+    : await activate(deps, actor, input);
   const file = await licenseFile(deps, result.device.id);
-  return { activationId: result.device.id, repeated: result.repeated, license: file.text };
+  return {
+    activationId: result.device.id,
+    repeated: result.repeated,
+    licenseKey: result.license.licenseKey,
+    license: file.text,
+  };
 }
 
 /**

@@ -85,8 +85,9 @@ export interface RefusalDeps extends ServiceDeps {
 }
 
 export interface RefusalRecord {
-  action: 'activation.refused' | 'deactivation.refused' | 'check.refused';
-  channel: Channel;
+  action: 'activation.refused' | 'deactivation.refused' | 'check.refused' | 'voucher.refused';
+  /** `portal`: a code typed into the User Portal (services/vouchers.ts). */
+  channel: Channel | 'portal';
   /** SHA-256 of the request as received (never the request itself). */
   requestHash: string | null;
   hardwareId?: string | null;
@@ -115,7 +116,7 @@ export async function recordRefusal(deps: RefusalDeps, actor: Actor, r: RefusalR
   }
   const licenseId = r.licenseId ?? null;
   const hardwareId = r.hardwareId ?? null;
-  if (licenseId)
+  if (licenseId && r.channel !== 'portal')
     await devices.addHistory(
       deps.db,
       { licenseId, deviceId: null, event: 'refused', channel: r.channel, hardwareId, detail: code },

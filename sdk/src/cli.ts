@@ -102,11 +102,12 @@ const COMMANDS: Record<string, Command> = {
   init: {
     summary: 'Set up the state folder: device key, trusted server keys, product and license',
     usage:
-      'init --product <code> (--key <license key> | --user <email>) --keys <portico-keys.json> [--hardware-id <id>] [--hostname <name>] [--force]',
+      'init --product <code> [--key <license key> | --user <email>] --keys <portico-keys.json> [--hardware-id <id>] [--hostname <name>] [--force]',
     details: [
       "--keys is the server's /.well-known/portico-keys.json, saved to a file.",
       'Without --hardware-id the id is derived from this machine (and checked again at every use).',
       'A user-based license names the user only: the portal asks for the password, never the file.',
+      'Without --key and --user the folder is set up to redeem a code ("redeem", or "request --voucher"); the key of the license it becomes is remembered.',
       '--force sets up again while a license is installed (e.g. to take a new key document); the license stays.',
     ],
     options: {
@@ -123,8 +124,8 @@ const COMMANDS: Record<string, Command> = {
       const keysFile = requiredOption(values, 'keys');
       const licenseKey = stringOption(values, 'key') ?? null;
       const user = stringOption(values, 'user') ?? null;
-      if ((licenseKey === null) === (user === null))
-        throw new UsageError('give exactly one of --key <license key> and --user <email>');
+      if (licenseKey !== null && user !== null)
+        throw new UsageError('give at most one of --key <license key> and --user <email>');
       const givenId = stringOption(values, 'hardware-id');
       if (givenId !== undefined && !HARDWARE_ID_PATTERN.test(givenId)) {
         throw new UsageError('--hardware-id must be 1–128 characters of A–Z a–z 0–9 . _ : -');
@@ -148,7 +149,14 @@ const COMMANDS: Record<string, Command> = {
       const keysText = readInputFile(io, keysFile, 'the key file');
       const deviceKey = state.deviceKey();
       // A request made now must be valid, so every value is checked by the rules the portal applies.
-      createActivationRequest({ ...config, deviceKey, os: osDescription(), now });
+      createActivationRequest({
+        ...config,
+        deviceKey,
+        os: osDescription(),
+        now,
+        // Set up to redeem a code: a placeholder stands in for it, only the other values are checked here.
+        voucher: licenseKey === null && user === null ? 'XXXXX-XXXXX-XXXXX-XXXXX' : null,
+      });
       let kids: string[];
       try {
         kids = [...state.writeTrustedKeys(keysText).keys()];
@@ -160,7 +168,9 @@ const COMMANDS: Record<string, Command> = {
       state.writeConfig(config);
       say(`Set up ${state.dir}`);
       say(`  product:       ${product}`);
-      say(licenseKey !== null ? `  license key:   ${licenseKey}` : `  user:          ${user}`);
+      if (licenseKey !== null) say(`  license key:   ${licenseKey}`);
+      else if (user !== null) say(`  user:          ${user}`);
+      else say('  license:       none yet (redeem a code)');
       say(`  hardware id:   ${config.hardwareId}${config.hardwareIdSource === 'auto' ? ' (this machine)' : ''}`);
       say(`  device key:    ${deviceKey.publicKeyString}`);
       say(`  trusted keys:  ${kids.join(', ')}`);
@@ -170,15 +180,22 @@ const COMMANDS: Record<string, Command> = {
 
   request: {
     summary: 'Write an activation request to upload to the Offline Activation Portal',
-    usage: 'request [--out <file>] [--app-version <version>]',
-    details: ['Default file: activation-request.req in the current directory ("-" writes to standard output).'],
-    options: { out: { type: 'string' }, 'app-version': { type: 'string' } },
+    usage: 'request [--out <file>] [--app-version <version>] [--voucher <code>]',
+    details: [
+      'Default file: activation-request.req in the current directory ("-" writes to standard output).',
+      '--voucher puts a redeemable code in the request (a folder set up without --key): the portal redeems it and answers with the license file.',
+    ],
+    options: { out: { type: 'string' }, 'app-version': { type: 'string' }, voucher: { type: 'string' } },
     run({ state, values, io, now, say }) {
       const config = state.config();
+      const voucher = stringOption(values, 'voucher') ?? null;
+      if (voucher !== null && config.licenseKey !== null)
+        throw new UsageError('--voucher is for a folder set up without --key (the code becomes the license)');
       const request = createActivationRequest({
         product: config.product,
         licenseKey: config.licenseKey,
         user: config.user,
+        voucher,
         hardwareId: currentHardwareId(config),
         deviceKey: state.deviceKey(),
         hostname: config.hostname,
@@ -274,8 +291,65 @@ const COMMANDS: Record<string, Command> = {
       const text = readInputFile(io, args[0], 'the license file');
       const license = verifyLicense(text, { ...verifyOptions(state, now), requestNonce: nonce });
       installLicense(state, license, text, now);
+      rememberRedeemedKey(state, license);
       say('License activated.');
       printLicense(say, license);
+    },
+  },
+
+  redeem: {
+    summary: 'Redeem a license code online: the server makes it a license and activates it on this machine',
+    usage: 'redeem <code> --server <base URL> [--password <password>] [--app-version <version>]',
+    details: [
+      'For a folder set up without --key (init --product … --keys …). The code is sent inside a signed activation request to the License API;',
+      'the license it becomes is installed, and its key remembered for later commands. A code redeems once.',
+      `A code for a user-based product needs the folder's user (init --user) and that user's password: --password, or $${PASSWORD_ENV}.`,
+      'Offline instead: "request --voucher <code>", upload the file, then "activate <license file>".',
+    ],
+    options: { server: { type: 'string' }, password: { type: 'string' }, 'app-version': { type: 'string' } },
+    args: { min: 1, max: 1 },
+    async run({ state, values, args, io, now, say }) {
+      const config = state.config();
+      if (config.licenseKey !== null)
+        throw new UsageError(
+          'this folder is set up with a license key: a code is redeemed in a folder set up without --key',
+        );
+      const server = serverUrl(requiredOption(values, 'server'));
+      const password = stringOption(values, 'password') ?? (io.env[PASSWORD_ENV] || undefined);
+      if (config.user !== null && password === undefined)
+        throw new UsageError(
+          `redeeming for ${config.user} needs that user's password: --password <password> (or $${PASSWORD_ENV})`,
+        );
+      const deviceKey = state.deviceKey();
+      const request = createActivationRequest({
+        product: config.product,
+        licenseKey: null,
+        user: config.user,
+        voucher: args[0],
+        hardwareId: currentHardwareId(config),
+        deviceKey,
+        hostname: config.hostname,
+        os: osDescription(),
+        appVersion: stringOption(values, 'app-version') ?? null,
+        now,
+      });
+      const client = new PorticoClient({ baseUrl: server, trustedKeys: state.trustedKeys(), now: io.now });
+      const license = await client.redeem({
+        request: request.text,
+        nonce: request.nonce,
+        expected: {
+          product: config.product,
+          hardwareId: request.payload.hardwareId,
+          devicePublicKey: deviceKey.publicKeyString,
+        },
+        ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
+      });
+      installLicense(state, license, license.text, now);
+      const remembered: OnlineConfig = { ...config, licenseKey: license.licenseKey ?? null, server };
+      state.writeConfig(remembered);
+      say(`Code redeemed and license activated online (${server}).`);
+      printLicense(say, license);
+      say(`Next: ${PROGRAM} check   (renews the lease before it ends)`);
     },
   },
 
@@ -661,6 +735,13 @@ function verifyOptions(state: DeviceState, now: Date): VerifyLicenseOptions {
  * Installs a verified license or refresh file: every command that writes the license goes through
  * here, so none installs a file older than one this device has had (checkNotOlder).
  */
+/** A folder set up to redeem a code takes the key of the license the code became (for the commands that need a key). */
+function rememberRedeemedKey(state: DeviceState, license: LicenseInfo): void {
+  const config = state.config();
+  if (config.licenseKey === null && config.user === null && license.licenseKey !== null)
+    state.writeConfig({ ...config, licenseKey: license.licenseKey });
+}
+
 function installLicense(state: DeviceState, license: LicenseInfo, text: string, now: Date): void {
   state.writeLicenseHistory(checkNotOlder(licenseHistory(state, now), license, text));
   state.writeText(STATE_FILES.license, text);

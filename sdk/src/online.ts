@@ -124,13 +124,27 @@ export class PorticoClient {
    * product, hardware id, device key, the request's nonce, dates). A refusal is ApiCallError
    * (e.g. `no_seats`, `license_unknown`), a bad answer LicenseError.
    */
-  async activate(input: OnlineActivateInput): Promise<OnlineActivation> {
+  activate(input: OnlineActivateInput): Promise<OnlineActivation> {
+    return this.activateAt('activate', input);
+  }
+
+  /**
+   * Redeems a code: `input.request` is an activation request made with `voucher` (createActivationRequest).
+   * The server redeems the code into a new license and activates it on this device; the answer is
+   * verified exactly as activate's (the new license key is in `licenseKey`). A used, voided, expired
+   * or unknown code is ApiCallError `voucher_used`, `voucher_voided`, `voucher_expired`, `voucher_unknown`.
+   */
+  redeem(input: OnlineActivateInput): Promise<OnlineActivation> {
+    return this.activateAt('redeem', input);
+  }
+
+  private async activateAt(endpoint: 'activate' | 'redeem', input: OnlineActivateInput): Promise<OnlineActivation> {
     if (typeof input?.request !== 'string' || typeof input.nonce !== 'string' || !input.expected) {
-      throw new LicenseError('input', 'activate takes { request, nonce, expected } from createActivationRequest');
+      throw new LicenseError('input', `${endpoint} takes { request, nonce, expected } from createActivationRequest`);
     }
     const body: Record<string, unknown> = { request: input.request };
     if (input.user) body.user = { email: input.user.email, password: input.user.password };
-    const answer = await this.call('activate', body);
+    const answer = await this.call(endpoint, body);
     const text = stringField(answer, 'license');
     const license = verifyLicense(text, {
       ...input.expected,

@@ -15,6 +15,7 @@ export const PAYLOAD_LIMITS = {
   code: 64,
   hardwareId: 128,
   licenseKey: 64,
+  voucher: 64,
   email: 254,
   hostname: 255,
   os: 128,
@@ -53,6 +54,11 @@ export interface ActivationRequestPayload {
   devicePublicKey: string;
   nonce: string;
   createdAt: string;
+  /**
+   * A redeemable code (optional, absent from requests without one): the server redeems it into a new
+   * license and activates that license; such a request names no licenseKey. Read as absent when null.
+   */
+  voucher?: string;
 }
 
 export interface LicenseFeature {
@@ -216,6 +222,7 @@ const hardwareId = text(HARDWARE_ID_PATTERN, 'a hardware id (1–128 characters 
 const nonce = text(NONCE_PATTERN, 'a nonce (16 bytes, base64url)');
 const devicePublicKey = text(DEVICE_PUBLIC_KEY_PATTERN, 'a device public key (32 bytes, base64url)');
 const licenseKey = text(LICENSE_KEY_PATTERN, 'a license key (printable characters)', PAYLOAD_LIMITS.licenseKey);
+const voucher = text(LICENSE_KEY_PATTERN, 'a redeemable code (printable characters)', PAYLOAD_LIMITS.voucher);
 const email = text(EMAIL_PATTERN, 'an e-mail address', PAYLOAD_LIMITS.email);
 const word = text(WORD_PATTERN, 'a lowercase word');
 const date: Check<string> = (value, path) =>
@@ -301,10 +308,15 @@ const deactivationReceiptShape = object({
 
 export function readActivationRequestPayload(payload: JsonObject): ActivationRequestPayload {
   const p = activationRequestShape(payload, '');
-  if ((p.licenseKey === null) === (p.user === null)) {
+  // Optional: requests made before codes existed have no such field.
+  const code = Object.hasOwn(payload, 'voucher') ? nullable(voucher)(payload.voucher, 'voucher') : null;
+  if (code !== null) {
+    if (p.licenseKey !== null)
+      throw new LicenseError('schema', 'an activation request with a "voucher" names no "licenseKey"');
+  } else if ((p.licenseKey === null) === (p.user === null)) {
     throw new LicenseError('schema', 'an activation request names exactly one of "licenseKey" and "user"');
   }
-  return p;
+  return code === null ? p : { ...p, voucher: code };
 }
 
 export function readLicensePayload(payload: JsonObject): LicensePayload {

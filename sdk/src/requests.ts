@@ -30,9 +30,13 @@ export interface CreatedRequest<P> {
 
 export interface ActivationRequestInput {
   product: string;
-  /** Exactly one of licenseKey (key-based licenses) and user (user-based: the portal asks for the password). */
+  /**
+   * Exactly one of licenseKey (key-based licenses) and user (user-based: the portal asks for the
+   * password); with a voucher (a redeemable code) no licenseKey, and user only for a user-based product.
+   */
   licenseKey?: string | null;
   user?: string | null;
+  voucher?: string | null;
   hardwareId: string;
   deviceKey: DeviceKey;
   hostname?: string | null;
@@ -60,6 +64,7 @@ export function createActivationRequest(input: ActivationRequestInput): CreatedR
     devicePublicKey: input.deviceKey.publicKeyString,
     nonce: newNonce(),
     createdAt: (input.now ?? new Date()).toISOString(),
+    ...(optionalText(input.voucher) ? { voucher: optionalText(input.voucher) } : {}),
   });
   return {
     text: signAsDevice('activation-request', payload, input.deviceKey.privateKey),

@@ -171,7 +171,8 @@ export class DeviceState {
     const ok =
       typeof c.product === 'string' &&
       CODE_PATTERN.test(c.product) &&
-      (typeof c.licenseKey === 'string') !== (typeof c.user === 'string') &&
+      // Neither: a folder set up to redeem a code (the license key is written once the code is redeemed).
+      !(typeof c.licenseKey === 'string' && typeof c.user === 'string') &&
       (c.licenseKey === null || typeof c.licenseKey === 'string') &&
       (c.user === null || typeof c.user === 'string') &&
       typeof c.hardwareId === 'string' &&

@@ -72,3 +72,61 @@ describe('browser: a license manager in the User Portal', function () {
     }
   });
 });
+
+describe('browser: redeemable codes, from the manager to the end user', function () {
+  this.timeout(90_000);
+  const app = useBrowserApp();
+
+  it('a manager generates codes and opens the printable page; a visitor redeems one and creates an account; axe finds no violations', async () => {
+    const { t, browser, url } = app;
+    const w = await portalWorld(t.db);
+    await t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: new Date() });
+    const { page, problems, close } = await openPage(browser);
+    const checkAxe = async (label: string) => assert.deepEqual(await axeViolations(page), [], label);
+    try {
+      await page.goto(`${url}/login`);
+      await page.getByLabel('E-mail address').fill(w.managerAll.email);
+      await page.getByLabel('Password').fill(w.managerAll.password);
+      await page.getByRole('button', { name: 'Log in' }).click();
+      await page.getByRole('heading', { name: /Welcome/ }).waitFor();
+      await page.goto(`${url}/portal/orders/${w.orderA}`);
+      await page.getByRole('link', { name: 'Redeemable codes' }).click();
+      await page.getByRole('heading', { name: 'Redeemable codes of order A-1' }).waitFor();
+      await checkAxe('codes page');
+      await page.getByLabel('Policy').selectOption({ label: 'Acme CAD — Floating' });
+      await page.getByLabel('Number of codes').fill('2');
+      await page.getByRole('button', { name: 'Generate codes' }).click();
+      await page.getByRole('heading', { name: '2 new codes' }).waitFor();
+      await checkAxe('new codes');
+      const code = (await page.locator('.code-list code').first().textContent())!.trim();
+      await page.getByRole('link', { name: 'Printable page with QR codes' }).click();
+      await page.getByRole('heading', { name: 'License codes for Acme CAD' }).waitFor();
+      assert.equal(await page.locator('.voucher-card img').count(), 2);
+      await checkAxe('printable page');
+      await page.getByRole('button', { name: 'Log out' }).click();
+
+      await page.goto(`${url}/redeem?code=${encodeURIComponent(code)}`);
+      await page.getByRole('heading', { name: 'Redeem a license code' }).waitFor();
+      await checkAxe('redeem page');
+      assert.equal(await page.getByLabel('License code').inputValue(), code);
+      await page.getByLabel('Name').fill('Erin Enduser');
+      await page.getByLabel('E-mail address').fill('erin@globex.example');
+      await page.getByLabel('Password', { exact: true }).fill('a quite long passphrase 42');
+      await page.getByLabel('Repeat the password').fill('a quite long passphrase 42');
+      await page.getByRole('button', { name: 'Create account and redeem' }).click();
+      await page.getByText('Code redeemed: your Acme CAD license is in My licenses.').waitFor();
+      await checkAxe('my licenses');
+      const key = (
+        await t
+          .db('vouchers')
+          .whereNotNull('license_id')
+          .join('licenses', 'licenses.id', 'vouchers.license_id')
+          .first('licenses.license_key')
+      ).license_key;
+      assert.ok(await page.getByText(key).isVisible(), 'the license key is under My licenses');
+      assert.deepEqual(problems, []);
+    } finally {
+      await close();
+    }
+  });
+});

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import type { Knex } from 'knex';
-import { buildTestApp, type TestApp } from './app.ts';
+import { buildTestApp, countRows, createAccount, type TestApp } from './app.ts';
 import { makeDevice } from './device.ts';
 import { runScript } from './process.ts';
 import * as catalog from '../../app/models/catalog.ts';
@@ -11,9 +11,11 @@ import { generateLicenseKey } from '../../app/lib/license-keys.ts';
 import { HttpError } from '../../app/lib/errors.ts';
 import { resetDevice, resetLicense } from '../../app/services/licenses.ts';
 import { systemActor } from '../../app/services/context.ts';
+import { generateVouchers } from '../../app/services/vouchers.ts';
+import * as accounts from '../../app/models/accounts.ts';
 
 /**
- * Seat limits under real concurrency (ARCHITECTURE "Scale"): many requests at once over real HTTP,
+ * Seat limits and single-use codes under real concurrency (ARCHITECTURE "Scale"): many requests at once over real HTTP,
  * against the real database (SQLite, or MariaDB/MySQL with DATABASE_URL=mysql://…), no mocks. The
  * rules hold through guarded updates and unique keys, so every count below must be exact.
  *
@@ -390,6 +392,65 @@ export async function mixedRounds({ base, t, addLicense }: OneServer, rounds: nu
       row.transferCount,
       Math.max(0, machines - SEATS),
       `${label}: transfer_count for ${machines} machines on ${SEATS} seats`,
+    );
+  }
+}
+
+/**
+ * Rounds of 50 simultaneous redemptions of one new code through the License API, each from its own
+ * device and client address: exactly one is answered with a license, 49 with `voucher_used`; the
+ * order gains exactly one license, with one device, and the code one `voucher.redeemed` event.
+ */
+export async function voucherRaceRounds({ base, t }: OneServer, rounds: number) {
+  const now = t.clock.now();
+  const product = Number((await t.db('products').where({ code: PRODUCT }).first('id')).id);
+  const policyId = await catalog.insertPolicy(
+    t.db,
+    {
+      productId: product,
+      name: 'Vouchers',
+      isDefault: false,
+      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true },
+    },
+    now,
+  );
+  const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Voucher Race' }, now);
+  const orderId = await catalog.insertOrder(t.db, { orderRef: 'O-VOUCHERS', customerId: customer }, now);
+  const admin = (await accounts.findById(t.db, (await createAccount(t.db, { role: 'admin' })).id))!;
+  const deps = { db: t.db, clock: t.clock };
+  for (let round = 0; round < rounds; round++) {
+    const label = `round ${round + 1}`;
+    const {
+      codes: [code],
+    } = await generateVouchers(deps, systemActor('voucher-race'), admin, orderId, { policyId, count: 1, days: 30 });
+    const refusedBefore = await countRows(t.db, 'audit_events', { action: 'voucher.refused' });
+    const responses = await Promise.all(
+      range(50).map((i) =>
+        request(base)
+          .post('/api/v1/redeem')
+          .set('X-Forwarded-For', `10.${100 + (round % 100)}.${i}.7`)
+          .send({
+            request: makeDevice(`HW-V${round}-${i}`).activationRequest({ product: PRODUCT, voucher: code }).text,
+          }),
+      ),
+    );
+    assert.deepEqual(
+      tally(responses.map((r) => `${r.status} ${r.body?.error?.code ?? 'license'}`)),
+      { '200 license': 1, '409 voucher_used': 49 },
+      label,
+    );
+    assert.equal(await countRows(t.db, 'licenses', { order_id: orderId }), round + 1, `${label}: one license more`);
+    const voucher = await t.db('vouchers').orderBy('id', 'desc').first();
+    assert.equal(await countRows(t.db, 'devices', { license_id: voucher.license_id }), 1, `${label}: one device`);
+    assert.equal(
+      await countRows(t.db, 'audit_events', { action: 'voucher.redeemed', object_id: String(voucher.id) }),
+      1,
+      `${label}: redeemed once`,
+    );
+    assert.equal(
+      (await countRows(t.db, 'audit_events', { action: 'voucher.refused' })) - refusedBefore,
+      49,
+      `${label}: every refusal audited`,
     );
   }
 }

@@ -15,6 +15,8 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
       user?: string | null;
       nonce?: string;
       devicePublicKey?: string;
+      /** A redeemable code (only set in the payload when given, as the SDK does). */
+      voucher?: string;
     }) {
       const nonce = fields.nonce ?? crypto.randomBytes(16).toString('base64url');
       const payload = {
@@ -29,6 +31,7 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
         devicePublicKey: fields.devicePublicKey ?? devicePublicKey,
         nonce,
         createdAt: new Date().toISOString(),
+        ...(fields.voucher ? { voucher: fields.voucher } : {}),
       };
       return { text: signEnvelope('activation-request', 'device', payload, privateKey), nonce };
     },

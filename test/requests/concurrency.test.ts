@@ -20,6 +20,7 @@ import {
   told,
   upload,
   useOneServer,
+  voucherRaceRounds,
 } from '../helpers/concurrency.ts';
 import { injectSerializationFailures } from '../../app/lib/transaction.ts';
 import { decodeEnvelope } from '../../sdk/src/envelope.ts';
@@ -41,6 +42,10 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
 
     it('50 simultaneous activations of a 5-seat license leave exactly 5 devices, 5 granted and 45 "no seats" events — one round (npm run test:stress: 20)', async () => {
       await activationBurstRounds(s, 1);
+    });
+
+    it('50 racing redemptions of one code through the License API: one license, 49 "voucher_used" — one round (npm run test:stress: 20)', async () => {
+      await voucherRaceRounds(s, 1);
     });
 
     it('50 racing activations on 5 seats while every transaction meets serialization failures: 5 granted, 45 "no seats", no 500', async () => {

@@ -4,6 +4,7 @@ import request from 'supertest';
 import { buildTestApp, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import * as licenseUsers from '../../app/models/license-users.ts';
+import * as vouchers from '../../app/models/vouchers.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { routeTable, fullPath } from '../../app/routes.ts';
 import { BUILT_IN_ROLES, PERMISSIONS, type Permission } from '../../app/policies/permissions.ts';
@@ -28,11 +29,13 @@ interface Scratch {
   managerId: number;
   userId: number;
   invitationId: number;
+  voucherId: number;
 }
 
 const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
 const userLicense = (w: World, s: Scratch) => ({ id: w.userLicense, accountId: s.userId });
 const order = (w: World, s: Scratch) => ({ id: w.orderA, accountId: s.managerId });
+const voucher = (w: World, s: Scratch) => ({ id: w.orderA, voucherId: s.voucherId });
 const invitation = (w: World, s: Scratch) => ({ id: w.userLicense, invitationId: s.invitationId });
 
 const MATRIX: Record<string, Row> = {
@@ -70,6 +73,27 @@ const MATRIX: Record<string, Row> = {
     scoped: true,
     for: 'managers',
     params: order,
+  },
+  'GET /portal/orders/:id/vouchers': { perm: null, scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/vouchers': { perm: 'issue_license', scoped: true, for: 'managers', params: order },
+  'GET /portal/orders/:id/vouchers/new-codes.csv': {
+    perm: 'issue_license',
+    scoped: true,
+    for: 'managers',
+    params: order,
+  },
+  'GET /portal/orders/:id/vouchers/new-codes/print': {
+    perm: 'issue_license',
+    scoped: true,
+    for: 'managers',
+    params: order,
+  },
+  'POST /portal/orders/:id/vouchers/new-codes/dismiss': { perm: null, scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/vouchers/:voucherId/void': {
+    perm: 'issue_license',
+    scoped: true,
+    for: 'managers',
+    params: voucher,
   },
   'GET /portal/orders/:id/customer/edit': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/customer': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
@@ -208,7 +232,28 @@ async function runMatrix(
     },
     now,
   );
-  const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId };
+  const batchId = await vouchers.insertBatch(
+    t.db,
+    {
+      orderId: options.orderId ?? w.orderA,
+      policyId: w.policy,
+      productId: w.product,
+      createdBy: null,
+      quotaCounted: false,
+      count: 1,
+      expiresAt: new Date(now.getTime() + 86_400_000),
+    },
+    now,
+  );
+  const hash = crypto.randomBytes(32).toString('hex');
+  await vouchers.insertVouchers(
+    t.db,
+    batchId,
+    [{ codeHash: hash, hint: 'TEST' }],
+    new Date(now.getTime() + 86_400_000),
+  );
+  const voucherId = Number((await t.db('vouchers').where({ code_hash: hash }).first()).id);
+  const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId, voucherId };
   const failures: string[] = [];
   for (const [key, row] of Object.entries(MATRIX)) {
     if (options.only && !options.only(row)) continue;
@@ -282,7 +327,9 @@ describe('User Portal access matrix', function () {
       const url = key
         .slice(5)
         .replace(/:(\w+)/g, (_m, name: string) =>
-          String({ id: w.orderA, accountId: w.managerNone.id, deviceId: w.deviceA, invitationId: 1 }[name]),
+          String(
+            { id: w.orderA, accountId: w.managerNone.id, deviceId: w.deviceA, invitationId: 1, voucherId: 1 }[name],
+          ),
         );
       const res = await agent.post(url).type('form').send({ email: 'x@example.com' });
       assert.equal(res.status, 403, key);

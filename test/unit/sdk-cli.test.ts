@@ -233,7 +233,6 @@ describe('SDK: the portico-device CLI (sdk/src/cli.ts)', function () {
       [],
       ['frobnicate'],
       ['init', '--key', 'K', '--keys', 'portico-keys.json'],
-      ['init', '--product', 'ACME-CAD', '--keys', 'portico-keys.json'],
       ['init', '--product', 'ACME-CAD', '--key', 'K', '--user', 'a@example.com', '--keys', 'portico-keys.json'],
       [...initArgs('K', 'not valid!')],
       ['init', '--product', 'bad code!', '--key', 'K', '--keys', 'portico-keys.json'],

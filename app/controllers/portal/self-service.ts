@@ -5,6 +5,7 @@ import * as devices from '../../models/devices.ts';
 import * as orders from '../../models/orders.ts';
 import * as products from '../../models/products.ts';
 import * as auditEvents from '../../models/audit-events.ts';
+import * as vouchers from '../../models/vouchers.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { policyForm, featureLimits, toEntitlements, entitlementValues } from '../../forms/policies.ts';
 import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
@@ -68,6 +69,7 @@ export function portalHomeController(ctx: AppContext) {
           title: req.t('portal.dashboard.title'),
           selfService: enabled,
           myLicenses: enabled ? await myLicenses(account.id) : [],
+          redeemedKeys: enabled ? await vouchers.licensesRedeemedBy(ctx.db, account.id) : [],
           orders: [],
           counts: null,
           activity: [],
@@ -85,6 +87,7 @@ export function portalHomeController(ctx: AppContext) {
         counts,
         activity,
         myLicenses: null,
+        redeemedKeys: [],
         selfService: false,
         can: req.permissions,
       });
