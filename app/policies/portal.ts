@@ -29,9 +29,9 @@ export async function permissionsOnOrder(
   orderId: number,
   own?: Set<Permission>,
 ): Promise<Set<Permission>> {
-  own ??= await permissionsFor(db, account);
-  if (account.role !== 'manager') return own;
-  return new Set([...own, ...((await roles.permissionsOn(db, account.id, orderId)) ?? [])]);
+  const mine = own ?? (await permissionsFor(db, account));
+  if (account.role !== 'manager') return mine;
+  return new Set([...mine, ...((await roles.permissionsOn(db, account.id, orderId)) ?? [])]);
 }
 
 /** Throws 403: call it after the object was loaded through the scope (out of scope is 404 first). */
