@@ -23,11 +23,18 @@ import { inTransaction } from '../lib/transaction.ts';
 
 /**
  * Counts `count` licenses against the manager's quota for the product with one guarded update, so
- * two racing requests can never both pass the last free unit (on SQLite and MySQL alike).
+ * two racing requests can never both pass the last free unit (on SQLite and MySQL alike). `field`:
+ * the form field the refusal is shown at.
  */
-export async function consumeQuota(trx: Knex, accountId: number, productId: number, count: number): Promise<void> {
+export async function consumeQuota(
+  trx: Knex,
+  accountId: number,
+  productId: number,
+  count: number,
+  field = 'quantity',
+): Promise<void> {
   if (!(await managers.reserveQuota(trx, accountId, productId, count)))
-    throw new ValidationError({ quantity: 'portal.quotaExceeded' });
+    throw new ValidationError({ [field]: 'portal.quotaExceeded' });
 }
 
 /**

@@ -84,7 +84,7 @@ export async function generateVouchers(
     if (!policy || !product || policy.archived || product.archived)
       throw new ValidationError({ policy_id: 'licenses.policyNotIssuable' });
     const quotaCounted = account.role !== 'admin';
-    if (quotaCounted) await consumeQuota(trx, account.id, product.id, input.count);
+    if (quotaCounted) await consumeQuota(trx, account.id, product.id, input.count, 'count');
     const expiresAt = new Date(now.getTime() + input.days * 86_400_000);
     const batchId = await vouchers.insertBatch(
       trx,

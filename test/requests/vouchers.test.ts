@@ -150,7 +150,11 @@ describe('Redeemable codes', function () {
     it('refuses a batch beyond the quota or outside 1..500 with 422, reserving nothing', async () => {
       const over = await post(all, vouchersUrl(), { policy_id: w.policy, count: 6, days: 30 });
       assert.equal(over.status, 422);
-      assert.match(over.text, /quota/i);
+      assert.match(
+        over.text,
+        /This would exceed your issue quota for this product/,
+        'the refusal is shown at the field',
+      );
       assert.equal((await post(all, vouchersUrl(), { policy_id: w.policy, count: 501, days: 30 })).status, 422);
       assert.equal((await post(all, vouchersUrl(), { policy_id: w.policy, count: 0, days: 30 })).status, 422);
       assert.equal((await post(all, vouchersUrl(), { policy_id: w.policy, count: 1, days: 0 })).status, 422);
