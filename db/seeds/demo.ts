@@ -16,6 +16,7 @@ import * as catalog from '../../app/models/catalog.ts';
 import { ORDER_PERMISSIONS, type BuiltInRole } from '../../app/policies/permissions.ts';
 import { recordAudit } from '../../app/services/audit.ts';
 import { systemActor } from '../../app/services/context.ts';
+import { generateVouchers } from '../../app/services/vouchers.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
 
 const DEMO_ACCOUNTS = [
@@ -28,7 +29,8 @@ const DEMO_ACCOUNTS = [
 
 const password = () => crypto.randomBytes(12).toString('base64url');
 
-async function seed(db: Knex, now: Date): Promise<void> {
+/** Seeds the demo vendor; returns the codes of the reseller's sheet, shown once (only their hashes are kept). */
+async function seed(db: Knex, now: Date): Promise<string[]> {
   const ids: Record<string, number> = {};
   for (const a of DEMO_ACCOUNTS) {
     ids[a.email] = await accounts.insert(db, { ...a, passwordHash: null, language: 'en' }, now);
@@ -173,6 +175,17 @@ async function seed(db: Knex, now: Date): Promise<void> {
     { account_id: distributor, product_id: analytics, quota: null, issued: 0 },
     { account_id: reseller, product_id: cad, quota: 10, issued: 0, granted_by: distributor },
   ]);
+  // A sheet of 5 unredeemed codes the reseller generated on ORD-1001 (out of its sub-quota), and
+  // self-service on, so that the demo end user (or a new visitor) can redeem one at /redeem.
+  await db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: now });
+  const sheet = await generateVouchers(
+    { db, clock: { now: () => now } },
+    systemActor('npm run demo'),
+    (await accounts.findById(db, reseller))!,
+    o1,
+    { policyId: cadPerpetualId, count: 5, days: 90 },
+  );
+  return sheet.codes;
 }
 
 async function main() {
@@ -184,9 +197,10 @@ async function main() {
     const now = new Date();
     await ensureSigningKey(db, config.dataDir, now);
     const logins: { email: string; role: string; password: string }[] = [];
+    let codes: string[] = [];
     await inTransaction(db, async (trx) => {
       const existing = await trx('products').where({ code: 'acme-cad' }).first();
-      if (!existing) await seed(trx, now);
+      if (!existing) codes = await seed(trx, now);
       for (const a of DEMO_ACCOUNTS) {
         const account = await accounts.findByEmail(trx, a.email);
         if (!account) continue;
@@ -207,7 +221,11 @@ async function main() {
       `Demo data is in ${config.databaseUrl.startsWith('sqlite:') ? config.databaseUrl.slice(7) : 'the configured database'}.`,
     );
     console.log('Demo logins (new passwords on every run):');
-    for (const l of logins) console.log(`  ${l.role.padEnd(9)} ${l.email.padEnd(28)} ${l.password}`);
+    for (const l of logins) console.log(`  ${l.role.padEnd(9)} ${l.email.padEnd(30)} ${l.password}`);
+    if (codes.length) {
+      console.log('Redeemable codes of ORD-1001 (Acme CAD; shown only now, redeem one at /redeem):');
+      for (const c of codes) console.log(`  ${c}`);
+    }
     console.log(`Start the server with "npm start" and log in at ${config.baseUrl}/login`);
   } finally {
     await db.destroy();

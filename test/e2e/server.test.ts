@@ -116,12 +116,30 @@ describe('server.ts and npm run demo as real processes', function () {
       const dash = await agent.get('/portal').expect(200);
       assert.match(dash.text, /ORD-1001/);
       assert.match(dash.text, /Globex GmbH/);
+      // The sheet of codes the demo printed: one redeems for a new visitor at /redeem.
+      const codes = [...child.output().matchAll(/^\s+([0-9A-Z]{5}(?:-[0-9A-Z]{5}){3})$/gm)].map((m) => m[1]!);
+      assert.equal(codes.length, 5, child.output());
+      const visitor = request.agent(base!.replace('localhost', '127.0.0.1'));
+      const redeem = await visitor.get('/redeem').expect(200);
+      const redeemed = await visitor
+        .post('/redeem')
+        .type('form')
+        .send({
+          _csrf: csrfFrom(redeem.text),
+          code: codes[0],
+          name: 'Demo Visitor',
+          language: 'en',
+          email: 'visitor@demo.example',
+          password: 'a quite long demo passphrase',
+          password_confirmation: 'a quite long demo passphrase',
+        });
+      assert.equal(redeemed.status, 303, redeemed.text);
     } finally {
       server.kill('SIGTERM');
     }
     assert.equal(await exitOf(server), 0);
     const counts = await database.db('licenses').count({ n: '*' }).first();
-    assert.equal(Number(counts!.n), 17);
+    assert.equal(Number(counts!.n), 18, '17 seeded and the one the redeemed code issued');
     const managers = await database.db('accounts').where({ role: 'manager' }).count({ n: '*' }).first();
     assert.equal(Number(managers!.n), 3);
     // The channel: the reseller is Manager on one order and Viewer on another, under the distributor.
