@@ -505,6 +505,21 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     );
     const badPerm = await submitForm(agent, url, `${url}/permissions`, { permissions: 'launch_rockets' });
     assert.equal(badPerm.status, 422);
+    const operatorRole = String((await t.db('roles').where({ builtin: 'operator' }).first()).id);
+    await submitForm(agent, url, `${url}/permissions`, {
+      permissions: 'create_order',
+      own_order_role_id: operatorRole,
+    });
+    assert.equal(String((await t.db('accounts').where({ id: managerId }).first()).own_order_role_id), operatorRole);
+    assert.equal(
+      (await submitForm(agent, url, `${url}/permissions`, { permissions: 'create_order', own_order_role_id: '999999' }))
+        .status,
+      422,
+      'an unknown role',
+    );
+    await submitForm(agent, url, `${url}/permissions`, {
+      permissions: ['create_order', 'create_bundle_order'] as unknown as string,
+    });
     // An order permission is no account permission: it comes with a role on each order.
     assert.equal((await submitForm(agent, url, `${url}/permissions`, { permissions: 'reset_device' })).status, 422);
     const roleId = async (builtin: string) => String((await t.db('roles').where({ builtin }).first()).id);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type request from 'supertest';
-import { buildTestApp, countRows, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
+import { auditOf, buildTestApp, countRows, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import type { PorticoApp } from '../../app/app.ts';
@@ -231,6 +231,10 @@ describe('Delegation: roles down the channel and sub-quotas', function () {
       assert.equal(await assignment(reseller.id, w.orderA), undefined);
       assert.equal((await assignment(itAdmin.id, w.orderA)).invited_by, w.managerAll.id);
       await r.get(`/portal/orders/${w.orderA}`).expect(404);
+      const actions = (await auditOf(t.db, 'order', w.orderA)).map((e) => e.action);
+      for (const a of ['order.manager_added', 'order.manager_role_changed', 'order.manager_removed'])
+        assert.ok(actions.includes(a), a);
+      assert.ok((await auditOf(t.db, 'account', reseller.id)).some((e) => e.action === 'manager.sub_quota_set'));
     });
   });
 

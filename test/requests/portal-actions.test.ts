@@ -173,8 +173,31 @@ describe('User Portal actions', function () {
     });
     assert.equal(ok.status, 303);
     const order = await t.db('orders').where({ order_ref: 'A-2' }).first();
-    assert.ok(await t.db('manager_orders').where({ account_id: w.managerAll.id, order_id: order.id }).first());
+    const mine = await t.db('manager_orders').where({ account_id: w.managerAll.id, order_id: order.id }).first();
+    assert.equal(
+      mine.role_id,
+      (await t.db('accounts').where({ id: w.managerAll.id }).first()).own_order_role_id,
+      'the creator gets the role their console page names for orders they create',
+    );
     assert.match((await all.get(ok.headers.location)).text, /Umbrella/);
+    // Without one named, the vendor's default role at the time.
+    await t.db('accounts').where({ id: w.managerAll.id }).update({ own_order_role_id: null });
+    await t.db('roles').update({ is_default: false });
+    const viewer = await t.db('roles').where({ builtin: 'viewer' }).first();
+    await t.db('roles').where({ id: viewer.id }).update({ is_default: true });
+    assert.equal(
+      (await post(all, '/portal/orders', { order_ref: 'A-2b', customer_choice: 'new', kind: 'company', name: 'Hooli' }))
+        .status,
+      303,
+    );
+    const second = await t.db('orders').where({ order_ref: 'A-2b' }).first();
+    assert.equal(
+      (await t.db('manager_orders').where({ account_id: w.managerAll.id, order_id: second.id }).first()).role_id,
+      viewer.id,
+    );
+    await t.db('roles').update({ is_default: false });
+    await t.db('roles').where({ name: 'Standard' }).update({ is_default: true });
+    await t.db('accounts').where({ id: w.managerAll.id }).update({ own_order_role_id: mine.role_id });
     const foreignCustomer = await post(all, '/portal/orders', {
       order_ref: 'A-3',
       customer_choice: 'existing',
