@@ -252,29 +252,7 @@ const COMMANDS: Record<string, Command> = {
           throw new UsageError(
             `the license of ${config.user} needs that user's password: --password <password> (or $${PASSWORD_ENV})`,
           );
-        const deviceKey = state.deviceKey();
-        const request = createActivationRequest({
-          product: config.product,
-          licenseKey: config.licenseKey,
-          user: config.user,
-          hardwareId: currentHardwareId(config),
-          deviceKey,
-          hostname: config.hostname,
-          os: osDescription(),
-          appVersion: stringOption(values, 'app-version') ?? null,
-          now,
-        });
-        const client = new PorticoClient({ baseUrl: server, trustedKeys: state.trustedKeys(), now: io.now });
-        const license = await client.activate({
-          request: request.text,
-          nonce: request.nonce,
-          expected: {
-            product: config.product,
-            hardwareId: request.payload.hardwareId,
-            devicePublicKey: deviceKey.publicKeyString,
-          },
-          ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
-        });
+        const license = await activateOnline({ state, values, io, now }, config, server, password, null);
         installLicense(state, license, license.text, now);
         const remembered: OnlineConfig = { ...config, server };
         state.writeConfig(remembered);
@@ -320,30 +298,7 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError(
           `redeeming for ${config.user} needs that user's password: --password <password> (or $${PASSWORD_ENV})`,
         );
-      const deviceKey = state.deviceKey();
-      const request = createActivationRequest({
-        product: config.product,
-        licenseKey: null,
-        user: config.user,
-        voucher: args[0],
-        hardwareId: currentHardwareId(config),
-        deviceKey,
-        hostname: config.hostname,
-        os: osDescription(),
-        appVersion: stringOption(values, 'app-version') ?? null,
-        now,
-      });
-      const client = new PorticoClient({ baseUrl: server, trustedKeys: state.trustedKeys(), now: io.now });
-      const license = await client.redeem({
-        request: request.text,
-        nonce: request.nonce,
-        expected: {
-          product: config.product,
-          hardwareId: request.payload.hardwareId,
-          devicePublicKey: deviceKey.publicKeyString,
-        },
-        ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
-      });
+      const license = await activateOnline({ state, values, io, now }, config, server, password, args[0]!);
       installLicense(state, license, license.text, now);
       const remembered: OnlineConfig = { ...config, licenseKey: license.licenseKey ?? null, server };
       state.writeConfig(remembered);
@@ -676,6 +631,44 @@ const COMMANDS: Record<string, Command> = {
 // Helpers shared by the commands
 
 /** The server's base URL from --server, else the one `activate --online` remembered. */
+/**
+ * One online activation of this machine (activate --online, or redeem with a code): the signed
+ * request made here, sent to the License API, and the answer checked against what was asked.
+ */
+async function activateOnline(
+  { state, values, io, now }: { state: DeviceState; values: OptionValues; io: CliIo; now: Date },
+  config: DeviceConfig,
+  server: string,
+  password: string | undefined,
+  voucher: string | null,
+) {
+  const deviceKey = state.deviceKey();
+  const request = createActivationRequest({
+    product: config.product,
+    licenseKey: voucher === null ? config.licenseKey : null,
+    user: config.user,
+    ...(voucher === null ? {} : { voucher }),
+    hardwareId: currentHardwareId(config),
+    deviceKey,
+    hostname: config.hostname,
+    os: osDescription(),
+    appVersion: stringOption(values, 'app-version') ?? null,
+    now,
+  });
+  const client = new PorticoClient({ baseUrl: server, trustedKeys: state.trustedKeys(), now: io.now });
+  const input = {
+    request: request.text,
+    nonce: request.nonce,
+    expected: {
+      product: config.product,
+      hardwareId: request.payload.hardwareId,
+      devicePublicKey: deviceKey.publicKeyString,
+    },
+    ...(config.user !== null ? { user: { email: config.user, password: password! } } : {}),
+  };
+  return voucher === null ? client.activate(input) : client.redeem(input);
+}
+
 function serverFor(state: DeviceState, values: OptionValues): string {
   const given = stringOption(values, 'server');
   if (given !== undefined) return serverUrl(given);
