@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { portalWorld } from '../helpers/portal.ts';
-import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
+import { axeViolations, logIn, openPage, useBrowserApp } from '../helpers/browser.ts';
 
 /**
  * The reseller channel in a browser (docs/user-portal.md, "Delegation", "Redeemable codes"): the
@@ -21,16 +21,9 @@ describe('browser: the reseller channel', function () {
     const endUser = await openPage(browser);
     const checkAxe = async (page: typeof distributor.page, label: string) =>
       assert.deepEqual(await axeViolations(page), [], label);
-    const login = async (page: typeof distributor.page, email: string, password: string) => {
-      await page.goto(`${url}/login`);
-      await page.getByLabel('E-mail address').fill(email);
-      await page.getByLabel('Password').fill(password);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByRole('heading', { name: /Welcome/ }).waitFor();
-    };
     try {
       const d = distributor.page;
-      await login(d, w.managerAll.email, w.managerAll.password);
+      await logIn(d, url, w.managerAll);
       await d.goto(`${url}/portal/orders/${w.orderA}`);
       await d.getByLabel('E-mail address of the manager').fill('rosa@reseller.example');
       await d.getByLabel('Name', { exact: true }).fill('Rosa Reseller');
@@ -59,7 +52,7 @@ describe('browser: the reseller channel', function () {
       await r.getByLabel('New password').fill('rosa sells many seats');
       await r.getByLabel('Repeat the password').fill('rosa sells many seats');
       await r.getByRole('button', { name: 'Save the new password' }).click();
-      await login(r, 'rosa@reseller.example', 'rosa sells many seats');
+      await logIn(r, url, { email: 'rosa@reseller.example', password: 'rosa sells many seats' });
       await r.goto(`${url}/portal/orders/${w.orderA}`);
       await r.getByRole('heading', { name: 'Order A-1' }).waitFor();
       assert.equal(await r.getByText(w.managerAll.email).count(), 0, 'the distributor is above: not listed');
@@ -89,7 +82,7 @@ describe('browser: the reseller channel', function () {
 
       // A signed-in end user redeems one code; the reseller sees who redeemed it.
       const e = endUser.page;
-      await login(e, w.endUser.email, w.endUser.password);
+      await logIn(e, url, w.endUser);
       await e.goto(`${url}/redeem`);
       await e.getByLabel('License code').fill(code.toLowerCase().replace(/-/g, ' '));
       await e.getByRole('button', { name: 'Redeem', exact: true }).click();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { portalWorld } from '../helpers/portal.ts';
-import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
+import { axeViolations, logIn, openPage, useBrowserApp } from '../helpers/browser.ts';
 
 describe('browser: a license manager in the User Portal', function () {
   this.timeout(90_000);
@@ -12,11 +12,7 @@ describe('browser: a license manager in the User Portal', function () {
     const { page, problems, close } = await openPage(browser);
     const checkAxe = async (label: string) => assert.deepEqual(await axeViolations(page), [], label);
     try {
-      await page.goto(`${url}/login`);
-      await page.getByLabel('E-mail address').fill(w.managerAll.email);
-      await page.getByLabel('Password').fill(w.managerAll.password);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByRole('heading', { name: /Welcome/ }).waitFor();
+      await logIn(page, url, w.managerAll);
       await checkAxe('dashboard');
 
       await page.getByRole('link', { name: 'All orders' }).click();
@@ -84,11 +80,7 @@ describe('browser: redeemable codes, from the manager to the end user', function
     const { page, problems, close } = await openPage(browser);
     const checkAxe = async (label: string) => assert.deepEqual(await axeViolations(page), [], label);
     try {
-      await page.goto(`${url}/login`);
-      await page.getByLabel('E-mail address').fill(w.managerAll.email);
-      await page.getByLabel('Password').fill(w.managerAll.password);
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.getByRole('heading', { name: /Welcome/ }).waitFor();
+      await logIn(page, url, w.managerAll);
       await page.goto(`${url}/portal/orders/${w.orderA}`);
       await page.getByRole('link', { name: 'Redeemable codes' }).click();
       await page.getByRole('heading', { name: 'Redeemable codes of order A-1' }).waitFor();
