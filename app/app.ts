@@ -150,6 +150,17 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.use(express.urlencoded({ extended: false, limit: '100kb', parameterLimit: 200 }));
   app.use(express.json({ limit: '100kb' }));
 
+  const { generateToken, csrfSynchronisedProtection } = csrfSync({
+    // Multipart forms carry the token in the action URL: their body is parsed after this check.
+    getTokenFromRequest: (req) =>
+      (req.body?._csrf as string | undefined) ??
+      (req.headers['x-csrf-token'] as string | undefined) ??
+      (req.is('multipart/form-data') ? (req.query._csrf as string | undefined) : undefined),
+  });
+  const routes = buildRoutes(ctx, { csrf: csrfSynchronisedProtection });
+  // The thin path: health, keys, branding files and the License API, before any session work.
+  app.use(routes.thin);
+
   app.use(
     session({
       // A Secure cookie takes the __Host- prefix: the browser then refuses it unless it is Secure, for
@@ -192,13 +203,6 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.use(noStoreForPrivatePages);
   app.use(sessionClient());
 
-  const { generateToken, csrfSynchronisedProtection } = csrfSync({
-    // Multipart forms carry the token in the action URL: their body is parsed after this check.
-    getTokenFromRequest: (req) =>
-      (req.body?._csrf as string | undefined) ??
-      (req.headers['x-csrf-token'] as string | undefined) ??
-      (req.is('multipart/form-data') ? (req.query._csrf as string | undefined) : undefined),
-  });
   app.use(brandingByHost(db));
   app.use(locals(translatorFor, config.defaultLanguage, (req) => generateToken(req)));
   app.use(endExpiredLogins(clock, config.sessionAbsoluteMs));
@@ -207,7 +211,7 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.use(forcePasswordChange);
   app.use(forceSecondFactorEnrolment(ctx.settings));
 
-  app.use(buildRoutes(ctx, { csrf: csrfSynchronisedProtection }));
+  app.use(routes.full);
 
   app.use(notFoundHandler);
   app.use(errorHandler(i18n, logger));

@@ -1,7 +1,8 @@
 import { Router, type RequestHandler } from 'express';
 import type { AppContext } from './app.ts';
 import type { Portal } from './models/brandings.ts';
-import { requireLogin, requireRole } from './middleware/auth.ts';
+import { anonymousActor, requireLogin, requireRole } from './middleware/auth.ts';
+import { brandingByHost } from './middleware/branding.ts';
 import { notFound } from './lib/errors.ts';
 import { systemController } from './controllers/system.ts';
 import { sessionsController, homeFor } from './controllers/sessions.ts';
@@ -89,12 +90,15 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     post: (path: string, ...handlers: RequestHandler[]) => routes.push({ method: 'post', area, path, handlers }),
   });
 
+  // Public and License API routes take the thin path (buildRoutes): no session, passport, CSRF or
+  // page locals; the branding files resolve their host's branding themselves.
   const pub = add('public');
+  const branding = brandingByHost(ctx.db);
   pub.get('/healthz', system.healthz);
   pub.get('/readyz', system.readyz);
   pub.get('/.well-known/portico-keys.json', system.publicKeys);
-  pub.get('/branding.css', system.brandingCss);
-  pub.get('/branding/logo', system.brandingLogo);
+  pub.get('/branding.css', branding, system.brandingCss);
+  pub.get('/branding/logo', branding, system.brandingLogo);
 
   // License API (/api/v1): JSON for the SDK, no session and no CSRF (a signed request is the credential).
   const v1 = add('api');
@@ -387,8 +391,13 @@ const onHostBoundTo =
   (req, res, next) =>
     req.boundPortal === portal ? router(req, res, next) : next();
 
-/** Mounts the route table. CSRF protection covers every state-changing request (GET/HEAD/OPTIONS pass). */
-export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): Router {
+/**
+ * Mounts the route table as two routers. `thin`: the public routes and the License API, mounted
+ * before the session — they read no cookie, write no session row and need no CSRF token (the API's
+ * signed request is its credential). `full`: everything else, after session, passport and the page
+ * locals; CSRF protection covers every state-changing request there (GET/HEAD/OPTIONS pass).
+ */
+export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): { thin: Router; full: Router } {
   const routers: Record<Area, Router> = {
     public: Router(),
     api: Router(),
@@ -405,9 +414,11 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   for (const route of routeTable(ctx))
     routers[route.area][route.method](route.path, ...(route.area === 'portal' ? portalGuards : []), ...route.handlers);
 
+  const thin = Router();
+  thin.use(routers.public);
+  thin.use('/api/v1', anonymousActor, routers.api, (_req, _res, next) => next(notFound()));
+
   const r = Router();
-  r.use(routers.public);
-  r.use('/api/v1', routers.api, (_req, _res, next) => next(notFound()));
   r.use(guards.csrf);
   r.use('/portal', hostServes('portal'), routers.portal);
   r.use(onHostBoundTo('portal', routers.portal));
@@ -417,7 +428,7 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   r.use(onHostBoundTo('airgap', routers.airgap));
   r.use('/admin', routers.admin);
   r.use(routers.account);
-  return r;
+  return { thin, full: r };
 }
 
 /** The URL a route answers at on an unbound host (for tests and the route listing). */

@@ -51,3 +51,13 @@ export function forceSecondFactorEnrolment(settings: () => Promise<Settings>): R
     res.redirect(303, res.locals.paths.accountTwoFactor());
   };
 }
+
+/**
+ * The actor of a request on the thin path (the License API): nobody signed in, its address and
+ * request id for the audit trail. Pages get theirs from the locals middleware, after the session.
+ */
+export const anonymousActor: RequestHandler = (req, _res, next) => {
+  req.actor = { accountId: null, label: null, ip: req.ip ?? null, requestId: String(req.id), sessionId: null };
+  req.lang = 'en';
+  next();
+};

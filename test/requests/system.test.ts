@@ -224,3 +224,67 @@ describe('roles and white-label hosts', () => {
     await request(t.app).get('/admin').set('Host', 'offline.acme.example').expect(404);
   });
 });
+
+/**
+ * The thin path (docs/performance.md, "Thin path"): health, keys and the License API run before the
+ * session. A request carrying a signed-in session cookie reads no session and no account there, and
+ * no route of it sets a cookie.
+ */
+describe('the thin path: public routes and the License API skip the session', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await buildTestApp();
+  });
+  after(async () => t.close());
+
+  /** The SQL statements run while `work` runs (knex's query event on the app's database). */
+  const statementsDuring = async (work: () => Promise<unknown>) => {
+    const seen: string[] = [];
+    const listener = (q: { sql: string }) => seen.push(q.sql);
+    t.db.on('query', listener);
+    try {
+      await work();
+    } finally {
+      t.db.removeListener('query', listener);
+    }
+    return seen;
+  };
+
+  it('with a signed-in cookie: /healthz runs no SQL, the keys and the API never touch sessions or accounts, and nothing sets a cookie', async () => {
+    const user = await createAccount(t.db, { role: 'manager' });
+    const agent = await loginAgent(t.app, user.email, user.password);
+    const page = await statementsDuring(() => agent.get('/account').expect(200));
+    assert.ok(
+      page.some((sql) => /sessions/.test(sql)),
+      'a page loads its session',
+    );
+
+    const health = await statementsDuring(async () => {
+      const res = await agent.get('/healthz').expect(200);
+      assert.equal(res.headers['set-cookie'], undefined);
+    });
+    assert.deepEqual(health, []);
+    for (const call of [
+      () => agent.get('/.well-known/portico-keys.json').expect(200),
+      () => agent.get('/branding.css').expect(200),
+      () => agent.post('/api/v1/check').send({}).expect(400),
+      () => agent.post('/api/v1/nowhere').send({}).expect(404),
+    ]) {
+      const sql = await statementsDuring(async () => {
+        const res = await call();
+        assert.equal(res.headers['set-cookie'], undefined);
+      });
+      assert.deepEqual(
+        sql.filter((s) => /sessions|accounts/.test(s)),
+        [],
+      );
+    }
+  });
+
+  it('the License API needs no CSRF token and its errors stay JSON', async () => {
+    const res = await request(t.app).post('/api/v1/activate').send({ request: 'not a request' });
+    assert.notEqual(res.status, 403);
+    assert.equal(res.type, 'application/json');
+    assert.ok(res.body.error.code);
+  });
+});
