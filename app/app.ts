@@ -18,6 +18,7 @@ import { createMailer, type Mailer } from './lib/mailer.ts';
 import { RateLimiter } from './lib/rate-limiter.ts';
 import { layoutEngine } from './lib/views.ts';
 import { SessionStore } from './lib/session-store.ts';
+import { GenerationCache } from './lib/generation-cache.ts';
 import * as accounts from './models/accounts.ts';
 import { brandingByHost } from './middleware/branding.ts';
 import { locals } from './middleware/locals.ts';
@@ -40,6 +41,8 @@ export interface AppDeps {
   logger: Logger;
   clock: Clock;
   mailer?: Mailer;
+  /** How often each process looks for a console change made by another (lib/generation-cache.ts); 1 s. */
+  cacheCheckMs?: number;
 }
 
 /** Everything a controller may use, built once per app (no module-level singletons). */
@@ -52,6 +55,8 @@ export interface AppContext {
   limiter: RateLimiter;
   /** Everything the server signs goes through it (services/signer.ts). */
   signer: Signer;
+  /** Settings, brandings by host and signing keys between requests (lib/generation-cache.ts). */
+  cache: GenerationCache;
   /**
    * The installation's settings (console → Settings), with their defaults: the one way to read them.
    * Inside a transaction pass its handle (on SQLite the pool has one connection: the transaction's).
@@ -75,6 +80,8 @@ export function createApp(deps: AppDeps): PorticoApp {
   const i18n = createI18n();
   const translatorFor = memoizedTranslators(i18n);
   const passport = new Passport();
+  const cache = new GenerationCache(db, deps.cacheCheckMs ?? 1000);
+  const defaults = settingDefaults(config.defaultLanguage);
   const ctx: AppContext = {
     db,
     config,
@@ -82,8 +89,10 @@ export function createApp(deps: AppDeps): PorticoApp {
     clock,
     mailer: deps.mailer ?? createMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom, db, clock, logger }),
     limiter: new RateLimiter(db, clock),
-    signer: createSigner(config.dataDir),
-    settings: (handle: Knex = db) => getSettings(handle, settingDefaults(config.defaultLanguage)),
+    signer: createSigner(config.dataDir, cache),
+    cache,
+    settings: (handle: Knex = db) =>
+      cache.get(handle, 'settings', async (h) => Object.freeze(await getSettings(h, defaults))),
     i18n,
     passport,
     state: { shuttingDown: false },
@@ -203,7 +212,7 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.use(noStoreForPrivatePages);
   app.use(sessionClient());
 
-  app.use(brandingByHost(db));
+  app.use(brandingByHost(db, cache));
   app.use(locals(translatorFor, config.defaultLanguage, (req) => generateToken(req)));
   app.use(endExpiredLogins(clock, config.sessionAbsoluteMs));
   // Before the routes (and their uploads) and before the CSRF check, which it backs up.

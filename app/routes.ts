@@ -93,7 +93,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // Public and License API routes take the thin path (buildRoutes): no session, passport, CSRF or
   // page locals; the branding files resolve their host's branding themselves.
   const pub = add('public');
-  const branding = brandingByHost(ctx.db);
+  const branding = brandingByHost(ctx.db, ctx.cache);
   pub.get('/healthz', system.healthz);
   pub.get('/readyz', system.readyz);
   pub.get('/.well-known/portico-keys.json', system.publicKeys);

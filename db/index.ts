@@ -12,6 +12,7 @@ import * as sessionOwner from './migrations/0009_session_owner.ts';
 import * as orderRefPerCustomer from './migrations/0011_order_ref_per_customer.ts';
 import * as rolesPerOrder from './migrations/0012_roles_per_order.ts';
 import * as vouchers from './migrations/0013_vouchers.ts';
+import * as cacheGeneration from './migrations/0015_cache_generation.ts';
 
 export type Db = Knex;
 
@@ -35,6 +36,7 @@ const migrations: Migration[] = [
   { name: '0011_order_ref_per_customer', ...orderRefPerCustomer },
   { name: '0012_roles_per_order', ...rolesPerOrder },
   { name: '0013_vouchers', ...vouchers },
+  { name: '0015_cache_generation', ...cacheGeneration },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

@@ -26,7 +26,8 @@ export function systemController(ctx: AppContext) {
     },
 
     async publicKeys(_req: Request, res: Response) {
-      res.set('Cache-Control', 'public, max-age=300').json(publicKeyDocument(await listTrustedKeys(ctx.db)));
+      const keys = await ctx.cache.get(ctx.db, 'signing.published', (h) => listTrustedKeys(h));
+      res.set('Cache-Control', 'public, max-age=300').json(publicKeyDocument(keys));
     },
 
     brandingCss(req: Request, res: Response) {

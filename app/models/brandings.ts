@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { bumpGeneration } from '../lib/generation-cache.ts';
 import { countOf, likeSql, toDate } from './normalise.ts';
 
 export const PORTALS = ['portal', 'offline', 'airgap'] as const;
@@ -80,6 +81,7 @@ export interface NewBranding {
 }
 
 export async function insert(db: Knex, b: NewBranding, now: Date): Promise<number> {
+  await bumpGeneration(db, now);
   const [id] = await db('brandings').insert({
     name: b.name,
     display_name: b.displayName,
@@ -100,6 +102,7 @@ export async function insertHost(
   portal: Portal | null,
   now: Date,
 ): Promise<number> {
+  await bumpGeneration(db, now);
   const [id] = await db('branding_hosts').insert({
     branding_id: brandingId,
     hostname: hostname.toLowerCase(),
@@ -193,6 +196,7 @@ export async function count(db: Knex, filter: { q?: string }): Promise<number> {
 }
 
 export async function update(db: Knex, id: number, b: Required<NewBranding>, now: Date): Promise<void> {
+  await bumpGeneration(db, now);
   await db('brandings').where({ id }).update({
     name: b.name,
     display_name: b.displayName,
@@ -211,12 +215,14 @@ export async function setLogo(
   logo: { data: Buffer; mime: string } | null,
   now: Date,
 ): Promise<void> {
+  await bumpGeneration(db, now);
   await db('brandings')
     .where({ id })
     .update({ logo_data: logo?.data ?? null, logo_mime: logo?.mime ?? null, updated_at: now });
 }
 
 export async function remove(db: Knex, id: number): Promise<void> {
+  await bumpGeneration(db, new Date());
   await db('branding_hosts').where({ branding_id: id }).delete();
   await db('brandings').where({ id }).delete();
 }
@@ -243,6 +249,7 @@ export async function findHost(db: Knex, brandingId: number, hostId: number): Pr
 }
 
 export async function removeHost(db: Knex, hostId: number): Promise<void> {
+  await bumpGeneration(db, new Date());
   await db('branding_hosts').where({ id: hostId }).delete();
 }
 

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { bumpGeneration } from '../lib/generation-cache.ts';
 import { SUPPORTED_LANGUAGES, type Language } from '../../config/index.ts';
 
 /** Installation-wide settings the vendor changes in the console (key/value text in `settings`). */
@@ -87,6 +88,7 @@ export async function getSettings(db: Knex, defaults: Settings): Promise<Setting
 
 /** Writes the given settings (insert or update per key: ON CONFLICT on SQLite, ON DUPLICATE KEY on MySQL). */
 export async function saveSettings(db: Knex, values: Partial<Settings>, now: Date): Promise<void> {
+  await bumpGeneration(db, now);
   const rows = NAMES.filter((n) => values[n] !== undefined).map((n) => ({
     key: CODECS[n].key,
     value: String(values[n]),

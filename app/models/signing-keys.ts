@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { bumpGeneration } from '../lib/generation-cache.ts';
 import { affected, toDate } from './normalise.ts';
 
 /**
@@ -47,6 +48,7 @@ export async function insert(
   key: { kid: string; publicKeyPem: string; status: KeyStatus },
   now: Date,
 ): Promise<SigningKeyInfo> {
+  await bumpGeneration(db, now);
   const activatedAt = key.status === 'active' ? now : null;
   await table(db).insert({
     kid: key.kid,
@@ -94,6 +96,7 @@ export async function find(db: Knex, kid: string): Promise<SigningKeyInfo | unde
  * verifies what it signed). Run it in a transaction. False when the key is no longer trusted.
  */
 export async function activate(db: Knex, kid: string, now: Date): Promise<boolean> {
+  await bumpGeneration(db, now);
   await table(db).where({ status: 'active' }).whereNot({ kid }).update({ status: 'trusted' });
   return (
     affected(await table(db).where({ kid, status: 'trusted' }).update({ status: 'active', activated_at: now })) === 1
@@ -102,6 +105,7 @@ export async function activate(db: Knex, kid: string, now: Date): Promise<boolea
 
 /** Retires a trusted key: it no longer verifies anything. False when the key is not trusted. */
 export async function retire(db: Knex, kid: string, now: Date): Promise<boolean> {
+  await bumpGeneration(db, now);
   return (
     affected(await table(db).where({ kid, status: 'trusted' }).update({ status: 'retired', retired_at: now })) === 1
   );

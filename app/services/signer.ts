@@ -11,11 +11,13 @@ import type { JsonObject } from '../../sdk/src/json.ts';
 import { publicKeyObject } from '../crypto/signing-keys.ts';
 import { loadPrivateKey } from '../lib/key-files.ts';
 import * as signingKeys from '../models/signing-keys.ts';
+import type { GenerationCache } from '../lib/generation-cache.ts';
 
 /**
  * THE signer, built once per app: everything the server signs goes through it. It resolves the
- * active key on every call (through the handle given, so inside the transaction that issues the
- * artifact), so a rotation made by one process is used by every other at once. Before signing a
+ * active key through the handle given (inside the transaction that issues the artifact) and the
+ * app's generation cache, so a rotation made by one process is used by it at once and by every
+ * other within the cache's interval. Before signing a
  * file it reads the payload with the SDK's own reader: the server never signs what its clients
  * would refuse (an internal error instead, never a signed file).
  */
@@ -44,11 +46,24 @@ export async function trustedKeyMap(db: Knex): Promise<Map<string, KeyObject>> {
   return new Map((await signingKeys.listTrusted(db)).map((k) => [k.kid, publicKeyObject(k.publicKeyPem)]));
 }
 
-export function createSigner(dataDir: string): Signer {
+/**
+ * `cache` (optional: the app's generation cache) keeps the active key's id and the trusted keys
+ * between requests; a key change bumps its generation (models/signing-keys.ts). A private key file
+ * never changes for its kid, so each is read from disk once.
+ */
+export function createSigner(dataDir: string, cache?: GenerationCache): Signer {
+  const privateKeys = new Map<string, KeyObject>();
+  const cached = <T>(db: Knex, key: string, load: (h: Knex) => Promise<T>) =>
+    cache ? cache.get(db, key, load) : load(db);
   const activeKey = async (db: Knex) => {
-    const active = await signingKeys.findActive(db);
+    const active = await cached(db, 'signing.active', (h) => signingKeys.findActive(h));
     if (!active) throw new Error('No active signing key: generate and activate one in the console (Keys)');
-    return { kid: active.kid, key: loadPrivateKey(dataDir, active.kid) };
+    let key = privateKeys.get(active.kid);
+    if (!key) {
+      key = loadPrivateKey(dataDir, active.kid);
+      privateKeys.set(active.kid, key);
+    }
+    return { kid: active.kid, key };
   };
   return {
     async license(db, typ, payload) {
@@ -64,6 +79,6 @@ export function createSigner(dataDir: string): Signer {
     async signature(db, message) {
       return crypto.sign(null, message, (await activeKey(db)).key);
     },
-    trustedKeys: trustedKeyMap,
+    trustedKeys: (db) => cached(db, 'signing.trusted', trustedKeyMap),
   };
 }

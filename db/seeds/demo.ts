@@ -17,6 +17,7 @@ import { ORDER_PERMISSIONS, type BuiltInRole } from '../../app/policies/permissi
 import { recordAudit } from '../../app/services/audit.ts';
 import { systemActor } from '../../app/services/context.ts';
 import { generateVouchers } from '../../app/services/vouchers.ts';
+import { saveSettings } from '../../app/models/settings.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
 
 const DEMO_ACCOUNTS = [
@@ -177,7 +178,7 @@ async function seed(db: Knex, now: Date): Promise<string[]> {
   ]);
   // A sheet of 5 unredeemed codes the reseller generated on ORD-1001 (out of its sub-quota), and
   // self-service on, so that the demo end user (or a new visitor) can redeem one at /redeem.
-  await db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: now });
+  await saveSettings(db, { endUserSelfService: true }, now);
   const sheet = await generateVouchers(
     { db, clock: { now: () => now } },
     systemActor('npm run demo'),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { bumpGeneration } from '../../app/lib/generation-cache.ts';
 import request from 'supertest';
 import { decodeQrPng } from '../helpers/qr.ts';
 import { buildTestApp, adminAgent, auditOf, countRows, csrfFrom, type TestApp } from '../helpers/app.ts';
@@ -178,11 +179,13 @@ describe('Air-Gapped Activation Portal', function () {
       /Version 1 codes: deactivation not proven/,
     );
     await t.db('settings').insert({ key: 'accept_legacy_airgap_deactivation', value: 'false', updated_at: at });
+    await bumpGeneration(t.db, at); // written past the models: tell the caches
     const refused = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: legacy.code });
     assert.equal(refused.status, 403);
     assert.match(refused.text, /older air-gap activation/);
     assert.equal((await t.db('devices').where({ id: deviceId }).first()).deactivated_at, null);
     await t.db('settings').where({ key: 'accept_legacy_airgap_deactivation' }).update({ value: 'true' });
+    await bumpGeneration(t.db, new Date()); // written past the models: tell the caches
     const accepted = await post(agent, '/airgap/deactivate', { license_key: key, deactivation_code: legacy.code });
     assert.equal(accepted.status, 200);
     assert.ok(

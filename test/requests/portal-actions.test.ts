@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { bumpGeneration } from '../../app/lib/generation-cache.ts';
 import crypto from 'node:crypto';
 import request from 'supertest';
 import { buildTestApp, auditOf, countRows, csrfFrom, loginAgent, submitForm, type TestApp } from '../helpers/app.ts';
@@ -492,6 +493,7 @@ describe('User Portal: end-user self-service', () => {
 
   it('when on: shows My licenses with devices; releases only own devices; rate-limited; audited', async () => {
     await t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: new Date() });
+    await bumpGeneration(t.db, new Date()); // written past the models: tell the caches
     const agent = await loginAgent(t.app, w.endUser.email, w.endUser.password);
     const page = await agent.get('/portal').expect(200);
     assert.match(page.text, /Acme Analytics/);

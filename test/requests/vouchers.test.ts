@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { bumpGeneration } from '../../app/lib/generation-cache.ts';
 import type { Server } from 'node:http';
 import request from 'supertest';
 import { auditOf, buildTestApp, countRows, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
@@ -391,10 +392,12 @@ describe('Redeemable codes', function () {
 
     it('the page is not there while end-user self-service is off', async () => {
       await t.db('settings').where({ key: 'end_user_self_service' }).update({ value: 'false' });
+      await bumpGeneration(t.db, new Date()); // written past the models: tell the caches
       try {
         await request(t.app).get('/redeem').expect(404);
       } finally {
         await t.db('settings').where({ key: 'end_user_self_service' }).update({ value: 'true' });
+        await bumpGeneration(t.db, new Date()); // written past the models: tell the caches
       }
     });
   });
