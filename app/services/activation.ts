@@ -311,11 +311,18 @@ export async function licenseFile(
   deps: ActivationDeps,
   deviceId: number,
 ): Promise<{ text: string; filename: string; license: licenses.License }> {
-  const at = deps.clock.now();
   const device = await devices.findById(deps.db, deviceId);
   if (!device) throw new ActivationError('activation_unknown', 404);
-  const license = (await licenses.findById(deps.db, device.licenseId, at))!;
-  const { text } = await issueLicenseFile(deps.db, deps, license, device, 'license', at);
+  return licenseFileOf(deps, (await licenses.findById(deps.db, device.licenseId, deps.clock.now()))!, device);
+}
+
+/** The same, for a license and device the caller holds already (an activation just made: no reading them again). */
+export async function licenseFileOf(
+  deps: ActivationDeps,
+  license: licenses.License,
+  device: devices.Device,
+): Promise<{ text: string; filename: string; license: licenses.License }> {
+  const { text } = await issueLicenseFile(deps.db, deps, license, device, 'license', deps.clock.now());
   return {
     text,
     filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`,

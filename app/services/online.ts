@@ -8,7 +8,7 @@ import {
   requestActivationInput,
   deactivationReceipt,
   expireFloatingSlots,
-  licenseFile,
+  licenseFileOf,
   signedByRegisteredDevice,
   type ActivationDeps,
 } from './activation.ts';
@@ -86,7 +86,7 @@ async function activateRequest(
   const result = payload.voucher
     ? await redeemAndActivate(deps, actor, input, payload.voucher)
     : await activate(deps, actor, input);
-  const file = await licenseFile(deps, result.device.id);
+  const file = await licenseFileOf(deps, result.license, result.device);
   return {
     activationId: result.device.id,
     repeated: result.repeated,
