@@ -4,8 +4,8 @@
  * in one request: the signed license comes back in the page). Express with the same multipart parser
  * (multer, memory storage, same limits), the SDK's verifyDeviceSigned and payload reader, the
  * request hash, and a license envelope signed with signEnvelope, sent back in a small HTML page;
- * and the same for the License API's activate and check (JSON). No session, no CSRF, no rate
- * limit, no database. Run as its own process by run.ts.
+ * and the same for the License API's activate and check (JSON), and /healthz with Portico's handler.
+ * No session, no CSRF, no rate limit, no database. Run as its own process by run.ts.
  */
 import crypto from 'node:crypto';
 import express from 'express';
@@ -67,6 +67,10 @@ function answer(
 
 const app = express();
 app.disable('x-powered-by');
+// A bare Express app with Portico's /healthz handler: the baseline of the thin path.
+app.get('/healthz', (_req, res) => {
+  res.set('Cache-Control', 'no-store').json({ status: 'ok' });
+});
 app.post('/offline/requests', singleUpload('file', MAX_ZIP_BYTES), (req, res) => {
   const a = answer(req.file?.buffer.toString('utf8') ?? '', 'activation-request');
   if (!a) {

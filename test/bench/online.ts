@@ -32,6 +32,8 @@ export interface OnlineFigures {
   /** The check at 32 connections back to back, and paced below saturation (the target: p99 < 20 ms); null when not measured. */
   check: Figures | null;
   pacedCheck: Figures | null;
+  /** The same check against the no-database baseline, back to back. */
+  baselineCheck: Figures | null;
 }
 
 const json = (body: object) => ({
@@ -73,6 +75,7 @@ export async function measureOnlineApi(ctx: OnlineApiContext): Promise<OnlineFig
       ],
       check: null,
       pacedCheck: null,
+      baselineCheck: null,
     };
   }
 
@@ -169,5 +172,6 @@ export async function measureOnlineApi(ctx: OnlineApiContext): Promise<OnlineFig
     ],
     check,
     pacedCheck,
+    baselineCheck,
   };
 }

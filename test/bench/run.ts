@@ -71,6 +71,8 @@ interface Phase {
   bigOrderPage?: Figures;
   /** Only in the small phase: the License API figures (online.ts). */
   online?: OnlineFigures;
+  /** Only in the small phase: GET /healthz of Portico, and of a bare Express app with the same handler. */
+  health?: { portico: Figures; bare: Figures };
   /** What the server logged as errors during the phase. */
   errors: string[];
   peakRssMb: number;
@@ -143,8 +145,24 @@ async function measurePhase(
     const bigOrderPage = o.bigOrder
       ? await page(manager, [`/portal/orders/${o.bigOrder}`], /BENCH-LARGE/, BIG_ORDER_CONCURRENCY)
       : undefined;
-    if (o.online) progress(`License API, ${ONLINE_CONCURRENCY} clients`);
     const baseline = o.online;
+    const health = baseline
+      ? {
+          portico: await page('', ['/healthz'], /ok/),
+          bare: await pages({
+            base: baseline.base,
+            cookie: '',
+            paths: ['/healthz'],
+            concurrency: PAGE_CONCURRENCY,
+            warmup: PAGE_CONCURRENCY * 5,
+            maxRequests: 100_000,
+            maxSeconds: SECONDS,
+            mustContain: /ok/,
+            cpu: () => [baseline.cpuMs()],
+          }),
+        }
+      : undefined;
+    if (o.online) progress(`License API, ${ONLINE_CONCURRENCY} clients`);
     const online = baseline
       ? await measureOnlineApi({
           base: server.base,
@@ -170,6 +188,7 @@ async function measurePhase(
       adminKey,
       bigOrderPage,
       online,
+      health,
       errors: server.loggedErrors(),
       peakRssMb: server.peakRssMb(),
     };
@@ -327,6 +346,19 @@ function report(r: DatabaseResult) {
         title: `License API (POST /api/v1/activate and /check, JSON), each activation a new device`,
         rows: s.online?.rows ?? [],
       },
+      {
+        title: 'The thin path: GET /healthz against a bare Express app with the same handler',
+        rows: s.health
+          ? [
+              {
+                name: 'GET /healthz, Portico',
+                fig: s.health.portico,
+                baseName: 'bare Express, same handler',
+                base: s.health.bare,
+              },
+            ]
+          : [],
+      },
     ],
   );
   // Every successful upload (and the one sanity upload before the run) must be a new device: no repeats, nothing lost.
@@ -421,6 +453,24 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
         const paced = r.small.online?.pacedCheck;
         if (!c || !paced) return 'not measured: no License API';
         return mark(c.p99 < 20 && !c.failed, `p99 ${c.p99.toFixed(0)} ms (paced ${paced.p99.toFixed(0)} ms)`);
+      },
+    },
+    {
+      target: 'GET /healthz ≥ 1/2 of a bare Express app with the same handler',
+      cell: (r: DatabaseResult) => {
+        const h = r.small.health;
+        if (!h) return 'not measured';
+        return mark(h.portico.rps / h.bare.rps >= 0.5, `${(h.portico.rps / h.bare.rps).toFixed(2)}`);
+      },
+    },
+    {
+      target: 'online check back to back ≥ 1/2 of its baseline (SQLite), ≥ 1/3 (MariaDB)',
+      cell: (r: DatabaseResult) => {
+        const c = r.small.online?.check;
+        const b = r.small.online?.baselineCheck;
+        if (!c || !b) return 'not measured: no License API';
+        const want = r.label.startsWith('SQLite') ? 1 / 2 : 1 / 3;
+        return mark(c.rps / b.rps >= want, `${(c.rps / b.rps).toFixed(2)}`);
       },
     },
     {
