@@ -6,6 +6,7 @@ import { createApp } from './app/app.ts';
 import { createLogger } from './app/lib/logger.ts';
 import { systemClock } from './app/lib/clock.ts';
 import { resolveSessionSecret } from './app/lib/session-secret.ts';
+import { purgeOldAuditEvents } from './app/services/retention.ts';
 import { RateLimiter } from './app/lib/rate-limiter.ts';
 import { ensureSigningKey } from './app/services/signing-keys.ts';
 import { issueSetupTokenIfNeeded } from './app/services/setup.ts';
@@ -61,8 +62,8 @@ const server: Server = app.listen(config.port, config.host, () => {
 
 const limiter = new RateLimiter(db, clock);
 const housekeeping = setInterval(() => {
-  Promise.all([limiter.purge(), sessions.purgeExpired(db, clock.now())]).catch((err) =>
-    logger.warn({ err }, 'housekeeping failed'),
+  Promise.all([limiter.purge(), sessions.purgeExpired(db, clock.now()), purgeOldAuditEvents(app.locals.ctx)]).catch(
+    (err) => logger.warn({ err }, 'housekeeping failed'),
   );
 }, HOUSEKEEPING_MS);
 housekeeping.unref();

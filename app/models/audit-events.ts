@@ -218,3 +218,16 @@ export function changedFields(before: unknown, after: unknown): FieldChange[] {
 export async function listForOrders(db: Knex, orderIds: Knex.QueryBuilder, limit: number): Promise<AuditEvent[]> {
   return (await db('audit_events').whereIn('order_id', orderIds).orderBy('id', 'desc').limit(limit)).map(fromRow);
 }
+
+/**
+ * Deletes up to `batch` events that occurred before `cutoff`, oldest ids first, in one short
+ * statement pair (no long transaction: activations writing their own events are not held up).
+ * Returns how many were deleted.
+ */
+export async function deleteBatchBefore(db: Knex, cutoff: Date, batch: number): Promise<number> {
+  const ids = (await db('audit_events').where('occurred_at', '<', cutoff).orderBy('id').limit(batch).select('id')).map(
+    (r: { id: number }) => Number(r.id),
+  );
+  if (!ids.length) return 0;
+  return Number(await db('audit_events').whereIn('id', ids).delete());
+}

@@ -19,11 +19,14 @@ export interface Settings {
    * make one), so the vendor decides (docs/file-formats.md, "Air-gap codes").
    */
   acceptLegacyAirgapDeactivation: boolean;
+  /** How long audit events are kept; older ones are deleted in batches (services/retention.ts). */
+  auditRetentionDays: number;
 }
 
 export const SETTING_LIMITS = {
   offlineLeaseDays: { min: 1, max: 3650 },
   airgapCodeMinutes: { min: 5, max: 10080 },
+  auditRetentionDays: { min: 30, max: 36500 },
 } as const;
 
 /** The defaults for keys never saved; only the language depends on the configuration. */
@@ -35,6 +38,7 @@ export function settingDefaults(defaultLanguage: Language): Settings {
     offlineLeaseDays: 30,
     airgapCodeMinutes: 60,
     acceptLegacyAirgapDeactivation: true,
+    auditRetentionDays: 400,
   };
 }
 
@@ -64,6 +68,7 @@ const CODECS: { [K in keyof Settings]: Codec<Settings[K]> } = {
   offlineLeaseDays: whole('offline_lease_days', SETTING_LIMITS.offlineLeaseDays),
   airgapCodeMinutes: whole('airgap_code_minutes', SETTING_LIMITS.airgapCodeMinutes),
   acceptLegacyAirgapDeactivation: flag('accept_legacy_airgap_deactivation'),
+  auditRetentionDays: whole('audit_retention_days', SETTING_LIMITS.auditRetentionDays),
 };
 
 const NAMES = Object.keys(CODECS) as (keyof Settings)[];

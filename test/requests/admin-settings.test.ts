@@ -19,6 +19,7 @@ const valid = (over: Record<string, string> = {}) => ({
   default_language: 'es',
   offline_lease_days: '14',
   airgap_code_minutes: '120',
+  audit_retention_days: '400',
   ...over,
 });
 
@@ -60,6 +61,7 @@ describe('console: settings', () => {
       offlineLeaseDays: 30,
       airgapCodeMinutes: 60,
       acceptLegacyAirgapDeactivation: true,
+      auditRetentionDays: 400,
     });
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(
@@ -130,6 +132,7 @@ describe('console: settings', () => {
       offlineLeaseDays: 14,
       airgapCodeMinutes: 120,
       acceptLegacyAirgapDeactivation: false,
+      auditRetentionDays: 400,
     };
     assert.deepEqual(await getSettings(t.db, defaults), saved);
 
@@ -144,6 +147,7 @@ describe('console: settings', () => {
       offlineLeaseDays: 30,
       airgapCodeMinutes: 60,
       acceptLegacyAirgapDeactivation: true,
+      auditRetentionDays: 400,
     });
     assert.deepEqual(events[0]!.after, saved);
 
@@ -152,6 +156,7 @@ describe('console: settings', () => {
       default_language: 'de',
       offline_lease_days: '3650',
       airgap_code_minutes: '5',
+      audit_retention_days: '30',
     });
     assert.equal(again.status, 303);
     const changed = {
@@ -161,9 +166,10 @@ describe('console: settings', () => {
       offlineLeaseDays: 3650,
       airgapCodeMinutes: 5,
       acceptLegacyAirgapDeactivation: false,
+      auditRetentionDays: 30,
     };
     assert.deepEqual(await getSettings(t.db, defaults), changed);
-    assert.equal(await countRows(t.db, 'settings'), 6, 'one row per key, updated in place');
+    assert.equal(await countRows(t.db, 'settings'), 7, 'one row per key, updated in place');
     events = await auditOf(t.db, 'settings', 'installation');
     assert.equal(events.length, 2);
     assert.deepEqual(events[1]!.before, saved);

@@ -86,6 +86,7 @@ describe('caches: settings, brandings and keys across processes', function () {
       default_language: 'en',
       offline_lease_days: '30',
       airgap_code_minutes: '60',
+      audit_retention_days: '400',
     });
     assert.equal(saved.status, 303, saved.text);
     await request(t.app).get('/redeem').expect(200);

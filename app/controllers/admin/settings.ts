@@ -15,6 +15,7 @@ const valuesOf = (s: Settings) => ({
   offline_lease_days: s.offlineLeaseDays,
   airgap_code_minutes: s.airgapCodeMinutes,
   accept_legacy_airgap_deactivation: s.acceptLegacyAirgapDeactivation,
+  audit_retention_days: s.auditRetentionDays,
 });
 
 export function adminSettingsController(ctx: AppContext) {
@@ -44,6 +45,7 @@ export function adminSettingsController(ctx: AppContext) {
         offlineLeaseDays: d.offline_lease_days,
         airgapCodeMinutes: d.airgap_code_minutes,
         acceptLegacyAirgapDeactivation: d.accept_legacy_airgap_deactivation,
+        auditRetentionDays: d.audit_retention_days,
       });
       done(req, res, res.locals.paths.adminSettings(), 'admin.settings.saved');
     },
