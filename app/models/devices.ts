@@ -168,10 +168,19 @@ export async function touch(db: Knex, id: number, now: Date, floatingExpiresAt?:
  * carry the same counter. Call it under the license row lock (models/licenses.ts lockLicense), which
  * every path that issues a file takes first: the increment and the read back see no other writer.
  */
-export async function nextCounter(db: Knex, id: number): Promise<number> {
+export async function nextCounter(
+  db: Knex,
+  id: number,
+  /** Records in the same statement that the device was seen (see touch). */
+  seen?: { at: Date; floatingExpiresAt: Date | null },
+): Promise<number> {
   await table(db)
     .where({ id })
-    .update({ license_counter: db.raw('license_counter + 1') });
+    .update({
+      license_counter: db.raw('license_counter + 1'),
+      ...(seen ? { last_seen_at: seen.at } : {}),
+      ...(seen?.floatingExpiresAt ? { floating_expires_at: seen.floatingExpiresAt } : {}),
+    });
   return Number((await table(db).where({ id }).first('license_counter'))!.license_counter);
 }
 

@@ -89,12 +89,14 @@ export async function issueLicenseFile(
   device: devices.Device,
   typ: 'license' | 'refresh',
   at: Date,
+  /** A refresh the device asked for itself (online check): it was seen now, holding its floating slot until then. */
+  seen?: { floatingExpiresAt: Date | null },
 ): Promise<{ text: string; payload: LicensePayload }> {
   if (!device.active) throw new ActivationError('activation_inactive', 410);
   if (device.channel === 'airgap' || !device.devicePublicKey) throw new ActivationError('airgap_only', 403);
   await assertUsable(db, license, device.channel, device.hardwareId, at);
   const settings = await deps.settings(db);
-  const counter = typ === 'refresh' ? await devices.nextCounter(db, device.id) : 0;
+  const counter = typ === 'refresh' ? await devices.nextCounter(db, device.id, seen && { at, ...seen }) : 0;
   const payload = await licensePayload(
     db,
     license,

@@ -124,8 +124,8 @@ export async function checkOnline(deps: ActivationDeps, actor: Actor, requestTex
         license.floating && license.floatingTimeoutMinutes
           ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000)
           : null;
-      const file = await issueLicenseFile(trx, deps, license, device, 'refresh', at);
-      await devices.touch(trx, device.id, at, holdsUntil);
+      // The counter and "seen now" (holding a floating slot) in one statement.
+      const file = await issueLicenseFile(trx, deps, license, device, 'refresh', at, { floatingExpiresAt: holdsUntil });
       return {
         valid: true,
         license: file.text,
