@@ -518,6 +518,7 @@ describe('accounts: TOTP second factor', () => {
         default_language: 'en',
         offline_lease_days: '30',
         airgap_code_minutes: '60',
+        audit_retention_days: '400',
       });
       assert.equal(res.status, 303);
     };
