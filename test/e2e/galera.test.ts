@@ -4,7 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
-import { galeraBurstRounds, galeraUrls, requireGalera, startOnNode, useGaleraProcesses } from '../helpers/galera.ts';
+import {
+  galeraBurstRounds,
+  galeraOneClientApiRounds,
+  galeraUrls,
+  requireGalera,
+  startOnNode,
+  useGaleraProcesses,
+} from '../helpers/galera.ts';
 
 /**
  * Portico on a multi-primary MariaDB Galera cluster (GALERA_URLS, see test/helpers/galera.ts; skipped
@@ -48,6 +55,10 @@ describe('Galera: server.ts processes on different nodes of one cluster', functi
     it('50 simultaneous activations of a 5-seat license split across both nodes: exactly 5 granted, 45 "no seats", no server error', async () => {
       const conflicts = await galeraBurstRounds(g, 1);
       console.log(`      (conflicts the cluster resolved: ${conflicts})`);
+    });
+
+    it('50 simultaneous API activations from one client address through both nodes: 5 granted, 45 no_seats, no 500 (its rate-limit counters conflict too)', async () => {
+      await galeraOneClientApiRounds(g, 2);
     });
   });
 });

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import knex, { type Knex } from 'knex';
+import request from 'supertest';
 import { knexConfig } from '../../db/knexfile.ts';
 import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import { createAccount } from './app.ts';
@@ -190,4 +191,33 @@ export async function galeraBurstRounds(g: GaleraProcesses, rounds: number): Pro
     await assertFullLicense(g.database.db, id, SEATS, DEVICES, granted, label);
   }
   return (await clusterConflicts()) - conflictsBefore;
+}
+
+/**
+ * Rounds of 50 simultaneous online activations (License API) of a new 5-seat license, all from ONE
+ * client address, alternately through the two processes: besides the seat, the client's and the
+ * license's rate-limit counters are bumped through both nodes at once (autocommit upserts, which
+ * Galera certifies like transactions). Exactly 5 granted, 45 no_seats, no 500.
+ */
+export async function galeraOneClientApiRounds(g: GaleraProcesses, rounds: number) {
+  const SEATS = 5;
+  const DEVICES = 50;
+  for (let round = 0; round < rounds; round++) {
+    const { licenseKey } = await g.addLicense({ maxActivations: SEATS });
+    const responses = await Promise.all(
+      range(DEVICES).map((i) =>
+        request(g.servers[i % 2]!.base)
+          .post('/api/v1/activate')
+          .set('X-Forwarded-For', `10.77.${round}.1`)
+          .send({
+            request: makeDevice(`HW-GA${round}-D${i}`).activationRequest({ product: PRODUCT, licenseKey }).text,
+          }),
+      ),
+    );
+    assert.deepEqual(
+      tally(responses.map((r) => `${r.status} ${r.body?.error?.code ?? 'activated'}`)),
+      { '200 activated': SEATS, '409 no_seats': DEVICES - SEATS },
+      `one-client round ${round + 1}`,
+    );
+  }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { isSerializationFailure } from '../../app/lib/transaction.ts';
+import { isSerializationFailure, MAX_ATTEMPTS, retryOnConflict } from '../../app/lib/transaction.ts';
 
 /** Which database errors the transaction helper runs again (app/lib/transaction.ts). */
 describe('isSerializationFailure', () => {
@@ -45,5 +45,42 @@ describe('isSerializationFailure', () => {
     assert.equal(isSerializationFailure(new Error('boom')), false);
     assert.equal(isSerializationFailure(null), false);
     assert.equal(isSerializationFailure('1213'), false);
+  });
+});
+
+describe('retryOnConflict (one statement outside a transaction)', () => {
+  const conflict = () =>
+    Object.assign(new Error('Deadlock found when trying to get lock; try restarting transaction'), { errno: 1213 });
+
+  it('runs the statement again after a conflict, and returns its result', async () => {
+    let calls = 0;
+    const result = await retryOnConflict(async () => {
+      calls += 1;
+      if (calls < 3) throw conflict();
+      return 'done';
+    });
+    assert.equal(result, 'done');
+    assert.equal(calls, 3);
+  });
+
+  it('gives up after MAX_ATTEMPTS conflicts, and never retries another error', async () => {
+    let calls = 0;
+    await assert.rejects(
+      retryOnConflict(async () => {
+        calls += 1;
+        throw conflict();
+      }),
+      /Deadlock/,
+    );
+    assert.equal(calls, MAX_ATTEMPTS);
+    calls = 0;
+    await assert.rejects(
+      retryOnConflict(async () => {
+        calls += 1;
+        throw Object.assign(new Error('Duplicate entry'), { errno: 1062 });
+      }),
+      /Duplicate/,
+    );
+    assert.equal(calls, 1);
   });
 });
