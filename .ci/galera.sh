@@ -5,6 +5,8 @@
 #   .ci/galera.sh start [DIR]   start (or find running) nodes 1-3, wait for wsrep_cluster_size=3
 #   .ci/galera.sh stop [DIR]    stop the nodes started in DIR, by their pid files
 #   .ci/galera.sh status [DIR]  cluster size and readiness of each node
+#   .ci/galera.sh rejoin N [DIR]   start node N (2 or 3) again after it stopped or failed: it rejoins
+#                                  the running cluster (incremental transfer when the cache allows)
 #
 # DIR (default /tmp/portico-galera) holds everything: node<N>/{data,my.cnf,mariadbd.pid,mariadbd.sock,error.log}.
 # Node N listens for SQL on 127.0.0.1:331N, for group communication on 457N, IST on 458N and state
@@ -16,7 +18,12 @@
 set -euo pipefail
 
 NODES=3
-DIR="${2:-/tmp/portico-galera}"
+if [ "${1:-}" = rejoin ]; then
+  REJOIN="${2:-}"
+  DIR="${3:-/tmp/portico-galera}"
+else
+  DIR="${2:-/tmp/portico-galera}"
+fi
 PROVIDER=/usr/lib/galera/libgalera_smm.so
 CLUSTER_ADDRESS="gcomm://127.0.0.1:4571,127.0.0.1:4572,127.0.0.1:4573"
 
@@ -201,8 +208,15 @@ case "${1:-}" in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+rejoin)
+  case "$REJOIN" in 2 | 3) ;; *) die "rejoin: node 2 or 3" ;; esac
+  [ "$(status_of 1 wsrep_ready)" = ON ] || die "rejoin: node 1 is not ready; start the cluster instead"
+  start_node "$REJOIN"
+  wait_node "$REJOIN"
+  cmd_status
+  ;;
 *)
-  echo "usage: $0 start|stop|status [DIR]" >&2
+  echo "usage: $0 start|stop|status [DIR] | rejoin 2|3 [DIR]" >&2
   exit 2
   ;;
 esac
