@@ -105,6 +105,7 @@ start_node() {
     echo "node$n already running (pid $(node_pid "$n"))"
     return
   fi
+  check_ports_free "$n"
   mkdir -p "$d/data"
   write_config "$n"
   local extra=()
@@ -133,15 +134,26 @@ start_node() {
   echo "node$n starting (SQL 127.0.0.1:$(sql_port "$n"), log $d/error.log)"
 }
 
+# Fails when one of node N's ports is taken (another server, or a cluster started from another folder):
+# its status would otherwise be read from whatever answers there.
+check_ports_free() {
+  local n=$1
+  for port in "$(sql_port "$n")" $((4570 + n)) $((4580 + n)) $((4590 + n)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      die "port $port (node$n) is already in use on 127.0.0.1: another server, or a cluster started from another folder?"
+    fi
+  done
+}
+
 wait_node() {
   local n=$1 limit=${2:-180}
   for ((i = 0; i < limit * 2; i++)); do
-    if [ "$(status_of "$n" wsrep_ready)" = ON ] && [ "$(status_of "$n" wsrep_local_state_comment)" = Synced ]; then
-      return 0
-    fi
     if ! node_pid "$n" >/dev/null; then
       tail -n 40 "$(node_dir "$n")/error.log" >&2 || true
       die "node$n exited while starting (log: $(node_dir "$n")/error.log)"
+    fi
+    if [ "$(status_of "$n" wsrep_ready)" = ON ] && [ "$(status_of "$n" wsrep_local_state_comment)" = Synced ]; then
+      return 0
     fi
     sleep 0.5
   done
