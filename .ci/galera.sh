@@ -13,8 +13,8 @@
 # transfers (rsync SST) on 459N. root connects over TCP without a password (a test cluster only):
 #   GALERA_URLS=mysql://root@127.0.0.1:3311/,mysql://root@127.0.0.1:3312/,mysql://root@127.0.0.1:3313/
 # The standalone server on 3306 (/etc/mysql, /var/lib/mysql) is never read or touched: every node runs
-# with --defaults-file of its own. Run as root (the nodes run as the `mysql` user) or as any user (they
-# run as that user).
+# with --defaults-file of its own. Run as root, as CI does: the nodes run as the `mysql` user, so DIR
+# must be reachable by it (/tmp is). (As another user the nodes would run as that user; not tested.)
 set -euo pipefail
 
 NODES=3
