@@ -1,5 +1,6 @@
 import knex, { type Knex } from 'knex';
 import { knexConfig } from './knexfile.ts';
+import { isSerializationFailure } from '../app/lib/transaction.ts';
 import * as initial from './migrations/0001_initial.ts';
 import * as auditIndexes from './migrations/0002_audit_indexes.ts';
 import * as brandingLogoSize from './migrations/0003_branding_logo_size.ts';
@@ -51,9 +52,28 @@ export function openDatabase(databaseUrl: string): Knex {
   return knex(knexConfig(databaseUrl));
 }
 
-export async function migrateLatest(db: Knex): Promise<string[]> {
-  const [, applied] = await db.migrate.latest(migratorConfig);
-  return applied as string[];
+/**
+ * Applies the pending migrations, once whatever the number of processes starting at the same time.
+ * Nothing pending: nothing is written (knex would take and free its lock row all the same, and on a
+ * Galera cluster two processes doing so through two nodes conflict at commit). Another process
+ * migrating: knex refuses with "already locked" (or, through another Galera node, its lock update
+ * fails certification); this one waits until that process is done, up to `waitMs`.
+ */
+export async function migrateLatest(db: Knex, { waitMs = 120_000 } = {}): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      // (Listing creates knex's own tables when missing: DDL, which can meet another node's too.)
+      const [, pending] = (await db.migrate.list(migratorConfig)) as [unknown[], unknown[]];
+      if (pending.length === 0) return [];
+      const [, applied] = await db.migrate.latest(migratorConfig);
+      return applied as string[];
+    } catch (err) {
+      const locked = (err as { name?: unknown }).name === 'MigrationLocked' || isSerializationFailure(err);
+      if (!locked || Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 300));
+    }
+  }
 }
 
 /** Applies migrations one by one up to and including `name` (the migration test starts from an older schema). */

@@ -3,6 +3,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import type { Knex } from 'knex';
 import { isSqlite } from '../../db/knexfile.ts';
 import type { Clock } from './clock.ts';
+import { retryOnConflict } from './transaction.ts';
 
 export interface RateRule {
   limit: number;
@@ -77,10 +78,13 @@ export class RateLimiter {
     // no RETURNING: LAST_INSERT_ID(expr) hands the new count back in the statement's own result
     // (insertId; 0 when the row was new, so one hit). Only a caller over its limit needs the
     // window's end (Retry-After), and reads it.
-    const [result] = (await this.db.raw(
-      'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
-        'hits = LAST_INSERT_ID(IF(window_ends_ms <= ?, 1, hits + 1)), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
-      [key, windowEnds, now, now],
+    // Retried on a conflict: on a Galera cluster, hits on one counter through two nodes at once conflict.
+    const [result] = (await retryOnConflict(() =>
+      this.db.raw(
+        'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
+          'hits = LAST_INSERT_ID(IF(window_ends_ms <= ?, 1, hits + 1)), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
+        [key, windowEnds, now, now],
+      ),
     )) as [{ insertId: number }];
     const hits = Number(result.insertId) || 1;
     // The count is this hit's own; the window's end is read back (others may have counted since).
@@ -97,7 +101,7 @@ export class RateLimiter {
 
   /** Gives back one hit (an attempt counted before its check, that turned out legitimate). */
   async release(key: string): Promise<void> {
-    await this.db('rate_limits').where({ key }).where('hits', '>', 0).decrement('hits', 1);
+    await retryOnConflict(() => this.db('rate_limits').where({ key }).where('hits', '>', 0).decrement('hits', 1));
   }
 
   async reset(key: string): Promise<void> {

@@ -2,6 +2,7 @@ import { ConnectSessionKnexStore } from 'connect-session-knex';
 import type { SessionData } from 'express-session';
 import type { Knex } from 'knex';
 import * as sessions from '../models/sessions.ts';
+import { retryOnConflict } from './transaction.ts';
 
 /** How long a session's stored expiry may lag behind its cookie's (rolling sessions). */
 export const TOUCH_INTERVAL_MS = 60_000;
@@ -29,12 +30,16 @@ export class SessionStore extends ConnectSessionKnexStore {
     this.remember(sid);
     const owner = Number((session as { passport?: { user?: unknown } }).passport?.user) || null;
     try {
-      await sessions.save(
-        this.db,
-        sid,
-        JSON.stringify(session),
-        new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)),
-        owner,
+      // Retried on a conflict: on a Galera cluster, two requests of one browser saving its session
+      // through two nodes at once conflict at commit (1213); the last write wins, as on one server.
+      await retryOnConflict(() =>
+        sessions.save(
+          this.db,
+          sid,
+          JSON.stringify(session),
+          new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)),
+          owner,
+        ),
       );
     } catch (err) {
       callback?.(err);
@@ -51,7 +56,7 @@ export class SessionStore extends ConnectSessionKnexStore {
     }
     this.remember(sid);
     try {
-      await super.touch(sid, session);
+      await retryOnConflict(() => super.touch(sid, session));
     } catch (err) {
       this.touchedAt.delete(sid);
       (callback as ((err?: unknown) => void) | undefined)?.(err);

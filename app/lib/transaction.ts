@@ -46,6 +46,23 @@ function simulatedDeadlock(): Error {
 const pause = (attempt: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** attempt)));
 
+/**
+ * One statement outside a transaction (autocommit), run again on a serialization failure like a
+ * transaction. On a Galera cluster an autocommit write is certified like any transaction: two nodes
+ * bumping one row at once (a per-address rate-limit counter hit by many requests from one client)
+ * make one of them fail with 1213. The statement must be safe to run again (it was rolled back).
+ */
+export async function retryOnConflict<T>(statement: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await statement();
+    } catch (err) {
+      if (!isSerializationFailure(err) || attempt >= MAX_ATTEMPTS) throw err;
+      await pause(attempt);
+    }
+  }
+}
+
 export async function inTransaction<T>(db: Knex, work: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
   // Inside a transaction already: a conflict aborts the outer one, so only the outermost retries.
   if (db.isTransaction) return db.transaction(work);

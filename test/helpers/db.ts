@@ -17,14 +17,15 @@ export const usingMysql = /^(mysql|mariadb):/.test(process.env.DATABASE_URL ?? '
 
 /**
  * A fresh, empty database of its own for one test file: a temporary SQLite file, or a new database
- * on the MySQL server named by DATABASE_URL. Nothing is shared between files.
+ * on the MySQL server named by DATABASE_URL (or by `options.server`, a mysql:// URL: the Galera tests
+ * create theirs on one node of the cluster). Nothing is shared between files.
  */
-export async function createTestDatabase(options: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(options: { migrate?: boolean; server?: string } = {}): Promise<TestDatabase> {
   const suffix = `${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
   let url: string;
   let cleanup: () => Promise<void>;
-  if (usingMysql) {
-    const server = new URL(process.env.DATABASE_URL!.replace(/^mariadb:/, 'mysql:'));
+  if (usingMysql || options.server) {
+    const server = new URL((options.server ?? process.env.DATABASE_URL!).replace(/^mariadb:/, 'mysql:'));
     const name = `portico_t_${suffix}`;
     server.pathname = '/';
     const admin = knex({ ...knexConfig(server.toString()), pool: { min: 0, max: 1 } });

@@ -231,3 +231,30 @@ describe('migration 0012 down and up again', () => {
     assert.equal((await db('manager_orders').whereNotNull('role_id').select()).length, 1);
   });
 });
+
+describe('migrations at start with several processes (migrateLatest)', () => {
+  let database: TestDatabase;
+  before(async () => {
+    database = await createTestDatabase({ migrate: false });
+  });
+  after(async () => database.drop());
+
+  it('waits while another process holds the migration lock, then applies what is pending; with nothing pending it writes nothing', async () => {
+    const { db } = database;
+    await migrateTo(db, '0011_order_ref_per_customer');
+    // Another process is migrating: knex refuses at once ("already locked"); migrateLatest waits.
+    await db('knex_migrations_lock').update({ is_locked: 1 });
+    await assert.rejects(migrateLatest(db, { waitMs: 300 }), { name: 'MigrationLocked' });
+    const released = new Promise((resolve) => setTimeout(resolve, 700)).then(() =>
+      db('knex_migrations_lock').update({ is_locked: 0 }),
+    );
+    const applied = await migrateLatest(db, { waitMs: 10_000 });
+    await released;
+    assert.ok(applied.includes('0012_roles_per_order'), applied.join(' '));
+    // Nothing pending: not even the lock row is written (through two Galera nodes, two such writes conflict).
+    await db('knex_migrations_lock').update({ is_locked: 1 });
+    assert.deepEqual(await migrateLatest(db, { waitMs: 0 }), []);
+    assert.deepEqual(await db('knex_migrations_lock').select('is_locked'), [{ is_locked: 1 }]);
+    await db('knex_migrations_lock').update({ is_locked: 0 });
+  });
+});

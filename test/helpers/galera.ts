@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import knex, { type Knex } from 'knex';
+import request from 'supertest';
+import { knexConfig } from '../../db/knexfile.ts';
+import { ensureSigningKey } from '../../app/services/signing-keys.ts';
+import { createAccount } from './app.ts';
+import {
+  GRANTED,
+  NO_SEATS,
+  PRODUCT,
+  assertFullLicense,
+  openBrowser,
+  range,
+  seedVendor,
+  serverProcess,
+  stopProcess,
+  tally,
+  told,
+  upload,
+  type ServerProcess,
+} from './concurrency.ts';
+import { createTestDatabase, type TestDatabase } from './db.ts';
+import { makeDevice } from './device.ts';
+import { waitFor } from './process.ts';
+
+/**
+ * Portico on a multi-primary MariaDB Galera cluster: server.ts processes, each connected to a
+ * different node, all writing at once. GALERA_URLS lists one mysql:// URL per node (the database name
+ * in them is ignored: each test file creates its own database through the first node, and the cluster
+ * replicates it to the others). Unset: the Galera tests are skipped. .ci/run starts a three-node
+ * cluster on loopback with .ci/galera.sh and sets
+ *   GALERA_URLS=mysql://root@127.0.0.1:3311/,mysql://root@127.0.0.1:3312/,mysql://root@127.0.0.1:3313/
+ */
+export const galeraUrls: string[] = (process.env.GALERA_URLS ?? '')
+  .split(',')
+  .map((u) => u.trim())
+  .filter(Boolean);
+
+/** The URL of database `name` through node `i`. */
+export function nodeUrl(i: number, name: string): string {
+  const url = new URL(galeraUrls[i]!.replace(/^mariadb:/, 'mysql:'));
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/** A small handle on one node (no database selected): status counters and settings. */
+export function nodeAdmin(i: number): Knex {
+  return knex({ ...knexConfig(nodeUrl(i, '')), pool: { min: 0, max: 1 } });
+}
+
+/** Certification failures and brute-force aborts on every node: the conflicts the cluster resolved. */
+export async function clusterConflicts(): Promise<number> {
+  let sum = 0;
+  for (const i of galeraUrls.keys()) {
+    const admin = nodeAdmin(i);
+    try {
+      const [rows] = await admin.raw(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_cert_failures', 'wsrep_local_bf_aborts')",
+      );
+      for (const r of rows as { Value: string }[]) sum += Number(r.Value);
+    } finally {
+      await admin.destroy();
+    }
+  }
+  return sum;
+}
+
+/** Skips the suite unless GALERA_URLS names at least two nodes; checks they form one ready cluster. */
+export function requireGalera(suite: Mocha.Suite) {
+  suite.beforeAll(async function () {
+    if (galeraUrls.length < 2) this.skip();
+    for (const i of galeraUrls.keys()) {
+      const admin = nodeAdmin(i);
+      try {
+        const [rows] = await admin.raw(
+          "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_ready', 'wsrep_cluster_size', 'wsrep_local_state_comment')",
+        );
+        const status = Object.fromEntries(
+          (rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name, r.Value]),
+        );
+        assert.equal(status.wsrep_ready, 'ON', `node ${galeraUrls[i]}: wsrep_ready`);
+        assert.equal(status.wsrep_local_state_comment, 'Synced', `node ${galeraUrls[i]}: state`);
+        assert.ok(
+          Number(status.wsrep_cluster_size) >= 2,
+          `node ${galeraUrls[i]}: cluster size ${status.wsrep_cluster_size}`,
+        );
+        // Causal reads (docs/deployment.md): a row committed through one node is seen by the next read on
+        // any other — a session opened through one process and used through another, for one.
+        const [[sync]] = await admin.raw('SELECT @@global.wsrep_sync_wait AS v');
+        assert.ok(Number(sync.v) & 1, `node ${galeraUrls[i]}: wsrep_sync_wait must include 1 (reads), is ${sync.v}`);
+      } finally {
+        await admin.destroy();
+      }
+    }
+  });
+}
+
+/** server.ts as a real process on node `node` of the cluster. */
+export async function startOnNode(
+  node: number,
+  database: { name: string },
+  dataDir: string,
+  children: ServerProcess[],
+): Promise<{ child: ServerProcess; base: string }> {
+  const child = serverProcess({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    DATABASE_URL: nodeUrl(node, database.name),
+    TRUST_PROXY: 'true',
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'test',
+    OFFLINE_UPLOAD_SLOTS: '100',
+  });
+  children.push(child);
+  const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/, 60_000);
+  return { child, base: url!.replace('localhost', '127.0.0.1') };
+}
+
+export interface GaleraProcesses {
+  database: TestDatabase;
+  name: string;
+  dataDir: string;
+  servers: { child: ServerProcess; base: string }[];
+  addLicense: Awaited<ReturnType<typeof seedVendor>>;
+}
+
+/**
+ * Hooks: a migrated database created through node 1, one server.ts process on each of the first two
+ * nodes. Read the fields inside tests.
+ */
+export function useGaleraProcesses(): GaleraProcesses {
+  const g = {} as GaleraProcesses;
+  const children: ServerProcess[] = [];
+  before(async () => {
+    g.database = await createTestDatabase({ server: galeraUrls[0]! });
+    g.name = new URL(g.database.url).pathname.slice(1);
+    g.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-galera-'));
+    await ensureSigningKey(g.database.db, g.dataDir, new Date());
+    await createAccount(g.database.db, { role: 'admin' });
+    g.addLicense = await seedVendor(g.database.db, new Date());
+    g.servers = await Promise.all([0, 1].map((node) => startOnNode(node, g, g.dataDir, children)));
+  });
+  after(async () => {
+    await Promise.all((g.servers ?? []).map((s) => stopProcess(s.child, 'SIGTERM')));
+    for (const s of g.servers ?? []) assert.equal(s.child.exitCode, 0, s.child.output());
+    assert.doesNotMatch(
+      (g.servers ?? []).map((s) => s.child.output()).join('\n'),
+      /"level":(50|60)/,
+      'no errors logged',
+    );
+    await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
+    await g.database?.drop();
+    if (g.dataDir) fs.rmSync(g.dataDir, { recursive: true, force: true });
+  });
+  return g;
+}
+
+/**
+ * Rounds of 50 simultaneous activations of a new 5-seat license, through two processes on two
+ * different nodes: each browser opens its session through one node and uploads through the other.
+ * Every round exactly 5 granted and 45 "no seats", no other answer (no 500), and the rows exact.
+ * Returns the conflicts the cluster resolved along the way (certification failures + brute-force aborts).
+ */
+export async function galeraBurstRounds(g: GaleraProcesses, rounds: number): Promise<number> {
+  const SEATS = 5;
+  const DEVICES = 50;
+  const conflictsBefore = await clusterConflicts();
+  const { servers } = g;
+  const browsers = await Promise.all(range(DEVICES).map((i) => openBrowser(servers[i % 2]!.base)));
+  for (let round = 0; round < rounds; round++) {
+    const { id, licenseKey } = await g.addLicense({ maxActivations: SEATS, maxTransfers: [0, 3, -1][round % 3]! });
+    const devices = range(DEVICES).map((i) => makeDevice(`HW-G${round}-D${i}`));
+    const files = devices.map((d) => d.activationRequest({ product: PRODUCT, licenseKey }).text);
+    const responses = await Promise.all(
+      files.map((text, i) => upload(servers[(i + 1) % 2]!.base, browsers[i]!, text, `10.${round}.${i}.1`)),
+    );
+    const label = `Galera round ${round + 1}`;
+    assert.deepEqual(
+      tally(responses.map(told)),
+      { [GRANTED]: SEATS, [NO_SEATS]: DEVICES - SEATS },
+      `${label}\n${servers
+        .map((s) => s.child.output())
+        .join('\n')
+        .slice(-3000)}`,
+    );
+    const granted = responses.flatMap((r, i) => (r.status === 200 ? [devices[i]!.hardwareId] : []));
+    await assertFullLicense(g.database.db, id, SEATS, DEVICES, granted, label);
+  }
+  return (await clusterConflicts()) - conflictsBefore;
+}
+
+/**
+ * Rounds of 50 simultaneous online activations (License API) of a new 5-seat license, all from ONE
+ * client address, alternately through the two processes: besides the seat, the client's and the
+ * license's rate-limit counters are bumped through both nodes at once (autocommit upserts, which
+ * Galera certifies like transactions). Exactly 5 granted, 45 no_seats, no 500.
+ */
+export async function galeraOneClientApiRounds(g: GaleraProcesses, rounds: number) {
+  const SEATS = 5;
+  const DEVICES = 50;
+  for (let round = 0; round < rounds; round++) {
+    const { licenseKey } = await g.addLicense({ maxActivations: SEATS });
+    const responses = await Promise.all(
+      range(DEVICES).map((i) =>
+        request(g.servers[i % 2]!.base)
+          .post('/api/v1/activate')
+          .set('X-Forwarded-For', `10.77.${round}.1`)
+          .send({
+            request: makeDevice(`HW-GA${round}-D${i}`).activationRequest({ product: PRODUCT, licenseKey }).text,
+          }),
+      ),
+    );
+    assert.deepEqual(
+      tally(responses.map((r) => `${r.status} ${r.body?.error?.code ?? 'activated'}`)),
+      { '200 activated': SEATS, '409 no_seats': DEVICES - SEATS },
+      `one-client round ${round + 1}`,
+    );
+  }
+}
