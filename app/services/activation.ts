@@ -322,7 +322,7 @@ export async function licenseFileOf(
   license: licenses.License,
   device: devices.Device,
 ): Promise<{ text: string; filename: string; license: licenses.License }> {
-  const { text } = await issueLicenseFile(deps.db, deps, license, device, 'license', deps.clock.now());
+  const { text } = await issueLicenseFile(deps.db, deps, license, device, { typ: 'license', at: deps.clock.now() });
   return {
     text,
     filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`,

@@ -87,11 +87,14 @@ export async function issueLicenseFile(
   deps: ArtifactDeps,
   license: licenses.License,
   device: devices.Device,
-  typ: 'license' | 'refresh',
-  at: Date,
-  /** A refresh the device asked for itself (online check): it was seen now, holding its floating slot until then. */
-  seen?: { floatingExpiresAt: Date | null },
+  file: {
+    typ: 'license' | 'refresh';
+    at: Date;
+    /** A refresh the device asked for itself (online check): it was seen now, holding its floating slot until then. */
+    seen?: { floatingExpiresAt: Date | null };
+  },
 ): Promise<{ text: string; payload: LicensePayload }> {
+  const { typ, at, seen } = file;
   if (!device.active) throw new ActivationError('activation_inactive', 410);
   if (device.channel === 'airgap' || !device.devicePublicKey) throw new ActivationError('airgap_only', 403);
   await assertUsable(db, license, device.channel, device.hardwareId, at);
@@ -156,7 +159,7 @@ export async function issueRefreshFile(
     if (!deviceActions(license, device).refresh) throw new HttpError(409, 'portal.refresh.notOffline');
     let file: Awaited<ReturnType<typeof issueLicenseFile>>;
     try {
-      file = await issueLicenseFile(trx, deps, license, device, 'refresh', now);
+      file = await issueLicenseFile(trx, deps, license, device, { typ: 'refresh', at: now });
     } catch (err) {
       if (err instanceof ActivationError) throw new HttpError(409, `offline.refusals.${err.code}.why`);
       throw err;

@@ -125,7 +125,11 @@ export async function checkOnline(deps: ActivationDeps, actor: Actor, requestTex
           ? new Date(at.getTime() + license.floatingTimeoutMinutes * 60_000)
           : null;
       // The counter and "seen now" (holding a floating slot) in one statement.
-      const file = await issueLicenseFile(trx, deps, license, device, 'refresh', at, { floatingExpiresAt: holdsUntil });
+      const file = await issueLicenseFile(trx, deps, license, device, {
+        typ: 'refresh',
+        at,
+        seen: { floatingExpiresAt: holdsUntil },
+      });
       return {
         valid: true,
         license: file.text,
