@@ -94,7 +94,12 @@ async function serve() {
     clock,
   });
 
-  const server: Server = app.listen(config.port, config.host, () => {
+  // Express 5 hands a listen error (port taken, address not available) to this callback instead of throwing it.
+  const server: Server = app.listen(config.port, config.host, (err?: Error) => {
+    if (err) {
+      log.error({ err }, `cannot listen on ${config.host}:${config.port}`);
+      process.exit(1);
+    }
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.port;
     if (worker) process.send?.({ type: 'portico:listening', port });
