@@ -32,6 +32,8 @@ export interface OnlineFigures {
   /** The check at 32 connections back to back, and paced below saturation (the target: p99 < 20 ms); null when not measured. */
   check: Figures | null;
   pacedCheck: Figures | null;
+  /** The signed check requests of the devices activated in the run (workers.ts sends them again); empty when not measured. */
+  checks: string[];
 }
 
 const json = (body: object) => ({
@@ -40,7 +42,7 @@ const json = (body: object) => ({
 });
 
 /** A POST of { request } to /api/v1/<action>; each from another client address (the API limits per address). */
-function apiCall(action: 'activate' | 'check', request: string, i: number): Call {
+export function apiCall(action: 'activate' | 'check', request: string, i: number): Call {
   const { body, headers } = json({ request });
   return {
     method: 'POST',
@@ -73,6 +75,7 @@ export async function measureOnlineApi(ctx: OnlineApiContext): Promise<OnlineFig
       ],
       check: null,
       pacedCheck: null,
+      checks: [],
     };
   }
 
@@ -169,5 +172,6 @@ export async function measureOnlineApi(ctx: OnlineApiContext): Promise<OnlineFig
     ],
     check,
     pacedCheck,
+    checks,
   };
 }
