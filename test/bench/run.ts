@@ -382,7 +382,7 @@ function reportWorkers(label: string, w: WorkersFigures | undefined) {
     `${label} — WORKERS: npm start with WORKERS=${many.workers} (node:cluster) against WORKERS=1, same database, same signed checks`,
     [
       `online check: POST /api/v1/check back to back, ${ONLINE_CONCURRENCY} keep-alive clients (the cluster spreads connections round robin); the load generator shares the machine's ${os.availableParallelism()} cores`,
-      `cpu ms: WORKERS=1 the process; WORKERS=${many.workers} the primary + all workers together`,
+      `cpu ms: WORKERS=1 the process + the load generator (the bench process); WORKERS=${many.workers} the primary + all workers together + the load generator`,
     ],
     [
       {

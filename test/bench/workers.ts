@@ -11,6 +11,11 @@ import { runLoad, cpuMsOf, type Figures } from './load.ts';
 import { apiCall } from './online.ts';
 import { childPids, peakRssMbOf, startPortico } from './processes.ts';
 
+const ownCpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
 export interface WorkersRun {
   workers: number;
   check: Figures;
@@ -51,8 +56,13 @@ export async function measureWorkers(o: {
         maxSeconds: o.maxSeconds,
         warmup: o.concurrency * 20,
         // The primary's CPU (it hands connections to the workers) next to the workers' together.
-        cpu: () =>
-          workers > 1 ? [cpuMsOf(server.pid), serving.reduce((sum, pid) => sum + cpuMsOf(pid), 0)] : [server.cpuMs()],
+        // Last, the load generator's own CPU (this process): what it takes from the cores the workers share.
+        cpu: () => [
+          ...(workers > 1
+            ? [cpuMsOf(server.pid), serving.reduce((sum, pid) => sum + cpuMsOf(pid), 0)]
+            : [server.cpuMs()]),
+          ownCpuMs(),
+        ],
         call: (i) => apiCall('check', o.checks[i % o.checks.length]!, i),
       });
       runs.push({
