@@ -10,6 +10,7 @@ import { exitOf, runScript, waitFor } from '../helpers/process.ts';
 import {
   GRANTED,
   NO_SEATS,
+  licenseRow,
   PRODUCT,
   assertFullLicense,
   openBrowser,
@@ -158,40 +159,51 @@ describe('server.ts with WORKERS=2 (node:cluster) as real processes', function (
   });
 });
 
-describe('SQLite (or MariaDB) with WORKERS=2: seat limits across workers', function () {
+describe('SQLite (or MariaDB) with WORKERS=2: seat limits across workers, draining', function () {
   this.timeout(120_000);
   let database: TestDatabase;
   let dataDir: string;
+  let addLicense: Awaited<ReturnType<typeof seedVendor>>;
 
   before(async () => {
     database = await createTestDatabase();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-workers-conc-'));
+    // The signing key and an admin exist before the servers start: no setup link.
+    await ensureSigningKey(database.db, dataDir, new Date());
+    await createAccount(database.db, { role: 'admin' });
+    addLicense = await seedVendor(database.db, new Date());
   });
   after(async () => {
     await database?.drop();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('50 simultaneous activations through two workers leave exactly 5 devices', async () => {
-    await ensureSigningKey(database.db, dataDir, new Date());
-    await createAccount(database.db, { role: 'admin' });
-    const addLicense = await seedVendor(database.db, new Date());
+  const start = async (logLevel = 'warn') => {
     const child = runScript('server.ts', {
       PORT: '0',
       HOST: '127.0.0.1',
       DATA_DIR: dataDir,
       DATABASE_URL: database.url,
       TRUST_PROXY: 'true',
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: logLevel,
       NODE_ENV: 'test',
       OFFLINE_UPLOAD_SLOTS: '100',
       WORKERS: '2',
     });
+    try {
+      const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
+      return { child, base: url!.replace('localhost', '127.0.0.1') };
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+  };
+
+  it('50 simultaneous activations through two workers leave exactly 5 devices', async () => {
+    const { child, base } = await start();
     const SEATS = 5;
     const DEVICES = 50;
     try {
-      const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
-      const base = url!.replace('localhost', '127.0.0.1');
       assert.equal((await workersAnswering(base, 6)).size, 2, 'both workers answer');
       const { id, licenseKey } = await addLicense({ maxActivations: SEATS, maxTransfers: 0 });
       const browsers = await Promise.all(range(DEVICES).map(() => openBrowser(base)));
@@ -210,5 +222,58 @@ describe('SQLite (or MariaDB) with WORKERS=2: seat limits across workers', funct
     }
     assert.equal(child.exitCode, 0, child.output());
     assert.doesNotMatch(child.output(), /"level":(50|60)/, 'no errors logged');
+  });
+
+  it('SIGTERM to the primary lets an upload in flight finish (its worker drains), then exits 0', async () => {
+    const { child, base } = await start('info');
+    try {
+      const { id, licenseKey } = await addLicense({ maxActivations: 1 });
+      const browser = await openBrowser(base);
+      const text = makeDevice('HW-DRAIN').activationRequest({ product: PRODUCT, licenseKey }).text;
+      const boundary = 'portico-drain-boundary';
+      const body = Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="activation-request.req"\r\n` +
+          `Content-Type: application/octet-stream\r\n\r\n${text}\r\n--${boundary}--\r\n`,
+      );
+      const url = new URL(browser.action, base);
+      let answered!: (r: { status: number; text: string }) => void;
+      const answer = new Promise<{ status: number; text: string }>((r) => (answered = r));
+      const req = http.request(
+        url,
+        {
+          method: 'POST',
+          agent: false,
+          headers: {
+            cookie: browser.cookie,
+            'x-forwarded-for': '10.121.0.1',
+            'content-type': `multipart/form-data; boundary=${boundary}`,
+            'content-length': body.length,
+          },
+        },
+        (res) => {
+          let t = '';
+          res.on('data', (d) => (t += d));
+          res.on('end', () => answered({ status: res.statusCode!, text: t }));
+        },
+      );
+      req.on('error', (err) => answered({ status: 0, text: String(err) }));
+      // Half the body, then SIGTERM: both workers start draining while this upload is in flight.
+      req.write(body.subarray(0, body.length >> 1));
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGTERM');
+      await until(
+        'both workers draining',
+        () => (child.output().match(/"msg":"shutting down: no new connections/g)?.length ?? 0) >= 2,
+      );
+      assert.equal(child.exitCode, null, 'still running: one request is in flight');
+      req.end(body.subarray(body.length >> 1));
+      const res = await answer;
+      assert.equal(res.status, 200, res.text.slice(0, 500));
+      assert.match(res.text, /License activated/);
+      assert.deepEqual(await licenseRow(database.db, id), { timesActivated: 1, transferCount: 0 });
+    } finally {
+      child.kill('SIGTERM');
+    }
+    assert.equal(await exitOf(child), 0, child.output());
   });
 });
