@@ -139,6 +139,7 @@ async function primary() {
   let announced = false;
   let stopping = false;
   let failed = false;
+  let finished = false;
   /** When workers died young (lived less than STABLE_MS) lately: the more, the longer the next start waits. */
   let deaths: number[] = [];
 
@@ -147,7 +148,9 @@ async function primary() {
     started.set(worker, { at: Date.now(), listening: false });
     worker.on('message', (m: { type?: string; port?: number }) => {
       if (m?.type !== 'portico:listening') return;
-      started.get(worker)!.listening = true;
+      const state = started.get(worker);
+      if (!state) return;
+      state.listening = true;
       logger.info({ worker: worker.id, workerPid: worker.process.pid }, 'worker listening');
       if (!announced && [...started.values()].filter((s) => s.listening).length >= config.workers) {
         announced = true;
@@ -157,7 +160,10 @@ async function primary() {
   };
 
   const finish = async () => {
-    if (Object.keys(cluster.workers ?? {}).length) return;
+    // Our own count of live workers (a worker leaves cluster.workers only once it has both exited and
+    // disconnected, in either order; `started` loses it at its exit).
+    if (started.size || finished) return;
+    finished = true;
     clearInterval(housekeeping);
     await db.destroy();
     logger.info('stopped');
@@ -167,10 +173,7 @@ async function primary() {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info(
-      { signal, workers: Object.keys(cluster.workers ?? {}).length },
-      'shutting down: workers finish their requests',
-    );
+    logger.info({ signal, workers: started.size }, 'shutting down: workers finish their requests');
     for (const t of restarts) clearTimeout(t);
     restarts.clear();
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
