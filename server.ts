@@ -191,7 +191,8 @@ async function primary() {
     const state = started.get(worker);
     started.delete(worker);
     if (stopping) {
-      if (code !== 0) failed = true;
+      // A worker still starting has no SIGTERM handler yet: ended by the signal, it had nothing to drain.
+      if (code !== 0 && !(signal === 'SIGTERM' && !state?.listening)) failed = true;
       void finish();
       return;
     }
