@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -63,6 +64,12 @@ const schema = z.object({
     .min(1, { message: 'must be between 1 and 1000' })
     .max(1000, { message: 'must be between 1 and 1000' })
     .default(8),
+  WORKERS: z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(1, { message: 'must be between 1 and 256' })
+    .max(256, { message: 'must be between 1 and 256' })
+    .optional(),
 });
 
 export interface Config {
@@ -84,6 +91,11 @@ export interface Config {
   defaultLanguage: Language;
   /** Anonymous offline uploads one process reads at once (the others get 503 + Retry-After). */
   offlineUploadSlots: number;
+  /**
+   * Server processes answering requests (WORKERS, default: one per available core). Above 1, server.ts
+   * forks that many cluster workers sharing the port; 1 serves in the process itself.
+   */
+  workers: number;
 }
 
 export class ConfigError extends Error {}
@@ -128,5 +140,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: c.LOG_LEVEL,
     defaultLanguage: c.DEFAULT_LANGUAGE,
     offlineUploadSlots: c.OFFLINE_UPLOAD_SLOTS,
+    workers: c.WORKERS ?? os.availableParallelism(),
   };
 }

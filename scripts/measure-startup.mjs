@@ -13,7 +13,8 @@
  *   tsx-nocache  the same with TSX_DISABLE_CACHE=1 (every file compiled at start, as after a change)
  *
  * Each mode gets one DATA_DIR: a first start on it (migrations, signing key: reported separately),
- * then N restarts on the migrated database. SQLite, NODE_ENV=production, LOG_LEVEL=warn, PORT=0.
+ * then N restarts on the migrated database. SQLite, NODE_ENV=production, LOG_LEVEL=warn, PORT=0,
+ * WORKERS=1 (the figures are one server process's).
  * Exits 1 if a server does not answer /healthz within 30 s (CI uses `--runs 1 compiled` as a smoke
  * test of the build).
  */
@@ -65,6 +66,8 @@ async function startOnce(mode, dataDir) {
       DATABASE_URL: '',
       NODE_ENV: 'production',
       LOG_LEVEL: 'warn',
+      // One server process (no cluster): its pid's RSS and CPU are the server's (docs/decisions.md, "Workers").
+      WORKERS: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

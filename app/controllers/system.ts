@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { publicKeyDocument } from '../crypto/signing-keys.ts';
@@ -6,6 +7,9 @@ import { findLogo } from '../models/brandings.ts';
 import { notFound } from '../lib/errors.ts';
 
 const HEX = /^#[0-9a-fA-F]{6}$/;
+
+/** Which cluster worker answers (server.ts with WORKERS > 1): its id, 1, 2, … and a new one for each replacement. */
+const workerId = (): number | undefined => (cluster.isWorker ? cluster.worker?.id : undefined);
 
 /** Health, readiness, public keys and the per-host branding stylesheet. */
 export function systemController(ctx: AppContext) {
@@ -19,7 +23,8 @@ export function systemController(ctx: AppContext) {
       if (ctx.state.shuttingDown) return res.status(503).json({ status: 'shutting_down' });
       try {
         await ctx.db.raw('select 1 as ok');
-        res.json({ status: 'ready' });
+        // Per worker: this process's own pool answered. `worker` only when clustered (absent with WORKERS=1).
+        res.json({ status: 'ready', worker: workerId() });
       } catch {
         res.status(503).json({ status: 'database_unavailable' });
       }

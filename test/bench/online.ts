@@ -34,6 +34,8 @@ export interface OnlineFigures {
   pacedCheck: Figures | null;
   /** The same check against the no-database baseline, back to back. */
   baselineCheck: Figures | null;
+  /** The signed check requests of the devices activated in the run (workers.ts sends them again); empty when not measured. */
+  checks: string[];
 }
 
 const json = (body: object) => ({
@@ -42,7 +44,7 @@ const json = (body: object) => ({
 });
 
 /** A POST of { request } to /api/v1/<action>; each from another client address (the API limits per address). */
-function apiCall(action: 'activate' | 'check', request: string, i: number): Call {
+export function apiCall(action: 'activate' | 'check', request: string, i: number): Call {
   const { body, headers } = json({ request });
   return {
     method: 'POST',
@@ -76,6 +78,7 @@ export async function measureOnlineApi(ctx: OnlineApiContext): Promise<OnlineFig
       check: null,
       pacedCheck: null,
       baselineCheck: null,
+      checks: [],
     };
   }
 
@@ -173,5 +176,6 @@ export async function measureOnlineApi(ctx: OnlineApiContext): Promise<OnlineFig
     check,
     pacedCheck,
     baselineCheck,
+    checks,
   };
 }

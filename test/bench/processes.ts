@@ -34,6 +34,18 @@ function statusField(pid: number, field: string): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+/** The pids of a process's children (Linux /proc): the cluster workers of a primary. */
+export function childPids(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Peak resident set size (VmHWM) of any process, in MiB. */
+export const peakRssMbOf = (pid: number): number => statusField(pid, 'VmHWM');
+
 /**
  * Starts an entry point (a `.ts` one through tsx's loader, a `.js` one as it is) and waits until its
  * log says which port it listens on. Output goes to a file (not a pipe the bench would have to drain
@@ -145,6 +157,9 @@ export function startPortico(o: {
       TRUST_PROXY: 'loopback',
       LOG_LEVEL: o.logLevel,
       BASE_URL: '',
+      // One process serving (no cluster) unless a figure asks for workers (workers.ts): the pid is then
+      // the server itself, so its VmHWM and CPU are the whole server's.
+      WORKERS: '1',
       ...o.env,
     },
     path.join(o.dataDir, 'server.log'),

@@ -11,7 +11,8 @@
  * BENCH_ACTIVATIONS (most activations per run, 8000), BENCH_CONCURRENCY (activation clients, 16),
  * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
  * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql), BENCH_FLOOD_CLIENTS
- * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4).
+ * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4), BENCH_WORKERS
+ * (the WORKERS figure: WORKERS=1 against this many, 2; workers.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +37,7 @@ import { measureOnlineApi, type OnlineFigures } from './online.ts';
 import { measureUploadFlood, type FloodFigures, type FloodRun } from './upload-flood.ts';
 import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
+import { measureWorkers, type WorkersFigures } from './workers.ts';
 
 const env = (name: string, fallback: number) =>
   process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
@@ -54,6 +56,10 @@ const FLOOD_PAGE_P99_MS = 500;
 const SEATS = 10;
 const WARMUP = CONCURRENCY * 10;
 const ONLINE_CONCURRENCY = 32;
+/** The cluster figure: WORKERS=1 against this many (BENCH_WORKERS, 2). Targets from issue 15. */
+const WORKERS = env('BENCH_WORKERS', 2);
+const WORKERS_SPEEDUP = 1.6;
+const WORKER_RSS_MB = 150;
 const BIG_ORDER_CONCURRENCY = 2;
 
 const progress = (s: string) => process.stderr.write(`· ${s}\n`);
@@ -208,6 +214,7 @@ interface DatabaseResult {
   baselineRssMb: number;
   generatedSeconds: number;
   flood: FloodFigures;
+  workers?: WorkersFigures;
 }
 
 async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: ServerProcess): Promise<DatabaseResult> {
@@ -219,6 +226,21 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
     progress(`${d.label}: seeding`);
     const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
     const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline });
+
+    const checks = small.online?.checks ?? [];
+    let workers: WorkersFigures | undefined;
+    if (checks.length) {
+      progress(`online check, ${ONLINE_CONCURRENCY} clients: WORKERS=1, then WORKERS=${WORKERS}`);
+      workers = await measureWorkers({
+        databaseUrl: d.url,
+        dataDir,
+        logLevel: LOG_LEVEL,
+        checks,
+        concurrency: ONLINE_CONCURRENCY,
+        maxSeconds: SECONDS,
+        counts: [1, WORKERS],
+      });
+    }
 
     progress(
       `upload flood: ${FLOOD_CLIENTS} clients sending 8 MiB uploads, ${FLOOD_SECONDS} s from one client over its limit, ${FLOOD_SECONDS} s from many`,
@@ -271,6 +293,7 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
       baselineRssMb: baseline.peakRssMb(),
       generatedSeconds: generated.seconds,
       flood,
+      workers,
     };
   } finally {
     await d.drop();
@@ -285,7 +308,7 @@ function report(r: DatabaseResult) {
   const L = `${thousands(l.licenses)}`;
   const noDb = `no database: verify + sign, ${CONCURRENCY} clients`;
   printTable(
-    `${r.label} — Portico (dist/server.js, as npm start runs it) as its own process (NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}), loopback`,
+    `${r.label} — Portico (dist/server.js, as npm start runs it) as its own process (WORKERS=1, NODE_ENV=production, LOG_LEVEL=${LOG_LEVEL}), loopback`,
     [
       `databases: small = ${S} licenses (the 10,000-license order + activation pools), large = ${L} (+ an order of ${thousands(LARGE - ORDER_LICENSES)}, generated in ${r.generatedSeconds.toFixed(1)} s)`,
       `offline activation: POST /offline/requests (multipart upload → activation → result page), then GET of the signed license file behind its download link, timed together; ${CONCURRENCY} clients, each a new device on a license with free seats; baseline: one request verifying the request and returning a signed license in the page;`,
@@ -380,6 +403,36 @@ function report(r: DatabaseResult) {
     `  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process (through tsx): ${r.baselineRssMb.toFixed(0)} MB`,
   );
   reportFlood(r.label, r.flood);
+  reportWorkers(r.label, r.workers);
+}
+
+function reportWorkers(label: string, w: WorkersFigures | undefined) {
+  if (!w) return;
+  const [one, many] = w.runs;
+  if (!one || !many) return;
+  printTable(
+    `${label} — WORKERS: npm start with WORKERS=${many.workers} (node:cluster) against WORKERS=1, same database, same signed checks`,
+    [
+      `online check: POST /api/v1/check back to back, ${ONLINE_CONCURRENCY} keep-alive clients (the cluster spreads connections round robin); the load generator shares the machine's ${os.availableParallelism()} cores`,
+      `cpu ms: WORKERS=1 the process + the load generator (the bench process); WORKERS=${many.workers} the primary + all workers together + the load generator`,
+    ],
+    [
+      {
+        title: 'throughput with more workers',
+        rows: [
+          {
+            name: `online check, ${ONLINE_CONCURRENCY} clients, WORKERS=${many.workers}`,
+            fig: many.check,
+            baseName: 'same, WORKERS=1',
+            base: one.check,
+          },
+        ],
+      },
+    ],
+  );
+  console.log(
+    `  peak RSS (VmHWM): WORKERS=1 ${one.servingPeakRssMb.map((m) => m.toFixed(0)).join('')} MB; WORKERS=${many.workers}: workers ${many.servingPeakRssMb.map((m) => `${m.toFixed(0)} MB`).join(', ')}, primary ${many.primaryPeakRssMb?.toFixed(0)} MB`,
+  );
 }
 
 const floodGrowthMb = (f: FloodFigures, run: FloodRun) => run.peakRssMb - f.idleRssMb;
@@ -501,6 +554,27 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
           Math.max(r.small.peakRssMb, r.large.peakRssMb) < 250,
           `${Math.max(r.small.peakRssMb, r.large.peakRssMb).toFixed(0)} MB`,
         ),
+    },
+    {
+      target: `online check, WORKERS=${WORKERS} ≥ ${WORKERS_SPEEDUP}× WORKERS=1`,
+      cell: (r: DatabaseResult) => {
+        const [one, many] = r.workers?.runs ?? [];
+        if (!one || !many) return 'not measured: no License API';
+        const ratio = many.check.rps / one.check.rps;
+        return mark(
+          ratio >= WORKERS_SPEEDUP && !many.check.failed,
+          `${ratio.toFixed(2)}× (${many.check.rps.toFixed(0)} / ${one.check.rps.toFixed(0)} req/s)`,
+        );
+      },
+    },
+    {
+      target: `peak RSS per worker < ${WORKER_RSS_MB} MB (WORKERS=${WORKERS})`,
+      cell: (r: DatabaseResult) => {
+        const many = r.workers?.runs[1];
+        if (!many) return 'not measured';
+        const worst = Math.max(...many.servingPeakRssMb);
+        return mark(worst < WORKER_RSS_MB, `${worst.toFixed(0)} MB`);
+      },
     },
     {
       target: `upload flood: server RSS grows < ${FLOOD_RSS_GROWTH_MB} MB over idle`,

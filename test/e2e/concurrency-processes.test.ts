@@ -58,6 +58,9 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
         LOG_LEVEL: 'warn',
         NODE_ENV: 'test',
         OFFLINE_UPLOAD_SLOTS: '100',
+        // Each process serves in itself (no cluster): the crash test kills the very process inside the
+        // transaction. Workers sharing one database: test/e2e/workers.test.ts.
+        WORKERS: '1',
       });
       children.push(child);
       const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);

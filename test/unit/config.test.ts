@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import path from 'node:path';
 import { loadConfig, ConfigError } from '../../config/index.ts';
 
@@ -28,6 +29,9 @@ describe('config', () => {
     ['COOKIE_SECURE', 'maybe', /^Invalid configuration: COOKIE_SECURE must be true or false/],
     ['DEFAULT_LANGUAGE', 'it', /^Invalid configuration: DEFAULT_LANGUAGE must be one of en, de, fr, es/],
     ['SMTP_URL', 'http://mail', /^Invalid configuration: SMTP_URL must start with smtp:\/\//],
+    ['WORKERS', 'two', /^Invalid configuration: WORKERS must be a whole number \(got "two"\)$/],
+    ['WORKERS', '0', /^Invalid configuration: WORKERS must be between 1 and 256 \(got "0"\)$/],
+    ['WORKERS', '1.5', /^Invalid configuration: WORKERS must be a whole number/],
   ] as const) {
     it(`rejects ${name}=${value} with one line naming it`, () => {
       assert.throws(
@@ -36,6 +40,13 @@ describe('config', () => {
       );
     });
   }
+
+  it('runs one worker per available core unless WORKERS says how many (1 allowed)', () => {
+    assert.equal(loadConfig({}).workers, os.availableParallelism());
+    assert.equal(loadConfig({ WORKERS: '1' }).workers, 1);
+    assert.equal(loadConfig({ WORKERS: '3' }).workers, 3);
+    assert.equal(loadConfig({ WORKERS: '' }).workers, os.availableParallelism());
+  });
 
   it('reads TRUST_PROXY as a boolean, a hop count or an address list', () => {
     assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
