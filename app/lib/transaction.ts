@@ -9,9 +9,9 @@ import type { Knex } from 'knex';
  * transaction and keeps nothing from a failed attempt.
  */
 
-export const MAX_ATTEMPTS = 6;
+export const MAX_ATTEMPTS = 10;
 const BASE_DELAY_MS = 5;
-const MAX_DELAY_MS = 200;
+const MAX_DELAY_MS = 400;
 
 /** MySQL/MariaDB errno or SQLite code of a failure that a second attempt can get past. */
 const MYSQL_RETRYABLE = new Set([1213, 1205]);
