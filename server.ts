@@ -67,6 +67,8 @@ function announce(port: number, setupToken: string | null) {
 /** The database work done once per start (by the only process, or by the primary before it forks). */
 async function prepareDatabase() {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Made here, before any worker starts, so that the workers only ever read it.
+  resolveSessionSecret(config.sessionSecret, config.dataDir);
   const db = openDatabase(config.databaseUrl);
   const applied = await migrateLatest(db);
   if (applied.length) logger.info({ applied }, 'database migrated');
