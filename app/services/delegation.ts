@@ -8,6 +8,8 @@ import { permissionsOnOrder } from '../policies/portal.ts';
 import { isOrderPermission } from '../policies/permissions.ts';
 import { auditedChange } from './changes.ts';
 import { mailAccountLink, type LinkMailDeps } from './auth.ts';
+import { rateLimited, type ThrottleDeps } from './throttles.ts';
+import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
 /**
@@ -55,18 +57,29 @@ export async function rolesOfferable(db: Knex, who: Who, orderId: number) {
   return (await roles.list(db)).filter((r) => roles.within(r.permissions, ceiling));
 }
 
+/** Invitations one manager may send in an hour, over all their orders (the vendor is not limited). */
+export const INVITATIONS_PER_MANAGER: RateRule = { limit: 20, windowMs: 60 * 60_000 };
+
 /**
  * Invites a manager to the order by e-mail with a role: an existing manager is assigned at once; a new
  * address becomes a manager account that chooses its password through the e-mailed link. Any other
  * account (an end user, vendor staff) is refused: a manager's address cannot be taken over.
  */
 export async function inviteToOrder(
-  deps: LinkMailDeps,
+  deps: LinkMailDeps & ThrottleDeps,
   actor: Actor,
   inviter: Who,
   orderId: number,
   input: { email: string; name: string; roleId: number; language: string },
 ): Promise<void> {
+  if (inviter.role !== 'admin') {
+    // Each invitation may make an account and send a mail: a manager's budget is counted before any work.
+    const state = await deps.limiter.hit(
+      RateLimiter.key('order-invitations', String(inviter.id)),
+      INVITATIONS_PER_MANAGER,
+    );
+    if (state.hits > INVITATIONS_PER_MANAGER.limit) throw rateLimited(state.retryAfterSeconds);
+  }
   const created = await auditedChange(deps, actor, async (trx, now) => {
     const role = await offerableRole(trx, inviter, orderId, input.roleId);
     let account = await accounts.findByEmail(trx, input.email);

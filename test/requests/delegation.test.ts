@@ -69,6 +69,29 @@ describe('Delegation: roles down the channel and sub-quotas', function () {
     assert.equal((await t.db('accounts').where({ id: w.endUser.id }).first()).role, 'end_user');
   });
 
+  it('caps a manager at 20 invitations an hour: the 21st is 429 with Retry-After and makes no account, sends no mail', async () => {
+    const inviter = await createAccount(t.db, { role: 'manager', name: 'Busy Distributor' });
+    await catalog.assignManager(t.db, inviter.id, w.orderA, new Date(), 'manager');
+    const agent = await login(inviter);
+    const invite = async (n: number) =>
+      post(agent, `/portal/orders/${w.orderA}/managers`, {
+        email: `flood-${n}@example.com`,
+        role_id: await roleId('viewer'),
+      });
+    for (let n = 1; n <= 20; n++) assert.equal((await invite(n)).status, 303, `invitation ${n}`);
+    const refused = await invite(21);
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    assert.equal(await countRows(t.db, 'accounts', { email: 'flood-21@example.com' }), 0);
+    assert.equal(await countRows(t.db, 'mail_outbox', { to_address: 'flood-21@example.com' }), 0);
+    // Another manager's budget is their own.
+    const other = await post(distributor, `/portal/orders/${w.orderA}/managers`, {
+      email: 'not-flooded@example.com',
+      role_id: await roleId('viewer'),
+    });
+    assert.equal(other.status, 303);
+  });
+
   describe('a reseller under the distributor', () => {
     let reseller: Awaited<ReturnType<typeof createAccount>>;
     let itAdmin: Awaited<ReturnType<typeof createAccount>>;
