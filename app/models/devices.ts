@@ -101,14 +101,22 @@ export async function findLatest(db: Knex, licenseId: number, hardwareId: string
   return row ? fromRow(row) : undefined;
 }
 
-/** Whether this hardware id ever held an activation of the license (a returning machine is no transfer). */
-export async function hasHeld(db: Knex, licenseId: number, hardwareId: string): Promise<boolean> {
-  return (await table(db).where({ license_id: licenseId, hardware_id: hardwareId }).first('id')) !== undefined;
-}
-
-/** How many distinct machines have ever held an activation of the license. */
-export async function distinctMachines(db: Knex, licenseId: number): Promise<number> {
-  return countOf(await table(db).where({ license_id: licenseId }).countDistinct({ n: 'hardware_id' }).first());
+/**
+ * The machines that ever held an activation of the license, in one statement: how many distinct
+ * ones, and whether this hardware id is one of them (a returning machine is no transfer).
+ */
+export async function machinesOf(
+  db: Knex,
+  licenseId: number,
+  hardwareId: string,
+): Promise<{ distinct: number; held: boolean }> {
+  const row = (await table(db)
+    .where({ license_id: licenseId })
+    .first(
+      db.raw('count(distinct hardware_id) as n'),
+      db.raw('coalesce(max(case when hardware_id = ? then 1 else 0 end), 0) as held', [hardwareId]),
+    )) as unknown as { n: number | string; held: number | string } | undefined;
+  return { distinct: Number(row?.n ?? 0), held: Number(row?.held ?? 0) === 1 };
 }
 
 /** Active floating slots not checked in since `at` and not borrowed past it. */
@@ -135,9 +143,12 @@ export interface NewDevice {
   floatingExpiresAt: Date | null;
 }
 
-/** Inserts an active device; a second active device of the same machine breaks the unique key. */
-export async function insert(db: Knex, d: NewDevice, now: Date): Promise<number> {
-  const [id] = await table(db).insert({
+/**
+ * Inserts an active device; a second active device of the same machine breaks the unique key.
+ * Returns the row as inserted (the columns not set take their defaults), without reading it back.
+ */
+export async function insert(db: Knex, d: NewDevice, now: Date): Promise<Device> {
+  const row = {
     license_id: d.licenseId,
     license_user_account_id: d.licenseUserAccountId,
     hardware_id: d.hardwareId,
@@ -152,8 +163,18 @@ export async function insert(db: Knex, d: NewDevice, now: Date): Promise<number>
     activated_at: now,
     last_seen_at: now,
     floating_expires_at: d.floatingExpiresAt,
+  };
+  const [id] = await table(db).insert(row);
+  return fromRow({
+    ...row,
+    id: Number(id),
+    airgap_secret: null,
+    license_counter: 0,
+    deactivated_at: null,
+    deactivation_reason: null,
+    blacklisted: false,
+    borrowed_until: null,
   });
-  return Number(id);
 }
 
 /** Records that the device was seen (and, for a floating slot, holds it until `floatingExpiresAt`). */

@@ -131,8 +131,8 @@ async function countsAsTransfer(trx: Knex, l: licenses.License, hardwareId: stri
   if (l.unlimitedActivations || l.floating) return false;
   // Under the license row lock no other transaction changes this license's devices, and under READ
   // COMMITTED (db/knexfile.ts) these reads see the latest committed rows: no locking read, no gap lock.
-  if (await devices.hasHeld(trx, l.id, hardwareId)) return false;
-  return (await devices.distinctMachines(trx, l.id)) >= l.maxActivations;
+  const machines = await devices.machinesOf(trx, l.id, hardwareId);
+  return !machines.held && machines.distinct >= l.maxActivations;
 }
 
 /** Floating licenses: the seats are concurrent users; a slot not checked in within the timeout (and not borrowed) is free again. Call under the license lock. */
@@ -230,7 +230,7 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
       await takeSeat(trx, license, found.userId, at);
       const transfer = await countsAsTransfer(trx, license, input.hardwareId);
       if (transfer) await takeTransfer(trx, license, at);
-      const deviceId = await devices.insert(
+      const device = await devices.insert(
         trx,
         {
           licenseId: license.id,
@@ -250,12 +250,16 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         },
         at,
       );
-      await requestNonces.insert(trx, { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId }, at);
+      await requestNonces.insert(
+        trx,
+        { nonce: input.nonce, kind: 'activation', licenseId: license.id, deviceId: device.id },
+        at,
+      );
       await devices.addHistory(
         trx,
         {
           licenseId: license.id,
-          deviceId,
+          deviceId: device.id,
           event: 'activated',
           channel: input.channel,
           hardwareId: input.hardwareId,
@@ -270,7 +274,7 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         orderId: license.orderId,
         before: { timesActivated: license.timesActivated, transferCount: license.transferCount },
         after: {
-          deviceId,
+          deviceId: device.id,
           channel: input.channel,
           hardwareId: input.hardwareId,
           transfer,
@@ -286,7 +290,7 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
       };
       return {
         license: { ...after, status: licenses.statusOf(after, at) },
-        device: (await devices.findById(trx, deviceId))!,
+        device,
         repeated: false,
         transfer,
       };

@@ -36,7 +36,11 @@ async function offerableRole(db: Knex, who: Who, orderId: number, roleId: number
 
 /** The managers of an order below `who` (their invitees, and theirs, …); every manager of it for an admin. */
 export async function managersBelow(db: Knex, who: Who, orderId: number): Promise<Set<number>> {
-  const rows = await managers.invitationTree(db, orderId);
+  return subtree(await managers.invitationTree(db, orderId), who);
+}
+
+/** managersBelow over an order's assignments already read (each manager with who invited them). */
+export function subtree(rows: readonly { accountId: number; invitedBy: number | null }[], who: Who): Set<number> {
   if (who.role === 'admin') return new Set(rows.map((r) => r.accountId));
   const below = new Set<number>();
   let frontier = [who.id];

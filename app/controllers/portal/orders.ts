@@ -20,13 +20,7 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import { writeCsv } from '../../lib/csv.ts';
 import { issuableFor } from '../../policies/portal.ts';
 import { createOrderAsManager, customersInScope, issueAndInvite } from '../../services/portal.ts';
-import {
-  inviteToOrder,
-  managersBelow,
-  removeFromOrder,
-  rolesOfferable,
-  setRoleOnOrder,
-} from '../../services/delegation.ts';
+import { inviteToOrder, subtree, removeFromOrder, rolesOfferable, setRoleOnOrder } from '../../services/delegation.ts';
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
@@ -48,7 +42,10 @@ export function portalOrdersController(ctx: AppContext) {
   const visibleManagers = async (req: Request, orderId: number) => {
     const all = await orders.listManagers(ctx.db, orderId);
     if (req.user!.role === 'admin') return all.map((m) => ({ ...m, below: true }));
-    const below = await managersBelow(ctx.db, req.user!, orderId);
+    const below = subtree(
+      all.map((m) => ({ accountId: m.id, invitedBy: m.invitedBy })),
+      req.user!,
+    );
     return all.filter((m) => m.id === req.user!.id || below.has(m.id)).map((m) => ({ ...m, below: below.has(m.id) }));
   };
 
