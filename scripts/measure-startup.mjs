@@ -1,22 +1,23 @@
 #!/usr/bin/env node
 /**
  * Start-up time and memory of the server, as `npm start` runs it (node --max-old-space-size=192):
- * the time from spawning the process to the first successful GET /healthz, and its RSS (VmRSS from
+ * the time from spawning the process to the first successful GET /readyz (the database answers), and its RSS (VmRSS from
  * /proc) right then and one second later, and the CPU time the process had used by then (user +
  * system, from /proc/<pid>/stat: steadier than the wall time on a shared machine). Plain JavaScript
  * so that it runs without tsx.
  *
- *   node scripts/measure-startup.mjs [--runs N] [compiled] [tsx] [tsx-nocache]
+ *   node scripts/measure-startup.mjs [--runs N] [--json] [compiled] [tsx] [tsx-nocache]
  *
  *   compiled     node dist/server.js (needs `npm run build`)
  *   tsx          node --import tsx server.ts (tsx's on-disk cache as a second start finds it)
  *   tsx-nocache  the same with TSX_DISABLE_CACHE=1 (every file compiled at start, as after a change)
  *
  * Each mode gets one DATA_DIR: a first start on it (migrations, signing key: reported separately),
- * then N restarts on the migrated database. SQLite, NODE_ENV=production, LOG_LEVEL=warn, PORT=0,
- * WORKERS=1 (the figures are one server process's).
- * Exits 1 if a server does not answer /healthz within 30 s (CI uses `--runs 1 compiled` as a smoke
- * test of the build).
+ * then N restarts on the migrated database, the modes taking turns (a busy moment of a shared
+ * machine then falls on all of them alike). SQLite, NODE_ENV=production, LOG_LEVEL=warn, PORT=0,
+ * WORKERS=1 (the figures are one server process's). `--json` adds a last line with every figure
+ * (`npm run bench` reads it). Exits 1 if a server does not answer /readyz within 30 s (CI uses
+ * `--runs 1 compiled` as a smoke test of the build).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -34,9 +35,11 @@ const MODES = {
 
 const argv = process.argv.slice(2);
 let runs = 5;
+let json = false;
 const modes = [];
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--runs') runs = Number(argv[++i]);
+  else if (argv[i] === '--json') json = true;
   else if (argv[i] in MODES) modes.push(argv[i]);
   else {
     console.error(`unknown argument ${argv[i]}; modes: ${Object.keys(MODES).join(', ')}`);
@@ -86,14 +89,14 @@ async function startOnce(mode, dataDir) {
     }
     for (;;) {
       try {
-        const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
         await res.arrayBuffer();
         if (res.ok) break;
       } catch {
         /* not yet */
       }
       if (child.exitCode !== null || Date.now() > deadline)
-        throw new Error(`${mode}: /healthz did not answer 200:\n${out}`);
+        throw new Error(`${mode}: /readyz did not answer 200:\n${out}`);
       await sleep(2);
     }
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
@@ -127,28 +130,41 @@ const fmt = (xs, digits = 0) =>
   `median ${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
 
 let failed = false;
-for (const mode of modes) {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `portico-startup-${mode}-`));
-  try {
-    const first = await startOnce(mode, dataDir);
+const dirs = Object.fromEntries(
+  modes.map((mode) => [mode, fs.mkdtempSync(path.join(os.tmpdir(), `portico-startup-${mode}-`))]),
+);
+const firsts = {};
+const restarts = Object.fromEntries(modes.map((mode) => [mode, []]));
+try {
+  for (const mode of modes) {
+    const first = await startOnce(mode, dirs[mode]);
+    firsts[mode] = first;
     console.log(
       `${mode}: first start (empty database) ${first.ms.toFixed(0)} ms, CPU ${first.cpu} ms, RSS ${first.rss} MB, ${first.rssLater} MB 1 s later`,
     );
-    const results = [];
-    for (let i = 0; i < runs; i++) results.push(await startOnce(mode, dataDir));
-    if (results.length) {
-      console.log(
-        `${mode}: ${runs} restarts: start → /healthz ms ${fmt(results.map((r) => r.ms))}; CPU ms ${fmt(results.map((r) => r.cpu))}; RSS MB ${fmt(results.map((r) => r.rss))}; 1 s later ${fmt(results.map((r) => r.rssLater))}`,
-      );
-      console.log(
-        `${mode}:   each: ${results.map((r) => `${r.ms.toFixed(0)} ms/${r.cpu} cpu/${r.rss} MB`).join(', ')}`,
-      );
-    }
-  } catch (err) {
-    failed = true;
-    console.error(String(err.message ?? err));
-  } finally {
-    fs.rmSync(dataDir, { recursive: true, force: true });
   }
+  for (let i = 0; i < runs; i++) for (const mode of modes) restarts[mode].push(await startOnce(mode, dirs[mode]));
+} catch (err) {
+  failed = true;
+  console.error(String(err.message ?? err));
+} finally {
+  for (const dir of Object.values(dirs)) fs.rmSync(dir, { recursive: true, force: true });
 }
+const summary = {};
+for (const mode of modes) {
+  const results = restarts[mode];
+  if (!results.length) continue;
+  summary[mode] = {
+    first: firsts[mode],
+    runs: results.length,
+    medianMs: median(results.map((r) => r.ms)),
+    medianCpuMs: median(results.map((r) => r.cpu)),
+    medianRssMb: median(results.map((r) => r.rss)),
+  };
+  console.log(
+    `${mode}: ${results.length} restarts: start → /readyz ms ${fmt(results.map((r) => r.ms))}; CPU ms ${fmt(results.map((r) => r.cpu))}; RSS MB ${fmt(results.map((r) => r.rss))}; 1 s later ${fmt(results.map((r) => r.rssLater))}`,
+  );
+  console.log(`${mode}:   each: ${results.map((r) => `${r.ms.toFixed(0)} ms/${r.cpu} cpu/${r.rss} MB`).join(', ')}`);
+}
+if (json) console.log(JSON.stringify(summary));
 process.exitCode = failed ? 1 : 0;

@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-import QRCode from 'qrcode';
 import type { AppContext } from '../app.ts';
 import * as tokens from '../models/tokens.ts';
 import * as devices from '../models/devices.ts';
@@ -79,7 +78,9 @@ export function airgapController(ctx: AppContext) {
     }
   };
 
-  const qr = (content: string) => QRCode.toDataURL(content, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
+  // qrcode loads with the first code shown, not at start-up.
+  const qr = async (content: string) =>
+    (await import('qrcode')).default.toDataURL(content, { errorCorrectionLevel: 'M', margin: 2, width: 320 });
 
   const downloadToken = async (code: string, deviceId: number) => {
     const token = randomToken();

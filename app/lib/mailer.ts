@@ -1,4 +1,4 @@
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Knex } from 'knex';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
@@ -18,7 +18,10 @@ export interface Mailer {
  * table, which an admin reads in the console. A mail is never silently lost.
  */
 export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; clock: Clock; logger: Logger }): Mailer {
-  const transport: Transporter | undefined = opts.smtpUrl ? nodemailer.createTransport(opts.smtpUrl) : undefined;
+  // nodemailer loads with the first mail, not at start-up.
+  let transport: Promise<Transporter> | undefined;
+  const smtp = (url: string) =>
+    (transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(url)));
   const toOutbox = async (mail: Mail, reason: string, error: string | null) => {
     await opts.db('mail_outbox').insert({
       to_address: mail.to,
@@ -31,12 +34,17 @@ export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; c
   };
   return {
     async send(mail) {
-      if (!transport) {
+      if (!opts.smtpUrl) {
         await toOutbox(mail, 'no_smtp', null);
         return 'outbox';
       }
       try {
-        await transport.sendMail({ from: opts.from, to: mail.to, subject: mail.subject, text: mail.text });
+        await (await smtp(opts.smtpUrl)).sendMail({
+          from: opts.from,
+          to: mail.to,
+          subject: mail.subject,
+          text: mail.text,
+        });
         return 'smtp';
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);

@@ -1,6 +1,5 @@
 import crypto from 'node:crypto';
 import { generateSecret, generateURI, verify } from 'otplib';
-import QRCode from 'qrcode';
 import { CROCKFORD, normaliseLicenseKey } from './license-keys.ts';
 
 /** The authenticator-app defaults (SHA-1, 6 digits, 30 s): what every app understands. */
@@ -23,6 +22,7 @@ export function totpUri(issuer: string, label: string, secret: string): string {
 
 /** The URI as a QR code image (SVG in a data: URL: the CSP allows data: images, not inline SVG styles). */
 export async function qrCodeDataUrl(text: string): Promise<string> {
+  const { default: QRCode } = await import('qrcode'); // loaded when first used, not at start-up
   const svg = await QRCode.toString(text, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
   return `data:image/svg+xml;base64,${Buffer.from(svg, 'utf8').toString('base64')}`;
 }

@@ -1,6 +1,5 @@
 import fs from 'node:fs/promises';
-import yauzl from 'yauzl';
-import yazl from 'yazl';
+import type yauzl from 'yauzl';
 import {
   ActivationError,
   activate,
@@ -127,9 +126,11 @@ export async function isZipFile(file: string): Promise<boolean> {
 }
 
 /** Opens an uploaded ZIP file for reading its directory and then its entries (closed by the caller). */
-function openZip(file: string): Promise<yauzl.ZipFile> {
+// The ZIP libraries load on the first bulk upload, not at start-up (docs/performance.md, "Start-up").
+async function openZip(file: string): Promise<yauzl.ZipFile> {
+  const { default: unzip } = await import('yauzl');
   return new Promise((resolve, reject) =>
-    yauzl.open(
+    unzip.open(
       file,
       { lazyEntries: true, validateEntrySizes: true, strictFileNames: false, autoClose: false },
       (err, zip) => (err || !zip ? reject(new ArtifactError('zip_damaged')) : resolve(zip)),
@@ -226,6 +227,7 @@ export async function resultZip(
   deps: ActivationDeps,
   rows: { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }[],
 ): Promise<Buffer> {
+  const { default: yazl } = await import('yazl');
   const zip = new yazl.ZipFile();
   const used = new Set<string>();
   for (const r of rows) {

@@ -123,7 +123,7 @@ export function startCommand(): { nodeArgs: string[]; script: string } {
 let built = false;
 
 /** `npm run build` once per bench process, so that dist/ is the code of this checkout. */
-function buildOnce(): void {
+export function buildOnce(): void {
   if (built) return;
   const build = spawnSync(process.execPath, ['scripts/build.mjs'], { cwd: projectRoot, encoding: 'utf8' });
   if (build.status !== 0) throw new Error(`npm run build failed:\n${build.stdout}${build.stderr}`);

@@ -12,7 +12,8 @@
  * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
  * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql), BENCH_FLOOD_CLIENTS
  * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4), BENCH_WORKERS
- * (the WORKERS figure: WORKERS=1 against this many, 2; workers.ts).
+ * (the WORKERS figure: WORKERS=1 against this many, 2; workers.ts), BENCH_STARTUP_RUNS (restarts per mode of
+ * the start-up figure, compiled against tsx, 5; 0 leaves it out; startup.ts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,6 +39,7 @@ import { measureUploadFlood, type FloodFigures, type FloodRun } from './upload-f
 import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 import { measureWorkers, type WorkersFigures } from './workers.ts';
+import { measureStartup, printStartup, type StartupFigures } from './startup.ts';
 
 const env = (name: string, fallback: number) =>
   process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
@@ -61,6 +63,8 @@ const WORKERS = env('BENCH_WORKERS', 2);
 const WORKERS_SPEEDUP = 1.6;
 const WORKER_RSS_MB = 150;
 const BIG_ORDER_CONCURRENCY = 2;
+/** Restarts per mode of the start-up figure (BENCH_STARTUP_RUNS; 0 leaves it out). */
+const STARTUP_RUNS = env('BENCH_STARTUP_RUNS', 5);
 
 const progress = (s: string) => process.stderr.write(`· ${s}\n`);
 const thousands = (n: number) => n.toLocaleString('en-US');
@@ -480,10 +484,22 @@ function reportFlood(label: string, f: FloodFigures) {
   for (const e of f.loggedErrors) console.log(`  server errors logged during the floods: ${e}`);
 }
 
-function verdicts(results: DatabaseResult[]): Verdict[] {
+function verdicts(results: DatabaseResult[], startup: StartupFigures | null): Verdict[] {
   const mark = (ok: boolean, text: string) => `${ok ? 'met' : 'NOT met'}: ${text}`;
   const cell = (fn: (r: DatabaseResult) => string) => results.map(fn);
   return [
+    {
+      target: 'start-up to /readyz: compiled ≤ 1/2 of tsx (SQLite)',
+      cell: (r: DatabaseResult) => {
+        if (!startup) return 'not measured';
+        if (r !== results[0]) return '(one figure: first column)';
+        const ratio = startup.compiled.medianMs / startup.tsx.medianMs;
+        return mark(
+          ratio <= 0.5,
+          `${ratio.toFixed(2)} (${startup.compiled.medianMs.toFixed(0)} / ${startup.tsx.medianMs.toFixed(0)} ms; CPU ${(startup.compiled.medianCpuMs / startup.tsx.medianCpuMs).toFixed(2)})`,
+        );
+      },
+    },
     {
       target: 'offline activation ≥ 1,000/s on SQLite',
       cell: (r: DatabaseResult) =>
@@ -623,9 +639,11 @@ async function main() {
     await baseline.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+  const startup = STARTUP_RUNS > 0 ? measureStartup(STARTUP_RUNS) : null;
+  if (startup) printStartup(startup);
   printVerdicts(
     results.map((r) => r.label),
-    verdicts(results),
+    verdicts(results, startup),
   );
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }
