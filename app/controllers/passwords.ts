@@ -9,9 +9,11 @@ import {
   isResetTokenUsable,
   isUnlockTokenUsable,
   requestPasswordReset,
+  isInvitationToken,
   resetPassword,
   unlockAccount,
 } from '../services/auth.ts';
+import { homeFor } from './sessions.ts';
 
 /** Forgot password (e-mailed single-use link) and the reset form behind that link. */
 export function passwordsController(ctx: AppContext) {
@@ -39,9 +41,12 @@ export function passwordsController(ctx: AppContext) {
     async showReset(req: Request, res: Response) {
       if (!(await isResetTokenUsable(ctx, token(req))))
         return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
-      res
-        .set('Referrer-Policy', 'no-referrer')
-        .render('auth/reset', { title: req.t('auth.reset.title'), token: token(req) });
+      const welcome = await isInvitationToken(ctx, token(req));
+      res.set('Referrer-Policy', 'no-referrer').render('auth/reset', {
+        title: req.t(welcome ? 'auth.welcome.title' : 'auth.reset.title'),
+        token: token(req),
+        welcome,
+      });
     },
 
     async reset(req: Request, res: Response) {
@@ -49,17 +54,32 @@ export function passwordsController(ctx: AppContext) {
       if (!form.ok) {
         if (!(await isResetTokenUsable(ctx, token(req))))
           return res.status(410).render('auth/reset-invalid', { title: req.t('auth.reset.title') });
-        return res
-          .status(422)
-          .render('auth/reset', { title: req.t('auth.reset.title'), token: token(req), errors: form.errors });
+        const welcome = await isInvitationToken(ctx, token(req));
+        return res.status(422).render('auth/reset', {
+          title: req.t(welcome ? 'auth.welcome.title' : 'auth.reset.title'),
+          token: token(req),
+          welcome,
+          errors: form.errors,
+        });
       }
       onFailure(res, {
         rerenderKinds: ['gone'],
         rerender: () => res.render('auth/reset-invalid', { title: req.t('auth.reset.title') }),
       });
-      await resetPassword(ctx, req.actor, token(req), form.data.password);
-      flash(req, 'success', req.t('auth.reset.done'));
-      res.redirect(303, res.locals.paths.login());
+      const { account, signIn } = await resetPassword(ctx, req.actor, token(req), form.data.password);
+      if (!signIn) {
+        flash(req, 'success', req.t('auth.reset.done'));
+        return res.redirect(303, res.locals.paths.login());
+      }
+      // An accepted invitation: signed in (passport gives the session a new id), then a welcome.
+      await new Promise<void>((resolve, reject) => req.logIn(account, (err) => (err ? reject(err) : resolve())));
+      // In the account's language, which the pages use from now on.
+      flash(
+        req,
+        'success',
+        ctx.translatorFor(account.language)(`auth.welcome.${account.role}`, { name: account.name }),
+      );
+      res.redirect(303, homeFor(account, res.locals.paths));
     },
 
     /** The e-mailed link that lifts an account's sign-in throttle (single use, like a reset link). */

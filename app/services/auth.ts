@@ -347,26 +347,38 @@ export async function resetPassword(
   actor: Actor,
   token: string,
   newPassword: string,
-): Promise<accounts.Account> {
+): Promise<{ account: accounts.Account; signIn: boolean }> {
   const passwordHash = await hashPassword(newPassword);
   const now = clock.now();
-  const accountId = await inTransaction(db, async (trx) => {
+  const { accountId, signIn } = await inTransaction(db, async (trx) => {
     const found = await tokens.findUsableResetToken(trx, hashToken(token), now);
     if (!found || !(await tokens.consumeResetToken(trx, found.id, now)))
       throw new HttpError(410, 'auth.reset.linkInvalid');
+    const before = (await accounts.findById(trx, found.accountId))!;
+    // An invitation: the account never had a password. Choosing one through the mailed link signs the
+    // person in, unless a second factor is set (it still must be given at the login form).
+    const invitation = before.passwordHash === null;
+    const signIn = invitation && !before.disabled && !before.totpEnabledAt;
     await accounts.update(trx, found.accountId, { passwordHash, mustChangePassword: false }, now);
     await tokens.invalidateResetTokens(trx, found.accountId, now);
     await endOtherSessions(trx, actor, found.accountId);
-    const account = (await accounts.findById(trx, found.accountId))!;
-    await recordAudit(trx, { ...actor, accountId: account.id, label: account.email }, now, {
+    await recordAudit(trx, { ...actor, accountId: before.id, label: before.email }, now, {
       action: 'account.password_reset',
       objectType: 'account',
-      objectId: account.id,
+      objectId: before.id,
+      after: invitation ? { invitation: true } : undefined,
     });
-    return account.id;
+    if (signIn) await recordLogin(trx, actor, before, now, { via: 'invitation' });
+    return { accountId: before.id, signIn };
   });
   const account = (await accounts.findById(db, accountId))!;
   // Whoever reset the password holds the mailbox: the account-wide sign-in ceiling is lifted too.
   await limiter.reset(throttleKeys.passwordAccount(account.email));
-  return account;
+  return { account, signIn };
+}
+
+/** Whether a usable password link belongs to an invitation (an account that has never had a password). */
+export async function isInvitationToken({ db, clock }: ServiceDeps, token: string): Promise<boolean> {
+  const found = await tokens.findUsableResetToken(db, hashToken(token), clock.now());
+  return !!found && (await accounts.findById(db, found.accountId))?.passwordHash === null;
 }

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { buildTestApp, createAccount, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
+import {
+  adminAgent,
+  buildTestApp,
+  createAccount,
+  csrfFrom,
+  loginAgent,
+  submitForm,
+  type TestApp,
+} from '../helpers/app.ts';
 
 async function askForReset(t: TestApp, email: string, agent = request.agent(t.app)) {
   const page = await agent.get('/password/forgot').expect(200);
@@ -130,6 +138,61 @@ describe('forgot password and reset link', () => {
         .then((r) => Number(r!.n)),
       3,
     );
+  });
+
+  it('an invitation link: choosing the first password signs the person in and welcomes them; the link then is 410', async () => {
+    const { agent } = await adminAgent(t);
+    await submitForm(agent, '/admin/managers/new', '/admin/managers', {
+      email: 'welcome@reseller.example',
+      name: 'Wanda',
+      language: 'de',
+    }).then((r) => assert.equal(r.status, 303));
+    const link = linkIn((await lastMailTo(t, 'welcome@reseller.example')).text_body);
+    const guest = request.agent(t.app);
+    const form = await guest.get(link).expect(200);
+    assert.match(form.text, /Welcome: choose your password/);
+    assert.match(form.text, /Save and sign in/);
+    // A password the rules refuse: the welcome form again, nothing changed.
+    const weak = await guest
+      .post(link)
+      .type('form')
+      .send({ _csrf: csrfFrom(form.text), password: 'short', password_confirmation: 'short' });
+    assert.equal(weak.status, 422);
+    assert.match(weak.text, /Welcome: choose your password/);
+    const done = await guest
+      .post(link)
+      .type('form')
+      .send({ _csrf: csrfFrom(weak.text), password: 'wanda chose this', password_confirmation: 'wanda chose this' });
+    assert.equal(done.status, 303);
+    assert.equal(done.headers.location, '/portal');
+    // From now on in the account's language (German), the welcome too.
+    const portal = await guest.get('/portal').expect(200);
+    assert.match(portal.text, /Willkommen, Wanda: Ihr Passwort ist festgelegt und Sie sind angemeldet/);
+    const account = await t.db('accounts').where({ email: 'welcome@reseller.example' }).first();
+    assert.ok(account.last_login_at, 'the sign-in is recorded like any other');
+    const login = await t.db('audit_events').where({ action: 'auth.login', object_id: String(account.id) }).first();
+    assert.deepEqual(JSON.parse(login.after_state), { via: 'invitation' });
+    await request(t.app).get(link).expect(410);
+  });
+
+  it('a forgotten-password link does not sign in: the person logs in with the new password', async () => {
+    const { email } = await createAccount(t.db);
+    await askForReset(t, email);
+    const link = linkIn((await lastMailTo(t, email)).text_body);
+    const guest = request.agent(t.app);
+    const form = await guest.get(link).expect(200);
+    assert.doesNotMatch(form.text, /Welcome/);
+    const done = await guest
+      .post(link)
+      .type('form')
+      .send({
+        _csrf: csrfFrom(form.text),
+        password: 'a brand new secret',
+        password_confirmation: 'a brand new secret',
+      });
+    assert.equal(done.status, 303);
+    assert.equal(done.headers.location, '/login');
+    assert.equal((await guest.get('/portal')).status, 303, 'not signed in');
   });
 
   it('an unknown token is a 410 page, not an error', async () => {
