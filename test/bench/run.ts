@@ -13,6 +13,12 @@
  * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql), BENCH_FLOOD_CLIENTS
  * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4), BENCH_WORKERS
  * (the WORKERS figure: WORKERS=1 against this many, 2; workers.ts).
+ *
+ * Galera (galera.ts): with GALERA_URLS (one mysql:// URL per node, as .ci/galera.sh prints them) the
+ * run ends with the cluster's figures — racing activations through two processes on two nodes, and
+ * their online check next to the same on single-node MariaDB when DATABASE_URL is set — and their
+ * verdicts. BENCH_GALERA_ROUNDS (20) rounds of racing activations; BENCH_DATABASES=galera runs only
+ * the Galera part (the default sqlite,mysql,galera runs all that is configured).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -38,6 +44,8 @@ import { measureUploadFlood, type FloodFigures, type FloodRun } from './upload-f
 import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 import { measureWorkers, type WorkersFigures } from './workers.ts';
+import { galeraUrls } from '../helpers/galera.ts';
+import { galeraVerdicts, measureGalera, reportGalera, type GaleraFigures } from './galera.ts';
 
 const env = (name: string, fallback: number) =>
   process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
@@ -61,6 +69,7 @@ const WORKERS = env('BENCH_WORKERS', 2);
 const WORKERS_SPEEDUP = 1.6;
 const WORKER_RSS_MB = 150;
 const BIG_ORDER_CONCURRENCY = 2;
+const GALERA_ROUNDS = env('BENCH_GALERA_ROUNDS', 20);
 
 const progress = (s: string) => process.stderr.write(`· ${s}\n`);
 const thousands = (n: number) => n.toLocaleString('en-US');
@@ -601,7 +610,7 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
 
 async function main() {
   const started = Date.now();
-  const wanted = (process.env.BENCH_DATABASES ?? 'sqlite,mysql').split(',');
+  const wanted = (process.env.BENCH_DATABASES ?? 'sqlite,mysql,galera').split(',');
   const openers: (() => Promise<BenchDatabase>)[] = [];
   const dir = scratchDir('portico-bench-');
   if (wanted.includes('sqlite')) openers.push(() => sqliteDatabase(dir));
@@ -613,20 +622,33 @@ async function main() {
   );
   const baseline = await startBaseline(dir);
   const results: DatabaseResult[] = [];
+  let galera: GaleraFigures | undefined;
   try {
     for (const open of openers) {
       const r = await benchDatabase(open, baseline);
       results.push(r);
       report(r);
     }
+    if (wanted.includes('galera') && galeraUrls.length >= 2) {
+      galera = await measureGalera({
+        rounds: GALERA_ROUNDS,
+        concurrency: ONLINE_CONCURRENCY,
+        seconds: SECONDS,
+        logLevel: LOG_LEVEL,
+        singleNodeUrl: usingMysql ? process.env.DATABASE_URL : undefined,
+      });
+      reportGalera(galera, ONLINE_CONCURRENCY);
+    }
   } finally {
     await baseline.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  printVerdicts(
-    results.map((r) => r.label),
-    verdicts(results),
-  );
+  if (results.length)
+    printVerdicts(
+      results.map((r) => r.label),
+      verdicts(results),
+    );
+  if (galera) printVerdicts([galera.label], galeraVerdicts(galera, ONLINE_CONCURRENCY));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }
 
