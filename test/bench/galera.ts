@@ -59,6 +59,8 @@ export interface RaceFigures {
 export interface TwoProcessRun {
   label: string;
   check: Figures;
+  /** Galera only: certification failures + brute-force aborts during the check run. */
+  conflicts?: number;
   loggedErrors: string[];
 }
 
@@ -176,13 +178,8 @@ async function racingRounds(
   };
 }
 
-/** Online checks back to back, `concurrency` connections split over the processes; their CPU and the database's. */
-async function checkThroughput(
-  addLicense: AddLicense,
-  servers: ServerProcess[],
-  databasePids: number[],
-  o: { concurrency: number; seconds: number },
-): Promise<Figures> {
+/** CHECK_DEVICES devices activated online, alternately through the processes: a signed check request of each. */
+async function activatedChecks(addLicense: AddLicense, servers: ServerProcess[]): Promise<string[]> {
   const bases = servers.map((s) => s.base);
   const licenses = await Promise.all(
     range(CHECK_DEVICES / CHECK_SEATS).map(() => addLicense({ maxActivations: CHECK_SEATS })),
@@ -208,8 +205,18 @@ async function checkThroughput(
   const sample = await fetchOnce(bases[1]!, apiCall('check', checks[0]!, 0));
   if (sample.status !== 200 || !/"valid":true/.test(sample.body))
     throw new Error(`online check does not work: HTTP ${sample.status} ${sample.body.slice(0, 300)}`);
+  return checks;
+}
+
+/** Online checks back to back, `concurrency` connections split over the processes; their CPU and the database's. */
+function checkThroughput(
+  servers: ServerProcess[],
+  checks: string[],
+  databasePids: number[],
+  o: { concurrency: number; seconds: number },
+): Promise<Figures> {
   return runLoad({
-    base: bases,
+    base: servers.map((s) => s.base),
     concurrency: o.concurrency,
     maxRequests: 200_000,
     maxSeconds: o.seconds,
@@ -271,8 +278,11 @@ export async function measureGalera(o: {
         progress(`${label}: ${o.rounds} rounds of ${RACERS} racing activations of a ${RACE_SEATS}-seat license`);
         const race = await racingRounds(d.db, servers, addLicense, o.rounds);
         progress(`${label}: online check, ${o.concurrency} connections over two processes on two nodes`);
-        const check = await checkThroughput(addLicense, servers, pids, o);
-        return { race, galera: { label, check, loggedErrors: servers.flatMap((s) => s.loggedErrors()) } };
+        const checks = await activatedChecks(addLicense, servers);
+        const conflictsBefore = await clusterConflicts();
+        const check = await checkThroughput(servers, checks, pids, o);
+        const conflicts = (await clusterConflicts()) - conflictsBefore;
+        return { race, galera: { label, check, conflicts, loggedErrors: servers.flatMap((s) => s.loggedErrors()) } };
       },
     );
 
@@ -288,7 +298,8 @@ export async function measureGalera(o: {
         o.logLevel,
         async (servers, addLicense) => {
           progress(`${s.label} (single node): online check, ${o.concurrency} connections over two processes`);
-          const check = await checkThroughput(addLicense, servers, s.serverPid ? [s.serverPid] : [], o);
+          const checks = await activatedChecks(addLicense, servers);
+          const check = await checkThroughput(servers, checks, s.serverPid ? [s.serverPid] : [], o);
           return { label: s.label, check, loggedErrors: servers.flatMap((p) => p.loggedErrors()) };
         },
       );
@@ -340,7 +351,7 @@ export function reportGalera(g: GaleraFigures, concurrency: number): void {
   console.log(`  ${r.exactRounds} of ${r.rounds} rounds exact; answers: ${answers}`);
   if (r.firstMiss) console.log(`  ! first round not exact: ${r.firstMiss}`);
   console.log(
-    `  conflicts the cluster resolved meanwhile (certification failures + brute-force aborts, each a transaction run again): ${r.conflicts}`,
+    `  conflicts the cluster resolved meanwhile (certification failures + brute-force aborts, each a transaction run again): ${r.conflicts}; during the online check run (warm-up included): ${g.galera.conflicts}`,
   );
   for (const run of [g.galera, ...(g.single ? [g.single] : [])])
     for (const e of run.loggedErrors) console.log(`  ! server errors (${run.label}): ${e}`);
