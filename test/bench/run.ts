@@ -10,7 +10,7 @@
  * Knobs (environment): BENCH_SECONDS (per page and API figure, 3), BENCH_ACTIVATION_SECONDS (4),
  * BENCH_ACTIVATIONS (most activations per run, 8000), BENCH_CONCURRENCY (activation clients, 16),
  * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
- * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql), BENCH_FLOOD_CLIENTS
+ * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql,galera), BENCH_FLOOD_CLIENTS
  * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4), BENCH_WORKERS
  * (the WORKERS figure: WORKERS=1 against this many, 2; workers.ts).
  *
