@@ -65,7 +65,7 @@ export async function mysqlDatabase(serverUrl: string): Promise<BenchDatabase> {
 }
 
 /** The process of a database server on this machine, from its own pid file (several may run). */
-async function serverPidOf(db: Knex): Promise<number | undefined> {
+export async function serverPidOf(db: Knex): Promise<number | undefined> {
   try {
     const { f } = (await db.raw('select @@pid_file as f'))[0][0];
     const pid = Number(fs.readFileSync(String(f), 'utf8').trim());

@@ -14,7 +14,8 @@ export interface Call {
 }
 
 export interface LoadOptions {
-  base: string;
+  /** The server, or several serving the same database: client n then talks to base[n % base.length]. */
+  base: string | string[];
   concurrency: number;
   /** Upper bounds of the measured phase: whichever comes first ends it. */
   maxRequests: number;
@@ -92,9 +93,10 @@ const summary = (body: string) =>
   (/<title>([^<]*)<\/title>/.exec(body)?.[1] ?? body).replace(/\s+/g, ' ').slice(0, 200);
 
 export async function runLoad(o: LoadOptions): Promise<Figures> {
-  const base = new URL(o.base);
-  if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname))
-    throw new Error(`benchmarks run on loopback only, not ${base.hostname}`);
+  const bases = (Array.isArray(o.base) ? o.base : [o.base]).map((b) => new URL(b));
+  for (const base of bases)
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(base.hostname))
+      throw new Error(`benchmarks run on loopback only, not ${base.hostname}`);
   const expect = o.expectStatus ?? 200;
   const agents = Array.from({ length: o.concurrency }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
   let next = 0;
@@ -106,6 +108,7 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
     const first = next;
     const phaseStart = Date.now();
     const client = async (n: number) => {
+      const base = bases[n % bases.length]!;
       while (next < limit && Date.now() < deadline) {
         const i = next++;
         if (o.ratePerSecond) {

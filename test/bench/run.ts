@@ -10,10 +10,16 @@
  * Knobs (environment): BENCH_SECONDS (per page and API figure, 3), BENCH_ACTIVATION_SECONDS (4),
  * BENCH_ACTIVATIONS (most activations per run, 8000), BENCH_CONCURRENCY (activation clients, 16),
  * BENCH_PAGE_CONCURRENCY (8), BENCH_LARGE (licenses in the large database, 1000000),
- * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql), BENCH_FLOOD_CLIENTS
+ * BENCH_LOG_LEVEL (the server's LOG_LEVEL, info), BENCH_DATABASES (sqlite,mysql,galera), BENCH_FLOOD_CLIENTS
  * (concurrent 8 MiB uploaders of the upload flood, 200), BENCH_FLOOD_SECONDS (per flood, 4), BENCH_WORKERS
  * (the WORKERS figure: WORKERS=1 against this many, 2; workers.ts), BENCH_STARTUP_RUNS (restarts per mode of
  * the start-up figure, compiled against tsx, 5; 0 leaves it out; startup.ts).
+ *
+ * Galera (galera.ts): with GALERA_URLS (one mysql:// URL per node, as .ci/galera.sh prints them) the
+ * run ends with the cluster's figures — racing activations through two processes on two nodes, and
+ * their online check next to the same on single-node MariaDB when DATABASE_URL is set — and their
+ * verdicts. BENCH_GALERA_ROUNDS (20) rounds of racing activations; BENCH_DATABASES=galera runs only
+ * the Galera part (the default sqlite,mysql,galera runs all that is configured).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -40,6 +46,8 @@ import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 import { measureWorkers, type WorkersFigures } from './workers.ts';
 import { measureStartup, printStartup, type StartupFigures } from './startup.ts';
+import { galeraUrls } from '../helpers/galera.ts';
+import { galeraVerdicts, measureGalera, reportGalera, type GaleraFigures } from './galera.ts';
 
 const env = (name: string, fallback: number) =>
   process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
@@ -65,6 +73,7 @@ const WORKER_RSS_MB = 150;
 const BIG_ORDER_CONCURRENCY = 2;
 /** Restarts per mode of the start-up figure (BENCH_STARTUP_RUNS; 0 leaves it out). */
 const STARTUP_RUNS = env('BENCH_STARTUP_RUNS', 5);
+const GALERA_ROUNDS = env('BENCH_GALERA_ROUNDS', 20);
 
 const progress = (s: string) => process.stderr.write(`· ${s}\n`);
 const thousands = (n: number) => n.toLocaleString('en-US');
@@ -617,7 +626,7 @@ function verdicts(results: DatabaseResult[], startup: StartupFigures | null): Ve
 
 async function main() {
   const started = Date.now();
-  const wanted = (process.env.BENCH_DATABASES ?? 'sqlite,mysql').split(',');
+  const wanted = (process.env.BENCH_DATABASES ?? 'sqlite,mysql,galera').split(',');
   const openers: (() => Promise<BenchDatabase>)[] = [];
   const dir = scratchDir('portico-bench-');
   if (wanted.includes('sqlite')) openers.push(() => sqliteDatabase(dir));
@@ -629,22 +638,35 @@ async function main() {
   );
   const baseline = await startBaseline(dir);
   const results: DatabaseResult[] = [];
+  let galera: GaleraFigures | undefined;
   try {
     for (const open of openers) {
       const r = await benchDatabase(open, baseline);
       results.push(r);
       report(r);
     }
+    if (wanted.includes('galera') && galeraUrls.length >= 2) {
+      galera = await measureGalera({
+        rounds: GALERA_ROUNDS,
+        concurrency: ONLINE_CONCURRENCY,
+        seconds: SECONDS,
+        logLevel: LOG_LEVEL,
+        singleNodeUrl: usingMysql ? process.env.DATABASE_URL : undefined,
+      });
+      reportGalera(galera, ONLINE_CONCURRENCY);
+    }
   } finally {
     await baseline.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const startup = STARTUP_RUNS > 0 ? measureStartup(STARTUP_RUNS) : null;
+  const startup = results.length && STARTUP_RUNS > 0 ? measureStartup(STARTUP_RUNS) : null;
   if (startup) printStartup(startup);
-  printVerdicts(
-    results.map((r) => r.label),
-    verdicts(results, startup),
-  );
+  if (results.length)
+    printVerdicts(
+      results.map((r) => r.label),
+      verdicts(results, startup),
+    );
+  if (galera) printVerdicts([galera.label], galeraVerdicts(galera, ONLINE_CONCURRENCY));
   console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
 }
 

@@ -20,6 +20,7 @@ import {
   tally,
   told,
   upload,
+  type Browser,
   type ServerProcess,
 } from './concurrency.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
@@ -159,6 +160,41 @@ export function useGaleraProcesses(): GaleraProcesses {
   return g;
 }
 
+export const RACE_SEATS = 5;
+export const RACERS = 50;
+
+/**
+ * One round: RACERS simultaneous activations of a new RACE_SEATS-seat license, through processes on
+ * two different nodes: browser i opened its session through bases[i % 2] and uploads through the
+ * other. Returns what each page told (status 0: no answer) and the hardware ids told "activated".
+ */
+export async function galeraRaceRound(
+  bases: string[],
+  browsers: Browser[],
+  addLicense: Awaited<ReturnType<typeof seedVendor>>,
+  round: number,
+): Promise<{ licenseId: number; answers: string[]; granted: string[] }> {
+  const { id, licenseKey } = await addLicense({ maxActivations: RACE_SEATS, maxTransfers: [0, 3, -1][round % 3]! });
+  const devices = range(RACERS).map((i) => makeDevice(`HW-G${round}-D${i}`));
+  const files = devices.map((d) => d.activationRequest({ product: PRODUCT, licenseKey }).text);
+  const responses = await Promise.all(
+    files.map((text, i) =>
+      upload(bases[(i + 1) % 2]!, browsers[i]!, text, `10.${round % 256}.${i}.1`).then(
+        (r) => ({ status: r.status, text: r.text }),
+        (err: Error) => ({ status: 0, text: err.message }),
+      ),
+    ),
+  );
+  return {
+    licenseId: id,
+    answers: responses.map(told),
+    granted: responses.flatMap((r, i) => (r.status === 200 ? [devices[i]!.hardwareId] : [])),
+  };
+}
+
+/** The answers of a round with exactly RACE_SEATS granted and every other one "no seats". */
+export const EXACT_ROUND = { [GRANTED]: RACE_SEATS, [NO_SEATS]: RACERS - RACE_SEATS };
+
 /**
  * Rounds of 50 simultaneous activations of a new 5-seat license, through two processes on two
  * different nodes: each browser opens its session through one node and uploads through the other.
@@ -166,29 +202,21 @@ export function useGaleraProcesses(): GaleraProcesses {
  * Returns the conflicts the cluster resolved along the way (certification failures + brute-force aborts).
  */
 export async function galeraBurstRounds(g: GaleraProcesses, rounds: number): Promise<number> {
-  const SEATS = 5;
-  const DEVICES = 50;
   const conflictsBefore = await clusterConflicts();
-  const { servers } = g;
-  const browsers = await Promise.all(range(DEVICES).map((i) => openBrowser(servers[i % 2]!.base)));
+  const bases = g.servers.map((s) => s.base);
+  const browsers = await Promise.all(range(RACERS).map((i) => openBrowser(bases[i % 2]!)));
   for (let round = 0; round < rounds; round++) {
-    const { id, licenseKey } = await g.addLicense({ maxActivations: SEATS, maxTransfers: [0, 3, -1][round % 3]! });
-    const devices = range(DEVICES).map((i) => makeDevice(`HW-G${round}-D${i}`));
-    const files = devices.map((d) => d.activationRequest({ product: PRODUCT, licenseKey }).text);
-    const responses = await Promise.all(
-      files.map((text, i) => upload(servers[(i + 1) % 2]!.base, browsers[i]!, text, `10.${round}.${i}.1`)),
-    );
+    const { licenseId, answers, granted } = await galeraRaceRound(bases, browsers, g.addLicense, round);
     const label = `Galera round ${round + 1}`;
     assert.deepEqual(
-      tally(responses.map(told)),
-      { [GRANTED]: SEATS, [NO_SEATS]: DEVICES - SEATS },
-      `${label}\n${servers
+      tally(answers),
+      EXACT_ROUND,
+      `${label}\n${g.servers
         .map((s) => s.child.output())
         .join('\n')
         .slice(-3000)}`,
     );
-    const granted = responses.flatMap((r, i) => (r.status === 200 ? [devices[i]!.hardwareId] : []));
-    await assertFullLicense(g.database.db, id, SEATS, DEVICES, granted, label);
+    await assertFullLicense(g.database.db, licenseId, RACE_SEATS, RACERS, granted, label);
   }
   return (await clusterConflicts()) - conflictsBefore;
 }
