@@ -48,7 +48,11 @@ node_pid() {
   pidfile="$(node_dir "$1")/started.pid"
   [ -s "$pidfile" ] || return 1
   pid="$(cat "$pidfile")"
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = mariadbd ] || return 1
+  # Right after the start $! may still be setsid, which then execs mariadbd in the same process.
+  case "$(cat "/proc/$pid/comm" 2>/dev/null)" in
+    mariadbd | setsid) ;;
+    *) return 1 ;;
+  esac
   echo "$pid"
 }
 
