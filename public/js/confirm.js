@@ -61,6 +61,9 @@
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-confirm')) return;
     if (typeof HTMLDialogElement !== 'function' || !window.fetch || !window.DOMParser) return;
     event.preventDefault();
+    // One question at a time: a second click while asking (or a double click) does nothing.
+    if (form.dataset.asking || dialog?.open) return;
+    form.dataset.asking = 'yes';
     const opener = event.submitter || form.querySelector('button');
     const asIs = () => form.submit();
     try {
@@ -85,6 +88,8 @@
       if (!shown) asIs();
     } catch {
       asIs();
+    } finally {
+      delete form.dataset.asking;
     }
   });
 })();
