@@ -55,6 +55,7 @@ export function makePaths(boundPortal: string | null) {
     airgapDeactivate: () => `${airgapBase}/deactivate`,
     airgapDownload: (token: string) => `${airgapBase}/download/${enc(token)}`,
     copyScript: () => '/static/js/copy.js',
+    confirmScript: () => '/static/js/confirm.js',
     portalOrders: (query: Query = {}) => withQuery(`${portalBase}/orders`, query),
     portalOrderNew: () => `${portalBase}/orders/new`,
     portalBundleNew: () => `${portalBase}/orders/bundle/new`,
@@ -85,6 +86,8 @@ export function makePaths(boundPortal: string | null) {
     portalLicenseReset: (id: number) => `${portalBase}/licenses/${id}/reset`,
     portalDeviceReset: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/reset`,
     portalDeviceRevoke: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/revoke`,
+    portalDeviceUnblacklist: (id: number, deviceId: number) =>
+      `${portalBase}/licenses/${id}/devices/${deviceId}/unblacklist`,
     portalDeviceBorrow: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/borrow`,
     portalDeviceRefresh: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/refresh`,
     portalLicenseUsers: (id: number) => `${portalBase}/licenses/${id}/users`,
@@ -135,6 +138,8 @@ export function makePaths(boundPortal: string | null) {
     adminDeviceReset: (licenseId: number, deviceId: number) => `/admin/licenses/${licenseId}/devices/${deviceId}/reset`,
     adminDeviceBlacklist: (licenseId: number, deviceId: number) =>
       `/admin/licenses/${licenseId}/devices/${deviceId}/blacklist`,
+    adminDeviceUnblacklist: (licenseId: number, deviceId: number) =>
+      `/admin/licenses/${licenseId}/devices/${deviceId}/unblacklist`,
     adminDeviceRefresh: (licenseId: number, deviceId: number) =>
       `/admin/licenses/${licenseId}/devices/${deviceId}/refresh`,
     adminLicenseAssignUser: (id: number) => `/admin/licenses/${id}/users`,

@@ -37,6 +37,7 @@ import { adminPeopleController } from './controllers/admin/people.ts';
 import { adminRolesController } from './controllers/admin/roles.ts';
 import { portalTeamController } from './controllers/portal/team.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
+import { confirmations } from './controllers/confirm.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -83,6 +84,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const team = portalTeamController(ctx);
   const audit = adminAuditController(ctx);
   const consoleSearch = searchController(ctx, 'admin');
+  // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
+  const ask = confirmations(ctx);
 
   const routes: RouteDef[] = [];
   const add = (area: Area) => ({
@@ -176,20 +179,34 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.get('/orders/:id/vouchers/new-codes.csv', mgr, order, can('issue_license'), portalVouchers.csv);
   up.get('/orders/:id/vouchers/new-codes/print', mgr, order, can('issue_license'), portalVouchers.print);
   up.post('/orders/:id/vouchers/new-codes/dismiss', mgr, order, portalVouchers.dismiss);
-  up.post('/orders/:id/vouchers/:voucherId/void', mgr, order, can('issue_license'), portalVouchers.void);
+  up.post(
+    '/orders/:id/vouchers/:voucherId/void',
+    mgr,
+    order,
+    can('issue_license'),
+    ask.voidVoucher,
+    portalVouchers.void,
+  );
   up.post('/orders/:id/managers', mgr, order, can('manage_managers'), portalOrders.addManager);
   up.post('/orders/:id/managers/:accountId/role', mgr, order, can('manage_managers'), portalOrders.setManagerRole);
-  up.post('/orders/:id/managers/:accountId/delete', mgr, order, can('manage_managers'), portalOrders.removeManager);
+  up.post(
+    '/orders/:id/managers/:accountId/delete',
+    mgr,
+    order,
+    can('manage_managers'),
+    ask.removeManager,
+    portalOrders.removeManager,
+  );
   // Delegation: the managers I invited and the sub-quotas I gave them (404 for anyone else's).
   up.get('/team', mgr, team.show);
   up.post('/team/:accountId/quotas', mgr, invitee, team.setQuota);
   up.get('/orders/:id/customer/edit', mgr, order, can('edit_customer'), portalOrders.editCustomer);
   up.post('/orders/:id/customer', mgr, order, can('edit_customer'), portalOrders.updateCustomer);
   up.get('/licenses/:id', mgr, license, portalLicenses.show);
-  up.post('/licenses/:id/disable', mgr, license, can('edit_license'), portalLicenses.disable);
+  up.post('/licenses/:id/disable', mgr, license, can('edit_license'), ask.disableLicense, portalLicenses.disable);
   up.post('/licenses/:id/enable', mgr, license, can('edit_license'), portalLicenses.enable);
   up.post('/licenses/:id/note', mgr, license, can('edit_license'), portalLicenses.note);
-  up.post('/licenses/:id/reset', mgr, license, can('reset_license'), portalLicenses.reset);
+  up.post('/licenses/:id/reset', mgr, license, can('reset_license'), ask.resetLicense, portalLicenses.reset);
   up.get(
     '/licenses/:id/devices/:deviceId/reset',
     mgr,
@@ -204,6 +221,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     license,
     can('reset_device'),
     device,
+    ask.resetDevice,
     portalLicenses.resetDevice,
   );
   up.post(
@@ -212,7 +230,16 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     license,
     can('revoke_device'),
     device,
+    ask.blacklistDevice,
     portalLicenses.revokeDevice,
+  );
+  up.post(
+    '/licenses/:id/devices/:deviceId/unblacklist',
+    mgr,
+    license,
+    can('revoke_device'),
+    device,
+    portalLicenses.unblacklistDevice,
   );
   up.post('/licenses/:id/devices/:deviceId/borrow', mgr, license, can('borrow_license'), device, portalLicenses.borrow);
   up.get('/licenses/:id/devices/:deviceId/refresh', mgr, license, device, portalLicenses.refresh);
@@ -231,6 +258,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     license,
     can('manage_license_users'),
     licenseUser,
+    ask.unassignUser,
     portalLicenses.unassignUser,
   );
   up.post(
@@ -246,6 +274,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     mgr,
     license,
     can('manage_license_users'),
+    ask.withdrawInvitation,
     portalLicenses.withdrawInvitation,
   );
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
@@ -282,10 +311,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/products/:id', load.product, products.update);
   adm.post('/products/:id/archive', load.product, products.archive);
   adm.post('/products/:id/unarchive', load.product, products.unarchive);
-  adm.post('/products/:id/delete', load.product, products.destroy);
+  adm.post('/products/:id/delete', load.product, ask.deleteProduct, products.destroy);
   adm.post('/products/:id/features', load.product, products.createFeature);
   adm.post('/products/:id/features/:featureId', products.updateFeature);
-  adm.post('/products/:id/features/:featureId/delete', products.destroyFeature);
+  adm.post('/products/:id/features/:featureId/delete', ask.deleteFeature, products.destroyFeature);
   adm.get('/products/:id/policies/new', load.product, policies.new);
   adm.post('/products/:id/policies', load.product, policies.create);
   // --- customers, orders, licenses, license users, managers ---
@@ -295,28 +324,35 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/customers/:id', load.customer, customers.show);
   adm.get('/customers/:id/edit', load.customer, customers.edit);
   adm.post('/customers/:id', load.customer, customers.update);
-  adm.post('/customers/:id/delete', load.customer, customers.destroy);
+  adm.post('/customers/:id/delete', load.customer, ask.deleteCustomer, customers.destroy);
   adm.get('/customers/:id/orders/new', load.customer, customers.newOrder);
   adm.post('/customers/:id/orders', load.customer, customers.createOrder);
   adm.get('/orders', orders.index);
   adm.get('/orders/:id', load.order, orders.show);
   adm.get('/orders/:id/edit', load.order, orders.edit);
   adm.post('/orders/:id', load.order, orders.update);
-  adm.post('/orders/:id/delete', load.order, orders.destroy);
+  adm.post('/orders/:id/delete', load.order, ask.deleteOrder, orders.destroy);
   adm.post('/orders/:id/licenses', load.order, orders.issue);
   adm.get('/licenses', licenses.index);
   adm.get('/licenses/:id', load.license, licenses.show);
   adm.get('/licenses/:id/edit', load.license, licenses.edit);
   adm.post('/licenses/:id', load.license, licenses.update);
-  adm.post('/licenses/:id/disable', load.license, licenses.disable);
+  adm.post('/licenses/:id/disable', load.license, ask.disableLicense, licenses.disable);
   adm.post('/licenses/:id/enable', load.license, licenses.enable);
-  adm.post('/licenses/:id/reset', load.license, licenses.reset);
-  adm.post('/licenses/:id/devices/:deviceId/reset', load.license, device, licenses.resetDevice);
-  adm.post('/licenses/:id/devices/:deviceId/blacklist', load.license, device, licenses.blacklistDevice);
+  adm.post('/licenses/:id/reset', load.license, ask.resetLicense, licenses.reset);
+  adm.post('/licenses/:id/devices/:deviceId/reset', load.license, device, ask.resetDevice, licenses.resetDevice);
+  adm.post(
+    '/licenses/:id/devices/:deviceId/blacklist',
+    load.license,
+    device,
+    ask.blacklistDevice,
+    licenses.blacklistDevice,
+  );
+  adm.post('/licenses/:id/devices/:deviceId/unblacklist', load.license, device, licenses.unblacklistDevice);
   adm.get('/licenses/:id/devices/:deviceId/refresh', load.license, device, licenses.refresh);
   adm.post('/licenses/:id/users', load.license, licenses.assignUser);
   adm.post('/licenses/:id/users/:accountId', load.license, licenses.setUserLimit);
-  adm.post('/licenses/:id/users/:accountId/delete', load.license, licenses.unassignUser);
+  adm.post('/licenses/:id/users/:accountId/delete', load.license, ask.unassignUser, licenses.unassignUser);
   adm.get('/license-users', people.licenseUsers);
   adm.get('/license-users/new', people.newLicenseUser);
   adm.post('/license-users', people.createLicenseUser);
@@ -333,9 +369,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/managers/:id/permissions', load.manager, people.setPermissions);
   adm.post('/managers/:id/orders', load.manager, people.assignOrder);
   adm.post('/managers/:id/orders/:orderId/role', load.manager, people.setOrderRole);
-  adm.post('/managers/:id/orders/:orderId/delete', load.manager, people.unassignOrder);
+  adm.post('/managers/:id/orders/:orderId/delete', load.manager, ask.unassignManagerOrder, people.unassignOrder);
   adm.post('/managers/:id/quotas', load.manager, people.setQuota);
-  adm.post('/managers/:id/quotas/:productId/delete', load.manager, people.removeQuota);
+  adm.post('/managers/:id/quotas/:productId/delete', load.manager, ask.removeQuota, people.removeQuota);
   adm.post('/managers/:id/policies', load.manager, people.setPolicies);
   adm.get('/roles', roleAdmin.index);
   adm.get('/roles/new', roleAdmin.new);
@@ -343,7 +379,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/roles/:id/edit', load.role, roleAdmin.edit);
   adm.post('/roles/:id', load.role, roleAdmin.update);
   adm.post('/roles/:id/default', load.role, roleAdmin.makeDefault);
-  adm.post('/roles/:id/delete', load.role, roleAdmin.destroy);
+  adm.post('/roles/:id/delete', load.role, ask.deleteRole, roleAdmin.destroy);
   // --- brandings, settings, signing keys ---
   adm.get('/brandings', brandings.index);
   adm.get('/brandings/new', brandings.new);
@@ -351,12 +387,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/brandings/:id', load.branding, brandings.show);
   adm.get('/brandings/:id/edit', load.branding, brandings.edit);
   adm.post('/brandings/:id', load.branding, brandings.update);
-  adm.post('/brandings/:id/delete', brandings.destroy);
+  adm.post('/brandings/:id/delete', ask.deleteBranding, brandings.destroy);
   adm.post('/brandings/:id/hosts', load.branding, brandings.addHost);
-  adm.post('/brandings/:id/hosts/:hostId/delete', brandings.removeHost);
+  adm.post('/brandings/:id/hosts/:hostId/delete', ask.removeHost, brandings.removeHost);
   adm.get('/brandings/:id/logo', brandings.logo);
   adm.post('/brandings/:id/logo', load.branding, brandings.logoUpload, brandings.uploadLogo);
-  adm.post('/brandings/:id/logo/delete', brandings.removeLogo);
+  adm.post('/brandings/:id/logo/delete', ask.removeLogo, brandings.removeLogo);
   adm.get('/throttles', throttles.show);
   adm.post('/throttles/clear', throttles.clear);
   adm.get('/settings', settings.show);
@@ -364,7 +400,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/keys', signingKeys.index);
   adm.post('/keys', signingKeys.create);
   adm.post('/keys/:kid/activate', signingKeys.activate);
-  adm.post('/keys/:kid/retire', signingKeys.retire);
+  adm.post('/keys/:kid/retire', ask.retireKey, signingKeys.retire);
   // --- audit log ---
   adm.get('/audit', audit.index);
   adm.get('/audit.csv', audit.csv);

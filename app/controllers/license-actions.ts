@@ -95,6 +95,12 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
       back(req, res, 'admin.licenses.deviceBlacklisted');
     },
 
+    async unblacklistDevice(req: Request, res: Response) {
+      licenseForm(req, res);
+      await service.unblacklistDevice(ctx, req.actor, req.license!.id, req.device!.id);
+      back(req, res, 'confirm.unblacklist.done');
+    },
+
     async assignUser(req: Request, res: Response) {
       licenseForm(req, res, (errors) => ({ values: req.body, errors }));
       const form = formData(assignUserForm, req.body);

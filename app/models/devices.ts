@@ -306,6 +306,18 @@ export async function markBlacklisted(db: Knex, deviceId: number): Promise<void>
   await table(db).where({ id: deviceId }).update({ blacklisted: true });
 }
 
+/**
+ * Takes a hardware id off the license's blacklist and unmarks its device rows: the machine may
+ * activate the license again. True only for the caller whose delete took effect.
+ */
+export async function removeFromBlacklist(db: Knex, licenseId: number, hardwareId: string): Promise<boolean> {
+  const removed = affected(
+    await db('license_blacklist').where({ license_id: licenseId, hardware_id: hardwareId }).delete(),
+  );
+  await table(db).where({ license_id: licenseId, hardware_id: hardwareId }).update({ blacklisted: false });
+  return removed > 0;
+}
+
 export async function addToBlacklist(
   db: Knex,
   licenseId: number,

@@ -7,6 +7,8 @@ export interface DeviceActions {
   reset: boolean;
   /** Block its hardware id for this license. */
   blacklist: boolean;
+  /** Take its hardware id off the blacklist (the undo of blacklist: the same permission). */
+  unblacklist: boolean;
   /** Download a refresh license file (an active offline activation with its device key). */
   refresh: boolean;
   /** Lend a floating slot until a date. */
@@ -25,6 +27,7 @@ export function deviceActions(license: License, device: Device, permissions?: Re
   return {
     reset: device.active && may('reset_device'),
     blacklist: !device.blacklisted && may('revoke_device'),
+    unblacklist: device.blacklisted && may('revoke_device'),
     refresh: device.active && device.channel === 'offline' && device.devicePublicKey !== null,
     borrow: device.active && license.floating && license.canBorrow && may('borrow_license'),
     unprovenAirgap: device.active && device.channel === 'airgap' && device.airgapCommitment === null,

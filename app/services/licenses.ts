@@ -391,3 +391,46 @@ export async function blacklistDevice(
     };
   });
 }
+
+/** The undo of blacklistDevice: the machine's hardware id leaves the license's blacklist and may activate it again. */
+export async function unblacklistDevice(
+  deps: ServiceDeps,
+  actor: Actor,
+  licenseId: number,
+  deviceId: number,
+): Promise<void> {
+  await auditedChange(deps, actor, async (trx, now) => {
+    await licenses.lockLicense(trx, licenseId);
+    const license = await mustFindLicense(trx, licenseId, now);
+    const device = await devices.findForLicense(trx, licenseId, deviceId);
+    if (!device) throw notFound();
+    if (
+      !deviceActions(license, device).unblacklist ||
+      !(await devices.removeFromBlacklist(trx, licenseId, device.hardwareId))
+    )
+      throw new HttpError(409, 'confirm.unblacklist.notBlacklisted');
+    await devices.addHistory(
+      trx,
+      {
+        licenseId,
+        deviceId,
+        event: 'unblacklisted',
+        channel: device.channel,
+        hardwareId: device.hardwareId,
+        actorId: actor.accountId,
+      },
+      now,
+    );
+    return {
+      result: undefined,
+      audit: {
+        action: 'device.unblacklisted',
+        objectType: 'device',
+        objectId: deviceId,
+        orderId: license.orderId,
+        before: { blacklisted: true, hardwareId: device.hardwareId },
+        after: { blacklisted: false, hardwareId: device.hardwareId },
+      },
+    };
+  });
+}

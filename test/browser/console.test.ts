@@ -74,6 +74,11 @@ describe('browser: the vendor console', function () {
       await page.getByRole('heading', { name: /Inactive/ }).waitFor();
       await checkAxe('license');
       await page.getByRole('button', { name: 'Disable' }).click();
+      // It asks first (docs/console.md, "Actions that ask first"): confirm in the dialog.
+      const dialog = page.getByRole('dialog', { name: /^Disable license/ });
+      await dialog.waitFor();
+      await checkAxe('disable dialog');
+      await dialog.getByRole('button', { name: 'Disable' }).click();
       await page.getByText('The license has been disabled.').waitFor();
       assert.ok(await page.getByRole('button', { name: 'Enable' }).isVisible());
       await checkAxe('disabled license');

@@ -156,13 +156,19 @@ describe('account ownership and license invitations', function () {
     const page = await b.get(`/portal/licenses/${licenseB}`).expect(200);
     assert.match(page.text, new RegExp(`/licenses/${licenseB}/invitations/${invitation.id}/delete`));
     const a = await loginAgent(t.app, w.managerAll.email, w.managerAll.password);
-    assert.equal((await post(a, `/portal/licenses/${licenseB}/invitations/${invitation.id}/delete`)).status, 404);
-    assert.equal((await post(b, `/portal/licenses/${licenseB}/invitations/${invitation.id}/delete`)).status, 303);
+    assert.equal(
+      (await post(a, `/portal/licenses/${licenseB}/invitations/${invitation.id}/delete`, { confirmed: '1' })).status,
+      404,
+    );
+    assert.equal(
+      (await post(b, `/portal/licenses/${licenseB}/invitations/${invitation.id}/delete`, { confirmed: '1' })).status,
+      303,
+    );
     assert.equal(await t.db('license_user_invitations').where({ id: invitation.id }).first(), undefined);
     await request(t.app).get(link).expect(410);
     assert.ok((await auditOf(t.db, 'license', licenseB)).some((e) => e.action === 'license_user.invitation_withdrawn'));
     assert.equal(
-      (await post(b, `/portal/licenses/${licenseB}/invitations/${invitation.id}/delete`)).status,
+      (await post(b, `/portal/licenses/${licenseB}/invitations/${invitation.id}/delete`, { confirmed: '1' })).status,
       404,
       'gone',
     );
@@ -255,7 +261,10 @@ describe('account ownership and license invitations', function () {
     );
     assert.ok(await t.db('license_user_assignments').where({ license_id: other, account_id: user.id }).first());
     assert.equal(await t.db('license_user_invitations').where({ account_id: user.id }).first(), undefined);
-    assert.equal((await post(m, `/portal/licenses/${licenseB}/users/${user.id}/delete`)).status, 303);
+    assert.equal(
+      (await post(m, `/portal/licenses/${licenseB}/users/${user.id}/delete`, { confirmed: '1' })).status,
+      303,
+    );
   });
 
   it('admins are not bound: the console and the portal assign any end user directly and reset their password', async () => {

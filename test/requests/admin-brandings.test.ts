@@ -358,7 +358,9 @@ describe('console: brandings and host names', () => {
   });
 
   it('removes the logo (audited); /branding/logo is then 404', async () => {
-    const res = await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/logo/delete`, {});
+    const res = await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/logo/delete`, {
+      confirmed: '1',
+    });
     assert.equal(res.status, 303);
     assert.match((await agent.get(res.headers.location)).text, /The logo has been removed/);
     await request(t.app).get('/branding/logo').set('Host', 'users.acme.example').expect(404);
@@ -380,17 +382,14 @@ describe('console: brandings and host names', () => {
   it('removes a host name (audited): the host falls back to path-based routing', async () => {
     const host = await t.db('branding_hosts').where({ hostname: 'users.acme.example' }).first();
     const otherId = (await t.db('brandings').where({ name: 'other' }).first()).id;
-    await submitForm(
-      agent,
-      `/admin/brandings/${otherId}`,
-      `/admin/brandings/${otherId}/hosts/${host.id}/delete`,
-      {},
-    ).then((r) => assert.equal(r.status, 404, 'a host of another branding is out of reach'));
+    await submitForm(agent, `/admin/brandings/${otherId}`, `/admin/brandings/${otherId}/hosts/${host.id}/delete`, {
+      confirmed: '1',
+    }).then((r) => assert.equal(r.status, 404, 'a host of another branding is out of reach'));
     const res = await submitForm(
       agent,
       `/admin/brandings/${acmeId}`,
       `/admin/brandings/${acmeId}/hosts/${host.id}/delete`,
-      {},
+      { confirmed: '1' },
     );
     assert.equal(res.status, 303);
     assert.equal(await countRows(t.db, 'branding_hosts'), 0);
@@ -423,7 +422,9 @@ describe('console: brandings and host names', () => {
       hostname: 'offline.acme.example',
       portal: 'offline',
     });
-    const res = await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/delete`, {});
+    const res = await submitForm(agent, `/admin/brandings/${acmeId}`, `/admin/brandings/${acmeId}/delete`, {
+      confirmed: '1',
+    });
     assert.equal(res.status, 303);
     assert.equal(res.headers.location, '/admin/brandings');
     assert.match((await agent.get('/admin/brandings')).text, /The branding and its host names have been deleted/);

@@ -275,7 +275,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     assert.equal(after.license_type, 'time-limited', 'the type never changes');
     assert.equal(after.max_activations, 5);
     assert.equal(after.note, 'VIP');
-    await submitForm(agent, url, `${url}/disable`, {});
+    await submitForm(agent, url, `${url}/disable`, { confirmed: '1' });
     assert.match((await agent.get(url)).text, /status-disabled/);
     await submitForm(agent, url, `${url}/enable`, {});
     const events = await auditOf(t.db, 'license', license.id);
@@ -325,9 +325,11 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     const d1 = await addDevice(t, license.id, 'HW-1');
     const d2 = await addDevice(t, license.id, 'HW-2');
     const d3 = await addDevice(t, license.id, 'HW-3');
-    await submitForm(agent, url, `${url}/devices/${d1}/reset`, {}).then((r) => assert.equal(r.status, 303));
+    await submitForm(agent, url, `${url}/devices/${d1}/reset`, { confirmed: '1' }).then((r) =>
+      assert.equal(r.status, 303),
+    );
     assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 2);
-    const again = await submitForm(agent, url, `${url}/devices/${d1}/reset`, {});
+    const again = await submitForm(agent, url, `${url}/devices/${d1}/reset`, { confirmed: '1' });
     assert.match((await agent.get(again.headers.location)).text, /no longer active/);
     assert.equal(
       (await t.db('licenses').where({ id: license.id }).first()).times_activated,
@@ -335,18 +337,18 @@ describe('console: customers, orders, licenses, license users, managers', () => 
       'a repeated reset frees nothing',
     );
 
-    await submitForm(agent, url, `${url}/devices/${d2}/blacklist`, {});
+    await submitForm(agent, url, `${url}/devices/${d2}/blacklist`, { confirmed: '1' });
     assert.ok(await t.db('license_blacklist').where({ license_id: license.id, hardware_id: 'HW-2' }).first());
     assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 1);
 
     const other = await t.db('licenses').whereNot({ id: license.id }).whereNotNull('license_key').first();
     assert.equal(
-      (await submitForm(agent, url, `/admin/licenses/${other.id}/devices/${d3}/reset`, {})).status,
+      (await submitForm(agent, url, `/admin/licenses/${other.id}/devices/${d3}/reset`, { confirmed: '1' })).status,
       404,
       'a device of another license is out of reach',
     );
 
-    await submitForm(agent, url, `${url}/reset`, {});
+    await submitForm(agent, url, `${url}/reset`, { confirmed: '1' });
     assert.equal((await t.db('licenses').where({ id: license.id }).first()).times_activated, 0);
     const devices = await t.db('devices').where({ license_id: license.id });
     assert.ok(devices.every((d: { deactivated_at: unknown }) => d.deactivated_at !== null));
@@ -393,7 +395,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
     const admin = await t.db('accounts').where({ role: 'admin' }).first();
     const refused = await submitForm(agent, url, `${url}/users`, { email: admin.email, max_activations: '1' });
     assert.equal(refused.status, 422, 'an admin address cannot become a license user');
-    assert.equal((await submitForm(agent, url, `${url}/users/${carol.id}/delete`, {})).status, 303);
+    assert.equal((await submitForm(agent, url, `${url}/users/${carol.id}/delete`, { confirmed: '1' })).status, 303);
     assert.equal(
       await t.db('license_user_assignments').where({ license_id: license.id, account_id: carol.id }).first(),
       undefined,
@@ -580,14 +582,17 @@ describe('console: customers, orders, licenses, license users, managers', () => 
       quotas.map((q: { quota: number | null }) => q.quota),
       [5, null],
     );
-    assert.equal((await submitForm(agent, url, `${url}/quotas/${ids.userProduct}/delete`, {})).status, 303);
+    assert.equal(
+      (await submitForm(agent, url, `${url}/quotas/${ids.userProduct}/delete`, { confirmed: '1' })).status,
+      303,
+    );
     assert.equal((await submitForm(agent, url, `${url}/policies`, { policy_ids: String(ids.keyPolicy) })).status, 303);
     assert.deepEqual(
       (await t.db('manager_policies').where({ account_id: managerId })).map((r: { policy_id: number }) => r.policy_id),
       [ids.keyPolicy],
     );
 
-    assert.equal((await submitForm(agent, url, `${url}/orders/${orderId}/delete`, {})).status, 303);
+    assert.equal((await submitForm(agent, url, `${url}/orders/${orderId}/delete`, { confirmed: '1' })).status, 303);
     assert.doesNotMatch((await rita.get('/portal').expect(200)).text, /ORD-1/);
 
     assert.equal((await submitForm(agent, url, url, { name: 'Rita R.', language: 'de', disabled: 'on' })).status, 303);
@@ -630,13 +635,21 @@ describe('console: customers, orders, licenses, license users, managers', () => 
   });
 
   it('deletes empty orders and customers only', async () => {
-    const refused = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/delete`, {});
+    const refused = await submitForm(agent, `/admin/orders/${orderId}`, `/admin/orders/${orderId}/delete`, {
+      confirmed: '1',
+    });
     assert.match((await agent.get(refused.headers.location)).text, /has licenses and cannot be deleted/);
     const empty = await catalog.insertOrder(t.db, { orderRef: 'EMPTY', customerId }, new Date());
-    assert.equal((await submitForm(agent, `/admin/orders/${empty}`, `/admin/orders/${empty}/delete`, {})).status, 303);
+    assert.equal(
+      (await submitForm(agent, `/admin/orders/${empty}`, `/admin/orders/${empty}/delete`, { confirmed: '1' })).status,
+      303,
+    );
     assert.equal(await t.db('orders').where({ id: empty }).first(), undefined);
     const c = await catalog.insertCustomer(t.db, { kind: 'person', name: 'Solo' }, new Date());
-    assert.equal((await submitForm(agent, `/admin/customers/${c}`, `/admin/customers/${c}/delete`, {})).status, 303);
+    assert.equal(
+      (await submitForm(agent, `/admin/customers/${c}`, `/admin/customers/${c}/delete`, { confirmed: '1' })).status,
+      303,
+    );
     assert.equal(await t.db('customers').where({ id: c }).first(), undefined);
   });
 });

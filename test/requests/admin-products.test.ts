@@ -138,7 +138,9 @@ describe('console: products, features and policies', () => {
       { name: 'Other', code: 'other', authorizationMethod: 'key' },
       new Date(),
     );
-    const foreign = await submitForm(agent, url, `/admin/products/${other}/features/${feature.id}/delete`, {});
+    const foreign = await submitForm(agent, url, `/admin/products/${other}/features/${feature.id}/delete`, {
+      confirmed: '1',
+    });
     assert.equal(foreign.status, 404, 'a feature of another product is out of reach');
     assert.ok(await t.db('features').where({ id: feature.id }).first());
     assert.deepEqual(
@@ -328,7 +330,8 @@ describe('console: products, features and policies', () => {
       now,
     );
     assert.equal(
-      (await submitForm(agent, `/admin/products/${lonely}`, `/admin/products/${lonely}/delete`, {})).status,
+      (await submitForm(agent, `/admin/products/${lonely}`, `/admin/products/${lonely}/delete`, { confirmed: '1' }))
+        .status,
       303,
     );
     assert.equal(await t.db('products').where({ id: lonely }).first(), undefined);
@@ -349,12 +352,9 @@ describe('console: products, features and policies', () => {
       },
       now,
     );
-    const refused = await submitForm(
-      agent,
-      `/admin/products/${product.id}`,
-      `/admin/products/${product.id}/delete`,
-      {},
-    );
+    const refused = await submitForm(agent, `/admin/products/${product.id}`, `/admin/products/${product.id}/delete`, {
+      confirmed: '1',
+    });
     assert.equal(refused.status, 303);
     assert.match((await agent.get(refused.headers.location)).text, /archive it instead/);
     assert.ok(await t.db('products').where({ id: product.id }).first());

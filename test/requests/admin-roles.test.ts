@@ -70,9 +70,12 @@ describe('console: roles', function () {
     const viewer = await t.db('roles').where({ builtin: 'viewer' }).first();
     assert.equal((await form('/admin/roles', `/admin/roles/${viewer.id}/default`, {})).status, 303);
     assert.equal((await t.db('roles').where({ is_default: true }).first()).id, viewer.id);
-    assert.match(await flashOf(await form('/admin/roles', `/admin/roles/${viewer.id}/delete`, {})), /Built-in roles/);
     assert.match(
-      await flashOf(await form('/admin/roles', `/admin/roles/${support.id}/delete`, {})),
+      await flashOf(await form('/admin/roles', `/admin/roles/${viewer.id}/delete`, { confirmed: '1' })),
+      /Built-in roles/,
+    );
+    assert.match(
+      await flashOf(await form('/admin/roles', `/admin/roles/${support.id}/delete`, { confirmed: '1' })),
       /Managers hold this role/,
     );
     assert.match(
@@ -81,7 +84,7 @@ describe('console: roles', function () {
     );
     assert.equal((await t.db('roles').where({ id: viewer.id }).first()).name, 'Viewer');
     await t.db('manager_orders').where({ role_id: support.id }).update({ role_id: viewer.id });
-    assert.equal((await form('/admin/roles', `/admin/roles/${support.id}/delete`, {})).status, 303);
+    assert.equal((await form('/admin/roles', `/admin/roles/${support.id}/delete`, { confirmed: '1' })).status, 303);
     assert.equal(await t.db('roles').where({ id: support.id }).first(), undefined);
     await agent.get(`/admin/roles/${support.id}/edit`).expect(404);
   });

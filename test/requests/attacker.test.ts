@@ -203,7 +203,7 @@ describe('The attacker, with only what the portals show', function () {
             await admin
               .post(url)
               .type('form')
-              .send({ _csrf: csrfFrom(page.text) })
+              .send({ _csrf: csrfFrom(page.text), confirmed: '1' })
           ).status,
         ),
       );

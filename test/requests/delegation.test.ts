@@ -194,7 +194,10 @@ describe('Delegation: roles down the channel and sub-quotas', function () {
         assert.doesNotMatch(page, new RegExp(above.email), `${above.email} is not shown`);
       // Forged requests at the managers above it: 404, as if they were not there.
       for (const above of [w.managerAll, w.managerNone]) {
-        assert.equal((await post(r, `/portal/orders/${w.orderA}/managers/${above.id}/delete`)).status, 404);
+        assert.equal(
+          (await post(r, `/portal/orders/${w.orderA}/managers/${above.id}/delete`, { confirmed: '1' })).status,
+          404,
+        );
         assert.equal(
           (
             await post(r, `/portal/orders/${w.orderA}/managers/${above.id}/role`, {
@@ -250,7 +253,11 @@ describe('Delegation: roles down the channel and sub-quotas', function () {
     });
 
     it('removing the reseller keeps the IT admin it invited, now under the distributor', async () => {
-      assert.equal((await post(distributor, `/portal/orders/${w.orderA}/managers/${reseller.id}/delete`)).status, 303);
+      assert.equal(
+        (await post(distributor, `/portal/orders/${w.orderA}/managers/${reseller.id}/delete`, { confirmed: '1' }))
+          .status,
+        303,
+      );
       assert.equal(await assignment(reseller.id, w.orderA), undefined);
       assert.equal((await assignment(itAdmin.id, w.orderA)).invited_by, w.managerAll.id);
       await r.get(`/portal/orders/${w.orderA}`).expect(404);

@@ -46,9 +46,9 @@ describe('User Portal actions', function () {
   it("out of scope: IDs of another order's license, device or user → 404, nothing changed", async () => {
     await all.get(`/portal/orders/${w.orderB}`).expect(404);
     await all.get(`/portal/licenses/${w.licenseB}`).expect(404);
-    assert.equal((await post(all, `/portal/licenses/${w.licenseB}/disable`)).status, 404);
+    assert.equal((await post(all, `/portal/licenses/${w.licenseB}/disable`, { confirmed: '1' })).status, 404);
     assert.equal(
-      (await post(all, `/portal/licenses/${w.licenseA}/devices/${w.deviceB}/reset`)).status,
+      (await post(all, `/portal/licenses/${w.licenseA}/devices/${w.deviceB}/reset`, { confirmed: '1' })).status,
       404,
       'a device of another license via an own license',
     );
@@ -81,8 +81,11 @@ describe('User Portal actions', function () {
     const page = await none.get(`/portal/licenses/${w.licenseA}`).expect(200);
     assert.doesNotMatch(page.text, /Disable<\/button>/);
     assert.doesNotMatch(page.text, /Move to another device/);
-    assert.equal((await post(none, `/portal/licenses/${w.licenseA}/disable`)).status, 403);
-    assert.equal((await post(none, `/portal/licenses/${w.licenseA}/devices/${w.deviceA}/reset`)).status, 403);
+    assert.equal((await post(none, `/portal/licenses/${w.licenseA}/disable`, { confirmed: '1' })).status, 403);
+    assert.equal(
+      (await post(none, `/portal/licenses/${w.licenseA}/devices/${w.deviceA}/reset`, { confirmed: '1' })).status,
+      403,
+    );
     assert.equal(
       (await post(none, `/portal/orders/${w.orderA}/licenses`, { policy_id: String(w.policy), quantity: '1' })).status,
       403,
@@ -260,9 +263,12 @@ describe('User Portal actions', function () {
       303,
     );
     assert.match((await other.get(`/portal/orders/${w.orderA}`).expect(200)).text, /A-1/);
-    assert.equal((await post(all, `/portal/orders/${w.orderA}/managers/${w.managerB.id}/delete`)).status, 303);
+    assert.equal(
+      (await post(all, `/portal/orders/${w.orderA}/managers/${w.managerB.id}/delete`, { confirmed: '1' })).status,
+      303,
+    );
     await other.get(`/portal/orders/${w.orderA}`).expect(404);
-    const self = await post(all, `/portal/orders/${w.orderA}/managers/${w.managerAll.id}/delete`);
+    const self = await post(all, `/portal/orders/${w.orderA}/managers/${w.managerAll.id}/delete`, { confirmed: '1' });
     assert.match((await all.get(self.headers.location)).text, /cannot remove yourself/);
     assert.deepEqual(
       (await auditOf(t.db, 'order', w.orderA)).filter((e) => e.action.startsWith('order.manager')).map((e) => e.action),
@@ -358,7 +364,7 @@ describe('User Portal actions', function () {
   it('moves a license to another device: the page explains transfers left; the seat is freed; audited', async () => {
     const page = await all.get(`/portal/licenses/${w.licenseA}/devices/${w.deviceA}/reset`).expect(200);
     assert.match(page.text, /Transfers left after this move: 2/);
-    const res = await post(all, `/portal/licenses/${w.licenseA}/devices/${w.deviceA}/reset`);
+    const res = await post(all, `/portal/licenses/${w.licenseA}/devices/${w.deviceA}/reset`, { confirmed: '1' });
     assert.equal(res.status, 303);
     assert.equal((await licenseRow(w.licenseA)).times_activated, 0);
     assert.ok((await t.db('devices').where({ id: w.deviceA }).first()).deactivated_at);
@@ -370,7 +376,7 @@ describe('User Portal actions', function () {
 
   it('disables, enables, notes, resets a license; revokes and lends a device', async () => {
     const id = w.licenseA;
-    assert.equal((await post(all, `/portal/licenses/${id}/disable`)).status, 303);
+    assert.equal((await post(all, `/portal/licenses/${id}/disable`, { confirmed: '1' })).status, 303);
     assert.ok(!Number((await licenseRow(id)).enabled));
     assert.equal((await post(all, `/portal/licenses/${id}/enable`)).status, 303);
     assert.equal((await post(all, `/portal/licenses/${id}/note`, { note: 'Spare laptop' })).status, 303);
@@ -388,9 +394,9 @@ describe('User Portal actions', function () {
     assert.match(tooLong.text, /limited to 48 hours/);
     assert.equal((await post(all, `/portal/licenses/${id}/devices/${d2}/borrow`, { hours: '24' })).status, 303);
     assert.ok((await t.db('devices').where({ id: d2 }).first()).borrowed_until);
-    assert.equal((await post(all, `/portal/licenses/${id}/devices/${d2}/revoke`)).status, 303);
+    assert.equal((await post(all, `/portal/licenses/${id}/devices/${d2}/revoke`, { confirmed: '1' })).status, 303);
     assert.ok(await t.db('license_blacklist').where({ license_id: id, hardware_id: 'HW-2' }).first());
-    assert.equal((await post(all, `/portal/licenses/${id}/reset`)).status, 303);
+    assert.equal((await post(all, `/portal/licenses/${id}/reset`, { confirmed: '1' })).status, 303);
     const actions = (await auditOf(t.db, 'license', id)).map((e) => e.action);
     for (const a of ['license.disabled', 'license.enabled', 'license.note_changed', 'license.reset'])
       assert.ok(actions.includes(a), a);
@@ -409,7 +415,7 @@ describe('User Portal actions', function () {
     const dave = await t.db('accounts').where({ email: 'dave@example.com' }).first();
     assert.equal((await post(all, `/portal/licenses/${id}/users/${dave.id}`, { max_activations: '0' })).status, 422);
     assert.equal((await post(all, `/portal/licenses/${id}/users/${dave.id}`, { max_activations: '3' })).status, 303);
-    const busy = await post(all, `/portal/licenses/${id}/users/${w.endUser.id}/delete`);
+    const busy = await post(all, `/portal/licenses/${id}/users/${w.endUser.id}/delete`, { confirmed: '1' });
     assert.match((await all.get(busy.headers.location)).text, /still has active devices/);
     const shown = await post(all, `/portal/licenses/${id}/users/${w.secondUser.id}/password`, {
       credentials: 'password',
@@ -424,7 +430,7 @@ describe('User Portal actions', function () {
       .send({ _csrf: csrfFrom(p.text), email: w.secondUser.email, password })
       .expect(303)
       .expect('location', '/account/password');
-    assert.equal((await post(all, `/portal/licenses/${id}/users/${dave.id}/delete`)).status, 303);
+    assert.equal((await post(all, `/portal/licenses/${id}/users/${dave.id}/delete`, { confirmed: '1' })).status, 303);
     const actions = (await auditOf(t.db, 'license', id)).map((e) => e.action);
     for (const a of ['license_user.assigned', 'license_user.limit_changed', 'license_user.unassigned'])
       assert.ok(actions.includes(a), a);

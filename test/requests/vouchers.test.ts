@@ -167,12 +167,12 @@ describe('Redeemable codes', function () {
       const v = await voucherRow(code!);
       await other.get(vouchersUrl()).expect(404);
       assert.equal((await post(other, vouchersUrl(), { policy_id: w.policy, count: 1, days: 30 })).status, 404);
-      assert.equal((await post(other, `${vouchersUrl()}/${v.id}/void`)).status, 404);
+      assert.equal((await post(other, `${vouchersUrl()}/${v.id}/void`, { confirmed: '1' })).status, 404);
       // Another order's id with this order's code: 404 too.
-      assert.equal((await post(all, `${vouchersUrl(w.orderB)}/${v.id}/void`)).status, 404);
+      assert.equal((await post(all, `${vouchersUrl(w.orderB)}/${v.id}/void`, { confirmed: '1' })).status, 404);
       await none.get(vouchersUrl()).expect(200);
       assert.equal((await post(none, vouchersUrl(), { policy_id: w.policy, count: 1, days: 30 })).status, 403);
-      assert.equal((await post(none, `${vouchersUrl()}/${v.id}/void`)).status, 403);
+      assert.equal((await post(none, `${vouchersUrl()}/${v.id}/void`, { confirmed: '1' })).status, 403);
       const endUser = await endUserAgent();
       await endUser.get(vouchersUrl()).expect(404);
       // Forged: no CSRF token.
@@ -188,11 +188,11 @@ describe('Redeemable codes', function () {
       const [open, expired, used] = await generate(all, 3);
       assert.equal(await issued(), 3);
       const vOpen = await voucherRow(open!);
-      assert.equal((await post(all, `${vouchersUrl()}/${vOpen.id}/void`)).status, 303);
+      assert.equal((await post(all, `${vouchersUrl()}/${vOpen.id}/void`, { confirmed: '1' })).status, 303);
       assert.equal(await issued(), 2);
       assert.ok((await voucherRow(open!)).voided_at);
       // Voiding twice changes nothing more.
-      assert.equal((await post(all, `${vouchersUrl()}/${vOpen.id}/void`)).status, 303);
+      assert.equal((await post(all, `${vouchersUrl()}/${vOpen.id}/void`, { confirmed: '1' })).status, 303);
       assert.equal(await issued(), 2);
 
       const vExpired = await voucherRow(expired!);
@@ -200,13 +200,13 @@ describe('Redeemable codes', function () {
         .db('vouchers')
         .where({ id: vExpired.id })
         .update({ expires_at: new Date(t.clock.now().getTime() - 1000) });
-      assert.equal((await post(all, `${vouchersUrl()}/${vExpired.id}/void`)).status, 303);
+      assert.equal((await post(all, `${vouchersUrl()}/${vExpired.id}/void`, { confirmed: '1' })).status, 303);
       assert.equal(await issued(), 1);
 
       const ok = await redeemAs(await endUserAgent(), { code: used! });
       assert.equal(ok.status, 303);
       const vUsed = await voucherRow(used!);
-      const refused = await post(all, `${vouchersUrl()}/${vUsed.id}/void`);
+      const refused = await post(all, `${vouchersUrl()}/${vUsed.id}/void`, { confirmed: '1' });
       assert.equal(refused.status, 303);
       const flash = await all.get(vouchersUrl()).expect(200);
       assert.match(flash.text, /redeemed already and cannot be voided/);
@@ -346,7 +346,7 @@ describe('Redeemable codes', function () {
         .db('vouchers')
         .where({ id: (await voucherRow(expired!)).id })
         .update({ expires_at: new Date(t.clock.now().getTime() - 1000) });
-      await post(all, `${vouchersUrl()}/${(await voucherRow(voided!)).id}/void`);
+      await post(all, `${vouchersUrl()}/${(await voucherRow(voided!)).id}/void`, { confirmed: '1' });
       const agent = await endUserAgent();
       const e = await redeemAs(agent, { code: expired! });
       assert.equal(e.status, 410);
