@@ -1,6 +1,13 @@
 import type { Knex } from 'knex';
 import { toDate } from './normalise.ts';
 
+/**
+ * What became of a mail: `queued` waits in the outbox (no SMTP server is set up), `failed` waits there
+ * because the SMTP server refused it, `sent` was accepted by the SMTP server.
+ */
+export const MAIL_STATES = ['queued', 'sent', 'failed'] as const;
+export type MailState = (typeof MAIL_STATES)[number];
+
 export interface OutboxMail {
   id: number;
   to: string;

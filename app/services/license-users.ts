@@ -12,7 +12,7 @@ import { inTransaction } from '../lib/transaction.ts';
 import { makePaths } from '../paths.ts';
 import { ownsEndUser } from '../policies/portal.ts';
 import { auditedChange } from './changes.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit, type AuditRecord } from './audit.ts';
 import { mailAccountLink, type LinkMailDeps, endOtherSessions } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
@@ -201,7 +201,7 @@ export async function placeUser(
 }
 
 /** The audit record of a placement on one license. */
-function placementAudit(p: Placement, licenseId: number, orderId: number, maxActivations: number) {
+function placementAudit(p: Placement, licenseId: number, orderId: number, maxActivations: number): AuditRecord {
   return p.kind === 'assigned'
     ? {
         action: 'license_user.assigned',
