@@ -70,6 +70,8 @@ export function makePaths(boundPortal: string | null) {
       `${portalBase}/orders/${id}/managers/${accountId}/delete`,
     portalOrderManagerRole: (id: number, accountId: number) => `${portalBase}/orders/${id}/managers/${accountId}/role`,
     portalTeam: () => `${portalBase}/team`,
+    portalMail: (query: Query = {}) => withQuery(`${portalBase}/mail`, query),
+    portalMailItem: (id: number) => `${portalBase}/mail/${id}`,
     portalTeamQuota: (accountId: number) => `${portalBase}/team/${accountId}/quotas`,
     portalOrderCustomer: (id: number) => `${portalBase}/orders/${id}/customer`,
     portalOrderCustomerEdit: (id: number) => `${portalBase}/orders/${id}/customer/edit`,

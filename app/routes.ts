@@ -36,6 +36,7 @@ import { adminLicensesController } from './controllers/admin/licenses.ts';
 import { adminPeopleController } from './controllers/admin/people.ts';
 import { adminRolesController } from './controllers/admin/roles.ts';
 import { portalTeamController } from './controllers/portal/team.ts';
+import { portalMailController } from './controllers/portal/mail.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
 
@@ -82,6 +83,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const people = adminPeopleController(ctx);
   const roleAdmin = adminRolesController(ctx);
   const team = portalTeamController(ctx);
+  const sentMail = portalMailController(ctx);
   const audit = adminAuditController(ctx);
   const consoleSearch = searchController(ctx, 'admin');
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
@@ -200,6 +202,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // Delegation: the managers I invited and the sub-quotas I gave them (404 for anyone else's).
   up.get('/team', mgr, team.show);
   up.post('/team/:accountId/quotas', mgr, invitee, team.setQuota);
+  // Sent mail: the mails my dispatches and invitations caused and their delivery state (404 for anyone else's).
+  up.get('/mail', mgr, sentMail.index);
+  up.get('/mail/:mailId', mgr, sentMail.show);
   up.get('/orders/:id/customer/edit', mgr, order, can('edit_customer'), portalOrders.editCustomer);
   up.post('/orders/:id/customer', mgr, order, can('edit_customer'), portalOrders.updateCustomer);
   up.get('/licenses/:id', mgr, license, portalLicenses.show);

@@ -9,9 +9,10 @@ export function adminController(ctx: AppContext) {
   const count = async (table: string) => Number((await ctx.db(table).count({ n: '*' }).first())?.n ?? 0);
   return {
     async dashboard(req: Request, res: Response) {
-      const [products, orders, licenses, accounts, mails] = await Promise.all(
-        ['products', 'orders', 'licenses', 'accounts', 'mail_outbox'].map(count),
-      );
+      const [products, orders, licenses, accounts, mails] = await Promise.all([
+        ...['products', 'orders', 'licenses', 'accounts'].map(count),
+        outbox.count(ctx.db),
+      ]);
       res.render('admin/dashboard', {
         title: req.t('admin.dashboard.title'),
         stats: { products, orders, licenses, accounts, mails },

@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Request, Response } from 'express';
 import { notFound } from '../lib/errors.ts';
+import type { Delivery } from '../lib/mailer.ts';
 import { flash } from '../lib/flash.ts';
 import { onFailure } from '../middleware/errors.ts';
 import { pageCount, pageFrom } from '../lib/pagination.ts';
@@ -65,4 +66,17 @@ export async function orderListPage(req: Request, scope: Knex.QueryBuilder) {
     orders.countInScope(scope, { q: query.q }),
   ]);
   return { orders: rows, query, page, pages: pageCount(total), total };
+}
+
+/**
+ * The message for a mail's fate, from a `delivery.<what>` pair: `.sent` when the SMTP server accepted
+ * it, `.queued` when it waits in the outbox (no SMTP, or SMTP refused it).
+ */
+export const deliveryKey = (what: string, delivery: Delivery | null) =>
+  `delivery.${what}.${delivery === 'smtp' ? 'sent' : 'queued'}`;
+
+/** A dispatch's messages: how many licenses were sent and how many wait in the outbox (plural forms by count). */
+export function flashDispatch(req: Request, result: { sent: number; queued: number }) {
+  if (result.sent) flash(req, 'success', req.t('delivery.dispatch.sent', { count: result.sent }));
+  if (result.queued) flash(req, 'info', req.t('delivery.dispatch.queued', { count: result.queued }));
 }

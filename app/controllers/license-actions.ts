@@ -80,7 +80,7 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
 
     async reset(req: Request, res: Response) {
       const count = await service.resetLicense(ctx, req.actor, req.license!.id);
-      back(req, res, 'admin.licenses.resetDone', { count });
+      back(req, res, 'counts.licenseResetDone', { count });
     },
 
     async resetDevice(req: Request, res: Response) {

@@ -41,7 +41,7 @@ export function sessionsController(ctx: AppContext) {
             429,
             values,
             {},
-            res.locals.t('auth.login.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) }),
+            res.locals.t('counts.loginTooManyAttempts', { count: Math.ceil(Number(err.headers['Retry-After']) / 60) }),
           ),
       });
       ctx.passport.authenticate('local', (err: unknown, account: Account | false) => {

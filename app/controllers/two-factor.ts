@@ -50,7 +50,7 @@ export function awaitSecondFactor(
 }
 
 const tooManyAttempts = (req: Request, err: AppError) =>
-  req.t('twoFactor.tooManyAttempts', { minutes: Math.ceil(Number(err.headers['Retry-After']) / 60) });
+  req.t('counts.twoFactorTooManyAttempts', { count: Math.ceil(Number(err.headers['Retry-After']) / 60) });
 
 /** The second login step, and the signed-in account's own two-factor settings. */
 export function twoFactorController(ctx: AppContext) {

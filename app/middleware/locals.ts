@@ -3,6 +3,7 @@ import { fromAcceptLanguage, isLanguage, type TFunction } from '../lib/i18n.ts';
 import { takeFlash } from '../lib/flash.ts';
 import { makePaths } from '../paths.ts';
 import type { Language } from '../../config/index.ts';
+import { labelsFor } from '../services/vocabulary.ts';
 
 /**
  * Picks the language (account, then the visitor's own choice, then Accept-Language, then the host's
@@ -35,6 +36,7 @@ export function locals(
     const paths = makePaths(req.boundPortal);
     Object.assign(res.locals, {
       t: req.t,
+      labels: labelsFor(req.t),
       lang,
       paths,
       branding: req.branding,

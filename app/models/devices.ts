@@ -1,7 +1,30 @@
 import type { Knex } from 'knex';
 import { affected, countOf, toBool, toDate } from './normalise.ts';
 
-export type Channel = 'online' | 'offline' | 'airgap';
+export const CHANNELS = ['online', 'offline', 'airgap'] as const;
+export type Channel = (typeof CHANNELS)[number];
+
+/** What ended an activation (devices.deactivation_reason; labelled deactivationReasons.<reason>). */
+export const DEACTIVATION_REASONS = ['device', 'reset', 'revoked', 'expired_slot'] as const;
+export type DeactivationReason = (typeof DEACTIVATION_REASONS)[number];
+
+/**
+ * A license's activation history (activation_history.event; labelled historyEvents.<event>). A
+ * refusal's row keeps its refusal code in `detail`.
+ */
+export const HISTORY_EVENTS = [
+  'activated',
+  'deactivated',
+  'refused',
+  'deactivation_refused',
+  'check_refused',
+  'reset',
+  'revoked',
+  'unblacklisted',
+  'borrowed',
+  'refreshed',
+] as const;
+export type HistoryEvent = (typeof HISTORY_EVENTS)[number];
 
 /** A devices row as both databases return it (dates, booleans and blobs normalised by fromRow). */
 export interface DeviceRow {
@@ -277,7 +300,7 @@ export async function activeForLicense(db: Knex, licenseId: number): Promise<Dev
  * Deactivates one active device; true only for the caller whose update took effect, so seat
  * counts move exactly once even when two requests race.
  */
-export async function deactivate(db: Knex, deviceId: number, reason: string, now: Date): Promise<boolean> {
+export async function deactivate(db: Knex, deviceId: number, reason: DeactivationReason, now: Date): Promise<boolean> {
   return (
     affected(
       await table(db)
@@ -341,7 +364,7 @@ export async function addHistory(
   e: {
     licenseId: number;
     deviceId: number | null;
-    event: string;
+    event: HistoryEvent;
     channel?: string | null;
     hardwareId?: string | null;
     detail?: string | null;

@@ -3,7 +3,8 @@ import { affected, toBool, toDate } from './normalise.ts';
 
 /** Redeemable license codes and their batches (docs/decisions.md, "Redeemable codes"). Codes are stored as SHA-256 only. */
 
-export type VoucherStatus = 'open' | 'redeemed' | 'voided' | 'expired';
+export const VOUCHER_STATUSES = ['open', 'redeemed', 'voided', 'expired'] as const;
+export type VoucherStatus = (typeof VOUCHER_STATUSES)[number];
 
 export interface VoucherBatch {
   id: number;

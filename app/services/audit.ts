@@ -1,9 +1,10 @@
 import type { Knex } from 'knex';
 import * as auditEvents from '../models/audit-events.ts';
+import type { AuditAction } from './audit-actions.ts';
 import type { Actor } from './context.ts';
 
 export interface AuditRecord {
-  action: string;
+  action: AuditAction;
   objectType?: string;
   objectId?: string | number | null;
   orderId?: number | null;

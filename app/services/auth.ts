@@ -7,7 +7,7 @@ import * as sessions from '../models/sessions.ts';
 import { hashPassword, verifyPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { RateLimiter, clientOf, type RateRule } from '../lib/rate-limiter.ts';
-import type { Mailer } from '../lib/mailer.ts';
+import type { Delivery, Mailer } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { checkPassword, rateLimited, throttleKeys, type OnAccountCeiling } from './throttles.ts';
 import { recordAudit } from './audit.ts';
@@ -312,7 +312,8 @@ export async function mailAccountLink(
   deps: LinkMailDeps,
   account: accounts.Account,
   kind: 'reset' | 'invite',
-): Promise<void> {
+  causedBy: number | null = null,
+): Promise<Delivery> {
   const now = deps.clock.now();
   const token = randomToken();
   const minutes = kind === 'reset' ? RESET_LINK_MINUTES : INVITE_LINK_DAYS * 24 * 60;
@@ -325,7 +326,7 @@ export async function mailAccountLink(
     now,
   );
   const t = deps.translatorFor(account.language);
-  await deps.mailer.send({
+  return deps.mailer.send({
     to: account.email,
     subject: t(`mail.${kind}.subject`),
     text: t(`mail.${kind}.body`, {
@@ -334,6 +335,7 @@ export async function mailAccountLink(
       minutes,
       days: INVITE_LINK_DAYS,
     }),
+    causedBy,
   });
 }
 

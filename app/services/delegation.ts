@@ -8,6 +8,7 @@ import { permissionsOnOrder } from '../policies/portal.ts';
 import { isOrderPermission } from '../policies/permissions.ts';
 import { auditedChange } from './changes.ts';
 import { mailAccountLink, type LinkMailDeps } from './auth.ts';
+import type { Delivery } from '../lib/mailer.ts';
 import { rateLimited, type ThrottleDeps } from './throttles.ts';
 import { RateLimiter, type RateRule } from '../lib/rate-limiter.ts';
 import type { Actor, ServiceDeps } from './context.ts';
@@ -75,7 +76,7 @@ export async function inviteToOrder(
   inviter: Who,
   orderId: number,
   input: { email: string; name: string; roleId: number; language: string },
-): Promise<void> {
+): Promise<Delivery | null> {
   if (inviter.role !== 'admin') {
     // Each invitation may make an account and send a mail: a manager's budget is counted before any work.
     const state = await deps.limiter.hit(
@@ -111,7 +112,7 @@ export async function inviteToOrder(
       },
     };
   });
-  if (created) await mailAccountLink(deps, created, 'invite');
+  return created ? mailAccountLink(deps, created, 'invite', actor.accountId) : null;
 }
 
 /** Changes the role of a manager below `who` on the order, again no stronger than `who`'s own there. */

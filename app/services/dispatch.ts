@@ -19,6 +19,12 @@ export interface DispatchItem {
 
 export const MAX_DISPATCH = 500;
 
+/** How many mails SMTP accepted (`sent`) and how many wait in the outbox (`queued`). */
+export interface DispatchResult {
+  sent: number;
+  queued: number;
+}
+
 /**
  * Records to whom and when each license was sent (one transaction, one audit event), then mails each
  * recipient their key and how to activate it, in the recipient's language if the address has an
@@ -30,7 +36,7 @@ export async function dispatchLicenses(
   orderId: number,
   items: DispatchItem[],
   language: string,
-): Promise<number> {
+): Promise<DispatchResult> {
   if (!items.length) throw new ValidationError({ _form: 'portal.dispatchNothing' });
   if (items.length > MAX_DISPATCH) throw new ValidationError({ _form: 'portal.dispatchTooMany' });
   const now = deps.clock.now();
@@ -57,12 +63,14 @@ export async function dispatchLicenses(
       },
     };
   });
+  const result: DispatchResult = { sent: 0, queued: 0 };
   for (const [i, license] of sent.entries()) {
     const email = items[i]!.email;
     const account = await deps.db('accounts').where({ email }).first('language');
     const t = deps.translatorFor(account?.language ?? language);
-    await deps.mailer.send({
+    const delivery = await deps.mailer.send({
       to: email,
+      causedBy: actor.accountId,
       subject: t('mail.dispatch.subject', { product: license.productName }),
       text: t('mail.dispatch.body', {
         product: license.productName,
@@ -72,8 +80,9 @@ export async function dispatchLicenses(
         airgap: `${deps.baseUrl}${makePaths(null).airgap()}`,
       }),
     });
+    result[delivery === 'smtp' ? 'sent' : 'queued'] += 1;
   }
-  return sent.length;
+  return result;
 }
 
 export const EXPORT_HEADER = [
@@ -153,7 +162,7 @@ export async function dispatchFromCsv(
   orderId: number,
   csv: Buffer | undefined,
   language: string,
-): Promise<number> {
+): Promise<DispatchResult> {
   if (!csv?.length) throw AppError.validation({ csv: 'portal.dispatch.csvMissing' });
   const text = csv.toString('utf8');
   if (text.includes('\u0000')) throw AppError.validation({ csv: 'portal.dispatch.csvNotText' });

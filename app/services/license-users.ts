@@ -12,9 +12,10 @@ import { inTransaction } from '../lib/transaction.ts';
 import { makePaths } from '../paths.ts';
 import { ownsEndUser } from '../policies/portal.ts';
 import { auditedChange } from './changes.ts';
-import { recordAudit } from './audit.ts';
+import { recordAudit, type AuditRecord } from './audit.ts';
 import { mailAccountLink, type LinkMailDeps, endOtherSessions } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
+import type { Delivery } from '../lib/mailer.ts';
 
 /**
  * License users are portal accounts with role end_user, assigned to user-based licenses with an
@@ -56,7 +57,7 @@ export async function createLicenseUser(
   deps: LinkMailDeps,
   actor: Actor,
   input: NewLicenseUser,
-): Promise<{ id: number; oneTimePassword: string | null }> {
+): Promise<{ id: number; oneTimePassword: string | null; delivery: Delivery | null }> {
   const password = input.credentials === 'password' ? oneTimePassword() : null;
   const passwordHash = password ? await hashPassword(password) : null;
   const account = await auditedChange(deps, actor, async (trx, now) => {
@@ -84,8 +85,8 @@ export async function createLicenseUser(
       },
     };
   });
-  if (!password) await mailAccountLink(deps, account, 'invite');
-  return { id: account.id, oneTimePassword: password };
+  const delivery = password ? null : await mailAccountLink(deps, account, 'invite', actor.accountId);
+  return { id: account.id, oneTimePassword: password, delivery };
 }
 
 async function userBasedLicense(trx: Knex, licenseId: number, now: Date) {
@@ -201,7 +202,7 @@ export async function placeUser(
 }
 
 /** The audit record of a placement on one license. */
-function placementAudit(p: Placement, licenseId: number, orderId: number, maxActivations: number) {
+function placementAudit(p: Placement, licenseId: number, orderId: number, maxActivations: number): AuditRecord {
   return p.kind === 'assigned'
     ? {
         action: 'license_user.assigned',
@@ -432,7 +433,7 @@ export async function resetEndUserPassword(
   accountId: number,
   mode: CredentialMode,
   by: PortalActor = null,
-): Promise<string | null> {
+): Promise<{ oneTimePassword: string | null; delivery: Delivery | null }> {
   const password = mode === 'password' ? oneTimePassword() : null;
   const passwordHash = password ? await hashPassword(password) : undefined;
   const account = await auditedChange(deps, actor, async (trx, now) => {
@@ -454,6 +455,9 @@ export async function resetEndUserPassword(
       },
     };
   });
-  if (mode === 'email') await mailAccountLink(deps, account, account.passwordHash ? 'reset' : 'invite');
-  return password;
+  const delivery =
+    mode === 'email'
+      ? await mailAccountLink(deps, account, account.passwordHash ? 'reset' : 'invite', actor.accountId)
+      : null;
+  return { oneTimePassword: password, delivery };
 }

@@ -7,6 +7,7 @@ import { ACCOUNT_PERMISSIONS, type Permission } from '../policies/permissions.ts
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
 import { mailAccountLink, type LinkMailDeps } from './auth.ts';
+import type { Delivery } from '../lib/mailer.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { endOtherSessions } from './auth.ts';
 import * as orders from '../models/orders.ts';
@@ -28,7 +29,7 @@ export async function inviteManager(
   deps: LinkMailDeps,
   actor: Actor,
   input: { email: string; name: string; language: string },
-): Promise<number> {
+): Promise<{ id: number; delivery: Delivery }> {
   const account = await auditedChange(deps, actor, async (trx, now) => {
     if (await accounts.findByEmail(trx, input.email)) throw new ValidationError({ email: 'validation.emailTaken' });
     const id = await accounts.insert(trx, { ...input, role: 'manager', passwordHash: null }, now);
@@ -45,18 +46,18 @@ export async function inviteManager(
       },
     };
   });
-  await mailAccountLink(deps, account, 'invite');
-  return account.id;
+  const delivery = await mailAccountLink(deps, account, 'invite', actor.accountId);
+  return { id: account.id, delivery };
 }
 
 /** Sends a new invitation link to a manager who has not chosen a password yet. */
-export async function resendInvitation(deps: LinkMailDeps, actor: Actor, id: number): Promise<void> {
+export async function resendInvitation(deps: LinkMailDeps, actor: Actor, id: number): Promise<Delivery> {
   const account = await auditedChange(deps, actor, async (trx) => {
     const account = await mustFindManager(trx, id);
     if (account.passwordHash) throw new HttpError(409, 'managers.alreadyActive');
     return { result: account, audit: { action: 'manager.invitation_resent', objectType: 'account', objectId: id } };
   });
-  await mailAccountLink(deps, account, 'invite');
+  return mailAccountLink(deps, account, 'invite', actor.accountId);
 }
 
 /** Disabling an account ends its sessions at once (deserializeUser would also refuse it on its next request). */

@@ -138,7 +138,8 @@ async function openZip(file: string): Promise<yauzl.ZipFile> {
   );
 }
 
-const zipRefusal = (code: string) => new ArtifactError(code, code === 'zip_too_large' ? 413 : 400);
+const zipRefusal = (code: 'zip_damaged' | 'zip_too_many' | 'zip_too_large') =>
+  new ArtifactError(code, code === 'zip_too_large' ? 413 : 400);
 
 /**
  * The file entries of a ZIP's directory, checked against every limit (entry count, each entry's

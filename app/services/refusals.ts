@@ -6,6 +6,8 @@ import * as devices from '../models/devices.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
+import type { ArtifactRefusal } from './requests.ts';
+import type { VoucherRefusal } from './vouchers.ts';
 
 /**
  * Why an activation, deactivation or check was refused (stable codes the portals translate as
@@ -42,6 +44,9 @@ export const REFUSALS = [
   'legacy_deactivation_refused',
 ] as const;
 export type Refusal = (typeof REFUSALS)[number];
+
+/** Every code a refusal is recorded with (a history row's detail, an audit event's `code`). */
+export type RefusalCode = Refusal | ArtifactRefusal | VoucherRefusal;
 
 /** A refusal (kind `refusal`) with a stable code and its HTTP status; the portals say why and what to do next. */
 export class ActivationError extends AppError {
@@ -95,8 +100,20 @@ export interface RefusalRecord {
   orderId?: number | null;
 }
 
+const HISTORY_EVENT = {
+  'activation.refused': 'refused',
+  'deactivation.refused': 'deactivation_refused',
+  'check.refused': 'check_refused',
+  'voucher.refused': 'refused',
+} as const satisfies Record<RefusalRecord['action'], devices.HistoryEvent>;
+
 /** Records a refusal: an audit event (and a history row when the license is known), within the per-client allowance. */
-export async function recordRefusal(deps: RefusalDeps, actor: Actor, r: RefusalRecord, code: string): Promise<void> {
+export async function recordRefusal(
+  deps: RefusalDeps,
+  actor: Actor,
+  r: RefusalRecord,
+  code: RefusalCode,
+): Promise<void> {
   const at = deps.clock.now();
   const { hits } = await deps.limiter.hit(
     RateLimiter.key('refusal-audit', clientOf(actor.ip)),
@@ -119,7 +136,7 @@ export async function recordRefusal(deps: RefusalDeps, actor: Actor, r: RefusalR
   if (licenseId && r.channel !== 'portal')
     await devices.addHistory(
       deps.db,
-      { licenseId, deviceId: null, event: 'refused', channel: r.channel, hardwareId, detail: code },
+      { licenseId, deviceId: null, event: HISTORY_EVENT[r.action], channel: r.channel, hardwareId, detail: code },
       at,
     );
   await recordAudit(deps.db, actor, at, {

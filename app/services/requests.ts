@@ -21,9 +21,26 @@ import type { Actor } from './context.ts';
  * signature recorded like any other refusal — by the request's hash, never its content.
  */
 
-/** Why a file was refused before its content was looked at (kind `refusal`, offline.refusals.<code>). */
+/** Why a file was refused before its content was looked at (stable codes, like REFUSALS). */
+export const ARTIFACT_REFUSALS = [
+  'nothing',
+  'wrong_type',
+  'signature',
+  'damaged',
+  'too_large',
+  'credentials_needed',
+  'zip_damaged',
+  'zip_empty',
+  'zip_too_many',
+  'zip_too_large',
+] as const;
+export type ArtifactRefusal = (typeof ARTIFACT_REFUSALS)[number];
+
+/** A file refused before its content was looked at (kind `refusal`, offline.refusals.<code>). */
 export class ArtifactError extends AppError {
-  constructor(code: string, status = 400) {
+  declare readonly code: ArtifactRefusal;
+
+  constructor(code: ArtifactRefusal, status = 400) {
     super('refusal', code, status, `offline.refusals.${code}.why`);
   }
 }

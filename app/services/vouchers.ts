@@ -48,6 +48,8 @@ export type VoucherRefusal = (typeof VOUCHER_REFUSALS)[number];
 
 /** Why a code was not redeemed (kind `refusal`; the portals translate offline.refusals.<code>, the API returns the code). */
 export class VoucherError extends AppError {
+  declare readonly code: VoucherRefusal;
+
   constructor(code: VoucherRefusal, status: number) {
     super('refusal', code, status, `offline.refusals.${code}.why`);
   }

@@ -59,7 +59,7 @@ describe('browser: the reseller channel', function () {
       await r.getByLabel('Policy').selectOption({ label: 'Acme CAD — Floating' });
       await r.getByLabel('Quantity').fill('2');
       await r.getByRole('button', { name: 'Issue licenses' }).click();
-      await r.getByText('2 license(s) issued.').waitFor();
+      await r.getByText('2 licenses issued.').waitFor();
 
       // The rest of the sub-quota as a sheet of codes: 4 would exceed it, 3 fit.
       await r.getByRole('link', { name: 'Redeemable codes' }).click();

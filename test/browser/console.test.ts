@@ -67,7 +67,7 @@ describe('browser: the vendor console', function () {
       await page.getByLabel('Policy').selectOption({ label: 'Acme CAD — Standard (Default)' });
       await page.getByLabel('Quantity').fill('3');
       await page.getByRole('button', { name: 'Issue licenses' }).click();
-      await page.getByText('3 license(s) issued.').waitFor();
+      await page.getByText('3 licenses issued.').waitFor();
       assert.equal(await page.locator('table code').count(), 3);
 
       await page.locator('table a').first().click();

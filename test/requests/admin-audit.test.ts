@@ -10,6 +10,7 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { recordAudit, type AuditRecord } from '../../app/services/audit.ts';
+import type { AuditAction } from '../../app/services/audit-actions.ts';
 import type { Actor } from '../../app/services/context.ts';
 import * as auditEvents from '../../app/models/audit-events.ts';
 import { toDate } from '../../app/models/normalise.ts';
@@ -157,7 +158,7 @@ describe('console: audit log', () => {
       after: { name: 'B' },
     });
     await record('alfred@example.com', at('2021-03-02T23:59:59.999Z'), {
-      action: 'productx.renamed',
+      action: 'productx.renamed' as AuditAction,
       objectType: 'product',
       objectId: 2,
     });
@@ -222,7 +223,7 @@ describe('console: audit log', () => {
         `<time datetime="${occurred.toISOString()}">${occurred.toISOString().slice(0, 10)} ${occurred.toISOString().slice(11, 19)}</time>`,
       ),
     );
-    for (const text of [adminEmail, 'product.created', 'Product', event.ip, event.request_id])
+    for (const text of [adminEmail, 'Product created', 'Product', event.ip, event.request_id])
       assert.ok(row.includes(text), `row shows ${text}`);
     assert.match(row, new RegExp(`<a href="/admin/audit/${event.id}">Event ${event.id}</a>`));
     assert.match(res.text, /<label for="field-actor">Actor<\/label>/);
@@ -258,7 +259,10 @@ describe('console: audit log', () => {
     await expectListed('action=product.updated', (r) => r.action === 'product.updated');
     await expectListed('action=product.', (r) => r.action.startsWith('product.'));
     const prefix = await agent.get('/admin/audit?action=product.').expect(200);
-    const alfred = await t.db('audit_events').where({ action: 'productx.renamed' }).first();
+    const alfred = await t
+      .db('audit_events')
+      .where({ action: 'productx.renamed' as AuditAction })
+      .first();
     assert.ok(!listedIds(prefix.text).includes(Number(alfred.id)), 'product. does not match productx.');
     const exact = await agent.get('/admin/audit?action=product').expect(200);
     assert.deepEqual(listedIds(exact.text), [], 'without the dot the action must match exactly');
@@ -298,7 +302,7 @@ describe('console: audit log', () => {
   it('keeps the filters in the pager and CSV links', async () => {
     for (let i = 0; i < 60; i++)
       await record('pager@example.com', at(`2021-02-01T00:00:${String(i).padStart(2, '0')}Z`), {
-        action: 'pager.tick',
+        action: 'pager.tick' as AuditAction,
       });
     const first = await agent.get('/admin/audit?action=pager.tick&actor=pager%40example.com').expect(200);
     assert.equal(listedIds(first.text).length, 50);
@@ -414,13 +418,13 @@ describe('console: audit log', () => {
       const id = await record(
         label,
         at('2021-05-01T00:00:00Z'),
-        { action: 'csv.quoting', objectType: 'product', objectId: '+1', after: { note: 'a, "b"\nc' } },
+        { action: 'csv.quoting' as AuditAction, objectType: 'product', objectId: '+1', after: { note: 'a, "b"\nc' } },
         { ip: '@1.2.3.4', requestId: '-cmd' },
       );
       const formula = await record(
         '=HYPERLINK("http://evil.example","x")',
         at('2021-05-01T00:00:01Z'),
-        { action: 'csv.quoting', before: '=1+2' },
+        { action: 'csv.quoting' as AuditAction, before: '=1+2' },
         { requestId: '\tTAB' },
       );
       const res = await agent.get('/admin/audit.csv?action=csv.quoting').expect(200);
@@ -450,7 +454,7 @@ describe('console: audit log', () => {
           // Times out of id order, five events per second: ties straddle the 1,000-row batches.
           const when = new Date(base + Math.floor(((i * 7919) % 5000) / 5) * 1000);
           await recordAudit(trx, actor(`bulk${i % 3}@example.com`), when, {
-            action: 'bulk.export',
+            action: 'bulk.export' as AuditAction,
             objectType: 'license',
             objectId: i,
             after: { i },
@@ -473,12 +477,12 @@ describe('console: audit log', () => {
       assert.equal(parseCsv(everything.text).length - 1, await countRows(t.db, 'audit_events'));
 
       const sized = [];
-      for await (const batch of auditEvents.batches(t.db, { action: 'bulk.export' }, 1000, 2500))
+      for await (const batch of auditEvents.batches(t.db, { action: 'bulk.export' as AuditAction }, 1000, 2500))
         sized.push(batch.length);
       assert.deepEqual(sized, [1000, 1000, 500], 'batches of 1,000 up to the cap');
 
       assert.equal(
-        await auditEvents.countUpTo(t.db, { action: 'bulk.export' }, 100),
+        await auditEvents.countUpTo(t.db, { action: 'bulk.export' as AuditAction }, 100),
         100,
         'the list stops counting at its cap',
       );
@@ -488,7 +492,9 @@ describe('console: audit log', () => {
 
       await t.db.transaction(async (trx) => {
         for (let i = 0; i < 5000; i++)
-          await recordAudit(trx, actor('more@example.com'), new Date(base - i * 1000), { action: 'bulk.more' });
+          await recordAudit(trx, actor('more@example.com'), new Date(base - i * 1000), {
+            action: 'bulk.more' as AuditAction,
+          });
       });
       const capped = await agent.get('/admin/audit').expect(200);
       assert.match(

@@ -169,7 +169,7 @@ describe('Air-Gapped Activation Portal', function () {
     // The console says which activations cannot be proven, and lets the vendor decide.
     const admin = (await adminAgent(t)).agent;
     const settings = await admin.get('/admin/settings').expect(200);
-    assert.match(settings.text, /1 such activations are active/);
+    assert.match(settings.text, /1 such activation is active/);
     assert.match(
       settings.text,
       new RegExp(`href="/admin/licenses/${licenseId}">#${licenseId}</a></td>\\s*<td><code>ag-0123456789</code>`),

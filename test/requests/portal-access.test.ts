@@ -19,8 +19,11 @@ type World = Awaited<ReturnType<typeof portalWorld>>;
 interface Row {
   perm: Permission | null;
   scoped: boolean;
-  /** inviter: only the manager who invited the `:accountId` (delegation) may address it. */
-  for: 'managers' | 'end_users' | 'everyone' | 'inviter';
+  /**
+   * inviter: only the manager who invited the `:accountId` (delegation) may address it; causer: only
+   * the account whose action caused the `:mailId` (managerAll in every run).
+   */
+  for: 'managers' | 'end_users' | 'everyone' | 'inviter' | 'causer';
   params?: (w: World, s: Scratch) => Record<string, number>;
 }
 
@@ -30,6 +33,7 @@ interface Scratch {
   userId: number;
   invitationId: number;
   voucherId: number;
+  mailId: number;
 }
 
 const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
@@ -66,6 +70,8 @@ const MATRIX: Record<string, Row> = {
     params: order,
   },
   'GET /portal/team': { perm: null, scoped: false, for: 'managers' },
+  'GET /portal/mail': { perm: null, scoped: false, for: 'managers' },
+  'GET /portal/mail/:mailId': { perm: null, scoped: false, for: 'causer', params: (_w, s) => ({ mailId: s.mailId }) },
   'POST /portal/team/:accountId/quotas': { perm: null, scoped: false, for: 'inviter', params: order },
   // Last of the scratch manager's rows: it removes them.
   'POST /portal/orders/:id/managers/:accountId/delete': {
@@ -188,7 +194,7 @@ function expected(row: Row, who: Who, roleOnOrder = ROLE_ON_ORDER[who]): Expecte
   if (who === 'anonymous') return 'login';
   if (row.for === 'end_users') return who === 'endUser' ? 'allowed' : 404;
   if (who === 'endUser') return row.for === 'everyone' ? 'allowed' : 404;
-  if (row.for === 'inviter') return who === 'managerAll' ? 'allowed' : 404;
+  if (row.for === 'inviter' || row.for === 'causer') return who === 'managerAll' ? 'allowed' : 404;
   if (row.scoped) {
     if (!roleOnOrder) return 404;
     return !row.perm || roleOnOrder.includes(row.perm) ? 'allowed' : 403;
@@ -259,7 +265,21 @@ async function runMatrix(
     new Date(now.getTime() + 86_400_000),
   );
   const voucherId = Number((await t.db('vouchers').where({ code_hash: hash }).first()).id);
-  const scratch: Scratch = { managerId: scratchManager.id, userId: scratchUser.id, invitationId, voucherId };
+  const [mailId] = await t.db('mail_outbox').insert({
+    to_address: 'someone@example.com',
+    subject: 'Your license',
+    text_body: '',
+    reason: 'sent',
+    caused_by_account_id: w.managerAll.id,
+    created_at: now,
+  });
+  const scratch: Scratch = {
+    managerId: scratchManager.id,
+    userId: scratchUser.id,
+    invitationId,
+    voucherId,
+    mailId: Number(mailId),
+  };
   const failures: string[] = [];
   for (const [key, row] of Object.entries(MATRIX)) {
     if (options.only && !options.only(row)) continue;

@@ -59,10 +59,38 @@ describe('i18n', () => {
 
   it('every key the code and views use exists in English', () => {
     // A key ending in '.' is a prefix completed at run time (t('status.' + s)): some key must start with it.
+    // A key with plural forms (t('delivery.dispatch.sent', { count })) exists as key_one and key_other.
     const missing = [...keysUsedInSource()].filter((k) =>
-      k.endsWith('.') ? !Object.keys(english).some((e) => e.startsWith(k)) : !(k in english),
+      k.endsWith('.')
+        ? !Object.keys(english).some((e) => e.startsWith(k))
+        : !(k in english) && !(`${k}_one` in english && `${k}_other` in english),
     );
     assert.deepEqual(missing, []);
+  });
+
+  it('counts take plural forms, never "license(s)"', () => {
+    for (const lng of SUPPORTED_LANGUAGES) {
+      const strings = flatten(loadLocale(lng));
+      const hedged = Object.entries(strings)
+        .filter(([, text]) => /\p{L}\((s|n|e|en|es|x|nen)\)/u.test(text))
+        .map(([key]) => key);
+      assert.deepEqual(hedged, [], `${lng}: plural forms instead of (s)`);
+      // Every plural has its singular and its other form.
+      for (const key of Object.keys(strings).filter((k) => /_(one|other)$/.test(k))) {
+        const base = key.replace(/_(one|other)$/, '');
+        assert.ok(`${base}_one` in strings && `${base}_other` in strings, `${lng}: ${base} has both forms`);
+        assert.match(strings[key]!, /\{\{count\}\}/, `${lng}: ${key} shows the count`);
+      }
+    }
+    const i18n = createI18n();
+    assert.equal(i18n.getFixedT('en')('delivery.dispatch.sent', { count: 1 }), '1 license sent.');
+    assert.equal(i18n.getFixedT('en')('delivery.dispatch.sent', { count: 2 }), '2 licenses sent.');
+    assert.equal(i18n.getFixedT('de')('counts.licensesIssued', { count: 1 }), '1 Lizenz ausgestellt.');
+    assert.equal(
+      i18n.getFixedT('fr')('counts.licenseResetDone', { count: 0 }),
+      'La licence a été réinitialisée : 0 appareil désactivé.',
+    );
+    assert.equal(i18n.getFixedT('es')('counts.freshCodes', { count: 3 }), '3 códigos nuevos');
   });
 
   it('picks the best supported language from Accept-Language', () => {

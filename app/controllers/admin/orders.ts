@@ -107,7 +107,9 @@ export function adminOrdersController(ctx: AppContext) {
         emails: form.emails,
         startDate: form.start_date,
       });
-      done(req, res, res.locals.paths.adminOrder(order.id), 'admin.orders.issued', { count: issued.licenseIds.length });
+      done(req, res, res.locals.paths.adminOrder(order.id), 'counts.licensesIssued', {
+        count: issued.licenseIds.length,
+      });
     },
   };
 }

@@ -23,7 +23,7 @@ import { ACCOUNT_PERMISSIONS } from '../../policies/permissions.ts';
 import * as roles from '../../models/roles.ts';
 import * as users from '../../services/license-users.ts';
 import * as service from '../../services/managers.ts';
-import { done, idParam, listQuery, onPage, refuse } from '../helpers.ts';
+import { deliveryKey, done, idParam, listQuery, onPage, refuse } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 /** License users (end users) and license managers: the people outside the vendor. */
@@ -103,7 +103,7 @@ export function adminPeopleController(ctx: AppContext) {
       const created = await users.createLicenseUser(ctx, req.actor, parsed);
       const account = (await accounts.findById(ctx.db, created.id))!;
       if (created.oneTimePassword) return showOneTimePassword(req, res, account, created.oneTimePassword);
-      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.invited', {
+      done(req, res, res.locals.paths.adminLicenseUser(account.id), deliveryKey('passwordLink', created.delivery), {
         email: account.email,
       });
     },
@@ -118,11 +118,15 @@ export function adminPeopleController(ctx: AppContext) {
       const account = req.account!;
       const parsed = parseForm(credentialsForm, req.body);
       if (!parsed.ok) return refuse(req, res, res.locals.paths.adminLicenseUser(account.id), 'validation.choice');
-      const password = await users.resetEndUserPassword(ctx, req.actor, account.id, parsed.data.credentials);
-      if (password) return showOneTimePassword(req, res, account, password);
-      done(req, res, res.locals.paths.adminLicenseUser(account.id), 'admin.licenseUsers.linkSent', {
-        email: account.email,
-      });
+      const reset = await users.resetEndUserPassword(ctx, req.actor, account.id, parsed.data.credentials);
+      if (reset.oneTimePassword) return showOneTimePassword(req, res, account, reset.oneTimePassword);
+      done(
+        req,
+        res,
+        res.locals.paths.adminLicenseUser(account.id),
+        deliveryKey(account.passwordHash ? 'resetLink' : 'passwordLink', reset.delivery),
+        { email: account.email },
+      );
     },
 
     managers: listPage('manager', 'admin/managers/index', 'admin.managers.title'),
@@ -135,8 +139,10 @@ export function adminPeopleController(ctx: AppContext) {
         rerender: (err) => managerNew(req, res, 422, req.body, err.fieldErrors),
       });
       const parsed = formData(managerInviteForm, req.body);
-      const managerId = await service.inviteManager(ctx, req.actor, parsed);
-      done(req, res, res.locals.paths.adminManager(managerId), 'admin.managers.invited', { email: parsed.email });
+      const invited = await service.inviteManager(ctx, req.actor, parsed);
+      done(req, res, res.locals.paths.adminManager(invited.id), deliveryKey('invitation', invited.delivery), {
+        email: parsed.email,
+      });
     },
 
     manager: async (req: Request, res: Response) => managerShow(res, req.account!),
@@ -149,8 +155,8 @@ export function adminPeopleController(ctx: AppContext) {
 
     async resendInvitation(req: Request, res: Response) {
       const saved = managerPage(req, res);
-      await service.resendInvitation(ctx, req.actor, req.account!.id);
-      saved('admin.managers.invitationResent');
+      const delivery = await service.resendInvitation(ctx, req.actor, req.account!.id);
+      saved(deliveryKey('invitationResent', delivery));
     },
 
     async setPermissions(req: Request, res: Response) {

@@ -12,7 +12,7 @@ import { deviceActions } from '../../policies/devices.ts';
 import * as service from '../../services/licenses.ts';
 import * as users from '../../services/license-users.ts';
 import { borrowDevice } from '../../services/portal.ts';
-import { done, idParam } from '../helpers.ts';
+import { deliveryKey, done, idParam } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 import { licenseActions } from '../license-actions.ts';
 
@@ -138,7 +138,7 @@ export function portalLicensesController(ctx: AppContext) {
     async userPassword(req: Request, res: Response) {
       const accountId = idParam(req, 'accountId');
       licenseForm(req, res);
-      const password = await users.resetEndUserPassword(
+      const reset = await users.resetEndUserPassword(
         ctx,
         req.actor,
         accountId,
@@ -146,14 +146,16 @@ export function portalLicensesController(ctx: AppContext) {
         req.user!,
       );
       const account = (await accounts.findById(ctx.db, accountId))!;
-      if (password)
+      if (reset.oneTimePassword)
         return res.set('Cache-Control', 'no-store').render('portal/licenses/password', {
           title: req.t('admin.licenseUsers.oneTimeTitle'),
           license: req.license!,
           account,
-          password,
+          password: reset.oneTimePassword,
         });
-      back(req, res, 'admin.licenseUsers.linkSent', { email: account.email });
+      back(req, res, deliveryKey(account.passwordHash ? 'resetLink' : 'passwordLink', reset.delivery), {
+        email: account.email,
+      });
     },
   };
 }

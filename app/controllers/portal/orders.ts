@@ -24,7 +24,7 @@ import { inviteToOrder, subtree, removeFromOrder, rolesOfferable, setRoleOnOrder
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
-import { done, idParam, listQuery, orderListPage } from '../helpers.ts';
+import { deliveryKey, done, flashDispatch, idParam, listQuery, orderListPage } from '../helpers.ts';
 import { licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
 import { onFailure } from '../../middleware/errors.ts';
@@ -232,19 +232,21 @@ export function portalOrdersController(ctx: AppContext) {
         quantity: form.quantity ?? undefined,
         emails: form.emails,
       });
-      back(req, res, 'admin.orders.issued', { count: issued.licenseIds.length });
+      back(req, res, 'counts.licensesIssued', { count: issued.licenseIds.length });
     },
 
     async addManager(req: Request, res: Response) {
       orderForm(req, res, (errors) => ({ managerErrors: errors }));
       const form = formData(addManagerForm, req.body);
-      await inviteToOrder(ctx, req.actor, req.user!, req.order!.id, {
+      const delivery = await inviteToOrder(ctx, req.actor, req.user!, req.order!.id, {
         email: form.email,
         name: form.name ?? '',
         roleId: form.role_id,
         language: req.user!.language,
       });
-      back(req, res, 'portal.orders.managerAdded');
+      // A new account was invited by mail: say whether the mail went; an existing manager is just added.
+      if (delivery) back(req, res, deliveryKey('managerInvited', delivery), { email: form.email });
+      else back(req, res, 'portal.orders.managerAdded');
     },
 
     async setManagerRole(req: Request, res: Response) {
@@ -299,14 +301,15 @@ export function portalOrdersController(ctx: AppContext) {
         back: res.locals.paths.portalOrder(req.order!.id),
         rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, values: req.body }),
       });
-      const sent = await dispatchLicenses(
+      const result = await dispatchLicenses(
         ctx,
         req.actor,
         req.order!.id,
         formData(dispatchForm, req.body ?? {}),
         req.lang,
       );
-      back(req, res, 'portal.dispatch.done', { count: sent });
+      flashDispatch(req, result);
+      res.redirect(303, res.locals.paths.portalOrder(req.order!.id));
     },
 
     /** Dispatch from an uploaded CSV of license key → e-mail. */
@@ -315,8 +318,9 @@ export function portalOrdersController(ctx: AppContext) {
         back: res.locals.paths.portalOrder(req.order!.id),
         rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, csvVars: err.vars }),
       });
-      const sent = await dispatchFromCsv(ctx, req.actor, req.order!.id, req.file?.buffer, req.lang);
-      back(req, res, 'portal.dispatch.done', { count: sent });
+      const result = await dispatchFromCsv(ctx, req.actor, req.order!.id, req.file?.buffer, req.lang);
+      flashDispatch(req, result);
+      res.redirect(303, res.locals.paths.portalOrder(req.order!.id));
     },
   };
 }

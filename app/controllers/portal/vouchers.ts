@@ -117,7 +117,7 @@ export function portalVouchersController(ctx: AppContext) {
         sealed: secretBox.seal(JSON.stringify(fresh), sealContext(req, req.order!.id)),
         until: ctx.clock.now().getTime() + FRESH_CODES_MINUTES * 60_000,
       };
-      done(req, res, res.locals.paths.portalOrderVouchers(req.order!.id), 'vouchers.generated', {
+      done(req, res, res.locals.paths.portalOrderVouchers(req.order!.id), 'counts.codesGenerated', {
         count: batch.codes.length,
       });
     },
