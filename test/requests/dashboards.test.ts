@@ -269,6 +269,11 @@ describe('Dashboards', function () {
       );
       const full = (await admin.get(`/admin/orders/${w.orderA}?seats=full`).expect(200)).text;
       assert.deepEqual(licenseIdsOn(full, '/admin/licenses/'), []);
+      assert.doesNotMatch(
+        full,
+        new RegExp(`/admin/orders/${w.orderA}/delete"`),
+        'an order with licenses offers no delete, whatever the filter shows',
+      );
       await t.db('licenses').where({ id: w.licenseA }).update({ times_activated: 3 });
       const nowFull = (await admin.get(`/admin/orders/${w.orderA}?seats=full`).expect(200)).text;
       assert.deepEqual(licenseIdsOn(nowFull, '/admin/licenses/'), [w.licenseA]);
