@@ -1,6 +1,7 @@
 import type { Knex } from 'knex';
 import type { Account } from '../models/accounts.ts';
 import * as orders from '../models/orders.ts';
+import * as licenses from '../models/licenses.ts';
 import * as dashboards from '../models/dashboards.ts';
 import { scopeOrders } from '../policies/orders.ts';
 
@@ -80,6 +81,27 @@ export const REFUSAL_SCOPE_LIMIT = 1_000;
 async function refusalScope(db: Knex, account: Pick<Account, 'id' | 'role'>): Promise<number[] | 'all'> {
   if (account.role === 'admin') return 'all';
   return dashboards.orderIdsOf(db, account.id, REFUSAL_SCOPE_LIMIT);
+}
+
+/**
+ * Licenses of the account's scope by status: counted on the view while the scope holds up to
+ * LIVE_SEATS_LIMIT licenses (each order keeps its count), else kept for ORDER_SEATS_MAX_AGE_MS like
+ * a large order's seats (a count of every license of the scope).
+ */
+export async function statusCounts(db: Knex, account: Pick<Account, 'id' | 'role'>, now: Date) {
+  const scope = scopeOrders(db, account);
+  const count = () => licenses.countByStatus(db, scope.clone().select('orders.id'), now);
+  const held = Number((await scope.clone().sum({ n: 'orders.license_count' }).first())?.n ?? 0);
+  if (held <= LIVE_SEATS_LIMIT) return count();
+  const key = `status-counts:${account.role === 'admin' ? 'all' : account.id}`;
+  const kept = await dashboards.cachedFigures(
+    db,
+    [key],
+    now,
+    ORDER_SEATS_MAX_AGE_MS,
+    async () => new Map([[key, await count()]]),
+  );
+  return kept.get(key)!.value;
 }
 
 /** The manager's dashboard: the newest orders of their scope with their figures, and the scope's recent refusals. */

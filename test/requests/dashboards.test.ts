@@ -194,6 +194,13 @@ describe('Dashboards', function () {
         assert.match(kept, /2 of 13 seats in use/, 'the kept count');
         assert.match(kept, /as of \d\d:\d\d UTC/);
         assert.match(kept, /A-1: 1 licenses expiring within 30 days/, 'expiries are counted on every view');
+        assert.ok(
+          await t
+            .db('dashboard_figures')
+            .where({ key: `status-counts:${w.managerAll.id}` })
+            .first(),
+          'the counts by status of a large scope are kept too',
+        );
         t.clock.advance(ORDER_SEATS_MAX_AGE_MS);
         const recounted = (await managerA.get('/portal').expect(200)).text;
         assert.match(recounted, /3 of 13 seats in use/);

@@ -13,7 +13,7 @@ import { RateLimiter } from '../../lib/rate-limiter.ts';
 import { notFound } from '../../lib/errors.ts';
 import { rateLimited } from '../../services/auth.ts';
 import { createPolicyAsManager, releaseOwnDevice } from '../../services/portal.ts';
-import { managerDashboard } from '../../services/dashboards.ts';
+import { managerDashboard, statusCounts } from '../../services/dashboards.ts';
 import { done, idParam } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
@@ -78,7 +78,7 @@ export function portalHomeController(ctx: AppContext) {
       const scope = scopeOrders(ctx.db, account);
       const [overview, counts, activity] = await Promise.all([
         managerDashboard(ctx.db, account, now),
-        licenses.countByStatus(ctx.db, scope.clone().select('orders.id'), now),
+        statusCounts(ctx.db, account, now),
         auditEvents.listForOrders(ctx.db, scope.clone().select('orders.id'), 10),
       ]);
       res.render('portal/dashboard', {
