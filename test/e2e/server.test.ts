@@ -117,7 +117,7 @@ describe('server.ts and npm run demo as real processes', function () {
       assert.match(dash.text, /ORD-1001/);
       assert.match(dash.text, /Globex GmbH/);
       // The dashboard has something to show: seats, renewals due, a device gone quiet, refusals.
-      assert.match(dash.text, /ORD-1001: 5 of 36 seats in use/);
+      assert.match(dash.text, /ORD-1001: 5 \/ 36 seats in use/);
       for (const [days, n] of [
         [30, 1],
         [60, 2],
