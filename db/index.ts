@@ -15,6 +15,7 @@ import * as rolesPerOrder from './migrations/0012_roles_per_order.ts';
 import * as vouchers from './migrations/0013_vouchers.ts';
 import * as cacheGeneration from './migrations/0015_cache_generation.ts';
 import * as mailOutboxCausedBy from './migrations/0016_mail_outbox_caused_by.ts';
+import * as dashboardIndexes from './migrations/0017_dashboard_indexes.ts';
 
 export type Db = Knex;
 
@@ -40,6 +41,7 @@ const migrations: Migration[] = [
   { name: '0013_vouchers', ...vouchers },
   { name: '0015_cache_generation', ...cacheGeneration },
   { name: '0016_mail_outbox_caused_by', ...mailOutboxCausedBy },
+  { name: '0017_dashboard_indexes', ...dashboardIndexes },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

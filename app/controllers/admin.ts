@@ -3,19 +3,21 @@ import type { AppContext } from '../app.ts';
 import * as outbox from '../models/outbox.ts';
 import { notFound } from '../lib/errors.ts';
 import { pageCount, pageFrom } from '../lib/pagination.ts';
+import { consoleDashboard } from '../services/dashboards.ts';
 
 /** The vendor console's start page and the mail outbox. */
 export function adminController(ctx: AppContext) {
   const count = async (table: string) => Number((await ctx.db(table).count({ n: '*' }).first())?.n ?? 0);
   return {
     async dashboard(req: Request, res: Response) {
-      const [products, orders, licenses, accounts, mails] = await Promise.all([
-        ...['products', 'orders', 'licenses', 'accounts'].map(count),
-        outbox.count(ctx.db),
+      const [[products, orders, licenses, accounts, mails], overview] = await Promise.all([
+        Promise.all([...['products', 'orders', 'licenses', 'accounts'].map(count), outbox.count(ctx.db)]),
+        consoleDashboard(ctx.db, ctx.clock.now()),
       ]);
       res.render('admin/dashboard', {
         title: req.t('admin.dashboard.title'),
         stats: { products, orders, licenses, accounts, mails },
+        overview,
       });
     },
 

@@ -144,7 +144,19 @@ export interface LicenseFilter {
   productId?: number;
   key?: string;
   userEmail?: string;
+  /** Enabled and expiring after now and within this many days (the dashboards' 30/60/90 links). */
+  expiringDays?: number;
+  /** With an active device not seen for this many days. */
+  staleDays?: number;
+  /** Enabled, a seat limit, and every seat taken. */
+  seatsFull?: boolean;
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** Whether a filter narrows an order's licenses (else its count is the order's own). */
+export const narrows = (f: LicenseFilter) =>
+  !!(f.status || f.productId || f.key || f.userEmail || f.expiringDays || f.staleDays || f.seatsFull);
 
 /** Every filter is on licenses' own columns (or a sub-query), so a count needs none of the joins. */
 function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = joined(db)) {
@@ -156,6 +168,24 @@ function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = 
   const key = f.key?.toUpperCase();
   if (key && WHOLE_LICENSE_KEY.test(key)) q.where('licenses.license_key', key);
   else if (key) whereStartsWith(db, q, 'licenses.license_key', key);
+  if (f.expiringDays)
+    q.where('licenses.enabled', true)
+      .where('licenses.expires_at', '>', now)
+      .where('licenses.expires_at', '<=', new Date(now.getTime() + f.expiringDays * DAY_MS));
+  if (f.seatsFull)
+    q.where('licenses.enabled', true)
+      .where('licenses.unlimited_activations', false)
+      .whereRaw('licenses.times_activated >= licenses.max_activations');
+  // Per license, a probe of the devices index (license_id, deactivated_at, last_seen_at): an IN
+  // sub-query would first list every stale device of every license.
+  if (f.staleDays)
+    q.whereExists(
+      db('devices')
+        .whereRaw('devices.license_id = licenses.id')
+        .whereNull('devices.deactivated_at')
+        .where('devices.last_seen_at', '<', new Date(now.getTime() - f.staleDays * DAY_MS))
+        .select(db.raw('1')),
+    );
   if (f.userEmail) {
     q.whereIn(
       'licenses.id',
@@ -202,8 +232,7 @@ export async function countInOrder(
   f: LicenseFilter,
   now: Date,
 ): Promise<number> {
-  const narrowed = f.status || f.productId || f.key || f.userEmail;
-  return narrowed ? count(db, { ...f, orderId: order.id }, now) : order.licenseCount;
+  return narrows(f) ? count(db, { ...f, orderId: order.id }, now) : order.licenseCount;
 }
 
 /** License counts by status for a set of orders (a sub-query of order ids). */

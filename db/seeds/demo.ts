@@ -19,6 +19,7 @@ import { systemActor } from '../../app/services/context.ts';
 import { generateVouchers } from '../../app/services/vouchers.ts';
 import { saveSettings } from '../../app/models/settings.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
+import * as devices from '../../app/models/devices.ts';
 
 const DEMO_ACCOUNTS = [
   { email: 'admin@demo.portico.test', name: 'Dana Admin', role: 'admin' as const },
@@ -147,11 +148,19 @@ async function seed(db: Knex, now: Date): Promise<string[]> {
       );
     return added;
   };
-  await addLicenses(10, o1, cad, cadPerpetualId, cadPerpetual);
-  await addLicenses(2, o1, cad, cadSubscriptionId, cadSubscription);
+  const cadLicenses = await addLicenses(10, o1, cad, cadPerpetualId, cadPerpetual);
+  const subscriptions = await addLicenses(3, o1, cad, cadSubscriptionId, cadSubscription);
   const [teamLicense] = await addLicenses(3, o2, analytics, analyticsId, analyticsTeam, false);
   await catalog.assignLicenseUser(db, teamLicense!, ids['enduser@demo.portico.test']!, 2, now);
-  await addLicenses(2, o3, plant, plantId, plantAirgap);
+  const [plantLicense] = await addLicenses(2, o3, plant, plantId, plantAirgap);
+  await seedActivity(db, now, {
+    cadLicenses,
+    subscriptions,
+    teamLicense: teamLicense!,
+    plantLicense: plantLicense!,
+    endUser: ids['enduser@demo.portico.test']!,
+    orders: { cad: o1, team: o2, plant: o3 },
+  });
 
   // The channel (docs/user-portal.md, "Roles", "Delegation"): the vendor assigned the distributor;
   // the distributor invited the reseller (Manager on ORD-1001, Viewer on ORD-1002) and gave it a
@@ -175,6 +184,8 @@ async function seed(db: Knex, now: Date): Promise<string[]> {
     { account_id: distributor, product_id: cad, quota: 50, issued: 10 },
     { account_id: distributor, product_id: analytics, quota: null, issued: 0 },
     { account_id: reseller, product_id: cad, quota: 10, issued: 0, granted_by: distributor },
+    // Used up: the console's overview lists it among what needs attention.
+    { account_id: distributor, product_id: plant, quota: 2, issued: 2 },
   ]);
   // A sheet of 5 unredeemed codes the reseller generated on ORD-1001 (out of its sub-quota), and
   // self-service on, so that the demo end user (or a new visitor) can redeem one at /redeem.
@@ -187,6 +198,145 @@ async function seed(db: Knex, now: Date): Promise<string[]> {
     { policyId: cadPerpetualId, count: 5, days: 90 },
   );
   return sheet.codes;
+}
+
+const DAY = 24 * 60 * 60 * 1000;
+const hex = (bytes: number) => crypto.randomBytes(bytes).toString('hex');
+
+/**
+ * Life in the demo, so that the dashboards have something to show (docs/user-portal.md
+ * "Dashboard", docs/console.md "Overview"): activations on every channel (a license with every seat
+ * taken, a device not seen for months, floating slots held right now, an air-gapped plant PC), a
+ * blacklisted machine, subscriptions expiring within 30, 60 and 90 days, refused activations with
+ * their reasons, and a few security events.
+ */
+async function seedActivity(
+  db: Knex,
+  now: Date,
+  w: {
+    cadLicenses: number[];
+    subscriptions: number[];
+    teamLicense: number;
+    plantLicense: number;
+    endUser: number;
+    orders: { cad: number; team: number; plant: number };
+  },
+) {
+  const actor = systemActor('npm run demo');
+  const ago = (days: number, minutes = 0) => new Date(now.getTime() - days * DAY - minutes * 60_000);
+  const activate = async (
+    licenseId: number,
+    orderId: number,
+    d: { host: string; channel: 'online' | 'offline' | 'airgap'; at: Date; seen?: Date; userId?: number },
+  ) => {
+    const hardwareId = `DEMO-${hex(6).toUpperCase()}`;
+    const [id] = await db('devices').insert({
+      license_id: licenseId,
+      license_user_account_id: d.userId ?? null,
+      hardware_id: hardwareId,
+      active_hardware_id: hardwareId,
+      hostname: d.host,
+      os: d.channel === 'airgap' ? 'Windows 10 IoT' : 'Windows 11',
+      app_version: '4.2.0',
+      channel: d.channel,
+      request_hash: hex(32),
+      airgap_commitment: d.channel === 'airgap' ? hex(10) : null,
+      activated_at: d.at,
+      last_seen_at: d.seen ?? d.at,
+      // A floating slot (the analytics team license) is held for its timeout after each check-in.
+      floating_expires_at: d.userId ? new Date(now.getTime() + 30 * 60_000) : null,
+    });
+    const deviceId = Number(id);
+    await db('licenses').where({ id: licenseId }).increment('times_activated', 1);
+    if (d.userId)
+      await db('license_user_assignments')
+        .where({ license_id: licenseId, account_id: d.userId })
+        .increment('times_activated', 1);
+    await devices.addHistory(db, { licenseId, deviceId, event: 'activated', channel: d.channel, hardwareId }, d.at);
+    await recordAudit(db, actor, d.at, {
+      action: 'activation.granted',
+      objectType: 'license',
+      objectId: licenseId,
+      orderId,
+      after: { deviceId, channel: d.channel, hardwareId, transfer: false },
+    });
+    return { deviceId, hardwareId };
+  };
+  const refuse = async (
+    licenseId: number | null,
+    orderId: number | null,
+    channel: 'online' | 'offline' | 'airgap',
+    code: string,
+    at: Date,
+    hardwareId = `DEMO-${hex(6).toUpperCase()}`,
+  ) => {
+    // As services/refusals.ts records a refusal: a history row when the license is known, an audit event.
+    if (licenseId)
+      await devices.addHistory(
+        db,
+        { licenseId, deviceId: null, event: 'refused', channel, hardwareId, detail: code },
+        at,
+      );
+    await recordAudit(db, { ...actor, label: null, ip: '198.51.100.23' }, at, {
+      action: 'activation.refused',
+      objectType: licenseId ? 'license' : undefined,
+      objectId: licenseId ?? undefined,
+      orderId,
+      after: { code, channel, hardwareId, requestHash: hex(32) },
+    });
+  };
+  const [full, shared, old, banned] = w.cadLicenses;
+  // ORD-1001: one license with all 3 seats taken (and refused a 4th), one with a workstation not
+  // seen for four months, one whose stolen laptop the vendor blacklisted.
+  for (const [i, host] of ['cad-ws-01', 'cad-ws-02', 'cad-laptop-03'].entries())
+    await activate(full!, w.orders.cad, { host, channel: i === 2 ? 'offline' : 'online', at: ago(20 - i * 5) });
+  await refuse(full!, w.orders.cad, 'online', 'no_seats', ago(2, 30));
+  await refuse(full!, w.orders.cad, 'online', 'no_seats', ago(0, 45));
+  await activate(shared!, w.orders.cad, { host: 'cad-ws-04', channel: 'online', at: ago(12) });
+  await activate(old!, w.orders.cad, { host: 'cad-old-pc', channel: 'offline', at: ago(200), seen: ago(120) });
+  const stolen = await activate(banned!, w.orders.cad, { host: 'stolen-laptop', channel: 'online', at: ago(40) });
+  await db('devices')
+    .where({ id: stolen.deviceId })
+    .update({ deactivated_at: ago(10), active_hardware_id: null, deactivation_reason: 'revoked', blacklisted: true });
+  await db('licenses').where({ id: banned! }).decrement('times_activated', 1);
+  await db('license_blacklist').insert({ license_id: banned!, hardware_id: stolen.hardwareId, created_at: ago(10) });
+  await devices.addHistory(
+    db,
+    {
+      licenseId: banned!,
+      deviceId: stolen.deviceId,
+      event: 'revoked',
+      channel: 'online',
+      hardwareId: stolen.hardwareId,
+    },
+    ago(10),
+  );
+  await refuse(banned!, w.orders.cad, 'online', 'blacklisted', ago(3), stolen.hardwareId);
+  // Subscriptions bought about a year ago: renewals due within 30, 60 and 90 days.
+  for (const [i, days] of [20, 50, 85].entries())
+    await db('licenses')
+      .where({ id: w.subscriptions[i]! })
+      .update({ start_date: ago(365 - days), expires_at: new Date(now.getTime() + days * DAY) });
+  await refuse(w.subscriptions[0]!, w.orders.cad, 'offline', 'offline_not_allowed', ago(6));
+  // ORD-1002: the team's floating license, two slots held right now by the demo end user.
+  for (const host of ['eve-laptop', 'eve-desktop'])
+    await activate(w.teamLicense, w.orders.team, {
+      host,
+      channel: 'online',
+      at: ago(1),
+      seen: ago(0, 5),
+      userId: w.endUser,
+    });
+  // ORD-1003: the air-gapped plant PC, activated with codes.
+  await activate(w.plantLicense, w.orders.plant, { host: 'plant-hmi-01', channel: 'airgap', at: ago(8) });
+  await refuse(w.plantLicense, w.orders.plant, 'offline', 'airgap_only', ago(8, 10));
+  // Security events: a forged request for no known license, failed sign-ins.
+  await refuse(null, null, 'offline', 'signature', ago(4));
+  for (const minutes of [3, 2, 1])
+    await recordAudit(db, { ...actor, label: 'admin@demo.portico.test', ip: '203.0.113.66' }, ago(1, minutes), {
+      action: 'auth.login_failed',
+      after: { email: 'admin@demo.portico.test', reason: 'wrong_password' },
+    });
 }
 
 async function main() {

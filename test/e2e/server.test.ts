@@ -116,6 +116,17 @@ describe('server.ts and npm run demo as real processes', function () {
       const dash = await agent.get('/portal').expect(200);
       assert.match(dash.text, /ORD-1001/);
       assert.match(dash.text, /Globex GmbH/);
+      // The dashboard has something to show: seats, renewals due, a device gone quiet, refusals.
+      assert.match(dash.text, /ORD-1001: 5 \/ 36 seats in use/);
+      for (const [days, n] of [
+        [30, 1],
+        [60, 2],
+        [90, 3],
+      ])
+        assert.match(dash.text, new RegExp(`ORD-1001: ${n} licenses? expiring within ${days} days`));
+      assert.match(dash.text, /ORD-1001: 1 device not seen for 90 days/);
+      assert.match(dash.text, /no activations left/);
+      assert.match(dash.text, /the machine is blocked for this license/);
       // The sheet of codes the demo printed: one redeems for a new visitor at /redeem.
       const codes = [...child.output().matchAll(/^\s+([0-9A-Z]{5}(?:-[0-9A-Z]{5}){3})$/gm)].map((m) => m[1]!);
       assert.equal(codes.length, 5, child.output());
@@ -138,8 +149,46 @@ describe('server.ts and npm run demo as real processes', function () {
       server.kill('SIGTERM');
     }
     assert.equal(await exitOf(server), 0);
-    const counts = await database.db('licenses').count({ n: '*' }).first();
-    assert.equal(Number(counts!.n), 18, '17 seeded and the one the redeemed code issued');
+    const db = database.db;
+    const counts = await db('licenses').count({ n: '*' }).first();
+    assert.equal(Number(counts!.n), 19, '18 seeded and the one the redeemed code issued');
+    // Everything the demo is meant to show (issue 16): a quota the reseller can issue from,
+    // self-service on, live floating slots, an air-gapped activation, a blacklisted machine,
+    // licenses expiring within 30/60/90 days, refusals on every side.
+    const now = Date.now();
+    const n = async (q: ReturnType<typeof db>) => Number((await q.count({ n: '*' }).first())!.n);
+    const reseller = db('accounts').where({ email: 'reseller@demo.portico.test' }).select('id');
+    assert.ok(
+      (await n(db('manager_quotas').whereIn('account_id', reseller).whereRaw('issued < quota'))) > 0,
+      'the reseller has quota left',
+    );
+    assert.equal((await db('settings').where({ key: 'end_user_self_service' }).first())?.value, 'true');
+    assert.equal(
+      await n(
+        db('devices')
+          .join('licenses', 'licenses.id', 'devices.license_id')
+          .where('licenses.floating', true)
+          .whereNull('devices.deactivated_at')
+          .where('devices.floating_expires_at', '>', new Date(now)),
+      ),
+      2,
+      'two floating slots held',
+    );
+    assert.equal(await n(db('devices').where({ channel: 'airgap' }).whereNull('deactivated_at')), 1);
+    assert.equal(await n(db('license_blacklist')), 1);
+    for (const days of [30, 60, 90])
+      assert.equal(
+        await n(
+          db('licenses')
+            .where('expires_at', '>', new Date(now))
+            .where('expires_at', '<=', new Date(now + days * 86_400_000)),
+        ),
+        days / 30,
+        `expiring within ${days} days`,
+      );
+    assert.ok((await n(db('activation_history').where({ event: 'refused' }))) >= 4);
+    assert.ok((await n(db('audit_events').where({ action: 'activation.refused' }).whereNull('order_id'))) >= 1);
+    assert.ok((await n(db('manager_quotas').whereRaw('issued >= quota'))) >= 1, 'a quota used up');
     const managers = await database.db('accounts').where({ role: 'manager' }).count({ n: '*' }).first();
     assert.equal(Number(managers!.n), 3);
     // The channel: the reseller is Manager on one order and Viewer on another, under the distributor.

@@ -22,13 +22,21 @@ export function licenseFilterFrom(query: Record<string, string>): licenses.Licen
     ? (query.status as licenses.LicenseStatus)
     : undefined;
   const product = query.product && /^\d{1,10}$/.test(query.product) ? Number(query.product) : undefined;
+  const days = (v: string | undefined, max: number) =>
+    v && /^\d{1,4}$/.test(v) && Number(v) >= 1 && Number(v) <= max ? Number(v) : undefined;
   return {
     status,
     productId: product,
     key: query.key ? normaliseLicenseKey(query.key) : undefined,
     userEmail: query.user,
+    expiringDays: days(query.expiring, 366),
+    staleDays: days(query.stale, 3660),
+    seatsFull: query.seats === 'full' || undefined,
   };
 }
+
+/** The query-string keys of a license list (the filters of licenseFilterFrom). */
+export const LICENSE_FILTER_KEYS = ['status', 'product', 'key', 'user', 'expiring', 'stale', 'seats'];
 
 const dateInput = (d: Date | null) => (d ? d.toISOString().slice(0, 10) : null);
 
@@ -81,7 +89,7 @@ export function adminLicensesController(ctx: AppContext) {
 
     async index(req: Request, res: Response) {
       const now = ctx.clock.now();
-      const query = listQuery(req, ['status', 'product', 'key', 'user']);
+      const query = listQuery(req, LICENSE_FILTER_KEYS);
       const filter = licenseFilterFrom(query);
       const { page, limit, offset } = pageFrom(req.query);
       const [rows, total, productList] = await Promise.all([

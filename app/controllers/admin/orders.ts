@@ -10,7 +10,7 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
 import { issueAndInvite } from '../../services/portal.ts';
 import { done, listQuery, onPage, orderListPage } from '../helpers.ts';
-import { licenseFilterFrom } from './licenses.ts';
+import { LICENSE_FILTER_KEYS, licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function adminOrdersController(ctx: AppContext) {
@@ -23,7 +23,7 @@ export function adminOrdersController(ctx: AppContext) {
     issueErrors: object = {},
   ) => {
     const now = ctx.clock.now();
-    const query = listQuery(req, ['q', 'status', 'product', 'key', 'user']);
+    const query = listQuery(req, ['q', ...LICENSE_FILTER_KEYS]);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
     const [rows, total, managers, issuable, productList] = await Promise.all([

@@ -25,7 +25,7 @@ import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
 import { deliveryKey, done, flashDispatch, idParam, listQuery, orderListPage } from '../helpers.ts';
-import { licenseFilterFrom } from '../admin/licenses.ts';
+import { LICENSE_FILTER_KEYS, licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
@@ -56,7 +56,7 @@ export function portalOrdersController(ctx: AppContext) {
     { status = 200, issueValues = {}, issueErrors = {}, managerErrors = {} }: OrderPage = {},
   ) => {
     const now = ctx.clock.now();
-    const query = listQuery(req, ['status', 'product', 'key', 'user']);
+    const query = listQuery(req, LICENSE_FILTER_KEYS);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
     const canIssue = req.permissions.has('issue_license');

@@ -2,7 +2,6 @@ import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
-import * as orders from '../../models/orders.ts';
 import * as products from '../../models/products.ts';
 import * as auditEvents from '../../models/audit-events.ts';
 import * as vouchers from '../../models/vouchers.ts';
@@ -14,6 +13,7 @@ import { RateLimiter } from '../../lib/rate-limiter.ts';
 import { notFound } from '../../lib/errors.ts';
 import { rateLimited } from '../../services/auth.ts';
 import { createPolicyAsManager, releaseOwnDevice } from '../../services/portal.ts';
+import { managerDashboard, statusCounts } from '../../services/dashboards.ts';
 import { done, idParam } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
@@ -76,14 +76,15 @@ export function portalHomeController(ctx: AppContext) {
         });
       }
       const scope = scopeOrders(ctx.db, account);
-      const [recentOrders, counts, activity] = await Promise.all([
-        orders.listSummaries(scope, 10),
-        licenses.countByStatus(ctx.db, scope.clone().select('orders.id'), now),
+      const [overview, counts, activity] = await Promise.all([
+        managerDashboard(ctx.db, account, now),
+        statusCounts(ctx.db, account, now),
         auditEvents.listForOrders(ctx.db, scope.clone().select('orders.id'), 10),
       ]);
       res.render('portal/dashboard', {
         title: req.t('portal.dashboard.title'),
-        orders: recentOrders,
+        orders: overview.orders,
+        overview,
         counts,
         activity,
         myLicenses: null,
