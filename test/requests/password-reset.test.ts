@@ -170,7 +170,10 @@ describe('forgot password and reset link', () => {
     assert.match(portal.text, /Willkommen, Wanda: Ihr Passwort ist festgelegt und Sie sind angemeldet/);
     const account = await t.db('accounts').where({ email: 'welcome@reseller.example' }).first();
     assert.ok(account.last_login_at, 'the sign-in is recorded like any other');
-    const login = await t.db('audit_events').where({ action: 'auth.login', object_id: String(account.id) }).first();
+    const login = await t
+      .db('audit_events')
+      .where({ action: 'auth.login', object_id: String(account.id) })
+      .first();
     assert.deepEqual(JSON.parse(login.after_state), { via: 'invitation' });
     await request(t.app).get(link).expect(410);
   });
