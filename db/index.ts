@@ -14,6 +14,7 @@ import * as orderRefPerCustomer from './migrations/0011_order_ref_per_customer.t
 import * as rolesPerOrder from './migrations/0012_roles_per_order.ts';
 import * as vouchers from './migrations/0013_vouchers.ts';
 import * as cacheGeneration from './migrations/0015_cache_generation.ts';
+import * as brandingFaviconPoweredBy from './migrations/0016_branding_favicon_powered_by.ts';
 
 export type Db = Knex;
 
@@ -38,6 +39,7 @@ const migrations: Migration[] = [
   { name: '0012_roles_per_order', ...rolesPerOrder },
   { name: '0013_vouchers', ...vouchers },
   { name: '0015_cache_generation', ...cacheGeneration },
+  { name: '0016_branding_favicon_powered_by', ...brandingFaviconPoweredBy },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {
