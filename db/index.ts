@@ -16,6 +16,7 @@ import * as vouchers from './migrations/0013_vouchers.ts';
 import * as cacheGeneration from './migrations/0015_cache_generation.ts';
 import * as mailOutboxCausedBy from './migrations/0016_mail_outbox_caused_by.ts';
 import * as dashboardIndexes from './migrations/0017_dashboard_indexes.ts';
+import * as brandingFaviconPoweredBy from './migrations/0018_branding_favicon_powered_by.ts';
 
 export type Db = Knex;
 
@@ -42,6 +43,7 @@ const migrations: Migration[] = [
   { name: '0015_cache_generation', ...cacheGeneration },
   { name: '0016_mail_outbox_caused_by', ...mailOutboxCausedBy },
   { name: '0017_dashboard_indexes', ...dashboardIndexes },
+  { name: '0018_branding_favicon_powered_by', ...brandingFaviconPoweredBy },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

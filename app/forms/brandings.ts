@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PORTALS } from '../models/brandings.ts';
-import { hexColor, language, optionalEmail, requiredText } from './fields.ts';
+import { checkbox, hexColor, language, optionalEmail, requiredText } from './fields.ts';
 
 const trimLower = (v: unknown) => (typeof v === 'string' ? v.trim().toLowerCase() : v);
 
@@ -23,6 +23,8 @@ export const brandingForm = z.object({
   accent_color: color,
   support_email: optionalEmail,
   default_language: language,
+  show_powered_by: checkbox,
+  logo_as_favicon: checkbox,
 });
 
 const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;

@@ -13,6 +13,10 @@ export interface Branding {
   supportEmail: string | null;
   defaultLanguage: string;
   hasLogo: boolean;
+  /** The footer's "Powered by Portico". */
+  showPoweredBy: boolean;
+  /** The browser tab shows the logo (when there is one) instead of Portico's icon. */
+  logoAsFavicon: boolean;
 }
 
 /** What a host without a branding of its own shows. */
@@ -24,6 +28,8 @@ export const BUILT_IN_BRANDING: Branding = {
   supportEmail: null,
   defaultLanguage: 'en',
   hasLogo: false,
+  showPoweredBy: true,
+  logoAsFavicon: false,
 };
 
 const COLUMNS = [
@@ -34,6 +40,8 @@ const COLUMNS = [
   'support_email',
   'default_language',
   'logo_mime',
+  'show_powered_by',
+  'logo_as_favicon',
 ];
 
 function fromRow(r: Record<string, unknown>): Branding {
@@ -45,6 +53,8 @@ function fromRow(r: Record<string, unknown>): Branding {
     supportEmail: (r.support_email as string | null) ?? null,
     defaultLanguage: String(r.default_language),
     hasLogo: !!r.logo_mime,
+    showPoweredBy: !!r.show_powered_by,
+    logoAsFavicon: !!r.logo_as_favicon,
   };
 }
 
@@ -78,6 +88,8 @@ export interface NewBranding {
   accentColor?: string;
   supportEmail?: string | null;
   defaultLanguage?: string;
+  showPoweredBy?: boolean;
+  logoAsFavicon?: boolean;
 }
 
 export async function insert(db: Knex, b: NewBranding, now: Date): Promise<number> {
@@ -89,6 +101,8 @@ export async function insert(db: Knex, b: NewBranding, now: Date): Promise<numbe
     accent_color: b.accentColor ?? BUILT_IN_BRANDING.accentColor,
     support_email: b.supportEmail ?? null,
     default_language: b.defaultLanguage ?? 'en',
+    show_powered_by: b.showPoweredBy ?? true,
+    logo_as_favicon: b.logoAsFavicon ?? false,
     created_at: now,
     updated_at: now,
   });
@@ -124,6 +138,8 @@ export interface BrandingRecord {
   defaultLanguage: string;
   logoMime: string | null;
   logoSize: number | null;
+  showPoweredBy: boolean;
+  logoAsFavicon: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -145,6 +161,8 @@ const recordColumns = (db: Knex) => [
   'default_language',
   'logo_mime',
   db.raw('LENGTH(logo_data) AS logo_size'),
+  'show_powered_by',
+  'logo_as_favicon',
   'created_at',
   'updated_at',
 ];
@@ -160,6 +178,8 @@ function recordFromRow(r: Record<string, unknown>): BrandingRecord {
     defaultLanguage: String(r.default_language),
     logoMime: (r.logo_mime as string | null) ?? null,
     logoSize: r.logo_size === null || r.logo_size === undefined ? null : Number(r.logo_size),
+    showPoweredBy: !!r.show_powered_by,
+    logoAsFavicon: !!r.logo_as_favicon,
     createdAt: toDate(r.created_at)!,
     updatedAt: toDate(r.updated_at)!,
   };
@@ -204,6 +224,8 @@ export async function update(db: Knex, id: number, b: Required<NewBranding>, now
     accent_color: b.accentColor,
     support_email: b.supportEmail,
     default_language: b.defaultLanguage,
+    show_powered_by: b.showPoweredBy,
+    logo_as_favicon: b.logoAsFavicon,
     updated_at: now,
   });
 }
@@ -264,5 +286,7 @@ export function auditView(b: BrandingRecord) {
     defaultLanguage: b.defaultLanguage,
     logoMime: b.logoMime,
     logoSize: b.logoSize,
+    showPoweredBy: b.showPoweredBy,
+    logoAsFavicon: b.logoAsFavicon,
   };
 }

@@ -321,6 +321,34 @@ describe('console: brandings and host names', () => {
     assert.ok(!raw.includes(PNG.toString('base64').slice(0, 16)), 'no logo bytes in the audit trail');
   });
 
+  it('sets the page title, the tab icon (the logo, when ticked) and whether “Powered by Portico” shows', async () => {
+    const save = (over: Record<string, string>) =>
+      submitForm(agent, `/admin/brandings/${acmeId}/edit`, `/admin/brandings/${acmeId}`, brandingFields(over));
+    // The layout reads the branding through the per-process cache: a save bumps its generation.
+    const page = async () => (await request(t.app).get('/login').set('Host', 'users.acme.example').expect(200)).text;
+
+    assert.equal((await save({ default_language: 'en', logo_as_favicon: 'on' })).status, 303);
+    let html = await page();
+    assert.match(html, /<title>[^<]+ · ACME Licensing<\/title>/);
+    assert.match(html, /<link rel="icon" href="\/branding\/logo">/);
+    assert.doesNotMatch(html, /Powered by Portico/);
+    const edited = (await auditOf(t.db, 'branding', acmeId)).at(-1)!;
+    assert.equal(edited.after.showPoweredBy, false);
+    assert.equal(edited.after.logoAsFavicon, true);
+    const form = (await agent.get(`/admin/brandings/${acmeId}/edit`).expect(200)).text;
+    assert.match(form, /<input type="checkbox" id="field-logo_as_favicon" name="logo_as_favicon" checked/);
+    assert.match(form, /<input type="checkbox" id="field-show_powered_by" name="show_powered_by"(?! checked)/);
+
+    assert.equal((await save({ default_language: 'en', show_powered_by: 'on' })).status, 303);
+    html = await page();
+    assert.match(html, /<link rel="icon" href="\/static\/img\/favicon.svg" type="image\/svg\+xml">/);
+    assert.match(html, /Powered by Portico/);
+    // Hosts without a branding keep Portico's own icon and footer.
+    const plain = (await request(t.app).get('/login').set('Host', 'elsewhere.example').expect(200)).text;
+    assert.match(plain, /<title>[^<]+ · Portico<\/title>/);
+    assert.match(plain, /Powered by Portico/);
+  });
+
   it('accepts a clean SVG and a large PNG under the limit; over 512 KiB is 413', async () => {
     const svg = await uploadLogo(acmeId, CLEAN_SVG, 'logo.svg', 'image/svg+xml');
     assert.equal(svg.status, 303);

@@ -17,6 +17,8 @@ const toInput = (data: z.infer<typeof brandingForm>): service.BrandingInput => (
   accentColor: data.accent_color,
   supportEmail: data.support_email,
   defaultLanguage: data.default_language,
+  showPoweredBy: data.show_powered_by,
+  logoAsFavicon: data.logo_as_favicon,
 });
 
 const valuesOf = (b: brandings.BrandingRecord) => ({
@@ -26,6 +28,8 @@ const valuesOf = (b: brandings.BrandingRecord) => ({
   accent_color: b.accentColor,
   support_email: b.supportEmail,
   default_language: b.defaultLanguage,
+  show_powered_by: b.showPoweredBy,
+  logo_as_favicon: b.logoAsFavicon,
 });
 
 interface ShowForms {
@@ -95,6 +99,7 @@ export function adminBrandingsController(ctx: AppContext) {
           primary_color: b.primaryColor,
           accent_color: b.accentColor,
           default_language: ctx.config.defaultLanguage,
+          show_powered_by: true,
         },
       });
     },

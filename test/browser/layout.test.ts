@@ -1,0 +1,289 @@
+import assert from 'node:assert/strict';
+import type { Page } from 'playwright-core';
+import { type Area, routeTable } from '../../app/routes.ts';
+import * as brandings from '../../app/models/brandings.ts';
+import { createBranding } from '../../app/services/brandings.ts';
+import { systemActor } from '../../app/services/context.ts';
+import { portalWorld } from '../helpers/portal.ts';
+import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
+
+type World = Awaited<ReturnType<typeof portalWorld>>;
+type Role = 'admin' | 'manager' | 'endUser' | 'visitor';
+
+/**
+ * Every page of the route table at phone width (390 px) for the role that sees it: nothing may be wider
+ * than the screen, and no element may reach past its right edge (not even inside a box that scrolls). The list comes from the route table (app/routes.ts), so a new page is checked as soon
+ * as it is routed; a GET route that is not a page says why in NOT_PAGES.
+ */
+const NOT_PAGES: Record<string, string> = {
+  '/portal/orders/:id/export.csv': 'a CSV download',
+  '/portal/orders/:id/vouchers/new-codes.csv': 'a CSV download (only right after generating)',
+  '/portal/orders/:id/vouchers/new-codes/print':
+    'only right after generating codes (the browser test of codes prints it)',
+  '/portal/licenses/:id/devices/:deviceId/refresh': 'a license file download',
+  '/admin/licenses/:id/devices/:deviceId/refresh': 'a license file download',
+  '/admin/audit.csv': 'a CSV download',
+  '/admin/brandings/:id/logo': 'an image',
+  '/offline/download/:token': 'a file download',
+  '/airgap/download/:token': 'a file download',
+  '/': 'a redirect to the home page of the role',
+  '/login/two-factor': 'needs a password login first (the two-factor browser tests)',
+};
+
+/** Which role opens the pages of an area (account pages: every role that has an account). */
+const ROLES_BY_AREA: Record<Exclude<Area, 'public' | 'api'>, Role[]> = {
+  admin: ['admin'],
+  portal: ['manager'],
+  offline: ['visitor'],
+  airgap: ['visitor'],
+  account: ['admin', 'manager', 'endUser', 'visitor'],
+};
+
+/** Account pages only for someone logged in, or only for a visitor. */
+const ACCOUNT_LOGGED_IN = /^\/account/;
+const VISITOR_ONLY = /^\/(login|password|setup|invitations)/;
+
+async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: number, path: string) {
+  const ids: Record<string, number | string> = { token: 'no-such-token-0123456789' };
+  const auditId = (await t.db('audit_events').orderBy('id', 'desc').first('id'))?.id;
+  const mailId = (await t.db('mail_outbox').orderBy('id').first('id'))?.id;
+  const role = (await t.db('roles').orderBy('id').first('id'))?.id;
+  const byPrefix: [RegExp, Record<string, number | string>][] = [
+    [/^\/admin\/products\//, { id: w.product }],
+    [/^\/admin\/customers\//, { id: w.customer }],
+    [/^\/admin\/orders\//, { id: w.orderA }],
+    [/^\/admin\/licenses\//, { id: w.licenseA, deviceId: w.deviceA }],
+    [/^\/admin\/license-users\//, { id: w.endUser.id }],
+    [/^\/admin\/managers\//, { id: w.managerAll.id }],
+    [/^\/admin\/roles\//, { id: role }],
+    [/^\/admin\/brandings\//, { id: brandingId }],
+    [/^\/admin\/audit\//, { id: auditId }],
+    [/^\/admin\/policies\//, { id: w.policy }],
+    [/^\/admin\/outbox\//, { id: mailId }],
+    [/^\/portal\/orders\//, { id: w.orderA }],
+    [/^\/portal\/licenses\//, { id: w.licenseA, deviceId: w.deviceA }],
+  ];
+  for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
+  return path.replace(/:(\w+)/g, (_m, name: string) => {
+    if (ids[name] === undefined) throw new Error(`no value for :${name} in ${path}`);
+    return String(ids[name]);
+  });
+}
+
+async function logInAs(page: Page, url: string, account: { email: string; password: string }) {
+  await page.goto(`${url}/login`);
+  await page.getByLabel('E-mail address').fill(account.email);
+  await page.getByLabel('Password').fill(account.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.waitForURL((u) => !u.pathname.startsWith('/login'));
+}
+
+/**
+ * The page's width and the first elements that reach past the right edge: the console's tab row scrolls on
+ * purpose, and the headers of a table shown as cards are only there for screen readers (clipped to 1 px).
+ */
+async function overflow(page: Page): Promise<{ scrollWidth: number; width: number; wide: string[] }> {
+  return page.evaluate(`(() => {
+    const width = window.innerWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > width + 0.5 && !e.closest('.console-nav ul, .visually-hidden, .table-wrap thead'))
+      .slice(0, 3)
+      .map((e) => e.tagName.toLowerCase() + '.' + [...e.classList].join('.') + ' "' + (e.textContent || '').trim().slice(0, 40) + '"');
+    return { scrollWidth: document.documentElement.scrollWidth, width, wide };
+  })()`);
+}
+
+describe('browser: the phone layout (390 px) and the design', function () {
+  this.timeout(600_000);
+  const app = useBrowserApp();
+  let w: World;
+  let brandingId: number;
+  before(async function () {
+    if (!app.t) return this.skip();
+    w = await portalWorld(app.t.db);
+    const now = new Date();
+    // Through the service, so the audit log has an entry to show.
+    brandingId = await createBranding(app.t.app.locals.ctx, systemActor('layout test'), {
+      name: 'acme',
+      displayName: 'Acme Licensing',
+      primaryColor: '#1f4e79',
+      accentColor: '#d9822b',
+      supportEmail: 'support@acme.example',
+      defaultLanguage: 'en',
+      showPoweredBy: false,
+      logoAsFavicon: false,
+    });
+    await brandings.insertHost(app.t.db, brandingId, 'licenses.acme-corporation-international.example', 'portal', now);
+    await app.t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: now });
+    await app.t.db('mail_outbox').insert({
+      to_address: 'engineer@globex-international-engineering.example',
+      subject: 'Your licenses for Acme CAD',
+      text_body:
+        `Hello,\n\nyour license key: AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA\n\n${'A very long line without spaces '.replace(/ /g, '')}x`.repeat(
+          2,
+        ),
+      reason: 'no_smtp',
+      created_at: now,
+    });
+  });
+
+  it('no page of any role is wider than a 390 px screen', async () => {
+    const { t, browser, url } = app;
+
+    const routes = routeTable(t.app.locals.ctx).filter(
+      (r) => r.method === 'get' && r.area !== 'public' && r.area !== 'api',
+    );
+    const pages: Record<Role, string[]> = { admin: [], manager: [], endUser: [], visitor: [] };
+    for (const r of routes) {
+      const prefix = r.area === 'account' ? '' : `/${r.area}`;
+      const pattern = r.path === '/' && prefix ? prefix : prefix + r.path;
+      if (NOT_PAGES[pattern]) continue;
+      for (const role of ROLES_BY_AREA[r.area as Exclude<Area, 'public' | 'api'>]) {
+        if (r.area === 'account' && ACCOUNT_LOGGED_IN.test(pattern) && role === 'visitor') continue;
+        if (r.area === 'account' && VISITOR_ONLY.test(pattern) && role !== 'visitor') continue;
+        pages[role].push(await fillParams(t, w, brandingId, pattern));
+      }
+    }
+    // Pages the route table reaches with other data: results, a user-based license, the end user's home.
+    pages.manager.push('/portal/search?q=AAAA', `/portal/licenses/${w.userLicense}`);
+    pages.admin.push('/admin/search?q=AAAA', `/admin/licenses/${w.userLicense}`, '/admin/audit?q=branding');
+    pages.endUser.push('/portal');
+    assert.ok(pages.admin.length > 30 && pages.manager.length > 10, 'the route table gave the pages');
+
+    const accounts: Record<Role, { email: string; password: string } | null> = {
+      admin: w.admin,
+      manager: w.managerAll,
+      endUser: w.endUser,
+      visitor: null,
+    };
+    const failures: string[] = [];
+    for (const role of Object.keys(pages) as Role[]) {
+      const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+      const page = await context.newPage();
+      try {
+        const account = accounts[role];
+        if (account) await logInAs(page, url, account);
+        for (const path of pages[role]) {
+          const response = await page.goto(url + path);
+          const type = response?.headers()['content-type'] ?? '';
+          if (!type.startsWith('text/html')) {
+            failures.push(`${role} ${path}: ${response?.status()} ${type}, not a page (list it in NOT_PAGES?)`);
+            continue;
+          }
+          if (response!.status() >= 500) failures.push(`${role} ${path}: ${response!.status()}`);
+          const o = await overflow(page);
+          // Also what a scrolling box would hide off to the right (a table's Actions column, say).
+          if (o.scrollWidth > o.width || o.wide.length)
+            failures.push(`${role} ${path}: ${o.scrollWidth} px wide; past the edge: ${o.wide.join(', ')}`);
+        }
+      } finally {
+        await context.close();
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+
+  it('on a phone the device table is a list of cards, each with its actions on screen; keys wrap between groups', async () => {
+    const { browser, url } = app;
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    try {
+      await logInAs(page, url, w.managerAll);
+      await page.goto(`${url}/portal/licenses/${w.licenseA}`);
+      const move = page.getByRole('link', { name: 'Move to another device' });
+      const box = (await move.boundingBox())!;
+      assert.ok(box.x >= 0 && box.x + box.width <= 390, `the action is on screen (${box.x}+${box.width})`);
+      assert.equal(
+        await page.locator('#devices-heading ~ .table-wrap td').first().getAttribute('data-label'),
+        'Hardware id',
+      );
+      const display = await page.evaluate(
+        `getComputedStyle(document.querySelector('#devices-heading ~ .table-wrap tbody tr')).display`,
+      );
+      assert.equal(display, 'block');
+      // The key in the heading wraps between groups only: every line but the last ends with a dash.
+      const lines = (await page.evaluate(`(() => {
+        const text = document.querySelector('h1 .license-key').firstChild;
+        const byTop = new Map();
+        for (let i = 0; i < text.length; i++) {
+          const r = document.createRange();
+          r.setStart(text, i);
+          r.setEnd(text, i + 1);
+          const top = Math.round(r.getBoundingClientRect().top);
+          byTop.set(top, (byTop.get(top) || '') + text.data[i]);
+        }
+        return [...byTop.values()];
+      })()`)) as string[];
+      assert.ok(lines.length >= 2 && lines.length <= 3, `the key takes ${lines.length} lines: ${lines.join(' | ')}`);
+      for (const line of lines.slice(0, -1))
+        assert.match(line, /^([A-Z0-9]{4}-)+$/, `whole groups per line: ${lines.join(' | ')}`);
+      const text = await page.locator('h1 .license-key').textContent();
+      assert.equal(text, 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA');
+      assert.ok(await page.getByRole('button', { name: 'Copy key' }).isVisible(), 'the copy button is shown');
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('axe finds no violations on the main pages of each role, in light and in dark mode', async () => {
+    const { browser, url } = app;
+    const byRole: [{ email: string; password: string } | null, string[]][] = [
+      [null, ['/login', '/offline', '/airgap', '/redeem', '/password/forgot']],
+      [w.endUser, ['/portal', '/account']],
+      [
+        w.managerAll,
+        [
+          '/portal',
+          '/portal/orders',
+          `/portal/orders/${w.orderA}`,
+          `/portal/orders/${w.orderA}/dispatch`,
+          `/portal/orders/${w.orderA}/vouchers`,
+          `/portal/licenses/${w.licenseA}`,
+          `/portal/licenses/${w.userLicense}`,
+          '/portal/team',
+          '/portal/search?q=AAAA',
+        ],
+      ],
+      [
+        w.admin,
+        [
+          '/admin',
+          '/admin/products',
+          `/admin/products/${w.product}`,
+          '/admin/orders',
+          `/admin/orders/${w.orderA}`,
+          `/admin/licenses/${w.licenseA}`,
+          '/admin/managers',
+          `/admin/brandings/${brandingId}`,
+          `/admin/brandings/${brandingId}/edit`,
+          '/admin/audit',
+          '/admin/settings',
+        ],
+      ],
+    ];
+    const failures: string[] = [];
+    for (const scheme of ['light', 'dark'] as const) {
+      for (const [account, paths] of byRole) {
+        const { page, problems, close } = await openPage(browser);
+        await page.emulateMedia({ colorScheme: scheme });
+        try {
+          if (account) await logInAs(page, url, account);
+          for (const path of paths) {
+            await page.goto(url + path);
+            for (const v of await axeViolations(page)) failures.push(`${scheme} ${path}: ${v}`);
+          }
+          // The same at phone width, where tables are cards.
+          await page.setViewportSize({ width: 390, height: 844 });
+          for (const path of paths.slice(0, 4)) {
+            await page.goto(url + path);
+            for (const v of await axeViolations(page)) failures.push(`${scheme} phone ${path}: ${v}`);
+          }
+          failures.push(...problems.map((p) => `${scheme}: ${p}`));
+        } finally {
+          await close();
+        }
+      }
+    }
+    assert.deepEqual(failures, []);
+  });
+});
