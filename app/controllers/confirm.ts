@@ -58,6 +58,19 @@ export const confirmFirst =
 const licenseName = (req: Request, l: License) => l.licenseKey ?? req.t('admin.licenses.userBased', { id: l.id });
 /** A machine as the pages name it: its hardware id, with its hostname when it reported one. */
 const machineName = (d: Device) => (d.hostname ? `${d.hardwareId} (${d.hostname})` : d.hardwareId);
+/** A confirmation whose title and text are `<key>.title` and `<key>.text` with the same variables. */
+const question = (
+  req: Request,
+  key: string,
+  vars: Record<string, unknown>,
+  button: string,
+  back: string,
+): Confirmation => ({
+  title: req.t(`${key}.title`, vars),
+  text: req.t(`${key}.text`, vars),
+  button,
+  back,
+});
 
 /**
  * The confirmations of the User Portal and the console, one per action (docs/decisions.md lists
@@ -125,24 +138,26 @@ export function confirmations(ctx: AppContext) {
         await vouchers.findInOrder(ctx.db, req.order!.id, idParam(req, 'voucherId'), ctx.clock.now()),
       );
       const vars = { code: v.hint, order: req.order!.orderRef };
-      return {
-        title: req.t('confirm.void.title', vars),
-        text: req.t('confirm.void.text', vars),
-        button: req.t('vouchers.void'),
-        back: res.locals.paths.portalOrderVouchers(req.order!.id),
-      };
+      return question(
+        req,
+        'confirm.void',
+        vars,
+        req.t('vouchers.void'),
+        res.locals.paths.portalOrderVouchers(req.order!.id),
+      );
     }),
     removeManager: confirmFirst(async (req, res) => {
       const accountId = idParam(req, 'accountId');
       // The managers below the signed-in one (an admin: all), as removeFromOrder allows.
       if (!(await managersBelow(ctx.db, req.user!, req.order!.id)).has(accountId)) throw notFound();
       const vars = { email: orNotFound(await accounts.findById(ctx.db, accountId)).email, order: req.order!.orderRef };
-      return {
-        title: req.t('confirm.removeManager.title', vars),
-        text: req.t('confirm.removeManager.text', vars),
-        button: req.t('admin.managers.unassign'),
-        back: res.locals.paths.portalOrder(req.order!.id),
-      };
+      return question(
+        req,
+        'confirm.removeManager',
+        vars,
+        req.t('admin.managers.unassign'),
+        res.locals.paths.portalOrder(req.order!.id),
+      );
     }),
 
     // --- the console ---
@@ -150,12 +165,13 @@ export function confirmations(ctx: AppContext) {
       const orderId = idParam(req, 'orderId');
       const assigned = (await managers.ordersOf(ctx.db, req.account!.id)).find((o) => o.id === orderId);
       const vars = { email: req.account!.email, order: orNotFound(assigned).orderRef };
-      return {
-        title: req.t('confirm.removeManager.title', vars),
-        text: req.t('confirm.removeManager.text', vars),
-        button: req.t('admin.managers.unassign'),
-        back: res.locals.paths.adminManager(req.account!.id),
-      };
+      return question(
+        req,
+        'confirm.removeManager',
+        vars,
+        req.t('admin.managers.unassign'),
+        res.locals.paths.adminManager(req.account!.id),
+      );
     }),
     removeQuota: confirmFirst(async (req, res) => {
       const productId = idParam(req, 'productId');
@@ -163,12 +179,13 @@ export function confirmations(ctx: AppContext) {
         (await managers.quotasOf(ctx.db, req.account!.id)).find((q) => q.productId === productId),
       );
       const vars = { email: req.account!.email, product: quota.productName };
-      return {
-        title: req.t('confirm.quota.title', vars),
-        text: req.t('confirm.quota.text', vars),
-        button: req.t('actions.delete'),
-        back: res.locals.paths.adminManager(req.account!.id),
-      };
+      return question(
+        req,
+        'confirm.quota',
+        vars,
+        req.t('actions.delete'),
+        res.locals.paths.adminManager(req.account!.id),
+      );
     }),
     deleteProduct: confirmFirst((req, res) =>
       deletion(req, req.product!.name, res.locals.paths.adminProduct(req.product!.id)),

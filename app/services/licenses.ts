@@ -313,13 +313,18 @@ export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number):
   });
 }
 
+/** Locks the license and reads it with one of its devices (404 when the device is not the license's). */
+async function lockedDevice(trx: Knex, licenseId: number, deviceId: number, now: Date) {
+  await licenses.lockLicense(trx, licenseId);
+  const license = await mustFindLicense(trx, licenseId, now);
+  const device = await devices.findForLicense(trx, licenseId, deviceId);
+  if (!device) throw notFound();
+  return { license, device };
+}
 /** Deactivates one device and frees its seat: how a license moves to another machine. */
 export async function resetDevice(deps: ServiceDeps, actor: Actor, licenseId: number, deviceId: number): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
-    await licenses.lockLicense(trx, licenseId);
-    const license = await mustFindLicense(trx, licenseId, now);
-    const device = await devices.findForLicense(trx, licenseId, deviceId);
-    if (!device) throw notFound();
+    const { license, device } = await lockedDevice(trx, licenseId, deviceId, now);
     if (!(await devices.deactivate(trx, deviceId, 'reset', now)))
       throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);
@@ -357,10 +362,7 @@ export async function blacklistDevice(
   deviceId: number,
 ): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
-    await licenses.lockLicense(trx, licenseId);
-    const license = await mustFindLicense(trx, licenseId, now);
-    const device = await devices.findForLicense(trx, licenseId, deviceId);
-    if (!device) throw notFound();
+    const { license, device } = await lockedDevice(trx, licenseId, deviceId, now);
     if (!deviceActions(license, device).blacklist) throw new HttpError(409, 'licenses.deviceAlreadyBlacklisted');
     await devices.addToBlacklist(trx, licenseId, device.hardwareId, actor.accountId, now);
     await devices.markBlacklisted(trx, deviceId);
@@ -400,10 +402,7 @@ export async function unblacklistDevice(
   deviceId: number,
 ): Promise<void> {
   await auditedChange(deps, actor, async (trx, now) => {
-    await licenses.lockLicense(trx, licenseId);
-    const license = await mustFindLicense(trx, licenseId, now);
-    const device = await devices.findForLicense(trx, licenseId, deviceId);
-    if (!device) throw notFound();
+    const { license, device } = await lockedDevice(trx, licenseId, deviceId, now);
     if (
       !deviceActions(license, device).unblacklist ||
       !(await devices.removeFromBlacklist(trx, licenseId, device.hardwareId))
