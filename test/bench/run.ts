@@ -38,6 +38,7 @@ import { measureUploadFlood, type FloodFigures, type FloodRun } from './upload-f
 import { printTable, printVerdicts, ratios, type Verdict } from './report.ts';
 import { cpuMsOf, type Figures } from './load.ts';
 import { measureWorkers, type WorkersFigures } from './workers.ts';
+import * as scale from './scale.ts';
 
 const env = (name: string, fallback: number) =>
   process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
@@ -79,6 +80,10 @@ interface Phase {
   online?: OnlineFigures;
   /** Only in the small phase: GET /healthz of Portico, and of a bare Express app with the same handler. */
   health?: { portico: Figures; bare: Figures };
+  /** The audit log, a license page and a dashboard with the phase's devices and audit events (scale.ts). */
+  scale: scale.ScaleFigure[];
+  /** Only in the large phase: online checks during the retention purge (scale.ts). */
+  purge?: scale.PurgeFigures;
   /** What the server logged as errors during the phase. */
   errors: string[];
   peakRssMb: number;
@@ -89,7 +94,13 @@ async function measurePhase(
   f: Fixture,
   dataDir: string,
   pool: number,
-  o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess },
+  o: {
+    adminKeys: string[];
+    bigOrder?: number;
+    online?: ServerProcess;
+    scaleTargets: scale.ScaleTargets;
+    purgeChecks?: string[];
+  },
 ): Promise<Phase> {
   const licenses = await countLicenses(d.db);
   progress(`${d.label}: ${thousands(licenses)} licenses — starting dist/server.js`);
@@ -184,6 +195,17 @@ async function measurePhase(
           baselineCpu: () => [baseline.cpuMs()],
         })
       : undefined;
+    progress('audit log, license page and dashboard');
+    const scaleFigures = await scale.measureScalePages({
+      page: (cookie, paths, mustContain) => page(cookie, paths, mustContain),
+      admin,
+      manager,
+      targets: o.scaleTargets,
+    });
+    // Last: the purge deletes events the pages above read.
+    const purge = o.purgeChecks?.length
+      ? await scale.measurePurge({ base: server.base, db: d.db, checks: o.purgeChecks, seconds: SECONDS, cpu })
+      : undefined;
     return {
       licenses,
       activation,
@@ -195,6 +217,8 @@ async function measurePhase(
       bigOrderPage,
       online,
       health,
+      scale: scaleFigures,
+      purge,
       errors: server.loggedErrors(),
       peakRssMb: server.peakRssMb(),
     };
@@ -213,6 +237,7 @@ interface DatabaseResult {
   baseline: Figures;
   baselineRssMb: number;
   generatedSeconds: number;
+  scaleGenerated: scale.ScaleGenerated;
   flood: FloodFigures;
   workers?: WorkersFigures;
 }
@@ -225,7 +250,9 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
   try {
     progress(`${d.label}: seeding`);
     const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
-    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline });
+    await scale.generateSmall(d.db, f);
+    const scaleTargets = await scale.scaleTargets(d.db, f);
+    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline, scaleTargets });
 
     const checks = small.online?.checks ?? [];
     let workers: WorkersFigures | undefined;
@@ -283,8 +310,14 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
       sampleKeys: 500,
     });
     progress(`generated in ${generated.seconds.toFixed(1)} s`);
+    const scaleGenerated = await scale.generateLarge(d.db, f, bigOrder);
     await refreshStatistics(d.db);
-    const large = await measurePhase(d, f, dataDir, 1, { adminKeys: generated.sample, bigOrder });
+    const large = await measurePhase(d, f, dataDir, 1, {
+      adminKeys: generated.sample,
+      bigOrder,
+      scaleTargets,
+      purgeChecks: checks,
+    });
     return {
       label: d.label,
       small,
@@ -292,6 +325,7 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
       baseline: baselineFigures,
       baselineRssMb: baseline.peakRssMb(),
       generatedSeconds: generated.seconds,
+      scaleGenerated,
       flood,
       workers,
     };
@@ -402,6 +436,7 @@ function report(r: DatabaseResult) {
   console.log(
     `  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process (through tsx): ${r.baselineRssMb.toFixed(0)} MB`,
   );
+  scale.report(r.label, { small: s.scale, large: l.scale, purge: l.purge, generated: r.scaleGenerated, S, L });
   reportFlood(r.label, r.flood);
   reportWorkers(r.label, r.workers);
 }
@@ -596,6 +631,10 @@ function verdicts(results: DatabaseResult[]): Verdict[] {
         );
       },
     },
+    ...scale.verdicts.map((v) => ({
+      target: v.target,
+      cell: (r: DatabaseResult) => v.cell(r.small.scale, r.large.scale, r.large.purge),
+    })),
   ].map((v) => ({ target: v.target, cells: cell(v.cell) }));
 }
 
