@@ -286,13 +286,18 @@ const OPERATING_SYSTEMS = ['Windows 11 Pro 23H2', 'Windows 10 Enterprise 22H2', 
 
 /**
  * Devices as activations leave them, round robin over the order's licenses (so each license has
- * count ÷ licenses of them): random hardware ids and device keys, 60 % offline, 35 % online, 5 %
+ * count ÷ licenses of them): random hardware ids, 60 % offline, 35 % online, 5 %
  * air-gapped, activation dates spread over `days`, one in ten deactivated (its seat freed).
  */
 export async function generateDevices(db: Knex, b: DeviceBatch): Promise<{ count: number; seconds: number }> {
   const started = process.hrtime.bigint();
   const random = prng(b.seed);
   const now = b.now.getTime();
+  // Hardware ids are indexed: each its own. The rest (not indexed) from pools, as the audit events do.
+  const keys = randomPool(random, B64URL, 43);
+  const hashes = randomPool(random, HEX, 64);
+  const hosts = randomPool(random, HEX, 6).map((h) => `WS-${h.toUpperCase()}`);
+  const any = (pool: string[]) => pool[Math.floor(random() * pool.length)]!;
   await bulkInsert(db, 'devices', DEVICE_COLUMNS, b.count, (i) => {
     const hardwareId = `HW-${randomText(random, HEX, 24)}`;
     const c = random();
@@ -303,12 +308,12 @@ export async function generateDevices(db: Knex, b: DeviceBatch): Promise<{ count
       b.licenses.firstId + (i % b.licenses.count),
       hardwareId,
       deactivated ? null : hardwareId,
-      `WS-${randomText(random, HEX, 6).toUpperCase()}`,
+      any(hosts),
       OPERATING_SYSTEMS[i % OPERATING_SYSTEMS.length]!,
       `3.${i % 4}.${i % 11}`,
       channel,
-      randomText(random, B64URL, 43),
-      channel === 'online' ? null : randomText(random, HEX, 64),
+      any(keys),
+      channel === 'online' ? null : any(hashes),
       channel === 'online' ? 0 : i % 5,
       new Date(activated),
       channel === 'online' ? new Date(Math.min(now, activated + random() * 30 * DAY_MS)) : null,
