@@ -6,24 +6,36 @@ import { systemActor, type ServiceDeps } from './context.ts';
 
 /**
  * Audit retention (console → Settings, "Keep audit events for"): deletes the events older than the
- * setting in batches of `batch`, each its own short statements with a pause between them, so that
- * activations and their own audit events go on meanwhile; several processes may run it at once
+ * setting in batches of up to `batch`, each its own short statements with a pause between them, so
+ * that activations and their own audit events go on meanwhile; several processes may run it at once
  * (each batch deletes only what is still there). The purge records itself as `audit.purged`.
+ *
+ * A batch's DELETE holds SQLite's one write lock (MySQL: its rows' locks) while it runs, and every
+ * activation and check that writes waits for it: on a log of millions of events 1,000 rows took
+ * ~200 ms and the online check's p99 tripled (docs/performance.md, "Data at scale"). So the batch
+ * halves while a batch takes longer than `batchMs` and grows back (up to `batch`) while it is quick,
+ * and each pause lasts at least as long as the batch before it: the purge keeps the lock for short
+ * spells and for at most half of the time.
  */
 export async function purgeOldAuditEvents(
   deps: ServiceDeps & { settings: () => Promise<Settings> },
-  options: { batch?: number; pauseMs?: number } = {},
+  options: { batch?: number; pauseMs?: number; batchMs?: number } = {},
 ): Promise<number> {
-  const { batch = 1000, pauseMs = 20 } = options;
+  const { batch = 1000, pauseMs = 20, batchMs = 25 } = options;
   const days = (await deps.settings()).auditRetentionDays;
   const now = deps.clock.now();
   const cutoff = new Date(now.getTime() - days * 86_400_000);
   let total = 0;
+  let size = Math.min(batch, 100);
   for (;;) {
-    const deleted = await auditEvents.deleteBatchBefore(deps.db, cutoff, batch);
+    const started = Date.now();
+    const deleted = await auditEvents.deleteBatchBefore(deps.db, cutoff, size);
     total += deleted;
-    if (deleted < batch) break;
-    await sleep(pauseMs);
+    if (deleted < size) break;
+    const took = Date.now() - started;
+    if (took > batchMs) size = Math.max(10, Math.floor(size / 2));
+    else if (took < batchMs / 4) size = Math.min(batch, size * 2);
+    await sleep(Math.max(pauseMs, took));
   }
   if (total > 0)
     await recordAudit(deps.db, systemActor('audit retention'), deps.clock.now(), {

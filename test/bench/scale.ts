@@ -250,7 +250,7 @@ export function purgeRows(p: PurgeFigures): Row[] {
 }
 
 export const purgeSummary = (p: PurgeFigures) =>
-  `retention purge: ${thousands(p.deleted)} events older than ${p.retentionDays} days deleted in ${p.seconds.toFixed(1)} s (${thousands(Math.round(p.deleted / p.seconds))}/s, batches of 1,000)`;
+  `retention purge: ${thousands(p.deleted)} events older than ${p.retentionDays} days deleted in ${p.seconds.toFixed(1)} s (${thousands(Math.round(p.deleted / p.seconds))}/s, batches of up to 1,000)`;
 
 /** The table of this file's figures for one database (after the main table of run.ts). */
 export function report(
