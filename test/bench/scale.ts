@@ -300,7 +300,7 @@ export const verdicts: {
     },
   },
   {
-    target: `license page and dashboard at ${thousands(DEVICES)} devices within 2×`,
+    target: `license page (devices), manager's dashboard: large within 2× of small`,
     cell: (small, large) => {
       const w = worstSlowdown(small, large, (f) => !f.audit);
       return mark(w.ratio <= 2, `worst ${w.ratio.toFixed(2)}× (${w.name.replace(/:.*/, '')})`);
