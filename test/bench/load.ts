@@ -38,6 +38,8 @@ export interface LoadOptions {
    * fails unless both answer `expectStatus`.
    */
   followUp?: (body: string, i: number, client: number) => Call | undefined;
+  /** Ends the measured phase early once it returns true (checked before each request). */
+  until?: () => boolean;
 }
 
 export interface Figures {
@@ -109,7 +111,7 @@ export async function runLoad(o: LoadOptions): Promise<Figures> {
     const phaseStart = Date.now();
     const client = async (n: number) => {
       const base = bases[n % bases.length]!;
-      while (next < limit && Date.now() < deadline) {
+      while (next < limit && Date.now() < deadline && !(times && o.until?.())) {
         const i = next++;
         if (o.ratePerSecond) {
           const wait = phaseStart + ((i - first) * 1000) / o.ratePerSecond - Date.now();

@@ -48,6 +48,7 @@ import { measureWorkers, type WorkersFigures } from './workers.ts';
 import { measureStartup, printStartup, type StartupFigures } from './startup.ts';
 import { galeraUrls } from '../helpers/galera.ts';
 import { galeraVerdicts, measureGalera, reportGalera, type GaleraFigures } from './galera.ts';
+import * as scale from './scale.ts';
 
 const env = (name: string, fallback: number) =>
   process.env[name] && Number.isFinite(Number(process.env[name])) ? Number(process.env[name]) : fallback;
@@ -92,6 +93,10 @@ interface Phase {
   online?: OnlineFigures;
   /** Only in the small phase: GET /healthz of Portico, and of a bare Express app with the same handler. */
   health?: { portico: Figures; bare: Figures };
+  /** The audit log, a license page and a dashboard with the phase's devices and audit events (scale.ts). */
+  scale: scale.ScaleFigure[];
+  /** Only in the large phase: online checks during the retention purge (scale.ts). */
+  purge?: scale.PurgeFigures;
   /** What the server logged as errors during the phase. */
   errors: string[];
   peakRssMb: number;
@@ -102,7 +107,13 @@ async function measurePhase(
   f: Fixture,
   dataDir: string,
   pool: number,
-  o: { adminKeys: string[]; bigOrder?: number; online?: ServerProcess },
+  o: {
+    adminKeys: string[];
+    bigOrder?: number;
+    online?: ServerProcess;
+    scaleTargets: scale.ScaleTargets;
+    purgeChecks?: string[];
+  },
 ): Promise<Phase> {
   const licenses = await countLicenses(d.db);
   progress(`${d.label}: ${thousands(licenses)} licenses — starting dist/server.js`);
@@ -197,6 +208,17 @@ async function measurePhase(
           baselineCpu: () => [baseline.cpuMs()],
         })
       : undefined;
+    progress('audit log, license page and dashboard');
+    const scaleFigures = await scale.measureScalePages({
+      page: (cookie, paths, mustContain) => page(cookie, paths, mustContain),
+      admin,
+      manager,
+      targets: o.scaleTargets,
+    });
+    // Last: the purge deletes events the pages above read.
+    const purge = o.purgeChecks?.length
+      ? await scale.measurePurge({ base: server.base, db: d.db, checks: o.purgeChecks, seconds: SECONDS, cpu })
+      : undefined;
     return {
       licenses,
       activation,
@@ -208,6 +230,8 @@ async function measurePhase(
       bigOrderPage,
       online,
       health,
+      scale: scaleFigures,
+      purge,
       errors: server.loggedErrors(),
       peakRssMb: server.peakRssMb(),
     };
@@ -226,6 +250,7 @@ interface DatabaseResult {
   baseline: Figures;
   baselineRssMb: number;
   generatedSeconds: number;
+  scaleGenerated: scale.ScaleGenerated;
   flood: FloodFigures;
   workers?: WorkersFigures;
 }
@@ -238,7 +263,9 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
   try {
     progress(`${d.label}: seeding`);
     const f = await seed(d.db, { activationsPerPhase: ACTIVATIONS + WARMUP + 1, phases: 3, seatsPerLicense: SEATS });
-    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline });
+    await scale.generateSmall(d.db, f);
+    const scaleTargets = await scale.scaleTargets(d.db, f);
+    const small = await measurePhase(d, f, dataDir, 0, { adminKeys: f.orderKeys, online: baseline, scaleTargets });
 
     const checks = small.online?.checks ?? [];
     let workers: WorkersFigures | undefined;
@@ -296,8 +323,14 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
       sampleKeys: 500,
     });
     progress(`generated in ${generated.seconds.toFixed(1)} s`);
+    const scaleGenerated = await scale.generateLarge(d.db, f, bigOrder);
     await refreshStatistics(d.db);
-    const large = await measurePhase(d, f, dataDir, 1, { adminKeys: generated.sample, bigOrder });
+    const large = await measurePhase(d, f, dataDir, 1, {
+      adminKeys: generated.sample,
+      bigOrder,
+      scaleTargets,
+      purgeChecks: checks,
+    });
     return {
       label: d.label,
       small,
@@ -305,6 +338,7 @@ async function benchDatabase(open: () => Promise<BenchDatabase>, baseline: Serve
       baseline: baselineFigures,
       baselineRssMb: baseline.peakRssMb(),
       generatedSeconds: generated.seconds,
+      scaleGenerated,
       flood,
       workers,
     };
@@ -415,6 +449,7 @@ function report(r: DatabaseResult) {
   console.log(
     `  peak RSS (VmHWM) of the Portico server process: ${s.peakRssMb.toFixed(0)} MB (small), ${l.peakRssMb.toFixed(0)} MB (large); no-database baseline process (through tsx): ${r.baselineRssMb.toFixed(0)} MB`,
   );
+  scale.report(r.label, { small: s.scale, large: l.scale, purge: l.purge, generated: r.scaleGenerated, S, L });
   reportFlood(r.label, r.flood);
   reportWorkers(r.label, r.workers);
 }
@@ -621,6 +656,10 @@ function verdicts(results: DatabaseResult[], startup: StartupFigures | null): Ve
         );
       },
     },
+    ...scale.verdicts.map((v) => ({
+      target: v.target,
+      cell: (r: DatabaseResult) => v.cell(r.small.scale, r.large.scale, r.large.purge),
+    })),
   ].map((v) => ({ target: v.target, cells: cell(v.cell) }));
 }
 

@@ -381,6 +381,32 @@ describe('console: audit log', () => {
     for (const id of ['999999', '0', 'abc', '1.5', '-1']) await agent.get(`/admin/audit/${id}`).expect(404);
   });
 
+  it("lists a manager's activity: the newest events of the given orders only, newest first", async () => {
+    const base = Date.parse('2019-03-01T00:00:00Z');
+    for (let i = 0; i < 30; i++)
+      await record(null, new Date(base + ((i * 7) % 30) * 60_000), {
+        action: 'activity.test',
+        objectType: 'license',
+        objectId: i,
+        orderId: 900 + (i % 3),
+      });
+    const expected = (await t.db('audit_events').whereIn('order_id', [900, 902]).select('id', 'occurred_at'))
+      .map((r: { id: number; occurred_at: unknown }) => ({ id: Number(r.id), time: toDate(r.occurred_at)!.getTime() }))
+      .sort((a, b) => b.time - a.time || b.id - a.id)
+      .slice(0, 12)
+      .map((r) => r.id);
+    const listed = await auditEvents.listForOrders(
+      t.db,
+      t.db.from(t.db.raw('(select 900 as id union select 902) as o')).select('id'),
+      12,
+    );
+    assert.deepEqual(
+      listed.map((e) => e.id),
+      expected,
+    );
+    assert.deepEqual(await auditEvents.listForOrders(t.db, t.db('orders').where('id', -1).select('id'), 12), []);
+  });
+
   describe('CSV export', () => {
     it('sends a UTF-8 attachment with the header row and every column', async () => {
       const res = await agent.get('/admin/audit.csv?actor=alice%40example.com').expect(200);
@@ -489,6 +515,12 @@ describe('console: audit log', () => {
       const list = await agent.get('/admin/audit?action=bulk.').expect(200);
       assert.match(list.text, /5000 in total/);
       assert.deepEqual(listedIds(list.text), expected.slice(0, 50));
+      const third = await agent.get('/admin/audit?action=bulk.&page=3').expect(200);
+      assert.deepEqual(
+        listedIds(third.text),
+        expected.slice(100, 150),
+        'a later page of a prefix matching most events',
+      );
 
       await t.db.transaction(async (trx) => {
         for (let i = 0; i < 5000; i++)
