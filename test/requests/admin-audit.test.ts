@@ -385,7 +385,7 @@ describe('console: audit log', () => {
     const base = Date.parse('2019-03-01T00:00:00Z');
     for (let i = 0; i < 30; i++)
       await record(null, new Date(base + ((i * 7) % 30) * 60_000), {
-        action: 'activity.test',
+        action: 'license.updated',
         objectType: 'license',
         objectId: i,
         orderId: 900 + (i % 3),
