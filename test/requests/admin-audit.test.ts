@@ -473,7 +473,7 @@ describe('console: audit log', () => {
       assert.equal(f![10], '"=1+2"', 'JSON text starts with a quote, not a formula');
     });
 
-    it('exports 5,000 events completely, in order, across batch boundaries with equal times; the list counts to 10,000 at most', async () => {
+    it('exports 5,000 events completely, in order, across batch boundaries with equal times; the list counts to 2,000 at most', async () => {
       const base = Date.parse('2020-06-01T00:00:00Z');
       await t.db.transaction(async (trx) => {
         for (let i = 0; i < 5000; i++) {
@@ -513,7 +513,7 @@ describe('console: audit log', () => {
         'the list stops counting at its cap',
       );
       const list = await agent.get('/admin/audit?action=bulk.').expect(200);
-      assert.match(list.text, /5000 in total/);
+      assert.match(list.text, /At least 2000 events\. Only the newest are listed/);
       assert.deepEqual(listedIds(list.text), expected.slice(0, 50));
       const third = await agent.get('/admin/audit?action=bulk.&page=3').expect(200);
       assert.deepEqual(
@@ -522,19 +522,13 @@ describe('console: audit log', () => {
         'a later page of a prefix matching most events',
       );
 
-      await t.db.transaction(async (trx) => {
-        for (let i = 0; i < 5000; i++)
-          await recordAudit(trx, actor('more@example.com'), new Date(base - i * 1000), {
-            action: 'bulk.more' as AuditAction,
-          });
-      });
       const capped = await agent.get('/admin/audit').expect(200);
       assert.match(
         capped.text,
-        /At least 10000 events\. Only the newest are listed/,
-        'the list stops counting at 10,000',
+        /At least 2000 events\. Only the newest are listed/,
+        'the list stops counting at 2,000',
       );
-      assert.match(capped.text, /Page 1 of 200/);
+      assert.match(capped.text, /Page 1 of 40/);
     });
   });
 });

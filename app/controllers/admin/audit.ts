@@ -9,8 +9,12 @@ import { idParam, listQuery, orNotFound } from '../helpers.ts';
 
 const FILTERS = ['actor', 'action', 'object_type', 'object_id', 'from', 'to'];
 
-/** The list counts this far and no further (200 pages); narrower filters reach older events. */
-const COUNT_CAP = 10_000;
+/**
+ * The list counts this far and no further (40 pages); narrower filters (a date range) reach older
+ * events, and the CSV export takes every match. The count's cost grows with the cap, whatever the
+ * log's size: at 10,000 a filtered page on MariaDB cost 2–2.6× its figure on a small log.
+ */
+const COUNT_CAP = 2_000;
 const CSV_BATCH = 1_000;
 const CSV_MAX_ROWS = 1_000_000;
 
