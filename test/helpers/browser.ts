@@ -115,11 +115,11 @@ export function useBrowserApp(): BrowserApp {
   return s;
 }
 
-/** Logs in through the real form and waits for the portal's welcome page. */
+/** Logs in through the real form and waits for the home page (the portal's welcome, or the vendor console). */
 export async function logIn(page: Page, url: string, account: { email: string; password: string }): Promise<void> {
   await page.goto(`${url}/login`);
   await page.getByLabel('E-mail address').fill(account.email);
   await page.getByLabel('Password').fill(account.password);
   await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { name: /Welcome/ }).waitFor();
+  await page.getByRole('heading', { name: /^(Welcome|Vendor console)/ }).waitFor();
 }
