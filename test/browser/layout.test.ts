@@ -47,6 +47,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
   const ids: Record<string, number | string> = { token: 'no-such-token-0123456789' };
   const auditId = (await t.db('audit_events').orderBy('id', 'desc').first('id'))?.id;
   const mailId = (await t.db('mail_outbox').orderBy('id').first('id'))?.id;
+  const managersMail = (await t.db('mail_outbox').where({ caused_by_account_id: w.managerAll.id }).first('id'))?.id;
   const role = (await t.db('roles').orderBy('id').first('id'))?.id;
   const byPrefix: [RegExp, Record<string, number | string>][] = [
     [/^\/admin\/products\//, { id: w.product }],
@@ -62,6 +63,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/admin\/outbox\//, { id: mailId }],
     [/^\/portal\/orders\//, { id: w.orderA }],
     [/^\/portal\/licenses\//, { id: w.licenseA, deviceId: w.deviceA }],
+    [/^\/portal\/mail\//, { mailId: managersMail }],
   ];
   for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
   return path.replace(/:(\w+)/g, (_m, name: string) => {
@@ -123,6 +125,15 @@ describe('browser: the phone layout (390 px) and the design', function () {
           2,
         ),
       reason: 'no_smtp',
+      created_at: now,
+    });
+    // A mail the manager caused (their Sent mail page).
+    await app.t.db('mail_outbox').insert({
+      to_address: 'reseller-with-a-rather-long-address@globex-international-engineering.example',
+      subject: 'Your Portico account at Acme Licensing, with a subject that goes on',
+      text_body: 'Hello',
+      reason: 'no_smtp',
+      caused_by_account_id: w.managerAll.id,
       created_at: now,
     });
   });
