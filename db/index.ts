@@ -1,5 +1,5 @@
 import knex, { type Knex } from 'knex';
-import { knexConfig } from './knexfile.ts';
+import { isSqlite, knexConfig } from './knexfile.ts';
 import { isSerializationFailure } from '../app/lib/transaction.ts';
 import * as initial from './migrations/0001_initial.ts';
 import * as auditIndexes from './migrations/0002_audit_indexes.ts';
@@ -69,6 +69,7 @@ export async function migrateLatest(db: Knex, { waitMs = 120_000 } = {}): Promis
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
+      if (!isSqlite(db)) await ensureOneLockRow(db);
       // (Listing creates knex's own tables when missing: DDL, which can meet another node's too.)
       const [, pending] = (await db.migrate.list(migratorConfig)) as [unknown[], unknown[]];
       if (pending.length === 0) return [];
@@ -80,6 +81,41 @@ export async function migrateLatest(db: Knex, { waitMs = 120_000 } = {}): Promis
       await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 300));
     }
   }
+}
+
+/**
+ * knex's migration lock is one row of knex_migrations_lock, taken with `UPDATE … WHERE is_locked = 0`.
+ * knex inserts that row when it finds the table empty, with an auto-increment id: two processes
+ * starting on a new database through two Galera nodes could each insert one (the nodes hand out
+ * different ids), each then "took the lock" on its own row, and both ran the first migration's DDL at
+ * once (seen in CI: a CREATE TABLE aborted half-way, then "already exists" for ever). Made here
+ * first, the row has the fixed id 1: two such inserts collide on that key and one is refused.
+ */
+async function ensureOneLockRow(db: Knex): Promise<void> {
+  // knex's own tables, as knex makes them, but with IF NOT EXISTS: two processes that both found them
+  // missing would otherwise both create them, and the second would stop on "already exists".
+  let created = false;
+  for (const [table, columns] of [
+    [
+      'knex_migrations',
+      '`id` int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, `name` varchar(255), `batch` int, `migration_time` timestamp',
+    ],
+    ['knex_migrations_lock', '`index` int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, `is_locked` int'],
+  ]) {
+    if (await db.schema.hasTable(table!)) continue;
+    await db.raw(`CREATE TABLE IF NOT EXISTS \`${table}\` (${columns}) DEFAULT CHARACTER SET utf8mb4`);
+    created = true;
+  }
+  const [rows] = (await db.raw('SELECT `index` FROM `knex_migrations_lock` LIMIT 1')) as [unknown[]];
+  if (rows.length === 0)
+    await db.raw(
+      'INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM `knex_migrations_lock`)',
+    );
+  // On a Galera cluster a DDL statement from one node aborts the open transactions of the others that
+  // touch the same table, a no-op CREATE TABLE IF NOT EXISTS too. A process that just found the tables
+  // missing lets the others' creates (issued within moments of the same finding) pass before it
+  // migrates: otherwise one could abort its first migration half-way (seen in CI). Once per database.
+  if (created) await new Promise((resolve) => setTimeout(resolve, 1500));
 }
 
 /** Applies migrations one by one up to and including `name` (the migration test starts from an older schema). */
