@@ -69,17 +69,65 @@ export async function migrateLatest(db: Knex, { waitMs = 120_000 } = {}): Promis
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      if (!isSqlite(db)) await ensureOneLockRow(db);
-      // (Listing creates knex's own tables when missing: DDL, which can meet another node's too.)
-      const [, pending] = (await db.migrate.list(migratorConfig)) as [unknown[], unknown[]];
-      if (pending.length === 0) return [];
-      const [, applied] = await db.migrate.latest(migratorConfig);
-      return applied as string[];
+      if (isSqlite(db)) {
+        const [, pending] = (await db.migrate.list(migratorConfig)) as [unknown[], unknown[]];
+        if (pending.length === 0) return [];
+        const [, applied] = await db.migrate.latest(migratorConfig);
+        return applied as string[];
+      }
+      // Nothing pending, read without a claim: a restart writes nothing.
+      if ((await db.schema.hasTable('knex_migrations')) && (await pendingCount(db)) === 0) return [];
+      const applied = await whileClaimed(db, async () => {
+        await ensureOneLockRow(db);
+        if ((await pendingCount(db)) === 0) return [];
+        const [, done] = await db.migrate.latest(migratorConfig);
+        return done as string[];
+      });
+      if (applied) return applied;
     } catch (err) {
       const locked = (err as { name?: unknown }).name === 'MigrationLocked' || isSerializationFailure(err);
       if (!locked || Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 300));
     }
+    if (Date.now() > deadline) throw new Error('timed out waiting for another process to finish the migrations');
+    await new Promise((resolve) => setTimeout(resolve, 200 + Math.random() * 300));
+  }
+}
+
+const pendingCount = async (db: Knex) => ((await db.migrate.list(migratorConfig)) as [unknown[], unknown[]])[1].length;
+
+/** A claim older than this belongs to a process that died while migrating: it is taken over. */
+const STALE_CLAIM_MS = 10 * 60_000;
+
+/**
+ * MySQL/MariaDB: runs `work` only while this process holds the one migration claim (a row with the
+ * fixed id 1, inserted in its own statement); null when another process holds it. On a Galera cluster
+ * knex's own lock was not enough: while one process ran the first migration's DDL, another's knex
+ * made or filled its own tables through another node, and a DDL statement from one node aborts the
+ * other nodes' open transactions on the same tables, which left a migration applied half-way (seen in
+ * CI: a CREATE TABLE aborted, then "already exists" for ever). With the claim, only its holder runs
+ * knex at all until the migrations are done; the others only read the claim row, and wait.
+ */
+async function whileClaimed<T>(db: Knex, work: () => Promise<T>): Promise<T | null> {
+  if (!(await db.schema.hasTable('portico_migration_claim')))
+    await db.raw(
+      'CREATE TABLE IF NOT EXISTS `portico_migration_claim` (`id` int NOT NULL PRIMARY KEY, `holder` varchar(100) NOT NULL, `claimed_at` bigint NOT NULL)',
+    );
+  const now = Date.now();
+  await db('portico_migration_claim')
+    .where('id', 1)
+    .where('claimed_at', '<', now - STALE_CLAIM_MS)
+    .delete();
+  const holder = `${process.pid}-${now}-${Math.random().toString(36).slice(2, 8)}`;
+  try {
+    await db('portico_migration_claim').insert({ id: 1, holder, claimed_at: now });
+  } catch (err) {
+    if ((err as { errno?: number }).errno === 1062) return null; // held by another process
+    throw err;
+  }
+  try {
+    return await work();
+  } finally {
+    await db('portico_migration_claim').where({ id: 1, holder }).delete();
   }
 }
 
@@ -94,7 +142,6 @@ export async function migrateLatest(db: Knex, { waitMs = 120_000 } = {}): Promis
 async function ensureOneLockRow(db: Knex): Promise<void> {
   // knex's own tables, as knex makes them, but with IF NOT EXISTS: two processes that both found them
   // missing would otherwise both create them, and the second would stop on "already exists".
-  let created = false;
   for (const [table, columns] of [
     [
       'knex_migrations',
@@ -104,18 +151,12 @@ async function ensureOneLockRow(db: Knex): Promise<void> {
   ]) {
     if (await db.schema.hasTable(table!)) continue;
     await db.raw(`CREATE TABLE IF NOT EXISTS \`${table}\` (${columns}) DEFAULT CHARACTER SET utf8mb4`);
-    created = true;
   }
   const [rows] = (await db.raw('SELECT `index` FROM `knex_migrations_lock` LIMIT 1')) as [unknown[]];
   if (rows.length === 0)
     await db.raw(
       'INSERT INTO `knex_migrations_lock` (`index`, `is_locked`) SELECT 1, 0 FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM `knex_migrations_lock`)',
     );
-  // On a Galera cluster a DDL statement from one node aborts the open transactions of the others that
-  // touch the same table, a no-op CREATE TABLE IF NOT EXISTS too. A process that just found the tables
-  // missing lets the others' creates (issued within moments of the same finding) pass before it
-  // migrates: otherwise one could abort its first migration half-way (seen in CI). Once per database.
-  if (created) await new Promise((resolve) => setTimeout(resolve, 1500));
 }
 
 /** Applies migrations one by one up to and including `name` (the migration test starts from an older schema). */
