@@ -313,6 +313,21 @@ export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number):
   });
 }
 
+/** A device's history entry for an action someone took on it (reset, blacklisted, off the blacklist). */
+const deviceEvent = (trx: Knex, device: devices.Device, event: devices.HistoryEvent, actor: Actor, now: Date) =>
+  devices.addHistory(
+    trx,
+    {
+      licenseId: device.licenseId,
+      deviceId: device.id,
+      event,
+      channel: device.channel,
+      hardwareId: device.hardwareId,
+      actorId: actor.accountId,
+    },
+    now,
+  );
+
 /** Locks the license and reads it with one of its devices (404 when the device is not the license's). */
 async function lockedDevice(trx: Knex, licenseId: number, deviceId: number, now: Date) {
   await licenses.lockLicense(trx, licenseId);
@@ -328,18 +343,7 @@ export async function resetDevice(deps: ServiceDeps, actor: Actor, licenseId: nu
     if (!(await devices.deactivate(trx, deviceId, 'reset', now)))
       throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);
-    await devices.addHistory(
-      trx,
-      {
-        licenseId,
-        deviceId,
-        event: 'reset',
-        channel: device.channel,
-        hardwareId: device.hardwareId,
-        actorId: actor.accountId,
-      },
-      now,
-    );
+    await deviceEvent(trx, device, 'reset', actor, now);
     return {
       result: undefined,
       audit: {
@@ -368,18 +372,7 @@ export async function blacklistDevice(
     await devices.markBlacklisted(trx, deviceId);
     const wasActive = await devices.deactivate(trx, deviceId, 'revoked', now);
     if (wasActive) await devices.releaseSeat(trx, device, now);
-    await devices.addHistory(
-      trx,
-      {
-        licenseId,
-        deviceId,
-        event: 'revoked',
-        channel: device.channel,
-        hardwareId: device.hardwareId,
-        actorId: actor.accountId,
-      },
-      now,
-    );
+    await deviceEvent(trx, device, 'revoked', actor, now);
     return {
       result: undefined,
       audit: {
@@ -408,18 +401,7 @@ export async function unblacklistDevice(
       !(await devices.removeFromBlacklist(trx, licenseId, device.hardwareId))
     )
       throw new HttpError(409, 'confirm.unblacklist.notBlacklisted');
-    await devices.addHistory(
-      trx,
-      {
-        licenseId,
-        deviceId,
-        event: 'unblacklisted',
-        channel: device.channel,
-        hardwareId: device.hardwareId,
-        actorId: actor.accountId,
-      },
-      now,
-    );
+    await deviceEvent(trx, device, 'unblacklisted', actor, now);
     return {
       result: undefined,
       audit: {
