@@ -9,6 +9,20 @@ export function withQuery(path: string, params: Record<string, string | number |
 
 type Query = Record<string, string | number | undefined | null>;
 
+/** The webhook pages under `base` (/admin, or the User Portal's base). */
+const webhookPaths = (base: string) => ({
+  index: () => `${base}/webhooks`,
+  new: () => `${base}/webhooks/new`,
+  show: (id: number) => `${base}/webhooks/${id}`,
+  edit: (id: number) => `${base}/webhooks/${id}/edit`,
+  rotate: (id: number) => `${base}/webhooks/${id}/rotate`,
+  disable: (id: number) => `${base}/webhooks/${id}/disable`,
+  enable: (id: number) => `${base}/webhooks/${id}/enable`,
+  delete: (id: number) => `${base}/webhooks/${id}/delete`,
+  test: (id: number) => `${base}/webhooks/${id}/test`,
+  resend: (id: number, deliveryId: number) => `${base}/webhooks/${id}/deliveries/${deliveryId}/resend`,
+});
+
 /**
  * Every URL the app renders or redirects to. Views and controllers never write a URL by hand.
  * A host bound to one portal serves it at `/`: that portal's base is '' there and
@@ -197,6 +211,11 @@ export function makePaths(boundPortal: string | null) {
     adminPolicyDefault: (id: number) => `/admin/policies/${id}/default`,
     adminPolicyArchive: (id: number) => `/admin/policies/${id}/archive`,
     adminPolicyUnarchive: (id: number) => `/admin/policies/${id}/unarchive`,
+    // --- webhooks: the same pages in the console (the vendor's endpoints) and the User Portal (a manager's) ---
+    adminWebhooks: () => '/admin/webhooks',
+    adminWebhook: (id: number) => `/admin/webhooks/${id}`,
+    portalWebhook: (id: number) => `${portalBase}/webhooks/${id}`,
+    webhooks: (area: 'admin' | 'portal') => webhookPaths(area === 'admin' ? '/admin' : portalBase),
   };
 }
 

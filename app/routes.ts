@@ -39,6 +39,7 @@ import { portalTeamController } from './controllers/portal/team.ts';
 import { portalMailController } from './controllers/portal/mail.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
+import { webhooksController } from './controllers/webhooks.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -86,6 +87,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const sentMail = portalMailController(ctx);
   const audit = adminAuditController(ctx);
   const consoleSearch = searchController(ctx, 'admin');
+  const vendorHooks = webhooksController(ctx, 'admin');
+  const managerHooks = webhooksController(ctx, 'portal');
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
   const ask = confirmations(ctx);
 
@@ -284,6 +287,21 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   );
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
   up.post('/policies', mgr, can('create_license_policy'), home.createPolicy);
+  // Webhooks (services/webhooks.ts): a manager's own endpoints, events of the orders in their scope (others' endpoints: 404).
+  const hooksOf = [mgr, managerHooks.allowed];
+  const myHook = [...hooksOf, managerHooks.load];
+  up.get('/webhooks', ...hooksOf, managerHooks.index);
+  up.get('/webhooks/new', ...hooksOf, managerHooks.new);
+  up.post('/webhooks', ...hooksOf, managerHooks.create);
+  up.get('/webhooks/:id', ...myHook, managerHooks.show);
+  up.get('/webhooks/:id/edit', ...myHook, managerHooks.edit);
+  up.post('/webhooks/:id', ...myHook, managerHooks.update);
+  up.post('/webhooks/:id/rotate', ...myHook, managerHooks.rotate);
+  up.post('/webhooks/:id/disable', ...myHook, managerHooks.disable);
+  up.post('/webhooks/:id/enable', ...myHook, managerHooks.enable);
+  up.post('/webhooks/:id/delete', ...myHook, ask.deleteWebhook, managerHooks.destroy);
+  up.post('/webhooks/:id/test', ...myHook, managerHooks.test);
+  up.post('/webhooks/:id/deliveries/:deliveryId/resend', ...myHook, managerHooks.resend);
 
   // Offline Activation Portal: public (the file is the credential), rate-limited per client. An
   // upload is limited (per client, then a slot of this process) before a byte of its body is read.
@@ -406,6 +424,19 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/keys', signingKeys.create);
   adm.post('/keys/:kid/activate', signingKeys.activate);
   adm.post('/keys/:kid/retire', ask.retireKey, signingKeys.retire);
+  // --- webhooks: the vendor's endpoints (services/webhooks.ts) ---
+  adm.get('/webhooks', vendorHooks.index);
+  adm.get('/webhooks/new', vendorHooks.new);
+  adm.post('/webhooks', vendorHooks.create);
+  adm.get('/webhooks/:id', vendorHooks.load, vendorHooks.show);
+  adm.get('/webhooks/:id/edit', vendorHooks.load, vendorHooks.edit);
+  adm.post('/webhooks/:id', vendorHooks.load, vendorHooks.update);
+  adm.post('/webhooks/:id/rotate', vendorHooks.load, vendorHooks.rotate);
+  adm.post('/webhooks/:id/disable', vendorHooks.load, vendorHooks.disable);
+  adm.post('/webhooks/:id/enable', vendorHooks.load, vendorHooks.enable);
+  adm.post('/webhooks/:id/delete', vendorHooks.load, ask.deleteWebhook, vendorHooks.destroy);
+  adm.post('/webhooks/:id/test', vendorHooks.load, vendorHooks.test);
+  adm.post('/webhooks/:id/deliveries/:deliveryId/resend', vendorHooks.load, vendorHooks.resend);
   // --- audit log ---
   adm.get('/audit', audit.index);
   adm.get('/audit.csv', audit.csv);

@@ -10,6 +10,7 @@ import type { Role } from './models/roles.ts';
 import type { Order } from './models/orders.ts';
 import type { License } from './models/licenses.ts';
 import type { Device } from './models/devices.ts';
+import type { Endpoint } from './models/webhooks.ts';
 
 declare global {
   namespace Express {
@@ -38,6 +39,8 @@ declare global {
       account?: Account;
       /** The role a console route addresses (`:id`). */
       role?: Role;
+      /** The webhook endpoint a route addresses, one of the signed-in owner's (controllers/webhooks.ts). */
+      webhookEndpoint?: Endpoint;
     }
   }
 }

@@ -195,6 +195,13 @@ export function confirmations(ctx: AppContext) {
       const feature = orNotFound(await products.findFeature(ctx.db, productId, idParam(req, 'featureId')));
       return deletion(req, `${feature.name} (${feature.code})`, res.locals.paths.adminProduct(productId));
     }),
+    deleteWebhook: confirmFirst((req, res) =>
+      deletion(
+        req,
+        req.webhookEndpoint!.url,
+        res.locals.paths.webhooks(req.baseUrl === '/admin' ? 'admin' : 'portal').show(req.webhookEndpoint!.id),
+      ),
+    ),
     deleteCustomer: confirmFirst((req, res) =>
       deletion(req, req.customer!.name, res.locals.paths.adminCustomer(req.customer!.id)),
     ),

@@ -10,4 +10,5 @@ export const settingsForm = z.object({
   airgap_code_minutes: wholeNumber(SETTING_LIMITS.airgapCodeMinutes.min, SETTING_LIMITS.airgapCodeMinutes.max),
   accept_legacy_airgap_deactivation: checkbox,
   audit_retention_days: wholeNumber(SETTING_LIMITS.auditRetentionDays.min, SETTING_LIMITS.auditRetentionDays.max),
+  webhook_private_targets: checkbox,
 });

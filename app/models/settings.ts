@@ -21,6 +21,11 @@ export interface Settings {
   acceptLegacyAirgapDeactivation: boolean;
   /** How long audit events are kept; older ones are deleted in batches (services/retention.ts). */
   auditRetentionDays: number;
+  /**
+   * Whether webhooks may be sent to loopback and private addresses (docs/webhooks.md, "Allowed
+   * targets"): off by default; intranet deployments turn it on. Link-local and metadata addresses stay refused.
+   */
+  webhookPrivateTargets: boolean;
 }
 
 export const SETTING_LIMITS = {
@@ -39,6 +44,7 @@ export function settingDefaults(defaultLanguage: Language): Settings {
     airgapCodeMinutes: 60,
     acceptLegacyAirgapDeactivation: true,
     auditRetentionDays: 400,
+    webhookPrivateTargets: false,
   };
 }
 
@@ -69,6 +75,7 @@ const CODECS: { [K in keyof Settings]: Codec<Settings[K]> } = {
   airgapCodeMinutes: whole('airgap_code_minutes', SETTING_LIMITS.airgapCodeMinutes),
   acceptLegacyAirgapDeactivation: flag('accept_legacy_airgap_deactivation'),
   auditRetentionDays: whole('audit_retention_days', SETTING_LIMITS.auditRetentionDays),
+  webhookPrivateTargets: flag('webhook_private_targets'),
 };
 
 const NAMES = Object.keys(CODECS) as (keyof Settings)[];

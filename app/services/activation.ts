@@ -11,6 +11,7 @@ import * as licenseUsers from '../models/license-users.ts';
 import * as requestNonces from '../models/request-nonces.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import { recordAudit } from './audit.ts';
+import { deviceData, licenseData, publishEvent } from './events.ts';
 import { issueLicenseFile, type ArtifactDeps } from './license-files.ts';
 import { ActivationError, assertUsable, recordRefusal, type RefusalRecord } from './refusals.ts';
 import type { Actor } from './context.ts';
@@ -281,6 +282,11 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
           requestHash: input.requestHash,
         },
       });
+      await publishEvent(trx, deps.clock, {
+        type: 'activation.granted',
+        orderId: license.orderId,
+        data: { ...licenseData(license), ...deviceData(device), transfer },
+      });
       // The row as it now is (this transaction holds it): one seat more, one transfer more if it was one.
       const after = {
         ...license,
@@ -417,6 +423,11 @@ export async function deactivate(
         orderId: license.orderId,
         before: { active: true },
         after: { active: false, channel: input.channel, usage: input.usage, requestHash: input.requestHash },
+      });
+      await publishEvent(trx, deps.clock, {
+        type: 'device.deactivated',
+        orderId: license.orderId,
+        data: { ...licenseData(license), ...deviceData(device) },
       });
       return {
         device: (await devices.findById(trx, device.id))!,

@@ -110,6 +110,16 @@ export const AUDIT_ACTIONS = [
   'voucher.refused',
   'voucher.voided',
   'vouchers.generated',
+  // signed webhooks (services/webhooks.ts)
+  'webhook_delivery.resent',
+  'webhook_endpoint.created',
+  'webhook_endpoint.deleted',
+  'webhook_endpoint.disabled',
+  'webhook_endpoint.disabled_failing',
+  'webhook_endpoint.enabled',
+  'webhook_endpoint.secret_rotated',
+  'webhook_endpoint.test_sent',
+  'webhook_endpoint.updated',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

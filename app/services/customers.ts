@@ -5,6 +5,7 @@ import * as catalog from '../models/catalog.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
+import { publishEvent } from './events.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
 /** Customers and their orders. */
@@ -102,6 +103,12 @@ export async function createOrder(
         now,
       );
       await afterInsert?.(trx, id, now);
+      const order = (await orders.findById(trx, id))!;
+      await publishEvent(trx, deps.clock, {
+        type: 'order.created',
+        orderId: id,
+        data: { orderId: id, orderRef: order.orderRef, reference: order.reference, customerId },
+      });
       return {
         result: id,
         audit: {
@@ -109,7 +116,7 @@ export async function createOrder(
           objectType: 'order',
           objectId: id,
           orderId: id,
-          after: orders.auditView((await orders.findById(trx, id))!),
+          after: orders.auditView(order),
         },
       };
     });

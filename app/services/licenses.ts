@@ -10,6 +10,7 @@ import { isUniqueViolation } from '../models/normalise.ts';
 import { generateLicenseKey } from '../lib/license-keys.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
+import { anyListener, deviceData, licenseData, publishEvent } from './events.ts';
 import { deviceActions } from '../policies/devices.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 
@@ -160,6 +161,13 @@ export async function issueLicenses(
         }
       }
       await copyFeatures(trx, policy.id, licenseIds);
+      if (await anyListener(trx, 'license.issued'))
+        for (const id of licenseIds)
+          await publishEvent(trx, deps.clock, {
+            type: 'license.issued',
+            orderId,
+            data: licenseData((await licenses.findById(trx, id, now))!),
+          });
       return {
         result: { licenseIds, productId: product.id, newUserIds },
         audit: {
@@ -225,6 +233,11 @@ export async function updateLicense(deps: ServiceDeps, actor: Actor, id: number,
       );
     }
     const after = await mustFindLicense(trx, id, now);
+    await publishEvent(trx, deps.clock, {
+      type: 'license.changed',
+      orderId: after.orderId,
+      data: { ...licenseData(after), change: 'updated' },
+    });
     return {
       result: undefined,
       audit: {
@@ -243,6 +256,11 @@ export async function setLicenseEnabled(deps: ServiceDeps, actor: Actor, id: num
   await auditedChange(deps, actor, async (trx, now) => {
     const before = await mustFindLicense(trx, id, now);
     await licenses.update(trx, id, { enabled }, now);
+    await publishEvent(trx, deps.clock, {
+      type: enabled ? 'license.changed' : 'license.disabled',
+      orderId: before.orderId,
+      data: { ...licenseData({ ...before, enabled }), ...(enabled ? { change: 'enabled' } : {}) },
+    });
     return {
       result: undefined,
       audit: {
@@ -299,6 +317,11 @@ export async function resetLicense(deps: ServiceDeps, actor: Actor, id: number):
     }
     await licenses.clearSeats(trx, id, now);
     await assignments.resetCounts(trx, id);
+    await publishEvent(trx, deps.clock, {
+      type: 'license.changed',
+      orderId: before.orderId,
+      data: { ...licenseData(before), change: 'reset', devicesDeactivated: released },
+    });
     return {
       result: released,
       audit: {
@@ -344,6 +367,11 @@ export async function resetDevice(deps: ServiceDeps, actor: Actor, licenseId: nu
       throw new HttpError(409, 'licenses.deviceAlreadyInactive');
     await devices.releaseSeat(trx, device, now);
     await deviceEvent(trx, device, 'reset', actor, now);
+    await publishEvent(trx, deps.clock, {
+      type: 'device.reset',
+      orderId: license.orderId,
+      data: { ...licenseData(license), ...deviceData(device) },
+    });
     return {
       result: undefined,
       audit: {
@@ -373,6 +401,11 @@ export async function blacklistDevice(
     const wasActive = await devices.deactivate(trx, deviceId, 'revoked', now);
     if (wasActive) await devices.releaseSeat(trx, device, now);
     await deviceEvent(trx, device, 'revoked', actor, now);
+    await publishEvent(trx, deps.clock, {
+      type: 'device.blacklisted',
+      orderId: license.orderId,
+      data: { ...licenseData(license), ...deviceData(device) },
+    });
     return {
       result: undefined,
       audit: {

@@ -7,6 +7,7 @@ import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import type { Account } from '../models/accounts.ts';
 import { issuableFor } from '../policies/portal.ts';
 import { deviceActions } from '../policies/devices.ts';
+import { deviceData, licenseData, publishEvent } from './events.ts';
 import { auditedChange } from './changes.ts';
 import { issueLicenses, type IssueRequest, type IssueResult } from './licenses.ts';
 import { mailPlacements, placeUser, type Placement } from './license-users.ts';
@@ -210,6 +211,11 @@ export async function releaseOwnDevice(
       now,
     );
     const orderId = Number((await trx('licenses').where({ id: device.licenseId }).first('order_id')).order_id);
+    await publishEvent(trx, deps.clock, {
+      type: 'device.deactivated',
+      orderId,
+      data: { ...licenseData((await licenses.findById(trx, device.licenseId, now))!), ...deviceData(device) },
+    });
     return {
       result: undefined,
       audit: {

@@ -5,6 +5,7 @@ import type { Channel } from '../models/devices.ts';
 import * as devices from '../models/devices.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { recordAudit } from './audit.ts';
+import { publishEvent } from './events.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import type { ArtifactRefusal } from './requests.ts';
 import type { VoucherRefusal } from './vouchers.ts';
@@ -146,4 +147,11 @@ export async function recordRefusal(
     orderId: r.orderId ?? null,
     after: { code, channel: r.channel, hardwareId, requestHash: r.requestHash },
   });
+  // A refusal of a known license concerns its order; one of an unknown key concerns nobody's (never published).
+  if (r.action === 'activation.refused' && licenseId && r.orderId)
+    await publishEvent(deps.db, deps.clock, {
+      type: 'activation.refused',
+      orderId: r.orderId,
+      data: { licenseId, orderId: r.orderId, code, channel: r.channel, hardwareId },
+    });
 }

@@ -14,6 +14,7 @@ import { hashPassword } from '../lib/passwords.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import { canonicalVoucherCode, generateVoucherCode, voucherHash, voucherHint } from '../lib/voucher-codes.ts';
 import { issuableFor } from '../policies/portal.ts';
+import { licenseData, publishEvent } from './events.ts';
 import { auditedChange } from './changes.ts';
 import { recordAudit } from './audit.ts';
 import { issueLicenses } from './licenses.ts';
@@ -250,6 +251,11 @@ async function redeemIn(
     after: { status: 'redeemed', licenseId, accountId: by.accountId, channel: by.channel },
   });
   const license = (await licenses.findById(trx, licenseId, now))!;
+  await publishEvent(trx, deps.clock, {
+    type: 'voucher.redeemed',
+    orderId: voucher.orderId,
+    data: { ...licenseData(license), voucherId: voucher.id, voucherHint: voucher.hint, channel: by.channel },
+  });
   return {
     voucherId: voucher.id,
     licenseId,

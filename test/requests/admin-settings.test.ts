@@ -62,6 +62,7 @@ describe('console: settings', () => {
       airgapCodeMinutes: 60,
       acceptLegacyAirgapDeactivation: true,
       auditRetentionDays: 400,
+      webhookPrivateTargets: false,
     });
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(
@@ -133,6 +134,7 @@ describe('console: settings', () => {
       airgapCodeMinutes: 120,
       acceptLegacyAirgapDeactivation: false,
       auditRetentionDays: 400,
+      webhookPrivateTargets: false,
     };
     assert.deepEqual(await getSettings(t.db, defaults), saved);
 
@@ -148,6 +150,7 @@ describe('console: settings', () => {
       airgapCodeMinutes: 60,
       acceptLegacyAirgapDeactivation: true,
       auditRetentionDays: 400,
+      webhookPrivateTargets: false,
     });
     assert.deepEqual(events[0]!.after, saved);
 
@@ -167,9 +170,10 @@ describe('console: settings', () => {
       airgapCodeMinutes: 5,
       acceptLegacyAirgapDeactivation: false,
       auditRetentionDays: 30,
+      webhookPrivateTargets: false,
     };
     assert.deepEqual(await getSettings(t.db, defaults), changed);
-    assert.equal(await countRows(t.db, 'settings'), 7, 'one row per key, updated in place');
+    assert.equal(await countRows(t.db, 'settings'), 8, 'one row per key, updated in place');
     events = await auditOf(t.db, 'settings', 'installation');
     assert.equal(events.length, 2);
     assert.deepEqual(events[1]!.before, saved);

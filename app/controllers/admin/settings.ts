@@ -16,6 +16,7 @@ const valuesOf = (s: Settings) => ({
   airgap_code_minutes: s.airgapCodeMinutes,
   accept_legacy_airgap_deactivation: s.acceptLegacyAirgapDeactivation,
   audit_retention_days: s.auditRetentionDays,
+  webhook_private_targets: s.webhookPrivateTargets,
 });
 
 export function adminSettingsController(ctx: AppContext) {
@@ -46,6 +47,7 @@ export function adminSettingsController(ctx: AppContext) {
         airgapCodeMinutes: d.airgap_code_minutes,
         acceptLegacyAirgapDeactivation: d.accept_legacy_airgap_deactivation,
         auditRetentionDays: d.audit_retention_days,
+        webhookPrivateTargets: d.webhook_private_targets,
       });
       done(req, res, res.locals.paths.adminSettings(), 'admin.settings.saved');
     },
