@@ -356,51 +356,77 @@ export async function deliverWebhook(deps: DeliveryDeps, job: JobRun): Promise<v
       await webhooks.markHealthy(trx, endpoint.id);
       return false;
     }
-    const state = manual ? delivery.state : retryAt ? 'pending' : 'failed';
-    await webhooks.setDeliveryState(trx, deliveryId, state, { attempts: attempt, nextAttemptAt: retryAt }, now);
     await webhooks.markFailing(trx, endpoint.id, now);
     const fresh = (await webhooks.findById(trx, endpoint.id))!;
-    if (
-      !fresh.enabled ||
-      !fresh.failingSince ||
-      now.getTime() - fresh.failingSince.getTime() < DISABLE_AFTER_FAILING_MS
-    )
-      return false;
+    const disableNow =
+      fresh.enabled &&
+      fresh.failingSince !== null &&
+      now.getTime() - fresh.failingSince.getTime() >= DISABLE_AFTER_FAILING_MS;
+    const state = manual ? delivery.state : retryAt && !disableNow ? 'pending' : 'failed';
+    await webhooks.setDeliveryState(
+      trx,
+      deliveryId,
+      state,
+      { attempts: attempt, nextAttemptAt: state === 'pending' ? retryAt : null },
+      now,
+    );
+    if (!disableNow) return false;
     await webhooks.setEnabled(trx, endpoint.id, false, 'failing', now);
     await recordAudit(trx, systemActor('webhooks'), now, {
       action: 'webhook_endpoint.disabled_failing',
       objectType: 'webhook_endpoint',
       objectId: endpoint.id,
-      before: { enabled: true, failingSince: fresh.failingSince.toISOString() },
+      before: { enabled: true, failingSince: fresh.failingSince!.toISOString() },
       after: { enabled: false, lastError: result.error ?? `HTTP ${result.statusCode}` },
     });
     return true;
   });
   if (disabled) await tellAdmins(deps, endpoint);
-  if (ok || manual || disabled) return;
+  if (ok || manual) return;
   const why = result.error ?? `HTTP ${result.statusCode}`;
-  if (retryAt) throw new RetryJobAt(retryAt, `attempt ${attempt} failed: ${why}`);
-  throw new FailJob(`delivery failed after ${attempt} attempts: ${why}`);
+  if (retryAt && !disabled) throw new RetryJobAt(retryAt, `attempt ${attempt} failed: ${why}`);
+  throw new FailJob(
+    disabled
+      ? `attempt ${attempt} failed (${why}); the endpoint kept failing and was disabled`
+      : `delivery failed after ${attempt} attempts: ${why}`,
+  );
 }
 
-/** The vendor's admins are told by mail that an endpoint was disabled for failing. */
+/** The vendor's admins (and a manager, of their own endpoint) are told by mail that it was disabled for failing. */
 async function tellAdmins(deps: DeliveryDeps, endpoint: webhooks.Endpoint): Promise<void> {
-  const admins: { email: string; name: string; language: string }[] = await deps
+  const paths = makePaths(null);
+  const admins: Recipient[] = await deps
     .db('accounts')
     .where({ role: 'admin', disabled: false })
     .select('email', 'name', 'language');
-  const paths = makePaths(null);
-  for (const admin of admins) {
-    const t = deps.translatorFor(admin.language);
+  const owner: Recipient | undefined =
+    endpoint.ownerAccountId === null
+      ? undefined
+      : await deps.db('accounts').where({ id: endpoint.ownerAccountId }).first('email', 'name', 'language');
+  const recipients: [Recipient, string][] = [
+    ...admins.map((a): [Recipient, string] => [
+      a,
+      endpoint.ownerAccountId === null ? paths.adminWebhook(endpoint.id) : paths.adminWebhooks(),
+    ]),
+    ...(owner ? [[owner, paths.portalWebhook(endpoint.id)] as [Recipient, string]] : []),
+  ];
+  for (const [to, link] of recipients) {
+    const t = deps.translatorFor(to.language);
     await deps.mailer.send({
-      to: admin.email,
+      to: to.email,
       subject: t('webhooks.mail.disabled.subject'),
       text: t('webhooks.mail.disabled.body', {
-        name: admin.name,
+        name: to.name,
         url: endpoint.url,
         hours: DISABLE_AFTER_FAILING_MS / 3_600_000,
-        link: `${deps.baseUrl}${endpoint.ownerAccountId === null ? paths.adminWebhook(endpoint.id) : paths.adminWebhooks()}`,
+        link: `${deps.baseUrl}${link}`,
       }),
     });
   }
+}
+
+interface Recipient {
+  email: string;
+  name: string;
+  language: string;
 }
