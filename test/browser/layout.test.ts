@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { createEndpoint, webhookDepsOf } from '../../app/services/webhooks.ts';
+import { WEBHOOK_EVENT_TYPES } from '../../app/services/events.ts';
+import { insertAttempt, insertDelivery, insertEvent } from '../../app/models/webhooks.ts';
 import type { Page } from 'playwright-core';
 import { type Area, routeTable } from '../../app/routes.ts';
 import * as brandings from '../../app/models/brandings.ts';
@@ -49,6 +52,8 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
   const mailId = (await t.db('mail_outbox').orderBy('id').first('id'))?.id;
   const managersMail = (await t.db('mail_outbox').where({ caused_by_account_id: w.managerAll.id }).first('id'))?.id;
   const role = (await t.db('roles').orderBy('id').first('id'))?.id;
+  const vendorHook = (await t.db('webhook_endpoints').whereNull('owner_account_id').first('id'))?.id;
+  const managersHook = (await t.db('webhook_endpoints').where({ owner_account_id: w.managerAll.id }).first('id'))?.id;
   const byPrefix: [RegExp, Record<string, number | string>][] = [
     [/^\/admin\/products\//, { id: w.product }],
     [/^\/admin\/customers\//, { id: w.customer }],
@@ -64,6 +69,8 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/portal\/orders\//, { id: w.orderA }],
     [/^\/portal\/licenses\//, { id: w.licenseA, deviceId: w.deviceA }],
     [/^\/portal\/mail\//, { mailId: managersMail }],
+    [/^\/admin\/webhooks\//, { id: vendorHook }],
+    [/^\/portal\/webhooks\//, { id: managersHook }],
   ];
   for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
   return path.replace(/:(\w+)/g, (_m, name: string) => {
@@ -117,6 +124,32 @@ describe('browser: the phone layout (390 px) and the design', function () {
     });
     await brandings.insertHost(app.t.db, brandingId, 'licenses.acme-corporation-international.example', 'portal', now);
     await app.t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: now });
+    // A webhook endpoint of the vendor and one of the manager, with a long URL and a delivery log entry.
+    const hooks = webhookDepsOf(app.t.app.locals.ctx);
+    for (const owner of [null, w.managerAll.id]) {
+      const hook = await createEndpoint(hooks, systemActor('layout test'), owner, {
+        url: 'https://93.184.216.34/integrations/portico-license-events/receiver-endpoint-with-a-long-name',
+        description: 'The CRM of the sales department, for licenses and activations',
+        events: [...WEBHOOK_EVENT_TYPES],
+      });
+      const eventId = await insertEvent(
+        app.t.db,
+        { uid: `msg_layout${owner ?? 0}`, type: 'license.issued', orderId: w.orderA, dedupeKey: null, payload: '{}' },
+        now,
+      );
+      const deliveryId = await insertDelivery(app.t.db, eventId!, hook.id, now);
+      await insertAttempt(app.t.db, {
+        deliveryId,
+        endpointId: hook.id,
+        attempt: 1,
+        manual: false,
+        statusCode: 500,
+        durationMs: 120,
+        responseExcerpt: `{"error":"${'an-unbroken-error-message-from-the-receiver'.repeat(5)}"}`,
+        error: 'HTTP 500',
+        startedAt: now,
+      });
+    }
     await app.t.db('mail_outbox').insert({
       to_address: 'engineer@globex-international-engineering.example',
       subject: 'Your licenses for Acme CAD',
