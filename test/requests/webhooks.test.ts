@@ -134,6 +134,11 @@ describe('webhook endpoints: console and User Portal pages', () => {
     await admin.get('/portal/webhooks').expect(404);
   });
 
+  it('the portal dashboard links to the webhook pages for managers with the permission only', async () => {
+    assert.match((await managerAll.get('/portal').expect(200)).text, /href="\/portal\/webhooks"/);
+    assert.doesNotMatch((await managerNone.get('/portal').expect(200)).text, /href="\/portal\/webhooks"/);
+  });
+
   it("a manager manages their own endpoints; another manager's and the vendor's are not found (404)", async () => {
     const created = await submitForm(managerAll, '/portal/webhooks/new', '/portal/webhooks', {
       url: publicUrl,
