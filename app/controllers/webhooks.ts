@@ -38,7 +38,7 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
   const showSecret = (req: Request, res: Response, id: number, secret: string, key: string) =>
     res
       .set('Cache-Control', 'no-store')
-      .status(201)
+
       .render(view('secret'), {
         title: req.t(key),
         area,

@@ -7,6 +7,9 @@ import * as licenseUsers from '../../app/models/license-users.ts';
 import * as vouchers from '../../app/models/vouchers.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { routeTable, fullPath } from '../../app/routes.ts';
+import * as webhooks from '../../app/models/webhooks.ts';
+import { systemActor } from '../../app/services/context.ts';
+import { createEndpoint, webhookDepsOf } from '../../app/services/webhooks.ts';
 import { BUILT_IN_ROLES, PERMISSIONS, type Permission } from '../../app/policies/permissions.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
@@ -21,9 +24,11 @@ interface Row {
   scoped: boolean;
   /**
    * inviter: only the manager who invited the `:accountId` (delegation) may address it; causer: only
-   * the account whose action caused the `:mailId` (managerAll in every run).
+   * the account whose action caused the `:mailId` (managerAll in every run). api_managers: managers
+   * holding manage_api_clients (404 for everyone else, admins included); hook_owner: only the manager
+   * who owns the `:id` webhook endpoint (managerAll).
    */
-  for: 'managers' | 'end_users' | 'everyone' | 'inviter' | 'causer';
+  for: 'managers' | 'end_users' | 'everyone' | 'inviter' | 'causer' | 'api_managers' | 'hook_owner';
   params?: (w: World, s: Scratch) => Record<string, number>;
 }
 
@@ -34,6 +39,8 @@ interface Scratch {
   invitationId: number;
   voucherId: number;
   mailId: number;
+  hookId: number;
+  hookDeliveryId: number;
 }
 
 const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
@@ -41,6 +48,7 @@ const userLicense = (w: World, s: Scratch) => ({ id: w.userLicense, accountId: s
 const order = (w: World, s: Scratch) => ({ id: w.orderA, accountId: s.managerId });
 const voucher = (w: World, s: Scratch) => ({ id: w.orderA, voucherId: s.voucherId });
 const invitation = (w: World, s: Scratch) => ({ id: w.userLicense, invitationId: s.invitationId });
+const hook = (_w: World, s: Scratch) => ({ id: s.hookId, deliveryId: s.hookDeliveryId });
 
 const MATRIX: Record<string, Row> = {
   'GET /portal': { perm: null, scoped: false, for: 'everyone' },
@@ -171,6 +179,24 @@ const MATRIX: Record<string, Row> = {
   },
   'GET /portal/policies/new': { perm: 'create_license_policy', scoped: false, for: 'managers' },
   'POST /portal/policies': { perm: 'create_license_policy', scoped: false, for: 'managers' },
+  'GET /portal/webhooks': { perm: null, scoped: false, for: 'api_managers' },
+  'GET /portal/webhooks/new': { perm: null, scoped: false, for: 'api_managers' },
+  'POST /portal/webhooks': { perm: null, scoped: false, for: 'api_managers' },
+  'GET /portal/webhooks/:id': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'GET /portal/webhooks/:id/edit': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'POST /portal/webhooks/:id': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'POST /portal/webhooks/:id/rotate': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'POST /portal/webhooks/:id/disable': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'POST /portal/webhooks/:id/enable': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'POST /portal/webhooks/:id/test': { perm: null, scoped: false, for: 'hook_owner', params: hook },
+  'POST /portal/webhooks/:id/deliveries/:deliveryId/resend': {
+    perm: null,
+    scoped: false,
+    for: 'hook_owner',
+    params: hook,
+  },
+  // Last of the scratch endpoint's rows: without confirmed=1 it only asks.
+  'POST /portal/webhooks/:id/delete': { perm: null, scoped: false, for: 'hook_owner', params: hook },
 };
 
 type Who = 'anonymous' | 'managerAll' | 'managerNone' | 'operator' | 'mixed' | 'managerB' | 'endUser' | 'admin';
@@ -194,7 +220,10 @@ function expected(row: Row, who: Who, roleOnOrder = ROLE_ON_ORDER[who]): Expecte
   if (who === 'anonymous') return 'login';
   if (row.for === 'end_users') return who === 'endUser' ? 'allowed' : 404;
   if (who === 'endUser') return row.for === 'everyone' ? 'allowed' : 404;
-  if (row.for === 'inviter' || row.for === 'causer') return who === 'managerAll' ? 'allowed' : 404;
+  if (row.for === 'inviter' || row.for === 'causer' || row.for === 'hook_owner')
+    return who === 'managerAll' ? 'allowed' : 404;
+  if (row.for === 'api_managers')
+    return who !== 'admin' && (ACCOUNT[who] ?? []).includes('manage_api_clients') ? 'allowed' : 404;
   if (row.scoped) {
     if (!roleOnOrder) return 404;
     return !row.perm || roleOnOrder.includes(row.perm) ? 'allowed' : 403;
@@ -273,7 +302,25 @@ async function runMatrix(
     caused_by_account_id: w.managerAll.id,
     created_at: now,
   });
+  const hookEndpoint = await createEndpoint(webhookDepsOf(t.app.locals.ctx), systemActor('matrix'), w.managerAll.id, {
+    url: 'https://93.184.216.34/hook',
+    description: null,
+    events: ['order.created'],
+  });
+  const hookEvent = await webhooks.insertEvent(
+    t.db,
+    {
+      uid: `msg_${crypto.randomBytes(8).toString('hex')}`,
+      type: 'order.created',
+      orderId: w.orderA,
+      dedupeKey: null,
+      payload: '{}',
+    },
+    now,
+  );
   const scratch: Scratch = {
+    hookId: hookEndpoint.id,
+    hookDeliveryId: await webhooks.insertDelivery(t.db, hookEvent!, hookEndpoint.id, now),
     managerId: scratchManager.id,
     userId: scratchUser.id,
     invitationId,
