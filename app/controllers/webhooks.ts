@@ -36,15 +36,7 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
     events: body.events === undefined ? [] : Array.isArray(body.events) ? body.events : [body.events],
   });
   const showSecret = (req: Request, res: Response, id: number, secret: string, key: string) =>
-    res
-      .set('Cache-Control', 'no-store')
-
-      .render(view('secret'), {
-        title: req.t(key),
-        area,
-        endpointId: id,
-        secret,
-      });
+    res.set('Cache-Control', 'no-store').render(view('secret'), { title: req.t(key), area, endpointId: id, secret });
 
   return {
     /** The User Portal's guard: the pages exist for managers holding manage_api_clients only (404 for anyone else). */

@@ -134,7 +134,7 @@ describe('webhook delivery to a real receiver', function () {
     }
     assert.throws(() => verify(crm.secret, got[0]!, got[0]!.body.replace('"enabled":false', '"enabled":true')));
     assert.throws(
-      () => verify('whsec_' + Buffer.alloc(32, 1).toString('base64'), got[0]!),
+      () => verify(`whsec_${Buffer.alloc(32, 1).toString('base64')}`, got[0]!),
       'another secret does not verify',
     );
 
@@ -275,7 +275,7 @@ describe('webhook delivery to a real receiver', function () {
       });
     // Registered by name while allowed; the operator then turns private targets off.
     const byName = await createEndpoint(deps(), actor, null, {
-      url: base.replace('127.0.0.1', 'localhost') + '/by-name',
+      url: `${base.replace('127.0.0.1', 'localhost')}/by-name`,
       description: null,
       events: ['order.created'],
     });
