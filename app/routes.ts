@@ -40,6 +40,7 @@ import { portalMailController } from './controllers/portal/mail.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
 import { manageCustomersController } from './controllers/manage/customers.ts';
+import { manageOrdersController } from './controllers/manage/orders.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
@@ -76,6 +77,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const airgap = airgapController(ctx);
   const api = apiController(ctx);
   const manageCustomers = manageCustomersController(ctx);
+  const manageOrders = manageOrdersController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -131,6 +133,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   m.post('/customers', scope('customers:write'), vendorOnly, manageCustomers.create);
   m.get('/customers/:id', scope('customers:read'), ml.customer, manageCustomers.show);
   m.patch('/customers/:id', scope('customers:write'), ml.customer, can('edit_customer'), manageCustomers.update);
+  m.get('/orders', scope('orders:read'), manageOrders.index);
+  m.post('/orders', scope('orders:write'), can('create_order'), manageOrders.create);
+  m.get('/orders/:id', scope('orders:read'), ml.order, manageOrders.show);
+  m.patch('/orders/:id', scope('orders:write'), vendorOnly, ml.order, manageOrders.update);
 
   const acc = add('account');
   acc.get('/login', sessions.show);

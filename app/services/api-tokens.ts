@@ -122,10 +122,33 @@ export interface ApiPrincipal {
    * Whose order scope and permissions apply: the manager for a personal token; for an API client the
    * vendor, i.e. an administrator's scope (every order, every permission).
    */
-  account: Pick<Account, 'id' | 'role'> & Partial<Account>;
+  account: Account;
   /** The manager of a personal token (services that act "as a manager" take it). */
   manager: Account | null;
   actor: Actor;
+}
+
+/**
+ * The account an API client acts as: the vendor, with an administrator's scope. It is no row (id 0 is
+ * never stored: audit rows take the actor's null accountId, and admins' paths use no account id).
+ */
+function vendorAccount(name: string): Account {
+  const epoch = new Date(0);
+  return {
+    id: 0,
+    email: '',
+    name,
+    passwordHash: null,
+    language: 'en',
+    role: 'admin',
+    mustChangePassword: false,
+    disabled: false,
+    totpSecret: null,
+    totpEnabledAt: null,
+    lastLoginAt: null,
+    createdAt: epoch,
+    updatedAt: epoch,
+  };
 }
 
 /** The 401 answers: one shape, a stable code (docs/api.md, "Errors"). */
@@ -163,7 +186,7 @@ export async function authenticateApiToken(
   await apiTokens.touch(deps.db, row.id, now);
   return {
     token: row,
-    account: manager ?? { id: 0, role: 'admin' },
+    account: manager ?? vendorAccount(row.name),
     manager,
     actor: {
       accountId: manager?.id ?? null,

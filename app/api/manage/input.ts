@@ -26,3 +26,13 @@ export function bodyObject(req: Request): Record<string, unknown> {
 export const body = <S extends z.ZodType>(schema: S, req: Request): z.infer<S> => parsed(schema, bodyObject(req));
 
 export const query = <S extends z.ZodType>(schema: S, req: Request): z.infer<S> => parsed(schema, req.query);
+
+/** Like parsed, for a nested object of the body: its field errors are named `prefix.field`. */
+export function parsedAt<S extends z.ZodType>(prefix: string, schema: S, value: unknown): z.infer<S> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw AppError.validation({ [prefix]: 'api.errors.body_object' });
+  const result = parseForm(schema, value);
+  if (!result.ok)
+    throw AppError.validation(Object.fromEntries(Object.entries(result.errors).map(([k, v]) => [`${prefix}.${k}`, v])));
+  return result.data;
+}
