@@ -14,6 +14,8 @@ export const AUDIT_ACTIONS = [
   'account.two_factor_disabled',
   'account.two_factor_enabled',
   'activation.granted',
+  'api_token.created',
+  'api_token.revoked',
   'activation.refused',
   'audit.purged',
   'auth.account_throttled',

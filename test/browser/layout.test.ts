@@ -31,7 +31,7 @@ const NOT_PAGES: Record<string, string> = {
 };
 
 /** Which role opens the pages of an area (account pages: every role that has an account). */
-const ROLES_BY_AREA: Record<Exclude<Area, 'public' | 'api'>, Role[]> = {
+const ROLES_BY_AREA: Record<Exclude<Area, 'public' | 'api' | 'manage'>, Role[]> = {
   admin: ['admin'],
   portal: ['manager'],
   offline: ['visitor'],
@@ -142,14 +142,14 @@ describe('browser: the phone layout (390 px) and the design', function () {
     const { t, browser, url } = app;
 
     const routes = routeTable(t.app.locals.ctx).filter(
-      (r) => r.method === 'get' && r.area !== 'public' && r.area !== 'api',
+      (r) => r.method === 'get' && r.area !== 'public' && r.area !== 'api' && r.area !== 'manage',
     );
     const pages: Record<Role, string[]> = { admin: [], manager: [], endUser: [], visitor: [] };
     for (const r of routes) {
       const prefix = r.area === 'account' ? '' : `/${r.area}`;
       const pattern = r.path === '/' && prefix ? prefix : prefix + r.path;
       if (NOT_PAGES[pattern]) continue;
-      for (const role of ROLES_BY_AREA[r.area as Exclude<Area, 'public' | 'api'>]) {
+      for (const role of ROLES_BY_AREA[r.area as Exclude<Area, 'public' | 'api' | 'manage'>]) {
         if (r.area === 'account' && ACCOUNT_LOGGED_IN.test(pattern) && role === 'visitor') continue;
         if (r.area === 'account' && VISITOR_ONLY.test(pattern) && role !== 'visitor') continue;
         pages[role].push(await fillParams(t, w, brandingId, pattern));
