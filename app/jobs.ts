@@ -1,11 +1,14 @@
 import type { AppContext } from './app.ts';
 import { FailJob, type JobHandler, RetryJobAt } from './lib/queue.ts';
+import { sendQueuedMail } from './lib/mailer.ts';
 
 /**
  * THE registry of job kinds (app/lib/queue.ts runs them): one line per kind, like the route table.
  * A payload carries ids, never secrets in clear; the handler loads the rest.
  */
-export const JOBS: Record<string, JobHandler> = {};
+export const JOBS: Record<string, JobHandler> = {
+  'mail.send': sendQueuedMail, // one recorded mail over SMTP (payload: outboxId)
+};
 
 /** Jobs the runners enqueue once per period across all processes (payload: { periodStart }). */
 export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [];

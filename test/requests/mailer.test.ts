@@ -3,6 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import request from 'supertest';
 import { buildTestApp, createAccount, csrfFrom, type TestApp } from '../helpers/app.ts';
+import { runDueJobs } from '../../app/lib/queue.ts';
+import { MAIL_ATTEMPTS } from '../../app/lib/mailer.ts';
 
 interface Received {
   to: string[];
@@ -38,8 +40,8 @@ async function requestReset(t: TestApp, email: string) {
     .expect(303);
 }
 
-describe('mail delivery: SMTP when configured, the outbox otherwise', () => {
-  it('delivers over SMTP when SMTP_URL is set (nothing in the outbox)', async () => {
+describe('mail delivery: SMTP (through the job queue) when configured, the outbox otherwise', () => {
+  it('delivers over SMTP when SMTP_URL is set, through the job queue (nothing left in the outbox)', async () => {
     const smtp = await startSmtp();
     const t = await buildTestApp({
       smtpUrl: `smtp://127.0.0.1:${smtp.port}`,
@@ -48,6 +50,8 @@ describe('mail delivery: SMTP when configured, the outbox otherwise', () => {
     try {
       const { email } = await createAccount(t.db, { language: 'fr' });
       await requestReset(t, email);
+      assert.equal(smtp.received.length, 0, 'the request does not wait on SMTP');
+      assert.equal(await runDueJobs(t.app.locals.ctx), 1);
       assert.equal(smtp.received.length, 1);
       assert.deepEqual(smtp.received[0]!.to, [email]);
       assert.match(smtp.received[0]!.data, /password\/reset\//);
@@ -59,7 +63,7 @@ describe('mail delivery: SMTP when configured, the outbox otherwise', () => {
     }
   });
 
-  it('keeps the mail in the outbox with the reason when SMTP fails', async () => {
+  it('keeps the mail in the outbox with the reason when SMTP fails to the last attempt', async () => {
     const smtp = await startSmtp();
     const port = smtp.port;
     await new Promise<void>((resolve) => smtp.server.close(() => resolve())); // nothing listens there now
@@ -67,6 +71,13 @@ describe('mail delivery: SMTP when configured, the outbox otherwise', () => {
     try {
       const { email } = await createAccount(t.db);
       await requestReset(t, email);
+      const ctx = t.app.locals.ctx;
+      await runDueJobs(ctx);
+      assert.equal((await t.db('mail_outbox').where({ to_address: email }).first()).reason, 'smtp_pending');
+      for (let attempt = 2; attempt <= MAIL_ATTEMPTS; attempt++) {
+        t.clock.advance(3600_000);
+        await runDueJobs(ctx);
+      }
       const mail = await t.db('mail_outbox').where({ to_address: email }).first();
       assert.equal(mail.reason, 'smtp_failed');
       assert.ok(mail.error);
