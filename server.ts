@@ -14,7 +14,7 @@ import { ensureSigningKey } from './app/services/signing-keys.ts';
 import { issueSetupTokenIfNeeded } from './app/services/setup.ts';
 import { makePaths } from './app/paths.ts';
 import * as sessions from './app/models/sessions.ts';
-import { startQueueRunner } from './app/lib/queue.ts';
+import { purgeFinishedJobs, startQueueRunner } from './app/lib/queue.ts';
 
 /**
  * `npm start`. With WORKERS = 1 the process itself serves. Above 1 (the default: one per available
@@ -84,6 +84,7 @@ async function prepareDatabase() {
       limiter.purge(),
       sessions.purgeExpired(db, clock.now()),
       purgeOldAuditEvents({ db, clock, settings }),
+      purgeFinishedJobs({ db, clock }),
     ]).catch((err) => logger.warn({ err }, 'housekeeping failed'));
   }, HOUSEKEEPING_MS);
   housekeeping.unref();

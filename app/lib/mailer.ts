@@ -71,8 +71,8 @@ export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; c
 
 /** The mail.send job (app/jobs.ts): sends one recorded mail; a refusal is retried, and kept in the outbox after the last attempt. */
 export async function sendQueuedMail(ctx: AppContext, job: JobRun): Promise<void> {
-  const mail = await outbox.findPending(ctx.db, Number(job.payload.outboxId));
-  if (!mail) return; // sent already, or an administrator dealt with it
+  const mail = await outbox.findUnsent(ctx.db, Number(job.payload.outboxId));
+  if (!mail) return; // sent already
   try {
     await ctx.mailer.deliver(mail);
   } catch (err) {

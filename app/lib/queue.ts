@@ -89,17 +89,25 @@ const defaultWorkerId = () => `${os.hostname()}:${process.pid}:${crypto.randomBy
 
 const messageOf = (err: unknown) => (err instanceof Error ? err.message : String(err)) || 'error';
 
+/** How long finished jobs stay visible in the console before housekeeping deletes them. */
+export const KEEP_DONE_MS = 7 * 86_400_000;
+export const KEEP_FAILED_MS = 30 * 86_400_000;
+
+/** Housekeeping (server.ts, every ten minutes): deletes done jobs after 7 days, failed ones after 30. */
+export function purgeFinishedJobs({ db, clock }: { db: Knex; clock: Clock }): Promise<number> {
+  const now = clock.now().getTime();
+  return jobs.purgeFinished(db, new Date(now - KEEP_DONE_MS), new Date(now - KEEP_FAILED_MS));
+}
+
 /** Claims one due job for `workerId` (short transaction; retried on conflicts by the transaction helper). */
 async function claimNext(ctx: AppContext, workerId: string): Promise<jobs.Job | null> {
   return inTransaction(ctx.db, async (trx) => {
-    for (;;) {
-      const now = ctx.clock.now();
-      const id = await jobs.nextDueId(trx, now);
-      if (id === null) return null;
-      if (await jobs.claim(trx, id, workerId, now, new Date(now.getTime() + LEASE_MS)))
-        return (await jobs.findById(trx, id)) ?? null;
-      // Taken by another runner between our read and our update (MySQL without the row lock's help): look again.
-    }
+    const now = ctx.clock.now();
+    const id = await jobs.nextDueId(trx, now);
+    // The guarded update decides; it fails only when another runner took the job between the read and
+    // the update (a Galera node's lock does not reach the others): the next poll looks again.
+    if (id === null || !(await jobs.claim(trx, id, workerId, now, new Date(now.getTime() + LEASE_MS)))) return null;
+    return (await jobs.findById(trx, id)) ?? null;
   });
 }
 

@@ -201,3 +201,26 @@ export async function countsByState(db: Knex): Promise<Record<JobState, number>>
 export async function kinds(db: Knex): Promise<string[]> {
   return (await db('jobs').distinct('kind').orderBy('kind')).map((r: { kind: string }) => r.kind);
 }
+
+/**
+ * Housekeeping: done jobs older than `doneBefore` and failed ones older than `failedBefore` are deleted,
+ * in batches (the table would otherwise grow by a row per mail for ever). Returns how many.
+ */
+export async function purgeFinished(db: Knex, doneBefore: Date, failedBefore: Date, batch = 1000): Promise<number> {
+  let deleted = 0;
+  for (const [state, before] of [
+    ['done', doneBefore],
+    ['failed', failedBefore],
+  ] as const) {
+    for (;;) {
+      const ids = (await db('jobs')
+        .where({ state })
+        .where('finished_at', '<', before)
+        .limit(batch)
+        .pluck('id')) as number[];
+      if (!ids.length) break;
+      deleted += affected(await db('jobs').whereIn('id', ids).where({ state }).delete());
+    }
+  }
+  return deleted;
+}

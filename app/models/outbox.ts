@@ -55,9 +55,13 @@ export async function insert(db: Knex, mail: NewMail, reason: MailReason, error:
   return Number(id);
 }
 
-/** A mail waiting for its mail.send job (undefined once it was sent or given up). */
-export async function findPending(db: Knex, id: number): Promise<OutboxMail | undefined> {
-  const row = await db('mail_outbox').where({ id, reason: 'smtp_pending' }).first();
+/** The rows a mail.send job may still send: pending, or refused to the last attempt (an admin ran the job again). */
+const unsent = (db: Knex, id: number) =>
+  db('mail_outbox').where({ id }).whereIn('reason', ['smtp_pending', 'smtp_failed']);
+
+/** A mail its mail.send job has still to send (undefined once it was sent). */
+export async function findUnsent(db: Knex, id: number): Promise<OutboxMail | undefined> {
+  const row = await unsent(db, id).first();
   return row ? fromRow(row) : undefined;
 }
 
@@ -66,16 +70,14 @@ export async function findPending(db: Knex, id: number): Promise<OutboxMail | un
  * whoever caused it, so they see it was sent; otherwise not kept at all (it is no one's to read).
  */
 export async function markSent(db: Knex, mail: OutboxMail): Promise<void> {
-  const row = db('mail_outbox').where({ id: mail.id, reason: 'smtp_pending' });
+  const row = unsent(db, mail.id);
   if (mail.causedBy) await row.update({ reason: 'sent', text_body: '', error: null });
   else await row.delete();
 }
 
 /** An attempt failed: the error shows while it is retried; `final` keeps it in the outbox as not delivered. */
 export async function markAttemptFailed(db: Knex, id: number, error: string, final: boolean): Promise<void> {
-  await db('mail_outbox')
-    .where({ id, reason: 'smtp_pending' })
-    .update({ error: error.slice(0, 1000), ...(final ? { reason: 'smtp_failed' } : {}) });
+  await unsent(db, id).update({ error: error.slice(0, 1000), reason: final ? 'smtp_failed' : 'smtp_pending' });
 }
 
 function fromRow(r: Record<string, unknown>): OutboxMail {

@@ -4,6 +4,7 @@ import { SMTPServer } from 'smtp-server';
 import request from 'supertest';
 import { buildTestApp, createAccount, csrfFrom, type TestApp } from '../helpers/app.ts';
 import { runDueJobs } from '../../app/lib/queue.ts';
+import * as jobs from '../../app/models/jobs.ts';
 import { MAIL_ATTEMPTS } from '../../app/lib/mailer.ts';
 
 interface Received {
@@ -12,7 +13,7 @@ interface Received {
 }
 
 /** A real SMTP server on loopback that keeps what it receives. */
-async function startSmtp(): Promise<{ server: SMTPServer; port: number; received: Received[] }> {
+async function startSmtp(port = 0): Promise<{ server: SMTPServer; port: number; received: Received[] }> {
   const received: Received[] = [];
   const server = new SMTPServer({
     authOptional: true,
@@ -26,7 +27,7 @@ async function startSmtp(): Promise<{ server: SMTPServer; port: number; received
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   return { server, port: (server.server.address() as AddressInfo).port, received };
 }
 
@@ -82,6 +83,21 @@ describe('mail delivery: SMTP (through the job queue) when configured, the outbo
       assert.equal(mail.reason, 'smtp_failed');
       assert.ok(mail.error);
       assert.match(mail.text_body, /password\/reset\//);
+      // The relay is back; an administrator runs the failed job again (console → Jobs): the mail goes out.
+      const job = await t.db('jobs').where({ kind: 'mail.send' }).first();
+      assert.equal(job.state, 'failed');
+      const back = await startSmtp(port);
+      try {
+        assert.equal(await jobs.requeueFailed(t.db, job.id, t.clock.now()), true);
+        assert.equal(await runDueJobs(ctx), 1);
+        assert.deepEqual(
+          back.received.map((r) => r.to),
+          [[email]],
+        );
+        assert.equal(await t.db('mail_outbox').where({ to_address: email }).first(), undefined, 'sent: no longer kept');
+      } finally {
+        await new Promise<void>((resolve) => back.server.close(() => resolve()));
+      }
     } finally {
       await t.close();
     }

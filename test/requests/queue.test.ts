@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import type { AppContext } from '../../app/app.ts';
-import { backoffMs, enqueue, enqueuePeriodicJobs, LEASE_MS, periodStart, runDueJobs } from '../../app/lib/queue.ts';
+import {
+  backoffMs,
+  enqueue,
+  enqueuePeriodicJobs,
+  KEEP_DONE_MS,
+  KEEP_FAILED_MS,
+  LEASE_MS,
+  periodStart,
+  purgeFinishedJobs,
+  runDueJobs,
+} from '../../app/lib/queue.ts';
 import { PERIODIC_JOBS } from '../../app/jobs.ts';
 import * as jobs from '../../app/models/jobs.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
@@ -232,6 +242,22 @@ describe('job queue', function () {
     } finally {
       PERIODIC_JOBS.pop();
     }
+  });
+
+  it('housekeeping deletes done jobs after 7 days and failed ones after 30; queued ones stay', async () => {
+    const done = await record();
+    const failed = await record({ failUntil: 1, mode: 'fail' });
+    await runDueJobs(ctx);
+    const queued = await record({}, { runAt: new Date(t.clock.now().getTime() + 60 * 86_400_000) });
+    t.clock.advance(KEEP_DONE_MS - 1);
+    assert.equal(await purgeFinishedJobs(ctx), 0);
+    t.clock.advance(2);
+    assert.equal(await purgeFinishedJobs(ctx), 1);
+    assert.equal(await jobs.findById(t.db, done), undefined);
+    t.clock.advance(KEEP_FAILED_MS - KEEP_DONE_MS);
+    assert.equal(await purgeFinishedJobs(ctx), 1);
+    assert.equal(await jobs.findById(t.db, failed), undefined);
+    assert.equal((await job(queued)).state, 'queued');
   });
 
   it('periods are floored to their length', () => {
