@@ -127,24 +127,30 @@ async function runClaimed(ctx: AppContext, job: jobs.Job, workerId: string): Pro
       .catch((err) => log.warn({ err: messageOf(err) }, 'could not extend a job lease'));
   }, LEASE_RENEW_MS);
   renew.unref();
+  // Only the handler's own failure decides a retry; a failure to record the outcome leaves the lease to expire.
+  let failure: { err: unknown } | null = null;
   try {
     if (!handler) throw new FailJob(`no handler for job kind ${job.kind}`);
     await handler(ctx, { id: job.id, kind: job.kind, payload: job.payload, attempt: job.attempts });
-    clearInterval(renew);
-    if (!(await jobs.markDone(db, job.id, workerId, clock.now())))
-      log.warn('job finished after its lease was taken over');
   } catch (err) {
+    failure = { err };
+  } finally {
     clearInterval(renew);
-    const message = messageOf(err);
-    const now = clock.now();
-    if (err instanceof FailJob || job.attempts >= job.maxAttempts) {
-      log.warn({ err: message }, 'job failed');
-      await jobs.markFailed(db, job.id, workerId, now, message);
-    } else {
-      const at = err instanceof RetryJobAt ? err.at : new Date(now.getTime() + backoffMs(job.attempts));
-      log.info({ err: message, retryAt: at.toISOString() }, 'job will be retried');
-      await jobs.reschedule(db, job.id, workerId, at, message);
-    }
+  }
+  const now = clock.now();
+  if (!failure) {
+    if (!(await jobs.markDone(db, job.id, workerId, now))) log.warn('job finished after its lease was taken over');
+    return;
+  }
+  const { err } = failure;
+  const message = messageOf(err);
+  if (err instanceof FailJob || job.attempts >= job.maxAttempts) {
+    log.warn({ err: message }, 'job failed');
+    await jobs.markFailed(db, job.id, workerId, now, message);
+  } else {
+    const at = err instanceof RetryJobAt ? err.at : new Date(now.getTime() + backoffMs(job.attempts));
+    log.info({ err: message, retryAt: at.toISOString() }, 'job will be retried');
+    await jobs.reschedule(db, job.id, workerId, at, message);
   }
 }
 
