@@ -10,6 +10,7 @@ import {
   periodStart,
   purgeFinishedJobs,
   runDueJobs,
+  startQueueRunner,
 } from '../../app/lib/queue.ts';
 import { PERIODIC_JOBS } from '../../app/jobs.ts';
 import * as jobs from '../../app/models/jobs.ts';
@@ -257,6 +258,20 @@ describe('job queue', function () {
     assert.equal(await purgeFinishedJobs(ctx), 1);
     assert.equal(await jobs.findById(t.db, failed), undefined);
     assert.equal((await job(queued)).state, 'queued');
+  });
+
+  it('the runner runs due jobs as they come; stop() waits for the running job', async () => {
+    const runner = startQueueRunner(ctx, { pollMs: 20 });
+    try {
+      const id = await record();
+      for (let i = 0; i < 250 && (await job(id)).state !== 'done'; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal((await job(id)).state, 'done');
+    } finally {
+      await runner.stop();
+    }
+    const after = await record();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal((await job(after)).state, 'queued', 'a stopped runner runs nothing');
   });
 
   it('periods are floored to their length', () => {
