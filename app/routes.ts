@@ -28,6 +28,7 @@ import { adminPoliciesController } from './controllers/admin/policies.ts';
 import { adminBrandingsController } from './controllers/admin/brandings.ts';
 import { adminSettingsController } from './controllers/admin/settings.ts';
 import { adminThrottlesController } from './controllers/admin/throttles.ts';
+import { adminJobsController } from './controllers/admin/jobs.ts';
 import { adminLoaders } from './controllers/admin/loaders.ts';
 import { adminKeysController } from './controllers/admin/keys.ts';
 import { adminCustomersController } from './controllers/admin/customers.ts';
@@ -84,6 +85,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const brandings = adminBrandingsController(ctx);
   const settings = adminSettingsController(ctx);
   const throttles = adminThrottlesController(ctx);
+  const jobs = adminJobsController(ctx);
   const signingKeys = adminKeysController(ctx);
   const customers = adminCustomersController(ctx);
   const orders = adminOrdersController(ctx);
@@ -333,6 +335,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/search', consoleSearch.show);
   adm.get('/outbox', admin.outbox);
   adm.get('/outbox/:id', admin.outboxMail);
+  adm.get('/jobs', jobs.index);
+  adm.post('/jobs/:id/run-again', jobs.runAgain);
+  adm.post('/jobs/:id/cancel', jobs.cancel);
   adm.get('/products', products.index);
   adm.get('/products/new', products.new);
   adm.post('/products', products.create);

@@ -54,6 +54,8 @@ export const AUDIT_ACTIONS = [
   'feature.created',
   'feature.deleted',
   'feature.updated',
+  'job.cancelled',
+  'job.run_again',
   'license.disabled',
   'license.enabled',
   'license.note_changed',

@@ -136,6 +136,18 @@ describe('browser: the phone layout (390 px) and the design', function () {
       caused_by_account_id: w.managerAll.id,
       created_at: now,
     });
+    // A failed job with a long error and a queued one (console → Jobs: both action buttons).
+    const job = { payload: '{}', max_attempts: 8, run_at: now, created_at: now };
+    await app.t.db('jobs').insert([
+      {
+        ...job,
+        kind: 'mail.send',
+        state: 'failed',
+        attempts: 8,
+        last_error: `connect ECONNREFUSED 127.0.0.1:25 ${'a-long-error-without-spaces'.repeat(6)}`,
+      },
+      { ...job, kind: 'mail.send', state: 'queued', attempts: 0 },
+    ]);
   });
 
   it('no page of any role is wider than a 390 px screen', async () => {
