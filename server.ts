@@ -14,6 +14,7 @@ import { ensureSigningKey } from './app/services/signing-keys.ts';
 import { issueSetupTokenIfNeeded } from './app/services/setup.ts';
 import { makePaths } from './app/paths.ts';
 import * as sessions from './app/models/sessions.ts';
+import { purgeFinishedJobs, startQueueRunner } from './app/lib/queue.ts';
 
 /**
  * `npm start`. With WORKERS = 1 the process itself serves. Above 1 (the default: one per available
@@ -83,6 +84,7 @@ async function prepareDatabase() {
       limiter.purge(),
       sessions.purgeExpired(db, clock.now()),
       purgeOldAuditEvents({ db, clock, settings }),
+      purgeFinishedJobs({ db, clock }),
     ]).catch((err) => logger.warn({ err }, 'housekeeping failed'));
   }, HOUSEKEEPING_MS);
   housekeeping.unref();
@@ -113,6 +115,8 @@ async function serve() {
     if (worker) process.send?.({ type: 'portico:listening', port });
     else announce(port, prepared!.setupToken);
   });
+  // Every serving process runs the job queue (mail, webhooks, periodic checks) unless told not to.
+  const runner = config.queueRunner ? startQueueRunner(app.locals.ctx) : null;
 
   let stopping = false;
   async function shutdown(signal: string) {
@@ -121,6 +125,8 @@ async function serve() {
     log.info({ signal }, 'shutting down: no new connections, finishing requests');
     app.locals.ctx.state.shuttingDown = true;
     if (prepared) clearInterval(prepared.housekeeping);
+    // The runner takes no new job; the one it is running finishes (its lease covers a forced exit).
+    const runnerStopped = runner?.stop();
     const force = setTimeout(() => {
       log.warn('requests still running after the grace period; closing them');
       server.closeAllConnections();
@@ -129,6 +135,7 @@ async function serve() {
     // Never hang on the way out (a stuck database call must not keep a stopped server alive).
     setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + 5_000).unref();
     server.close(async () => {
+      await runnerStopped;
       await db.destroy();
       log.info('stopped');
       process.exit(0);

@@ -28,6 +28,7 @@ import { adminPoliciesController } from './controllers/admin/policies.ts';
 import { adminBrandingsController } from './controllers/admin/brandings.ts';
 import { adminSettingsController } from './controllers/admin/settings.ts';
 import { adminThrottlesController } from './controllers/admin/throttles.ts';
+import { adminJobsController } from './controllers/admin/jobs.ts';
 import { adminLoaders } from './controllers/admin/loaders.ts';
 import { adminKeysController } from './controllers/admin/keys.ts';
 import { adminCustomersController } from './controllers/admin/customers.ts';
@@ -39,16 +40,22 @@ import { portalTeamController } from './controllers/portal/team.ts';
 import { portalMailController } from './controllers/portal/mail.ts';
 import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
+import { manageCustomersController } from './controllers/manage/customers.ts';
+import { manageOrdersController } from './controllers/manage/orders.ts';
+import { manageLoaders } from './api/manage/loaders.ts';
+import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
+import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
+import { idempotency } from './api/manage/idempotency.ts';
 import { webhooksController } from './controllers/webhooks.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
  * host bound to the User Portal), `admin` under /admin for admins only.
  */
-export type Area = 'public' | 'api' | 'account' | 'portal' | 'offline' | 'airgap' | 'admin';
+export type Area = 'public' | 'api' | 'manage' | 'account' | 'portal' | 'offline' | 'airgap' | 'admin';
 
 export interface RouteDef {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'patch' | 'delete';
   area: Area;
   path: string;
   handlers: RequestHandler[];
@@ -71,12 +78,15 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const offline = offlineController(ctx);
   const airgap = airgapController(ctx);
   const api = apiController(ctx);
+  const manageCustomers = manageCustomersController(ctx);
+  const manageOrders = manageOrdersController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
   const brandings = adminBrandingsController(ctx);
   const settings = adminSettingsController(ctx);
   const throttles = adminThrottlesController(ctx);
+  const jobs = adminJobsController(ctx);
   const signingKeys = adminKeysController(ctx);
   const customers = adminCustomersController(ctx);
   const orders = adminOrdersController(ctx);
@@ -96,6 +106,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const add = (area: Area) => ({
     get: (path: string, ...handlers: RequestHandler[]) => routes.push({ method: 'get', area, path, handlers }),
     post: (path: string, ...handlers: RequestHandler[]) => routes.push({ method: 'post', area, path, handlers }),
+    patch: (path: string, ...handlers: RequestHandler[]) => routes.push({ method: 'patch', area, path, handlers }),
+    delete: (path: string, ...handlers: RequestHandler[]) => routes.push({ method: 'delete', area, path, handlers }),
   });
 
   // Public and License API routes take the thin path (buildRoutes): no session, passport, CSRF or
@@ -115,6 +127,21 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   v1.post('/check', api.limit, api.check);
   v1.post('/deactivate', api.limit, api.deactivate);
   v1.post('/release', api.limit, api.release);
+
+  // Management API (/api/manage/v1): JSON for the vendor's shop and tools, a bearer token is the
+  // credential (no session, no cookies, no CSRF). Authentication, the per-token rate limit and
+  // Idempotency-Key cover the whole area (buildRoutes); each line names its scope, then its loaders
+  // (through the token's order scope: 404 outside) and the portal's permission guard.
+  const m = add('manage');
+  const ml = manageLoaders(ctx);
+  m.get('/customers', scope('customers:read'), manageCustomers.index);
+  m.post('/customers', scope('customers:write'), vendorOnly, manageCustomers.create);
+  m.get('/customers/:id', scope('customers:read'), ml.customer, manageCustomers.show);
+  m.patch('/customers/:id', scope('customers:write'), ml.customer, can('edit_customer'), manageCustomers.update);
+  m.get('/orders', scope('orders:read'), manageOrders.index);
+  m.post('/orders', scope('orders:write'), can('create_order'), manageOrders.create);
+  m.get('/orders/:id', scope('orders:read'), ml.order, manageOrders.show);
+  m.patch('/orders/:id', scope('orders:write'), vendorOnly, ml.order, manageOrders.update);
 
   const acc = add('account');
   acc.get('/login', sessions.show);
@@ -326,6 +353,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/search', consoleSearch.show);
   adm.get('/outbox', admin.outbox);
   adm.get('/outbox/:id', admin.outboxMail);
+  adm.get('/jobs', jobs.index);
+  adm.post('/jobs/:id/run-again', jobs.runAgain);
+  adm.post('/jobs/:id/cancel', jobs.cancel);
   adm.get('/products', products.index);
   adm.get('/products/new', products.new);
   adm.post('/products', products.create);
@@ -473,6 +503,7 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   const routers: Record<Area, Router> = {
     public: Router(),
     api: Router(),
+    manage: Router(),
     account: Router(),
     portal: Router(),
     offline: Router(),
@@ -489,6 +520,17 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   const thin = Router();
   thin.use(routers.public);
   thin.use('/api/v1', anonymousActor, routers.api, (_req, _res, next) => next(notFound()));
+  // Who, how often, whether it ran already — before any route's work; unknown paths are a JSON 404.
+  thin.use(
+    MANAGE_API_PREFIX,
+    anonymousActor,
+    jsonBodiesOnly,
+    bearerAuth(ctx),
+    perTokenRateLimit(ctx),
+    idempotency(ctx),
+    routers.manage,
+    (_req, _res, next) => next(notFound()),
+  );
 
   const r = Router();
   r.use(guards.csrf);
@@ -503,13 +545,17 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   return { thin, full: r };
 }
 
+export const MANAGE_API_PREFIX = '/api/manage/v1';
+
 /** The URL a route answers at on an unbound host (for tests and the route listing). */
 export function fullPath(route: RouteDef): string {
   const prefix =
     route.area === 'api'
       ? '/api/v1'
-      : route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin'
-        ? `/${route.area}`
-        : '';
+      : route.area === 'manage'
+        ? MANAGE_API_PREFIX
+        : route.area === 'portal' || route.area === 'offline' || route.area === 'airgap' || route.area === 'admin'
+          ? `/${route.area}`
+          : '';
   return route.path === '/' && prefix ? prefix : prefix + route.path;
 }

@@ -10,6 +10,7 @@ import type { Role } from './models/roles.ts';
 import type { Order } from './models/orders.ts';
 import type { License } from './models/licenses.ts';
 import type { Device } from './models/devices.ts';
+import type { ApiPrincipal } from './services/api-tokens.ts';
 import type { Endpoint } from './models/webhooks.ts';
 
 declare global {
@@ -37,6 +38,8 @@ declare global {
       editedBranding?: BrandingRecord;
       /** A manager or an end user, by the route. */
       account?: Account;
+      /** The Management API's principal: the bearer token and whom it acts as (app/api/manage/auth.ts). */
+      api?: ApiPrincipal;
       /** The role a console route addresses (`:id`). */
       role?: Role;
       /** The webhook endpoint a route addresses, one of the signed-in owner's (controllers/webhooks.ts). */

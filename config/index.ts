@@ -70,6 +70,7 @@ const schema = z.object({
     .min(1, { message: 'must be between 1 and 256' })
     .max(256, { message: 'must be between 1 and 256' })
     .optional(),
+  QUEUE_RUNNER: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
 });
 
 export interface Config {
@@ -96,6 +97,8 @@ export interface Config {
    * forks that many cluster workers sharing the port; 1 serves in the process itself.
    */
   workers: number;
+  /** Whether this process runs the job queue's runner (QUEUE_RUNNER=on|off, default on; docs/operations.md). */
+  queueRunner: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -141,5 +144,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultLanguage: c.DEFAULT_LANGUAGE,
     offlineUploadSlots: c.OFFLINE_UPLOAD_SLOTS,
     workers: c.WORKERS ?? os.availableParallelism(),
+    queueRunner: c.QUEUE_RUNNER === 'on',
   };
 }

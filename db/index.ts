@@ -17,6 +17,8 @@ import * as cacheGeneration from './migrations/0015_cache_generation.ts';
 import * as mailOutboxCausedBy from './migrations/0016_mail_outbox_caused_by.ts';
 import * as dashboardIndexes from './migrations/0017_dashboard_indexes.ts';
 import * as brandingFaviconPoweredBy from './migrations/0018_branding_favicon_powered_by.ts';
+import * as jobs from './migrations/0019_jobs.ts';
+import * as apiCredentials from './migrations/0020_api_credentials.ts';
 import * as webhooks from './migrations/0021_webhooks.ts';
 
 export type Db = Knex;
@@ -45,6 +47,8 @@ const migrations: Migration[] = [
   { name: '0016_mail_outbox_caused_by', ...mailOutboxCausedBy },
   { name: '0017_dashboard_indexes', ...dashboardIndexes },
   { name: '0018_branding_favicon_powered_by', ...brandingFaviconPoweredBy },
+  { name: '0019_jobs', ...jobs },
+  { name: '0020_api_credentials', ...apiCredentials },
   { name: '0021_webhooks', ...webhooks },
 ];
 

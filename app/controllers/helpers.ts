@@ -69,14 +69,15 @@ export async function orderListPage(req: Request, scope: Knex.QueryBuilder) {
 }
 
 /**
- * The message for a mail's fate, from a `delivery.<what>` pair: `.sent` when the SMTP server accepted
- * it, `.queued` when it waits in the outbox (no SMTP, or SMTP refused it).
+ * The message for a mail's fate, from a `delivery.<what>` pair: `.sending` when it is on its way to
+ * the SMTP server (the job queue sends it), `.queued` when it waits in the outbox (no SMTP set up).
+ * A request never knows whether SMTP accepted the mail: the "Sent mail" page shows that later.
  */
 export const deliveryKey = (what: string, delivery: Delivery | null) =>
-  `delivery.${what}.${delivery === 'smtp' ? 'sent' : 'queued'}`;
+  `delivery.${what}.${delivery === 'sending' ? 'sending' : 'queued'}`;
 
-/** A dispatch's messages: how many licenses were sent and how many wait in the outbox (plural forms by count). */
-export function flashDispatch(req: Request, result: { sent: number; queued: number }) {
-  if (result.sent) flash(req, 'success', req.t('delivery.dispatch.sent', { count: result.sent }));
+/** A dispatch's messages: how many licenses are being sent and how many wait in the outbox (plural forms by count). */
+export function flashDispatch(req: Request, result: { sending: number; queued: number }) {
+  if (result.sending) flash(req, 'success', req.t('delivery.dispatch.sending', { count: result.sending }));
   if (result.queued) flash(req, 'info', req.t('delivery.dispatch.queued', { count: result.queued }));
 }

@@ -8,6 +8,7 @@
 export type ErrorKind =
   | 'validation'
   | 'bad_request'
+  | 'unauthorized'
   | 'not_found'
   | 'forbidden'
   | 'conflict'
@@ -28,6 +29,7 @@ export interface AppErrorOptions {
 
 const KIND_BY_STATUS: Record<number, ErrorKind> = {
   400: 'bad_request',
+  401: 'unauthorized',
   403: 'forbidden',
   404: 'not_found',
   409: 'conflict',

@@ -1,7 +1,11 @@
 import type { Transporter } from 'nodemailer';
 import type { Knex } from 'knex';
+import type { AppContext } from '../app.ts';
+import * as outbox from '../models/outbox.ts';
 import type { Clock } from './clock.ts';
 import type { Logger } from './logger.ts';
+import { enqueue, FailJob, type JobRun } from './queue.ts';
+import { inTransaction } from './transaction.ts';
 
 export interface Mail {
   to: string;
@@ -11,56 +15,72 @@ export interface Mail {
   causedBy?: number | null;
 }
 
-/** `smtp`: the SMTP server accepted the mail; `outbox`: it waits in the outbox (no SMTP, or SMTP failed). */
-export type Delivery = 'smtp' | 'outbox';
+/**
+ * `sending`: SMTP is set up and the mail waits for the job queue to hand it over (retried with
+ * backoff); `outbox`: no SMTP is set up, the mail waits in the outbox for an administrator.
+ */
+export type Delivery = 'sending' | 'outbox';
 
 export interface Mailer {
-  send(mail: Mail): Promise<Delivery>;
+  /** Records the mail and, with SMTP, enqueues its sending — in `db`'s transaction when given one. Never waits on SMTP. */
+  send(mail: Mail, db?: Knex): Promise<Delivery>;
+  /** Hands one mail to the SMTP server (the mail.send job); throws when it refuses. */
+  deliver(mail: Pick<Mail, 'to' | 'subject' | 'text'>): Promise<void>;
 }
 
+/** Attempts of one mail.send job: with the queue's backoff (30 s doubling, at most 1 h) about 2 hours in all. */
+export const MAIL_ATTEMPTS = 8;
+
 /**
- * Sends over SMTP when SMTP_URL is set; otherwise, or when SMTP fails, the mail goes to the outbox
- * table, which an admin reads in the console. A mail is never silently lost. A mail someone caused
- * and SMTP accepted is recorded too (reason `sent`, without its text, which may hold a link meant
- * for the recipient alone), so they can see it was sent.
+ * Without SMTP_URL the mail goes to the outbox table, which an admin reads in the console. With it,
+ * the mail is recorded (reason smtp_pending) and a mail.send job sends it; the job's payload is the
+ * row's id only, so the mail's text (which may hold a personal link) never appears in the queue or
+ * its logs. A mail SMTP refused to the last attempt stays in the outbox (smtp_failed). A mail is never
+ * silently lost.
  */
 export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; clock: Clock; logger: Logger }): Mailer {
   // nodemailer loads with the first mail, not at start-up.
   let transport: Promise<Transporter> | undefined;
   const smtp = (url: string) =>
     (transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(url)));
-  const toOutbox = async (mail: Mail, reason: 'no_smtp' | 'smtp_failed' | 'sent', error: string | null) => {
-    await opts.db('mail_outbox').insert({
-      to_address: mail.to,
-      subject: mail.subject.slice(0, 255),
-      text_body: reason === 'sent' ? '' : mail.text,
-      reason,
-      error,
-      caused_by_account_id: mail.causedBy ?? null,
-      created_at: opts.clock.now(),
-    });
-  };
   return {
-    async send(mail) {
+    async send(mail, db = opts.db) {
+      const row = { to: mail.to, subject: mail.subject, text: mail.text, causedBy: mail.causedBy ?? null };
+      const now = opts.clock.now();
       if (!opts.smtpUrl) {
-        await toOutbox(mail, 'no_smtp', null);
+        await outbox.insert(db, row, 'no_smtp', null, now);
         return 'outbox';
       }
-      try {
-        await (await smtp(opts.smtpUrl)).sendMail({
-          from: opts.from,
-          to: mail.to,
-          subject: mail.subject,
-          text: mail.text,
-        });
-        if (mail.causedBy) await toOutbox(mail, 'sent', null);
-        return 'smtp';
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        opts.logger.warn({ err: message }, 'SMTP delivery failed; mail kept in the outbox');
-        await toOutbox(mail, 'smtp_failed', message.slice(0, 1000));
-        return 'outbox';
-      }
+      await inTransaction(db, async (trx) => {
+        const id = await outbox.insert(trx, row, 'smtp_pending', null, now);
+        await enqueue(trx, opts.clock, { kind: 'mail.send', payload: { outboxId: id }, maxAttempts: MAIL_ATTEMPTS });
+      });
+      return 'sending';
+    },
+    async deliver(mail) {
+      if (!opts.smtpUrl) throw new FailJob('SMTP is no longer configured (SMTP_URL)');
+      await (await smtp(opts.smtpUrl)).sendMail({
+        from: opts.from,
+        to: mail.to,
+        subject: mail.subject,
+        text: mail.text,
+      });
     },
   };
+}
+
+/** The mail.send job (app/jobs.ts): sends one recorded mail; a refusal is retried, and kept in the outbox after the last attempt. */
+export async function sendQueuedMail(ctx: AppContext, job: JobRun): Promise<void> {
+  const mail = await outbox.findUnsent(ctx.db, Number(job.payload.outboxId));
+  if (!mail) return; // sent already
+  try {
+    await ctx.mailer.deliver(mail);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const final = err instanceof FailJob || job.attempt >= MAIL_ATTEMPTS;
+    ctx.logger.warn({ err: message, mail: mail.id, attempt: job.attempt, final }, 'SMTP delivery failed');
+    await outbox.markAttemptFailed(ctx.db, mail.id, message, final);
+    throw err;
+  }
+  await outbox.markSent(ctx.db, mail);
 }

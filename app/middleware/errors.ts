@@ -59,12 +59,17 @@ const API_MESSAGES: Record<string, string> = {
   user_credentials: 'This license is assigned to a user: send "user": { "email", "password" } with the request.',
 };
 
-/** THE JSON mapper: `{ error: { code, message, requestId } }` with the error's status. */
+/**
+ * THE JSON mapper: `{ error: { code, message, fields?, requestId } }` with the error's status; `fields`
+ * (field → message) when the error names fields (a validation failure).
+ */
 function jsonError(res: Response, err: AppError, t: TFunction, requestId: string, api: boolean) {
   const message =
     (api && API_MESSAGES[err.code]) ||
     t(err.messageKey, { ...err.vars, defaultValue: t(`offline.refusals.${err.code}.why`, { defaultValue: err.code }) });
-  return res.json({ error: { code: err.code, message, requestId } });
+  const entries = Object.entries(err.fieldErrors);
+  const fields = entries.length ? Object.fromEntries(entries.map(([f, key]) => [f, t(key, err.vars)])) : undefined;
+  return res.json({ error: { code: err.code, message, ...(fields ? { fields } : {}), requestId } });
 }
 
 /**

@@ -111,3 +111,22 @@ export function auditView(c: Customer) {
   const { id: _i, createdAt: _c, updatedAt: _u, ...rest } = c;
   return rest;
 }
+
+/** The Management API's customer list: all, or those with an order among `orderIds`; `q` searches like the console. */
+export function apiQuery(db: Knex, f: { orderIds: Knex.QueryBuilder | null; q?: string }): Knex.QueryBuilder {
+  const query = filtered(db, f.q);
+  if (f.orderIds) query.whereIn('customers.id', f.orderIds.clone().clearSelect().select('orders.customer_id'));
+  return query.select('customers.*');
+}
+
+export const fromApiRow = fromRow;
+
+/** Of a manager's orders (`orderIds`), those of one customer (at most 500). */
+export async function orderIdsOf(db: Knex, customerId: number, orderIds: Knex.QueryBuilder): Promise<number[]> {
+  const rows = await db('orders')
+    .where('customer_id', customerId)
+    .whereIn('id', orderIds.clone().clearSelect().select('orders.id'))
+    .limit(500)
+    .select('id');
+  return rows.map((r) => Number(r.id));
+}

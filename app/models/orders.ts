@@ -161,3 +161,30 @@ export async function idsByRef(db: Knex, orderRef: string, limit: number, custom
     q.join('customers', 'customers.id', 'orders.customer_id').where('customers.name', customerName);
   return (await q.limit(limit).select('orders.id')).map((r: { id: number }) => Number(r.id));
 }
+
+/** The Management API's order list: a scope, filtered (`q` as the console's search, a customer, an exact number). */
+export function apiQuery(
+  scope: Knex.QueryBuilder,
+  f: { q?: string; customerId?: number; orderRef?: string },
+): Knex.QueryBuilder {
+  const query = searched(scope, f.q, f.customerId);
+  if (f.orderRef) query.where('orders.order_ref', f.orderRef);
+  return query.select('orders.*', 'customers.name as customer_name');
+}
+
+export const fromApiRow = fromRow;
+
+/** The licenses of an order in the Management API's short form (at most `limit`, oldest first). */
+export async function licenseSummaries(db: Knex, orderId: number, limit = 1000) {
+  const rows = await db('licenses')
+    .where({ order_id: orderId })
+    .orderBy('id')
+    .limit(limit)
+    .select('id', 'license_key', 'product_id', 'policy_id');
+  return rows.map((r: Record<string, unknown>) => ({
+    id: Number(r.id),
+    license_key: (r.license_key as string | null) ?? null,
+    product_id: Number(r.product_id),
+    policy_id: r.policy_id == null ? null : Number(r.policy_id),
+  }));
+}

@@ -2,10 +2,11 @@ import type { Knex } from 'knex';
 import { toDate } from './normalise.ts';
 
 /**
- * What became of a mail: `queued` waits in the outbox (no SMTP server is set up), `failed` waits there
- * because the SMTP server refused it, `sent` was accepted by the SMTP server.
+ * What became of a mail: `queued` waits in the outbox (no SMTP server is set up), `sending` waits for
+ * the job queue to hand it to the SMTP server (retried with backoff), `failed` waits in the outbox
+ * because the SMTP server refused it to the last attempt, `sent` was accepted by the SMTP server.
  */
-export const MAIL_STATES = ['queued', 'sent', 'failed'] as const;
+export const MAIL_STATES = ['queued', 'sending', 'sent', 'failed'] as const;
 export type MailState = (typeof MAIL_STATES)[number];
 
 export interface OutboxMail {
@@ -13,7 +14,10 @@ export interface OutboxMail {
   to: string;
   subject: string;
   text: string;
-  /** no_smtp | smtp_failed | sent (a mail SMTP accepted, kept without its text for whoever caused it). */
+  /**
+   * no_smtp | smtp_pending (its mail.send job has not succeeded yet) | smtp_failed | sent (a mail SMTP
+   * accepted, kept without its text for whoever caused it).
+   */
   reason: string;
   state: MailState;
   error: string | null;
@@ -21,8 +25,60 @@ export interface OutboxMail {
   createdAt: Date;
 }
 
-const stateOf = (reason: string): MailState =>
-  reason === 'sent' ? 'sent' : reason === 'smtp_failed' ? 'failed' : 'queued';
+export type MailReason = 'no_smtp' | 'smtp_pending' | 'smtp_failed' | 'sent';
+
+const STATE_OF_REASON: Record<string, MailState> = {
+  no_smtp: 'queued',
+  smtp_pending: 'sending',
+  smtp_failed: 'failed',
+  sent: 'sent',
+};
+const stateOf = (reason: string): MailState => STATE_OF_REASON[reason] ?? 'queued';
+
+export interface NewMail {
+  to: string;
+  subject: string;
+  text: string;
+  causedBy: number | null;
+}
+
+export async function insert(db: Knex, mail: NewMail, reason: MailReason, error: string | null, now: Date) {
+  const [id] = await db('mail_outbox').insert({
+    to_address: mail.to,
+    subject: mail.subject.slice(0, 255),
+    text_body: reason === 'sent' ? '' : mail.text,
+    reason,
+    error,
+    caused_by_account_id: mail.causedBy,
+    created_at: now,
+  });
+  return Number(id);
+}
+
+/** The rows a mail.send job may still send: pending, or refused to the last attempt (an admin ran the job again). */
+const unsent = (db: Knex, id: number) =>
+  db('mail_outbox').where({ id }).whereIn('reason', ['smtp_pending', 'smtp_failed']);
+
+/** A mail its mail.send job has still to send (undefined once it was sent). */
+export async function findUnsent(db: Knex, id: number): Promise<OutboxMail | undefined> {
+  const row = await unsent(db, id).first();
+  return row ? fromRow(row) : undefined;
+}
+
+/**
+ * SMTP accepted it: kept without its text (which may hold a link meant for the recipient alone) for
+ * whoever caused it, so they see it was sent; otherwise not kept at all (it is no one's to read).
+ */
+export async function markSent(db: Knex, mail: OutboxMail): Promise<void> {
+  const row = unsent(db, mail.id);
+  if (mail.causedBy) await row.update({ reason: 'sent', text_body: '', error: null });
+  else await row.delete();
+}
+
+/** An attempt failed: the error shows while it is retried; `final` keeps it in the outbox as not delivered. */
+export async function markAttemptFailed(db: Knex, id: number, error: string, final: boolean): Promise<void> {
+  await unsent(db, id).update({ error: error.slice(0, 1000), reason: final ? 'smtp_failed' : 'smtp_pending' });
+}
 
 function fromRow(r: Record<string, unknown>): OutboxMail {
   return {

@@ -19,9 +19,9 @@ export interface DispatchItem {
 
 export const MAX_DISPATCH = 500;
 
-/** How many mails SMTP accepted (`sent`) and how many wait in the outbox (`queued`). */
+/** How many mails are on their way to SMTP (`sending`, the job queue) and how many wait in the outbox (`queued`). */
 export interface DispatchResult {
-  sent: number;
+  sending: number;
   queued: number;
 }
 
@@ -63,7 +63,7 @@ export async function dispatchLicenses(
       },
     };
   });
-  const result: DispatchResult = { sent: 0, queued: 0 };
+  const result: DispatchResult = { sending: 0, queued: 0 };
   for (const [i, license] of sent.entries()) {
     const email = items[i]!.email;
     const account = await deps.db('accounts').where({ email }).first('language');
@@ -80,7 +80,7 @@ export async function dispatchLicenses(
         airgap: `${deps.baseUrl}${makePaths(null).airgap()}`,
       }),
     });
-    result[delivery === 'smtp' ? 'sent' : 'queued'] += 1;
+    result[delivery === 'sending' ? 'sending' : 'queued'] += 1;
   }
   return result;
 }

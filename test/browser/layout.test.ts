@@ -34,7 +34,7 @@ const NOT_PAGES: Record<string, string> = {
 };
 
 /** Which role opens the pages of an area (account pages: every role that has an account). */
-const ROLES_BY_AREA: Record<Exclude<Area, 'public' | 'api'>, Role[]> = {
+const ROLES_BY_AREA: Record<Exclude<Area, 'public' | 'api' | 'manage'>, Role[]> = {
   admin: ['admin'],
   portal: ['manager'],
   offline: ['visitor'],
@@ -169,20 +169,32 @@ describe('browser: the phone layout (390 px) and the design', function () {
       caused_by_account_id: w.managerAll.id,
       created_at: now,
     });
+    // A failed job with a long error and a queued one (console → Jobs: both action buttons).
+    const job = { payload: '{}', max_attempts: 8, run_at: now, created_at: now };
+    await app.t.db('jobs').insert([
+      {
+        ...job,
+        kind: 'mail.send',
+        state: 'failed',
+        attempts: 8,
+        last_error: `connect ECONNREFUSED 127.0.0.1:25 ${'a-long-error-without-spaces'.repeat(6)}`,
+      },
+      { ...job, kind: 'mail.send', state: 'queued', attempts: 0 },
+    ]);
   });
 
   it('no page of any role is wider than a 390 px screen', async () => {
     const { t, browser, url } = app;
 
     const routes = routeTable(t.app.locals.ctx).filter(
-      (r) => r.method === 'get' && r.area !== 'public' && r.area !== 'api',
+      (r) => r.method === 'get' && r.area !== 'public' && r.area !== 'api' && r.area !== 'manage',
     );
     const pages: Record<Role, string[]> = { admin: [], manager: [], endUser: [], visitor: [] };
     for (const r of routes) {
       const prefix = r.area === 'account' ? '' : `/${r.area}`;
       const pattern = r.path === '/' && prefix ? prefix : prefix + r.path;
       if (NOT_PAGES[pattern]) continue;
-      for (const role of ROLES_BY_AREA[r.area as Exclude<Area, 'public' | 'api'>]) {
+      for (const role of ROLES_BY_AREA[r.area as Exclude<Area, 'public' | 'api' | 'manage'>]) {
         if (r.area === 'account' && ACCOUNT_LOGGED_IN.test(pattern) && role === 'visitor') continue;
         if (r.area === 'account' && VISITOR_ONLY.test(pattern) && role !== 'visitor') continue;
         pages[role].push(await fillParams(t, w, brandingId, pattern));

@@ -26,7 +26,8 @@ export async function createTestDatabase(options: { migrate?: boolean; server?: 
   let cleanup: () => Promise<void>;
   if (usingMysql || options.server) {
     const server = new URL((options.server ?? process.env.DATABASE_URL!).replace(/^mariadb:/, 'mysql:'));
-    const name = `portico_t_${suffix}`;
+    // Named after DATABASE_URL's database when it names one, so that test databases stay in its namespace.
+    const name = `${server.pathname.replace(/^\//, '') || 'portico_t'}_${suffix}`.slice(0, 64);
     server.pathname = '/';
     const admin = knex({ ...knexConfig(server.toString()), pool: { min: 0, max: 1 } });
     await admin.raw(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);

@@ -6,6 +6,8 @@ import { portalWorld } from '../helpers/portal.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import type { Config } from '../../config/index.ts';
 import { PERMISSIONS } from '../../app/policies/permissions.ts';
+import { runDueJobs } from '../../app/lib/queue.ts';
+import { MAIL_ATTEMPTS } from '../../app/lib/mailer.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 type Agent = Awaited<ReturnType<typeof loginAgent>>;
@@ -141,16 +143,23 @@ describe('Mail delivery, said honestly', function () {
     });
   });
 
-  describe('with SMTP', () => {
-    it('SMTP accepted: "sent"; the mail is kept for its causer without its text, and is not in the outbox', async () => {
+  describe('with SMTP (sent by the job queue)', () => {
+    it('"being sent" until the queue hands it over; then "Sent" for its causer, without its text, and not in the outbox', async () => {
       const smtp = await startSmtp();
       const { t, w, keyed } = await world({ smtpUrl: `smtp://127.0.0.1:${smtp.port}` });
       try {
         const all = await loginAgent(t.app, w.managerAll.email, w.managerAll.password);
         const one = await dispatch(all, w, { [keyed[0]!]: 'eve@example.com' });
-        assert.ok(one.includes('1 license sent.'), one);
+        assert.ok(one.includes('1 license is being sent by e-mail.'), one);
+        assert.ok(!one.includes('license sent.'), 'the request does not claim what SMTP has not yet accepted');
         const two = await dispatch(all, w, { [keyed[1]!]: 'fay@example.com', [keyed[2]!]: 'gus@example.com' });
-        assert.ok(two.includes('2 licenses sent.'));
+        assert.ok(two.includes('2 licenses are being sent by e-mail.'));
+        assert.deepEqual(smtp.received, [], 'the requests did not wait on SMTP');
+        const before = (await all.get('/portal/mail').expect(200)).text;
+        assert.ok(before.includes('Being sent (waiting for the mail server)'), before);
+        const job = await t.db('jobs').where({ kind: 'mail.send' }).first();
+        assert.deepEqual(Object.keys(JSON.parse(job.payload)), ['outboxId'], 'the job carries the mail’s id only');
+        assert.equal(await runDueJobs(t.app.locals.ctx), 3);
         assert.deepEqual(smtp.received.sort(), ['eve@example.com', 'fay@example.com', 'gus@example.com']);
         const list = (await all.get('/portal/mail').expect(200)).text;
         assert.ok(list.includes('eve@example.com') && list.includes('>Sent<'), list);
@@ -166,14 +175,29 @@ describe('Mail delivery, said honestly', function () {
       }
     });
 
-    it('SMTP refused: "queued", and the manager sees it was not delivered', async () => {
+    it('SMTP refused: retried with backoff, and after the last attempt the manager sees it was not delivered', async () => {
       const smtp = await startSmtp();
       await smtp.close(); // nothing listens there now
       const { t, w, keyed } = await world({ smtpUrl: `smtp://127.0.0.1:${smtp.port}` });
       try {
         const all = await loginAgent(t.app, w.managerAll.email, w.managerAll.password);
         const page = await dispatch(all, w, { [keyed[0]!]: 'hal@example.com' });
-        assert.ok(page.includes('1 license queued for e-mail'));
+        assert.ok(page.includes('1 license is being sent by e-mail.'));
+        const ctx = t.app.locals.ctx;
+        assert.equal(await runDueJobs(ctx), 1);
+        const retrying = await t.db('mail_outbox').where({ to_address: 'hal@example.com' }).first();
+        assert.equal(retrying.reason, 'smtp_pending', 'still being sent: it will be tried again');
+        assert.ok(retrying.error, 'the error shows meanwhile');
+        assert.ok((await all.get('/portal/mail').expect(200)).text.includes('Being sent'));
+        for (let attempt = 2; attempt <= MAIL_ATTEMPTS; attempt++) {
+          t.clock.advance(3600_000);
+          assert.equal(await runDueJobs(ctx), 1, `attempt ${attempt}`);
+        }
+        const job = await t.db('jobs').where({ kind: 'mail.send' }).first();
+        assert.equal(job.state, 'failed');
+        const mail = await t.db('mail_outbox').where({ to_address: 'hal@example.com' }).first();
+        assert.equal(mail.reason, 'smtp_failed');
+        assert.ok(mail.text_body.length > 0, 'kept with its text for the administrator');
         const list = (await all.get('/portal/mail').expect(200)).text;
         assert.ok(list.includes('Not delivered: kept in the outbox'));
       } finally {

@@ -32,6 +32,7 @@ describe('config', () => {
     ['WORKERS', 'two', /^Invalid configuration: WORKERS must be a whole number \(got "two"\)$/],
     ['WORKERS', '0', /^Invalid configuration: WORKERS must be between 1 and 256 \(got "0"\)$/],
     ['WORKERS', '1.5', /^Invalid configuration: WORKERS must be a whole number/],
+    ['QUEUE_RUNNER', 'maybe', /^Invalid configuration: QUEUE_RUNNER must be on or off \(got "maybe"\)$/],
   ] as const) {
     it(`rejects ${name}=${value} with one line naming it`, () => {
       assert.throws(
@@ -46,6 +47,12 @@ describe('config', () => {
     assert.equal(loadConfig({ WORKERS: '1' }).workers, 1);
     assert.equal(loadConfig({ WORKERS: '3' }).workers, 3);
     assert.equal(loadConfig({ WORKERS: '' }).workers, os.availableParallelism());
+  });
+
+  it('runs the job queue in every process unless QUEUE_RUNNER=off', () => {
+    assert.equal(loadConfig({}).queueRunner, true);
+    assert.equal(loadConfig({ QUEUE_RUNNER: 'on' }).queueRunner, true);
+    assert.equal(loadConfig({ QUEUE_RUNNER: 'off' }).queueRunner, false);
   });
 
   it('reads TRUST_PROXY as a boolean, a hop count or an address list', () => {

@@ -59,7 +59,7 @@ describe('i18n', () => {
 
   it('every key the code and views use exists in English', () => {
     // A key ending in '.' is a prefix completed at run time (t('status.' + s)): some key must start with it.
-    // A key with plural forms (t('delivery.dispatch.sent', { count })) exists as key_one and key_other.
+    // A key with plural forms (t('delivery.dispatch.sending', { count })) exists as key_one and key_other.
     const missing = [...keysUsedInSource()].filter((k) =>
       k.endsWith('.')
         ? !Object.keys(english).some((e) => e.startsWith(k))
@@ -83,8 +83,11 @@ describe('i18n', () => {
       }
     }
     const i18n = createI18n();
-    assert.equal(i18n.getFixedT('en')('delivery.dispatch.sent', { count: 1 }), '1 license sent.');
-    assert.equal(i18n.getFixedT('en')('delivery.dispatch.sent', { count: 2 }), '2 licenses sent.');
+    assert.equal(i18n.getFixedT('en')('delivery.dispatch.sending', { count: 1 }), '1 license is being sent by e-mail.');
+    assert.equal(
+      i18n.getFixedT('en')('delivery.dispatch.sending', { count: 2 }),
+      '2 licenses are being sent by e-mail.',
+    );
     assert.equal(i18n.getFixedT('de')('counts.licensesIssued', { count: 1 }), '1 Lizenz ausgestellt.');
     assert.equal(
       i18n.getFixedT('fr')('counts.licenseResetDone', { count: 0 }),

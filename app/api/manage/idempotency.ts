@@ -1,0 +1,75 @@
+import crypto from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { AppContext } from '../../app.ts';
+import { AppError } from '../../lib/errors.ts';
+import * as idempotencyKeys from '../../models/idempotency-keys.ts';
+
+/** JSON with its object keys sorted: the same body written in another key order is the same request. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object')
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(value ?? null);
+}
+
+const KEY_SHAPE = /^[!-~]{1,255}$/;
+
+/**
+ * `Idempotency-Key` on every POST (docs/api.md, "Idempotency"). The first request with a key claims
+ * it (a unique row per token and key); a success is stored and replayed for 24 hours to a retry with
+ * the same key and body (`Idempotent-Replayed: true`); the same key with another request is 422
+ * `idempotency_key_reused`; a retry while the first still runs is 409 `idempotency_in_progress` (with
+ * Retry-After). A failure changed nothing (services run in one transaction), so it is not stored and
+ * the same key may be sent again.
+ */
+export function idempotency(ctx: AppContext): RequestHandler {
+  return async (req, res, next) => {
+    const key = req.get('idempotency-key');
+    if (req.method !== 'POST' || key === undefined) return next();
+    if (!KEY_SHAPE.test(key))
+      throw new AppError('validation', 'idempotency_key_invalid', 422, 'api.errors.idempotency_key_invalid');
+    const fingerprint = crypto
+      .createHash('sha256')
+      .update(`${req.method} ${req.originalUrl}\n${canonical(req.body)}`)
+      .digest('hex');
+    const claim = await idempotencyKeys.claim(ctx.db, req.api!.token.id, key, fingerprint, ctx.clock.now());
+    if (claim.state === 'mismatch')
+      throw new AppError('validation', 'idempotency_key_reused', 422, 'api.errors.idempotency_key_reused');
+    if (claim.state === 'running')
+      throw new AppError('conflict', 'idempotency_in_progress', 409, 'api.errors.idempotency_in_progress', {
+        headers: { 'Retry-After': '1' },
+      });
+    if (claim.state === 'done') {
+      res.set('Idempotent-Replayed', 'true').status(claim.status).type('application/json').send(claim.body);
+      return;
+    }
+
+    let settled = false;
+    const settle = (status: number, body: unknown) => {
+      settled = true;
+      return status >= 200 && status < 300
+        ? idempotencyKeys.complete(ctx.db, claim.id, status, JSON.stringify(body))
+        : idempotencyKeys.release(ctx.db, claim.id);
+    };
+    // The answer is stored before it is sent: a retry that follows the answer finds it.
+    const send = res.json.bind(res);
+    res.json = (body: unknown) => {
+      settle(res.statusCode, body).then(
+        () => send(body),
+        (err: unknown) => {
+          ctx.logger.error({ err, requestId: String(req.id) }, 'idempotency record failed');
+          send(body);
+        },
+      );
+      return res;
+    };
+    // An answer that was not JSON (or a dropped connection) gives the key up.
+    res.on('close', () => {
+      if (!settled) void settle(500, null).catch(() => undefined);
+    });
+    next();
+  };
+}

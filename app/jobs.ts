@@ -1,0 +1,40 @@
+import type { AppContext } from './app.ts';
+import { FailJob, type JobHandler, RetryJobAt } from './lib/queue.ts';
+import { sendQueuedMail } from './lib/mailer.ts';
+import { publishExpiringLicenses } from './services/events.ts';
+import { deliverWebhook, webhookDepsOf } from './services/webhooks.ts';
+
+/**
+ * THE registry of job kinds (app/lib/queue.ts runs them): one line per kind, like the route table.
+ * A payload carries ids, never secrets in clear; the handler loads the rest.
+ */
+export const JOBS: Record<string, JobHandler> = {
+  'mail.send': sendQueuedMail, // one recorded mail over SMTP (payload: outboxId)
+  'webhook.deliver': (ctx, job) => deliverWebhook(webhookDepsOf(ctx), job), // one attempt of one delivery, retried on its own schedule (payload: deliveryId)
+  'webhook.expiring': async (ctx) => void (await publishExpiringLicenses(ctx.db, ctx.clock)), // license.expiring, once per license, window and expiry date
+};
+
+/** Jobs the runners enqueue once per period across all processes (payload: { periodStart }). */
+export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [{ kind: 'webhook.expiring', everyMs: 86_400_000 }];
+
+/**
+ * Kinds that exist only when NODE_ENV=test (the queue tests drive the queue with them):
+ * `test.record` writes one row per run into `test_job_runs` (a table the test makes itself), then
+ * fails as its payload asks while `attempt <= failUntil`: `error` (an ordinary error: backoff),
+ * `retryAt` (RetryJobAt the payload's `at`) or `fail` (FailJob).
+ */
+const TEST_JOBS: Record<string, JobHandler> = {
+  'test.record': async (ctx, job) => {
+    await ctx.db('test_job_runs').insert({ job_id: job.id, attempt: job.attempt, runner: String(process.pid) });
+    const { failUntil = 0, mode = 'error', at } = job.payload as { failUntil?: number; mode?: string; at?: string };
+    if (job.attempt > failUntil) return;
+    if (mode === 'retryAt') throw new RetryJobAt(new Date(String(at)), `test: retry at ${at}`);
+    if (mode === 'fail') throw new FailJob('test: failed for good');
+    throw new Error(`test: attempt ${job.attempt} failed`);
+  },
+};
+
+export function handlerFor(ctx: AppContext, kind: string): JobHandler | undefined {
+  if (Object.hasOwn(JOBS, kind)) return JOBS[kind];
+  return ctx.config.env === 'test' && Object.hasOwn(TEST_JOBS, kind) ? TEST_JOBS[kind] : undefined;
+}
