@@ -31,9 +31,6 @@ export const WEBHOOK_EVENT_TYPES = [
 
 export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 
-export const isWebhookEventType = (s: string): s is WebhookEventType =>
-  (WEBHOOK_EVENT_TYPES as readonly string[]).includes(s);
-
 /** The job kind that sends one delivery (app/jobs.ts). */
 export const DELIVER_JOB = 'webhook.deliver';
 /** One first attempt plus one per retry (services/webhooks.ts, RETRY_SCHEDULE_MS). */
@@ -74,22 +71,34 @@ export async function publishEvent(db: Knex, clock: Clock, event: NewEvent): Pro
     for (const endpoint of await webhooks.enabledFor(trx, event.type))
       if (await endpointMayReceive(trx, endpoint, event.orderId)) receivers.push(endpoint);
     // Nobody listens: nothing to record (an activation must not leave a row behind for nobody).
-    if (!receivers.length) return null;
-    const now = clock.now();
-    const uid = `msg_${crypto.randomBytes(16).toString('base64url')}`;
-    const payload = JSON.stringify({ type: event.type, timestamp: now.toISOString(), data: event.data });
-    const eventId = await webhooks.insertEvent(
-      trx,
-      { uid, type: event.type, orderId: event.orderId, dedupeKey: event.dedupeKey ?? null, payload },
-      now,
-    );
-    if (eventId === null) return null;
-    for (const endpoint of receivers) {
-      const deliveryId = await webhooks.insertDelivery(trx, eventId, endpoint.id, now);
-      await enqueue(trx, clock, { kind: DELIVER_JOB, payload: { deliveryId }, maxAttempts: DELIVERY_ATTEMPTS });
-    }
-    return eventId;
+    return receivers.length ? deliverEvent(trx, clock, event, receivers) : null;
   });
+}
+
+/**
+ * Records an event for these endpoints: the event row (its `uid` is the `webhook-id` every attempt
+ * carries), one delivery each and its `webhook.deliver` job. Null when the dedupe key existed.
+ */
+export async function deliverEvent(
+  trx: Knex,
+  clock: Clock,
+  event: Omit<NewEvent, 'type'> & { type: WebhookEventType | 'webhook.test' },
+  endpoints: Pick<webhooks.Endpoint, 'id'>[],
+): Promise<number | null> {
+  const now = clock.now();
+  const uid = `msg_${crypto.randomBytes(16).toString('base64url')}`;
+  const payload = JSON.stringify({ type: event.type, timestamp: now.toISOString(), data: event.data });
+  const eventId = await webhooks.insertEvent(
+    trx,
+    { uid, type: event.type, orderId: event.orderId, dedupeKey: event.dedupeKey ?? null, payload },
+    now,
+  );
+  if (eventId === null) return null;
+  for (const endpoint of endpoints) {
+    const deliveryId = await webhooks.insertDelivery(trx, eventId, endpoint.id, now);
+    await enqueue(trx, clock, { kind: DELIVER_JOB, payload: { deliveryId }, maxAttempts: DELIVERY_ATTEMPTS });
+  }
+  return eventId;
 }
 
 /** Whether any enabled endpoint listens to `type` (a caller with many events to publish asks first). */
@@ -132,7 +141,7 @@ const DAY_MS = 86_400_000;
  * renewed to a new date is announced again. Only when some endpoint listens: no work otherwise.
  */
 export async function publishExpiringLicenses(db: Knex, clock: Clock): Promise<number> {
-  if (!(await webhooks.enabledFor(db, 'license.expiring')).length) return 0;
+  if (!(await anyListener(db, 'license.expiring'))) return 0;
   const now = clock.now();
   const widest = Math.max(...EXPIRING_WINDOWS_DAYS);
   const rows: { id: number }[] = await db('licenses')

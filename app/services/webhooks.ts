@@ -15,7 +15,7 @@ import { makePaths } from '../paths.ts';
 import { recordAudit } from './audit.ts';
 import { auditedChange } from './changes.ts';
 import { systemActor, type Actor } from './context.ts';
-import { DELIVER_JOB, DELIVERY_ATTEMPTS, endpointMayReceive, type WebhookEventType } from './events.ts';
+import { DELIVER_JOB, DELIVERY_ATTEMPTS, deliverEvent, endpointMayReceive, type WebhookEventType } from './events.ts';
 import { inTransaction } from '../lib/transaction.ts';
 
 /**
@@ -67,7 +67,7 @@ export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 /** Connecting, sending and the response together. */
 export const DELIVERY_TIMEOUT_MS = 10_000;
 /** The event type of "send a test event" (not subscribable: it goes to the one endpoint asked). */
-export const TEST_EVENT = 'webhook.test';
+export const TEST_EVENT = 'webhook.test' as const;
 
 /** A new secret in the Standard Webhooks format: `whsec_` + base64 of 32 random bytes. */
 export const newSecret = () => `whsec_${crypto.randomBytes(32).toString('base64')}`;
@@ -250,25 +250,19 @@ export async function deleteEndpoint(deps: WebhookDeps, actor: Actor, owner: num
 
 /** "Send a test event": a `webhook.test` event to this endpoint alone, delivered (and retried) like any other. */
 export async function sendTestEvent(deps: WebhookDeps, actor: Actor, owner: number | null, id: number): Promise<void> {
-  await auditedChange(deps, actor, async (trx, now) => {
+  await auditedChange(deps, actor, async (trx) => {
     const e = await mustFind(trx, owner, id);
     if (!e.enabled) throw new HttpError(409, 'webhooks.disabledEndpoint');
-    const uid = `msg_${crypto.randomBytes(16).toString('base64url')}`;
-    const payload = JSON.stringify({ type: TEST_EVENT, timestamp: now.toISOString(), data: { endpointId: id } });
-    const eventId = (await webhooks.insertEvent(
-      trx,
-      { uid, type: TEST_EVENT, orderId: null, dedupeKey: null, payload },
-      now,
-    ))!;
-    const deliveryId = await webhooks.insertDelivery(trx, eventId, id, now);
-    await enqueue(trx, deps.clock, { kind: DELIVER_JOB, payload: { deliveryId }, maxAttempts: DELIVERY_ATTEMPTS });
+    const eventId = await deliverEvent(trx, deps.clock, { type: TEST_EVENT, orderId: null, data: { endpointId: id } }, [
+      e,
+    ]);
     return {
       result: undefined,
       audit: {
         action: 'webhook_endpoint.test_sent',
         objectType: 'webhook_endpoint',
         objectId: id,
-        after: { eventId: uid },
+        after: { eventId },
       },
     };
   });
