@@ -21,8 +21,17 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
   const endpointOf = (req: Request) => req.webhookEndpoint!;
   const view = (name: string) => `webhooks/${name}`;
 
-  const renderForm = (req: Request, res: Response, status: number, values: object, errors: object, id?: number) =>
+  const renderForm = (
+    req: Request,
+    res: Response,
+    status: number,
+    values: object,
+    errors: object,
+    id?: number,
+    vars: Record<string, unknown> = {},
+  ) =>
     res.status(status).render(view('form'), {
+      csvVars: vars,
       title: req.t(id ? 'webhooks.editTitle' : 'webhooks.newTitle'),
       area,
       endpointId: id ?? null,
@@ -64,7 +73,9 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
     },
 
     async create(req: Request, res: Response) {
-      onFailure(res, { rerender: (err) => renderForm(req, res, 422, submitted(req.body ?? {}), err.fieldErrors) });
+      onFailure(res, {
+        rerender: (err) => renderForm(req, res, 422, submitted(req.body ?? {}), err.fieldErrors, undefined, err.vars),
+      });
       const f = formData(endpointForm, req.body);
       const { id, secret } = await service.createEndpoint(deps, req.actor, ownerOf(req), f);
       showSecret(req, res, id, secret, 'webhooks.createdTitle');

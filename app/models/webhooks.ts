@@ -50,6 +50,10 @@ export async function listOf(db: Knex, ownerAccountId: number | null): Promise<E
   return (await scopeEndpoints(db, ownerAccountId).orderBy('id', 'desc').select('*')).map(toEndpoint);
 }
 
+export async function countOf(db: Knex, ownerAccountId: number | null): Promise<number> {
+  return Number((await scopeEndpoints(db, ownerAccountId).count({ n: '*' }).first())?.n ?? 0);
+}
+
 /** One endpoint of that owner, or undefined (another owner's endpoint is not found). */
 export async function findOf(db: Knex, ownerAccountId: number | null, id: number): Promise<Endpoint | undefined> {
   const r = await scopeEndpoints(db, ownerAccountId).where('id', id).first();

@@ -66,6 +66,8 @@ export const DISABLE_AFTER_FAILING_MS = 24 * 3_600_000;
 export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 /** Connecting, sending and the response together. */
 export const DELIVERY_TIMEOUT_MS = 10_000;
+/** Every event is sent to each endpoint that listens: one owner's endpoints are capped, so one event cannot fan out without end. */
+export const MAX_ENDPOINTS_PER_OWNER = 20;
 /** The event type of "send a test event" (not subscribable: it goes to the one endpoint asked). */
 export const TEST_EVENT = 'webhook.test' as const;
 
@@ -130,6 +132,8 @@ export async function createEndpoint(
   owner: number | null,
   input: EndpointInput,
 ): Promise<{ id: number; secret: string }> {
+  if ((await webhooks.countOf(deps.db, owner)) >= MAX_ENDPOINTS_PER_OWNER)
+    throw AppError.validation({ _form: 'webhooks.tooMany' }, { max: MAX_ENDPOINTS_PER_OWNER });
   await checkTarget(deps, input.url);
   const secret = newSecret();
   return auditedChange(deps, actor, async (trx, now) => {

@@ -13,6 +13,7 @@ import {
 import { portalWorld } from '../helpers/portal.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
 import { saveSettings } from '../../app/models/settings.ts';
+import { MAX_ENDPOINTS_PER_OWNER } from '../../app/services/webhooks.ts';
 
 /** The webhook pages of the console (the vendor's endpoints) and the User Portal (a manager's own). */
 describe('webhook endpoints: console and User Portal pages', () => {
@@ -220,6 +221,33 @@ describe('webhook endpoints: console and User Portal pages', () => {
         'webhook_endpoint.deleted',
       ],
     );
+  });
+
+  it('one owner has at most MAX_ENDPOINTS_PER_OWNER endpoints: an event cannot fan out without end', async () => {
+    const mine = await countRows(t.db, 'webhook_endpoints', { owner_account_id: w.managerB.id });
+    for (let i = mine; i < MAX_ENDPOINTS_PER_OWNER; i++) {
+      const res = await submitForm(managerB, '/portal/webhooks/new', '/portal/webhooks', {
+        url: `${publicUrl}/${i}`,
+        events: 'order.created',
+      });
+      assert.equal(res.status, 200);
+    }
+    const refused = await submitForm(managerB, '/portal/webhooks/new', '/portal/webhooks', {
+      url: `${publicUrl}/one-more`,
+      events: 'order.created',
+    });
+    assert.equal(refused.status, 422);
+    assert.match(refused.text, new RegExp(`You have ${MAX_ENDPOINTS_PER_OWNER} webhook endpoints`));
+    assert.equal(
+      await countRows(t.db, 'webhook_endpoints', { owner_account_id: w.managerB.id }),
+      MAX_ENDPOINTS_PER_OWNER,
+    );
+    // Another owner's count is their own.
+    const vendor = await submitForm(admin, '/admin/webhooks/new', '/admin/webhooks', {
+      url: `${publicUrl}/vendor`,
+      events: 'order.created',
+    });
+    assert.equal(vendor.status, 200);
   });
 
   it('the private-ranges setting is on the settings page, off by default', async () => {
