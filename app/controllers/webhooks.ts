@@ -21,23 +21,21 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
   const endpointOf = (req: Request) => req.webhookEndpoint!;
   const view = (name: string) => `webhooks/${name}`;
 
+  /** The endpoint form (new, or edit when `id`), with a failure's field errors and message variables. */
   const renderForm = (
     req: Request,
     res: Response,
     status: number,
-    values: object,
-    errors: object,
-    id?: number,
-    vars: Record<string, unknown> = {},
+    form: { values: object; errors?: object; id?: number; vars?: Record<string, unknown> },
   ) =>
     res.status(status).render(view('form'), {
-      csvVars: vars,
-      title: req.t(id ? 'webhooks.editTitle' : 'webhooks.newTitle'),
+      title: req.t(form.id ? 'webhooks.editTitle' : 'webhooks.newTitle'),
       area,
-      endpointId: id ?? null,
+      endpointId: form.id ?? null,
       eventTypes: WEBHOOK_EVENT_TYPES,
-      values,
-      errors,
+      values: form.values,
+      errors: form.errors ?? {},
+      csvVars: form.vars ?? {},
     });
   const valuesOf = (e: webhooks.Endpoint) => ({ url: e.url, description: e.description, events: e.eventTypes });
   const submitted = (body: Record<string, unknown>) => ({
@@ -69,12 +67,13 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
     },
 
     async new(req: Request, res: Response) {
-      renderForm(req, res, 200, { url: '', description: '', events: [] }, {});
+      renderForm(req, res, 200, { values: { url: '', description: '', events: [] } });
     },
 
     async create(req: Request, res: Response) {
       onFailure(res, {
-        rerender: (err) => renderForm(req, res, 422, submitted(req.body ?? {}), err.fieldErrors, undefined, err.vars),
+        rerender: (err) =>
+          renderForm(req, res, 422, { values: submitted(req.body ?? {}), errors: err.fieldErrors, vars: err.vars }),
       });
       const f = formData(endpointForm, req.body);
       const { id, secret } = await service.createEndpoint(deps, req.actor, ownerOf(req), f);
@@ -95,13 +94,14 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
 
     async edit(req: Request, res: Response) {
       const e = endpointOf(req);
-      renderForm(req, res, 200, valuesOf(e), {}, e.id);
+      renderForm(req, res, 200, { values: valuesOf(e), id: e.id });
     },
 
     async update(req: Request, res: Response) {
       const e = endpointOf(req);
       onFailure(res, {
-        rerender: (err) => renderForm(req, res, 422, submitted(req.body ?? {}), err.fieldErrors, e.id),
+        rerender: (err) =>
+          renderForm(req, res, 422, { values: submitted(req.body ?? {}), errors: err.fieldErrors, id: e.id }),
       });
       const f = formData(endpointForm, req.body);
       await service.updateEndpoint(deps, req.actor, ownerOf(req), e.id, f);
