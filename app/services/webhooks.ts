@@ -368,8 +368,8 @@ export async function deliverWebhook(deps: DeliveryDeps, job: JobRun): Promise<v
       { attempts: attempt, nextAttemptAt: state === 'pending' ? retryAt : null },
       now,
     );
-    if (!disableNow) return false;
-    await webhooks.setEnabled(trx, endpoint.id, false, 'failing', now);
+    // Guarded update: of two attempts failing at once, one disables the endpoint (and tells the admins).
+    if (!disableNow || !(await webhooks.setEnabled(trx, endpoint.id, false, 'failing', now))) return false;
     await recordAudit(trx, systemActor('webhooks'), now, {
       action: 'webhook_endpoint.disabled_failing',
       objectType: 'webhook_endpoint',
