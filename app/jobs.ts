@@ -2,7 +2,7 @@ import type { AppContext } from './app.ts';
 import { FailJob, type JobHandler, RetryJobAt } from './lib/queue.ts';
 import { sendQueuedMail } from './lib/mailer.ts';
 import { publishExpiringLicenses } from './services/events.ts';
-import { deliverWebhook, webhookDepsOf } from './services/webhooks.ts';
+import { deliverWebhook, purgeOldEvents, webhookDepsOf } from './services/webhooks.ts';
 
 /**
  * THE registry of job kinds (app/lib/queue.ts runs them): one line per kind, like the route table.
@@ -12,10 +12,14 @@ export const JOBS: Record<string, JobHandler> = {
   'mail.send': sendQueuedMail, // one recorded mail over SMTP (payload: outboxId)
   'webhook.deliver': (ctx, job) => deliverWebhook(webhookDepsOf(ctx), job), // one attempt of one delivery, retried on its own schedule (payload: deliveryId)
   'webhook.expiring': async (ctx) => void (await publishExpiringLicenses(ctx.db, ctx.clock)), // license.expiring, once per license, window and expiry date
+  'webhook.purge': async (ctx) => void (await purgeOldEvents(ctx)), // events, deliveries and their log after 30 days
 };
 
 /** Jobs the runners enqueue once per period across all processes (payload: { periodStart }). */
-export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [{ kind: 'webhook.expiring', everyMs: 86_400_000 }];
+export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [
+  { kind: 'webhook.expiring', everyMs: 86_400_000 },
+  { kind: 'webhook.purge', everyMs: 86_400_000 },
+];
 
 /**
  * Kinds that exist only when NODE_ENV=test (the queue tests drive the queue with them):

@@ -331,3 +331,13 @@ export async function attemptsOf(db: Knex, endpointId: number, limit = 100): Pro
 export async function attemptsOfDelivery(db: Knex, deliveryId: number): Promise<Attempt[]> {
   return (await db('webhook_attempts').where({ delivery_id: deliveryId }).orderBy('id')).map(toAttempt);
 }
+
+/** Deletes events recorded before `before` in batches; their deliveries and log rows go with them (foreign keys). */
+export async function purgeEventsBefore(db: Knex, before: Date, batch = 1000): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    const ids = (await db('webhook_events').where('created_at', '<', before).limit(batch).pluck('id')) as number[];
+    if (!ids.length) return deleted;
+    deleted += affected(await db('webhook_events').whereIn('id', ids).delete());
+  }
+}

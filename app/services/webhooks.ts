@@ -66,6 +66,14 @@ export const DISABLE_AFTER_FAILING_MS = 24 * 3_600_000;
 export const ROTATION_OVERLAP_MS = 24 * 3_600_000;
 /** Connecting, sending and the response together. */
 export const DELIVERY_TIMEOUT_MS = 10_000;
+/** How long events, their deliveries and the delivery log are kept (the last retry is 31.6 h after an event). */
+export const KEEP_EVENTS_MS = 30 * 86_400_000;
+
+/** The daily housekeeping job `webhook.purge`: events older than KEEP_EVENTS_MS go, with their deliveries and log. */
+export function purgeOldEvents({ db, clock }: { db: Knex; clock: Clock }): Promise<number> {
+  return webhooks.purgeEventsBefore(db, new Date(clock.now().getTime() - KEEP_EVENTS_MS));
+}
+
 /** Every event is sent to each endpoint that listens: one owner's endpoints are capped, so one event cannot fan out without end. */
 export const MAX_ENDPOINTS_PER_OWNER = 20;
 /** The event type of "send a test event" (not subscribable: it goes to the one endpoint asked). */

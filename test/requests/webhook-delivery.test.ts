@@ -14,6 +14,8 @@ import * as licenseService from '../../app/services/licenses.ts';
 import {
   createEndpoint,
   DISABLE_AFTER_FAILING_MS,
+  KEEP_EVENTS_MS,
+  purgeOldEvents,
   RETRY_SCHEDULE_MS,
   ROTATION_OVERLAP_MS,
   rotateSecret,
@@ -383,6 +385,18 @@ describe('webhook delivery to a real receiver', function () {
       [30, 7],
     );
     assert.equal(await countRows(t.db, 'webhook_deliveries', { endpoint_id: soon.id }), 2);
+  });
+
+  it('the daily housekeeping deletes events after 30 days, with their deliveries and log', async () => {
+    const events = await countRows(t.db, 'webhook_events');
+    assert.ok(events > 0 && (await countRows(t.db, 'webhook_attempts')) > 0);
+    assert.equal(await purgeOldEvents(ctx()), 0, 'nothing is old yet');
+    t.clock.advance(KEEP_EVENTS_MS + 1);
+    await licenseService.setLicenseEnabled(t.app.locals.ctx, actor, w.licenseA, false);
+    assert.equal(await purgeOldEvents(ctx()), events);
+    assert.equal(await countRows(t.db, 'webhook_events'), 1, 'the new one stays');
+    assert.equal(await countRows(t.db, 'webhook_deliveries'), 1);
+    assert.equal(await countRows(t.db, 'webhook_attempts'), 0);
   });
 
   it('a slow receiver times out, a redirect is not followed, and only the first KB of a response is kept', async () => {
