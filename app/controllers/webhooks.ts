@@ -63,6 +63,7 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
         title: req.t('webhooks.title'),
         area,
         endpoints: await webhooks.listOf(ctx.db, ownerOf(req)),
+        managersEndpoints: area === 'admin' ? await webhooks.listOfManagers(ctx.db) : [],
       });
     },
 

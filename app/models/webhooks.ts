@@ -50,6 +50,16 @@ export async function listOf(db: Knex, ownerAccountId: number | null): Promise<E
   return (await scopeEndpoints(db, ownerAccountId).orderBy('id', 'desc').select('*')).map(toEndpoint);
 }
 
+/** Every manager's endpoints with their owner's address (the console lists them, read-only), newest first. */
+export async function listOfManagers(db: Knex, limit = 500): Promise<(Endpoint & { ownerEmail: string })[]> {
+  const rows = await db('webhook_endpoints')
+    .join('accounts', 'accounts.id', 'webhook_endpoints.owner_account_id')
+    .orderBy('webhook_endpoints.id', 'desc')
+    .limit(limit)
+    .select('webhook_endpoints.*', 'accounts.email as owner_email');
+  return rows.map((r: Row) => ({ ...toEndpoint(r), ownerEmail: String(r.owner_email) }));
+}
+
 export async function countOf(db: Knex, ownerAccountId: number | null): Promise<number> {
   return Number((await scopeEndpoints(db, ownerAccountId).count({ n: '*' }).first())?.n ?? 0);
 }

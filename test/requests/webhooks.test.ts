@@ -155,6 +155,10 @@ describe('webhook endpoints: console and User Portal pages', () => {
     await managerB.get(`/portal/webhooks/${mine.id}/edit`).expect(404);
     await managerAll.get(`/portal/webhooks/${vendors.id}`).expect(404);
     await admin.get(`/admin/webhooks/${mine.id}`).expect(404);
+    // The console lists the managers' endpoints, read-only (no link to a page of its own).
+    const consoleList = await admin.get('/admin/webhooks').expect(200);
+    assert.match(consoleList.text, new RegExp(w.managerAll.email.replace(/[.+]/g, '\\$&')));
+    assert.ok(!consoleList.text.includes(`/admin/webhooks/${mine.id}"`));
     const page = await managerB.get('/portal/webhooks').expect(200);
     assert.ok(!page.text.includes(`/portal/webhooks/${mine.id}`));
     for (const action of ['', '/rotate', '/disable', '/test', '/delete']) {
