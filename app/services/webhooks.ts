@@ -5,7 +5,6 @@ import { Webhook } from 'standardwebhooks';
 import type { Clock } from '../lib/clock.ts';
 import { dataDirSecretBox, type SecretBox } from '../crypto/secret-box.ts';
 import { AppError, HttpError, notFound } from '../lib/errors.ts';
-import type { Logger } from '../lib/logger.ts';
 import type { Mailer } from '../lib/mailer.ts';
 import { enqueue, FailJob, RetryJobAt, type JobRun } from '../lib/queue.ts';
 import { assertTargetAllowed, postWebhook, TargetRefused } from '../lib/webhook-target.ts';
@@ -33,7 +32,6 @@ export interface WebhookDeps {
 
 export interface DeliveryDeps extends WebhookDeps {
   mailer: Mailer;
-  logger: Logger;
   baseUrl: string;
   translatorFor: (lng: string) => TFunction;
 }
@@ -51,7 +49,6 @@ export function webhookDepsOf(ctx: Omit<DeliveryDeps, 'secretBox'> & { config: {
     clock: ctx.clock,
     settings: ctx.settings,
     mailer: ctx.mailer,
-    logger: ctx.logger,
     baseUrl: ctx.baseUrl,
     translatorFor: ctx.translatorFor,
     secretBox,
