@@ -41,6 +41,7 @@ import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
 import { manageCustomersController } from './controllers/manage/customers.ts';
 import { manageOrdersController } from './controllers/manage/orders.ts';
+import { apiTokensController } from './controllers/api-tokens.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
@@ -78,6 +79,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const api = apiController(ctx);
   const manageCustomers = manageCustomersController(ctx);
   const manageOrders = manageOrdersController(ctx);
+  const apiClients = apiTokensController(ctx, 'admin');
+  const portalTokens = apiTokensController(ctx, 'portal');
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -307,6 +310,18 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     ask.withdrawInvitation,
     portalLicenses.withdrawInvitation,
   );
+  // Personal access tokens of the Management API (the manager's own; 404 for anyone else's).
+  up.get('/tokens', mgr, can('manage_api_clients'), portalTokens.index);
+  up.get('/tokens/new', mgr, can('manage_api_clients'), portalTokens.new);
+  up.post('/tokens', mgr, can('manage_api_clients'), portalTokens.create);
+  up.post(
+    '/tokens/:id/revoke',
+    mgr,
+    portalTokens.load,
+    can('manage_api_clients'),
+    portalTokens.askRevoke,
+    portalTokens.revoke,
+  );
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
   up.post('/policies', mgr, can('create_license_policy'), home.createPolicy);
 
@@ -403,6 +418,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/managers/:id/quotas', load.manager, people.setQuota);
   adm.post('/managers/:id/quotas/:productId/delete', load.manager, ask.removeQuota, people.removeQuota);
   adm.post('/managers/:id/policies', load.manager, people.setPolicies);
+  adm.get('/api-clients', apiClients.index);
+  adm.get('/api-clients/new', apiClients.new);
+  adm.post('/api-clients', apiClients.create);
+  adm.post('/api-clients/:id/revoke', apiClients.load, apiClients.askRevoke, apiClients.revoke);
   adm.get('/roles', roleAdmin.index);
   adm.get('/roles/new', roleAdmin.new);
   adm.post('/roles', roleAdmin.create);
