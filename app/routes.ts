@@ -41,6 +41,7 @@ import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
 import { manageCustomersController } from './controllers/manage/customers.ts';
 import { manageOrdersController } from './controllers/manage/orders.ts';
+import { manageCatalogueController } from './controllers/manage/catalogue.ts';
 import { apiTokensController } from './controllers/api-tokens.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
@@ -79,6 +80,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const api = apiController(ctx);
   const manageCustomers = manageCustomersController(ctx);
   const manageOrders = manageOrdersController(ctx);
+  const catalogue = manageCatalogueController(ctx);
   const apiClients = apiTokensController(ctx, 'admin');
   const portalTokens = apiTokensController(ctx, 'portal');
   const admin = adminController(ctx);
@@ -140,6 +142,15 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   m.post('/orders', scope('orders:write'), can('create_order'), manageOrders.create);
   m.get('/orders/:id', scope('orders:read'), ml.order, manageOrders.show);
   m.patch('/orders/:id', scope('orders:write'), vendorOnly, ml.order, manageOrders.update);
+  // Products and policies: a manager's token reads those it may issue from; writing is for API clients.
+  m.get('/products', scope('products:read'), catalogue.products);
+  m.post('/products', scope('products:write'), catalogue.createProduct);
+  m.get('/products/:id', scope('products:read'), catalogue.loadProduct, catalogue.product);
+  m.patch('/products/:id', scope('products:write'), catalogue.loadProduct, catalogue.updateProduct);
+  m.get('/policies', scope('products:read'), catalogue.policies);
+  m.post('/policies', scope('products:write'), catalogue.createPolicy);
+  m.get('/policies/:id', scope('products:read'), catalogue.loadPolicy, catalogue.policy);
+  m.patch('/policies/:id', scope('products:write'), catalogue.loadPolicy, catalogue.updatePolicy);
 
   const acc = add('account');
   acc.get('/login', sessions.show);

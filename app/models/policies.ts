@@ -127,3 +127,17 @@ export function auditView(p: Policy, features?: PolicyFeature[]) {
   const { createdAt: _c, updatedAt: _u, id: _i, ...rest } = p;
   return features ? { ...rest, features } : rest;
 }
+
+/** The Management API's policy list: all, or those with `ids`; by product, archived or not. */
+export function apiQuery(
+  db: Knex,
+  f: { ids: number[] | null; productId?: number; archived?: boolean },
+): Knex.QueryBuilder {
+  const q = db('license_policies');
+  if (f.ids) q.whereIn('id', f.ids);
+  if (f.productId) q.where('product_id', f.productId);
+  if (f.archived !== undefined) q.where('archived', f.archived);
+  return q.select('license_policies.*');
+}
+
+export const fromApiRow = fromRow;
