@@ -42,6 +42,7 @@ import { confirmations } from './controllers/confirm.ts';
 import { manageCustomersController } from './controllers/manage/customers.ts';
 import { manageOrdersController } from './controllers/manage/orders.ts';
 import { manageCatalogueController } from './controllers/manage/catalogue.ts';
+import { manageManagersController } from './controllers/manage/managers.ts';
 import { apiTokensController } from './controllers/api-tokens.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
@@ -81,6 +82,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const manageCustomers = manageCustomersController(ctx);
   const manageOrders = manageOrdersController(ctx);
   const catalogue = manageCatalogueController(ctx);
+  const manageManagers = manageManagersController(ctx);
   const apiClients = apiTokensController(ctx, 'admin');
   const portalTokens = apiTokensController(ctx, 'portal');
   const admin = adminController(ctx);
@@ -151,6 +153,27 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   m.post('/policies', scope('products:write'), catalogue.createPolicy);
   m.get('/policies/:id', scope('products:read'), catalogue.loadPolicy, catalogue.policy);
   m.patch('/policies/:id', scope('products:write'), catalogue.loadPolicy, catalogue.updatePolicy);
+  // Managers and roles: API clients only (personal tokens never hold managers:*).
+  m.get('/managers', scope('managers:read'), manageManagers.index);
+  m.post('/managers', scope('managers:write'), manageManagers.invite);
+  m.get('/managers/:id', scope('managers:read'), manageManagers.loadManager, manageManagers.show);
+  m.post('/managers/:id/orders', scope('managers:write'), manageManagers.loadManager, manageManagers.assignOrder);
+  m.patch(
+    '/managers/:id/orders/:orderId',
+    scope('managers:write'),
+    manageManagers.loadManager,
+    manageManagers.loadAssignment,
+    manageManagers.setOrderRole,
+  );
+  m.delete(
+    '/managers/:id/orders/:orderId',
+    scope('managers:write'),
+    manageManagers.loadManager,
+    manageManagers.loadAssignment,
+    manageManagers.unassignOrder,
+  );
+  m.get('/roles', scope('managers:read'), manageManagers.roles);
+  m.get('/roles/:id', scope('managers:read'), manageManagers.loadRole, manageManagers.role);
 
   const acc = add('account');
   acc.get('/login', sessions.show);
