@@ -121,7 +121,7 @@ describe('Management API: products and policies', () => {
     assert.equal(edited.body.name, 'Acme Render 2');
     assert.equal(edited.body.authorization_method, 'user');
     const audit = await t.db('audit_events').where({ action: 'product.updated' }).orderBy('id', 'desc').first();
-    assert.match(audit.actor_label, /^API client "Shop"/);
+    assert.match(audit.actor_label, /^api client "shop"/);
   });
 
   it('creates and edits policies with the console form’s rules (422 with field names)', async () => {

@@ -76,7 +76,7 @@ describe('Management API: managers and roles', () => {
       .db('audit_events')
       .where({ action: 'manager.invited', object_id: String(res.body.id) })
       .first();
-    assert.match(audit.actor_label, /^API client "Shop"/);
+    assert.match(audit.actor_label, /^api client "shop"/);
     const again = await api(t, 'post', '/managers', tokens.vendor, { email: 'reseller@example.com', name: 'R' }).expect(
       422,
     );

@@ -74,7 +74,7 @@ describe('Management API: orders', () => {
       .db('audit_events')
       .where({ action: 'order.created', object_id: String(res.body.id) })
       .first();
-    assert.match(audit.actor_label, /^API client "Shop" \(portico_ak_/);
+    assert.match(audit.actor_label, /^api client "shop" \(portico_ak_/);
   });
 
   it('a manager’s order counts against its quota; a refused line leaves nothing behind', async () => {
