@@ -39,6 +39,19 @@ function fromRow(r: Record<string, unknown>): Customer {
   };
 }
 
+/** A customer's editable fields, as the forms (console, portal) and the Management API name them. */
+export function fieldsOf(c: Customer): CustomerFields {
+  return {
+    kind: c.kind,
+    name: c.name,
+    contact_name: c.contactName,
+    email: c.email,
+    phone: c.phone,
+    address: c.address,
+    reference: c.reference,
+  };
+}
+
 export async function findById(db: Knex, id: number): Promise<Customer | undefined> {
   const row = await db('customers').where({ id }).first();
   return row ? fromRow(row) : undefined;
