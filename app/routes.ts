@@ -541,9 +541,9 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   thin.use(
     MANAGE_API_PREFIX,
     anonymousActor,
-    jsonBodiesOnly,
     bearerAuth(ctx),
     perTokenRateLimit(ctx),
+    jsonBodiesOnly,
     idempotency(ctx),
     routers.manage,
     (_req, _res, next) => next(notFound()),

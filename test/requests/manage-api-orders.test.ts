@@ -114,6 +114,20 @@ describe('Management API: orders', () => {
     }).expect(201);
   });
 
+  it('a personal token does only what its scopes allow, whatever its manager may do', async () => {
+    const { t, w, tokens } = world;
+    const readOnly = await tokens.personal(w.managerAll.id, ['orders:read']);
+    await api(t, 'get', `/orders/${w.orderA}`, readOnly).expect(200);
+    const res = await api(t, 'post', '/orders', readOnly, {
+      order_ref: 'RO-1',
+      customer: { kind: 'person', name: 'RO' },
+    });
+    assert.equal(res.status, 403);
+    assert.equal(res.body.error.code, 'insufficient_scope');
+    assert.match(String(res.headers['www-authenticate']), /scope="orders:write"/);
+    await api(t, 'get', `/customers/${w.customer}`, readOnly).expect(403);
+  });
+
   it('refuses bad input with field names, nested ones included', async () => {
     const { t, w, tokens } = world;
     const both = await api(t, 'post', '/orders', tokens.vendor, {
