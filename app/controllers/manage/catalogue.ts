@@ -145,11 +145,16 @@ export function manageCatalogueController(ctx: AppContext) {
         productId: f.product_id ?? undefined,
         archived: f.archived,
       });
-      const page = await cursorPage(q, f, (rows) => rows.map((r) => policies.fromApiRow(r)));
-      res.json({
-        ...page,
-        data: await Promise.all(page.data.map(async (p) => policyJson(p, await policies.listFeatures(ctx.db, p.id)))),
-      });
+      res.json(
+        await cursorPage(q, f, async (rows) => {
+          const list = rows.map((r) => policies.fromApiRow(r));
+          const features = await policies.listFeaturesOf(
+            ctx.db,
+            list.map((p) => p.id),
+          );
+          return list.map((p) => policyJson(p, features.get(p.id) ?? []));
+        }),
+      );
     },
 
     policy: (req: Request, res: Response) => showPolicy(res, req.policy!.id),
