@@ -42,6 +42,9 @@ import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
 import { manageCustomersController } from './controllers/manage/customers.ts';
 import { manageOrdersController } from './controllers/manage/orders.ts';
+import { manageCatalogueController } from './controllers/manage/catalogue.ts';
+import { manageManagersController } from './controllers/manage/managers.ts';
+import { apiTokensController } from './controllers/api-tokens.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
@@ -79,6 +82,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const api = apiController(ctx);
   const manageCustomers = manageCustomersController(ctx);
   const manageOrders = manageOrdersController(ctx);
+  const catalogue = manageCatalogueController(ctx);
+  const manageManagers = manageManagersController(ctx);
+  const apiClients = apiTokensController(ctx, 'admin');
+  const portalTokens = apiTokensController(ctx, 'portal');
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -139,6 +146,36 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   m.post('/orders', scope('orders:write'), can('create_order'), manageOrders.create);
   m.get('/orders/:id', scope('orders:read'), ml.order, manageOrders.show);
   m.patch('/orders/:id', scope('orders:write'), vendorOnly, ml.order, manageOrders.update);
+  // Products and policies: a manager's token reads those it may issue from; writing is for API clients.
+  m.get('/products', scope('products:read'), catalogue.products);
+  m.post('/products', scope('products:write'), catalogue.createProduct);
+  m.get('/products/:id', scope('products:read'), catalogue.loadProduct, catalogue.product);
+  m.patch('/products/:id', scope('products:write'), catalogue.loadProduct, catalogue.updateProduct);
+  m.get('/policies', scope('products:read'), catalogue.policies);
+  m.post('/policies', scope('products:write'), catalogue.createPolicy);
+  m.get('/policies/:id', scope('products:read'), catalogue.loadPolicy, catalogue.policy);
+  m.patch('/policies/:id', scope('products:write'), catalogue.loadPolicy, catalogue.updatePolicy);
+  // Managers and roles: API clients only (personal tokens never hold managers:*).
+  m.get('/managers', scope('managers:read'), manageManagers.index);
+  m.post('/managers', scope('managers:write'), manageManagers.invite);
+  m.get('/managers/:id', scope('managers:read'), manageManagers.loadManager, manageManagers.show);
+  m.post('/managers/:id/orders', scope('managers:write'), manageManagers.loadManager, manageManagers.assignOrder);
+  m.patch(
+    '/managers/:id/orders/:orderId',
+    scope('managers:write'),
+    manageManagers.loadManager,
+    manageManagers.loadAssignment,
+    manageManagers.setOrderRole,
+  );
+  m.delete(
+    '/managers/:id/orders/:orderId',
+    scope('managers:write'),
+    manageManagers.loadManager,
+    manageManagers.loadAssignment,
+    manageManagers.unassignOrder,
+  );
+  m.get('/roles', scope('managers:read'), manageManagers.roles);
+  m.get('/roles/:id', scope('managers:read'), manageManagers.loadRole, manageManagers.role);
 
   const acc = add('account');
   acc.get('/login', sessions.show);
@@ -309,6 +346,18 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     ask.withdrawInvitation,
     portalLicenses.withdrawInvitation,
   );
+  // Personal access tokens of the Management API (the manager's own; 404 for anyone else's).
+  up.get('/tokens', mgr, can('manage_api_clients'), portalTokens.index);
+  up.get('/tokens/new', mgr, can('manage_api_clients'), portalTokens.new);
+  up.post('/tokens', mgr, can('manage_api_clients'), portalTokens.create);
+  up.post(
+    '/tokens/:id/revoke',
+    mgr,
+    portalTokens.load,
+    can('manage_api_clients'),
+    portalTokens.askRevoke,
+    portalTokens.revoke,
+  );
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
   up.post('/policies', mgr, can('create_license_policy'), home.createPolicy);
 
@@ -408,6 +457,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/managers/:id/quotas', load.manager, people.setQuota);
   adm.post('/managers/:id/quotas/:productId/delete', load.manager, ask.removeQuota, people.removeQuota);
   adm.post('/managers/:id/policies', load.manager, people.setPolicies);
+  adm.get('/api-clients', apiClients.index);
+  adm.get('/api-clients/new', apiClients.new);
+  adm.post('/api-clients', apiClients.create);
+  adm.post('/api-clients/:id/revoke', apiClients.load, apiClients.askRevoke, apiClients.revoke);
   adm.get('/roles', roleAdmin.index);
   adm.get('/roles/new', roleAdmin.new);
   adm.post('/roles', roleAdmin.create);
@@ -493,9 +546,9 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   thin.use(
     MANAGE_API_PREFIX,
     anonymousActor,
-    jsonBodiesOnly,
     bearerAuth(ctx),
     perTokenRateLimit(ctx),
+    jsonBodiesOnly,
     idempotency(ctx),
     routers.manage,
     (_req, _res, next) => next(notFound()),

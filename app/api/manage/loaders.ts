@@ -2,6 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as customers from '../../models/customers.ts';
+import * as roles from '../../models/roles.ts';
 import { scopeOrders } from '../../policies/orders.ts';
 import { permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
@@ -42,17 +43,12 @@ export function manageLoaders(ctx: AppContext) {
       const id = idParam(req);
       const ids = orderIds(req);
       const customer = orNotFound(await customers.findById(ctx.db, id));
-      if (!ids) {
-        req.customer = customer;
-        return;
+      if (ids) {
+        if (!(await customers.hasOrderAmong(ctx.db, id, ids))) throw notFound();
+        const onOrders = await roles.permissionsOnCustomer(ctx.db, req.api!.account.id, id);
+        req.permissions = new Set<Permission>([...req.permissions, ...onOrders]);
       }
-      const mine = await customers.orderIdsOf(ctx.db, id, ids);
-      if (!mine.length) throw notFound();
-      const union = new Set<Permission>(req.permissions);
-      for (const orderId of mine)
-        for (const p of await permissionsOnOrder(ctx.db, req.api!.account, orderId, req.permissions)) union.add(p);
       req.customer = customer;
-      req.permissions = union;
     }),
   };
 }
