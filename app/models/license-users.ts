@@ -77,14 +77,29 @@ export async function usersOfLicense(db: Knex, licenseId: number): Promise<Assig
       'license_user_assignments.max_activations',
       'license_user_assignments.times_activated',
     );
-  return rows.map((r: Record<string, unknown>) => ({
-    id: Number(r.id),
-    email: String(r.email),
-    name: (r.name as string | null) ?? null,
-    maxActivations: Number(r.max_activations),
-    timesActivated: Number(r.times_activated),
-  }));
+  return rows.map(userFromRow);
 }
+
+/** The users of one license as a query over account ids (the Management API pages it with cursorPage). */
+export const usersQuery = (db: Knex, licenseId: number): Knex.QueryBuilder =>
+  table(db)
+    .join('accounts', 'accounts.id', 'license_user_assignments.account_id')
+    .where('license_user_assignments.license_id', licenseId)
+    .select(
+      'accounts.id',
+      'accounts.email',
+      'accounts.name',
+      'license_user_assignments.max_activations',
+      'license_user_assignments.times_activated',
+    );
+
+export const userFromRow = (r: Record<string, unknown>): AssignedUser => ({
+  id: Number(r.id),
+  email: String(r.email),
+  name: (r.name as string | null) ?? null,
+  maxActivations: Number(r.max_activations),
+  timesActivated: Number(r.times_activated),
+});
 
 /** The licenses of one user, newest first, with product and order (the console's license-user page). */
 export async function licensesOfUser(db: Knex, accountId: number, limit = 200) {
