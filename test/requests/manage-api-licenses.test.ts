@@ -1,47 +1,12 @@
 import assert from 'node:assert/strict';
-import crypto from 'node:crypto';
-import { auditOf, buildTestApp, countRows, type TestApp } from '../helpers/app.ts';
+import type request from 'supertest';
+import { auditOf, buildTestApp, countRows } from '../helpers/app.ts';
 import { accessMatrix, api, manageApiWorld, type ManageApiWorld, type Method } from '../helpers/manage-api.ts';
-import { devicePublicKeyString, verifyEnvelope } from '../../sdk/src/envelope.ts';
+import { verifyEnvelope } from '../../sdk/src/envelope.ts';
+import { offlineDevice, pool } from '../helpers/manage-api-licenses.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 import { blacklistDevice } from '../../app/services/licenses.ts';
 import { systemActor } from '../../app/services/context.ts';
-
-let hw = 0;
-
-/** An active offline device of `licenseId`, with a device key (so a refresh file can be made for it). */
-export async function offlineDevice(t: TestApp, licenseId: number): Promise<number> {
-  const hardwareId = `HW-API-${++hw}`;
-  const { publicKey } = crypto.generateKeyPairSync('ed25519');
-  const [id] = await t.db('devices').insert({
-    license_id: licenseId,
-    hardware_id: hardwareId,
-    active_hardware_id: hardwareId,
-    hostname: `${hardwareId.toLowerCase()}.local`,
-    channel: 'offline',
-    device_public_key: devicePublicKeyString(publicKey),
-    activated_at: new Date(),
-  });
-  await t.db('licenses').where({ id: licenseId }).increment('times_activated', 1);
-  // The signer refuses a payload without the activation's request nonce, as the SDK would.
-  await t.db('request_nonces').insert({
-    nonce: crypto.randomBytes(16).toString('base64url'),
-    kind: 'activation',
-    license_id: licenseId,
-    device_id: id,
-    created_at: new Date(),
-  });
-  return Number(id);
-}
-
-/** Every request of a matrix case reads its path once: a pool hands each one a fresh object. */
-function pool(ids: number[]) {
-  return () => {
-    const id = ids.shift();
-    assert.ok(id, 'the pool has objects left');
-    return id;
-  };
-}
 
 const CALLS_PER_CASE = 8;
 
@@ -357,9 +322,12 @@ describe('Management API: licenses and devices', () => {
       const all: number[] = [];
       let cursor: string | null = '';
       while (cursor !== null) {
-        const page = await api(t, 'get', `/licenses?limit=2${cursor ? `&cursor=${cursor}` : ''}`, tokens.vendor).expect(
-          200,
-        );
+        const page: request.Response = await api(
+          t,
+          'get',
+          `/licenses?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+          tokens.vendor,
+        ).expect(200);
         assert.ok(page.body.data.length <= 2);
         all.push(...page.body.data.map((l: { id: number }) => l.id));
         cursor = page.body.next_cursor;
