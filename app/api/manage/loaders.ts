@@ -4,9 +4,8 @@ import * as orders from '../../models/orders.ts';
 import * as customers from '../../models/customers.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
-import * as licenseUsers from '../../models/license-users.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { ownsEndUser, permissionsOnOrder } from '../../policies/portal.ts';
+import { isManageableUserOf, permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
 import { idParam, orNotFound } from '../../controllers/helpers.ts';
 import { notFound } from '../../lib/errors.ts';
@@ -56,12 +55,7 @@ export function manageLoaders(ctx: AppContext) {
      * (docs/decisions.md, "Account ownership"), as the portal's licenseUser loader: 404 otherwise.
      */
     licenseUser: loader(async (req) => {
-      const accountId = idParam(req, 'accountId');
-      const manager = req.api!.manager;
-      if (
-        !(await licenseUsers.find(ctx.db, req.license!.id, accountId)) ||
-        (manager && !(await ownsEndUser(ctx.db, manager, accountId)))
-      )
+      if (!(await isManageableUserOf(ctx.db, req.api!.manager, req.license!.id, idParam(req, 'accountId'))))
         throw notFound();
     }),
     /**
