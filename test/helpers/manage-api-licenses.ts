@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import type { Knex } from 'knex';
 import type { TestApp } from './app.ts';
 import { devicePublicKeyString } from '../../sdk/src/envelope.ts';
 
@@ -39,4 +40,19 @@ export function pool(ids: number[]) {
     assert.ok(id, 'the pool has objects left');
     return id;
   };
+}
+
+/** The audit labels of manageApiWorld's vendor token and managerAll's personal token. */
+export const VENDOR_LABEL = /^API client "Shop" \(portico_ak_/;
+export const MANAGER_LABEL = /^Personal access token "CI" of All Perms \(portico_pat_/;
+
+/** The newest audit row of `action` on the object; it must name the token `label` matches. */
+export async function auditedAs(db: Knex, action: string, objectType: string, objectId: number, label: RegExp) {
+  const row = await db('audit_events')
+    .where({ action, object_type: objectType, object_id: String(objectId) })
+    .orderBy('id', 'desc')
+    .first();
+  assert.ok(row, `an audit row ${action}`);
+  assert.match(String(row.actor_label), label);
+  return row;
 }

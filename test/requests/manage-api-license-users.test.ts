@@ -4,7 +4,7 @@ import { buildTestApp, countRows, createAccount } from '../helpers/app.ts';
 import { accessMatrix, api, manageApiWorld, type ManageApiWorld, type Method } from '../helpers/manage-api.ts';
 import * as assignments from '../../app/models/license-users.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import { pool } from '../helpers/manage-api-licenses.ts';
+import { MANAGER_LABEL, VENDOR_LABEL, auditedAs as audited, pool } from '../helpers/manage-api-licenses.ts';
 
 const CALLS_PER_CASE = 8;
 
@@ -110,18 +110,8 @@ describe('Management API: license users', () => {
   });
 
   describe('behaviour', () => {
-    const auditedAs = async (action: string, objectId: number, label: RegExp) => {
-      const row = await world.t
-        .db('audit_events')
-        .where({ action, object_type: 'license', object_id: String(objectId) })
-        .orderBy('id', 'desc')
-        .first();
-      assert.ok(row, `an audit row ${action}`);
-      assert.match(String(row.actor_label), label);
-      return row;
-    };
-    const VENDOR = /^API client "Shop" \(portico_ak_/;
-    const MANAGER = /^Personal access token "CI" of All Perms \(portico_pat_/;
+    const auditedAs = (action: string, licenseId: number, label: RegExp) =>
+      audited(world.t.db, action, 'license', licenseId, label);
 
     it('lists the users with what the token may do to each, in cursor pages', async () => {
       const { t, w, tokens } = world;
@@ -159,7 +149,7 @@ describe('Management API: license users', () => {
         1,
       );
       assert.equal(await countRows(t.db, 'mail_outbox', { to_address: 'carol@globex.example' }), 1);
-      await auditedAs('license_user.assigned', w.userLicense, MANAGER);
+      await auditedAs('license_user.assigned', w.userLicense, MANAGER_LABEL);
     });
 
     it('invites an account the manager does not own instead of assigning it; the vendor assigns it', async () => {
@@ -174,7 +164,7 @@ describe('Management API: license users', () => {
         await countRows(t.db, 'license_user_assignments', { license_id: w.userLicense, account_id: foreignUser.id }),
         0,
       );
-      await auditedAs('license_user.invited', w.userLicense, MANAGER);
+      await auditedAs('license_user.invited', w.userLicense, MANAGER_LABEL);
       const list = await api(t, 'get', `/licenses/${w.userLicense}/invitations`, tokens.managerInside).expect(200);
       assert.ok(list.body.data.some((i: { id: number }) => i.id === res.body.invitation.id));
       // The invitation can be withdrawn; then it is gone.
@@ -184,7 +174,7 @@ describe('Management API: license users', () => {
         `/licenses/${w.userLicense}/invitations/${res.body.invitation.id}`,
         tokens.managerInside,
       ).expect(200);
-      await auditedAs('license_user.invitation_withdrawn', w.userLicense, MANAGER);
+      await auditedAs('license_user.invitation_withdrawn', w.userLicense, MANAGER_LABEL);
       await api(t, 'delete', `/licenses/${w.userLicense}/invitations/${res.body.invitation.id}`, tokens.vendor).expect(
         404,
       );
@@ -194,7 +184,7 @@ describe('Management API: license users', () => {
         max_activations: 1,
       }).expect(201);
       assert.equal(vendor.body.result, 'assigned');
-      await auditedAs('license_user.assigned', w.userLicense, VENDOR);
+      await auditedAs('license_user.assigned', w.userLicense, VENDOR_LABEL);
     });
 
     it('a manager cannot change, unassign or mail a user it does not own: 404', async () => {
@@ -226,7 +216,7 @@ describe('Management API: license users', () => {
         .where({ license_id: w.userLicense, account_id: w.secondUser.id })
         .first();
       assert.equal(Number(row.max_activations), 4);
-      await auditedAs('license_user.limit_changed', w.userLicense, MANAGER);
+      await auditedAs('license_user.limit_changed', w.userLicense, MANAGER_LABEL);
 
       const busy = await api(
         t,
@@ -240,7 +230,7 @@ describe('Management API: license users', () => {
         await countRows(t.db, 'license_user_assignments', { license_id: w.userLicense, account_id: w.secondUser.id }),
         0,
       );
-      await auditedAs('license_user.unassigned', w.userLicense, VENDOR);
+      await auditedAs('license_user.unassigned', w.userLicense, VENDOR_LABEL);
       await api(t, 'patch', `/licenses/${w.userLicense}/users/${w.secondUser.id}`, tokens.vendor, {
         max_activations: 2,
       }).expect(404);
@@ -261,7 +251,7 @@ describe('Management API: license users', () => {
         .db('audit_events')
         .where({ action: 'license_user.reset_link_sent', object_id: String(w.endUser.id) })
         .first();
-      assert.match(String(audit.actor_label), MANAGER);
+      assert.match(String(audit.actor_label), MANAGER_LABEL);
     });
 
     it('refuses bad input (422), key-based licenses (409) and managers without the permission (403)', async () => {

@@ -3,7 +3,13 @@ import type request from 'supertest';
 import { auditOf, buildTestApp, countRows } from '../helpers/app.ts';
 import { accessMatrix, api, manageApiWorld, type ManageApiWorld, type Method } from '../helpers/manage-api.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
-import { offlineDevice, pool } from '../helpers/manage-api-licenses.ts';
+import {
+  MANAGER_LABEL,
+  VENDOR_LABEL,
+  auditedAs as audited,
+  offlineDevice,
+  pool,
+} from '../helpers/manage-api-licenses.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 import { blacklistDevice } from '../../app/services/licenses.ts';
 import { systemActor } from '../../app/services/context.ts';
@@ -97,19 +103,8 @@ describe('Management API: licenses and devices', () => {
     );
   });
 
-  /** An audit row of `action` on the object, written by the token named `label`. */
-  const auditedAs = async (action: string, objectType: string, objectId: number, label: RegExp) => {
-    const row = await world.t
-      .db('audit_events')
-      .where({ action, object_type: objectType, object_id: String(objectId) })
-      .orderBy('id', 'desc')
-      .first();
-    assert.ok(row, `an audit row ${action}`);
-    assert.match(String(row.actor_label), label);
-    return row;
-  };
-  const VENDOR = /^API client "Shop" \(portico_ak_/;
-  const MANAGER = /^Personal access token "CI" of All Perms \(portico_pat_/;
+  const auditedAs = (action: string, objectType: string, objectId: number, label: RegExp) =>
+    audited(world.t.db, action, objectType, objectId, label);
 
   describe('a manager without the role permission', () => {
     it('reads its order’s licenses but changes nothing: 403 forbidden on every write', async () => {
@@ -169,7 +164,7 @@ describe('Management API: licenses and devices', () => {
       assert.equal(await countRows(t.db, 'licenses', { order_id: w.orderB }), before + 3);
       const one = await t.db('licenses').where({ id: res.body.licenses[0].id }).first();
       assert.equal(new Date(one.start_date).toISOString().slice(0, 10), '2030-01-01');
-      await auditedAs('licenses.issued', 'order', w.orderB, VENDOR);
+      await auditedAs('licenses.issued', 'order', w.orderB, VENDOR_LABEL);
     });
 
     it('issues user-based licenses to addresses, as the portal does', async () => {
@@ -188,7 +183,7 @@ describe('Management API: licenses and devices', () => {
         }),
         1,
       );
-      await auditedAs('licenses.issued', 'order', w.orderA, MANAGER);
+      await auditedAs('licenses.issued', 'order', w.orderA, MANAGER_LABEL);
     });
 
     it('holds a manager to its quota and its allowed policies, like the portal; start_date is the vendor’s', async () => {
@@ -363,10 +358,10 @@ describe('Management API: licenses and devices', () => {
       assert.equal(off.body.enabled, false);
       assert.equal(off.body.status, 'disabled');
       assert.equal(!!Number((await t.db('licenses').where({ id: w.licenseA }).first()).enabled), false);
-      await auditedAs('license.disabled', 'license', w.licenseA, MANAGER);
+      await auditedAs('license.disabled', 'license', w.licenseA, MANAGER_LABEL);
       const on = await api(t, 'post', `/licenses/${w.licenseA}/enable`, tokens.vendor).expect(200);
       assert.equal(on.body.enabled, true);
-      await auditedAs('license.enabled', 'license', w.licenseA, VENDOR);
+      await auditedAs('license.enabled', 'license', w.licenseA, VENDOR_LABEL);
     });
 
     it('edits within the rules: a manager the note only, the vendor as the console does', async () => {
@@ -375,7 +370,7 @@ describe('Management API: licenses and devices', () => {
       assert.equal(note.status, 200, note.text);
       assert.equal(note.body.note, 'Seat for Bob');
       assert.equal((await t.db('licenses').where({ id: w.licenseA }).first()).note, 'Seat for Bob');
-      await auditedAs('license.note_changed', 'license', w.licenseA, MANAGER);
+      await auditedAs('license.note_changed', 'license', w.licenseA, MANAGER_LABEL);
 
       const more = await api(t, 'patch', `/licenses/${w.licenseA}`, tokens.managerInside, {
         note: 'x',
@@ -397,7 +392,7 @@ describe('Management API: licenses and devices', () => {
       const after = await t.db('licenses').where({ id: w.licenseA }).first();
       assert.equal(after.max_activations, 10);
       assert.equal(!!Number(after.floating), !!Number(before.floating));
-      await auditedAs('license.updated', 'license', w.licenseA, VENDOR);
+      await auditedAs('license.updated', 'license', w.licenseA, VENDOR_LABEL);
 
       for (const [bodyOf, field] of [
         [{ floating: 'yes' }, 'floating'],
@@ -431,7 +426,7 @@ describe('Management API: licenses and devices', () => {
       }).expect(200);
       assert.equal(res.body.dispatched_to, 'buyer@globex.example');
       assert.equal(await countRows(t.db, 'mail_outbox', { to_address: 'buyer@globex.example' }), 1);
-      await auditedAs('licenses.dispatched', 'order', w.orderA, MANAGER);
+      await auditedAs('licenses.dispatched', 'order', w.orderA, MANAGER_LABEL);
       const bad = await api(t, 'post', `/licenses/${w.licenseA}/dispatch`, tokens.vendor, { email: 'nope' }).expect(
         422,
       );
@@ -469,7 +464,7 @@ describe('Management API: licenses and devices', () => {
       assert.equal(res.body.active, false);
       assert.ok((await t.db('devices').where({ id: device }).first()).deactivated_at);
       assert.equal(Number((await t.db('licenses').where({ id: w.licenseA }).first()).times_activated), before - 1);
-      await auditedAs('device.reset', 'device', device, MANAGER);
+      await auditedAs('device.reset', 'device', device, MANAGER_LABEL);
       const again = await api(t, 'post', `/licenses/${w.licenseA}/devices/${device}/reset`, tokens.vendor).expect(409);
       assert.equal(again.body.error.code, 'licenses.device_already_inactive');
     });
@@ -483,12 +478,12 @@ describe('Management API: licenses and devices', () => {
       assert.equal(res.body.active, false);
       const hardwareId = (await t.db('devices').where({ id: device }).first()).hardware_id;
       assert.equal(await countRows(t.db, 'license_blacklist', { license_id: w.licenseA, hardware_id: hardwareId }), 1);
-      await auditedAs('device.blacklisted', 'device', device, VENDOR);
+      await auditedAs('device.blacklisted', 'device', device, VENDOR_LABEL);
       await api(t, 'post', `/licenses/${w.licenseA}/devices/${device}/blacklist`, tokens.vendor).expect(409);
       const off = await api(t, 'post', `/licenses/${w.licenseA}/devices/${device}/unblacklist`, tokens.managerInside);
       assert.equal(off.status, 200, off.text);
       assert.equal(await countRows(t.db, 'license_blacklist', { license_id: w.licenseA, hardware_id: hardwareId }), 0);
-      await auditedAs('device.unblacklisted', 'device', device, MANAGER);
+      await auditedAs('device.unblacklisted', 'device', device, MANAGER_LABEL);
       await api(t, 'post', `/licenses/${w.licenseA}/devices/${device}/unblacklist`, tokens.vendor).expect(409);
     });
 
@@ -517,7 +512,7 @@ describe('Management API: licenses and devices', () => {
         ).counter,
         2,
       );
-      await auditedAs('device.refresh_file_issued', 'device', device, VENDOR);
+      await auditedAs('device.refresh_file_issued', 'device', device, VENDOR_LABEL);
       // Not for an online device (no device key) or an inactive one.
       const online = await api(t, 'post', `/licenses/${w.licenseA}/devices/${w.deviceA}/refresh`, tokens.vendor);
       assert.equal(online.status, 409, online.text);
@@ -539,7 +534,7 @@ describe('Management API: licenses and devices', () => {
           .then((r) => Number(r?.n)),
         0,
       );
-      const audit = await auditedAs('license.reset', 'license', w.licenseA, MANAGER);
+      const audit = await auditedAs('license.reset', 'license', w.licenseA, MANAGER_LABEL);
       assert.ok(audit);
       assert.ok((await auditOf(t.db, 'license', w.licenseA)).some((e) => e.action === 'license.reset'));
     });
