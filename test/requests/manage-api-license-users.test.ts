@@ -187,6 +187,29 @@ describe('Management API: license users', () => {
       await auditedAs('license_user.assigned', w.userLicense, VENDOR_LABEL);
     });
 
+    it('answers a manager alike whatever an address belongs to: an admin’s or a manager’s is only invited, not mailed', async () => {
+      const { t, w, tokens } = world;
+      for (const account of [w.admin, w.managerB]) {
+        const res = await api(t, 'post', `/licenses/${w.userLicense}/users`, tokens.managerInside, {
+          email: account.email,
+          max_activations: 1,
+        }).expect(201);
+        assert.equal(res.body.result, 'invited');
+        assert.deepEqual(Object.keys(res.body.invitation).sort(), ['email', 'expires_at', 'id', 'max_activations']);
+        assert.equal(await countRows(t.db, 'mail_outbox', { to_address: account.email }), 0);
+        assert.equal(
+          await countRows(t.db, 'license_user_assignments', { license_id: w.userLicense, account_id: account.id }),
+          0,
+        );
+      }
+      // The vendor gets the console's answer: such an address cannot hold a license.
+      const vendor = await api(t, 'post', `/licenses/${w.userLicense}/users`, tokens.vendor, {
+        email: w.admin.email,
+        max_activations: 1,
+      }).expect(422);
+      assert.ok(vendor.body.error.fields.email);
+    });
+
     it('a manager cannot change, unassign or mail a user it does not own: 404', async () => {
       const { t, w, tokens } = world;
       // foreignUser now holds licenses in orders A and B: managerAll owns them no more.
@@ -272,6 +295,11 @@ describe('Management API: license users', () => {
       }).expect(409);
       assert.equal(keyed.body.error.code, 'license_users.not_user_based');
 
+      const invited = await api(t, 'post', `/licenses/${w.userLicense}/users`, tokens.managerInside, {
+        email: w.managerB.email,
+        max_activations: 1,
+      }).expect(201);
+      const pending = invited.body.invitation.id;
       // The operator role may manage users, not their credentials; the viewer neither.
       for (const m of [w.operator, w.managerNone])
         await t.db('manager_permissions').insert({ account_id: m.id, permission: 'manage_api_clients' });
@@ -284,6 +312,7 @@ describe('Management API: license users', () => {
         ['patch', `/licenses/${w.userLicense}/users/${w.endUser.id}`, { max_activations: 1 }],
         ['delete', `/licenses/${w.userLicense}/users/${w.endUser.id}`],
         ['post', `/licenses/${w.userLicense}/users/${w.endUser.id}/password-link`],
+        ['delete', `/licenses/${w.userLicense}/invitations/${pending}`],
       ] as [Method, string, object?][]) {
         const res = await api(t, method, path, viewer, body);
         assert.equal(res.status, 403, `viewer ${method} ${path}: ${res.text}`);
