@@ -400,6 +400,8 @@ describe('Management API: licenses and devices', () => {
         [{ license_type: 'subscription' }, 'license_type'],
         [{ expires_at: '30.06.2031' }, 'expires_at'],
         [{ can_borrow: true, floating: false }, 'can_borrow'],
+        [{ enabled: false }, 'enabled'],
+        [{ license_key: 'X' }, 'license_key'],
       ] as const) {
         const res = await api(t, 'patch', `/licenses/${w.licenseA}`, tokens.vendor, bodyOf).expect(422);
         assert.ok(res.body.error.fields[field], `${field}: ${res.text}`);

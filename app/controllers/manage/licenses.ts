@@ -8,7 +8,7 @@ import type { Device } from '../../models/devices.ts';
 import { issueForm, licenseEditForm, noteForm } from '../../forms/console.ts';
 import { portalIssueForm } from '../../forms/portal.ts';
 import { email, oneOf, optionalText, optionalWholeNumber } from '../../forms/fields.ts';
-import { entitlementValues, toEntitlements } from '../../forms/policies.ts';
+import { entitlementFields, entitlementValues, toEntitlements } from '../../forms/policies.ts';
 import { normaliseLicenseKey } from '../../lib/license-keys.ts';
 import { AppError } from '../../lib/errors.ts';
 import { deviceActions } from '../../policies/devices.ts';
@@ -122,6 +122,9 @@ const strictSwitches = z.object(
 const FIXED = ['license_type', 'airgapped'] as const;
 const DATES = ['start_date', 'expires_at', 'maintenance_until'] as const;
 
+/** What an API client's PATCH may send: the console's license edit form. */
+const VENDOR_EDITABLE: string[] = [...Object.keys(entitlementFields), ...DATES, 'note'];
+
 const dateOnly = (d: Date | null) => (d ? d.toISOString().slice(0, 10) : null);
 
 /** /api/manage/v1/licenses and /orders/:id/licenses: the console's and the portal's license services. */
@@ -199,13 +202,20 @@ export function manageLicensesController(ctx: AppContext) {
     async update(req: Request, res: Response) {
       const l = req.license!;
       const raw = bodyObject(req);
-      const keys = Object.keys(raw);
-      const noteOnly = keys.every((k) => k === 'note');
-      if (!isClient(req) && !noteOnly)
+      // A field this principal cannot change here is named, never dropped: a shop sending
+      // `enabled: false` must not get a 200 for a license still enabled.
+      const editable = isClient(req) ? VENDOR_EDITABLE : ['note'];
+      const refused = Object.keys(raw).filter((k) => !editable.includes(k));
+      if (refused.length)
         throw AppError.validation(
-          Object.fromEntries(keys.filter((k) => k !== 'note').map((k) => [k, 'api.licenses.vendorOnlyField'])),
+          Object.fromEntries(
+            refused.map((k) => [
+              k,
+              VENDOR_EDITABLE.includes(k) ? 'api.licenses.vendorOnlyField' : 'api.licenses.notEditable',
+            ]),
+          ),
         );
-      if (noteOnly) {
+      if (Object.keys(raw).every((k) => k === 'note')) {
         if ('note' in raw) await service.setLicenseNote(ctx, req.actor, l.id, body(noteForm, req).note);
         return showLicense(res, l.id);
       }
