@@ -45,6 +45,8 @@ import { manageOrdersController } from './controllers/manage/orders.ts';
 import { manageCatalogueController } from './controllers/manage/catalogue.ts';
 import { manageManagersController } from './controllers/manage/managers.ts';
 import { apiTokensController } from './controllers/api-tokens.ts';
+import { manageLicensesController } from './controllers/manage/licenses.ts';
+import { manageLicenseUsersController } from './controllers/manage/license-users.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
@@ -86,6 +88,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const manageManagers = manageManagersController(ctx);
   const apiClients = apiTokensController(ctx, 'admin');
   const portalTokens = apiTokensController(ctx, 'portal');
+  const manageLicenses = manageLicensesController(ctx);
+  const manageLicenseUsers = manageLicenseUsersController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -176,6 +180,66 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   );
   m.get('/roles', scope('managers:read'), manageManagers.roles);
   m.get('/roles/:id', scope('managers:read'), manageManagers.loadRole, manageManagers.role);
+  // Licenses and devices: the portal's permission per action (the console's for API clients).
+  const lw = scope('licenses:write');
+  m.post('/orders/:id/licenses', lw, ml.order, can('issue_license'), manageLicenses.issue);
+  m.get('/licenses', scope('licenses:read'), manageLicenses.index);
+  m.get('/licenses/:id', scope('licenses:read'), ml.license, manageLicenses.show);
+  m.patch('/licenses/:id', lw, ml.license, can('edit_license'), manageLicenses.update);
+  m.post('/licenses/:id/enable', lw, ml.license, can('edit_license'), manageLicenses.enable);
+  m.post('/licenses/:id/disable', lw, ml.license, can('edit_license'), manageLicenses.disable);
+  m.post('/licenses/:id/reset', lw, ml.license, can('reset_license'), manageLicenses.reset);
+  m.post('/licenses/:id/dispatch', lw, ml.license, can('dispatch_license'), manageLicenses.dispatch);
+  m.get('/licenses/:id/devices', scope('licenses:read'), ml.license, manageLicenses.devices);
+  m.post(
+    '/licenses/:id/devices/:deviceId/reset',
+    lw,
+    ml.license,
+    can('reset_device'),
+    ml.device,
+    manageLicenses.resetDevice,
+  );
+  m.post(
+    '/licenses/:id/devices/:deviceId/blacklist',
+    lw,
+    ml.license,
+    can('revoke_device'),
+    ml.device,
+    manageLicenses.blacklistDevice,
+  );
+  m.post(
+    '/licenses/:id/devices/:deviceId/unblacklist',
+    lw,
+    ml.license,
+    can('revoke_device'),
+    ml.device,
+    manageLicenses.unblacklistDevice,
+  );
+  // Any manager of the order may download a refresh file in the portal: no permission beyond the scope.
+  m.post('/licenses/:id/devices/:deviceId/refresh', lw, ml.license, ml.device, manageLicenses.refresh);
+  // License users: manage_license_users (manage_user_credentials for the password link), owned accounts only.
+  const uw = scope('license_users:write');
+  const lu = manageLicenseUsers;
+  m.get('/licenses/:id/users', scope('license_users:read'), ml.license, lu.index);
+  m.post('/licenses/:id/users', uw, ml.license, can('manage_license_users'), lu.assign);
+  m.patch('/licenses/:id/users/:accountId', uw, ml.license, can('manage_license_users'), ml.licenseUser, lu.setLimit);
+  m.delete('/licenses/:id/users/:accountId', uw, ml.license, can('manage_license_users'), ml.licenseUser, lu.unassign);
+  m.post(
+    '/licenses/:id/users/:accountId/password-link',
+    uw,
+    ml.license,
+    can('manage_user_credentials'),
+    ml.licenseUser,
+    lu.passwordLink,
+  );
+  m.get('/licenses/:id/invitations', scope('license_users:read'), ml.license, lu.invitations);
+  m.delete(
+    '/licenses/:id/invitations/:invitationId',
+    uw,
+    ml.license,
+    can('manage_license_users'),
+    lu.withdrawInvitation,
+  );
 
   const acc = add('account');
   acc.get('/login', sessions.show);

@@ -3,8 +3,10 @@ import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as customers from '../../models/customers.ts';
 import * as roles from '../../models/roles.ts';
+import * as licenses from '../../models/licenses.ts';
+import * as devices from '../../models/devices.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { permissionsOnOrder } from '../../policies/portal.ts';
+import { isManageableUserOf, permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
 import { idParam, orNotFound } from '../../controllers/helpers.ts';
 import { notFound } from '../../lib/errors.ts';
@@ -34,6 +36,28 @@ export function manageLoaders(ctx: AppContext) {
     order: loader(async (req) => {
       req.order = orNotFound(await orders.findInScope(orderScope(req), idParam(req)));
       req.permissions = await permissionsOnOrder(ctx.db, req.api!.account, req.order.id, req.permissions);
+    }),
+    /** A license of an order in the scope; its permissions are the principal's role on that order. */
+    license: loader(async (req) => {
+      const ids = orderIds(req);
+      const id = idParam(req);
+      const now = ctx.clock.now();
+      req.license = orNotFound(
+        ids ? await licenses.findInOrders(ctx.db, ids, id, now) : await licenses.findById(ctx.db, id, now),
+      );
+      req.permissions = await permissionsOnOrder(ctx.db, req.api!.account, req.license.orderId, req.permissions);
+    }),
+    /** `:deviceId`, a device (active or not) of the loaded license. */
+    device: loader(async (req) => {
+      req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId')));
+    }),
+    /**
+     * `:accountId`, a user of the loaded license; for a personal token only one its manager owns
+     * (docs/decisions.md, "Account ownership"), as the portal's licenseUser loader: 404 otherwise.
+     */
+    licenseUser: loader(async (req) => {
+      if (!(await isManageableUserOf(ctx.db, req.api!.manager, req.license!.id, idParam(req, 'accountId'))))
+        throw notFound();
     }),
     /**
      * A customer with an order in the scope. Its permissions: those the principal holds on any of
