@@ -36,7 +36,7 @@ describe('docs/integrations.md: payment cleared → order with licenses → keys
     const example = /```js\n([\s\S]*?)```/.exec(doc)?.[1];
     assert.ok(example?.includes('export async function onPaymentCleared'), 'the first js block is the shop example');
     const file = path.join(dir, 'shop.mjs');
-    fs.writeFileSync(file, example);
+    fs.writeFileSync(file, example!);
 
     process.env.PORTICO_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     process.env.PORTICO_TOKEN = await clientToken(t, ['orders:write', 'licenses:write'], 'Web shop');
