@@ -8,6 +8,7 @@ import { createLogger } from './app/lib/logger.ts';
 import { systemClock } from './app/lib/clock.ts';
 import { resolveSessionSecret } from './app/lib/session-secret.ts';
 import { purgeOldAuditEvents } from './app/services/retention.ts';
+import * as idempotencyKeys from './app/models/idempotency-keys.ts';
 import { getSettings, settingDefaults } from './app/models/settings.ts';
 import { RateLimiter } from './app/lib/rate-limiter.ts';
 import { ensureSigningKey } from './app/services/signing-keys.ts';
@@ -83,6 +84,7 @@ async function prepareDatabase() {
     Promise.all([
       limiter.purge(),
       sessions.purgeExpired(db, clock.now()),
+      idempotencyKeys.purgeExpired(db, clock.now()),
       purgeOldAuditEvents({ db, clock, settings }),
       purgeFinishedJobs({ db, clock }),
     ]).catch((err) => logger.warn({ err }, 'housekeeping failed'));

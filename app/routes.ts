@@ -42,6 +42,11 @@ import { adminAuditController } from './controllers/admin/audit.ts';
 import { confirmations } from './controllers/confirm.ts';
 import { manageCustomersController } from './controllers/manage/customers.ts';
 import { manageOrdersController } from './controllers/manage/orders.ts';
+import { manageCatalogueController } from './controllers/manage/catalogue.ts';
+import { manageManagersController } from './controllers/manage/managers.ts';
+import { apiTokensController } from './controllers/api-tokens.ts';
+import { manageLicensesController } from './controllers/manage/licenses.ts';
+import { manageLicenseUsersController } from './controllers/manage/license-users.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
@@ -80,6 +85,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const api = apiController(ctx);
   const manageCustomers = manageCustomersController(ctx);
   const manageOrders = manageOrdersController(ctx);
+  const catalogue = manageCatalogueController(ctx);
+  const manageManagers = manageManagersController(ctx);
+  const apiClients = apiTokensController(ctx, 'admin');
+  const portalTokens = apiTokensController(ctx, 'portal');
+  const manageLicenses = manageLicensesController(ctx);
+  const manageLicenseUsers = manageLicenseUsersController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -142,6 +153,96 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   m.post('/orders', scope('orders:write'), can('create_order'), manageOrders.create);
   m.get('/orders/:id', scope('orders:read'), ml.order, manageOrders.show);
   m.patch('/orders/:id', scope('orders:write'), vendorOnly, ml.order, manageOrders.update);
+  // Products and policies: a manager's token reads those it may issue from; writing is for API clients.
+  m.get('/products', scope('products:read'), catalogue.products);
+  m.post('/products', scope('products:write'), catalogue.createProduct);
+  m.get('/products/:id', scope('products:read'), catalogue.loadProduct, catalogue.product);
+  m.patch('/products/:id', scope('products:write'), catalogue.loadProduct, catalogue.updateProduct);
+  m.get('/policies', scope('products:read'), catalogue.policies);
+  m.post('/policies', scope('products:write'), catalogue.createPolicy);
+  m.get('/policies/:id', scope('products:read'), catalogue.loadPolicy, catalogue.policy);
+  m.patch('/policies/:id', scope('products:write'), catalogue.loadPolicy, catalogue.updatePolicy);
+  // Managers and roles: API clients only (personal tokens never hold managers:*).
+  m.get('/managers', scope('managers:read'), manageManagers.index);
+  m.post('/managers', scope('managers:write'), manageManagers.invite);
+  m.get('/managers/:id', scope('managers:read'), manageManagers.loadManager, manageManagers.show);
+  m.post('/managers/:id/orders', scope('managers:write'), manageManagers.loadManager, manageManagers.assignOrder);
+  m.patch(
+    '/managers/:id/orders/:orderId',
+    scope('managers:write'),
+    manageManagers.loadManager,
+    manageManagers.loadAssignment,
+    manageManagers.setOrderRole,
+  );
+  m.delete(
+    '/managers/:id/orders/:orderId',
+    scope('managers:write'),
+    manageManagers.loadManager,
+    manageManagers.loadAssignment,
+    manageManagers.unassignOrder,
+  );
+  m.get('/roles', scope('managers:read'), manageManagers.roles);
+  m.get('/roles/:id', scope('managers:read'), manageManagers.loadRole, manageManagers.role);
+  // Licenses and devices: the portal's permission per action (the console's for API clients).
+  const lw = scope('licenses:write');
+  m.post('/orders/:id/licenses', lw, ml.order, can('issue_license'), manageLicenses.issue);
+  m.get('/licenses', scope('licenses:read'), manageLicenses.index);
+  m.get('/licenses/:id', scope('licenses:read'), ml.license, manageLicenses.show);
+  m.patch('/licenses/:id', lw, ml.license, can('edit_license'), manageLicenses.update);
+  m.post('/licenses/:id/enable', lw, ml.license, can('edit_license'), manageLicenses.enable);
+  m.post('/licenses/:id/disable', lw, ml.license, can('edit_license'), manageLicenses.disable);
+  m.post('/licenses/:id/reset', lw, ml.license, can('reset_license'), manageLicenses.reset);
+  m.post('/licenses/:id/dispatch', lw, ml.license, can('dispatch_license'), manageLicenses.dispatch);
+  m.get('/licenses/:id/devices', scope('licenses:read'), ml.license, manageLicenses.devices);
+  m.post(
+    '/licenses/:id/devices/:deviceId/reset',
+    lw,
+    ml.license,
+    can('reset_device'),
+    ml.device,
+    manageLicenses.resetDevice,
+  );
+  m.post(
+    '/licenses/:id/devices/:deviceId/blacklist',
+    lw,
+    ml.license,
+    can('revoke_device'),
+    ml.device,
+    manageLicenses.blacklistDevice,
+  );
+  m.post(
+    '/licenses/:id/devices/:deviceId/unblacklist',
+    lw,
+    ml.license,
+    can('revoke_device'),
+    ml.device,
+    manageLicenses.unblacklistDevice,
+  );
+  // Any manager of the order may download a refresh file in the portal: no permission beyond the scope.
+  m.post('/licenses/:id/devices/:deviceId/refresh', lw, ml.license, ml.device, manageLicenses.refresh);
+  // License users: manage_license_users (manage_user_credentials for the password link), owned accounts only.
+  const uw = scope('license_users:write');
+  const lu = manageLicenseUsers;
+  m.get('/licenses/:id/users', scope('license_users:read'), ml.license, lu.index);
+  m.post('/licenses/:id/users', uw, ml.license, can('manage_license_users'), lu.assign);
+  m.patch('/licenses/:id/users/:accountId', uw, ml.license, can('manage_license_users'), ml.licenseUser, lu.setLimit);
+  m.delete('/licenses/:id/users/:accountId', uw, ml.license, can('manage_license_users'), ml.licenseUser, lu.unassign);
+  m.post(
+    '/licenses/:id/users/:accountId/password-link',
+    uw,
+    ml.license,
+    can('manage_user_credentials'),
+    ml.licenseUser,
+    lu.passwordLink,
+  );
+  m.get('/licenses/:id/invitations', scope('license_users:read'), ml.license, lu.invitations);
+  m.delete(
+    '/licenses/:id/invitations/:invitationId',
+    uw,
+    ml.license,
+    can('manage_license_users'),
+    lu.withdrawInvitation,
+  );
 
   const acc = add('account');
   acc.get('/login', sessions.show);
@@ -312,6 +413,18 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     ask.withdrawInvitation,
     portalLicenses.withdrawInvitation,
   );
+  // Personal access tokens of the Management API (the manager's own; 404 for anyone else's).
+  up.get('/tokens', mgr, can('manage_api_clients'), portalTokens.index);
+  up.get('/tokens/new', mgr, can('manage_api_clients'), portalTokens.new);
+  up.post('/tokens', mgr, can('manage_api_clients'), portalTokens.create);
+  up.post(
+    '/tokens/:id/revoke',
+    mgr,
+    portalTokens.load,
+    can('manage_api_clients'),
+    portalTokens.askRevoke,
+    portalTokens.revoke,
+  );
   up.get('/policies/new', mgr, can('create_license_policy'), home.newPolicy);
   up.post('/policies', mgr, can('create_license_policy'), home.createPolicy);
   // Webhooks (services/webhooks.ts): a manager's own endpoints, events of the orders in their scope (others' endpoints: 404).
@@ -426,6 +539,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/managers/:id/quotas', load.manager, people.setQuota);
   adm.post('/managers/:id/quotas/:productId/delete', load.manager, ask.removeQuota, people.removeQuota);
   adm.post('/managers/:id/policies', load.manager, people.setPolicies);
+  adm.get('/api-clients', apiClients.index);
+  adm.get('/api-clients/new', apiClients.new);
+  adm.post('/api-clients', apiClients.create);
+  adm.post('/api-clients/:id/revoke', apiClients.load, apiClients.askRevoke, apiClients.revoke);
   adm.get('/roles', roleAdmin.index);
   adm.get('/roles/new', roleAdmin.new);
   adm.post('/roles', roleAdmin.create);
@@ -524,9 +641,9 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   thin.use(
     MANAGE_API_PREFIX,
     anonymousActor,
-    jsonBodiesOnly,
     bearerAuth(ctx),
     perTokenRateLimit(ctx),
+    jsonBodiesOnly,
     idempotency(ctx),
     routers.manage,
     (_req, _res, next) => next(notFound()),

@@ -39,6 +39,19 @@ function fromRow(r: Record<string, unknown>): Customer {
   };
 }
 
+/** A customer's editable fields, as the forms (console, portal) and the Management API name them. */
+export function fieldsOf(c: Customer): CustomerFields {
+  return {
+    kind: c.kind,
+    name: c.name,
+    contact_name: c.contactName,
+    email: c.email,
+    phone: c.phone,
+    address: c.address,
+    reference: c.reference,
+  };
+}
+
 export async function findById(db: Knex, id: number): Promise<Customer | undefined> {
   const row = await db('customers').where({ id }).first();
   return row ? fromRow(row) : undefined;
@@ -121,12 +134,11 @@ export function apiQuery(db: Knex, f: { orderIds: Knex.QueryBuilder | null; q?: 
 
 export const fromApiRow = fromRow;
 
-/** Of a manager's orders (`orderIds`), those of one customer (at most 500). */
-export async function orderIdsOf(db: Knex, customerId: number, orderIds: Knex.QueryBuilder): Promise<number[]> {
-  const rows = await db('orders')
+/** Whether one of `orderIds` (a manager's order scope) is an order of this customer. */
+export async function hasOrderAmong(db: Knex, customerId: number, orderIds: Knex.QueryBuilder): Promise<boolean> {
+  const row = await db('orders')
     .where('customer_id', customerId)
     .whereIn('id', orderIds.clone().clearSelect().select('orders.id'))
-    .limit(500)
-    .select('id');
-  return rows.map((r) => Number(r.id));
+    .first('id');
+  return !!row;
 }

@@ -287,6 +287,12 @@ export async function listForLicense(db: Knex, licenseId: number, limit = 200): 
   ).map(fromRow);
 }
 
+/** Every device of a license, active or not (the Management API pages it by id with cursorPage). */
+export const forLicenseQuery = (db: Knex, licenseId: number): Knex.QueryBuilder =>
+  table(db).where({ license_id: licenseId }).select('*');
+
+export const fromApiRow = (r: Record<string, unknown>): Device => fromRow(r as unknown as DeviceRow);
+
 export async function findForLicense(db: Knex, licenseId: number, deviceId: number): Promise<Device | undefined> {
   const row = await table(db).where({ id: deviceId, license_id: licenseId }).first();
   return row ? fromRow(row) : undefined;

@@ -55,12 +55,12 @@ export async function claim(db: Knex, tokenId: number, key: string, fingerprint:
   return { state: 'running' };
 }
 
-/** Stores the answer of the claimed request (a success: replayed for the same key). */
+/** Stores the answer of the claimed request: replayed to the same key and request. */
 export async function complete(db: Knex, id: number, status: number, body: string): Promise<void> {
   await retryOnConflict(() => db('api_idempotency_keys').where({ id }).update({ status, body }));
 }
 
-/** Gives the key up (the request failed and changed nothing: the same key may run again). */
+/** Gives the key up (the request was refused and changed nothing: the same key may run again). */
 export async function release(db: Knex, id: number): Promise<void> {
   await retryOnConflict(() => db('api_idempotency_keys').where({ id }).whereNull('status').delete());
 }

@@ -64,12 +64,11 @@ export async function remove(db: Knex, licenseId: number, accountId: number): Pr
   await table(db).where({ license_id: licenseId, account_id: accountId }).delete();
 }
 
-/** The users of one license, by e-mail address. */
-export async function usersOfLicense(db: Knex, licenseId: number): Promise<AssignedUser[]> {
-  const rows = await table(db)
+/** The users of one license as a query over account ids (the Management API pages it with cursorPage). */
+export const usersQuery = (db: Knex, licenseId: number): Knex.QueryBuilder =>
+  table(db)
     .join('accounts', 'accounts.id', 'license_user_assignments.account_id')
     .where('license_user_assignments.license_id', licenseId)
-    .orderBy('accounts.email')
     .select(
       'accounts.id',
       'accounts.email',
@@ -77,13 +76,18 @@ export async function usersOfLicense(db: Knex, licenseId: number): Promise<Assig
       'license_user_assignments.max_activations',
       'license_user_assignments.times_activated',
     );
-  return rows.map((r: Record<string, unknown>) => ({
-    id: Number(r.id),
-    email: String(r.email),
-    name: (r.name as string | null) ?? null,
-    maxActivations: Number(r.max_activations),
-    timesActivated: Number(r.times_activated),
-  }));
+
+export const userFromRow = (r: Record<string, unknown>): AssignedUser => ({
+  id: Number(r.id),
+  email: String(r.email),
+  name: (r.name as string | null) ?? null,
+  maxActivations: Number(r.max_activations),
+  timesActivated: Number(r.times_activated),
+});
+
+/** The users of one license, by e-mail address. */
+export async function usersOfLicense(db: Knex, licenseId: number): Promise<AssignedUser[]> {
+  return (await usersQuery(db, licenseId).orderBy('accounts.email')).map(userFromRow);
 }
 
 /** The licenses of one user, newest first, with product and order (the console's license-user page). */

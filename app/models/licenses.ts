@@ -141,7 +141,12 @@ export async function findInOrders(
 export interface LicenseFilter {
   orderId?: number;
   status?: LicenseStatus;
+  /** Enabled or disabled, whatever else the status says (the Management API's `enabled` filter). */
+  enabled?: boolean;
   productId?: number;
+  policyId?: number;
+  /** Changed at or after this time (a shop's incremental sync). */
+  updatedSince?: Date;
   key?: string;
   userEmail?: string;
   /** Enabled and expiring after now and within this many days (the dashboards' 30/60/90 links). */
@@ -156,13 +161,27 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Whether a filter narrows an order's licenses (else its count is the order's own). */
 export const narrows = (f: LicenseFilter) =>
-  !!(f.status || f.productId || f.key || f.userEmail || f.expiringDays || f.staleDays || f.seatsFull);
+  !!(
+    f.status ||
+    f.enabled !== undefined ||
+    f.productId ||
+    f.policyId ||
+    f.updatedSince ||
+    f.key ||
+    f.userEmail ||
+    f.expiringDays ||
+    f.staleDays ||
+    f.seatsFull
+  );
 
 /** Every filter is on licenses' own columns (or a sub-query), so a count needs none of the joins. */
 function filtered(db: Knex, f: LicenseFilter, now: Date, q: Knex.QueryBuilder = joined(db)) {
   if (f.orderId) q.where('licenses.order_id', f.orderId);
   if (f.status) whereStatus(q, f.status, now);
+  if (f.enabled !== undefined) q.where('licenses.enabled', f.enabled);
   if (f.productId) q.where('licenses.product_id', f.productId);
+  if (f.policyId) q.where('licenses.policy_id', f.policyId);
+  if (f.updatedSince) q.where('licenses.updated_at', '>=', f.updatedSince);
   // A whole key is one entry of the unique index; a part of one, a range on it (on both databases:
   // a LIKE would read every license on SQLite).
   const key = f.key?.toUpperCase();
@@ -217,6 +236,37 @@ export async function list(db: Knex, f: LicenseFilter, now: Date, limit: number,
     .orderBy('licenses.id', 'desc')
     .select(SELECT);
   return rows.map((r: Record<string, unknown>) => fromRow(r, now));
+}
+
+/**
+ * The Management API's license list: the filter within a scope of order ids (null: every order), as
+ * full rows for cursorPage (which orders and limits it by licenses.id); fromApiRow reads a row.
+ */
+export function apiQuery(db: Knex, orderIds: Knex.QueryBuilder | null, f: LicenseFilter, now: Date): Knex.QueryBuilder {
+  const q = filtered(db, f, now);
+  if (orderIds) q.whereIn('licenses.order_id', orderIds);
+  return q.select(SELECT);
+}
+
+export const fromApiRow = fromRow;
+
+/** The short form of licenses just issued (id order), read in chunks: an issue may make 10,000. */
+export async function summariesOf(db: Knex, ids: number[]) {
+  const out: { id: number; license_key: string | null; product_id: number; policy_id: number | null }[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const rows = await db('licenses')
+      .whereIn('id', ids.slice(i, i + 500))
+      .orderBy('id')
+      .select('id', 'license_key', 'product_id', 'policy_id');
+    for (const r of rows as Record<string, unknown>[])
+      out.push({
+        id: Number(r.id),
+        license_key: (r.license_key as string | null) ?? null,
+        product_id: Number(r.product_id),
+        policy_id: r.policy_id == null ? null : Number(r.policy_id),
+      });
+  }
+  return out;
 }
 
 export async function count(db: Knex, f: LicenseFilter, now: Date): Promise<number> {

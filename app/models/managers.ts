@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { affected, countOf, likeSql } from './normalise.ts';
+import { affected, countOf, likeSql, toBool, toDate } from './normalise.ts';
 import { ACCOUNT_PERMISSIONS, type AccountPermission } from '../policies/permissions.ts';
 
 /** A manager's scope: orders, permissions, per-product quotas and allowed policies. */
@@ -328,4 +328,23 @@ export async function subQuotasGrantedBy(db: Knex, granterId: number) {
     quota: Number(r.quota),
     issued: Number(r.issued),
   }));
+}
+
+/** The Management API's manager list (accounts of role manager), searched like the console's. */
+export function apiQuery(db: Knex, q?: string): Knex.QueryBuilder {
+  const query = db('accounts').where({ role: 'manager' });
+  if (q) query.where((w) => w.whereRaw(...likeSql('email', q.toLowerCase())).orWhereRaw(...likeSql('name', q)));
+  return query.select('id', 'email', 'name', 'language', 'disabled', 'password_hash', 'created_at');
+}
+
+export function fromApiRow(r: Record<string, unknown>) {
+  return {
+    id: Number(r.id),
+    email: String(r.email),
+    name: String(r.name),
+    language: String(r.language),
+    disabled: toBool(r.disabled),
+    invitation_pending: !r.password_hash,
+    created_at: toDate(r.created_at)!.toISOString(),
+  };
 }

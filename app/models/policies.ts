@@ -95,6 +95,17 @@ export async function update(
     .update({ name: c.name, ...entitlementColumns(c.entitlements), updated_at: now });
 }
 
+/** The features of several policies (one query), by policy id. */
+export async function listFeaturesOf(db: Knex, policyIds: number[]): Promise<Map<number, PolicyFeature[]>> {
+  const out = new Map<number, PolicyFeature[]>(policyIds.map((id) => [id, []]));
+  if (!policyIds.length) return out;
+  for (const r of (await db('policy_features').whereIn('policy_id', policyIds)) as Record<string, unknown>[])
+    out
+      .get(Number(r.policy_id))
+      ?.push({ featureId: Number(r.feature_id), maxConsumption: intOrNull(r.max_consumption) });
+  return out;
+}
+
 export async function setFeatures(db: Knex, policyId: number, features: PolicyFeature[]): Promise<void> {
   await db('policy_features').where({ policy_id: policyId }).delete();
   if (features.length)
@@ -127,3 +138,17 @@ export function auditView(p: Policy, features?: PolicyFeature[]) {
   const { createdAt: _c, updatedAt: _u, id: _i, ...rest } = p;
   return features ? { ...rest, features } : rest;
 }
+
+/** The Management API's policy list: all, or those with `ids`; by product, archived or not. */
+export function apiQuery(
+  db: Knex,
+  f: { ids: number[] | null; productId?: number; archived?: boolean },
+): Knex.QueryBuilder {
+  const q = db('license_policies');
+  if (f.ids) q.whereIn('id', f.ids);
+  if (f.productId) q.where('product_id', f.productId);
+  if (f.archived !== undefined) q.where('archived', f.archived);
+  return q.select('license_policies.*');
+}
+
+export const fromApiRow = fromRow;

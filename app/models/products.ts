@@ -130,3 +130,12 @@ export function auditView(p: Product) {
     archived: p.archived,
   };
 }
+
+/** The Management API's product list: all, or those with `ids`; filtered like the console's list. */
+export function apiQuery(db: Knex, f: ProductFilter & { ids: number[] | null }): Knex.QueryBuilder {
+  const q = filtered(db, f);
+  if (f.ids) q.whereIn('id', f.ids);
+  return q.select('products.*');
+}
+
+export const fromApiRow = fromRow;

@@ -80,6 +80,23 @@ export async function permissionsOn(db: Knex, accountId: number, orderId: number
   return ordered(rows.filter((r) => r.permission !== null).map((r) => String(r.permission)));
 }
 
+/**
+ * What a manager's roles allow on any of the orders of one customer (in one query): the Management
+ * API's customer routes act through any such order, as the portal edits a customer through one.
+ */
+export async function permissionsOnCustomer(
+  db: Knex,
+  accountId: number,
+  customerId: number,
+): Promise<OrderPermission[]> {
+  const rows = await db('manager_orders')
+    .join('orders', 'orders.id', 'manager_orders.order_id')
+    .join('role_permissions', 'role_permissions.role_id', 'manager_orders.role_id')
+    .where({ 'manager_orders.account_id': accountId, 'orders.customer_id': customerId })
+    .distinct('role_permissions.permission');
+  return ordered(rows.map((r: Record<string, unknown>) => String(r.permission)));
+}
+
 export async function insert(db: Knex, name: string, permissions: readonly string[], now: Date): Promise<number> {
   const [id] = await db('roles').insert({ name, builtin: null, is_default: false, created_at: now, updated_at: now });
   await setPermissions(db, Number(id), permissions);

@@ -67,6 +67,19 @@ export async function ownsEndUser(
 }
 
 /**
+ * Whether `accountId` is a user of the license whom `by` may act on: any user of it for the console
+ * (`by` null), else one `by` owns (ownsEndUser). The portal's and the Management API's loaders ask it.
+ */
+export async function isManageableUserOf(
+  db: Knex,
+  by: Pick<Account, 'id' | 'role'> | null,
+  licenseId: number,
+  accountId: number,
+): Promise<boolean> {
+  return !!(await licenseUsers.find(db, licenseId, accountId)) && (!by || (await ownsEndUser(db, by, accountId)));
+}
+
+/**
  * The products and policies a manager may issue from: products with a quota row (null quota =
  * unlimited); policies the vendor listed for the manager, or, when none are listed, every policy of
  * those products. Admins may issue from everything.

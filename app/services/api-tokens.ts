@@ -154,11 +154,17 @@ function vendorAccount(name: string): Account {
 /** The 401 answers: one shape, a stable code (docs/api.md, "Errors"). */
 export type TokenRefusal = 'token_missing' | 'token_invalid' | 'token_revoked' | 'token_expired';
 
-/** An API actor's label as audit rows show it: the token's kind, name and display prefix. */
+/**
+ * An API actor's label as audit rows show it: the token's kind, name and display prefix — in lower
+ * case, as the console's actor filter matches labels (e-mail addresses, `system`), so that filtering
+ * by `api client "shop"` or `personal token` finds them.
+ */
 export function tokenLabel(token: apiTokens.ApiToken, owner: Account | null): string {
-  return token.kind === 'client'
-    ? `API client "${token.name}" (${token.displayPrefix}…)`
-    : `Personal access token "${token.name}" of ${owner?.name ?? '?'} (${token.displayPrefix}…)`;
+  const label =
+    token.kind === 'client'
+      ? `api client "${token.name}" (${token.displayPrefix}…)`
+      : `personal token "${token.name}" of ${owner?.email ?? '?'} (${token.displayPrefix}…)`;
+  return label.toLowerCase();
 }
 
 /**

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { assertEachRanOnce, createJobRunsTable, enqueueTestJobs, runnerProcessesOf } from '../helpers/queue.ts';
 import { stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
 import {
   galeraBurstRounds,
@@ -59,6 +60,17 @@ describe('Galera: server.ts processes on different nodes of one cluster', functi
 
     it('50 simultaneous API activations from one client address through both nodes: 5 granted, 45 no_seats, no 500 (its rate-limit counters conflict too)', async () => {
       await galeraOneClientApiRounds(g, 2);
+    });
+
+    it('the job queue: 1,000 jobs claimed by runners on two nodes, each run exactly once', async () => {
+      await createJobRunsTable(g.database.db);
+      const ids = await enqueueTestJobs(g.database.db, 1000);
+      await assertEachRanOnce(
+        g.database.db,
+        ids,
+        g.servers.map((s) => runnerProcessesOf(s.child.pid!)),
+        120_000,
+      );
     });
   });
 });

@@ -2,15 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { enqueue } from '../../app/lib/queue.ts';
-import { inTransaction } from '../../app/lib/transaction.ts';
-import { systemClock } from '../../app/lib/clock.ts';
 import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import { createAccount } from '../helpers/app.ts';
 import { serverProcess, stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
 import { createTestDatabase, usingMysql, type TestDatabase } from '../helpers/db.ts';
 import { exitOf, waitFor } from '../helpers/process.ts';
-import { createJobRunsTable, runsPerJob } from '../helpers/queue.ts';
+import { assertEachRanOnce, createJobRunsTable, enqueueTestJobs } from '../helpers/queue.ts';
 
 /**
  * The issue's queue test: two real server.ts processes on one database (the SQLite file, or MariaDB
@@ -53,44 +50,12 @@ describe(`job queue: two server processes, one ${usingMysql ? 'MySQL/MariaDB' : 
       );
     await Promise.all(children.map((c) => waitFor(c, /listening on/, 30_000)));
     // Enqueued once both runners poll, in batches of one transaction each.
-    const ids: number[] = [];
-    for (let batch = 0; batch < JOBS / 100; batch++)
-      await inTransaction(database.db, async (trx) => {
-        for (let i = 0; i < 100; i++)
-          ids.push((await enqueue(trx, systemClock, { kind: 'test.record', payload: { i } }))!);
-      });
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      // This test's jobs only: the runners also enqueue the registry's periodic jobs (webhook.expiring).
-      const done = Number(
-        (await database.db('jobs').where({ kind: 'test.record', state: 'done' }).count({ n: '*' }).first())!.n,
-      );
-      if (done === JOBS) break;
-      assert.ok(Date.now() < deadline, `only ${done} of ${JOBS} jobs done after 60 s`);
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-    const runs = await runsPerJob(database.db);
-    assert.equal(runs.size, JOBS, 'every job ran');
-    const twice = [...runs].filter(([, n]) => n !== 1);
-    assert.deepEqual(twice, [], 'no job ran more than once');
-    assert.deepEqual(
-      [...runs.keys()].sort((a, b) => a - b),
-      ids.sort((a, b) => a - b),
+    const ids = await enqueueTestJobs(database.db, JOBS);
+    await assertEachRanOnce(
+      database.db,
+      ids,
+      children.slice(0, 2).map((c) => [c.pid!]),
     );
-    const perRunner = (await database.db('test_job_runs').select('runner').count({ n: '*' }).groupBy('runner')) as {
-      runner: string;
-      n: unknown;
-    }[];
-    const pids = children
-      .slice(0, 2)
-      .map((c) => String(c.pid))
-      .sort();
-    assert.deepEqual(perRunner.map((r) => r.runner).sort(), pids, 'both runners ran some; the one turned off none');
-    const failed = Number(
-      (await database.db('jobs').where({ kind: 'test.record' }).whereNot({ state: 'done' }).count({ n: '*' }).first())!
-        .n,
-    );
-    assert.equal(failed, 0);
     for (const child of children) child.kill('SIGTERM');
     assert.deepEqual(await Promise.all(children.map(exitOf)), [0, 0, 0], 'graceful shutdown with the runner stopped');
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { buildTestApp, countRows } from '../helpers/app.ts';
+import { adminAgent, buildTestApp, countRows } from '../helpers/app.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { accessMatrix, api, manageApiWorld, type ManageApiWorld } from '../helpers/manage-api.ts';
 
@@ -69,7 +69,7 @@ describe('Management API: customers', () => {
       .db('audit_events')
       .where({ action: 'customer.created', object_id: String(res.body.id) })
       .first();
-    assert.match(audit.actor_label, /^API client "Shop" \(portico_ak_\w{4}…\)$/);
+    assert.match(audit.actor_label, /^api client "shop" \(portico_ak_\w{4}…\)$/);
     assert.equal(audit.actor_account_id, null);
     assert.ok(!JSON.stringify(audit).includes(tokens.vendor), 'the token is not in the audit row');
   });
@@ -79,8 +79,17 @@ describe('Management API: customers', () => {
     await api(t, 'patch', `/customers/${w.customer}`, tokens.managerInside, { reference: 'R-77' }).expect(200);
     const audit = await t.db('audit_events').where({ action: 'customer.updated' }).orderBy('id', 'desc').first();
     assert.equal(Number(audit.actor_account_id), w.managerAll.id);
-    assert.match(audit.actor_label, /^Personal access token "CI" of All Perms \(portico_pat_\w{4}…\)$/);
+    assert.match(audit.actor_label, /^personal token "ci" of user\d+-\d+@example\.com \(portico_pat_\w{4}…\)$/);
     assert.equal((await t.db('customers').where({ id: w.customer }).first()).reference, 'R-77');
+  });
+
+  it('the console’s audit log names the token as the actor, and filters by it', async () => {
+    const { t, tokens } = world;
+    await api(t, 'post', '/customers', tokens.vendor, { kind: 'company', name: 'Audited Co' }).expect(201);
+    const { agent } = await adminAgent(t);
+    const page = await agent.get('/admin/audit?actor=api+client+%22shop%22').expect(200);
+    assert.match(page.text, /api client &#34;shop&#34; \(portico_ak_\w{4}…\)/);
+    assert.doesNotMatch(page.text, new RegExp(tokens.vendor));
   });
 
   it('refuses bad input with 422 and a message per field', async () => {

@@ -11,6 +11,7 @@ import {
 } from '../helpers/manage-api.ts';
 import { MANAGE_API_RATE, rateKeyOf } from '../../app/api/manage/limits.ts';
 import { hashApiToken } from '../../app/crypto/api-tokens.ts';
+import * as idempotencyKeys from '../../app/models/idempotency-keys.ts';
 
 /** The Management API's framework: authentication, JSON errors, rate limits, idempotency, pagination. */
 describe('Management API: framework', () => {
@@ -166,6 +167,20 @@ describe('Management API: framework', () => {
       const key = { 'Idempotency-Key': 'retry-after-422' };
       await api(t, 'post', '/customers', tokens.vendor, { kind: 'company' }, key).expect(422);
       assert.equal(await countRows(t.db, 'api_idempotency_keys', { idempotency_key: 'retry-after-422' }), 0);
+    });
+
+    it('keeps a key for 24 hours: then it runs again, and housekeeping removes old records', async () => {
+      const { t, tokens } = world;
+      const key = { 'Idempotency-Key': 'daily-1' };
+      await api(t, 'post', '/customers', tokens.vendor, { kind: 'company', name: 'Daily' }, key).expect(201);
+      t.clock.advance(24 * 60 * 60_000 + 1000);
+      const again = await api(t, 'post', '/customers', tokens.vendor, { kind: 'company', name: 'Daily' }, key);
+      assert.equal(again.status, 201);
+      assert.equal(again.headers['idempotent-replayed'], undefined);
+      assert.equal(await countRows(t.db, 'customers', { name: 'Daily' }), 2);
+      t.clock.advance(24 * 60 * 60_000 + 1000);
+      assert.ok((await idempotencyKeys.purgeExpired(t.db, t.clock.now())) >= 1);
+      assert.equal(await countRows(t.db, 'api_idempotency_keys', { idempotency_key: 'daily-1' }), 0);
     });
 
     it('refuses a malformed key', async () => {

@@ -74,7 +74,7 @@ describe('Management API: orders', () => {
       .db('audit_events')
       .where({ action: 'order.created', object_id: String(res.body.id) })
       .first();
-    assert.match(audit.actor_label, /^API client "Shop" \(portico_ak_/);
+    assert.match(audit.actor_label, /^api client "shop" \(portico_ak_/);
   });
 
   it('a manager’s order counts against its quota; a refused line leaves nothing behind', async () => {
@@ -112,6 +112,20 @@ describe('Management API: orders', () => {
       order_ref: 'NB-2',
       customer: { kind: 'person', name: 'No Bundle' },
     }).expect(201);
+  });
+
+  it('a personal token does only what its scopes allow, whatever its manager may do', async () => {
+    const { t, w, tokens } = world;
+    const readOnly = await tokens.personal(w.managerAll.id, ['orders:read']);
+    await api(t, 'get', `/orders/${w.orderA}`, readOnly).expect(200);
+    const res = await api(t, 'post', '/orders', readOnly, {
+      order_ref: 'RO-1',
+      customer: { kind: 'person', name: 'RO' },
+    });
+    assert.equal(res.status, 403);
+    assert.equal(res.body.error.code, 'insufficient_scope');
+    assert.match(String(res.headers['www-authenticate']), /scope="orders:write"/);
+    await api(t, 'get', `/customers/${w.customer}`, readOnly).expect(403);
   });
 
   it('refuses bad input with field names, nested ones included', async () => {

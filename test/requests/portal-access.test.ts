@@ -6,9 +6,11 @@ import * as catalog from '../../app/models/catalog.ts';
 import * as licenseUsers from '../../app/models/license-users.ts';
 import * as vouchers from '../../app/models/vouchers.ts';
 import { portalWorld } from '../helpers/portal.ts';
+import * as accounts from '../../app/models/accounts.ts';
+import { createPersonalToken } from '../../app/services/api-tokens.ts';
+import { systemActor } from '../../app/services/context.ts';
 import { routeTable, fullPath } from '../../app/routes.ts';
 import * as webhooks from '../../app/models/webhooks.ts';
-import { systemActor } from '../../app/services/context.ts';
 import { createEndpoint, webhookDepsOf } from '../../app/services/webhooks.ts';
 import { BUILT_IN_ROLES, PERMISSIONS, type Permission } from '../../app/policies/permissions.ts';
 
@@ -41,6 +43,7 @@ interface Scratch {
   mailId: number;
   hookId: number;
   hookDeliveryId: number;
+  tokenId: number;
 }
 
 const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
@@ -176,6 +179,16 @@ const MATRIX: Record<string, Row> = {
     scoped: true,
     for: 'managers',
     params: invitation,
+  },
+  'GET /portal/tokens': { perm: 'manage_api_clients', scoped: false, for: 'managers' },
+  'GET /portal/tokens/new': { perm: 'manage_api_clients', scoped: false, for: 'managers' },
+  'POST /portal/tokens': { perm: 'manage_api_clients', scoped: false, for: 'managers' },
+  // A personal access token of managerAll: only its owner may address it.
+  'POST /portal/tokens/:id/revoke': {
+    perm: 'manage_api_clients',
+    scoped: false,
+    for: 'causer',
+    params: (_w, s) => ({ id: s.tokenId }),
   },
   'GET /portal/policies/new': { perm: 'create_license_policy', scoped: false, for: 'managers' },
   'POST /portal/policies': { perm: 'create_license_policy', scoped: false, for: 'managers' },
@@ -326,6 +339,13 @@ async function runMatrix(
     invitationId,
     voucherId,
     mailId: Number(mailId),
+    tokenId: (
+      await createPersonalToken(t, systemActor('test'), (await accounts.findById(t.db, w.managerAll.id))!, {
+        name: 'Matrix',
+        scopes: ['orders:read'],
+        days: 1,
+      })
+    ).id,
   };
   const failures: string[] = [];
   for (const [key, row] of Object.entries(MATRIX)) {

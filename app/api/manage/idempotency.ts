@@ -19,11 +19,11 @@ const KEY_SHAPE = /^[!-~]{1,255}$/;
 
 /**
  * `Idempotency-Key` on every POST (docs/api.md, "Idempotency"). The first request with a key claims
- * it (a unique row per token and key); a success is stored and replayed for 24 hours to a retry with
+ * it (a unique row per token and key); its answer is stored and replayed for 24 hours to a retry with
  * the same key and body (`Idempotent-Replayed: true`); the same key with another request is 422
  * `idempotency_key_reused`; a retry while the first still runs is 409 `idempotency_in_progress` (with
- * Retry-After). A failure changed nothing (services run in one transaction), so it is not stored and
- * the same key may be sent again.
+ * Retry-After). A refusal (4xx) changed nothing (services run in one transaction), so it is not
+ * stored and the same key may be sent again; a server error is stored like a success.
  */
 export function idempotency(ctx: AppContext): RequestHandler {
   return async (req, res, next) => {
@@ -47,14 +47,16 @@ export function idempotency(ctx: AppContext): RequestHandler {
       return;
     }
 
-    let settled = false;
-    const settle = (status: number, body: unknown) => {
-      settled = true;
-      return status >= 200 && status < 300
-        ? idempotencyKeys.complete(ctx.db, claim.id, status, JSON.stringify(body))
-        : idempotencyKeys.release(ctx.db, claim.id);
-    };
-    // The answer is stored before it is sent: a retry that follows the answer finds it.
+    // A refusal (4xx) changed nothing: services refuse before they commit. A server error may come
+    // after a commit (a mail after the order), so it is kept like a success: the key never runs twice.
+    const settle = (status: number, body: unknown) =>
+      status >= 400 && status < 500
+        ? idempotencyKeys.release(ctx.db, claim.id)
+        : idempotencyKeys.complete(ctx.db, claim.id, status, JSON.stringify(body));
+    // The answer is stored before it is sent: a retry that follows the answer finds it. Nothing is
+    // released when the client goes away (a shop's timeout): the work goes on, its answer is stored,
+    // and the retry gets 409 until then. A request that never answers in JSON (its process died)
+    // leaves its claim to be given up after ABANDONED_AFTER_MS.
     const send = res.json.bind(res);
     res.json = (body: unknown) => {
       settle(res.statusCode, body).then(
@@ -66,10 +68,6 @@ export function idempotency(ctx: AppContext): RequestHandler {
       );
       return res;
     };
-    // An answer that was not JSON (or a dropped connection) gives the key up.
-    res.on('close', () => {
-      if (!settled) void settle(500, null).catch(() => undefined);
-    });
     next();
   };
 }

@@ -2,8 +2,11 @@ import type { Request, RequestHandler } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as customers from '../../models/customers.ts';
+import * as roles from '../../models/roles.ts';
+import * as licenses from '../../models/licenses.ts';
+import * as devices from '../../models/devices.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { permissionsOnOrder } from '../../policies/portal.ts';
+import { isManageableUserOf, permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
 import { idParam, orNotFound } from '../../controllers/helpers.ts';
 import { notFound } from '../../lib/errors.ts';
@@ -34,6 +37,28 @@ export function manageLoaders(ctx: AppContext) {
       req.order = orNotFound(await orders.findInScope(orderScope(req), idParam(req)));
       req.permissions = await permissionsOnOrder(ctx.db, req.api!.account, req.order.id, req.permissions);
     }),
+    /** A license of an order in the scope; its permissions are the principal's role on that order. */
+    license: loader(async (req) => {
+      const ids = orderIds(req);
+      const id = idParam(req);
+      const now = ctx.clock.now();
+      req.license = orNotFound(
+        ids ? await licenses.findInOrders(ctx.db, ids, id, now) : await licenses.findById(ctx.db, id, now),
+      );
+      req.permissions = await permissionsOnOrder(ctx.db, req.api!.account, req.license.orderId, req.permissions);
+    }),
+    /** `:deviceId`, a device (active or not) of the loaded license. */
+    device: loader(async (req) => {
+      req.device = orNotFound(await devices.findForLicense(ctx.db, req.license!.id, idParam(req, 'deviceId')));
+    }),
+    /**
+     * `:accountId`, a user of the loaded license; for a personal token only one its manager owns
+     * (docs/decisions.md, "Account ownership"), as the portal's licenseUser loader: 404 otherwise.
+     */
+    licenseUser: loader(async (req) => {
+      if (!(await isManageableUserOf(ctx.db, req.api!.manager, req.license!.id, idParam(req, 'accountId'))))
+        throw notFound();
+    }),
     /**
      * A customer with an order in the scope. Its permissions: those the principal holds on any of
      * its orders of that customer (the portal edits a customer through any such order).
@@ -42,17 +67,12 @@ export function manageLoaders(ctx: AppContext) {
       const id = idParam(req);
       const ids = orderIds(req);
       const customer = orNotFound(await customers.findById(ctx.db, id));
-      if (!ids) {
-        req.customer = customer;
-        return;
+      if (ids) {
+        if (!(await customers.hasOrderAmong(ctx.db, id, ids))) throw notFound();
+        const onOrders = await roles.permissionsOnCustomer(ctx.db, req.api!.account.id, id);
+        req.permissions = new Set<Permission>([...req.permissions, ...onOrders]);
       }
-      const mine = await customers.orderIdsOf(ctx.db, id, ids);
-      if (!mine.length) throw notFound();
-      const union = new Set<Permission>(req.permissions);
-      for (const orderId of mine)
-        for (const p of await permissionsOnOrder(ctx.db, req.api!.account, orderId, req.permissions)) union.add(p);
       req.customer = customer;
-      req.permissions = union;
     }),
   };
 }

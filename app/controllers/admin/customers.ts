@@ -9,16 +9,6 @@ import * as service from '../../services/customers.ts';
 import { done, listQuery, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
-const valuesOf = (c: customers.Customer) => ({
-  kind: c.kind,
-  name: c.name,
-  contact_name: c.contactName,
-  email: c.email,
-  phone: c.phone,
-  address: c.address,
-  reference: c.reference,
-});
-
 export function adminCustomersController(ctx: AppContext) {
   const form = (
     req: Request,
@@ -88,7 +78,7 @@ export function adminCustomersController(ctx: AppContext) {
 
     async edit(req: Request, res: Response) {
       const customer = req.customer!;
-      form(req, res, 200, customer, valuesOf(customer), {});
+      form(req, res, 200, customer, customers.fieldsOf(customer), {});
     },
 
     async update(req: Request, res: Response) {

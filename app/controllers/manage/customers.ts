@@ -14,27 +14,11 @@ import { manageScope } from '../../api/manage/loaders.ts';
 export function customerJson(c: Customer) {
   return {
     id: c.id,
-    kind: c.kind,
-    name: c.name,
-    contact_name: c.contactName,
-    email: c.email,
-    phone: c.phone,
-    address: c.address,
-    reference: c.reference,
+    ...customers.fieldsOf(c),
     created_at: c.createdAt.toISOString(),
     updated_at: c.updatedAt.toISOString(),
   };
 }
-
-const fieldsOf = (c: Customer): customers.CustomerFields => ({
-  kind: c.kind,
-  name: c.name,
-  contact_name: c.contactName,
-  email: c.email,
-  phone: c.phone,
-  address: c.address,
-  reference: c.reference,
-});
 
 const listFilter = z.object({ q: optionalText(200), ...pageParams });
 
@@ -61,7 +45,7 @@ export function manageCustomersController(ctx: AppContext) {
 
     /** PATCH: the fields sent replace the customer's, then the whole is checked as the console's form is. */
     async update(req: Request, res: Response) {
-      const fields = parsed(customerForm, { ...fieldsOf(req.customer!), ...bodyObject(req) });
+      const fields = parsed(customerForm, { ...customers.fieldsOf(req.customer!), ...bodyObject(req) });
       await updateCustomer(ctx, req.actor, req.customer!.id, fields);
       res.json(customerJson((await customers.findById(ctx.db, req.customer!.id))!));
     },

@@ -3,8 +3,7 @@ import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import { scopeOrders } from '../../policies/orders.ts';
-import { authorize, ownsEndUser, permissionsFor, permissionsOnOrder } from '../../policies/portal.ts';
-import * as licenseUsers from '../../models/license-users.ts';
+import { authorize, isManageableUserOf, permissionsFor, permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
 import * as devices from '../../models/devices.ts';
 import { notFound } from '../../lib/errors.ts';
@@ -77,12 +76,7 @@ export function portalLoaders(ctx: AppContext) {
     }),
     /** `:accountId`, a user of this license whom the account owns (docs/decisions.md, "Account ownership"), or 404. */
     licenseUser: loader(async (req) => {
-      const accountId = idParam(req, 'accountId');
-      if (
-        !(await licenseUsers.find(ctx.db, req.license!.id, accountId)) ||
-        !(await ownsEndUser(ctx.db, req.user!, accountId))
-      )
-        throw notFound();
+      if (!(await isManageableUserOf(ctx.db, req.user!, req.license!.id, idParam(req, 'accountId')))) throw notFound();
     }),
   };
 }

@@ -263,16 +263,7 @@ export function portalOrdersController(ctx: AppContext) {
     },
 
     async editCustomer(req: Request, res: Response) {
-      const c = (await customers.findById(ctx.db, req.order!.customerId))!;
-      customerPage(req, res, 200, {
-        kind: c.kind,
-        name: c.name,
-        contact_name: c.contactName,
-        email: c.email,
-        phone: c.phone,
-        address: c.address,
-        reference: c.reference,
-      });
+      customerPage(req, res, 200, customers.fieldsOf((await customers.findById(ctx.db, req.order!.customerId))!));
     },
 
     async updateCustomer(req: Request, res: Response) {
