@@ -43,8 +43,8 @@ export function pool(ids: number[]) {
 }
 
 /** The audit labels of manageApiWorld's vendor token and managerAll's personal token. */
-export const VENDOR_LABEL = /^API client "Shop" \(portico_ak_/;
-export const MANAGER_LABEL = /^Personal access token "CI" of All Perms \(portico_pat_/;
+export const VENDOR_LABEL = /^api client "shop" \(portico_ak_\w{4}…\)$/;
+export const MANAGER_LABEL = /^personal token "ci" of user\d+-\d+@example\.com \(portico_pat_\w{4}…\)$/;
 
 /** The newest audit row of `action` on the object; it must name the token `label` matches. */
 export async function auditedAs(db: Knex, action: string, objectType: string, objectId: number, label: RegExp) {
