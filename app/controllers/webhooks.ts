@@ -5,6 +5,7 @@ import { notFound } from '../lib/errors.ts';
 import { endpointForm } from '../forms/webhooks.ts';
 import { onFailure } from '../middleware/errors.ts';
 import * as webhooks from '../models/webhooks.ts';
+import { authorize } from '../policies/portal.ts';
 import { WEBHOOK_EVENT_TYPES } from '../services/events.ts';
 import * as service from '../services/webhooks.ts';
 import { done, idParam, onPage, orNotFound } from './helpers.ts';
@@ -46,11 +47,16 @@ export function webhooksController(ctx: AppContext, area: 'admin' | 'portal') {
     res.set('Cache-Control', 'no-store').render(view('secret'), { title: req.t(key), area, endpointId: id, secret });
 
   return {
-    /** The User Portal's guard: the pages exist for managers holding manage_api_clients only (404 for anyone else). */
-    allowed: ((req, _res, next) =>
-      next(
-        req.user?.role === 'manager' && req.permissions.has('manage_api_clients') ? undefined : notFound(),
-      )) as RequestHandler,
+    /**
+     * The User Portal's guard: the pages are managers' (404 for anyone else: an admin's endpoints are the
+     * console's); a manager without manage_api_clients is refused (403), as on every portal page a
+     * permission guards.
+     */
+    allowed: ((req, _res, next) => {
+      if (req.user?.role !== 'manager') return next(notFound());
+      authorize(req.permissions, 'manage_api_clients');
+      next();
+    }) as RequestHandler,
 
     /** The route-line loader: `:id`, one of the owner's endpoints, or 404. */
     load: (async (req, _res, next) => {

@@ -75,6 +75,10 @@ export async function publishEvent(db: Knex, clock: Clock, event: NewEvent): Pro
   });
 }
 
+/** The payload's field names as the Management API writes them (`licenseId` → `license_id`). */
+const snakeCase = (data: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(data).map(([k, v]) => [k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), v]));
+
 /**
  * Records an event for these endpoints: the event row (its `uid` is the `webhook-id` every attempt
  * carries), one delivery each and its `webhook.deliver` job. Null when the dedupe key existed.
@@ -87,7 +91,7 @@ export async function deliverEvent(
 ): Promise<number | null> {
   const now = clock.now();
   const uid = `msg_${crypto.randomBytes(16).toString('base64url')}`;
-  const payload = JSON.stringify({ type: event.type, timestamp: now.toISOString(), data: event.data });
+  const payload = JSON.stringify({ type: event.type, timestamp: now.toISOString(), data: snakeCase(event.data) });
   const eventId = await webhooks.insertEvent(
     trx,
     { uid, type: event.type, orderId: event.orderId, dedupeKey: event.dedupeKey ?? null, payload },

@@ -27,7 +27,7 @@ interface Row {
   /**
    * inviter: only the manager who invited the `:accountId` (delegation) may address it; causer: only
    * the account whose action caused the `:mailId` (managerAll in every run). api_managers: managers
-   * holding manage_api_clients (404 for everyone else, admins included); hook_owner: only the manager
+   * holding manage_api_clients (403 for other managers, 404 for everyone else, admins included); hook_owner: only the manager
    * who owns the `:id` webhook endpoint (managerAll).
    */
   for: 'managers' | 'end_users' | 'everyone' | 'inviter' | 'causer' | 'api_managers' | 'hook_owner';
@@ -233,10 +233,12 @@ function expected(row: Row, who: Who, roleOnOrder = ROLE_ON_ORDER[who]): Expecte
   if (who === 'anonymous') return 'login';
   if (row.for === 'end_users') return who === 'endUser' ? 'allowed' : 404;
   if (who === 'endUser') return row.for === 'everyone' ? 'allowed' : 404;
+  // Webhook pages: managers' only (admins have the console's); the permission is checked before the endpoint.
+  if ((row.for === 'api_managers' || row.for === 'hook_owner') && who !== 'admin')
+    if (!(ACCOUNT[who] ?? []).includes('manage_api_clients')) return 403;
   if (row.for === 'inviter' || row.for === 'causer' || row.for === 'hook_owner')
     return who === 'managerAll' ? 'allowed' : 404;
-  if (row.for === 'api_managers')
-    return who !== 'admin' && (ACCOUNT[who] ?? []).includes('manage_api_clients') ? 'allowed' : 404;
+  if (row.for === 'api_managers') return who !== 'admin' ? 'allowed' : 404;
   if (row.scoped) {
     if (!roleOnOrder) return 404;
     return !row.perm || roleOnOrder.includes(row.perm) ? 'allowed' : 403;

@@ -129,8 +129,8 @@ describe('webhook delivery to a real receiver', function () {
     for (const r of got) {
       const payload = verify(crm.secret, r) as { type: string; data: Record<string, unknown> };
       assert.equal(payload.type, 'license.disabled');
-      assert.equal(payload.data.licenseId, w.licenseA);
-      assert.equal(payload.data.licenseKey, 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA');
+      assert.equal(payload.data.license_id, w.licenseA);
+      assert.equal(payload.data.license_key, 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA');
       assert.equal(payload.data.enabled, false);
       assert.equal(r.headers['content-type'], 'application/json');
     }
@@ -347,7 +347,7 @@ describe('webhook delivery to a real receiver', function () {
     await licenseService.setLicenseEnabled(t.app.locals.ctx, actor, w.licenseA, true);
     await runDueJobs(ctx());
     assert.equal(onPath('/manager').length, 1);
-    assert.equal(JSON.parse(onPath('/manager')[0]!.body).data.orderId, w.orderA);
+    assert.equal(JSON.parse(onPath('/manager')[0]!.body).data.order_id, w.orderA);
 
     // The manager loses order A between the event and its delivery: it is not sent.
     await licenseService.setLicenseEnabled(t.app.locals.ctx, actor, w.licenseA, false);
@@ -372,7 +372,7 @@ describe('webhook delivery to a real receiver', function () {
     await runDueJobs(ctx());
     let got = onPath('/expiring').map((r) => JSON.parse(r.body));
     assert.deepEqual(
-      got.map((p) => [p.type, p.data.licenseId, p.data.windowDays]),
+      got.map((p) => [p.type, p.data.license_id, p.data.window_days]),
       [['license.expiring', w.licenseB, 30]],
     );
     t.clock.advance(14 * 86_400_000);
@@ -381,7 +381,7 @@ describe('webhook delivery to a real receiver', function () {
     await runDueJobs(ctx());
     got = onPath('/expiring').map((r) => JSON.parse(r.body));
     assert.deepEqual(
-      got.map((p) => p.data.windowDays),
+      got.map((p) => p.data.window_days),
       [30, 7],
     );
     assert.equal(await countRows(t.db, 'webhook_deliveries', { endpoint_id: soon.id }), 2);

@@ -121,15 +121,15 @@ describe('webhook endpoints: console and User Portal pages', () => {
     assert.equal(await countRows(t.db, 'webhook_endpoints'), before);
   });
 
-  it('a manager without manage_api_clients, an end user and an admin in the portal find no webhook pages (404)', async () => {
-    await managerNone.get('/portal/webhooks').expect(404);
-    await managerNone.get('/portal/webhooks/new').expect(404);
+  it('a manager without manage_api_clients, an end user and an admin in the portal are refused (403) or find no webhook pages (404)', async () => {
+    await managerNone.get('/portal/webhooks').expect(403);
+    await managerNone.get('/portal/webhooks/new').expect(403);
     const page = await managerNone.get('/portal').expect(200);
     await managerNone
       .post('/portal/webhooks')
       .type('form')
       .send({ _csrf: csrfFrom(page.text), url: publicUrl, events: 'order.created' })
-      .expect(404);
+      .expect(403);
     const endUser = await loginAgent(t.app, w.endUser.email, w.endUser.password);
     await endUser.get('/portal/webhooks').expect(404);
     await admin.get('/portal/webhooks').expect(404);
