@@ -126,6 +126,11 @@ export function createApp(deps: AppDeps): PorticoApp {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+      // Every Management API request, reads included, names its token in the request log (never the token itself).
+      customProps: (_req, res) => {
+        const token = (res as express.Response).locals?.apiToken as string | undefined;
+        return token ? { apiToken: token } : {};
+      },
     }),
   );
 

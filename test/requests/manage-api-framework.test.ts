@@ -86,10 +86,18 @@ describe('Management API: framework', () => {
       assert.notEqual(String((await t.db('api_tokens').where({ id }).first()).last_used_at), String(first));
     });
 
-    it('never writes a token into the log', async () => {
+    it('names the token of every request, reads included, in the request log — never the token itself', async () => {
       const { t, tokens } = world;
-      await api(t, 'get', '/customers', tokens.vendor).expect(200);
+      const res = await api(t, 'get', '/customers', tokens.vendor).expect(200);
       assert.ok(!JSON.stringify(t.logs).includes(tokens.vendor));
+      const line = t.logs.find((l) => (l.req as { id?: string } | undefined)?.id === res.get('x-request-id'));
+      const id = (
+        await t
+          .db('api_tokens')
+          .where({ display_prefix: tokens.vendor.slice(0, 15) })
+          .first()
+      )?.id;
+      assert.equal(line?.apiToken, `#${id} ${tokens.vendor.slice(0, 15)}…`);
     });
   });
 

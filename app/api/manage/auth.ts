@@ -20,7 +20,7 @@ export function unauthorized(code: TokenRefusal): AppError {
  * `req.permissions` (the portal's permission codes of the principal outside any order).
  */
 export function bearerAuth(ctx: AppContext): RequestHandler {
-  return async (req, _res, next) => {
+  return async (req, res, next) => {
     const header = req.get('authorization');
     if (!header) throw unauthorized('token_missing');
     const m = /^Bearer +([!-~]{1,200})$/i.exec(header.trim());
@@ -29,6 +29,7 @@ export function bearerAuth(ctx: AppContext): RequestHandler {
     if (typeof result === 'string') throw unauthorized(result);
     req.api = result;
     req.actor = result.actor;
+    res.locals.apiToken = `#${result.token.id} ${result.token.displayPrefix}…`;
     req.permissions = await permissionsFor(ctx.db, result.account);
     next();
   };
