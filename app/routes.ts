@@ -182,7 +182,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     manageManagers.unassignOrder,
   );
   m.get('/roles', scope('managers:read'), manageManagers.roles);
+  m.post('/roles', scope('managers:write'), manageManagers.createRole);
   m.get('/roles/:id', scope('managers:read'), manageManagers.loadRole, manageManagers.role);
+  m.patch('/roles/:id', scope('managers:write'), manageManagers.loadRole, manageManagers.updateRole);
   // Licenses and devices: the portal's permission per action (the console's for API clients).
   const lw = scope('licenses:write');
   m.post('/orders/:id/licenses', lw, ml.order, can('issue_license'), manageLicenses.issue);

@@ -5,7 +5,8 @@ import * as accounts from '../../models/accounts.ts';
 import * as managers from '../../models/managers.ts';
 import * as roles from '../../models/roles.ts';
 import type { Role } from '../../models/roles.ts';
-import { assignOrderForm, managerInviteForm, orderRoleForm } from '../../forms/console.ts';
+import { assignOrderForm, managerInviteForm, orderRoleForm, roleForm } from '../../forms/console.ts';
+import { createRole, updateRole } from '../../services/roles.ts';
 import { optionalText } from '../../forms/fields.ts';
 import {
   assignManagerToOrder,
@@ -118,6 +119,24 @@ export function manageManagersController(ctx: AppContext) {
 
     role(req: Request, res: Response) {
       res.json(roleJson(req.role!));
+    },
+
+    /** A custom role, as the console makes it (built-in roles cannot change: 409). */
+    async createRole(req: Request, res: Response) {
+      const id = await createRole(ctx, req.actor, parsed(roleForm, bodyObject(req)));
+      res.status(201).json(roleJson((await roles.find(ctx.db, id))!));
+    },
+
+    /** PATCH: the fields sent over the role as it is; every manager holding it gets the new powers at once. */
+    async updateRole(req: Request, res: Response) {
+      const r = req.role!;
+      await updateRole(
+        ctx,
+        req.actor,
+        r.id,
+        parsed(roleForm, { name: r.name, permissions: r.permissions, ...bodyObject(req) }),
+      );
+      res.json(roleJson((await roles.find(ctx.db, r.id))!));
     },
   };
 }
