@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import type { Request, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { notFound } from '../lib/errors.ts';
 import type { Delivery } from '../lib/mailer.ts';
 import { flash } from '../lib/flash.ts';
@@ -81,3 +81,11 @@ export function flashDispatch(req: Request, result: { sending: number; queued: n
   if (result.sending) flash(req, 'success', req.t('delivery.dispatch.sending', { count: result.sending }));
   if (result.queued) flash(req, 'info', req.t('delivery.dispatch.queued', { count: result.queued }));
 }
+
+/** A route-line loader: `run` sets what the URL names on `req` (or throws: 404 outside the scope), then the route goes on. */
+export const loader =
+  (run: (req: Request) => Promise<void>): RequestHandler =>
+  async (req, _res, next) => {
+    await run(req);
+    next();
+  };

@@ -1,4 +1,4 @@
-import type { Request, RequestHandler } from 'express';
+import type { Request } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
 import * as customers from '../../models/customers.ts';
@@ -8,7 +8,7 @@ import * as devices from '../../models/devices.ts';
 import { scopeOrders } from '../../policies/orders.ts';
 import { isManageableUserOf, permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
-import { idParam, orNotFound } from '../../controllers/helpers.ts';
+import { idParam, loader, orNotFound } from '../../controllers/helpers.ts';
 import { notFound } from '../../lib/errors.ts';
 
 /**
@@ -26,12 +26,6 @@ export function manageScope(ctx: AppContext) {
 
 export function manageLoaders(ctx: AppContext) {
   const { orderScope, orderIds } = manageScope(ctx);
-  const loader =
-    (run: (req: Request) => Promise<void>): RequestHandler =>
-    async (req, _res, next) => {
-      await run(req);
-      next();
-    };
   return {
     order: loader(async (req) => {
       req.order = orNotFound(await orders.findInScope(orderScope(req), idParam(req)));

@@ -8,7 +8,7 @@ import type { Permission } from '../../policies/permissions.ts';
 import * as devices from '../../models/devices.ts';
 import { notFound } from '../../lib/errors.ts';
 import { isInviteeOf } from '../../services/delegation.ts';
-import { idParam, orNotFound } from '../helpers.ts';
+import { idParam, loader, orNotFound } from '../helpers.ts';
 
 /** Loads the signed-in account's own portal permissions (those outside any order) once per request. */
 export function loadPermissions(ctx: AppContext): RequestHandler {
@@ -52,12 +52,6 @@ export function scoped(ctx: AppContext) {
  */
 export function portalLoaders(ctx: AppContext) {
   const load = scoped(ctx);
-  const loader =
-    (run: (req: Request) => Promise<void>): RequestHandler =>
-    async (req, _res, next) => {
-      await run(req);
-      next();
-    };
   return {
     order: loader(async (req) => {
       req.order = await load.order(req);
