@@ -98,6 +98,17 @@ export function makePaths(boundPortal: string | null) {
     portalOrderVouchersDismiss: (id: number) => `${portalBase}/orders/${id}/vouchers/new-codes/dismiss`,
     portalVoucherVoid: (id: number, voucherId: number) => `${portalBase}/orders/${id}/vouchers/${voucherId}/void`,
     redeem: (query: Query = {}) => withQuery('/redeem', query),
+    // --- renewal requests (services/renewals.ts) ---
+    portalOrderRenewals: (id: number) => `${portalBase}/orders/${id}/renewals`,
+    portalOrderRenewalNew: (id: number, kind: string) => withQuery(`${portalBase}/orders/${id}/renewals/new`, { kind }),
+    portalLicenseRenewals: (id: number) => `${portalBase}/licenses/${id}/renewals`,
+    portalLicenseRenewalNew: (id: number, kind: string) =>
+      withQuery(`${portalBase}/licenses/${id}/renewals/new`, { kind }),
+    portalMyLicenseRenewals: (id: number) => `${portalBase}/my/licenses/${id}/renewals`,
+    portalMyLicenseRenewalNew: (id: number, kind: string) =>
+      withQuery(`${portalBase}/my/licenses/${id}/renewals/new`, { kind }),
+    adminRenewals: (query: Query = {}) => withQuery('/admin/renewals', query),
+    adminRenewal: (id: number) => `/admin/renewals/${id}`,
     portalLicense: (id: number) => `${portalBase}/licenses/${id}`,
     portalLicenseDisable: (id: number) => `${portalBase}/licenses/${id}/disable`,
     portalLicenseEnable: (id: number) => `${portalBase}/licenses/${id}/enable`,

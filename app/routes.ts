@@ -52,6 +52,8 @@ import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
 import { idempotency } from './api/manage/idempotency.ts';
 import { webhooksController } from './controllers/webhooks.ts';
+import { portalRenewalsController } from './controllers/portal/renewals.ts';
+import { adminRenewalsController } from './controllers/admin/renewals.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -110,6 +112,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const consoleSearch = searchController(ctx, 'admin');
   const vendorHooks = webhooksController(ctx, 'admin');
   const managerHooks = webhooksController(ctx, 'portal');
+  const renewalRequests = portalRenewalsController(ctx);
+  const renewalAdmin = adminRenewalsController(ctx);
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
   const ask = confirmations(ctx);
 
@@ -338,6 +342,14 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // Sent mail: the mails my dispatches and invitations caused and their delivery state (404 for anyone else's).
   up.get('/mail', mgr, sentMail.index);
   up.get('/mail/:mailId', mgr, sentMail.show);
+  // Renewal requests (services/renewals.ts): any manager of the order, no permission beyond the scope; an
+  // end user for a license they use. The daily budget is spent first, then the form is read.
+  up.get('/orders/:id/renewals/new', mgr, order, renewalRequests.newForManager);
+  up.post('/orders/:id/renewals', mgr, order, renewalRequests.createForManager);
+  up.get('/licenses/:id/renewals/new', mgr, license, renewalRequests.newForManager);
+  up.post('/licenses/:id/renewals', mgr, license, renewalRequests.createForManager);
+  up.get('/my/licenses/:id/renewals/new', endUsersOnly, renewalRequests.ownLicense, renewalRequests.newForUser);
+  up.post('/my/licenses/:id/renewals', endUsersOnly, renewalRequests.ownLicense, renewalRequests.createForUser);
   up.get('/orders/:id/customer/edit', mgr, order, can('edit_customer'), portalOrders.editCustomer);
   up.post('/orders/:id/customer', mgr, order, can('edit_customer'), portalOrders.updateCustomer);
   up.get('/licenses/:id', mgr, license, portalLicenses.show);
@@ -586,6 +598,10 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/webhooks/:id/delete', vendorHooks.load, ask.deleteWebhook, vendorHooks.destroy);
   adm.post('/webhooks/:id/test', vendorHooks.load, vendorHooks.test);
   adm.post('/webhooks/:id/deliveries/:deliveryId/resend', vendorHooks.load, vendorHooks.resend);
+  // --- renewal requests of managers and license users (services/renewals.ts) ---
+  adm.get('/renewals', renewalAdmin.index);
+  adm.get('/renewals/:id', renewalAdmin.show);
+  adm.post('/renewals/:id', renewalAdmin.update);
   // --- audit log ---
   adm.get('/audit', audit.index);
   adm.get('/audit.csv', audit.csv);

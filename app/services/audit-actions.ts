@@ -72,6 +72,8 @@ export const AUDIT_ACTIONS = [
   'license_user.unassigned',
   'licenses.dispatched',
   'licenses.issued',
+  'renewal.requested',
+  'renewal.state_changed',
   'manager.invitation_resent',
   'manager.invited',
   'manager.order_assigned',

@@ -10,10 +10,7 @@ import * as webhooks from '../models/webhooks.ts';
 import { scopeOrders } from '../policies/orders.ts';
 import { permissionsFor } from '../policies/portal.ts';
 
-/**
- * THE list of webhook event types (docs/webhooks.md, "Events"). `renewal.requested` has no source yet:
- * it fires once renewal requests exist (a later issue); endpoints may subscribe to it already.
- */
+/** THE list of webhook event types (docs/webhooks.md, "Events"). */
 export const WEBHOOK_EVENT_TYPES = [
   'license.issued',
   'license.changed',

@@ -54,6 +54,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
   const role = (await t.db('roles').orderBy('id').first('id'))?.id;
   const vendorHook = (await t.db('webhook_endpoints').whereNull('owner_account_id').first('id'))?.id;
   const managersHook = (await t.db('webhook_endpoints').where({ owner_account_id: w.managerAll.id }).first('id'))?.id;
+  const renewal = (await t.db('renewal_requests').orderBy('id').first('id'))?.id;
   const byPrefix: [RegExp, Record<string, number | string>][] = [
     [/^\/admin\/products\//, { id: w.product }],
     [/^\/admin\/customers\//, { id: w.customer }],
@@ -71,6 +72,8 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/portal\/mail\//, { mailId: managersMail }],
     [/^\/admin\/webhooks\//, { id: vendorHook }],
     [/^\/portal\/webhooks\//, { id: managersHook }],
+    [/^\/portal\/my\/licenses\//, { id: w.userLicense }],
+    [/^\/admin\/renewals\//, { id: renewal }],
   ];
   for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
   return path.replace(/:(\w+)/g, (_m, name: string) => {
@@ -169,6 +172,19 @@ describe('browser: the phone layout (390 px) and the design', function () {
       caused_by_account_id: w.managerAll.id,
       created_at: now,
     });
+    // A renewal request with a long message (console → Renewal requests, the order's page).
+    await app.t.db('renewal_requests').insert({
+      order_id: w.orderA,
+      license_id: w.licenseA,
+      kind: 'more_seats',
+      seats: 25,
+      message: `Please add seats for the new engineering team ${'without-any-spaces-at-all'.repeat(6)}`,
+      requester_account_id: w.managerAll.id,
+      state: 'new',
+      open_key: `more_seats:license:${w.licenseA}`,
+      created_at: now,
+      updated_at: now,
+    });
     // A failed job with a long error and a queued one (console → Jobs: both action buttons).
     const job = { payload: '{}', max_attempts: 8, run_at: now, created_at: now };
     await app.t.db('jobs').insert([
@@ -203,7 +219,7 @@ describe('browser: the phone layout (390 px) and the design', function () {
     // Pages the route table reaches with other data: results, a user-based license, the end user's home.
     pages.manager.push('/portal/search?q=AAAA', `/portal/licenses/${w.userLicense}`);
     pages.admin.push('/admin/search?q=AAAA', `/admin/licenses/${w.userLicense}`, '/admin/audit?q=branding');
-    pages.endUser.push('/portal');
+    pages.endUser.push('/portal', `/portal/my/licenses/${w.userLicense}/renewals/new`);
     assert.ok(pages.admin.length > 30 && pages.manager.length > 10, 'the route table gave the pages');
 
     const accounts: Record<Role, { email: string; password: string } | null> = {

@@ -112,6 +112,23 @@ const MATRIX: Record<string, Row> = {
     for: 'managers',
     params: voucher,
   },
+  // Renewal requests: any manager of the order; an end user for a license they use.
+  'GET /portal/orders/:id/renewals/new': { perm: null, scoped: true, for: 'managers', params: order },
+  'POST /portal/orders/:id/renewals': { perm: null, scoped: true, for: 'managers', params: order },
+  'GET /portal/licenses/:id/renewals/new': { perm: null, scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/renewals': { perm: null, scoped: true, for: 'managers', params: license },
+  'GET /portal/my/licenses/:id/renewals/new': {
+    perm: null,
+    scoped: false,
+    for: 'end_users',
+    params: (w) => ({ id: w.userLicense }),
+  },
+  'POST /portal/my/licenses/:id/renewals': {
+    perm: null,
+    scoped: false,
+    for: 'end_users',
+    params: (w) => ({ id: w.userLicense }),
+  },
   'GET /portal/orders/:id/customer/edit': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
   'POST /portal/orders/:id/customer': { perm: 'edit_customer', scoped: true, for: 'managers', params: order },
   'GET /portal/licenses/:id': { perm: null, scoped: true, for: 'managers', params: license },

@@ -27,6 +27,7 @@ import { mailPlacements, type Placement } from '../../services/license-users.ts'
 import { deliveryKey, done, flashDispatch, idParam, listQuery, orderListPage } from '../helpers.ts';
 import { LICENSE_FILTER_KEYS, licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
+import * as renewals from '../../models/renewal-requests.ts';
 import { onFailure } from '../../middleware/errors.ts';
 
 export function portalOrdersController(ctx: AppContext) {
@@ -60,7 +61,7 @@ export function portalOrdersController(ctx: AppContext) {
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
     const canIssue = req.permissions.has('issue_license');
-    const [rows, total, orderManagers, issuable, quotas, productList, offerable] = await Promise.all([
+    const [rows, total, orderManagers, issuable, quotas, productList, offerable, renewalRequests] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
       licenses.countInOrder(ctx.db, order, filter, now),
       visibleManagers(req, order.id),
@@ -68,6 +69,7 @@ export function portalOrdersController(ctx: AppContext) {
       req.user!.role === 'manager' ? managers.quotasOf(ctx.db, req.user!.id) : Promise.resolve([]),
       products.listActive(ctx.db),
       req.permissions.has('manage_managers') ? rolesOfferable(ctx.db, req.user!, order.id) : Promise.resolve([]),
+      renewals.listForOrder(ctx.db, order.id),
     ]);
     res.status(status).render('portal/orders/show', {
       title: order.orderRef,
@@ -85,6 +87,7 @@ export function portalOrdersController(ctx: AppContext) {
       issueValues,
       issueErrors,
       managerErrors,
+      renewalRequests,
       can: req.permissions,
     });
   };

@@ -5,6 +5,7 @@ import * as devices from '../../models/devices.ts';
 import * as products from '../../models/products.ts';
 import * as auditEvents from '../../models/audit-events.ts';
 import * as vouchers from '../../models/vouchers.ts';
+import * as renewals from '../../models/renewal-requests.ts';
 import { parseForm } from '../../forms/parse.ts';
 import { policyForm, featureLimits, toEntitlements, entitlementValues } from '../../forms/policies.ts';
 import { DEFAULT_ENTITLEMENTS } from '../../models/catalog.ts';
@@ -70,6 +71,7 @@ export function portalHomeController(ctx: AppContext) {
           selfService: enabled,
           myLicenses: enabled ? await myLicenses(account.id) : [],
           redeemedKeys: enabled ? await vouchers.licensesRedeemedBy(ctx.db, account.id) : [],
+          myRenewals: enabled ? await renewals.listByRequester(ctx.db, account.id) : [],
           orders: [],
           counts: null,
           activity: [],
