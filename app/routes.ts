@@ -344,12 +344,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.get('/mail/:mailId', mgr, sentMail.show);
   // Renewal requests (services/renewals.ts): any manager of the order, no permission beyond the scope; an
   // end user for a license they use. The daily budget is spent first, then the form is read.
-  up.get('/orders/:id/renewals/new', mgr, order, renewalRequests.newForManager);
-  up.post('/orders/:id/renewals', mgr, order, renewalRequests.createForManager);
-  up.get('/licenses/:id/renewals/new', mgr, license, renewalRequests.newForManager);
-  up.post('/licenses/:id/renewals', mgr, license, renewalRequests.createForManager);
-  up.get('/my/licenses/:id/renewals/new', endUsersOnly, renewalRequests.ownLicense, renewalRequests.newForUser);
-  up.post('/my/licenses/:id/renewals', endUsersOnly, renewalRequests.ownLicense, renewalRequests.createForUser);
+  up.get('/orders/:id/renewals/new', mgr, order, renewalRequests.new);
+  up.post('/orders/:id/renewals', mgr, order, renewalRequests.create);
+  up.get('/licenses/:id/renewals/new', mgr, license, renewalRequests.new);
+  up.post('/licenses/:id/renewals', mgr, license, renewalRequests.create);
+  up.get('/my/licenses/:id/renewals/new', endUsersOnly, renewalRequests.ownLicense, renewalRequests.new);
+  up.post('/my/licenses/:id/renewals', endUsersOnly, renewalRequests.ownLicense, renewalRequests.create);
   up.get('/orders/:id/customer/edit', mgr, order, can('edit_customer'), portalOrders.editCustomer);
   up.post('/orders/:id/customer', mgr, order, can('edit_customer'), portalOrders.updateCustomer);
   up.get('/licenses/:id', mgr, license, portalLicenses.show);

@@ -171,10 +171,3 @@ export async function setState(
     });
   return affected(result) === 1;
 }
-
-/** Whether the account is a user of the license (an end user's own license). */
-export async function isUserOfLicense(db: Knex, accountId: number, licenseId: number): Promise<boolean> {
-  return Boolean(
-    await db('license_user_assignments').where({ account_id: accountId, license_id: licenseId }).first('license_id'),
-  );
-}

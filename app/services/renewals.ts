@@ -1,6 +1,6 @@
 import { AppError } from '../lib/errors.ts';
 import type { TFunction } from '../lib/i18n.ts';
-import type { Mailer } from '../lib/mailer.ts';
+import type { Delivery, Mailer } from '../lib/mailer.ts';
 import { RateLimiter } from '../lib/rate-limiter.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import * as accounts from '../models/accounts.ts';
@@ -109,7 +109,7 @@ export async function handleRenewal(
   actor: Actor,
   id: number,
   change: { state: (typeof HANDLING_STATES)[number]; note: string | null },
-): Promise<void> {
+): Promise<{ delivery: Delivery | null; email: string | null }> {
   const request = await auditedChange(deps, actor, async (trx, now) => {
     const before = await renewals.findById(trx, id);
     if (!before) throw AppError.notFound();
@@ -129,21 +129,20 @@ export async function handleRenewal(
       },
     };
   });
-  await mailRequester(deps, request, change);
+  return mailRequester(deps, request, change);
 }
 
 async function mailRequester(
   deps: RenewalDeps,
   request: renewals.RenewalRequest,
   change: { state: string; note: string | null },
-): Promise<void> {
-  if (request.requesterId === null) return;
-  const account = await accounts.findById(deps.db, request.requesterId);
-  if (!account || account.disabled) return;
+): Promise<{ delivery: Delivery | null; email: string | null }> {
+  const account = request.requesterId === null ? undefined : await accounts.findById(deps.db, request.requesterId);
+  if (!account || account.disabled) return { delivery: null, email: null };
   const t = deps.translatorFor(account.language);
   const paths = makePaths(null);
   const link = account.role === 'end_user' ? paths.portal() : paths.portalOrder(request.orderId);
-  await deps.mailer.send({
+  const delivery = await deps.mailer.send({
     to: account.email,
     subject: t('renewals.mail.subject', { order: request.orderRef }),
     text: [
@@ -157,4 +156,5 @@ async function mailRequester(
       `${deps.baseUrl}${link}`,
     ].join('\n'),
   });
+  return { delivery, email: account.email };
 }

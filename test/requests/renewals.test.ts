@@ -281,6 +281,8 @@ describe('Renewal requests', function () {
           .type('form')
           .send({ _csrf: token, state: 'in_progress', note: 'Quote on its way' });
         assert.equal(res.status, 303);
+        const flashed = await admin.get(res.headers.location!).expect(200);
+        assert.ok(flashed.text.includes(`Request updated; the note to ${w.managerAll.email} is queued`));
         const row = await t.db('renewal_requests').where({ id }).first();
         assert.equal(row.state, 'in_progress');
         assert.equal(row.vendor_note, 'Quote on its way');

@@ -5,7 +5,7 @@ import * as renewals from '../../models/renewal-requests.ts';
 import { formData } from '../../forms/parse.ts';
 import { handleRenewalForm } from '../../forms/renewals.ts';
 import { HANDLING_STATES, handleRenewal } from '../../services/renewals.ts';
-import { idParam, listQuery, onPage, orNotFound } from '../helpers.ts';
+import { deliveryKey, idParam, listQuery, onPage, orNotFound } from '../helpers.ts';
 
 /** Console → Renewal requests: counts per state, the list by state, one request and its handling. */
 export function adminRenewalsController(ctx: AppContext) {
@@ -52,8 +52,8 @@ export function adminRenewalsController(ctx: AppContext) {
       const saved = onPage(req, res, res.locals.paths.adminRenewal(id), (errors) =>
         page(req, res, 422, req.body ?? {}, errors),
       );
-      await handleRenewal(ctx, req.actor, id, formData(handleRenewalForm, req.body));
-      saved('renewals.admin.updated');
+      const { delivery, email } = await handleRenewal(ctx, req.actor, id, formData(handleRenewalForm, req.body));
+      saved(delivery ? deliveryKey('renewalNote', delivery) : 'renewals.admin.updated', { email });
     },
   };
 }
