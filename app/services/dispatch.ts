@@ -9,6 +9,7 @@ import { auditedChange } from './changes.ts';
 import { makePaths } from '../paths.ts';
 import type { LinkMailDeps } from './auth.ts';
 import type { Actor } from './context.ts';
+import { sendMail } from './mail.ts';
 
 /** Sending license keys to the people who will use them, and exporting an order's licenses. */
 
@@ -67,19 +68,25 @@ export async function dispatchLicenses(
   for (const [i, license] of sent.entries()) {
     const email = items[i]!.email;
     const account = await deps.db('accounts').where({ email }).first('language');
-    const t = deps.translatorFor(account?.language ?? language);
-    const delivery = await deps.mailer.send({
-      to: email,
-      causedBy: actor.accountId,
-      subject: t('mail.dispatch.subject', { product: license.productName }),
-      text: t('mail.dispatch.body', {
-        product: license.productName,
-        key: license.licenseKey,
-        expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : t('admin.licenses.never'),
-        offline: `${deps.baseUrl}${makePaths(null).offline()}`,
-        airgap: `${deps.baseUrl}${makePaths(null).airgap()}`,
-      }),
-    });
+    const recipientLanguage = account?.language ?? language;
+    const delivery = await sendMail(
+      deps,
+      'dispatch',
+      {
+        to: email,
+        language: recipientLanguage,
+        data: (url) => ({
+          product: license.productName,
+          key: license.licenseKey,
+          expires: license.expiresAt
+            ? license.expiresAt.toISOString().slice(0, 10)
+            : deps.translatorFor(recipientLanguage)('admin.licenses.never'),
+          offline: url('offline', (p) => p.offline()),
+          airgap: url('airgap', (p) => p.airgap()),
+        }),
+      },
+      { causedBy: actor.accountId },
+    );
     result[delivery === 'sending' ? 'sending' : 'queued'] += 1;
   }
   return result;

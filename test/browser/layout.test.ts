@@ -71,6 +71,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/portal\/mail\//, { mailId: managersMail }],
     [/^\/admin\/webhooks\//, { id: vendorHook }],
     [/^\/portal\/webhooks\//, { id: managersHook }],
+    [/^\/admin\/mail-templates\//, { kind: 'dispatch' }],
   ];
   for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
   return path.replace(/:(\w+)/g, (_m, name: string) => {
