@@ -22,6 +22,17 @@ export interface Mail {
   causedBy?: number | null;
 }
 
+/** What the SMTP server is handed: a recorded mail (models/outbox.ts) as it was rendered. */
+export interface OutgoingMail {
+  to: string;
+  subject: string;
+  text: string;
+  html?: string | null;
+  fromName?: string | null;
+  replyTo?: string | null;
+  headers?: Record<string, string>;
+}
+
 /**
  * `sending`: SMTP is set up and the mail waits for the job queue to hand it over (retried with
  * backoff); `outbox`: no SMTP is set up, the mail waits in the outbox for an administrator.
@@ -32,7 +43,7 @@ export interface Mailer {
   /** Records the mail and, with SMTP, enqueues its sending — in `db`'s transaction when given one. Never waits on SMTP. */
   send(mail: Mail, db?: Knex): Promise<Delivery>;
   /** Hands one mail to the SMTP server (the mail.send job); throws when it refuses. */
-  deliver(mail: Omit<Mail, 'causedBy' | 'fromName' | 'replyTo'> & { fromName?: string | null; replyTo?: string | null }): Promise<void>;
+  deliver(mail: OutgoingMail): Promise<void>;
 }
 
 /** Attempts of one mail.send job: with the queue's backoff (30 s doubling, at most 1 h) about 2 hours in all. */

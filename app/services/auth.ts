@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import type { TFunction } from 'i18next';
 import type { Knex } from 'knex';
 import * as accounts from '../models/accounts.ts';
 import * as tokens from '../models/tokens.ts';
@@ -7,11 +6,10 @@ import * as sessions from '../models/sessions.ts';
 import { hashPassword, verifyPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { RateLimiter, clientOf, type RateRule } from '../lib/rate-limiter.ts';
-import type { Delivery, Mailer } from '../lib/mailer.ts';
+import type { Delivery } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { checkPassword, rateLimited, throttleKeys, type OnAccountCeiling } from './throttles.ts';
 import { recordAudit } from './audit.ts';
-import { makePaths } from '../paths.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import { type MailDeps, sendMail } from './mail.ts';

@@ -6,7 +6,6 @@ import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { statusOf } from '../models/licenses.ts';
 import { toBool, toDate } from '../models/normalise.ts';
 import { auditedChange } from './changes.ts';
-import { makePaths } from '../paths.ts';
 import type { LinkMailDeps } from './auth.ts';
 import type { Actor } from './context.ts';
 import { sendMail } from './mail.ts';
@@ -28,15 +27,14 @@ export interface DispatchResult {
 
 /**
  * Records to whom and when each license was sent (one transaction, one audit event), then mails each
- * recipient their key and how to activate it, in the recipient's language if the address has an
- * account, else in the sender's.
+ * recipient their key and how to activate it (app/services/mail.ts): in the recipient's language if
+ * the address has an account, else the branding's default, with the branding of the host it was made on.
  */
 export async function dispatchLicenses(
   deps: LinkMailDeps,
   actor: Actor,
   orderId: number,
   items: DispatchItem[],
-  language: string,
 ): Promise<DispatchResult> {
   if (!items.length) throw new ValidationError({ _form: 'portal.dispatchNothing' });
   if (items.length > MAX_DISPATCH) throw new ValidationError({ _form: 'portal.dispatchTooMany' });
@@ -68,19 +66,16 @@ export async function dispatchLicenses(
   for (const [i, license] of sent.entries()) {
     const email = items[i]!.email;
     const account = await deps.db('accounts').where({ email }).first('language');
-    const recipientLanguage = account?.language ?? language;
     const delivery = await sendMail(
       deps,
       'dispatch',
       {
         to: email,
-        language: recipientLanguage,
+        language: account?.language ?? null,
         data: (url) => ({
           product: license.productName,
           key: license.licenseKey,
-          expires: license.expiresAt
-            ? license.expiresAt.toISOString().slice(0, 10)
-            : deps.translatorFor(recipientLanguage)('admin.licenses.never'),
+          expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : null,
           offline: url('offline', (p) => p.offline()),
           airgap: url('airgap', (p) => p.airgap()),
         }),
@@ -168,7 +163,6 @@ export async function dispatchFromCsv(
   actor: Actor,
   orderId: number,
   csv: Buffer | undefined,
-  language: string,
 ): Promise<DispatchResult> {
   if (!csv?.length) throw AppError.validation({ csv: 'portal.dispatch.csvMissing' });
   const text = csv.toString('utf8');
@@ -186,6 +180,5 @@ export async function dispatchFromCsv(
     actor,
     orderId,
     rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })),
-    language,
   );
 }

@@ -9,7 +9,6 @@ import { hashPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { inTransaction } from '../lib/transaction.ts';
-import { makePaths } from '../paths.ts';
 import { ownsEndUser } from '../policies/portal.ts';
 import { auditedChange } from './changes.ts';
 import { recordAudit, type AuditRecord } from './audit.ts';

@@ -55,7 +55,8 @@ export interface RenderedMail {
 
 const viewsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'views', 'mail');
 
-const isLanguage = (v: unknown): v is string => typeof v === 'string' && (SUPPORTED_LANGUAGES as readonly string[]).includes(v);
+const isLanguage = (v: unknown): v is string =>
+  typeof v === 'string' && (SUPPORTED_LANGUAGES as readonly string[]).includes(v);
 
 /** The branding a mail from `origin` carries, and a URL builder on that branding's hosts. */
 async function brandingContext(deps: MailDeps, origin: string | undefined) {
@@ -63,7 +64,11 @@ async function brandingContext(deps: MailDeps, origin: string | undefined) {
   const hostname = (origin ?? base.hostname).toLowerCase();
   const { branding } = await resolveHost(deps.db, hostname);
   const hosts: { hostname: string; portal: Portal | null }[] = branding.id
-    ? await deps.db('branding_hosts').where({ branding_id: branding.id }).orderBy('hostname').select('hostname', 'portal')
+    ? await deps
+        .db('branding_hosts')
+        .where({ branding_id: branding.id })
+        .orderBy('hostname')
+        .select('hostname', 'portal')
     : [];
   // Hosts share BASE_URL's scheme and port (behind a proxy: https on 443, no port).
   const onHost = (h: string) => `${base.protocol}//${h}${base.port ? `:${base.port}` : ''}`;
@@ -113,8 +118,10 @@ function tidyText(text: string): string {
  */
 export async function renderMail(deps: MailDeps, kind: MailKind, req: MailRequest): Promise<RenderedMail> {
   const { branding, url, logoUrl } = await brandingContext(deps, deps.origin);
-  const language = [req.language, branding.id !== null ? branding.defaultLanguage : null, deps.config?.defaultLanguage]
-    .find(isLanguage) ?? 'en';
+  const language =
+    [req.language, branding.id !== null ? branding.defaultLanguage : null, deps.config?.defaultLanguage].find(
+      isLanguage,
+    ) ?? 'en';
   return renderWith(deps, kind, req, { branding, url, logoUrl, language });
 }
 
@@ -219,7 +226,12 @@ export async function previewMail(
   language: string,
 ): Promise<RenderedMail> {
   const host: string | undefined = branding.id
-    ? await deps.db('branding_hosts').where({ branding_id: branding.id }).orderBy('hostname').first('hostname').then((r) => r?.hostname)
+    ? await deps
+        .db('branding_hosts')
+        .where({ branding_id: branding.id })
+        .orderBy('hostname')
+        .first('hostname')
+        .then((r) => r?.hostname)
     : undefined;
   const onBaseUrl: UrlFor = (_area, build) => `${deps.baseUrl}${build(makePaths(null))}`;
   const c = host ? await brandingContext(deps, host) : { url: onBaseUrl, logoUrl: null };

@@ -10,7 +10,7 @@ import { enqueue, FailJob, RetryJobAt, type JobRun } from '../lib/queue.ts';
 import { assertTargetAllowed, postWebhook, TargetRefused } from '../lib/webhook-target.ts';
 import type { Settings } from '../models/settings.ts';
 import * as webhooks from '../models/webhooks.ts';
-import { makePaths } from '../paths.ts';
+import type { makePaths } from '../paths.ts';
 import { recordAudit } from './audit.ts';
 import { auditedChange } from './changes.ts';
 import { systemActor, type Actor } from './context.ts';
@@ -413,7 +413,13 @@ async function tellAdmins(deps: DeliveryDeps, endpoint: webhooks.Endpoint): Prom
       (p) => (endpoint.ownerAccountId === null ? p.adminWebhook(endpoint.id) : p.adminWebhooks()),
     ]),
     ...(owner
-      ? [[owner, 'portal', (p) => p.portalWebhook(endpoint.id)] as [Recipient, LinkArea, (p: ReturnType<typeof makePaths>) => string]]
+      ? [
+          [owner, 'portal', (p) => p.portalWebhook(endpoint.id)] as [
+            Recipient,
+            LinkArea,
+            (p: ReturnType<typeof makePaths>) => string,
+          ],
+        ]
       : []),
   ];
   for (const [to, area, link] of recipients) {

@@ -21,7 +21,8 @@ export function adminMailTemplatesController(ctx: AppContext) {
     async show(req: Request, res: Response) {
       const kind = req.params.kind;
       const brandingParam = typeof req.query.branding === 'string' ? req.query.branding : '';
-      const languageParam = typeof req.query.language === 'string' && req.query.language ? req.query.language : req.lang;
+      const languageParam =
+        typeof req.query.language === 'string' && req.query.language ? req.query.language : req.lang;
       if (!isMailKind(kind) || !isLanguage(languageParam) || (brandingParam && !/^[1-9]\d{0,9}$/.test(brandingParam)))
         throw notFound();
       const branding = brandingParam

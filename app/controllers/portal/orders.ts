@@ -297,7 +297,6 @@ export function portalOrdersController(ctx: AppContext) {
         req.actor,
         req.order!.id,
         formData(dispatchForm, req.body ?? {}),
-        req.lang,
       );
       flashDispatch(req, result);
       res.redirect(303, res.locals.paths.portalOrder(req.order!.id));
@@ -309,7 +308,7 @@ export function portalOrdersController(ctx: AppContext) {
         back: res.locals.paths.portalOrder(req.order!.id),
         rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, csvVars: err.vars }),
       });
-      const result = await dispatchFromCsv(mailingFrom(ctx, req), req.actor, req.order!.id, req.file?.buffer, req.lang);
+      const result = await dispatchFromCsv(mailingFrom(ctx, req), req.actor, req.order!.id, req.file?.buffer);
       flashDispatch(req, result);
       res.redirect(303, res.locals.paths.portalOrder(req.order!.id));
     },
