@@ -98,6 +98,9 @@ async function brandingContext(deps: MailDeps, origin: string | undefined) {
   return { branding, url, logoUrl };
 }
 
+/** A kind's strings in config/locales/xx.mail.json: `license-invitation` → `mails.licenseInvitation.*`. */
+const localeKeyOf = (kind: MailKind) => kind.replace(/-(\w)/g, (_m, c: string) => c.toUpperCase());
+
 /** EJS escapes HTML in the HTML part; the plain-text part is the same template with no escaping. */
 const escapeNothing = (v: unknown) => (v === undefined || v === null ? '' : String(v));
 
@@ -141,7 +144,7 @@ async function renderWith(
     branding: c.branding,
     logoUrl: c.logoUrl,
     language: c.language,
-    subject: t(`mails.${kind}.subject`, { ...data, brand }),
+    subject: t(`mails.${localeKeyOf(kind)}.subject`, { ...data, brand }),
   };
   const file = path.join(viewsDir, `${kind}.ejs`);
   const html = await ejs.renderFile(path.join(viewsDir, '_layout.ejs'), {

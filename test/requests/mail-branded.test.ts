@@ -159,6 +159,22 @@ describe('Branded, localized mail through a real SMTP server', function () {
     await request(t.app).get(link[1]!).set('Host', USERS).expect(200);
   });
 
+  it('a forged Host header never gets into a link: an unknown host gets BASE_URL', async () => {
+    const { email } = await createAccount(t.db, { role: 'manager', language: 'en' });
+    const agent = request.agent(t.app);
+    const page = await agent.get('/password/forgot').set('Host', 'evil.example').expect(200);
+    await agent
+      .post('/password/forgot')
+      .set('Host', 'evil.example')
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text), email })
+      .expect(303);
+    const [mail] = await delivered();
+    assert.equal(mail!.subject, 'Reset your Portico password');
+    assert.match(mail!.text!, /http:\/\/portico\.test\/password\/reset\/[\w-]+/);
+    assert.ok(!mail!.text!.includes('evil.example') && !String(mail!.html).includes('evil.example'));
+  });
+
   it('an invitation from the console: escaped names in HTML, the built-in sender, a German account gets German', async () => {
     const { agent } = await adminAgent(t);
     const invite = await submitForm(agent, '/admin/managers/new', '/admin/managers', {
