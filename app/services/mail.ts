@@ -2,8 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ejs from 'ejs';
 import type { Knex } from 'knex';
-import { SUPPORTED_LANGUAGES } from '../../config/index.ts';
-import type { TFunction } from '../lib/i18n.ts';
+import { isLanguage, type TFunction } from '../lib/i18n.ts';
 import type { Delivery, Mailer } from '../lib/mailer.ts';
 import { type Branding, type Portal, resolveHost } from '../models/brandings.ts';
 import { makePaths } from '../paths.ts';
@@ -54,9 +53,6 @@ export interface RenderedMail {
 }
 
 const viewsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'views', 'mail');
-
-const isLanguage = (v: unknown): v is string =>
-  typeof v === 'string' && (SUPPORTED_LANGUAGES as readonly string[]).includes(v);
 
 /** The branding a mail from `origin` carries, and a URL builder on that branding's hosts. */
 async function brandingContext(deps: MailDeps, origin: string | undefined) {

@@ -1,14 +1,12 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
-import { SUPPORTED_LANGUAGES } from '../../../config/index.ts';
 import { notFound } from '../../lib/errors.ts';
+import { isLanguage } from '../../lib/i18n.ts';
 import * as brandings from '../../models/brandings.ts';
 import { MAIL_KINDS, isMailKind, previewMail } from '../../services/mail.ts';
 
 /** Brandings offered in the preview's select (a console has a handful). */
 const BRANDING_CHOICES = 200;
-
-const isLanguage = (v: unknown): v is string => (SUPPORTED_LANGUAGES as readonly unknown[]).includes(v);
 
 /** Console → Mail templates: every mail kind, previewed for any branding and language with sample data. */
 export function adminMailTemplatesController(ctx: AppContext) {
