@@ -14,6 +14,7 @@ import {
 } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import * as brandings from '../../app/models/brandings.ts';
+import * as catalog from '../../app/models/catalog.ts';
 import { runDueJobs } from '../../app/lib/queue.ts';
 import { MAIL_KINDS } from '../../app/services/mail.ts';
 
@@ -191,6 +192,37 @@ describe('Branded, localized mail through a real SMTP server', function () {
     assert.ok(html.includes('&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co'));
     assert.ok(mail!.text!.includes('Guten Tag <script>alert(1)</script> & Co,'), 'plain text as typed');
     assert.match(mail!.text!, /http:\/\/portico\.test\/password\/reset\/[\w-]+/);
+  });
+
+  it('a license-user invitation made on a bound host: the invitee’s language, the inviter, a link on that host', async () => {
+    const now = t.clock.now();
+    const licenseB = await catalog.insertLicense(
+      t.db,
+      {
+        orderId: w.orderB,
+        productId: w.userProduct,
+        policyId: w.userPolicy,
+        licenseKey: null,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2 },
+        startDate: now,
+      },
+      now,
+    );
+    const user = await createAccount(t.db, { role: 'end_user', language: 'de' });
+    await catalog.assignLicenseUser(t.db, w.userLicense, user.id, 1, now);
+    const b = await loginAgent(t.app, w.managerB.email, w.managerB.password, { Host: USERS });
+    const page = await b.get('/account').set('Host', USERS).expect(200);
+    await b
+      .post(`/licenses/${licenseB}/users`)
+      .set('Host', USERS)
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text), email: user.email, max_activations: '2' })
+      .expect(303);
+    const [mail] = await delivered();
+    assert.equal(toOf(mail!), user.email);
+    assert.equal(mail!.subject, 'Einladung zur Nutzung einer Lizenz von Acme Analytics');
+    assertBranded(mail!);
+    assert.match(mail!.text!, /http:\/\/users\.northwind\.test\/invitations\/[\w-]+/);
   });
 
   it('the outbox keeps the rendered parts until SMTP takes the mail', async () => {
