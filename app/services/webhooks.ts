@@ -10,13 +10,12 @@ import { enqueue, FailJob, RetryJobAt, type JobRun } from '../lib/queue.ts';
 import { assertTargetAllowed, postWebhook, TargetRefused } from '../lib/webhook-target.ts';
 import type { Settings } from '../models/settings.ts';
 import * as webhooks from '../models/webhooks.ts';
-import type { makePaths } from '../paths.ts';
 import { recordAudit } from './audit.ts';
 import { auditedChange } from './changes.ts';
 import { systemActor, type Actor } from './context.ts';
 import { DELIVER_JOB, DELIVERY_ATTEMPTS, deliverEvent, endpointMayReceive, type WebhookEventType } from './events.ts';
 import { inTransaction } from '../lib/transaction.ts';
-import { type LinkArea, sendMail } from './mail.ts';
+import { sendMail, type UrlFor } from './mail.ts';
 
 /**
  * Webhook endpoints and the delivery of events to them (docs/webhooks.md). An endpoint's owner is
@@ -406,23 +405,14 @@ async function tellAdmins(deps: DeliveryDeps, endpoint: webhooks.Endpoint): Prom
     endpoint.ownerAccountId === null
       ? undefined
       : await deps.db('accounts').where({ id: endpoint.ownerAccountId }).first('email', 'name', 'language');
-  const recipients: [Recipient, LinkArea, (p: ReturnType<typeof makePaths>) => string][] = [
-    ...admins.map((a): [Recipient, LinkArea, (p: ReturnType<typeof makePaths>) => string] => [
+  const recipients: [Recipient, Parameters<UrlFor>][] = [
+    ...admins.map((a): [Recipient, Parameters<UrlFor>] => [
       a,
-      'console',
-      (p) => (endpoint.ownerAccountId === null ? p.adminWebhook(endpoint.id) : p.adminWebhooks()),
+      ['console', (p) => (endpoint.ownerAccountId === null ? p.adminWebhook(endpoint.id) : p.adminWebhooks())],
     ]),
-    ...(owner
-      ? [
-          [owner, 'portal', (p) => p.portalWebhook(endpoint.id)] as [
-            Recipient,
-            LinkArea,
-            (p: ReturnType<typeof makePaths>) => string,
-          ],
-        ]
-      : []),
+    ...(owner ? [[owner, ['portal', (p) => p.portalWebhook(endpoint.id)]] as [Recipient, Parameters<UrlFor>]] : []),
   ];
-  for (const [to, area, link] of recipients) {
+  for (const [to, link] of recipients) {
     await sendMail(deps, 'webhook-disabled', {
       to: to.email,
       language: to.language,
@@ -430,7 +420,7 @@ async function tellAdmins(deps: DeliveryDeps, endpoint: webhooks.Endpoint): Prom
         name: to.name,
         url: endpoint.url,
         hours: DISABLE_AFTER_FAILING_MS / 3_600_000,
-        link: url(area, link),
+        link: url(...link),
       }),
     });
   }
