@@ -122,6 +122,9 @@ describe('browser: the phone layout (390 px) and the design', function () {
       defaultLanguage: 'en',
       showPoweredBy: false,
       logoAsFavicon: false,
+      mailFromName: 'Acme Licensing Team',
+      mailReplyTo: 'help@acme.example',
+      mailFooter: 'Acme Corporation International, 1 Long Street, with a footer that goes on',
     });
     await brandings.insertHost(app.t.db, brandingId, 'licenses.acme-corporation-international.example', 'portal', now);
     await app.t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: now });
