@@ -7,30 +7,12 @@ import type { Logger } from './logger.ts';
 import { enqueue, FailJob, type JobRun } from './queue.ts';
 import { inTransaction } from './transaction.ts';
 
-export interface Mail {
-  to: string;
-  subject: string;
-  text: string;
-  /** The HTML part (app/services/mail.ts renders both from views/mail/). */
-  html?: string;
-  /** The sender's display name (the address stays MAIL_FROM's, which the SMTP server accepts). */
-  fromName?: string;
-  replyTo?: string | null;
-  /** Extra headers (e.g. List-Unsubscribe), sent as given. */
-  headers?: Record<string, string>;
+/** What the SMTP server is handed: a recorded mail (models/outbox.ts) as app/services/mail.ts rendered it. */
+export type OutgoingMail = Omit<outbox.NewMail, 'causedBy'>;
+
+export interface Mail extends OutgoingMail {
   /** The account whose action caused the mail (a manager's dispatch or invitation): they see what became of it. */
   causedBy?: number | null;
-}
-
-/** What the SMTP server is handed: a recorded mail (models/outbox.ts) as it was rendered. */
-export interface OutgoingMail {
-  to: string;
-  subject: string;
-  text: string;
-  html?: string | null;
-  fromName?: string | null;
-  replyTo?: string | null;
-  headers?: Record<string, string>;
 }
 
 /**

@@ -44,6 +44,7 @@ export interface NewMail {
   to: string;
   subject: string;
   text: string;
+  /** The HTML part, the sender's display name (the address stays MAIL_FROM's), Reply-To, extra headers (e.g. List-Unsubscribe). */
   html?: string | null;
   fromName?: string | null;
   replyTo?: string | null;
