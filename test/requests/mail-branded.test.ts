@@ -277,6 +277,26 @@ describe('Console → Mail templates (preview)', function () {
         }
   });
 
+  it('the branding form refuses a bad reply-to address and an overlong footer (422, field errors)', async () => {
+    const { agent } = await adminAgent(t);
+    const fields = {
+      name: 'bad-mail',
+      display_name: 'Bad',
+      primary_color: '#123456',
+      accent_color: '#abcdef',
+      default_language: 'en',
+    };
+    const bad = await submitForm(agent, '/admin/brandings/new', '/admin/brandings', {
+      ...fields,
+      mail_reply_to: 'not an address',
+      mail_footer: 'x'.repeat(501),
+    });
+    assert.equal(bad.status, 422);
+    assert.match(bad.text, /id="field-mail_reply_to"[^>]*aria-invalid="true"/);
+    assert.match(bad.text, /id="field-mail_footer"[^>]*aria-invalid="true"/);
+    assert.equal(await t.db('brandings').where({ name: 'bad-mail' }).first(), undefined);
+  });
+
   it('is for admins only; an unknown kind, branding or language is a 404', async () => {
     const manager = await loginAgent(t.app, w.managerAll.email, w.managerAll.password);
     await manager.get('/admin/mail-templates').expect(404);
