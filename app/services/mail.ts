@@ -39,6 +39,8 @@ export interface MailRequest {
   language?: string | null;
   /** The template's data; links are built through `url` so they land on the branding's hosts. */
   data: (url: UrlFor) => Record<string, unknown>;
+  /** Extra headers sent as given (e.g. List-Unsubscribe for notifications). */
+  headers?: Record<string, string>;
 }
 
 export interface RenderedMail {
@@ -160,7 +162,7 @@ async function renderWith(
     html,
     fromName: c.branding.mailFromName || brand,
     replyTo: c.branding.mailReplyTo || c.branding.supportEmail,
-    headers: {},
+    headers: req.headers ?? {},
   };
 }
 

@@ -16,7 +16,7 @@ import { portalWorld } from '../helpers/portal.ts';
 import * as brandings from '../../app/models/brandings.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { runDueJobs } from '../../app/lib/queue.ts';
-import { MAIL_KINDS } from '../../app/services/mail.ts';
+import { MAIL_KINDS, SAMPLE_DATA, sendMail } from '../../app/services/mail.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 
@@ -223,6 +223,18 @@ describe('Branded, localized mail through a real SMTP server', function () {
     assert.equal(mail!.subject, 'Einladung zur Nutzung einer Lizenz von Acme Analytics');
     assertBranded(mail!);
     assert.match(mail!.text!, /http:\/\/users\.northwind\.test\/invitations\/[\w-]+/);
+  });
+
+  it('extra headers a sender asks for travel with the outbox row to SMTP', async () => {
+    await sendMail(t.app.locals.ctx, 'reset', {
+      to: 'headers@example.com',
+      language: 'en',
+      headers: { 'List-Unsubscribe': '<http://portico.test/unsubscribe/x>' },
+      data: SAMPLE_DATA.reset,
+    });
+    const [mail] = await delivered();
+    const line = mail!.headerLines.find((h) => h.key === 'list-unsubscribe')?.line;
+    assert.equal(line, 'List-Unsubscribe: <http://portico.test/unsubscribe/x>');
   });
 
   it('the outbox keeps the rendered parts until SMTP takes the mail', async () => {
