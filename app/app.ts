@@ -194,7 +194,8 @@ export function createApp(deps: AppDeps): PorticoApp {
     new LocalStrategy(
       { usernameField: 'email', passwordField: 'password', passReqToCallback: true },
       (req, email, password, done) => {
-        authenticate(ctx, req.actor, email, password).then(
+        // The host the sign-in came on brands an unlock mail (app/services/mail.ts).
+        authenticate({ ...ctx, origin: req.hostname }, req.actor, email, password).then(
           (result) => done(null, result.ok ? result.account : false),
           done,
         );

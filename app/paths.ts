@@ -136,6 +136,8 @@ export function makePaths(boundPortal: string | null) {
     adminOutbox: (query: Query = {}) => withQuery('/admin/outbox', query),
     adminOutboxMail: (id: number) => `/admin/outbox/${id}`,
     adminJobs: (query: Query = {}) => withQuery('/admin/jobs', query),
+    adminMailTemplates: () => '/admin/mail-templates',
+    adminMailTemplate: (kind: string, query: Query = {}) => withQuery(`/admin/mail-templates/${enc(kind)}`, query),
     adminJobRunAgain: (id: number) => `/admin/jobs/${id}/run-again`,
     adminJobCancel: (id: number) => `/admin/jobs/${id}/cancel`,
     adminProducts: (query: Query = {}) => withQuery('/admin/products', query),

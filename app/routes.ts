@@ -29,6 +29,7 @@ import { adminBrandingsController } from './controllers/admin/brandings.ts';
 import { adminSettingsController } from './controllers/admin/settings.ts';
 import { adminThrottlesController } from './controllers/admin/throttles.ts';
 import { adminJobsController } from './controllers/admin/jobs.ts';
+import { adminMailTemplatesController } from './controllers/admin/mail-templates.ts';
 import { adminLoaders } from './controllers/admin/loaders.ts';
 import { adminKeysController } from './controllers/admin/keys.ts';
 import { adminCustomersController } from './controllers/admin/customers.ts';
@@ -100,6 +101,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const settings = adminSettingsController(ctx);
   const throttles = adminThrottlesController(ctx);
   const jobs = adminJobsController(ctx);
+  const mailTemplates = adminMailTemplatesController(ctx);
   const signingKeys = adminKeysController(ctx);
   const customers = adminCustomersController(ctx);
   const orders = adminOrdersController(ctx);
@@ -481,6 +483,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.get('/outbox', admin.outbox);
   adm.get('/outbox/:id', admin.outboxMail);
   adm.get('/jobs', jobs.index);
+  adm.get('/mail-templates', mailTemplates.index);
+  adm.get('/mail-templates/:kind', mailTemplates.show);
   adm.post('/jobs/:id/run-again', jobs.runAgain);
   adm.post('/jobs/:id/cancel', jobs.cancel);
   adm.get('/products', products.index);

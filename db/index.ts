@@ -20,6 +20,7 @@ import * as brandingFaviconPoweredBy from './migrations/0018_branding_favicon_po
 import * as jobs from './migrations/0019_jobs.ts';
 import * as apiCredentials from './migrations/0020_api_credentials.ts';
 import * as webhooks from './migrations/0021_webhooks.ts';
+import * as brandedMail from './migrations/0022_branded_mail.ts';
 import * as renewalRequests from './migrations/0023_renewal_requests.ts';
 
 export type Db = Knex;
@@ -51,6 +52,7 @@ const migrations: Migration[] = [
   { name: '0019_jobs', ...jobs },
   { name: '0020_api_credentials', ...apiCredentials },
   { name: '0021_webhooks', ...webhooks },
+  { name: '0022_branded_mail', ...brandedMail },
   { name: '0023_renewal_requests', ...renewalRequests },
 ];
 

@@ -89,3 +89,9 @@ export const loader =
     await run(req);
     next();
   };
+
+/** The context for a service that mails: the request's host brands the mail (app/services/mail.ts). */
+export const mailingFrom = <T extends object>(ctx: T, req: Request): T & { origin: string } => ({
+  ...ctx,
+  origin: req.hostname,
+});

@@ -7,7 +7,7 @@ import { onFailure } from '../middleware/errors.ts';
 import * as service from '../services/licenses.ts';
 import * as users from '../services/license-users.ts';
 import { issueRefreshFile } from '../services/license-files.ts';
-import { done, idParam } from './helpers.ts';
+import { mailingFrom, done, idParam } from './helpers.ts';
 
 /**
  * The license actions the console and the User Portal share (the route lines load `req.license` and
@@ -105,7 +105,7 @@ export function licenseActions(ctx: AppContext, page: LicensePage) {
       licenseForm(req, res, (errors) => ({ values: req.body, errors }));
       const form = formData(assignUserForm, req.body);
       await users.assignUser(
-        ctx,
+        mailingFrom(ctx, req),
         req.actor,
         req.license!.id,
         { email: form.email, name: form.name, maxActivations: form.max_activations },

@@ -14,6 +14,7 @@ import {
   unlockAccount,
 } from '../services/auth.ts';
 import { homeFor } from './sessions.ts';
+import { mailingFrom } from './helpers.ts';
 
 /** Forgot password (e-mailed single-use link) and the reset form behind that link. */
 export function passwordsController(ctx: AppContext) {
@@ -32,7 +33,7 @@ export function passwordsController(ctx: AppContext) {
             .render('auth/forgot', { title: req.t('auth.forgot.title'), values: req.body, errors: err.fieldErrors }),
       });
       const form = formData(forgotPasswordForm, req.body);
-      await requestPasswordReset(ctx, req.actor, form.email);
+      await requestPasswordReset(mailingFrom(ctx, req), req.actor, form.email);
       // The same answer whether or not the address has an account.
       flash(req, 'info', req.t('auth.forgot.sent', { minutes: RESET_LINK_MINUTES }));
       res.redirect(303, res.locals.paths.login());

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PORTALS } from '../models/brandings.ts';
-import { checkbox, hexColor, language, optionalEmail, requiredText } from './fields.ts';
+import { checkbox, hexColor, language, optionalEmail, optionalText, requiredText } from './fields.ts';
 
 const trimLower = (v: unknown) => (typeof v === 'string' ? v.trim().toLowerCase() : v);
 
@@ -25,6 +25,9 @@ export const brandingForm = z.object({
   default_language: language,
   show_powered_by: checkbox,
   logo_as_favicon: checkbox,
+  mail_from_name: optionalText(100),
+  mail_reply_to: optionalEmail,
+  mail_footer: optionalText(500),
 });
 
 const DNS_LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;

@@ -7,10 +7,10 @@ import type { Logger } from './logger.ts';
 import { enqueue, FailJob, type JobRun } from './queue.ts';
 import { inTransaction } from './transaction.ts';
 
-export interface Mail {
-  to: string;
-  subject: string;
-  text: string;
+/** What the SMTP server is handed: a recorded mail (models/outbox.ts) as app/services/mail.ts rendered it. */
+export type OutgoingMail = Omit<outbox.NewMail, 'causedBy'>;
+
+export interface Mail extends OutgoingMail {
   /** The account whose action caused the mail (a manager's dispatch or invitation): they see what became of it. */
   causedBy?: number | null;
 }
@@ -25,7 +25,7 @@ export interface Mailer {
   /** Records the mail and, with SMTP, enqueues its sending — in `db`'s transaction when given one. Never waits on SMTP. */
   send(mail: Mail, db?: Knex): Promise<Delivery>;
   /** Hands one mail to the SMTP server (the mail.send job); throws when it refuses. */
-  deliver(mail: Pick<Mail, 'to' | 'subject' | 'text'>): Promise<void>;
+  deliver(mail: OutgoingMail): Promise<void>;
 }
 
 /** Attempts of one mail.send job: with the queue's backoff (30 s doubling, at most 1 h) about 2 hours in all. */
@@ -41,11 +41,13 @@ export const MAIL_ATTEMPTS = 8;
 export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; clock: Clock; logger: Logger }): Mailer {
   // nodemailer loads with the first mail, not at start-up.
   let transport: Promise<Transporter> | undefined;
+  // MAIL_FROM may be "Name <address>": a branding's sender name replaces the name, never the address.
+  const fromAddress = /<([^<>]+)>\s*$/.exec(opts.from)?.[1] ?? opts.from.trim();
   const smtp = (url: string) =>
     (transport ??= import('nodemailer').then(({ default: nodemailer }) => nodemailer.createTransport(url)));
   return {
     async send(mail, db = opts.db) {
-      const row = { to: mail.to, subject: mail.subject, text: mail.text, causedBy: mail.causedBy ?? null };
+      const row = { ...mail, causedBy: mail.causedBy ?? null };
       const now = opts.clock.now();
       if (!opts.smtpUrl) {
         await outbox.insert(db, row, 'no_smtp', null, now);
@@ -60,10 +62,13 @@ export function createMailer(opts: { smtpUrl?: string; from: string; db: Knex; c
     async deliver(mail) {
       if (!opts.smtpUrl) throw new FailJob('SMTP is no longer configured (SMTP_URL)');
       await (await smtp(opts.smtpUrl)).sendMail({
-        from: opts.from,
+        from: mail.fromName ? { name: mail.fromName, address: fromAddress } : opts.from,
         to: mail.to,
         subject: mail.subject,
         text: mail.text,
+        ...(mail.html ? { html: mail.html } : {}),
+        ...(mail.replyTo ? { replyTo: mail.replyTo } : {}),
+        ...(mail.headers && Object.keys(mail.headers).length ? { headers: mail.headers } : {}),
       });
     },
   };

@@ -17,6 +17,10 @@ export interface Branding {
   showPoweredBy: boolean;
   /** The browser tab shows the logo (when there is one) instead of Portico's icon. */
   logoAsFavicon: boolean;
+  /** Mail (app/services/mail.ts): the sender's name (else the display name), Reply-To (else the support address), footer text. */
+  mailFromName: string | null;
+  mailReplyTo: string | null;
+  mailFooter: string | null;
 }
 
 /** What a host without a branding of its own shows. */
@@ -30,6 +34,9 @@ export const BUILT_IN_BRANDING: Branding = {
   hasLogo: false,
   showPoweredBy: true,
   logoAsFavicon: false,
+  mailFromName: null,
+  mailReplyTo: null,
+  mailFooter: null,
 };
 
 const COLUMNS = [
@@ -42,6 +49,9 @@ const COLUMNS = [
   'logo_mime',
   'show_powered_by',
   'logo_as_favicon',
+  'mail_from_name',
+  'mail_reply_to',
+  'mail_footer',
 ];
 
 function fromRow(r: Record<string, unknown>): Branding {
@@ -55,6 +65,9 @@ function fromRow(r: Record<string, unknown>): Branding {
     hasLogo: !!r.logo_mime,
     showPoweredBy: !!r.show_powered_by,
     logoAsFavicon: !!r.logo_as_favicon,
+    mailFromName: (r.mail_from_name as string | null) ?? null,
+    mailReplyTo: (r.mail_reply_to as string | null) ?? null,
+    mailFooter: (r.mail_footer as string | null) ?? null,
   };
 }
 
@@ -76,6 +89,12 @@ export async function resolveHost(db: Knex, hostname: string): Promise<{ brandin
   return { branding: fromRow(row), portal: (row.portal as Portal | null) ?? null };
 }
 
+/** One branding as a page or a mail shows it (the console's mail preview). */
+export async function findBranding(db: Knex, id: number): Promise<Branding | undefined> {
+  const row = await db('brandings').where({ 'brandings.id': id }).first(COLUMNS);
+  return row ? fromRow(row) : undefined;
+}
+
 export async function findLogo(db: Knex, id: number): Promise<{ data: Buffer; mime: string } | undefined> {
   const row = await db('brandings').where({ id }).whereNotNull('logo_mime').first(['logo_data', 'logo_mime']);
   return row ? { data: Buffer.from(row.logo_data as Uint8Array), mime: String(row.logo_mime) } : undefined;
@@ -90,6 +109,9 @@ export interface NewBranding {
   defaultLanguage?: string;
   showPoweredBy?: boolean;
   logoAsFavicon?: boolean;
+  mailFromName?: string | null;
+  mailReplyTo?: string | null;
+  mailFooter?: string | null;
 }
 
 export async function insert(db: Knex, b: NewBranding, now: Date): Promise<number> {
@@ -103,6 +125,9 @@ export async function insert(db: Knex, b: NewBranding, now: Date): Promise<numbe
     default_language: b.defaultLanguage ?? 'en',
     show_powered_by: b.showPoweredBy ?? true,
     logo_as_favicon: b.logoAsFavicon ?? false,
+    mail_from_name: b.mailFromName ?? null,
+    mail_reply_to: b.mailReplyTo ?? null,
+    mail_footer: b.mailFooter ?? null,
     created_at: now,
     updated_at: now,
   });
@@ -140,6 +165,9 @@ export interface BrandingRecord {
   logoSize: number | null;
   showPoweredBy: boolean;
   logoAsFavicon: boolean;
+  mailFromName: string | null;
+  mailReplyTo: string | null;
+  mailFooter: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -163,6 +191,9 @@ const recordColumns = (db: Knex) => [
   db.raw('LENGTH(logo_data) AS logo_size'),
   'show_powered_by',
   'logo_as_favicon',
+  'mail_from_name',
+  'mail_reply_to',
+  'mail_footer',
   'created_at',
   'updated_at',
 ];
@@ -180,6 +211,9 @@ function recordFromRow(r: Record<string, unknown>): BrandingRecord {
     logoSize: r.logo_size === null || r.logo_size === undefined ? null : Number(r.logo_size),
     showPoweredBy: !!r.show_powered_by,
     logoAsFavicon: !!r.logo_as_favicon,
+    mailFromName: (r.mail_from_name as string | null) ?? null,
+    mailReplyTo: (r.mail_reply_to as string | null) ?? null,
+    mailFooter: (r.mail_footer as string | null) ?? null,
     createdAt: toDate(r.created_at)!,
     updatedAt: toDate(r.updated_at)!,
   };
@@ -226,6 +260,9 @@ export async function update(db: Knex, id: number, b: Required<NewBranding>, now
     default_language: b.defaultLanguage,
     show_powered_by: b.showPoweredBy,
     logo_as_favicon: b.logoAsFavicon,
+    mail_from_name: b.mailFromName,
+    mail_reply_to: b.mailReplyTo,
+    mail_footer: b.mailFooter,
     updated_at: now,
   });
 }
@@ -288,5 +325,8 @@ export function auditView(b: BrandingRecord) {
     logoSize: b.logoSize,
     showPoweredBy: b.showPoweredBy,
     logoAsFavicon: b.logoAsFavicon,
+    mailFromName: b.mailFromName,
+    mailReplyTo: b.mailReplyTo,
+    mailFooter: b.mailFooter,
   };
 }

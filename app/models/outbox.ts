@@ -14,6 +14,11 @@ export interface OutboxMail {
   to: string;
   subject: string;
   text: string;
+  /** What app/services/mail.ts rendered beside the text: the HTML part, the sender's name, Reply-To, extra headers. */
+  html: string | null;
+  fromName: string | null;
+  replyTo: string | null;
+  headers: Record<string, string>;
   /**
    * no_smtp | smtp_pending (its mail.send job has not succeeded yet) | smtp_failed | sent (a mail SMTP
    * accepted, kept without its text for whoever caused it).
@@ -39,6 +44,11 @@ export interface NewMail {
   to: string;
   subject: string;
   text: string;
+  /** The HTML part, the sender's display name (the address stays MAIL_FROM's), Reply-To, extra headers (e.g. List-Unsubscribe). */
+  html?: string | null;
+  fromName?: string | null;
+  replyTo?: string | null;
+  headers?: Record<string, string>;
   causedBy: number | null;
 }
 
@@ -47,6 +57,10 @@ export async function insert(db: Knex, mail: NewMail, reason: MailReason, error:
     to_address: mail.to,
     subject: mail.subject.slice(0, 255),
     text_body: reason === 'sent' ? '' : mail.text,
+    html_body: reason === 'sent' ? null : (mail.html ?? null),
+    from_name: mail.fromName?.slice(0, 100) ?? null,
+    reply_to: mail.replyTo ?? null,
+    headers_json: mail.headers && Object.keys(mail.headers).length ? JSON.stringify(mail.headers) : null,
     reason,
     error,
     caused_by_account_id: mail.causedBy,
@@ -71,7 +85,7 @@ export async function findUnsent(db: Knex, id: number): Promise<OutboxMail | und
  */
 export async function markSent(db: Knex, mail: OutboxMail): Promise<void> {
   const row = unsent(db, mail.id);
-  if (mail.causedBy) await row.update({ reason: 'sent', text_body: '', error: null });
+  if (mail.causedBy) await row.update({ reason: 'sent', text_body: '', html_body: null, error: null });
   else await row.delete();
 }
 
@@ -86,6 +100,10 @@ function fromRow(r: Record<string, unknown>): OutboxMail {
     to: String(r.to_address),
     subject: String(r.subject),
     text: String(r.text_body),
+    html: (r.html_body as string | null) ?? null,
+    fromName: (r.from_name as string | null) ?? null,
+    replyTo: (r.reply_to as string | null) ?? null,
+    headers: r.headers_json ? (JSON.parse(String(r.headers_json)) as Record<string, string>) : {},
     reason: String(r.reason),
     state: stateOf(String(r.reason)),
     error: (r.error as string | null) ?? null,

@@ -1,5 +1,4 @@
 import crypto from 'node:crypto';
-import type { TFunction } from 'i18next';
 import type { Knex } from 'knex';
 import * as accounts from '../models/accounts.ts';
 import * as tokens from '../models/tokens.ts';
@@ -7,13 +6,13 @@ import * as sessions from '../models/sessions.ts';
 import { hashPassword, verifyPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { RateLimiter, clientOf, type RateRule } from '../lib/rate-limiter.ts';
-import type { Delivery, Mailer } from '../lib/mailer.ts';
+import type { Delivery } from '../lib/mailer.ts';
 import { HttpError, ValidationError } from '../lib/errors.ts';
 import { checkPassword, rateLimited, throttleKeys, type OnAccountCeiling } from './throttles.ts';
 import { recordAudit } from './audit.ts';
-import { makePaths } from '../paths.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { inTransaction } from '../lib/transaction.ts';
+import { type MailDeps, sendMail } from './mail.ts';
 
 export const RESET_REQUESTS_PER_CLIENT: RateRule = { limit: 10, windowMs: 15 * 60_000 };
 export const RESET_REQUESTS_PER_EMAIL: RateRule = { limit: 3, windowMs: 60 * 60_000 };
@@ -48,13 +47,12 @@ export const mailUnlockLink =
       objectId: account.id,
       after: { unlockLinkMinutes: UNLOCK_LINK_MINUTES },
     });
-    const t = deps.translatorFor(account.language);
-    await deps.mailer.send({
+    await sendMail(deps, 'unlock', {
       to: account.email,
-      subject: t('mail.unlock.subject'),
-      text: t('mail.unlock.body', {
+      language: account.language,
+      data: (url) => ({
         name: account.name,
-        link: `${deps.baseUrl}${makePaths(null).unlockLogin(token)}`,
+        link: url('account', (p) => p.unlockLogin(token)),
         minutes: UNLOCK_LINK_MINUTES,
       }),
     });
@@ -298,11 +296,8 @@ export async function requestPasswordReset(deps: AuthDeps & LinkMailDeps, actor:
 
 export const INVITE_LINK_DAYS = 7;
 
-export interface LinkMailDeps extends ServiceDeps {
-  mailer: Mailer;
-  baseUrl: string;
-  translatorFor: (lng: string) => TFunction;
-}
+/** What sends a mail (app/services/mail.ts): `origin`, the host a request came on, brands it. */
+export interface LinkMailDeps extends ServiceDeps, MailDeps {}
 
 /**
  * E-mails a single-use link to choose a password: `reset` (valid 60 minutes) for a forgotten
@@ -325,18 +320,21 @@ export async function mailAccountLink(
     null,
     now,
   );
-  const t = deps.translatorFor(account.language);
-  return deps.mailer.send({
-    to: account.email,
-    subject: t(`mail.${kind}.subject`),
-    text: t(`mail.${kind}.body`, {
-      name: account.name,
-      link: `${deps.baseUrl}${makePaths(null).resetPassword(token)}`,
-      minutes,
-      days: INVITE_LINK_DAYS,
-    }),
-    causedBy,
-  });
+  return sendMail(
+    deps,
+    kind,
+    {
+      to: account.email,
+      language: account.language,
+      data: (url) => ({
+        name: account.name,
+        link: url('account', (p) => p.resetPassword(token)),
+        minutes,
+        days: INVITE_LINK_DAYS,
+      }),
+    },
+    { causedBy },
+  );
 }
 
 export async function isResetTokenUsable({ db, clock }: ServiceDeps, token: string): Promise<boolean> {

@@ -6,9 +6,9 @@ import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { statusOf } from '../models/licenses.ts';
 import { toBool, toDate } from '../models/normalise.ts';
 import { auditedChange } from './changes.ts';
-import { makePaths } from '../paths.ts';
 import type { LinkMailDeps } from './auth.ts';
 import type { Actor } from './context.ts';
+import { sendMail } from './mail.ts';
 
 /** Sending license keys to the people who will use them, and exporting an order's licenses. */
 
@@ -27,15 +27,14 @@ export interface DispatchResult {
 
 /**
  * Records to whom and when each license was sent (one transaction, one audit event), then mails each
- * recipient their key and how to activate it, in the recipient's language if the address has an
- * account, else in the sender's.
+ * recipient their key and how to activate it (app/services/mail.ts): in the recipient's language if
+ * the address has an account, else the branding's default, with the branding of the host it was made on.
  */
 export async function dispatchLicenses(
   deps: LinkMailDeps,
   actor: Actor,
   orderId: number,
   items: DispatchItem[],
-  language: string,
 ): Promise<DispatchResult> {
   if (!items.length) throw new ValidationError({ _form: 'portal.dispatchNothing' });
   if (items.length > MAX_DISPATCH) throw new ValidationError({ _form: 'portal.dispatchTooMany' });
@@ -67,19 +66,22 @@ export async function dispatchLicenses(
   for (const [i, license] of sent.entries()) {
     const email = items[i]!.email;
     const account = await deps.db('accounts').where({ email }).first('language');
-    const t = deps.translatorFor(account?.language ?? language);
-    const delivery = await deps.mailer.send({
-      to: email,
-      causedBy: actor.accountId,
-      subject: t('mail.dispatch.subject', { product: license.productName }),
-      text: t('mail.dispatch.body', {
-        product: license.productName,
-        key: license.licenseKey,
-        expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : t('admin.licenses.never'),
-        offline: `${deps.baseUrl}${makePaths(null).offline()}`,
-        airgap: `${deps.baseUrl}${makePaths(null).airgap()}`,
-      }),
-    });
+    const delivery = await sendMail(
+      deps,
+      'dispatch',
+      {
+        to: email,
+        language: account?.language ?? null,
+        data: (url) => ({
+          product: license.productName,
+          key: license.licenseKey,
+          expires: license.expiresAt ? license.expiresAt.toISOString().slice(0, 10) : null,
+          offline: url('offline', (p) => p.offline()),
+          airgap: url('airgap', (p) => p.airgap()),
+        }),
+      },
+      { causedBy: actor.accountId },
+    );
     result[delivery === 'sending' ? 'sending' : 'queued'] += 1;
   }
   return result;
@@ -161,7 +163,6 @@ export async function dispatchFromCsv(
   actor: Actor,
   orderId: number,
   csv: Buffer | undefined,
-  language: string,
 ): Promise<DispatchResult> {
   if (!csv?.length) throw AppError.validation({ csv: 'portal.dispatch.csvMissing' });
   const text = csv.toString('utf8');
@@ -179,6 +180,5 @@ export async function dispatchFromCsv(
     actor,
     orderId,
     rows.map((row, i) => ({ licenseId: idByKey.get(keys[i]!)!, email: row.email })),
-    language,
   );
 }

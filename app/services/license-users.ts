@@ -9,13 +9,13 @@ import { hashPassword } from '../lib/passwords.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { inTransaction } from '../lib/transaction.ts';
-import { makePaths } from '../paths.ts';
 import { ownsEndUser } from '../policies/portal.ts';
 import { auditedChange } from './changes.ts';
 import { recordAudit, type AuditRecord } from './audit.ts';
 import { mailAccountLink, type LinkMailDeps, endOtherSessions } from './auth.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import type { Delivery } from '../lib/mailer.ts';
+import { sendMail } from './mail.ts';
 
 /**
  * License users are portal accounts with role end_user, assigned to user-based licenses with an
@@ -249,15 +249,14 @@ export async function mailPlacements(deps: LinkMailDeps, placements: Placement[]
 async function mailInvitation(deps: LinkMailDeps, p: Extract<Placement, { kind: 'invited' }>): Promise<void> {
   const license = await licenses.findById(deps.db, p.licenseId, deps.clock.now());
   const inviter = p.invitedBy ? await accounts.findById(deps.db, p.invitedBy) : undefined;
-  const t = deps.translatorFor(p.account.language);
-  await deps.mailer.send({
+  await sendMail(deps, 'license-invitation', {
     to: p.account.email,
-    subject: t('ownership.mail.subject', { product: license?.productName ?? '' }),
-    text: t('ownership.mail.body', {
+    language: p.account.language,
+    data: (url) => ({
       name: p.account.name,
       inviter: inviter?.name ?? '',
       product: license?.productName ?? '',
-      link: `${deps.baseUrl}${makePaths(null).licenseInvitation(p.token)}`,
+      link: url('account', (paths) => paths.licenseInvitation(p.token)),
       days: INVITATION_DAYS,
     }),
   });

@@ -10,12 +10,12 @@ import { enqueue, FailJob, RetryJobAt, type JobRun } from '../lib/queue.ts';
 import { assertTargetAllowed, postWebhook, TargetRefused } from '../lib/webhook-target.ts';
 import type { Settings } from '../models/settings.ts';
 import * as webhooks from '../models/webhooks.ts';
-import { makePaths } from '../paths.ts';
 import { recordAudit } from './audit.ts';
 import { auditedChange } from './changes.ts';
 import { systemActor, type Actor } from './context.ts';
 import { DELIVER_JOB, DELIVERY_ATTEMPTS, deliverEvent, endpointMayReceive, type WebhookEventType } from './events.ts';
 import { inTransaction } from '../lib/transaction.ts';
+import { sendMail, type UrlFor } from './mail.ts';
 
 /**
  * Webhook endpoints and the delivery of events to them (docs/webhooks.md). An endpoint's owner is
@@ -397,7 +397,6 @@ export async function deliverWebhook(deps: DeliveryDeps, job: JobRun): Promise<v
 
 /** The vendor's admins (and a manager, of their own endpoint) are told by mail that it was disabled for failing. */
 async function tellAdmins(deps: DeliveryDeps, endpoint: webhooks.Endpoint): Promise<void> {
-  const paths = makePaths(null);
   const admins: Recipient[] = await deps
     .db('accounts')
     .where({ role: 'admin', disabled: false })
@@ -406,23 +405,22 @@ async function tellAdmins(deps: DeliveryDeps, endpoint: webhooks.Endpoint): Prom
     endpoint.ownerAccountId === null
       ? undefined
       : await deps.db('accounts').where({ id: endpoint.ownerAccountId }).first('email', 'name', 'language');
-  const recipients: [Recipient, string][] = [
-    ...admins.map((a): [Recipient, string] => [
+  const recipients: [Recipient, Parameters<UrlFor>][] = [
+    ...admins.map((a): [Recipient, Parameters<UrlFor>] => [
       a,
-      endpoint.ownerAccountId === null ? paths.adminWebhook(endpoint.id) : paths.adminWebhooks(),
+      ['console', (p) => (endpoint.ownerAccountId === null ? p.adminWebhook(endpoint.id) : p.adminWebhooks())],
     ]),
-    ...(owner ? [[owner, paths.portalWebhook(endpoint.id)] as [Recipient, string]] : []),
+    ...(owner ? [[owner, ['portal', (p) => p.portalWebhook(endpoint.id)]] as [Recipient, Parameters<UrlFor>]] : []),
   ];
   for (const [to, link] of recipients) {
-    const t = deps.translatorFor(to.language);
-    await deps.mailer.send({
+    await sendMail(deps, 'webhook-disabled', {
       to: to.email,
-      subject: t('webhooks.mail.disabled.subject'),
-      text: t('webhooks.mail.disabled.body', {
+      language: to.language,
+      data: (url) => ({
         name: to.name,
         url: endpoint.url,
         hours: DISABLE_AFTER_FAILING_MS / 3_600_000,
-        link: `${deps.baseUrl}${link}`,
+        link: url(...link),
       }),
     });
   }

@@ -74,6 +74,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/portal\/webhooks\//, { id: managersHook }],
     [/^\/portal\/my\/licenses\//, { id: w.userLicense }],
     [/^\/admin\/renewals\//, { id: renewal }],
+    [/^\/admin\/mail-templates\//, { kind: 'dispatch' }],
   ];
   for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
   return path.replace(/:(\w+)/g, (_m, name: string) => {
@@ -124,6 +125,9 @@ describe('browser: the phone layout (390 px) and the design', function () {
       defaultLanguage: 'en',
       showPoweredBy: false,
       logoAsFavicon: false,
+      mailFromName: 'Acme Licensing Team',
+      mailReplyTo: 'help@acme.example',
+      mailFooter: 'Acme Corporation International, 1 Long Street, with a footer that goes on',
     });
     await brandings.insertHost(app.t.db, brandingId, 'licenses.acme-corporation-international.example', 'portal', now);
     await app.t.db('settings').insert({ key: 'end_user_self_service', value: 'true', updated_at: now });

@@ -19,6 +19,9 @@ const toInput = (data: z.infer<typeof brandingForm>): service.BrandingInput => (
   defaultLanguage: data.default_language,
   showPoweredBy: data.show_powered_by,
   logoAsFavicon: data.logo_as_favicon,
+  mailFromName: data.mail_from_name ?? null,
+  mailReplyTo: data.mail_reply_to ?? null,
+  mailFooter: data.mail_footer ?? null,
 });
 
 const valuesOf = (b: brandings.BrandingRecord) => ({
@@ -30,6 +33,9 @@ const valuesOf = (b: brandings.BrandingRecord) => ({
   default_language: b.defaultLanguage,
   show_powered_by: b.showPoweredBy,
   logo_as_favicon: b.logoAsFavicon,
+  mail_from_name: b.mailFromName,
+  mail_reply_to: b.mailReplyTo,
+  mail_footer: b.mailFooter,
 });
 
 interface ShowForms {

@@ -264,13 +264,9 @@ export function manageLicensesController(ctx: AppContext) {
     /** Records to whom the key was sent and mails it (services/dispatch.ts, as the portal's dispatch). */
     async dispatch(req: Request, res: Response) {
       const f = body(z.object({ email }), req);
-      const result = await dispatchLicenses(
-        ctx,
-        req.actor,
-        req.license!.orderId,
-        [{ licenseId: req.license!.id, email: f.email }],
-        req.api!.manager?.language ?? 'en',
-      );
+      const result = await dispatchLicenses(ctx, req.actor, req.license!.orderId, [
+        { licenseId: req.license!.id, email: f.email },
+      ]);
       res.json({ ...licenseJson(await reload(req.license!.id)), mail: result.sending ? 'sending' : 'outbox' });
     },
 

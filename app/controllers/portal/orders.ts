@@ -24,7 +24,7 @@ import { inviteToOrder, subtree, removeFromOrder, rolesOfferable, setRoleOnOrder
 import { updateCustomer } from '../../services/customers.ts';
 import { EXPORT_HEADER, dispatchFromCsv, dispatchLicenses, exportBatches } from '../../services/dispatch.ts';
 import { mailPlacements, type Placement } from '../../services/license-users.ts';
-import { deliveryKey, done, flashDispatch, idParam, listQuery, orderListPage } from '../helpers.ts';
+import { mailingFrom, deliveryKey, done, flashDispatch, idParam, listQuery, orderListPage } from '../helpers.ts';
 import { LICENSE_FILTER_KEYS, licenseFilterFrom } from '../admin/licenses.ts';
 import { scoped } from './context.ts';
 import * as renewals from '../../models/renewal-requests.ts';
@@ -202,7 +202,7 @@ export function portalOrdersController(ctx: AppContext) {
         void newOrderPage(req, res, bundle, 422, req.body, { ...fieldErrors, _form: Object.values(fieldErrors)[0]! }),
     });
     const orderId = await createOrderAsManager(ctx, req.actor, req.user!, input, invited);
-    await mailPlacements(ctx, invited);
+    await mailPlacements(mailingFrom(ctx, req), invited);
     done(req, res, res.locals.paths.portalOrder(orderId), 'portal.orders.created');
   };
 
@@ -230,7 +230,7 @@ export function portalOrdersController(ctx: AppContext) {
     async issue(req: Request, res: Response) {
       orderForm(req, res, (errors) => ({ issueValues: req.body, issueErrors: errors }));
       const form = formData(portalIssueForm, req.body);
-      const issued = await issueAndInvite(ctx, req.actor, req.user!, req.order!.id, {
+      const issued = await issueAndInvite(mailingFrom(ctx, req), req.actor, req.user!, req.order!.id, {
         policyId: form.policy_id,
         quantity: form.quantity ?? undefined,
         emails: form.emails,
@@ -241,7 +241,7 @@ export function portalOrdersController(ctx: AppContext) {
     async addManager(req: Request, res: Response) {
       orderForm(req, res, (errors) => ({ managerErrors: errors }));
       const form = formData(addManagerForm, req.body);
-      const delivery = await inviteToOrder(ctx, req.actor, req.user!, req.order!.id, {
+      const delivery = await inviteToOrder(mailingFrom(ctx, req), req.actor, req.user!, req.order!.id, {
         email: form.email,
         name: form.name ?? '',
         roleId: form.role_id,
@@ -296,11 +296,10 @@ export function portalOrdersController(ctx: AppContext) {
         rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, values: req.body }),
       });
       const result = await dispatchLicenses(
-        ctx,
+        mailingFrom(ctx, req),
         req.actor,
         req.order!.id,
         formData(dispatchForm, req.body ?? {}),
-        req.lang,
       );
       flashDispatch(req, result);
       res.redirect(303, res.locals.paths.portalOrder(req.order!.id));
@@ -312,7 +311,7 @@ export function portalOrdersController(ctx: AppContext) {
         back: res.locals.paths.portalOrder(req.order!.id),
         rerender: (err) => dispatchPage(req, res, 422, { errors: err.fieldErrors, csvVars: err.vars }),
       });
-      const result = await dispatchFromCsv(ctx, req.actor, req.order!.id, req.file?.buffer, req.lang);
+      const result = await dispatchFromCsv(mailingFrom(ctx, req), req.actor, req.order!.id, req.file?.buffer);
       flashDispatch(req, result);
       res.redirect(303, res.locals.paths.portalOrder(req.order!.id));
     },
