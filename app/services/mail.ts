@@ -8,7 +8,15 @@ import { type Branding, type Portal, resolveHost } from '../models/brandings.ts'
 import { makePaths } from '../paths.ts';
 
 /** Every mail Portico sends, one template each in views/mail/<kind>.ejs (docs/console.md, Mail). */
-export const MAIL_KINDS = ['invite', 'reset', 'unlock', 'license-invitation', 'dispatch', 'webhook-disabled'] as const;
+export const MAIL_KINDS = [
+  'invite',
+  'reset',
+  'unlock',
+  'license-invitation',
+  'dispatch',
+  'webhook-disabled',
+  'renewal-state',
+] as const;
 export type MailKind = (typeof MAIL_KINDS)[number];
 
 export const isMailKind = (v: unknown): v is MailKind => (MAIL_KINDS as readonly unknown[]).includes(v);
@@ -213,6 +221,14 @@ export const SAMPLE_DATA: Record<MailKind, (url: UrlFor) => Record<string, unkno
     url: 'https://shop.example.com/hooks/portico',
     hours: 24,
     link: url('console', (p) => p.adminWebhooks()),
+  }),
+  'renewal-state': (url) => ({
+    name: 'Alex Example',
+    kind: 'more_seats',
+    order: 'SO-10021',
+    state: 'in_progress',
+    note: 'A quote for 20 more seats is on its way.',
+    link: url('portal', (p) => p.portalOrder(7)),
   }),
 };
 

@@ -7,11 +7,11 @@ import * as accounts from '../models/accounts.ts';
 import type { License } from '../models/licenses.ts';
 import type { Order } from '../models/orders.ts';
 import * as renewals from '../models/renewal-requests.ts';
-import { makePaths } from '../paths.ts';
 import { rateLimited } from './throttles.ts';
 import { auditedChange } from './changes.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { publishEvent } from './events.ts';
+import { sendMail } from './mail.ts';
 
 /** Requests an account may make per day (docs/decisions.md, "Renewal requests"): counted before any work. */
 export const RENEWAL_BUDGET = { limit: 10, windowMs: 86_400_000 };
@@ -139,22 +139,17 @@ async function mailRequester(
 ): Promise<{ delivery: Delivery | null; email: string | null }> {
   const account = request.requesterId === null ? undefined : await accounts.findById(deps.db, request.requesterId);
   if (!account || account.disabled) return { delivery: null, email: null };
-  const t = deps.translatorFor(account.language);
-  const paths = makePaths(null);
-  const link = account.role === 'end_user' ? paths.portal() : paths.portalOrder(request.orderId);
-  const delivery = await deps.mailer.send({
+  const delivery = await sendMail(deps, 'renewal-state', {
     to: account.email,
-    subject: t('renewals.mail.subject', { order: request.orderRef }),
-    text: [
-      t('renewals.mail.body', {
-        name: account.name,
-        kind: t(`renewals.kinds.${request.kind}`),
-        order: request.orderRef,
-        state: t(`renewals.states.${change.state}`),
-      }),
-      change.note ? `\n${t('renewals.mail.note')}\n${change.note}\n` : '',
-      `${deps.baseUrl}${link}`,
-    ].join('\n'),
+    language: account.language,
+    data: (url) => ({
+      name: account.name,
+      kind: request.kind,
+      order: request.orderRef,
+      state: change.state,
+      note: change.note,
+      link: url('portal', (p) => (account.role === 'end_user' ? p.portal() : p.portalOrder(request.orderId))),
+    }),
   });
   return { delivery, email: account.email };
 }
