@@ -29,6 +29,15 @@ export class SecretBox {
     return `${VERSION}.${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64url')}`;
   }
 
+  /**
+   * A MAC of `text` with a key derived (HKDF) from the box's key for `purpose`: for links that must
+   * prove they were made here (one-click unsubscribe) without storing anything.
+   */
+  tag(text: string, purpose: string): string {
+    const key = Buffer.from(crypto.hkdfSync('sha256', this.currentKey(), Buffer.alloc(0), `portico:${purpose}`, 32));
+    return crypto.createHmac('sha256', key).update(text, 'utf8').digest().subarray(0, 16).toString('base64url');
+  }
+
   /** The plain text, or null when the value is damaged, from another key or sealed for another context. */
   open(sealed: string, context: string): string | null {
     const [version, payload] = sealed.split('.');

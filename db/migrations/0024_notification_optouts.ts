@@ -1,0 +1,28 @@
+import type { Knex } from 'knex';
+
+/**
+ * Notifications (docs/notifications.md): who turned which kind off, and the branding an order's mail
+ * carries. Opt-outs are kept per e-mail address, not per account: a dispatch recipient has no account
+ * and must be able to turn reminders off too; an account's preferences page reads and writes the rows
+ * of its own address. `orders.branding_id` is the branding a job's mail about the order carries (no
+ * request host to take it from); NULL means the installation's default.
+ */
+export async function up(db: Knex): Promise<void> {
+  await db.schema.createTable('notification_optouts', (t) => {
+    t.string('email', 254).notNullable(); // lower-cased
+    t.string('kind', 32).notNullable();
+    t.datetime('created_at', { precision: 3 }).notNullable();
+    t.primary(['email', 'kind']);
+  });
+  await db.schema.alterTable('orders', (t) => {
+    t.integer('branding_id').unsigned().nullable().references('brandings.id').onDelete('SET NULL');
+  });
+}
+
+export async function down(db: Knex): Promise<void> {
+  await db.schema.alterTable('orders', (t) => {
+    t.dropForeign(['branding_id']);
+    t.dropColumn('branding_id');
+  });
+  await db.schema.dropTableIfExists('notification_optouts');
+}
