@@ -37,6 +37,7 @@ export function makePaths(boundPortal: string | null) {
     home: () => '/',
     login: () => '/login',
     unlockLogin: (token: string) => `/login/unlock/${enc(token)}`,
+    unsubscribe: (token: string) => `/unsubscribe/${enc(token)}`,
     logout: () => '/logout',
     forgotPassword: () => '/password/forgot',
     resetPassword: (token: string) => `/password/reset/${enc(token)}`,

@@ -5,7 +5,9 @@ import type { Knex } from 'knex';
 import { isLanguage, type TFunction } from '../lib/i18n.ts';
 import type { Delivery, Mailer } from '../lib/mailer.ts';
 import { type Branding, type Portal, resolveHost } from '../models/brandings.ts';
+import { dataDirSecretBox } from '../crypto/secret-box.ts';
 import { makePaths } from '../paths.ts';
+import { type NotificationKind, unsubscribeHeaders, unsubscribeToken } from './unsubscribe.ts';
 
 /** Every mail Portico sends, one template each in views/mail/<kind>.ejs (docs/console.md, Mail). */
 export const MAIL_KINDS = [
@@ -36,9 +38,12 @@ export interface MailDeps {
   mailer: Mailer;
   baseUrl: string;
   translatorFor: (lng: string) => TFunction;
-  config?: { defaultLanguage: string };
-  /** The host name the request came on: its branding brands the mail. Absent (a job): BASE_URL's host. */
+  /** dataDir: where the secret box key lives (one-click unsubscribe links are signed with it). */
+  config?: { defaultLanguage: string; dataDir?: string };
+  /** The host name the request came on: its branding brands the mail. Absent (a job): `brandingId`'s host, else BASE_URL's. */
   origin?: string;
+  /** A job's mail about an order: the order's branding (orders.branding_id); null or absent: BASE_URL's. */
+  brandingId?: number | null;
 }
 
 export interface MailRequest {
@@ -47,8 +52,13 @@ export interface MailRequest {
   language?: string | null;
   /** The template's data; links are built through `url` so they land on the branding's hosts. */
   data: (url: UrlFor) => Record<string, unknown>;
-  /** Extra headers sent as given (e.g. List-Unsubscribe for notifications). */
+  /** Extra headers sent as given. */
   headers?: Record<string, string>;
+  /**
+   * A notification the recipient can turn off: the mail carries a one-click unsubscribe link for
+   * this kind and address (footer, `List-Unsubscribe` and `List-Unsubscribe-Post` headers).
+   */
+  unsubscribe?: NotificationKind;
 }
 
 export interface RenderedMail {
@@ -126,7 +136,8 @@ function tidyText(text: string): string {
  * colours and footer.
  */
 export async function renderMail(deps: MailDeps, kind: MailKind, req: MailRequest): Promise<RenderedMail> {
-  const { branding, url, logoUrl } = await brandingContext(deps, deps.origin);
+  const origin = deps.origin ?? (deps.brandingId ? await hostOfBranding(deps.db, deps.brandingId) : undefined);
+  const { branding, url, logoUrl } = await brandingContext(deps, origin);
   const language =
     [req.language, branding.id !== null ? branding.defaultLanguage : null, deps.config?.defaultLanguage].find(
       isLanguage,
@@ -142,6 +153,12 @@ async function renderWith(
 ): Promise<RenderedMail> {
   const t = deps.translatorFor(c.language);
   const data = req.data(c.url);
+  let unsubscribeUrl: string | null = null;
+  if (req.unsubscribe) {
+    if (!deps.config?.dataDir) throw new Error('a mail with an unsubscribe link needs config.dataDir (the secret box)');
+    const token = unsubscribeToken(dataDirSecretBox(deps.config.dataDir), req.to, req.unsubscribe);
+    unsubscribeUrl = c.url('account', (p) => p.unsubscribe(token));
+  }
   const brand = c.branding.displayName;
   const locals = {
     ...data,
@@ -150,6 +167,7 @@ async function renderWith(
     branding: c.branding,
     logoUrl: c.logoUrl,
     language: c.language,
+    unsubscribeUrl,
     subject: t(`mails.${localeKeyOf(kind)}.subject`, { ...data, brand }),
   };
   const file = path.join(viewsDir, `${kind}.ejs`);
@@ -170,8 +188,17 @@ async function renderWith(
     html,
     fromName: c.branding.mailFromName || brand,
     replyTo: c.branding.mailReplyTo || c.branding.supportEmail,
-    headers: req.headers ?? {},
+    headers: { ...(req.headers ?? {}), ...(unsubscribeUrl ? unsubscribeHeaders(unsubscribeUrl) : {}) },
   };
+}
+
+/** The host a branding's job mail is made as from: its unbound host, else its first (none: BASE_URL's). */
+async function hostOfBranding(db: Knex, brandingId: number): Promise<string | undefined> {
+  const hosts: { hostname: string; portal: string | null }[] = await db('branding_hosts')
+    .where({ branding_id: brandingId })
+    .orderBy('hostname')
+    .select('hostname', 'portal');
+  return (hosts.find((h) => h.portal === null) ?? hosts[0])?.hostname;
 }
 
 /** Renders and sends (through the outbox and the job queue) one mail; `causedBy` sees what became of it. */
