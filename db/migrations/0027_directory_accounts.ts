@@ -12,8 +12,10 @@ export async function up(db: Knex): Promise<void> {
   });
 }
 
+/**
+ * A plain ALTER TABLE … DROP COLUMN on both databases (SQLite 3.35+ has it): knex's SQLite way rebuilds
+ * the table, and rebuilding `accounts` would cascade-delete every row that references it.
+ */
 export async function down(db: Knex): Promise<void> {
-  await db.schema.alterTable('accounts', (t) => {
-    t.dropColumn('directory_dn');
-  });
+  await db.raw('ALTER TABLE accounts DROP COLUMN directory_dn');
 }

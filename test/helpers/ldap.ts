@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
  * - alice@example.com (uid alice), member of cn=portico-admins: may use the console;
  * - bob@example.com (uid bob), in no group;
  * - carol@example.com (uid carol), member of cn=portico-admins (the group-removal case);
+ * - dave@example.com (uid dave), member of cn=portico-admins (two first logins at once);
  * - cn=portico,ou=services: the service account that searches.
  *
  * Without slapd the tests skip, unless REQUIRE_LDAP=1 (set by .ci/run), where its absence fails them.
@@ -24,7 +25,12 @@ export const SUFFIX = 'dc=example,dc=com';
 export const ADMIN_GROUP = `cn=portico-admins,ou=groups,${SUFFIX}`;
 export const SERVICE_DN = `cn=portico,ou=services,${SUFFIX}`;
 export const SERVICE_PASSWORD = 'service account secret';
-export const PASSWORDS = { alice: 'alice directory password', bob: 'bob directory password', carol: 'carol pw 123' };
+export const PASSWORDS = {
+  alice: 'alice directory password',
+  bob: 'bob directory password',
+  carol: 'carol pw 123',
+  dave: 'dave directory password',
+};
 
 /** The ports this suite may bind (47200–47299): plain LDAP (StartTLS), LDAPS, and one nobody listens on. */
 export const PORTS = { ldap: 47201, ldaps: 47202, nothing: 47203 };
@@ -86,11 +92,20 @@ sn: Leaver
 mail: carol@example.com
 userPassword: ${PASSWORDS.carol}
 
+dn: uid=dave,ou=people,${SUFFIX}
+objectClass: inetOrgPerson
+uid: dave
+cn: Dave Twice
+sn: Twice
+mail: dave@example.com
+userPassword: ${PASSWORDS.dave}
+
 dn: ${ADMIN_GROUP}
 objectClass: groupOfNames
 cn: portico-admins
 member: uid=alice,ou=people,${SUFFIX}
 member: uid=carol,ou=people,${SUFFIX}
+member: uid=dave,ou=people,${SUFFIX}
 `;
 
 const config = (dir: string) => `include /etc/ldap/schema/core.schema

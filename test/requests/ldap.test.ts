@@ -212,6 +212,10 @@ describe('LDAP login for the vendor staff (real slapd)', function () {
       assert.match(bad.text, /valid LDAP filter that contains \{login\}/);
       assert.match(bad.text, /distinguished name/);
       assert.doesNotMatch(bad.text, new RegExp(SERVICE_PASSWORD));
+      // Explicitly allowed (a lab): saved, and said so in the stored settings.
+      const lab = await configure(admin, formFor(slapd, { ldap_url: slapd.ldapUrl, ldap_allow_plain: 'on' }));
+      assert.equal(lab.status, 303);
+      assert.equal((await findStoredLdap(t.db))!.allowPlain, true);
     });
 
     it('saves the settings with the bind password sealed (never in the page or the audit), keeping it when left empty', async () => {
@@ -232,11 +236,11 @@ describe('LDAP login for the vendor staff (real slapd)', function () {
       assert.equal(again.status, 303);
       assert.equal((await findStoredLdap(t.db))!.bindPasswordSealed, stored.bindPasswordSealed);
       const events = await t.db('audit_events').where({ action: 'settings.ldap_updated' }).orderBy('id');
-      assert.equal(events.length, 2);
+      assert.equal(events.length, 3);
       for (const e of events) assert.doesNotMatch(`${e.before_state}${e.after_state}`, /service account secret|v1\./);
       assert.deepEqual(
         events.map((e: { after_state: string }) => JSON.parse(e.after_state).bindPasswordChanged),
-        [true, false],
+        [true, true, false],
       );
     });
 
@@ -262,6 +266,27 @@ describe('LDAP login for the vendor staff (real slapd)', function () {
         created.length,
         (await t.db('audit_events').where({ action: 'account.created_from_directory' })).length,
       );
+    });
+
+    it('five first logins of one person at the same instant make one account (the unique e-mail decides)', async () => {
+      // Five: the per-client-and-account budget counts each attempt before it is checked.
+      const agents = [0, 1, 2, 3, 4].map(() => request.agent(t.app));
+      const pages = await Promise.all(agents.map((a) => a.get('/login').expect(200)));
+      const answers = await Promise.all(
+        agents.map((a, i) =>
+          a
+            .post('/login')
+            .type('form')
+            .send({ _csrf: csrfFrom(pages[i]!.text), email: 'dave@example.com', password: PASSWORDS.dave }),
+        ),
+      );
+      assert.deepEqual(
+        answers.map((r) => r.status),
+        agents.map(() => 303),
+      );
+      assert.equal(await countRows(t.db, 'accounts', { email: 'dave@example.com' }), 1);
+      const created = await t.db('audit_events').where({ action: 'account.created_from_directory' });
+      assert.equal(created.filter((e: { after_state: string }) => /dave@/.test(e.after_state)).length, 1);
     });
 
     it('a person outside the admin group is refused with a clear message and audited; no account is made', async () => {
