@@ -169,6 +169,12 @@ export function ldapAuthority(deps: LdapDeps, actor: Actor): PasswordAuthority {
         throw AppError.http(503, 'ldap.login.unavailable');
     }
     const email = accounts.normaliseEmail(answer.email ?? address);
+    if (email.length > 254 || !/^[^\s@]+@[^\s@]+$/.test(email)) {
+      // The entry's `mail` is no address an account can have: refused, said in the log.
+      deps.logger.warn({ dn: answer.dn }, 'ldap: the entry has no usable e-mail address; login refused');
+      await refuse('ldap_no_usable_email', account, { dn: answer.dn });
+      throw AppError.http(403, 'ldap.login.notPermitted');
+    }
     const existing = account ?? (await accounts.findByEmail(deps.db, email));
     if (existing && !existing.directoryDn) {
       // The directory's address is a local account's: never taken over (a local admin signs in with its password).
