@@ -217,6 +217,7 @@ export function makePaths(boundPortal: string | null) {
     adminBrandingLogo: (id: number) => `/admin/brandings/${id}/logo`,
     adminBrandingLogoDelete: (id: number) => `/admin/brandings/${id}/logo/delete`,
     adminSettings: () => '/admin/settings',
+    adminSettingsLdap: () => '/admin/settings/ldap',
     adminThrottles: () => '/admin/throttles',
     adminSearch: (query: Query = {}) => withQuery('/admin/search', query),
     adminThrottlesClear: () => '/admin/throttles/clear',

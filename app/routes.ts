@@ -585,6 +585,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/throttles/clear', throttles.clear);
   adm.get('/settings', settings.show);
   adm.post('/settings', settings.update);
+  adm.post('/settings/ldap', settings.updateLdap);
   adm.get('/keys', signingKeys.index);
   adm.post('/keys', signingKeys.create);
   adm.post('/keys/:kid/activate', signingKeys.activate);

@@ -1,6 +1,8 @@
 import os from 'node:os';
 import path from 'node:path';
+import fs from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_TIMEOUT_SECONDS, DEFAULT_USER_FILTER, settingsProblems, type LdapSettings } from '../app/lib/ldap.ts';
 
 export const SUPPORTED_LANGUAGES = ['en', 'de', 'fr', 'es'] as const;
 export type Language = (typeof SUPPORTED_LANGUAGES)[number];
@@ -71,6 +73,22 @@ const schema = z.object({
     .max(256, { message: 'must be between 1 and 256' })
     .optional(),
   QUEUE_RUNNER: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
+  // LDAP for the vendor's staff (docs/operations.md): set LDAP_URL and the console's LDAP settings are read-only.
+  LDAP_URL: z.string().optional(),
+  LDAP_STARTTLS: bool.optional(),
+  LDAP_ALLOW_PLAIN: bool.default(false),
+  LDAP_CA_FILE: z.string().optional(),
+  LDAP_BIND_DN: z.string().optional(),
+  LDAP_BIND_PASSWORD: z.string().optional(),
+  LDAP_USER_BASE: z.string().optional(),
+  LDAP_USER_FILTER: z.string().default(DEFAULT_USER_FILTER),
+  LDAP_ADMIN_GROUP: z.string().optional(),
+  LDAP_TIMEOUT_SECONDS: z.coerce
+    .number({ message: 'must be a whole number' })
+    .int({ message: 'must be a whole number' })
+    .min(1, { message: 'must be between 1 and 60' })
+    .max(60, { message: 'must be between 1 and 60' })
+    .default(DEFAULT_TIMEOUT_SECONDS),
 });
 
 export interface Config {
@@ -99,6 +117,8 @@ export interface Config {
   workers: number;
   /** Whether this process runs the job queue's runner (QUEUE_RUNNER=on|off, default on; docs/operations.md). */
   queueRunner: boolean;
+  /** Staff login by LDAP from the environment (LDAP_URL and friends), which wins over the console's; null when unset. */
+  ldap: LdapSettings | null;
 }
 
 export class ConfigError extends Error {}
@@ -145,5 +165,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     offlineUploadSlots: c.OFFLINE_UPLOAD_SLOTS,
     workers: c.WORKERS ?? os.availableParallelism(),
     queueRunner: c.QUEUE_RUNNER === 'on',
+    ldap: ldapFromEnvironment(c),
   };
+}
+
+const LDAP_ENV_NAMES: Record<string, string> = {
+  url: 'LDAP_URL',
+  startTls: 'LDAP_STARTTLS',
+  caPem: 'LDAP_CA_FILE',
+  bindDn: 'LDAP_BIND_DN',
+  bindPassword: 'LDAP_BIND_PASSWORD',
+  userBase: 'LDAP_USER_BASE',
+  userFilter: 'LDAP_USER_FILTER',
+  adminGroup: 'LDAP_ADMIN_GROUP',
+};
+
+function ldapFromEnvironment(c: z.infer<typeof schema>): LdapSettings | null {
+  if (!c.LDAP_URL) return null;
+  let caPem: string | null = null;
+  if (c.LDAP_CA_FILE)
+    try {
+      caPem = fs.readFileSync(c.LDAP_CA_FILE, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: LDAP_CA_FILE cannot be read (${(err as Error).message})`);
+    }
+  const settings: LdapSettings = {
+    url: c.LDAP_URL,
+    startTls: c.LDAP_STARTTLS ?? c.LDAP_URL.startsWith('ldap://'),
+    allowPlain: c.LDAP_ALLOW_PLAIN,
+    caPem,
+    bindDn: c.LDAP_BIND_DN ?? '',
+    bindPassword: c.LDAP_BIND_PASSWORD ?? '',
+    userBase: c.LDAP_USER_BASE ?? '',
+    userFilter: c.LDAP_USER_FILTER,
+    adminGroup: c.LDAP_ADMIN_GROUP ?? '',
+    timeoutMs: c.LDAP_TIMEOUT_SECONDS * 1000,
+  };
+  const [field, problem] = Object.entries(settingsProblems(settings))[0] ?? [];
+  if (field) throw new ConfigError(`Invalid configuration: ${LDAP_ENV_NAMES[field] ?? field} ${problem}`);
+  return settings;
 }

@@ -33,15 +33,20 @@ export function sessionsController(ctx: AppContext) {
       const values = { email: typeof req.body?.email === 'string' ? req.body.email : '' };
       if (!form.ok) return render(res, 422, values, form.errors);
       // Too many failures: the form again, saying how long to wait (the mapper sets 429 and Retry-After).
+      // A staff directory that cannot answer (503) or refuses the console (403): the form again, saying so.
       onFailure(res, {
-        rerenderKinds: ['rate_limited'],
+        rerenderKinds: ['rate_limited', 'busy', 'forbidden'],
         rerender: (err) =>
           render(
             res,
-            429,
+            err.status,
             values,
             {},
-            res.locals.t('counts.loginTooManyAttempts', { count: Math.ceil(Number(err.headers['Retry-After']) / 60) }),
+            err.kind === 'rate_limited'
+              ? res.locals.t('counts.loginTooManyAttempts', {
+                  count: Math.ceil(Number(err.headers['Retry-After']) / 60),
+                })
+              : res.locals.t(err.messageKey),
           ),
       });
       ctx.passport.authenticate('local', (err: unknown, account: Account | false) => {

@@ -16,6 +16,8 @@ export interface Account {
   totpSecret: string | null;
   totpEnabledAt: Date | null;
   lastLoginAt: Date | null;
+  /** The LDAP entry a staff account signs in through (no local password; services/ldap.ts), else null. */
+  directoryDn: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -35,6 +37,7 @@ function fromRow(r: Row): Account {
     totpSecret: (r.totp_secret as string | null) ?? null,
     totpEnabledAt: toDate(r.totp_enabled_at),
     lastLoginAt: toDate(r.last_login_at),
+    directoryDn: (r.directory_dn as string | null) ?? null,
     createdAt: toDate(r.created_at)!,
     updatedAt: toDate(r.updated_at)!,
   };
@@ -68,6 +71,7 @@ export interface NewAccount {
   role: Role;
   language: string;
   mustChangePassword?: boolean;
+  directoryDn?: string | null;
 }
 
 export async function insert(db: Knex, a: NewAccount, now: Date): Promise<number> {
@@ -79,6 +83,7 @@ export async function insert(db: Knex, a: NewAccount, now: Date): Promise<number
     language: a.language,
     must_change_password: a.mustChangePassword ?? false,
     disabled: false,
+    ...(a.directoryDn ? { directory_dn: a.directoryDn } : {}),
     created_at: now,
     updated_at: now,
   });
@@ -92,6 +97,7 @@ export interface AccountChanges {
   mustChangePassword?: boolean;
   disabled?: boolean;
   lastLoginAt?: Date;
+  directoryDn?: string | null;
 }
 
 export async function update(db: Knex, id: number, c: AccountChanges, now: Date): Promise<void> {
@@ -102,6 +108,7 @@ export async function update(db: Knex, id: number, c: AccountChanges, now: Date)
   if (c.mustChangePassword !== undefined) row.must_change_password = c.mustChangePassword;
   if (c.disabled !== undefined) row.disabled = c.disabled;
   if (c.lastLoginAt !== undefined) row.last_login_at = c.lastLoginAt;
+  if (c.directoryDn !== undefined) row.directory_dn = c.directoryDn;
   await db('accounts').where({ id }).update(row);
 }
 

@@ -146,6 +146,7 @@ function vendorAccount(name: string): Account {
     totpSecret: null,
     totpEnabledAt: null,
     lastLoginAt: null,
+    directoryDn: null,
     createdAt: epoch,
     updatedAt: epoch,
   };

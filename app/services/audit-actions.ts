@@ -5,6 +5,9 @@
  */
 export const AUDIT_ACTIONS = [
   'account.created_by_redemption',
+  // LDAP for the vendor's staff (services/ldap.ts)
+  'account.created_from_directory',
+  'account.disabled_by_directory',
   'account.initial_password_changed',
   'account.password_changed',
   'account.password_reset',
@@ -108,6 +111,7 @@ export const AUDIT_ACTIONS = [
   'security.throttles_cleared',
   'settings.default_permissions_changed',
   'settings.updated',
+  'settings.ldap_updated',
   'setup.first_admin_created',
   'signing_key.activated',
   'signing_key.generated',

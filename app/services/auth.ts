@@ -13,6 +13,7 @@ import { recordAudit } from './audit.ts';
 import type { Actor, ServiceDeps } from './context.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import { type MailDeps, sendMail } from './mail.ts';
+import { type LdapDeps, ldapAuthority } from './ldap.ts';
 
 export const RESET_REQUESTS_PER_CLIENT: RateRule = { limit: 10, windowMs: 15 * 60_000 };
 export const RESET_REQUESTS_PER_EMAIL: RateRule = { limit: 3, windowMs: 60 * 60_000 };
@@ -58,14 +59,17 @@ export const mailUnlockLink =
     });
   };
 
-/** Checks login credentials (throttles.ts checkPassword). Throws 429 while a budget is spent. */
+/**
+ * Checks login credentials (throttles.ts checkPassword; the vendor's LDAP directory for staff
+ * addresses, services/ldap.ts). Throws 429 while a budget is spent, 503/403 for a directory refusal.
+ */
 export async function authenticate(
-  deps: AuthDeps & LinkMailDeps,
+  deps: AuthDeps & LinkMailDeps & LdapDeps,
   actor: Actor,
   email: string,
   password: string,
 ): Promise<LoginResult> {
-  const account = await checkPassword(deps, actor, email, password, mailUnlockLink(deps));
+  const account = await checkPassword(deps, actor, email, password, mailUnlockLink(deps), ldapAuthority(deps, actor));
   const now = deps.clock.now();
   if (!account || account.disabled) {
     if (account)
@@ -86,7 +90,9 @@ export async function authenticate(
     });
     return { ok: true, account };
   }
-  await inTransaction(deps.db, (trx) => recordLogin(trx, actor, account, now));
+  await inTransaction(deps.db, (trx) =>
+    recordLogin(trx, actor, account, now, account.directoryDn ? { via: 'ldap' } : undefined),
+  );
   return { ok: true, account };
 }
 
@@ -276,10 +282,11 @@ export async function requestPasswordReset(deps: AuthDeps & LinkMailDeps, actor:
   }
   const account = await accounts.findByEmail(db, address);
   const now = clock.now();
-  if (!account || account.disabled) {
+  // A directory account has no local password to reset: the directory holds it (services/ldap.ts).
+  if (!account || account.disabled || account.directoryDn) {
     await recordAudit(db, { ...actor, label: address }, now, {
       action: 'auth.password_reset_requested',
-      after: { email: address, known: false },
+      after: { email: address, known: false, ...(account?.directoryDn ? { directory: true } : {}) },
     });
     return;
   }

@@ -44,6 +44,17 @@ export interface ThrottleDeps extends ServiceDeps {
   limiter: RateLimiter;
 }
 
+/**
+ * Another authority for some addresses (the vendor's LDAP directory, services/ldap.ts): given the
+ * account the address names, it answers (an account, or a failure reason for the audit row), or
+ * returns undefined to leave the address to its local password. It may throw (a page for the form).
+ */
+export type PasswordAuthority = (
+  address: string,
+  password: string,
+  account: accounts.Account | undefined,
+) => Promise<{ account: accounts.Account } | { failed: string } | undefined>;
+
 /** The account-wide ceiling was just crossed: tell the owner (the hook sends the unlock link). */
 export type OnAccountCeiling = (account: accounts.Account) => Promise<void>;
 
@@ -61,6 +72,7 @@ export async function checkPassword(
   email: string,
   password: string,
   onCeiling: OnAccountCeiling,
+  authority?: PasswordAuthority,
 ): Promise<accounts.Account | null> {
   const { db, clock, limiter } = deps;
   const ip = ipOf(actor);
@@ -97,14 +109,22 @@ export async function checkPassword(
   const over = client.hits - PASSWORD_FAILURES_PER_CLIENT.limit;
   if (over > 0) await sleep(Math.min(SLOWDOWN_MAX_MS, over * SLOWDOWN_STEP_MS));
 
-  const account = await accounts.findByEmail(db, address);
-  const valid = await verifyPassword(account?.passwordHash ?? (await dummyPasswordHash()), password);
+  const found = await accounts.findByEmail(db, address);
+  // Only now, with every budget counted, may the other authority (a network round trip) be asked.
+  const external = authority ? await authority(address, password, found) : undefined;
+  const account = external && 'account' in external ? external.account : found;
+  const valid = external
+    ? 'account' in external
+    : await verifyPassword(found?.passwordHash ?? (await dummyPasswordHash()), password);
   if (!account || !valid) {
     await recordAudit(db, { ...who, accountId: account?.id ?? null }, clock.now(), {
       action: 'auth.login_failed',
       objectType: account ? 'account' : undefined,
       objectId: account?.id,
-      after: { email: address, reason: account ? 'wrong_password' : 'unknown_email' },
+      after: {
+        email: address,
+        reason: external && 'failed' in external ? external.failed : account ? 'wrong_password' : 'unknown_email',
+      },
     });
     return null;
   }

@@ -7,6 +7,16 @@ import { settingsForm } from '../../forms/settings.ts';
 import * as service from '../../services/settings.ts';
 import { done } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
+import { ldapForm } from '../../forms/ldap.ts';
+import { AppError } from '../../lib/errors.ts';
+import { settingsProblems, transportProblem, type LdapSettings } from '../../lib/ldap.ts';
+import {
+  EMPTY_LDAP,
+  hasStoredBindPassword,
+  ldapSource,
+  saveLdapSettings,
+  type LdapSource,
+} from '../../services/ldap.ts';
 
 const valuesOf = (s: Settings) => ({
   end_user_self_service: s.endUserSelfService,
@@ -19,16 +29,63 @@ const valuesOf = (s: Settings) => ({
   webhook_private_targets: s.webhookPrivateTargets,
 });
 
+/** The LDAP section's values: the environment's (read-only), the console's, or the empty form. */
+function ldapValuesOf(source: LdapSource) {
+  const s =
+    source.source === 'environment'
+      ? { ...source.settings, enabled: true, timeoutSeconds: source.settings.timeoutMs / 1000 }
+      : source.source === 'console'
+        ? source.stored
+        : EMPTY_LDAP;
+  return {
+    ldap_enabled: s.enabled,
+    ldap_url: s.url,
+    ldap_start_tls: s.startTls,
+    ldap_allow_plain: s.allowPlain,
+    ldap_ca_pem: s.caPem ?? '',
+    ldap_bind_dn: s.bindDn,
+    ldap_user_base: s.userBase,
+    ldap_user_filter: s.userFilter,
+    ldap_admin_group: s.adminGroup,
+    ldap_timeout_seconds: s.timeoutSeconds,
+  };
+}
+
+/** The checks every LDAP source gets (lib/ldap.ts settingsProblems), as the form's messages. */
+const LDAP_MESSAGES: Partial<Record<keyof LdapSettings, [string, string]>> = {
+  url: ['ldap_url', 'ldap.validation.url'],
+  startTls: ['ldap_start_tls', 'ldap.validation.startTlsLdaps'],
+  userFilter: ['ldap_user_filter', 'ldap.validation.userFilter'],
+  bindDn: ['ldap_bind_dn', 'ldap.validation.dn'],
+  userBase: ['ldap_user_base', 'ldap.validation.dn'],
+  adminGroup: ['ldap_admin_group', 'ldap.validation.dn'],
+  bindPassword: ['ldap_bind_password', 'validation.required'],
+  caPem: ['ldap_ca_pem', 'ldap.validation.caPem'],
+};
+
 export function adminSettingsController(ctx: AppContext) {
   const defaults = settingDefaults(ctx.config.defaultLanguage);
-  const render = async (req: Request, res: Response, status: number, values: object, errors: object) =>
+  const render = async (
+    req: Request,
+    res: Response,
+    status: number,
+    values: object,
+    errors: object,
+    ldap?: { values: object; errors: object },
+  ) => {
+    const source = await ldapSource(ctx);
     res.status(status).render('admin/settings/show', {
       title: req.t('admin.settings.title'),
       values,
       errors,
+      ldapSource: source.source,
+      ldapValues: ldap?.values ?? ldapValuesOf(source),
+      ldapErrors: ldap?.errors ?? {},
+      ldapPasswordStored: source.source === 'environment' || hasStoredBindPassword(source),
       legacyAirgap: await devices.listLegacyAirgap(ctx.db, 100),
       legacyAirgapCount: await devices.countLegacyAirgap(ctx.db),
     });
+  };
 
   return {
     async show(req: Request, res: Response) {
@@ -50,6 +107,56 @@ export function adminSettingsController(ctx: AppContext) {
         webhookPrivateTargets: d.webhook_private_targets,
       });
       done(req, res, res.locals.paths.adminSettings(), 'admin.settings.saved');
+    },
+
+    /** The LDAP section (services/ldap.ts): checked as a whole when enabled; the bind password kept when left empty. */
+    async updateLdap(req: Request, res: Response) {
+      const current = await ldapSource(ctx);
+      onFailure(res, {
+        rerender: async (err) =>
+          render(
+            req,
+            res,
+            err.status,
+            valuesOf(await ctx.settings()),
+            {},
+            {
+              values: { ...req.body, ldap_bind_password: '' },
+              errors: err.kind === 'validation' ? err.fieldErrors : { _form: err.messageKey },
+            },
+          ),
+        rerenderKinds: ['validation', 'conflict'],
+      });
+      if (current.source === 'environment') throw AppError.conflict('ldap.settings.fromEnvironment');
+      const d = formData(ldapForm, req.body);
+      const input = {
+        enabled: d.ldap_enabled,
+        url: d.ldap_url,
+        startTls: d.ldap_start_tls && d.ldap_url.startsWith('ldap://'),
+        allowPlain: d.ldap_allow_plain,
+        caPem: d.ldap_ca_pem,
+        bindDn: d.ldap_bind_dn,
+        bindPassword: d.ldap_bind_password || null,
+        userBase: d.ldap_user_base,
+        userFilter: d.ldap_user_filter,
+        adminGroup: d.ldap_admin_group,
+        timeoutSeconds: d.ldap_timeout_seconds,
+      };
+      if (input.enabled) {
+        const problems = settingsProblems({
+          ...input,
+          bindPassword: input.bindPassword ?? (hasStoredBindPassword(current) ? 'stored' : ''),
+          timeoutMs: input.timeoutSeconds * 1000,
+        });
+        const errors: Record<string, string> = {};
+        for (const field of Object.keys(problems) as (keyof LdapSettings)[]) {
+          const [name, key] = LDAP_MESSAGES[field] ?? ['ldap_url', 'ldap.validation.url'];
+          errors[name] = field === 'url' && transportProblem(input) ? 'ldap.validation.plain' : key;
+        }
+        if (Object.keys(errors).length) throw AppError.validation(errors);
+      }
+      await saveLdapSettings(ctx, req.actor, input);
+      done(req, res, res.locals.paths.adminSettings(), 'ldap.settings.saved');
     },
   };
 }
