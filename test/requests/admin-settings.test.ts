@@ -12,6 +12,7 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { getSettings, saveSettings, settingDefaults } from '../../app/models/settings.ts';
+import { notificationFields } from '../helpers/settings.ts';
 
 const valid = (over: Record<string, string> = {}) => ({
   end_user_self_service: 'on',
@@ -20,15 +21,7 @@ const valid = (over: Record<string, string> = {}) => ({
   offline_lease_days: '14',
   airgap_code_minutes: '120',
   audit_retention_days: '400',
-  notifications_enabled: 'on',
-  notification_expiry_windows: '60, 30, 7, 1',
-  notification_maintenance_windows: '30, 7',
-  notification_seats_threshold: '90',
-  notification_lease_days: '7',
-  notification_refusal_spike: '10',
-  notification_manager_digest_hour: '7',
-  notification_staff_digest_day: '1',
-  notification_staff_digest_hour: '7',
+  ...notificationFields,
   ...over,
 });
 
