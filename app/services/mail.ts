@@ -295,6 +295,7 @@ export const SAMPLE_DATA: Record<MailKind, (url: UrlFor) => Record<string, unkno
   'manager-digest': (url) => ({
     name: 'Sam Manager',
     count: 3,
+    more: 0,
     orders: [
       {
         ref: 'SO-10021',

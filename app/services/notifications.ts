@@ -22,6 +22,8 @@ import { addressesWithKindOff, isTurnedOff, type NotificationKind } from './unsu
  */
 
 const DAY_MS = 86_400_000;
+/** At most this many items in one manager's digest; the rest are counted (the portal shows them all). */
+export const MAX_DIGEST_ITEMS = 100;
 const WEEK_MS = 7 * DAY_MS;
 
 /** The subset of the app's context the engine uses (a job gets the whole context). */
@@ -403,7 +405,9 @@ export async function sendManagerDigests(deps: NotifyDeps, settings: Settings): 
         (i) => i.orderId !== null && managed.has(i.orderId) && (kindsOn as string[]).includes(i.kind),
       );
       if (!kept.length) return false;
-      const orders = [...new Set(kept.map((i) => i.orderId as number))].sort((a, b) => a - b);
+      // A mail stays readable: the first MAX_DIGEST_ITEMS, and how many more the portal shows.
+      const shown = kept.slice(0, MAX_DIGEST_ITEMS);
+      const orders = [...new Set(shown.map((i) => i.orderId as number))].sort((a, b) => a - b);
       await sendMail(
         { ...deps, db: trx, brandingId: await brandingOf(trx, orders[0]!) },
         'manager-digest',
@@ -414,8 +418,9 @@ export async function sendManagerDigests(deps: NotifyDeps, settings: Settings): 
           data: (url) => ({
             name: manager.name,
             count: kept.length,
+            more: kept.length - shown.length,
             orders: orders.map((orderId) => {
-              const of = kept.filter((i) => i.orderId === orderId);
+              const of = shown.filter((i) => i.orderId === orderId);
               return {
                 ref: String(of[0]!.detail.orderRef ?? orderId),
                 link: url('portal', (p) => p.portalOrder(orderId)),

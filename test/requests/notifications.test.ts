@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import type { ParsedMail } from 'mailparser';
+import request from 'supertest';
 import { adminAgent, auditActions, buildTestApp, countRows, submitForm, type TestApp } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
+import { makeDevice } from '../helpers/device.ts';
+import { download, upload } from '../helpers/offline.ts';
 import { fromOf, startSmtp, toOf } from '../helpers/smtp.ts';
 import * as brandings from '../../app/models/brandings.ts';
 import * as optouts from '../../app/models/notification-optouts.ts';
+import * as notifications from '../../app/models/notifications.ts';
 import { getSettings, saveSettings, type Settings, settingDefaults } from '../../app/models/settings.ts';
 import { runDueJobs } from '../../app/lib/queue.ts';
 import { devicePublicKeyString } from '../../sdk/src/envelope.ts';
@@ -14,6 +18,7 @@ import { systemActor } from '../../app/services/context.ts';
 import { issueRefreshFile } from '../../app/services/license-files.ts';
 import {
   dailySlot,
+  MAX_DIGEST_ITEMS,
   narrowestWindow,
   runChecks,
   runNotifications,
@@ -393,5 +398,41 @@ describe('Notifications: reminders and digests through a real SMTP server', func
     assert.deepEqual(saved.expiryWindowsDays, [90, 14, 1]);
     assert.deepEqual(saved.maintenanceWindowsDays, [45]);
     assert.equal(saved.staffDigestDay, 5);
+  });
+
+  it('an offline activation through the portal records the device’s lease end, capped by the license’s expiry', async () => {
+    const expires = (await t.db('licenses').where({ id: w.licenseB }).first('expires_at')).expires_at;
+    const device = makeDevice('HW-NOTIFY');
+    const agent = request.agent(t.app);
+    const res = await upload(
+      agent,
+      device.activationRequest({ product: 'cad', licenseKey: 'BBBB-BBBB-BBBB-BBBB-BBBB-BBBB-BBBB' }).text,
+    );
+    assert.equal(res.status, 200, res.text);
+    await download(agent, res.text);
+    const row = await t.db('devices').where({ hardware_id: 'HW-NOTIFY' }).first('lease_ends_at', 'channel');
+    assert.equal(row.channel, 'offline');
+    assert.equal(new Date(row.lease_ends_at).getTime(), new Date(expires).getTime(), 'the license ends before 30 days');
+  });
+
+  it('a digest shows at most MAX_DIGEST_ITEMS items and counts the rest', async () => {
+    const now = t.clock.now();
+    for (let i = 0; i < MAX_DIGEST_ITEMS + 5; i++) {
+      const id = await notifications.insertOnce(t.db, {
+        uid: `cap-${i}`,
+        dedupeKey: `test:cap:${i}`,
+        kind: 'seats_high',
+        orderId: w.orderB,
+        detail: { orderRef: 'B-1', used: i, seats: 200, percent: 0 },
+        occurredAt: now,
+      });
+      await notifications.addDigestItem(t.db, id!, w.managerB.id, now);
+    }
+    t.clock.advance(DAY);
+    await sendManagerDigests(ctx, settingsWith({ managerDigestHour: 0 }));
+    const [m] = to(await delivered(), w.managerB.email);
+    assert.equal((m!.text!.match(/^- /gm) ?? []).length, MAX_DIGEST_ITEMS);
+    assert.ok(m!.text!.includes(`Hay ${MAX_DIGEST_ITEMS + 5} asuntos que revisar`));
+    assert.ok(m!.text!.includes('… y 5 asuntos más: el portal los muestra todos.'));
   });
 });
