@@ -5,7 +5,7 @@ import { loadConfig, ConfigError, type Config } from './config/index.ts';
 import { openDatabase, migrateLatest } from './db/index.ts';
 import { createApp } from './app/app.ts';
 import { createLogger } from './app/lib/logger.ts';
-import { systemClock } from './app/lib/clock.ts';
+import { type Clock, fileClock, systemClock } from './app/lib/clock.ts';
 import { resolveSessionSecret } from './app/lib/session-secret.ts';
 import { purgeOldAuditEvents } from './app/services/retention.ts';
 import * as idempotencyKeys from './app/models/idempotency-keys.ts';
@@ -43,7 +43,9 @@ try {
 }
 
 const logger = createLogger(config.logLevel);
-const clock = systemClock;
+// Tests of several processes move time for all of them through one file (lib/clock.ts, fileClock).
+const clock: Clock =
+  config.env === 'test' && process.env.TEST_CLOCK_FILE ? fileClock(process.env.TEST_CLOCK_FILE) : systemClock;
 // A closed stdout (the reader of a pipe went away) must not stop the server from logging, or from
 // shutting down: the write error is dropped, the process goes on.
 process.stdout.on('error', () => {});

@@ -23,6 +23,7 @@ import * as webhooks from './migrations/0021_webhooks.ts';
 import * as brandedMail from './migrations/0022_branded_mail.ts';
 import * as renewalRequests from './migrations/0023_renewal_requests.ts';
 import * as notificationOptouts from './migrations/0024_notification_optouts.ts';
+import * as notifications from './migrations/0025_notifications.ts';
 import * as directoryAccounts from './migrations/0027_directory_accounts.ts';
 
 export type Db = Knex;
@@ -57,6 +58,7 @@ const migrations: Migration[] = [
   { name: '0022_branded_mail', ...brandedMail },
   { name: '0023_renewal_requests', ...renewalRequests },
   { name: '0024_notification_optouts', ...notificationOptouts },
+  { name: '0025_notifications', ...notifications },
   { name: '0027_directory_accounts', ...directoryAccounts },
 ];
 

@@ -228,6 +228,17 @@ export async function nextCounter(
   return Number((await table(db).where({ id }).first('license_counter'))!.license_counter);
 }
 
+/**
+ * Records the lease end of a file just issued to the device: the latest wins (a license file
+ * downloaded again after a refresh carries the older end and does not shorten it).
+ */
+export async function extendLease(db: Knex, id: number, leaseEndsAt: Date): Promise<void> {
+  await db('devices')
+    .where({ id })
+    .where((q) => q.whereNull('lease_ends_at').orWhere('lease_ends_at', '<', leaseEndsAt))
+    .update({ lease_ends_at: leaseEndsAt });
+}
+
 export async function setBorrowedUntil(db: Knex, id: number, until: Date): Promise<void> {
   await table(db).where({ id }).update({ borrowed_until: until });
 }

@@ -26,12 +26,37 @@ export interface Settings {
    * targets"): off by default; intranet deployments turn it on. Link-local and metadata addresses stay refused.
    */
   webhookPrivateTargets: boolean;
+  /** Notifications (docs/notifications.md): the master switch; off, no check runs and no digest is sent. */
+  notificationsEnabled: boolean;
+  /** Days before a license expires that its reminders go out (the narrowest window a license is in). */
+  expiryWindowsDays: readonly number[];
+  /** Days before a license's maintenance ends that its reminders go out. */
+  maintenanceWindowsDays: readonly number[];
+  /** An order's seats in use at or above this percentage is reported to its managers. */
+  seatsThresholdPercent: number;
+  /** Days before an offline device's lease runs out that its user is reminded. */
+  leaseWarningDays: number;
+  /** Refusals of a floating license within 24 hours that count as a spike. */
+  refusalSpikeThreshold: number;
+  /** The hour (UTC) the managers' daily digest goes out. */
+  managerDigestHour: number;
+  /** The day (ISO: 1 Monday … 7 Sunday) and hour (UTC) the staff's weekly digest goes out. */
+  staffDigestDay: number;
+  staffDigestHour: number;
 }
 
 export const SETTING_LIMITS = {
   offlineLeaseDays: { min: 1, max: 3650 },
   airgapCodeMinutes: { min: 5, max: 10080 },
   auditRetentionDays: { min: 30, max: 36500 },
+  /** Each day of a window list, and how many windows a list may hold. */
+  windowDays: { min: 1, max: 3650 },
+  windowCount: { min: 1, max: 8 },
+  seatsThresholdPercent: { min: 1, max: 100 },
+  leaseWarningDays: { min: 1, max: 365 },
+  refusalSpikeThreshold: { min: 1, max: 100000 },
+  hour: { min: 0, max: 23 },
+  weekday: { min: 1, max: 7 },
 } as const;
 
 /** The defaults for keys never saved; only the language depends on the configuration. */
@@ -45,6 +70,15 @@ export function settingDefaults(defaultLanguage: Language): Settings {
     acceptLegacyAirgapDeactivation: true,
     auditRetentionDays: 400,
     webhookPrivateTargets: false,
+    notificationsEnabled: true,
+    expiryWindowsDays: [60, 30, 7, 1],
+    maintenanceWindowsDays: [30, 7],
+    seatsThresholdPercent: 90,
+    leaseWarningDays: 7,
+    refusalSpikeThreshold: 10,
+    managerDigestHour: 7,
+    staffDigestDay: 1,
+    staffDigestHour: 7,
   };
 }
 
@@ -62,6 +96,21 @@ const whole = (key: string, { min, max }: { min: number; max: number }): Codec<n
   key,
   read: (s) => (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max ? Number(s) : undefined),
 });
+/**
+ * A list of days ("60,30,7,1"): whole numbers within the limits, no repeats, widest first. The form
+ * (forms/settings.ts) parses what the vendor typed with the same rule.
+ */
+export function parseDayList(text: string): number[] | undefined {
+  const parts = text.split(/[\s,;]+/).filter(Boolean);
+  const { windowDays, windowCount } = SETTING_LIMITS;
+  if (parts.length < windowCount.min || parts.length > windowCount.max) return undefined;
+  if (!parts.every((p) => /^\d{1,5}$/.test(p))) return undefined;
+  const days = parts.map(Number);
+  if (days.some((d) => d < windowDays.min || d > windowDays.max) || new Set(days).size !== days.length)
+    return undefined;
+  return days.sort((a, b) => b - a);
+}
+const dayList = (key: string): Codec<readonly number[]> => ({ key, read: parseDayList });
 const languageCodec = (key: string): Codec<Language> => ({
   key,
   read: (s) => SUPPORTED_LANGUAGES.find((l) => l === s),
@@ -76,6 +125,15 @@ const CODECS: { [K in keyof Settings]: Codec<Settings[K]> } = {
   acceptLegacyAirgapDeactivation: flag('accept_legacy_airgap_deactivation'),
   auditRetentionDays: whole('audit_retention_days', SETTING_LIMITS.auditRetentionDays),
   webhookPrivateTargets: flag('webhook_private_targets'),
+  notificationsEnabled: flag('notifications_enabled'),
+  expiryWindowsDays: dayList('notification_expiry_windows'),
+  maintenanceWindowsDays: dayList('notification_maintenance_windows'),
+  seatsThresholdPercent: whole('notification_seats_threshold', SETTING_LIMITS.seatsThresholdPercent),
+  leaseWarningDays: whole('notification_lease_days', SETTING_LIMITS.leaseWarningDays),
+  refusalSpikeThreshold: whole('notification_refusal_spike', SETTING_LIMITS.refusalSpikeThreshold),
+  managerDigestHour: whole('notification_manager_digest_hour', SETTING_LIMITS.hour),
+  staffDigestDay: whole('notification_staff_digest_day', SETTING_LIMITS.weekday),
+  staffDigestHour: whole('notification_staff_digest_hour', SETTING_LIMITS.hour),
 };
 
 const NAMES = Object.keys(CODECS) as (keyof Settings)[];
@@ -103,7 +161,7 @@ export async function saveSettings(db: Knex, values: Partial<Settings>, now: Dat
   await bumpGeneration(db, now);
   const rows = NAMES.filter((n) => values[n] !== undefined).map((n) => ({
     key: CODECS[n].key,
-    value: String(values[n]),
+    value: Array.isArray(values[n]) ? (values[n] as number[]).join(',') : String(values[n]),
     updated_at: now,
   }));
   if (rows.length) await db('settings').insert(rows).onConflict('key').merge(['value', 'updated_at']);

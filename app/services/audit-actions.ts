@@ -62,6 +62,7 @@ export const AUDIT_ACTIONS = [
   'license.disabled',
   'license.enabled',
   'license.note_changed',
+  'license.refusals_spiked',
   'license.reset',
   'license.updated',
   'license_user.assigned',

@@ -108,7 +108,10 @@ export async function issueLicenseFile(
     typ === 'refresh' ? at : device.activatedAt,
     settings.offlineLeaseDays,
   );
-  return { text: await deps.signer.license(db, typ, payload), payload };
+  const text = await deps.signer.license(db, typ, payload);
+  // The device's lease (docs/notifications.md, "Lease ending"): the end of the newest file it holds.
+  await devices.extendLease(db, device.id, new Date(payload.leaseEndsAt));
+  return { text, payload };
 }
 
 /** The bitmap of the first 8 features of the product (by code) that the license holds. */

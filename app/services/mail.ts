@@ -18,6 +18,11 @@ export const MAIL_KINDS = [
   'dispatch',
   'webhook-disabled',
   'renewal-state',
+  'license-expiring',
+  'maintenance-ending',
+  'lease-ending',
+  'manager-digest',
+  'staff-digest',
 ] as const;
 export type MailKind = (typeof MAIL_KINDS)[number];
 
@@ -256,6 +261,69 @@ export const SAMPLE_DATA: Record<MailKind, (url: UrlFor) => Record<string, unkno
     state: 'in_progress',
     note: 'A quote for 20 more seats is on its way.',
     link: url('portal', (p) => p.portalOrder(7)),
+  }),
+  'license-expiring': (url) => ({
+    name: 'Alex Example',
+    product: 'Example Pro',
+    licenseKey: 'ABCDE-FGHIJ-KLMNO-PQRST',
+    orderRef: 'SO-10021',
+    date: '2030-12-31',
+    days: 30,
+    daysLeft: 30,
+    link: url('portal', (p) => p.portal()),
+  }),
+  'maintenance-ending': (url) => ({
+    name: 'Alex Example',
+    product: 'Example Pro',
+    licenseKey: 'ABCDE-FGHIJ-KLMNO-PQRST',
+    orderRef: 'SO-10021',
+    date: '2030-12-31',
+    days: 7,
+    daysLeft: 7,
+    link: url('portal', (p) => p.portal()),
+  }),
+  'lease-ending': (url) => ({
+    name: 'Alex Example',
+    product: 'Example Pro',
+    licenseKey: 'ABCDE-FGHIJ-KLMNO-PQRST',
+    orderRef: 'SO-10021',
+    device: 'design-01.example.local',
+    date: '2030-12-31',
+    daysLeft: 5,
+    link: url('portal', (p) => p.portal()),
+  }),
+  'manager-digest': (url) => ({
+    name: 'Sam Manager',
+    count: 3,
+    more: 0,
+    orders: [
+      {
+        ref: 'SO-10021',
+        link: url('portal', (p) => p.portalOrder(7)),
+        items: [
+          {
+            kind: 'license_expiring',
+            product: 'Example Pro',
+            licenseKey: 'ABCDE-FGHIJ-KLMNO-PQRST',
+            date: '2030-12-31',
+            daysLeft: 30,
+          },
+          { kind: 'seats_high', used: 19, seats: 20, percent: 95 },
+          { kind: 'refusals_spike', product: 'Example Pro', licenseKey: 'ABCDE-FGHIJ-KLMNO-PQRST', refusals: 42 },
+        ],
+      },
+    ],
+  }),
+  'staff-digest': (url) => ({
+    name: 'Alex Example',
+    since: '2030-12-24',
+    kinds: { license_expiring: 12, maintenance_ending: 3, lease_ending: 2, seats_high: 1, refusals_spike: 0 },
+    openRenewals: 4,
+    failedMails: 1,
+    failedWebhooks: 0,
+    link: url('console', (p) => p.admin()),
+    renewalsLink: url('console', (p) => p.adminRenewals()),
+    outboxLink: url('console', (p) => p.adminOutbox()),
   }),
 };
 

@@ -12,6 +12,7 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { getSettings, saveSettings, settingDefaults } from '../../app/models/settings.ts';
+import { notificationFields } from '../helpers/settings.ts';
 
 const valid = (over: Record<string, string> = {}) => ({
   end_user_self_service: 'on',
@@ -20,8 +21,22 @@ const valid = (over: Record<string, string> = {}) => ({
   offline_lease_days: '14',
   airgap_code_minutes: '120',
   audit_retention_days: '400',
+  ...notificationFields,
   ...over,
 });
+
+/** The notification settings at their defaults (docs/notifications.md). */
+const NOTIFICATION_DEFAULTS = {
+  notificationsEnabled: true,
+  expiryWindowsDays: [60, 30, 7, 1],
+  maintenanceWindowsDays: [30, 7],
+  seatsThresholdPercent: 90,
+  leaseWarningDays: 7,
+  refusalSpikeThreshold: 10,
+  managerDigestHour: 7,
+  staffDigestDay: 1,
+  staffDigestHour: 7,
+};
 
 describe('console: settings', () => {
   let t: TestApp;
@@ -63,6 +78,7 @@ describe('console: settings', () => {
       acceptLegacyAirgapDeactivation: true,
       auditRetentionDays: 400,
       webhookPrivateTargets: false,
+      ...NOTIFICATION_DEFAULTS,
     });
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(
@@ -135,6 +151,7 @@ describe('console: settings', () => {
       acceptLegacyAirgapDeactivation: false,
       auditRetentionDays: 400,
       webhookPrivateTargets: false,
+      ...NOTIFICATION_DEFAULTS,
     };
     assert.deepEqual(await getSettings(t.db, defaults), saved);
 
@@ -151,6 +168,7 @@ describe('console: settings', () => {
       acceptLegacyAirgapDeactivation: true,
       auditRetentionDays: 400,
       webhookPrivateTargets: false,
+      ...NOTIFICATION_DEFAULTS,
     });
     assert.deepEqual(events[0]!.after, saved);
 
@@ -160,6 +178,14 @@ describe('console: settings', () => {
       offline_lease_days: '3650',
       airgap_code_minutes: '5',
       audit_retention_days: '30',
+      notification_expiry_windows: '14 3',
+      notification_maintenance_windows: '90,30',
+      notification_seats_threshold: '100',
+      notification_lease_days: '2',
+      notification_refusal_spike: '50',
+      notification_manager_digest_hour: '0',
+      notification_staff_digest_day: '7',
+      notification_staff_digest_hour: '23',
     });
     assert.equal(again.status, 303);
     const changed = {
@@ -171,9 +197,18 @@ describe('console: settings', () => {
       acceptLegacyAirgapDeactivation: false,
       auditRetentionDays: 30,
       webhookPrivateTargets: false,
+      notificationsEnabled: false,
+      expiryWindowsDays: [14, 3],
+      maintenanceWindowsDays: [90, 30],
+      seatsThresholdPercent: 100,
+      leaseWarningDays: 2,
+      refusalSpikeThreshold: 50,
+      managerDigestHour: 0,
+      staffDigestDay: 7,
+      staffDigestHour: 23,
     };
     assert.deepEqual(await getSettings(t.db, defaults), changed);
-    assert.equal(await countRows(t.db, 'settings'), 8, 'one row per key, updated in place');
+    assert.equal(await countRows(t.db, 'settings'), 17, 'one row per key, updated in place');
     events = await auditOf(t.db, 'settings', 'installation');
     assert.equal(events.length, 2);
     assert.deepEqual(events[1]!.before, saved);

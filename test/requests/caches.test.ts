@@ -7,6 +7,7 @@ import { openDatabase } from '../../db/index.ts';
 import { createLogger } from '../../app/lib/logger.ts';
 import { Writable } from 'node:stream';
 import type { Knex } from 'knex';
+import { notificationFields } from '../helpers/settings.ts';
 
 /**
  * The per-process caches (app/lib/generation-cache.ts): a console change is seen by the process that
@@ -87,6 +88,7 @@ describe('caches: settings, brandings and keys across processes', function () {
       offline_lease_days: '30',
       airgap_code_minutes: '60',
       audit_retention_days: '400',
+      ...notificationFields,
     });
     assert.equal(saved.status, 303, saved.text);
     await request(t.app).get('/redeem').expect(200);

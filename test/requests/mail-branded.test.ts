@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
+import type { ParsedMail } from 'mailparser';
 import request from 'supertest';
-import { SMTPServer } from 'smtp-server';
 import {
   adminAgent,
   buildTestApp,
@@ -13,6 +11,7 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
+import { fromOf, replyToOf, startSmtp, toOf } from '../helpers/smtp.ts';
 import * as brandings from '../../app/models/brandings.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { runDueJobs } from '../../app/lib/queue.ts';
@@ -20,42 +19,10 @@ import { MAIL_KINDS, SAMPLE_DATA, sendMail } from '../../app/services/mail.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 
-/** A real SMTP server on loopback; every mail it accepts is parsed (mailparser) as a mail client would. */
-async function startSmtp() {
-  const raw: string[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    onData(stream, _session, callback) {
-      let data = '';
-      stream.on('data', (c: Buffer) => (data += c.toString()));
-      stream.on('end', () => {
-        raw.push(data);
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.server.address() as AddressInfo).port,
-    /** The mails received so far, parsed, and forgotten. */
-    async take(): Promise<ParsedMail[]> {
-      const mails = await Promise.all(raw.map((r) => simpleParser(r)));
-      raw.length = 0;
-      return mails;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
 const PNG = Buffer.from(
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
   'base64',
 );
-
-const fromOf = (m: ParsedMail) => m.from?.value[0];
-const replyToOf = (m: ParsedMail) => m.replyTo?.value[0]?.address;
-const toOf = (m: ParsedMail) => (Array.isArray(m.to) ? m.to[0] : m.to)?.value[0]?.address;
 
 describe('Branded, localized mail through a real SMTP server', function () {
   this.timeout(60_000);

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { adminAgent, buildTestApp, submitForm, type TestApp } from '../helpers/app.ts';
 import { purgeOldAuditEvents } from '../../app/services/retention.ts';
 import { countRows } from '../helpers/app.ts';
+import { notificationFields } from '../helpers/settings.ts';
 
 /** Audit retention (console → Settings): older events deleted in batches, the purge itself audited. */
 describe('audit retention', function () {
@@ -42,6 +43,7 @@ describe('audit retention', function () {
       default_language: 'en',
       offline_lease_days: '30',
       airgap_code_minutes: '60',
+      ...notificationFields,
     };
     const refused = await submitForm(agent, '/admin/settings', '/admin/settings', {
       ...form,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
 import { generate } from 'otplib';
+import { notificationFields } from '../helpers/settings.ts';
 import {
   buildTestApp,
   createAccount,
@@ -519,6 +520,7 @@ describe('accounts: TOTP second factor', () => {
         offline_lease_days: '30',
         airgap_code_minutes: '60',
         audit_retention_days: '400',
+        ...notificationFields,
       });
       assert.equal(res.status, 303);
     };

@@ -27,6 +27,15 @@ const valuesOf = (s: Settings) => ({
   accept_legacy_airgap_deactivation: s.acceptLegacyAirgapDeactivation,
   audit_retention_days: s.auditRetentionDays,
   webhook_private_targets: s.webhookPrivateTargets,
+  notifications_enabled: s.notificationsEnabled,
+  notification_expiry_windows: s.expiryWindowsDays.join(', '),
+  notification_maintenance_windows: s.maintenanceWindowsDays.join(', '),
+  notification_seats_threshold: s.seatsThresholdPercent,
+  notification_lease_days: s.leaseWarningDays,
+  notification_refusal_spike: s.refusalSpikeThreshold,
+  notification_manager_digest_hour: s.managerDigestHour,
+  notification_staff_digest_day: s.staffDigestDay,
+  notification_staff_digest_hour: s.staffDigestHour,
 });
 
 /** The LDAP section's values: the environment's (read-only), the console's, or the empty form. */
@@ -84,6 +93,8 @@ export function adminSettingsController(ctx: AppContext) {
       ldapPasswordStored: source.source === 'environment' || hasStoredBindPassword(source),
       legacyAirgap: await devices.listLegacyAirgap(ctx.db, 100),
       legacyAirgapCount: await devices.countLegacyAirgap(ctx.db),
+      hours: Array.from({ length: 24 }, (_, h) => ({ value: h, label: `${String(h).padStart(2, '0')}:00 UTC` })),
+      weekdays: [1, 2, 3, 4, 5, 6, 7].map((d) => ({ value: d, label: req.t(`notifications.weekdays.${d}`) })),
     });
   };
 
@@ -105,6 +116,15 @@ export function adminSettingsController(ctx: AppContext) {
         acceptLegacyAirgapDeactivation: d.accept_legacy_airgap_deactivation,
         auditRetentionDays: d.audit_retention_days,
         webhookPrivateTargets: d.webhook_private_targets,
+        notificationsEnabled: d.notifications_enabled,
+        expiryWindowsDays: d.notification_expiry_windows,
+        maintenanceWindowsDays: d.notification_maintenance_windows,
+        seatsThresholdPercent: d.notification_seats_threshold,
+        leaseWarningDays: d.notification_lease_days,
+        refusalSpikeThreshold: d.notification_refusal_spike,
+        managerDigestHour: d.notification_manager_digest_hour,
+        staffDigestDay: d.notification_staff_digest_day,
+        staffDigestHour: d.notification_staff_digest_hour,
       });
       done(req, res, res.locals.paths.adminSettings(), 'admin.settings.saved');
     },
