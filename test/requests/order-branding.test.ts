@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import * as brandings from '../../app/models/brandings.ts';
-import { adminAgent, auditOf, buildTestApp, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
+import { adminAgent, auditOf, buildTestApp, countRows, csrfFrom, loginAgent, type TestApp } from '../helpers/app.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { api, clientToken } from '../helpers/manage-api.ts';
 
@@ -156,5 +156,24 @@ describe('The order’s branding', function () {
     assert.equal(res.body.reference, 'changed');
     assert.equal(res.body.branding_id, undefined);
     assert.equal(await brandingOf(w.orderA), northwind);
+  });
+
+  it('deleting a branding sets its orders back to the default', async () => {
+    const now = new Date();
+    const gone = await brandings.insert(
+      t.db,
+      { name: 'gone', displayName: 'Gone', primaryColor: '#123456', accentColor: '#abcdef', defaultLanguage: 'en' },
+      now,
+    );
+    await t.db('orders').where({ id: w.orderB }).update({ branding_id: gone });
+    const page = await admin.get(`/admin/brandings/${gone}`).expect(200);
+    await admin
+      .post(`/admin/brandings/${gone}/delete`)
+      .type('form')
+      .send({ _csrf: csrfFrom(page.text), confirmed: '1' })
+      .expect(303);
+    assert.equal(await countRows(t.db, 'brandings', { id: gone }), 0);
+    assert.equal(await brandingOf(w.orderB), null);
+    await admin.get(`/admin/orders/${w.orderB}`).expect(200);
   });
 });
