@@ -113,6 +113,18 @@ describe('Unsubscribing and notification preferences', function () {
       assert.equal(await optouts('fay@example.com'), 0);
     });
 
+    it('the link’s token (it names the address) is never logged nor cached', async () => {
+      const token = unsubscribeToken(box, 'ivy@example.com', 'license_expiring');
+      const get = await request(t.app).get(`/unsubscribe/${token}`).expect(200);
+      assert.equal(get.headers['cache-control'], 'no-store');
+      assert.equal(get.headers['referrer-policy'], 'no-referrer');
+      const post = await request(t.app).post(`/unsubscribe/${token}`).type('form').send(ONE_CLICK).expect(200);
+      assert.equal(post.headers['cache-control'], 'no-store');
+      const all = JSON.stringify(t.logs);
+      assert.ok(!all.includes(token.split('.')[0]!) && !all.includes(token.split('.')[2]!), 'no part of the token');
+      assert.ok(all.includes('/unsubscribe/[REDACTED]'));
+    });
+
     it('two one-click POSTs at the same instant leave one row', async () => {
       const url = link('gil@example.com', 'seats_high');
       const answers = await Promise.all([0, 1, 2, 3].map(() => request(t.app).post(url).type('form').send(ONE_CLICK)));
