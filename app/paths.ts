@@ -45,6 +45,7 @@ export function makePaths(boundPortal: string | null) {
     licenseInvitation: (token: string) => `/invitations/${enc(token)}`,
     account: () => '/account',
     accountPassword: () => '/account/password',
+    accountNotifications: () => '/account/notifications',
     accountSessionsEnd: () => '/account/sessions/end',
     accountTwoFactor: () => '/account/two-factor',
     accountTwoFactorSetup: () => '/account/two-factor/setup',

@@ -55,6 +55,8 @@ import { idempotency } from './api/manage/idempotency.ts';
 import { webhooksController } from './controllers/webhooks.ts';
 import { portalRenewalsController } from './controllers/portal/renewals.ts';
 import { adminRenewalsController } from './controllers/admin/renewals.ts';
+import { unsubscribeController } from './controllers/unsubscribe.ts';
+import { isOneClickUnsubscribe } from './middleware/csrf-exempt.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -116,6 +118,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const managerHooks = webhooksController(ctx, 'portal');
   const renewalRequests = portalRenewalsController(ctx);
   const renewalAdmin = adminRenewalsController(ctx);
+  const unsub = unsubscribeController(ctx);
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
   const ask = confirmations(ctx);
 
@@ -272,9 +275,14 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // Redeeming a code (services/vouchers.ts): public, so a visitor can create their end-user account with it.
   acc.get('/redeem', redeem.show);
   acc.post('/redeem', redeem.create);
+  // A notification's one-click unsubscribe link (services/unsubscribe.ts): the signed token is the
+  // credential; GET only asks, POST acts and is exempt from CSRF (middleware/csrf-exempt.ts).
+  acc.get('/unsubscribe/:token', unsub.limit, unsub.show);
+  acc.post('/unsubscribe/:token', unsub.limit, unsub.unsubscribe);
   acc.post('/language', account.setLanguage);
   acc.get('/account', requireLogin, account.show);
   acc.post('/account', requireLogin, account.update);
+  acc.post('/account/notifications', requireLogin, account.saveNotifications);
   acc.post('/account/sessions/end', requireLogin, account.endSessions);
   acc.get('/account/password', requireLogin, account.showPassword);
   acc.post('/account/password', requireLogin, account.changePassword);
@@ -673,7 +681,8 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   );
 
   const r = Router();
-  r.use(guards.csrf);
+  // Every state-changing request needs its CSRF token, except the one-click unsubscribe (RFC 8058).
+  r.use((req, res, next) => (isOneClickUnsubscribe(req) ? next() : guards.csrf(req, res, next)));
   r.use('/portal', hostServes('portal'), routers.portal);
   r.use(onHostBoundTo('portal', routers.portal));
   r.use('/offline', hostServes('offline'), routers.offline);

@@ -9,6 +9,7 @@ import { changePassword, endSessions, sessionsOf, updateProfile } from '../servi
 import { homeFor } from './sessions.ts';
 import type { SessionClient } from '../models/sessions.ts';
 import { renewSession } from './helpers.ts';
+import { NOTIFICATION_KINDS, preferencesOf, savePreferences } from '../services/unsubscribe.ts';
 
 /** The signed-in account's own settings: name, language, password. */
 export function accountController(ctx: AppContext) {
@@ -23,6 +24,7 @@ export function accountController(ctx: AppContext) {
         ctx.config.sessionMaxAgeMs,
         (req.session as { client?: SessionClient }).client ?? null,
       ),
+      notifications: await preferencesOf(ctx.db, req.user!),
       ...extra,
     });
 
@@ -43,6 +45,18 @@ export function accountController(ctx: AppContext) {
       req.session.lang = form.language;
       flash(req, 'success', ctx.i18n.getFixedT(form.language)('account.saved'));
       res.redirect(303, res.locals.paths.account());
+    },
+
+    /**
+     * The notification preferences: a checkbox per kind of the account's role, on when ticked. Only
+     * the signed-in account's own address is written (there is no account id in the form to forge).
+     */
+    async saveNotifications(req: Request, res: Response) {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const on = new Set<string>(NOTIFICATION_KINDS.filter((kind) => body[`notify_${kind}`] === 'on'));
+      const changed = await savePreferences(ctx, req.actor, req.user!, on);
+      flash(req, 'success', req.t(changed ? 'notificationPrefs.saved' : 'notificationPrefs.unchanged'));
+      res.redirect(303, `${res.locals.paths.account()}#notifications`);
     },
 
     showPassword: (req: Request, res: Response) => passwordPage(req, res),

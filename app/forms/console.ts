@@ -30,6 +30,8 @@ export const orderForm = z.object({
   reference: optionalText(200),
   is_test: checkbox,
   is_trial: checkbox,
+  // Empty: the installation's default branding.
+  branding_id: optionalWholeNumber(1, 2_147_483_647),
 });
 
 /** Addresses separated by new lines, commas or semicolons; each must be valid. */

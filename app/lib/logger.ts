@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { ONE_TIME_LINK_PATHS } from './tokens.ts';
+import { CREDENTIAL_LINK_PATHS } from './tokens.ts';
 
 export type { Logger };
 
@@ -17,9 +17,9 @@ export const REDACT_PATHS = [
   '*.privateKey',
 ];
 
-/** One-time links (lib/tokens.ts) and the offline and air-gap download links (served at /download/… on a bound host too). */
+/** Credential links (lib/tokens.ts: one-time links, unsubscribe links) and the offline and air-gap download links (served at /download/… on a bound host too). */
 const TOKEN_IN_PATH = new RegExp(
-  `(${[...ONE_TIME_LINK_PATHS, '/download/'].map((p) => p.replace(/[/]/g, '\\/')).join('|')})[^/?#]+`,
+  `(${[...CREDENTIAL_LINK_PATHS, '/download/'].map((p) => p.replace(/[/]/g, '\\/')).join('|')})[^/?#]+`,
 );
 
 /** URL path segments that are credentials themselves are masked in logs. */

@@ -16,3 +16,10 @@ export function hashToken(token: string): string {
  * and air-gap download links (…/download/<token>) are redacted too.
  */
 export const ONE_TIME_LINK_PATHS = ['/password/reset/', '/login/unlock/', '/setup/', '/invitations/'] as const;
+
+/**
+ * Every path whose last segment is a credential: the one-time links and the one-click unsubscribe
+ * link (services/unsubscribe.ts: not single-use, but it names the address and acts for it). Never
+ * cached, never logged.
+ */
+export const CREDENTIAL_LINK_PATHS = [...ONE_TIME_LINK_PATHS, '/unsubscribe/'] as const;

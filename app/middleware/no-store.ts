@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { ONE_TIME_LINK_PATHS } from '../lib/tokens.ts';
+import { CREDENTIAL_LINK_PATHS } from '../lib/tokens.ts';
 
 /**
  * `Cache-Control: no-store` on every response to a signed-in user and on the pages behind one-time
@@ -9,7 +9,7 @@ import { ONE_TIME_LINK_PATHS } from '../lib/tokens.ts';
  * runs, and public pages keep their caching.
  */
 export const noStoreForPrivatePages: RequestHandler = (req, res, next) => {
-  if (req.user || ONE_TIME_LINK_PATHS.some((prefix) => req.path.startsWith(prefix)))
+  if (req.user || CREDENTIAL_LINK_PATHS.some((prefix) => req.path.startsWith(prefix)))
     res.set('Cache-Control', 'no-store');
   next();
 };

@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import { HttpError } from '../lib/errors.ts';
+import { isOneClickUnsubscribe } from './csrf-exempt.ts';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -21,12 +22,13 @@ function originOf(url: string): string | null {
  * neither (older browsers, plain http, scripts, tests) goes on to the CSRF check, which still applies.
  *
  * The License API (/api/v1) is exempt: applications call it from anywhere, and it reads no cookie
- * (each request is signed by the device), so a cross-site request there can borrow nothing.
+ * (each request is signed by the device), so a cross-site request there can borrow nothing. So is
+ * the one-click unsubscribe (middleware/csrf-exempt.ts): a mail client may POST it from anywhere.
  */
 export function checkOrigin(baseUrl: string): RequestHandler {
   const configured = originOf(baseUrl);
   return (req, _res, next) => {
-    if (SAFE_METHODS.has(req.method) || req.path.startsWith('/api/')) return next();
+    if (SAFE_METHODS.has(req.method) || req.path.startsWith('/api/') || isOneClickUnsubscribe(req)) return next();
     if (req.get('sec-fetch-site') === 'cross-site') return next(new HttpError(403, 'errors.csrf'));
     const origin = req.get('origin');
     if (origin === undefined || origin === 'null') return next();

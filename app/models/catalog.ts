@@ -153,11 +153,13 @@ export async function insertOrder(
     isTest?: boolean;
     isTrial?: boolean;
     createdBy?: number | null;
+    brandingId?: number | null;
   },
   now: Date,
 ) {
   return idOf(
     await db('orders').insert({
+      branding_id: o.brandingId ?? null,
       order_ref: o.orderRef,
       reference: o.reference ?? null,
       customer_id: o.customerId,

@@ -9,6 +9,8 @@ export interface Order {
   customerName: string;
   isTest: boolean;
   isTrial: boolean;
+  /** The branding the order's mail carries (reminders, digests: no request host to take it from); null: the default. */
+  brandingId: number | null;
   /** How many licenses it holds (kept with the order, see migration 0006). */
   licenseCount: number;
   createdAt: Date;
@@ -32,6 +34,7 @@ function fromRow(r: Record<string, unknown>): Order {
     customerName: String(r.customer_name ?? ''),
     isTest: toBool(r.is_test),
     isTrial: toBool(r.is_trial),
+    brandingId: r.branding_id === null || r.branding_id === undefined ? null : Number(r.branding_id),
     licenseCount: Number(r.license_count ?? 0),
     createdAt: toDate(r.created_at)!,
     updatedAt: toDate(r.updated_at)!,
@@ -102,12 +105,14 @@ export async function countInScope(
 export async function update(
   db: Knex,
   id: number,
-  f: { order_ref: string; reference: string | null; is_test: boolean; is_trial: boolean },
+  f: { order_ref: string; reference: string | null; is_test: boolean; is_trial: boolean; branding_id?: number | null },
   now: Date,
 ): Promise<void> {
+  // branding_id absent (the Management API's PATCH): left as it is.
+  const { branding_id, ...rest } = f;
   await db('orders')
     .where({ id })
-    .update({ ...f, updated_at: now });
+    .update({ ...rest, ...(branding_id !== undefined ? { branding_id } : {}), updated_at: now });
 }
 
 export async function hasLicenses(db: Knex, id: number): Promise<boolean> {
@@ -151,6 +156,7 @@ export function auditView(o: Order) {
     customerId: o.customerId,
     isTest: o.isTest,
     isTrial: o.isTrial,
+    brandingId: o.brandingId,
   };
 }
 

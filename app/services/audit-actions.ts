@@ -88,6 +88,9 @@ export const AUDIT_ACTIONS = [
   'manager.quota_set',
   'manager.sub_quota_set',
   'manager.updated',
+  // notification opt-outs (services/unsubscribe.ts)
+  'notification.preferences_changed',
+  'notification.unsubscribed',
   'order.created',
   'order.deleted',
   'order.manager_added',

@@ -78,6 +78,15 @@ export interface OrderFields {
   reference: string | null;
   is_test: boolean;
   is_trial: boolean;
+  /** The branding of the order's mail; absent (the Management API): none on create, unchanged on update. */
+  branding_id?: number | null;
+}
+
+/** A branding named by a form must exist (the select offers only existing ones; a forged id is a field error). */
+async function checkBranding(db: Knex, brandingId: number | null | undefined): Promise<void> {
+  if (brandingId === null || brandingId === undefined) return;
+  if (!(await db('brandings').where({ id: brandingId }).first('id')))
+    throw new ValidationError({ branding_id: 'validation.brandingUnknown' });
 }
 
 export async function createOrder(
@@ -90,6 +99,7 @@ export async function createOrder(
   try {
     return await auditedChange(deps, actor, async (trx, now) => {
       if (!(await customers.findById(trx, customerId))) throw notFound();
+      await checkBranding(trx, f.branding_id);
       const id = await catalog.insertOrder(
         trx,
         {
@@ -99,6 +109,7 @@ export async function createOrder(
           isTest: f.is_test,
           isTrial: f.is_trial,
           createdBy: actor.accountId,
+          brandingId: f.branding_id ?? null,
         },
         now,
       );
@@ -131,6 +142,7 @@ export async function updateOrder(deps: ServiceDeps, actor: Actor, id: number, f
     await auditedChange(deps, actor, async (trx, now) => {
       const before = await orders.findById(trx, id);
       if (!before) throw notFound();
+      await checkBranding(trx, f.branding_id);
       await orders.update(trx, id, f, now);
       return {
         result: undefined,

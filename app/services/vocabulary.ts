@@ -4,6 +4,7 @@ import { VOUCHER_STATUSES } from '../models/vouchers.ts';
 import { CHANNELS, DEACTIVATION_REASONS, HISTORY_EVENTS } from '../models/devices.ts';
 import { MAIL_STATES } from '../models/outbox.ts';
 import { AUDIT_ACTIONS } from './audit-actions.ts';
+import { NOTIFICATION_KINDS } from './unsubscribe.ts';
 import { REFUSALS } from './refusals.ts';
 import { ARTIFACT_REFUSALS } from './requests.ts';
 import { VOUCHER_REFUSALS } from './vouchers.ts';
@@ -25,6 +26,7 @@ export const VOCABULARY = {
   channels: { codes: CHANNELS, key: (c: string) => `channels.${c}` },
   deactivationReasons: { codes: DEACTIVATION_REASONS, key: (c: string) => `deactivationReasons.${c}` },
   mailStates: { codes: MAIL_STATES, key: (c: string) => `mailStates.${c}` },
+  notificationKinds: { codes: NOTIFICATION_KINDS, key: (c: string) => `notificationPrefs.kinds.${c}` },
 } as const;
 
 export type Vocabulary = keyof typeof VOCABULARY;

@@ -8,6 +8,7 @@ import { pageCount, pageFrom } from '../../lib/pagination.ts';
 import * as service from '../../services/customers.ts';
 import { done, listQuery, onPage } from '../helpers.ts';
 import { onFailure } from '../../middleware/errors.ts';
+import { brandingChoices } from './orders.ts';
 
 export function adminCustomersController(ctx: AppContext) {
   const form = (
@@ -24,14 +25,21 @@ export function adminCustomersController(ctx: AppContext) {
       values,
       errors,
     });
-  const orderFormView = (
+  const orderFormView = async (
     req: Request,
     res: Response,
     status: number,
     customer: customers.Customer,
     values: object,
     errors: object,
-  ) => res.status(status).render('admin/orders/new', { title: req.t('admin.orders.new'), customer, values, errors });
+  ) =>
+    res.status(status).render('admin/orders/new', {
+      title: req.t('admin.orders.new'),
+      customer,
+      values,
+      errors,
+      brandingOptions: await brandingChoices(ctx.db),
+    });
 
   return {
     async index(req: Request, res: Response) {
@@ -97,7 +105,7 @@ export function adminCustomersController(ctx: AppContext) {
 
     async newOrder(req: Request, res: Response) {
       const customer = req.customer!;
-      orderFormView(req, res, 200, customer, {}, {});
+      await orderFormView(req, res, 200, customer, {}, {});
     },
 
     async createOrder(req: Request, res: Response) {

@@ -4,6 +4,7 @@ import * as orders from '../../models/orders.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
+import * as brandings from '../../models/brandings.ts';
 import { formData } from '../../forms/parse.ts';
 import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
@@ -12,6 +13,9 @@ import { issueAndInvite } from '../../services/portal.ts';
 import { done, listQuery, onPage, orderListPage } from '../helpers.ts';
 import { LICENSE_FILTER_KEYS, licenseFilterFrom } from './licenses.ts';
 import { onFailure } from '../../middleware/errors.ts';
+
+/** The brandings an order's select offers (at most 500, by name). */
+export const brandingChoices = (db: AppContext['db']) => brandings.list(db, {}, 500, 0);
 
 export function adminOrdersController(ctx: AppContext) {
   const showPage = async (
@@ -26,12 +30,13 @@ export function adminOrdersController(ctx: AppContext) {
     const query = listQuery(req, ['q', ...LICENSE_FILTER_KEYS]);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
-    const [rows, total, managers, issuable, productList] = await Promise.all([
+    const [rows, total, managers, issuable, productList, branding] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
       licenses.countInOrder(ctx.db, order, filter, now),
       orders.listManagers(ctx.db, order.id),
       policies.listIssuable(ctx.db),
       products.listActive(ctx.db),
+      order.brandingId === null ? undefined : brandings.findById(ctx.db, order.brandingId),
     ]);
     res.status(status).render('admin/orders/show', {
       title: order.orderRef,
@@ -44,13 +49,27 @@ export function adminOrdersController(ctx: AppContext) {
       managers,
       issuable,
       products: productList,
+      orderBranding: branding ?? null,
       issueValues,
       issueErrors,
     });
   };
 
-  const editView = (req: Request, res: Response, status: number, order: orders.Order, values: object, errors: object) =>
-    res.status(status).render('admin/orders/edit', { title: req.t('admin.orders.edit'), order, values, errors });
+  const editView = async (
+    req: Request,
+    res: Response,
+    status: number,
+    order: orders.Order,
+    values: object,
+    errors: object,
+  ) =>
+    res.status(status).render('admin/orders/edit', {
+      title: req.t('admin.orders.edit'),
+      order,
+      values,
+      errors,
+      brandingOptions: await brandingChoices(ctx.db),
+    });
 
   return {
     async index(req: Request, res: Response) {
@@ -66,12 +85,18 @@ export function adminOrdersController(ctx: AppContext) {
 
     async edit(req: Request, res: Response) {
       const order = req.order!;
-      editView(
+      await editView(
         req,
         res,
         200,
         order,
-        { order_ref: order.orderRef, reference: order.reference, is_test: order.isTest, is_trial: order.isTrial },
+        {
+          order_ref: order.orderRef,
+          reference: order.reference,
+          is_test: order.isTest,
+          is_trial: order.isTrial,
+          branding_id: order.brandingId,
+        },
         {},
       );
     },

@@ -192,6 +192,8 @@ export function portalOrdersController(ctx: AppContext) {
         reference: form.data.reference,
         is_test: form.data.is_test,
         is_trial: form.data.is_trial,
+        // Made on a host of a branding: the order's mail (reminders, digests) carries that branding.
+        branding_id: req.branding.id,
       },
       lines: lines.lines.map((l) => ({ policyId: l.policyId, quantity: l.quantity ?? undefined, emails: l.emails })),
     };
