@@ -1,39 +1,11 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
-import { type ParsedMail, simpleParser } from 'mailparser';
+import type { ParsedMail } from 'mailparser';
 import request from 'supertest';
-import { SMTPServer } from 'smtp-server';
 import { buildTestApp, countRows, type TestApp } from '../helpers/app.ts';
+import { startSmtp } from '../helpers/smtp.ts';
 import * as brandings from '../../app/models/brandings.ts';
 import { runDueJobs } from '../../app/lib/queue.ts';
 import { SAMPLE_DATA, sendMail } from '../../app/services/mail.ts';
-
-/** A real SMTP server on loopback; every mail it accepts is parsed (mailparser) as a mail client would. */
-async function startSmtp() {
-  const raw: string[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS'],
-    onData(stream, _session, callback) {
-      let data = '';
-      stream.on('data', (c: Buffer) => (data += c.toString()));
-      stream.on('end', () => {
-        raw.push(data);
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.server.address() as AddressInfo).port,
-    async take(): Promise<ParsedMail[]> {
-      const mails = await Promise.all(raw.map((r) => simpleParser(r)));
-      raw.length = 0;
-      return mails;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
 
 /** The URL in a `List-Unsubscribe: <url>` header line, as a mail client reads it. */
 function listUnsubscribeUrl(mail: ParsedMail): URL {
