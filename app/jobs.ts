@@ -2,6 +2,7 @@ import type { AppContext } from './app.ts';
 import { FailJob, type JobHandler, RetryJobAt } from './lib/queue.ts';
 import { sendQueuedMail } from './lib/mailer.ts';
 import { publishExpiringLicenses } from './services/events.ts';
+import { snapshotPreviousDay } from './services/usage.ts';
 import { deliverWebhook, purgeOldEvents, webhookDepsOf } from './services/webhooks.ts';
 
 /**
@@ -13,12 +14,14 @@ export const JOBS: Record<string, JobHandler> = {
   'webhook.deliver': (ctx, job) => deliverWebhook(webhookDepsOf(ctx), job), // one attempt of one delivery, retried on its own schedule (payload: deliveryId)
   'webhook.expiring': async (ctx) => void (await publishExpiringLicenses(ctx.db, ctx.clock)), // license.expiring, once per license, window and expiry date
   'webhook.purge': async (ctx) => void (await purgeOldEvents(ctx)), // events, deliveries and their log after 30 days
+  'usage.snapshot': async (ctx, job) => void (await snapshotPreviousDay(ctx.db, ctx.clock, job.payload)), // one usage row per license for the day that ended (services/usage.ts)
 };
 
 /** Jobs the runners enqueue once per period across all processes (payload: { periodStart }). */
 export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [
   { kind: 'webhook.expiring', everyMs: 86_400_000 },
   { kind: 'webhook.purge', everyMs: 86_400_000 },
+  { kind: 'usage.snapshot', everyMs: 86_400_000 },
 ];
 
 /**
