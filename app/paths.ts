@@ -84,7 +84,8 @@ export function makePaths(boundPortal: string | null) {
         orderCsv: (id: number, query: Query = {}) => withQuery(`${base}/orders/${id}/usage.csv`, query),
         license: (id: number, query: Query = {}) => withQuery(`${base}/licenses/${id}/usage`, query),
         licenseCsv: (id: number, query: Query = {}) => withQuery(`${base}/licenses/${id}/usage.csv`, query),
-        release: (licenseId: number, deviceId: number) => `${base}/licenses/${licenseId}/usage/devices/${deviceId}/release`,
+        release: (licenseId: number, deviceId: number) =>
+          `${base}/licenses/${licenseId}/usage/devices/${deviceId}/release`,
       };
     },
     portalOrders: (query: Query = {}) => withQuery(`${portalBase}/orders`, query),

@@ -41,7 +41,10 @@ export interface UsageRow extends UsageDay {
 
 /** Raises the day's running maximum of floating slots held at once (call under the license row lock). */
 export async function raiseFloatingPeak(db: Knex, licenseId: number, day: string, held: number): Promise<void> {
-  await db('floating_peaks').insert({ license_id: licenseId, day, peak: held }).onConflict(['license_id', 'day']).ignore();
+  await db('floating_peaks')
+    .insert({ license_id: licenseId, day, peak: held })
+    .onConflict(['license_id', 'day'])
+    .ignore();
   // Guarded: only ever upwards, whatever ran before.
   await db('floating_peaks').where({ license_id: licenseId, day }).where('peak', '<', held).update({ peak: held });
 }
@@ -192,7 +195,9 @@ export async function daysSummed(db: Knex, orderId: number | null, from: string,
     .select(
       'day',
       db.raw('sum(seats_used) as seats_used'),
-      db.raw('case when sum(case when seats_bought is null then 1 else 0 end) > 0 then null else sum(seats_bought) end as seats_bought'),
+      db.raw(
+        'case when sum(case when seats_bought is null then 1 else 0 end) > 0 then null else sum(seats_bought) end as seats_bought',
+      ),
       db.raw('sum(floating_peak) as floating_peak'),
       db.raw('sum(activations) as activations'),
       db.raw('sum(refusals) as refusals'),
@@ -212,7 +217,10 @@ export async function daysSummed(db: Knex, orderId: number | null, from: string,
       sum[code] = (sum[code] ?? 0) + Number(n);
     reasons.set(day, sum);
   }
-  return rows.map((r: Record<string, unknown>) => ({ ...fromRow(r), refusalReasons: reasons.get(String(r.day)) ?? {} }));
+  return rows.map((r: Record<string, unknown>) => ({
+    ...fromRow(r),
+    refusalReasons: reasons.get(String(r.day)) ?? {},
+  }));
 }
 
 /** Active devices of these licenses not seen since `before` (or never seen and activated before it), oldest first. */

@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Clock } from '../lib/clock.ts';
+import { inTransaction } from '../lib/transaction.ts';
 import * as usage from '../models/usage.ts';
 
 /**
@@ -72,7 +73,9 @@ export async function snapshotDay(db: Knex, day: string, takenAt: Date): Promise
   for (;;) {
     const batch = await usage.licensesBatch(db, end, afterId, BATCH);
     if (!batch.length) break;
-    await usage.upsertDays(db, await rowsOf(db, batch, day), takenAt);
+    const rows = await rowsOf(db, batch, day);
+    // A batch in one statement; a run at the same instant elsewhere may conflict on MariaDB: retried.
+    await inTransaction(db, (trx) => usage.upsertDays(trx, rows, takenAt));
     written += batch.length;
     afterId = batch[batch.length - 1]!.id;
   }
