@@ -26,7 +26,7 @@ document.addEventListener('DOMContentLoaded', () => {
     maintainAspectRatio: false,
     animation: false,
     interaction: { mode: 'index', intersect: false },
-    scales: { y: { beginAtZero: true, ticks: { precision: 0 } } },
+    scales: { y: { beginAtZero: true, grace: '5%', ticks: { precision: 0 } } },
   };
   const line = (label, values, color, extra = {}) => ({
     label,
