@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import crypto from 'node:crypto';
+import { createRequire } from 'node:module';
 import express, { type Express } from 'express';
 import session from 'express-session';
 import helmet from 'helmet';
@@ -157,6 +158,11 @@ export function createApp(deps: AppDeps): PorticoApp {
     }),
   );
 
+  // The charting library of the usage pages, from our own origin (CSP script-src 'self'): the file of the installed package.
+  const chartJs = path.join(path.dirname(createRequire(import.meta.url).resolve('chart.js')), 'chart.umd.min.js');
+  app.get('/static/vendor/chart.umd.min.js', (_req, res, next) =>
+    res.sendFile(chartJs, { maxAge: config.env === 'production' ? '1d' : 0 }, (err) => err && next(err)),
+  );
   app.use(
     '/static',
     express.static(path.join(root, 'public'), { index: false, maxAge: config.env === 'production' ? '1d' : 0 }),

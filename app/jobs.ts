@@ -3,6 +3,7 @@ import { FailJob, type JobHandler, RetryJobAt } from './lib/queue.ts';
 import { sendQueuedMail } from './lib/mailer.ts';
 import { publishExpiringLicenses } from './services/events.ts';
 import { runNotifications } from './services/notifications.ts';
+import { snapshotPreviousDay } from './services/usage.ts';
 import { deliverWebhook, purgeOldEvents, webhookDepsOf } from './services/webhooks.ts';
 
 /**
@@ -15,6 +16,7 @@ export const JOBS: Record<string, JobHandler> = {
   'webhook.expiring': async (ctx) => void (await publishExpiringLicenses(ctx.db, ctx.clock)), // license.expiring, once per license, window and expiry date
   'webhook.purge': async (ctx) => void (await purgeOldEvents(ctx)), // events, deliveries and their log after 30 days
   'notifications.run': async (ctx) => void (await runNotifications(ctx)), // the checks, then the digests due (docs/notifications.md)
+  'usage.snapshot': async (ctx, job) => void (await snapshotPreviousDay(ctx.db, ctx.clock, job.payload)), // one usage row per license for the day that ended (services/usage.ts)
 };
 
 /** Jobs the runners enqueue once per period across all processes (payload: { periodStart }). */
@@ -22,6 +24,7 @@ export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [
   { kind: 'webhook.expiring', everyMs: 86_400_000 },
   { kind: 'webhook.purge', everyMs: 86_400_000 },
   { kind: 'notifications.run', everyMs: 3_600_000 },
+  { kind: 'usage.snapshot', everyMs: 86_400_000 },
 ];
 
 /**

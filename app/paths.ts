@@ -72,6 +72,23 @@ export function makePaths(boundPortal: string | null) {
     airgapDownload: (token: string) => `${airgapBase}/download/${enc(token)}`,
     copyScript: () => '/static/js/copy.js',
     confirmScript: () => '/static/js/confirm.js',
+    /** The charting library (chart.js, served from node_modules by app/app.ts) and the usage pages' script. */
+    chartScript: () => '/static/vendor/chart.umd.min.js',
+    usageScript: () => '/static/js/usage.js',
+    /** The usage pages (app/controllers/usage.ts) of the console (`admin`) or the User Portal. */
+    usage: (area: 'admin' | 'portal') => {
+      const base = area === 'admin' ? '/admin' : portalBase;
+      return {
+        overview: (query: Query = {}) => withQuery('/admin/usage', query),
+        overviewCsv: (query: Query = {}) => withQuery('/admin/usage.csv', query),
+        order: (id: number, query: Query = {}) => withQuery(`${base}/orders/${id}/usage`, query),
+        orderCsv: (id: number, query: Query = {}) => withQuery(`${base}/orders/${id}/usage.csv`, query),
+        license: (id: number, query: Query = {}) => withQuery(`${base}/licenses/${id}/usage`, query),
+        licenseCsv: (id: number, query: Query = {}) => withQuery(`${base}/licenses/${id}/usage.csv`, query),
+        release: (licenseId: number, deviceId: number) =>
+          `${base}/licenses/${licenseId}/usage/devices/${deviceId}/release`,
+      };
+    },
     portalOrders: (query: Query = {}) => withQuery(`${portalBase}/orders`, query),
     portalOrderNew: () => `${portalBase}/orders/new`,
     portalBundleNew: () => `${portalBase}/orders/bundle/new`,

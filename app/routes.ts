@@ -54,6 +54,7 @@ import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
 import { idempotency } from './api/manage/idempotency.ts';
 import { webhooksController } from './controllers/webhooks.ts';
 import { portalRenewalsController } from './controllers/portal/renewals.ts';
+import { usageController } from './controllers/usage.ts';
 import { adminRenewalsController } from './controllers/admin/renewals.ts';
 import { unsubscribeController } from './controllers/unsubscribe.ts';
 import { isOneClickUnsubscribe } from './middleware/csrf-exempt.ts';
@@ -117,6 +118,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const vendorHooks = webhooksController(ctx, 'admin');
   const managerHooks = webhooksController(ctx, 'portal');
   const renewalRequests = portalRenewalsController(ctx);
+  const portalUsage = usageController(ctx, 'portal');
+  const adminUsage = usageController(ctx, 'admin');
   const renewalAdmin = adminRenewalsController(ctx);
   const unsub = unsubscribeController(ctx);
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
@@ -401,6 +404,20 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     device,
     portalLicenses.unblacklistDevice,
   );
+  // Usage (controllers/usage.ts): managers within their order scope (end users: 404); release = the device reset.
+  up.get('/orders/:id/usage', mgr, order, portalUsage.page);
+  up.get('/orders/:id/usage.csv', mgr, order, portalUsage.csv);
+  up.get('/licenses/:id/usage', mgr, license, portalUsage.page);
+  up.get('/licenses/:id/usage.csv', mgr, license, portalUsage.csv);
+  up.post(
+    '/licenses/:id/usage/devices/:deviceId/release',
+    mgr,
+    license,
+    can('reset_device'),
+    device,
+    ask.releaseDevice,
+    portalUsage.release,
+  );
   up.post('/licenses/:id/devices/:deviceId/borrow', mgr, license, can('borrow_license'), device, portalLicenses.borrow);
   up.get('/licenses/:id/devices/:deviceId/refresh', mgr, license, device, portalLicenses.refresh);
   up.post('/licenses/:id/users', mgr, license, can('manage_license_users'), portalLicenses.assignUser);
@@ -542,6 +559,19 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   );
   adm.post('/licenses/:id/devices/:deviceId/unblacklist', load.license, device, licenses.unblacklistDevice);
   adm.get('/licenses/:id/devices/:deviceId/refresh', load.license, device, licenses.refresh);
+  adm.get('/usage', adminUsage.page);
+  adm.get('/usage.csv', adminUsage.csv);
+  adm.get('/orders/:id/usage', load.order, adminUsage.page);
+  adm.get('/orders/:id/usage.csv', load.order, adminUsage.csv);
+  adm.get('/licenses/:id/usage', load.license, adminUsage.page);
+  adm.get('/licenses/:id/usage.csv', load.license, adminUsage.csv);
+  adm.post(
+    '/licenses/:id/usage/devices/:deviceId/release',
+    load.license,
+    device,
+    ask.releaseDevice,
+    adminUsage.release,
+  );
   adm.post('/licenses/:id/users', load.license, licenses.assignUser);
   adm.post('/licenses/:id/users/:accountId', load.license, licenses.setUserLimit);
   adm.post('/licenses/:id/users/:accountId/delete', load.license, ask.unassignUser, licenses.unassignUser);

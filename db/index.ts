@@ -25,6 +25,7 @@ import * as renewalRequests from './migrations/0023_renewal_requests.ts';
 import * as notificationOptouts from './migrations/0024_notification_optouts.ts';
 import * as notifications from './migrations/0025_notifications.ts';
 import * as directoryAccounts from './migrations/0027_directory_accounts.ts';
+import * as usageHistory from './migrations/0029_usage_history.ts';
 
 export type Db = Knex;
 
@@ -60,6 +61,7 @@ const migrations: Migration[] = [
   { name: '0024_notification_optouts', ...notificationOptouts },
   { name: '0025_notifications', ...notifications },
   { name: '0027_directory_accounts', ...directoryAccounts },
+  { name: '0029_usage_history', ...usageHistory },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

@@ -110,6 +110,17 @@ export function confirmations(ctx: AppContext) {
     resetDevice: confirmFirst(
       onDevice('confirm.resetDevice.title', 'confirm.resetDevice.text', 'confirm.resetDevice.button'),
     ),
+    /** Releasing an idle device from a usage page: the device reset, "Cancel" back to that usage page. */
+    releaseDevice: confirmFirst((req, res) => {
+      const vars = { license: licenseName(req, req.license!), machine: machineName(req.device!) };
+      return question(
+        req,
+        'usage.release',
+        vars,
+        req.t('usage.release.button'),
+        res.locals.paths.usage(req.baseUrl === '/admin' ? 'admin' : 'portal').license(req.license!.id),
+      );
+    }),
     blacklistDevice: confirmFirst(
       onDevice('confirm.blacklist.title', 'confirm.blacklist.text', 'confirm.blacklist.button'),
     ),

@@ -9,6 +9,7 @@ import * as devices from '../models/devices.ts';
 import * as products from '../models/products.ts';
 import * as licenseUsers from '../models/license-users.ts';
 import * as requestNonces from '../models/request-nonces.ts';
+import * as usage from '../models/usage.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import { recordAudit } from './audit.ts';
 import { deviceData, licenseData, publishEvent } from './events.ts';
@@ -229,6 +230,8 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
         Object.assign(license, (await licenses.findById(trx, license.id, at))!);
       // The seat first: with every seat taken the answer is no_seats, whatever the transfers.
       await takeSeat(trx, license, found.userId, at);
+      // A floating slot taken: the day's running maximum of slots held at once (the usage history).
+      if (license.floating) await usage.raiseFloatingPeak(trx, license.id, usage.dayOf(at), license.timesActivated + 1);
       const transfer = await countsAsTransfer(trx, license, input.hardwareId);
       if (transfer) await takeTransfer(trx, license, at);
       const device = await devices.insert(

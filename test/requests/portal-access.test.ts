@@ -136,6 +136,16 @@ const MATRIX: Record<string, Row> = {
   'POST /portal/licenses/:id/enable': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
   'POST /portal/licenses/:id/note': { perm: 'edit_license', scoped: true, for: 'managers', params: license },
   'POST /portal/licenses/:id/reset': { perm: 'reset_license', scoped: true, for: 'managers', params: license },
+  'GET /portal/orders/:id/usage': { perm: null, scoped: true, for: 'managers', params: order },
+  'GET /portal/orders/:id/usage.csv': { perm: null, scoped: true, for: 'managers', params: order },
+  'GET /portal/licenses/:id/usage': { perm: null, scoped: true, for: 'managers', params: license },
+  'GET /portal/licenses/:id/usage.csv': { perm: null, scoped: true, for: 'managers', params: license },
+  'POST /portal/licenses/:id/usage/devices/:deviceId/release': {
+    perm: 'reset_device',
+    scoped: true,
+    for: 'managers',
+    params: license,
+  },
   'GET /portal/licenses/:id/devices/:deviceId/reset': {
     perm: 'reset_device',
     scoped: true,
