@@ -31,10 +31,10 @@ describe('browser: usage pages', function () {
     for (let i = 3; i >= 1; i--) await snapshotDay(t.db, addDays(today, -i), t.clock.now());
     const { page, problems, close } = await openPage(browser);
     const charts = () =>
-      page.evaluate(() => {
-        const w = window as unknown as { Chart?: { getChart(c: Element): unknown } };
-        return [...document.querySelectorAll('canvas[data-usage-chart]')].map((c) => Boolean(w.Chart?.getChart(c)));
-      });
+      // A string, like the layout test's: the type check has no DOM library.
+      page.evaluate(
+        "[...document.querySelectorAll('canvas[data-usage-chart]')].map((c) => Boolean(window.Chart && window.Chart.getChart(c)))",
+      ) as Promise<boolean[]>;
     try {
       await logIn(page, url, w.managerAll);
       await page.goto(`${url}/portal/licenses/${w.licenseA}`);
