@@ -181,6 +181,12 @@ export async function daysOfLicense(db: Knex, licenseId: number, from: string, t
   }));
 }
 
+/** The days between `from` and `to` (inclusive) that have a snapshot of some license. */
+export async function daysWithRows(db: Knex, from: string, to: string): Promise<Set<string>> {
+  const rows: { day: string }[] = await db('license_usage_days').whereBetween('day', [from, to]).distinct('day');
+  return new Set(rows.map((r) => String(r.day)));
+}
+
 /**
  * The days of several licenses summed per day (an order, or everything when `orderId` is null):
  * seats bought is null as soon as one license is unlimited that day; the floating peak is the sum

@@ -84,13 +84,25 @@ export async function snapshotDay(db: Knex, day: string, takenAt: Date): Promise
 
 /**
  * The periodic job `usage.snapshot` (app/jobs.ts): the queue enqueues it once per day across all
- * processes, at 00:00 UTC; it snapshots the day before its period. Run twice, it writes the same rows.
+ * processes, at 00:00 UTC; it snapshots the day before its period, and the days of the week before
+ * that which have no snapshot at all (no process ran at their midnight). Run twice, it writes the
+ * same rows.
  */
 export async function snapshotPreviousDay(db: Knex, clock: Clock, payload: unknown): Promise<number> {
   const start = (payload as { periodStart?: string } | null)?.periodStart;
   const at = start && !Number.isNaN(Date.parse(start)) ? new Date(start) : clock.now();
-  return snapshotDay(db, usage.addDays(usage.dayOf(at), -1), clock.now());
+  const yesterday = usage.addDays(usage.dayOf(at), -1);
+  let written = await snapshotDay(db, yesterday, clock.now());
+  // Days missed while no process ran at midnight (a week back at most) are caught up now.
+  const from = usage.addDays(yesterday, -CATCH_UP_DAYS);
+  const present = await usage.daysWithRows(db, from, usage.addDays(yesterday, -1));
+  for (let day = from; day < yesterday; day = usage.addDays(day, 1))
+    if (!present.has(day)) written += await snapshotDay(db, day, clock.now());
+  return written;
 }
+
+/** How many days before yesterday the daily job fills in when they have no snapshot. */
+export const CATCH_UP_DAYS = 6;
 
 export const RANGES = [30, 90, 365] as const;
 export type Range = (typeof RANGES)[number];

@@ -527,6 +527,21 @@ describe('usage history and usage pages', function () {
     assert.deepEqual(JSON.parse(r.refusal_reasons), { expired: 1 });
   });
 
+  it('days missed while no process ran at midnight are filled in by the next run, a week back at most', async () => {
+    // Days 26 and 27 lost (no process at their midnight); day 20 is older than the catch-up reaches.
+    await t
+      .db('license_usage_days')
+      .whereIn('day', [dayName(20), dayName(26), dayName(27)])
+      .delete();
+    goTo(32, 0);
+    await enqueuePeriodicJobs(ctx());
+    await runDueJobs(ctx(), { workerId: 'a' });
+    assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(31) }), 3);
+    assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(26) }), 3);
+    assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(27) }), 3);
+    assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(20) }), 0);
+  });
+
   it('the charting library is served from our own origin', async () => {
     const res = await request(t.app).get('/static/vendor/chart.umd.min.js').expect(200);
     assert.match(String(res.headers['content-type']), /javascript/);
