@@ -22,6 +22,7 @@ import * as apiCredentials from './migrations/0020_api_credentials.ts';
 import * as webhooks from './migrations/0021_webhooks.ts';
 import * as brandedMail from './migrations/0022_branded_mail.ts';
 import * as renewalRequests from './migrations/0023_renewal_requests.ts';
+import * as identityProviders from './migrations/0026_identity_providers.ts';
 
 export type Db = Knex;
 
@@ -54,6 +55,7 @@ const migrations: Migration[] = [
   { name: '0021_webhooks', ...webhooks },
   { name: '0022_branded_mail', ...brandedMail },
   { name: '0023_renewal_requests', ...renewalRequests },
+  { name: '0026_identity_providers', ...identityProviders },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {
