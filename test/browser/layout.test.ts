@@ -207,24 +207,20 @@ describe('browser: the phone layout (390 px) and the design', function () {
       created_at: now,
       updated_at: now,
     });
-    await app.t
-      .db('sso_domains')
-      .insert({
-        provider_id: providerId,
-        domain: 'globex-engineering-department.example',
-        password_login: false,
-        verified_at: now,
-        created_at: now,
-      });
-    await app.t
-      .db('sso_mappings')
-      .insert({
-        provider_id: providerId,
-        group_name: 'portico-license-managers-of-globex',
-        kind: 'seat',
-        license_id: w.userLicense,
-        created_at: now,
-      });
+    await app.t.db('sso_domains').insert({
+      provider_id: providerId,
+      domain: 'globex-engineering-department.example',
+      password_login: false,
+      verified_at: now,
+      created_at: now,
+    });
+    await app.t.db('sso_mappings').insert({
+      provider_id: providerId,
+      group_name: 'portico-license-managers-of-globex',
+      kind: 'seat',
+      license_id: w.userLicense,
+      created_at: now,
+    });
     // A failed job with a long error and a queued one (console → Jobs: both action buttons).
     const job = { payload: '{}', max_attempts: 8, run_at: now, created_at: now };
     await app.t.db('jobs').insert([
