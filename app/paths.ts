@@ -254,7 +254,9 @@ export function makePaths(boundPortal: string | null) {
     webhooks: (area: 'admin' | 'portal') => webhookPaths(area === 'admin' ? '/admin' : portalBase),
     // --- single sign-on (docs/sso.md): the login side, then a customer's pages in the console and the User Portal ---
     ssoLogin: (query: Query = {}) => withQuery('/login/sso', query),
+    ssoContinue: (id: number, query: Query = {}) => withQuery(`/login/sso/${id}`, query),
     ssoStart: (id: number, query: Query = {}) => withQuery(`/sso/${id}/start`, query),
+    ssoScript: () => '/static/js/sso.js',
     ssoOidcCallback: (id: number) => `/sso/${id}/oidc/callback`,
     ssoSamlAcs: (id: number) => `/sso/${id}/saml/acs`,
     ssoSamlMetadata: (id: number) => `/sso/${id}/saml/metadata`,

@@ -273,6 +273,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   // Single sign-on (controllers/sso.ts): the e-mail step, the redirect to the customer's provider, its answer.
   acc.get('/login/sso', sso.showEmailStep);
   acc.post('/login/sso', sso.emailStep);
+  acc.get('/login/sso/:id', sso.continuePage);
   acc.get('/sso/:id/start', sso.start);
   acc.get('/sso/:id/oidc/callback', sso.oidcCallback);
   acc.get('/sso/:id/saml/complete', sso.samlComplete);

@@ -63,6 +63,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/admin\/products\//, { id: w.product }],
     [/^\/admin\/customers\//, { id: w.customer, providerId: provider }],
     [/^\/portal\/customers\//, { id: w.customer, providerId: provider }],
+    [/^\/login\/sso\//, { id: provider }],
     [/^\/admin\/orders\//, { id: w.orderA }],
     [/^\/admin\/licenses\//, { id: w.licenseA, deviceId: w.deviceA }],
     [/^\/admin\/license-users\//, { id: w.endUser.id }],

@@ -142,7 +142,11 @@ describe('single sign-on: OpenID Connect', function () {
       .type('form')
       .send({ _csrf: csrfFrom(page.text), email: 'Ann@Globex.test', password: '' })
       .expect(303);
-    assert.equal(routed.headers.location, `/sso/${providerId}/start?email=Ann%40Globex.test`);
+    assert.equal(routed.headers.location, `/login/sso/${providerId}?email=Ann%40Globex.test`);
+    // The page between: its link leaves for the provider (a form's redirect may not: CSP form-action).
+    const between = await anon.get(routed.headers.location!).expect(200);
+    assert.ok(between.text.includes(`href="/sso/${providerId}/start?email=Ann%40Globex.test"`));
+    assert.match(between.text, /<script src="\/static\/js\/sso.js" defer><\/script>/);
     // The e-mail step page does the same; any other address goes to the password form.
     const step = await anon.get('/login/sso').expect(200);
     const other = await anon

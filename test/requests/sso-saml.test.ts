@@ -8,6 +8,8 @@ import { IDP_ENTITY_ID, IDP_SSO_URL, keyPair, type SamlPerson, startSamlIdp } fr
 import * as catalog from '../../app/models/catalog.ts';
 import { saveSettings } from '../../app/models/settings.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
+import { purgeOnce } from '../../app/models/identity-providers.ts';
+import { SSO_PER_CLIENT } from '../../app/controllers/sso.ts';
 
 /**
  * Single sign-on with SAML 2.0 against a signing IdP (test/helpers/saml-idp.ts): the SP metadata, the
@@ -317,5 +319,28 @@ describe('single sign-on: SAML 2.0', function () {
     await request(t.app).get(`/sso/${providerId}/start`).expect(403);
     const page = await request(t.app).get('/login/sso');
     assert.ok(csrfFrom(page.text));
+  });
+
+  it('expired one-time keys are purged (the housekeeping of server.ts)', async () => {
+    const before = await countRows(t.db, 'sso_once');
+    assert.ok(before > 0);
+    t.clock.advance(2 * 86_400_000);
+    try {
+      assert.equal(await purgeOnce(t.db, t.clock.now()), before);
+      assert.equal(await countRows(t.db, 'sso_once'), 0);
+    } finally {
+      t.clock.advance(-2 * 86_400_000);
+    }
+  });
+
+  it('an anonymous flood is cut per client before any work (429 with Retry-After)', async () => {
+    let res: request.Response | undefined;
+    for (let i = 0; i <= SSO_PER_CLIENT.limit; i++) {
+      res = await request(t.app).get('/sso/999999/start');
+      if (res.status === 429) break;
+      assert.equal(res.status, 403);
+    }
+    assert.equal(res!.status, 429);
+    assert.ok(Number(res!.headers['retry-after']) > 0);
   });
 });
