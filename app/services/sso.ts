@@ -151,10 +151,18 @@ export async function completeLogin(
     if (account.role === 'manager') await syncRoles(trx, provider, account, mappings, grants, now);
     else await syncSeats(trx, provider, account, mappings, grants, now);
     for (const audit of grants.audits) await recordAudit(trx, { ...actor, label: email }, now, audit);
-    await recordLogin(trx, actor, account, now, { via: provider.kind, providerId: provider.id });
+    // The groups as the provider sent them: what the vendor maps (Entra sends object ids, Google names).
+    await recordLogin(trx, actor, account, now, {
+      via: provider.kind,
+      providerId: provider.id,
+      groups: identity.groups.slice(0, 50),
+    });
     return { account };
   });
-  if ('refused' in outcome) return refuse(deps, actor, provider, outcome.refused!, null, email);
+  if ('refused' in outcome) {
+    const detail = outcome.refused === 'no_mapping' ? `groups: ${identity.groups.join(', ') || '(none)'}` : null;
+    return refuse(deps, actor, provider, outcome.refused!, detail, email);
+  }
   return outcome.account;
 }
 

@@ -211,7 +211,7 @@ describe('single sign-on: OpenID Connect', function () {
     const actions = (await auditOf(t.db, 'account', account.id)).map((a) => a.action);
     assert.deepEqual(actions.slice(0, 3), ['sso.account_created', 'sso.role_granted', 'auth.login']);
     const login = (await auditOf(t.db, 'account', account.id)).find((a) => a.action === 'auth.login')!;
-    assert.deepEqual(login.after, { via: 'oidc', providerId });
+    assert.deepEqual(login.after, { via: 'oidc', providerId, groups: ['portico-managers'] });
   });
 
   it('the callback cannot be replayed: the state is spent', async () => {
@@ -340,6 +340,10 @@ describe('single sign-on: OpenID Connect', function () {
       (r) => JSON.parse(r.after_state).reason,
     );
     assert.ok(reasons.includes('no_mapping'));
+    const noMapping = (await t.db('audit_events').where({ action: 'sso.login_refused' })).find(
+      (r) => JSON.parse(r.after_state).reason === 'no_mapping',
+    );
+    assert.equal(JSON.parse(noMapping.after_state).detail, 'groups: unknown', 'the groups the provider sent, to map');
     assert.ok(reasons.includes('admin_account'));
   });
 

@@ -181,7 +181,7 @@ describe('single sign-on: SAML 2.0', function () {
     );
     await agent.get('/portal').expect(200);
     const loginEvent = (await auditOf(t.db, 'account', account.id)).find((a) => a.action === 'auth.login')!;
-    assert.deepEqual(loginEvent.after, { via: 'saml', providerId });
+    assert.deepEqual(loginEvent.after, { via: 'saml', providerId, groups: ['engineers'] });
   });
 
   it('the seat count holds: with one seat, the least recently used holder gives way', async () => {
