@@ -292,19 +292,28 @@ export async function touchIdentity(db: Knex, providerId: number, subject: strin
 
 // --- seats and roles granted by single sign-on ---
 
+/**
+ * The seats single sign-on gave the account that it still holds. A mark whose assignment was removed
+ * by hand (a manager or the vendor unassigned the user) counts for nothing and is overwritten.
+ */
 export async function ssoSeatsOf(db: Knex, accountId: number, providerId: number): Promise<number[]> {
-  return (await db('sso_seats').where({ account_id: accountId, provider_id: providerId }).select('license_id')).map(
-    (r: { license_id: number }) => Number(r.license_id),
-  );
+  return (
+    await db('sso_seats')
+      .join('license_user_assignments', (j) =>
+        j
+          .on('license_user_assignments.license_id', 'sso_seats.license_id')
+          .andOn('license_user_assignments.account_id', 'sso_seats.account_id'),
+      )
+      .where({ 'sso_seats.account_id': accountId, 'sso_seats.provider_id': providerId })
+      .select('sso_seats.license_id')
+  ).map((r: { license_id: number }) => Number(r.license_id));
 }
 
 export async function markSeat(db: Knex, licenseId: number, accountId: number, providerId: number, now: Date) {
-  await db('sso_seats').insert({
-    license_id: licenseId,
-    account_id: accountId,
-    provider_id: providerId,
-    last_used_at: now,
-  });
+  await db('sso_seats')
+    .insert({ license_id: licenseId, account_id: accountId, provider_id: providerId, last_used_at: now })
+    .onConflict(['license_id', 'account_id'])
+    .merge(['provider_id', 'last_used_at']);
 }
 
 export async function touchSeat(db: Knex, licenseId: number, accountId: number, now: Date) {
@@ -315,11 +324,16 @@ export async function unmarkSeat(db: Knex, licenseId: number, accountId: number)
   await db('sso_seats').where({ license_id: licenseId, account_id: accountId }).delete();
 }
 
-/** The seats single sign-on gave on a license, least recently used first. */
+/** The seats single sign-on gave on a license that their holders still hold, least recently used first. */
 export async function seatsByLastUse(db: Knex, licenseId: number) {
   return (
     await db('sso_seats')
       .join('accounts', 'accounts.id', 'sso_seats.account_id')
+      .join('license_user_assignments', (j) =>
+        j
+          .on('license_user_assignments.license_id', 'sso_seats.license_id')
+          .andOn('license_user_assignments.account_id', 'sso_seats.account_id'),
+      )
       .where('sso_seats.license_id', licenseId)
       .orderBy('sso_seats.last_used_at')
       .orderBy('sso_seats.account_id')
@@ -365,14 +379,25 @@ export async function waitsOn(db: Knex, licenseIds: number[]) {
   }));
 }
 
+/** The orders single sign-on gave the account a role on that it still has (a hand-removed one counts for nothing). */
 export async function ssoRolesOf(db: Knex, accountId: number, providerId: number): Promise<number[]> {
-  return (await db('sso_roles').where({ account_id: accountId, provider_id: providerId }).select('order_id')).map(
-    (r: { order_id: number }) => Number(r.order_id),
-  );
+  return (
+    await db('sso_roles')
+      .join('manager_orders', (j) =>
+        j
+          .on('manager_orders.order_id', 'sso_roles.order_id')
+          .andOn('manager_orders.account_id', 'sso_roles.account_id'),
+      )
+      .where({ 'sso_roles.account_id': accountId, 'sso_roles.provider_id': providerId })
+      .select('sso_roles.order_id')
+  ).map((r: { order_id: number }) => Number(r.order_id));
 }
 
 export async function markRole(db: Knex, orderId: number, accountId: number, providerId: number) {
-  await db('sso_roles').insert({ order_id: orderId, account_id: accountId, provider_id: providerId });
+  await db('sso_roles')
+    .insert({ order_id: orderId, account_id: accountId, provider_id: providerId })
+    .onConflict(['order_id', 'account_id'])
+    .merge(['provider_id']);
 }
 
 export async function unmarkRole(db: Knex, orderId: number, accountId: number) {

@@ -290,7 +290,9 @@ describe('single sign-on: OpenID Connect', function () {
     assert.match(portalPage.text, /New assignments freeze until an admin picks/);
     // An admin frees a seat (unassigning a user): Vic gets it at the next login.
     const una = await accountOf('una@globex.test');
-    await t.db('license_user_assignments').where({ license_id: seatLicense, account_id: una.id }).delete();
+    const license = `/admin/licenses/${seatLicense}`;
+    await sent(submitForm(admin, license, `${license}/users/${una.id}/delete`, { confirmed: '1' }), 303);
+    assert.equal(await countRows(t.db, 'license_user_assignments', { license_id: seatLicense, account_id: una.id }), 0);
     assert.equal((await ssoLogin('vic@globex.test')).res.status, 303);
     assert.equal(await countRows(t.db, 'license_user_assignments', { account_id: vic.id, license_id: seatLicense }), 1);
     assert.equal(await countRows(t.db, 'sso_seat_waits', { account_id: vic.id }), 0);

@@ -305,6 +305,48 @@ describe('single sign-on: SAML 2.0', function () {
     assert.equal((await lastRefusal()).reason, 'state_mismatch');
   });
 
+  it('two people completing at the same instant for the last seat: one gets it, the other waits (freeze)', async () => {
+    await sent(submitForm(admin, base(), `${base()}/seat-rule`, { rule: 'freeze' }), 303);
+    await t.db('license_user_assignments').where({ license_id: seatLicense }).delete();
+    const returns = [];
+    for (const name of ['dinesh', 'monica']) {
+      const { agent, location } = await begin();
+      const answer = idp.answer(location, {
+        nameId: `${name}@hooli.test`,
+        email: `${name}@hooli.test`,
+        groups: ['engineers'],
+      });
+      const acs = await post(answer.samlResponse).expect(303);
+      returns.push({ agent, url: acs.headers.location! });
+    }
+    const results = await Promise.all(returns.map((r) => r.agent.get(r.url)));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      [303, 303],
+    );
+    assert.equal(await countRows(t.db, 'license_user_assignments', { license_id: seatLicense }), 1);
+    assert.equal(await countRows(t.db, 'sso_seat_waits', { license_id: seatLicense }), 1);
+    await sent(submitForm(admin, base(), `${base()}/seat-rule`, { rule: 'least_recently_used' }), 303);
+  });
+
+  // Jared's seat was taken away by hand above (the seats deleted for the race): he signs in again without harm.
+  it('an SSO session has the same absolute lifetime as a password login', async () => {
+    const { agent, back } = await login({
+      nameId: 'jared@hooli.test',
+      email: 'jared@hooli.test',
+      groups: ['engineers'],
+    });
+    assert.equal(back.status, 303);
+    await agent.get('/portal').expect(200);
+    t.clock.advance(t.config.sessionAbsoluteMs + 60_000);
+    try {
+      const res = await agent.get('/portal').expect(303);
+      assert.equal(res.headers.location, '/login');
+    } finally {
+      t.clock.advance(-(t.config.sessionAbsoluteMs + 60_000));
+    }
+  });
+
   it('a disabled provider refuses both the redirect and the answer', async () => {
     const { location, agent } = await begin();
     const answer = idp.answer(location, {
