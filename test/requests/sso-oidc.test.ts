@@ -5,6 +5,7 @@ import {
   auditOf,
   buildTestApp,
   countRows,
+  createAccount,
   csrfFrom,
   loginAgent,
   submitForm,
@@ -13,6 +14,8 @@ import {
 import { portalWorld } from '../helpers/portal.ts';
 import { CLIENT_ID, CLIENT_SECRET, signInAtOp, startOp, type TestOp } from '../helpers/sso.ts';
 import * as catalog from '../../app/models/catalog.ts';
+import * as roles from '../../app/models/roles.ts';
+import * as managers from '../../app/models/managers.ts';
 import { saveSettings } from '../../app/models/settings.ts';
 import { inTransaction } from '../../app/lib/transaction.ts';
 import { dataDirSecretBox } from '../../app/crypto/secret-box.ts';
@@ -411,6 +414,42 @@ describe('single sign-on: OpenID Connect', function () {
     });
     await allowed.get(`/portal/customers/${w.customer}/sso/providers/${otherId}`).expect(404);
     await admin.get(`/admin/customers/${w.customer}/sso/providers/${otherId}`).expect(404);
+  });
+
+  it('a manager maps groups only to roles no stronger than their own (no escalation through the provider)', async () => {
+    const now = new Date();
+    const roleId = await roles.insert(
+      t.db,
+      'Customer admin',
+      ['edit_customer', 'manage_managers', 'manage_license_users'],
+      now,
+    );
+    const lead = await createAccount(t.db, { role: 'manager' });
+    await managers.assignOrder(t.db, lead.id, w.orderA, roleId, null, now);
+    const agent = await loginAgent(t.app, lead.email, lead.password);
+    const show = `/portal/customers/${w.customer}/sso/providers/${providerId}`;
+    const managerRole = await t.db('roles').where({ builtin: 'manager' }).first();
+    const refused = await sent(
+      submitForm(agent, show, `${show}/mappings`, {
+        group_name: 'sneaky',
+        kind: 'role',
+        order_id: String(w.orderA),
+        role_id: String(managerRole.id),
+      }),
+      422,
+    );
+    assert.match(refused.text, /no stronger than your own/);
+    await sent(
+      submitForm(agent, show, `${show}/mappings`, {
+        group_name: 'helpers',
+        kind: 'role',
+        order_id: String(w.orderA),
+        role_id: String(roleId),
+      }),
+      303,
+    );
+    assert.equal(await countRows(t.db, 'sso_mappings', { group_name: 'sneaky' }), 0);
+    assert.equal(await countRows(t.db, 'sso_mappings', { group_name: 'helpers' }), 1);
   });
 
   it('an expired ID token is refused (the app clock is past its expiry plus the skew)', async () => {
