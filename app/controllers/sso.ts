@@ -8,7 +8,16 @@ import { RateLimiter, clientOf, type RateRule } from '../lib/rate-limiter.ts';
 import { safeReturnPath } from '../paths.ts';
 import { recordAudit } from '../services/audit.ts';
 import { rateLimited } from '../services/throttles.ts';
-import { SsoRefused, completeLogin, domainOf, refuse, refusalError, routeEmail } from '../services/sso.ts';
+import {
+  REFUSAL_REASONS,
+  type RefusalReason,
+  SsoRefused,
+  completeLogin,
+  domainOf,
+  refuse,
+  refusalError,
+  routeEmail,
+} from '../services/sso.ts';
 import { finishOidc, startOidc, type OidcPending } from '../services/sso-oidc.ts';
 import { consumeSaml, spMetadata, startSaml, takeSamlResult } from '../services/sso-saml.ts';
 import { afterLoginPath } from './sessions.ts';
@@ -150,7 +159,7 @@ export function ssoController(ctx: AppContext) {
 
     /** The SAML assertion consumer (no session here: the IdP's POST is cross-site). */
     async samlAcs(req: Request, res: Response) {
-      const paths = res.locals.paths ?? null;
+      // The thin path has no page locals: the return URL is written here (paths.ssoSamlComplete's shape).
       const complete = (query: Record<string, string>) =>
         `/sso/${Number(req.params.id)}/saml/complete?${new URLSearchParams(query).toString()}`;
       await limit(req);
@@ -161,7 +170,7 @@ export function ssoController(ctx: AppContext) {
         const body = typeof req.body?.SAMLResponse === 'string' ? req.body.SAMLResponse : '';
         if (!body) throw new SsoRefused('invalid_response', 'no SAMLResponse');
         const token = await consumeSaml(ctx, provider, ctx.baseUrl, body);
-        res.redirect(303, paths?.ssoSamlComplete(provider.id, { token }) ?? complete({ token }));
+        res.redirect(303, complete({ token }));
       } catch (err) {
         if (!(err instanceof SsoRefused)) throw err;
         if (!err.audited) await refuse(ctx, actor, provider ?? null, err.reason, err.detail).catch(() => {});
@@ -175,7 +184,10 @@ export function ssoController(ctx: AppContext) {
       const refused = typeof req.query.refused === 'string' ? req.query.refused : null;
       const flow = req.session.sso;
       delete req.session.sso;
-      if (refused) throw refusalError(refusalReasons.has(refused) ? (refused as never) : 'invalid_response');
+      if (refused)
+        throw refusalError(
+          (REFUSAL_REASONS as readonly string[]).includes(refused) ? (refused as RefusalReason) : 'invalid_response',
+        );
       try {
         const result = await takeSamlResult(ctx, typeof req.query.token === 'string' ? req.query.token : '');
         if (
@@ -203,19 +215,6 @@ export function ssoController(ctx: AppContext) {
     },
   };
 }
-
-const refusalReasons = new Set([
-  'disabled',
-  'state_mismatch',
-  'invalid_response',
-  'replayed',
-  'domain_not_verified',
-  'email_missing',
-  'no_mapping',
-  'admin_account',
-  'account_disabled',
-  'provider_error',
-]);
 
 const withEmail = (url: string, email: string) => `${url}?${new URLSearchParams({ email }).toString()}`;
 

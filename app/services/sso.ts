@@ -22,18 +22,21 @@ import type { Actor, ServiceDeps } from './context.ts';
  * replay) happen before, in services/sso-oidc.ts and services/sso-saml.ts.
  */
 
-/** Why a single sign-on was refused: the audit's `reason` and the key of the message shown. */
-export type RefusalReason =
-  | 'disabled'
-  | 'state_mismatch'
-  | 'invalid_response'
-  | 'replayed'
-  | 'domain_not_verified'
-  | 'email_missing'
-  | 'no_mapping'
-  | 'admin_account'
-  | 'account_disabled'
-  | 'provider_error';
+/** Why a single sign-on was refused: the audit's `reason` and the key of the message shown (`sso.refused.<reason>`). */
+export const REFUSAL_REASONS = [
+  'disabled',
+  'state_mismatch',
+  'invalid_response',
+  'replayed',
+  'domain_not_verified',
+  'email_missing',
+  'no_mapping',
+  'admin_account',
+  'account_disabled',
+  'provider_error',
+] as const;
+
+export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export class SsoRefused extends Error {
   /** Set once the refusal is in the audit log (a caller does not record it twice). */

@@ -111,6 +111,29 @@ describe('single sign-on: OpenID Connect', function () {
     assert.ok(!page.text.includes(CLIENT_SECRET));
   });
 
+  it('saving the provider with an empty secret keeps the stored one', async () => {
+    const show = `${base(w.customer)}/providers/${providerId}`;
+    const before = (await t.db('identity_providers').where({ id: providerId }).first()).oidc_client_secret;
+    await sent(
+      submitForm(admin, show, show, {
+        name: 'Globex Entra ID',
+        enabled: 'on',
+        groups_claim: 'groups',
+        oidc_issuer: op.issuer,
+        oidc_client_id: CLIENT_ID,
+        oidc_client_secret: '',
+        oidc_scopes: 'openid email profile groups',
+      }),
+      303,
+    );
+    const row = await t.db('identity_providers').where({ id: providerId }).first();
+    assert.equal(row.name, 'Globex Entra ID');
+    assert.equal(row.oidc_client_secret, before);
+    const updated = (await auditOf(t.db, 'identity_provider', providerId)).at(-1)!;
+    assert.equal(updated.action, 'identity_provider.updated');
+    assert.equal(updated.after.secretChanged, false);
+  });
+
   it('refuses an issuer on a private address unless private targets are allowed, with the reason in the form', async () => {
     await inTransaction(t.db, (trx) => saveSettings(trx, { webhookPrivateTargets: false }, t.clock.now()));
     const res = await sent(

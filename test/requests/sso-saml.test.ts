@@ -26,6 +26,7 @@ describe('single sign-on: SAML 2.0', function () {
   let providerId: number;
   let seatLicense: number;
   let metadataServer: http.Server;
+  let served = '';
   const base = () => `/admin/customers/${w.customer}/sso`;
 
   const sent = async (p: Promise<request.Response>, status: number) => {
@@ -84,8 +85,9 @@ describe('single sign-on: SAML 2.0', function () {
       },
       now,
     );
+    served = idp.metadata;
     metadataServer = http.createServer((_req, res) =>
-      res.writeHead(200, { 'content-type': 'application/xml' }).end(idp.metadata),
+      res.writeHead(200, { 'content-type': 'application/xml' }).end(served),
     );
     await new Promise<void>((resolve) => metadataServer.listen(0, '127.0.0.1', resolve));
   });
@@ -142,6 +144,23 @@ describe('single sign-on: SAML 2.0', function () {
       }),
       303,
     );
+  });
+
+  it('saving the provider again reads its metadata URL anew (a rotated certificate)', async () => {
+    const show = `${base()}/providers/${providerId}`;
+    const before = (await t.db('identity_providers').where({ id: providerId }).first()).saml_certificates;
+    const rotated = await keyPair('idp2.globex.test');
+    const body = (pem: string) => pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s+/g, '');
+    served = idp.metadata.replace(body(idp.signing.cert), body(rotated.cert));
+    const url = `http://127.0.0.1:${(metadataServer.address() as AddressInfo).port}/metadata`;
+    const form = { name: 'Hooli Okta', enabled: 'on', groups_claim: 'groups', saml_metadata_url: url };
+    await sent(submitForm(admin, show, show, form), 303);
+    const after = (await t.db('identity_providers').where({ id: providerId }).first()).saml_certificates;
+    assert.equal(after, body(rotated.cert));
+    assert.notEqual(after, before);
+    served = idp.metadata;
+    await sent(submitForm(admin, show, show, form), 303);
+    assert.equal((await t.db('identity_providers').where({ id: providerId }).first()).saml_certificates, before);
   });
 
   it('a metadata URL on a forbidden address is refused before anything is fetched', async () => {
