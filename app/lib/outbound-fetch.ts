@@ -49,13 +49,19 @@ export function outboundFetch(opts: { allowPrivate: boolean; timeoutMs?: number;
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
+        let tooLarge = false;
         res.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > maxBytes) return req.destroy(new Error('response too large'));
-          chunks.push(chunk);
+          if (size <= maxBytes) return void chunks.push(chunk);
+          if (tooLarge) return;
+          tooLarge = true;
+          clearTimeout(timer);
+          reject(new TypeError('fetch failed: response too large'));
+          req.destroy();
         });
         res.on('end', () => {
           clearTimeout(timer);
+          if (tooLarge) return;
           const h = new Headers();
           for (const [k, v] of Object.entries(res.headers))
             if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) h.append(k, one);
