@@ -15,6 +15,7 @@ import { ensureSigningKey } from './app/services/signing-keys.ts';
 import { issueSetupTokenIfNeeded } from './app/services/setup.ts';
 import { makePaths } from './app/paths.ts';
 import * as sessions from './app/models/sessions.ts';
+import * as identityProviders from './app/models/identity-providers.ts';
 import { purgeFinishedJobs, startQueueRunner } from './app/lib/queue.ts';
 
 /**
@@ -87,6 +88,7 @@ async function prepareDatabase() {
       limiter.purge(),
       sessions.purgeExpired(db, clock.now()),
       idempotencyKeys.purgeExpired(db, clock.now()),
+      identityProviders.purgeOnce(db, clock.now()),
       purgeOldAuditEvents({ db, clock, settings }),
       purgeFinishedJobs({ db, clock }),
     ]).catch((err) => logger.warn({ err }, 'housekeeping failed'));

@@ -23,6 +23,20 @@ const webhookPaths = (base: string) => ({
   resend: (id: number, deliveryId: number) => `${base}/webhooks/${id}/deliveries/${deliveryId}/resend`,
 });
 
+/** A customer's single sign-on pages under `base` (/admin/customers/:id, or the User Portal's /customers/:id). */
+const ssoPaths = (base: string) => ({
+  index: () => `${base}/sso`,
+  create: () => `${base}/sso/providers`,
+  seatRule: () => `${base}/sso/seat-rule`,
+  show: (id: number) => `${base}/sso/providers/${id}`,
+  update: (id: number) => `${base}/sso/providers/${id}`,
+  delete: (id: number) => `${base}/sso/providers/${id}/delete`,
+  domains: (id: number) => `${base}/sso/providers/${id}/domains`,
+  domain: (id: number, domainId: number, change: string) => `${base}/sso/providers/${id}/domains/${domainId}/${change}`,
+  mappings: (id: number) => `${base}/sso/providers/${id}/mappings`,
+  mappingDelete: (id: number, mappingId: number) => `${base}/sso/providers/${id}/mappings/${mappingId}/delete`,
+});
+
 /**
  * Every URL the app renders or redirects to. Views and controllers never write a URL by hand.
  * A host bound to one portal serves it at `/`: that portal's base is '' there and
@@ -258,6 +272,17 @@ export function makePaths(boundPortal: string | null) {
     adminWebhook: (id: number) => `/admin/webhooks/${id}`,
     portalWebhook: (id: number) => `${portalBase}/webhooks/${id}`,
     webhooks: (area: 'admin' | 'portal') => webhookPaths(area === 'admin' ? '/admin' : portalBase),
+    // --- single sign-on (docs/sso.md): the login side, then a customer's pages in the console and the User Portal ---
+    ssoLogin: (query: Query = {}) => withQuery('/login/sso', query),
+    ssoContinue: (id: number, query: Query = {}) => withQuery(`/login/sso/${id}`, query),
+    ssoStart: (id: number, query: Query = {}) => withQuery(`/sso/${id}/start`, query),
+    ssoScript: () => '/static/js/sso.js',
+    ssoOidcCallback: (id: number) => `/sso/${id}/oidc/callback`,
+    ssoSamlAcs: (id: number) => `/sso/${id}/saml/acs`,
+    ssoSamlMetadata: (id: number) => `/sso/${id}/saml/metadata`,
+    ssoSamlComplete: (id: number, query: Query = {}) => withQuery(`/sso/${id}/saml/complete`, query),
+    sso: (area: 'admin' | 'portal', customerId: number) =>
+      ssoPaths(area === 'admin' ? `/admin/customers/${customerId}` : `${portalBase}/customers/${customerId}`),
   };
 }
 

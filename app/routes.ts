@@ -58,6 +58,8 @@ import { usageController } from './controllers/usage.ts';
 import { adminRenewalsController } from './controllers/admin/renewals.ts';
 import { unsubscribeController } from './controllers/unsubscribe.ts';
 import { isOneClickUnsubscribe } from './middleware/csrf-exempt.ts';
+import { ssoController } from './controllers/sso.ts';
+import { ssoConfigController } from './controllers/sso-config.ts';
 
 /**
  * Where a route lives: `public` and `account` at the root, `portal` under /portal (and at / on a
@@ -122,6 +124,9 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const adminUsage = usageController(ctx, 'admin');
   const renewalAdmin = adminRenewalsController(ctx);
   const unsub = unsubscribeController(ctx);
+  const sso = ssoController(ctx);
+  const ssoAdmin = ssoConfigController(ctx, 'admin');
+  const ssoPortal = ssoConfigController(ctx, 'portal');
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
   const ask = confirmations(ctx);
 
@@ -142,6 +147,11 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   pub.get('/.well-known/portico-keys.json', system.publicKeys);
   pub.get('/branding.css', branding, system.brandingCss);
   pub.get('/branding/logo', branding, system.brandingLogo);
+  // Single sign-on, SAML (controllers/sso.ts): the IdP's POST comes cross-site without the session
+  // cookie (SameSite=Lax) or a CSRF token; the signed assertion is its credential, and the browser's
+  // next request (/sso/:id/saml/complete, with its session) must match the request it answers.
+  pub.post('/sso/:id/saml/acs', sso.samlAcs);
+  pub.get('/sso/:id/saml/metadata', sso.samlMetadata);
 
   // License API (/api/v1): JSON for the SDK, no session and no CSRF (a signed request is the credential).
   const v1 = add('api');
@@ -266,6 +276,13 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   acc.get('/login/two-factor', twoFactor.showChallenge);
   acc.post('/login/two-factor', twoFactor.answerChallenge);
   acc.post('/logout', sessions.destroy);
+  // Single sign-on (controllers/sso.ts): the e-mail step, the redirect to the customer's provider, its answer.
+  acc.get('/login/sso', sso.showEmailStep);
+  acc.post('/login/sso', sso.emailStep);
+  acc.get('/login/sso/:id', sso.continuePage);
+  acc.get('/sso/:id/start', sso.start);
+  acc.get('/sso/:id/oidc/callback', sso.oidcCallback);
+  acc.get('/sso/:id/saml/complete', sso.samlComplete);
   acc.get('/password/forgot', passwords.showForgot);
   acc.post('/password/forgot', passwords.forgot);
   acc.get('/password/reset/:token', passwords.showReset);
@@ -363,6 +380,19 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   up.post('/licenses/:id/renewals', mgr, license, renewalRequests.create);
   up.get('/my/licenses/:id/renewals/new', endUsersOnly, renewalRequests.ownLicense, renewalRequests.new);
   up.post('/my/licenses/:id/renewals', endUsersOnly, renewalRequests.ownLicense, renewalRequests.create);
+  // Single sign-on of a customer (controllers/sso-config.ts): edit_customer on one of its orders, else 404.
+  const ssoOf = [mgr, ssoPortal.customer];
+  const ssoProv = [...ssoOf, ssoPortal.provider];
+  up.get('/customers/:id/sso', ...ssoOf, ssoPortal.index);
+  up.post('/customers/:id/sso/providers', ...ssoOf, ssoPortal.create);
+  up.post('/customers/:id/sso/seat-rule', ...ssoOf, ssoPortal.seatRule);
+  up.get('/customers/:id/sso/providers/:providerId', ...ssoProv, ssoPortal.show);
+  up.post('/customers/:id/sso/providers/:providerId', ...ssoProv, ssoPortal.update);
+  up.post('/customers/:id/sso/providers/:providerId/delete', ...ssoProv, ssoPortal.destroy);
+  up.post('/customers/:id/sso/providers/:providerId/domains', ...ssoProv, ssoPortal.addDomain);
+  up.post('/customers/:id/sso/providers/:providerId/domains/:domainId/:change', ...ssoProv, ssoPortal.changeDomain);
+  up.post('/customers/:id/sso/providers/:providerId/mappings', ...ssoProv, ssoPortal.addMapping);
+  up.post('/customers/:id/sso/providers/:providerId/mappings/:mappingId/delete', ...ssoProv, ssoPortal.removeMapping);
   up.get('/orders/:id/customer/edit', mgr, order, can('edit_customer'), portalOrders.editCustomer);
   up.post('/orders/:id/customer', mgr, order, can('edit_customer'), portalOrders.updateCustomer);
   up.get('/licenses/:id', mgr, license, portalLicenses.show);
@@ -536,6 +566,22 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/customers/:id/delete', load.customer, ask.deleteCustomer, customers.destroy);
   adm.get('/customers/:id/orders/new', load.customer, customers.newOrder);
   adm.post('/customers/:id/orders', load.customer, customers.createOrder);
+  // Single sign-on of a customer (controllers/sso-config.ts; docs/sso.md).
+  const ssoProvider = [load.customer, ssoAdmin.provider];
+  adm.get('/customers/:id/sso', load.customer, ssoAdmin.index);
+  adm.post('/customers/:id/sso/providers', load.customer, ssoAdmin.create);
+  adm.post('/customers/:id/sso/seat-rule', load.customer, ssoAdmin.seatRule);
+  adm.get('/customers/:id/sso/providers/:providerId', ...ssoProvider, ssoAdmin.show);
+  adm.post('/customers/:id/sso/providers/:providerId', ...ssoProvider, ssoAdmin.update);
+  adm.post('/customers/:id/sso/providers/:providerId/delete', ...ssoProvider, ssoAdmin.destroy);
+  adm.post('/customers/:id/sso/providers/:providerId/domains', ...ssoProvider, ssoAdmin.addDomain);
+  adm.post('/customers/:id/sso/providers/:providerId/domains/:domainId/:change', ...ssoProvider, ssoAdmin.changeDomain);
+  adm.post('/customers/:id/sso/providers/:providerId/mappings', ...ssoProvider, ssoAdmin.addMapping);
+  adm.post(
+    '/customers/:id/sso/providers/:providerId/mappings/:mappingId/delete',
+    ...ssoProvider,
+    ssoAdmin.removeMapping,
+  );
   adm.get('/orders', orders.index);
   adm.get('/orders/:id', load.order, orders.show);
   adm.get('/orders/:id/edit', load.order, orders.edit);

@@ -24,6 +24,7 @@ import * as brandedMail from './migrations/0022_branded_mail.ts';
 import * as renewalRequests from './migrations/0023_renewal_requests.ts';
 import * as notificationOptouts from './migrations/0024_notification_optouts.ts';
 import * as notifications from './migrations/0025_notifications.ts';
+import * as identityProviders from './migrations/0026_identity_providers.ts';
 import * as directoryAccounts from './migrations/0027_directory_accounts.ts';
 import * as usageHistory from './migrations/0029_usage_history.ts';
 
@@ -60,6 +61,7 @@ const migrations: Migration[] = [
   { name: '0023_renewal_requests', ...renewalRequests },
   { name: '0024_notification_optouts', ...notificationOptouts },
   { name: '0025_notifications', ...notifications },
+  { name: '0026_identity_providers', ...identityProviders },
   { name: '0027_directory_accounts', ...directoryAccounts },
   { name: '0029_usage_history', ...usageHistory },
 ];

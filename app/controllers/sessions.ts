@@ -8,6 +8,7 @@ import { flash } from '../lib/flash.ts';
 import { safeReturnPath, type Paths } from '../paths.ts';
 import { recordLogout } from '../services/auth.ts';
 import { awaitSecondFactor } from './two-factor.ts';
+import { routePasswordLogin } from './sso.ts';
 
 export function homeFor(account: Account, paths: Paths): string {
   return account.role === 'admin' ? paths.admin() : paths.portal();
@@ -25,10 +26,21 @@ export function sessionsController(ctx: AppContext) {
   return {
     show(req: Request, res: Response) {
       if (req.user) return res.redirect(303, homeFor(req.user, res.locals.paths));
-      render(res, 200, {}, {});
+      // After a single sign-on logout: the provider's end-session URL, offered once (controllers/sso.ts).
+      const endSessionUrl = req.session.ssoEndSessionUrl;
+      delete req.session.ssoEndSessionUrl;
+      const email = typeof req.query.email === 'string' ? req.query.email.slice(0, 254) : '';
+      res.status(200).render('auth/login', {
+        title: res.locals.t('auth.login.title'),
+        values: { email },
+        errors: {},
+        endSessionUrl,
+      });
     },
 
-    create(req: Request, res: Response, next: NextFunction) {
+    async create(req: Request, res: Response, next: NextFunction) {
+      // Single sign-on: an address routed to its provider, or a password refused for its domain.
+      if (await routePasswordLogin(ctx, req, res)) return;
       const form = parseForm(loginForm, req.body);
       const values = { email: typeof req.body?.email === 'string' ? req.body.email : '' };
       if (!form.ok) return render(res, 422, values, form.errors);
@@ -69,9 +81,11 @@ export function sessionsController(ctx: AppContext) {
     async destroy(req: Request, res: Response, next: NextFunction) {
       if (req.user) await recordLogout(ctx, req.actor);
       const lang = req.lang;
+      const endSessionUrl = req.session.ssoEndSessionUrl;
       req.logOut((err) => {
         if (err) return next(err);
         req.session.lang = lang;
+        if (endSessionUrl) req.session.ssoEndSessionUrl = endSessionUrl;
         flash(req, 'success', req.t('auth.logout.done'));
         res.redirect(303, res.locals.paths.login());
       });

@@ -134,6 +134,25 @@ export const AUDIT_ACTIONS = [
   'webhook_endpoint.secret_rotated',
   'webhook_endpoint.test_sent',
   'webhook_endpoint.updated',
+  // single sign-on per customer (services/sso.ts)
+  'customer.seat_rule_changed',
+  'identity_provider.created',
+  'identity_provider.deleted',
+  'identity_provider.updated',
+  'sso.account_created',
+  'sso.login_refused',
+  'sso.password_login_refused',
+  'sso.role_granted',
+  'sso.role_removed',
+  'sso.seat_assigned',
+  'sso.seat_reclaimed',
+  'sso.seat_removed',
+  'sso.seat_waiting',
+  'sso_domain.added',
+  'sso_domain.changed',
+  'sso_domain.removed',
+  'sso_mapping.added',
+  'sso_mapping.removed',
 ] as const;
 
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];

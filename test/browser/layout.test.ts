@@ -36,6 +36,9 @@ const NOT_PAGES: Record<string, string> = {
   '/airgap/download/:token': 'a file download',
   '/': 'a redirect to the home page of the role',
   '/login/two-factor': 'needs a password login first (the two-factor browser tests)',
+  '/sso/:id/start': "a redirect to the customer's identity provider",
+  '/sso/:id/oidc/callback': "the identity provider's answer (the single sign-on tests)",
+  '/sso/:id/saml/complete': 'the return from the SAML assertion consumer (the single sign-on tests)',
 };
 
 /** Which role opens the pages of an area (account pages: every role that has an account). */
@@ -60,9 +63,12 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
   const vendorHook = (await t.db('webhook_endpoints').whereNull('owner_account_id').first('id'))?.id;
   const managersHook = (await t.db('webhook_endpoints').where({ owner_account_id: w.managerAll.id }).first('id'))?.id;
   const renewal = (await t.db('renewal_requests').orderBy('id').first('id'))?.id;
+  const provider = (await t.db('identity_providers').orderBy('id').first('id'))?.id;
   const byPrefix: [RegExp, Record<string, number | string>][] = [
     [/^\/admin\/products\//, { id: w.product }],
-    [/^\/admin\/customers\//, { id: w.customer }],
+    [/^\/admin\/customers\//, { id: w.customer, providerId: provider }],
+    [/^\/portal\/customers\//, { id: w.customer, providerId: provider }],
+    [/^\/login\/sso\//, { id: provider }],
     [/^\/admin\/orders\//, { id: w.orderA }],
     [/^\/admin\/licenses\//, { id: w.licenseA, deviceId: w.deviceA }],
     [/^\/admin\/license-users\//, { id: w.endUser.id }],
@@ -193,6 +199,33 @@ describe('browser: the phone layout (390 px) and the design', function () {
       open_key: `more_seats:license:${w.licenseA}`,
       created_at: now,
       updated_at: now,
+    });
+    // A customer's identity provider with a domain and a group (single sign-on pages).
+    const [providerId] = await app.t.db('identity_providers').insert({
+      customer_id: w.customer,
+      kind: 'saml',
+      name: 'Globex Okta (SAML)',
+      enabled: true,
+      saml_entity_id: `http://www.okta.com/${'exk1a2b3c4d5e6f7g8h9'.repeat(2)}`,
+      saml_sso_url: `https://globex.okta.com/app/globex_portico_1/${'exk1a2b3c4d5e6f7g8h9'.repeat(2)}/sso/saml`,
+      saml_certificates: 'MIIB',
+      groups_claim: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/groups',
+      created_at: now,
+      updated_at: now,
+    });
+    await app.t.db('sso_domains').insert({
+      provider_id: providerId,
+      domain: 'globex-engineering-department.example',
+      password_login: false,
+      verified_at: now,
+      created_at: now,
+    });
+    await app.t.db('sso_mappings').insert({
+      provider_id: providerId,
+      group_name: 'portico-license-managers-of-globex',
+      kind: 'seat',
+      license_id: w.userLicense,
+      created_at: now,
     });
     // A failed job with a long error and a queued one (console → Jobs: both action buttons).
     const job = { payload: '{}', max_attempts: 8, run_at: now, created_at: now };

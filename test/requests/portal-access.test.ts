@@ -44,6 +44,9 @@ interface Scratch {
   hookId: number;
   hookDeliveryId: number;
   tokenId: number;
+  ssoProviderId: number;
+  ssoDomainId: number;
+  ssoMappingId: number;
 }
 
 const license = (w: World) => ({ id: w.licenseA, deviceId: w.deviceA });
@@ -52,6 +55,12 @@ const order = (w: World, s: Scratch) => ({ id: w.orderA, accountId: s.managerId 
 const voucher = (w: World, s: Scratch) => ({ id: w.orderA, voucherId: s.voucherId });
 const invitation = (w: World, s: Scratch) => ({ id: w.userLicense, invitationId: s.invitationId });
 const hook = (_w: World, s: Scratch) => ({ id: s.hookId, deliveryId: s.hookDeliveryId });
+const sso = (w: World, s: Scratch) => ({
+  id: w.customer,
+  providerId: s.ssoProviderId,
+  domainId: s.ssoDomainId,
+  mappingId: s.ssoMappingId,
+});
 
 const MATRIX: Record<string, Row> = {
   'GET /portal': { perm: null, scoped: false, for: 'everyone' },
@@ -235,6 +244,53 @@ const MATRIX: Record<string, Row> = {
     for: 'hook_owner',
     params: hook,
   },
+  // Single sign-on of order A's customer: edit_customer on one of its orders (a scratch provider per run).
+  'GET /portal/customers/:id/sso': { perm: 'edit_customer', scoped: true, for: 'managers', params: sso },
+  'POST /portal/customers/:id/sso/providers': { perm: 'edit_customer', scoped: true, for: 'managers', params: sso },
+  'POST /portal/customers/:id/sso/seat-rule': { perm: 'edit_customer', scoped: true, for: 'managers', params: sso },
+  'GET /portal/customers/:id/sso/providers/:providerId': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: sso,
+  },
+  'POST /portal/customers/:id/sso/providers/:providerId': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: sso,
+  },
+  'POST /portal/customers/:id/sso/providers/:providerId/domains': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: sso,
+  },
+  'POST /portal/customers/:id/sso/providers/:providerId/domains/:domainId/:change': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: (w, s) => ({ ...sso(w, s), change: 'password_off' }) as unknown as Record<string, number>,
+  },
+  'POST /portal/customers/:id/sso/providers/:providerId/mappings': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: sso,
+  },
+  'POST /portal/customers/:id/sso/providers/:providerId/mappings/:mappingId/delete': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: sso,
+  },
+  // Last of the scratch provider's rows: it deletes it.
+  'POST /portal/customers/:id/sso/providers/:providerId/delete': {
+    perm: 'edit_customer',
+    scoped: true,
+    for: 'managers',
+    params: sso,
+  },
   // Last of the scratch endpoint's rows: without confirmed=1 it only asks.
   'POST /portal/webhooks/:id/delete': { perm: null, scoped: false, for: 'hook_owner', params: hook },
 };
@@ -360,7 +416,32 @@ async function runMatrix(
     },
     now,
   );
+  const [ssoProviderId] = await t.db('identity_providers').insert({
+    customer_id: w.customer,
+    kind: 'oidc',
+    name: 'Matrix',
+    enabled: false,
+    groups_claim: 'groups',
+    created_at: now,
+    updated_at: now,
+  });
+  const [ssoDomainId] = await t.db('sso_domains').insert({
+    provider_id: ssoProviderId,
+    domain: `matrix-${crypto.randomBytes(4).toString('hex')}.test`,
+    password_login: true,
+    created_at: now,
+  });
+  const [ssoMappingId] = await t.db('sso_mappings').insert({
+    provider_id: ssoProviderId,
+    group_name: 'matrix',
+    kind: 'seat',
+    license_id: w.userLicense,
+    created_at: now,
+  });
   const scratch: Scratch = {
+    ssoProviderId: Number(ssoProviderId),
+    ssoDomainId: Number(ssoDomainId),
+    ssoMappingId: Number(ssoMappingId),
     hookId: hookEndpoint.id,
     hookDeliveryId: await webhooks.insertDelivery(t.db, hookEvent!, hookEndpoint.id, now),
     managerId: scratchManager.id,
