@@ -19,8 +19,8 @@ export function parseAllowList(value: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
   for (const e of entries) {
-    if (e.includes('/')) ipaddr.parseCIDR(e);
-    else if (!ipaddr.isValid(e)) throw new Error(`not an address or CIDR range: ${e}`);
+    const valid = e.includes('/') ? ipaddr.isValidCIDR(e) : ipaddr.isValid(e);
+    if (!valid) throw new Error(`must list addresses or CIDR ranges such as 10.0.0.0/8 (not ${JSON.stringify(e)})`);
   }
   return entries;
 }
