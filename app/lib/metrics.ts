@@ -186,9 +186,9 @@ export function createMetrics(db: Knex, opts: { jobKinds: readonly string[]; now
   let snapshot: { at: number; pending: Promise<void> } | null = null;
   const refreshDatabaseGauges = async () => {
     const [seatRow, jobRows] = await Promise.all([
-      // An index-only read of licenses_order_dashboard_index (migration 0017), which covers times_activated.
+      // An index-only scan: licenses (order_id, enabled, times_activated) covers the column (migration 0001).
       db('licenses').sum({ n: 'times_activated' }).first(),
-      // jobs_claim_index (state, run_at): only the few queued, running and failed rows; done jobs are never read.
+      // An index on the state (jobs_claim_index or jobs_lease_index): only the few queued, running and failed rows; done jobs are never read.
       db('jobs')
         .whereIn('state', ['queued', 'running', 'failed'])
         .select('kind', 'state')
