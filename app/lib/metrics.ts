@@ -53,7 +53,6 @@ export interface Metrics {
   /** This process's registry (what a cluster worker hands to the primary for aggregation). */
   readonly registry: Registry | null;
   readonly contentType: string;
-  close(): void;
 }
 
 /** Marks the route pattern a request matched (routes.ts puts it first on every route of the table). */
@@ -76,7 +75,6 @@ export const disabledMetrics: Metrics = {
   scrape: async () => '',
   registry: null,
   contentType: Registry.PROMETHEUS_CONTENT_TYPE,
-  close: noop,
 };
 
 interface PoolLike {
@@ -214,7 +212,7 @@ export function createMetrics(db: Knex, opts: { jobKinds: readonly string[]; now
     return database.metrics();
   };
 
-  const stopRetries = onTransactionRetry(db, (reason: RetryReason) => retries.inc({ reason }));
+  onTransactionRetry(db, (reason: RetryReason) => retries.inc({ reason }));
 
   return {
     enabled: true,
@@ -265,11 +263,6 @@ export function createMetrics(db: Knex, opts: { jobKinds: readonly string[]; now
     async scrape(aggregate) {
       const [own, gauges] = await Promise.all([aggregate ? aggregate() : registry.metrics(), databaseGauges()]);
       return `${own.trimEnd()}\n${gauges}`;
-    },
-    close() {
-      stopRetries();
-      registry.clear();
-      database.clear();
     },
   };
 }
