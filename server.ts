@@ -17,6 +17,7 @@ import { makePaths } from './app/paths.ts';
 import * as sessions from './app/models/sessions.ts';
 import * as identityProviders from './app/models/identity-providers.ts';
 import { purgeFinishedJobs, startQueueRunner } from './app/lib/queue.ts';
+import { serveClusterMetrics, workerAggregate } from './app/lib/metrics-cluster.ts';
 
 /**
  * `npm start`. With WORKERS = 1 the process itself serves. Above 1 (the default: one per available
@@ -108,6 +109,8 @@ async function serve() {
     config: { ...config, sessionSecret: resolveSessionSecret(config.sessionSecret, config.dataDir) },
     logger: log,
     clock,
+    // A scrape answered by one worker shows the sum over all of them (app/lib/metrics-cluster.ts).
+    aggregateMetrics: worker ? workerAggregate : undefined,
   });
 
   // Express 5 hands a listen error (port taken, address not available) to this callback instead of throwing it.
@@ -245,6 +248,7 @@ async function primary() {
 
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  if (config.metrics) serveClusterMetrics();
   logger.info({ workers: config.workers }, 'starting workers');
   for (let i = 0; i < config.workers; i++) fork();
 }

@@ -20,6 +20,9 @@ import { RateLimiter } from './lib/rate-limiter.ts';
 import { layoutEngine } from './lib/views.ts';
 import { SessionStore } from './lib/session-store.ts';
 import { GenerationCache } from './lib/generation-cache.ts';
+import { createMetrics, disabledMetrics, type Metrics } from './lib/metrics.ts';
+import type { Registry } from 'prom-client';
+import { JOBS } from './jobs.ts';
 import * as accounts from './models/accounts.ts';
 import { brandingByHost } from './middleware/branding.ts';
 import { locals } from './middleware/locals.ts';
@@ -44,6 +47,11 @@ export interface AppDeps {
   mailer?: Mailer;
   /** How often each process looks for a console change made by another (lib/generation-cache.ts); 1 s. */
   cacheCheckMs?: number;
+  /**
+   * With WORKERS > 1 (server.ts): given this worker's metrics registry, how to get the sum over all
+   * workers (app/lib/metrics-cluster.ts). Absent: /metrics shows this process alone.
+   */
+  aggregateMetrics?: (registry: Registry) => () => Promise<string>;
 }
 
 /** Everything a controller may use, built once per app (no module-level singletons). */
@@ -64,6 +72,10 @@ export interface AppContext {
    */
   settings: (db?: Knex) => Promise<Settings>;
   i18n: ReturnType<typeof createI18n>;
+  /** Counters and gauges for /metrics (app/lib/metrics.ts); a no-op unless METRICS_TOKEN or METRICS_ALLOW is set. */
+  metrics: Metrics;
+  /** The Prometheus text of all cluster workers (WORKERS > 1), or undefined: this process's own. */
+  aggregateMetrics?: () => Promise<string>;
   passport: InstanceType<typeof Passport>;
   state: { shuttingDown: boolean };
   /** The public URL (for links in mails) and a translator for a recipient's language. */
@@ -83,6 +95,9 @@ export function createApp(deps: AppDeps): PorticoApp {
   const passport = new Passport();
   const cache = new GenerationCache(db, deps.cacheCheckMs ?? 1000);
   const defaults = settingDefaults(config.defaultLanguage);
+  const metrics = config.metrics
+    ? createMetrics(db, { jobKinds: Object.keys(JOBS), now: () => clock.now().getTime() })
+    : disabledMetrics;
   const ctx: AppContext = {
     db,
     config,
@@ -95,6 +110,8 @@ export function createApp(deps: AppDeps): PorticoApp {
     settings: (handle: Knex = db) =>
       cache.get(handle, 'settings', async (h) => Object.freeze(await getSettings(h, defaults))),
     i18n,
+    metrics,
+    aggregateMetrics: metrics.registry && deps.aggregateMetrics ? deps.aggregateMetrics(metrics.registry) : undefined,
     passport,
     state: { shuttingDown: false },
     baseUrl: config.baseUrl,
@@ -109,6 +126,8 @@ export function createApp(deps: AppDeps): PorticoApp {
   app.engine('ejs', layoutEngine(path.join(root, 'views'), config.env === 'production'));
   app.set('view engine', 'ejs');
 
+  // First: the request's time and count under its route pattern (routes.ts tags each route of the table).
+  app.use(metrics.requests);
   app.use(
     pinoHttp({
       logger,
@@ -127,6 +146,9 @@ export function createApp(deps: AppDeps): PorticoApp {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' },
+      // A scrape comes every few seconds: an answered one is not logged, a refused one (401, 403) is.
+      customLogLevel: (req, res, err) =>
+        !err && res.statusCode < 400 && /^\/metrics(\?|$)/.test(req.url ?? '') ? 'silent' : 'info',
       // Every Management API request, reads included, names its token in the request log (never the token itself).
       customProps: (_req, res) => {
         const token = (res as express.Response).locals?.apiToken as string | undefined;

@@ -4,6 +4,7 @@ import type { Portal } from './models/brandings.ts';
 import { anonymousActor, requireLogin, requireRole } from './middleware/auth.ts';
 import { brandingByHost } from './middleware/branding.ts';
 import { notFound } from './lib/errors.ts';
+import { tagRoute } from './lib/metrics.ts';
 import { systemController } from './controllers/system.ts';
 import { sessionsController, homeFor } from './controllers/sessions.ts';
 import { passwordsController } from './controllers/passwords.ts';
@@ -144,6 +145,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const branding = brandingByHost(ctx.db, ctx.cache);
   pub.get('/healthz', system.healthz);
   pub.get('/readyz', system.readyz);
+  // Prometheus metrics: 404 unless METRICS_TOKEN or METRICS_ALLOW is set (docs/operations.md, "Metrics").
+  pub.get('/metrics', system.metrics);
   pub.get('/.well-known/portico-keys.json', system.publicKeys);
   pub.get('/branding.css', branding, system.brandingCss);
   pub.get('/branding/logo', branding, system.brandingLogo);
@@ -738,8 +741,15 @@ export function buildRoutes(ctx: AppContext, guards: { csrf: RequestHandler }): 
   // Per route, not router.use(): on a host bound to the User Portal this router sits at `/`, where
   // a router-level guard would also catch /login.
   const portalGuards = [requireLogin, loadPermissions(ctx)];
+  // Each route first tags its pattern (fullPath: the same on a bound host) for the request metrics.
+  const tagged = ctx.metrics.enabled;
   for (const route of routeTable(ctx))
-    routers[route.area][route.method](route.path, ...(route.area === 'portal' ? portalGuards : []), ...route.handlers);
+    routers[route.area][route.method](
+      route.path,
+      ...(tagged ? [tagRoute(fullPath(route))] : []),
+      ...(route.area === 'portal' ? portalGuards : []),
+      ...route.handlers,
+    );
 
   const thin = Router();
   thin.use(routers.public);

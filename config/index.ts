@@ -2,6 +2,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fs from 'node:fs';
 import { z } from 'zod';
+import { parseAllowList, type MetricsAccess } from '../app/lib/metrics-access.ts';
 import { DEFAULT_TIMEOUT_SECONDS, DEFAULT_USER_FILTER, settingsProblems, type LdapSettings } from '../app/lib/ldap.ts';
 
 export const SUPPORTED_LANGUAGES = ['en', 'de', 'fr', 'es'] as const;
@@ -72,6 +73,13 @@ const schema = z.object({
     .min(1, { message: 'must be between 1 and 256' })
     .max(256, { message: 'must be between 1 and 256' })
     .optional(),
+  // Prometheus metrics at /metrics (docs/operations.md, "Metrics"): off unless one of these is set.
+  METRICS_TOKEN: z
+    .string()
+    .min(32, { message: 'must be at least 32 characters long (for example: openssl rand -hex 32)' })
+    .regex(/^[\x21-\x7e]+$/, { message: 'must be printable ASCII without spaces' })
+    .optional(),
+  METRICS_ALLOW: z.string().optional(),
   QUEUE_RUNNER: z.enum(['on', 'off'], { message: 'must be on or off' }).default('on'),
   // LDAP for the vendor's staff (docs/operations.md): set LDAP_URL and the console's LDAP settings are read-only.
   LDAP_URL: z.string().optional(),
@@ -117,6 +125,11 @@ export interface Config {
   workers: number;
   /** Whether this process runs the job queue's runner (QUEUE_RUNNER=on|off, default on; docs/operations.md). */
   queueRunner: boolean;
+  /**
+   * Who may read /metrics: a bearer token (METRICS_TOKEN) and/or an address allow-list (METRICS_ALLOW);
+   * null (neither set, the default): /metrics answers 404.
+   */
+  metrics: MetricsAccess | null;
   /** Staff login by LDAP from the environment (LDAP_URL and friends), which wins over the console's; null when unset. */
   ldap: LdapSettings | null;
 }
@@ -165,8 +178,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     offlineUploadSlots: c.OFFLINE_UPLOAD_SLOTS,
     workers: c.WORKERS ?? os.availableParallelism(),
     queueRunner: c.QUEUE_RUNNER === 'on',
+    metrics: metricsFromEnvironment(c),
     ldap: ldapFromEnvironment(c),
   };
+}
+
+function metricsFromEnvironment(c: z.infer<typeof schema>): MetricsAccess | null {
+  let allow: string[] = [];
+  if (c.METRICS_ALLOW !== undefined)
+    try {
+      allow = parseAllowList(c.METRICS_ALLOW);
+    } catch (err) {
+      throw new ConfigError(`Invalid configuration: METRICS_ALLOW ${(err as Error).message}`);
+    }
+  if (!c.METRICS_TOKEN && !allow.length) return null;
+  return { token: c.METRICS_TOKEN ?? null, allow };
 }
 
 const LDAP_ENV_NAMES: Record<string, string> = {

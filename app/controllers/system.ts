@@ -4,7 +4,8 @@ import type { AppContext } from '../app.ts';
 import { publicKeyDocument } from '../crypto/signing-keys.ts';
 import { listTrusted as listTrustedKeys } from '../models/signing-keys.ts';
 import { findLogo } from '../models/brandings.ts';
-import { notFound } from '../lib/errors.ts';
+import { HttpError, forbidden, notFound } from '../lib/errors.ts';
+import { addressAllowed, tokenMatches } from '../lib/metrics-access.ts';
 
 const HEX = /^#[0-9a-fA-F]{6}$/;
 
@@ -28,6 +29,20 @@ export function systemController(ctx: AppContext) {
       } catch {
         res.status(503).json({ status: 'database_unavailable' });
       }
+    },
+
+    /**
+     * Prometheus metrics (app/lib/metrics.ts): 404 while off; from an address off METRICS_ALLOW 403;
+     * without the METRICS_TOKEN bearer token 401. With WORKERS > 1 the counters of all workers, summed.
+     */
+    async metrics(req: Request, res: Response) {
+      const access = ctx.config.metrics;
+      if (!access || !ctx.metrics.enabled) throw notFound();
+      if (access.allow.length && !addressAllowed(req.ip, access.allow)) throw forbidden();
+      if (access.token && !tokenMatches(req.headers.authorization, access.token))
+        throw new HttpError(401, 'errors.forbidden', { 'WWW-Authenticate': 'Bearer realm="metrics"' });
+      const text = await ctx.metrics.scrape(ctx.aggregateMetrics);
+      res.set('Cache-Control', 'no-store').type(ctx.metrics.contentType).send(text);
     },
 
     async publicKeys(_req: Request, res: Response) {

@@ -85,7 +85,9 @@ export async function sendQueuedMail(ctx: AppContext, job: JobRun): Promise<void
     const final = err instanceof FailJob || job.attempt >= MAIL_ATTEMPTS;
     ctx.logger.warn({ err: message, mail: mail.id, attempt: job.attempt, final }, 'SMTP delivery failed');
     await outbox.markAttemptFailed(ctx.db, mail.id, message, final);
+    ctx.metrics.mail(final ? 'failed' : 'retried');
     throw err;
   }
+  ctx.metrics.mail('sent');
   await outbox.markSent(ctx.db, mail);
 }

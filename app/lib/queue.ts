@@ -117,6 +117,7 @@ async function runClaimed(ctx: AppContext, job: jobs.Job, workerId: string): Pro
   const log = logger.child({ job: job.id, kind: job.kind, attempt: job.attempts });
   if (job.attempts > job.maxAttempts) {
     // Its process died during the last attempt: the lease ran out, and no attempt is left.
+    ctx.metrics.job(job.kind, 'failed');
     await jobs.markFailed(db, job.id, workerId, clock.now(), 'stopped during its last attempt (lease expired)');
     return;
   }
@@ -139,6 +140,7 @@ async function runClaimed(ctx: AppContext, job: jobs.Job, workerId: string): Pro
   }
   const now = clock.now();
   if (!failure) {
+    ctx.metrics.job(job.kind, 'done');
     if (!(await jobs.markDone(db, job.id, workerId, now))) log.warn('job finished after its lease was taken over');
     return;
   }
@@ -146,10 +148,12 @@ async function runClaimed(ctx: AppContext, job: jobs.Job, workerId: string): Pro
   const message = messageOf(err);
   if (err instanceof FailJob || job.attempts >= job.maxAttempts) {
     log.warn({ err: message }, 'job failed');
+    ctx.metrics.job(job.kind, 'failed');
     await jobs.markFailed(db, job.id, workerId, now, message);
   } else {
     const at = err instanceof RetryJobAt ? err.at : new Date(now.getTime() + backoffMs(job.attempts));
     log.info({ err: message, retryAt: at.toISOString() }, 'job will be retried');
+    ctx.metrics.job(job.kind, 'retried');
     await jobs.reschedule(db, job.id, workerId, at, message);
   }
 }

@@ -79,12 +79,14 @@ export class RateLimiter {
     // (insertId; 0 when the row was new, so one hit). Only a caller over its limit needs the
     // window's end (Retry-After), and reads it.
     // Retried on a conflict: on a Galera cluster, hits on one counter through two nodes at once conflict.
-    const [result] = (await retryOnConflict(() =>
-      this.db.raw(
-        'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
-          'hits = LAST_INSERT_ID(IF(window_ends_ms <= ?, 1, hits + 1)), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
-        [key, windowEnds, now, now],
-      ),
+    const [result] = (await retryOnConflict(
+      () =>
+        this.db.raw(
+          'INSERT INTO rate_limits (`key`, hits, window_ends_ms) VALUES (?, 1, ?) ON DUPLICATE KEY UPDATE ' +
+            'hits = LAST_INSERT_ID(IF(window_ends_ms <= ?, 1, hits + 1)), window_ends_ms = IF(window_ends_ms <= ?, VALUES(window_ends_ms), window_ends_ms)',
+          [key, windowEnds, now, now],
+        ),
+      this.db,
     )) as [{ insertId: number }];
     const hits = Number(result.insertId) || 1;
     // The count is this hit's own; the window's end is read back (others may have counted since).
@@ -101,7 +103,10 @@ export class RateLimiter {
 
   /** Gives back one hit (an attempt counted before its check, that turned out legitimate). */
   async release(key: string): Promise<void> {
-    await retryOnConflict(() => this.db('rate_limits').where({ key }).where('hits', '>', 0).decrement('hits', 1));
+    await retryOnConflict(
+      () => this.db('rate_limits').where({ key }).where('hits', '>', 0).decrement('hits', 1),
+      this.db,
+    );
   }
 
   async reset(key: string): Promise<void> {

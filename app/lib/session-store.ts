@@ -32,14 +32,16 @@ export class SessionStore extends ConnectSessionKnexStore {
     try {
       // Retried on a conflict: on a Galera cluster, two requests of one browser saving its session
       // through two nodes at once conflict at commit (1213); the last write wins, as on one server.
-      await retryOnConflict(() =>
-        sessions.save(
-          this.db,
-          sid,
-          JSON.stringify(session),
-          new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)),
-          owner,
-        ),
+      await retryOnConflict(
+        () =>
+          sessions.save(
+            this.db,
+            sid,
+            JSON.stringify(session),
+            new Date(Date.now() + (session.cookie?.maxAge ?? 86_400_000)),
+            owner,
+          ),
+        this.db,
       );
     } catch (err) {
       callback?.(err);
@@ -56,7 +58,7 @@ export class SessionStore extends ConnectSessionKnexStore {
     }
     this.remember(sid);
     try {
-      await retryOnConflict(() => super.touch(sid, session));
+      await retryOnConflict(() => super.touch(sid, session), this.db);
     } catch (err) {
       this.touchedAt.delete(sid);
       (callback as ((err?: unknown) => void) | undefined)?.(err);

@@ -26,6 +26,27 @@ export function isSerializationFailure(err: unknown): boolean {
   return typeof e.message === 'string' && /WSREP detected deadlock\/conflict/i.test(e.message);
 }
 
+export type RetryReason = 'deadlock' | 'lock_wait_timeout' | 'galera_conflict' | 'sqlite_busy';
+
+/** Which serialization failure it was (for the retry counter of app/lib/metrics.ts). */
+export function retryReasonOf(err: unknown): RetryReason {
+  const e = err as { errno?: unknown; message?: unknown };
+  if (typeof e.message === 'string' && /WSREP detected deadlock\/conflict/i.test(e.message)) return 'galera_conflict';
+  if (e.errno === 1213) return 'deadlock';
+  if (e.errno === 1205) return 'lock_wait_timeout';
+  return 'sqlite_busy';
+}
+
+/** Who is told of each retry of a transaction on `db` (app/lib/metrics.ts); one listener per database handle. */
+const retryListeners = new WeakMap<Knex, (reason: RetryReason) => void>();
+
+export function onTransactionRetry(db: Knex, listener: (reason: RetryReason) => void): () => void {
+  retryListeners.set(db, listener);
+  return () => {
+    if (retryListeners.get(db) === listener) retryListeners.delete(db);
+  };
+}
+
 /** Fault injection for tests: each transaction of `db` fails its first `attempts` attempts with a deadlock. */
 const injected = new WeakMap<Knex, { attempts: number; failures: number }>();
 
@@ -52,12 +73,13 @@ const pause = (attempt: number) =>
  * bumping one row at once (a per-address rate-limit counter hit by many requests from one client)
  * make one of them fail with 1213. The statement must be safe to run again (it was rolled back).
  */
-export async function retryOnConflict<T>(statement: () => Promise<T>): Promise<T> {
+export async function retryOnConflict<T>(statement: () => Promise<T>, db?: Knex): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await statement();
     } catch (err) {
       if (!isSerializationFailure(err) || attempt >= MAX_ATTEMPTS) throw err;
+      if (db) retryListeners.get(db)?.(retryReasonOf(err));
       await pause(attempt);
     }
   }
@@ -80,6 +102,7 @@ export async function inTransaction<T>(db: Knex, work: (trx: Knex.Transaction) =
       });
     } catch (err) {
       if (!isSerializationFailure(err) || attempt >= MAX_ATTEMPTS) throw err;
+      retryListeners.get(db)?.(retryReasonOf(err));
       await pause(attempt);
     }
   }

@@ -22,16 +22,18 @@ export const KEPT_FOR_MS = 24 * 60 * 60_000;
 export async function claim(db: Knex, tokenId: number, key: string, fingerprint: string, now: Date): Promise<Claim> {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      const [id] = await retryOnConflict(() =>
-        db('api_idempotency_keys').insert({
-          token_id: tokenId,
-          idempotency_key: key,
-          fingerprint,
-          status: null,
-          body: null,
-          created_at: now,
-          expires_at: new Date(now.getTime() + KEPT_FOR_MS),
-        }),
+      const [id] = await retryOnConflict(
+        () =>
+          db('api_idempotency_keys').insert({
+            token_id: tokenId,
+            idempotency_key: key,
+            fingerprint,
+            status: null,
+            body: null,
+            created_at: now,
+            expires_at: new Date(now.getTime() + KEPT_FOR_MS),
+          }),
+        db,
       );
       return { state: 'claimed', id: Number(id) };
     } catch (err) {
@@ -43,8 +45,10 @@ export async function claim(db: Knex, tokenId: number, key: string, fingerprint:
     const expired = toDate(row.expires_at)!.getTime() <= now.getTime();
     const abandoned = status === null && toDate(row.created_at)!.getTime() <= now.getTime() - ABANDONED_AFTER_MS;
     if (expired || abandoned) {
-      await retryOnConflict(() =>
-        db('api_idempotency_keys').where({ id: row.id, fingerprint: row.fingerprint, status: row.status }).delete(),
+      await retryOnConflict(
+        () =>
+          db('api_idempotency_keys').where({ id: row.id, fingerprint: row.fingerprint, status: row.status }).delete(),
+        db,
       );
       continue;
     }
@@ -57,12 +61,12 @@ export async function claim(db: Knex, tokenId: number, key: string, fingerprint:
 
 /** Stores the answer of the claimed request: replayed to the same key and request. */
 export async function complete(db: Knex, id: number, status: number, body: string): Promise<void> {
-  await retryOnConflict(() => db('api_idempotency_keys').where({ id }).update({ status, body }));
+  await retryOnConflict(() => db('api_idempotency_keys').where({ id }).update({ status, body }), db);
 }
 
 /** Gives the key up (the request was refused and changed nothing: the same key may run again). */
 export async function release(db: Knex, id: number): Promise<void> {
-  await retryOnConflict(() => db('api_idempotency_keys').where({ id }).whereNull('status').delete());
+  await retryOnConflict(() => db('api_idempotency_keys').where({ id }).whereNull('status').delete(), db);
 }
 
 /** Removes expired records; returns how many. */

@@ -306,13 +306,17 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
     });
   try {
     if (input.user) endUserId = await endUserOf(deps, actor, input.user);
+    let result: ActivationResult;
     try {
-      return await attempt();
+      result = await attempt();
     } catch (err) {
       // A racing twin of this request (same nonce or same machine) won the unique key: answer as a repeat.
-      if (isUniqueViolation(err)) return await attempt();
-      throw err;
+      if (!isUniqueViolation(err)) throw err;
+      result = await attempt();
     }
+    // Committed: counted once, whichever attempt made it.
+    deps.metrics?.activation(input.channel, result.repeated);
+    return result;
   } catch (err) {
     if (err instanceof ActivationError) await recordRefusal(deps, actor, refusalOf(input, known), err.code);
     throw err;

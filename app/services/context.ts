@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Clock } from '../lib/clock.ts';
+import type { Metrics } from '../lib/metrics.ts';
 
 /** Who is acting, from where: every service call carries it so audit rows can name the actor. */
 export interface Actor {
@@ -15,6 +16,8 @@ export interface Actor {
 export interface ServiceDeps {
   db: Knex;
   clock: Clock;
+  /** Counters for /metrics (app/lib/metrics.ts): an app's context carries them; absent, nothing is counted. */
+  metrics?: Metrics;
 }
 
 export const systemActor = (label = 'system'): Actor => ({ accountId: null, label, ip: null, requestId: null });

@@ -116,6 +116,8 @@ export async function recordRefusal(
   code: RefusalCode,
 ): Promise<void> {
   const at = deps.clock.now();
+  // Every refusal is counted, also those past the audit allowance below.
+  deps.metrics?.refusal(r.action, r.channel, code);
   const { hits } = await deps.limiter.hit(
     RateLimiter.key('refusal-audit', clientOf(actor.ip)),
     REFUSAL_AUDIT_PER_CLIENT,

@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
+import type { Metrics } from '../lib/metrics.ts';
 import type { TFunction } from 'i18next';
 import { Webhook } from 'standardwebhooks';
 import type { Clock } from '../lib/clock.ts';
@@ -32,6 +33,7 @@ export interface WebhookDeps {
 
 export interface DeliveryDeps extends WebhookDeps {
   mailer: Mailer;
+  metrics?: Metrics;
   baseUrl: string;
   translatorFor: (lng: string) => TFunction;
 }
@@ -52,6 +54,7 @@ export function webhookDepsOf(ctx: Omit<DeliveryDeps, 'secretBox'> & { config: {
     baseUrl: ctx.baseUrl,
     translatorFor: ctx.translatorFor,
     secretBox,
+    metrics: ctx.metrics,
   };
 }
 
@@ -321,6 +324,7 @@ export async function deliverWebhook(deps: DeliveryDeps, job: JobRun): Promise<v
   const receives = event.type === TEST_EVENT || (await endpointMayReceive(deps.db, endpoint, event.orderId));
   if (!endpoint.enabled || !receives) {
     if (!manual) await webhooks.setDeliveryState(deps.db, deliveryId, 'skipped', { nextAttemptAt: null }, at);
+    deps.metrics?.webhook('skipped');
     return;
   }
 
@@ -384,6 +388,7 @@ export async function deliverWebhook(deps: DeliveryDeps, job: JobRun): Promise<v
     });
     return true;
   });
+  deps.metrics?.webhook(ok ? 'delivered' : retryAt && !disabled ? 'retried' : 'failed');
   if (disabled) await tellAdmins(deps, endpoint);
   if (ok || manual) return;
   const why = result.error ?? `HTTP ${result.statusCode}`;
