@@ -24,6 +24,7 @@ import * as brandedMail from './migrations/0022_branded_mail.ts';
 import * as renewalRequests from './migrations/0023_renewal_requests.ts';
 import * as notificationOptouts from './migrations/0024_notification_optouts.ts';
 import * as directoryAccounts from './migrations/0027_directory_accounts.ts';
+import * as usageReports from './migrations/0030_usage_reports.ts';
 
 export type Db = Knex;
 
@@ -58,6 +59,7 @@ const migrations: Migration[] = [
   { name: '0023_renewal_requests', ...renewalRequests },
   { name: '0024_notification_optouts', ...notificationOptouts },
   { name: '0027_directory_accounts', ...directoryAccounts },
+  { name: '0030_usage_reports', ...usageReports },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {
