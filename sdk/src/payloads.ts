@@ -23,7 +23,7 @@ export const PAYLOAD_LIMITS = {
   features: 1000,
   usage: 100,
   /** Entries of one usage report (docs/file-formats.md, "Usage report"). */
-  reportEntries: 200,
+  reportEntries: 100,
   /** One consumption (a `consumption-request`, a usage log entry). */
   amount: 1_000_000_000,
 } as const;
