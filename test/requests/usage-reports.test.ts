@@ -244,6 +244,9 @@ describe('Offline portal: signed usage reports', function () {
 
     const admin = await loginAgent(t.app, world.admin.email, world.admin.password);
     await admin.get(`/admin/licenses/${licenseId}/devices/${deviceId}/reports`).expect(200);
+    const consolePage = await admin.get(`/admin/licenses/${licenseId}`).expect(200);
+    assert.match(consolePage.text, /Consumption/);
+    assert.match(consolePage.text, /Render minutes/);
     const order = await admin.get(`/admin/orders/${world.orderA}`).expect(200);
     assert.match(order.text, /True-up: peak use against purchased/);
     assert.match(order.text, /4 over/, 'peak 9 against 5 purchased');
