@@ -471,7 +471,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const offlineBody = streamToDisk({ field: 'file', maxFileBytes: MAX_ZIP_BYTES, maxFieldBytes: MAX_REQUEST_BYTES });
   off.get('/', offline.show);
   off.post('/requests', offline.limitPerClient, offlineSlots.acquire, offlineBody, offline.upload);
-  const reportBody = streamToDisk({ field: 'file', maxFileBytes: MAX_REQUEST_BYTES, maxFieldBytes: MAX_REQUEST_BYTES });
+  const reportBody = streamToDisk({
+    field: 'file',
+    maxFileBytes: MAX_REQUEST_BYTES,
+    maxFieldBytes: MAX_REQUEST_BYTES,
+    onTooLarge: offline.reportTooLarge,
+  });
   off.post('/reports', offline.limitPerClient, offlineSlots.acquire, reportBody, offline.report);
   off.get('/download/:token', offline.download);
 

@@ -11,6 +11,7 @@ import { formData } from '../forms/parse.ts';
 import { offlineUploadForm } from '../forms/offline.ts';
 import { rateLimited } from '../services/auth.ts';
 import { ReportError, processUsageReport } from '../services/usage-reports.ts';
+import { recordRefusal } from '../services/refusals.ts';
 import {
   ArtifactError,
   MAX_REQUEST_BYTES,
@@ -129,6 +130,15 @@ export function offlineController(ctx: AppContext) {
           token,
         });
     },
+
+    /** A report over the upload limit, refused unread by streamToDisk (routes.ts): audited like every refused report, within the per-client allowance. */
+    reportTooLarge: (req: Request) =>
+      recordRefusal(
+        ctx,
+        req.actor,
+        { action: 'usage_report.refused', channel: 'offline', requestHash: null },
+        'too_large',
+      ),
 
     /**
      * A usage report (file or pasted, the same limits and throttles as a request): accepted once, and

@@ -197,6 +197,7 @@ describe('Offline portal: signed usage reports', function () {
       ),
     );
     await expectStatus(uploadReport(agent, 'x'.repeat(MAX_REQUEST_BYTES + 10)), 413);
+    assert.equal(await refusalsOf(null, 'too_large'), 1, 'an oversize report is audited, never read');
     const page = await agent.get('/offline').expect(200);
     const token = /action="[^"]*\/reports\?_csrf=([^"&]+)"/.exec(page.text)![1]!;
     await agent.post(`/offline/reports?_csrf=${token}`).field('report', '').expect(422);
