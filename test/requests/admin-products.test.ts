@@ -209,6 +209,8 @@ describe('console: products, features and policies', () => {
       new RegExp(`id="field-allow_overage_${minutes.id}"[^>]*checked`),
       'the edit form shows the rule',
     );
+    const shown = await agent.get(`/admin/policies/${policy.id}`).expect(200);
+    assert.match(shown.text, /at most 500 per calendar month \(UTC\) · overage allowed up to 50 more/);
 
     const second = await submitForm(
       agent,
