@@ -78,6 +78,7 @@ export function makePaths(boundPortal: string | null) {
     portal: () => portalBase || '/',
     offline: () => offlineBase || '/',
     offlineUpload: () => `${offlineBase}/requests`,
+    offlineReport: () => `${offlineBase}/reports`,
     offlineDownload: (token: string) => `${offlineBase}/download/${enc(token)}`,
     offlineScript: () => '/static/js/offline.js',
     airgap: (query: Query = {}) => withQuery(airgapBase || '/', query),
@@ -153,6 +154,8 @@ export function makePaths(boundPortal: string | null) {
       `${portalBase}/licenses/${id}/devices/${deviceId}/unblacklist`,
     portalDeviceBorrow: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/borrow`,
     portalDeviceRefresh: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/refresh`,
+    portalDeviceReports: (id: number, deviceId: number) => `${portalBase}/licenses/${id}/devices/${deviceId}/reports`,
+    adminDeviceReports: (id: number, deviceId: number) => `/admin/licenses/${id}/devices/${deviceId}/reports`,
     portalLicenseUsers: (id: number) => `${portalBase}/licenses/${id}/users`,
     portalLicenseUser: (id: number, accountId: number) => `${portalBase}/licenses/${id}/users/${accountId}`,
     portalLicenseUserRemove: (id: number, accountId: number) =>

@@ -20,6 +20,7 @@ import { searchController } from './controllers/search.ts';
 import { can, endUsersOnly, loadPermissions, managersOnly, portalLoaders } from './controllers/portal/context.ts';
 import { singleUpload, streamToDisk, uploadSlots } from './middleware/uploads.ts';
 import { offlineController } from './controllers/offline.ts';
+import { usageReportsController } from './controllers/usage-reports.ts';
 import { airgapController } from './controllers/airgap.ts';
 import { apiController } from './controllers/api.ts';
 import { MAX_REQUEST_BYTES, MAX_ZIP_BYTES } from './services/offline.ts';
@@ -130,6 +131,8 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const ssoPortal = ssoConfigController(ctx, 'portal');
   // The confirmation step of irreversible or wide actions (controllers/confirm.ts): after the loaders and guards, before the action.
   const ask = confirmations(ctx);
+  const portalReports = usageReportsController(ctx, 'portal');
+  const adminReports = usageReportsController(ctx, 'admin');
 
   const routes: RouteDef[] = [];
   const add = (area: Area) => ({
@@ -163,6 +166,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   v1.post('/check', api.limit, api.check);
   v1.post('/deactivate', api.limit, api.deactivate);
   v1.post('/release', api.limit, api.release);
+  v1.post('/consume', api.limit, api.consume);
 
   // Management API (/api/manage/v1): JSON for the vendor's shop and tools, a bearer token is the
   // credential (no session, no cookies, no CSRF). Authentication, the per-token rate limit and
@@ -453,6 +457,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   );
   up.post('/licenses/:id/devices/:deviceId/borrow', mgr, license, can('borrow_license'), device, portalLicenses.borrow);
   up.get('/licenses/:id/devices/:deviceId/refresh', mgr, license, device, portalLicenses.refresh);
+  up.get('/licenses/:id/devices/:deviceId/reports', mgr, license, device, portalReports.index);
   up.post('/licenses/:id/users', mgr, license, can('manage_license_users'), portalLicenses.assignUser);
   up.post(
     '/licenses/:id/users/:accountId',
@@ -524,6 +529,13 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const offlineBody = streamToDisk({ field: 'file', maxFileBytes: MAX_ZIP_BYTES, maxFieldBytes: MAX_REQUEST_BYTES });
   off.get('/', offline.show);
   off.post('/requests', offline.limitPerClient, offlineSlots.acquire, offlineBody, offline.upload);
+  const reportBody = streamToDisk({
+    field: 'file',
+    maxFileBytes: MAX_REQUEST_BYTES,
+    maxFieldBytes: MAX_REQUEST_BYTES,
+    onTooLarge: offline.reportTooLarge,
+  });
+  off.post('/reports', offline.limitPerClient, offlineSlots.acquire, reportBody, offline.report);
   off.get('/download/:token', offline.download);
 
   // Air-Gapped Activation Portal: public (license key + codes are the credential), rate-limited in the controller.
@@ -621,6 +633,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     ask.releaseDevice,
     adminUsage.release,
   );
+  adm.get('/licenses/:id/devices/:deviceId/reports', load.license, device, adminReports.index);
   adm.post('/licenses/:id/users', load.license, licenses.assignUser);
   adm.post('/licenses/:id/users/:accountId', load.license, licenses.setUserLimit);
   adm.post('/licenses/:id/users/:accountId/delete', load.license, ask.unassignUser, licenses.unassignUser);

@@ -27,6 +27,7 @@ import * as notifications from './migrations/0025_notifications.ts';
 import * as identityProviders from './migrations/0026_identity_providers.ts';
 import * as directoryAccounts from './migrations/0027_directory_accounts.ts';
 import * as usageHistory from './migrations/0029_usage_history.ts';
+import * as usageReports from './migrations/0030_usage_reports.ts';
 
 export type Db = Knex;
 
@@ -64,6 +65,7 @@ const migrations: Migration[] = [
   { name: '0026_identity_providers', ...identityProviders },
   { name: '0027_directory_accounts', ...directoryAccounts },
   { name: '0029_usage_history', ...usageHistory },
+  { name: '0030_usage_reports', ...usageReports },
 ];
 
 const migrationSource: Knex.MigrationSource<Migration> = {

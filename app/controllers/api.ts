@@ -3,6 +3,7 @@ import type { AppContext } from '../app.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
 import { decodeEnvelope } from '../../sdk/src/envelope.ts';
 import { AppError } from '../lib/errors.ts';
+import { consumeOnline } from '../services/consumption.ts';
 import { activateOnline, checkOnline, deactivateOnline, redeemOnline } from '../services/online.ts';
 
 /** Requests per client address, and per license (from the request's license key, id or user) per minute. */
@@ -60,5 +61,6 @@ export function apiController(ctx: AppContext) {
     check: endpoint((req) => checkOnline(ctx, req.actor, req.body?.request)),
     deactivate: endpoint((req) => deactivateOnline(ctx, req.actor, req.body?.request)),
     release: endpoint((req) => deactivateOnline(ctx, req.actor, req.body?.request)),
+    consume: endpoint((req) => consumeOnline(ctx, req.actor, req.body?.request)),
   };
 }

@@ -10,6 +10,8 @@ import { onFailure, type FailurePage } from '../middleware/errors.ts';
 import { formData } from '../forms/parse.ts';
 import { offlineUploadForm } from '../forms/offline.ts';
 import { rateLimited } from '../services/auth.ts';
+import { ReportError, processUsageReport } from '../services/usage-reports.ts';
+import { recordRefusal } from '../services/refusals.ts';
 import {
   ArtifactError,
   MAX_REQUEST_BYTES,
@@ -25,7 +27,10 @@ import {
 export const OFFLINE_REQUESTS_PER_CLIENT = { limit: 120, windowMs: 15 * 60_000 };
 const DOWNLOAD_MINUTES = 30;
 
-type DownloadItem = { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string };
+type DownloadItem =
+  | { name: string; kind: 'activation' | 'deactivation'; deviceId: number; nonce?: string }
+  /** The renewed license answered with a usage report (kept with the link: a refresh file is issued once). */
+  | { name: string; kind: 'refresh'; deviceId: number; text: string; filename: string };
 
 /** The Offline Activation Portal: public pages, the file is the credential, rate-limited per client. */
 export function offlineController(ctx: AppContext) {
@@ -53,7 +58,7 @@ export function offlineController(ctx: AppContext) {
     req: Request,
     res: Response,
     status = 200,
-    error: { code: string } | null = null,
+    error: { code: string; expected?: number | null; form?: 'report' } | null = null,
     values: Record<string, string> = {},
   ) =>
     res
@@ -126,6 +131,52 @@ export function offlineController(ctx: AppContext) {
         });
     },
 
+    /** A report over the upload limit, refused unread by streamToDisk (routes.ts): audited like every refused report, within the per-client allowance. */
+    reportTooLarge: (req: Request) =>
+      recordRefusal(
+        ctx,
+        req.actor,
+        { action: 'usage_report.refused', channel: 'offline', requestHash: null },
+        'too_large',
+      ),
+
+    /**
+     * A usage report (file or pasted, the same limits and throttles as a request): accepted once, and
+     * answered with the renewed license when the license changed since the device's last file.
+     */
+    async report(req: Request, res: Response) {
+      const file = req.upload?.size ? req.upload : undefined;
+      const pasted = typeof req.body?.report === 'string' ? req.body.report : '';
+      onFailure(res, {
+        rerenderKinds: ['refusal'],
+        rerender: (err) =>
+          uploadPage(req, res, err.status === 404 ? 422 : err.status, {
+            code: err.code,
+            expected: err instanceof ReportError ? err.expected : null,
+            form: 'report',
+          }),
+      });
+      if (!file && !pasted.trim()) throw new ArtifactError('nothing', 422);
+      if ((file?.size ?? 0) > MAX_REQUEST_BYTES || Buffer.byteLength(pasted) > MAX_REQUEST_BYTES)
+        throw new ArtifactError('too_large', 413);
+      const text = file ? await fs.readFile(file.path, 'utf8') : pasted;
+      const outcome = await processUsageReport(ctx, req.actor, text);
+      const token = outcome.renewal
+        ? await downloadToken([
+            {
+              name: 'renewal',
+              kind: 'refresh',
+              deviceId: outcome.deviceId,
+              text: outcome.renewal.text,
+              filename: outcome.renewal.filename,
+            },
+          ])
+        : null;
+      res
+        .set('Cache-Control', 'no-store')
+        .render('offline/reported', { title: req.t('trueup.reported.title'), outcome, token });
+    },
+
     /** The license file (or receipt, or ZIP of them) behind a download link: attachment, never cached. */
     async download(req: Request, res: Response) {
       await limit(req);
@@ -141,7 +192,8 @@ export function offlineController(ctx: AppContext) {
       // An activation that ended after the page was shown (deactivated, reset, blacklisted) has no license file any more: the page says why.
       onFailure(res, refusedPage(req, res, {}, 410));
       if (items.length === 1) {
-        const file = await outcomeFile(ctx, items[0]!);
+        const item = items[0]!;
+        const file = item.kind === 'refresh' ? item : await outcomeFile(ctx, item);
         return res
           .set({
             'Content-Type': 'application/x-portico-license; charset=utf-8',
@@ -154,7 +206,12 @@ export function offlineController(ctx: AppContext) {
           'Content-Type': 'application/zip',
           'Content-Disposition': 'attachment; filename="portico-licenses.zip"',
         })
-        .send(await resultZip(ctx, items));
+        .send(
+          await resultZip(
+            ctx,
+            items.filter((i) => i.kind !== 'refresh'),
+          ),
+        );
     },
   };
 }

@@ -1,3 +1,4 @@
+import { CONSUMPTION_PERIODS, type ConsumptionPeriod } from '../models/policies.ts';
 import { z } from 'zod';
 import { checkbox, oneOf, optionalWholeNumber, requiredText, wholeNumber } from './fields.ts';
 import { entitlementColumns, type Entitlements } from '../models/catalog.ts';
@@ -85,16 +86,40 @@ export const policyForm = z
 export function featureLimits(
   body: Record<string, unknown>,
   ids: number[],
-): { limits: Map<number, number | null>; errors: Record<string, string> } {
-  // Each chosen feature's limit: empty = no limit, otherwise a whole number from 1.
+): {
+  limits: Map<number, number | null>;
+  rules: Map<number, { period: ConsumptionPeriod; allowOverage: boolean; maxOverage: number | null }>;
+  errors: Record<string, string>;
+} {
+  // Each chosen feature's limit: empty = no limit, otherwise a whole number from 1; its period, and
+  // whether it allows overage (up to a cap, empty = none).
   const schema = z.object(
-    Object.fromEntries(ids.map((id) => [`max_consumption_${id}`, optionalWholeNumber(1, Number.MAX_SAFE_INTEGER)])),
+    Object.fromEntries(
+      ids.flatMap((id) => [
+        [`max_consumption_${id}`, optionalWholeNumber(1, Number.MAX_SAFE_INTEGER)],
+        [
+          `consumption_period_${id}`,
+          z.preprocess((v) => (v === undefined || v === '' ? 'license' : v), oneOf(CONSUMPTION_PERIODS)),
+        ],
+        [`allow_overage_${id}`, checkbox],
+        [`max_overage_${id}`, optionalWholeNumber(1, Number.MAX_SAFE_INTEGER)],
+      ]),
+    ),
   );
   const parsed = parseForm(schema, body);
-  if (!parsed.ok) return { limits: new Map(), errors: parsed.errors };
+  if (!parsed.ok) return { limits: new Map(), rules: new Map(), errors: parsed.errors };
+  const data = parsed.data as Record<string, unknown>;
   return {
-    limits: new Map(
-      ids.map((id) => [id, (parsed.data as Record<string, number | null>)[`max_consumption_${id}`] ?? null]),
+    limits: new Map(ids.map((id) => [id, (data[`max_consumption_${id}`] as number | null) ?? null])),
+    rules: new Map(
+      ids.map((id) => [
+        id,
+        {
+          period: data[`consumption_period_${id}`] as ConsumptionPeriod,
+          allowOverage: data[`allow_overage_${id}`] as boolean,
+          maxOverage: (data[`max_overage_${id}`] as number | null) ?? null,
+        },
+      ]),
     ),
     errors: {},
   };

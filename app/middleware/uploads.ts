@@ -105,6 +105,8 @@ export interface StreamToDiskOptions {
   /** Each other field (req.body), such as a pasted request. */
   maxFieldBytes: number;
   bodySeconds?: number;
+  /** Called (and awaited) before a body over the limits is refused with 413, e.g. to audit it; the body is never read. */
+  onTooLarge?: (req: import('express').Request) => Promise<void>;
 }
 
 /**
@@ -123,8 +125,11 @@ export function streamToDisk(o: StreamToDiskOptions): RequestHandler {
   return (req, res, next) => {
     if (!req.is('multipart/form-data')) return next();
     if (!req.get('content-length')) return next(refusedUnread(res, new HttpError(411, 'errors.badRequest')));
-    if (!(Number(req.get('content-length')) <= maxBodyBytes))
-      return next(refusedUnread(res, new HttpError(413, 'errors.tooLarge')));
+    if (!(Number(req.get('content-length')) <= maxBodyBytes)) {
+      const refused = () => next(refusedUnread(res, new HttpError(413, 'errors.tooLarge')));
+      if (o.onTooLarge) return void o.onTooLarge(req).then(refused, next);
+      return refused();
+    }
     let parser: busboy.Busboy;
     try {
       parser = busboy({ headers: req.headers, limits });
@@ -151,7 +156,9 @@ export function streamToDisk(o: StreamToDiskOptions): RequestHandler {
     const refuse = (status: number, messageKey: string) => {
       if (!settle()) return;
       req.pause();
-      next(refusedUnread(res, new HttpError(status, messageKey)));
+      const refused = () => next(refusedUnread(res, new HttpError(status, messageKey)));
+      if (status === 413 && o.onTooLarge) void o.onTooLarge(req).then(refused, next);
+      else refused();
     };
     const deadline = setTimeout(() => refuse(408, 'uploads.tooSlow'), (o.bodySeconds ?? UPLOAD_BODY_SECONDS) * 1000);
 

@@ -23,6 +23,9 @@ export const HISTORY_EVENTS = [
   'unblacklisted',
   'borrowed',
   'refreshed',
+  'consumption_refused',
+  'usage_report_refused',
+  'usage_reported',
 ] as const;
 export type HistoryEvent = (typeof HISTORY_EVENTS)[number];
 
@@ -418,4 +421,20 @@ export async function activeForLicenseUser(db: Knex, accountId: number): Promise
   return (
     await table(db).where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)
   ).map(fromRow);
+}
+
+/** Records the entitlements digest of the file a device was just given (a write only when it changed). */
+export async function markEntitlements(db: Knex, deviceId: number, digest: string): Promise<void> {
+  await db('devices')
+    .where({ id: deviceId })
+    .where((q) => q.whereNull('entitlements_sha256').orWhereNot('entitlements_sha256', digest))
+    .update({ entitlements_sha256: digest });
+}
+
+/** The digest of the entitlements of the last file each device of a license was given (null: before it was kept). */
+export async function entitlementDigests(db: Knex, licenseId: number): Promise<Map<number, string | null>> {
+  const rows = await db('devices').where({ license_id: licenseId }).select('id', 'entitlements_sha256');
+  return new Map(
+    rows.map((r: { id: number; entitlements_sha256: string | null }) => [Number(r.id), r.entitlements_sha256]),
+  );
 }

@@ -13,9 +13,37 @@ export interface Policy extends Entitlements {
   updatedAt: Date;
 }
 
+/** How a consumable feature's maximum is counted: over the whole license, or per calendar month (UTC). */
+export const CONSUMPTION_PERIODS = ['license', 'month'] as const;
+export type ConsumptionPeriod = (typeof CONSUMPTION_PERIODS)[number];
+
 export interface PolicyFeature {
   featureId: number;
   maxConsumption: number | null;
+  /** Consumption features only (default `license`, no overage). */
+  period?: ConsumptionPeriod;
+  allowOverage?: boolean;
+  /** With allowOverage: how far past the maximum a period may go; null = no cap. */
+  maxOverage?: number | null;
+}
+
+/** A policy_features or license_features row's consumption rule. */
+export function consumptionRuleOf(r: Record<string, unknown>) {
+  return {
+    period: (r.consumption_period === 'month' ? 'month' : 'license') as ConsumptionPeriod,
+    allowOverage: toBool(r.allow_overage),
+    maxOverage: intOrNull(r.max_overage),
+  };
+}
+
+/** The columns of a consumption rule, defaults filled in. */
+export function consumptionColumns(f: PolicyFeature) {
+  return {
+    max_consumption: f.maxConsumption,
+    consumption_period: f.period ?? 'license',
+    allow_overage: f.allowOverage ?? false,
+    max_overage: f.allowOverage ? (f.maxOverage ?? null) : null,
+  };
 }
 
 const intOrNull = (v: unknown) => (v === null || v === undefined ? null : Number(v));
@@ -81,6 +109,7 @@ export async function listFeatures(db: Knex, policyId: number): Promise<PolicyFe
   return (await db('policy_features').where({ policy_id: policyId })).map((r: Record<string, unknown>) => ({
     featureId: Number(r.feature_id),
     maxConsumption: intOrNull(r.max_consumption),
+    ...consumptionRuleOf(r),
   }));
 }
 
@@ -100,9 +129,11 @@ export async function listFeaturesOf(db: Knex, policyIds: number[]): Promise<Map
   const out = new Map<number, PolicyFeature[]>(policyIds.map((id) => [id, []]));
   if (!policyIds.length) return out;
   for (const r of (await db('policy_features').whereIn('policy_id', policyIds)) as Record<string, unknown>[])
-    out
-      .get(Number(r.policy_id))
-      ?.push({ featureId: Number(r.feature_id), maxConsumption: intOrNull(r.max_consumption) });
+    out.get(Number(r.policy_id))?.push({
+      featureId: Number(r.feature_id),
+      maxConsumption: intOrNull(r.max_consumption),
+      ...consumptionRuleOf(r),
+    });
   return out;
 }
 
@@ -110,7 +141,7 @@ export async function setFeatures(db: Knex, policyId: number, features: PolicyFe
   await db('policy_features').where({ policy_id: policyId }).delete();
   if (features.length)
     await db('policy_features').insert(
-      features.map((f) => ({ policy_id: policyId, feature_id: f.featureId, max_consumption: f.maxConsumption })),
+      features.map((f) => ({ policy_id: policyId, feature_id: f.featureId, ...consumptionColumns(f) })),
     );
 }
 

@@ -40,6 +40,8 @@ export const AUDIT_ACTIONS = [
   'branding_host.created',
   'branding_host.deleted',
   'check.refused',
+  // consumption features and usage reports (services/consumption.ts, services/usage-reports.ts)
+  'consumption.refused',
   'customer.created',
   'customer.deleted',
   'customer.updated',
@@ -120,6 +122,8 @@ export const AUDIT_ACTIONS = [
   'signing_key.activated',
   'signing_key.generated',
   'signing_key.retired',
+  'usage_report.accepted',
+  'usage_report.refused',
   'voucher.redeemed',
   'voucher.refused',
   'voucher.voided',

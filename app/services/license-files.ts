@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { Knex } from 'knex';
 import {
   airgapActivationMessage,
@@ -32,6 +33,37 @@ export const LICENSE_PAYLOAD_VERSION = 1;
 export interface ArtifactDeps extends ServiceDeps {
   signer: Signer;
   settings: (db?: Knex) => Promise<Settings>;
+}
+
+/** What a license entitles to, as its files say it (everything but the device, counter, dates of issue and lease). */
+async function entitlementsOf(db: Knex, l: licenses.License) {
+  return {
+    licenseType: l.licenseType,
+    trial: l.isTrial,
+    startsAt: l.startDate?.toISOString() ?? null,
+    expiresAt: l.expiresAt?.toISOString() ?? null,
+    maintenanceUntil: l.maintenanceUntil?.toISOString() ?? null,
+    maxActivations: l.unlimitedActivations ? null : l.maxActivations,
+    floating: l.floating
+      ? { users: l.floatingUsers as number, timeoutMinutes: l.floatingTimeoutMinutes as number }
+      : null,
+    features: (await licenses.featuresOf(db, l.id)).map((f) => ({
+      code: f.code,
+      type: f.type,
+      maxConsumption: f.maxConsumption,
+    })),
+  };
+}
+
+const digestOf = (e: object) => crypto.createHash('sha256').update(JSON.stringify(e)).digest('hex');
+
+/**
+ * SHA-256 of a license's entitlements now. Each device keeps the digest of the last file it was
+ * given (devices.entitlements_sha256): a device whose digest differs has a renewal pending, which its
+ * next usage report picks up (services/usage-reports.ts).
+ */
+export async function entitlementsDigest(db: Knex, l: licenses.License): Promise<string> {
+  return digestOf(await entitlementsOf(db, l));
 }
 
 /** The payload every license and refresh file carries: bound to product, license, hardware id, device key and request nonce. */
@@ -75,6 +107,18 @@ async function licensePayload(
   };
 }
 
+/** The entitlement fields of a payload, in the order entitlementsOf gives them. */
+const entitlementsIn = (p: LicensePayload) => ({
+  licenseType: p.licenseType,
+  trial: p.trial,
+  startsAt: p.startsAt,
+  expiresAt: p.expiresAt,
+  maintenanceUntil: p.maintenanceUntil,
+  maxActivations: p.maxActivations,
+  floating: p.floating,
+  features: p.features,
+});
+
 /**
  * A signed license (`license`) or refresh (`refresh`) file for an ACTIVE device, under the one
  * validity rule. The license file is deterministic (counter 0, issued at the activation), so the
@@ -111,6 +155,7 @@ export async function issueLicenseFile(
   const text = await deps.signer.license(db, typ, payload);
   // The device's lease (docs/notifications.md, "Lease ending"): the end of the newest file it holds.
   await devices.extendLease(db, device.id, new Date(payload.leaseEndsAt));
+  await devices.markEntitlements(db, device.id, digestOf(entitlementsIn(payload)));
   return { text, payload };
 }
 

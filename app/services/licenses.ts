@@ -97,7 +97,7 @@ async function copyFeatures(trx: Knex, policyId: number, licenseIds: number[]) {
       features.map((f) => ({
         license_id,
         feature_id: f.featureId,
-        max_consumption: f.maxConsumption,
+        ...policies.consumptionColumns(f),
         total_consumption: 0,
       })),
     );

@@ -37,6 +37,14 @@ const API_CODES: Record<string, string> = {
   too_large: 'request_malformed',
 };
 
+/** A device-signed request of the License API, read and verified (a refusal recorded, then thrown as ApiError). */
+export const readApiRequest = <T extends SignedRequest['typ']>(
+  deps: ActivationDeps,
+  actor: Actor,
+  text: unknown,
+  typ: T,
+) => readRequest(deps, actor, text, typ);
+
 async function readRequest<T extends SignedRequest['typ']>(
   deps: ActivationDeps,
   actor: Actor,

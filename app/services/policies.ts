@@ -21,7 +21,8 @@ async function checkFeatures(trx: Knex, productId: number, features: policies.Po
   for (const f of features) {
     const feature = own.get(f.featureId);
     if (!feature) throw new ValidationError({ features: 'validation.choice' });
-    if (feature.type !== 'consumption') f.maxConsumption = null;
+    if (feature.type !== 'consumption')
+      Object.assign(f, { maxConsumption: null, period: 'license', allowOverage: false, maxOverage: null });
   }
 }
 

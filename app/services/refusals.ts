@@ -43,6 +43,15 @@ export const REFUSALS = [
   'already_deactivated',
   'deactivation_forged',
   'legacy_deactivation_refused',
+  // consumption (License API `consume`) and usage reports (offline portal)
+  'feature_unknown',
+  'consumption_exceeded',
+  'report_device_unknown',
+  'report_chain_broken',
+  'report_replayed',
+  'report_rolled_back',
+  'report_out_of_order',
+  'report_chain_mismatch',
 ] as const;
 export type Refusal = (typeof REFUSALS)[number];
 
@@ -91,7 +100,13 @@ export interface RefusalDeps extends ServiceDeps {
 }
 
 export interface RefusalRecord {
-  action: 'activation.refused' | 'deactivation.refused' | 'check.refused' | 'voucher.refused';
+  action:
+    | 'activation.refused'
+    | 'deactivation.refused'
+    | 'check.refused'
+    | 'voucher.refused'
+    | 'consumption.refused'
+    | 'usage_report.refused';
   /** `portal`: a code typed into the User Portal (services/vouchers.ts). */
   channel: Channel | 'portal';
   /** SHA-256 of the request as received (never the request itself). */
@@ -106,6 +121,8 @@ const HISTORY_EVENT = {
   'deactivation.refused': 'deactivation_refused',
   'check.refused': 'check_refused',
   'voucher.refused': 'refused',
+  'consumption.refused': 'consumption_refused',
+  'usage_report.refused': 'usage_report_refused',
 } as const satisfies Record<RefusalRecord['action'], devices.HistoryEvent>;
 
 /** Records a refusal: an audit event (and a history row when the license is known), within the per-client allowance. */

@@ -5,6 +5,10 @@ import {
   readActivationRequestPayload,
   readCheckRequestPayload,
   readDeactivationRequestPayload,
+  readConsumptionRequestPayload,
+  readUsageReportPayload,
+  type ConsumptionRequestPayload,
+  type UsageReportPayload,
   type ActivationRequestPayload,
   type CheckRequestPayload,
   type DeactivationRequestPayload,
@@ -12,7 +16,7 @@ import {
 import type { Channel } from '../models/devices.ts';
 import { AppError } from '../lib/errors.ts';
 import { requestHashOf } from './activation.ts';
-import { recordRefusal, type RefusalDeps } from './refusals.ts';
+import { recordRefusal, type RefusalDeps, type RefusalRecord } from './refusals.ts';
 import type { Actor } from './context.ts';
 
 /**
@@ -49,6 +53,8 @@ interface Payloads {
   'activation-request': ActivationRequestPayload;
   'deactivation-request': DeactivationRequestPayload;
   'check-request': CheckRequestPayload;
+  'consumption-request': ConsumptionRequestPayload;
+  'usage-report': UsageReportPayload;
 }
 type RequestType = keyof Payloads;
 export type SignedRequest = { [T in RequestType]: { typ: T; payload: Payloads[T]; requestHash: string } }[RequestType];
@@ -57,12 +63,16 @@ const readers = {
   'activation-request': readActivationRequestPayload,
   'deactivation-request': readDeactivationRequestPayload,
   'check-request': readCheckRequestPayload,
+  'consumption-request': readConsumptionRequestPayload,
+  'usage-report': readUsageReportPayload,
 };
 
-const ACTION: Record<RequestType, 'activation.refused' | 'deactivation.refused' | 'check.refused'> = {
+const ACTION: Record<RequestType, RefusalRecord['action']> = {
   'activation-request': 'activation.refused',
   'deactivation-request': 'deactivation.refused',
   'check-request': 'check.refused',
+  'consumption-request': 'consumption.refused',
+  'usage-report': 'usage_report.refused',
 };
 
 function read(text: string, types: readonly RequestType[]): SignedRequest {

@@ -32,9 +32,22 @@ export const VOCABULARY = {
 export type Vocabulary = keyof typeof VOCABULARY;
 
 /** Audit actions whose event records a refusal code in `after.code`. */
-const REFUSAL_ACTIONS = new Set(['activation.refused', 'deactivation.refused', 'check.refused', 'voucher.refused']);
+const REFUSAL_ACTIONS = new Set([
+  'activation.refused',
+  'deactivation.refused',
+  'check.refused',
+  'voucher.refused',
+  'consumption.refused',
+  'usage_report.refused',
+]);
 /** History events whose row records a refusal code in `detail`. */
-const REFUSAL_EVENTS = new Set(['refused', 'deactivation_refused', 'check_refused']);
+const REFUSAL_EVENTS = new Set([
+  'refused',
+  'deactivation_refused',
+  'check_refused',
+  'consumption_refused',
+  'usage_report_refused',
+]);
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 

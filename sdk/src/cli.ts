@@ -30,8 +30,9 @@ import {
   type VerifyLicenseOptions,
 } from './license.ts';
 import { ApiCallError, PorticoClient } from './online.ts';
-import { HARDWARE_ID_PATTERN, type UsageEntry } from './payloads.ts';
+import { HARDWARE_ID_PATTERN, PAYLOAD_LIMITS, type UsageEntry } from './payloads.ts';
 import { createActivationRequest, createDeactivationRequest, verifyDeactivationReceipt } from './requests.ts';
+import { createUsageReport, nextUsageEntry, type UsageEntryInput } from './usage.ts';
 import {
   DeviceState,
   STATE_FILES,
@@ -408,6 +409,69 @@ const COMMANDS: Record<string, Command> = {
         'The license is removed from this machine. Upload the request to the Offline Activation Portal to free its seat.',
       );
       say(`Next: ${PROGRAM} receipt <receipt file>`);
+    },
+  },
+
+  usage: {
+    summary: 'Record usage in the local usage log, or write a signed usage report of it for the portal',
+    usage:
+      'usage record [--consume <feature>=<amount> ...] [--feature <feature>[=<uses>] ...] [--seats <peak>] | usage report [--out <file>] [--from <entry>]',
+    details: [
+      'record appends entries to the usage log (usage-log.json): --consume for consumption features, --feature for',
+      'features used (once unless =<uses> is given), --seats for the peak number of seats in use. Each option may be repeated.',
+      'Entries are numbered 1, 2, 3 … and each is chained to the one before by its hash; they are never changed.',
+      `report writes the entries since the last report (at most ${PAYLOAD_LIMITS.reportEntries}), signed with the device key, to`,
+      'usage-report.usage ("-" writes to standard output). Upload it on the Offline Activation Portal. If the license',
+      `was renewed or changed, the portal answers with a renewed license: install it with "${PROGRAM} refresh <file>".`,
+      '--from <entry> makes the report start at that entry again (when the portal says which entry it expects next).',
+    ],
+    options: {
+      consume: { type: 'string', multiple: true },
+      feature: { type: 'string', multiple: true },
+      seats: { type: 'string' },
+      out: { type: 'string' },
+      from: { type: 'string' },
+    },
+    args: { min: 1, max: 1 },
+    run({ state, values, args, io, now, say }) {
+      const text = state.readText(STATE_FILES.license);
+      if (text === undefined) throw new CliError('no license is installed: usage is recorded for an installed license');
+      const license = verifyLicense(text, { ...verifyOptions(state, now), checkDates: false });
+      const log = state.usageLog();
+      if (args[0] === 'record') {
+        if (values.out !== undefined || values.from !== undefined)
+          throw new UsageError('--out and --from go with "usage report"');
+        const inputs = usageInputs(values, license);
+        if (!inputs.length) throw new UsageError('usage record needs --consume, --feature or --seats');
+        for (const input of inputs) log.entries.push(nextUsageEntry(log.entries.at(-1), input, now));
+        state.writeUsageLog(log);
+        say(
+          `Recorded ${inputs.length} usage ${inputs.length === 1 ? 'entry' : 'entries'} (up to entry ${log.entries.at(-1)!.counter}).`,
+        );
+        return;
+      }
+      if (args[0] !== 'report') throw new UsageError(`"usage ${args[0]}" is not a usage command: record or report`);
+      if (values.consume !== undefined || values.feature !== undefined || values.seats !== undefined)
+        throw new UsageError('--consume, --feature and --seats go with "usage record"');
+      const fromText = stringOption(values, 'from');
+      if (fromText !== undefined && !/^[1-9]\d{0,9}$/.test(fromText))
+        throw new UsageError('--from takes an entry number (1, 2, 3 …)');
+      const from = fromText === undefined ? log.reportedThrough + 1 : Number(fromText);
+      const entries = log.entries.filter((e) => e.counter >= from).slice(0, PAYLOAD_LIMITS.reportEntries);
+      if (!entries.length)
+        throw new CliError(
+          `nothing to report: the usage log has no entry from ${from} on (${log.entries.length} entries, reported up to ${log.reportedThrough})`,
+        );
+      const report = createUsageReport({ license, deviceKey: state.deviceKey(), entries, now });
+      const out = writeOutputFile(io, stringOption(values, 'out') ?? 'usage-report.usage', report.text);
+      const last = entries.at(-1)!.counter;
+      state.writeUsageLog({ ...log, reportedThrough: Math.max(log.reportedThrough, last) });
+      if (out === undefined) return;
+      say(`Usage report written to ${out} (entries ${entries[0]!.counter} to ${last}).`);
+      if (log.entries.at(-1)!.counter > last)
+        say(`More entries wait: run "${PROGRAM} usage report" again after this one.`);
+      say('Upload it on the Offline Activation Portal. If a renewed license comes back, install it:');
+      say(`  ${PROGRAM} refresh <renewed license file>`);
     },
   },
 
@@ -907,6 +971,40 @@ function parseUsage(values: OptionValues[string]): UsageEntry[] {
     if (!m) throw new UsageError(`--usage takes <feature>=<amount> with a whole number, not "${item}"`);
     return { feature: m[1], amount: Number(m[2]) };
   });
+}
+
+/** The entries `usage record` appends, from its options, each feature checked against the installed license. */
+function usageInputs(values: OptionValues, license: LicenseInfo): UsageEntryInput[] {
+  const list = (v: OptionValues[string]) =>
+    (Array.isArray(v) ? v : [])
+      .flatMap((x) => String(x).split(','))
+      .map((x) => x.trim())
+      .filter(Boolean);
+  const held = new Map(license.features.map((f) => [f.code, f.type]));
+  const feature = (code: string, option: string, type?: string) => {
+    if (!held.has(code)) throw new UsageError(`--${option}: the license has no feature "${code}"`);
+    if (type && held.get(code) !== type) throw new UsageError(`--${option}: "${code}" is not a ${type} feature`);
+    return code;
+  };
+  const out: UsageEntryInput[] = [];
+  for (const item of list(values.consume)) {
+    const m = /^([^=\s]+)=(\d{1,10})$/.exec(item);
+    if (!m) throw new UsageError(`--consume takes <feature>=<amount> with a whole number, not "${item}"`);
+    out.push({ kind: 'consumption', feature: feature(m[1]!, 'consume', 'consumption'), amount: Number(m[2]) });
+  }
+  for (const item of list(values.feature)) {
+    const m = /^([^=\s]+)(?:=(\d{1,10}))?$/.exec(item);
+    if (!m) throw new UsageError(`--feature takes <feature> or <feature>=<uses>, not "${item}"`);
+    out.push({ kind: 'feature', feature: feature(m[1]!, 'feature'), amount: m[2] === undefined ? 1 : Number(m[2]) });
+  }
+  const seats = stringOption(values, 'seats');
+  if (seats !== undefined) {
+    if (!/^\d{1,9}$/.test(seats)) throw new UsageError('--seats takes a whole number');
+    out.push({ kind: 'seats', feature: null, amount: Number(seats) });
+  }
+  for (const e of out)
+    if (e.amount > PAYLOAD_LIMITS.amount) throw new UsageError(`an amount is at most ${PAYLOAD_LIMITS.amount}`);
+  return out;
 }
 
 function stringOption(values: OptionValues, name: string): string | undefined {

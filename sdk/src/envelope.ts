@@ -28,6 +28,8 @@ export const ENVELOPE_TYPES = [
   'deactivation-receipt',
   'refresh',
   'check-request',
+  'consumption-request',
+  'usage-report',
 ] as const;
 export type EnvelopeType = (typeof ENVELOPE_TYPES)[number];
 

@@ -38,6 +38,8 @@ export {
   readDeactivationRequestPayload,
   readDeactivationReceiptPayload,
   readCheckRequestPayload,
+  readConsumptionRequestPayload,
+  readUsageReportPayload,
   type ActivationRequestPayload,
   type LicensePayload,
   type LicenseFeature,
@@ -45,6 +47,9 @@ export {
   type DeactivationRequestPayload,
   type DeactivationReceiptPayload,
   type CheckRequestPayload,
+  type ConsumptionRequestPayload,
+  type UsageReportPayload,
+  type UsageLogEntry,
 } from './payloads.ts';
 export { DEVICE_KEY_FILE, deviceKeyFrom, loadOrCreateDeviceKey, hardwareId, type DeviceKey } from './device.ts';
 export {
@@ -78,6 +83,17 @@ export {
   type DeactivationReceipt,
 } from './requests.ts';
 export {
+  USAGE_GENESIS,
+  USAGE_HASH_DOMAIN,
+  usageEntryHash,
+  nextUsageEntry,
+  usageChainFault,
+  createConsumptionRequest,
+  createUsageReport,
+  type UsageEntryInput,
+  type UsageLicenseReference,
+} from './usage.ts';
+export {
   CLIENT_ERROR_CODES,
   DEFAULT_TIMEOUT_MS,
   ApiCallError,
@@ -88,6 +104,7 @@ export {
   type OnlineActivation,
   type OnlineCheck,
   type OnlineReceipt,
+  type OnlineConsumption,
 } from './online.ts';
 export {
   STATE_FILES,

@@ -3,6 +3,7 @@ import type { KeyInput } from './envelope.ts';
 import { LicenseError } from './license-error.ts';
 import { applyRefresh, verifyLicense, type LicenseInfo } from './license.ts';
 import type { UsageEntry } from './payloads.ts';
+import { createConsumptionRequest } from './usage.ts';
 import {
   createCheckRequest,
   createDeactivationRequest,
@@ -73,6 +74,21 @@ export interface OnlineActivation extends OnlineLicense {
 export interface OnlineCheck extends OnlineLicense {
   /** Floating licenses: when the slot lapses unless the device checks in again; null otherwise. */
   floatingExpiresAt: string | null;
+}
+
+/** The answer to `consume`: the use of the feature in its period after this consumption. */
+export interface OnlineConsumption {
+  feature: string;
+  amount: number;
+  used: number;
+  /** The maximum per period; null = no maximum. */
+  max: number | null;
+  /** `all` (the license's whole life) or the month, `YYYY-MM` (UTC). */
+  period: string;
+  /** True when this consumption went past the maximum (allowed as overage). */
+  overage: boolean;
+  repeated: boolean;
+  nonce: string;
 }
 
 export interface OnlineReceipt extends DeactivationReceipt {
@@ -175,6 +191,34 @@ export class PorticoClient {
     const next = applyRefresh(license, text, { trustedKeys: this.trustedKeys, now: this.now() });
     const floating = answer.floatingExpiresAt;
     return { ...next, text, floatingExpiresAt: typeof floating === 'string' ? floating : null };
+  }
+
+  /**
+   * Records `amount` units of a consumption feature against the license (License API `consume`).
+   * Pass `nonce` again (from `request.nonce` of an earlier call that got no answer) to retry: the
+   * server counts a nonce once and answers a repeat with its first answer. Past the maximum (and any
+   * overage the license allows) the call is refused with ApiCallError `consumption_exceeded`.
+   */
+  async consume(
+    license: Pick<LicenseInfo, 'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey'>,
+    deviceKey: DeviceKey,
+    feature: string,
+    amount: number,
+    request = createConsumptionRequest({ license, deviceKey, feature, amount, now: this.now() }),
+  ): Promise<OnlineConsumption> {
+    const answer = await this.call('consume', { request: request.text });
+    if (answer.feature !== feature || typeof answer.used !== 'number')
+      throw new ApiCallError('bad_response', 200, 'the consume answer does not name the feature and its use');
+    return {
+      feature,
+      amount: Number(answer.amount),
+      used: answer.used,
+      max: typeof answer.max === 'number' ? answer.max : null,
+      period: String(answer.period),
+      overage: answer.overage === true,
+      repeated: answer.repeated === true,
+      nonce: request.nonce,
+    };
   }
 
   /** Online deactivation: frees the seat, verifies the receipt (this license, this machine, this request). */

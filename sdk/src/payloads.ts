@@ -22,6 +22,10 @@ export const PAYLOAD_LIMITS = {
   appVersion: 64,
   features: 1000,
   usage: 100,
+  /** Entries of one usage report (docs/file-formats.md, "Usage report"). */
+  reportEntries: 100,
+  /** One consumption (a `consumption-request`, a usage log entry). */
+  amount: 1_000_000_000,
 } as const;
 
 /** Product and feature codes (≤ 64 characters): letters and digits in groups joined by single dashes. */
@@ -126,6 +130,49 @@ export interface CheckRequestPayload {
   devicePublicKey: string;
   nonce: string;
   createdAt: string;
+}
+
+/** A consumption (License API `consume`): `amount` units of a consumption feature, counted once by `nonce`. */
+export interface ConsumptionRequestPayload {
+  v: 1;
+  product: string;
+  licenseId: number;
+  activationId: number;
+  hardwareId: string;
+  devicePublicKey: string;
+  nonce: string;
+  createdAt: string;
+  feature: string;
+  amount: number;
+}
+
+/** One entry of a device's usage log: chained to the previous entry by `prev` (its hash). */
+export interface UsageLogEntry {
+  counter: number;
+  at: string;
+  /** `consumption` (amount units of feature), `feature` (feature used amount times), `seats` (peak seats in use). */
+  kind: 'consumption' | 'feature' | 'seats';
+  feature: string | null;
+  amount: number;
+  prev: string;
+  hash: string;
+}
+
+/** A usage report: the device-signed entries of its log since the last accepted report. */
+export interface UsageReportPayload {
+  v: 1;
+  product: string;
+  licenseId: number;
+  activationId: number;
+  hardwareId: string;
+  devicePublicKey: string;
+  /** The requestNonce of the installed license (as a deactivation request names it). */
+  activationNonce: string;
+  nonce: string;
+  createdAt: string;
+  /** The license file counter installed when the report was made. */
+  licenseCounter: number;
+  entries: UsageLogEntry[];
 }
 
 export interface DeactivationReceiptPayload {
@@ -294,6 +341,50 @@ const checkRequestShape = object({
   createdAt: date,
 });
 
+const consumptionRequestShape = object({
+  v: version,
+  product: code,
+  licenseId: id,
+  activationId: id,
+  hardwareId,
+  devicePublicKey,
+  nonce,
+  createdAt: date,
+  feature: code,
+  amount: integer(1),
+});
+
+const HASH = /^[0-9a-f]{64}$/;
+const hash = text(HASH, '64 lowercase hex digits (SHA-256)');
+const entryKind: Check<UsageLogEntry['kind']> = (value, path) =>
+  value === 'consumption' || value === 'feature' || value === 'seats'
+    ? value
+    : refuse(path, '"consumption", "feature" or "seats"');
+
+export const usageEntryShape = object({
+  counter: integer(1),
+  at: date,
+  kind: entryKind,
+  feature: nullable(code),
+  amount: integer(0),
+  prev: hash,
+  hash,
+});
+
+const usageReportShape = object({
+  v: version,
+  product: code,
+  licenseId: id,
+  activationId: id,
+  hardwareId,
+  devicePublicKey,
+  activationNonce: nonce,
+  nonce,
+  createdAt: date,
+  licenseCounter: integer(0),
+  entries: arrayOf(usageEntryShape, PAYLOAD_LIMITS.reportEntries),
+});
+
 const deactivationReceiptShape = object({
   v: version,
   licenseId: id,
@@ -331,6 +422,24 @@ export function readDeactivationRequestPayload(payload: JsonObject): Deactivatio
 
 export function readCheckRequestPayload(payload: JsonObject): CheckRequestPayload {
   return checkRequestShape(payload, '');
+}
+
+export function readConsumptionRequestPayload(payload: JsonObject): ConsumptionRequestPayload {
+  const p = consumptionRequestShape(payload, '');
+  if (p.amount > PAYLOAD_LIMITS.amount) refuse('amount', `at most ${PAYLOAD_LIMITS.amount}`);
+  return p;
+}
+
+/** A usage report's shape; whether its entries chain is for checkUsageChain (usage.ts) to say. */
+export function readUsageReportPayload(payload: JsonObject): UsageReportPayload {
+  const p = usageReportShape(payload, '');
+  if (!p.entries.length) refuse('entries', 'an array of at least one entry');
+  p.entries.forEach((e, i) => {
+    if (e.amount > PAYLOAD_LIMITS.amount) refuse(`entries[${i}].amount`, `at most ${PAYLOAD_LIMITS.amount}`);
+    if ((e.kind === 'seats') !== (e.feature === null))
+      refuse(`entries[${i}].feature`, 'null for "seats" and a feature code otherwise');
+  });
+  return p;
 }
 
 export function readDeactivationReceiptPayload(payload: JsonObject): DeactivationReceiptPayload {

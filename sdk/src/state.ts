@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { DEVICE_KEY_FILE, loadOrCreateDeviceKey, type DeviceKey } from './device.ts';
 import { trustedKeysFromWellKnown, type LicenseMark } from './license.ts';
-import { CODE_PATTERN, HARDWARE_ID_PATTERN, NONCE_PATTERN } from './payloads.ts';
+import { CODE_PATTERN, HARDWARE_ID_PATTERN, NONCE_PATTERN, type UsageLogEntry } from './payloads.ts';
 
 /**
  * The state folder the CLI (or an application) keeps on the device. Every file is written whole
@@ -20,6 +20,7 @@ export const STATE_FILES = {
   pending: 'pending-request.json',
   airgap: 'airgap.json',
   counters: 'counters.json',
+  usageLog: 'usage-log.json',
 } as const;
 
 export type StateFile = (typeof STATE_FILES)[keyof typeof STATE_FILES];
@@ -104,6 +105,15 @@ export interface AirgapState {
   request?: AirgapPendingRequest | (LegacyAirgapRequest & { code: string; createdAt: string });
   activation?: InstalledAirgapActivation;
   deactivation?: AirgapDeactivationState;
+}
+
+/**
+ * The device's usage log (usage-log.json): entries are only ever added (each chained to the one
+ * before, usage.ts), and `reportedThrough` is the counter of the last entry put in a usage report.
+ */
+export interface UsageLogState {
+  entries: UsageLogEntry[];
+  reportedThrough: number;
 }
 
 /** A state file that is missing where it is needed, or damaged. */
@@ -265,6 +275,25 @@ export class DeviceState {
 
   writeLicenseHistory(marks: readonly LicenseMark[]): void {
     this.writeJson(STATE_FILES.counters, { activations: marks });
+  }
+
+  /** The usage log (empty before the first entry); its entries are read as stored, unchecked: the portal checks the chain. */
+  usageLog(): UsageLogState {
+    const doc = this.readJson(STATE_FILES.usageLog) as Partial<UsageLogState> | undefined;
+    if (doc === undefined) return { entries: [], reportedThrough: 0 };
+    if (
+      typeof doc !== 'object' ||
+      doc === null ||
+      !Array.isArray(doc.entries) ||
+      !doc.entries.every((e) => typeof e === 'object' && e !== null && Number.isInteger(e.counter)) ||
+      !Number.isInteger(doc.reportedThrough)
+    )
+      throw new StateError(`${this.path(STATE_FILES.usageLog)} is damaged`);
+    return doc as UsageLogState;
+  }
+
+  writeUsageLog(log: UsageLogState): void {
+    this.writeJson(STATE_FILES.usageLog, log);
   }
 
   private readJson(file: StateFile): unknown {

@@ -48,6 +48,48 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
       };
       return signEnvelope('check-request', 'device', payload, privateKey);
     },
+    consumptionRequest(
+      license: { product: string; licenseId: number; activationId: number },
+      feature: string,
+      amount: number,
+      nonce = crypto.randomBytes(16).toString('base64url'),
+    ) {
+      const payload = {
+        v: 1,
+        product: license.product,
+        licenseId: license.licenseId,
+        activationId: license.activationId,
+        hardwareId,
+        devicePublicKey,
+        nonce,
+        createdAt: new Date().toISOString(),
+        feature,
+        amount,
+      };
+      return { text: signEnvelope('consumption-request', 'device', payload, privateKey), nonce };
+    },
+    /** A usage report of `entries` as given (the tests make good and bad chains with the SDK's usage.ts). */
+    usageReport(
+      license: { product: string; licenseId: number; activationId: number; requestNonce: string },
+      entries: object[],
+      licenseCounter = 0,
+      nonce = crypto.randomBytes(16).toString('base64url'),
+    ) {
+      const payload = {
+        v: 1,
+        product: license.product,
+        licenseId: license.licenseId,
+        activationId: license.activationId,
+        hardwareId,
+        devicePublicKey,
+        activationNonce: license.requestNonce,
+        nonce,
+        createdAt: new Date().toISOString(),
+        licenseCounter,
+        entries,
+      };
+      return signEnvelope('usage-report', 'device', payload, privateKey);
+    },
     deactivationRequest(
       license: { product: string; licenseId: number; activationId: number; requestNonce: string },
       usage: { feature: string; amount: number }[] = [],

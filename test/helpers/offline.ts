@@ -31,3 +31,12 @@ export async function download(agent: Agent, page: string) {
       res.on('end', () => cb(null, Buffer.concat(chunks)));
     });
 }
+
+/** Uploads a usage report on the offline portal's report form (the page first, for its CSRF token). */
+export async function uploadReport(agent: Agent, content: string | Buffer, filename = 'usage-report.usage') {
+  const page = await agent.get('/offline').expect(200);
+  const token = /action="[^"]*\/reports\?_csrf=([^"&]+)"/.exec(page.text)![1]!;
+  return agent
+    .post(`/offline/reports?_csrf=${token}`)
+    .attach('file', Buffer.isBuffer(content) ? content : Buffer.from(content), filename);
+}

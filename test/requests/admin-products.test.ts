@@ -177,17 +177,40 @@ describe('console: products, features and policies', () => {
     ]) {
       assert.match(bad.text, new RegExp(`id="field-${field}"[^>]*aria-invalid="true"`), field);
     }
+    const badPeriod = await submitForm(agent, newUrl, create, {
+      ...policyFields(),
+      features: String(minutes.id),
+      [`consumption_period_${minutes.id}`]: 'week',
+      [`max_overage_${minutes.id}`]: '0',
+    });
+    assert.equal(badPeriod.status, 422);
+    assert.match(badPeriod.text, new RegExp(`id="field-consumption_period_${minutes.id}"[^>]*aria-invalid="true"`));
+    assert.match(badPeriod.text, new RegExp(`id="field-max_overage_${minutes.id}"[^>]*aria-invalid="true"`));
     const ok = await submitForm(agent, newUrl, create, {
       ...policyFields(),
       features: String(minutes.id),
       [`max_consumption_${minutes.id}`]: '500',
+      [`consumption_period_${minutes.id}`]: 'month',
+      [`allow_overage_${minutes.id}`]: 'on',
+      [`max_overage_${minutes.id}`]: '50',
     });
     assert.equal(ok.status, 303);
     const policy = await t.db('license_policies').where({ product_id: product.id }).first();
     assert.ok(policy.is_default, 'the first policy of a product is its default');
     assert.equal(policy.max_transfers, 2);
     const pf = await t.db('policy_features').where({ policy_id: policy.id }).first();
-    assert.equal(pf.max_consumption, 500);
+    assert.deepEqual(
+      [pf.max_consumption, pf.consumption_period, Boolean(pf.allow_overage), pf.max_overage],
+      [500, 'month', true, 50],
+    );
+    const edit = await agent.get(`/admin/policies/${policy.id}/edit`).expect(200);
+    assert.match(
+      edit.text,
+      new RegExp(`id="field-allow_overage_${minutes.id}"[^>]*checked`),
+      'the edit form shows the rule',
+    );
+    const shown = await agent.get(`/admin/policies/${policy.id}`).expect(200);
+    assert.match(shown.text, /at most 500 per calendar month \(UTC\) · overage allowed up to 50 more/);
 
     const second = await submitForm(
       agent,

@@ -146,5 +146,27 @@ describe('Management API: products and policies', () => {
     assert.equal(edited.body.entitlements.max_activations, 5);
     assert.equal(edited.body.entitlements.validity_days, 365);
     assert.equal(edited.body.name, 'Subscription');
+
+    // A consumption feature's rule: maximum, period, overage and its cap.
+    const feature = await catalog.insertFeature(
+      t.db,
+      { productId: hidden.product, code: 'minutes', name: 'Minutes', type: 'consumption' },
+      new Date(),
+    );
+    const rule = {
+      feature_id: feature,
+      max_consumption: 100,
+      consumption_period: 'month',
+      allow_overage: true,
+      max_overage: 10,
+    };
+    const withRule = await api(t, 'patch', `/policies/${made.body.id}`, tokens.vendor, { features: [rule] }).expect(
+      200,
+    );
+    assert.deepEqual(withRule.body.features, [rule]);
+    const badRule = await api(t, 'patch', `/policies/${made.body.id}`, tokens.vendor, {
+      features: [{ ...rule, consumption_period: 'week' }],
+    }).expect(422);
+    assert.ok(Object.keys(badRule.body.error.fields).some((k) => k.includes('consumption_period')));
   });
 });

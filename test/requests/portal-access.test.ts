@@ -186,6 +186,7 @@ const MATRIX: Record<string, Row> = {
     params: license,
   },
   'GET /portal/licenses/:id/devices/:deviceId/refresh': { perm: null, scoped: true, for: 'managers', params: license },
+  'GET /portal/licenses/:id/devices/:deviceId/reports': { perm: null, scoped: true, for: 'managers', params: license },
   'POST /portal/licenses/:id/users': {
     perm: 'manage_license_users',
     scoped: true,

@@ -17,6 +17,7 @@ import {
   applyRefresh,
   createActivationRequest,
   createCheckRequest,
+  createConsumptionRequest,
   deviceKeyFrom,
   readCheckRequestPayload,
   trustedKeysFromWellKnown,
@@ -194,6 +195,37 @@ describe("SDK: PorticoClient and the CLI's online commands against the License A
     });
     const released = await client.release(granted, other);
     assert.equal(released.activationId, granted.activationId);
+  });
+
+  it('consume: counts against the maximum, a retry with the same request counts once, past the maximum is ApiCallError consumption_exceeded', async () => {
+    const licenseId = await addLicense(key('K'));
+    const feature = await t.db('features').where({ code: 'render' }).first();
+    await t
+      .db('license_features')
+      .insert({ license_id: licenseId, feature_id: feature.id, max_consumption: 10, total_consumption: 0 });
+    const client = new PorticoClient({ baseUrl: base, trustedKeys });
+    const deviceKey = newDeviceKey();
+    const request = createActivationRequest({
+      product: 'acme-cad',
+      licenseKey: key('K'),
+      hardwareId: 'CONSUME-1',
+      deviceKey,
+    });
+    const license = await client.activate({
+      request: request.text,
+      nonce: request.nonce,
+      expected: { product: 'acme-cad', hardwareId: 'CONSUME-1', devicePublicKey: deviceKey.publicKeyString },
+    });
+    const first = await client.consume(license, deviceKey, 'render', 6);
+    assert.deepEqual([first.used, first.max, first.period, first.repeated], [6, 10, 'all', false]);
+    const again = createConsumptionRequest({ license, deviceKey, feature: 'render', amount: 4 });
+    assert.equal((await client.consume(license, deviceKey, 'render', 4, again)).used, 10);
+    const retried = await client.consume(license, deviceKey, 'render', 4, again);
+    assert.deepEqual([retried.used, retried.repeated], [10, true]);
+    await assert.rejects(
+      client.consume(license, deviceKey, 'render', 1),
+      (err: unknown) => err instanceof ApiCallError && err.code === 'consumption_exceeded' && err.status === 409,
+    );
   });
 
   it('network failures and timeouts are ApiCallError network (status 0); Retry-After is read; non-API answers are bad_response', async () => {

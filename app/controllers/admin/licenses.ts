@@ -1,3 +1,4 @@
+import { licenseUsageView } from '../../services/usage-reports.ts';
 import type { Request, Response } from 'express';
 import * as licenseUsers from '../../models/license-users.ts';
 import type { AppContext } from '../../app.ts';
@@ -64,6 +65,7 @@ export function adminLicensesController(ctx: AppContext) {
       trail,
       userValues,
       userErrors,
+      trueup: await licenseUsageView(ctx.db, license, deviceList, ctx.clock.now()),
       actions: (d: devices.Device) => deviceActions(license, d),
     });
   };

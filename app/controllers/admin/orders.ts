@@ -1,3 +1,4 @@
+import * as usageReports from '../../models/usage-reports.ts';
 import type { Request, Response } from 'express';
 import type { AppContext } from '../../app.ts';
 import * as orders from '../../models/orders.ts';
@@ -30,15 +31,17 @@ export function adminOrdersController(ctx: AppContext) {
     const query = listQuery(req, ['q', ...LICENSE_FILTER_KEYS]);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
-    const [rows, total, managers, issuable, productList, branding] = await Promise.all([
+    const [rows, total, managers, issuable, productList, branding, trueUp] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
       licenses.countInOrder(ctx.db, order, filter, now),
       orders.listManagers(ctx.db, order.id),
       policies.listIssuable(ctx.db),
       products.listActive(ctx.db),
       order.brandingId === null ? undefined : brandings.findById(ctx.db, order.brandingId),
+      usageReports.trueUpOf(ctx.db, order.id),
     ]);
     res.status(status).render('admin/orders/show', {
+      trueUp,
       title: order.orderRef,
       order,
       licenses: rows,

@@ -33,7 +33,7 @@ export function adminPoliciesController(ctx: AppContext) {
   const parse = async (req: Request, res: Response, product: products.Product, policy: policies.Policy | null) => {
     const form = parseForm(policyForm, req.body);
     const ids = form.ok ? form.data.features : [];
-    const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
+    const { limits, rules, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
     if (!form.ok || Object.keys(limitErrors).length) {
       await render(req, res, {
         status: 422,
@@ -48,7 +48,11 @@ export function adminPoliciesController(ctx: AppContext) {
       name: form.data.name,
       isDefault: form.data.is_default,
       entitlements: toEntitlements(form.data),
-      features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })),
+      features: ids.map((featureId) => ({
+        featureId,
+        maxConsumption: limits.get(featureId) ?? null,
+        ...rules.get(featureId),
+      })),
     };
   };
 
@@ -57,7 +61,14 @@ export function adminPoliciesController(ctx: AppContext) {
     is_default: p.isDefault,
     ...entitlementValues(p),
     features: features.map((f) => f.featureId),
-    ...Object.fromEntries(features.map((f) => [`max_consumption_${f.featureId}`, f.maxConsumption])),
+    ...Object.fromEntries(
+      features.flatMap((f) => [
+        [`max_consumption_${f.featureId}`, f.maxConsumption],
+        [`consumption_period_${f.featureId}`, f.period ?? 'license'],
+        [`allow_overage_${f.featureId}`, f.allowOverage ?? false],
+        [`max_overage_${f.featureId}`, f.maxOverage ?? null],
+      ]),
+    ),
   });
 
   return {

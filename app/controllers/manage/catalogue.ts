@@ -13,6 +13,7 @@ import { issuableFor } from '../../policies/portal.ts';
 import { createProduct, updateProduct } from '../../services/products.ts';
 import { createPolicy, updatePolicy } from '../../services/policies.ts';
 import { ValidationError, notFound } from '../../lib/errors.ts';
+import { CONSUMPTION_PERIODS } from '../../models/policies.ts';
 import { bodyObject, parsed, parsedAt, query } from '../../api/manage/input.ts';
 import { cursorPage, pageParams } from '../../api/manage/pagination.ts';
 import { idParam, orNotFound } from '../helpers.ts';
@@ -38,7 +39,7 @@ export function policyJson(p: Policy, features: PolicyFeature[]) {
     is_default: p.isDefault,
     archived: p.archived,
     entitlements: entitlementColumns(p),
-    features: features.map((f) => ({ feature_id: f.featureId, max_consumption: f.maxConsumption })),
+    features: features.map(featureJson),
     created_at: p.createdAt.toISOString(),
     updated_at: p.updatedAt.toISOString(),
   };
@@ -53,7 +54,22 @@ const archivedFilter = z.preprocess(
 const flags = (body: Record<string, unknown>) =>
   Object.fromEntries(Object.entries(body).map(([k, v]) => [k, v === false ? undefined : v]));
 
-const policyFeature = z.object({ feature_id: id, max_consumption: optionalWholeNumber(1, Number.MAX_SAFE_INTEGER) });
+const policyFeature = z.object({
+  feature_id: id,
+  max_consumption: optionalWholeNumber(1, Number.MAX_SAFE_INTEGER),
+  consumption_period: z.enum(CONSUMPTION_PERIODS, { message: 'validation.choice' }).optional(),
+  allow_overage: z.boolean({ message: 'validation.invalid' }).optional(),
+  max_overage: optionalWholeNumber(1, Number.MAX_SAFE_INTEGER),
+});
+
+/** A policy feature as the API shows it (the consumption rule with it). */
+const featureJson = (f: policies.PolicyFeature) => ({
+  feature_id: f.featureId,
+  max_consumption: f.maxConsumption,
+  consumption_period: f.period ?? 'license',
+  allow_overage: f.allowOverage ?? false,
+  max_overage: f.maxOverage ?? null,
+});
 
 /**
  * Products and license policies (docs/api.md, "Catalogue"): API clients read and write them through
@@ -85,7 +101,13 @@ export function manageCatalogueController(ctx: AppContext) {
       name: form.name,
       isDefault: form.is_default,
       entitlements: toEntitlements(form),
-      features: lines.map((l) => ({ featureId: l.feature_id, maxConsumption: l.max_consumption })),
+      features: lines.map((l) => ({
+        featureId: l.feature_id,
+        maxConsumption: l.max_consumption,
+        period: l.consumption_period,
+        allowOverage: l.allow_overage,
+        maxOverage: l.max_overage,
+      })),
     };
   };
   const showPolicy = async (res: Response, policyId: number, status = 200) => {
@@ -176,7 +198,7 @@ export function manageCatalogueController(ctx: AppContext) {
         name: p.name,
         is_default: p.isDefault,
         entitlements: entitlementColumns(p),
-        features: features.map((f) => ({ feature_id: f.featureId, max_consumption: f.maxConsumption })),
+        features: features.map(featureJson),
       };
       const body = bodyObject(req);
       const merged = {

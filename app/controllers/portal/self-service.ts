@@ -121,7 +121,7 @@ export function portalHomeController(ctx: AppContext) {
       const form = parseForm(policyForm, req.body);
       const productId = /^\d{1,10}$/.test(String(req.body?.product_id ?? '')) ? Number(req.body.product_id) : 0;
       const ids = form.ok ? form.data.features : [];
-      const { limits, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
+      const { limits, rules, errors: limitErrors } = featureLimits(req.body ?? {}, ids);
       if (!form.ok || !productId || Object.keys(limitErrors).length)
         return policyPage(req, res, 422, req.body, {
           ...(form.ok ? {} : form.errors),
@@ -132,7 +132,11 @@ export function portalHomeController(ctx: AppContext) {
         name: form.data.name,
         isDefault: false,
         entitlements: toEntitlements(form.data),
-        features: ids.map((featureId) => ({ featureId, maxConsumption: limits.get(featureId) ?? null })),
+        features: ids.map((featureId) => ({
+          featureId,
+          maxConsumption: limits.get(featureId) ?? null,
+          ...rules.get(featureId),
+        })),
       };
       onFailure(res, {
         back: res.locals.paths.portal(),
