@@ -232,14 +232,25 @@ export async function nextCounter(
 }
 
 /**
- * Records the lease end of a file just issued to the device: the latest wins (a license file
- * downloaded again after a refresh carries the older end and does not shorten it).
+ * What a device was last given, in one UPDATE per issued file: its lease end (the later one wins:
+ * downloading the activation's file again must not shorten a refreshed lease; docs/notifications.md,
+ * "Lease ending") and the digest of the file's entitlements (a "renewal pending" device is one whose
+ * license no longer matches it; services/usage-reports.ts).
  */
-export async function extendLease(db: Knex, id: number, leaseEndsAt: Date): Promise<void> {
+export async function recordFileIssued(
+  db: Knex,
+  id: number,
+  file: { leaseEndsAt: Date; entitlementsDigest: string },
+): Promise<void> {
   await db('devices')
     .where({ id })
-    .where((q) => q.whereNull('lease_ends_at').orWhere('lease_ends_at', '<', leaseEndsAt))
-    .update({ lease_ends_at: leaseEndsAt });
+    .update({
+      lease_ends_at: db.raw('CASE WHEN lease_ends_at IS NULL OR lease_ends_at < ? THEN ? ELSE lease_ends_at END', [
+        file.leaseEndsAt,
+        file.leaseEndsAt,
+      ]),
+      entitlements_sha256: file.entitlementsDigest,
+    });
 }
 
 export async function setBorrowedUntil(db: Knex, id: number, until: Date): Promise<void> {
@@ -421,14 +432,6 @@ export async function activeForLicenseUser(db: Knex, accountId: number): Promise
   return (
     await table(db).where({ license_user_account_id: accountId }).whereNull('deactivated_at').orderBy('id').limit(500)
   ).map(fromRow);
-}
-
-/** Records the entitlements digest of the file a device was just given (a write only when it changed). */
-export async function markEntitlements(db: Knex, deviceId: number, digest: string): Promise<void> {
-  await db('devices')
-    .where({ id: deviceId })
-    .where((q) => q.whereNull('entitlements_sha256').orWhereNot('entitlements_sha256', digest))
-    .update({ entitlements_sha256: digest });
 }
 
 /** The digest of the entitlements of the last file each device of a license was given (null: before it was kept). */

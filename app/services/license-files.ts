@@ -153,9 +153,10 @@ export async function issueLicenseFile(
     settings.offlineLeaseDays,
   );
   const text = await deps.signer.license(db, typ, payload);
-  // The device's lease (docs/notifications.md, "Lease ending"): the end of the newest file it holds.
-  await devices.extendLease(db, device.id, new Date(payload.leaseEndsAt));
-  await devices.markEntitlements(db, device.id, digestOf(entitlementsIn(payload)));
+  await devices.recordFileIssued(db, device.id, {
+    leaseEndsAt: new Date(payload.leaseEndsAt),
+    entitlementsDigest: digestOf(entitlementsIn(payload)),
+  });
   return { text, payload };
 }
 
