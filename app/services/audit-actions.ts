@@ -87,6 +87,9 @@ export const AUDIT_ACTIONS = [
   'manager.quota_set',
   'manager.sub_quota_set',
   'manager.updated',
+  // the operator CLI (app/cli/portico.ts, services/operator.ts)
+  'operator.admin_created',
+  'operator.password_link_issued',
   'order.created',
   'order.deleted',
   'order.manager_added',

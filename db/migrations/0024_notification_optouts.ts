@@ -26,3 +26,10 @@ export async function down(db: Knex): Promise<void> {
   });
   await db.schema.dropTableIfExists('notification_optouts');
 }
+
+/**
+ * locks: what this migration holds on MySQL/MariaDB while it runs (docs/operations.md, "Upgrading";
+ * `portico migrate:status` prints it before a start applies the migration).
+ */
+export const locks =
+  'orders: adds a column with a foreign key, which MySQL/MariaDB do by copying the table (ALGORITHM=COPY): writes to orders wait until the copy is done (seconds per 100,000 orders)';
