@@ -103,7 +103,12 @@ async function clockFindings(db: Knex): Promise<Finding[]> {
 
 async function databaseFindings(config: Config): Promise<Finding[]> {
   const out: Finding[] = [];
-  const db = openDatabase(config.databaseUrl);
+  let db: Knex;
+  try {
+    db = openDatabase(config.databaseUrl);
+  } catch (err) {
+    return [{ level: 'fail', what: 'database', detail: `cannot be opened: ${(err as Error).message}` }];
+  }
   try {
     try {
       await db.raw('SELECT 1');
