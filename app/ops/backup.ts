@@ -73,7 +73,10 @@ export function porticoVersion(): string {
 const sha256 = (file: string) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
 interface SqliteHandle {
-  backup(file: string): Promise<unknown>;
+  backup(
+    file: string,
+    options?: { progress?: (p: { totalPages: number; remainingPages: number }) => number },
+  ): Promise<unknown>;
   pragma(s: string): unknown;
   prepare(sql: string): { all(): unknown[]; get(): unknown };
   close(): void;
@@ -134,7 +137,10 @@ export async function createBackup(
       // changes, reading through the WAL), unlike a copy of the file.
       const source = new SqliteDatabase(sqlite, { fileMustExist: true, timeout: 10_000 });
       try {
-        await source.backup(snapshot);
+        // All pages in one step, inside one read transaction (WAL: writers go on meanwhile). In small
+        // steps, every write by another process between two steps restarts the copy: under steady load
+        // it would never finish.
+        await source.backup(snapshot, { progress: () => 0x7fffffff });
       } finally {
         source.close();
       }
