@@ -14,12 +14,28 @@ export async function up(db: Knex): Promise<void> {
     t.datetime('created_at', { precision: 3 }).notNullable();
     t.primary(['email', 'kind']);
   });
+  if (db.client.config.client === 'better-sqlite3') {
+    // knex adds a column with a foreign key on SQLite by rebuilding the table (copy, DROP, rename),
+    // and with foreign keys on, dropping `orders` fails as soon as a license or a manager assignment
+    // references an order: every installation with data. SQLite adds such a column in place (its
+    // default is NULL), to the same end schema.
+    await db.raw(
+      'ALTER TABLE `orders` ADD COLUMN `branding_id` integer NULL REFERENCES `brandings` (`id`) ON DELETE SET NULL',
+    );
+    return;
+  }
   await db.schema.alterTable('orders', (t) => {
     t.integer('branding_id').unsigned().nullable().references('brandings.id').onDelete('SET NULL');
   });
 }
 
 export async function down(db: Knex): Promise<void> {
+  if (db.client.config.client === 'better-sqlite3') {
+    // In place too (SQLite 3.35+): a rebuild of `orders` would cascade-delete the manager assignments.
+    await db.raw('ALTER TABLE `orders` DROP COLUMN `branding_id`');
+    await db.schema.dropTableIfExists('notification_optouts');
+    return;
+  }
   await db.schema.alterTable('orders', (t) => {
     t.dropForeign(['branding_id']);
     t.dropColumn('branding_id');
