@@ -28,7 +28,7 @@ import { installationEnv, ok, portico } from '../helpers/portico.ts';
  * checks in, a license still activates and is signed by the pre-upgrade key.
  */
 
-export const LAST_RELEASED = '0023_renewal_requests';
+const LAST_RELEASED = '0023_renewal_requests';
 
 describe(`upgrade from the last release (schema ${LAST_RELEASED})`, function () {
   this.timeout(60_000);
