@@ -409,6 +409,8 @@ export async function runPortico(argv: string[], io: PorticoIo): Promise<number>
 
 /** The program's own entry (portico.ts): runs process.argv and sets the exit code. */
 export async function main(): Promise<void> {
+  // A reader that goes away (`portico migrate:status | head`) must not crash the command mid-way.
+  process.stdout.on('error', () => {});
   process.exitCode = await runPortico(process.argv.slice(2), {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
