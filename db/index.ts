@@ -35,6 +35,12 @@ interface Migration {
   name: string;
   up(db: Knex): Promise<void>;
   down(db: Knex): Promise<void>;
+  /**
+   * What the migration locks on MySQL/MariaDB, and for how long, when it can hold a big table for
+   * long: the migration module's `export const locks` (the "locks:" convention, docs/operations.md,
+   * "Upgrading"). `portico migrate:status` prints it for a pending migration before a start runs it.
+   */
+  locks?: string;
 }
 
 /** Migrations in order. Once merged, a migration is never edited: add a new one. */
@@ -185,6 +191,34 @@ async function ensureOneLockRow(db: Knex): Promise<void> {
 export async function migrateTo(db: Knex, name: string): Promise<void> {
   const applied = async () => (await db.migrate.list(migratorConfig))[0] as { name: string }[];
   while (!(await applied()).some((m) => m.name === name)) await db.migrate.up(migratorConfig);
+}
+
+/** The names of this release's migrations, in order: the last one is the schema version this code expects. */
+export function migrationNames(): string[] {
+  return migrations.map((m) => m.name);
+}
+
+export interface MigrationStatus {
+  /** Applied migrations, in the order they ran (knex_migrations). */
+  applied: string[];
+  /** This release's migrations a start would apply, with their lock notes. */
+  pending: { name: string; locks: string | null }[];
+  /** Applied migrations this release does not know (the database is from a newer release): a start fails. */
+  unknown: string[];
+}
+
+/** What a start would do to the database, without doing anything (reads only). */
+export async function migrationStatus(db: Knex): Promise<MigrationStatus> {
+  const applied = (await db.schema.hasTable('knex_migrations'))
+    ? ((await db('knex_migrations').orderBy('id').select('name')) as { name: string }[]).map((r) => String(r.name))
+    : [];
+  const known = new Set(migrations.map((m) => m.name));
+  const done = new Set(applied);
+  return {
+    applied,
+    pending: migrations.filter((m) => !done.has(m.name)).map((m) => ({ name: m.name, locks: m.locks ?? null })),
+    unknown: applied.filter((name) => !known.has(name)),
+  };
 }
 
 export async function rollback(db: Knex, all = false): Promise<string[]> {

@@ -35,10 +35,15 @@ function rememberStatements(conn: SqliteConnection) {
   };
 }
 
+/** The file of a sqlite: DATABASE_URL (`sqlite:data/x.sqlite`, `sqlite:///abs/x.sqlite`), or null for a MySQL one. */
+export function sqliteFile(databaseUrl: string): string | null {
+  return databaseUrl.startsWith('sqlite:') ? databaseUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : null;
+}
+
 /** Builds the knex configuration for a DATABASE_URL (sqlite:<file> or mysql://…). */
 export function knexConfig(databaseUrl: string): Knex.Config {
-  if (databaseUrl.startsWith('sqlite:')) {
-    const filename = databaseUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+  const filename = sqliteFile(databaseUrl);
+  if (filename !== null) {
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
     return {
       client: 'better-sqlite3',

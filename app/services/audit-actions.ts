@@ -93,6 +93,9 @@ export const AUDIT_ACTIONS = [
   // notification opt-outs (services/unsubscribe.ts)
   'notification.preferences_changed',
   'notification.unsubscribed',
+  // the operator CLI (app/cli/portico.ts, services/operator.ts)
+  'operator.admin_created',
+  'operator.password_link_issued',
   'order.created',
   'order.deleted',
   'order.manager_added',

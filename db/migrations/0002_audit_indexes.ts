@@ -27,3 +27,10 @@ export async function down(db: Knex): Promise<void> {
     t.dropIndex([], 'audit_events_object_occurred_at_index');
   });
 }
+
+/**
+ * locks: what this migration holds on MySQL/MariaDB while it runs (docs/operations.md, "Upgrading";
+ * `portico migrate:status` prints it before a start applies the migration).
+ */
+export const locks =
+  'audit_events: builds three indexes (online, the table stays writable; minutes per 10 million events, with a short metadata lock at the start and end that waits for running transactions on the table)';

@@ -20,3 +20,10 @@ export async function down(db: Knex): Promise<void> {
     t.dropColumn('license_count');
   });
 }
+
+/**
+ * locks: what this migration holds on MySQL/MariaDB while it runs (docs/operations.md, "Upgrading";
+ * `portico migrate:status` prints it before a start applies the migration).
+ */
+export const locks =
+  'orders: adds a column and fills it with one UPDATE of every order (row locks on all orders until it commits: order writes wait)';

@@ -47,3 +47,10 @@ export async function down(db: Knex): Promise<void> {
   });
   await db.schema.alterTable('licenses', (t) => t.dropIndex([], 'licenses_order_dashboard_index'));
 }
+
+/**
+ * locks: what this migration holds on MySQL/MariaDB while it runs (docs/operations.md, "Upgrading";
+ * `portico migrate:status` prints it before a start applies the migration).
+ */
+export const locks =
+  'licenses, activation_history, audit_events, devices: builds indexes (online, the tables stay writable; minutes per 10 million rows, with a short metadata lock at the start and end)';

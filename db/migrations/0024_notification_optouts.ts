@@ -15,27 +15,38 @@ export async function up(db: Knex): Promise<void> {
     t.datetime('created_at', { precision: 3 }).notNullable();
     t.primary(['email', 'kind']);
   });
-  // On SQLite, knex adds a column with a foreign key by rebuilding the table, and rebuilding `orders`
-  // would cascade deletes into every table that references it (manager_orders, …; see 0012). SQLite
-  // adds a nullable column with a REFERENCES clause in place, so say it in SQL there (and `down`
-  // leaves it: after a rollback it is still there).
   if (isSqlite(db)) {
-    if (!(await db.schema.hasColumn('orders', 'branding_id')))
-      await db.raw(
-        'ALTER TABLE orders ADD COLUMN branding_id integer NULL REFERENCES brandings(id) ON DELETE SET NULL',
-      );
-  } else
-    await db.schema.alterTable('orders', (t) => {
-      t.integer('branding_id').unsigned().nullable().references('brandings.id').onDelete('SET NULL');
-    });
+    // knex adds a column with a foreign key on SQLite by rebuilding the table (copy, DROP, rename),
+    // and with foreign keys on, dropping `orders` fails as soon as a license or a manager assignment
+    // references an order: every installation with data. SQLite adds such a column in place (its
+    // default is NULL), to the same end schema.
+    await db.raw(
+      'ALTER TABLE `orders` ADD COLUMN `branding_id` integer NULL REFERENCES `brandings` (`id`) ON DELETE SET NULL',
+    );
+    return;
+  }
+  await db.schema.alterTable('orders', (t) => {
+    t.integer('branding_id').unsigned().nullable().references('brandings.id').onDelete('SET NULL');
+  });
 }
 
 export async function down(db: Knex): Promise<void> {
-  // SQLite keeps the column on the way down: dropping it would rebuild `orders` (see up).
-  if (!isSqlite(db))
-    await db.schema.alterTable('orders', (t) => {
-      t.dropForeign(['branding_id']);
-      t.dropColumn('branding_id');
-    });
+  if (isSqlite(db)) {
+    // In place too (SQLite 3.35+): a rebuild of `orders` would cascade-delete the manager assignments.
+    await db.raw('ALTER TABLE `orders` DROP COLUMN `branding_id`');
+    await db.schema.dropTableIfExists('notification_optouts');
+    return;
+  }
+  await db.schema.alterTable('orders', (t) => {
+    t.dropForeign(['branding_id']);
+    t.dropColumn('branding_id');
+  });
   await db.schema.dropTableIfExists('notification_optouts');
 }
+
+/**
+ * locks: what this migration holds on MySQL/MariaDB while it runs (docs/operations.md, "Upgrading";
+ * `portico migrate:status` prints it before a start applies the migration).
+ */
+export const locks =
+  'orders: adds a column with a foreign key, which MySQL/MariaDB do by copying the table (ALGORITHM=COPY): writes to orders wait until the copy is done (seconds per 100,000 orders)';
