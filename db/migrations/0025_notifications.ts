@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isSqlite } from '../knexfile.ts';
 
 /**
  * The notification engine (docs/notifications.md). `notifications` holds one row per occurrence
@@ -45,10 +46,18 @@ export async function up(db: Knex): Promise<void> {
 }
 
 export async function down(db: Knex): Promise<void> {
-  await db.schema.alterTable('devices', (t) => {
-    t.dropIndex(['lease_ends_at']);
-    t.dropColumn('lease_ends_at');
-  });
+  await db.schema.alterTable('devices', (t) => t.dropIndex(['lease_ends_at']));
+  // In place on SQLite (3.35+): knex's drop column rebuilds the table, and rebuilding `devices` would
+  // cascade-delete the activation history that references it.
+  if (isSqlite(db)) await db.raw('ALTER TABLE devices DROP COLUMN lease_ends_at');
+  else await db.schema.alterTable('devices', (t) => t.dropColumn('lease_ends_at'));
   await db.schema.dropTableIfExists('notification_digest_items');
   await db.schema.dropTableIfExists('notifications');
 }
+
+/**
+ * locks: what this migration holds on MySQL/MariaDB while it runs (docs/operations.md, "Upgrading";
+ * `portico migrate:status` prints it before a start applies the migration).
+ */
+export const locks =
+  'devices: adds a column (instant) and builds an index on it online (writes go on; short metadata locks at its start and end; minutes per 10 million devices)';

@@ -291,14 +291,17 @@ describe('operator CLI: migrate and migrate:status', function () {
     assert.match(status.stdout, /Applied: \d+ \(latest 0023_renewal_requests\)/);
     assert.match(
       status.stdout,
-      /Pending: 2\. A start applies, in this order:\n {2}0024_notification_optouts\n {4}warning: on MySQL\/MariaDB it locks orders: .*copying the table/,
+      /Pending: \d+\. A start applies, in this order:\n {2}0024_notification_optouts\n {4}warning: on MySQL\/MariaDB it locks orders: .*copying the table.*\n {2}0025_notifications\n {4}warning: on MySQL\/MariaDB it locks devices: .*online/,
     );
     assert.match(status.stdout, /^ {2}0027_directory_accounts$/m);
-    assert.equal((status.stdout.match(/warning:/g) ?? []).length, 1, 'only 0024 holds a big table');
+    assert.equal((status.stdout.match(/warning:/g) ?? []).length, 2, 'only 0024 and 0025 hold a big table');
     assert.equal(await database.db.schema.hasTable('notification_optouts'), false, 'status changed nothing');
 
     const migrated = ok(await portico(env, 'migrate'));
-    assert.equal(migrated.stdout.trim(), 'Applied: 0024_notification_optouts, 0027_directory_accounts');
+    assert.match(
+      migrated.stdout.trim(),
+      /^Applied: 0024_notification_optouts, 0025_notifications, (\d{4}_\w+, )*0027_directory_accounts(, \d{4}_\w+)*$/,
+    );
     assert.match(ok(await portico(env, 'migrate:status')).stdout, /Pending: none\. A start changes nothing\./);
     assert.equal(ok(await portico(env, 'migrate')).stdout.trim(), 'Already up to date.');
 
@@ -326,6 +329,7 @@ describe('operator CLI: migrate and migrate:status', function () {
         '0006_order_license_count',
         '0017_dashboard_indexes',
         '0024_notification_optouts',
+        '0025_notifications',
       ]);
       for (const name of warned) assert.ok(doc.includes(`\`${name}\``), `${name} in docs/operations.md`);
       assert.equal((out.match(/^ {2}\d{4}_/gm) ?? []).length, migrationNames().length);
