@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { AppContext } from '../app.ts';
 import { writeCsv } from '../lib/csv.ts';
+import * as consumptionModel from '../models/consumption.ts';
 import * as usageModel from '../models/usage.ts';
 import * as service from '../services/licenses.ts';
 import { CSV_HEADER, csvRow, historyOf, rangeOf, RANGES, IDLE_DAYS } from '../services/usage.ts';
@@ -59,6 +60,8 @@ export function usageController(ctx: AppContext, area: Area) {
       licenseIdsOf(subject),
       new Date(now().getTime() - idle * usageModel.DAY_MS),
     );
+    // A license's consumption features, as its license page shows them (views/partials/license/consumption.ejs).
+    const consumption = subject.kind === 'license' ? await consumptionModel.usageOf(ctx.db, subject.id!, now()) : [];
     const paths = res.locals.paths.usage(area);
     const urlOf = (query: Record<string, number>) =>
       subject.kind === 'license'
@@ -113,6 +116,7 @@ export function usageController(ctx: AppContext, area: Area) {
       reasonTotals: Object.entries(reasonTotals).sort((a, b) => b[1] - a[1]),
       chartJson: JSON.stringify(chart).replace(/</g, '\\u003c'),
       idleDevices,
+      trueup: { consumption },
       mayRelease: mayRelease(req),
       releaseUrl: (licenseId: number, deviceId: number) => paths.release(licenseId, deviceId),
       csvUrl,

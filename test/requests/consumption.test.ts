@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { buildTestApp, auditOf, countRows, type TestApp } from '../helpers/app.ts';
+import { adminAgent, buildTestApp, auditOf, countRows, type TestApp } from '../helpers/app.ts';
 import { makeDevice } from '../helpers/device.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
@@ -117,6 +117,14 @@ describe('License API: consume', function () {
       await countRows(t.db, 'activation_history', { license_id: licenseId, event: 'consumption_refused' }),
       1,
     );
+    // The license's usage page shows the same figures as its license page.
+    const { agent } = await adminAgent(t);
+    for (const page of [`/admin/licenses/${licenseId}`, `/admin/licenses/${licenseId}/usage`]) {
+      const html = (await agent.get(page).expect(200)).text;
+      const section = html.slice(html.indexOf('id="consumption-heading"'));
+      assert.ok(html.includes('id="consumption-heading"'), `${page} shows consumption`);
+      assert.match(section, /Render minutes[\s\S]*?"Used">100<\/td>\s*<td data-label="Maximum">100<\/td>/, page);
+    }
   });
 
   it('a monthly maximum starts again each calendar month (UTC)', async () => {
