@@ -4,10 +4,12 @@ import type { AddressInfo } from 'node:net';
 // @ts-expect-error no declaration file
 import ProviderModule from 'oidc-provider';
 import type { Knex } from 'knex';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 
 interface OidcProviderInstance {
   callback(): (req: http.IncomingMessage, res: http.ServerResponse) => void;
   on(event: string, listener: (...args: unknown[]) => void): void;
+  use(middleware: (ctx: { path: string; body: unknown }, next: () => Promise<void>) => Promise<void>): void;
 }
 const Provider = ProviderModule as unknown as new (issuer: string, config: object) => OidcProviderInstance;
 
@@ -18,6 +20,11 @@ export interface TestOp {
   issuer: string;
   /** What the provider says about a login (the login name is the account id): e-mail, name, groups. */
   people: Map<string, { email?: string; name?: string; groups?: string[]; email_verified?: boolean }>;
+  /**
+   * A misbehaving provider: when set, the ID token the token endpoint answers with is re-signed, with
+   * the provider's own key, with the claims this returns (a wrong audience, another issuer…).
+   */
+  tamperIdToken?: (claims: Record<string, unknown>) => Record<string, unknown>;
   close(): Promise<void>;
 }
 
@@ -31,7 +38,10 @@ export async function startOp(baseUrl: string): Promise<TestOp> {
   const server = http.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+  const signingKey = { ...(await exportJWK(privateKey)), kid: 'test-op-key', alg: 'RS256', use: 'sig' };
   const op = new Provider(issuer, {
+    jwks: { keys: [signingKey] },
     clients: [
       {
         client_id: CLIENT_ID,
@@ -58,8 +68,7 @@ export async function startOp(baseUrl: string): Promise<TestOp> {
     ttl: { IdToken: 3600, AccessToken: 3600, AuthorizationCode: 60, Session: 3600, Interaction: 600, Grant: 3600 },
   });
   op.on('server_error', () => {});
-  server.on('request', op.callback());
-  return {
+  const testOp: TestOp = {
     issuer,
     people,
     close: () =>
@@ -68,6 +77,16 @@ export async function startOp(baseUrl: string): Promise<TestOp> {
         server.close(() => resolve());
       }),
   };
+  op.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body as { id_token?: string } | undefined;
+    if (ctx.path !== '/token' || !testOp.tamperIdToken || !body?.id_token) return;
+    body.id_token = await new SignJWT(testOp.tamperIdToken(decodeJwt(body.id_token)))
+      .setProtectedHeader({ alg: 'RS256', kid: signingKey.kid })
+      .sign(privateKey);
+  });
+  server.on('request', op.callback());
+  return testOp;
 }
 
 /** A tiny cookie-keeping client for the provider's pages (the browser's side at the provider). */

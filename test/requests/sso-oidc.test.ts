@@ -492,6 +492,44 @@ describe('single sign-on: OpenID Connect', function () {
     }
   });
 
+  it('(control) an ID token re-signed unchanged with the provider key is accepted: the refusals below are the claims', async () => {
+    op.people.set('mia@globex.test', { email: 'mia@globex.test', groups: ['portico-managers'] });
+    const agent = request.agent(t.app);
+    const start = await agent.get(`/sso/${providerId}/start`).expect(303);
+    const callback = await signInAtOp(start.headers.location!, 'mia@globex.test');
+    op.tamperIdToken = (c) => ({ ...c });
+    try {
+      await agent.get(callback.pathname + callback.search).expect(303);
+    } finally {
+      op.tamperIdToken = undefined;
+    }
+  });
+
+  for (const [what, tamper, detail] of [
+    ['another audience', (c: Record<string, unknown>) => ({ ...c, aud: 'another-client' }), /aud/],
+    ['another issuer', (c: Record<string, unknown>) => ({ ...c, iss: 'https://idp.example.net' }), /iss/],
+    ['another nonce', (c: Record<string, unknown>) => ({ ...c, nonce: 'a-nonce-of-another-login' }), /nonce/],
+  ] as const) {
+    it(`an ID token for ${what}, signed by the provider's own key, is refused and audited`, async () => {
+      op.people.set('mia@globex.test', { email: 'mia@globex.test', groups: ['portico-managers'] });
+      const agent = request.agent(t.app);
+      const start = await agent.get(`/sso/${providerId}/start`).expect(303);
+      const callback = await signInAtOp(start.headers.location!, 'mia@globex.test');
+      op.tamperIdToken = tamper;
+      try {
+        const before = await countRows(t.db, 'audit_events', { action: 'sso.login' });
+        const res = await agent.get(callback.pathname + callback.search).expect(403);
+        assert.match(res.text, /could not be verified/);
+        const refusal = await t.db('audit_events').where({ action: 'sso.login_refused' }).orderBy('id', 'desc').first();
+        assert.equal(JSON.parse(refusal.after_state).reason, 'invalid_response');
+        assert.match(JSON.parse(refusal.after_state).detail, detail);
+        assert.equal(await countRows(t.db, 'audit_events', { action: 'sso.login' }), before, 'nobody signed in');
+      } finally {
+        op.tamperIdToken = undefined;
+      }
+    });
+  }
+
   it('a disabled provider sends nobody there and accepts no answer', async () => {
     const agent = request.agent(t.app);
     const start = await agent.get(`/sso/${providerId}/start`).expect(303);
