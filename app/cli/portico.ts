@@ -8,7 +8,7 @@ import { makePaths } from '../paths.ts';
 import { createBackup, Refused, restoreBackup } from '../ops/backup.ts';
 import { runChecks } from '../ops/check.ts';
 import { ToolError } from '../ops/mysql-tools.ts';
-import { createAdmin, issuePasswordLink, operatorActor } from '../services/operator.ts';
+import { createAdmin, issuePasswordLink, operatorActor, removeSecondFactor } from '../services/operator.ts';
 import { activateKey, generateKey } from '../services/signing-keys.ts';
 
 /**
@@ -138,6 +138,27 @@ const COMMANDS: Record<string, Command> = {
         const { account, token, expiresAt } = await issuePasswordLink(deps(db), operatorActor(), String(values.email));
         say(`Password link for ${account.email} (${account.role}), valid until ${expiresAt.toISOString()}:`);
         say(`  ${linkFor(config, token)}`);
+        return EXIT.ok;
+      });
+    },
+  },
+  'reset-two-factor': {
+    summary: "remove an account's second factor (a lost authenticator)",
+    usage: 'reset-two-factor --email <address>',
+    help: [
+      'For an account whose owner lost both the authenticator and the recovery codes: removes the second',
+      'factor and ends every session of the account; the password alone then signs in, and the owner sets',
+      'up a new authenticator on the account page (or is asked to, where a second factor is required).',
+      'The password is not changed: run reset-password too when it is lost as well. Audited as "Second',
+      'factor removed by the operator CLI". Unknown accounts and accounts without a second factor are',
+      'refused (exit 3).',
+    ].join('\n'),
+    options: { email: { type: 'string' } },
+    required: ['email'],
+    async run({ values, config, say }) {
+      return withCurrentSchema(config, async (db) => {
+        const { account, sessionsEnded } = await removeSecondFactor(deps(db), operatorActor(), String(values.email));
+        say(`Second factor removed for ${account.email} (${account.role}); ${sessionsEnded} session(s) ended.`);
         return EXIT.ok;
       });
     },
@@ -321,6 +342,7 @@ const MESSAGES: Record<string, string> = {
   'operator.noSuchAccount': 'no account has this e-mail address',
   'operator.directoryAccount': 'this account signs in through the directory (LDAP) and has no local password',
   'operator.accountDisabled': 'this account is disabled',
+  'operator.noSecondFactor': 'this account has no second factor',
   'admin.keys.alreadyActive': 'that key is already the active one',
   'admin.keys.activateRetired': 'only a trusted key can be activated (that one is retired)',
   'admin.keys.privateKeyMissing': 'this machine has no private key file for that key (DATA_DIR/keys)',

@@ -96,6 +96,7 @@ export const AUDIT_ACTIONS = [
   // the operator CLI (app/cli/portico.ts, services/operator.ts)
   'operator.admin_created',
   'operator.password_link_issued',
+  'operator.two_factor_removed',
   'order.created',
   'order.deleted',
   'order.manager_added',

@@ -1,4 +1,6 @@
 import * as accounts from '../models/accounts.ts';
+import * as sessions from '../models/sessions.ts';
+import * as twoFactor from '../models/two-factor.ts';
 import * as tokens from '../models/tokens.ts';
 import { HttpError } from '../lib/errors.ts';
 import { hashToken, randomToken } from '../lib/tokens.ts';
@@ -85,4 +87,32 @@ export async function issuePasswordLink(
     return found;
   });
   return { account, token, expiresAt };
+}
+
+/**
+ * For an account whose owner lost their authenticator and recovery codes: removes the second factor
+ * (the TOTP secret and every recovery code) and ends all its sessions, so the password alone signs in
+ * and the owner sets up a new authenticator. The password is not changed (combine with
+ * `reset-password` when both are lost). No second factor to remove: 409, nothing written.
+ */
+export async function removeSecondFactor(
+  { db, clock }: ServiceDeps,
+  actor: Actor,
+  email: string,
+): Promise<{ account: accounts.Account; sessionsEnded: number }> {
+  const now = clock.now();
+  return inTransaction(db, async (trx) => {
+    const found = await accounts.findByEmail(trx, email);
+    if (!found) throw new HttpError(404, 'operator.noSuchAccount');
+    if (!found.totpEnabledAt) throw new HttpError(409, 'operator.noSecondFactor');
+    await twoFactor.disableTotp(trx, found.id, now);
+    const sessionsEnded = await sessions.endForAccount(trx, found.id, null);
+    await recordAudit(trx, actor, now, {
+      action: 'operator.two_factor_removed',
+      objectType: 'account',
+      objectId: found.id,
+      after: { email: found.email, role: found.role, sessionsEnded },
+    });
+    return { account: found, sessionsEnded };
+  });
 }

@@ -73,6 +73,7 @@ describe('operator CLI', function () {
         'help',
         'create-admin',
         'reset-password',
+        'reset-two-factor',
         'rotate-signing-key',
         'backup',
         'restore',
@@ -97,6 +98,7 @@ describe('operator CLI', function () {
         ['create-admin', '--email', 'not an address', '--name', 'X'],
         ['create-admin', '--email', 'x@example.com', '--name', 'X', '--language', 'tlh'],
         ['reset-password'],
+        ['reset-two-factor'],
         ['rotate-signing-key', '--now', '--activate', 'ed25519-x'],
         ['migrate', 'extra'],
         ['help', 'nope'],
@@ -162,6 +164,39 @@ describe('operator CLI', function () {
       );
       assert.equal(events.length, 2);
       assert.ok(events.every((e: { actor_label: string }) => e.actor_label === 'operator CLI'));
+    });
+
+    it('reset-two-factor: an admin who lost the authenticator signs in with the password again; sessions ended; audited', async () => {
+      const { email, id, password } = await createAccount(t.db, { role: 'admin' });
+      const signedIn = await loginAgent(t.app, email, password);
+      await t.db('accounts').where({ id }).update({ totp_enabled_at: new Date(), totp_secret: 'v1.sealed-secret' });
+      await t.db('recovery_codes').insert({ account_id: id, code_hash: 'a'.repeat(64), created_at: new Date() });
+      const passwordOnly = async () => {
+        const agent = request.agent(t.app);
+        const page = await agent.get('/login').expect(200);
+        return agent
+          .post('/login')
+          .type('form')
+          .send({ _csrf: csrfFrom(page.text), email, password })
+          .expect(303);
+      };
+      assert.equal((await passwordOnly()).headers.location, '/login/two-factor', 'locked out before');
+
+      const run = ok(await portico(env, 'reset-two-factor', '--email', email));
+      assert.match(run.stdout, /Second factor removed for .*\(admin\); [1-9]\d* session\(s\) ended/);
+      assert.notEqual((await passwordOnly()).headers.location, '/login/two-factor', 'the password alone signs in');
+      assert.equal(await countRows(t.db, 'recovery_codes', { account_id: id }), 0);
+      assert.match((await signedIn.get('/admin').expect(303)).headers.location ?? '', /^\/login/, 'its session ended');
+      const events = (await operatorEvents(t, 'operator.two_factor_removed')).filter(
+        (e: { object_id: unknown }) => String(e.object_id) === String(id),
+      );
+      assert.equal(events.length, 1);
+      assert.equal(events[0].actor_label, 'operator CLI');
+
+      const again = await portico(env, 'reset-two-factor', '--email', email);
+      assert.equal(again.status, EXIT.refused, 'no second factor left to remove');
+      assert.match(again.stderr, /no second factor/);
+      assert.equal((await portico(env, 'reset-two-factor', '--email', 'nobody@example.com')).status, EXIT.refused);
     });
 
     it('reset-password refuses (exit 3) an unknown address, a disabled account and a directory account', async () => {
