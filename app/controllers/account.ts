@@ -32,6 +32,7 @@ export function accountController(ctx: AppContext) {
     res.status(status).render('account/password', {
       title: req.t('account.password.title'),
       forced: req.user!.mustChangePassword,
+      directory: Boolean(req.user!.directoryDn),
       errors,
     });
 

@@ -220,6 +220,8 @@ export async function changePassword(
   newPassword: string,
 ): Promise<void> {
   const account = await accounts.findById(db, accountId);
+  // A directory (LDAP) account has no local password: the directory holds it (services/ldap.ts).
+  if (account?.directoryDn) throw new HttpError(409, 'ldap.passwordInDirectory');
   if (!account || !(await verifyPassword(account.passwordHash, currentPassword))) {
     throw new ValidationError({ current_password: 'validation.currentPasswordWrong' });
   }

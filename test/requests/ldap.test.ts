@@ -259,6 +259,22 @@ describe('LDAP login for the vendor staff (real slapd)', function () {
       const logins = await t.db('audit_events').where({ action: 'auth.login', object_id: String(row.id) });
       assert.equal(JSON.parse(logins[0].after_state).via, 'ldap');
 
+      // No local password to change: the account page says where it is managed, the form is not offered.
+      assert.match((await agent.get('/account').expect(200)).text, /managed by your organisation/);
+      const passwordPage = await agent.get('/account/password').expect(200);
+      assert.doesNotMatch(passwordPage.text, /name="current_password"/);
+      await agent
+        .post('/account/password')
+        .type('form')
+        .send({
+          _csrf: csrfFrom(passwordPage.text),
+          current_password: 'a guess at a local password',
+          password: 'a new local password 1',
+          password_confirmation: 'a new local password 1',
+        })
+        .expect(409);
+      assert.equal((await accountRow(t.db, 'alice@example.com')).password_hash, null);
+
       const second = await login(t.app, 'alice@example.com', PASSWORDS.alice);
       assert.equal(second.res.status, 303);
       assert.equal(await countRows(t.db, 'accounts', { email: 'alice@example.com' }), 1);
