@@ -72,3 +72,17 @@ export function whereStartsWith(db: Knex, q: Knex.QueryBuilder, column: string, 
   const end = successor(prefix);
   return end === undefined ? q : q.where(column, '<', end);
 }
+
+/**
+ * Runs `run` again, once, when it broke a unique key: two requests with one key through two
+ * connections before either committed — the second's run finds the first's row and answers from it
+ * (a stored answer, a replay refusal). Any other error, or a second violation, is thrown.
+ */
+export async function againAfterUniqueViolation<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (isUniqueViolation(err)) return run();
+    throw err;
+  }
+}

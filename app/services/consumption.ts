@@ -1,7 +1,7 @@
 import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import * as consumption from '../models/consumption.ts';
-import { isUniqueViolation } from '../models/normalise.ts';
+import { againAfterUniqueViolation } from '../models/normalise.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import type { ActivationDeps } from './activation.ts';
 import { ActivationError, assertUsable, recordRefusal } from './refusals.ts';
@@ -96,14 +96,9 @@ export async function consumeOnline(deps: ActivationDeps, actor: Actor, requestT
         await consumption.add(trx, license.id, rule.featureId, period, p.amount);
         return answer(rule, record, false);
       });
-    try {
-      return await run();
-    } catch (err) {
-      // Two requests with one nonce through two connections before either committed: the second's
-      // insert breaks the unique key; run again, it finds the first's record and answers with it.
-      if (isUniqueViolation(err)) return await run();
-      throw err;
-    }
+    // Two requests with one nonce through two connections before either committed: the second's
+    // insert breaks the unique key; run again, it finds the first's record and answers with it.
+    return await againAfterUniqueViolation(run);
   } catch (err) {
     if (err instanceof ActivationError)
       await recordRefusal(

@@ -6,7 +6,7 @@ import * as policies from '../models/policies.ts';
 import * as products from '../models/products.ts';
 import * as devices from '../models/devices.ts';
 import * as assignments from '../models/license-users.ts';
-import { isUniqueViolation } from '../models/normalise.ts';
+import { againAfterUniqueViolation } from '../models/normalise.ts';
 import { generateLicenseKey } from '../lib/license-keys.ts';
 import { HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { auditedChange } from './changes.ts';
@@ -186,12 +186,7 @@ export async function issueLicenses(
         },
       };
     });
-  try {
-    return await run();
-  } catch (err) {
-    if (isUniqueViolation(err)) return run();
-    throw err;
-  }
+  return againAfterUniqueViolation(run);
 }
 
 async function mustFindLicense(trx: Knex, id: number, now: Date) {

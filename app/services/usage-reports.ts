@@ -5,7 +5,7 @@ import * as devices from '../models/devices.ts';
 import * as consumption from '../models/consumption.ts';
 import * as usageReports from '../models/usage-reports.ts';
 import * as requestNonces from '../models/request-nonces.ts';
-import { isUniqueViolation } from '../models/normalise.ts';
+import { againAfterUniqueViolation } from '../models/normalise.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import type { ActivationDeps } from './activation.ts';
 import { entitlementsDigest, issueLicenseFile } from './license-files.ts';
@@ -222,14 +222,9 @@ export async function processUsageReport(deps: ActivationDeps, actor: Actor, tex
       };
     });
   try {
-    try {
-      return await run();
-    } catch (err) {
-      // The same report (or range) through two connections at one instant: the second insert breaks a
-      // unique key; run again, it finds the first and is refused as a replay.
-      if (isUniqueViolation(err)) return await run();
-      throw err;
-    }
+    // The same report (or range) through two connections at one instant: the second insert breaks a
+    // unique key; run again, it finds the first and is refused as a replay.
+    return await againAfterUniqueViolation(run);
   } catch (err) {
     if (err instanceof ActivationError)
       await recordRefusal(
