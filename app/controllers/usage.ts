@@ -114,7 +114,7 @@ export function usageController(ctx: AppContext, area: Area) {
       history,
       rows: [...history].reverse(),
       reasonTotals: Object.entries(reasonTotals).sort((a, b) => b[1] - a[1]),
-      chartJson: JSON.stringify(chart).replace(/</g, '\\u003c'),
+      chartJson: JSON.stringify(chart),
       idleDevices,
       trueup: { consumption },
       mayRelease: mayRelease(req),

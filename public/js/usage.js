@@ -1,5 +1,6 @@
 // The usage pages' charts (app/controllers/usage.ts): chart.js (served from our origin as
-// /static/vendor/chart.umd.min.js) draws the figures of the page's JSON block. The table below the
+// /static/vendor/chart.umd.min.js) draws the figures of the page's #usage-data element (JSON in
+// its data-chart attribute, escaped like any attribute). The table below the
 // charts carries the same figures for screen readers and when scripts are off; the charts' section
 // stays hidden unless they could be drawn.
 document.addEventListener('DOMContentLoaded', () => {
@@ -8,7 +9,7 @@ document.addEventListener('DOMContentLoaded', () => {
   if (!section || !source || typeof window.Chart !== 'function') return;
   let data;
   try {
-    data = JSON.parse(source.textContent);
+    data = JSON.parse(source.dataset.chart);
   } catch {
     return;
   }

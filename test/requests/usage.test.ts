@@ -321,8 +321,14 @@ describe('usage history and usage pages', function () {
     const cells = [...tr.matchAll(/<t[hd][^>]*>([^<]*)<\/t[hd]>/g)].map((m) => m[1]);
     assert.deepEqual(cells, [dayName(1), '3', '3', '—', '1', '1', '3', '0', '0', '0']);
     assert.match(page.text, /<tr data-reason="no_seats">[\s\S]*?<td[^>]*>1<\/td>/, 'refusals by reason over the range');
+    const attribute = /<div id="usage-data" data-chart="([^"]*)" hidden>/.exec(page.text)![1]!;
     const json = JSON.parse(
-      /<script type="application\/json" id="usage-data">([\s\S]*?)<\/script>/.exec(page.text)![1]!,
+      attribute
+        .replace(/&#34;|&quot;/g, '"')
+        .replace(/&#39;/g, "'")
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>')
+        .replace(/&amp;/g, '&'),
     );
     assert.equal(json.labels.length, 30);
     assert.equal(json.labels[0], dayName(0));
