@@ -181,6 +181,12 @@ export async function daysOfLicense(db: Knex, licenseId: number, from: string, t
   }));
 }
 
+/** The first day any license has a snapshot of (null: none yet). */
+export async function firstDay(db: Knex): Promise<string | null> {
+  const row = await db('license_usage_days').min('day as day').first();
+  return row?.day ? String(row.day) : null;
+}
+
 /** The days between `from` and `to` (inclusive) that have a snapshot of some license. */
 export async function daysWithRows(db: Knex, from: string, to: string): Promise<Set<string>> {
   const rows: { day: string }[] = await db('license_usage_days').whereBetween('day', [from, to]).distinct('day');

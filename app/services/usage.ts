@@ -93,8 +93,13 @@ export async function snapshotPreviousDay(db: Knex, clock: Clock, payload: unkno
   const at = start && !Number.isNaN(Date.parse(start)) ? new Date(start) : clock.now();
   const yesterday = usage.addDays(usage.dayOf(at), -1);
   let written = await snapshotDay(db, yesterday, clock.now());
-  // Days missed while no process ran at midnight (a week back at most) are caught up now.
-  const from = usage.addDays(yesterday, -CATCH_UP_DAYS);
+  // Days missed while no process ran at midnight (a week back at most, and never before the first
+  // snapshot: an installation upgraded to this release starts its history on its first day) are
+  // caught up now.
+  const first = await usage.firstDay(db);
+  const weekBack = usage.addDays(yesterday, -CATCH_UP_DAYS);
+  const from = first && first > weekBack ? first : weekBack;
+  if (!first || first >= yesterday) return written;
   const present = await usage.daysWithRows(db, from, usage.addDays(yesterday, -1));
   for (let day = from; day < yesterday; day = usage.addDays(day, 1))
     if (!present.has(day)) written += await snapshotDay(db, day, clock.now());

@@ -8,7 +8,7 @@ import { verifyEnvelope } from '../../sdk/src/envelope.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 import { enqueuePeriodicJobs, runDueJobs } from '../../app/lib/queue.ts';
 import { addDays, dayOf, raiseFloatingPeak } from '../../app/models/usage.ts';
-import { snapshotDay } from '../../app/services/usage.ts';
+import { snapshotDay, snapshotPreviousDay } from '../../app/services/usage.ts';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
@@ -546,6 +546,14 @@ describe('usage history and usage pages', function () {
     assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(26) }), 3);
     assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(27) }), 3);
     assert.equal(await countRows(t.db, 'license_usage_days', { day: dayName(20) }), 0);
+  });
+
+  it('an installation without history (just upgraded) starts it on its first day: no week of catch-up', async () => {
+    await t.db('license_usage_days').delete();
+    goTo(33, 0);
+    await snapshotPreviousDay(t.db, t.clock, {});
+    const days = (await t.db('license_usage_days').distinct('day')).map((r: { day: string }) => r.day);
+    assert.deepEqual(days, [dayName(32)]);
   });
 
   it('the charting library is served from our own origin', async () => {
