@@ -97,9 +97,15 @@ export async function inviteToOrder(
         now,
       );
       account = created = (await accounts.findById(trx, id))!;
-    } else if (account.role !== 'manager') throw new ValidationError({ email: 'portal.notAManager' });
-    if (await managers.isAssigned(trx, account.id, orderId))
-      throw new ValidationError({ email: 'managers.alreadyAssigned' });
+    } else if (account.role !== 'manager') throw cannotInvite(inviter, 'portal.notAManager');
+    if (await managers.isAssigned(trx, account.id, orderId)) {
+      // Someone the inviter can see (below them, or themselves) is named; anyone above or beside them is
+      // answered like an address of another kind: the refusal reveals nothing the inviter may not see.
+      const visible = account.id === inviter.id || (await managersBelow(trx, inviter, orderId)).has(account.id);
+      throw visible
+        ? new ValidationError({ email: 'managers.alreadyAssigned' })
+        : cannotInvite(inviter, 'managers.alreadyAssigned');
+    }
     await managers.assignOrder(trx, account.id, orderId, role.id, inviter.role === 'admin' ? null : inviter.id, now);
     return {
       result: created,
@@ -113,6 +119,15 @@ export async function inviteToOrder(
     };
   });
   return created ? mailAccountLink(deps, created, 'invite', actor.accountId) : null;
+}
+
+/**
+ * An address a manager may not invite: one message for every reason (an end user's or vendor staff's
+ * account, or a manager above or beside the inviter already on the order), so a manager cannot probe
+ * addresses. The vendor is told the exact reason.
+ */
+function cannotInvite(inviter: Who, exactReason: string): ValidationError {
+  return new ValidationError({ email: inviter.role === 'admin' ? exactReason : 'portal.cannotInvite' });
 }
 
 /** Changes the role of a manager below `who` on the order, again no stronger than `who`'s own there. */

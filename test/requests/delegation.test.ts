@@ -214,6 +214,25 @@ describe('Delegation: roles down the channel and sub-quotas', function () {
       assert.match(top, new RegExp(itAdmin.email));
     });
 
+    it('cannot probe addresses: a manager above or beside it and an end user get one and the same refusal', async () => {
+      const endUser = await createAccount(t.db, { role: 'end_user', name: 'Somebody' });
+      const refusals: string[] = [];
+      for (const email of [w.managerAll.email, w.operator.email, endUser.email]) {
+        const res = await post(r, `/portal/orders/${w.orderA}/managers`, { email, role_id: await roleId('viewer') });
+        assert.equal(res.status, 422, email);
+        assert.doesNotMatch(res.text, /already assigned|No license manager/, email);
+        refusals.push(/This address cannot be invited to this order/.exec(res.text)?.[0] ?? `none for ${email}`);
+      }
+      assert.deepEqual(new Set(refusals), new Set(['This address cannot be invited to this order']));
+      // Its own invitee is someone it can see: named as already assigned.
+      const own = await post(r, `/portal/orders/${w.orderA}/managers`, {
+        email: itAdmin.email,
+        role_id: await roleId('viewer'),
+      });
+      assert.equal(own.status, 422);
+      assert.match(own.text, /already assigned to this order/);
+    });
+
     it('sub-quotas: carved out of the granter’s quota, never exceeded, given back only unissued', async () => {
       // The distributor holds 5 of the key product (portalWorld). It gives the reseller 3.
       const team = (url: string, fields: Record<string, string>) => post(distributor, url, fields);
