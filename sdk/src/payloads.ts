@@ -106,42 +106,32 @@ export interface UsageEntry {
   amount: number;
 }
 
-export interface DeactivationRequestPayload {
+/**
+ * What every device-signed request after activation names: the activation it speaks for and the
+ * device that holds it (checked against the stored device), with a fresh nonce and its time.
+ */
+export interface ActivationBinding {
   v: 1;
   product: string;
   licenseId: number;
   activationId: number;
   hardwareId: string;
   devicePublicKey: string;
-  /** The requestNonce of the license file being given back. */
-  activationNonce: string;
   nonce: string;
   createdAt: string;
+}
+
+export interface DeactivationRequestPayload extends ActivationBinding {
+  /** The requestNonce of the license file being given back. */
+  activationNonce: string;
   usage: UsageEntry[];
 }
 
 /** An online check (License API): the device proves it still holds its activation. */
-export interface CheckRequestPayload {
-  v: 1;
-  product: string;
-  licenseId: number;
-  activationId: number;
-  hardwareId: string;
-  devicePublicKey: string;
-  nonce: string;
-  createdAt: string;
-}
+export type CheckRequestPayload = ActivationBinding;
 
 /** A consumption (License API `consume`): `amount` units of a consumption feature, counted once by `nonce`. */
-export interface ConsumptionRequestPayload {
-  v: 1;
-  product: string;
-  licenseId: number;
-  activationId: number;
-  hardwareId: string;
-  devicePublicKey: string;
-  nonce: string;
-  createdAt: string;
+export interface ConsumptionRequestPayload extends ActivationBinding {
   feature: string;
   amount: number;
 }
@@ -159,17 +149,9 @@ export interface UsageLogEntry {
 }
 
 /** A usage report: the device-signed entries of its log since the last accepted report. */
-export interface UsageReportPayload {
-  v: 1;
-  product: string;
-  licenseId: number;
-  activationId: number;
-  hardwareId: string;
-  devicePublicKey: string;
+export interface UsageReportPayload extends ActivationBinding {
   /** The requestNonce of the installed license (as a deactivation request names it). */
   activationNonce: string;
-  nonce: string;
-  createdAt: string;
   /** The license file counter installed when the report was made. */
   licenseCounter: number;
   entries: UsageLogEntry[];
@@ -317,39 +299,26 @@ const licenseShape = object({
 
 const usageShape = arrayOf(object({ feature: code, amount: integer(0) }), PAYLOAD_LIMITS.usage);
 
+/** The fields of an ActivationBinding, in their order in the signed payloads: the device part… */
+const bindingDevice = { v: version, product: code, licenseId: id, activationId: id, hardwareId, devicePublicKey };
+/** …and the fresh part (some payloads put the activation's nonce between the two). */
+const bindingFresh = { nonce, createdAt: date };
+
 const deactivationRequestShape = object({
-  v: version,
-  product: code,
-  licenseId: id,
-  activationId: id,
-  hardwareId,
-  devicePublicKey,
+  ...bindingDevice,
   activationNonce: nonce,
-  nonce,
-  createdAt: date,
+  ...bindingFresh,
   usage: usageShape,
 });
 
 const checkRequestShape = object({
-  v: version,
-  product: code,
-  licenseId: id,
-  activationId: id,
-  hardwareId,
-  devicePublicKey,
-  nonce,
-  createdAt: date,
+  ...bindingDevice,
+  ...bindingFresh,
 });
 
 const consumptionRequestShape = object({
-  v: version,
-  product: code,
-  licenseId: id,
-  activationId: id,
-  hardwareId,
-  devicePublicKey,
-  nonce,
-  createdAt: date,
+  ...bindingDevice,
+  ...bindingFresh,
   feature: code,
   amount: integer(1),
 });
@@ -372,15 +341,9 @@ export const usageEntryShape = object({
 });
 
 const usageReportShape = object({
-  v: version,
-  product: code,
-  licenseId: id,
-  activationId: id,
-  hardwareId,
-  devicePublicKey,
+  ...bindingDevice,
   activationNonce: nonce,
-  nonce,
-  createdAt: date,
+  ...bindingFresh,
   licenseCounter: integer(0),
   entries: arrayOf(usageEntryShape, PAYLOAD_LIMITS.reportEntries),
 });

@@ -10,6 +10,7 @@ import {
   readCheckRequestPayload,
   readDeactivationReceiptPayload,
   readDeactivationRequestPayload,
+  type ActivationBinding,
   type ActivationRequestPayload,
   type CheckRequestPayload,
   type DeactivationReceiptPayload,
@@ -48,6 +49,32 @@ export interface ActivationRequestInput {
 /** A new nonce: 16 random bytes, base64url. */
 export function newNonce(): string {
   return crypto.randomBytes(16).toString('base64url');
+}
+
+/** The license fields every device-signed request after activation names. */
+export type BindingReference = Pick<
+  LicensePayload,
+  'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey'
+>;
+
+/**
+ * The activation and device a request speaks for, with a fresh nonce and its time (the payloads'
+ * ActivationBinding). The device key must be the one the license is bound to: the signature proves
+ * this device holds the activation.
+ */
+export function activationBinding(license: BindingReference, deviceKey: DeviceKey, now?: Date): ActivationBinding {
+  if (deviceKey.publicKeyString !== license.devicePublicKey)
+    throw new LicenseError('device_key', 'this device key is not the one the license is bound to');
+  return {
+    v: PAYLOAD_VERSION,
+    product: license.product,
+    licenseId: license.licenseId,
+    activationId: license.activationId,
+    hardwareId: license.hardwareId,
+    devicePublicKey: license.devicePublicKey,
+    nonce: newNonce(),
+    createdAt: (now ?? new Date()).toISOString(),
+  };
 }
 
 /** An activation request (device-signed); a bad argument is LicenseError 'input'. */
@@ -91,9 +118,6 @@ export interface DeactivationRequestInput {
 /** A deactivation request (device-signed) giving `license` back; a bad argument is LicenseError 'input'. */
 export function createDeactivationRequest(input: DeactivationRequestInput): CreatedRequest<DeactivationRequestPayload> {
   const { license, deviceKey } = input;
-  if (deviceKey.publicKeyString !== license.devicePublicKey) {
-    throw new LicenseError('device_key', 'this device key is not the one the license is bound to');
-  }
   const usage = checkOutgoing(() => checkUsage(input.usage ?? []), {});
   const known = new Set(license.features.map((f) => f.code));
   for (const { feature } of usage) {
@@ -101,25 +125,15 @@ export function createDeactivationRequest(input: DeactivationRequestInput): Crea
       throw new LicenseError('input', `the license has no feature "${feature}" to report usage for`);
   }
   const payload = checkOutgoing(readDeactivationRequestPayload, {
-    v: PAYLOAD_VERSION,
-    product: license.product,
-    licenseId: license.licenseId,
-    activationId: license.activationId,
-    hardwareId: license.hardwareId,
-    devicePublicKey: license.devicePublicKey,
+    ...activationBinding(license, deviceKey, input.now),
     activationNonce: license.requestNonce,
-    nonce: newNonce(),
-    createdAt: (input.now ?? new Date()).toISOString(),
     usage: usage.map(({ feature, amount }) => ({ feature, amount })),
   });
   return { text: signAsDevice('deactivation-request', payload, deviceKey.privateKey), nonce: payload.nonce, payload };
 }
 
 /** The license fields a check request names. */
-export type CheckReference = Pick<
-  LicensePayload,
-  'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey'
->;
+export type CheckReference = BindingReference;
 
 export interface CheckRequestInput {
   /** The installed license (a LicenseInfo will do). */
@@ -135,18 +149,8 @@ export interface CheckRequestInput {
  */
 export function createCheckRequest(input: CheckRequestInput): CreatedRequest<CheckRequestPayload> {
   const { license, deviceKey } = input;
-  if (deviceKey.publicKeyString !== license.devicePublicKey) {
-    throw new LicenseError('device_key', 'this device key is not the one the license is bound to');
-  }
   const payload = checkOutgoing(readCheckRequestPayload, {
-    v: PAYLOAD_VERSION,
-    product: license.product,
-    licenseId: license.licenseId,
-    activationId: license.activationId,
-    hardwareId: license.hardwareId,
-    devicePublicKey: license.devicePublicKey,
-    nonce: newNonce(),
-    createdAt: (input.now ?? new Date()).toISOString(),
+    ...activationBinding(license, deviceKey, input.now),
   });
   return { text: signAsDevice('check-request', payload, deviceKey.privateKey), nonce: payload.nonce, payload };
 }

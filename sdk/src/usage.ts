@@ -5,7 +5,6 @@ import { LicenseError, asLicenseError } from './license-error.ts';
 import {
   CODE_PATTERN,
   PAYLOAD_LIMITS,
-  PAYLOAD_VERSION,
   checkOutgoing,
   readConsumptionRequestPayload,
   readUsageReportPayload,
@@ -14,7 +13,7 @@ import {
   type UsageLogEntry,
   type UsageReportPayload,
 } from './payloads.ts';
-import { newNonce, type CreatedRequest } from './requests.ts';
+import { activationBinding, type CreatedRequest } from './requests.ts';
 
 /**
  * Consumption and the usage log (docs/file-formats.md, "Usage report"): a consumption request for the
@@ -82,11 +81,6 @@ export type UsageLicenseReference = Pick<
   'product' | 'licenseId' | 'activationId' | 'hardwareId' | 'devicePublicKey' | 'requestNonce' | 'counter'
 >;
 
-function boundKey(license: Pick<LicensePayload, 'devicePublicKey'>, deviceKey: DeviceKey) {
-  if (deviceKey.publicKeyString !== license.devicePublicKey)
-    throw new LicenseError('device_key', 'this device key is not the one the license is bound to');
-}
-
 /** A consumption request (device-signed) for the License API's `consume`; a bad argument is LicenseError 'input'. */
 export function createConsumptionRequest(input: {
   license: Omit<UsageLicenseReference, 'requestNonce' | 'counter'>;
@@ -96,16 +90,8 @@ export function createConsumptionRequest(input: {
   now?: Date;
 }): CreatedRequest<ConsumptionRequestPayload> {
   const { license, deviceKey } = input;
-  boundKey(license, deviceKey);
   const payload = checkOutgoing(readConsumptionRequestPayload, {
-    v: PAYLOAD_VERSION,
-    product: license.product,
-    licenseId: license.licenseId,
-    activationId: license.activationId,
-    hardwareId: license.hardwareId,
-    devicePublicKey: license.devicePublicKey,
-    nonce: newNonce(),
-    createdAt: (input.now ?? new Date()).toISOString(),
+    ...activationBinding(license, deviceKey, input.now),
     feature: input.feature,
     amount: input.amount,
   });
@@ -124,17 +110,9 @@ export function createUsageReport(input: {
   now?: Date;
 }): CreatedRequest<UsageReportPayload> {
   const { license, deviceKey } = input;
-  boundKey(license, deviceKey);
   const payload = checkOutgoing(readUsageReportPayload, {
-    v: PAYLOAD_VERSION,
-    product: license.product,
-    licenseId: license.licenseId,
-    activationId: license.activationId,
-    hardwareId: license.hardwareId,
-    devicePublicKey: license.devicePublicKey,
+    ...activationBinding(license, deviceKey, input.now),
     activationNonce: license.requestNonce,
-    nonce: newNonce(),
-    createdAt: (input.now ?? new Date()).toISOString(),
     licenseCounter: license.counter,
     entries: input.entries.map((e) => ({ ...e })),
   });
