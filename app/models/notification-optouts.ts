@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { isUniqueViolation } from './normalise.ts';
 
 /** Turned-off notification kinds per e-mail address (stored lower-cased). */
 
@@ -22,16 +23,21 @@ export async function addressesWithKindOff(db: Knex, kind: string, emails: strin
   return new Set(rows.map((r) => r.email));
 }
 
-/** Turns a kind off; true when it was on (a second click changes nothing and says so). */
+/**
+ * Turns a kind off; true when it was on (a second click changes nothing and says so). Two clicks at
+ * the same instant: the primary key keeps one row, and only the click whose row went in is told it
+ * changed something (so only it is audited).
+ */
 export async function turnOff(db: Knex, email: string, kind: string, now: Date): Promise<boolean> {
   const key = { email: email.toLowerCase(), kind };
   if (await db('notification_optouts').where(key).first('kind')) return false;
-  // Two clicks at the same instant: the primary key keeps one row, both are told it is off.
-  await db('notification_optouts')
-    .insert({ ...key, created_at: now })
-    .onConflict(['email', 'kind'])
-    .ignore();
-  return true;
+  try {
+    await db('notification_optouts').insert({ ...key, created_at: now });
+    return true;
+  } catch (err) {
+    if (isUniqueViolation(err)) return false;
+    throw err;
+  }
 }
 
 /** Turns a kind back on; true when it was off. */

@@ -125,7 +125,7 @@ describe('Unsubscribing and notification preferences', function () {
       assert.ok(all.includes('/unsubscribe/[REDACTED]'));
     });
 
-    it('two one-click POSTs at the same instant leave one row', async () => {
+    it('two one-click POSTs at the same instant leave one row and one audit event', async () => {
       const url = link('gil@example.com', 'seats_high');
       const answers = await Promise.all([0, 1, 2, 3].map(() => request(t.app).post(url).type('form').send(ONE_CLICK)));
       assert.deepEqual(
@@ -133,6 +133,10 @@ describe('Unsubscribing and notification preferences', function () {
         [200, 200, 200, 200],
       );
       assert.equal(await optouts('gil@example.com'), 1);
+      assert.equal(
+        await countRows(t.db, 'audit_events', { action: 'notification.unsubscribed', actor_label: 'gil@example.com' }),
+        1,
+      );
     });
 
     it('an address with an account is told where to turn it back on; one without is not', async () => {
