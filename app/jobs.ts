@@ -2,6 +2,7 @@ import type { AppContext } from './app.ts';
 import { FailJob, type JobHandler, RetryJobAt } from './lib/queue.ts';
 import { sendQueuedMail } from './lib/mailer.ts';
 import { publishExpiringLicenses } from './services/events.ts';
+import { checkDirectoryAccounts, DIRECTORY_CHECK_EVERY_MS, directoryInUse } from './services/ldap.ts';
 import { runNotifications } from './services/notifications.ts';
 import { snapshotPreviousDay } from './services/usage.ts';
 import { deliverWebhook, purgeOldEvents, webhookDepsOf } from './services/webhooks.ts';
@@ -17,14 +18,19 @@ export const JOBS: Record<string, JobHandler> = {
   'webhook.purge': async (ctx) => void (await purgeOldEvents(ctx)), // events, deliveries and their log after 30 days
   'notifications.run': async (ctx) => void (await runNotifications(ctx)), // the checks, then the digests due (docs/notifications.md)
   'usage.snapshot': async (ctx, job) => void (await snapshotPreviousDay(ctx.db, ctx.clock, job.payload)), // one usage row per license for the day that ended (services/usage.ts)
+  'ldap.check': async (ctx) => void (await checkDirectoryAccounts(ctx)), // staff who left the directory's admin group are disabled, their sessions ended (services/ldap.ts)
 };
 
-/** Jobs the runners enqueue once per period across all processes (payload: { periodStart }). */
-export const PERIODIC_JOBS: { kind: string; everyMs: number }[] = [
+/**
+ * Jobs the runners enqueue once per period across all processes (payload: { periodStart }); one with
+ * `when` only in periods where it answers true (so an installation without LDAP keeps no job rows of it).
+ */
+export const PERIODIC_JOBS: { kind: string; everyMs: number; when?: (ctx: AppContext) => Promise<boolean> }[] = [
   { kind: 'webhook.expiring', everyMs: 86_400_000 },
   { kind: 'webhook.purge', everyMs: 86_400_000 },
   { kind: 'notifications.run', everyMs: 3_600_000 },
   { kind: 'usage.snapshot', everyMs: 86_400_000 },
+  { kind: 'ldap.check', everyMs: DIRECTORY_CHECK_EVERY_MS, when: directoryInUse },
 ];
 
 /**

@@ -104,10 +104,14 @@ function tlsOptions(s: LdapSettings): tls.ConnectionOptions {
 const causeOf = (err: unknown) =>
   err instanceof Error ? `${err.name}: ${(err as { code?: unknown }).code ?? ''} ${err.message}`.trim() : String(err);
 
-/** One login against the directory. Never throws: every failure is one of the answers. */
-export async function directoryLogin(s: LdapSettings, login: string, password: string): Promise<DirectoryAnswer> {
-  // An empty password is an "unauthenticated bind" (RFC 4513 5.1.2), which many servers accept.
-  if (!password) return { kind: 'wrong_password' };
+/**
+ * One conversation with the directory over TLS, as the service account: `run` says which step it is
+ * in (for the log) and answers; any failure on the way becomes `unavailable` with its step and cause.
+ */
+async function conversation<T extends { kind: string }>(
+  s: LdapSettings,
+  run: (client: Client, step: (name: string) => void) => Promise<T>,
+): Promise<T | { kind: 'unavailable'; cause: string }> {
   const problem = transportProblem(s);
   if (problem) return { kind: 'unavailable', cause: problem };
   const options = tlsOptions(s);
@@ -117,15 +121,50 @@ export async function directoryLogin(s: LdapSettings, login: string, password: s
     connectTimeout: s.timeoutMs,
     ...(s.url.startsWith('ldaps://') ? { tlsOptions: options } : {}),
   });
-  let step = 'connect';
+  let current = 'connect';
   try {
     if (s.url.startsWith('ldap://') && s.startTls) {
-      step = 'starttls';
+      current = 'starttls';
       await client.startTLS(options);
     }
-    step = 'service bind';
+    current = 'service bind';
     await client.bind(s.bindDn, s.bindPassword);
-    step = 'user search';
+    return await run(client, (name) => {
+      current = name;
+    });
+  } catch (err) {
+    // The configured group does not exist ("no such object"): a configuration fault, said as such in the log.
+    if (current === 'group check' && (err as { code?: number }).code === 32)
+      return { kind: 'unavailable', cause: `admin group not found: ${causeOf(err)}` };
+    return { kind: 'unavailable', cause: `${current}: ${causeOf(err)}` };
+  } finally {
+    await client.unbind().catch(() => undefined);
+  }
+}
+
+/** Whether the entry is in the admin group: its memberOf, else the group's member/uniqueMember (asked as the service account). */
+async function inAdminGroup(
+  client: Client,
+  s: LdapSettings,
+  entry: { dn: string; memberOf?: unknown },
+): Promise<boolean> {
+  if (all(entry.memberOf).some((g) => sameDn(g, s.adminGroup))) return true;
+  const dn = Filter.escape(entry.dn);
+  const { searchEntries: groups } = await client.search(s.adminGroup, {
+    scope: 'base',
+    filter: `(|(member=${dn})(uniqueMember=${dn}))`,
+    attributes: ['1.1'],
+    sizeLimit: 1,
+  });
+  return groups.length > 0;
+}
+
+/** One login against the directory. Never throws: every failure is one of the answers. */
+export async function directoryLogin(s: LdapSettings, login: string, password: string): Promise<DirectoryAnswer> {
+  // An empty password is an "unauthenticated bind" (RFC 4513 5.1.2), which many servers accept.
+  if (!password) return { kind: 'wrong_password' };
+  return conversation<DirectoryAnswer>(s, async (client, step) => {
+    step('user search');
     const { searchEntries } = await client.search(s.userBase, {
       scope: 'sub',
       filter: userFilterFor(s.userFilter, login),
@@ -135,39 +174,57 @@ export async function directoryLogin(s: LdapSettings, login: string, password: s
     if (searchEntries.length === 0) return { kind: 'unknown_user' };
     if (searchEntries.length > 1) return { kind: 'ambiguous_user' };
     const entry = searchEntries[0]!;
-    step = 'user bind';
+    step('user bind');
     try {
       await client.bind(entry.dn, password);
     } catch (err) {
       if (err instanceof InvalidCredentialsError) return { kind: 'wrong_password' };
       throw err;
     }
-    step = 'group check';
+    step('group check');
     await client.bind(s.bindDn, s.bindPassword);
-    let member = all(entry.memberOf).some((g) => sameDn(g, s.adminGroup));
-    if (!member) {
-      const dn = Filter.escape(entry.dn);
-      const { searchEntries: groups } = await client.search(s.adminGroup, {
-        scope: 'base',
-        filter: `(|(member=${dn})(uniqueMember=${dn}))`,
-        attributes: ['1.1'],
-        sizeLimit: 1,
-      });
-      member = groups.length > 0;
-    }
     return {
       kind: 'ok',
       dn: entry.dn,
       email: first(entry.mail),
       name: first(entry.displayName) ?? first(entry.cn),
-      member,
+      member: await inAdminGroup(client, s, entry),
     };
-  } catch (err) {
-    // The configured group does not exist ("no such object"): a configuration fault, said as such in the log.
-    if (step === 'group check' && (err as { code?: number }).code === 32)
-      return { kind: 'unavailable', cause: `admin group not found: ${causeOf(err)}` };
-    return { kind: 'unavailable', cause: `${step}: ${causeOf(err)}` };
-  } finally {
-    await client.unbind().catch(() => undefined);
-  }
+  });
+}
+
+/** Where a directory account stands now: still in the admin group, out of it, or its entry is gone. */
+export type DirectoryStanding = 'member' | 'not_member' | 'gone';
+
+/**
+ * Where each entry (by DN) stands now, asked as the service account in one conversation (the periodic
+ * check of signed-in staff, services/ldap.ts). Never throws: unavailable when the directory cannot
+ * answer, so that an outage disables nobody.
+ */
+export async function directoryStandings(
+  s: LdapSettings,
+  dns: readonly string[],
+): Promise<{ kind: 'ok'; standings: Map<string, DirectoryStanding> } | { kind: 'unavailable'; cause: string }> {
+  return conversation(s, async (client, step) => {
+    const standings = new Map<string, DirectoryStanding>();
+    for (const dn of dns) {
+      step('entry lookup');
+      let entry: { dn: string; memberOf?: unknown } | undefined;
+      try {
+        ({
+          searchEntries: [entry],
+        } = await client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes: ['memberOf'] }));
+      } catch (err) {
+        // "No such object": the entry was deleted (or moved) — the person left.
+        if ((err as { code?: number }).code !== 32) throw err;
+      }
+      if (!entry) {
+        standings.set(dn, 'gone');
+        continue;
+      }
+      step('group check');
+      standings.set(dn, (await inAdminGroup(client, s, entry)) ? 'member' : 'not_member');
+    }
+    return { kind: 'ok' as const, standings };
+  });
 }

@@ -182,9 +182,13 @@ const enqueuedPeriods = new WeakMap<AppContext, Map<string, number>>();
 export async function enqueuePeriodicJobs(ctx: AppContext): Promise<void> {
   const seen = enqueuedPeriods.get(ctx) ?? new Map<string, number>();
   enqueuedPeriods.set(ctx, seen);
-  for (const { kind, everyMs } of PERIODIC_JOBS) {
+  for (const { kind, everyMs, when } of PERIODIC_JOBS) {
     const start = periodStart(ctx.clock.now(), everyMs);
     if (seen.get(kind) === start.getTime()) continue;
+    if (when && !(await when(ctx))) {
+      seen.set(kind, start.getTime());
+      continue;
+    }
     await enqueue(ctx.db, ctx.clock, {
       kind,
       payload: { periodStart: start.toISOString() },

@@ -59,6 +59,11 @@ export async function findByEmail(db: Knex, email: string): Promise<Account | un
   return row ? fromRow(row) : undefined;
 }
 
+/** The enabled accounts made from the directory (the periodic directory check asks about each). */
+export async function enabledDirectoryAccounts(db: Knex): Promise<Account[]> {
+  return (await db('accounts').whereNotNull('directory_dn').where({ disabled: false }).orderBy('id')).map(fromRow);
+}
+
 export async function countByRole(db: Knex, role: Role): Promise<number> {
   const row = await db('accounts').where({ role }).count({ n: '*' }).first();
   return Number(row?.n ?? 0);

@@ -2,14 +2,20 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config/index.ts';
 import { type SecretBox, dataDirSecretBox } from '../crypto/secret-box.ts';
 import { AppError } from '../lib/errors.ts';
-import { DEFAULT_TIMEOUT_SECONDS, DEFAULT_USER_FILTER, directoryLogin, type LdapSettings } from '../lib/ldap.ts';
+import {
+  DEFAULT_TIMEOUT_SECONDS,
+  DEFAULT_USER_FILTER,
+  directoryLogin,
+  directoryStandings,
+  type LdapSettings,
+} from '../lib/ldap.ts';
 import type { Logger } from '../lib/logger.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import * as accounts from '../models/accounts.ts';
 import { findStoredLdap, saveStoredLdap, type StoredLdap } from '../models/ldap-settings.ts';
 import { auditedChange } from './changes.ts';
 import { recordAudit } from './audit.ts';
-import type { Actor, ServiceDeps } from './context.ts';
+import { systemActor, type Actor, type ServiceDeps } from './context.ts';
 import { endOtherSessions } from './auth.ts';
 import type { PasswordAuthority } from './throttles.ts';
 
@@ -183,16 +189,9 @@ export function ldapAuthority(deps: LdapDeps, actor: Actor): PasswordAuthority {
     }
     if (!answer.member) {
       if (existing && !existing.disabled)
-        await inTransaction(deps.db, async (trx) => {
-          await accounts.update(trx, existing.id, { disabled: true }, now);
-          await endOtherSessions(trx, { ...actor, accountId: null }, existing.id);
-          await recordAudit(trx, { ...actor, accountId: existing.id, label: existing.email }, now, {
-            action: 'account.disabled_by_directory',
-            objectType: 'account',
-            objectId: existing.id,
-            before: { disabled: false },
-            after: { disabled: true, dn: answer.dn, group: source.settings!.adminGroup },
-          });
+        await disableByDirectory(deps, { ...actor, accountId: existing.id, label: existing.email }, existing, {
+          dn: answer.dn,
+          group: source.settings!.adminGroup,
         });
       await refuse('ldap_not_in_group', existing, { dn: answer.dn });
       throw AppError.http(403, 'ldap.login.notPermitted');
@@ -204,6 +203,76 @@ export function ldapAuthority(deps: LdapDeps, actor: Actor): PasswordAuthority {
     }
     return { account: await createFromDirectory(deps, actor, email, answer.name ?? email, answer.dn) };
   };
+}
+
+/**
+ * A directory account whose person left the admin group (or the directory): disabled and every
+ * session of it ended at once, in one transaction with its audit event.
+ */
+async function disableByDirectory(
+  deps: LdapDeps,
+  actor: Actor,
+  account: accounts.Account,
+  detail: object,
+): Promise<void> {
+  const now = deps.clock.now();
+  await inTransaction(deps.db, async (trx) => {
+    await accounts.update(trx, account.id, { disabled: true }, now);
+    await endOtherSessions(trx, { ...actor, accountId: null }, account.id);
+    await recordAudit(trx, actor, now, {
+      action: 'account.disabled_by_directory',
+      objectType: 'account',
+      objectId: account.id,
+      before: { disabled: false },
+      after: { disabled: true, ...detail },
+    });
+  });
+}
+
+/** Whether staff sign in through LDAP now (configured and switched on, by the console or the environment). */
+export async function directoryInUse(deps: LdapDeps): Promise<boolean> {
+  const source = await ldapSource(deps);
+  return source.source !== 'none' && source.settings !== null;
+}
+
+/** How often the directory is asked about every enabled directory account (the `ldap.check` job, app/jobs.ts). */
+export const DIRECTORY_CHECK_EVERY_MS = 5 * 60_000;
+
+/**
+ * The periodic directory check (job `ldap.check`): every enabled account made from the directory is
+ * looked up by its DN; one whose entry is gone or no longer in the admin group is disabled and its
+ * sessions end, without waiting for its next login. A directory that cannot answer disables nobody
+ * (said in the log; the next run asks again). Returns how many were disabled.
+ */
+export async function checkDirectoryAccounts(deps: LdapDeps): Promise<number> {
+  const source = await ldapSource(deps);
+  if (source.source === 'none' || !source.settings) return 0;
+  const staff = await accounts.enabledDirectoryAccounts(deps.db);
+  if (!staff.length) return 0;
+  const answer = await directoryStandings(
+    source.settings,
+    staff.map((a) => a.directoryDn!),
+  );
+  if (answer.kind === 'unavailable') {
+    deps.logger.warn(
+      { cause: answer.cause },
+      'ldap: the directory could not answer the periodic check; nobody disabled',
+    );
+    return 0;
+  }
+  let disabled = 0;
+  for (const account of staff) {
+    const standing = answer.standings.get(account.directoryDn!);
+    if (standing === 'member') continue;
+    await disableByDirectory(deps, { ...systemActor('directory check') }, account, {
+      dn: account.directoryDn,
+      group: source.settings.adminGroup,
+      via: 'check',
+      standing,
+    });
+    disabled++;
+  }
+  return disabled;
 }
 
 /** The first directory login: an admin account with no local password (a second login at the same instant finds it). */

@@ -25,7 +25,8 @@ import { ConfigError, loadConfig } from '../../config/index.ts';
 import { directoryLogin, userFilterFor, type LdapSettings } from '../../app/lib/ldap.ts';
 import { findStoredLdap } from '../../app/models/ldap-settings.ts';
 import { dataDirSecretBox } from '../../app/crypto/secret-box.ts';
-import { BIND_PASSWORD_CONTEXT } from '../../app/services/ldap.ts';
+import { BIND_PASSWORD_CONTEXT, checkDirectoryAccounts } from '../../app/services/ldap.ts';
+import { enqueuePeriodicJobs, runDueJobs } from '../../app/lib/queue.ts';
 
 /**
  * Console login of the vendor's staff through a real OpenLDAP server (Debian's slapd, started here
@@ -456,6 +457,101 @@ describe('LDAP login for the vendor staff (real slapd)', function () {
       const { res } = await login(t.app, 'bob@example.com', PASSWORDS.bob);
       assert.equal(res.status, 401);
       assert.equal((await accountRow(t.db, 'bob@example.com')).role, 'manager');
+    });
+  });
+
+  describe('the periodic directory check (job ldap.check)', () => {
+    let t: TestApp;
+    const ctxOf = () => t.app.locals.ctx;
+    const checkJobs = () => t.db('jobs').where({ kind: 'ldap.check' }).select('state');
+
+    before(async () => {
+      t = await buildTestApp({ ldap: settingsFor(slapd) });
+    });
+    after(async () => t.close());
+
+    it('is enqueued every five minutes only while LDAP is in use', async () => {
+      const off = await buildTestApp();
+      try {
+        await enqueuePeriodicJobs(off.app.locals.ctx);
+        assert.equal(await countRows(off.db, 'jobs', { kind: 'ldap.check' }), 0, 'no LDAP: no job rows');
+      } finally {
+        await off.close();
+      }
+      await enqueuePeriodicJobs(ctxOf());
+      assert.equal((await checkJobs()).length, 1);
+      t.clock.advance(5 * 60_000);
+      await enqueuePeriodicJobs(ctxOf());
+      assert.equal((await checkJobs()).length, 2);
+    });
+
+    it('ends the sessions of staff who left the admin group without waiting for their next login; members stay; audited', async () => {
+      const alice = await login(t.app, 'alice@example.com', PASSWORDS.alice);
+      const dave = await login(t.app, 'dave@example.com', PASSWORDS.dave);
+      assert.deepEqual([alice.res.status, dave.res.status], [303, 303]);
+      await dave.agent.get('/admin').expect(200);
+      await slapd.removeFromGroup('dave');
+      // dave's session lasts until the check runs (here: the job, run by the queue as a runner would).
+      await dave.agent.get('/admin').expect(200);
+      await runDueJobs(ctxOf(), { limit: 10 });
+      assert.deepEqual(
+        (await checkJobs()).map((j) => j.state),
+        ['done', 'done'],
+      );
+      const row = await accountRow(t.db, 'dave@example.com');
+      assert.equal(Boolean(row.disabled), true);
+      const after = await dave.agent.get('/admin');
+      assert.equal(after.status, 303);
+      assert.match(after.headers.location, /^\/login/);
+      await alice.agent.get('/admin').expect(200);
+      assert.equal(Boolean((await accountRow(t.db, 'alice@example.com')).disabled), false);
+      const audit = await t
+        .db('audit_events')
+        .where({ action: 'account.disabled_by_directory', object_id: String(row.id) });
+      assert.equal(audit.length, 1);
+      assert.equal(audit[0].actor_label, 'directory check');
+      assert.deepEqual(JSON.parse(String(audit[0].after_state)), {
+        disabled: true,
+        dn: `uid=dave,ou=people,${SUFFIX}`,
+        group: ADMIN_GROUP,
+        via: 'check',
+        standing: 'not_member',
+      });
+      // A second run finds nobody left to disable.
+      assert.equal(await checkDirectoryAccounts(ctxOf()), 0);
+    });
+
+    it('an entry deleted from the directory is disabled as gone', async () => {
+      const alice = await accountRow(t.db, 'alice@example.com');
+      await t
+        .db('accounts')
+        .where({ id: alice.id })
+        .update({ directory_dn: `uid=alice-left,ou=people,${SUFFIX}` });
+      try {
+        assert.equal(await checkDirectoryAccounts(ctxOf()), 1);
+        const audit = await t
+          .db('audit_events')
+          .where({ action: 'account.disabled_by_directory', object_id: String(alice.id) })
+          .first();
+        assert.equal(JSON.parse(String(audit.after_state)).standing, 'gone');
+      } finally {
+        await t.db('accounts').where({ id: alice.id }).update({ directory_dn: alice.directory_dn, disabled: false });
+      }
+    });
+
+    it('a directory that cannot answer disables nobody', async () => {
+      const down = await buildTestApp({ ldap: settingsFor(slapd, { url: slapd.downUrl }) });
+      try {
+        await createAccount(down.db, { email: 'erin@example.com', role: 'admin' });
+        await down
+          .db('accounts')
+          .where({ email: 'erin@example.com' })
+          .update({ directory_dn: `uid=erin,ou=people,${SUFFIX}` });
+        assert.equal(await checkDirectoryAccounts(down.app.locals.ctx), 0);
+        assert.equal(Boolean((await accountRow(down.db, 'erin@example.com')).disabled), false);
+      } finally {
+        await down.close();
+      }
     });
   });
 });
