@@ -409,6 +409,7 @@ describe('Management API: redeemable codes', function () {
       t.clock.advance((FRESH_CODES_MINUTES - 1) * 60_000);
       const replay = await generate(tokens.managerInside, body, key).expect(201);
       assert.equal(replay.headers['idempotent-replayed'], 'true');
+      assert.equal(replay.headers['cache-control'], 'no-store');
       assert.deepEqual(replay.body, first.body, 'the same batch and codes');
       assert.equal(await countRows(t.db, 'voucher_batches'), batches + 1);
       assert.equal(await issued(), 2, 'the quota counted once');

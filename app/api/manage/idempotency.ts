@@ -49,7 +49,8 @@ interface SealedRecord {
  * the same key and body (`Idempotent-Replayed: true`); the same key with another request is 422
  * `idempotency_key_reused`; a retry while the first still runs is 409 `idempotency_in_progress` (with
  * Retry-After). A refusal (4xx) changed nothing (services run in one transaction), so it is not
- * stored and the same key may be sent again; a server error is stored like a success.
+ * stored and the same key may be sent again; a server error is stored like a success. An answer
+ * that tells secrets once is stored sealed and replayed for a while only (sealForReplay).
  */
 export function idempotency(ctx: AppContext): RequestHandler {
   const secretBox = dataDirSecretBox(ctx.config.dataDir);
@@ -90,6 +91,8 @@ export function idempotency(ctx: AppContext): RequestHandler {
     const sealContext = `idempotency:${req.api!.token.id}:${fingerprint}:${key}`;
     if (claim.state === 'done') {
       const body = replayOf(claim.body, sealContext);
+      // A sealed answer's secrets are for this client only: no cache keeps them.
+      if (claim.body.startsWith(SEALED)) res.set('Cache-Control', 'no-store');
       res.set('Idempotent-Replayed', 'true').status(claim.status).type('application/json').send(body);
       return;
     }
