@@ -50,6 +50,7 @@ import { manageManagersController } from './controllers/manage/managers.ts';
 import { apiTokensController } from './controllers/api-tokens.ts';
 import { manageLicensesController } from './controllers/manage/licenses.ts';
 import { manageLicenseUsersController } from './controllers/manage/license-users.ts';
+import { manageVouchersController } from './controllers/manage/vouchers.ts';
 import { manageLoaders } from './api/manage/loaders.ts';
 import { bearerAuth, scope, vendorOnly } from './api/manage/auth.ts';
 import { jsonBodiesOnly, perTokenRateLimit } from './api/manage/limits.ts';
@@ -101,6 +102,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const portalTokens = apiTokensController(ctx, 'portal');
   const manageLicenses = manageLicensesController(ctx);
   const manageLicenseUsers = manageLicenseUsersController(ctx);
+  const manageVouchers = manageVouchersController(ctx);
   const admin = adminController(ctx);
   const products = adminProductsController(ctx);
   const policies = adminPoliciesController(ctx);
@@ -274,6 +276,12 @@ export function routeTable(ctx: AppContext): RouteDef[] {
     can('manage_license_users'),
     lu.withdrawInvitation,
   );
+  // Redeemable codes (services/vouchers.ts): generating and voiding need issue_license, as in the portal.
+  const vw = scope('vouchers:write');
+  m.get('/orders/:id/voucher-batches', scope('vouchers:read'), ml.order, manageVouchers.index);
+  m.post('/orders/:id/voucher-batches', vw, ml.order, can('issue_license'), manageVouchers.create);
+  m.get('/voucher-batches/:id', scope('vouchers:read'), ml.voucherBatch, manageVouchers.show);
+  m.post('/vouchers/:id/void', vw, ml.voucher, can('issue_license'), manageVouchers.void);
 
   const acc = add('account');
   acc.get('/login', sessions.show);

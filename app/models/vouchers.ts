@@ -197,16 +197,15 @@ export async function markVoided(db: Knex, voucherId: number, accountId: number 
   return affected(n) === 1;
 }
 
-export async function listBatches(db: Knex, orderId: number): Promise<VoucherBatch[]> {
-  const rows = await db('voucher_batches as b')
+const batchesWithNames = (db: Knex) =>
+  db('voucher_batches as b')
     .join('license_policies as p', 'p.id', 'b.policy_id')
     .join('products', 'products.id', 'b.product_id')
     .leftJoin('accounts as creator', 'creator.id', 'b.created_by_account_id')
-    .where('b.order_id', orderId)
-    .orderBy('b.id', 'desc')
-    .limit(100)
     .select('b.*', 'p.name as policy_name', 'products.name as product_name', 'creator.name as creator_name');
-  return rows.map((r: Record<string, unknown>) => ({
+
+export function batchFrom(r: Record<string, unknown>): VoucherBatch {
+  return {
     id: Number(r.id),
     orderId: Number(r.order_id),
     policyId: Number(r.policy_id),
@@ -219,7 +218,65 @@ export async function listBatches(db: Knex, orderId: number): Promise<VoucherBat
     count: Number(r.count),
     expiresAt: toDate(r.expires_at)!,
     createdAt: toDate(r.created_at)!,
-  }));
+  };
+}
+
+export async function listBatches(db: Knex, orderId: number): Promise<VoucherBatch[]> {
+  const rows = await batchesWithNames(db).where('b.order_id', orderId).orderBy('b.id', 'desc').limit(100);
+  return rows.map(batchFrom);
+}
+
+export async function findBatch(db: Knex, id: number): Promise<VoucherBatch | undefined> {
+  const row = await batchesWithNames(db).where('b.id', id).first();
+  return row ? batchFrom(row) : undefined;
+}
+
+/**
+ * The Management API's list of an order's batches (app/controllers/manage/vouchers.ts), filtered;
+ * cursor-paged over `b.id` by the caller. Rows go through batchFrom.
+ */
+export function batchesQuery(db: Knex, orderId: number, filter: { policyId?: number; productId?: number }) {
+  const q = batchesWithNames(db).where('b.order_id', orderId);
+  if (filter.policyId) q.where('b.policy_id', filter.policyId);
+  if (filter.productId) q.where('b.product_id', filter.productId);
+  return q;
+}
+
+/** How many codes of each batch are redeemed, voided and unused (open, or expired with the batch). */
+export async function countsOf(
+  db: Knex,
+  batchIds: number[],
+): Promise<Map<number, { redeemed: number; voided: number; unused: number }>> {
+  const counts = new Map<number, { redeemed: number; voided: number; unused: number }>();
+  if (!batchIds.length) return counts;
+  const rows = await db('vouchers')
+    .whereIn('batch_id', batchIds)
+    .groupBy('batch_id')
+    .select(
+      'batch_id',
+      db.raw('sum(case when redeemed_at is not null then 1 else 0 end) as redeemed'),
+      db.raw('sum(case when redeemed_at is null and voided_at is not null then 1 else 0 end) as voided'),
+      db.raw('sum(case when redeemed_at is null and voided_at is null then 1 else 0 end) as unused'),
+    );
+  for (const r of rows as Record<string, unknown>[])
+    counts.set(Number(r.batch_id), {
+      redeemed: Number(r.redeemed),
+      voided: Number(r.voided),
+      unused: Number(r.unused),
+    });
+  return counts;
+}
+
+/** A voucher with its batch's order, policy and creator, by id (the Management API's loader checks the order). */
+export async function findWithBatch(db: Knex, voucherId: number, now: Date): Promise<VoucherWithBatch | undefined> {
+  const row = await withBatch(db).where('vouchers.id', voucherId).first();
+  return row ? withBatchFrom(row, now) : undefined;
+}
+
+/** The ids of a batch's codes by their hash: which stored code a plain code just generated is. */
+export async function idsByHash(db: Knex, batchId: number): Promise<Map<string, number>> {
+  const rows = await db('vouchers').where({ batch_id: batchId }).select('id', 'code_hash');
+  return new Map(rows.map((r: Record<string, unknown>) => [String(r.code_hash), Number(r.id)]));
 }
 
 export async function listForBatches(db: Knex, batchIds: number[], now: Date): Promise<Voucher[]> {

@@ -12,6 +12,8 @@ export const API_SCOPES = [
   'licenses:write',
   'license_users:read',
   'license_users:write',
+  'vouchers:read',
+  'vouchers:write',
   'managers:read',
   'managers:write',
   'products:read',

@@ -56,10 +56,21 @@ export class VoucherError extends AppError {
   }
 }
 
-export interface GenerateInput {
-  policyId: number;
-  count: number;
-  days: number;
+/** How long the codes live: `days` from now (the portal's form), or until `expiresAt` (the Management API). */
+export type GenerateInput = { policyId: number; count: number } & ({ days: number } | { expiresAt: Date });
+
+const DAY_MS = 86_400_000;
+
+/** A new batch lives 1 to MAX_VOUCHER_DAYS days, however its expiry is given (one rule for every caller). */
+function checkExpiry(input: GenerateInput, now: Date): void {
+  if ('days' in input) {
+    if (!Number.isInteger(input.days) || input.days < 1 || input.days > MAX_VOUCHER_DAYS)
+      throw new ValidationError({ days: 'validation.numberRange' });
+    return;
+  }
+  const ahead = input.expiresAt.getTime() - now.getTime();
+  if (!(ahead >= DAY_MS && ahead <= MAX_VOUCHER_DAYS * DAY_MS))
+    throw new ValidationError({ expires_at: 'apiVouchers.expiresAtRange' });
 }
 
 /**
@@ -76,8 +87,7 @@ export async function generateVouchers(
 ): Promise<{ batchId: number; codes: string[]; expiresAt: Date; productName: string; policyName: string }> {
   if (!Number.isInteger(input.count) || input.count < 1 || input.count > MAX_VOUCHERS_PER_BATCH)
     throw new ValidationError({ count: 'validation.numberRange' });
-  if (!Number.isInteger(input.days) || input.days < 1 || input.days > MAX_VOUCHER_DAYS)
-    throw new ValidationError({ days: 'validation.numberRange' });
+  checkExpiry(input, deps.clock.now());
   if (account.role !== 'admin' && !(await issuableFor(deps.db, account)).some((p) => p.id === input.policyId))
     throw new ValidationError({ policy_id: 'portal.policyNotAllowed' });
   const codes = Array.from({ length: input.count }, generateVoucherCode);
@@ -88,14 +98,15 @@ export async function generateVouchers(
       throw new ValidationError({ policy_id: 'licenses.policyNotIssuable' });
     const quotaCounted = account.role !== 'admin';
     if (quotaCounted) await consumeQuota(trx, account.id, product.id, input.count, 'count');
-    const expiresAt = new Date(now.getTime() + input.days * 86_400_000);
+    const expiresAt = 'days' in input ? new Date(now.getTime() + input.days * DAY_MS) : input.expiresAt;
     const batchId = await vouchers.insertBatch(
       trx,
       {
         orderId,
         policyId: policy.id,
         productId: product.id,
-        createdBy: account.id,
+        // The acting person (an API client is nobody: null), whose quota a voided code goes back to.
+        createdBy: actor.accountId,
         quotaCounted,
         count: input.count,
         expiresAt,
@@ -254,7 +265,13 @@ async function redeemIn(
   await publishEvent(trx, deps.clock, {
     type: 'voucher.redeemed',
     orderId: voucher.orderId,
-    data: { ...licenseData(license), voucherId: voucher.id, voucherHint: voucher.hint, channel: by.channel },
+    data: {
+      ...licenseData(license),
+      voucherId: voucher.id,
+      voucherBatchId: voucher.batchId,
+      voucherHint: voucher.hint,
+      channel: by.channel,
+    },
   });
   return {
     voucherId: voucher.id,

@@ -11,15 +11,17 @@ import { clientToken } from '../helpers/manage-api.ts';
 import { projectRoot } from '../helpers/process.ts';
 
 /**
- * docs/integrations.md's worked example is code a vendor copies: this runs it, as written, against a
- * real server — including the shop's retry, which must not issue twice.
+ * docs/integrations.md's worked examples are code a vendor copies: this runs them, as written, against
+ * a real server — including the shop's retries, which must not issue or generate twice.
  */
-describe('docs/integrations.md: payment cleared → order with licenses → keys by mail', () => {
+describe('docs/integrations.md: the worked examples', () => {
   let t: TestApp;
   let server: Server;
   let dir: string;
+  let w: Awaited<ReturnType<typeof portalWorld>>;
   before(async () => {
     t = await buildTestApp();
+    w = await portalWorld(t.db);
     server = t.app.listen(0, '127.0.0.1');
     await new Promise((resolve) => server.once('listening', resolve));
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-integrations-'));
@@ -31,7 +33,6 @@ describe('docs/integrations.md: payment cleared → order with licenses → keys
   });
 
   it('runs the shop example as documented: one order, its licenses, a mail per key, and a retry changes nothing', async () => {
-    const w = await portalWorld(t.db);
     const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'integrations.md'), 'utf8');
     const example = /```js\n([\s\S]*?)```/.exec(doc)?.[1];
     assert.ok(example?.includes('export async function onPaymentCleared'), 'the first js block is the shop example');
@@ -83,6 +84,41 @@ describe('docs/integrations.md: payment cleared → order with licenses → keys
     } finally {
       delete process.env.PORTICO_URL;
       delete process.env.PORTICO_TOKEN;
+      delete process.env.PORTICO_POLICY_ID;
+    }
+  });
+  it('runs the codes example as documented: codes told once, a retry gets the same ones, a refund voids one', async () => {
+    const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'integrations.md'), 'utf8');
+    const blocks = [...doc.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    const codesExample = blocks.find((b) => b.includes('export async function sellCodes'));
+    assert.ok(codesExample, 'a js block sells codes');
+    // It uses the `api` helper of the first example, as the text says.
+    const file = path.join(dir, 'codes.mjs');
+    fs.writeFileSync(file, `${blocks[0]}\n${codesExample}`);
+
+    process.env.PORTICO_URL = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    process.env.PORTICO_TOKEN = await clientToken(t, ['vouchers:write'], 'Code shop');
+    process.env.PORTICO_ORDER_ID = String(w.orderA);
+    process.env.PORTICO_POLICY_ID = String(w.policy);
+    try {
+      const { sellCodes, refundCode } = (await import(pathToFileURL(file).href)) as {
+        sellCodes(s: object): Promise<{ voucherId: number; code: string }[]>;
+        refundCode(id: number): Promise<{ status: string }>;
+      };
+      const batches = await countRows(t.db, 'voucher_batches');
+      const sold = await sellCodes({ id: 'S-900', quantity: 2 });
+      assert.equal(sold.length, 2);
+      for (const s of sold) assert.match(s.code, /^[0-9A-Z]{5}(-[0-9A-Z]{5}){3}$/);
+      assert.deepEqual(await sellCodes({ id: 'S-900', quantity: 2 }), sold, 'the retry gets the same codes');
+      assert.equal(await countRows(t.db, 'voucher_batches'), batches + 1, 'one batch');
+      const refunded = await refundCode(sold[0]!.voucherId);
+      assert.equal(refunded.status, 'voided');
+      const row = await t.db('vouchers').where({ id: sold[0]!.voucherId }).first();
+      assert.notEqual(row.voided_at, null);
+    } finally {
+      delete process.env.PORTICO_URL;
+      delete process.env.PORTICO_TOKEN;
+      delete process.env.PORTICO_ORDER_ID;
       delete process.env.PORTICO_POLICY_ID;
     }
   });

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { AppError } from '../../lib/errors.ts';
 import { parseForm } from '../../forms/parse.ts';
 
@@ -36,3 +36,21 @@ export function parsedAt<S extends z.ZodType>(prefix: string, schema: S, value: 
     throw AppError.validation(Object.fromEntries(Object.entries(result.errors).map(([k, v]) => [`${prefix}.${k}`, v])));
   return result.data;
 }
+
+/** An ISO 8601 time (a date alone is midnight UTC). */
+export const isoTime = z.preprocess(
+  (v) => (v === undefined || v === '' ? undefined : v),
+  z
+    .string()
+    .max(40)
+    .regex(/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/, { message: 'validation.date' })
+    .transform((s, ctx) => {
+      const d = new Date(s.length === 10 ? `${s}T00:00:00.000Z` : s);
+      if (Number.isNaN(d.getTime())) {
+        ctx.addIssue({ code: 'custom', message: 'validation.date' });
+        return z.NEVER;
+      }
+      return d;
+    })
+    .optional(),
+);

@@ -5,6 +5,7 @@ import * as customers from '../../models/customers.ts';
 import * as roles from '../../models/roles.ts';
 import * as licenses from '../../models/licenses.ts';
 import * as devices from '../../models/devices.ts';
+import * as vouchers from '../../models/vouchers.ts';
 import { scopeOrders } from '../../policies/orders.ts';
 import { isManageableUserOf, permissionsOnOrder } from '../../policies/portal.ts';
 import type { Permission } from '../../policies/permissions.ts';
@@ -26,6 +27,13 @@ export function manageScope(ctx: AppContext) {
 
 export function manageLoaders(ctx: AppContext) {
   const { orderScope, orderIds } = manageScope(ctx);
+  /** The object of `orderId` if that order is in the principal's scope (else 404); its permissions are the role there. */
+  const onOrderInScope = async <T>(req: Request, object: T | undefined, orderId: (o: T) => number): Promise<T> => {
+    const found = orNotFound(object);
+    if (!(await orders.findInScope(orderScope(req), orderId(found)))) throw notFound();
+    req.permissions = await permissionsOnOrder(ctx.db, req.api!.account, orderId(found), req.permissions);
+    return found;
+  };
   return {
     order: loader(async (req) => {
       req.order = orNotFound(await orders.findInScope(orderScope(req), idParam(req)));
@@ -52,6 +60,15 @@ export function manageLoaders(ctx: AppContext) {
     licenseUser: loader(async (req) => {
       if (!(await isManageableUserOf(ctx.db, req.api!.manager, req.license!.id, idParam(req, 'accountId'))))
         throw notFound();
+    }),
+    /** A batch of redeemable codes of an order in the scope. */
+    voucherBatch: loader(async (req) => {
+      req.voucherBatch = await onOrderInScope(req, await vouchers.findBatch(ctx.db, idParam(req)), (b) => b.orderId);
+    }),
+    /** A redeemable code (by its id, never by the code) of an order in the scope. */
+    voucher: loader(async (req) => {
+      const found = await vouchers.findWithBatch(ctx.db, idParam(req), ctx.clock.now());
+      req.voucher = await onOrderInScope(req, found, (v) => v.orderId);
     }),
     /**
      * A customer with an order in the scope. Its permissions: those the principal holds on any of

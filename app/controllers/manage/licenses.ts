@@ -17,7 +17,7 @@ import * as service from '../../services/licenses.ts';
 import { issueAndInvite } from '../../services/portal.ts';
 import { issueRefreshFile } from '../../services/license-files.ts';
 import { dispatchLicenses } from '../../services/dispatch.ts';
-import { body, bodyObject, parsed, query } from '../../api/manage/input.ts';
+import { body, bodyObject, isoTime, parsed, query } from '../../api/manage/input.ts';
 import { cursorPage, pageParams } from '../../api/manage/pagination.ts';
 import { manageScope } from '../../api/manage/loaders.ts';
 
@@ -80,24 +80,6 @@ const flag = z.preprocess(
   z.boolean({ message: 'validation.invalid' }).optional(),
 );
 
-/** An ISO 8601 time (a date alone is midnight UTC). */
-const since = z.preprocess(
-  (v) => (v === undefined || v === '' ? undefined : v),
-  z
-    .string()
-    .max(40)
-    .regex(/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/, { message: 'validation.date' })
-    .transform((s, ctx) => {
-      const d = new Date(s.length === 10 ? `${s}T00:00:00.000Z` : s);
-      if (Number.isNaN(d.getTime())) {
-        ctx.addIssue({ code: 'custom', message: 'validation.date' });
-        return z.NEVER;
-      }
-      return d;
-    })
-    .optional(),
-);
-
 const anyId = optionalWholeNumber(1, 2_147_483_647);
 
 const listFilter = z.object({
@@ -108,7 +90,7 @@ const listFilter = z.object({
   enabled: flag,
   key: optionalText(64),
   user: optionalText(254),
-  updated_since: since,
+  updated_since: isoTime,
   ...pageParams,
 });
 
