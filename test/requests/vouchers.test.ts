@@ -462,6 +462,22 @@ describe('Redeemable codes', function () {
       assert.match(again.text, /This code has been redeemed already/);
     });
 
+    it('a code for another product than the request asks for is refused before it is spent (voucher_other_product)', async () => {
+      const [code] = await generate(all, 1);
+      const refusedBefore = await countRows(t.db, 'audit_events', { action: 'voucher.refused' });
+      const other = await api('redeem', {
+        request: makeDevice().activationRequest({ product: 'analytics', voucher: code! }).text,
+      });
+      assert.equal(other.status, 409, JSON.stringify(other.body));
+      assert.equal(other.body.error.code, 'voucher_other_product');
+      assert.equal((await voucherRow(code!)).redeemed_at, null, 'the code stays open');
+      assert.equal(await countRows(t.db, 'audit_events', { action: 'voucher.refused' }), refusedBefore + 1);
+      const own = await api('redeem', {
+        request: makeDevice().activationRequest({ product: PRODUCT, voucher: code! }).text,
+      });
+      assert.equal(own.status, 200, 'it redeems for its own product');
+    });
+
     it('a code redeemed in the portal is refused on the API and offline too', async () => {
       const [code] = await generate(all, 1);
       assert.equal((await redeemAs(await endUserAgent(), { code: code! })).status, 303);
