@@ -561,7 +561,7 @@ const COMMANDS: Record<string, Command> = {
       const config = state.config();
       if (config.licenseKey === null && config.user !== null)
         throw new CliError(
-          'air-gapped activation is for licenses with a key: run "init --key <license key>", or init without --user to redeem a code',
+          'air-gapped activation needs a license key: run "init --key <license key>" (or set up without --user to redeem a code in the portal)',
         );
       const portal = portalUrl(stringOption(values, 'portal'));
       const airgap = state.airgap();
