@@ -35,8 +35,9 @@ import { recordRefusal, type RefusalDeps } from './refusals.ts';
 /**
  * Redeemable license codes (docs/decisions.md, "Redeemable codes"). A manager generates a batch
  * against their quota; a code is redeemed exactly once — in the User Portal, through the License
- * API, with an offline request file or on the Air-Gapped Activation Portal, all through redeemVoucher —
- * into one license of the batch's policy in the batch's order. The plain codes leave this module only in generateVouchers' result.
+ * API, with an offline request file or on the Air-Gapped Activation Portal, all through
+ * redeemVoucher — into one license of the batch's policy in the batch's order. The plain codes leave
+ * this module only in generateVouchers' result.
  */
 
 export const MAX_VOUCHERS_PER_BATCH = 500;
@@ -348,7 +349,8 @@ async function redeemedInto(deps: ServiceDeps, code: string, licenseId: number):
 }
 
 /**
- * A device-signed activation request that carries a code (License API `redeem`, offline upload):
+ * An activation request that carries a code (License API `redeem`, offline upload, a request code
+ * typed with a code on the air-gap portal):
  * the code is redeemed, then the new license activated on that device through the one activation
  * service. A user-based license is redeemed for the license user whose credentials come with the
  * request (never inside it). The same request again is answered like a repeated activation and
