@@ -10,7 +10,14 @@ import { formData } from '../forms/parse.ts';
 import { airgapActivateForm, airgapDeactivateForm } from '../forms/airgap.ts';
 import { onFailure, type FailurePage } from '../middleware/errors.ts';
 import { rateLimited } from '../services/auth.ts';
-import { activateByCode, deactivateByCode, parseActivationInput, parseDeactivationInput } from '../services/airgap.ts';
+import { canonicalVoucherCode } from '../lib/voucher-codes.ts';
+import {
+  activateByCode,
+  deactivateByCode,
+  parseActivationInput,
+  parseDeactivationInput,
+  redeemByCode,
+} from '../services/airgap.ts';
 
 /**
  * Well-formed attempts: per client address (all keys), per license key and client address (what one
@@ -63,10 +70,13 @@ export function airgapController(ctx: AppContext) {
       ),
   });
 
-  /** Counted only for well-formed codes: a typo never costs an attempt. */
-  const count = async (req: Request, licenseKey: string) => {
+  /**
+   * Counted only for well-formed codes: a typo never costs an attempt. `subject` is what the key
+   * limits are per: the license key, or a redeemable code (which has its own per-client allowance too).
+   */
+  const count = async (req: Request, subject: { licenseKey: string } | { voucher: string }) => {
     const client = clientOf(req.ip);
-    const license = normaliseLicenseKey(licenseKey);
+    const license = 'voucher' in subject ? `voucher:${subject.voucher}` : normaliseLicenseKey(subject.licenseKey);
     // In this order: an address over its own limits stops before it adds to the key's ceiling.
     for (const [key, rule] of [
       [RateLimiter.key('airgap-client', client), AIRGAP_PER_CLIENT],
@@ -112,12 +122,17 @@ export function airgapController(ctx: AppContext) {
       );
       const form = formData(airgapActivateForm, req.body);
       parseActivationInput(form.request_code);
-      await count(req, form.license_key);
-      const result = await activateByCode(ctx, req.actor, form.license_key, form.request_code);
+      // One field: a redeemable code (20 symbols) or a license key (28), told apart by their form.
+      const voucher = canonicalVoucherCode(form.license_key);
+      await count(req, voucher ? { voucher } : { licenseKey: form.license_key });
+      const result = voucher
+        ? await redeemByCode(ctx, req.actor, voucher, form.request_code)
+        : await activateByCode(ctx, req.actor, form.license_key, form.request_code);
       const token = await downloadToken(result.code, result.deviceId);
       res.set('Cache-Control', 'no-store').render('airgap/activated', {
         title: req.t('airgap.activated.title'),
         result,
+        redeemed: voucher !== null,
         qr: await qr(result.code),
         token,
       });
@@ -133,7 +148,7 @@ export function airgapController(ctx: AppContext) {
       );
       const form = formData(airgapDeactivateForm, req.body);
       parseDeactivationInput(form.deactivation_code);
-      await count(req, form.license_key);
+      await count(req, { licenseKey: form.license_key });
       const result = await deactivateByCode(ctx, req.actor, form.license_key, form.deactivation_code);
       res.set('Cache-Control', 'no-store').render('airgap/deactivated', {
         title: req.t('airgap.deactivated.title'),

@@ -1,10 +1,14 @@
 import type { Knex } from 'knex';
 import { affected, toBool, toDate } from './normalise.ts';
+import { CHANNELS } from './devices.ts';
 
 /** Redeemable license codes and their batches (docs/decisions.md, "Redeemable codes"). Codes are stored as SHA-256 only. */
 
 export const VOUCHER_STATUSES = ['open', 'redeemed', 'voided', 'expired'] as const;
 export type VoucherStatus = (typeof VOUCHER_STATUSES)[number];
+/** Where a code is redeemed: the User Portal, or a device's channel (License API, offline request file, air-gap portal). */
+export const VOUCHER_CHANNELS = ['portal', ...CHANNELS] as const;
+export type VoucherChannel = (typeof VOUCHER_CHANNELS)[number];
 
 export interface VoucherBatch {
   id: number;
@@ -29,7 +33,7 @@ export interface Voucher {
   redeemedAt: Date | null;
   redeemedBy: number | null;
   redeemedByEmail: string | null;
-  redeemedChannel: string | null;
+  redeemedChannel: VoucherChannel | null;
   licenseId: number | null;
   voidedAt: Date | null;
   status: VoucherStatus;
@@ -75,7 +79,7 @@ function voucherFrom(r: Record<string, unknown>, now: Date): Voucher {
     redeemedAt: toDate(r.redeemed_at),
     redeemedBy: r.redeemed_by_account_id == null ? null : Number(r.redeemed_by_account_id),
     redeemedByEmail: (r.redeemed_by_email as string | null) ?? null,
-    redeemedChannel: (r.redeemed_channel as string | null) ?? null,
+    redeemedChannel: (r.redeemed_channel as VoucherChannel | null) ?? null,
     licenseId: r.license_id == null ? null : Number(r.license_id),
     voidedAt: toDate(r.voided_at),
   };
@@ -171,7 +175,7 @@ export async function findInOrder(
 export async function markRedeemed(
   db: Knex,
   codeHash: string,
-  by: { accountId: number | null; channel: string },
+  by: { accountId: number | null; channel: VoucherChannel },
   now: Date,
 ): Promise<boolean> {
   const n = await db('vouchers')

@@ -16,9 +16,16 @@ import * as devices from '../models/devices.ts';
 import * as licenses from '../models/licenses.ts';
 import * as products from '../models/products.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
-import { activate, deactivate, type ActivationDeps } from './activation.ts';
+import {
+  activate,
+  deactivate,
+  type ActivationDeps,
+  type ActivationInput,
+  type ActivationResult,
+} from './activation.ts';
 import { airgapActivationCode } from './license-files.ts';
 import { ActivationError, recordRefusal } from './refusals.ts';
+import { redeemAndActivate } from './vouchers.ts';
 import type { Actor } from './context.ts';
 
 /**
@@ -125,6 +132,38 @@ export async function activateByCode(
   typedKey: string,
   requestCode: string,
 ): Promise<AirgapActivation> {
+  const licenseKey = normaliseLicenseKey(typedKey);
+  return activateFor(deps, actor, requestCode, licenseKey, (input) => activate(deps, actor, { ...input, licenseKey }));
+}
+
+/**
+ * Redeems a code and activates the license it becomes from a request code: THE redemption of every
+ * device channel (vouchers.ts, redeemAndActivate) with channel `airgap`, so a non-air-gapped policy,
+ * a user-based product (the portal is anonymous) and a code for another product are refused before
+ * the code is spent. The same request code with the same code again answers the same activation
+ * code (and license key); any other code with it is refused.
+ */
+export async function redeemByCode(
+  deps: ActivationDeps,
+  actor: Actor,
+  voucherCode: string,
+  requestCode: string,
+): Promise<AirgapActivation> {
+  return activateFor(deps, actor, requestCode, null, (input) => redeemAndActivate(deps, actor, input, voucherCode));
+}
+
+/**
+ * The request code's checks, the activation (by key or by code) with its commitment, and the signed
+ * answer. A request code is no secret (it is on the machine's screen): the same one typed again
+ * answers only with the key (`typedKey`) or code it was answered with, never another license's key.
+ */
+async function activateFor(
+  deps: ActivationDeps,
+  actor: Actor,
+  requestCode: string,
+  typedKey: string | null,
+  run: (input: ActivationInput) => Promise<ActivationResult>,
+): Promise<AirgapActivation> {
   const at = deps.clock.now();
   const request = parseActivationInput(requestCode, at);
   const requestHash = codeHash(requestCode);
@@ -137,12 +176,11 @@ export async function activateByCode(
       throw new ActivationError('code_expired', 422);
     const product = await productFor(deps.db, request.productHash);
     if (!product) throw new ActivationError('product_unknown', 404);
-    const licenseKey = normaliseLicenseKey(typedKey);
     const result = await markRecorded(() =>
-      activate(deps, actor, {
+      run({
         channel: 'airgap',
         productCode: product.code,
-        licenseKey,
+        licenseKey: null,
         user: null,
         hardwareId,
         devicePublicKey: null,
@@ -155,11 +193,13 @@ export async function activateByCode(
       }),
     );
     const { license, device } = result;
+    // A repeat of another key's activation changed nothing: refused without showing that key.
+    if (typedKey !== null && license.licenseKey !== typedKey) throw new ActivationError('nonce_reused');
     return {
       code: await airgapActivationCode(deps.db, deps, license, device, request, at),
       deviceId: device.id,
       productName: license.productName,
-      licenseKey,
+      licenseKey: license.licenseKey!,
       expiresAt: license.expiresAt,
       seatsLeft: license.unlimitedActivations ? null : Math.max(0, license.maxActivations - license.timesActivated),
     };

@@ -1,6 +1,6 @@
 import type { TFunction } from '../lib/i18n.ts';
 import { LICENSE_STATUSES } from '../models/licenses.ts';
-import { VOUCHER_STATUSES } from '../models/vouchers.ts';
+import { VOUCHER_CHANNELS, VOUCHER_STATUSES } from '../models/vouchers.ts';
 import { CHANNELS, DEACTIVATION_REASONS, HISTORY_EVENTS } from '../models/devices.ts';
 import { MAIL_STATES } from '../models/outbox.ts';
 import { AUDIT_ACTIONS } from './audit-actions.ts';
@@ -23,6 +23,7 @@ export const VOCABULARY = {
   historyEvents: { codes: HISTORY_EVENTS, key: (c: string) => `historyEvents.${c}` },
   licenseStatuses: { codes: LICENSE_STATUSES, key: (c: string) => `status.${c}` },
   voucherStatuses: { codes: VOUCHER_STATUSES, key: (c: string) => `vouchers.status.${c}` },
+  voucherChannels: { codes: VOUCHER_CHANNELS, key: (c: string) => `vouchers.channel.${c}` },
   channels: { codes: CHANNELS, key: (c: string) => `channels.${c}` },
   deactivationReasons: { codes: DEACTIVATION_REASONS, key: (c: string) => `deactivationReasons.${c}` },
   mailStates: { codes: MAIL_STATES, key: (c: string) => `mailStates.${c}` },

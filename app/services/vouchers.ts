@@ -6,7 +6,7 @@ import * as products from '../models/products.ts';
 import * as assignments from '../models/license-users.ts';
 import * as requestNonces from '../models/request-nonces.ts';
 import type { Account } from '../models/accounts.ts';
-import type { Channel } from '../models/devices.ts';
+import type { VoucherChannel } from '../models/vouchers.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import { AppError, HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
@@ -35,8 +35,9 @@ import { recordRefusal, type RefusalDeps } from './refusals.ts';
 /**
  * Redeemable license codes (docs/decisions.md, "Redeemable codes"). A manager generates a batch
  * against their quota; a code is redeemed exactly once — in the User Portal, through the License
- * API or with an offline request file, all through redeemVoucher — into one license of the batch's
- * policy in the batch's order. The plain codes leave this module only in generateVouchers' result.
+ * API, with an offline request file or on the Air-Gapped Activation Portal, all through
+ * redeemVoucher — into one license of the batch's policy in the batch's order. The plain codes leave
+ * this module only in generateVouchers' result.
  */
 
 export const MAX_VOUCHERS_PER_BATCH = 500;
@@ -44,8 +45,22 @@ export const MAX_VOUCHER_DAYS = 730;
 /** Redemption attempts per client address (every channel together), counted before any work. */
 export const REDEEM_PER_CLIENT = { limit: 30, windowMs: 15 * 60_000 };
 
-export const VOUCHER_REFUSALS = ['voucher_unknown', 'voucher_used', 'voucher_voided', 'voucher_expired'] as const;
+export const VOUCHER_REFUSALS = [
+  'voucher_unknown',
+  'voucher_used',
+  'voucher_voided',
+  'voucher_expired',
+  'voucher_other_product',
+] as const;
 export type VoucherRefusal = (typeof VOUCHER_REFUSALS)[number];
+
+/** Who redeems, where, and (a device channel) for which product the device asks. */
+export interface Redeemer {
+  accountId: number | null;
+  channel: VoucherChannel;
+  /** The product code of the device's request: a code for another product is refused before it is spent. */
+  productCode?: string;
+}
 
 /** Why a code was not redeemed (kind `refusal`; the portals translate offline.refusals.<code>, the API returns the code). */
 export class VoucherError extends AppError {
@@ -181,39 +196,34 @@ export interface Redemption {
  * key-based policies only); `channel` a device channel checks the policy allows it before the code is spent.
  * A refused code is recorded as a refusal (refusals.ts: per-client allowance, never the code).
  */
-export async function redeemVoucher(
-  deps: RefusalDeps,
-  actor: Actor,
-  code: string,
-  by: { accountId: number | null; channel: 'portal' | Channel },
-): Promise<Redemption> {
+export async function redeemVoucher(deps: RefusalDeps, actor: Actor, code: string, by: Redeemer): Promise<Redemption> {
   return refusalsRecorded(deps, actor, by.channel, () =>
     inTransaction(deps.db, (trx) => redeemIn({ ...deps, db: trx }, actor, code, by)),
   );
 }
 
-/** Runs a redemption; a refused code (a VoucherError) is recorded once the transaction is over, then thrown. */
+/**
+ * Runs a redemption; a refused code (a VoucherError, or what the policy forbids for the channel) is
+ * recorded once the transaction is over, then thrown, marked `recorded` so no caller records it again.
+ */
 async function refusalsRecorded<T>(
   deps: RefusalDeps,
   actor: Actor,
-  channel: 'portal' | Channel,
+  channel: VoucherChannel,
   run: () => Promise<T>,
 ): Promise<T> {
   try {
     return await run();
   } catch (err) {
-    if (err instanceof VoucherError)
+    if ((err instanceof VoucherError || err instanceof ActivationError) && !(err as { recorded?: boolean }).recorded) {
       await recordRefusal(deps, actor, { action: 'voucher.refused', channel, requestHash: null }, err.code);
+      Object.assign(err, { recorded: true });
+    }
     throw err;
   }
 }
 
-async function redeemIn(
-  deps: ServiceDeps,
-  actor: Actor,
-  code: string,
-  by: { accountId: number | null; channel: 'portal' | Channel },
-): Promise<Redemption> {
+async function redeemIn(deps: ServiceDeps, actor: Actor, code: string, by: Redeemer): Promise<Redemption> {
   const canonical = canonicalVoucherCode(code);
   if (!canonical) throw new VoucherError('voucher_unknown', 404);
   const codeHash = voucherHash(canonical);
@@ -229,8 +239,11 @@ async function redeemIn(
   // The vendor archived what the code was for: withdrawn like a voided code.
   if (policy.archived || product.archived) throw new VoucherError('voucher_voided', 410);
   // Refused before the code is spent: what the device could not then activate.
+  if (by.productCode !== undefined && by.productCode !== product.code)
+    throw new VoucherError('voucher_other_product', 409);
   if (by.channel !== 'portal' && by.channel !== 'airgap' && policy.airgapped)
     throw new ActivationError('airgap_only', 403);
+  if (by.channel === 'airgap' && !policy.airgapped) throw new ActivationError('airgap_required', 403);
   if (by.channel === 'offline' && !policy.allowOffline) throw new ActivationError('offline_not_allowed', 403);
   const redeemer = by.accountId === null ? undefined : await accounts.findById(trx, by.accountId);
   if (product.authorizationMethod === 'user' && !redeemer) throw new ActivationError('user_credentials', 401);
@@ -345,12 +358,23 @@ async function repeatedLicense(deps: ServiceDeps, nonce: string) {
   return seen?.licenseId ? licenses.findById(deps.db, seen.licenseId, deps.clock.now()) : undefined;
 }
 
+/** Whether `code` is the code whose redemption made license `licenseId`. */
+async function redeemedInto(deps: ServiceDeps, code: string, licenseId: number): Promise<boolean> {
+  const canonical = canonicalVoucherCode(code);
+  const voucher = canonical ? await vouchers.findByHash(deps.db, voucherHash(canonical), deps.clock.now()) : undefined;
+  return voucher?.licenseId === licenseId;
+}
+
 /**
- * A device-signed activation request that carries a code (License API `redeem`, offline upload):
+ * An activation request that carries a code (License API `redeem`, offline upload, a request code
+ * typed with a code on the air-gap portal):
  * the code is redeemed, then the new license activated on that device through the one activation
  * service. A user-based license is redeemed for the license user whose credentials come with the
  * request (never inside it). The same request again is answered like a repeated activation and
- * redeems nothing.
+ * redeems nothing — only with the code that made its license: an air-gap request code is no secret,
+ * so it must not hand out the license of a code someone else typed (`nonce_reused`, nothing spent).
+ * Two transactions (redemption, then activation), so everything the activation of the new license
+ * could refuse is refused by the redemption first, before the code is spent.
  */
 export async function redeemAndActivate(
   deps: ActivationDeps,
@@ -359,7 +383,12 @@ export async function redeemAndActivate(
   code: string,
 ): Promise<ActivationResult> {
   const repeat = await repeatedLicense(deps, input.nonce);
-  if (repeat) return activate(deps, actor, { ...input, licenseKey: repeat.licenseKey });
+  if (repeat) {
+    await refusalsRecorded(deps, actor, input.channel, async () => {
+      if (!(await redeemedInto(deps, code, repeat.id))) throw new ActivationError('nonce_reused');
+    });
+    return activate(deps, actor, { ...input, licenseKey: repeat.licenseKey });
+  }
   await limitRedemption(deps, actor);
   let accountId: number | null = null;
   if (input.user) {
@@ -367,6 +396,10 @@ export async function redeemAndActivate(
     if (account?.role !== 'end_user' || account.disabled) throw new ActivationError('user_credentials', 401);
     accountId = account.id;
   }
-  const redemption = await redeemVoucher(deps, actor, code, { accountId, channel: input.channel });
+  const redemption = await redeemVoucher(deps, actor, code, {
+    accountId,
+    channel: input.channel,
+    productCode: input.productCode,
+  });
   return activate(deps, actor, { ...input, licenseKey: redemption.licenseKey });
 }

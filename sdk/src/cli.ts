@@ -15,7 +15,7 @@ import {
   verifyLegacyConfirmationCode,
   type AirgapRequest,
 } from './airgap.ts';
-import { CodeError } from './codes.ts';
+import { CodeError, normaliseLicenseKey } from './codes.ts';
 import { hardwareId } from './device.ts';
 import { EnvelopeError } from './errors.ts';
 import { LicenseError } from './license-error.ts';
@@ -108,7 +108,7 @@ const COMMANDS: Record<string, Command> = {
       "--keys is the server's /.well-known/portico-keys.json, saved to a file.",
       'Without --hardware-id the id is derived from this machine (and checked again at every use).',
       'A user-based license names the user only: the portal asks for the password, never the file.',
-      'Without --key and --user the folder is set up to redeem a code ("redeem", or "request --voucher"); the key of the license it becomes is remembered.',
+      'Without --key and --user the folder is set up to redeem a code ("redeem", "request --voucher", or "airgap-request" then "airgap-activate --key"); the key of the license it becomes is remembered.',
       '--force sets up again while a license is installed (e.g. to take a new key document); the license stays.',
     ],
     options: {
@@ -552,15 +552,17 @@ const COMMANDS: Record<string, Command> = {
     details: [
       'For machines no file may leave: the code is 40 characters (47 with hyphens), with check symbols that catch typos.',
       '--portal <base URL> also prints the portal address with the code filled in (for a QR code).',
-      'Air-gapped activation uses the license key given to "init --key".',
+      'Air-gapped activation uses the license key given to "init --key"; in a folder set up without --key and --user, type a redeemable code in the portal instead: it shows the new license key with the activation code.',
       'While an air-gap activation is installed the portal will not activate this machine again: give it back first (airgap-deactivate). --force makes a request anyway (after a manager reset the device); the installed activation and its secret are then discarded.',
       `Every request code commits to a new secret kept in ${STATE_FILES.airgap}; only this machine can later give the activation back.`,
     ],
     options: { portal: { type: 'string' }, force: { type: 'boolean' } },
     run({ state, values, now, say }) {
       const config = state.config();
-      if (config.licenseKey === null)
-        throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
+      if (config.licenseKey === null && config.user !== null)
+        throw new CliError(
+          'air-gapped activation needs a license key: run "init --key <license key>" (or set up without --user to redeem a code in the portal)',
+        );
       const portal = portalUrl(stringOption(values, 'portal'));
       const airgap = state.airgap();
       if (airgap.activation && values.force !== true) {
@@ -580,23 +582,49 @@ const COMMANDS: Record<string, Command> = {
       });
       say(`Request code: ${code}`);
       if (portal !== undefined) say(`Portal:       ${portal}/airgap?code=${code}`);
-      say(
-        `Enter it with the license key ${config.licenseKey} in the Air-Gapped Activation Portal; it shows an activation code.`,
-      );
-      say(`Next: ${PROGRAM} airgap-activate <activation code>`);
+      if (config.licenseKey === null) {
+        say(
+          'Enter it with your redeemable code in the Air-Gapped Activation Portal; it shows the new license key and an activation code.',
+        );
+        say(`Next: ${PROGRAM} airgap-activate <activation code> --key <license key>`);
+      } else {
+        say(
+          `Enter it with the license key ${config.licenseKey} in the Air-Gapped Activation Portal; it shows an activation code.`,
+        );
+        say(`Next: ${PROGRAM} airgap-activate <activation code>`);
+      }
     },
   },
 
   'airgap-activate': {
     summary: 'Install the activation code the Air-Gapped Activation Portal gave for the last request code',
-    usage: 'airgap-activate <activation code or file>',
+    usage: 'airgap-activate <activation code or file> [--key <license key>]',
     details: [
       'The code may be typed with or without hyphens and spaces, in any case; a file holding it (or the portal URL with ?code=) works too.',
       'A mistyped group is named, so only that group needs typing again.',
+      '--key: in a folder set up without a key (a redeemable code was typed in the portal), the license key the portal showed.',
+      'The activation code is signed for that key, so it is checked against it; the key is then remembered in the folder.',
     ],
+    options: { key: { type: 'string' } },
     args: { min: 1, max: 64 },
-    run({ state, args, io, now, say }) {
-      const config = state.config();
+    run({ state, args, values, io, now, say }) {
+      const given = stringOption(values, 'key');
+      const stored = state.config();
+      if (
+        given !== undefined &&
+        (stored.user !== null ||
+          (stored.licenseKey !== null && normaliseLicenseKey(given) !== normaliseLicenseKey(stored.licenseKey)))
+      )
+        throw new UsageError(
+          stored.user !== null
+            ? '--key is for a folder set up without --key and --user'
+            : `this folder is set up with the license key ${stored.licenseKey}: --key is for a folder set up without a key`,
+        );
+      // Set up to redeem a code: the key the portal showed with the activation code (checked against the code below).
+      const config =
+        stored.licenseKey === null && given !== undefined
+          ? { ...stored, licenseKey: normaliseLicenseKey(given) }
+          : stored;
       const airgap = state.airgap();
       if (!airgap.request)
         throw new CliError(`no air-gap request was made from ${state.dir}: run "${PROGRAM} airgap-request" first`);
@@ -606,7 +634,9 @@ const COMMANDS: Record<string, Command> = {
         );
       }
       if (config.licenseKey === null)
-        throw new CliError('air-gapped activation needs a license key: run "init --key <license key>"');
+        throw new CliError(
+          'air-gapped activation needs a license key: run "init --key <license key>", or give the key the portal showed for a redeemed code (--key <license key>)',
+        );
       const request = airgapRequestOf(airgap.request);
       if (hardwareHash(currentHardwareId(config)) !== request.hardwareHash) {
         throw new CliError(`the last request code was made on another machine: run "${PROGRAM} airgap-request" again`);
@@ -630,6 +660,8 @@ const COMMANDS: Record<string, Command> = {
       };
       // The request is answered: its secret now belongs to the activation.
       state.writeAirgap({ activation, deactivation: airgap.deactivation });
+      // A folder set up to redeem a code takes the key of the license the code became (verified above).
+      if (config !== stored) state.writeConfig(config);
       say('Air-gap activation installed.');
       printAirgapActivation(say, config, activation);
     },

@@ -148,7 +148,8 @@ export class PorticoClient {
    * Redeems a code: `input.request` is an activation request made with `voucher` (createActivationRequest).
    * The server redeems the code into a new license and activates it on this device; the answer is
    * verified exactly as activate's (the new license key is in `licenseKey`). A used, voided, expired
-   * or unknown code is ApiCallError `voucher_used`, `voucher_voided`, `voucher_expired`, `voucher_unknown`.
+   * or unknown code is ApiCallError `voucher_used`, `voucher_voided`, `voucher_expired`, `voucher_unknown`; a code for
+   * another product than the request is `voucher_other_product` (not spent).
    */
   redeem(input: OnlineActivateInput): Promise<OnlineActivation> {
     return this.activateAt('redeem', input);

@@ -2,6 +2,10 @@ import assert from 'node:assert/strict';
 import { decodeQrPng } from '../helpers/qr.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
+import * as accounts from '../../app/models/accounts.ts';
+import { createAccount } from '../helpers/app.ts';
+import { systemActor } from '../../app/services/context.ts';
+import { generateVouchers } from '../../app/services/vouchers.ts';
 import { createAirgapRequest, verifyActivationCode } from '../../sdk/src/airgap.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 
@@ -59,6 +63,54 @@ describe('browser: the Air-Gapped Activation Portal', function () {
       assert.equal(verified.expiresAt, null, 'a perpetual license: the code carries no expiry');
       const src = (await page.getByRole('img', { name: 'QR code of the activation code' }).getAttribute('src'))!;
       assert.equal(decodeQrPng(src), shown, 'the QR code decodes to the same code');
+      assert.deepEqual(problems, []);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a person types a redeemable code and the request code and gets the new license key (with a copy button) and the activation code; axe finds no violations', async () => {
+    const { t, browser, url } = app;
+    const now = t.clock.now();
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Pump Control', code: 'pump', authorizationMethod: 'key' },
+      now,
+    );
+    const policyId = await catalog.insertPolicy(
+      t.db,
+      {
+        productId: product,
+        name: 'Isolated',
+        isDefault: true,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true },
+      },
+      now,
+    );
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Initech' }, now);
+    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-B-CODE', customerId: customer }, now);
+    const admin = (await accounts.findById(t.db, (await createAccount(t.db, { role: 'admin' })).id))!;
+    const {
+      codes: [voucher],
+    } = await generateVouchers({ db: t.db, clock: t.clock }, systemActor('test'), admin, order, {
+      policyId,
+      count: 1,
+      days: 30,
+    });
+    const { code, request } = createAirgapRequest({ product: 'pump', hardwareId: 'SITE-BROWSER-CODE', now });
+
+    const { page, problems, close } = await openPage(browser);
+    try {
+      await page.goto(`${url}/airgap`);
+      await page.getByLabel('License key or redeemable code').pressSequentially(voucher!);
+      await page.getByLabel('Request code').pressSequentially(code);
+      await page.getByRole('button', { name: 'Activate' }).click();
+      await page.getByRole('heading', { name: 'Your new license key' }).waitFor();
+      assert.deepEqual(await axeViolations(page), [], 'activation code page with the new key');
+      const key = (await page.locator('#new-license-key').textContent())!.trim();
+      const shown = (await page.locator('#activation-code').textContent())!.trim();
+      verifyActivationCode(shown, { trustedKeys: await trustedKeyMap(t.db), request, licenseKey: key });
+      assert.ok(await page.getByRole('button', { name: 'Copy license key' }).isVisible(), 'the copy button is shown');
       assert.deepEqual(problems, []);
     } finally {
       await close();

@@ -3,10 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, createAccount, type TestApp } from '../helpers/app.ts';
 import { listen } from '../helpers/browser.ts';
 import { runDevice } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
+import * as accounts from '../../app/models/accounts.ts';
+import { systemActor } from '../../app/services/context.ts';
+import { generateVouchers } from '../../app/services/vouchers.ts';
 
 /** The device's CLI in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
 async function cli(dir: string, args: string[]) {
@@ -95,6 +98,78 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
     assert.equal(deactivation.code, 0, deactivation.out);
     const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
     assert.ok(deactivationCode.replace(/-/g, '').length <= 40);
+    const freed = await typeInto(base, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
+    const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');
+    const confirmed = await cli(dir, ['airgap-confirm', confirmation]);
+    assert.equal(confirmed.code, 0, confirmed.out);
+    assert.equal((await cli(dir, ['status'])).code, 3);
+  });
+
+  it('a folder set up without a key: request code → portal redeems a code → airgap-activate --key → licensed; deactivation → portal → confirmed', async () => {
+    const now = t.clock.now();
+    const product = await catalog.insertProduct(
+      t.db,
+      { name: 'Pump Control', code: 'pump', authorizationMethod: 'key' },
+      now,
+    );
+    const policyId = await catalog.insertPolicy(
+      t.db,
+      {
+        productId: product,
+        name: 'Isolated',
+        isDefault: true,
+        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, maxActivations: 1 },
+      },
+      now,
+    );
+    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Initech' }, now);
+    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-E2E-CODE', customerId: customer }, now);
+    const admin = (await accounts.findById(t.db, (await createAccount(t.db, { role: 'admin' })).id))!;
+    const {
+      codes: [voucher],
+    } = await generateVouchers({ db: t.db, clock: t.clock }, systemActor('test'), admin, order, {
+      policyId,
+      count: 1,
+      days: 30,
+    });
+    const keysFile = path.join(work, 'keys.json');
+    fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
+    const dir = path.join(work, 'redeeming');
+    assert.equal(
+      (await cli(dir, ['init', '--product', 'pump', '--keys', keysFile, '--hardware-id', 'PUMP-PC-1'])).code,
+      0,
+    );
+
+    const request = await cli(dir, ['airgap-request']);
+    assert.equal(request.code, 0, request.out);
+    assert.match(request.out, /with your redeemable code/);
+    assert.match(request.out, /airgap-activate <activation code> --key <license key>/);
+    const requestCode = /Request code: (\S+)/.exec(request.out)![1]!;
+
+    const activated = await typeInto(base, '/airgap/activate', { license_key: voucher!, request_code: requestCode });
+    const activationCode = /id="activation-code"[^>]*>([^<]+)</.exec(activated)![1]!.trim();
+    const key = /id="new-license-key"[^>]*>([^<]+)</.exec(activated)![1]!.trim();
+
+    const withoutKey = await cli(dir, ['airgap-activate', activationCode]);
+    assert.equal(withoutKey.code, 1, withoutKey.out);
+    assert.match(withoutKey.out, /--key/);
+    const wrongKey = await cli(dir, ['airgap-activate', activationCode, '--key', 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA']);
+    assert.notEqual(wrongKey.code, 0, 'the code is checked against the key');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).licenseKey, null);
+
+    const installed = await cli(dir, ['airgap-activate', activationCode, '--key', key.toLowerCase()]);
+    assert.equal(installed.code, 0, installed.out);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).licenseKey, key, 'key remembered');
+    const status = await cli(dir, ['status']);
+    assert.equal(status.code, 0, status.out);
+    assert.match(status.out, new RegExp(key));
+    const licenseId = (await t.db('licenses').where({ license_key: key }).first()).id;
+    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
+
+    const deactivation = await cli(dir, ['airgap-deactivate']);
+    assert.equal(deactivation.code, 0, deactivation.out);
+    const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
     const freed = await typeInto(base, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
     const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');

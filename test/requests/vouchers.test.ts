@@ -14,6 +14,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runDevice } from '../helpers/cli.ts';
+import * as catalog from '../../app/models/catalog.ts';
+import { createAirgapRequest } from '../../sdk/src/airgap.ts';
 
 type World = Awaited<ReturnType<typeof portalWorld>>;
 type Agent = Awaited<ReturnType<typeof loginAgent>>;
@@ -460,6 +462,22 @@ describe('Redeemable codes', function () {
       assert.match(again.text, /This code has been redeemed already/);
     });
 
+    it('a code for another product than the request asks for is refused before it is spent (voucher_other_product)', async () => {
+      const [code] = await generate(all, 1);
+      const refusedBefore = await countRows(t.db, 'audit_events', { action: 'voucher.refused' });
+      const other = await api('redeem', {
+        request: makeDevice().activationRequest({ product: 'analytics', voucher: code! }).text,
+      });
+      assert.equal(other.status, 409, JSON.stringify(other.body));
+      assert.equal(other.body.error.code, 'voucher_other_product');
+      assert.equal((await voucherRow(code!)).redeemed_at, null, 'the code stays open');
+      assert.equal(await countRows(t.db, 'audit_events', { action: 'voucher.refused' }), refusedBefore + 1);
+      const own = await api('redeem', {
+        request: makeDevice().activationRequest({ product: PRODUCT, voucher: code! }).text,
+      });
+      assert.equal(own.status, 200, 'it redeems for its own product');
+    });
+
     it('a code redeemed in the portal is refused on the API and offline too', async () => {
       const [code] = await generate(all, 1);
       assert.equal((await redeemAs(await endUserAgent(), { code: code! })).status, 303);
@@ -558,6 +576,90 @@ describe('Redeemable codes', function () {
       assert.equal(wins, 1, JSON.stringify(tally(statuses)));
       assert.equal(statuses.filter((s) => s === 409).length, 49, JSON.stringify(tally(statuses)));
       assert.equal(await countRows(t.db, 'licenses', { order_id: w.orderA }), before + 1);
+    });
+
+    it('50 racing redemptions of one code for an air-gapped policy across the portal, the air-gap portal, the API and offline uploads: exactly one license', async () => {
+      const policyId = await catalog.insertPolicy(
+        t.db,
+        {
+          productId: w.product,
+          name: 'Isolated race',
+          isDefault: false,
+          entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
+        },
+        t.clock.now(),
+      );
+      const [code] = await generate(admin, 1, policyId);
+      const before = await countRows(t.db, 'licenses', { order_id: w.orderA });
+      const devicesBefore = await countRows(t.db, 'devices');
+      const endUser = await loginAgent(t.app, w.endUser.email, w.endUser.password);
+      const csrf = csrfFrom((await endUser.get('/redeem').expect(200)).text);
+      const formOf = async (path: string) => {
+        const page = await request(base).get(path).expect(200);
+        const cookie = ([] as string[])
+          .concat(page.headers['set-cookie'] ?? [])
+          .map((c) => c.split(';')[0])
+          .join('; ');
+        return { page: page.text, cookie };
+      };
+      const offline = await formOf('/offline');
+      const action = /action="([^"]*\?_csrf=[^"]*)"/.exec(offline.page)![1]!.replace(/&amp;/g, '&');
+      const airgap = await formOf('/airgap');
+      const airgapCsrf = csrfFrom(airgap.page);
+      const channels = ['portal', 'airgap', 'online', 'offline'] as const;
+      const attempts = range(50).map(async (i) => {
+        const ip = `10.88.${i}.1`;
+        const channel = channels[i % 4]!;
+        const d = makeDevice(`HW-ISOLATED-${i}`);
+        const res = await (channel === 'portal'
+          ? endUser.post('/redeem').set('X-Forwarded-For', ip).type('form').send({ _csrf: csrf, code: code! })
+          : channel === 'airgap'
+            ? request(base)
+                .post('/airgap/activate')
+                .set('Cookie', airgap.cookie)
+                .set('X-Forwarded-For', ip)
+                .type('form')
+                .send({
+                  _csrf: airgapCsrf,
+                  license_key: code!,
+                  request_code: createAirgapRequest({
+                    product: PRODUCT,
+                    hardwareId: `AG-RACE-${i}`,
+                    now: t.clock.now(),
+                  }).code,
+                })
+            : channel === 'online'
+              ? request(base)
+                  .post('/api/v1/redeem')
+                  .set('X-Forwarded-For', ip)
+                  .send({ request: d.activationRequest({ product: PRODUCT, voucher: code! }).text })
+              : request(base)
+                  .post(action)
+                  .set('Cookie', offline.cookie)
+                  .set('X-Forwarded-For', ip)
+                  .attach(
+                    'file',
+                    Buffer.from(d.activationRequest({ product: PRODUCT, voucher: code! }).text),
+                    'r.req',
+                  ));
+        return `${channel} ${res.status}`;
+      });
+      const outcomes = await Promise.all(attempts);
+      const counts = JSON.stringify(tally(outcomes));
+      const wins: string[] = outcomes.filter((o) => o === 'portal 303' || o === 'airgap 200');
+      assert.equal(wins.length, 1, counts);
+      // The API and offline uploads never win an air-gapped code: refused before it is spent, or after it was.
+      for (const o of outcomes.filter((o) => !wins.includes(o)))
+        assert.match(o, /^(portal|airgap) 409$|^(online|offline) (403|409)$/, counts);
+      assert.equal(await countRows(t.db, 'licenses', { order_id: w.orderA }), before + 1);
+      const v = await voucherRow(code!);
+      assert.equal(v.redeemed_channel, wins[0]!.split(' ')[0]);
+      assert.equal(await countRows(t.db, 'audit_events', { action: 'voucher.redeemed', object_id: String(v.id) }), 1);
+      assert.equal(
+        await countRows(t.db, 'devices'),
+        devicesBefore + (wins[0] === 'airgap 200' ? 1 : 0),
+        'a device only when the air-gap portal won',
+      );
     });
   });
 });

@@ -834,4 +834,34 @@ describe('portico-device air-gap commands (sdk/src/cli.ts)', function () {
     assert.match(ok(await cli('airgap-activate', 'activation.txt')).stdout, /expires:\s+never/);
     assert.equal(ok(await cli('status')).status, 0);
   });
+
+  it('a folder set up without a key takes the key the portal showed for a redeemed code: airgap-activate --key checks the code against it and remembers it', async () => {
+    ok(await cli('init', '--product', 'ACME-CAD', '--keys', 'portico-keys.json', '--hardware-id', 'hw-airgap-code'));
+    const requested = ok(await cli('airgap-request'));
+    assert.match(requested.stdout, /with your redeemable code/);
+    assert.match(requested.stdout, /airgap-activate <activation code> --key <license key>/);
+    const seen = parseAirgapRequest(/Request code: (\S+)/.exec(requested.stdout)![1]!);
+    const { code } = activationCodeFor(
+      { product: 'ACME-CAD', hardwareHash: seen.hardwareHash, commitment: seen.commitment },
+      'NEW1-KEY2',
+      { expiresDay: 0, features: 0 },
+    );
+    const config = () => JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+
+    const noKey = await cli('airgap-activate', code);
+    assert.equal(noKey.status, 1);
+    assert.match(noKey.stderr, /--key <license key>/);
+    const otherKey = await cli('airgap-activate', code, '--key', 'OTHR-KEY2');
+    assert.equal(otherKey.status, 1, 'the signature covers the key');
+    assert.equal(config().licenseKey, null, 'nothing remembered');
+    assert.equal(airgapState().activation, undefined);
+
+    ok(await cli('airgap-activate', code, '--key', 'new1 key2'));
+    assert.equal(config().licenseKey, 'NEW1-KEY2', 'the key is remembered');
+    assert.match(ok(await cli('status')).stdout, /NEW1-KEY2/);
+    const again = await cli('airgap-activate', code, '--key', 'OTHR-KEY2');
+    assert.equal(again.status, 2, '--key is for a folder set up without a key');
+    assert.match(again.stderr, /set up with the license key NEW1-KEY2/);
+    assert.match(ok(await cli('help', 'airgap-activate')).stdout, /--key <license key>/);
+  });
 });
