@@ -12,6 +12,7 @@ import type { License } from './models/licenses.ts';
 import type { Device } from './models/devices.ts';
 import type { ApiPrincipal } from './services/api-tokens.ts';
 import type { Endpoint } from './models/webhooks.ts';
+import type { BatchSummary } from './models/vouchers.ts';
 
 declare global {
   namespace Express {
@@ -44,6 +45,8 @@ declare global {
       role?: Role;
       /** The webhook endpoint a route addresses, one of the signed-in owner's (controllers/webhooks.ts). */
       webhookEndpoint?: Endpoint;
+      /** The batch of redeemable codes a console route addresses, with its order and counts. */
+      voucherBatch?: BatchSummary;
     }
   }
 }

@@ -172,6 +172,35 @@ export function confirmations(ctx: AppContext) {
     }),
 
     // --- the console ---
+    /** One code on the console's batch page (the batch's own codes only: else 404). */
+    voidBatchVoucher: confirmFirst(async (req, res) => {
+      const batch = req.voucherBatch!;
+      const v = await vouchers.findInOrder(ctx.db, batch.orderId, idParam(req, 'voucherId'), ctx.clock.now());
+      if (v?.batchId !== batch.id) throw notFound();
+      return question(
+        req,
+        'confirm.void',
+        { code: v.hint, order: batch.orderRef },
+        req.t('vouchers.void'),
+        res.locals.paths.adminVoucherBatch(batch.id),
+      );
+    }),
+    /** Every code of a batch not redeemed or voided yet, and whose quota gets the units back. */
+    voidBatchRest: confirmFirst((req, res) => {
+      const batch = req.voucherBatch!;
+      const vars = {
+        count: batch.counts.open + batch.counts.expired,
+        batch: batch.id,
+        order: batch.orderRef,
+        creator: batch.createdByName ?? '—',
+      };
+      return {
+        title: req.t('consoleVouchers.confirmRest.title', vars),
+        text: req.t(batch.quotaCounted ? 'consoleVouchers.confirmRest.quota' : 'consoleVouchers.confirmRest.text', vars),
+        button: req.t('consoleVouchers.voidRest'),
+        back: res.locals.paths.adminVoucherBatch(batch.id),
+      };
+    }),
     unassignManagerOrder: confirmFirst(async (req, res) => {
       const orderId = idParam(req, 'orderId');
       const assigned = (await managers.ordersOf(ctx.db, req.account!.id)).find((o) => o.id === orderId);
