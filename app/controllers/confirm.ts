@@ -196,7 +196,10 @@ export function confirmations(ctx: AppContext) {
       };
       return {
         title: req.t('consoleVouchers.confirmRest.title', vars),
-        text: req.t(batch.quotaCounted ? 'consoleVouchers.confirmRest.quota' : 'consoleVouchers.confirmRest.text', vars),
+        text: req.t(
+          batch.quotaCounted ? 'consoleVouchers.confirmRest.quota' : 'consoleVouchers.confirmRest.text',
+          vars,
+        ),
         button: req.t('consoleVouchers.voidRest'),
         back: res.locals.paths.adminVoucherBatch(batch.id),
       };
