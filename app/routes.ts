@@ -59,6 +59,7 @@ import { webhooksController } from './controllers/webhooks.ts';
 import { portalRenewalsController } from './controllers/portal/renewals.ts';
 import { usageController } from './controllers/usage.ts';
 import { adminRenewalsController } from './controllers/admin/renewals.ts';
+import { adminVouchersController } from './controllers/admin/vouchers.ts';
 import { unsubscribeController } from './controllers/unsubscribe.ts';
 import { isOneClickUnsubscribe } from './middleware/csrf-exempt.ts';
 import { ssoController } from './controllers/sso.ts';
@@ -127,6 +128,7 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   const portalUsage = usageController(ctx, 'portal');
   const adminUsage = usageController(ctx, 'admin');
   const renewalAdmin = adminRenewalsController(ctx);
+  const codes = adminVouchersController(ctx);
   const unsub = unsubscribeController(ctx);
   const sso = ssoController(ctx);
   const ssoAdmin = ssoConfigController(ctx, 'admin');
@@ -611,6 +613,16 @@ export function routeTable(ctx: AppContext): RouteDef[] {
   adm.post('/orders/:id', load.order, orders.update);
   adm.post('/orders/:id/delete', load.order, ask.deleteOrder, orders.destroy);
   adm.post('/orders/:id/licenses', load.order, orders.issue);
+  // Redeemable codes (services/vouchers.ts): every batch, a batch's codes, generating for an order.
+  adm.get('/vouchers', codes.index);
+  adm.get('/vouchers/:id', load.voucherBatch, codes.show);
+  adm.post('/vouchers/:id/codes/:voucherId/void', load.voucherBatch, ask.voidBatchVoucher, codes.void);
+  adm.post('/vouchers/:id/void-rest', load.voucherBatch, ask.voidBatchRest, codes.voidRest);
+  adm.get('/orders/:id/vouchers', load.order, codes.order);
+  adm.post('/orders/:id/vouchers', load.order, codes.generate);
+  adm.get('/orders/:id/vouchers/new-codes.csv', load.order, codes.csv);
+  adm.get('/orders/:id/vouchers/new-codes/print', load.order, codes.print);
+  adm.post('/orders/:id/vouchers/new-codes/dismiss', load.order, codes.dismiss);
   adm.get('/licenses', licenses.index);
   adm.get('/licenses/:id', load.license, licenses.show);
   adm.get('/licenses/:id/edit', load.license, licenses.edit);

@@ -12,7 +12,7 @@ import type { License } from './models/licenses.ts';
 import type { Device } from './models/devices.ts';
 import type { ApiPrincipal } from './services/api-tokens.ts';
 import type { Endpoint } from './models/webhooks.ts';
-import type { VoucherBatch, VoucherWithBatch } from './models/vouchers.ts';
+import type { BatchSummary, VoucherWithBatch } from './models/vouchers.ts';
 
 declare global {
   namespace Express {
@@ -45,8 +45,9 @@ declare global {
       role?: Role;
       /** The webhook endpoint a route addresses, one of the signed-in owner's (controllers/webhooks.ts). */
       webhookEndpoint?: Endpoint;
-      /** The Management API's voucher loaders (app/api/manage/loaders.ts): a batch, or a code with its batch. */
-      voucherBatch?: VoucherBatch;
+      /** A batch of redeemable codes a route addresses, with its order and counts (console and Management API loaders). */
+      voucherBatch?: BatchSummary;
+      /** A code with its batch (the Management API's loader checks the order). */
       voucher?: VoucherWithBatch;
     }
   }

@@ -95,6 +95,13 @@ export function confirmations(ctx: AppContext) {
     return orNotFound(await accounts.findById(ctx.db, accountId)).email;
   };
 
+  /** Voiding the URL's code (`:voucherId`) of an order (and of a batch, when given): 404 for any other. */
+  const voidQuestion = async (req: Request, orderId: number, orderRef: string, back: string, batchId?: number) => {
+    const v = await vouchers.findInOrder(ctx.db, orderId, idParam(req, 'voucherId'), ctx.clock.now());
+    if (!v || (batchId !== undefined && v.batchId !== batchId)) throw notFound();
+    return question(req, 'confirm.void', { code: v.hint, order: orderRef }, req.t('vouchers.void'), back);
+  };
+
   return {
     // --- licenses and devices (both areas) ---
     disableLicense: confirmFirst(
@@ -144,19 +151,9 @@ export function confirmations(ctx: AppContext) {
     }),
 
     // --- orders (User Portal) ---
-    voidVoucher: confirmFirst(async (req, res) => {
-      const v = orNotFound(
-        await vouchers.findInOrder(ctx.db, req.order!.id, idParam(req, 'voucherId'), ctx.clock.now()),
-      );
-      const vars = { code: v.hint, order: req.order!.orderRef };
-      return question(
-        req,
-        'confirm.void',
-        vars,
-        req.t('vouchers.void'),
-        res.locals.paths.portalOrderVouchers(req.order!.id),
-      );
-    }),
+    voidVoucher: confirmFirst((req, res) =>
+      voidQuestion(req, req.order!.id, req.order!.orderRef, res.locals.paths.portalOrderVouchers(req.order!.id)),
+    ),
     removeManager: confirmFirst(async (req, res) => {
       const accountId = idParam(req, 'accountId');
       // The managers below the signed-in one (an admin: all), as removeFromOrder allows.
@@ -172,6 +169,30 @@ export function confirmations(ctx: AppContext) {
     }),
 
     // --- the console ---
+    /** One code on the console's batch page (the batch's own codes only: else 404). */
+    voidBatchVoucher: confirmFirst((req, res) => {
+      const batch = req.voucherBatch!;
+      return voidQuestion(req, batch.orderId, batch.orderRef, res.locals.paths.adminVoucherBatch(batch.id), batch.id);
+    }),
+    /** Every code of a batch not redeemed or voided yet, and whose quota gets the units back. */
+    voidBatchRest: confirmFirst((req, res) => {
+      const batch = req.voucherBatch!;
+      const vars = {
+        count: batch.counts.open + batch.counts.expired,
+        batch: batch.id,
+        order: batch.orderRef,
+        creator: batch.createdByName ?? '—',
+      };
+      return {
+        title: req.t('consoleVouchers.confirmRest.title', vars),
+        text: req.t(
+          batch.quotaCounted ? 'consoleVouchers.confirmRest.quota' : 'consoleVouchers.confirmRest.text',
+          vars,
+        ),
+        button: req.t('consoleVouchers.voidRest'),
+        back: res.locals.paths.adminVoucherBatch(batch.id),
+      };
+    }),
     unassignManagerOrder: confirmFirst(async (req, res) => {
       const orderId = idParam(req, 'orderId');
       const assigned = (await managers.ordersOf(ctx.db, req.account!.id)).find((o) => o.id === orderId);

@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { affected, toBool, toDate } from './normalise.ts';
+import { affected, countOf, likeSql, toBool, toDate } from './normalise.ts';
 import { CHANNELS } from './devices.ts';
 
 /** Redeemable license codes and their batches (docs/decisions.md, "Redeemable codes"). Codes are stored as SHA-256 only. */
@@ -230,11 +230,6 @@ export async function listBatches(db: Knex, orderId: number): Promise<VoucherBat
   return rows.map(batchFrom);
 }
 
-export async function findBatch(db: Knex, id: number): Promise<VoucherBatch | undefined> {
-  const row = await batchesWithNames(db).where('b.id', id).first();
-  return row ? batchFrom(row) : undefined;
-}
-
 /**
  * The Management API's list of an order's batches (app/controllers/manage/vouchers.ts), filtered;
  * cursor-paged over `b.id` by the caller. Rows go through batchFrom.
@@ -244,31 +239,6 @@ export function batchesQuery(db: Knex, orderId: number, filter: { policyId?: num
   if (filter.policyId) q.where('b.policy_id', filter.policyId);
   if (filter.productId) q.where('b.product_id', filter.productId);
   return q;
-}
-
-/** How many codes of each batch are redeemed, voided and unused (open, or expired with the batch). */
-export async function countsOf(
-  db: Knex,
-  batchIds: number[],
-): Promise<Map<number, { redeemed: number; voided: number; unused: number }>> {
-  const counts = new Map<number, { redeemed: number; voided: number; unused: number }>();
-  if (!batchIds.length) return counts;
-  const rows = await db('vouchers')
-    .whereIn('batch_id', batchIds)
-    .groupBy('batch_id')
-    .select(
-      'batch_id',
-      db.raw('sum(case when redeemed_at is not null then 1 else 0 end) as redeemed'),
-      db.raw('sum(case when redeemed_at is null and voided_at is not null then 1 else 0 end) as voided'),
-      db.raw('sum(case when redeemed_at is null and voided_at is null then 1 else 0 end) as unused'),
-    );
-  for (const r of rows as Record<string, unknown>[])
-    counts.set(Number(r.batch_id), {
-      redeemed: Number(r.redeemed),
-      voided: Number(r.voided),
-      unused: Number(r.unused),
-    });
-  return counts;
 }
 
 /** A voucher with its batch's order, policy and creator, by id (the Management API's loader checks the order). */
@@ -309,4 +279,195 @@ export async function licensesRedeemedBy(db: Knex, accountId: number) {
     productName: String(r.product_name),
     redeemedAt: toDate(r.redeemed_at)!,
   }));
+}
+
+// --- the console: every batch of every order (docs/console.md, "Redeemable codes") ---
+
+/**
+ * A batch's status, from its codes: `open` some code can still be redeemed; `expired` none can, but
+ * some expired unused; `redeemed` every code was redeemed; `voided` the rest were voided. Exactly one
+ * applies to each batch (the list's filter and its rows agree: batchStatusOf and whereBatchStatus).
+ */
+export const BATCH_STATUSES = ['open', 'redeemed', 'expired', 'voided'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+export interface BatchCounts {
+  total: number;
+  redeemed: number;
+  voided: number;
+  expired: number;
+  open: number;
+}
+
+export interface BatchSummary extends VoucherBatch {
+  orderRef: string;
+  customerId: number;
+  customerName: string;
+  counts: BatchCounts;
+  status: BatchStatus;
+}
+
+export interface BatchFilter {
+  status?: BatchStatus;
+  productId?: number;
+  createdBy?: number;
+  orderId?: number;
+  /** Text in the order's number or reference or the customer's name. */
+  q?: string;
+}
+
+export function batchStatusOf(c: BatchCounts): BatchStatus {
+  if (c.open > 0) return 'open';
+  if (c.expired > 0) return 'expired';
+  return c.redeemed === c.total ? 'redeemed' : 'voided';
+}
+
+/** Codes of batch `b` (the outer query's alias) matching `where`: an EXISTS on the vouchers' batch index. */
+const codesOf = (db: Knex, where: (q: Knex.QueryBuilder) => Knex.QueryBuilder) =>
+  where(db('vouchers as v').whereRaw('v.batch_id = b.id').select(db.raw('1')));
+const unused = (q: Knex.QueryBuilder) => q.whereNull('v.redeemed_at').whereNull('v.voided_at');
+
+/** The batches of one status (BATCH_STATUSES), as EXISTS tests on their codes. */
+function whereBatchStatus(db: Knex, q: Knex.QueryBuilder, status: BatchStatus, now: Date) {
+  const openCodes = codesOf(db, (c) => unused(c).where('v.expires_at', '>', now));
+  const anyUnused = codesOf(db, unused);
+  if (status === 'open') return q.whereExists(openCodes);
+  if (status === 'expired') return q.whereNotExists(openCodes).whereExists(anyUnused);
+  const unredeemed = codesOf(db, (c) => c.whereNull('v.redeemed_at'));
+  if (status === 'redeemed') return q.whereNotExists(unredeemed);
+  return q.whereNotExists(anyUnused).whereExists(unredeemed);
+}
+
+function filteredBatches(db: Knex, f: BatchFilter, now: Date) {
+  const q = db('voucher_batches as b')
+    .join('orders', 'orders.id', 'b.order_id')
+    .join('customers', 'customers.id', 'orders.customer_id');
+  if (f.orderId) q.where('b.order_id', f.orderId);
+  if (f.productId) q.where('b.product_id', f.productId);
+  if (f.createdBy) q.where('b.created_by_account_id', f.createdBy);
+  if (f.q) {
+    const text = f.q;
+    q.where((w) =>
+      w
+        .whereRaw(...likeSql('orders.order_ref', text))
+        .orWhereRaw(...likeSql('orders.reference', text))
+        .orWhereRaw(...likeSql('customers.name', text)),
+    );
+  }
+  if (f.status) whereBatchStatus(db, q, f.status, now);
+  return q;
+}
+
+/** How many codes of each batch are redeemed, voided, expired unused and open (one grouped query on the batch index). */
+export async function countsOf(db: Knex, batchIds: number[], now: Date): Promise<Map<number, BatchCounts>> {
+  const out = new Map<number, BatchCounts>();
+  if (!batchIds.length) return out;
+  const rows = await db('vouchers')
+    .whereIn('batch_id', batchIds)
+    .groupBy('batch_id')
+    .select(
+      'batch_id',
+      db.raw('count(*) as total'),
+      db.raw('sum(case when redeemed_at is not null then 1 else 0 end) as redeemed'),
+      db.raw('sum(case when redeemed_at is null and voided_at is not null then 1 else 0 end) as voided'),
+      db.raw(
+        'sum(case when redeemed_at is null and voided_at is null and expires_at <= ? then 1 else 0 end) as expired',
+        [now],
+      ),
+    );
+  for (const r of rows as Record<string, unknown>[]) {
+    const c = {
+      total: Number(r.total),
+      redeemed: Number(r.redeemed),
+      voided: Number(r.voided),
+      expired: Number(r.expired),
+    };
+    out.set(Number(r.batch_id), { ...c, open: c.total - c.redeemed - c.voided - c.expired });
+  }
+  return out;
+}
+
+const BATCH_COLUMNS = [
+  'b.*',
+  'p.name as policy_name',
+  'products.name as product_name',
+  'creator.name as creator_name',
+  'orders.order_ref',
+  'orders.customer_id',
+  'customers.name as customer_name',
+];
+
+async function summaries(db: Knex, rows: Record<string, unknown>[], now: Date): Promise<BatchSummary[]> {
+  const counts = await countsOf(
+    db,
+    rows.map((r) => Number(r.id)),
+    now,
+  );
+  return rows.map((r) => {
+    const c = counts.get(Number(r.id)) ?? { total: 0, redeemed: 0, voided: 0, expired: 0, open: 0 };
+    return {
+      ...batchFrom(r),
+      orderRef: String(r.order_ref),
+      customerId: Number(r.customer_id),
+      customerName: String(r.customer_name),
+      counts: c,
+      status: batchStatusOf(c),
+    };
+  });
+}
+
+/** A page of batches over every order, newest first, with their code counts. */
+export async function listBatchSummaries(
+  db: Knex,
+  f: BatchFilter,
+  now: Date,
+  limit: number,
+  offset: number,
+): Promise<BatchSummary[]> {
+  const rows = await filteredBatches(db, f, now)
+    .join('license_policies as p', 'p.id', 'b.policy_id')
+    .join('products', 'products.id', 'b.product_id')
+    .leftJoin('accounts as creator', 'creator.id', 'b.created_by_account_id')
+    .orderBy('b.id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .select(BATCH_COLUMNS);
+  return summaries(db, rows, now);
+}
+
+export async function countBatches(db: Knex, f: BatchFilter, now: Date): Promise<number> {
+  return countOf(await filteredBatches(db, f, now).count({ n: '*' }).first());
+}
+
+/** One batch with its order, customer and counts, or undefined. */
+export async function findBatchSummary(db: Knex, id: number, now: Date): Promise<BatchSummary | undefined> {
+  const row = await db('voucher_batches as b')
+    .join('orders', 'orders.id', 'b.order_id')
+    .join('customers', 'customers.id', 'orders.customer_id')
+    .join('license_policies as p', 'p.id', 'b.policy_id')
+    .join('products', 'products.id', 'b.product_id')
+    .leftJoin('accounts as creator', 'creator.id', 'b.created_by_account_id')
+    .where('b.id', id)
+    .first(BATCH_COLUMNS);
+  return row ? (await summaries(db, [row], now))[0] : undefined;
+}
+
+/** Who generated batches (the list's creator filter): at most 500, by name. */
+export async function batchCreators(db: Knex): Promise<{ id: number; name: string; email: string }[]> {
+  const rows = await db('accounts')
+    .whereIn('id', db('voucher_batches').distinct('created_by_account_id').whereNotNull('created_by_account_id'))
+    .orderBy('name')
+    .limit(500)
+    .select('id', 'name', 'email');
+  return rows.map((r: Record<string, unknown>) => ({ id: Number(r.id), name: String(r.name), email: String(r.email) }));
+}
+
+/** The codes of a batch that were neither redeemed nor voided (open or expired), with their batch's facts, by id. */
+export async function unusedInBatch(db: Knex, batchId: number, now: Date): Promise<VoucherWithBatch[]> {
+  const rows = await withBatch(db)
+    .where('vouchers.batch_id', batchId)
+    .whereNull('vouchers.redeemed_at')
+    .whereNull('vouchers.voided_at')
+    .orderBy('vouchers.id');
+  return rows.map((r: Record<string, unknown>) => withBatchFrom(r, now));
 }

@@ -5,8 +5,9 @@ import * as policies from '../models/policies.ts';
 import * as products from '../models/products.ts';
 import * as assignments from '../models/license-users.ts';
 import * as requestNonces from '../models/request-nonces.ts';
+import type { Knex } from 'knex';
 import type { Account } from '../models/accounts.ts';
-import type { VoucherChannel } from '../models/vouchers.ts';
+import type { VoucherChannel, VoucherWithBatch } from '../models/vouchers.ts';
 import { isUniqueViolation } from '../models/normalise.ts';
 import { AppError, HttpError, ValidationError, notFound } from '../lib/errors.ts';
 import { RateLimiter, clientOf } from '../lib/rate-limiter.ts';
@@ -150,26 +151,66 @@ export async function generateVouchers(
   });
 }
 
-/** Voids a code that was not redeemed (an expired one too); its unit goes back to the quota it was counted against. */
-export async function voidVoucher(deps: ServiceDeps, actor: Actor, orderId: number, voucherId: number): Promise<void> {
-  await auditedChange(deps, actor, async (trx, now) => {
+/**
+ * THE voiding of one code (voidVoucher, voidRestOfBatch): the guarded update that only a code neither
+ * redeemed nor voided passes (an expired one too), then its audit event. Returns whether it voided it
+ * (false: a redemption or another voiding got there first). The unit goes back to the quota by the caller.
+ */
+async function voidIn(trx: Knex, actor: Actor, now: Date, voucher: VoucherWithBatch): Promise<boolean> {
+  if (!(await vouchers.markVoided(trx, voucher.id, actor.accountId, now))) return false;
+  await recordAudit(trx, actor, now, {
+    action: 'voucher.voided',
+    objectType: 'voucher',
+    objectId: voucher.id,
+    orderId: voucher.orderId,
+    before: { status: voucher.status, hint: voucher.hint },
+    after: { status: 'voided', quotaReturned: voucher.quotaCounted },
+  });
+  return true;
+}
+
+/** Gives `count` voided codes' units back to the quota of the manager who generated their batch (if it was counted). */
+async function returnUnits(trx: Knex, voucher: VoucherWithBatch, count: number): Promise<void> {
+  if (count > 0 && voucher.quotaCounted && voucher.createdBy !== null)
+    await managers.releaseQuota(trx, voucher.createdBy, voucher.productId, count);
+}
+
+/**
+ * Voids a code that was not redeemed (an expired one too); its unit goes back to the quota it was
+ * counted against. `batchId`: the code must also be of that batch (the console's batch page), else 404.
+ */
+export async function voidVoucher(
+  deps: ServiceDeps,
+  actor: Actor,
+  orderId: number,
+  voucherId: number,
+  batchId?: number,
+): Promise<void> {
+  await inTransaction(deps.db, async (trx) => {
+    const now = deps.clock.now();
     const voucher = await vouchers.findInOrder(trx, orderId, voucherId, now);
-    if (!voucher) throw notFound();
-    if (!(await vouchers.markVoided(trx, voucherId, actor.accountId, now)))
+    if (!voucher || (batchId !== undefined && voucher.batchId !== batchId)) throw notFound();
+    if (!(await voidIn(trx, actor, now, voucher)))
       throw new HttpError(409, voucher.redeemedAt ? 'vouchers.alreadyRedeemed' : 'vouchers.alreadyVoided');
-    if (voucher.quotaCounted && voucher.createdBy !== null)
-      await managers.releaseQuota(trx, voucher.createdBy, voucher.productId, 1);
-    return {
-      result: undefined,
-      audit: {
-        action: 'voucher.voided',
-        objectType: 'voucher',
-        objectId: voucherId,
-        orderId,
-        before: { status: voucher.status, hint: voucher.hint },
-        after: { status: 'voided', quotaReturned: voucher.quotaCounted },
-      },
-    };
+    await returnUnits(trx, voucher, 1);
+  });
+}
+
+/**
+ * Voids every code of a batch that is neither redeemed nor voided (the console's "void the rest"), in
+ * one transaction: one guarded update per code (a code a racing redemption or voiding got first is
+ * skipped), one `voucher.voided` event per code voided, and the units of exactly the codes this call
+ * voided back to the quota in one guarded update at the end (so two racing calls return them once).
+ * Returns how many it voided.
+ */
+export async function voidRestOfBatch(deps: ServiceDeps, actor: Actor, batchId: number): Promise<number> {
+  return inTransaction(deps.db, async (trx) => {
+    const now = deps.clock.now();
+    const rest = await vouchers.unusedInBatch(trx, batchId, now);
+    let voided = 0;
+    for (const voucher of rest) if (await voidIn(trx, actor, now, voucher)) voided++;
+    if (rest[0]) await returnUnits(trx, rest[0], voided);
+    return voided;
   });
 }
 

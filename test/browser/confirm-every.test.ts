@@ -104,11 +104,18 @@ describe('browser: every irreversible action of each role asks first', function 
     const { browser, url, t } = app;
     const { page, problems, close } = await openPage(browser);
     try {
-      const before = await snapshot();
       await logIn(page, url, w.admin);
       const role = await t.db('roles').where({ name: 'Temporary role' }).first();
       const branding = await t.db('brandings').where({ name: 'Reseller look' }).first();
+      // A batch of codes (through the console's own form), for its void and void-the-rest buttons.
+      await page.goto(`${url}/admin/orders/${w.orderA}/vouchers`);
+      await page.getByLabel('Number of codes').fill('2');
+      await page.getByRole('button', { name: 'Generate codes' }).click();
+      await page.waitForURL(`${url}/admin/orders/${w.orderA}/vouchers`);
+      const batch = await t.db('voucher_batches').orderBy('id', 'desc').first();
+      const before = await snapshot();
       const pages = [
+        `/admin/vouchers/${batch.id}`,
         `/admin/licenses/${w.licenseA}`,
         `/admin/licenses/${w.userLicense}`,
         `/admin/products/${w.product}`,
@@ -122,7 +129,13 @@ describe('browser: every irreversible action of each role asks first', function 
       for (const p of pages) asked.push(...(await sweep(page, `${url}${p}`)));
       assert.ok(role, 'the custom role exists');
       assert.ok(asked.length >= 8, `questions asked: ${asked.join(' | ')}`);
-      for (const q of [/^Blacklist machine HW-A/, /^Disable license/, /^Delete/])
+      for (const q of [
+        /^Blacklist machine HW-A/,
+        /^Disable license/,
+        /^Delete/,
+        /^Void code …/,
+        /^Void the 2 unused codes/,
+      ])
         assert.ok(
           asked.some((a) => q.test(a)),
           `${q} among: ${asked.join(' | ')}`,

@@ -7,6 +7,8 @@ import { type Area, routeTable } from '../../app/routes.ts';
 import * as brandings from '../../app/models/brandings.ts';
 import { createBranding } from '../../app/services/brandings.ts';
 import { systemActor } from '../../app/services/context.ts';
+import { generateVouchers, redeemVoucher } from '../../app/services/vouchers.ts';
+import * as accounts from '../../app/models/accounts.ts';
 import { portalWorld } from '../helpers/portal.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 
@@ -26,6 +28,8 @@ const NOT_PAGES: Record<string, string> = {
   '/portal/licenses/:id/devices/:deviceId/refresh': 'a license file download',
   '/admin/licenses/:id/devices/:deviceId/refresh': 'a license file download',
   '/admin/audit.csv': 'a CSV download',
+  '/admin/orders/:id/vouchers/new-codes.csv': 'a CSV download (only right after generating)',
+  '/admin/orders/:id/vouchers/new-codes/print': 'only right after generating codes (the request tests print it)',
   '/portal/orders/:id/usage.csv': 'a CSV download',
   '/portal/licenses/:id/usage.csv': 'a CSV download',
   '/admin/usage.csv': 'a CSV download',
@@ -64,6 +68,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
   const managersHook = (await t.db('webhook_endpoints').where({ owner_account_id: w.managerAll.id }).first('id'))?.id;
   const renewal = (await t.db('renewal_requests').orderBy('id').first('id'))?.id;
   const provider = (await t.db('identity_providers').orderBy('id').first('id'))?.id;
+  const batch = (await t.db('voucher_batches').orderBy('id').first('id'))?.id;
   const byPrefix: [RegExp, Record<string, number | string>][] = [
     [/^\/admin\/products\//, { id: w.product }],
     [/^\/admin\/customers\//, { id: w.customer, providerId: provider }],
@@ -86,6 +91,7 @@ async function fillParams(t: { db: import('knex').Knex }, w: World, brandingId: 
     [/^\/portal\/my\/licenses\//, { id: w.userLicense }],
     [/^\/admin\/renewals\//, { id: renewal }],
     [/^\/admin\/mail-templates\//, { kind: 'dispatch' }],
+    [/^\/admin\/vouchers\//, { id: batch }],
   ];
   for (const [re, values] of byPrefix) if (re.test(path)) Object.assign(ids, values);
   return path.replace(/:(\w+)/g, (_m, name: string) => {
@@ -227,6 +233,18 @@ describe('browser: the phone layout (390 px) and the design', function () {
       license_id: w.userLicense,
       created_at: now,
     });
+    // A batch of redeemable codes by the manager, one redeemed in the portal (console → Codes, the batch page).
+    const ctx = app.t.app.locals.ctx;
+    const creator = (await accounts.findById(app.t.db, w.managerAll.id))!;
+    const batch = await generateVouchers(ctx, systemActor('layout test'), creator, w.orderA, {
+      policyId: w.policy,
+      count: 3,
+      days: 30,
+    });
+    await redeemVoucher(ctx, systemActor('layout test'), batch.codes[0]!, {
+      accountId: w.endUser.id,
+      channel: 'portal',
+    });
     // A failed job with a long error and a queued one (console → Jobs: both action buttons).
     const job = { payload: '{}', max_attempts: 8, run_at: now, created_at: now };
     await app.t.db('jobs').insert([
@@ -367,6 +385,7 @@ describe('browser: the phone layout (390 px) and the design', function () {
           '/admin/orders',
           `/admin/orders/${w.orderA}`,
           `/admin/licenses/${w.licenseA}`,
+          '/admin/vouchers',
           '/admin/managers',
           `/admin/brandings/${brandingId}`,
           `/admin/brandings/${brandingId}/edit`,

@@ -19,6 +19,20 @@ describe('console access: only admins, everyone else 404', () => {
 
   it('the route table has console routes to check', () => {
     assert.ok(consoleUrls(t).length > 40);
+    // Redeemable codes (controllers/admin/vouchers.ts): every page and action is in the matrix.
+    const listed = consoleUrls(t).map((r) => `${r.method} ${r.url}`);
+    for (const route of [
+      'get /admin/vouchers',
+      'get /admin/vouchers/1',
+      'post /admin/vouchers/1/codes/1/void',
+      'post /admin/vouchers/1/void-rest',
+      'get /admin/orders/1/vouchers',
+      'post /admin/orders/1/vouchers',
+      'get /admin/orders/1/vouchers/new-codes.csv',
+      'get /admin/orders/1/vouchers/new-codes/print',
+      'post /admin/orders/1/vouchers/new-codes/dismiss',
+    ])
+      assert.ok(listed.includes(route), route);
   });
 
   for (const role of ['manager', 'end_user'] as const) {

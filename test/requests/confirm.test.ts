@@ -345,10 +345,40 @@ describe('Confirmation of irreversible actions', function () {
       );
     });
 
+    it('voiding a code of a batch and the rest of the batch name them', async () => {
+      const gen = await post(admin, `/admin/orders/${w.orderA}/vouchers`, {
+        count: '3',
+        days: '30',
+        policy_id: String(w.policy),
+      });
+      assert.equal(gen.status, 303, gen.text.slice(0, 300));
+      const batch = await t.db('voucher_batches').orderBy('id', 'desc').first();
+      const [first] = await t.db('vouchers').where({ batch_id: batch.id }).orderBy('id');
+      const shown = await admin.get(`/admin/vouchers/${batch.id}`).expect(200);
+      assert.match(
+        shown.text,
+        new RegExp(`action="/admin/vouchers/${batch.id}/void-rest" class="inline-form" data-confirm>`),
+      );
+      await confirmed(
+        admin,
+        `/admin/vouchers/${batch.id}/codes/${first.id}/void`,
+        [`Void code …${first.hint}?`, /order A-1/],
+        async () => (await row('vouchers', { id: first.id })).voided_at,
+      );
+      await confirmed(
+        admin,
+        `/admin/vouchers/${batch.id}/void-rest`,
+        [`Void the 2 unused codes of batch ${batch.id}?`, /order A-1/],
+        async () => (await t.db('vouchers').where({ batch_id: batch.id }).whereNull('voided_at')).length,
+      );
+    });
+
     it('a console action without its object is 404 before any question', async () => {
       assert.equal((await post(admin, '/admin/products/999999/delete')).status, 404);
       assert.equal((await post(admin, `/admin/products/${w.product}/features/999999/delete`)).status, 404);
       assert.equal((await post(admin, '/admin/keys/no-such-key/retire')).status, 404);
+      assert.equal((await post(admin, '/admin/vouchers/999999/void-rest')).status, 404);
+      assert.equal((await post(admin, '/admin/vouchers/999999/codes/1/void')).status, 404);
     });
   });
 });

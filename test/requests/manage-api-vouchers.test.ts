@@ -8,7 +8,7 @@ import { generateVouchers } from '../../app/services/vouchers.ts';
 import * as accounts from '../../app/models/accounts.ts';
 import { createEndpoint, webhookDepsOf } from '../../app/services/webhooks.ts';
 import { systemActor } from '../../app/services/context.ts';
-import { FRESH_CODES_MINUTES } from '../../app/controllers/portal/vouchers.ts';
+import { FRESH_CODES_MINUTES } from '../../app/controllers/fresh-codes.ts';
 
 const CODE = /^[0-9A-Z]{5}(?:-[0-9A-Z]{5}){3}$/;
 const ANY_CODE = /[0-9A-Z]{5}(?:-[0-9A-Z]{5}){3}/;

@@ -8,6 +8,7 @@ import * as orders from '../../models/orders.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
 import * as roles from '../../models/roles.ts';
+import * as vouchers from '../../models/vouchers.ts';
 import { idParam, orNotFound } from '../helpers.ts';
 
 /**
@@ -53,6 +54,10 @@ export function adminLoaders(ctx: AppContext) {
     role: loader(
       (id) => roles.find(ctx.db, id),
       (req, v) => (req.role = v),
+    ),
+    voucherBatch: loader(
+      (id) => vouchers.findBatchSummary(ctx.db, id, ctx.clock.now()),
+      (req, v) => (req.voucherBatch = v),
     ),
     manager: loader(withRole('manager'), (req, v) => (req.account = v)),
     endUser: loader(withRole('end_user'), (req, v) => (req.account = v)),

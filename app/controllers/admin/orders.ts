@@ -6,6 +6,8 @@ import * as licenses from '../../models/licenses.ts';
 import * as policies from '../../models/policies.ts';
 import * as products from '../../models/products.ts';
 import * as brandings from '../../models/brandings.ts';
+import * as vouchers from '../../models/vouchers.ts';
+import { ORDER_PAGE_BATCHES } from './vouchers.ts';
 import { formData } from '../../forms/parse.ts';
 import { issueForm, orderForm } from '../../forms/console.ts';
 import { pageCount, pageFrom } from '../../lib/pagination.ts';
@@ -31,7 +33,7 @@ export function adminOrdersController(ctx: AppContext) {
     const query = listQuery(req, ['q', ...LICENSE_FILTER_KEYS]);
     const filter = { ...licenseFilterFrom(query), orderId: order.id };
     const { page, limit, offset } = pageFrom(req.query);
-    const [rows, total, managers, issuable, productList, branding, trueUp] = await Promise.all([
+    const [rows, total, managers, issuable, productList, branding, trueUp, batches, batchTotal] = await Promise.all([
       licenses.list(ctx.db, filter, now, limit, offset),
       licenses.countInOrder(ctx.db, order, filter, now),
       orders.listManagers(ctx.db, order.id),
@@ -39,9 +41,13 @@ export function adminOrdersController(ctx: AppContext) {
       products.listActive(ctx.db),
       order.brandingId === null ? undefined : brandings.findById(ctx.db, order.brandingId),
       usageReports.trueUpOf(ctx.db, order.id),
+      vouchers.listBatchSummaries(ctx.db, { orderId: order.id }, now, ORDER_PAGE_BATCHES, 0),
+      vouchers.countBatches(ctx.db, { orderId: order.id }, now),
     ]);
     res.status(status).render('admin/orders/show', {
       trueUp,
+      batches,
+      batchTotal,
       title: order.orderRef,
       order,
       licenses: rows,

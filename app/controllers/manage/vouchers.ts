@@ -8,7 +8,7 @@ import { optionalWholeNumber } from '../../forms/fields.ts';
 import { AppError } from '../../lib/errors.ts';
 import { canonicalVoucherCode, voucherHash } from '../../lib/voucher-codes.ts';
 import { generateVouchers, voidVoucher } from '../../services/vouchers.ts';
-import { FRESH_CODES_MINUTES } from '../portal/vouchers.ts';
+import { FRESH_CODES_MINUTES } from '../fresh-codes.ts';
 import { body, isoTime, query } from '../../api/manage/input.ts';
 import { cursorPage, pageParams } from '../../api/manage/pagination.ts';
 import { sealForReplay } from '../../api/manage/idempotency.ts';
@@ -32,12 +32,9 @@ export function voucherJson(v: Voucher) {
   };
 }
 
-type Counts = { redeemed: number; voided: number; unused: number };
-
-/** A batch and how many of its codes are open, redeemed, voided and expired (unused past the expiry). */
-export function batchJson(b: VoucherBatch, counts: Counts | undefined, now: Date) {
-  const c = counts ?? { redeemed: 0, voided: 0, unused: 0 };
-  const over = b.expiresAt.getTime() <= now.getTime();
+/** A batch and how many of its codes are open, redeemed, voided and expired (unused past their expiry). */
+export function batchJson(b: VoucherBatch, counts: vouchers.BatchCounts | undefined) {
+  const c = counts ?? { total: 0, redeemed: 0, voided: 0, expired: 0, open: 0 };
   return {
     id: b.id,
     order_id: b.orderId,
@@ -51,7 +48,7 @@ export function batchJson(b: VoucherBatch, counts: Counts | undefined, now: Date
     created_by: b.createdBy,
     created_by_name: b.createdByName,
     quota_counted: b.quotaCounted,
-    counts: { open: over ? 0 : c.unused, redeemed: c.redeemed, voided: c.voided, expired: over ? c.unused : 0 },
+    counts: { open: c.open, redeemed: c.redeemed, voided: c.voided, expired: c.expired },
   };
 }
 
@@ -75,12 +72,11 @@ export function manageVouchersController(ctx: AppContext) {
   /** A batch with its codes (hints and states). */
   const showBatch = async (id: number) => {
     const now = ctx.clock.now();
-    const batch = (await vouchers.findBatch(ctx.db, id))!;
-    const [counts, codes] = await Promise.all([
-      vouchers.countsOf(ctx.db, [id]),
+    const [batch, codes] = await Promise.all([
+      vouchers.findBatchSummary(ctx.db, id, now),
       vouchers.listForBatches(ctx.db, [id], now),
     ]);
-    return { ...batchJson(batch, counts.get(id), now), vouchers: codes.map(voucherJson) };
+    return { ...batchJson(batch!, batch!.counts), vouchers: codes.map(voucherJson) };
   };
 
   return {
@@ -100,8 +96,9 @@ export function manageVouchersController(ctx: AppContext) {
             const counts = await vouchers.countsOf(
               ctx.db,
               batches.map((b) => b.id),
+              now,
             );
-            return batches.map((b) => batchJson(b, counts.get(b.id), now));
+            return batches.map((b) => batchJson(b, counts.get(b.id)));
           },
           'b.id',
         ),
