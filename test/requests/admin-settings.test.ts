@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import {
-  buildTestApp,
-  adminAgent,
-  auditOf,
-  countRows,
-  createAccount,
-  csrfFrom,
-  loginAgent,
-  submitForm,
-  type TestApp,
-} from '../helpers/app.ts';
+import { adminAgent, auditOf, countRows, submitForm, type TestApp } from '../helpers/app.ts';
+import { adminConsole, outsiders, type Agent } from '../helpers/console.ts';
 import { getSettings, saveSettings, settingDefaults } from '../../app/models/settings.ts';
 import { notificationFields } from '../helpers/settings.ts';
 
@@ -40,29 +31,21 @@ const NOTIFICATION_DEFAULTS = {
 
 describe('console: settings', () => {
   let t: TestApp;
-  let agent: Awaited<ReturnType<typeof adminAgent>>['agent'];
+  let agent: Agent;
   let adminId: number;
   const defaults = settingDefaults('fr');
 
-  before(async () => {
-    t = await buildTestApp({ defaultLanguage: 'fr' });
-    const a = await adminAgent(t);
-    agent = a.agent;
-    adminId = a.admin.id;
-  });
+  before(async () => ({ t, agent, adminId } = await adminConsole({ defaultLanguage: 'fr' })));
   after(async () => t.close());
 
   it('anonymous visitors are sent to the login page; managers and end users get 404', async () => {
     await request(t.app).get('/admin/settings').expect(303).expect('location', '/login');
-    for (const role of ['manager', 'end_user'] as const) {
-      const account = await createAccount(t.db, { role });
-      const other = await loginAgent(t.app, account.email, account.password);
+    for (const { agent: other, csrf } of await outsiders(t)) {
       await other.get('/admin/settings').expect(404);
-      const page = await other.get('/account').expect(200);
       await other
         .post('/admin/settings')
         .type('form')
-        .send({ _csrf: csrfFrom(page.text), ...valid() })
+        .send({ _csrf: csrf, ...valid() })
         .expect(404);
     }
     assert.equal(await countRows(t.db, 'settings'), 0);
