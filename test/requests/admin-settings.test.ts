@@ -29,6 +29,19 @@ const NOTIFICATION_DEFAULTS = {
   staffDigestHour: 7,
 };
 
+/** Every setting before anything is saved, with DEFAULT_LANGUAGE=fr. */
+const NEVER_SAVED = {
+  endUserSelfService: false,
+  managerSecondFactor: false,
+  defaultLanguage: 'fr',
+  offlineLeaseDays: 30,
+  airgapCodeMinutes: 60,
+  acceptLegacyAirgapDeactivation: true,
+  auditRetentionDays: 400,
+  webhookPrivateTargets: false,
+  ...NOTIFICATION_DEFAULTS,
+};
+
 describe('console: settings', () => {
   let t: TestApp;
   let agent: Agent;
@@ -52,17 +65,7 @@ describe('console: settings', () => {
   });
 
   it('has typed defaults for keys never saved; the language default is DEFAULT_LANGUAGE', async () => {
-    assert.deepEqual(await getSettings(t.db, defaults), {
-      endUserSelfService: false,
-      managerSecondFactor: false,
-      defaultLanguage: 'fr',
-      offlineLeaseDays: 30,
-      airgapCodeMinutes: 60,
-      acceptLegacyAirgapDeactivation: true,
-      auditRetentionDays: 400,
-      webhookPrivateTargets: false,
-      ...NOTIFICATION_DEFAULTS,
-    });
+    assert.deepEqual(await getSettings(t.db, defaults), NEVER_SAVED);
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(
       page.text,
@@ -142,17 +145,7 @@ describe('console: settings', () => {
     assert.equal(events.length, 1);
     assert.equal(events[0]!.action, 'settings.updated');
     assert.equal(events[0]!.actor, adminId);
-    assert.deepEqual(events[0]!.before, {
-      endUserSelfService: false,
-      managerSecondFactor: false,
-      defaultLanguage: 'fr',
-      offlineLeaseDays: 30,
-      airgapCodeMinutes: 60,
-      acceptLegacyAirgapDeactivation: true,
-      auditRetentionDays: 400,
-      webhookPrivateTargets: false,
-      ...NOTIFICATION_DEFAULTS,
-    });
+    assert.deepEqual(events[0]!.before, NEVER_SAVED);
     assert.deepEqual(events[0]!.after, saved);
 
     // Unchecked boxes are absent from the form: they mean "off".
