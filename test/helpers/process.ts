@@ -81,7 +81,7 @@ export interface ProcessWorldOptions {
   installed?: 'key' | 'key+admin';
   /** More set-up, after the database and DATA_DIR exist (seed rows, start a mail server …). */
   setUp?: (world: ProcessWorld) => Promise<void>;
-  /** Runs first in `after`, before the left-over processes are killed (stop a mail server …). */
+  /** Runs first in `after`, before left-over processes are killed (stop servers gracefully and check how they ended). */
   tearDown?: (world: ProcessWorld) => Promise<void>;
 }
 
