@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import type { Knex } from 'knex';
 import { createAccount } from '../helpers/app.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { makeDevice } from '../helpers/device.ts';
-import { projectRoot, waitFor } from '../helpers/process.ts';
-import { PRODUCT, range, seedVendor, serverProcess, stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
+import { type ProcessWorld, projectRoot, startServer, stopProcess, useProcessWorld } from '../helpers/process.ts';
+import { PRODUCT, range, seedVendor } from '../helpers/concurrency.ts';
 import { installationEnv, ok, porticoProcess } from '../helpers/portico.ts';
 import { COMMAND_NAMES } from '../../app/cli/portico.ts';
 import { openDatabase } from '../../db/index.ts';
@@ -42,21 +41,14 @@ async function rowsOf(db: Knex): Promise<Rows> {
   };
 }
 
-const serverEnv = (url: string, dataDir: string) => ({
-  ...installationEnv(url, dataDir),
-  BASE_URL: '', // unset: the server announces its own address
-  PORT: '0',
-  HOST: '127.0.0.1',
-  TRUST_PROXY: 'true',
-  WORKERS: '1',
-});
-
-async function startServer(url: string, dataDir: string, children: ServerProcess[]) {
-  const child = serverProcess(serverEnv(url, dataDir));
-  children.push(child);
-  const [, base] = await waitFor(child, /listening on (http:\/\/\S+)/, 30_000);
-  return { child, base: base!.replace('localhost', '127.0.0.1') };
-}
+/** A server.ts of the installation the CLI sees (database `url`, DATA_DIR `dataDir`). */
+const serveInstallation = (world: ProcessWorld, url: string, dataDir: string) =>
+  startServer(world, {
+    ...installationEnv(url, dataDir),
+    BASE_URL: '', // unset: the server announces its own address
+    TRUST_PROXY: 'true',
+    WORKERS: '1',
+  });
 
 async function trustedKeys(base: string): Promise<Map<string, string>> {
   const doc = (await request(base).get('/.well-known/portico-keys.json').expect(200)).body as {
@@ -67,24 +59,17 @@ async function trustedKeys(base: string): Promise<Map<string, string>> {
 
 describe('backup of a running server under load, restored into a fresh installation', function () {
   this.timeout(240_000);
-  let source: TestDatabase;
   let target: TestDatabase;
-  let work: string;
-  const children: ServerProcess[] = [];
-
-  before(async () => {
-    source = await createTestDatabase();
-    target = await createTestDatabase({ migrate: false });
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-backup-e2e-'));
+  // The source installation's database; its DATA_DIR and the restored one are folders of world.dataDir.
+  const world = useProcessWorld('backup-e2e', {
+    setUp: async () => {
+      target = await createTestDatabase({ migrate: false });
+    },
   });
-  after(async () => {
-    await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
-    await source?.drop();
-    await target?.drop();
-    if (work) fs.rmSync(work, { recursive: true, force: true });
-  });
+  after(() => target?.drop()); // after the world's: no server is connected to it any more
 
   it('keeps every row committed before the backup; old license files verify and new ones are signed after the restore', async () => {
+    const { database: source, dataDir: work } = world;
     const sourceDir = path.join(work, 'source-data');
     const targetDir = path.join(work, 'restored-data');
     const archive = path.join(work, 'portico-backup.tgz');
@@ -95,7 +80,7 @@ describe('backup of a running server under load, restored into a fresh installat
     const addLicense = await seedVendor(source.db, now);
     const licenses = await Promise.all(range(3).map(() => addLicense({ maxActivations: 10_000 })));
 
-    const server = await startServer(source.url, sourceDir, children);
+    const server = await serveInstallation(world, source.url, sourceDir);
     let phase: 'before' | 'during' | 'after' = 'before';
     const granted: { phase: string; license: string; hardwareId: string }[] = [];
     const failures: string[] = [];
@@ -159,7 +144,7 @@ describe('backup of a running server under load, restored into a fresh installat
     for (const id of restored.devices.keys()) assert.ok(everything.devices.has(id), `restored device ${id} existed`);
     for (const id of restored.audit) assert.ok(everything.audit.has(id), `restored audit event ${id} existed`);
 
-    const again = await startServer(target.url, targetDir, children);
+    const again = await serveInstallation(world, target.url, targetDir);
     const keys = await trustedKeys(again.base);
     for (const g of filesBefore) {
       const payload = verifyEnvelope(g.license, { expectedType: 'license', trustedKeys: keys }).payload as {
@@ -184,7 +169,7 @@ describe('backup of a running server under load, restored into a fresh installat
       // The e2e tier runs after `npm run build` (CI does); without a build there is nothing to run.
       this.skip();
     }
-    const env = installationEnv(source.url, path.join(work, 'source-data'));
+    const env = installationEnv(world.database.url, path.join(world.dataDir, 'source-data'));
     const help = ok(await porticoProcess(env, ['help'], { built: true }));
     for (const name of COMMAND_NAMES) assert.match(help.stdout, new RegExp(`^  ${name} `, 'm'), name);
     assert.match(ok(await porticoProcess(env, ['migrate:status'], { built: true })).stdout, /Pending: none/);

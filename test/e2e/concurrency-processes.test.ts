@@ -1,12 +1,8 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createRequire } from 'node:module';
-import { createAccount } from '../helpers/app.ts';
-import { createTestDatabase, usingMysql, type TestDatabase } from '../helpers/db.ts';
+import { usingMysql } from '../helpers/db.ts';
 import { makeDevice } from '../helpers/device.ts';
-import { waitFor } from '../helpers/process.ts';
+import { startServer, stopProcess, useProcessWorld } from '../helpers/process.ts';
 import {
   GRANTED,
   NO_SEATS,
@@ -18,14 +14,10 @@ import {
   openBrowser,
   range,
   seedVendor,
-  serverProcess,
-  stopProcess,
   tally,
   told,
   upload,
-  type ServerProcess,
 } from '../helpers/concurrency.ts';
-import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 
 /**
  * Seat limits under concurrency across server.ts processes sharing one database (real processes, real
@@ -42,49 +34,31 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
   this.timeout(120_000);
 
   describe('server.ts processes sharing one database', () => {
-    let database: TestDatabase;
-    let dataDir: string;
-    const children: ServerProcess[] = [];
     let addLicense: Awaited<ReturnType<typeof seedVendor>>;
+    // The signing key exists before the processes start (they share it through DATA_DIR), and an admin
+    // exists, so no process prints a setup link.
+    const world = useProcessWorld('conc', {
+      installed: 'key+admin',
+      setUp: async ({ database }) => {
+        addLicense = await seedVendor(database.db, new Date());
+      },
+    });
 
-    const start = async () => {
-      // Every simultaneous upload gets a slot: the seat rules are under test here, the slots in upload-limits.test.ts.
-      const child = serverProcess({
-        PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        DATABASE_URL: database.url,
+    const start = () =>
+      startServer(world, {
+        // Every simultaneous upload gets a slot: the seat rules are under test here, the slots in upload-limits.test.ts.
         TRUST_PROXY: 'true',
-        LOG_LEVEL: 'warn',
         NODE_ENV: 'test',
         OFFLINE_UPLOAD_SLOTS: '100',
         // Each process serves in itself (no cluster): the crash test kills the very process inside the
         // transaction. Workers sharing one database: test/e2e/workers.test.ts.
         WORKERS: '1',
       });
-      children.push(child);
-      const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
-      return { child, base: url!.replace('localhost', '127.0.0.1') };
-    };
-
-    before(async () => {
-      database = await createTestDatabase();
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-conc-'));
-      // The signing key exists before the processes start (they share it through DATA_DIR), and an admin
-      // exists, so no process prints a setup link.
-      await ensureSigningKey(database.db, dataDir, new Date());
-      await createAccount(database.db, { role: 'admin' });
-      addLicense = await seedVendor(database.db, new Date());
-    });
-    after(async () => {
-      await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
-      await database?.drop();
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-    });
 
     it('two processes: 50 simultaneous activations split across both leave exactly 5 devices', async () => {
       // On SQLite too: its transactions begin IMMEDIATE (db/knexfile.ts), so the two processes queue for
       // the file's write lock (busy_timeout) instead of failing with "database is locked".
+      const { database } = world;
       const SEATS = 5;
       const DEVICES = 50;
       const servers = await Promise.all([start(), start()]);
@@ -116,6 +90,7 @@ describe('Seat limits under concurrency (real HTTP, real database)', function ()
 
     it('SQLite: a process killed in the middle of an activation leaves no half-written rows; after a restart the same request succeeds', async function () {
       if (usingMysql) this.skip();
+      const { database } = world;
       const { id, licenseKey } = await addLicense({ maxActivations: 2 });
       const device = makeDevice('HW-CRASH');
       const req = device.activationRequest({ product: PRODUCT, licenseKey });

@@ -1,10 +1,6 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { assertEachRanOnce, createJobRunsTable, enqueueTestJobs, runnerProcessesOf } from '../helpers/queue.ts';
-import { stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
+import { stopProcess, useProcessWorld } from '../helpers/process.ts';
 import {
   galeraBurstRounds,
   galeraOneClientApiRounds,
@@ -24,22 +20,11 @@ describe('Galera: server.ts processes on different nodes of one cluster', functi
   requireGalera(this);
 
   describe('two processes started at the same time on a new database, through two nodes', () => {
-    let database: TestDatabase;
-    let dataDir: string;
-    const children: ServerProcess[] = [];
-    before(async () => {
-      database = await createTestDatabase({ server: galeraUrls[0]!, migrate: false });
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-galera-'));
-    });
-    after(async () => {
-      await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
-      await database?.drop();
-      if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-    });
+    const world = useProcessWorld('galera', { server: galeraUrls[0], migrate: false });
 
     it('both start, and every migration is applied once', async () => {
-      const name = new URL(database.url).pathname.slice(1);
-      const servers = await Promise.all([0, 1].map((node) => startOnNode(node, { name }, dataDir, children)));
+      const { database } = world;
+      const servers = await Promise.all([0, 1].map((node) => startOnNode(node, world)));
       const rows = await database.db('knex_migrations').select('name');
       const names = rows.map((r: { name: string }) => r.name);
       assert.ok(names.includes('0001_initial'), names.join(' '));

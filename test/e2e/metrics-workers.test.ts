@@ -1,10 +1,6 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
-import path from 'node:path';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { exitOf, runScript, waitFor } from '../helpers/process.ts';
+import { exitOf, startServer, useProcessWorld } from '../helpers/process.ts';
 
 /**
  * /metrics with WORKERS=2 (server.ts, app/lib/metrics-cluster.ts) as real processes: whichever worker
@@ -34,31 +30,11 @@ const sample = (text: string, line: RegExp) => {
 
 describe('/metrics with WORKERS=2 (node:cluster) as real processes', function () {
   this.timeout(120_000);
-  let database: TestDatabase;
-  let dataDir: string;
-  before(async () => {
-    database = await createTestDatabase({ migrate: false });
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-metrics-workers-'));
-  });
-  after(async () => {
-    await database.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  const world = useProcessWorld('metrics-workers', { migrate: false });
 
   it('sums the counters of both workers, whichever answers the scrape; the seats gauge once', async () => {
-    const child = runScript('server.ts', {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DATABASE_URL: database.url,
-      LOG_LEVEL: 'warn',
-      BASE_URL: '',
-      WORKERS: '2',
-      METRICS_TOKEN: TOKEN,
-    });
+    const { child, base } = await startServer(world, { WORKERS: '2', METRICS_TOKEN: TOKEN }, { timeoutMs: 60_000 });
     try {
-      const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/, 60_000);
-      const base = url!.replace('localhost', '127.0.0.1');
       const workers = new Set<number>();
       const n = 12;
       for (let i = 0; i < n; i++) {

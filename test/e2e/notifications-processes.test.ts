@@ -1,17 +1,14 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { ParsedMail } from 'mailparser';
-import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import * as optouts from '../../app/models/notification-optouts.ts';
 import { saveSettings } from '../../app/models/settings.ts';
 import { periodStart } from '../../app/lib/queue.ts';
-import { serverProcess, stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
-import { createTestDatabase, usingMysql, type TestDatabase } from '../helpers/db.ts';
+import { usingMysql } from '../helpers/db.ts';
 import { portalWorld } from '../helpers/portal.ts';
-import { exitOf, waitFor } from '../helpers/process.ts';
+import { exitOf, startServer, useProcessWorld } from '../helpers/process.ts';
 import { startSmtp, toOf } from '../helpers/smtp.ts';
 
 const DAY = 86_400_000;
@@ -28,29 +25,22 @@ const at = (n: number, hour: number) => new Date(Date.UTC(2031, 2, 3 + n, hour))
  */
 describe(`notifications: two server processes, one clock, one ${usingMysql ? 'MySQL/MariaDB' : 'SQLite'} database`, function () {
   this.timeout(180_000);
-  let database: TestDatabase;
-  let dataDir: string;
   let clockFile: string;
   let smtp: Awaited<ReturnType<typeof startSmtp>>;
-  const children: ServerProcess[] = [];
   const received: ParsedMail[] = [];
-
-  before(async () => {
-    database = await createTestDatabase();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-notify-'));
-    clockFile = path.join(dataDir, 'clock');
-    smtp = await startSmtp();
-    await ensureSigningKey(database.db, dataDir, new Date());
+  // The signing key exists (the accounts, an admin among them, are portalWorld's).
+  const world = useProcessWorld('notify', {
+    installed: 'key',
+    setUp: async ({ dataDir }) => {
+      clockFile = path.join(dataDir, 'clock');
+      smtp = await startSmtp();
+    },
   });
-  after(async () => {
-    await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
-    await database.drop();
-    await smtp.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  after(() => smtp?.close()); // after the world's: its processes are gone by then
 
   /** Moves the shared clock, waits until this hour's notification run and every mail it queued are done. */
   async function moveTo(time: Date): Promise<ParsedMail[]> {
+    const { database, children } = world;
     fs.writeFileSync(clockFile, time.toISOString());
     const key = `notifications.run:${periodStart(time, HOUR).toISOString()}`;
     const deadline = Date.now() + 60_000;
@@ -75,7 +65,7 @@ describe(`notifications: two server processes, one clock, one ${usingMysql ? 'My
   }
 
   it('sends exactly the expected reminders and digests, none twice, nothing to who opted out', async () => {
-    const { db } = database;
+    const { db } = world.database;
     const w = await portalWorld(db);
     const end = at(61, 10); // every license of the story expires then
     await db('licenses').where({ id: w.userLicense }).update({ expires_at: end }); // order A: endUser, secondUser
@@ -104,14 +94,9 @@ describe(`notifications: two server processes, one clock, one ${usingMysql ? 'My
     await optouts.turnOff(db, w.managerNone.email, 'manager_digest', now);
     fs.writeFileSync(clockFile, at(0, 10).toISOString());
 
-    for (let i = 0; i < 2; i++)
-      children.push(
-        serverProcess({
-          PORT: '0',
-          HOST: '127.0.0.1',
-          DATA_DIR: dataDir,
-          DATABASE_URL: database.url,
-          LOG_LEVEL: 'warn',
+    const servers = await Promise.all(
+      [0, 1].map(() =>
+        startServer(world, {
           NODE_ENV: 'test',
           WORKERS: '1',
           QUEUE_RUNNER: 'on',
@@ -119,8 +104,8 @@ describe(`notifications: two server processes, one clock, one ${usingMysql ? 'My
           MAIL_FROM: 'Portico <portal@vendor.example>',
           TEST_CLOCK_FILE: clockFile,
         }),
-      );
-    await Promise.all(children.map((c) => waitFor(c, /listening on/, 30_000)));
+      ),
+    );
 
     const reminders = (m: ParsedMail[]) => m.filter((x) => /expires on/.test(x.subject ?? '')).length;
     const managerDigests = (m: ParsedMail[]) => m.filter((x) => /daily summary/.test(x.subject ?? '')).length;
@@ -167,7 +152,7 @@ describe(`notifications: two server processes, one clock, one ${usingMysql ? 'My
     const runs = await db('jobs').where({ kind: 'notifications.run' }).select('unique_key', 'locked_by');
     assert.equal(new Set(runs.map((j) => j.unique_key)).size, runs.length, 'each hour’s run enqueued once');
 
-    for (const child of children) child.kill('SIGTERM');
-    assert.deepEqual(await Promise.all(children.map(exitOf)), [0, 0]);
+    for (const { child } of servers) child.kill('SIGTERM');
+    assert.deepEqual(await Promise.all(servers.map((s) => exitOf(s.child))), [0, 0]);
   });
 });

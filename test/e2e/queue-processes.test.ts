@@ -1,12 +1,6 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { ensureSigningKey } from '../../app/services/signing-keys.ts';
-import { createAccount } from '../helpers/app.ts';
-import { serverProcess, stopProcess, type ServerProcess } from '../helpers/concurrency.ts';
-import { createTestDatabase, usingMysql, type TestDatabase } from '../helpers/db.ts';
-import { exitOf, waitFor } from '../helpers/process.ts';
+import { usingMysql } from '../helpers/db.ts';
+import { exitOf, startServer, useProcessWorld } from '../helpers/process.ts';
 import { assertEachRanOnce, createJobRunsTable, enqueueTestJobs } from '../helpers/queue.ts';
 
 /**
@@ -17,38 +11,20 @@ import { assertEachRanOnce, createJobRunsTable, enqueueTestJobs } from '../helpe
 describe(`job queue: two server processes, one ${usingMysql ? 'MySQL/MariaDB' : 'SQLite'} database`, function () {
   this.timeout(120_000);
   const JOBS = 1000;
-  let database: TestDatabase;
-  let dataDir: string;
-  const children: ServerProcess[] = [];
-
-  before(async () => {
-    database = await createTestDatabase();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-queue-'));
-    await ensureSigningKey(database.db, dataDir, new Date());
-    await createAccount(database.db, { role: 'admin' }); // no setup link printed
-    await createJobRunsTable(database.db);
-  });
-  after(async () => {
-    await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
-    await database.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+  // The signing key and an admin exist: no setup link printed.
+  const world = useProcessWorld('queue', {
+    installed: 'key+admin',
+    setUp: ({ database }) => createJobRunsTable(database.db),
   });
 
   it('runs each of 1,000 jobs exactly once, spread over both processes (not a third with QUEUE_RUNNER=off); all stop cleanly', async () => {
-    for (const queueRunner of ['on', 'on', 'off'])
-      children.push(
-        serverProcess({
-          PORT: '0',
-          HOST: '127.0.0.1',
-          DATA_DIR: dataDir,
-          DATABASE_URL: database.url,
-          LOG_LEVEL: 'warn',
-          NODE_ENV: 'test',
-          WORKERS: '1',
-          QUEUE_RUNNER: queueRunner,
-        }),
-      );
-    await Promise.all(children.map((c) => waitFor(c, /listening on/, 30_000)));
+    const { database } = world;
+    const servers = await Promise.all(
+      ['on', 'on', 'off'].map((queueRunner) =>
+        startServer(world, { NODE_ENV: 'test', WORKERS: '1', QUEUE_RUNNER: queueRunner }),
+      ),
+    );
+    const children = servers.map((s) => s.child);
     // Enqueued once both runners poll, in batches of one transaction each.
     const ids = await enqueueTestJobs(database.db, JOBS);
     await assertEachRanOnce(

@@ -1,27 +1,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { runScript, waitFor, exitOf } from '../helpers/process.ts';
+import { runScript, waitFor, exitOf, useProcessWorld, startServer } from '../helpers/process.ts';
 import { csrfFrom } from '../helpers/app.ts';
 
 describe('server.ts and npm run demo as real processes', function () {
   this.timeout(60_000);
-  let database: TestDatabase;
-  let dataDir: string;
-  before(async () => {
-    database = await createTestDatabase({ migrate: false });
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-server-'));
-  });
-  after(async () => {
-    await database.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  const world = useProcessWorld('server', { migrate: false });
 
   it('stops at once with one clear line naming a bad variable', async () => {
-    const child = runScript('server.ts', { PORT: 'eighty', DATA_DIR: dataDir, DATABASE_URL: database.url });
+    const child = runScript('server.ts', { PORT: 'eighty', DATA_DIR: world.dataDir, DATABASE_URL: world.database.url });
     assert.equal(await exitOf(child), 1);
     const lines = child.output().trim().split('\n');
     assert.equal(lines.length, 1);
@@ -29,27 +18,18 @@ describe('server.ts and npm run demo as real processes', function () {
   });
 
   it('first start: migrates, makes a 0600 signing key, prints a one-time setup link that works once; stops gracefully', async () => {
-    const child = runScript('server.ts', {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DATABASE_URL: database.url,
-      LOG_LEVEL: 'warn',
-      BASE_URL: '',
-    });
+    const { child, base: url } = await startServer(world);
     try {
-      const [, base] = await waitFor(child, /listening on (http:\/\/\S+)/);
       const [, link] = await waitFor(child, /one-time link[^\n]*\n\s+(http:\/\/\S+)/);
-      const url = base!.replace('localhost', '127.0.0.1');
       await request(url).get('/login').expect(200);
       assert.equal(
-        Number((await database.db('accounts').count({ n: '*' }).first())!.n),
+        Number((await world.database.db('accounts').count({ n: '*' }).first())!.n),
         0,
         'no account before the link is used',
       );
-      const keys = fs.readdirSync(path.join(dataDir, 'keys'));
+      const keys = fs.readdirSync(path.join(world.dataDir, 'keys'));
       assert.equal(keys.length, 1);
-      assert.equal(fs.statSync(path.join(dataDir, 'keys', keys[0]!)).mode & 0o777, 0o600);
+      assert.equal(fs.statSync(path.join(world.dataDir, 'keys', keys[0]!)).mode & 0o777, 0o600);
 
       const setupPath = new URL(link!).pathname;
       const agent = request.agent(url);
@@ -67,7 +47,7 @@ describe('server.ts and npm run demo as real processes', function () {
         })
         .expect(303);
       await request(url).get(setupPath).expect(404);
-      assert.equal(Number((await database.db('accounts').count({ n: '*' }).first())!.n), 1);
+      assert.equal(Number((await world.database.db('accounts').count({ n: '*' }).first())!.n), 1);
     } finally {
       child.kill('SIGTERM');
     }
@@ -75,18 +55,11 @@ describe('server.ts and npm run demo as real processes', function () {
   });
 
   it('a restart after setup prints no setup link and keeps its key', async () => {
-    const child = runScript('server.ts', {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DATABASE_URL: database.url,
-      LOG_LEVEL: 'warn',
-    });
+    const { child } = await startServer(world);
     try {
-      await waitFor(child, /listening on/);
       await new Promise((r) => setTimeout(r, 200));
       assert.doesNotMatch(child.output(), /setup/);
-      assert.equal(fs.readdirSync(path.join(dataDir, 'keys')).length, 1);
+      assert.equal(fs.readdirSync(path.join(world.dataDir, 'keys')).length, 1);
     } finally {
       child.kill('SIGTERM');
     }
@@ -94,19 +67,12 @@ describe('server.ts and npm run demo as real processes', function () {
   });
 
   it('npm run demo fills the demo vendor and prints logins that work', async () => {
-    const child = runScript('db/seeds/demo.ts', { DATA_DIR: dataDir, DATABASE_URL: database.url });
+    const child = runScript('db/seeds/demo.ts', { DATA_DIR: world.dataDir, DATABASE_URL: world.database.url });
     assert.equal(await exitOf(child), 0, child.output());
     const [, password] = /reseller@demo\.portico\.test\s+(\S+)/.exec(child.output())!;
-    const server = runScript('server.ts', {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DATABASE_URL: database.url,
-      LOG_LEVEL: 'warn',
-    });
+    const { child: server, base } = await startServer(world);
     try {
-      const [, base] = await waitFor(server, /listening on (http:\/\/\S+)/);
-      const agent = request.agent(base!.replace('localhost', '127.0.0.1'));
+      const agent = request.agent(base);
       const page = await agent.get('/login').expect(200);
       await agent
         .post('/login')
@@ -130,7 +96,7 @@ describe('server.ts and npm run demo as real processes', function () {
       // The sheet of codes the demo printed: one redeems for a new visitor at /redeem.
       const codes = [...child.output().matchAll(/^\s+([0-9A-Z]{5}(?:-[0-9A-Z]{5}){3})$/gm)].map((m) => m[1]!);
       assert.equal(codes.length, 5, child.output());
-      const visitor = request.agent(base!.replace('localhost', '127.0.0.1'));
+      const visitor = request.agent(base);
       const redeem = await visitor.get('/redeem').expect(200);
       const redeemed = await visitor
         .post('/redeem')
@@ -149,6 +115,7 @@ describe('server.ts and npm run demo as real processes', function () {
       server.kill('SIGTERM');
     }
     assert.equal(await exitOf(server), 0);
+    const { database } = world;
     const db = database.db;
     const counts = await db('licenses').count({ n: '*' }).first();
     assert.equal(Number(counts!.n), 19, '18 seeded and the one the redeemed code issued');

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import { createAccount } from '../helpers/app.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { makeDevice } from '../helpers/device.ts';
-import { exitOf, runScript, waitFor } from '../helpers/process.ts';
+import { exitOf, spawnServer, startServer, stopProcess, useProcessWorld, waitFor } from '../helpers/process.ts';
 import {
   GRANTED,
   NO_SEATS,
@@ -16,12 +13,10 @@ import {
   openBrowser,
   range,
   seedVendor,
-  stopProcess,
   tally,
   told,
   upload,
 } from '../helpers/concurrency.ts';
-import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 
 /**
  * server.ts with WORKERS > 1 (node:cluster, docs/decisions.md "Workers"), as real processes: the
@@ -76,32 +71,13 @@ async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs
 
 describe('server.ts with WORKERS=2 (node:cluster) as real processes', function () {
   this.timeout(120_000);
-  let database: TestDatabase;
-  let dataDir: string;
-  before(async () => {
-    database = await createTestDatabase({ migrate: false });
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-workers-'));
-  });
-  after(async () => {
-    await database.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-  });
+  const world = useProcessWorld('workers', { migrate: false });
 
   it('prints the start-up lines and the setup link once; two workers answer /readyz; a killed worker is replaced; SIGTERM drains all and exits 0', async () => {
-    const child = runScript('server.ts', {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DATABASE_URL: database.url,
-      LOG_LEVEL: 'warn',
-      BASE_URL: '',
-      WORKERS: '2',
-    });
+    const { child, base } = await startServer(world, { WORKERS: '2' });
     let workers: number[] = [];
     try {
-      const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
       await waitFor(child, /one-time link[^\n]*\n\s+(http:\/\/\S+)/);
-      const base = url!.replace('localhost', '127.0.0.1');
       workers = childrenOf(child.pid!);
       assert.equal(workers.length, 2, `two workers: ${workers}`);
 
@@ -109,7 +85,7 @@ describe('server.ts with WORKERS=2 (node:cluster) as real processes', function (
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(child.output().match(/listening on/g)?.length, 1, child.output());
       assert.equal(child.output().match(/one-time link/g)?.length, 1, child.output());
-      assert.equal(fs.readdirSync(path.join(dataDir, 'keys')).length, 1, 'one signing key, made once');
+      assert.equal(fs.readdirSync(path.join(world.dataDir, 'keys')).length, 1, 'one signing key, made once');
 
       // SIGKILL one worker: the other goes on answering, and the primary starts a replacement (worker 3).
       const [victim, survivor] = workers as [number, number];
@@ -142,14 +118,7 @@ describe('server.ts with WORKERS=2 (node:cluster) as real processes', function (
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const child = runScript('server.ts', {
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        DATABASE_URL: database.url,
-        LOG_LEVEL: 'warn',
-        WORKERS: '2',
-      });
+      const child = spawnServer(world, { PORT: String(port), WORKERS: '2' });
       assert.equal(await exitOf(child), 1, child.output());
       assert.match(child.output(), /a worker failed to start; stopping/);
       assert.doesNotMatch(child.output(), /listening on/);
@@ -161,43 +130,22 @@ describe('server.ts with WORKERS=2 (node:cluster) as real processes', function (
 
 describe('SQLite (or MariaDB) with WORKERS=2: seat limits across workers, draining', function () {
   this.timeout(120_000);
-  let database: TestDatabase;
-  let dataDir: string;
   let addLicense: Awaited<ReturnType<typeof seedVendor>>;
-
-  before(async () => {
-    database = await createTestDatabase();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-workers-conc-'));
-    // The signing key and an admin exist before the servers start: no setup link.
-    await ensureSigningKey(database.db, dataDir, new Date());
-    await createAccount(database.db, { role: 'admin' });
-    addLicense = await seedVendor(database.db, new Date());
+  // The signing key and an admin exist before the servers start: no setup link.
+  const world = useProcessWorld('workers-conc', {
+    installed: 'key+admin',
+    setUp: async ({ database }) => {
+      addLicense = await seedVendor(database.db, new Date());
+    },
   });
-  after(async () => {
-    await database?.drop();
-    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  const start = async (logLevel = 'warn') => {
-    const child = runScript('server.ts', {
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DATABASE_URL: database.url,
+  const start = (logLevel = 'warn') =>
+    startServer(world, {
       TRUST_PROXY: 'true',
       LOG_LEVEL: logLevel,
       NODE_ENV: 'test',
       OFFLINE_UPLOAD_SLOTS: '100',
       WORKERS: '2',
     });
-    try {
-      const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/);
-      return { child, base: url!.replace('localhost', '127.0.0.1') };
-    } catch (err) {
-      child.kill('SIGKILL');
-      throw err;
-    }
-  };
 
   it('50 simultaneous activations through two workers leave exactly 5 devices', async () => {
     const { child, base } = await start();
@@ -216,7 +164,7 @@ describe('SQLite (or MariaDB) with WORKERS=2: seat limits across workers, draini
         child.output().slice(-3000),
       );
       const granted = responses.flatMap((r, i) => (r.status === 200 ? [devices[i]!.hardwareId] : []));
-      await assertFullLicense(database.db, id, SEATS, DEVICES, granted, 'two workers');
+      await assertFullLicense(world.database.db, id, SEATS, DEVICES, granted, 'two workers');
     } finally {
       await stopProcess(child, 'SIGTERM');
     }
@@ -270,7 +218,7 @@ describe('SQLite (or MariaDB) with WORKERS=2: seat limits across workers, draini
       const res = await answer;
       assert.equal(res.status, 200, res.text.slice(0, 500));
       assert.match(res.text, /License activated/);
-      assert.deepEqual(await licenseRow(database.db, id), { timesActivated: 1, transferCount: 0 });
+      assert.deepEqual(await licenseRow(world.database.db, id), { timesActivated: 1, transferCount: 0 });
     } finally {
       child.kill('SIGTERM');
     }

@@ -5,7 +5,6 @@ import request from 'supertest';
 import type { Knex } from 'knex';
 import { buildTestApp, countRows, createAccount, type TestApp } from './app.ts';
 import { makeDevice } from './device.ts';
-import { runScript } from './process.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { generateLicenseKey } from '../../app/lib/license-keys.ts';
 import { HttpError } from '../../app/lib/errors.ts';
@@ -56,16 +55,8 @@ export function upload(base: string, browser: Browser, text: string, clientIp: s
     .attach('file', Buffer.from(text), 'activation-request.req');
 }
 
-/** server.ts as a real process (node itself with the tsx loader: SIGKILL reaches the server). */
-export type ServerProcess = ReturnType<typeof runScript>;
-export const serverProcess = (env: Record<string, string>): ServerProcess => runScript('server.ts', env);
-
-export async function stopProcess(child: ServerProcess, signal: NodeJS.Signals) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await exited;
-}
+/** Real server.ts processes: test/helpers/process.ts (re-exported for the importers of this file). */
+export { stopProcess, type ServerProcess } from './process.ts';
 
 export async function listen(t: TestApp): Promise<{ server: Server; base: string }> {
   const server = t.app.listen(0, '127.0.0.1');

@@ -1,10 +1,26 @@
 import crypto from 'node:crypto';
 import { signEnvelope, devicePublicKeyString } from '../../sdk/src/envelope.ts';
 
+/** The activation a request is about: what the device read from its license file. */
+type Activation = { product: string; licenseId: number; activationId: number };
+
+const newNonce = () => crypto.randomBytes(16).toString('base64url');
+
 /** A device for tests that speaks the request formats directly (the SDK's own tests cover the SDK). */
 export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('hex')}`) {
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ed25519');
   const devicePublicKey = devicePublicKeyString(publicKey);
+  /** The fields of every request about an activation: the license, this device, a nonce and the time. */
+  const bound = (license: Activation, nonce: string) => ({
+    v: 1,
+    product: license.product,
+    licenseId: license.licenseId,
+    activationId: license.activationId,
+    hardwareId,
+    devicePublicKey,
+    nonce,
+    createdAt: new Date().toISOString(),
+  });
   return {
     hardwareId,
     privateKey,
@@ -18,7 +34,7 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
       /** A redeemable code (only set in the payload when given, as the SDK does). */
       voucher?: string;
     }) {
-      const nonce = fields.nonce ?? crypto.randomBytes(16).toString('base64url');
+      const nonce = fields.nonce ?? newNonce();
       const payload = {
         v: 1,
         product: fields.product,
@@ -35,78 +51,29 @@ export function makeDevice(hardwareId = `HW-${crypto.randomBytes(4).toString('he
       };
       return { text: signEnvelope('activation-request', 'device', payload, privateKey), nonce };
     },
-    checkRequest(license: { product: string; licenseId: number; activationId: number }) {
-      const payload = {
-        v: 1,
-        product: license.product,
-        licenseId: license.licenseId,
-        activationId: license.activationId,
-        hardwareId,
-        devicePublicKey,
-        nonce: crypto.randomBytes(16).toString('base64url'),
-        createdAt: new Date().toISOString(),
-      };
-      return signEnvelope('check-request', 'device', payload, privateKey);
+    checkRequest(license: Activation) {
+      return signEnvelope('check-request', 'device', bound(license, newNonce()), privateKey);
     },
-    consumptionRequest(
-      license: { product: string; licenseId: number; activationId: number },
-      feature: string,
-      amount: number,
-      nonce = crypto.randomBytes(16).toString('base64url'),
-    ) {
-      const payload = {
-        v: 1,
-        product: license.product,
-        licenseId: license.licenseId,
-        activationId: license.activationId,
-        hardwareId,
-        devicePublicKey,
-        nonce,
-        createdAt: new Date().toISOString(),
-        feature,
-        amount,
-      };
+    consumptionRequest(license: Activation, feature: string, amount: number, nonce = newNonce()) {
+      const payload = { ...bound(license, nonce), feature, amount };
       return { text: signEnvelope('consumption-request', 'device', payload, privateKey), nonce };
     },
     /** A usage report of `entries` as given (the tests make good and bad chains with the SDK's usage.ts). */
     usageReport(
-      license: { product: string; licenseId: number; activationId: number; requestNonce: string },
+      license: Activation & { requestNonce: string },
       entries: object[],
       licenseCounter = 0,
-      nonce = crypto.randomBytes(16).toString('base64url'),
+      nonce = newNonce(),
     ) {
-      const payload = {
-        v: 1,
-        product: license.product,
-        licenseId: license.licenseId,
-        activationId: license.activationId,
-        hardwareId,
-        devicePublicKey,
-        activationNonce: license.requestNonce,
-        nonce,
-        createdAt: new Date().toISOString(),
-        licenseCounter,
-        entries,
-      };
+      const payload = { ...bound(license, nonce), activationNonce: license.requestNonce, licenseCounter, entries };
       return signEnvelope('usage-report', 'device', payload, privateKey);
     },
     deactivationRequest(
-      license: { product: string; licenseId: number; activationId: number; requestNonce: string },
+      license: Activation & { requestNonce: string },
       usage: { feature: string; amount: number }[] = [],
-      nonce = crypto.randomBytes(16).toString('base64url'),
+      nonce = newNonce(),
     ) {
-      const payload = {
-        v: 1,
-        product: license.product,
-        licenseId: license.licenseId,
-        activationId: license.activationId,
-        hardwareId,
-        devicePublicKey,
-        activationNonce: license.requestNonce,
-        nonce,
-        createdAt: new Date().toISOString(),
-        usage,
-      };
+      const payload = { ...bound(license, nonce), activationNonce: license.requestNonce, usage };
       return { text: signEnvelope('deactivation-request', 'device', payload, privateKey), nonce };
     },
   };

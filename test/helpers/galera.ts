@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import knex, { type Knex } from 'knex';
 import request from 'supertest';
 import { knexConfig } from '../../db/knexfile.ts';
-import { ensureSigningKey } from '../../app/services/signing-keys.ts';
-import { createAccount } from './app.ts';
 import {
   GRANTED,
   NO_SEATS,
@@ -15,17 +10,14 @@ import {
   openBrowser,
   range,
   seedVendor,
-  serverProcess,
-  stopProcess,
   tally,
   told,
   upload,
   type Browser,
-  type ServerProcess,
 } from './concurrency.ts';
-import { createTestDatabase, type TestDatabase } from './db.ts';
+import type { TestDatabase } from './db.ts';
 import { makeDevice } from './device.ts';
-import { waitFor } from './process.ts';
+import { type ProcessWorld, type ServerProcess, startServer, stopProcess, useProcessWorld } from './process.ts';
 
 /**
  * Portico on a multi-primary MariaDB Galera cluster: server.ts processes, each connected to a
@@ -99,63 +91,52 @@ export function requireGalera(suite: Mocha.Suite) {
   });
 }
 
-/** server.ts as a real process on node `node` of the cluster. */
-export async function startOnNode(
-  node: number,
-  database: { name: string },
-  dataDir: string,
-  children: ServerProcess[],
-): Promise<{ child: ServerProcess; base: string }> {
-  const child = serverProcess({
-    PORT: '0',
-    HOST: '127.0.0.1',
-    DATA_DIR: dataDir,
-    DATABASE_URL: nodeUrl(node, database.name),
-    TRUST_PROXY: 'true',
-    LOG_LEVEL: 'warn',
-    NODE_ENV: 'test',
-    OFFLINE_UPLOAD_SLOTS: '100',
-  });
-  children.push(child);
-  const [, url] = await waitFor(child, /listening on (http:\/\/\S+)/, 60_000);
-  return { child, base: url!.replace('localhost', '127.0.0.1') };
+/** The name of the world's database (the same on every node). */
+export const databaseName = (world: ProcessWorld) => new URL(world.database.url).pathname.slice(1);
+
+/** server.ts of `world` as a real process on node `node` of the cluster. */
+export function startOnNode(node: number, world: ProcessWorld): Promise<{ child: ServerProcess; base: string }> {
+  return startServer(
+    world,
+    {
+      DATABASE_URL: nodeUrl(node, databaseName(world)),
+      TRUST_PROXY: 'true',
+      NODE_ENV: 'test',
+      OFFLINE_UPLOAD_SLOTS: '100',
+    },
+    { timeoutMs: 60_000 },
+  );
 }
 
 export interface GaleraProcesses {
   database: TestDatabase;
-  name: string;
-  dataDir: string;
   servers: { child: ServerProcess; base: string }[];
   addLicense: Awaited<ReturnType<typeof seedVendor>>;
 }
 
 /**
  * Hooks: a migrated database created through node 1, one server.ts process on each of the first two
- * nodes. Read the fields inside tests.
+ * nodes; at the end both stop gracefully (exit 0, no error logged). Read the fields inside tests.
  */
 export function useGaleraProcesses(): GaleraProcesses {
   const g = {} as GaleraProcesses;
-  const children: ServerProcess[] = [];
-  before(async () => {
-    g.database = await createTestDatabase({ server: galeraUrls[0]! });
-    g.name = new URL(g.database.url).pathname.slice(1);
-    g.dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-galera-'));
-    await ensureSigningKey(g.database.db, g.dataDir, new Date());
-    await createAccount(g.database.db, { role: 'admin' });
-    g.addLicense = await seedVendor(g.database.db, new Date());
-    g.servers = await Promise.all([0, 1].map((node) => startOnNode(node, g, g.dataDir, children)));
-  });
-  after(async () => {
-    await Promise.all((g.servers ?? []).map((s) => stopProcess(s.child, 'SIGTERM')));
-    for (const s of g.servers ?? []) assert.equal(s.child.exitCode, 0, s.child.output());
-    assert.doesNotMatch(
-      (g.servers ?? []).map((s) => s.child.output()).join('\n'),
-      /"level":(50|60)/,
-      'no errors logged',
-    );
-    await Promise.all(children.map((c) => stopProcess(c, 'SIGKILL')));
-    await g.database?.drop();
-    if (g.dataDir) fs.rmSync(g.dataDir, { recursive: true, force: true });
+  useProcessWorld('galera', {
+    server: galeraUrls[0],
+    installed: 'key+admin',
+    setUp: async (w) => {
+      g.database = w.database;
+      g.addLicense = await seedVendor(w.database.db, new Date());
+      g.servers = await Promise.all([0, 1].map((node) => startOnNode(node, w)));
+    },
+    tearDown: async () => {
+      await Promise.all((g.servers ?? []).map((s) => stopProcess(s.child, 'SIGTERM')));
+      for (const s of g.servers ?? []) assert.equal(s.child.exitCode, 0, s.child.output());
+      assert.doesNotMatch(
+        (g.servers ?? []).map((s) => s.child.output()).join('\n'),
+        /"level":(50|60)/,
+        'no errors logged',
+      );
+    },
   });
   return g;
 }

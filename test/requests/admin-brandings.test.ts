@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import {
-  buildTestApp,
-  adminAgent,
-  auditOf,
-  countRows,
-  createAccount,
-  csrfFrom,
-  loginAgent,
-  submitForm,
-  type TestApp,
-} from '../helpers/app.ts';
+import { adminAgent, auditOf, countRows, csrfFrom, submitForm, type TestApp } from '../helpers/app.ts';
+import { adminConsole, outsiders, type Agent } from '../helpers/console.ts';
 
 /** A real 1×1 PNG. */
 const PNG = Buffer.from(
@@ -32,16 +23,11 @@ const brandingFields = (over: Record<string, string> = {}) => ({
 
 describe('console: brandings and host names', () => {
   let t: TestApp;
-  let agent: Awaited<ReturnType<typeof adminAgent>>['agent'];
+  let agent: Agent;
   let adminId: number;
   let acmeId: number;
 
-  before(async () => {
-    t = await buildTestApp();
-    const a = await adminAgent(t);
-    agent = a.agent;
-    adminId = a.admin.id;
-  });
+  before(async () => ({ t, agent, adminId } = await adminConsole()));
   after(async () => t.close());
 
   /** Uploads a logo through the real multipart form: its CSRF token travels in the action URL. */
@@ -59,18 +45,13 @@ describe('console: brandings and host names', () => {
   it('anonymous visitors are sent to the login page; managers and end users get 404', async () => {
     await request(t.app).get('/admin/brandings').expect(303).expect('location', '/login');
     await request(t.app).get('/admin/brandings/new').expect(303).expect('location', '/login');
-    for (const role of ['manager', 'end_user'] as const) {
-      const account = await createAccount(t.db, { role });
-      const other = await loginAgent(t.app, account.email, account.password);
-      await other.get('/admin/brandings').expect(404);
-      await other.get('/admin/brandings/new').expect(404);
-      await other.get('/admin/brandings/1').expect(404);
-      await other.get('/admin/brandings/1/logo').expect(404);
-      const page = await other.get('/account').expect(200);
+    for (const { agent: other, csrf } of await outsiders(t)) {
+      for (const url of ['/admin/brandings', '/admin/brandings/new', '/admin/brandings/1', '/admin/brandings/1/logo'])
+        await other.get(url).expect(404);
       await other
         .post('/admin/brandings')
         .type('form')
-        .send({ _csrf: csrfFrom(page.text), ...brandingFields() })
+        .send({ _csrf: csrf, ...brandingFields() })
         .expect(404);
     }
     assert.equal(await countRows(t.db, 'brandings'), 0);

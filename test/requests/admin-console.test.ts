@@ -10,68 +10,55 @@ import {
   submitForm,
   type TestApp,
 } from '../helpers/app.ts';
+import { adminConsole, type Agent } from '../helpers/console.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
-type Agent = Awaited<ReturnType<typeof adminAgent>>['agent'];
+/** A product and its default policy. */
+async function productWithPolicy(
+  t: TestApp,
+  product: Parameters<typeof catalog.insertProduct>[1],
+  policyName: string,
+  entitlements: Partial<catalog.Entitlements>,
+) {
+  const now = new Date();
+  const productId = await catalog.insertProduct(t.db, product, now);
+  const policyId = await catalog.insertPolicy(
+    t.db,
+    {
+      productId,
+      name: policyName,
+      isDefault: true,
+      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, ...entitlements },
+    },
+    now,
+  );
+  return { productId, policyId };
+}
 
 async function seedCatalog(t: TestApp) {
-  const now = new Date();
-  const keyProduct = await catalog.insertProduct(
-    t.db,
+  const { productId: keyProduct, policyId: keyPolicy } = await productWithPolicy(
+    t,
     { name: 'Acme CAD', code: 'cad', authorizationMethod: 'key' },
-    now,
+    'Standard',
+    { maxActivations: 2, maxTransfers: 1, licenseType: 'time-limited', validityDays: 30 },
   );
   const feature = await catalog.insertFeature(
     t.db,
     { productId: keyProduct, code: 'pdf', name: 'PDF', type: 'activation' },
-    now,
-  );
-  const keyPolicy = await catalog.insertPolicy(
-    t.db,
-    {
-      productId: keyProduct,
-      name: 'Standard',
-      isDefault: true,
-      entitlements: {
-        ...catalog.DEFAULT_ENTITLEMENTS,
-        maxActivations: 2,
-        maxTransfers: 1,
-        licenseType: 'time-limited',
-        validityDays: 30,
-      },
-    },
-    now,
+    new Date(),
   );
   await t.db('policy_features').insert({ policy_id: keyPolicy, feature_id: feature, max_consumption: null });
-  const userProduct = await catalog.insertProduct(
-    t.db,
+  const { productId: userProduct, policyId: userPolicy } = await productWithPolicy(
+    t,
     { name: 'Acme Analytics', code: 'analytics', authorizationMethod: 'user' },
-    now,
+    'Team',
+    { maxActivations: 3 },
   );
-  const userPolicy = await catalog.insertPolicy(
-    t.db,
-    {
-      productId: userProduct,
-      name: 'Team',
-      isDefault: true,
-      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 3 },
-    },
-    now,
-  );
-  const airProduct = await catalog.insertProduct(
-    t.db,
+  const { policyId: airPolicy } = await productWithPolicy(
+    t,
     { name: 'Plant', code: 'plant', authorizationMethod: 'key' },
-    now,
-  );
-  const airPolicy = await catalog.insertPolicy(
-    t.db,
-    {
-      productId: airProduct,
-      name: 'Site',
-      isDefault: true,
-      entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
-    },
-    now,
+    'Site',
+    { airgapped: true, allowOffline: true },
   );
   return { keyProduct, keyPolicy, userProduct, userPolicy, airPolicy, feature };
 }
@@ -96,8 +83,7 @@ describe('console: customers, orders, licenses, license users, managers', () => 
   let customerId: number;
   let orderId: number;
   before(async () => {
-    t = await buildTestApp();
-    agent = (await adminAgent(t)).agent;
+    ({ t, agent } = await adminConsole());
     ids = await seedCatalog(t);
   });
   after(async () => t.close());

@@ -2,17 +2,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import request from 'supertest';
-import {
-  buildTestApp,
-  adminAgent,
-  auditOf,
-  countRows,
-  createAccount,
-  csrfFrom,
-  loginAgent,
-  submitForm,
-  type TestApp,
-} from '../helpers/app.ts';
+import { auditOf, countRows, csrfFrom, submitForm, type TestApp } from '../helpers/app.ts';
+import { adminConsole, outsiders, type Agent } from '../helpers/console.ts';
 import { keysDir } from '../../app/lib/key-files.ts';
 
 interface PublishedKey {
@@ -22,7 +13,7 @@ interface PublishedKey {
 
 describe('console: signing keys', () => {
   let t: TestApp;
-  let agent: Awaited<ReturnType<typeof adminAgent>>['agent'];
+  let agent: Agent;
   let adminId: number;
   let firstKid: string;
   let secondKid: string;
@@ -40,22 +31,15 @@ describe('console: signing keys', () => {
   const post = async (url: string) => seen(await submitForm(agent, '/admin/keys', url, { confirmed: '1' }));
 
   before(async () => {
-    t = await buildTestApp();
-    const a = await adminAgent(t);
-    agent = a.agent;
-    adminId = a.admin.id;
+    ({ t, agent, adminId } = await adminConsole());
     firstKid = (await t.db('signing_keys').where({ status: 'active' }).first()).kid;
   });
   after(async () => t.close());
 
   it('anonymous visitors are sent to the login page; managers and end users get 404', async () => {
     await request(t.app).get('/admin/keys').expect(303).expect('location', '/login');
-    for (const role of ['manager', 'end_user'] as const) {
-      const account = await createAccount(t.db, { role });
-      const other = await loginAgent(t.app, account.email, account.password);
+    for (const { agent: other, csrf: _csrf } of await outsiders(t)) {
       await other.get('/admin/keys').expect(404);
-      const page = await other.get('/account').expect(200);
-      const _csrf = csrfFrom(page.text);
       await other.post('/admin/keys').type('form').send({ _csrf }).expect(404);
       await other.post(`/admin/keys/${firstKid}/retire`).type('form').send({ _csrf }).expect(404);
     }

@@ -1,16 +1,7 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import {
-  buildTestApp,
-  adminAgent,
-  auditOf,
-  countRows,
-  createAccount,
-  csrfFrom,
-  loginAgent,
-  submitForm,
-  type TestApp,
-} from '../helpers/app.ts';
+import { adminAgent, auditOf, countRows, submitForm, type TestApp } from '../helpers/app.ts';
+import { adminConsole, outsiders, type Agent } from '../helpers/console.ts';
 import { getSettings, saveSettings, settingDefaults } from '../../app/models/settings.ts';
 import { notificationFields } from '../helpers/settings.ts';
 
@@ -38,48 +29,43 @@ const NOTIFICATION_DEFAULTS = {
   staffDigestHour: 7,
 };
 
+/** Every setting before anything is saved, with DEFAULT_LANGUAGE=fr. */
+const NEVER_SAVED = {
+  endUserSelfService: false,
+  managerSecondFactor: false,
+  defaultLanguage: 'fr',
+  offlineLeaseDays: 30,
+  airgapCodeMinutes: 60,
+  acceptLegacyAirgapDeactivation: true,
+  auditRetentionDays: 400,
+  webhookPrivateTargets: false,
+  ...NOTIFICATION_DEFAULTS,
+};
+
 describe('console: settings', () => {
   let t: TestApp;
-  let agent: Awaited<ReturnType<typeof adminAgent>>['agent'];
+  let agent: Agent;
   let adminId: number;
   const defaults = settingDefaults('fr');
 
-  before(async () => {
-    t = await buildTestApp({ defaultLanguage: 'fr' });
-    const a = await adminAgent(t);
-    agent = a.agent;
-    adminId = a.admin.id;
-  });
+  before(async () => ({ t, agent, adminId } = await adminConsole({ defaultLanguage: 'fr' })));
   after(async () => t.close());
 
   it('anonymous visitors are sent to the login page; managers and end users get 404', async () => {
     await request(t.app).get('/admin/settings').expect(303).expect('location', '/login');
-    for (const role of ['manager', 'end_user'] as const) {
-      const account = await createAccount(t.db, { role });
-      const other = await loginAgent(t.app, account.email, account.password);
+    for (const { agent: other, csrf } of await outsiders(t)) {
       await other.get('/admin/settings').expect(404);
-      const page = await other.get('/account').expect(200);
       await other
         .post('/admin/settings')
         .type('form')
-        .send({ _csrf: csrfFrom(page.text), ...valid() })
+        .send({ _csrf: csrf, ...valid() })
         .expect(404);
     }
     assert.equal(await countRows(t.db, 'settings'), 0);
   });
 
   it('has typed defaults for keys never saved; the language default is DEFAULT_LANGUAGE', async () => {
-    assert.deepEqual(await getSettings(t.db, defaults), {
-      endUserSelfService: false,
-      managerSecondFactor: false,
-      defaultLanguage: 'fr',
-      offlineLeaseDays: 30,
-      airgapCodeMinutes: 60,
-      acceptLegacyAirgapDeactivation: true,
-      auditRetentionDays: 400,
-      webhookPrivateTargets: false,
-      ...NOTIFICATION_DEFAULTS,
-    });
+    assert.deepEqual(await getSettings(t.db, defaults), NEVER_SAVED);
     const page = await agent.get('/admin/settings').expect(200);
     assert.match(
       page.text,
@@ -159,17 +145,7 @@ describe('console: settings', () => {
     assert.equal(events.length, 1);
     assert.equal(events[0]!.action, 'settings.updated');
     assert.equal(events[0]!.actor, adminId);
-    assert.deepEqual(events[0]!.before, {
-      endUserSelfService: false,
-      managerSecondFactor: false,
-      defaultLanguage: 'fr',
-      offlineLeaseDays: 30,
-      airgapCodeMinutes: 60,
-      acceptLegacyAirgapDeactivation: true,
-      auditRetentionDays: 400,
-      webhookPrivateTargets: false,
-      ...NOTIFICATION_DEFAULTS,
-    });
+    assert.deepEqual(events[0]!.before, NEVER_SAVED);
     assert.deepEqual(events[0]!.after, saved);
 
     // Unchecked boxes are absent from the form: they mean "off".

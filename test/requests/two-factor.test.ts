@@ -73,7 +73,7 @@ describe('accounts: TOTP second factor', () => {
   async function passwordStep(email: string, password: string, headers: Record<string, string> = {}) {
     const agent = request.agent(t.app);
     const page = await agent.get('/login').set(headers).expect(200);
-    const res = await agent
+    await agent
       .post('/login')
       .set(headers)
       .type('form')
@@ -81,8 +81,24 @@ describe('accounts: TOTP second factor', () => {
       .expect(303)
       .expect('location', '/login/two-factor');
     const form = await agent.get('/login/two-factor').set(headers).expect(200);
-    return { agent, before: sessionCookie(page), afterPassword: sessionCookie(res), token: csrfFrom(form.text), form };
+    const token = csrfFrom(form.text);
+    /** Posts `code` on the code form (with the headers of the password step). */
+    const code = (value: string) =>
+      agent.post('/login/two-factor').set(headers).type('form').send({ _csrf: token, code: value });
+    return { agent, code };
   }
+
+  /** An enrolled manager logged in with both factors, one 30-second step later (their code is used). */
+  async function fullyLoggedIn(m: Awaited<ReturnType<typeof enrolledManager>>) {
+    const step = await passwordStep(m.email, m.password);
+    await step.code(await codeAt(m.secret, t.clock.now())).expect(303);
+    nextStep();
+    return step;
+  }
+
+  /** Submits the form that turns the second factor off. */
+  const disable = (agent: Agent, fields: { current_password: string; code: string }) =>
+    submitForm(agent, '/account/two-factor/disable', '/account/two-factor/disable', fields);
 
   it('enrols: QR code and secret on the page, confirmed with a current code, recovery codes shown once', async () => {
     const { id, email, password } = await createAccount(t.db, { role: 'manager' });
@@ -224,43 +240,25 @@ describe('accounts: TOTP second factor', () => {
   it('accepts the code of the previous or next 30-second step (clock skew), not older ones', async () => {
     const m = await enrolledManager();
     const early = await passwordStep(m.email, m.password);
-    await early.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: early.token, code: await codeAt(m.secret, new Date(t.clock.now().getTime() + STEP_MS)) })
-      .expect(303);
+    await early.code(await codeAt(m.secret, new Date(t.clock.now().getTime() + STEP_MS))).expect(303);
     nextStep();
     nextStep();
     const late = await passwordStep(m.email, m.password);
-    await late.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: late.token, code: await codeAt(m.secret, new Date(t.clock.now().getTime() - 2 * STEP_MS)) })
-      .expect(422);
-    await late.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: late.token, code: await codeAt(m.secret, new Date(t.clock.now().getTime() - STEP_MS)) })
+    await late.code(await codeAt(m.secret, new Date(t.clock.now().getTime() - 2 * STEP_MS))).expect(422);
+    await late
+      .code(await codeAt(m.secret, new Date(t.clock.now().getTime() - STEP_MS)))
       .expect(422, /already been used/);
     nextStep();
-    await late.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: late.token, code: await codeAt(m.secret, new Date(t.clock.now().getTime() - STEP_MS)) })
-      .expect(303);
+    await late.code(await codeAt(m.secret, new Date(t.clock.now().getTime() - STEP_MS))).expect(303);
   });
 
   it('refuses the same TOTP code twice', async () => {
     const m = await enrolledManager();
     const code = await codeAt(m.secret, t.clock.now());
     const first = await passwordStep(m.email, m.password);
-    await first.agent.post('/login/two-factor').type('form').send({ _csrf: first.token, code }).expect(303);
+    await first.code(code).expect(303);
     const second = await passwordStep(m.email, m.password);
-    const reused = await second.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: second.token, code })
-      .expect(422);
+    const reused = await second.code(code).expect(422);
     assert.match(reused.text, /already been used/);
     const failed = await t
       .db('audit_events')
@@ -268,23 +266,14 @@ describe('accounts: TOTP second factor', () => {
       .first();
     assert.equal(JSON.parse(failed.after_state).reason, 'reused_code');
     nextStep();
-    await second.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: second.token, code: await codeAt(m.secret, t.clock.now()) })
-      .expect(303);
+    await second.code(await codeAt(m.secret, t.clock.now())).expect(303);
   });
 
   it('a recovery code logs in once, typed in any case and without dashes', async () => {
     const m = await enrolledManager();
     const typed = m.recoveryCodes[3]!.replace(/-/g, '').toLowerCase();
     const first = await passwordStep(m.email, m.password);
-    await first.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: first.token, code: typed })
-      .expect(303)
-      .expect('location', '/portal');
+    await first.code(typed).expect(303).expect('location', '/portal');
     const login = await t
       .db('audit_events')
       .where({ action: 'auth.login', actor_account_id: m.id })
@@ -294,17 +283,9 @@ describe('accounts: TOTP second factor', () => {
     assert.equal(await countRows(t.db, 'recovery_codes', { account_id: m.id }), 10);
 
     const second = await passwordStep(m.email, m.password);
-    const again = await second.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: second.token, code: m.recoveryCodes[3]! })
-      .expect(422);
+    const again = await second.code(m.recoveryCodes[3]!).expect(422);
     assert.match(again.text, /This code is not correct/);
-    await second.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: second.token, code: m.recoveryCodes[4]! })
-      .expect(303);
+    await second.code(m.recoveryCodes[4]!).expect(303);
     const page = await second.agent.get('/account/two-factor').expect(200);
     assert.match(page.text, /Unused recovery codes<\/dt><dd>8</);
   });
@@ -313,17 +294,9 @@ describe('accounts: TOTP second factor', () => {
     const m = await enrolledManager();
     const step = await passwordStep(m.email, m.password);
     for (let i = 0; i < 5; i++) {
-      await step.agent
-        .post('/login/two-factor')
-        .type('form')
-        .send({ _csrf: step.token, code: `9${i}${i}${i}${i}x` })
-        .expect(422);
+      await step.code(`9${i}${i}${i}${i}x`).expect(422);
     }
-    const blocked = await step.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: step.token, code: await codeAt(m.secret, t.clock.now()) })
-      .expect(429);
+    const blocked = await step.code(await codeAt(m.secret, t.clock.now())).expect(429);
     assert.ok(Number(blocked.headers['retry-after']) > 0);
     assert.match(blocked.text, /Too many wrong codes/);
     assert.ok(
@@ -339,10 +312,8 @@ describe('accounts: TOTP second factor', () => {
     const m = await enrolledManager();
     const step = await passwordStep(m.email, m.password);
     t.clock.advance(5 * 60_000 + 1000);
-    await step.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: step.token, code: await codeAt(m.secret, t.clock.now()) })
+    await step
+      .code(await codeAt(m.secret, t.clock.now()))
       .expect(303)
       .expect('location', '/login');
     const login = await step.agent.get('/login').expect(200);
@@ -354,25 +325,14 @@ describe('accounts: TOTP second factor', () => {
   it('translates the field error', async () => {
     const m = await enrolledManager({ language: 'de' });
     const step = await passwordStep(m.email, m.password, { 'Accept-Language': 'de' });
-    const res = await step.agent
-      .post('/login/two-factor')
-      .set('Accept-Language', 'de')
-      .type('form')
-      .send({ _csrf: step.token, code: 'abc' })
-      .expect(422);
+    const res = await step.code('abc').expect(422);
     assert.match(res.text, /<html lang="de">/);
     assert.match(res.text, /Dieser Code ist nicht korrekt/);
   });
 
   it('new recovery codes need a code and replace the old ones', async () => {
     const m = await enrolledManager();
-    const step = await passwordStep(m.email, m.password);
-    await step.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: step.token, code: await codeAt(m.secret, t.clock.now()) })
-      .expect(303);
-    nextStep();
+    const step = await fullyLoggedIn(m);
     const bad = await submitForm(step.agent, '/account/two-factor', '/account/two-factor/recovery-codes', { code: '' });
     assert.equal(bad.status, 422);
     assert.match(bad.text, /This field is required/);
@@ -390,43 +350,24 @@ describe('accounts: TOTP second factor', () => {
     );
 
     const old = await passwordStep(m.email, m.password);
-    await old.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: old.token, code: m.recoveryCodes[0]! })
-      .expect(422);
-    await old.agent.post('/login/two-factor').type('form').send({ _csrf: old.token, code: fresh[0]! }).expect(303);
+    await old.code(m.recoveryCodes[0]!).expect(422);
+    await old.code(fresh[0]!).expect(303);
   });
 
   it('turning it off needs the current password and a code', async () => {
     const m = await enrolledManager();
-    const step = await passwordStep(m.email, m.password);
-    await step.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: step.token, code: await codeAt(m.secret, t.clock.now()) })
-      .expect(303);
-    nextStep();
+    const step = await fullyLoggedIn(m);
     const code = await codeAt(m.secret, t.clock.now());
 
-    const wrongPassword = await submitForm(step.agent, '/account/two-factor/disable', '/account/two-factor/disable', {
-      current_password: 'not my password',
-      code,
-    });
+    const wrongPassword = await disable(step.agent, { current_password: 'not my password', code });
     assert.equal(wrongPassword.status, 422);
     assert.match(wrongPassword.text, /The current password is not correct/);
-    const wrongCode = await submitForm(step.agent, '/account/two-factor/disable', '/account/two-factor/disable', {
-      current_password: m.password,
-      code: '12345',
-    });
+    const wrongCode = await disable(step.agent, { current_password: m.password, code: '12345' });
     assert.equal(wrongCode.status, 422);
     assert.match(wrongCode.text, /This code is not correct/);
     assert.ok((await t.db('accounts').where({ id: m.id }).first()).totp_enabled_at, 'still on');
 
-    const ok = await submitForm(step.agent, '/account/two-factor/disable', '/account/two-factor/disable', {
-      current_password: m.password,
-      code,
-    });
+    const ok = await disable(step.agent, { current_password: m.password, code });
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, '/account/two-factor');
     assert.match((await step.agent.get('/account/two-factor').expect(200)).text, /has been turned off/);
@@ -453,21 +394,12 @@ describe('accounts: TOTP second factor', () => {
 
   it('wrong codes on the settings forms count too: 429 on the disable form, which stays usable later', async () => {
     const m = await enrolledManager();
-    const step = await passwordStep(m.email, m.password);
-    await step.agent
-      .post('/login/two-factor')
-      .type('form')
-      .send({ _csrf: step.token, code: await codeAt(m.secret, t.clock.now()) })
-      .expect(303);
-    nextStep();
+    const step = await fullyLoggedIn(m);
     for (let i = 0; i < 5; i++) {
-      const res = await submitForm(step.agent, '/account/two-factor/disable', '/account/two-factor/disable', {
-        current_password: m.password,
-        code: 'wrong!',
-      });
+      const res = await disable(step.agent, { current_password: m.password, code: 'wrong!' });
       assert.equal(res.status, 422);
     }
-    const blocked = await submitForm(step.agent, '/account/two-factor/disable', '/account/two-factor/disable', {
+    const blocked = await disable(step.agent, {
       current_password: m.password,
       code: await codeAt(m.secret, t.clock.now()),
     });
@@ -476,10 +408,7 @@ describe('accounts: TOTP second factor', () => {
     assert.match(blocked.text, /Too many wrong codes/);
     assert.ok((await t.db('accounts').where({ id: m.id }).first()).totp_enabled_at, 'still on');
     t.clock.advance(15 * 60_000);
-    const ok = await submitForm(step.agent, '/account/two-factor/disable', '/account/two-factor/disable', {
-      current_password: m.password,
-      code: await codeAt(m.secret, t.clock.now()),
-    });
+    const ok = await disable(step.agent, { current_password: m.password, code: await codeAt(m.secret, t.clock.now()) });
     assert.equal(ok.status, 303);
   });
 

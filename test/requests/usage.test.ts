@@ -65,6 +65,25 @@ describe('usage history and usage pages', function () {
     await api('check', { request: device.checkRequest(ref) }).expect(200);
   };
   const deviceId = (name: string) => refs.get(name)!.ref.activationId;
+  const deviceRow = (name: string) =>
+    t
+      .db('devices')
+      .where({ id: deviceId(name) })
+      .first();
+  /** The instant `hour`:00 UTC of day `day`, as an ISO string. */
+  const isoAt = (day: number, hour: number) => new Date(d0 + day * DAY + hour * HOUR).toISOString();
+  const lastSeen = async (name: string) => new Date((await deviceRow(name)).last_seen_at).toISOString();
+  /** POSTs the release form at `url` with the CSRF token of the page it came from; confirmed unless `fields` say. */
+  const release = (
+    agent: ReturnType<typeof request.agent>,
+    url: string,
+    from: { text: string },
+    fields: Record<string, string> = { confirmed: '1' },
+  ) =>
+    agent
+      .post(url)
+      .type('form')
+      .send({ _csrf: csrfFrom(from.text), ...fields });
   /** The job as the runners do it: enqueued for the period (day) now begun, run when due. */
   const runDailyJob = async () => {
     await enqueuePeriodicJobs(ctx());
@@ -159,38 +178,18 @@ describe('usage history and usage pages', function () {
   after(async () => t.close());
 
   it('an online check and an activation record "last seen"', async () => {
-    const dev1 = await t
-      .db('devices')
-      .where({ id: deviceId('dev1') })
-      .first();
-    assert.equal(new Date(dev1.last_seen_at).toISOString(), new Date(d0 + 29 * DAY + 10 * HOUR).toISOString());
-    const dev2 = await t
-      .db('devices')
-      .where({ id: deviceId('dev2') })
-      .first();
-    assert.equal(new Date(dev2.last_seen_at).toISOString(), new Date(d0 + 10 * HOUR).toISOString(), 'never checked in');
-    const dev3 = await t
-      .db('devices')
-      .where({ id: deviceId('dev3') })
-      .first();
-    assert.equal(new Date(dev3.last_seen_at).toISOString(), new Date(d0 + 21 * DAY + 10 * HOUR).toISOString());
+    assert.equal(await lastSeen('dev1'), isoAt(29, 10));
+    assert.equal(await lastSeen('dev2'), isoAt(0, 10), 'never checked in');
+    assert.equal(await lastSeen('dev3'), isoAt(21, 10));
     // An activation of a machine that is active already (the device fetching its license anew, a new
     // request from the same device key) counts as seen too.
-    const g1 = await t
-      .db('devices')
-      .where({ id: deviceId('g1') })
-      .first();
-    assert.equal(new Date(g1.last_seen_at).toISOString(), new Date(d0 + 10 * HOUR).toISOString());
+    assert.equal(await lastSeen('g1'), isoAt(0, 10));
     goTo(30, 11);
     const again = await api('activate', {
       request: refs.get('g1')!.device.activationRequest({ product: 'cad', licenseKey: key('B') }).text,
     }).expect(200);
     assert.equal(again.body.repeated, true);
-    const seen = await t
-      .db('devices')
-      .where({ id: deviceId('g1') })
-      .first();
-    assert.equal(new Date(seen.last_seen_at).toISOString(), new Date(d0 + 30 * DAY + 11 * HOUR).toISOString());
+    assert.equal(await lastSeen('g1'), isoAt(30, 11));
   });
 
   it('writes one row per license per day with the hand-computed figures', async () => {
@@ -204,93 +203,27 @@ describe('usage history and usage pages', function () {
       reasons: JSON.parse(String(r.refusal_reasons)),
       seen: [r.devices_7d, r.devices_30d, r.devices_90d, r.devices_older].map(Number),
     });
-    assert.deepEqual(pick(await row(l1, 0)), {
-      used: 2,
-      bought: 3,
-      peak: null,
-      act: 2,
-      ref: 0,
-      reasons: {},
-      seen: [2, 0, 0, 0],
-    });
-    assert.deepEqual(pick(await row(l2, 0)), {
-      used: 2,
-      bought: 2,
-      peak: 2,
-      act: 2,
-      ref: 1,
-      reasons: { no_seats: 1 },
-      seen: [2, 0, 0, 0],
-    });
-    assert.deepEqual(pick(await row(l3, 0)), {
-      used: 1,
-      bought: 1,
-      peak: null,
-      act: 1,
-      ref: 0,
-      reasons: {},
-      seen: [1, 0, 0, 0],
-    });
-    assert.deepEqual(pick(await row(l1, 1)), {
-      used: 3,
-      bought: 3,
-      peak: null,
-      act: 1,
-      ref: 1,
-      reasons: { no_seats: 1 },
-      seen: [3, 0, 0, 0],
-    });
-    // f1 and f2 held their slots at the start of D1 (until f3 freed them); f3 and f4 at its end.
-    assert.deepEqual(pick(await row(l2, 1)), {
-      used: 2,
-      bought: 2,
-      peak: 2,
-      act: 2,
-      ref: 1,
-      reasons: { no_seats: 1 },
-      seen: [2, 0, 0, 0],
-    });
+    type Figures = ReturnType<typeof pick>;
+    // [license, day, its figures]
+    const expected: [number, number, Figures][] = [
+      [l1, 0, { used: 2, bought: 3, peak: null, act: 2, ref: 0, reasons: {}, seen: [2, 0, 0, 0] }],
+      [l2, 0, { used: 2, bought: 2, peak: 2, act: 2, ref: 1, reasons: { no_seats: 1 }, seen: [2, 0, 0, 0] }],
+      [l3, 0, { used: 1, bought: 1, peak: null, act: 1, ref: 0, reasons: {}, seen: [1, 0, 0, 0] }],
+      [l1, 1, { used: 3, bought: 3, peak: null, act: 1, ref: 1, reasons: { no_seats: 1 }, seen: [3, 0, 0, 0] }],
+      // f1 and f2 held their slots at the start of D1 (until f3 freed them); f3 and f4 at its end.
+      [l2, 1, { used: 2, bought: 2, peak: 2, act: 2, ref: 1, reasons: { no_seats: 1 }, seen: [2, 0, 0, 0] }],
+      [l2, 10, { used: 2, bought: 2, peak: 2, act: 1, ref: 1, reasons: { no_seats: 1 }, seen: [2, 0, 0, 0] }],
+      // D15: f5 left at noon: one slot at the end, two at the start.
+      [l2, 15, { used: 1, bought: 2, peak: 2, act: 0, ref: 0, reasons: {}, seen: [1, 0, 0, 0] }],
+      [l2, 16, { used: 1, bought: 2, peak: 1, act: 0, ref: 0, reasons: {}, seen: [1, 0, 0, 0] }],
+      // D29: dev1 seen that day; dev2 29 d 14 h ago, dev3 8 d 14 h ago.
+      [l1, 29, { used: 3, bought: 3, peak: null, act: 0, ref: 0, reasons: {}, seen: [1, 2, 0, 0] }],
+    ];
+    for (const [license, day, figures] of expected)
+      assert.deepEqual(pick(await row(license, day)), figures, `license ${license}, day ${day}`);
     // D6: dev2 last seen 6 d 14 h before the day's end; D7: 7 d 14 h (the ≤ 30 days bucket).
     assert.deepEqual(pick(await row(l1, 6)).seen, [3, 0, 0, 0]);
     assert.deepEqual(pick(await row(l1, 7)).seen, [2, 1, 0, 0]);
-    assert.deepEqual(pick(await row(l2, 10)), {
-      used: 2,
-      bought: 2,
-      peak: 2,
-      act: 1,
-      ref: 1,
-      reasons: { no_seats: 1 },
-      seen: [2, 0, 0, 0],
-    });
-    // D15: f5 left at noon: one slot at the end, two at the start.
-    assert.deepEqual(pick(await row(l2, 15)), {
-      used: 1,
-      bought: 2,
-      peak: 2,
-      act: 0,
-      ref: 0,
-      reasons: {},
-      seen: [1, 0, 0, 0],
-    });
-    assert.deepEqual(pick(await row(l2, 16)), {
-      used: 1,
-      bought: 2,
-      peak: 1,
-      act: 0,
-      ref: 0,
-      reasons: {},
-      seen: [1, 0, 0, 0],
-    });
-    // D29: dev1 seen that day; dev2 29 d 14 h ago, dev3 8 d 14 h ago.
-    assert.deepEqual(pick(await row(l1, 29)), {
-      used: 3,
-      bought: 3,
-      peak: null,
-      act: 0,
-      ref: 0,
-      reasons: {},
-      seen: [1, 2, 0, 0],
-    });
     const running = await t.db('floating_peaks').where({ license_id: l2 }).orderBy('day').select('day', 'peak');
     assert.deepEqual(
       running.map((r: { day: string; peak: number }) => [r.day, Number(r.peak)]),
@@ -387,67 +320,31 @@ describe('usage history and usage pages', function () {
       await other.get(url).expect(404);
     await other.get(`/portal/licenses/${l3}/usage`).expect(200);
     const page = await other.get(`/portal/licenses/${l3}/usage`).expect(200);
-    await other
-      .post(`/portal/licenses/${l1}/usage/devices/${deviceId('dev2')}/release`)
-      .type('form')
-      .send({ _csrf: csrfFrom(page.text), confirmed: '1' })
-      .expect(404);
+    await release(other, `/portal/licenses/${l1}/usage/devices/${deviceId('dev2')}/release`, page).expect(404);
     const user = await loginAgent(t.app, endUser.email, endUser.password);
     await user.get(`/portal/licenses/${l3}/usage`).expect(404);
     await user.get(`/portal/orders/${orderB}/usage.csv`).expect(404);
     // The console is for admins only.
     await other.get('/admin/usage').expect(404);
-    assert.equal(
-      (
-        await t
-          .db('devices')
-          .where({ id: deviceId('dev2') })
-          .first()
-      ).deactivated_at,
-      null,
-    );
+    assert.equal((await deviceRow('dev2')).deactivated_at, null);
   });
 
   it('release: asks first, needs CSRF and reset_device, resets the device and audits it', async () => {
     const url = `/portal/licenses/${l1}/usage/devices/${deviceId('dev2')}/release`;
     const viewer = await loginAgent(t.app, viewerA.email, viewerA.password);
     const vpage = await viewer.get(`/portal/licenses/${l1}/usage?idle=7`).expect(200);
-    await viewer
-      .post(url)
-      .type('form')
-      .send({ _csrf: csrfFrom(vpage.text), confirmed: '1' })
-      .expect(403);
+    await release(viewer, url, vpage).expect(403);
 
     const agent = await loginAgent(t.app, managerA.email, managerA.password);
     const page = await agent.get(`/portal/licenses/${l1}/usage?idle=7`).expect(200);
     assert.match(page.text, new RegExp(`action="${url}"`));
     await agent.post(url).type('form').send({ confirmed: '1' }).expect(403); // no CSRF token
-    const ask = await agent
-      .post(url)
-      .type('form')
-      .send({ _csrf: csrfFrom(page.text) })
-      .expect(200);
+    const ask = await release(agent, url, page, {}).expect(200);
     assert.match(ask.text, /Release dev2 \(dev2.example\)\?/);
-    assert.equal(
-      (
-        await t
-          .db('devices')
-          .where({ id: deviceId('dev2') })
-          .first()
-      ).deactivated_at,
-      null,
-      'asking changes nothing',
-    );
-    const done = await agent
-      .post(url)
-      .type('form')
-      .send({ _csrf: csrfFrom(ask.text), confirmed: '1' })
-      .expect(303);
+    assert.equal((await deviceRow('dev2')).deactivated_at, null, 'asking changes nothing');
+    const done = await release(agent, url, ask).expect(303);
     assert.equal(done.headers.location, `/portal/licenses/${l1}/usage`);
-    const dev2 = await t
-      .db('devices')
-      .where({ id: deviceId('dev2') })
-      .first();
+    const dev2 = await deviceRow('dev2');
     assert.notEqual(dev2.deactivated_at, null);
     assert.equal(dev2.deactivation_reason, 'reset');
     assert.equal(Number((await t.db('licenses').where({ id: l1 }).first()).times_activated), 2);
@@ -457,11 +354,7 @@ describe('usage history and usage pages', function () {
     const after = await agent.get(`/portal/licenses/${l1}/usage?idle=7`).expect(200);
     assert.match(after.text, /dev2 was released/);
     // Again: the device is no longer active (a clear message, nothing changes).
-    await agent
-      .post(url)
-      .type('form')
-      .send({ _csrf: csrfFrom(after.text), confirmed: '1' })
-      .expect(303);
+    await release(agent, url, after).expect(303);
     assert.equal(
       (await auditOf(t.db, 'device', deviceId('dev2'))).filter((a) => a.action === 'device.reset').length,
       1,
@@ -482,25 +375,9 @@ describe('usage history and usage pages', function () {
     const page = await agent.get(`/admin/licenses/${l1}/usage?idle=7`).expect(200);
     const url = `/admin/licenses/${l1}/usage/devices/${deviceId('dev3')}/release`;
     assert.match(page.text, new RegExp(`action="${url}"`));
-    const ask = await agent
-      .post(url)
-      .type('form')
-      .send({ _csrf: csrfFrom(page.text) })
-      .expect(200);
-    await agent
-      .post(url)
-      .type('form')
-      .send({ _csrf: csrfFrom(ask.text), confirmed: '1' })
-      .expect(303);
-    assert.notEqual(
-      (
-        await t
-          .db('devices')
-          .where({ id: deviceId('dev3') })
-          .first()
-      ).deactivated_at,
-      null,
-    );
+    const ask = await release(agent, url, page, {}).expect(200);
+    await release(agent, url, ask).expect(303);
+    assert.notEqual((await deviceRow('dev3')).deactivated_at, null);
     await agent.get('/admin/licenses/999999/usage').expect(404);
   });
 
