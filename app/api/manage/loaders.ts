@@ -63,7 +63,11 @@ export function manageLoaders(ctx: AppContext) {
     }),
     /** A batch of redeemable codes of an order in the scope. */
     voucherBatch: loader(async (req) => {
-      req.voucherBatch = await onOrderInScope(req, await vouchers.findBatchSummary(ctx.db, idParam(req), ctx.clock.now()), (b) => b.orderId);
+      req.voucherBatch = await onOrderInScope(
+        req,
+        await vouchers.findBatchSummary(ctx.db, idParam(req), ctx.clock.now()),
+        (b) => b.orderId,
+      );
     }),
     /** A redeemable code (by its id, never by the code) of an order in the scope. */
     voucher: loader(async (req) => {
