@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Knex } from 'knex';
-import type { ActivationRequestPayload } from '../../sdk/src/payloads.ts';
+import type { ActivationBinding, ActivationRequestPayload } from '../../sdk/src/payloads.ts';
 import { normaliseLicenseKey } from '../lib/license-keys.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import type { RateLimiter } from '../lib/rate-limiter.ts';
@@ -345,6 +345,31 @@ export async function licenseFileOf(
     filename: `${license.productCode}-${device.hardwareId.replace(/[^\w.-]/g, '_').slice(0, 40)}.lic`,
     license,
   };
+}
+
+/**
+ * The license and device a device-signed request after activation speaks for (an online check, a
+ * consumption, a usage report), with the license row locked first, as in every transaction that
+ * changes its devices. Undefined unless the license has that device, bound to the request's product,
+ * hardware id and device key.
+ */
+export async function boundActivation(
+  trx: Knex,
+  p: ActivationBinding,
+  at: Date,
+): Promise<{ license: licenses.License; device: devices.Device } | undefined> {
+  await licenses.lockLicense(trx, p.licenseId);
+  const license = await licenses.findById(trx, p.licenseId, at);
+  const device = license ? await devices.findForLicense(trx, p.licenseId, p.activationId) : undefined;
+  if (
+    !license ||
+    !device?.devicePublicKey ||
+    license.productCode !== p.product ||
+    device.devicePublicKey !== p.devicePublicKey ||
+    device.hardwareId !== p.hardwareId
+  )
+    return undefined;
+  return { license, device };
 }
 
 export interface DeactivationInput {

@@ -1,9 +1,7 @@
-import * as licenses from '../models/licenses.ts';
-import * as devices from '../models/devices.ts';
 import * as consumption from '../models/consumption.ts';
 import { againAfterUniqueViolation } from '../models/normalise.ts';
 import { inTransaction } from '../lib/transaction.ts';
-import type { ActivationDeps } from './activation.ts';
+import { boundActivation, type ActivationDeps } from './activation.ts';
 import { ActivationError, assertUsable, recordRefusal } from './refusals.ts';
 import { readApiRequest } from './online.ts';
 import type { Actor } from './context.ts';
@@ -52,17 +50,9 @@ export async function consumeOnline(deps: ActivationDeps, actor: Actor, requestT
     const run = () =>
       inTransaction(deps.db, async (trx) => {
         const at = deps.clock.now();
-        await licenses.lockLicense(trx, p.licenseId);
-        const license = await licenses.findById(trx, p.licenseId, at);
-        const device = license ? await devices.findForLicense(trx, p.licenseId, p.activationId) : undefined;
-        if (
-          !license ||
-          !device ||
-          license.productCode !== p.product ||
-          device.devicePublicKey !== p.devicePublicKey ||
-          device.hardwareId !== p.hardwareId
-        )
-          throw new ActivationError('activation_unknown', 404);
+        const bound = await boundActivation(trx, p, at);
+        if (!bound) throw new ActivationError('activation_unknown', 404);
+        const { license, device } = bound;
         licenseKnown = true;
         const rule = (await consumption.rulesOf(trx, license.id)).find((r) => r.code === p.feature);
         if (!rule) throw new ActivationError('feature_unknown', 404);

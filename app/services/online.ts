@@ -1,9 +1,9 @@
 import { AppError } from '../lib/errors.ts';
-import * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import { inTransaction } from '../lib/transaction.ts';
 import {
   activate,
+  boundActivation,
   deactivate,
   requestActivationInput,
   deactivationReceipt,
@@ -114,18 +114,10 @@ export async function checkOnline(deps: ActivationDeps, actor: Actor, requestTex
   try {
     return await inTransaction(deps.db, async (trx) => {
       const at = deps.clock.now();
-      // The license row first, as in every transaction that changes a license's devices.
-      await licenses.lockLicense(trx, p.licenseId);
-      const license = await licenses.findById(trx, p.licenseId, at);
-      let device = license ? await devices.findForLicense(trx, p.licenseId, p.activationId) : undefined;
-      if (
-        !license ||
-        !device ||
-        license.productCode !== p.product ||
-        device.devicePublicKey !== p.devicePublicKey ||
-        device.hardwareId !== p.hardwareId
-      )
-        throw new ActivationError('activation_unknown', 404);
+      const bound = await boundActivation(trx, p, at);
+      if (!bound) throw new ActivationError('activation_unknown', 404);
+      const { license } = bound;
+      let { device } = bound;
       // Only when stale floating slots were freed (this device's among them, perhaps) is anything read again.
       if (await expireFloatingSlots(trx, license, at)) device = (await devices.findById(trx, device.id))!;
       const holdsUntil =

@@ -1,13 +1,13 @@
 import { USAGE_GENESIS, usageChainFault } from '../../sdk/src/usage.ts';
 import type { UsageReportPayload } from '../../sdk/src/payloads.ts';
-import * as licenses from '../models/licenses.ts';
+import type * as licenses from '../models/licenses.ts';
 import * as devices from '../models/devices.ts';
 import * as consumption from '../models/consumption.ts';
 import * as usageReports from '../models/usage-reports.ts';
 import * as requestNonces from '../models/request-nonces.ts';
 import { againAfterUniqueViolation } from '../models/normalise.ts';
 import { inTransaction } from '../lib/transaction.ts';
-import type { ActivationDeps } from './activation.ts';
+import { boundActivation, type ActivationDeps } from './activation.ts';
 import { entitlementsDigest, issueLicenseFile } from './license-files.ts';
 import { ActivationError, recordRefusal } from './refusals.ts';
 import { readSignedRequest } from './requests.ts';
@@ -69,19 +69,10 @@ export async function processUsageReport(deps: ActivationDeps, actor: Actor, tex
   const run = () =>
     inTransaction(deps.db, async (trx): Promise<ReportOutcome> => {
       const at = deps.clock.now();
-      await licenses.lockLicense(trx, p.licenseId);
-      const license = await licenses.findById(trx, p.licenseId, at);
-      const device = license ? await devices.findForLicense(trx, p.licenseId, p.activationId) : undefined;
-      if (
-        !license ||
-        !device ||
-        license.productCode !== p.product ||
-        !device.devicePublicKey ||
-        device.devicePublicKey !== p.devicePublicKey ||
-        device.hardwareId !== p.hardwareId ||
-        (await requestNonces.activationNonceOf(trx, device.id)) !== p.activationNonce
-      )
+      const bound = await boundActivation(trx, p, at);
+      if (!bound || (await requestNonces.activationNonceOf(trx, bound.device.id)) !== p.activationNonce)
         throw new ReportError('report_device_unknown', 404);
+      const { license, device } = bound;
       licenseKnown = true;
       if (usageChainFault(p.entries)) throw new ReportError('report_chain_broken', 422);
       if (await usageReports.seen(trx, p.nonce, requestHash)) throw new ReportError('report_replayed', 409);
