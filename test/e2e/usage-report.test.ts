@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import { buildTestApp, loginAgent, createAccount, submitForm, type TestApp } from '../helpers/app.ts';
-import { listen } from '../helpers/browser.ts';
-import { runDevice } from '../helpers/cli.ts';
+import { loginAgent, createAccount, submitForm } from '../helpers/app.ts';
+import { useServedApp } from '../helpers/browser.ts';
+import { said } from '../helpers/cli.ts';
+import { uploadOverHttp } from '../helpers/offline.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
 /**
@@ -15,54 +14,18 @@ import * as catalog from '../../app/models/catalog.ts';
  * rolled-back and out-of-order reports are each refused and audited.
  */
 
-async function cli(dir: string, cwd: string, ...args: string[]) {
-  const r = await runDevice({ dir, cwd }, ...args);
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
 async function ok(dir: string, cwd: string, ...args: string[]) {
-  const r = await cli(dir, cwd, ...args);
+  const r = await said({ dir, cwd }, ...args);
   assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
   return r.out;
 }
 
-/** Uploads a file on one of the offline portal's forms like a browser (its CSRF token from the page); the result page and its download, if any. */
-async function uploadTo(base: string, form: 'requests' | 'reports', file: string) {
-  const page = await fetch(`${base}/offline`);
-  const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
-  const action = new RegExp(`action="([^"]*/offline/${form}\\?_csrf=[^"]+)"`)
-    .exec(await page.text())![1]!
-    .replace(/&amp;/g, '&');
-  const body = new FormData();
-  body.set('file', new Blob([fs.readFileSync(file)]), path.basename(file));
-  const res = await fetch(`${base}${action}`, { method: 'POST', body, headers: { cookie } });
-  const text = await res.text();
-  const link = /href="(\/offline\/download\/[^"]+)"/.exec(text)?.[1];
-  return {
-    status: res.status,
-    page: text,
-    file: link ? await (await fetch(`${base}${link}`, { headers: { cookie } })).text() : null,
-  };
-}
-
 describe('end to end: usage reports from an offline machine, and the renewal that comes back', function () {
   this.timeout(120_000);
-  let t: TestApp;
-  let server: Server;
-  let base: string;
-  let work: string;
-  before(async () => {
-    t = await buildTestApp();
-    ({ url: base, server } = await listen(t.app));
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-usage-e2e-'));
-  });
-  after(async () => {
-    server?.close();
-    await t.close();
-    fs.rmSync(work, { recursive: true, force: true });
-  });
+  const served = useServedApp('usage-e2e');
 
   it('record → report → accepted; extended license → next report brings the renewal, installed with refresh; replayed, edited, rolled-back and out-of-order reports refused and audited', async () => {
+    const { t, base, work } = served;
     const now = t.clock.now();
     const product = await catalog.insertProduct(
       t.db,
@@ -128,7 +91,7 @@ describe('end to end: usage reports from an offline machine, and the renewal tha
       'USAGE-MACHINE',
     );
     await ok(dir, work, 'request', '--out', 'activation.req');
-    const activation = await uploadTo(base, 'requests', path.join(work, 'activation.req'));
+    const activation = await uploadOverHttp(base, 'requests', path.join(work, 'activation.req'));
     assert.equal(activation.status, 200, activation.page);
     fs.writeFileSync(path.join(work, 'license.lic'), activation.file!);
     await ok(dir, work, 'activate', 'license.lic');
@@ -137,14 +100,14 @@ describe('end to end: usage reports from an offline machine, and the renewal tha
     // Record and report: accepted once, no renewal (nothing changed).
     await ok(dir, work, 'usage', 'record', '--consume', 'render=120', '--seats', '2', '--feature', 'render=3');
     assert.match(await ok(dir, work, 'usage', 'report', '--out', 'r1.usage'), /entries 1 to 3/);
-    const r1 = await uploadTo(base, 'reports', path.join(work, 'r1.usage'));
+    const r1 = await uploadOverHttp(base, 'reports', path.join(work, 'r1.usage'));
     assert.equal(r1.status, 200, r1.page);
     assert.match(r1.page, /Usage report accepted/);
     assert.equal(r1.file, null);
     assert.equal(Number((await t.db('consumption_usage').where({ license_id: licenseId }).first()).used), 120);
 
     // Replayed: the same file again.
-    const replayed = await uploadTo(base, 'reports', path.join(work, 'r1.usage'));
+    const replayed = await uploadOverHttp(base, 'reports', path.join(work, 'r1.usage'));
     assert.equal(replayed.status, 409);
     assert.match(replayed.page, /already accepted/);
 
@@ -175,25 +138,25 @@ describe('end to end: usage reports from an offline machine, and the renewal tha
     await ok(dir, work, 'usage', 'report', '--out', 'r2.usage');
     await ok(dir, work, 'usage', 'record', '--consume', 'render=20');
     await ok(dir, work, 'usage', 'report', '--out', 'r3.usage');
-    const early = await uploadTo(base, 'reports', path.join(work, 'r3.usage'));
+    const early = await uploadOverHttp(base, 'reports', path.join(work, 'r3.usage'));
     assert.equal(early.status, 409);
     assert.match(early.page, /expects entry 4 next/);
 
     // In order: 4 is accepted with the renewed license, which the CLI installs; then 5.
-    const r2 = await uploadTo(base, 'reports', path.join(work, 'r2.usage'));
+    const r2 = await uploadOverHttp(base, 'reports', path.join(work, 'r2.usage'));
     assert.equal(r2.status, 200, r2.page);
     assert.match(r2.page, /renewed license file/);
     fs.writeFileSync(path.join(work, 'renewed.lic'), r2.file!);
     assert.match(await ok(dir, work, 'refresh', 'renewed.lic'), /License refreshed \(file 1\)/);
     assert.match(await ok(dir, work, 'status'), /2031-01-31/);
     assert.doesNotMatch((await portal.get(`/portal/licenses/${licenseId}`).expect(200)).text, /Renewal pending/);
-    assert.equal((await uploadTo(base, 'reports', path.join(work, 'r3.usage'))).status, 200);
+    assert.equal((await uploadOverHttp(base, 'reports', path.join(work, 'r3.usage'))).status, 200);
     assert.equal(Number((await t.db('consumption_usage').where({ license_id: licenseId }).first()).used), 150);
 
     // Rolled back: the state folder restored from the backup records and reports again from entry 4.
     await ok(backup, work, 'usage', 'record', '--consume', 'render=1');
     await ok(backup, work, 'usage', 'report', '--out', 'rolled.usage');
-    const rolled = await uploadTo(base, 'reports', path.join(work, 'rolled.usage'));
+    const rolled = await uploadOverHttp(base, 'reports', path.join(work, 'rolled.usage'));
     assert.equal(rolled.status, 409);
     assert.match(rolled.page, /rolled back/);
 
@@ -204,7 +167,7 @@ describe('end to end: usage reports from an offline machine, and the renewal tha
     log.entries.at(-1).amount = 5;
     fs.writeFileSync(logFile, JSON.stringify(log));
     await ok(dir, work, 'usage', 'report', '--out', 'edited.usage');
-    const edited = await uploadTo(base, 'reports', path.join(work, 'edited.usage'));
+    const edited = await uploadOverHttp(base, 'reports', path.join(work, 'edited.usage'));
     assert.equal(edited.status, 422);
     assert.match(edited.page, /do not chain/);
 

@@ -1,4 +1,6 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -44,6 +46,35 @@ export async function listen(app: PorticoApp): Promise<{ url: string; server: Se
     );
     server.keepAliveTimeout = 60_000;
   });
+}
+
+export interface ServedApp {
+  t: TestApp;
+  /** The app's URL on loopback. */
+  base: string;
+  /** An empty folder of the suite's own (device state, files carried between machine and portal). */
+  work: string;
+}
+
+/**
+ * Registers the suite's hooks: a test app served on loopback (what a CLI or fetch talks to over real
+ * HTTP) and a work folder, removed after the suite. Read the fields inside tests, after `before` ran.
+ */
+export function useServedApp(name: string): ServedApp {
+  const s = {} as ServedApp & { server?: Server };
+  before(async () => {
+    s.t = await buildTestApp();
+    const listening = await listen(s.t.app);
+    s.base = listening.url;
+    s.server = listening.server;
+    s.work = fs.mkdtempSync(path.join(os.tmpdir(), `portico-${name}-`));
+  });
+  after(async () => {
+    s.server?.close();
+    await s.t?.close();
+    if (s.work) fs.rmSync(s.work, { recursive: true, force: true });
+  });
+  return s;
 }
 
 /** Opens a page that records CSP violations and script errors, which every browser test asserts are none. */

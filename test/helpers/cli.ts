@@ -35,6 +35,12 @@ export async function runDevice(options: DeviceOptions, ...args: string[]): Prom
   return { status, stdout, stderr };
 }
 
+/** runDevice's exit code and everything it printed, as a person at the machine reads it. */
+export async function said(options: DeviceOptions, ...args: string[]): Promise<{ code: number; out: string }> {
+  const r = await runDevice(options, ...args);
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
 /** Asserts exit code 0 and passes the run on. */
 export function ok(run: Run): Run {
   if (run.status !== 0) throw new Error(`exit ${run.status}\n${run.stdout}\n${run.stderr}`);

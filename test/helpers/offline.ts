@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type request from 'supertest';
 import { csrfFrom } from './app.ts';
 
@@ -39,4 +41,26 @@ export async function uploadReport(agent: Agent, content: string | Buffer, filen
   return agent
     .post(`/offline/reports?_csrf=${token}`)
     .attach('file', Buffer.isBuffer(content) ? content : Buffer.from(content), filename);
+}
+
+/**
+ * Uploads a file on one of the offline portal's forms over real HTTP like a browser (the CSRF token
+ * from the page, the session cookie), then follows the result page's download link, if any.
+ */
+export async function uploadOverHttp(base: string, form: 'requests' | 'reports', file: string) {
+  const page = await fetch(`${base}/offline`);
+  const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
+  const action = new RegExp(`action="([^"]*/offline/${form}\\?_csrf=[^"]+)"`)
+    .exec(await page.text())![1]!
+    .replace(/&amp;/g, '&');
+  const body = new FormData();
+  body.set('file', new Blob([fs.readFileSync(file)]), path.basename(file));
+  const res = await fetch(`${base}${action}`, { method: 'POST', body, headers: { cookie } });
+  const text = await res.text();
+  const link = /href="(\/offline\/download\/[^"]+)"/.exec(text)?.[1];
+  return {
+    status: res.status,
+    page: text,
+    file: link ? await (await fetch(`${base}${link}`, { headers: { cookie } })).text() : null,
+  };
 }

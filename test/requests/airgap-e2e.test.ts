@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import { buildTestApp, createAccount, type TestApp } from '../helpers/app.ts';
-import { listen } from '../helpers/browser.ts';
-import { runDevice } from '../helpers/cli.ts';
+import { createAccount } from '../helpers/app.ts';
+import { useServedApp } from '../helpers/browser.ts';
+import { said } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import * as accounts from '../../app/models/accounts.ts';
 import { systemActor } from '../../app/services/context.ts';
 import { generateVouchers } from '../../app/services/vouchers.ts';
 
 /** The device's CLI in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
-async function cli(dir: string, args: string[]) {
-  const r = await runDevice({ dir, cwd: path.dirname(dir) }, ...args);
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
+const cli = (dir: string, args: string[]) => said({ dir, cwd: path.dirname(dir) }, ...args);
 
 /** Submits a portal form like a person typing into it: GET the page for its token, POST the fields. */
 async function typeInto(base: string, action: string, fields: Record<string, string>): Promise<string> {
@@ -32,22 +27,10 @@ async function typeInto(base: string, action: string, fields: Record<string, str
 
 describe('end to end: the CLI plays an air-gapped machine, a person carries the codes', function () {
   this.timeout(120_000);
-  let t: TestApp;
-  let server: Server;
-  let base: string;
-  let work: string;
-  before(async () => {
-    t = await buildTestApp();
-    ({ url: base, server } = await listen(t.app));
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-airgap-'));
-  });
-  after(async () => {
-    server?.close();
-    await t.close();
-    fs.rmSync(work, { recursive: true, force: true });
-  });
+  const served = useServedApp('airgap');
 
   it('request code → portal → activation code typed back → active; deactivation code → portal → seat freed → confirmation accepted', async () => {
+    const { t, base, work } = served;
     const now = t.clock.now();
     const product = await catalog.insertProduct(
       t.db,
@@ -107,6 +90,7 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
   });
 
   it('a folder set up without a key: request code → portal redeems a code → airgap-activate --key → licensed; deactivation → portal → confirmed', async () => {
+    const { t, base, work } = served;
     const now = t.clock.now();
     const product = await catalog.insertProduct(
       t.db,

@@ -1,54 +1,24 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
-import { buildTestApp, type TestApp } from '../helpers/app.ts';
-import { listen } from '../helpers/browser.ts';
+import { useServedApp } from '../helpers/browser.ts';
 import { projectRoot } from '../helpers/process.ts';
-import { runDevice } from '../helpers/cli.ts';
+import { said } from '../helpers/cli.ts';
+import { uploadOverHttp } from '../helpers/offline.ts';
 import * as catalog from '../../app/models/catalog.ts';
 
 const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'file-formats.md'), 'utf8');
 
 /** Runs the CLI as the end user's machine would, in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
-async function cli(dir: string, args: string[], cwd: string) {
-  const r = await runDevice({ dir, cwd }, ...args);
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
-
-/** Uploads a file to the offline portal like a browser would (form with its CSRF token) and follows the download link. */
-async function uploadAndDownload(base: string, file: string): Promise<{ page: string; file: string | null }> {
-  const form = await fetch(`${base}/offline`);
-  const cookie = form.headers.get('set-cookie')!.split(';')[0]!;
-  const action = /action="([^"]*\/offline\/requests\?_csrf=[^"]+)"/.exec(await form.text())![1]!.replace(/&amp;/g, '&');
-  const body = new FormData();
-  body.set('file', new Blob([fs.readFileSync(file)]), path.basename(file));
-  const res = await fetch(`${base}${action}`, { method: 'POST', body, headers: { cookie } });
-  const page = await res.text();
-  const link = /href="(\/offline\/download\/[^"]+)"/.exec(page)?.[1];
-  return { page, file: link ? await (await fetch(`${base}${link}`, { headers: { cookie } })).text() : null };
-}
+const cli = (dir: string, args: string[], cwd: string) => said({ dir, cwd }, ...args);
 
 describe('end to end: the CLI plays an offline machine against the portal over HTTP', function () {
   this.timeout(120_000);
-  let t: TestApp;
-  let server: Server;
-  let base: string;
-  let work: string;
-  before(async () => {
-    t = await buildTestApp();
-    ({ url: base, server } = await listen(t.app));
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-e2e-'));
-  });
-  after(async () => {
-    server?.close();
-    await t.close();
-    fs.rmSync(work, { recursive: true, force: true });
-  });
+  const served = useServedApp('e2e');
 
   it('request → portal → license file → SDK verifies and activates → deactivate → portal frees the seat; openssl verifies the license file by the documented steps', async () => {
+    const { t, base, work } = served;
     const now = t.clock.now();
     const product = await catalog.insertProduct(
       t.db,
@@ -96,7 +66,7 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     const request = await cli(dir, ['request', '--out', path.join(work, 'activation.req')], work);
     assert.equal(request.code, 0, request.out);
 
-    const activation = await uploadAndDownload(base, path.join(work, 'activation.req'));
+    const activation = await uploadOverHttp(base, 'requests', path.join(work, 'activation.req'));
     assert.match(activation.page, /License activated/);
     assert.ok(activation.file);
     fs.writeFileSync(path.join(work, 'license.lic'), activation.file!);
@@ -121,7 +91,7 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     );
     assert.equal(deactivation.code, 0, deactivation.out);
     assert.equal((await cli(dir, ['status'], work)).code, 3, 'the license is gone from the machine');
-    const freed = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
+    const freed = await uploadOverHttp(base, 'requests', path.join(work, 'deactivation.req'));
     assert.match(freed.page, /License deactivated/);
     fs.writeFileSync(path.join(work, 'receipt.txt'), freed.file!);
     const receipt = await cli(dir, ['receipt', path.join(work, 'receipt.txt')], work);
@@ -135,7 +105,7 @@ describe('end to end: the CLI plays an offline machine against the portal over H
     );
 
     // Replaying the deactivation changes nothing.
-    const replay = await uploadAndDownload(base, path.join(work, 'deactivation.req'));
+    const replay = await uploadOverHttp(base, 'requests', path.join(work, 'deactivation.req'));
     assert.match(replay.page, /processed before; nothing changed/);
     assert.equal(
       Number((await t.db('license_features').where({ license_id: licenseId }).first()).total_consumption),
