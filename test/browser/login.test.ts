@@ -55,6 +55,7 @@ describe('browser: log in through the real form', function () {
       await page.keyboard.press('Enter');
       await page.getByRole('heading', { name: 'Vendor console' }).waitFor();
       assert.deepEqual(await axeViolations(page), [], 'console');
+      await page.getByRole('navigation', { name: 'Console sections' }).getByRole('link', { name: 'System' }).click();
       await page
         .getByRole('navigation', { name: 'Console sections' })
         .getByRole('link', { name: 'Mail outbox' })
