@@ -2,10 +2,7 @@ import assert from 'node:assert/strict';
 import { decodeQrPng } from '../helpers/qr.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import * as accounts from '../../app/models/accounts.ts';
-import { createAccount } from '../helpers/app.ts';
-import { systemActor } from '../../app/services/context.ts';
-import { generateVouchers } from '../../app/services/vouchers.ts';
+import { newCodes } from '../helpers/vouchers.ts';
 import { createAirgapRequest, verifyActivationCode } from '../../sdk/src/airgap.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 
@@ -89,14 +86,7 @@ describe('browser: the Air-Gapped Activation Portal', function () {
     );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Initech' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'AG-B-CODE', customerId: customer }, now);
-    const admin = (await accounts.findById(t.db, (await createAccount(t.db, { role: 'admin' })).id))!;
-    const {
-      codes: [voucher],
-    } = await generateVouchers({ db: t.db, clock: t.clock }, systemActor('test'), admin, order, {
-      policyId,
-      count: 1,
-      days: 30,
-    });
+    const [voucher] = await newCodes(t, order, policyId);
     const { code, request } = createAirgapRequest({ product: 'pump', hardwareId: 'SITE-BROWSER-CODE', now });
 
     const { page, problems, close } = await openPage(browser);

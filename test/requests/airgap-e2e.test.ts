@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createAccount } from '../helpers/app.ts';
 import { useServedApp } from '../helpers/browser.ts';
 import { said } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import * as accounts from '../../app/models/accounts.ts';
-import { systemActor } from '../../app/services/context.ts';
-import { generateVouchers } from '../../app/services/vouchers.ts';
+import { newCodes } from '../helpers/vouchers.ts';
 
 /** The device's CLI in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
 const cli = (dir: string, args: string[]) => said({ dir, cwd: path.dirname(dir) }, ...args);
@@ -109,14 +106,7 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
     );
     const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Initech' }, now);
     const order = await catalog.insertOrder(t.db, { orderRef: 'AG-E2E-CODE', customerId: customer }, now);
-    const admin = (await accounts.findById(t.db, (await createAccount(t.db, { role: 'admin' })).id))!;
-    const {
-      codes: [voucher],
-    } = await generateVouchers({ db: t.db, clock: t.clock }, systemActor('test'), admin, order, {
-      policyId,
-      count: 1,
-      days: 30,
-    });
+    const [voucher] = await newCodes(t, order, policyId);
     const keysFile = path.join(work, 'keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'redeeming');

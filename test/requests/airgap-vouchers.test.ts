@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import { buildTestApp, countRows, createAccount, csrfFrom, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, countRows, csrfFrom, type TestApp } from '../helpers/app.ts';
 import { range, tally } from '../helpers/concurrency.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import * as accounts from '../../app/models/accounts.ts';
-import { systemActor } from '../../app/services/context.ts';
-import { REDEEM_PER_CLIENT, generateVouchers } from '../../app/services/vouchers.ts';
+import { REDEEM_PER_CLIENT } from '../../app/services/vouchers.ts';
+import { newCodes } from '../helpers/vouchers.ts';
 import { AIRGAP_PER_LICENSE_AND_CLIENT } from '../../app/controllers/airgap.ts';
 import { createAirgapRequest, createDeactivationCode, verifyActivationCode } from '../../sdk/src/airgap.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
@@ -79,16 +78,7 @@ describe('Air-Gapped Activation Portal: redeeming a code', function () {
   after(async () => t.close());
 
   /** New codes of a policy, made by the one generating service (an admin: no quota). */
-  const codes = async (count: number, policyId = airgapPolicy) => {
-    const admin = (await accounts.findById(t.db, (await createAccount(t.db, { role: 'admin' })).id))!;
-    return (
-      await generateVouchers({ db: t.db, clock: t.clock }, systemActor('test'), admin, orderId, {
-        policyId,
-        count,
-        days: 30,
-      })
-    ).codes;
-  };
+  const codes = (count: number, policyId = airgapPolicy) => newCodes(t, orderId, policyId, count);
   const voucherRow = (code: string) =>
     t
       .db('vouchers')
