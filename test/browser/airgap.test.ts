@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { decodeQrPng } from '../helpers/qr.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import { newCodes } from '../helpers/vouchers.ts';
+import { airgappedCode } from '../helpers/vouchers.ts';
 import { createAirgapRequest, verifyActivationCode } from '../../sdk/src/airgap.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
 
@@ -69,24 +69,7 @@ describe('browser: the Air-Gapped Activation Portal', function () {
   it('a person types a redeemable code and the request code and gets the new license key (with a copy button) and the activation code; axe finds no violations', async () => {
     const { t, browser, url } = app;
     const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Pump Control', code: 'pump', authorizationMethod: 'key' },
-      now,
-    );
-    const policyId = await catalog.insertPolicy(
-      t.db,
-      {
-        productId: product,
-        name: 'Isolated',
-        isDefault: true,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true },
-      },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Initech' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-B-CODE', customerId: customer }, now);
-    const [voucher] = await newCodes(t, order, policyId);
+    const voucher = await airgappedCode(t, 'AG-B-CODE');
     const { code, request } = createAirgapRequest({ product: 'pump', hardwareId: 'SITE-BROWSER-CODE', now });
 
     const { page, problems, close } = await openPage(browser);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { useServedApp } from '../helpers/browser.ts';
 import { said } from '../helpers/cli.ts';
 import * as catalog from '../../app/models/catalog.ts';
-import { newCodes } from '../helpers/vouchers.ts';
+import { airgappedCode } from '../helpers/vouchers.ts';
 
 /** The device's CLI in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
 const cli = (dir: string, args: string[]) => said({ dir, cwd: path.dirname(dir) }, ...args);
@@ -88,25 +88,7 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
 
   it('a folder set up without a key: request code → portal redeems a code → airgap-activate --key → licensed; deactivation → portal → confirmed', async () => {
     const { t, base, work } = served;
-    const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Pump Control', code: 'pump', authorizationMethod: 'key' },
-      now,
-    );
-    const policyId = await catalog.insertPolicy(
-      t.db,
-      {
-        productId: product,
-        name: 'Isolated',
-        isDefault: true,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, maxActivations: 1 },
-      },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Initech' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-E2E-CODE', customerId: customer }, now);
-    const [voucher] = await newCodes(t, order, policyId);
+    const voucher = await airgappedCode(t, 'AG-E2E-CODE');
     const keysFile = path.join(work, 'keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'redeeming');
