@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Knex } from 'knex';
+import knex, { type Knex } from 'knex';
 import { migrateLatest, migrationStatus, openDatabase } from '../../db/index.ts';
-import { isSqlite, sqliteFile } from '../../db/knexfile.ts';
+import { isSqlite, knexConfig, sqliteFile } from '../../db/knexfile.ts';
 import { Refused } from './backup.ts';
 import { ToolError } from './mysql-tools.ts';
 
@@ -312,7 +312,9 @@ async function openTarget(url: string): Promise<Knex> {
   const file = sqliteFile(url);
   if (file !== null && !fs.existsSync(path.dirname(path.resolve(file))))
     throw new Refused(`the folder ${path.dirname(path.resolve(file))} does not exist`);
-  const db = openDatabase(url);
+  // knex's own warning about a failed connection (with its stack) would repeat the message below.
+  const quiet = () => {};
+  const db = knex({ ...knexConfig(url), log: { warn: quiet, error: quiet, debug: quiet, deprecate: quiet } });
   try {
     await db.raw('SELECT 1');
   } catch (err) {
@@ -404,7 +406,14 @@ export async function copyDatabase(
               return out;
             });
             for (let i = 0; i < converted.length; i += perInsert)
-              await trx(t.name).insert(converted.slice(i, i + perInsert));
+              await trx(t.name)
+                .insert(converted.slice(i, i + perInsert))
+                .catch((err: { sqlMessage?: string; message?: string }) => {
+                  // The target's own words (a value SQLite took that MySQL refuses, e.g. too long), not the SQL.
+                  throw new ToolError(
+                    `the target refused rows of ${t.name} (after ${rows} copied): ${err.sqlMessage ?? err.message}; nothing was written`,
+                  );
+                });
             rows += batch.length;
             if (rows % (size * 10) === 0) say(`  ${t.name}: ${rows} rows …`);
           }
