@@ -245,7 +245,7 @@ const COMMANDS: Record<string, Command> = {
   },
   'copy-database': {
     summary: 'copy every row into another database: SQLite to MySQL/MariaDB, or back',
-    usage: 'copy-database --to <database URL> [--force]',
+    usage: 'copy-database --to <database URL | env:NAME> [--force]',
     help: [
       'Copies every row of every Portico table of the database of DATABASE_URL (the source, only read,',
       'from one snapshot) into the database of --to (sqlite:<file> or mysql://user:password@host/name),',
@@ -256,12 +256,17 @@ const COMMANDS: Record<string, Command> = {
       'database must exist (utf8mb4). DATA_DIR (signing keys, secrets) is not copied: run the server on',
       'the target with the same DATA_DIR. Refusals (target holds data, same database, pending',
       'migrations) exit 3, nothing changed.',
-      '  --force  replace the data the target holds (its tables are emptied first, in the same transaction).',
+      '  --to env:<NAME>  read the URL from the environment variable NAME (keeps the password out of `ps`).',
+      '  --force          replace the data the target holds (emptied first, in the same transaction).',
     ].join('\n'),
     options: { to: { type: 'string' }, force: { type: 'boolean' } },
     required: ['to'],
-    async run({ values, config, say }) {
-      const to = String(values.to).trim();
+    async run({ values, config, say, io }) {
+      const given = String(values.to).trim();
+      const variable = given.startsWith('env:') ? given.slice('env:'.length) : null;
+      const to = variable === null ? given : (io.env[variable] ?? '').trim();
+      if (variable !== null && !to)
+        throw new UsageError(`--to ${given}: the environment variable ${variable} is not set`);
       const bad = badDatabaseUrl(to);
       if (bad) throw new UsageError(`--to is not a database URL: ${bad}`);
       if (to === config.databaseUrl)

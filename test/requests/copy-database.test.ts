@@ -288,7 +288,16 @@ describe('portico copy-database: SQLite → MariaDB and back', function () {
         /refused: the target database already holds data: accounts \(5 rows\).*pass --force/,
       );
       assert.deepEqual(await tableCounts(target.db), counts, 'nothing written');
-      ok(await portico(env, 'copy-database', '--to', mariadb.url, '--force'));
+      // The URL (with its password) from an environment variable rather than the command line.
+      ok(
+        await portico(
+          { ...env, NEW_DATABASE_URL: mariadb.url },
+          'copy-database',
+          '--to',
+          'env:NEW_DATABASE_URL',
+          '--force',
+        ),
+      );
       assert.deepEqual(await tableCounts(target.db), sourceCounts, 'the copy replaced what the target held');
       await target.close();
     });

@@ -105,6 +105,7 @@ describe('operator CLI', function () {
         ['copy-database'],
         ['copy-database', '--to', 'postgres://db/portico'],
         ['copy-database', '--to', 'mysql://db:3306/'],
+        ['copy-database', '--to', 'env:PORTICO_NO_SUCH_VARIABLE'],
         ['help', 'nope'],
       ]) {
         const run = await portico(env, ...args);
