@@ -213,7 +213,7 @@ async function nextIds(source: Knex, tables: Table[]): Promise<Map<string, numbe
   return next;
 }
 
-/** The rows of `table` in key order, BATCH rows at a time (keyset paging: no OFFSET over a big audit log). */
+/** The rows of `table` in key order, `size` rows at a time (keyset paging: no OFFSET over a big audit log). */
 async function* batches(db: Knex, table: Table, size: number): AsyncGenerator<Record<string, unknown>[]> {
   const columns = table.columns.map((c) => c.name);
   if (table.key.length === 0) {
@@ -230,10 +230,17 @@ async function* batches(db: Knex, table: Table, size: number): AsyncGenerator<Re
   let last: Knex.Value[] | null = null;
   for (;;) {
     const query = db(table.name).select(columns);
-    if (last) {
-      const marks = table.key.map(() => '?').join(', ');
-      query.whereRaw(`(${table.key.map(() => '??').join(', ')}) > (${marks})`, [...table.key, ...last]);
-    }
+    // After the last row read: (k1 > v1) OR (k1 = v1 AND k2 > v2) OR …, which both kinds answer
+    // from the primary key's index (a row-value comparison is not always optimised on MariaDB).
+    const after = last;
+    if (after)
+      query.where((w) => {
+        for (let i = 0; i < table.key.length; i++)
+          w.orWhere((branch) => {
+            for (let j = 0; j < i; j++) branch.where(table.key[j]!, after[j]!);
+            branch.where(table.key[i]!, '>', after[i]!);
+          });
+      });
     const rows = (await query.orderBy(table.key.map((c) => ({ column: c }))).limit(size)) as Record<string, unknown>[];
     if (rows.length) yield rows;
     if (rows.length < size) return;

@@ -14,6 +14,7 @@ import { makeDevice } from '../helpers/device.ts';
 import { installationEnv, ok, portico } from '../helpers/portico.ts';
 import { projectRoot } from '../helpers/process.ts';
 import { EXIT } from '../../app/cli/portico.ts';
+import { copyDatabase } from '../../app/ops/copy-database.ts';
 import { toDate } from '../../app/models/normalise.ts';
 import * as brandings from '../../app/models/brandings.ts';
 import * as catalog from '../../app/models/catalog.ts';
@@ -329,6 +330,37 @@ describe('portico copy-database: SQLite → MariaDB and back', function () {
       } finally {
         await back.close();
         await from.destroy();
+      }
+    });
+  });
+
+  describe('batches', () => {
+    it('in batches of 3 rows (paging on one-column, two-column and text keys) the copy is row for row the one of 1,000', async () => {
+      const whole = `sqlite:${path.join(dir, 'whole.sqlite')}`;
+      const paged = `sqlite:${path.join(dir, 'paged.sqlite')}`;
+      await copyDatabase(mariadb.url, whole);
+      const lines: string[] = [];
+      await copyDatabase(mariadb.url, paged, { batchRows: 3, progress: (l) => lines.push(l) });
+      assert.ok(lines.includes('  role_permissions: 20 row(s)'), lines.join('\n'));
+      const [a, b] = [openDatabase(whole), openDatabase(paged)];
+      try {
+        const tables = Object.keys(await tableCounts(a));
+        assert.ok(tables.length > 50);
+        const sorted = (rows: unknown[]) => rows.map((r) => JSON.stringify(r)).sort();
+        for (const table of tables) assert.deepEqual(sorted(await b(table)), sorted(await a(table)), table);
+      } finally {
+        await a.destroy();
+        await b.destroy();
+      }
+      // From SQLite in batches of 3 as well: the same counts as the source.
+      const fromSqlite = await newMysqlDatabase();
+      extraDatabases.push(fromSqlite);
+      await copyDatabase(sourceUrl, fromSqlite.url, { batchRows: 3 });
+      const src = openDatabase(sourceUrl);
+      try {
+        assert.deepEqual(await tableCounts(fromSqlite.db), await tableCounts(src));
+      } finally {
+        await src.destroy();
       }
     });
   });
