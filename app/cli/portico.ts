@@ -6,6 +6,7 @@ import { systemClock } from '../lib/clock.ts';
 import { AppError } from '../lib/errors.ts';
 import { makePaths } from '../paths.ts';
 import { createBackup, Refused, restoreBackup } from '../ops/backup.ts';
+import { badDatabaseUrl, copyDatabase, describeUrl } from '../ops/copy-database.ts';
 import { runChecks } from '../ops/check.ts';
 import { ToolError } from '../ops/mysql-tools.ts';
 import { createAdmin, issuePasswordLink, operatorActor, removeSecondFactor } from '../services/operator.ts';
@@ -239,6 +240,44 @@ const COMMANDS: Record<string, Command> = {
           ? `The next start applies ${pending.length} newer migration(s): ${pending.join(', ')}.`
           : 'The schema is current.',
       );
+      return EXIT.ok;
+    },
+  },
+  'copy-database': {
+    summary: 'copy every row into another database: SQLite to MySQL/MariaDB, or back',
+    usage: 'copy-database --to <database URL | env:NAME> [--force]',
+    help: [
+      'Copies every row of every Portico table of the database of DATABASE_URL (the source, only read,',
+      'from one snapshot) into the database of --to (sqlite:<file> or mysql://user:password@host/name),',
+      'to move an installation between SQLite and MySQL/MariaDB. Stop every Portico process first. The',
+      "source must be at this release's schema; the target gets it from Portico's migrations, must hold",
+      'no data, and is written in one transaction (all or nothing). Ids are kept and new rows continue',
+      "after them; each table's row count is checked afterwards (a difference exits 1). The MySQL/MariaDB",
+      'database must exist (utf8mb4). DATA_DIR (signing keys, secrets) is not copied: run the server on',
+      'the target with the same DATA_DIR. Refusals (target holds data, same database, pending',
+      'migrations) exit 3, nothing changed.',
+      '  --to env:<NAME>  read the URL from the environment variable NAME (keeps the password out of `ps`).',
+      '  --force          replace the data the target holds (emptied first, in the same transaction).',
+    ].join('\n'),
+    options: { to: { type: 'string' }, force: { type: 'boolean' } },
+    required: ['to'],
+    async run({ values, config, say, io }) {
+      const given = String(values.to).trim();
+      const variable = given.startsWith('env:') ? given.slice('env:'.length) : null;
+      const to = variable === null ? given : (io.env[variable] ?? '').trim();
+      if (variable !== null && !to)
+        throw new UsageError(`--to ${given}: the environment variable ${variable} is not set`);
+      const bad = badDatabaseUrl(to);
+      if (bad) throw new UsageError(`--to is not a database URL: ${bad}`);
+      if (to === config.databaseUrl)
+        throw new Refused('the target is the source database itself (DATABASE_URL): name another database');
+      say(`Copying ${describeUrl(config.databaseUrl)} into ${describeUrl(to)}:`);
+      const result = await copyDatabase(config.databaseUrl, to, { force: !!values.force, progress: say });
+      say(
+        `Copied ${result.rows} row(s) of ${result.tables.length} tables at schema ${result.schemaVersion}; every table's row count matches.`,
+      );
+      say(`The source is unchanged. DATA_DIR (${config.dataDir}: signing keys, secret-box key, session secret) is not`);
+      say('in the database: start Portico on the target with this same DATA_DIR, and DATABASE_URL set to the target.');
       return EXIT.ok;
     },
   },

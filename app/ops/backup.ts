@@ -359,7 +359,7 @@ export async function restoreBackup(config: Config, file: string, { force = fals
     const kind = sqliteFile(config.databaseUrl) !== null ? 'sqlite' : 'mysql';
     if (manifest.database !== kind)
       throw new Refused(
-        `the archive holds a ${manifest.database === 'sqlite' ? 'SQLite' : 'MySQL/MariaDB'} database but DATABASE_URL is ${kind === 'sqlite' ? 'SQLite' : 'MySQL/MariaDB'}: restore it into the same kind`,
+        `the archive holds a ${manifest.database === 'sqlite' ? 'SQLite' : 'MySQL/MariaDB'} database but DATABASE_URL is ${kind === 'sqlite' ? 'SQLite' : 'MySQL/MariaDB'}: restore it into the same kind, then move it with \`portico copy-database\``,
       );
     const present = await targetContents(config);
     if (present.length && !force)

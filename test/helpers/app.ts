@@ -11,6 +11,7 @@ import { ManualClock } from '../../app/lib/clock.ts';
 import { ensureSigningKey } from '../../app/services/signing-keys.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import * as accounts from '../../app/models/accounts.ts';
+import { openDatabase } from '../../db/index.ts';
 import { createTestDatabase, type TestDatabase } from './db.ts';
 
 export interface TestApp {
@@ -24,10 +25,20 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** A real app on a real, fresh database of its own (SQLite, or MySQL when DATABASE_URL says so). */
-export async function buildTestApp(overrides: Partial<Config> = {}): Promise<TestApp> {
-  const database: TestDatabase = await createTestDatabase();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'portico-data-'));
+/**
+ * A real app on a real, fresh database of its own (SQLite, or MySQL when DATABASE_URL says so). With
+ * `installation`: the app on that existing database and DATA_DIR instead (nothing created, migrated
+ * or dropped; close() only closes its connections).
+ */
+export async function buildTestApp(
+  overrides: Partial<Config> = {},
+  installation?: { databaseUrl: string; dataDir: string },
+): Promise<TestApp> {
+  const database: TestDatabase = installation
+    ? { url: installation.databaseUrl, db: openDatabase(installation.databaseUrl), drop: async () => {} }
+    : await createTestDatabase();
+  if (installation) database.drop = () => database.db.destroy();
+  const dataDir = installation?.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'portico-data-'));
   const config: Config = {
     ...loadConfig({ NODE_ENV: 'test', DATA_DIR: dataDir, LOG_LEVEL: 'info' }),
     databaseUrl: database.url,
@@ -54,7 +65,7 @@ export async function buildTestApp(overrides: Partial<Config> = {}): Promise<Tes
     logs,
     async close() {
       await database.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!installation) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

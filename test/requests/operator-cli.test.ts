@@ -77,6 +77,7 @@ describe('operator CLI', function () {
         'rotate-signing-key',
         'backup',
         'restore',
+        'copy-database',
         'migrate',
         'migrate:status',
         'check',
@@ -101,6 +102,10 @@ describe('operator CLI', function () {
         ['reset-two-factor'],
         ['rotate-signing-key', '--now', '--activate', 'ed25519-x'],
         ['migrate', 'extra'],
+        ['copy-database'],
+        ['copy-database', '--to', 'postgres://db/portico'],
+        ['copy-database', '--to', 'mysql://db:3306/'],
+        ['copy-database', '--to', 'env:PORTICO_NO_SUCH_VARIABLE'],
         ['help', 'nope'],
       ]) {
         const run = await portico(env, ...args);
