@@ -13,6 +13,19 @@ import * as usage from '../models/usage.ts';
 
 const BATCH = 500;
 
+/** A day's figures before anything is counted (a new object each time: the counts are raised in place). */
+const quietDay = () => ({
+  seatsUsed: 0,
+  floatingPeak: null,
+  activations: 0,
+  refusals: 0,
+  refusalReasons: {},
+  seen7d: 0,
+  seen30d: 0,
+  seen90d: 0,
+  seenOlder: 0,
+});
+
 /** The seat figures and history of one batch of licenses for one day. */
 async function rowsOf(db: Knex, batch: usage.LicenseFacts[], day: string): Promise<usage.UsageRow[]> {
   const ids = batch.map((l) => l.id);
@@ -29,16 +42,8 @@ async function rowsOf(db: Knex, batch: usage.LicenseFacts[], day: string): Promi
       licenseId: l.id,
       orderId: l.orderId,
       day,
-      seatsUsed: 0,
       seatsBought: l.seatsBought,
-      floatingPeak: null,
-      activations: 0,
-      refusals: 0,
-      refusalReasons: {},
-      seen7d: 0,
-      seen30d: 0,
-      seen90d: 0,
-      seenOlder: 0,
+      ...quietDay(),
     };
     for (const d of atEnd) {
       if (d.licenseId !== l.id) continue;
@@ -127,21 +132,7 @@ export function fillDays(rows: usage.UsageDay[], today: string, days: number): u
   const out: usage.UsageDay[] = [];
   for (let i = days; i >= 1; i--) {
     const day = usage.addDays(today, -i);
-    out.push(
-      byDay.get(day) ?? {
-        day,
-        seatsUsed: 0,
-        seatsBought: null,
-        floatingPeak: null,
-        activations: 0,
-        refusals: 0,
-        refusalReasons: {},
-        seen7d: 0,
-        seen30d: 0,
-        seen90d: 0,
-        seenOlder: 0,
-      },
-    );
+    out.push(byDay.get(day) ?? { day, seatsBought: null, ...quietDay() });
   }
   return out;
 }
