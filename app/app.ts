@@ -32,6 +32,7 @@ import { endExpiredLogins } from './middleware/session-lifetime.ts';
 import { checkOrigin } from './middleware/origin-check.ts';
 import { getSettings, settingDefaults, type Settings } from './models/settings.ts';
 import { errorHandler, notFoundHandler } from './middleware/errors.ts';
+import { saveSessionBeforeRedirect } from './middleware/session-before-redirect.ts';
 import { sessionClient } from './middleware/session-client.ts';
 import { buildRoutes } from './routes.ts';
 import { authenticate } from './services/auth.ts';
@@ -217,6 +218,7 @@ export function createApp(deps: AppDeps): PorticoApp {
       cookie: { httpOnly: true, sameSite: 'lax', secure: config.cookieSecure, maxAge: config.sessionMaxAgeMs },
     }),
   );
+  app.use(saveSessionBeforeRedirect());
 
   passport.use(
     new LocalStrategy(
