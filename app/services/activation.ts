@@ -14,7 +14,8 @@ import { isUniqueViolation } from '../models/normalise.ts';
 import { recordAudit } from './audit.ts';
 import { deviceData, licenseData, publishEvent } from './events.ts';
 import { issueLicenseFile, type ArtifactDeps } from './license-files.ts';
-import { ActivationError, assertUsable, recordRefusal, type RefusalRecord } from './refusals.ts';
+import { AppError } from '../lib/errors.ts';
+import { ActivationError, assertUsable, recordRefusal, type RefusalCode, type RefusalRecord } from './refusals.ts';
 import type { Actor } from './context.ts';
 import { mailUnlockLink, type LinkMailDeps } from './auth.ts';
 import { checkPassword } from './throttles.ts';
@@ -192,19 +193,43 @@ const refusalOf = (input: ActivationInput, known: licenses.License | null): Refu
 });
 
 /**
+ * Where the license to activate comes from when the request does not name it: a redeemed code
+ * (services/vouchers.ts). `keyIn` runs in the activation's own transaction, after the repeat check,
+ * so the code is spent only together with the activation it pays for: a refused or failed activation
+ * rolls the redemption back. A refusal thrown by `keyIn` is recorded as `refusal`, not as the activation's.
+ */
+export interface LicenseSource {
+  keyIn(trx: Knex): Promise<string | null>;
+  refusal: RefusalRecord;
+}
+
+/**
  * Activates a device. The same request again returns the same activation and uses no second seat,
  * unless that activation has ended (`activation_inactive`); a refusal throws ActivationError after
- * recording it.
+ * recording it. With `source`, the license is the one it makes in the same transaction.
  */
-export async function activate(deps: ActivationDeps, actor: Actor, input: ActivationInput): Promise<ActivationResult> {
+export async function activate(
+  deps: ActivationDeps,
+  actor: Actor,
+  input: ActivationInput,
+  source?: LicenseSource,
+): Promise<ActivationResult> {
   let known: licenses.License | null = null;
   let endUserId: number | null = null;
+  let refusedBySource = false;
+  const keyFrom = async (trx: Knex, s: LicenseSource) => {
+    refusedBySource = true;
+    const key = await s.keyIn(trx);
+    refusedBySource = false;
+    return key;
+  };
   const attempt = () =>
     inTransaction(deps.db, async (trx) => {
       const at = deps.clock.now();
       const seen = await requestNonces.find(trx, input.nonce);
       if (seen) return repeatOf(trx, seen, input, at);
-      const found = await findLicense(trx, input, endUserId, at);
+      const request = source ? { ...input, licenseKey: await keyFrom(trx, source) } : input;
+      const found = await findLicense(trx, request, endUserId, at);
       known = found.license;
       const license = await licenses.lockFresh(trx, found.license, at);
       await assertUsable(trx, license, input.channel, input.hardwareId, at);
@@ -318,7 +343,9 @@ export async function activate(deps: ActivationDeps, actor: Actor, input: Activa
     deps.metrics?.activation(input.channel, result.repeated);
     return result;
   } catch (err) {
-    if (err instanceof ActivationError) await recordRefusal(deps, actor, refusalOf(input, known), err.code);
+    if (refusedBySource && err instanceof AppError && err.kind === 'refusal')
+      await recordRefusal(deps, actor, source!.refusal, err.code as RefusalCode);
+    else if (err instanceof ActivationError) await recordRefusal(deps, actor, refusalOf(input, known), err.code);
     throw err;
   }
 }

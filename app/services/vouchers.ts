@@ -414,8 +414,10 @@ async function redeemedInto(deps: ServiceDeps, code: string, licenseId: number):
  * request (never inside it). The same request again is answered like a repeated activation and
  * redeems nothing — only with the code that made its license: an air-gap request code is no secret,
  * so it must not hand out the license of a code someone else typed (`nonce_reused`, nothing spent).
- * Two transactions (redemption, then activation), so everything the activation of the new license
- * could refuse is refused by the redemption first, before the code is spent.
+ * One transaction: the redemption runs inside the activation's (activation.ts, LicenseSource), so a
+ * code is spent only with the activation it pays for; whatever refuses or breaks the activation of
+ * the new license rolls the redemption back and leaves the code redeemable. The redemption still
+ * refuses first what the policy forbids for the channel, so that refusal names the code's problem.
  */
 export async function redeemAndActivate(
   deps: ActivationDeps,
@@ -437,10 +439,9 @@ export async function redeemAndActivate(
     if (account?.role !== 'end_user' || account.disabled) throw new ActivationError('user_credentials', 401);
     accountId = account.id;
   }
-  const redemption = await redeemVoucher(deps, actor, code, {
-    accountId,
-    channel: input.channel,
-    productCode: input.productCode,
+  const by: Redeemer = { accountId, channel: input.channel, productCode: input.productCode };
+  return activate(deps, actor, input, {
+    keyIn: async (trx) => (await redeemIn({ ...deps, db: trx }, actor, code, by)).licenseKey,
+    refusal: { action: 'voucher.refused', channel: input.channel, requestHash: null },
   });
-  return activate(deps, actor, { ...input, licenseKey: redemption.licenseKey });
 }

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import mysql from 'mysql2/promise';
 import { sqliteFile } from '../../db/knexfile.ts';
 import { startServer, useProcessWorld } from '../helpers/process.ts';
+
+/** The SQLite driver itself (it ships no type declarations): the lock holder beside the server process. */
+const SqliteDatabase = createRequire(import.meta.url)('better-sqlite3') as new (
+  file: string,
+) => { exec(sql: string): void; close(): void };
 
 /**
  * A redirect is sent only once the session it depends on is stored (app/middleware/session-before-redirect.ts).
@@ -24,7 +29,7 @@ describe('a redirect waits for its session to be stored (server process, real da
   async function lockSessions(): Promise<() => Promise<void>> {
     const file = sqliteFile(world.database.url);
     if (file) {
-      const conn = new Database(file);
+      const conn = new SqliteDatabase(file);
       conn.exec('BEGIN IMMEDIATE');
       return async () => {
         conn.exec('ROLLBACK');

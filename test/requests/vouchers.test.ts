@@ -478,6 +478,38 @@ describe('Redeemable codes', function () {
       assert.equal(own.status, 200, 'it redeems for its own product');
     });
 
+    it('an activation that breaks after the code was taken spends nothing: the code stays open, no license; the same request later redeems', async () => {
+      const [code] = await generate(all, 1);
+      const licensesBefore = await countRows(t.db, 'licenses', { order_id: w.orderA });
+      const req = makeDevice().activationRequest({ product: PRODUCT, voucher: code! });
+      // A failure in the database after the redemption's own writes (a full disk, a lost connection):
+      // a trigger refuses the device row that the activation inserts last but one.
+      const sqlite = t.db.client.config.client === 'better-sqlite3';
+      await t.db.raw(
+        sqlite
+          ? "CREATE TRIGGER test_devices_fail BEFORE INSERT ON devices BEGIN SELECT RAISE(ABORT, 'device rows refused by a test'); END"
+          : "CREATE TRIGGER test_devices_fail BEFORE INSERT ON devices FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'device rows refused by a test'",
+      );
+      let broken: Awaited<ReturnType<typeof api>>;
+      try {
+        broken = await api('redeem', { request: req.text });
+      } finally {
+        await t.db.raw('DROP TRIGGER test_devices_fail');
+      }
+      assert.equal(broken.status, 500, JSON.stringify(broken.body));
+      const v = await voucherRow(code!);
+      assert.equal(v.redeemed_at, null, 'the code stays open');
+      assert.equal(v.license_id, null);
+      assert.equal(await countRows(t.db, 'licenses', { order_id: w.orderA }), licensesBefore, 'no license issued');
+      assert.equal(await countRows(t.db, 'audit_events', { action: 'voucher.redeemed', object_id: v.id }), 0);
+
+      const later = await api('redeem', { request: req.text });
+      assert.equal(later.status, 200, JSON.stringify(later.body));
+      assert.equal(later.body.repeated, false);
+      assert.equal(await countRows(t.db, 'licenses', { order_id: w.orderA }), licensesBefore + 1);
+      assert.equal(Number((await voucherRow(code!)).license_id) > 0, true);
+    });
+
     it('a code redeemed in the portal is refused on the API and offline too', async () => {
       const [code] = await generate(all, 1);
       assert.equal((await redeemAs(await endUserAgent(), { code: code! })).status, 303);
