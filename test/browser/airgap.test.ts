@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { decodeQrPng } from '../helpers/qr.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
-import * as catalog from '../../app/models/catalog.ts';
 import { airgappedCode } from '../helpers/vouchers.ts';
 import { createAirgapRequest, verifyActivationCode } from '../../sdk/src/airgap.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
+import { keyedOrder } from '../helpers/catalog.ts';
 
 describe('browser: the Air-Gapped Activation Portal', function () {
   this.timeout(60_000);
@@ -13,26 +13,12 @@ describe('browser: the Air-Gapped Activation Portal', function () {
   it('a person types the license key and the request code and gets an activation code and its QR code; axe finds no violations', async () => {
     const { t, browser, url } = app;
     const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-B', customerId: customer }, now);
     const key = 'TYPE-TYPE-TYPE-TYPE-TYPE-TYPE-TYPE';
-    await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey: key,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
-        startDate: now,
-      },
-      now,
-    );
+    const vendor = await keyedOrder(t.db, t.clock, {
+      product: { name: 'Plant Control', code: 'plant' },
+      orderRef: 'AG-B',
+    });
+    await vendor.license(key, { airgapped: true, allowOffline: true });
     const { code, request } = createAirgapRequest({ product: 'plant', hardwareId: 'SITE-BROWSER', now });
 
     const { page, problems, close } = await openPage(browser);

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeDevice } from '../helpers/device.ts';
 import { axeViolations, openPage, useBrowserApp } from '../helpers/browser.ts';
-import * as catalog from '../../app/models/catalog.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
+import { keyedOrder } from '../helpers/catalog.ts';
 
 describe('browser: the Offline Activation Portal', function () {
   this.timeout(60_000);
@@ -21,27 +21,8 @@ describe('browser: the Offline Activation Portal', function () {
 
   it('uploads a request with the file picker and downloads the license file; axe finds no violations', async () => {
     const { t, browser, url } = app;
-    const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'O-9', customerId: customer }, now);
     const key = 'QQQQ-QQQQ-QQQQ-QQQQ-QQQQ-QQQQ-QQQQ';
-    await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey: key,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true },
-        startDate: now,
-      },
-      now,
-    );
+    await (await keyedOrder(t.db, t.clock, { orderRef: 'O-9' })).license(key, { allowOffline: true });
     const device = makeDevice('HW-BROWSER');
     const requestFile = path.join(dir, 'activation-request.req');
     fs.writeFileSync(requestFile, device.activationRequest({ product: 'acme-cad', licenseKey: key }).text);

@@ -5,6 +5,7 @@ import request from 'supertest';
 import type { Knex } from 'knex';
 import { buildTestApp, countRows, createAccount, type TestApp } from './app.ts';
 import { makeDevice } from './device.ts';
+import { keyedOrder } from './catalog.ts';
 import * as catalog from '../../app/models/catalog.ts';
 import { generateLicenseKey } from '../../app/lib/license-keys.ts';
 import { HttpError } from '../../app/lib/errors.ts';
@@ -70,27 +71,12 @@ export async function stopServer(server: Server | undefined) {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-/** A vendor with one offline-capable product and an order to issue licenses into. */
+/** A vendor with one offline-capable product and an order to issue licenses into (licenses started yesterday). */
 export async function seedVendor(db: Knex, now: Date) {
-  const product = await catalog.insertProduct(db, { name: 'Acme CAD', code: PRODUCT, authorizationMethod: 'key' }, now);
-  const customer = await catalog.insertCustomer(db, { kind: 'company', name: 'Globex' }, now);
-  const order = await catalog.insertOrder(db, { orderRef: 'O-CONC', customerId: customer }, now);
+  const vendor = await keyedOrder(db, { now: () => now }, { orderRef: 'O-CONC', startedDaysAgo: 1 });
   return async (over: Partial<catalog.Entitlements>) => {
     const licenseKey = generateLicenseKey();
-    const startDate = new Date(now.getTime() - 86_400_000);
-    const id = await catalog.insertLicense(
-      db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, ...over },
-        startDate,
-      },
-      now,
-    );
-    return { id, licenseKey };
+    return { id: await vendor.license(licenseKey, { allowOffline: true, ...over }), licenseKey };
   };
 }
 

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { useServedApp } from '../helpers/browser.ts';
 import { said } from '../helpers/cli.ts';
-import * as catalog from '../../app/models/catalog.ts';
 import { airgappedCode } from '../helpers/vouchers.ts';
+import { keyedOrder } from '../helpers/catalog.ts';
 
 /** The device's CLI in process (runCli, what the binary runs; test/e2e/device-cli.test.ts spawns the binary). */
 const cli = (dir: string, args: string[]) => said({ dir, cwd: path.dirname(dir) }, ...args);
@@ -28,27 +28,12 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
 
   it('request code → portal → activation code typed back → active; deactivation code → portal → seat freed → confirmation accepted', async () => {
     const { t, base, work } = served;
-    const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Plant Control', code: 'plant', authorizationMethod: 'key' },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'AG-E2E', customerId: customer }, now);
     const key = 'SAFE-SAFE-SAFE-SAFE-SAFE-SAFE-SAFE';
-    const licenseId = await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey: key,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, airgapped: true, allowOffline: true },
-        startDate: now,
-      },
-      now,
-    );
+    const vendor = await keyedOrder(t.db, t.clock, {
+      product: { name: 'Plant Control', code: 'plant' },
+      orderRef: 'AG-E2E',
+    });
+    const licenseId = await vendor.license(key, { airgapped: true, allowOffline: true });
     const keysFile = path.join(work, 'keys.json');
     fs.writeFileSync(keysFile, await (await fetch(`${base}/.well-known/portico-keys.json`)).text());
     const dir = path.join(work, 'device');

@@ -6,34 +6,17 @@ import * as catalog from '../../app/models/catalog.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import { verifyEnvelope } from '../../sdk/src/envelope.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
+import { keyedOrder, type KeyedOrder } from '../helpers/catalog.ts';
 
 describe('License API /api/v1', function () {
   this.timeout(60_000);
   let t: TestApp;
-  let product: number;
   let order: number;
   const key = (c: string) => Array(7).fill(c.repeat(4)).join('-');
   const ent = { ...catalog.DEFAULT_ENTITLEMENTS, maxActivations: 2, maxTransfers: 0 };
-  const addLicense = async (
-    licenseKey: string,
-    over: Partial<typeof ent> = {},
-    extra: Record<string, unknown> = {},
-  ) => {
-    const id = await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey,
-        entitlements: { ...ent, ...over },
-        startDate: t.clock.now(),
-      },
-      t.clock.now(),
-    );
-    if (Object.keys(extra).length) await t.db('licenses').where({ id }).update(extra);
-    return id;
-  };
+  let vendor: KeyedOrder;
+  const addLicense = (licenseKey: string, over: Partial<typeof ent> = {}, extra: Record<string, unknown> = {}) =>
+    vendor.license(licenseKey, { ...ent, ...over }, extra);
   const api = (path: string, body: unknown) =>
     request(t.app)
       .post(`/api/v1/${path}`)
@@ -42,14 +25,8 @@ describe('License API /api/v1', function () {
 
   before(async () => {
     t = await buildTestApp();
-    const now = t.clock.now();
-    product = await catalog.insertProduct(
-      t.db,
-      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    order = await catalog.insertOrder(t.db, { orderRef: 'API-1', customerId: customer }, now);
+    vendor = await keyedOrder(t.db, t.clock, { orderRef: 'API-1' });
+    order = vendor.orderId;
   });
   after(async () => t.close());
 

@@ -7,6 +7,7 @@ import { projectRoot } from '../helpers/process.ts';
 import { said } from '../helpers/cli.ts';
 import { uploadOverHttp } from '../helpers/offline.ts';
 import * as catalog from '../../app/models/catalog.ts';
+import { keyedOrder } from '../helpers/catalog.ts';
 
 const doc = fs.readFileSync(path.join(projectRoot, 'docs', 'file-formats.md'), 'utf8');
 
@@ -20,31 +21,14 @@ describe('end to end: the CLI plays an offline machine against the portal over H
   it('request → portal → license file → SDK verifies and activates → deactivate → portal frees the seat; openssl verifies the license file by the documented steps', async () => {
     const { t, base, work } = served;
     const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
-      now,
-    );
+    const key = 'E2E0-E2E0-E2E0-E2E0-E2E0-E2E0-E2E0';
+    const vendor = await keyedOrder(t.db, t.clock, { orderRef: 'E2E-1' });
     await catalog.insertFeature(
       t.db,
-      { productId: product, code: 'render', name: 'Render minutes', type: 'consumption' },
+      { productId: vendor.productId, code: 'render', name: 'Render minutes', type: 'consumption' },
       now,
     );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'E2E-1', customerId: customer }, now);
-    const key = 'E2E0-E2E0-E2E0-E2E0-E2E0-E2E0-E2E0';
-    const licenseId = await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey: key,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 1 },
-        startDate: now,
-      },
-      now,
-    );
+    const licenseId = await vendor.license(key, { allowOffline: true, maxActivations: 1 });
     const feature = await t.db('features').where({ code: 'render' }).first();
     await t
       .db('license_features')

@@ -10,6 +10,7 @@ import * as catalog from '../../app/models/catalog.ts';
 import { hashPassword } from '../../app/lib/passwords.ts';
 import { verifyEnvelope, signEnvelope } from '../../sdk/src/envelope.ts';
 import { trustedKeyMap } from '../../app/services/signer.ts';
+import { keyedOrder, type KeyedOrder } from '../helpers/catalog.ts';
 
 type Agent = ReturnType<typeof request.agent>;
 
@@ -51,41 +52,18 @@ describe('Offline Activation Portal', function () {
   let agent: Agent;
   const now = new Date();
   const ent = { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 2, maxTransfers: 1 };
-  let product: number;
   let order: number;
   const key = (n: string) =>
     `${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}-${n.repeat(4)}`;
-  const addLicense = async (
-    licenseKey: string,
-    over: Partial<typeof ent> = {},
-    extra: Record<string, unknown> = {},
-  ) => {
-    const id = await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey,
-        entitlements: { ...ent, ...over },
-        startDate: now,
-      },
-      now,
-    );
-    if (Object.keys(extra).length) await t.db('licenses').where({ id }).update(extra);
-    return id;
-  };
+  let vendor: KeyedOrder;
+  const addLicense = (licenseKey: string, over: Partial<typeof ent> = {}, extra: Record<string, unknown> = {}) =>
+    vendor.license(licenseKey, { ...ent, ...over }, extra);
 
   before(async () => {
     t = await buildTestApp();
     agent = request.agent(t.app);
-    product = await catalog.insertProduct(
-      t.db,
-      { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    order = await catalog.insertOrder(t.db, { orderRef: 'O-1', customerId: customer }, now);
+    vendor = await keyedOrder(t.db, { now: () => now }, { orderRef: 'O-1' });
+    order = vendor.orderId;
   });
   after(async () => t.close());
 
@@ -524,27 +502,10 @@ describe('refresh files from the console and the portal come from one service', 
   it('the console downloads a refresh file for an offline activation; its counter grows', async () => {
     const t = await buildTestApp();
     try {
-      const now = t.clock.now();
-      const product = await catalog.insertProduct(
-        t.db,
-        { name: 'Acme CAD', code: 'acme-cad', authorizationMethod: 'key' },
-        now,
-      );
-      const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-      const order = await catalog.insertOrder(t.db, { orderRef: 'O-R', customerId: customer }, now);
       const key = 'RRRR-RRRR-RRRR-RRRR-RRRR-RRRR-RRRR';
-      const licenseId = await catalog.insertLicense(
-        t.db,
-        {
-          orderId: order,
-          productId: product,
-          policyId: null,
-          licenseKey: key,
-          entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true },
-          startDate: now,
-        },
-        now,
-      );
+      const licenseId = await (await keyedOrder(t.db, t.clock, { orderRef: 'O-R' })).license(key, {
+        allowOffline: true,
+      });
       const agent = request.agent(t.app);
       const req = makeDevice('HW-R').activationRequest({ product: 'acme-cad', licenseKey: key });
       assert.equal((await upload(agent, req.text)).status, 200);

@@ -6,12 +6,12 @@ import express from 'express';
 import request from 'supertest';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
 import { makeDevice } from '../helpers/device.ts';
-import * as catalog from '../../app/models/catalog.ts';
 import { RateLimiter } from '../../app/lib/rate-limiter.ts';
 import { OFFLINE_REQUESTS_PER_CLIENT } from '../../app/controllers/offline.ts';
 import { BUSY_RETRY_SECONDS, streamToDisk, uploadSlots, uploadTempDir } from '../../app/middleware/uploads.ts';
 import { MAX_REQUEST_BYTES, MAX_ZIP_BYTES } from '../../app/services/offline.ts';
 import { loadConfig } from '../../config/index.ts';
+import { keyedOrder } from '../helpers/catalog.ts';
 
 /**
  * Limits before work on the offline upload (docs/decisions.md, "Upload limits"): the per-client
@@ -84,26 +84,10 @@ describe('Upload limits on the offline portal', function () {
 
   before(async () => {
     t = await buildTestApp({ offlineUploadSlots: SLOTS, trustProxy: 'loopback' });
-    const now = t.clock.now();
-    const product = await catalog.insertProduct(
-      t.db,
-      { name: 'Acme CAD', code: PRODUCT, authorizationMethod: 'key' },
-      now,
-    );
-    const customer = await catalog.insertCustomer(t.db, { kind: 'company', name: 'Globex' }, now);
-    const order = await catalog.insertOrder(t.db, { orderRef: 'O-U', customerId: customer }, now);
-    await catalog.insertLicense(
-      t.db,
-      {
-        orderId: order,
-        productId: product,
-        policyId: null,
-        licenseKey: KEY,
-        entitlements: { ...catalog.DEFAULT_ENTITLEMENTS, allowOffline: true, maxActivations: 100 },
-        startDate: now,
-      },
-      now,
-    );
+    await (await keyedOrder(t.db, t.clock, { orderRef: 'O-U' })).license(KEY, {
+      allowOffline: true,
+      maxActivations: 100,
+    });
     server = t.app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     port = (server.address() as AddressInfo).port;
