@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Knex } from 'knex';
 import { useServedApp } from '../helpers/browser.ts';
 import { said } from '../helpers/cli.ts';
 import { airgappedCode } from '../helpers/vouchers.ts';
@@ -20,6 +21,31 @@ async function typeInto(base: string, action: string, fields: Record<string, str
     body: new URLSearchParams({ _csrf: token, ...fields }),
   });
   return res.text();
+}
+
+/**
+ * The way back, as a person carries it: the CLI prints a deactivation code (short enough to type),
+ * the portal frees the seat and shows a confirmation code, the CLI accepts it and is unlicensed.
+ */
+async function deactivateByHand(
+  served: { t: { db: Knex }; base: string },
+  dir: string,
+  key: string,
+  licenseId: number,
+) {
+  const deactivation = await cli(dir, ['airgap-deactivate']);
+  assert.equal(deactivation.code, 0, deactivation.out);
+  const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
+  assert.ok(deactivationCode.replace(/-/g, '').length <= 40);
+  const freed = await typeInto(served.base, '/airgap/deactivate', {
+    license_key: key,
+    deactivation_code: deactivationCode,
+  });
+  const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
+  assert.equal((await served.t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');
+  const confirmed = await cli(dir, ['airgap-confirm', confirmation]);
+  assert.equal(confirmed.code, 0, confirmed.out);
+  assert.equal((await cli(dir, ['status'])).code, 3);
 }
 
 describe('end to end: the CLI plays an air-gapped machine, a person carries the codes', function () {
@@ -59,16 +85,7 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
     assert.equal((await cli(dir, ['status'])).code, 0);
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
 
-    const deactivation = await cli(dir, ['airgap-deactivate']);
-    assert.equal(deactivation.code, 0, deactivation.out);
-    const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
-    assert.ok(deactivationCode.replace(/-/g, '').length <= 40);
-    const freed = await typeInto(base, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
-    const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
-    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');
-    const confirmed = await cli(dir, ['airgap-confirm', confirmation]);
-    assert.equal(confirmed.code, 0, confirmed.out);
-    assert.equal((await cli(dir, ['status'])).code, 3);
+    await deactivateByHand(served, dir, key, licenseId);
   });
 
   it('a folder set up without a key: request code → portal redeems a code → airgap-activate --key → licensed; deactivation → portal → confirmed', async () => {
@@ -108,14 +125,6 @@ describe('end to end: the CLI plays an air-gapped machine, a person carries the 
     const licenseId = (await t.db('licenses').where({ license_key: key }).first()).id;
     assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 1);
 
-    const deactivation = await cli(dir, ['airgap-deactivate']);
-    assert.equal(deactivation.code, 0, deactivation.out);
-    const deactivationCode = /Deactivation code: (\S+)/.exec(deactivation.out)![1]!;
-    const freed = await typeInto(base, '/airgap/deactivate', { license_key: key, deactivation_code: deactivationCode });
-    const confirmation = /id="confirmation-code"[^>]*>([^<]+)</.exec(freed)![1]!.trim();
-    assert.equal((await t.db('licenses').where({ id: licenseId }).first()).times_activated, 0, 'the seat is free');
-    const confirmed = await cli(dir, ['airgap-confirm', confirmation]);
-    assert.equal(confirmed.code, 0, confirmed.out);
-    assert.equal((await cli(dir, ['status'])).code, 3);
+    await deactivateByHand(served, dir, key, licenseId);
   });
 });
